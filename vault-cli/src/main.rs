@@ -1,1 +1,89 @@
-fn main() {}
+//! `vault`: the command line over vault-core. Thin: parse arguments, read
+//! passphrases and values from safe places, call the library, print. Exit
+//! codes live in one place, [`exit`].
+
+mod cmd;
+mod exit;
+mod input;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// A local secrets vault for AI agents: one encrypted SQLite file, one named key
+/// per agent, only that agent's secrets in its environment.
+///
+/// Secrets are read only from a no-echo prompt, stdin or a file, never from
+/// arguments. The passphrase comes from a prompt, --passphrase-file or
+/// VAULT_PASSPHRASE_FILE. The vault lives in VAULT_HOME (default: the
+/// platform data directory, e.g. ~/.local/share/vault).
+///
+/// Exit codes: 0 ok, 1 findings or refused, 2 usage or input error,
+/// 3 wrong passphrase or bad credential, 4 not found.
+#[derive(Parser, Debug)]
+#[command(name = "vault", version, max_term_width = 100)]
+pub struct Cli {
+    /// Read the passphrase from the first line of FILE (also VAULT_PASSPHRASE_FILE).
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "VAULT_PASSPHRASE_FILE"
+    )]
+    passphrase_file: Option<PathBuf>,
+
+    /// Print machine-readable JSON (errors too, as {"error": {"code", "message"}}).
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create a vault: ask for a passphrase twice, calibrate Argon2id to ~0.5 s.
+    Init(cmd::init::Args),
+    /// Register, list, show or remove agents.
+    #[command(subcommand)]
+    Agent(cmd::agent::Command),
+    /// Store a new version of AGENT/NAME; the value comes from stdin or a no-echo prompt.
+    Set(cmd::secret::SetArgs),
+    /// Print the value of AGENT/NAME (the only command that shows a value).
+    Get(cmd::secret::GetArgs),
+    /// List secrets (names and versions, never values).
+    Ls(cmd::secret::LsArgs),
+    /// Delete AGENT/NAME and all its versions.
+    Rm(cmd::secret::RmArgs),
+    /// List the versions of AGENT/NAME (dates, never values).
+    History(cmd::secret::HistoryArgs),
+    /// Change the passphrase: rewraps the data key, values untouched.
+    Passwd(cmd::rekey::PasswdArgs),
+    /// Replace the data key and re-encrypt every value in one transaction.
+    Rekey(cmd::rekey::RekeyArgs),
+    /// A guided tour in a throwaway vault: every step printed as it runs.
+    Demo(cmd::demo::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = cli.json;
+    let result = cmd::run(cli);
+    let code = match result {
+        Ok(()) => exit::OK,
+        Err(err) if exit::is_broken_pipe(&err) => exit::OK,
+        Err(err) => {
+            let (code, name) = exit::classify(&err);
+            let message = exit::message(&err);
+            if json {
+                let body = serde_json::json!({"error": {"code": name, "message": message}});
+                let _ = writeln!(std::io::stdout(), "{body}");
+            } else {
+                let _ = writeln!(std::io::stderr(), "vault: error: {message}");
+            }
+            code
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,1 +1,38 @@
-//! vault-core
+//! vault-core: the vault as a library.
+//!
+//! What lives here: the crypto (Argon2id KEK, AES-256-GCM values bound to
+//! their rows), the SQLite store and its migrations, names, and the
+//! [`Vault`] API whose every method takes the acting [`Principal`].
+//! What must not: HTTP, terminal I/O, argument parsing. Those belong to
+//! vault-server and vault-cli.
+//!
+//! ```no_run
+//! use vault_core::{KdfParams, Principal, SecretBytes, SecretPath, SecretString, Vault, AgentName};
+//! # fn main() -> vault_core::Result<()> {
+//! let pass = SecretString::new("correct horse battery staple".into());
+//! let mut vault = Vault::init("/tmp/v".as_ref(), &pass, KdfParams::FLOOR)?;
+//! vault.add_agent(&Principal::Operator, &AgentName::parse("hermes-marketing")?)?;
+//! let path = SecretPath::parse("hermes-marketing/GITHUB_TOKEN")?;
+//! vault.set_secret(&Principal::Operator, &path, &SecretBytes::from_slice(b"example"))?;
+//! let (value, version) = vault.get_secret(&Principal::Operator, &path)?;
+//! # Ok(()) }
+//! ```
+
+#![deny(missing_docs)]
+
+mod crypto;
+mod error;
+mod names;
+mod secret;
+mod store;
+mod vault;
+
+pub use crate::crypto::kdf::KdfParams;
+pub use crate::error::{Error, Result};
+pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
+pub use crate::secret::{SecretBytes, SecretString};
+pub use crate::store::LATEST_SCHEMA_VERSION;
+pub use crate::vault::{
+    validate_value, AgentInfo, DekUsage, Principal, SecretInfo, Vault, VersionInfo, DB_FILE,
+    DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+};

@@ -1,0 +1,5 @@
+//! End-to-end tests: the real `vault` binary, real vault directories, real
+//! SQLite files. One test binary, topic modules (ripgrep's layout).
+
+mod common;
+mod foundation;

@@ -1,0 +1,202 @@
+//! `vault demo`: a guided tour in a throwaway vault. Each step runs the real
+//! `vault` binary as a user would and prints the command and what it showed,
+//! so the tour doubles as a smoke test of the main job.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::Context;
+
+/// `vault demo`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Keep the throwaway vault directory and print where it is.
+    #[arg(long)]
+    keep: bool,
+}
+
+/// A value obviously fake, so the tour can show it without showing anything real.
+const DEMO_VALUE: &str = "ghp_DEMOxFAKExTOKENxNOTxREAL0000000000";
+
+struct Tour {
+    exe: PathBuf,
+    home: PathBuf,
+    passfile: PathBuf,
+    step: usize,
+}
+
+impl Tour {
+    /// Runs `vault ARGS` with `stdin`, prints it, returns (exit code, stdout).
+    fn run(&mut self, title: &str, args: &[&str], stdin: Option<&str>) -> Result<(i32, String)> {
+        if !title.is_empty() {
+            self.step += 1;
+            println!("\n{}. {title}", self.step);
+        }
+        let shown_stdin = stdin.map(|_| "printf '%s' \"$VALUE\" | ").unwrap_or("");
+        println!("   $ {shown_stdin}vault {}", args.join(" "));
+        let mut child = Command::new(&self.exe)
+            .args(args)
+            .env("VAULT_HOME", &self.home)
+            .env("VAULT_PASSPHRASE_FILE", &self.passfile)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting vault")?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())?;
+        }
+        let out = child.wait_with_output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        for line in stdout
+            .lines()
+            .chain(String::from_utf8_lossy(&out.stderr).lines())
+        {
+            println!("   | {line}");
+        }
+        let code = out.status.code().unwrap_or(-1);
+        println!("   (exit {code})");
+        Ok((code, stdout))
+    }
+
+    fn expect(
+        &mut self,
+        title: &str,
+        args: &[&str],
+        stdin: Option<&str>,
+        want: i32,
+    ) -> Result<String> {
+        let (code, stdout) = self.run(title, args, stdin)?;
+        if code != want {
+            bail!("demo step {} expected exit {want}, got {code}", self.step);
+        }
+        Ok(stdout)
+    }
+}
+
+pub fn run(_ctx: &Context, args: Args) -> Result<()> {
+    let dir = tempfile::Builder::new().prefix("vault-demo-").tempdir()?;
+    let home = dir.path().join("vault");
+    let passfile = dir.path().join("passphrase");
+    write_private(&passfile, "demo passphrase for a throwaway vault\n")?;
+    let mut tour = Tour {
+        exe: std::env::current_exe().context("finding the vault binary")?,
+        home: home.clone(),
+        passfile,
+        step: 0,
+    };
+    println!("vault demo: a throwaway vault in {}", home.display());
+    println!("(the passphrase comes from VAULT_PASSPHRASE_FILE, never from arguments)");
+
+    // The floor parameters keep the tour quick; a real `init` calibrates to ~0.5 s.
+    tour.expect(
+        "Create the vault (Argon2id at the RFC 9106 floor for speed)",
+        &["init", "--kdf-memory-mib", "64", "--kdf-iterations", "3"],
+        None,
+        0,
+    )?;
+    tour.expect(
+        "Register two agents",
+        &["agent", "add", "hermes-marketing"],
+        None,
+        0,
+    )?;
+    tour.expect("", &["agent", "add", "hermes-finance"], None, 0)?;
+    tour.expect(
+        "Store a secret for the marketing agent; the value comes on stdin",
+        &["set", "hermes-marketing/GITHUB_TOKEN"],
+        Some(DEMO_VALUE),
+        0,
+    )?;
+    tour.expect(
+        "Store one for the finance agent",
+        &["set", "hermes-finance/STRIPE_KEY"],
+        Some("sk_test_DEMO_FAKE_VALUE"),
+        0,
+    )?;
+    tour.expect(
+        "Rotate it by hand: a second version",
+        &["set", "hermes-marketing/GITHUB_TOKEN"],
+        Some("ghp_DEMOxFAKExTOKENxVERSIONxTWO000000000"),
+        0,
+    )?;
+    tour.expect("List: names and versions, never values", &["ls"], None, 0)?;
+    tour.expect(
+        "History: versions and dates, never values",
+        &["history", "hermes-marketing/GITHUB_TOKEN"],
+        None,
+        0,
+    )?;
+    let got = tour.expect(
+        "Get prints a value only when asked for it by name",
+        &["get", "hermes-marketing/GITHUB_TOKEN"],
+        None,
+        0,
+    )?;
+    if got.trim_end() != "ghp_DEMOxFAKExTOKENxVERSIONxTWO000000000" {
+        bail!("demo: get returned the wrong value");
+    }
+
+    tour.step += 1;
+    println!(
+        "\n{}. The database file never holds a value in clear",
+        tour.step
+    );
+    for file in std::fs::read_dir(&home)? {
+        let path = file?.path();
+        let bytes = std::fs::read(&path)?;
+        let found = bytes
+            .windows(DEMO_VALUE.len())
+            .any(|w| w == DEMO_VALUE.as_bytes());
+        println!(
+            "   {}: {} bytes, plaintext present: {found}",
+            path.display(),
+            bytes.len()
+        );
+        if found {
+            bail!("demo: plaintext found in {}", path.display());
+        }
+    }
+
+    write_private(&tour.passfile, "not the passphrase\n")?;
+    tour.expect(
+        "A wrong passphrase is refused with exit 3",
+        &["ls"],
+        None,
+        3,
+    )?;
+    tour.expect(
+        "A bad name is refused with the rule (exit 2)",
+        &["agent", "add", "Bad_Name"],
+        None,
+        2,
+    )?;
+
+    println!(
+        "\nDone. Next: `vault init` for a real vault (VAULT_HOME, default ~/.local/share/vault)."
+    );
+    if args.keep {
+        let kept = dir.keep();
+        println!("kept the demo vault in {}", kept.display());
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! One module per subcommand. Each gets a [`Context`] with what every
+//! command may need: where the vault is, how to get the passphrase, and
+//! whether to print JSON.
+
+pub mod agent;
+pub mod demo;
+pub mod init;
+pub mod rekey;
+pub mod secret;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use vault_core::Vault;
+
+use crate::{input, Cli, Command};
+
+/// What every subcommand may need.
+pub struct Context {
+    /// The vault directory.
+    pub home: PathBuf,
+    /// Where the passphrase comes from, when not prompted.
+    pub passphrase_file: Option<PathBuf>,
+    /// Print JSON.
+    pub json: bool,
+}
+
+impl Context {
+    /// Unlocks the vault, prompting if no passphrase file was given.
+    pub fn unlock(&self) -> Result<Vault> {
+        if !Vault::exists(&self.home) {
+            return Err(vault_core::Error::NoVault {
+                path: self.home.clone(),
+            }
+            .into());
+        }
+        let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
+        Ok(Vault::unlock(&self.home, &pass)?)
+    }
+
+    /// Prints one JSON value and a newline on stdout.
+    pub fn print_json(&self, value: &serde_json::Value) -> Result<()> {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{value}")?;
+        Ok(())
+    }
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Context {
+        home: vault_home()?,
+        passphrase_file: cli.passphrase_file,
+        json: cli.json,
+    };
+    match cli.command {
+        Command::Init(args) => init::run(&ctx, args),
+        Command::Agent(c) => agent::run(&ctx, c),
+        Command::Set(args) => secret::set(&ctx, args),
+        Command::Get(args) => secret::get(&ctx, args),
+        Command::Ls(args) => secret::ls(&ctx, args),
+        Command::Rm(args) => secret::rm(&ctx, args),
+        Command::History(args) => secret::history(&ctx, args),
+        Command::Passwd(args) => rekey::passwd(&ctx, args),
+        Command::Rekey(args) => rekey::rekey(&ctx, args),
+        Command::Demo(args) => demo::run(&ctx, args),
+    }
+}
+
+/// VAULT_HOME, else the platform data directory + `vault`.
+fn vault_home() -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("VAULT_HOME").filter(|h| !h.is_empty()) {
+        return Ok(PathBuf::from(home));
+    }
+    dirs::data_dir()
+        .map(|d| d.join("vault"))
+        .context("no data directory on this system: set VAULT_HOME")
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp.
+pub fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

@@ -1,0 +1,154 @@
+//! `vault set|get|ls|rm|history`: the secrets themselves.
+
+use std::io::Write;
+
+use anyhow::Result;
+use vault_core::{validate_value, AgentName, Principal, SecretPath, Vault};
+
+use super::{rfc3339, Context};
+use crate::input;
+
+const OP: &Principal = &Principal::Operator;
+
+/// `vault set AGENT/NAME`.
+#[derive(clap::Args, Debug)]
+pub struct SetArgs {
+    /// AGENT/NAME, e.g. hermes-marketing/GITHUB_TOKEN. The value is read from
+    /// stdin (one trailing newline removed) or a no-echo prompt.
+    path: String,
+}
+
+/// `vault get AGENT/NAME`.
+#[derive(clap::Args, Debug)]
+pub struct GetArgs {
+    /// AGENT/NAME whose value to print.
+    path: String,
+}
+
+/// `vault ls [AGENT]`.
+#[derive(clap::Args, Debug)]
+pub struct LsArgs {
+    /// Only this agent's secrets.
+    agent: Option<String>,
+}
+
+/// `vault rm AGENT/NAME`.
+#[derive(clap::Args, Debug)]
+pub struct RmArgs {
+    /// AGENT/NAME to delete with all its versions.
+    path: String,
+}
+
+/// `vault history AGENT/NAME`.
+#[derive(clap::Args, Debug)]
+pub struct HistoryArgs {
+    /// AGENT/NAME whose versions to list.
+    path: String,
+}
+
+pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
+    let path = SecretPath::parse(&args.path)?;
+    // Read and check the value before unlocking: a bad value costs no KDF run,
+    // and the vault is never touched.
+    let value = input::value(&format!("Value for {path}: "))?;
+    validate_value(&value)?;
+    let mut vault = ctx.unlock()?;
+    let version = vault.set_secret(OP, &path, &value)?;
+    warn_dek_usage(&vault);
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"name": path.to_string(), "version": version}))?;
+    } else {
+        eprintln!("stored {path} version {version}");
+    }
+    Ok(())
+}
+
+pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
+    let path = SecretPath::parse(&args.path)?;
+    let vault = ctx.unlock()?;
+    let (value, version) = vault.get_secret(OP, &path)?;
+    let mut out = std::io::stdout().lock();
+    if ctx.json {
+        // The value is valid UTF-8: `set` refuses anything else.
+        let text = value.as_str().unwrap_or_default();
+        let body = serde_json::json!({"name": path.to_string(), "version": version, "value": text});
+        writeln!(out, "{body}")?;
+    } else {
+        out.write_all(value.expose_secret())?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+pub fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
+    let agent = args.agent.as_deref().map(AgentName::parse).transpose()?;
+    let vault = ctx.unlock()?;
+    let list = vault.list_secrets(OP, agent.as_ref())?;
+    if ctx.json {
+        let items: Vec<_> = list
+            .iter()
+            .map(|s| {
+                serde_json::json!({"name": s.path.to_string(), "agent": s.path.agent.as_str(),
+                                   "version": s.version, "updated_at": rfc3339(s.updated_at)})
+            })
+            .collect();
+        ctx.print_json(&serde_json::json!({ "secrets": items }))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for s in list {
+            writeln!(
+                out,
+                "{}\tv{}\tupdated {}",
+                s.path,
+                s.version,
+                rfc3339(s.updated_at)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub fn rm(ctx: &Context, args: RmArgs) -> Result<()> {
+    let path = SecretPath::parse(&args.path)?;
+    let mut vault = ctx.unlock()?;
+    vault.remove_secret(OP, &path)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"removed": path.to_string()}))?;
+    } else {
+        eprintln!("removed {path}");
+    }
+    Ok(())
+}
+
+pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
+    let path = SecretPath::parse(&args.path)?;
+    let vault = ctx.unlock()?;
+    let versions = vault.history(OP, &path)?;
+    if ctx.json {
+        let items: Vec<_> = versions
+            .iter()
+            .map(|v| serde_json::json!({"version": v.version, "created_at": rfc3339(v.created_at), "current": v.current}))
+            .collect();
+        ctx.print_json(&serde_json::json!({"name": path.to_string(), "versions": items}))?;
+    } else {
+        let mut out = std::io::stdout().lock();
+        for v in versions {
+            let mark = if v.current { "  (current)" } else { "" };
+            writeln!(out, "v{}\t{}{mark}", v.version, rfc3339(v.created_at))?;
+        }
+    }
+    Ok(())
+}
+
+/// Tells the operator, well before the hard limit, that the data key needs replacing.
+pub fn warn_dek_usage(vault: &Vault) {
+    if let Ok(usage) = vault.dek_usage() {
+        if usage.should_warn() {
+            eprintln!(
+                "vault: warning: the data key has done {} of {} allowed encryptions; run `vault rekey` soon",
+                usage.encryptions, usage.limit
+            );
+        }
+    }
+}

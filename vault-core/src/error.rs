@@ -1,0 +1,167 @@
+//! The crate's one error type. Variants carry names and paths, never values,
+//! so any error can be printed or logged without leaking a secret.
+
+use std::path::PathBuf;
+
+/// Everything vault-core can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An agent name broke the naming rule.
+    #[error("invalid agent name {name:?}: {rule}")]
+    InvalidAgentName {
+        /// The rejected name (names are not secret).
+        name: String,
+        /// The rule, spelled out for the person who typed it.
+        rule: &'static str,
+    },
+    /// A secret name broke the naming rule.
+    #[error("invalid secret name {name:?}: {rule}")]
+    InvalidSecretName {
+        /// The rejected name.
+        name: String,
+        /// The rule.
+        rule: &'static str,
+    },
+    /// A value was empty, too large, or held bytes an environment cannot carry.
+    #[error("invalid secret value: {reason}")]
+    InvalidValue {
+        /// What is wrong with it (never the value itself).
+        reason: String,
+    },
+    /// A policy or other input document did not parse or broke a rule.
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// What kind of input.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// KDF parameters below the floor or above the ceiling.
+    #[error("argon2id parameters refused: {reason}")]
+    WeakKdf {
+        /// Which bound was crossed.
+        reason: String,
+    },
+    /// The passphrase did not unwrap the data key (or the header was edited).
+    #[error("wrong passphrase (or the vault header was modified)")]
+    WrongPassphrase,
+    /// A stored ciphertext failed authentication: modified, truncated or moved.
+    #[error("integrity check failed for {what}: the stored ciphertext was modified or moved")]
+    Integrity {
+        /// Which row, by name.
+        what: String,
+    },
+    /// No vault at the expected place.
+    #[error("no vault at {}: run `vault init` first (or set VAULT_HOME)", .path.display())]
+    NoVault {
+        /// Where we looked.
+        path: PathBuf,
+    },
+    /// `init` found an existing vault.
+    #[error("a vault already exists at {}", .path.display())]
+    VaultExists {
+        /// Where it is.
+        path: PathBuf,
+    },
+    /// The vault's files are readable or writable by others.
+    #[error("{} has mode {mode:03o}, readable by other users; fix it with `chmod {want:o} {}`", .path.display(), .path.display())]
+    LoosePermissions {
+        /// The offending file or directory.
+        path: PathBuf,
+        /// Its current permission bits.
+        mode: u32,
+        /// The mode we require.
+        want: u32,
+    },
+    /// The vault header is missing or malformed.
+    #[error("the vault header is corrupt: {reason}")]
+    CorruptHeader {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The database was written by a newer `vault`.
+    #[error("the vault schema is version {found}, newer than this vault binary understands ({supported}); upgrade vault")]
+    SchemaTooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// Something named does not exist (or is not visible to the actor).
+    #[error("{what} not found: {name}")]
+    NotFound {
+        /// Kind of thing ("agent", "secret").
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// Creating something that exists already.
+    #[error("{what} already exists: {name}")]
+    AlreadyExists {
+        /// Kind of thing.
+        what: &'static str,
+        /// Its name.
+        name: String,
+    },
+    /// The action is refused (policy, dependent rows, exhausted key).
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// Another process replaced the data key while we held the old one.
+    #[error("the vault was rekeyed by another process; run the command again")]
+    Rekeyed,
+    /// SQLite failed.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A filesystem operation failed.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        /// The file involved.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The system random generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+/// Shorthand used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable, machine-readable name for this kind of error, shared by the
+    /// CLI's `--json` output and the server's error bodies. Never renamed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidAgentName { .. } | Error::InvalidSecretName { .. } => "invalid_name",
+            Error::InvalidValue { .. } => "invalid_value",
+            Error::InvalidInput { .. } => "invalid_input",
+            Error::WeakKdf { .. } => "weak_kdf",
+            Error::WrongPassphrase => "wrong_passphrase",
+            Error::Integrity { .. } => "integrity",
+            Error::NoVault { .. } => "no_vault",
+            Error::VaultExists { .. } => "vault_exists",
+            Error::LoosePermissions { .. } => "loose_permissions",
+            Error::CorruptHeader { .. } => "corrupt_header",
+            Error::SchemaTooNew { .. } => "schema_too_new",
+            Error::NotFound { .. } => "not_found",
+            Error::AlreadyExists { .. } => "already_exists",
+            Error::Refused { .. } => "refused",
+            Error::Rekeyed => "rekeyed",
+            Error::Database(_) => "database",
+            Error::Io { .. } => "io",
+            Error::Random => "random",
+        }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

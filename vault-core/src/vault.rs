@@ -1,0 +1,586 @@
+//! The unlocked vault: the public API over the store. Every method takes the
+//! acting [`Principal`] and decides what that principal may see, so no caller
+//! can forget an access check. Another agent's secret is indistinguishable
+//! from a missing one.
+
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::crypto::aead::{self, RowAad};
+use crate::crypto::kdf::{derive_kek, KdfParams};
+use crate::crypto::rand;
+use crate::error::{Error, Result};
+use crate::names::{AgentName, SecretPath};
+use crate::secret::{Key256, SecretBytes, SecretString};
+use crate::store::{self, agents, header, secrets};
+
+/// The database file inside a vault directory.
+pub const DB_FILE: &str = "vault.db";
+/// Largest value `set` accepts.
+pub const MAX_VALUE_LEN: usize = 64 * 1024;
+/// Encryptions under one DEK after which writes warn (NIST SP 800-38D s8.3 caps
+/// random-nonce GCM at 2^32; we stop at half that).
+pub const DEK_WARN_AT: i64 = 1 << 30;
+/// Encryptions under one DEK after which writes are refused until `vault rekey`.
+pub const DEK_LIMIT: i64 = 1 << 31;
+
+/// Who is acting. The operator holds the passphrase; an agent holds a key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// The person who unlocked the vault.
+    Operator,
+    /// An agent, identified by its authenticated credential.
+    Agent(AgentName),
+}
+
+/// An agent as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentInfo {
+    /// Its name.
+    pub name: AgentName,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// How many secrets it owns.
+    pub secret_count: i64,
+}
+
+/// A secret's metadata; no value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretInfo {
+    /// `AGENT/NAME`.
+    pub path: SecretPath,
+    /// The current version number.
+    pub version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds of the last `set`.
+    pub updated_at: i64,
+}
+
+/// One version in a secret's history; no value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// Version number, from 1.
+    pub version: i64,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Whether it is the one `get` returns.
+    pub current: bool,
+}
+
+/// How much of the DEK's nonce budget is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DekUsage {
+    /// Encryptions done under the current DEK.
+    pub encryptions: i64,
+    /// Past this, writes warn.
+    pub warn_at: i64,
+    /// At this, writes are refused.
+    pub limit: i64,
+}
+
+impl DekUsage {
+    /// True once a rekey should be planned.
+    pub fn should_warn(&self) -> bool {
+        self.encryptions >= self.warn_at
+    }
+}
+
+/// An unlocked vault.
+pub struct Vault {
+    conn: Connection,
+    dir: PathBuf,
+    vault_id: [u8; 16],
+    dek_id: [u8; 16],
+    dek: Key256,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Creates a vault in `dir` (made 0700 if missing) protected by `passphrase`.
+    ///
+    /// # Errors
+    /// [`Error::VaultExists`] if there is one; [`Error::WeakKdf`] for parameters
+    /// outside the floor and ceiling; I/O and database errors.
+    pub fn init(dir: &Path, passphrase: &SecretString, kdf: KdfParams) -> Result<Vault> {
+        kdf.check()?;
+        let db_path = dir.join(DB_FILE);
+        if db_path.exists() {
+            return Err(Error::VaultExists {
+                path: dir.to_owned(),
+            });
+        }
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::io(dir, e))?;
+        }
+        store::check_private(dir, 0o700)?;
+        let conn = store::create(&db_path)?;
+        let vault_id: [u8; 16] = rand::array()?;
+        let dek_id: [u8; 16] = rand::array()?;
+        let dek = Key256::from_array(rand::array()?);
+        let salt: [u8; 16] = rand::array()?;
+        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &kdf)?;
+        let wrapped_dek = aead::seal(
+            &kek,
+            &dek_aad(&vault_id, &dek_id, &kdf, &salt),
+            dek.expose_secret(),
+        )?;
+        let h = header::Header {
+            vault_id,
+            kdf,
+            salt,
+            dek_id,
+            wrapped_dek,
+            dek_encryptions: 1,
+        };
+        header::insert(&conn, &h, store::now())?;
+        Ok(Vault {
+            conn,
+            dir: dir.to_owned(),
+            vault_id,
+            dek_id,
+            dek,
+        })
+    }
+
+    /// Opens and unlocks the vault in `dir`.
+    ///
+    /// # Errors
+    /// [`Error::NoVault`], [`Error::LoosePermissions`], [`Error::CorruptHeader`],
+    /// [`Error::SchemaTooNew`], [`Error::WeakKdf`] (checked before deriving),
+    /// [`Error::WrongPassphrase`].
+    pub fn unlock(dir: &Path, passphrase: &SecretString) -> Result<Vault> {
+        let conn = Self::open_locked(dir)?;
+        let h = header::read(&conn)?;
+        h.kdf.check()?;
+        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
+        let dek_bytes = aead::open(
+            &kek,
+            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt),
+            &h.wrapped_dek,
+        )
+        .ok_or(Error::WrongPassphrase)?;
+        let dek_array: [u8; 32] =
+            dek_bytes
+                .expose_secret()
+                .try_into()
+                .map_err(|_| Error::CorruptHeader {
+                    reason: "the data key has the wrong length".into(),
+                })?;
+        Ok(Vault {
+            conn,
+            dir: dir.to_owned(),
+            vault_id: h.vault_id,
+            dek_id: h.dek_id,
+            dek: Key256::from_array(dek_array),
+        })
+    }
+
+    /// Whether `dir` holds a vault database.
+    pub fn exists(dir: &Path) -> bool {
+        dir.join(DB_FILE).exists()
+    }
+
+    /// The vault directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Registers an agent (operator only).
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`], [`Error::Refused`] for a non-operator.
+    pub fn add_agent(&mut self, actor: &Principal, name: &AgentName) -> Result<()> {
+        require_operator(actor, "add agents")?;
+        let tx = store::write_tx(&mut self.conn)?;
+        if !agents::insert(&tx, name.as_str(), "{}", store::now())? {
+            return Err(Error::AlreadyExists {
+                what: "agent",
+                name: name.to_string(),
+            });
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Lists the agents the actor may see: all for the operator, itself for an agent.
+    pub fn list_agents(&self, actor: &Principal) -> Result<Vec<AgentInfo>> {
+        let only = match actor {
+            Principal::Operator => None,
+            Principal::Agent(a) => Some(a.as_str()),
+        };
+        agents::list(&self.conn, only)?
+            .into_iter()
+            .map(|row| {
+                Ok(AgentInfo {
+                    name: AgentName::parse(&row.name)?,
+                    created_at: row.created_at,
+                    secret_count: row.secret_count,
+                })
+            })
+            .collect()
+    }
+
+    /// Removes an agent. Refused while it owns secrets unless `force`, which
+    /// removes them too.
+    pub fn remove_agent(
+        &mut self,
+        actor: &Principal,
+        name: &AgentName,
+        force: bool,
+    ) -> Result<i64> {
+        require_operator(actor, "remove agents")?;
+        let tx = store::write_tx(&mut self.conn)?;
+        let row = agents::list(&tx, Some(name.as_str()))?
+            .pop()
+            .ok_or_else(|| not_found("agent", name))?;
+        if row.secret_count > 0 && !force {
+            return Err(Error::Refused {
+                reason: format!(
+                    "agent {name} still owns {} secret(s); remove them first or pass --force",
+                    row.secret_count
+                ),
+            });
+        }
+        agents::delete(&tx, row.agent_id)?;
+        tx.commit()?;
+        Ok(row.secret_count)
+    }
+
+    /// Stores a new version of a secret (operator only); returns its version number.
+    ///
+    /// # Errors
+    /// [`Error::InvalidValue`] for an empty, oversized, NUL-holding or non-UTF-8
+    /// value; [`Error::NotFound`] for an unknown agent; [`Error::Refused`] when
+    /// the DEK's encryption budget is spent.
+    pub fn set_secret(
+        &mut self,
+        actor: &Principal,
+        path: &SecretPath,
+        value: &SecretBytes,
+    ) -> Result<i64> {
+        require_operator(actor, "set secrets")?;
+        validate_value(value)?;
+        let tx = store::write_tx(&mut self.conn)?;
+        let agent_id = agents::id_of(&tx, path.agent.as_str())?
+            .ok_or_else(|| not_found("agent", &path.agent))?;
+        let count = header::count_encryptions(&tx, &self.dek_id, 1)?;
+        if count > DEK_LIMIT {
+            return Err(Error::Refused {
+                reason: "this data key has done 2^31 encryptions; run `vault rekey`".into(),
+            });
+        }
+        let now = store::now();
+        let (secret_id, version) = secrets::next_version(&tx, agent_id, path.name.as_str(), now)?;
+        let aad = value_aad(
+            &self.vault_id,
+            secret_id,
+            path.agent.as_str(),
+            path.name.as_str(),
+            version,
+        );
+        let blob = aead::seal(&self.dek, &aad, value.expose_secret())?;
+        secrets::insert_version(&tx, secret_id, version, &blob, now)?;
+        tx.commit()?;
+        Ok(version)
+    }
+
+    /// Reads the current value of a secret the actor may read.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing secret or one the actor may not see;
+    /// [`Error::Integrity`] when the stored ciphertext fails authentication.
+    pub fn get_secret(&self, actor: &Principal, path: &SecretPath) -> Result<(SecretBytes, i64)> {
+        let row = self.visible_secret(actor, path)?;
+        let blob = secrets::current_ciphertext(&self.conn, row.secret_id, row.current_version)?
+            .ok_or_else(|| Error::Integrity {
+                what: path.to_string(),
+            })?;
+        let aad = value_aad(
+            &self.vault_id,
+            row.secret_id,
+            &row.agent,
+            &row.name,
+            row.current_version,
+        );
+        let value = aead::open(&self.dek, &aad, &blob).ok_or_else(|| Error::Integrity {
+            what: path.to_string(),
+        })?;
+        Ok((value, row.current_version))
+    }
+
+    /// Lists secrets (metadata only) the actor may see, optionally of one agent.
+    pub fn list_secrets(
+        &self,
+        actor: &Principal,
+        agent: Option<&AgentName>,
+    ) -> Result<Vec<SecretInfo>> {
+        let agent = match (actor, agent) {
+            (Principal::Operator, a) => a,
+            (Principal::Agent(me), None) => Some(me),
+            (Principal::Agent(me), Some(a)) if a == me => Some(me),
+            (Principal::Agent(_), Some(_)) => return Ok(Vec::new()),
+        };
+        let agent_id = match agent {
+            Some(a) => {
+                Some(agents::id_of(&self.conn, a.as_str())?.ok_or_else(|| not_found("agent", a))?)
+            }
+            None => None,
+        };
+        secrets::list(&self.conn, agent_id)?
+            .into_iter()
+            .map(|row| {
+                Ok(SecretInfo {
+                    path: SecretPath::parse(&format!("{}/{}", row.agent, row.name))?,
+                    version: row.current_version,
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes a secret and all its versions (operator only).
+    pub fn remove_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<()> {
+        require_operator(actor, "remove secrets")?;
+        let tx = store::write_tx(&mut self.conn)?;
+        let agent_id =
+            agents::id_of(&tx, path.agent.as_str())?.ok_or_else(|| not_found("secret", path))?;
+        let row = secrets::find(&tx, agent_id, path.name.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        secrets::delete(&tx, row.secret_id)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The versions of a secret, oldest first, without values.
+    pub fn history(&self, actor: &Principal, path: &SecretPath) -> Result<Vec<VersionInfo>> {
+        let row = self.visible_secret(actor, path)?;
+        Ok(secrets::versions(&self.conn, row.secret_id)?
+            .into_iter()
+            .map(|(version, created_at)| VersionInfo {
+                version,
+                created_at,
+                current: version == row.current_version,
+            })
+            .collect())
+    }
+
+    /// Rewraps the data key under a new passphrase (and new KDF parameters).
+    /// Values are untouched, so this is one small write.
+    pub fn change_passphrase(
+        &mut self,
+        actor: &Principal,
+        new: &SecretString,
+        kdf: KdfParams,
+    ) -> Result<()> {
+        require_operator(actor, "change the passphrase")?;
+        kdf.check()?;
+        let salt: [u8; 16] = rand::array()?;
+        let kek = derive_kek(new.expose_secret().as_bytes(), &salt, &kdf)?;
+        let wrapped_dek = aead::seal(
+            &kek,
+            &dek_aad(&self.vault_id, &self.dek_id, &kdf, &salt),
+            self.dek.expose_secret(),
+        )?;
+        let tx = store::write_tx(&mut self.conn)?;
+        let current = header::read(&tx)?;
+        header::rewrap(
+            &tx,
+            &header::Header {
+                kdf,
+                salt,
+                wrapped_dek,
+                ..current
+            },
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces the data key and re-encrypts every stored version in one
+    /// transaction; a crash leaves either the old or the new state. Needs the
+    /// passphrase again to wrap the new key. Returns how many values were
+    /// re-encrypted.
+    pub fn rekey(&mut self, actor: &Principal, passphrase: &SecretString) -> Result<usize> {
+        require_operator(actor, "rekey")?;
+        let new_dek = Key256::from_array(rand::array()?);
+        let new_dek_id: [u8; 16] = rand::array()?;
+        let tx = store::write_tx(&mut self.conn)?;
+        let h = header::read(&tx)?;
+        if h.dek_id != self.dek_id {
+            return Err(Error::Rekeyed);
+        }
+        // Unwrap with the passphrase again: rekey is destructive, so make sure
+        // the person at the keyboard knows it, not only whoever holds this handle.
+        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
+        aead::open(
+            &kek,
+            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt),
+            &h.wrapped_dek,
+        )
+        .ok_or(Error::WrongPassphrase)?;
+        let salt: [u8; 16] = rand::array()?;
+        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &h.kdf)?;
+        let rows = secrets::all_versions(&tx)?;
+        for row in &rows {
+            let aad = value_aad(
+                &self.vault_id,
+                row.secret_id,
+                &row.agent,
+                &row.name,
+                row.version,
+            );
+            let value =
+                aead::open(&self.dek, &aad, &row.ciphertext).ok_or_else(|| Error::Integrity {
+                    what: format!("{}/{} version {}", row.agent, row.name, row.version),
+                })?;
+            let blob = aead::seal(&new_dek, &aad, value.expose_secret())?;
+            secrets::replace_ciphertext(&tx, row.secret_id, row.version, &blob)?;
+        }
+        let wrapped_dek = aead::seal(
+            &kek,
+            &dek_aad(&self.vault_id, &new_dek_id, &h.kdf, &salt),
+            new_dek.expose_secret(),
+        )?;
+        header::replace_dek(
+            &tx,
+            &self.dek_id,
+            &header::Header {
+                salt,
+                dek_id: new_dek_id,
+                wrapped_dek,
+                dek_encryptions: 1 + rows.len() as i64,
+                ..h
+            },
+        )?;
+        tx.commit()?;
+        self.dek = new_dek;
+        self.dek_id = new_dek_id;
+        Ok(rows.len())
+    }
+
+    /// The DEK's encryption count against its limits.
+    pub fn dek_usage(&self) -> Result<DekUsage> {
+        let h = header::read(&self.conn)?;
+        Ok(DekUsage {
+            encryptions: h.dek_encryptions,
+            warn_at: DEK_WARN_AT,
+            limit: DEK_LIMIT,
+        })
+    }
+
+    /// The stored KDF parameters.
+    pub fn kdf_params(&self) -> Result<KdfParams> {
+        Ok(header::read(&self.conn)?.kdf)
+    }
+
+    fn open_locked(dir: &Path) -> Result<Connection> {
+        let db_path = dir.join(DB_FILE);
+        if !db_path.exists() {
+            return Err(Error::NoVault {
+                path: dir.to_owned(),
+            });
+        }
+        store::check_private(dir, 0o700)?;
+        for file in [DB_FILE, "vault.db-wal", "vault.db-shm"] {
+            store::check_private(&dir.join(file), 0o600)?;
+        }
+        store::open(&db_path)
+    }
+
+    fn visible_secret(&self, actor: &Principal, path: &SecretPath) -> Result<secrets::SecretRow> {
+        if let Principal::Agent(me) = actor {
+            if *me != path.agent {
+                // Indistinguishable from a missing secret (same error, same text).
+                return Err(not_found("secret", path));
+            }
+        }
+        let agent_id = agents::id_of(&self.conn, path.agent.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        secrets::find(&self.conn, agent_id, path.name.as_str())?
+            .ok_or_else(|| not_found("secret", path))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Checks a value before it is stored: what `vault run` can put in an environment.
+///
+/// # Errors
+/// [`Error::InvalidValue`] saying what is wrong, never what the value is.
+pub fn validate_value(value: &SecretBytes) -> Result<()> {
+    let bytes = value.expose_secret();
+    let reason = if bytes.is_empty() {
+        "the value is empty".to_string()
+    } else if bytes.len() > MAX_VALUE_LEN {
+        format!(
+            "the value is {} bytes; the limit is {MAX_VALUE_LEN}",
+            bytes.len()
+        )
+    } else if bytes.contains(&0) {
+        "the value contains a NUL byte, which no environment variable can carry".to_string()
+    } else if std::str::from_utf8(bytes).is_err() {
+        "the value is not valid UTF-8 text".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidValue { reason })
+}
+
+fn require_operator(actor: &Principal, action: &str) -> Result<()> {
+    match actor {
+        Principal::Operator => Ok(()),
+        Principal::Agent(a) => Err(Error::Refused {
+            reason: format!("agent {a} may not {action}"),
+        }),
+    }
+}
+
+fn not_found(what: &'static str, name: impl std::fmt::Display) -> Error {
+    Error::NotFound {
+        what,
+        name: name.to_string(),
+    }
+}
+
+/// Associated data of a secret version: which vault, table, owner, name,
+/// secret id (never reused) and version the ciphertext belongs to.
+fn value_aad(vault_id: &[u8; 16], secret_id: i64, agent: &str, name: &str, version: i64) -> RowAad {
+    RowAad::new(vault_id, "secret_versions")
+        .with(agent.as_bytes())
+        .with(name.as_bytes())
+        .with(&secret_id.to_be_bytes())
+        .with(&version.to_be_bytes())
+}
+
+/// Associated data of the wrapped DEK: binds vault id, DEK id, the KDF
+/// parameters and salt, so a header edited to weaken the KDF fails to unlock.
+fn dek_aad(vault_id: &[u8; 16], dek_id: &[u8; 16], kdf: &KdfParams, salt: &[u8; 16]) -> RowAad {
+    RowAad::new(vault_id, "vault_header")
+        .with(dek_id)
+        .with(b"argon2id")
+        .with(&kdf.memory_kib.to_be_bytes())
+        .with(&kdf.iterations.to_be_bytes())
+        .with(&kdf.lanes.to_be_bytes())
+        .with(salt)
+}
+
+#[cfg(test)]
+mod tests;

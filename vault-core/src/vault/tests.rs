@@ -1,0 +1,311 @@
+use rusqlite::params;
+use tempfile::TempDir;
+
+use super::*;
+
+const OP: &Principal = &Principal::Operator;
+
+fn pass(s: &str) -> SecretString {
+    SecretString::new(s.to_owned())
+}
+
+fn new_vault() -> (TempDir, Vault) {
+    let dir = TempDir::new().unwrap();
+    let home = dir.path().join("v");
+    let vault = Vault::init(&home, &pass("pw"), KdfParams::TEST_ONLY).unwrap();
+    (dir, vault)
+}
+
+fn path(s: &str) -> SecretPath {
+    SecretPath::parse(s).unwrap()
+}
+
+fn agent(s: &str) -> AgentName {
+    AgentName::parse(s).unwrap()
+}
+
+fn set(v: &mut Vault, p: &str, value: &str) -> i64 {
+    v.set_secret(OP, &path(p), &SecretBytes::from_slice(value.as_bytes()))
+        .unwrap()
+}
+
+fn get(v: &Vault, actor: &Principal, p: &str) -> Result<String> {
+    v.get_secret(actor, &path(p))
+        .map(|(s, _)| s.as_str().unwrap().to_owned())
+}
+
+#[test]
+fn round_trip_versions_and_unlock_again() {
+    let (dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    assert_eq!(set(&mut v, "hermes/TOKEN", "one"), 1);
+    assert_eq!(set(&mut v, "hermes/TOKEN", "two"), 2);
+    assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "two");
+    let history = v.history(OP, &path("hermes/TOKEN")).unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| (h.version, h.current))
+            .collect::<Vec<_>>(),
+        [(1, false), (2, true)]
+    );
+    drop(v);
+    let v = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
+    assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "two");
+    assert!(matches!(
+        Vault::unlock(&dir.path().join("v"), &pass("nope")),
+        Err(Error::WrongPassphrase)
+    ));
+}
+
+#[test]
+fn agents_see_only_their_own_secrets() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("finance")).unwrap();
+    set(&mut v, "hermes/A", "h");
+    set(&mut v, "finance/A", "f");
+    let hermes = Principal::Agent(agent("hermes"));
+    assert_eq!(get(&v, &hermes, "hermes/A").unwrap(), "h");
+    let other = get(&v, &hermes, "finance/A").unwrap_err().to_string();
+    let missing = get(&v, &hermes, "finance/NOPE").unwrap_err().to_string();
+    // indistinguishable apart from the name the caller typed
+    assert_eq!(other.replace("/A", "/X"), missing.replace("/NOPE", "/X"));
+    assert_eq!(v.list_secrets(&hermes, None).unwrap().len(), 1);
+    assert!(v
+        .list_secrets(&hermes, Some(&agent("finance")))
+        .unwrap()
+        .is_empty());
+    assert_eq!(v.list_agents(&hermes).unwrap().len(), 1);
+    assert!(matches!(
+        v.set_secret(&hermes, &path("hermes/A"), &SecretBytes::from_slice(b"x")),
+        Err(Error::Refused { .. })
+    ));
+    assert!(v.history(&hermes, &path("finance/A")).is_err());
+}
+
+#[test]
+fn every_byte_of_a_stored_ciphertext_is_authenticated() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    set(&mut v, "hermes/A", "value-a");
+    let blob: Vec<u8> = v
+        .conn()
+        .query_row("SELECT ciphertext FROM secret_versions", [], |r| r.get(0))
+        .unwrap();
+    for i in 0..blob.len() {
+        let mut bad = blob.clone();
+        bad[i] ^= 0x01;
+        v.conn()
+            .execute("UPDATE secret_versions SET ciphertext = ?1", [&bad])
+            .unwrap();
+        assert!(
+            matches!(get(&v, OP, "hermes/A"), Err(Error::Integrity { .. })),
+            "byte {i}"
+        );
+    }
+}
+
+#[test]
+fn a_ciphertext_moved_to_another_row_fails() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("finance")).unwrap();
+    set(&mut v, "hermes/A", "secret-a");
+    set(&mut v, "hermes/B", "secret-b");
+    set(&mut v, "finance/A", "secret-fa");
+    set(&mut v, "hermes/A", "secret-a2");
+    let c = v.conn();
+    // same name, other agent
+    c.execute(
+        "UPDATE secret_versions SET ciphertext = (SELECT ciphertext FROM secret_versions v
+            JOIN secrets s USING (secret_id) JOIN agents a USING (agent_id)
+            WHERE a.name = 'hermes' AND s.name = 'A' AND v.version = 2)
+         WHERE secret_id = (SELECT secret_id FROM secrets s JOIN agents a USING (agent_id)
+            WHERE a.name = 'finance' AND s.name = 'A')",
+        [],
+    )
+    .unwrap();
+    assert!(matches!(
+        get(&v, OP, "finance/A"),
+        Err(Error::Integrity { .. })
+    ));
+    // an old version moved over the current one (rollback)
+    c.execute(
+        "UPDATE secret_versions SET ciphertext = (SELECT ciphertext FROM secret_versions WHERE version = 1
+            AND secret_id = (SELECT secret_id FROM secrets WHERE name = 'A' AND agent_id =
+            (SELECT agent_id FROM agents WHERE name = 'hermes')))
+         WHERE version = 2",
+        [],
+    )
+    .unwrap();
+    assert!(matches!(
+        get(&v, OP, "hermes/A"),
+        Err(Error::Integrity { .. })
+    ));
+    // row renamed: B's ciphertext now answers to C
+    c.execute("UPDATE secrets SET name = 'C' WHERE name = 'B'", [])
+        .unwrap();
+    assert!(matches!(
+        get(&v, OP, "hermes/C"),
+        Err(Error::Integrity { .. })
+    ));
+}
+
+#[test]
+fn a_weakened_header_does_not_unlock() {
+    let (dir, v) = new_vault();
+    let c = v.conn();
+    c.execute(
+        "UPDATE vault_header SET kdf_iterations = kdf_iterations + 1",
+        [],
+    )
+    .unwrap();
+    drop(v);
+    let home = dir.path().join("v");
+    assert!(matches!(
+        Vault::unlock(&home, &pass("pw")),
+        Err(Error::WrongPassphrase)
+    ));
+}
+
+#[test]
+fn passwd_rewraps_and_rekey_reencrypts() {
+    let (dir, mut v) = new_vault();
+    let home = dir.path().join("v");
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    set(&mut v, "hermes/A", "a1");
+    set(&mut v, "hermes/A", "a2");
+    set(&mut v, "hermes/B", "b1");
+    v.change_passphrase(OP, &pass("new"), KdfParams::TEST_ONLY)
+        .unwrap();
+    assert!(matches!(
+        Vault::unlock(&home, &pass("pw")),
+        Err(Error::WrongPassphrase)
+    ));
+    let before: Vec<Vec<u8>> = blobs(&v);
+    assert!(matches!(
+        v.rekey(OP, &pass("wrong")),
+        Err(Error::WrongPassphrase)
+    ));
+    assert_eq!(v.rekey(OP, &pass("new")).unwrap(), 3);
+    let after = blobs(&v);
+    assert!(before.iter().zip(&after).all(|(a, b)| a != b));
+    assert_eq!(get(&v, OP, "hermes/A").unwrap(), "a2");
+    drop(v);
+    let v = Vault::unlock(&home, &pass("new")).unwrap();
+    assert_eq!(get(&v, OP, "hermes/B").unwrap(), "b1");
+    assert_eq!(v.dek_usage().unwrap().encryptions, 4);
+}
+
+#[test]
+fn a_stale_handle_cannot_write_after_another_rekeys() {
+    let (dir, mut a) = new_vault();
+    let home = dir.path().join("v");
+    a.add_agent(OP, &agent("hermes")).unwrap();
+    let mut b = Vault::unlock(&home, &pass("pw")).unwrap();
+    b.rekey(OP, &pass("pw")).unwrap();
+    let err = a
+        .set_secret(OP, &path("hermes/A"), &SecretBytes::from_slice(b"x"))
+        .unwrap_err();
+    assert!(matches!(err, Error::Rekeyed));
+}
+
+#[test]
+fn the_dek_budget_is_enforced() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.conn()
+        .execute(
+            "UPDATE vault_header SET dek_encryptions = ?1",
+            params![DEK_LIMIT - 1],
+        )
+        .unwrap();
+    set(&mut v, "hermes/A", "last one");
+    assert!(v.dek_usage().unwrap().should_warn());
+    let err = v
+        .set_secret(OP, &path("hermes/A"), &SecretBytes::from_slice(b"x"))
+        .unwrap_err();
+    assert!(err.to_string().contains("vault rekey"));
+    // nothing changed
+    assert_eq!(get(&v, OP, "hermes/A").unwrap(), "last one");
+    v.rekey(OP, &pass("pw")).unwrap();
+    set(&mut v, "hermes/A", "after rekey");
+}
+
+#[test]
+fn bad_values_are_refused_and_change_nothing() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    set(&mut v, "hermes/A", "keep");
+    for bad in [
+        vec![],
+        vec![b'a'; MAX_VALUE_LEN + 1],
+        b"a\0b".to_vec(),
+        vec![0xff, 0xfe],
+    ] {
+        let err = v
+            .set_secret(OP, &path("hermes/A"), &SecretBytes::new(bad))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidValue { .. }));
+    }
+    assert_eq!(get(&v, OP, "hermes/A").unwrap(), "keep");
+    assert_eq!(v.history(OP, &path("hermes/A")).unwrap().len(), 1);
+    assert!(matches!(
+        v.set_secret(OP, &path("nobody/A"), &SecretBytes::from_slice(b"x")),
+        Err(Error::NotFound { what: "agent", .. })
+    ));
+}
+
+#[test]
+fn agent_removal_needs_force_while_it_owns_secrets() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    assert!(matches!(
+        v.add_agent(OP, &agent("hermes")),
+        Err(Error::AlreadyExists { .. })
+    ));
+    set(&mut v, "hermes/A", "x");
+    assert!(matches!(
+        v.remove_agent(OP, &agent("hermes"), false),
+        Err(Error::Refused { .. })
+    ));
+    assert_eq!(v.remove_agent(OP, &agent("hermes"), true).unwrap(), 1);
+    assert!(v.list_secrets(OP, None).unwrap().is_empty());
+    // a re-created agent and secret never decrypt an old row: ids are not reused
+    v.add_agent(OP, &agent("hermes")).unwrap();
+    set(&mut v, "hermes/A", "new");
+    let ids: Vec<i64> = v
+        .conn()
+        .prepare("SELECT secret_id FROM secrets")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(ids, [2]);
+}
+
+#[test]
+fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, v) = new_vault();
+    let home = dir.path().join("v");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&home), 0o700);
+    assert_eq!(mode(&home.join(DB_FILE)), 0o600);
+    drop(v);
+    std::fs::set_permissions(home.join(DB_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Vault::unlock(&home, &pass("pw")).unwrap_err();
+    assert!(err.to_string().contains("chmod 600"), "{err}");
+}
+
+fn blobs(v: &Vault) -> Vec<Vec<u8>> {
+    v.conn()
+        .prepare("SELECT ciphertext FROM secret_versions ORDER BY secret_id, version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+}
