@@ -13,7 +13,13 @@ fn fixture(secrets: usize, kdf: KdfParams) -> (tempfile::TempDir, SecretString) 
     let dir = tempfile::TempDir::new().unwrap();
     let pass = SecretString::new("benchmark passphrase".into());
     let mut vault = Vault::init(&dir.path().join("v"), &pass, kdf).unwrap();
-    vault.add_agent(OP, &AgentName::parse("hermes").unwrap()).unwrap();
+    vault
+        .add_agent(
+            OP,
+            &AgentName::parse("hermes").unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
     let value = SecretBytes::from_slice(&[b'x'; 40]);
     for i in 0..secrets {
         let path = SecretPath::parse(&format!("hermes/S{i}")).unwrap();
@@ -27,8 +33,13 @@ fn benches(c: &mut Criterion) {
     eprintln!("calibrated parameters on this machine: {calibrated:?}");
 
     let mut group = c.benchmark_group("unlock");
-    group.sample_size(10).measurement_time(Duration::from_secs(8));
-    for (label, kdf) in [("floor_64MiB_t3", KdfParams::FLOOR), ("calibrated_default", calibrated)] {
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    for (label, kdf) in [
+        ("floor_64MiB_t3", KdfParams::FLOOR),
+        ("calibrated_default", calibrated),
+    ] {
         let (dir, pass) = fixture(0, kdf);
         let home = dir.path().join("v");
         group.bench_function(label, |b| b.iter(|| Vault::unlock(&home, &pass).unwrap()));
@@ -38,7 +49,9 @@ fn benches(c: &mut Criterion) {
     let (dir, pass) = fixture(100, KdfParams::FLOOR);
     let vault = Vault::unlock(&dir.path().join("v"), &pass).unwrap();
     let path = SecretPath::parse("hermes/S42").unwrap();
-    c.bench_function("get_after_unlock", |b| b.iter(|| vault.get_secret(OP, &path).unwrap()));
+    c.bench_function("get_after_unlock", |b| {
+        b.iter(|| vault.get_secret(OP, &path).unwrap())
+    });
 
     // Not a criterion loop: building 10,000 secrets takes a while and one open
     // is what a user waits for.
@@ -54,7 +67,10 @@ fn benches(c: &mut Criterion) {
         })
         .collect();
     runs.sort();
-    eprintln!("open + unlock + list 10,000 secrets (calibrated KDF): median {:?} of 5", runs[2]);
+    eprintln!(
+        "open + unlock + list 10,000 secrets (calibrated KDF): median {:?} of 5",
+        runs[2]
+    );
 }
 
 criterion_group!(vault_benches, benches);

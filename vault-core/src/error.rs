@@ -43,6 +43,17 @@ pub enum Error {
         /// Which bound was crossed.
         reason: String,
     },
+    /// A named key or token was malformed, forged, expired, revoked or out of
+    /// scope. `code` says which, in a stable word a script can act on.
+    #[error("{message}")]
+    BadCredential {
+        /// Stable reason: malformed_key, malformed_token, bad_checksum,
+        /// unknown_key, key_revoked, key_expired, bad_signature, token_expired,
+        /// token_revoked, out_of_scope.
+        code: &'static str,
+        /// A fixed explanation, never the credential.
+        message: &'static str,
+    },
     /// The passphrase did not unwrap the data key (or the header was edited).
     #[error("wrong passphrase (or the vault header was modified)")]
     WrongPassphrase,
@@ -142,6 +153,7 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::WeakKdf { .. } => "weak_kdf",
             Error::WrongPassphrase => "wrong_passphrase",
+            Error::BadCredential { code, .. } => code,
             Error::Integrity { .. } => "integrity",
             Error::NoVault { .. } => "no_vault",
             Error::VaultExists { .. } => "vault_exists",

@@ -11,7 +11,7 @@
 //! # fn main() -> vault_core::Result<()> {
 //! let pass = SecretString::new("correct horse battery staple".into());
 //! let mut vault = Vault::init("/tmp/v".as_ref(), &pass, KdfParams::FLOOR)?;
-//! vault.add_agent(&Principal::Operator, &AgentName::parse("hermes-marketing")?)?;
+//! vault.add_agent(&Principal::Operator, &AgentName::parse("hermes-marketing")?, &Default::default())?;
 //! let path = SecretPath::parse("hermes-marketing/GITHUB_TOKEN")?;
 //! vault.set_secret(&Principal::Operator, &path, &SecretBytes::from_slice(b"example"))?;
 //! let (value, version) = vault.get_secret(&Principal::Operator, &path)?;
@@ -20,19 +20,26 @@
 
 #![deny(missing_docs)]
 
+pub mod credential;
 mod crypto;
 mod error;
 mod names;
+pub mod policy;
 mod secret;
 mod store;
+pub mod token;
 mod vault;
 
+pub use crate::credential::{KeyHash, NamedKey};
 pub use crate::crypto::kdf::KdfParams;
 pub use crate::error::{Error, Result};
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
+pub use crate::policy::{Policy, PolicyDoc};
 pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
+pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
-    validate_value, AgentInfo, DekUsage, Principal, SecretInfo, Vault, VersionInfo, DB_FILE,
-    DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+    validate_value, AgentInfo, DekUsage, IssuedKey, KeyInfo, KeyStatus, MintedToken, Principal,
+    RevocationSnapshot, SecretInfo, TokenRequest, Vault, VersionInfo, DB_FILE, DEK_LIMIT,
+    DEK_WARN_AT, MAX_VALUE_LEN,
 };

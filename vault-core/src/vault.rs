@@ -13,8 +13,13 @@ use crate::crypto::kdf::{derive_kek, KdfParams};
 use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
+use crate::policy::Policy;
 use crate::secret::{Key256, SecretBytes, SecretString};
-use crate::store::{self, agents, header, secrets};
+use crate::store::{self, agents, header, keys, secrets};
+
+mod access;
+
+pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 
 /// The database file inside a vault directory.
 pub const DB_FILE: &str = "vault.db";
@@ -199,14 +204,20 @@ impl Vault {
         &self.dir
     }
 
-    /// Registers an agent (operator only).
+    /// Registers an agent (operator only) with `policy` (`Policy::default()`:
+    /// its own secrets only, 1 h tokens).
     ///
     /// # Errors
     /// [`Error::AlreadyExists`], [`Error::Refused`] for a non-operator.
-    pub fn add_agent(&mut self, actor: &Principal, name: &AgentName) -> Result<()> {
+    pub fn add_agent(
+        &mut self,
+        actor: &Principal,
+        name: &AgentName,
+        policy: &Policy,
+    ) -> Result<()> {
         require_operator(actor, "add agents")?;
         let tx = store::write_tx(&mut self.conn)?;
-        if !agents::insert(&tx, name.as_str(), "{}", store::now())? {
+        if !agents::insert(&tx, name.as_str(), &policy.to_json(), store::now())? {
             return Err(Error::AlreadyExists {
                 what: "agent",
                 name: name.to_string(),
@@ -277,12 +288,7 @@ impl Vault {
         let tx = store::write_tx(&mut self.conn)?;
         let agent_id = agents::id_of(&tx, path.agent.as_str())?
             .ok_or_else(|| not_found("agent", &path.agent))?;
-        let count = header::count_encryptions(&tx, &self.dek_id, 1)?;
-        if count > DEK_LIMIT {
-            return Err(Error::Refused {
-                reason: "this data key has done 2^31 encryptions; run `vault rekey`".into(),
-            });
-        }
+        count_encryption(&tx, &self.dek_id)?;
         let now = store::now();
         let (secret_id, version) = secrets::next_version(&tx, agent_id, path.name.as_str(), now)?;
         let aad = value_aad(
@@ -451,6 +457,18 @@ impl Vault {
             let blob = aead::seal(&new_dek, &aad, value.expose_secret())?;
             secrets::replace_ciphertext(&tx, row.secret_id, row.version, &blob)?;
         }
+        let internal = keys::all_vault_keys(&tx)?;
+        for (purpose, blob) in &internal {
+            let aad = access::vault_key_aad(&self.vault_id, purpose);
+            let key = aead::open(&self.dek, &aad, blob).ok_or_else(|| Error::Integrity {
+                what: format!("the vault's {purpose} key"),
+            })?;
+            keys::replace_vault_key(
+                &tx,
+                purpose,
+                &aead::seal(&new_dek, &aad, key.expose_secret())?,
+            )?;
+        }
         let wrapped_dek = aead::seal(
             &kek,
             &dek_aad(&self.vault_id, &new_dek_id, &h.kdf, &salt),
@@ -463,7 +481,7 @@ impl Vault {
                 salt,
                 dek_id: new_dek_id,
                 wrapped_dek,
-                dek_encryptions: 1 + rows.len() as i64,
+                dek_encryptions: 1 + (rows.len() + internal.len()) as i64,
                 ..h
             },
         )?;
@@ -504,7 +522,7 @@ impl Vault {
 
     fn visible_secret(&self, actor: &Principal, path: &SecretPath) -> Result<secrets::SecretRow> {
         if let Principal::Agent(me) = actor {
-            if *me != path.agent {
+            if !self.policy_of(me)?.may_read(me, path) {
                 // Indistinguishable from a missing secret (same error, same text).
                 return Err(not_found("secret", path));
             }
@@ -542,6 +560,18 @@ pub fn validate_value(value: &SecretBytes) -> Result<()> {
         return Ok(());
     };
     Err(Error::InvalidValue { reason })
+}
+
+/// Counts one encryption under the current DEK inside the caller's write
+/// transaction, refusing once the budget is spent.
+fn count_encryption(tx: &Connection, dek_id: &[u8; 16]) -> Result<()> {
+    let count = header::count_encryptions(tx, dek_id, 1)?;
+    if count > DEK_LIMIT {
+        return Err(Error::Refused {
+            reason: "this data key has done 2^31 encryptions; run `vault rekey`".into(),
+        });
+    }
+    Ok(())
 }
 
 fn require_operator(actor: &Principal, action: &str) -> Result<()> {

@@ -30,7 +30,7 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
         Command::Add { name } => {
             let name = AgentName::parse(&name)?;
             let mut vault = ctx.unlock()?;
-            vault.add_agent(&Principal::Operator, &name)?;
+            vault.add_agent(&Principal::Operator, &name, &vault_core::Policy::default())?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"agent": name.as_str()}))?;
             } else {

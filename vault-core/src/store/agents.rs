@@ -53,3 +53,18 @@ pub(crate) fn delete(conn: &Connection, agent_id: i64) -> Result<()> {
     conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent_id])?;
     Ok(())
 }
+
+pub(crate) fn policy(conn: &Connection, name: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT policy FROM agents WHERE name = ?1")?
+        .query_row([name], |r| r.get(0))
+        .optional()?)
+}
+
+pub(crate) fn set_policy(conn: &Connection, agent_id: i64, policy: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE agents SET policy = ?2 WHERE agent_id = ?1",
+        params![agent_id, policy],
+    )?;
+    Ok(())
+}

@@ -5,7 +5,10 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../../schema/001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../schema/001_init.sql")),
+    (2, include_str!("../../../schema/002_keys_tokens.sql")),
+];
 
 /// The schema version this build writes.
 pub const LATEST_SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
@@ -64,7 +67,15 @@ mod tests {
             .collect();
         assert_eq!(
             tables,
-            ["agents", "secret_versions", "secrets", "vault_header"]
+            [
+                "agent_keys",
+                "agents",
+                "revoked_tokens",
+                "secret_versions",
+                "secrets",
+                "vault_header",
+                "vault_keys"
+            ]
         );
         // running again is a no-op
         run(&conn).unwrap();

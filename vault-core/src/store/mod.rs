@@ -5,6 +5,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod header;
+pub(crate) mod keys;
 mod migrate;
 pub(crate) mod secrets;
 

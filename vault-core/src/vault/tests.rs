@@ -37,7 +37,8 @@ fn get(v: &Vault, actor: &Principal, p: &str) -> Result<String> {
 #[test]
 fn round_trip_versions_and_unlock_again() {
     let (dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     assert_eq!(set(&mut v, "hermes/TOKEN", "one"), 1);
     assert_eq!(set(&mut v, "hermes/TOKEN", "two"), 2);
     assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "two");
@@ -61,8 +62,10 @@ fn round_trip_versions_and_unlock_again() {
 #[test]
 fn agents_see_only_their_own_secrets() {
     let (_dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
-    v.add_agent(OP, &agent("finance")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    v.add_agent(OP, &agent("finance"), &Policy::default())
+        .unwrap();
     set(&mut v, "hermes/A", "h");
     set(&mut v, "finance/A", "f");
     let hermes = Principal::Agent(agent("hermes"));
@@ -87,7 +90,8 @@ fn agents_see_only_their_own_secrets() {
 #[test]
 fn every_byte_of_a_stored_ciphertext_is_authenticated() {
     let (_dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     set(&mut v, "hermes/A", "value-a");
     let blob: Vec<u8> = v
         .conn()
@@ -109,8 +113,10 @@ fn every_byte_of_a_stored_ciphertext_is_authenticated() {
 #[test]
 fn a_ciphertext_moved_to_another_row_fails() {
     let (_dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
-    v.add_agent(OP, &agent("finance")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    v.add_agent(OP, &agent("finance"), &Policy::default())
+        .unwrap();
     set(&mut v, "hermes/A", "secret-a");
     set(&mut v, "hermes/B", "secret-b");
     set(&mut v, "finance/A", "secret-fa");
@@ -173,7 +179,8 @@ fn a_weakened_header_does_not_unlock() {
 fn passwd_rewraps_and_rekey_reencrypts() {
     let (dir, mut v) = new_vault();
     let home = dir.path().join("v");
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     set(&mut v, "hermes/A", "a1");
     set(&mut v, "hermes/A", "a2");
     set(&mut v, "hermes/B", "b1");
@@ -202,7 +209,8 @@ fn passwd_rewraps_and_rekey_reencrypts() {
 fn a_stale_handle_cannot_write_after_another_rekeys() {
     let (dir, mut a) = new_vault();
     let home = dir.path().join("v");
-    a.add_agent(OP, &agent("hermes")).unwrap();
+    a.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     let mut b = Vault::unlock(&home, &pass("pw")).unwrap();
     b.rekey(OP, &pass("pw")).unwrap();
     let err = a
@@ -214,7 +222,8 @@ fn a_stale_handle_cannot_write_after_another_rekeys() {
 #[test]
 fn the_dek_budget_is_enforced() {
     let (_dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     v.conn()
         .execute(
             "UPDATE vault_header SET dek_encryptions = ?1",
@@ -236,7 +245,8 @@ fn the_dek_budget_is_enforced() {
 #[test]
 fn bad_values_are_refused_and_change_nothing() {
     let (_dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     set(&mut v, "hermes/A", "keep");
     for bad in [
         vec![],
@@ -260,9 +270,10 @@ fn bad_values_are_refused_and_change_nothing() {
 #[test]
 fn agent_removal_needs_force_while_it_owns_secrets() {
     let (_dir, mut v) = new_vault();
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     assert!(matches!(
-        v.add_agent(OP, &agent("hermes")),
+        v.add_agent(OP, &agent("hermes"), &Policy::default()),
         Err(Error::AlreadyExists { .. })
     ));
     set(&mut v, "hermes/A", "x");
@@ -273,7 +284,8 @@ fn agent_removal_needs_force_while_it_owns_secrets() {
     assert_eq!(v.remove_agent(OP, &agent("hermes"), true).unwrap(), 1);
     assert!(v.list_secrets(OP, None).unwrap().is_empty());
     // a re-created agent and secret never decrypt an old row: ids are not reused
-    v.add_agent(OP, &agent("hermes")).unwrap();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
     set(&mut v, "hermes/A", "new");
     let ids: Vec<i64> = v
         .conn()

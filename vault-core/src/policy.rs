@@ -1,0 +1,259 @@
+//! What an agent may do: which secrets it may read (globs over its own names,
+//! or `AGENT/NAME` globs for grants from others), which scopes its tokens may
+//! carry, and how long they may live. Loaded from TOML, stored as JSON.
+
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::names::{AgentName, SecretPath};
+use crate::token::Scope;
+
+/// No token lives longer than this, whatever a policy says.
+pub const HARD_MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+/// A token's lifetime when the request names none.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// The policy document, as written by the operator.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDoc {
+    /// Globs: `NAME` patterns match the agent's own secrets, `AGENT/NAME`
+    /// patterns grant another agent's. Default `["*"]`: all of its own.
+    #[serde(default = "default_secrets")]
+    pub secrets: Vec<String>,
+    /// Scopes tokens may carry (`secrets:read`, `env:read`, `secret:NAME`).
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Longest token lifetime, e.g. "15m", "1h" (at most 24h). Default 1h.
+    #[serde(default = "default_max_ttl")]
+    pub max_token_ttl: String,
+}
+
+fn default_secrets() -> Vec<String> {
+    vec!["*".into()]
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["secrets:read".into(), "env:read".into()]
+}
+
+fn default_max_ttl() -> String {
+    "1h".into()
+}
+
+impl Default for PolicyDoc {
+    fn default() -> Self {
+        PolicyDoc {
+            secrets: default_secrets(),
+            scopes: default_scopes(),
+            max_token_ttl: default_max_ttl(),
+        }
+    }
+}
+
+/// A checked policy, ready to answer questions.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    doc: PolicyDoc,
+    own: Vec<GlobMatcher>,
+    granted: Vec<GlobMatcher>,
+    scopes: Vec<Scope>,
+    max_token_ttl: Duration,
+}
+
+impl Policy {
+    /// Parses a TOML policy file's text.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for unknown fields, bad globs, unknown scopes or
+    /// a TTL over 24h.
+    pub fn from_toml(text: &str) -> Result<Policy> {
+        let doc: PolicyDoc = toml::from_str(text).map_err(|e| invalid(e.message().to_owned()))?;
+        Policy::from_doc(doc)
+    }
+
+    /// Parses the stored JSON form (an empty object means the defaults).
+    pub(crate) fn from_json(text: &str) -> Result<Policy> {
+        let doc: PolicyDoc = serde_json::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        Policy::from_doc(doc)
+    }
+
+    /// Checks every field of `doc`.
+    pub fn from_doc(doc: PolicyDoc) -> Result<Policy> {
+        let mut own = Vec::new();
+        let mut granted = Vec::new();
+        for pattern in &doc.secrets {
+            let glob = GlobBuilder::new(pattern)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| invalid(format!("secret pattern {pattern:?}: {e}")))?;
+            if let Some((agent, _)) = pattern.split_once('/') {
+                AgentName::parse(agent).map_err(|_| {
+                    invalid(format!(
+                        "secret pattern {pattern:?}: the agent part must be an agent name"
+                    ))
+                })?;
+                granted.push(glob.compile_matcher());
+            } else {
+                own.push(glob.compile_matcher());
+            }
+        }
+        let scopes = doc
+            .scopes
+            .iter()
+            .map(|s| Scope::parse(s))
+            .collect::<Result<Vec<_>>>()?;
+        let max_token_ttl = parse_duration(&doc.max_token_ttl).ok_or_else(|| {
+            invalid(format!(
+                "max_token_ttl {:?} is not a duration like 15m or 1h",
+                doc.max_token_ttl
+            ))
+        })?;
+        if max_token_ttl > HARD_MAX_TOKEN_TTL || max_token_ttl.is_zero() {
+            return Err(invalid(format!(
+                "max_token_ttl {:?} must be between 1s and 24h",
+                doc.max_token_ttl
+            )));
+        }
+        Ok(Policy {
+            doc,
+            own,
+            granted,
+            scopes,
+            max_token_ttl,
+        })
+    }
+
+    /// The canonical JSON stored in the database.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(&self.doc).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The document, for display.
+    pub fn doc(&self) -> &PolicyDoc {
+        &self.doc
+    }
+
+    /// Whether `agent` may read `path` under this policy.
+    pub fn may_read(&self, agent: &AgentName, path: &SecretPath) -> bool {
+        if path.agent == *agent {
+            self.own.iter().any(|g| g.is_match(path.name.as_str()))
+        } else {
+            let full = path.to_string();
+            self.granted.iter().any(|g| g.is_match(&full))
+        }
+    }
+
+    /// The scopes this agent's tokens may carry.
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+
+    /// The longest token this agent may hold.
+    pub fn max_token_ttl(&self) -> Duration {
+        self.max_token_ttl
+    }
+
+    /// The agents this policy grants reads from (besides the agent itself).
+    pub(crate) fn grants_from_others(&self) -> bool {
+        !self.granted.is_empty()
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        // The defaults are valid by construction.
+        Policy::from_doc(PolicyDoc::default()).expect("default policy is valid")
+    }
+}
+
+/// "15m", "1h", "90d", "30s": a number and one unit (humantime's full syntax is
+/// not needed here, and a strict grammar keeps policy files unambiguous).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        "d" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(secs))
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidInput {
+        what: "policy",
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> SecretPath {
+        SecretPath::parse(s).unwrap()
+    }
+
+    #[test]
+    fn default_policy_reads_only_own_secrets() {
+        let policy = Policy::default();
+        let me = AgentName::parse("hermes").unwrap();
+        assert!(policy.may_read(&me, &p("hermes/ANY")));
+        assert!(!policy.may_read(&me, &p("finance/ANY")));
+        assert_eq!(policy.max_token_ttl(), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn globs_and_grants() {
+        let policy = Policy::from_toml(
+            r#"
+            secrets = ["GITHUB_*", "finance/STRIPE_KEY"]
+            scopes = ["secrets:read", "secret:GITHUB_TOKEN"]
+            max_token_ttl = "30m"
+            "#,
+        )
+        .unwrap();
+        let me = AgentName::parse("hermes").unwrap();
+        assert!(policy.may_read(&me, &p("hermes/GITHUB_TOKEN")));
+        assert!(!policy.may_read(&me, &p("hermes/OPENAI_KEY")));
+        assert!(policy.may_read(&me, &p("finance/STRIPE_KEY")));
+        assert!(!policy.may_read(&me, &p("finance/STRIPE_KEY2")));
+        assert_eq!(policy.max_token_ttl(), Duration::from_secs(1800));
+    }
+
+    #[test]
+    fn bad_policies_are_refused_with_a_reason() {
+        for (text, needle) in [
+            ("secret = [\"*\"]", "unknown field"),
+            ("secrets = [\"[\"]", "secret pattern"),
+            ("scopes = [\"admin\"]", "scope"),
+            ("max_token_ttl = \"25h\"", "24h"),
+            ("max_token_ttl = \"soon\"", "duration"),
+            ("secrets = [\"Bad_Agent/X\"]", "agent name"),
+            ("secrets = 3", "invalid type"),
+        ] {
+            let err = Policy::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m"), Some(Duration::from_secs(900)));
+        assert_eq!(
+            parse_duration("90d"),
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        for bad in ["", "m", "15", "15x", "-1m", "1.5h", "99999999999999999999d"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}
