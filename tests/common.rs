@@ -98,3 +98,39 @@ pub fn stdout_of(out: &assert_cmd::assert::Assert) -> String {
 pub fn stderr_of(out: &assert_cmd::assert::Assert) -> String {
     String::from_utf8_lossy(&out.get_output().stderr).into_owned()
 }
+
+/// A python3 that can `import dotenv`: the system one if it can, else a venv
+/// under the target dir with python-dotenv installed from PyPI (once per run).
+pub fn python_with_dotenv() -> PathBuf {
+    static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let ok = |py: &Path| {
+                std::process::Command::new(py)
+                    .args(["-c", "import dotenv"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let system = PathBuf::from("python3");
+            if ok(&system) {
+                return system;
+            }
+            let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dotenv-venv");
+            let py = venv.join("bin/python3");
+            if !ok(&py) {
+                let status = std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "python3 -m venv failed");
+                let status = std::process::Command::new(&py)
+                    .args(["-m", "pip", "install", "--quiet", "python-dotenv==1.*"])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "installing python-dotenv failed");
+            }
+            py
+        })
+        .clone()
+}

@@ -62,7 +62,7 @@ pub fn message(err: &anyhow::Error) -> String {
 
 fn core_code(e: &CoreError) -> i32 {
     match e {
-        CoreError::WrongPassphrase => AUTH,
+        CoreError::WrongPassphrase | CoreError::BadCredential { .. } => AUTH,
         CoreError::NotFound { .. } | CoreError::NoVault { .. } => NOT_FOUND,
         CoreError::Refused { .. }
         | CoreError::AlreadyExists { .. }
@@ -78,4 +78,14 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
     })
+}
+
+/// A refusal (exit 1).
+pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    CliError {
+        code: REFUSED,
+        name: "refused",
+        message: message.into(),
+    }
+    .into()
 }

@@ -5,6 +5,7 @@
 mod cmd;
 mod exit;
 mod input;
+mod mask;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -58,6 +59,18 @@ enum Command {
     Rm(cmd::secret::RmArgs),
     /// List the versions of AGENT/NAME (dates, never values).
     History(cmd::secret::HistoryArgs),
+    /// Issue a named key to an agent: shown once, or written into its env file.
+    Issue(cmd::keys::IssueArgs),
+    /// List and revoke named keys.
+    #[command(subcommand)]
+    Keys(cmd::keys::KeysCommand),
+    /// Mint a short-lived scoped token from a named key (VAULT_AGENT_KEY or
+    /// --key-file); `token verify` and `token revoke` read a token on stdin.
+    Token(cmd::token::Args),
+    /// Run a command with exactly one agent's secrets in its environment.
+    Run(cmd::run::RunArgs),
+    /// Print one agent's secrets as dotenv, JSON or shell, or write them to a file.
+    Env(cmd::run::EnvArgs),
     /// Change the passphrase: rewraps the data key, values untouched.
     Passwd(cmd::rekey::PasswdArgs),
     /// Replace the data key and re-encrypt every value in one transaction.

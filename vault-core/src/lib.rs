@@ -22,6 +22,7 @@
 
 pub mod credential;
 mod crypto;
+pub mod envfile;
 mod error;
 mod names;
 pub mod policy;

@@ -1,9 +1,13 @@
-//! `vault agent add|ls|show|rm`: the principals that own secrets.
+//! `vault agent add|ls|show|set-policy|rm`: the principals that own secrets.
 
-use anyhow::Result;
-use vault_core::{AgentName, Principal};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use vault_core::{AgentName, Policy, Principal};
 
 use super::{rfc3339, Context};
+
+const OP: &Principal = &Principal::Operator;
 
 /// Agent subcommands.
 #[derive(clap::Subcommand, Debug)]
@@ -12,9 +16,26 @@ pub enum Command {
     Add {
         /// Lowercase letters, digits and single hyphens.
         name: String,
+        /// A TOML policy: secrets = [globs], scopes = [...], max_token_ttl = "1h".
+        /// Default: its own secrets only, secrets:read and env:read, 1 h tokens.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
     },
     /// List agents.
     Ls,
+    /// Show an agent: its policy, secrets and keys (never values).
+    Show {
+        /// The agent.
+        name: String,
+    },
+    /// Replace an agent's policy with the one in FILE.
+    SetPolicy {
+        /// The agent.
+        name: String,
+        /// The TOML policy file.
+        #[arg(long, value_name = "FILE")]
+        policy: PathBuf,
+    },
     /// Remove an agent; refused while it owns secrets unless --force.
     Rm {
         /// The agent.
@@ -27,19 +48,25 @@ pub enum Command {
 
 pub fn run(ctx: &Context, command: Command) -> Result<()> {
     match command {
-        Command::Add { name } => {
+        Command::Add { name, policy } => {
             let name = AgentName::parse(&name)?;
+            let policy = match policy {
+                Some(path) => load_policy(&path)?,
+                None => Policy::default(),
+            };
             let mut vault = ctx.unlock()?;
-            vault.add_agent(&Principal::Operator, &name, &vault_core::Policy::default())?;
+            vault.add_agent(OP, &name, &policy)?;
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"agent": name.as_str()}))?;
+                ctx.print_json(
+                    &serde_json::json!({"agent": name.as_str(), "policy": policy.doc()}),
+                )?;
             } else {
                 eprintln!("added agent {name}");
             }
         }
         Command::Ls => {
             let vault = ctx.unlock()?;
-            let agents = vault.list_agents(&Principal::Operator)?;
+            let agents = vault.list_agents(OP)?;
             if ctx.json {
                 let list: Vec<_> = agents
                     .iter()
@@ -60,10 +87,49 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
                 }
             }
         }
+        Command::Show { name } => {
+            let name = AgentName::parse(&name)?;
+            let vault = ctx.unlock()?;
+            let policy = vault.policy(OP, &name)?;
+            let secrets = vault.list_secrets(OP, Some(&name))?;
+            let keys = vault.list_keys(OP, Some(&name))?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({
+                    "name": name.as_str(),
+                    "policy": policy.doc(),
+                    "secrets": secrets.iter().map(|s| s.path.name.to_string()).collect::<Vec<_>>(),
+                    "keys": keys.iter().map(super::keys::key_json).collect::<Vec<_>>(),
+                }))?;
+            } else {
+                let doc = policy.doc();
+                println!("agent {name}");
+                println!("  may read:      {}", doc.secrets.join(", "));
+                println!("  token scopes:  {}", doc.scopes.join(", "));
+                println!("  max token ttl: {}", doc.max_token_ttl);
+                println!(
+                    "  secrets:       {}",
+                    secrets
+                        .iter()
+                        .map(|s| s.path.name.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                for k in keys {
+                    println!("  key {} ({}) {}", k.name, k.key_id, k.status.as_str());
+                }
+            }
+        }
+        Command::SetPolicy { name, policy } => {
+            let name = AgentName::parse(&name)?;
+            let policy = load_policy(&policy)?;
+            let mut vault = ctx.unlock()?;
+            vault.set_policy(OP, &name, &policy)?;
+            eprintln!("updated the policy of {name}");
+        }
         Command::Rm { name, force } => {
             let name = AgentName::parse(&name)?;
             let mut vault = ctx.unlock()?;
-            let removed = vault.remove_agent(&Principal::Operator, &name, force)?;
+            let removed = vault.remove_agent(OP, &name, force)?;
             if ctx.json {
                 ctx.print_json(
                     &serde_json::json!({"removed": name.as_str(), "secrets_removed": removed}),
@@ -74,4 +140,10 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn load_policy(path: &Path) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the policy file {}", path.display()))?;
+    Policy::from_toml(&text).with_context(|| format!("in {}", path.display()))
 }

@@ -5,8 +5,11 @@
 pub mod agent;
 pub mod demo;
 pub mod init;
+pub mod keys;
 pub mod rekey;
+pub mod run;
 pub mod secret;
+pub mod token;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -62,6 +65,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ls(args) => secret::ls(&ctx, args),
         Command::Rm(args) => secret::rm(&ctx, args),
         Command::History(args) => secret::history(&ctx, args),
+        Command::Issue(args) => keys::issue(&ctx, args),
+        Command::Keys(c) => keys::keys(&ctx, c),
+        Command::Token(args) => token::run(&ctx, args),
+        Command::Run(args) => run::run(&ctx, args),
+        Command::Env(args) => run::env(&ctx, args),
         Command::Passwd(args) => rekey::passwd(&ctx, args),
         Command::Rekey(args) => rekey::rekey(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),

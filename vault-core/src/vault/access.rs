@@ -260,6 +260,24 @@ impl Vault {
     /// [`Error::BadCredential`] `out_of_scope` for scopes the policy does not allow.
     pub fn mint_token(&mut self, key: &KeyInfo, request: &TokenRequest) -> Result<MintedToken> {
         let policy = self.policy_of(&key.agent)?;
+        // A one-secret scope must also name a secret the policy lets it read.
+        for scope in request.scopes.iter().flatten() {
+            if let Scope::Secret(target) = scope {
+                let path = match target.split_once('/') {
+                    Some(_) => SecretPath::parse(target)?,
+                    None => SecretPath {
+                        agent: key.agent.clone(),
+                        name: SecretName::parse(target)?,
+                    },
+                };
+                if !policy.may_read(&key.agent, &path) {
+                    return Err(bad(
+                        "out_of_scope",
+                        "the requested scopes exceed what is allowed",
+                    ));
+                }
+            }
+        }
         let allowed = policy.scopes().to_vec();
         let max = policy.max_token_ttl().min(HARD_MAX_TOKEN_TTL);
         self.sign_new_token(key, &allowed, max, key.expires_at, Vec::new(), request)

@@ -321,3 +321,133 @@ fn blobs(v: &Vault) -> Vec<Vec<u8>> {
         .map(|r| r.unwrap())
         .collect()
 }
+
+/// Issue 3's access matrix: every agent-facing operation against every kind
+/// of caller, with the outcome each must get.
+#[test]
+fn access_matrix() {
+    use crate::token::{Scope, TokenClaims};
+    use std::time::Duration;
+
+    let (_dir, mut v) = new_vault();
+    for a in ["hermes", "finance"] {
+        v.add_agent(OP, &agent(a), &Policy::default()).unwrap();
+    }
+    set(&mut v, "hermes/A", "hermes-a");
+    set(&mut v, "finance/B", "finance-b");
+    let day = Duration::from_secs(86_400);
+    let hermes_key = v
+        .issue_key(OP, &agent("hermes-key"), &agent("hermes"), day, false)
+        .unwrap();
+    let finance_key = v
+        .issue_key(OP, &agent("finance-key"), &agent("finance"), day, false)
+        .unwrap();
+    let revoked_key = v
+        .issue_key(OP, &agent("hermes-old"), &agent("hermes"), day, false)
+        .unwrap();
+
+    let mint = |v: &mut Vault, key: &IssuedKey, scopes: Option<Vec<Scope>>| {
+        let info = v.authenticate_key(key.key.expose_secret()).unwrap();
+        let req = TokenRequest { scopes, ttl: None };
+        v.mint_token(&info, &req)
+            .unwrap()
+            .token
+            .expose_secret()
+            .to_owned()
+    };
+    let own = mint(&mut v, &hermes_key, None);
+    let other = mint(&mut v, &finance_key, None);
+    let revoked = mint(&mut v, &revoked_key, None);
+    v.revoke_key(OP, "hermes-old").unwrap();
+    let narrow = mint(
+        &mut v,
+        &hermes_key,
+        Some(vec![Scope::Secret("NOPE".into())]),
+    );
+    let expired = {
+        let now = store::now() as u64;
+        let claims = TokenClaims {
+            token_id: "00000000000000aa".into(),
+            key_id: hermes_key.info.key_id.clone(),
+            epoch: 0,
+            issued_at: now - 100,
+            expires_at: now - 1,
+            agent: agent("hermes"),
+            scopes: vec![Scope::SecretsRead, Scope::EnvRead],
+            parents: vec![],
+        };
+        v.token_signer().unwrap().sign(&claims).unwrap()
+    };
+
+    // outcome of one operation for a token: "ok" or the error code
+    let outcome = |v: &Vault, token: &str, op: &str| -> String {
+        let claims = match v.verify_token(token) {
+            Ok(c) => c,
+            Err(e) => return e.code().to_owned(),
+        };
+        let result = match op {
+            "read own" => v
+                .read_with_token(&claims, "A")
+                .map(|(_, s, _)| s.as_str().unwrap().to_owned()),
+            "read other" => v
+                .read_with_token(&claims, "finance/B")
+                .map(|(_, s, _)| s.as_str().unwrap().to_owned()),
+            "env" => v.env_with_token(&claims).map(|e| {
+                e.iter()
+                    .map(|(k, _)| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }),
+            _ => unreachable!(),
+        };
+        match result {
+            Ok(value) => format!("ok:{value}"),
+            Err(e) => e.code().to_owned(),
+        }
+    };
+    let table = [
+        ("own", &own, ["ok:hermes-a", "not_found", "ok:A"]),
+        ("other agent", &other, ["not_found", "ok:finance-b", "ok:B"]),
+        (
+            "revoked key",
+            &revoked,
+            ["key_revoked", "key_revoked", "key_revoked"],
+        ),
+        (
+            "expired",
+            &expired,
+            ["token_expired", "token_expired", "token_expired"],
+        ),
+        (
+            "out of scope",
+            &narrow,
+            ["out_of_scope", "out_of_scope", "out_of_scope"],
+        ),
+    ];
+    for (who, token, want) in table {
+        for (op, want) in ["read own", "read other", "env"].iter().zip(want) {
+            assert_eq!(outcome(&v, token, op), want, "{who} / {op}");
+        }
+    }
+    // the operator reads anything; an agent principal never writes
+    assert_eq!(get(&v, OP, "finance/B").unwrap(), "finance-b");
+    let as_hermes = Principal::Agent(agent("hermes"));
+    assert!(matches!(
+        v.issue_key(&as_hermes, &agent("x-key"), &agent("hermes"), day, false),
+        Err(Error::Refused { .. })
+    ));
+    assert!(matches!(
+        v.remove_secret(&as_hermes, &path("hermes/A")),
+        Err(Error::Refused { .. })
+    ));
+    assert!(matches!(
+        v.env_of(&as_hermes, &agent("finance")),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        v.list_keys(&as_hermes, Some(&agent("finance")))
+            .unwrap()
+            .len(),
+        2
+    );
+}

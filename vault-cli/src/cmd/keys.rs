@@ -1,0 +1,206 @@
+//! `vault issue` and `vault keys ls|revoke|revoke-tokens`: the named keys
+//! that give each agent its own identity.
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use vault_core::{envfile, policy::parse_duration, AgentName, KeyInfo, Principal};
+
+use super::{rfc3339, Context};
+use crate::exit;
+
+const OP: &Principal = &Principal::Operator;
+
+/// `vault issue KEYNAME`.
+#[derive(clap::Args, Debug)]
+pub struct IssueArgs {
+    /// The key's name, e.g. hermes-marketing-key. Without --agent, `X-key` belongs to agent X.
+    name: String,
+    /// The agent the key belongs to.
+    #[arg(long)]
+    agent: Option<String>,
+    /// How long the key lives (s, m, h or d).
+    #[arg(long, default_value = "90d")]
+    ttl: String,
+    /// Write the key into this env file (atomically, mode 0600) instead of printing it.
+    #[arg(long, value_name = "FILE")]
+    write_env: Option<PathBuf>,
+    /// The variable name used with --write-env.
+    #[arg(long, default_value = "VAULT_AGENT_KEY", requires = "write_env")]
+    var: String,
+    /// Replace an active key of the same name, revoking it.
+    #[arg(long)]
+    rotate: bool,
+}
+
+/// `vault keys ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum KeysCommand {
+    /// List named keys (never the keys themselves).
+    Ls {
+        /// Only this agent's keys.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Revoke a key by name or id; every token minted from it stops working.
+    Revoke {
+        /// Key name (its active key) or key id.
+        key: String,
+    },
+    /// Revoke every token minted from a key so far, keeping the key.
+    RevokeTokens {
+        /// Key name or id.
+        key: String,
+    },
+}
+
+pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
+    let name = AgentName::parse(&args.name).map_err(|_| {
+        exit::usage(format!(
+            "invalid key name {:?}: {}",
+            args.name,
+            vault_core::AGENT_NAME_RULE.replace("hermes-marketing", "hermes-marketing-key")
+        ))
+    })?;
+    let agent = match &args.agent {
+        Some(a) => AgentName::parse(a)?,
+        None => {
+            let stem = args.name.strip_suffix("-key").ok_or_else(|| {
+                exit::usage(format!(
+                    "cannot tell the agent from {:?}: name it AGENT-key or pass --agent",
+                    args.name
+                ))
+            })?;
+            AgentName::parse(stem)?
+        }
+    };
+    let ttl = parse_duration(&args.ttl).ok_or_else(|| {
+        exit::usage(format!(
+            "--ttl {:?} is not a duration like 30d or 12h",
+            args.ttl
+        ))
+    })?;
+    let var = vault_core::SecretName::parse(&args.var)?;
+    if let Some(path) = &args.write_env {
+        // Refuse a bad target before a key exists that nobody could receive.
+        check_env_target(path)?;
+    }
+    let mut vault = ctx.unlock()?;
+    let issued = vault.issue_key(OP, &name, &agent, ttl, args.rotate)?;
+    if let Some(path) = &args.write_env {
+        if let Err(e) = envfile::upsert_var(path, var.as_str(), issued.key.expose_secret()) {
+            // Nobody holds the new key: revoke it rather than leave it dangling.
+            let _ = vault.revoke_key(OP, &issued.info.key_id);
+            return Err(anyhow::Error::from(e)
+                .context("writing the key into the env file (the new key was revoked)"));
+        }
+    }
+    if let Some(old) = &issued.replaced {
+        eprintln!("revoked the previous key {} ({})", old.name, old.key_id);
+    }
+    let info = &issued.info;
+    if ctx.json {
+        let mut body = key_json(info);
+        if args.write_env.is_none() {
+            body["key"] = serde_json::Value::String(issued.key.expose_secret().to_owned());
+        } else {
+            body["written_to"] = serde_json::json!({"file": args.write_env, "var": var.as_str()});
+        }
+        ctx.print_json(&body)?;
+    } else if let Some(path) = &args.write_env {
+        eprintln!(
+            "issued {} ({}) for agent {} and wrote it to {} as {}; it is not shown",
+            info.name,
+            info.key_id,
+            info.agent,
+            path.display(),
+            var
+        );
+    } else {
+        println!("{}", issued.key.expose_secret());
+        eprintln!(
+            "issued {} ({}) for agent {}, expires {}; this is the only time it is shown",
+            info.name,
+            info.key_id,
+            info.agent,
+            rfc3339(info.expires_at)
+        );
+    }
+    Ok(())
+}
+
+pub fn keys(ctx: &Context, command: KeysCommand) -> Result<()> {
+    match command {
+        KeysCommand::Ls { agent } => {
+            let agent = agent.as_deref().map(AgentName::parse).transpose()?;
+            let vault = ctx.unlock()?;
+            let list = vault.list_keys(OP, agent.as_ref())?;
+            if ctx.json {
+                let items: Vec<_> = list.iter().map(key_json).collect();
+                ctx.print_json(&serde_json::json!({ "keys": items }))?;
+            } else {
+                for k in list {
+                    let used = k
+                        .last_used_at
+                        .map(rfc3339)
+                        .unwrap_or_else(|| "never".into());
+                    println!(
+                        "{}\t{}\t{}\t{}\texpires {}\tlast used {}",
+                        k.name,
+                        k.key_id,
+                        k.agent,
+                        k.status.as_str(),
+                        rfc3339(k.expires_at),
+                        used
+                    );
+                }
+            }
+        }
+        KeysCommand::Revoke { key } => {
+            let mut vault = ctx.unlock()?;
+            let info = vault.revoke_key(OP, &key)?;
+            report(ctx, &info, "revoked key")?;
+        }
+        KeysCommand::RevokeTokens { key } => {
+            let mut vault = ctx.unlock()?;
+            let info = vault.revoke_key_tokens(OP, &key)?;
+            report(ctx, &info, "revoked every token of key")?;
+        }
+    }
+    Ok(())
+}
+
+fn report(ctx: &Context, info: &KeyInfo, what: &str) -> Result<()> {
+    if ctx.json {
+        ctx.print_json(&key_json(info))
+    } else {
+        eprintln!("{what} {} ({})", info.name, info.key_id);
+        Ok(())
+    }
+}
+
+pub fn key_json(k: &KeyInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": k.name, "agent": k.agent.as_str(), "key_id": k.key_id,
+        "status": k.status.as_str(), "epoch": k.epoch,
+        "created_at": rfc3339(k.created_at), "expires_at": rfc3339(k.expires_at),
+        "last_used_at": k.last_used_at.map(rfc3339),
+    })
+}
+
+fn check_env_target(path: &std::path::Path) -> Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_symlink() || !meta.is_file() {
+            return Err(exit::refused(format!(
+                "{} is not a regular file (symlink or directory); refusing to write an env file there",
+                path.display()
+            )));
+        }
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(dir) = dir {
+        std::fs::metadata(dir)
+            .with_context(|| format!("the env file's directory {}", dir.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! `vault run` and `vault env`: exactly one agent's secrets, into a child
+//! process's environment or out as dotenv/JSON/shell text.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+use signal_hook::iterator::Signals;
+use vault_core::{envfile, AgentName, Principal, SecretBytes, SecretName};
+
+use super::Context;
+use crate::{exit, mask};
+
+/// `vault run`.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// The agent whose secrets the command gets.
+    #[arg(long)]
+    agent: String,
+    /// Start the child from an empty environment instead of this one's.
+    #[arg(long)]
+    no_inherit: bool,
+    /// Mask secret values in the child's output (default: when output is not a terminal).
+    #[arg(long, overrides_with = "no_mask")]
+    mask: bool,
+    /// Never mask the child's output.
+    #[arg(long)]
+    no_mask: bool,
+    /// The agent's own env file, checked for variables that would shadow the
+    /// injected ones (Hermes loads its .env over the environment).
+    #[arg(long, value_name = "FILE")]
+    env_file: Option<PathBuf>,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// `vault env`.
+#[derive(clap::Args, Debug)]
+pub struct EnvArgs {
+    /// The agent whose secrets to print.
+    #[arg(long)]
+    agent: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
+    format: EnvFormat,
+    /// Write to FILE (atomically, mode 0600) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    write: Option<PathBuf>,
+}
+
+/// How `vault env` prints.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EnvFormat {
+    /// NAME=value lines for python-dotenv, Hermes, Node dotenv, Compose.
+    Dotenv,
+    /// {"NAME": "value"}.
+    Json,
+    /// export NAME='value' lines for `eval` in a POSIX shell.
+    Shell,
+}
+
+pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
+    let agent = AgentName::parse(&args.agent)?;
+    let env = {
+        let vault = ctx.unlock()?;
+        vault.env_of(&Principal::Operator, &agent)?
+        // the vault (and its data key) is dropped here, before the child starts
+    };
+    let code = spawn_with_env(&args, &env)?;
+    std::process::exit(code);
+}
+
+pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
+    let agent = AgentName::parse(&args.agent)?;
+    let vault = ctx.unlock()?;
+    let env = vault.env_of(&Principal::Operator, &agent)?;
+    drop(vault);
+    let text = zeroize::Zeroizing::new(render(&env, args.format)?);
+    match &args.write {
+        Some(path) => {
+            envfile::write_private_atomic(path, text.as_bytes())?;
+            eprintln!(
+                "wrote {} variable(s) for {agent} to {}",
+                env.len(),
+                path.display()
+            );
+        }
+        None => {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+    }
+    Ok(())
+}
+
+/// The env as text in `format`. Values are valid UTF-8 (`set` refuses others).
+pub fn render(env: &[(SecretName, SecretBytes)], format: EnvFormat) -> Result<String> {
+    let mut out = String::new();
+    match format {
+        EnvFormat::Json => {
+            let map: BTreeMap<&str, &str> = env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+                .collect();
+            out = serde_json::to_string(&serde_json::json!({ "env": map }))?;
+            out.push('\n');
+        }
+        EnvFormat::Dotenv => {
+            for (k, v) in env {
+                let value = envfile::dotenv_value(v.as_str().unwrap_or_default())
+                    .with_context(|| format!("variable {k}"))?;
+                out.push_str(&format!("{k}={value}\n"));
+            }
+        }
+        EnvFormat::Shell => {
+            for (k, v) in env {
+                out.push_str(&format!(
+                    "export {k}={}\n",
+                    envfile::shell_value(v.as_str().unwrap_or_default())
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the child with `env` added, masking and forwarding signals; returns
+/// the exit code to pass on (128 + N when the child died of signal N).
+pub fn spawn_with_env(args: &RunArgs, env: &[(SecretName, SecretBytes)]) -> Result<i32> {
+    let mut cmd = Command::new(&args.command[0]);
+    cmd.args(&args.command[1..]);
+    if args.no_inherit {
+        cmd.env_clear();
+    }
+    for (k, v) in env {
+        cmd.env(k.as_str(), v.as_str().unwrap_or_default());
+    }
+    warn_shadowed(args, env);
+    let mask = if args.no_mask {
+        false
+    } else {
+        args.mask || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal()
+    };
+    let masker = || mask::Masker::new(env.iter().map(|(_, v)| v.expose_secret()));
+    let masking = mask && masker().is_some();
+    if masking {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    }
+    // Catch the signals before the child exists, so none is lost or kills us first.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| exit::usage(format!("cannot run {:?}: {e}", args.command[0])))?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let handle = signals.handle();
+    let forwarder = std::thread::spawn(move || {
+        for sig in signals.forever() {
+            if let Ok(sig) = Signal::try_from(sig) {
+                let _ = kill(pid, sig);
+            }
+        }
+    });
+    let mut pumps = Vec::new();
+    if masking {
+        if let (Some(out), Some(m)) = (child.stdout.take(), masker()) {
+            pumps.push(std::thread::spawn(move || {
+                mask::copy_masked(out, std::io::stdout(), m)
+            }));
+        }
+        if let (Some(err), Some(m)) = (child.stderr.take(), masker()) {
+            pumps.push(std::thread::spawn(move || {
+                mask::copy_masked(err, std::io::stderr(), m)
+            }));
+        }
+    }
+    let status = child.wait()?;
+    for p in pumps {
+        let _ = p.join();
+    }
+    handle.close();
+    let _ = forwarder.join();
+    use std::os::unix::process::ExitStatusExt;
+    Ok(status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+}
+
+/// Hermes loads `$HERMES_HOME/.env` with override=True, so a variable defined
+/// there beats the one we inject; say so rather than let it silently win.
+fn warn_shadowed(args: &RunArgs, env: &[(SecretName, SecretBytes)]) {
+    let mut files: Vec<PathBuf> = args.env_file.iter().cloned().collect();
+    if !args.no_inherit {
+        if let Some(home) = std::env::var_os("HERMES_HOME") {
+            files.push(Path::new(&home).join(".env"));
+        }
+    }
+    for file in files {
+        let Ok(defined) = envfile::defined_names(&file) else {
+            continue;
+        };
+        for (k, _) in env {
+            if defined.iter().any(|d| d == k.as_str()) {
+                eprintln!(
+                    "vault: warning: {} defines {k}, which the agent may load over the injected value; \
+                     remove it there or write it with `vault env --write`",
+                    file.display()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,195 @@
+//! `vault token`: turn an agent's named key (or a token) into a short-lived,
+//! scoped token; check or revoke tokens. Credentials come from the
+//! environment, a file or stdin, never from arguments.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use vault_core::{
+    policy::parse_duration, Principal, Scope, SecretString, TokenClaims, TokenRequest,
+};
+
+use super::{rfc3339, Context};
+use crate::exit;
+
+/// `vault token`.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    #[command(flatten)]
+    mint: MintArgs,
+}
+
+/// Minting options.
+#[derive(clap::Args, Debug)]
+pub struct MintArgs {
+    /// A scope the token carries (repeatable): secrets:read, env:read,
+    /// secret:NAME, secret:AGENT/NAME. Default: all the policy allows.
+    #[arg(long = "scope", value_name = "SCOPE")]
+    scopes: Vec<String>,
+    /// Lifetime (s, m or h); default 15m, capped by the agent's policy.
+    #[arg(long)]
+    ttl: Option<String>,
+    /// Read the named key from FILE (default: the VAULT_AGENT_KEY variable).
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Attenuate: mint from the token in VAULT_TOKEN (or --token-file) instead
+    /// of a key. The result is never wider or longer than its parent.
+    #[arg(long)]
+    from_token: bool,
+    /// Read the parent token from FILE (with --from-token).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Action {
+    /// Check a token read from stdin; print its claims (exit 3 if invalid).
+    Verify,
+    /// Revoke the token read from stdin (and every token attenuated from it).
+    Revoke,
+}
+
+pub fn run(ctx: &Context, args: Args) -> Result<()> {
+    match args.action {
+        Some(Action::Verify) => verify(ctx),
+        Some(Action::Revoke) => revoke(ctx),
+        None => mint(ctx, args.mint),
+    }
+}
+
+fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
+    let request = TokenRequest {
+        scopes: if args.scopes.is_empty() {
+            None
+        } else {
+            Some(
+                args.scopes
+                    .iter()
+                    .map(|s| Scope::parse(s))
+                    .collect::<vault_core::Result<_>>()?,
+            )
+        },
+        ttl: args.ttl.as_deref().map(parse_ttl).transpose()?,
+    };
+    let minted = if args.from_token {
+        let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
+        let mut vault = ctx.unlock()?;
+        vault.attenuate_token(parent.expose_secret(), &request)?
+    } else {
+        let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
+        // Check the key's shape before asking for a passphrase.
+        vault_core::NamedKey::parse(key.expose_secret())?;
+        let mut vault = ctx.unlock()?;
+        let info = vault.authenticate_key(key.expose_secret())?;
+        vault.mint_token(&info, &request)?
+    };
+    if ctx.json {
+        let mut body = claims_json(&minted.claims);
+        body["token"] = serde_json::Value::String(minted.token.expose_secret().to_owned());
+        ctx.print_json(&body)?;
+    } else {
+        println!("{}", minted.token.expose_secret());
+        eprintln!(
+            "token {} for agent {} ({}), expires {}",
+            minted.claims.token_id,
+            minted.claims.agent,
+            scopes_text(&minted.claims),
+            rfc3339(minted.claims.expires_at as i64)
+        );
+    }
+    Ok(())
+}
+
+fn verify(ctx: &Context) -> Result<()> {
+    let token = stdin_credential("token")?;
+    let vault = ctx.unlock()?;
+    let claims = vault.verify_token(token.expose_secret())?;
+    if ctx.json {
+        ctx.print_json(&claims_json(&claims))?;
+    } else {
+        println!(
+            "valid: token {} of key {} for agent {} ({}), expires {}",
+            claims.token_id,
+            claims.key_id,
+            claims.agent,
+            scopes_text(&claims),
+            rfc3339(claims.expires_at as i64)
+        );
+    }
+    Ok(())
+}
+
+fn revoke(ctx: &Context) -> Result<()> {
+    let token = stdin_credential("token")?;
+    let mut vault = ctx.unlock()?;
+    let claims = vault.verify_token(token.expose_secret())?;
+    vault.revoke_token(&Principal::Operator, &claims)?;
+    if ctx.json {
+        ctx.print_json(&serde_json::json!({"revoked": claims.token_id}))?;
+    } else {
+        eprintln!("revoked token {}", claims.token_id);
+    }
+    Ok(())
+}
+
+/// Public fields of a token, for output.
+pub fn claims_json(c: &TokenClaims) -> serde_json::Value {
+    serde_json::json!({
+        "token_id": c.token_id, "key_id": c.key_id, "agent": c.agent.as_str(),
+        "scopes": c.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "issued_at": rfc3339(c.issued_at as i64), "expires_at": rfc3339(c.expires_at as i64),
+        "parents": c.parents,
+    })
+}
+
+fn scopes_text(c: &TokenClaims) -> String {
+    c.scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn parse_ttl(s: &str) -> Result<Duration> {
+    parse_duration(s)
+        .ok_or_else(|| exit::usage(format!("--ttl {s:?} is not a duration like 15m or 1h")))
+}
+
+/// A credential from `file`, else from the environment variable `var`.
+pub fn credential_from(
+    var: &str,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> Result<SecretString> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the {what} from {}", path.display()))?,
+        None => std::env::var(var).map_err(|_| {
+            exit::usage(format!(
+                "no {what}: set {var} or pass the file option (never an argument)"
+            ))
+        })?,
+    };
+    let text = SecretString::new(text);
+    let trimmed = text.expose_secret().trim();
+    if trimmed.is_empty() {
+        return Err(exit::usage(format!("the {what} is empty")));
+    }
+    Ok(SecretString::new(trimmed.to_owned()))
+}
+
+fn stdin_credential(what: &str) -> Result<SecretString> {
+    let mut buf = String::new();
+    std::io::stdin()
+        .lock()
+        .take(vault_core::credential::MAX_TOKEN_LEN as u64 * 2)
+        .read_to_string(&mut buf)
+        .map_err(|_| exit::usage(format!("the {what} on stdin is not UTF-8 text")))?;
+    let buf = SecretString::new(buf);
+    Ok(SecretString::new(buf.expose_secret().trim().to_owned()))
+}

@@ -1,0 +1,275 @@
+//! Env files: encoding values so every common reader gets them back exactly,
+//! and rewriting one `NAME=value` line atomically while keeping every other
+//! line and comment. Readers targeted (shared/research/agent-ecosystem.md
+//! §5.1): python-dotenv and Hermes' loader, Node dotenv, Compose, and bash
+//! `set -a; . FILE` for values in the safe character set.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::credential::hex;
+use crate::crypto::rand;
+use crate::error::{Error, Result};
+
+/// Encodes a value for a dotenv file:
+/// bare when it only uses `[A-Za-z0-9_./:@+=,-]` (every vault credential does);
+/// single-quoted (no interpolation anywhere) when it has no `'`, no backslash
+/// (python-dotenv unescapes `\\` even in single quotes) and no line break; otherwise double-quoted with `\\ \" \n \r` escapes,
+/// which python-dotenv and Node dotenv decode. A value needing double quotes
+/// that also holds `${` would be interpolated by python-dotenv, so it is refused.
+///
+/// # Errors
+/// [`Error::InvalidInput`] for the one unrepresentable case.
+pub fn dotenv_value(value: &str) -> Result<String> {
+    if !value.is_empty() && value.bytes().all(is_bare_safe) {
+        return Ok(value.to_owned());
+    }
+    if !value.contains(['\'', '\\', '\n', '\r']) {
+        return Ok(format!("'{value}'"));
+    }
+    if value.contains("${") {
+        return Err(Error::InvalidInput {
+            what: "env value",
+            reason: "a value with a quote or line break and `${` cannot be written as dotenv \
+                     without being interpolated; use --format json or shell"
+                .into(),
+        });
+    }
+    let mut out = String::with_capacity(value.len() + 8);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
+}
+
+/// Encodes a value as one POSIX shell word: single quotes, `'` as `'\''`.
+pub fn shell_value(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// Writes or replaces `name=value` in the env file at `path`, keeping every
+/// other line byte for byte; later duplicate definitions of `name` are removed
+/// so the written one is the one every reader sees. Atomic (temp file in the
+/// same directory, fsync, rename, fsync of the directory) and mode 0600.
+///
+/// # Errors
+/// [`Error::Refused`] for a symlink, a directory, a non-regular or executable
+/// file; [`Error::Io`] when the file or directory can't be written.
+pub fn upsert_var(path: &Path, name: &str, value: &str) -> Result<()> {
+    let line = format!("{name}={}", dotenv_value(value)?);
+    let existing = read_existing(path)?;
+    let text = String::from_utf8_lossy(&existing);
+    let mut out = Zeroizing::new(String::with_capacity(text.len() + line.len() + 1));
+    let mut replaced = false;
+    for l in text.split_inclusive('\n') {
+        if defines(l, name) {
+            if !replaced {
+                out.push_str(&line);
+                out.push('\n');
+                replaced = true;
+            }
+        } else {
+            out.push_str(l);
+        }
+    }
+    if !replaced {
+        if !out.is_empty() && !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    write_private_atomic(path, out.as_bytes())
+}
+
+/// The variable names an env file defines (`NAME=` or `export NAME=` lines).
+///
+/// # Errors
+/// As for reading the file; a missing file defines nothing.
+pub fn defined_names(path: &Path) -> Result<Vec<String>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    Ok(String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+            let (name, _) = l.split_once('=')?;
+            let name = name.trim_end();
+            let valid = !name.is_empty()
+                && !name.starts_with(|c: char| c.is_ascii_digit())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            valid.then(|| name.to_owned())
+        })
+        .collect())
+}
+
+/// Replaces `path` with `contents` atomically, mode 0600, refusing symlinks,
+/// directories and executable files.
+pub fn write_private_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    check_target(path)?;
+    let dir = parent_dir(path);
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| refused(path, "has no file name"))?
+        .to_string_lossy();
+    let tmp: PathBuf = dir.join(format!(
+        ".{file_name}.vault-tmp-{}",
+        hex(&rand::array::<6>()?)
+    ));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(contents).map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        // The rename is durable only once the directory entry is on disk.
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&dir, e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn read_existing(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    check_target(path)?;
+    match std::fs::read(path) {
+        Ok(b) => Ok(Zeroizing::new(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Zeroizing::new(Vec::new())),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn check_target(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(refused(path, "is a symlink")),
+        Ok(meta) if meta.is_dir() => Err(refused(path, "is a directory")),
+        Ok(meta) if !meta.is_file() => Err(refused(path, "is not a regular file")),
+        Ok(meta) if meta.permissions().mode() & 0o111 != 0 => Err(refused(path, "is executable")),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn defines(line: &str, name: &str) -> bool {
+    let l = line.trim_start();
+    let l = l.strip_prefix("export ").unwrap_or(l).trim_start();
+    l.strip_prefix(name)
+        .is_some_and(|rest| rest.trim_start().starts_with('='))
+}
+
+fn is_bare_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"_./:@+=,-".contains(&b)
+}
+
+fn refused(path: &Path, why: &str) -> Error {
+    Error::Refused {
+        reason: format!(
+            "{} {why}; refusing to write an env file there",
+            path.display()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodings() {
+        assert_eq!(dotenv_value("avk_abc123").unwrap(), "avk_abc123");
+        assert_eq!(dotenv_value("a b $X #c").unwrap(), "'a b $X #c'");
+        assert_eq!(dotenv_value("it's\n").unwrap(), "\"it's\\n\"");
+        assert_eq!(dotenv_value("a\\b").unwrap(), "\"a\\\\b\"");
+        assert_eq!(dotenv_value("").unwrap(), "''");
+        assert!(dotenv_value("it's ${HOME}").is_err());
+        assert_eq!(shell_value("it's"), "'it'\\''s'");
+    }
+
+    #[test]
+    fn upsert_keeps_other_lines_and_replaces_duplicates() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let path = dir.path().join(".env");
+        std::fs::write(
+            &path,
+            "# comment\nA=1\nexport KEY = old\nB='x y'\nKEY=dup\nKEYS=other",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        upsert_var(&path, "KEY", "avk_new").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "# comment\nA=1\nKEY=avk_new\nB='x y'\nKEYS=other"
+        );
+        upsert_var(&path, "NEW", "v").unwrap();
+        assert!(std::fs::read_to_string(&path)
+            .unwrap()
+            .ends_with("KEYS=other\nNEW=v\n"));
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            defined_names(&path).unwrap(),
+            ["A", "KEY", "B", "KEYS", "NEW"]
+        );
+        // no temp files left behind
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn refuses_symlinks_directories_and_executables() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let real = dir.path().join("real");
+        std::fs::write(&real, "A=1\n").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(
+            upsert_var(&link, "K", "v"),
+            Err(Error::Refused { .. })
+        ));
+        assert!(matches!(
+            upsert_var(dir.path(), "K", "v"),
+            Err(Error::Refused { .. })
+        ));
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(matches!(
+            upsert_var(&real, "K", "v"),
+            Err(Error::Refused { .. })
+        ));
+        assert_eq!(std::fs::read_to_string(&real).unwrap(), "A=1\n");
+        let missing_dir = dir.path().join("no/such/dir/.env");
+        assert!(matches!(
+            upsert_var(&missing_dir, "K", "v"),
+            Err(Error::Io { .. })
+        ));
+    }
+}
