@@ -27,6 +27,8 @@ struct Tour {
     home: PathBuf,
     passfile: PathBuf,
     step: usize,
+    /// Extra environment for the next commands (e.g. an agent's key).
+    env: Vec<(String, String)>,
 }
 
 impl Tour {
@@ -42,6 +44,9 @@ impl Tour {
             .args(args)
             .env("VAULT_HOME", &self.home)
             .env("VAULT_PASSPHRASE_FILE", &self.passfile)
+            .env_remove("VAULT_AGENT_KEY")
+            .env_remove("VAULT_ADDR")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -60,7 +65,7 @@ impl Tour {
             .lines()
             .chain(String::from_utf8_lossy(&out.stderr).lines())
         {
-            println!("   | {line}");
+            println!("   | {}", redact_credentials(line));
         }
         let code = out.status.code().unwrap_or(-1);
         println!("   (exit {code})");
@@ -92,6 +97,7 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         home: home.clone(),
         passfile,
         step: 0,
+        env: Vec::new(),
     };
     println!("vault demo: a throwaway vault in {}", home.display());
     println!("(the passphrase comes from VAULT_PASSPHRASE_FILE, never from arguments)");
@@ -145,6 +151,49 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         bail!("demo: get returned the wrong value");
     }
 
+    let env_file = dir.path().join("marketing.env");
+    std::fs::write(
+        &env_file,
+        "# the marketing agent's env file\nLOG_LEVEL=info\n",
+    )?;
+    let env_path = env_file.to_string_lossy().into_owned();
+    tour.expect(
+        "Give the marketing agent its own named key, written straight into its env file",
+        &["issue", "hermes-marketing-key", "--write-env", &env_path],
+        None,
+        0,
+    )?;
+    let text = std::fs::read_to_string(&env_file)?;
+    println!("   the env file keeps its other lines and now has VAULT_AGENT_KEY=avk_… (not shown)");
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
+        .context("demo: the key is missing from the env file")?
+        .to_owned();
+    tour.env = vec![("VAULT_AGENT_KEY".into(), key)];
+    tour.expect(
+        "The agent turns its key into a 15-minute token that can only read GITHUB_TOKEN",
+        &["token", "--scope", "secret:GITHUB_TOKEN", "--ttl", "15m"],
+        None,
+        0,
+    )?;
+    tour.env.clear();
+    tour.expect(
+        "Run the marketing agent with only its own secrets (values masked in piped output)",
+        &[
+            "run",
+            "--agent",
+            "hermes-marketing",
+            "--",
+            "sh",
+            "-c",
+            "echo \"GITHUB_TOKEN=$GITHUB_TOKEN\"; echo \"STRIPE_KEY=${STRIPE_KEY:-<not set>}\"",
+        ],
+        None,
+        0,
+    )?;
+    tour.expect("Keys are listed, never shown", &["keys", "ls"], None, 0)?;
+
     tour.step += 1;
     println!(
         "\n{}. The database file never holds a value in clear",
@@ -188,6 +237,21 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         println!("kept the demo vault in {}", kept.display());
     }
     Ok(())
+}
+
+/// The tour is in a throwaway vault, but it still shows credentials the way
+/// findings do: prefix, first two and last four characters.
+fn redact_credentials(line: &str) -> String {
+    line.split(' ')
+        .map(|word| {
+            if (word.starts_with("avt_") || word.starts_with("avk_")) && word.len() > 12 {
+                format!("{}…{}", &word[..6], &word[word.len() - 4..])
+            } else {
+                word.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn write_private(path: &Path, text: &str) -> Result<()> {
