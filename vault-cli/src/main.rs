@@ -71,6 +71,13 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Print one agent's secrets as dotenv, JSON or shell, or write them to a file.
     Env(cmd::run::EnvArgs),
+    /// The hash-chained audit trail: `audit log`, `audit verify`.
+    #[command(subcommand)]
+    Audit(cmd::audit::AuditCommand),
+    /// Per-key usage: tokens minted, reads, denials, last use.
+    Usage,
+    /// The least-privilege review: findings with severity and the fix (exit 1 on high).
+    Doctor(cmd::audit::DoctorArgs),
     /// Change the passphrase: rewraps the data key, values untouched.
     Passwd(cmd::rekey::PasswdArgs),
     /// Replace the data key and re-encrypt every value in one transaction.

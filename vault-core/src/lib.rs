@@ -22,6 +22,7 @@
 
 pub mod credential;
 mod crypto;
+pub mod doctor;
 pub mod envfile;
 mod error;
 mod names;
@@ -40,7 +41,7 @@ pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
-    validate_value, AgentInfo, DekUsage, IssuedKey, KeyInfo, KeyStatus, MintedToken, Principal,
-    RevocationSnapshot, SecretInfo, TokenRequest, Vault, VersionInfo, DB_FILE, DEK_LIMIT,
-    DEK_WARN_AT, MAX_VALUE_LEN,
+    validate_value, AgentInfo, AuditRecord, AuditVerdict, DekUsage, IssuedKey, KeyInfo, KeyStatus,
+    KeyUsage, MintedToken, Principal, RevocationSnapshot, SecretInfo, TokenRequest, Vault,
+    VersionInfo, DB_FILE, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

@@ -18,8 +18,10 @@ use crate::secret::{Key256, SecretBytes, SecretString};
 use crate::store::{self, agents, header, keys, secrets};
 
 mod access;
+mod audit;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
+pub use audit::{AuditRecord, AuditVerdict, KeyUsage};
 
 /// The database file inside a vault directory.
 pub const DB_FILE: &str = "vault.db";
@@ -100,6 +102,10 @@ pub struct Vault {
     vault_id: [u8; 16],
     dek_id: [u8; 16],
     dek: Key256,
+    /// The audit MAC key, loaded (or created) on the first audited action.
+    audit_key: std::cell::OnceCell<ring::hmac::Key>,
+    audit_origin: Option<String>,
+    audit_request_id: Option<String>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -152,13 +158,9 @@ impl Vault {
             dek_encryptions: 1,
         };
         header::insert(&conn, &h, store::now())?;
-        Ok(Vault {
-            conn,
-            dir: dir.to_owned(),
-            vault_id,
-            dek_id,
-            dek,
-        })
+        let vault = Vault::assemble(conn, dir, vault_id, dek_id, dek);
+        vault.audit(&Principal::Operator, None, "vault.init", None, "ok")?;
+        Ok(vault)
     }
 
     /// Opens and unlocks the vault in `dir`.
@@ -185,13 +187,32 @@ impl Vault {
                 .map_err(|_| Error::CorruptHeader {
                     reason: "the data key has the wrong length".into(),
                 })?;
-        Ok(Vault {
+        Ok(Vault::assemble(
+            conn,
+            dir,
+            h.vault_id,
+            h.dek_id,
+            Key256::from_array(dek_array),
+        ))
+    }
+
+    fn assemble(
+        conn: Connection,
+        dir: &Path,
+        vault_id: [u8; 16],
+        dek_id: [u8; 16],
+        dek: Key256,
+    ) -> Vault {
+        Vault {
             conn,
             dir: dir.to_owned(),
-            vault_id: h.vault_id,
-            dek_id: h.dek_id,
-            dek: Key256::from_array(dek_array),
-        })
+            vault_id,
+            dek_id,
+            dek,
+            audit_key: std::cell::OnceCell::new(),
+            audit_origin: None,
+            audit_request_id: None,
+        }
     }
 
     /// Whether `dir` holds a vault database.
@@ -216,13 +237,14 @@ impl Vault {
         policy: &Policy,
     ) -> Result<()> {
         require_operator(actor, "add agents")?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         if !agents::insert(&tx, name.as_str(), &policy.to_json(), store::now())? {
             return Err(Error::AlreadyExists {
                 what: "agent",
                 name: name.to_string(),
             });
         }
+        self.audit_in(&tx, actor, None, "agent.add", Some(name.as_str()), "ok")?;
         tx.commit()?;
         Ok(())
     }
@@ -254,7 +276,7 @@ impl Vault {
         force: bool,
     ) -> Result<i64> {
         require_operator(actor, "remove agents")?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let row = agents::list(&tx, Some(name.as_str()))?
             .pop()
             .ok_or_else(|| not_found("agent", name))?;
@@ -267,6 +289,7 @@ impl Vault {
             });
         }
         agents::delete(&tx, row.agent_id)?;
+        self.audit_in(&tx, actor, None, "agent.remove", Some(name.as_str()), "ok")?;
         tx.commit()?;
         Ok(row.secret_count)
     }
@@ -285,7 +308,7 @@ impl Vault {
     ) -> Result<i64> {
         require_operator(actor, "set secrets")?;
         validate_value(value)?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let agent_id = agents::id_of(&tx, path.agent.as_str())?
             .ok_or_else(|| not_found("agent", &path.agent))?;
         count_encryption(&tx, &self.dek_id)?;
@@ -300,6 +323,14 @@ impl Vault {
         );
         let blob = aead::seal(&self.dek, &aad, value.expose_secret())?;
         secrets::insert_version(&tx, secret_id, version, &blob, now)?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "secret.set",
+            Some(&path.to_string()),
+            "ok",
+        )?;
         tx.commit()?;
         Ok(version)
     }
@@ -310,6 +341,43 @@ impl Vault {
     /// [`Error::NotFound`] for a missing secret or one the actor may not see;
     /// [`Error::Integrity`] when the stored ciphertext fails authentication.
     pub fn get_secret(&self, actor: &Principal, path: &SecretPath) -> Result<(SecretBytes, i64)> {
+        self.audited_read(actor, None, "secret.read", &path.to_string(), || {
+            self.read_value(actor, path)
+        })
+    }
+
+    /// Runs a read, then records it (or its refusal) before handing the value
+    /// over: no audit record, no value.
+    fn audited_read<T>(
+        &self,
+        actor: &Principal,
+        key_id: Option<&str>,
+        action: &str,
+        target: &str,
+        read: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        match read() {
+            Ok(value) => {
+                self.audit(actor, key_id, action, Some(target), "ok")?;
+                Ok(value)
+            }
+            Err(e) => {
+                if matches!(actor, Principal::Agent(_)) {
+                    self.audit(
+                        actor,
+                        key_id,
+                        action,
+                        Some(target),
+                        &format!("denied:{}", e.code()),
+                    )?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The current value, with the access check but without an audit record.
+    fn read_value(&self, actor: &Principal, path: &SecretPath) -> Result<(SecretBytes, i64)> {
         let row = self.visible_secret(actor, path)?;
         let blob = secrets::current_ciphertext(&self.conn, row.secret_id, row.current_version)?
             .ok_or_else(|| Error::Integrity {
@@ -362,12 +430,20 @@ impl Vault {
     /// Deletes a secret and all its versions (operator only).
     pub fn remove_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<()> {
         require_operator(actor, "remove secrets")?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let agent_id =
             agents::id_of(&tx, path.agent.as_str())?.ok_or_else(|| not_found("secret", path))?;
         let row = secrets::find(&tx, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
         secrets::delete(&tx, row.secret_id)?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "secret.remove",
+            Some(&path.to_string()),
+            "ok",
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -402,7 +478,8 @@ impl Vault {
             &dek_aad(&self.vault_id, &self.dek_id, &kdf, &salt),
             self.dek.expose_secret(),
         )?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
+        self.audit_in(&tx, actor, None, "vault.passwd", None, "ok")?;
         let current = header::read(&tx)?;
         header::rewrap(
             &tx,
@@ -425,7 +502,7 @@ impl Vault {
         require_operator(actor, "rekey")?;
         let new_dek = Key256::from_array(rand::array()?);
         let new_dek_id: [u8; 16] = rand::array()?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let h = header::read(&tx)?;
         if h.dek_id != self.dek_id {
             return Err(Error::Rekeyed);
@@ -439,6 +516,8 @@ impl Vault {
             &h.wrapped_dek,
         )
         .ok_or(Error::WrongPassphrase)?;
+        // Recorded first: the audit key is re-encrypted below with the others.
+        self.audit_in(&tx, actor, None, "vault.rekey", None, "ok")?;
         let salt: [u8; 16] = rand::array()?;
         let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &h.kdf)?;
         let rows = secrets::all_versions(&tx)?;

@@ -3,6 +3,7 @@
 //! whether to print JSON.
 
 pub mod agent;
+pub mod audit;
 pub mod demo;
 pub mod init;
 pub mod keys;
@@ -39,7 +40,9 @@ impl Context {
             .into());
         }
         let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
-        Ok(Vault::unlock(&self.home, &pass)?)
+        let mut vault = Vault::unlock(&self.home, &pass)?;
+        vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
+        Ok(vault)
     }
 
     /// Prints one JSON value and a newline on stdout.
@@ -70,6 +73,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Env(args) => run::env(&ctx, args),
+        Command::Audit(c) => audit::audit(&ctx, c),
+        Command::Usage => audit::usage(&ctx),
+        Command::Doctor(args) => audit::doctor(&ctx, args),
         Command::Passwd(args) => rekey::passwd(&ctx, args),
         Command::Rekey(args) => rekey::rekey(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_keys_tokens.sql")),
+    (3, include_str!("../../../schema/003_audit.sql")),
 ];
 
 /// The schema version this build writes.
@@ -70,6 +71,8 @@ mod tests {
             [
                 "agent_keys",
                 "agents",
+                "audit_head",
+                "audit_log",
                 "revoked_tokens",
                 "secret_versions",
                 "secrets",

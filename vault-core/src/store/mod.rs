@@ -4,6 +4,7 @@
 //! [`crate::vault`], whose every public method takes the acting principal.
 
 pub(crate) mod agents;
+pub(crate) mod audit;
 pub(crate) mod header;
 pub(crate) mod keys;
 mod migrate;
@@ -14,7 +15,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 pub use migrate::LATEST_SCHEMA_VERSION;
 
@@ -57,8 +58,53 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 /// Begins a write transaction that takes the write lock at once, so two
 /// writers never deadlock upgrading read locks (the source of SQLITE_BUSY that
 /// busy_timeout cannot retry).
-pub(crate) fn write_tx(conn: &mut Connection) -> Result<Transaction<'_>> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+///
+/// Takes the connection shared (rusqlite's own `Transaction` wants it
+/// exclusively), so code inside the transaction can still call `&self`
+/// helpers such as the audit writer. Rolls back unless committed.
+pub(crate) fn write_tx(conn: &Connection) -> Result<WriteTx<'_>> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    Ok(WriteTx { conn, done: false })
+}
+
+/// An open `BEGIN IMMEDIATE` transaction; rolls back on drop unless committed.
+pub(crate) struct WriteTx<'a> {
+    conn: &'a Connection,
+    done: bool,
+}
+
+impl WriteTx<'_> {
+    pub(crate) fn commit(mut self) -> Result<()> {
+        self.done = true;
+        if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, in milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Refuses a vault file or directory that group or others can access.

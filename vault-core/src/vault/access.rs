@@ -140,7 +140,7 @@ impl Vault {
         let key = NamedKey::generate()?;
         let key_id = random_id()?;
         let now = store::now();
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let agent_id =
             agents::id_of(&tx, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
         let replaced = match keys::find(&tx, name.as_str())?
@@ -168,6 +168,24 @@ impl Vault {
                 created_at: now,
                 expires_at: now.saturating_add(ttl.as_secs() as i64),
             },
+        )?;
+        if let Some(old) = &replaced {
+            self.audit_in(
+                &tx,
+                actor,
+                Some(&old.key_id),
+                "key.revoke",
+                Some(&old.name),
+                "ok",
+            )?;
+        }
+        self.audit_in(
+            &tx,
+            actor,
+            Some(&key_id),
+            "key.issue",
+            Some(name.as_str()),
+            "ok",
         )?;
         let info = keys::by_id(&tx, &key_id)?.ok_or_else(|| not_found("key", &key_id))?;
         let replaced = match replaced {
@@ -208,13 +226,21 @@ impl Vault {
     pub fn revoke_key(&mut self, actor: &Principal, name_or_id: &str) -> Result<KeyInfo> {
         require_operator(actor, "revoke keys")?;
         let now = store::now();
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let row = keys::find(&tx, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
         if !keys::revoke(&tx, &row.key_id, now)? {
             return Err(Error::Refused {
                 reason: format!("key {} ({}) is already revoked", row.name, row.key_id),
             });
         }
+        self.audit_in(
+            &tx,
+            actor,
+            Some(&row.key_id),
+            "key.revoke",
+            Some(&row.name),
+            "ok",
+        )?;
         let row = keys::by_id(&tx, &row.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
         tx.commit()?;
         key_info(row, now)
@@ -223,9 +249,17 @@ impl Vault {
     /// Revokes every token minted from a key so far, keeping the key: bumps its epoch.
     pub fn revoke_key_tokens(&mut self, actor: &Principal, name_or_id: &str) -> Result<KeyInfo> {
         require_operator(actor, "revoke tokens")?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let row = keys::find(&tx, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
         keys::bump_epoch(&tx, &row.key_id)?;
+        self.audit_in(
+            &tx,
+            actor,
+            Some(&row.key_id),
+            "key.revoke_tokens",
+            Some(&row.name),
+            "ok",
+        )?;
         let row = keys::by_id(&tx, &row.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
         tx.commit()?;
         key_info(row, store::now())
@@ -240,15 +274,28 @@ impl Vault {
     pub fn authenticate_key(&mut self, key_text: &str) -> Result<KeyInfo> {
         let key = NamedKey::parse(key_text)?;
         let now = store::now();
-        let row = keys::by_hash(&self.conn, &key.hash().0)?
-            .ok_or_else(|| bad("unknown_key", "the key is not known to this vault"))?;
+        let Some(row) = keys::by_hash(&self.conn, &key.hash().0)? else {
+            self.audit_raw("unknown", None, "key.auth", None, "denied:unknown_key")?;
+            return Err(bad("unknown_key", "the key is not known to this vault"));
+        };
         let info = key_info(row, now)?;
-        match info.status {
-            KeyStatus::Active => {}
-            KeyStatus::Revoked => return Err(bad("key_revoked", "the key has been revoked")),
-            KeyStatus::Expired => return Err(bad("key_expired", "the key has expired")),
+        let denied = match info.status {
+            KeyStatus::Active => None,
+            KeyStatus::Revoked => Some(bad("key_revoked", "the key has been revoked")),
+            KeyStatus::Expired => Some(bad("key_expired", "the key has expired")),
+        };
+        if let Some(e) = denied {
+            let actor = Principal::Agent(info.agent.clone());
+            self.audit(
+                &actor,
+                Some(&info.key_id),
+                "key.auth",
+                Some(&info.name),
+                &format!("denied:{}", e.code()),
+            )?;
+            return Err(e);
         }
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         keys::touch(&tx, &info.key_id, now)?;
         tx.commit()?;
         Ok(info)
@@ -312,6 +359,19 @@ impl Vault {
     /// Fully checks a token: checksum, signature, expiry, key status and
     /// epoch, and the revoked list (its own id and its parents').
     pub fn verify_token(&self, token: &str) -> Result<TokenClaims> {
+        self.check_token(token).inspect_err(|e| {
+            // The denial is recorded; if even that fails, the token is refused anyway.
+            let _ = self.audit_raw(
+                "unknown",
+                None,
+                "token.verify",
+                None,
+                &format!("denied:{}", e.code()),
+            );
+        })
+    }
+
+    fn check_token(&self, token: &str) -> Result<TokenClaims> {
         let signer = self.existing_signer()?;
         let claims = signer.verify(token, store::now() as u64)?;
         let row = keys::by_id(&self.conn, &claims.key_id)?
@@ -335,13 +395,21 @@ impl Vault {
             }
         }
         let now = store::now();
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         keys::revoke_token(
             &tx,
             &claims.token_id,
             &claims.key_id,
             claims.expires_at as i64,
             now,
+        )?;
+        self.audit_in(
+            &tx,
+            actor,
+            Some(&claims.key_id),
+            "token.revoke",
+            Some(&claims.token_id),
+            "ok",
         )?;
         tx.commit()?;
         Ok(())
@@ -355,7 +423,7 @@ impl Vault {
         }
         let key = Key256::from_array(rand::array()?);
         let blob = aead::seal(&self.dek, &signing_aad(&self.vault_id), key.expose_secret())?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         super::count_encryption(&tx, &self.dek_id)?;
         if keys::vault_key(&tx, SIGNING_PURPOSE)?.is_none() {
             keys::insert_vault_key(&tx, SIGNING_PURPOSE, &blob, store::now())?;
@@ -401,25 +469,39 @@ impl Vault {
         } else {
             path.to_string()
         };
-        if !scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
-            return Err(bad(
-                "out_of_scope",
-                "the token's scopes do not allow this read",
-            ));
-        }
-        let (value, version) = self.get_secret(&Principal::Agent(claims.agent.clone()), &path)?;
+        let actor = Principal::Agent(claims.agent.clone());
+        let target = path.to_string();
+        let (value, version) =
+            self.audited_read(&actor, Some(&claims.key_id), "secret.read", &target, || {
+                if !scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
+                    return Err(bad(
+                        "out_of_scope",
+                        "the token's scopes do not allow this read",
+                    ));
+                }
+                self.read_value(&actor, &path)
+            })?;
         Ok((path, value, version))
     }
 
     /// The env a verified token may fetch in one call (`env:read`).
     pub fn env_with_token(&self, claims: &TokenClaims) -> Result<Vec<(SecretName, SecretBytes)>> {
-        if !scopes_within(&[Scope::EnvRead], &claims.scopes) {
-            return Err(bad(
-                "out_of_scope",
-                "the token's scopes do not allow reading the env",
-            ));
-        }
-        self.env_of(&Principal::Agent(claims.agent.clone()), &claims.agent)
+        let actor = Principal::Agent(claims.agent.clone());
+        self.audited_read(
+            &actor,
+            Some(&claims.key_id),
+            "env.read",
+            claims.agent.as_str(),
+            || {
+                if !scopes_within(&[Scope::EnvRead], &claims.scopes) {
+                    return Err(bad(
+                        "out_of_scope",
+                        "the token's scopes do not allow reading the env",
+                    ));
+                }
+                self.env_values(&claims.agent)
+            },
+        )
     }
 
     /// Every secret `agent`'s policy grants, named for the environment: its
@@ -431,11 +513,17 @@ impl Vault {
         actor: &Principal,
         agent: &AgentName,
     ) -> Result<Vec<(SecretName, SecretBytes)>> {
-        if let Principal::Agent(me) = actor {
-            if me != agent {
-                return Err(not_found("agent", agent));
+        self.audited_read(actor, None, "env.read", agent.as_str(), || {
+            if let Principal::Agent(me) = actor {
+                if me != agent {
+                    return Err(not_found("agent", agent));
+                }
             }
-        }
+            self.env_values(agent)
+        })
+    }
+
+    fn env_values(&self, agent: &AgentName) -> Result<Vec<(SecretName, SecretBytes)>> {
         let policy = self.policy_of(agent)?;
         let mut visible: Vec<_> = secrets::list(&self.conn, None)?
             .into_iter()
@@ -449,7 +537,7 @@ impl Vault {
         let mut env = Vec::new();
         for path in visible {
             if seen.insert(path.name.clone()) {
-                let (value, _) = self.get_secret(&Principal::Agent(agent.clone()), &path)?;
+                let (value, _) = self.read_value(&Principal::Agent(agent.clone()), &path)?;
                 env.push((path.name, value));
             }
         }
@@ -464,10 +552,11 @@ impl Vault {
         policy: &Policy,
     ) -> Result<()> {
         require_operator(actor, "change policies")?;
-        let tx = store::write_tx(&mut self.conn)?;
+        let tx = store::write_tx(&self.conn)?;
         let agent_id =
             agents::id_of(&tx, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
         agents::set_policy(&tx, agent_id, &policy.to_json())?;
+        self.audit_in(&tx, actor, None, "policy.set", Some(agent.as_str()), "ok")?;
         tx.commit()?;
         Ok(())
     }
@@ -534,6 +623,18 @@ impl Vault {
             parents,
         };
         let token = self.token_signer()?.sign(&claims)?;
+        let action = if claims.parents.is_empty() {
+            "token.mint"
+        } else {
+            "token.attenuate"
+        };
+        self.audit(
+            &Principal::Agent(claims.agent.clone()),
+            Some(&claims.key_id),
+            action,
+            Some(&claims.token_id),
+            "ok",
+        )?;
         Ok(MintedToken {
             token: SecretString::new(token),
             claims,

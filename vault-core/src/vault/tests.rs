@@ -1,4 +1,6 @@
 use rusqlite::params;
+
+use crate::vault::AuditVerdict;
 use tempfile::TempDir;
 
 use super::*;
@@ -202,7 +204,8 @@ fn passwd_rewraps_and_rekey_reencrypts() {
     drop(v);
     let v = Vault::unlock(&home, &pass("new")).unwrap();
     assert_eq!(get(&v, OP, "hermes/B").unwrap(), "b1");
-    assert_eq!(v.dek_usage().unwrap().encryptions, 4);
+    // the new DEK's own wrap, 3 values and the audit key
+    assert_eq!(v.dek_usage().unwrap().encryptions, 5);
 }
 
 #[test]
@@ -450,4 +453,151 @@ fn access_matrix() {
             .len(),
         2
     );
+}
+
+fn audited_vault() -> (TempDir, Vault) {
+    let (dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/A", "a1");
+    set(&mut v, "hermes/A", "a2");
+    get(&v, OP, "hermes/A").unwrap();
+    v.remove_secret(OP, &path("hermes/A")).unwrap();
+    (dir, v)
+}
+
+#[test]
+fn the_audit_trail_records_changes_and_reads_without_values() {
+    let (_dir, v) = audited_vault();
+    let log = v.audit_log(None, None).unwrap();
+    let actions: Vec<_> = log.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "vault.init",
+            "agent.add",
+            "secret.set",
+            "secret.set",
+            "secret.read",
+            "secret.remove"
+        ]
+    );
+    assert!(log
+        .iter()
+        .all(|r| r.outcome == "ok" && r.actor == "operator"));
+    assert_eq!(log[2].target.as_deref(), Some("hermes/A"));
+    assert_eq!(
+        v.verify_audit().unwrap(),
+        AuditVerdict::Intact { records: 6 }
+    );
+    let dump: Vec<u8> = v
+        .conn()
+        .prepare("SELECT * FROM audit_log")
+        .unwrap()
+        .query_map([], |r| {
+            Ok(format!(
+                "{:?}",
+                (r.get::<_, String>(2)?, r.get::<_, Option<String>>(5)?)
+            ))
+        })
+        .unwrap()
+        .flat_map(|r| r.unwrap().into_bytes())
+        .collect();
+    assert!(!String::from_utf8_lossy(&dump).contains("a2"));
+}
+
+#[test]
+fn audit_verify_names_the_first_bad_record_for_each_kind_of_tampering() {
+    let cases: [(&str, &str, i64); 6] = [
+        ("modified", "UPDATE audit_log SET target = 'hermes/B' WHERE seq = 3", 3),
+        ("deleted in the middle", "DELETE FROM audit_log WHERE seq = 2", 2),
+        ("deleted at the end", "DELETE FROM audit_log WHERE seq = 6", 6),
+        (
+            "reordered",
+            "UPDATE audit_log SET seq = 1000 WHERE seq = 3; UPDATE audit_log SET seq = 3 WHERE seq = 4; \
+             UPDATE audit_log SET seq = 4 WHERE seq = 1000",
+            3,
+        ),
+        (
+            "inserted",
+            "UPDATE audit_log SET seq = seq + 100 WHERE seq >= 4; \
+             UPDATE audit_log SET seq = seq - 99 WHERE seq >= 104; \
+             INSERT INTO audit_log SELECT 4, at_ms, actor, key_id, action, 'forged', outcome, request_id, origin, chain, mac FROM audit_log WHERE seq = 3",
+            4,
+        ),
+        ("outcome flipped", "UPDATE audit_log SET outcome = 'denied:x' WHERE seq = 5", 5),
+    ];
+    for (what, sql, first_bad) in cases {
+        let (_dir, v) = audited_vault();
+        v.conn().execute_batch(sql).unwrap();
+        match v.verify_audit().unwrap() {
+            AuditVerdict::Broken { seq, .. } => assert_eq!(seq, first_bad, "{what}"),
+            ok => panic!("{what}: {ok:?}"),
+        }
+    }
+}
+
+#[test]
+fn an_action_whose_audit_record_cannot_be_written_does_not_happen() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/A", "before");
+    v.conn()
+        .execute_batch("CREATE TRIGGER no_audit BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+        .unwrap();
+    assert!(v
+        .set_secret(OP, &path("hermes/A"), &SecretBytes::from_slice(b"after"))
+        .is_err());
+    assert!(v.remove_secret(OP, &path("hermes/A")).is_err());
+    assert!(v
+        .add_agent(OP, &agent("other"), &Policy::default())
+        .is_err());
+    // a read whose record cannot be written hands out no value
+    assert!(get(&v, OP, "hermes/A").is_err());
+    v.conn().execute_batch("DROP TRIGGER no_audit").unwrap();
+    assert_eq!(get(&v, OP, "hermes/A").unwrap(), "before");
+    assert_eq!(v.list_agents(OP).unwrap().len(), 1);
+    assert!(matches!(
+        v.verify_audit().unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
+}
+
+#[test]
+fn usage_counts_match_the_requests_made() {
+    use std::time::Duration;
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/A", "a");
+    let key = v
+        .issue_key(
+            OP,
+            &agent("hermes-key"),
+            &agent("hermes"),
+            Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    let info = v.authenticate_key(key.key.expose_secret()).unwrap();
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        tokens.push(
+            v.mint_token(&info, &TokenRequest::default())
+                .unwrap()
+                .claims,
+        );
+    }
+    for _ in 0..5 {
+        v.read_with_token(&tokens[0], "A").unwrap();
+    }
+    v.env_with_token(&tokens[1]).unwrap();
+    for _ in 0..2 {
+        assert!(v.read_with_token(&tokens[2], "NOPE").is_err());
+    }
+    let usage = v.usage().unwrap();
+    let u = &usage[&info.key_id];
+    assert_eq!((u.tokens_minted, u.reads, u.denials), (3, 6, 2));
+    assert!(u.last_used_ms.is_some());
 }

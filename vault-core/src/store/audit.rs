@@ -1,0 +1,90 @@
+//! Rows of `audit_log` and `audit_head`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::Result;
+
+/// One stored audit record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct AuditRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: String,
+    pub key_id: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub outcome: String,
+    pub request_id: Option<String>,
+    pub origin: Option<String>,
+    pub chain: Vec<u8>,
+    pub mac: Vec<u8>,
+}
+
+pub(crate) fn insert(conn: &Connection, r: &AuditRow) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at_ms, actor, key_id, action, target, outcome, request_id,
+            origin, chain, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        r.seq,
+        r.at_ms,
+        r.actor,
+        r.key_id,
+        r.action,
+        r.target,
+        r.outcome,
+        r.request_id,
+        r.origin,
+        r.chain,
+        r.mac
+    ])?;
+    Ok(())
+}
+
+/// The newest record's seq, chain hash and the head's MAC.
+pub(crate) type Head = (i64, Vec<u8>, Vec<u8>);
+
+/// The head, if any record exists.
+pub(crate) fn head(conn: &Connection) -> Result<Option<Head>> {
+    Ok(conn
+        .prepare_cached("SELECT seq, chain, mac FROM audit_head WHERE singleton = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?)
+}
+
+pub(crate) fn set_head(conn: &Connection, seq: i64, chain: &[u8], mac: &[u8]) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO audit_head (singleton, seq, chain, mac) VALUES (1, ?1, ?2, ?3)
+         ON CONFLICT (singleton) DO UPDATE SET seq = ?1, chain = ?2, mac = ?3",
+    )?
+    .execute(params![seq, chain, mac])?;
+    Ok(())
+}
+
+/// Records in seq order, optionally filtered (for `audit log` and `usage`).
+pub(crate) fn list(
+    conn: &Connection,
+    actor: Option<&str>,
+    since_ms: Option<i64>,
+) -> Result<Vec<AuditRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at_ms, actor, key_id, action, target, outcome, request_id, origin, chain, mac
+         FROM audit_log WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR at_ms >= ?2) ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![actor, since_ms], |r| {
+        Ok(AuditRow {
+            seq: r.get(0)?,
+            at_ms: r.get(1)?,
+            actor: r.get(2)?,
+            key_id: r.get(3)?,
+            action: r.get(4)?,
+            target: r.get(5)?,
+            outcome: r.get(6)?,
+            request_id: r.get(7)?,
+            origin: r.get(8)?,
+            chain: r.get(9)?,
+            mac: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}

@@ -1,0 +1,383 @@
+//! The audit trail: every state change and access appends a record, in the
+//! same transaction as the change (so a record that cannot be written stops
+//! the change), chained by SHA-256 and MAC'd with a key only the unlocked
+//! vault holds. Usage per key is read back from the same records.
+
+use std::collections::BTreeMap;
+
+use ring::hmac;
+use rusqlite::Connection;
+
+use super::access::vault_key_aad;
+use super::{count_encryption, Vault};
+use crate::credential::sha256;
+use crate::crypto::aead;
+use crate::crypto::rand;
+use crate::error::{Error, Result};
+use crate::names::AgentName;
+use crate::secret::Key256;
+use crate::store::{self, audit, keys};
+use crate::Principal;
+
+const AUDIT_PURPOSE: &str = "audit_mac";
+
+/// One audit record as read back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// Position in the log, from 1, with no gaps.
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// `operator` or `agent:NAME`.
+    pub actor: String,
+    /// The named key acting, if any.
+    pub key_id: Option<String>,
+    /// What happened, e.g. `secret.read`, `token.mint`, `key.issue`.
+    pub action: String,
+    /// What it happened to, by name.
+    pub target: Option<String>,
+    /// `ok`, `denied:<code>` or `error:<code>`.
+    pub outcome: String,
+    /// The server request id, if any.
+    pub request_id: Option<String>,
+    /// Where it came from: `cli`, a peer address.
+    pub origin: Option<String>,
+}
+
+/// What `vault audit verify` found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditVerdict {
+    /// Every record chains and authenticates, and the head matches.
+    Intact {
+        /// How many records.
+        records: i64,
+    },
+    /// The first record that fails, and how.
+    Broken {
+        /// Its seq (or where one is missing).
+        seq: i64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Counters for one named key, from the audit trail.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyUsage {
+    /// Tokens minted from it.
+    pub tokens_minted: u64,
+    /// Secret or env reads made with its tokens.
+    pub reads: u64,
+    /// Requests refused.
+    pub denials: u64,
+    /// Unix ms of the last record naming it.
+    pub last_used_ms: Option<i64>,
+    /// Where that last use came from.
+    pub last_origin: Option<String>,
+    /// Requests per minute (unix minute -> count), for the last hour.
+    pub per_minute: BTreeMap<i64, u64>,
+}
+
+impl Vault {
+    /// Sets what later audit records give as their origin (`cli`, a peer
+    /// address) and request id.
+    pub fn set_audit_context(&mut self, origin: Option<String>, request_id: Option<String>) {
+        self.audit_origin = origin;
+        self.audit_request_id = request_id;
+    }
+
+    /// Appends one record in its own transaction. Reads use this; their
+    /// commit skips the fsync (a power cut may lose the newest read records,
+    /// never a state change, which are written with the change itself).
+    ///
+    /// # Errors
+    /// Any failure to write; callers must not go on with the audited action.
+    pub fn audit(
+        &self,
+        actor: &Principal,
+        key_id: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+    ) -> Result<()> {
+        self.audit_raw(&actor_text(actor), key_id, action, target, outcome)
+    }
+
+    /// [`Vault::audit`] with the actor as text (`unknown` for a credential
+    /// that names nobody).
+    pub(super) fn audit_raw(
+        &self,
+        actor: &str,
+        key_id: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+    ) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "normal")?;
+        let result = (|| {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            match self.append(&self.conn, actor, key_id, action, target, outcome) {
+                Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
+                Err(e) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })();
+        self.conn.pragma_update(None, "synchronous", "full")?;
+        result
+    }
+
+    /// Appends one record inside the caller's write transaction.
+    pub(super) fn audit_in(
+        &self,
+        tx: &Connection,
+        actor: &Principal,
+        key_id: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+    ) -> Result<()> {
+        self.append(tx, &actor_text(actor), key_id, action, target, outcome)
+    }
+
+    fn append(
+        &self,
+        tx: &Connection,
+        actor: &str,
+        key_id: Option<&str>,
+        action: &str,
+        target: Option<&str>,
+        outcome: &str,
+    ) -> Result<()> {
+        let key = self.audit_key(tx)?;
+        let (prev_seq, prev_chain) = match audit::head(tx)? {
+            Some((seq, chain, _)) => (seq, chain),
+            None => (0, vec![0u8; 32]),
+        };
+        let record = AuditRecord {
+            seq: prev_seq + 1,
+            at_ms: store::now_ms(),
+            actor: actor.to_owned(),
+            key_id: key_id.map(str::to_owned),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            outcome: outcome.to_owned(),
+            request_id: self.audit_request_id.clone(),
+            origin: self.audit_origin.clone(),
+        };
+        let chain = chain_hash(&prev_chain, &record);
+        let mac = hmac::sign(&key, &chain);
+        audit::insert(
+            tx,
+            &audit::AuditRow {
+                seq: record.seq,
+                at_ms: record.at_ms,
+                actor: record.actor,
+                key_id: record.key_id,
+                action: record.action,
+                target: record.target,
+                outcome: record.outcome,
+                request_id: record.request_id,
+                origin: record.origin,
+                chain: chain.to_vec(),
+                mac: mac.as_ref().to_vec(),
+            },
+        )?;
+        audit::set_head(
+            tx,
+            prev_seq + 1,
+            &chain,
+            &head_mac(&key, prev_seq + 1, &chain),
+        )
+    }
+
+    /// Records, oldest first, optionally of one agent and since a time.
+    pub fn audit_log(
+        &self,
+        agent: Option<&AgentName>,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<AuditRecord>> {
+        let actor = agent.map(|a| format!("agent:{a}"));
+        Ok(audit::list(&self.conn, actor.as_deref(), since_ms)?
+            .into_iter()
+            .map(to_record)
+            .collect())
+    }
+
+    /// Walks the whole chain: dense seq numbers, each chain hash recomputed
+    /// from the previous one, each MAC checked, and the head matching the
+    /// last record.
+    pub fn verify_audit(&self) -> Result<AuditVerdict> {
+        let rows = audit::list(&self.conn, None, None)?;
+        let head = audit::head(&self.conn)?;
+        if rows.is_empty() && head.is_none() {
+            return Ok(AuditVerdict::Intact { records: 0 });
+        }
+        let key = self.audit_key_existing()?;
+        let mut prev = vec![0u8; 32];
+        let broken = |seq: i64, reason: &str| {
+            Ok(AuditVerdict::Broken {
+                seq,
+                reason: reason.to_owned(),
+            })
+        };
+        for (i, row) in rows.iter().enumerate() {
+            let want_seq = i as i64 + 1;
+            if row.seq != want_seq {
+                return broken(want_seq, "record missing (a gap in the sequence)");
+            }
+            let chain = chain_hash(&prev, &to_record(row.clone()));
+            if chain.as_slice() != row.chain.as_slice() {
+                return broken(row.seq, "record modified, reordered or re-chained");
+            }
+            if hmac::verify(&key, &chain, &row.mac).is_err() {
+                return broken(row.seq, "record MAC invalid (forged or inserted)");
+            }
+            prev = chain.to_vec();
+        }
+        let last = rows.last().map(|r| r.seq).unwrap_or(0);
+        match head {
+            Some((seq, chain, mac)) => {
+                if hmac::verify(&key, &head_input(seq, &chain), &mac).is_err() {
+                    return broken(seq, "audit head MAC invalid");
+                }
+                if seq != last || chain != prev {
+                    return broken(last + 1, "records missing from the end of the log");
+                }
+            }
+            None => return broken(1, "audit head missing"),
+        }
+        Ok(AuditVerdict::Intact { records: last })
+    }
+
+    /// Usage per key id, from the audit trail.
+    pub fn usage(&self) -> Result<BTreeMap<String, KeyUsage>> {
+        let hour_ago_minute = store::now_ms() / 60_000 - 60;
+        let mut out: BTreeMap<String, KeyUsage> = BTreeMap::new();
+        for row in audit::list(&self.conn, None, None)? {
+            let Some(key_id) = row.key_id.clone() else {
+                continue;
+            };
+            let u = out.entry(key_id).or_default();
+            let ok = row.outcome == "ok";
+            match row.action.as_str() {
+                "token.mint" if ok => u.tokens_minted += 1,
+                "secret.read" | "env.read" if ok => u.reads += 1,
+                _ => {}
+            }
+            if row.outcome.starts_with("denied:") {
+                u.denials += 1;
+            }
+            let minute = row.at_ms / 60_000;
+            if minute > hour_ago_minute {
+                *u.per_minute.entry(minute).or_default() += 1;
+            }
+            u.last_used_ms = Some(row.at_ms);
+            u.last_origin = row.origin.clone();
+        }
+        Ok(out)
+    }
+
+    /// The audit key, creating it on first use inside the caller's write transaction.
+    fn audit_key(&self, tx: &Connection) -> Result<hmac::Key> {
+        if let Some(key) = self.audit_key.get() {
+            return Ok(key.clone());
+        }
+        let key = match self.load_audit_key(tx)? {
+            Some(key) => key,
+            None => {
+                let raw = Key256::from_array(rand::array()?);
+                let aad = vault_key_aad(&self.vault_id, AUDIT_PURPOSE);
+                count_encryption(tx, &self.dek_id)?;
+                keys::insert_vault_key(
+                    tx,
+                    AUDIT_PURPOSE,
+                    &aead::seal(&self.dek, &aad, raw.expose_secret())?,
+                    store::now(),
+                )?;
+                hmac::Key::new(hmac::HMAC_SHA256, raw.expose_secret())
+            }
+        };
+        let _ = self.audit_key.set(key.clone());
+        Ok(key)
+    }
+
+    fn audit_key_existing(&self) -> Result<hmac::Key> {
+        if let Some(key) = self.audit_key.get() {
+            return Ok(key.clone());
+        }
+        self.load_audit_key(&self.conn)?
+            .ok_or_else(|| Error::Integrity {
+                what: "the audit key (records exist but the key is gone)".into(),
+            })
+    }
+
+    fn load_audit_key(&self, conn: &Connection) -> Result<Option<hmac::Key>> {
+        let Some(blob) = keys::vault_key(conn, AUDIT_PURPOSE)? else {
+            return Ok(None);
+        };
+        let raw = aead::open(
+            &self.dek,
+            &vault_key_aad(&self.vault_id, AUDIT_PURPOSE),
+            &blob,
+        )
+        .ok_or_else(|| Error::Integrity {
+            what: "the audit key".into(),
+        })?;
+        Ok(Some(hmac::Key::new(hmac::HMAC_SHA256, raw.expose_secret())))
+    }
+}
+
+/// `operator` or `agent:NAME`.
+pub(super) fn actor_text(actor: &Principal) -> String {
+    match actor {
+        Principal::Operator => "operator".into(),
+        Principal::Agent(a) => format!("agent:{a}"),
+    }
+}
+
+fn chain_hash(prev: &[u8], r: &AuditRecord) -> [u8; 32] {
+    let mut buf = Vec::with_capacity(256);
+    let mut push = |field: &[u8]| {
+        buf.extend_from_slice(&(field.len() as u32).to_be_bytes());
+        buf.extend_from_slice(field);
+    };
+    push(b"vault-audit-v1");
+    push(prev);
+    push(&r.seq.to_be_bytes());
+    push(&r.at_ms.to_be_bytes());
+    push(r.actor.as_bytes());
+    for opt in [&r.key_id, &r.target, &r.request_id, &r.origin] {
+        match opt {
+            // distinguish None from Some("")
+            None => push(&[0]),
+            Some(s) => push(&[&[1u8][..], s.as_bytes()].concat()),
+        }
+    }
+    push(r.action.as_bytes());
+    push(r.outcome.as_bytes());
+    sha256(&buf)
+}
+
+fn head_input(seq: i64, chain: &[u8]) -> Vec<u8> {
+    [b"vault-audit-head-v1".as_slice(), &seq.to_be_bytes(), chain].concat()
+}
+
+fn head_mac(key: &hmac::Key, seq: i64, chain: &[u8]) -> Vec<u8> {
+    hmac::sign(key, &head_input(seq, chain)).as_ref().to_vec()
+}
+
+fn to_record(r: audit::AuditRow) -> AuditRecord {
+    AuditRecord {
+        seq: r.seq,
+        at_ms: r.at_ms,
+        actor: r.actor,
+        key_id: r.key_id,
+        action: r.action,
+        target: r.target,
+        outcome: r.outcome,
+        request_id: r.request_id,
+        origin: r.origin,
+    }
+}
