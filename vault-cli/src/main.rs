@@ -71,6 +71,27 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Print one agent's secrets as dotenv, JSON or shell, or write them to a file.
     Env(cmd::run::EnvArgs),
+    /// Register the env files where agents' keys live; rotations rewrite them.
+    #[command(subcommand)]
+    Target(cmd::rotate::TargetCommand),
+    /// Rotate a named key (successor written to every target, then the old one
+    /// revoked) or a stored secret with its rotation command.
+    Rotate(cmd::rotate::RotateArgs),
+    /// Configure how stored secrets rotate.
+    #[command(subcommand)]
+    Rotation(cmd::rotate::RotationCommand),
+    /// List approvals waiting for a person (and past ones).
+    Approvals,
+    /// Approve a drafted action (e.g. rotating a leaked third-party secret).
+    Approve {
+        /// The approval id.
+        id: String,
+    },
+    /// Deny a drafted action; nothing it drafted happens.
+    Deny {
+        /// The approval id.
+        id: String,
+    },
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),

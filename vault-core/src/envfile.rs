@@ -119,6 +119,50 @@ pub fn defined_names(path: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The value `name` has in the env file at `path` (the last definition wins,
+/// as in python-dotenv), decoded from the forms [`dotenv_value`] writes.
+/// `None` when the file or the variable is missing.
+///
+/// # Errors
+/// As for reading the file.
+pub fn value_of(path: &Path, name: &str) -> Result<Option<Zeroizing<String>>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => Zeroizing::new(b),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let mut found = None;
+    for line in text.lines().filter(|l| defines(l, name)) {
+        let raw = line
+            .split_once('=')
+            .map(|(_, v)| v.trim())
+            .unwrap_or_default();
+        let value = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            inner.to_owned()
+        } else if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match (c, c == '\\') {
+                    (_, true) => match chars.next() {
+                        Some('n') => out.push('\n'),
+                        Some('r') => out.push('\r'),
+                        Some(other) => out.push(other),
+                        None => out.push('\\'),
+                    },
+                    (c, false) => out.push(c),
+                }
+            }
+            out
+        } else {
+            raw.to_owned()
+        };
+        found = Some(Zeroizing::new(value));
+    }
+    Ok(found)
+}
+
 /// Replaces `path` with `contents` atomically, mode 0600, refusing symlinks,
 /// directories and executable files.
 pub fn write_private_atomic(path: &Path, contents: &[u8]) -> Result<()> {

@@ -25,6 +25,7 @@ mod crypto;
 pub mod doctor;
 pub mod envfile;
 mod error;
+mod failpoint;
 mod names;
 pub mod policy;
 mod secret;
@@ -41,7 +42,8 @@ pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
-    validate_value, AgentInfo, AuditRecord, AuditVerdict, DekUsage, IssuedKey, KeyInfo, KeyStatus,
-    KeyUsage, MintedToken, Principal, RevocationSnapshot, SecretInfo, TokenRequest, Vault,
-    VersionInfo, DB_FILE, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+    validate_value, AgentInfo, ApprovalInfo, AuditRecord, AuditVerdict, DekUsage, IssuedKey,
+    KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken, Principal, RevocationSnapshot,
+    RotationReport, RotationState, SecretInfo, TargetInfo, TokenRequest, Vault, VersionInfo,
+    APPROVAL_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

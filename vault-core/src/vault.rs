@@ -19,9 +19,14 @@ use crate::store::{self, agents, header, keys, secrets};
 
 mod access;
 mod audit;
+mod rotation;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage};
+pub use rotation::{
+    ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,
+    DEFAULT_COMMAND_TIMEOUT,
+};
 
 /// The database file inside a vault directory.
 pub const DB_FILE: &str = "vault.db";

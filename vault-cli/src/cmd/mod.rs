@@ -8,6 +8,7 @@ pub mod demo;
 pub mod init;
 pub mod keys;
 pub mod rekey;
+pub mod rotate;
 pub mod run;
 pub mod secret;
 pub mod token;
@@ -42,6 +43,20 @@ impl Context {
         let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
         let mut vault = Vault::unlock(&self.home, &pass)?;
         vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
+        // A rotation a crash interrupted is finished before anything else runs.
+        for r in vault.resume_rotations()? {
+            eprintln!(
+                "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
+                r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
+            );
+            if let Some(key) = &r.new_key {
+                // Nobody else will ever see it: no target was registered.
+                eprintln!(
+                    "vault: no target holds the new key; it is shown once: {}",
+                    key.expose_secret()
+                );
+            }
+        }
         Ok(vault)
     }
 
@@ -73,6 +88,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Env(args) => run::env(&ctx, args),
+        Command::Target(c) => rotate::target(&ctx, c),
+        Command::Rotate(args) => rotate::rotate(&ctx, args),
+        Command::Rotation(c) => rotate::rotation(&ctx, c),
+        Command::Approvals => rotate::approvals(&ctx),
+        Command::Approve { id } => rotate::decide(&ctx, &id, true),
+        Command::Deny { id } => rotate::decide(&ctx, &id, false),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
         Command::Doctor(args) => audit::doctor(&ctx, args),

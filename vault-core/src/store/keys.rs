@@ -104,7 +104,8 @@ pub(crate) fn list(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<KeyRo
 
 pub(crate) fn revoke(conn: &Connection, key_id: &str, now: i64) -> Result<bool> {
     let n = conn.execute(
-        "UPDATE agent_keys SET status = 'revoked', revoked_at = ?2 WHERE key_id = ?1 AND status = 'active'",
+        "UPDATE agent_keys SET status = 'revoked', revoked_at = ?2
+         WHERE key_id = ?1 AND status IN ('active', 'retiring')",
         params![key_id, now],
     )?;
     Ok(n == 1)
@@ -192,4 +193,23 @@ pub(crate) fn replace_vault_key(conn: &Connection, purpose: &str, ciphertext: &[
         params![purpose, ciphertext],
     )?;
     Ok(())
+}
+
+pub(crate) fn set_retiring(conn: &Connection, key_id: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE agent_keys SET status = 'retiring' WHERE key_id = ?1 AND status = 'active'",
+        [key_id],
+    )?;
+    Ok(())
+}
+
+/// Full row facts needed to create a successor: (agent_id, created_at, expires_at).
+pub(crate) fn lifetime(conn: &Connection, key_id: &str) -> Result<Option<(i64, i64, i64)>> {
+    Ok(conn
+        .query_row(
+            "SELECT agent_id, created_at, expires_at FROM agent_keys WHERE key_id = ?1",
+            [key_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?)
 }

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_keys_tokens.sql")),
     (3, include_str!("../../../schema/003_audit.sql")),
+    (4, include_str!("../../../schema/004_rotation.sql")),
 ];
 
 /// The schema version this build writes.
@@ -25,6 +26,10 @@ pub(super) fn run(conn: &Connection) -> Result<()> {
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         // IMMEDIATE so two processes opening a fresh vault can't both migrate;
         // the loser re-reads user_version under the lock and skips.
+        // Foreign keys off around the transaction, so a migration can rebuild a
+        // table others reference (SQLite's documented ALTER TABLE procedure);
+        // foreign_key_check below proves nothing was left dangling.
+        conn.pragma_update(None, "foreign_keys", "off")?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
             let now: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
@@ -32,16 +37,27 @@ pub(super) fn run(conn: &Connection) -> Result<()> {
                 return Ok(());
             }
             conn.execute_batch(sql)?;
+            let dangling: i64 =
+                conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
+                    r.get(0)
+                })?;
+            if dangling > 0 {
+                return Err(Error::CorruptHeader {
+                    reason: format!("migration {version} left {dangling} dangling reference(s)"),
+                });
+            }
             conn.pragma_update(None, "user_version", version)?;
-            Ok::<_, rusqlite::Error>(())
+            Ok::<_, Error>(())
         })();
-        match result {
-            Ok(()) => conn.execute_batch("COMMIT")?,
+        let result = match result {
+            Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
-                return Err(e.into());
+                Err(e)
             }
-        }
+        };
+        conn.pragma_update(None, "foreign_keys", "on")?;
+        result?;
     }
     Ok(())
 }
@@ -71,17 +87,53 @@ mod tests {
             [
                 "agent_keys",
                 "agents",
+                "approvals",
                 "audit_head",
                 "audit_log",
                 "revoked_tokens",
+                "rotations",
+                "secret_rotation",
                 "secret_versions",
                 "secrets",
+                "targets",
                 "vault_header",
                 "vault_keys"
             ]
         );
         // running again is a no-op
         run(&conn).unwrap();
+    }
+
+    #[test]
+    fn rebuilding_tables_keeps_their_rows_and_references() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "foreign_keys", "on").unwrap();
+        for (version, sql) in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+            conn.pragma_update(None, "user_version", version).unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO agents (name, created_at) VALUES ('hermes', 1);
+             INSERT INTO agent_keys (key_id, name, agent_id, key_hash, status, created_at, expires_at)
+                VALUES ('00112233445566ff', 'hermes-key', 1, zeroblob(32), 'active', 1, 9);
+             INSERT INTO revoked_tokens VALUES ('aabbccddeeff0011', '00112233445566ff', 9, 1);",
+        )
+        .unwrap();
+        run(&conn).unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM revoked_tokens JOIN agent_keys USING (key_id)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        conn.execute("UPDATE agent_keys SET status = 'retiring'", [])
+            .unwrap();
+        let fk: bool = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
+        assert!(fk);
     }
 
     #[test]

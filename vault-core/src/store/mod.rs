@@ -8,6 +8,7 @@ pub(crate) mod audit;
 pub(crate) mod header;
 pub(crate) mod keys;
 mod migrate;
+pub(crate) mod rotation;
 pub(crate) mod secrets;
 
 use std::fs::OpenOptions;

@@ -45,6 +45,8 @@ pub struct KeyInfo {
 pub enum KeyStatus {
     /// Usable.
     Active,
+    /// Usable until the rotation replacing it finishes.
+    Retiring,
     /// Past its expiry.
     Expired,
     /// Revoked by a person or a rotation.
@@ -56,6 +58,7 @@ impl KeyStatus {
     pub fn as_str(&self) -> &'static str {
         match self {
             KeyStatus::Active => "active",
+            KeyStatus::Retiring => "retiring",
             KeyStatus::Expired => "expired",
             KeyStatus::Revoked => "revoked",
         }
@@ -280,7 +283,7 @@ impl Vault {
         };
         let info = key_info(row, now)?;
         let denied = match info.status {
-            KeyStatus::Active => None,
+            KeyStatus::Active | KeyStatus::Retiring => None,
             KeyStatus::Revoked => Some(bad("key_revoked", "the key has been revoked")),
             KeyStatus::Expired => Some(bad("key_expired", "the key has expired")),
         };
@@ -647,7 +650,7 @@ impl Vault {
             .ok_or_else(|| bad("bad_signature", "the token's signature is invalid"))
     }
 
-    fn load_signer(&self) -> Result<Option<TokenSigner>> {
+    pub(super) fn load_signer(&self) -> Result<Option<TokenSigner>> {
         let Some(blob) = keys::vault_key(&self.conn, SIGNING_PURPOSE)? else {
             return Ok(None);
         };
@@ -683,7 +686,7 @@ fn check_key_state(
     is_revoked: impl Fn(&str) -> bool,
 ) -> Result<()> {
     match status {
-        KeyStatus::Active => {}
+        KeyStatus::Active | KeyStatus::Retiring => {}
         KeyStatus::Revoked => return Err(bad("key_revoked", "the token's key has been revoked")),
         KeyStatus::Expired => return Err(bad("key_expired", "the token's key has expired")),
     }
@@ -700,6 +703,7 @@ fn key_info(row: keys::KeyRow, now: i64) -> Result<KeyInfo> {
     let status = match row.status.as_str() {
         "revoked" => KeyStatus::Revoked,
         _ if now >= row.expires_at => KeyStatus::Expired,
+        "retiring" => KeyStatus::Retiring,
         _ => KeyStatus::Active,
     };
     Ok(KeyInfo {

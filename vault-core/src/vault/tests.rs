@@ -601,3 +601,288 @@ fn usage_counts_match_the_requests_made() {
     assert_eq!((u.tokens_minted, u.reads, u.denials), (3, 6, 2));
     assert!(u.last_used_ms.is_some());
 }
+
+mod rotation {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::envfile;
+    use crate::names::SecretName;
+    use crate::vault::{LeakAction, RotationState};
+
+    fn with_key(v: &mut Vault) -> IssuedKey {
+        v.add_agent(OP, &agent("hermes"), &Policy::default())
+            .unwrap();
+        v.issue_key(
+            OP,
+            &agent("hermes-key"),
+            &agent("hermes"),
+            Duration::from_secs(86_400),
+            false,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn key_rotation_writes_every_target_then_revokes_the_old_key() {
+        let (dir, mut v) = new_vault();
+        let old = with_key(&mut v);
+        let a = dir.path().join("a.env");
+        let b = dir.path().join("b.env");
+        std::fs::write(&a, "KEEP=1\nVAULT_AGENT_KEY=stale\n").unwrap();
+        v.add_target(
+            OP,
+            &agent("hermes"),
+            &a,
+            &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+        )
+        .unwrap();
+        v.add_target(
+            OP,
+            &agent("hermes"),
+            &b,
+            &SecretName::parse("HERMES_KEY").unwrap(),
+        )
+        .unwrap();
+        let report = v.rotate_key(OP, "hermes-key", "manual").unwrap();
+        assert_eq!(report.state, RotationState::Done);
+        assert_eq!(report.written.len(), 2);
+        assert!(report.new_key.is_none());
+        let in_a = envfile::value_of(&a, "VAULT_AGENT_KEY").unwrap().unwrap();
+        let in_b = envfile::value_of(&b, "HERMES_KEY").unwrap().unwrap();
+        assert_eq!(in_a.as_str(), in_b.as_str());
+        assert!(std::fs::read_to_string(&a).unwrap().starts_with("KEEP=1\n"));
+        assert_eq!(v.authenticate_key(&in_a).unwrap().key_id, report.new_key_id);
+        assert!(matches!(
+            v.authenticate_key(old.key.expose_secret()),
+            Err(Error::BadCredential {
+                code: "key_revoked",
+                ..
+            })
+        ));
+        let keys = v.list_keys(OP, None).unwrap();
+        assert_eq!(
+            keys.iter()
+                .filter(|k| k.status == KeyStatus::Active)
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_manual_rotation_refuses_up_front_when_a_target_cannot_be_written() {
+        let (dir, mut v) = new_vault();
+        let old = with_key(&mut v);
+        let sub = dir.path().join("gone");
+        std::fs::create_dir(&sub).unwrap();
+        v.add_target(
+            OP,
+            &agent("hermes"),
+            &sub.join(".env"),
+            &SecretName::parse("K").unwrap(),
+        )
+        .unwrap();
+        std::fs::remove_dir(&sub).unwrap();
+        assert!(v.rotate_key(OP, "hermes-key", "manual").is_err());
+        v.authenticate_key(old.key.expose_secret()).unwrap();
+        // a leak rotates anyway: the leaked key must die even if a file can't be written
+        let report = v.rotate_key(OP, "hermes-key", "leak").unwrap();
+        assert_eq!(report.state, RotationState::Done);
+        assert_eq!(report.errors.len(), 1);
+        assert!(v.authenticate_key(old.key.expose_secret()).is_err());
+    }
+
+    #[test]
+    fn leaked_keys_rotate_and_leaked_tokens_are_revoked() {
+        let (_dir, mut v) = new_vault();
+        let key = with_key(&mut v);
+        let info = v.authenticate_key(key.key.expose_secret()).unwrap();
+        let token = v.mint_token(&info, &TokenRequest::default()).unwrap();
+        match v
+            .handle_leaked_credential(token.token.expose_secret())
+            .unwrap()
+        {
+            LeakAction::TokenRevoked { token_id } => assert_eq!(token_id, token.claims.token_id),
+            other => panic!("{other:?}"),
+        }
+        assert!(v.verify_token(token.token.expose_secret()).is_err());
+        let other = v.mint_token(&info, &TokenRequest::default()).unwrap();
+        let LeakAction::KeyRotated(report) =
+            v.handle_leaked_credential(key.key.expose_secret()).unwrap()
+        else {
+            panic!("not rotated");
+        };
+        assert!(
+            report.new_key.is_some(),
+            "no target: the caller shows the new key"
+        );
+        assert!(v.verify_token(other.token.expose_secret()).is_err());
+        assert!(matches!(
+            v.handle_leaked_credential(key.key.expose_secret()).unwrap(),
+            LeakAction::KeyAlreadyDead { .. }
+        ));
+        assert!(matches!(
+            v.handle_leaked_credential("avk_notarealkeyatall").unwrap(),
+            LeakAction::Unknown
+        ));
+    }
+
+    fn script(dir: &Path, name: &str, body: &str) -> String {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn a_leaked_secret_waits_for_approval_then_rotates() {
+        let (dir, mut v) = new_vault();
+        v.add_agent(OP, &agent("hermes"), &Policy::default())
+            .unwrap();
+        set(&mut v, "hermes/API_KEY", "old-value-1");
+        let env_file = dir.path().join("h.env");
+        std::fs::write(&env_file, "API_KEY=old-value-1\nOTHER=x\n").unwrap();
+        v.add_target(
+            OP,
+            &agent("hermes"),
+            &env_file,
+            &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+        )
+        .unwrap();
+        // the command sees the old value on stdin and prints a new one
+        let cmd = script(
+            dir.path(),
+            "rot.sh",
+            "read old; [ \"$old\" = old-value-1 ] || exit 3; echo new-value-2",
+        );
+        v.set_rotation_command(
+            OP,
+            &path("hermes/API_KEY"),
+            &cmd,
+            false,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let LeakAction::ApprovalOpened { approval_id } = v
+            .report_secret_leak(&path("hermes/API_KEY"), "chat.jsonl:3")
+            .unwrap()
+        else {
+            panic!("no approval");
+        };
+        // nothing happened yet: draft only
+        assert_eq!(get(&v, OP, "hermes/API_KEY").unwrap(), "old-value-1");
+        let pending = v.approvals(OP).unwrap();
+        assert_eq!(pending[0].state, "pending");
+        assert!(
+            pending[0].summary.contains("chat.jsonl:3") && pending[0].summary.contains("rot.sh")
+        );
+        assert!(!pending[0].summary.contains("old-value-1"));
+        // a second report of the same leak reuses the open approval
+        let LeakAction::ApprovalOpened { approval_id: again } = v
+            .report_secret_leak(&path("hermes/API_KEY"), "x:1")
+            .unwrap()
+        else {
+            panic!();
+        };
+        assert_eq!(again, approval_id);
+        let done = v.approve(OP, &approval_id).unwrap();
+        assert_eq!(done.state, "done", "{:?}", done.result);
+        assert_eq!(get(&v, OP, "hermes/API_KEY").unwrap(), "new-value-2");
+        assert_eq!(
+            envfile::value_of(&env_file, "API_KEY")
+                .unwrap()
+                .unwrap()
+                .as_str(),
+            "new-value-2"
+        );
+        assert_eq!(v.history(OP, &path("hermes/API_KEY")).unwrap().len(), 2);
+        assert!(
+            v.approve(OP, &approval_id).is_err(),
+            "an approval is used once"
+        );
+    }
+
+    #[test]
+    fn denied_expired_failing_and_hanging_rotations_keep_the_old_value() {
+        let (dir, mut v) = new_vault();
+        v.add_agent(OP, &agent("hermes"), &Policy::default())
+            .unwrap();
+        set(&mut v, "hermes/K", "keep-me");
+        let p = path("hermes/K");
+        let open = |v: &mut Vault| match v.report_secret_leak(&p, "t:1").unwrap() {
+            LeakAction::ApprovalOpened { approval_id } => approval_id,
+            other => panic!("{other:?}"),
+        };
+        v.set_rotation_command(
+            OP,
+            &p,
+            &script(dir.path(), "ok.sh", "echo fresh"),
+            false,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let id = open(&mut v);
+        assert_eq!(v.deny(OP, &id).unwrap().state, "denied");
+        assert!(v.approve(OP, &id).is_err());
+        let id = open(&mut v);
+        v.conn()
+            .execute(
+                "UPDATE approvals SET expires_at = 0 WHERE approval_id = ?1",
+                [&id],
+            )
+            .unwrap();
+        assert!(v.approve(OP, &id).is_err());
+        assert_eq!(
+            v.approvals(OP)
+                .unwrap()
+                .iter()
+                .find(|a| a.approval_id == id)
+                .unwrap()
+                .state,
+            "expired"
+        );
+        for (name, body, timeout, why) in [
+            ("fail.sh", "echo oops >&2; exit 4", 5_000, "failed"),
+            ("hang.sh", "sleep 30", 300, "timed out"),
+            ("empty.sh", "true", 5_000, "refused"),
+        ] {
+            v.set_rotation_command(
+                OP,
+                &p,
+                &script(dir.path(), name, body),
+                false,
+                Duration::from_millis(timeout),
+            )
+            .unwrap();
+            let id = open(&mut v);
+            let result = v.approve(OP, &id).unwrap();
+            assert_eq!(result.state, "failed", "{name}");
+            assert!(
+                result.result.as_deref().unwrap().contains(why),
+                "{name}: {:?}",
+                result.result
+            );
+            assert!(
+                !result.result.unwrap().contains("oops"),
+                "stderr is never kept"
+            );
+            assert_eq!(get(&v, OP, "hermes/K").unwrap(), "keep-me", "{name}");
+        }
+        // auto mode rotates at once
+        v.set_rotation_command(
+            OP,
+            &p,
+            &script(dir.path(), "auto.sh", "echo auto-new"),
+            true,
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(matches!(
+            v.report_secret_leak(&p, "t:2").unwrap(),
+            LeakAction::SecretRotated { .. }
+        ));
+        assert_eq!(get(&v, OP, "hermes/K").unwrap(), "auto-new");
+    }
+}

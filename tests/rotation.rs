@@ -1,0 +1,308 @@
+//! Issue 6: key rotation through the real binary, and kill -9 at every step.
+
+use std::process::Stdio;
+
+use rusqlite::Connection;
+
+use crate::common::*;
+
+fn json(out: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(out)))
+}
+
+/// A vault with agent hermes, key hermes-key written into two registered env files.
+fn setup() -> (Env, [std::path::PathBuf; 2]) {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let a = env.dir.path().join("profile.env");
+    let b = env.dir.path().join("openclaw.env");
+    std::fs::write(&a, "# hermes profile\nOPENAI_API_KEY=keep\n").unwrap();
+    env.vault(&["issue", "hermes-key", "--write-env", a.to_str().unwrap()])
+        .assert()
+        .success();
+    for (file, var) in [(&a, "VAULT_AGENT_KEY"), (&b, "HERMES_VAULT_KEY")] {
+        env.vault(&[
+            "target",
+            "add",
+            "--agent",
+            "hermes",
+            "--env-file",
+            file.to_str().unwrap(),
+            "--var",
+            var,
+        ])
+        .assert()
+        .success();
+    }
+    (env, [a, b])
+}
+
+fn key_in(file: &std::path::Path, var: &str) -> Option<String> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{var}=")).map(str::to_owned))
+}
+
+fn mints(env: &Env, key: &str) -> bool {
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", key)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The status of the key `text` in the database, read directly so that no
+/// `vault` process runs (every one resumes open rotations first).
+fn status_in_db(env: &Env, text: &str) -> Option<String> {
+    let hash = vault_core::NamedKey::parse(text).ok()?.hash().0;
+    Connection::open(env.db())
+        .unwrap()
+        .query_row(
+            "SELECT status FROM agent_keys WHERE key_hash = ?1",
+            [hash.as_slice()],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
+/// After any crash and a restart: the database is sound, exactly one active
+/// key has the name, every registered file holds a key that works, and the
+/// old key is dead once a rotation began (a kill before it began leaves the
+/// old key in place, working).
+fn check_invariants(env: &Env, files: &[std::path::PathBuf; 2], old_key: &str) {
+    let conn = Connection::open(env.db()).unwrap();
+    let started: i64 = conn
+        .query_row("SELECT count(*) FROM rotations", [], |r| r.get(0))
+        .unwrap();
+    drop(conn);
+    // any command finishes the interrupted rotation first
+    env.vault(&["keys", "ls"]).assert().success();
+    let conn = Connection::open(env.db()).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    let active: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM agent_keys WHERE name = 'hermes-key' AND status = 'active'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(active, 1);
+    let open: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM rotations WHERE state IN ('pending', 'written')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(open, 0);
+    drop(conn);
+    if started == 0 {
+        assert!(
+            mints(env, old_key),
+            "no rotation began, yet the old key is dead"
+        );
+        assert_eq!(
+            key_in(&files[0], "VAULT_AGENT_KEY").as_deref(),
+            Some(old_key)
+        );
+        return;
+    }
+    for (file, var) in [
+        (&files[0], "VAULT_AGENT_KEY"),
+        (&files[1], "HERMES_VAULT_KEY"),
+    ] {
+        let key = key_in(file, var).unwrap_or_else(|| panic!("{} has no key", file.display()));
+        assert!(
+            mints(env, &key),
+            "{} holds a key that does not work",
+            file.display()
+        );
+        assert_ne!(key, old_key);
+    }
+    assert!(!mints(env, old_key), "the old key still works");
+    assert_eq!(
+        std::fs::read_to_string(&files[0]).unwrap().lines().next(),
+        Some("# hermes profile")
+    );
+}
+
+#[test]
+fn rotate_rewrites_every_target_and_revokes_the_old_key() {
+    let (env, files) = setup();
+    let old = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
+    let token = env
+        .vault(&["token"])
+        .env("VAULT_AGENT_KEY", &old)
+        .assert()
+        .success();
+    let token = stdout_of(&token).trim().to_owned();
+    let v = json(
+        &env.vault(&["rotate", "hermes-key", "--json"])
+            .assert()
+            .success(),
+    );
+    assert_eq!(v["state"], "done");
+    assert_eq!(v["written"].as_array().unwrap().len(), 2);
+    assert!(
+        v.get("new_key").is_none(),
+        "targets hold it; it is not printed"
+    );
+    check_invariants(&env, &files, &old);
+    env.vault(&["token", "verify"])
+        .write_stdin(token)
+        .assert()
+        .code(3);
+    let log = json(&env.vault(&["--json", "audit", "log"]).assert().success());
+    let actions: Vec<&str> = log["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions
+            .windows(3)
+            .any(|w| w == ["rotation.start", "key.revoke", "rotation.done"]),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn rotate_without_targets_shows_the_new_key_once() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let old = stdout_of(&env.vault(&["issue", "hermes-key"]).assert().success())
+        .trim()
+        .to_owned();
+    let out = env.vault(&["rotate", "hermes-key"]).assert().success();
+    let new = stdout_of(&out).trim().to_owned();
+    assert!(new.starts_with("avk_") && new != old);
+    assert!(mints(&env, &new));
+    assert!(!mints(&env, &old));
+}
+
+#[test]
+fn targets_are_validated() {
+    let (env, _) = setup();
+    let link = env.dir.path().join("link.env");
+    std::os::unix::fs::symlink("/etc/hostname", &link).unwrap();
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "hermes",
+        "--env-file",
+        link.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1);
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "hermes",
+        "--env-file",
+        "/no/such/dir/.env",
+    ])
+    .assert()
+    .code(2);
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "nobody",
+        "--env-file",
+        "/tmp/x.env",
+    ])
+    .assert()
+    .code(4);
+    let v = json(&env.vault(&["target", "ls", "--json"]).assert().success());
+    assert_eq!(v["targets"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_kill_at_every_step_of_a_rotation_resumes_with_the_invariants_intact() {
+    for step in [
+        "rotate:created",
+        "rotate:target",
+        "rotate:written",
+        "rotate:done",
+    ] {
+        let (env, files) = setup();
+        let old = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
+        let out = env
+            .vault(&["rotate", "hermes-key"])
+            .env("VAULT_FAILPOINT", step)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            None,
+            "{step}: the process should have died (SIGABRT)"
+        );
+        // Before any restart: until the rotation is done, whatever key a file
+        // holds is still valid (active or retiring), read straight from the db.
+        let conn = Connection::open(env.db()).unwrap();
+        let done: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM rotations WHERE state = 'done'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        drop(conn);
+        for (file, var) in [
+            (&files[0], "VAULT_AGENT_KEY"),
+            (&files[1], "HERMES_VAULT_KEY"),
+        ] {
+            if let (Some(key), 0) = (key_in(file, var), done) {
+                let status = status_in_db(&env, &key);
+                assert!(
+                    matches!(status.as_deref(), Some("active" | "retiring")),
+                    "{step}: {} holds a {status:?} key mid-rotation",
+                    file.display()
+                );
+            }
+        }
+        check_invariants(&env, &files, &old);
+    }
+}
+
+#[test]
+fn kills_at_random_times_during_rotations_never_break_the_invariants() {
+    let mut rng = 0x9e37_79b9_u64;
+    for trial in 0..12 {
+        let (env, files) = setup();
+        let old = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+            .args(["rotate", "hermes-key"])
+            .env("VAULT_HOME", &env.home)
+            .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // unlock takes ~150 ms at the floor; kill somewhere in 100-260 ms
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        std::thread::sleep(std::time::Duration::from_millis(100 + rng % 160));
+        let _ = child.kill();
+        let _ = child.wait();
+        let finished = key_in(&files[0], "VAULT_AGENT_KEY").unwrap() != old;
+        check_invariants(&env, &files, &old);
+        eprintln!(
+            "trial {trial}: killed {} the rotation",
+            if finished {
+                "after or during"
+            } else {
+                "before"
+            }
+        );
+    }
+}

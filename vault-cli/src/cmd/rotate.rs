@@ -1,0 +1,271 @@
+//! `vault target`, `vault rotate`, `vault rotation set`, and the approvals a
+//! person gives: `vault approvals`, `vault approve`, `vault deny`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use vault_core::{
+    policy::parse_duration, AgentName, Principal, RotationReport, RotationState, SecretName,
+    SecretPath,
+};
+
+use super::{rfc3339, Context};
+use crate::exit;
+
+const OP: &Principal = &Principal::Operator;
+
+/// `vault target ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum TargetCommand {
+    /// Register an env file where an agent's key (and secrets) live; rotations rewrite it.
+    Add {
+        /// The agent.
+        #[arg(long)]
+        agent: String,
+        /// The env file (a Hermes profile's .env, an OpenClaw agent's env file).
+        #[arg(long, value_name = "PATH")]
+        env_file: PathBuf,
+        /// The variable that holds the agent's key there.
+        #[arg(long, default_value = "VAULT_AGENT_KEY")]
+        var: String,
+    },
+    /// List registered targets.
+    Ls {
+        /// Only this agent's.
+        #[arg(long)]
+        agent: Option<String>,
+    },
+    /// Unregister a target by id (the file is left alone).
+    Rm {
+        /// The id `target ls` shows.
+        id: i64,
+    },
+}
+
+/// `vault rotate`.
+#[derive(clap::Args, Debug)]
+pub struct RotateArgs {
+    /// A key name (hermes-marketing-key) or id, or a stored secret AGENT/NAME.
+    what: String,
+}
+
+/// `vault rotation ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum RotationCommand {
+    /// Set the command that rotates AGENT/NAME: it gets the old value on stdin
+    /// and prints the new one. It runs only after `vault approve` unless --auto.
+    Set {
+        /// AGENT/NAME.
+        path: String,
+        /// The command, run with /bin/sh -c (it must not contain a secret).
+        #[arg(long)]
+        command: String,
+        /// Run it at once when the secret leaks, without waiting for approval.
+        #[arg(long)]
+        auto: bool,
+        /// Kill it after this long (s, m).
+        #[arg(long, default_value = "30s")]
+        timeout: String,
+    },
+}
+
+pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
+    let mut vault = ctx.unlock()?;
+    match command {
+        TargetCommand::Add {
+            agent,
+            env_file,
+            var,
+        } => {
+            let agent = AgentName::parse(&agent)?;
+            let var = SecretName::parse(&var)?;
+            let t = vault.add_target(OP, &agent, &env_file, &var)?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var}))?;
+            } else {
+                eprintln!(
+                    "registered {} (target {}) for {}; its key goes in {}",
+                    t.path.display(),
+                    t.target_id,
+                    t.agent,
+                    t.key_var
+                );
+            }
+        }
+        TargetCommand::Ls { agent } => {
+            let agent = agent.as_deref().map(AgentName::parse).transpose()?;
+            let list = vault.list_targets(OP, agent.as_ref())?;
+            if ctx.json {
+                let items: Vec<_> = list
+                    .iter()
+                    .map(|t| serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var}))
+                    .collect();
+                ctx.print_json(&serde_json::json!({ "targets": items }))?;
+            } else {
+                for t in list {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        t.target_id,
+                        t.agent,
+                        t.path.display(),
+                        t.key_var
+                    );
+                }
+            }
+        }
+        TargetCommand::Rm { id } => {
+            vault.remove_target(OP, id)?;
+            eprintln!("unregistered target {id}");
+        }
+    }
+    Ok(())
+}
+
+pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
+    let mut vault = ctx.unlock()?;
+    if args.what.contains('/') {
+        let path = SecretPath::parse(&args.what)?;
+        let version = vault.rotate_secret(OP, &path)?;
+        if ctx.json {
+            ctx.print_json(&serde_json::json!({"rotated": path.to_string(), "version": version}))?;
+        } else {
+            eprintln!(
+                "rotated {path} to version {version}; the previous value stays in its history"
+            );
+        }
+        return Ok(());
+    }
+    let report = vault.rotate_key(OP, &args.what, "manual")?;
+    print_rotation(ctx, &report)?;
+    if report.state == RotationState::Stalled {
+        return Err(exit::refused(format!(
+            "rotation {} stalled: {}; both keys work until it completes",
+            report.rotation_id,
+            report.errors.join("; ")
+        )));
+    }
+    Ok(())
+}
+
+/// Prints a rotation's outcome; the new key only when no target received it.
+pub fn print_rotation(ctx: &Context, r: &RotationReport) -> Result<()> {
+    let state = match r.state {
+        RotationState::Done => "done",
+        RotationState::Stalled => "stalled",
+    };
+    if ctx.json {
+        let mut body = serde_json::json!({
+            "rotation_id": r.rotation_id, "agent": r.agent.as_str(), "key": r.key_name,
+            "old_key_id": r.old_key_id, "new_key_id": r.new_key_id, "state": state,
+            "written": r.written, "errors": r.errors,
+        });
+        if let Some(k) = &r.new_key {
+            body["new_key"] = serde_json::Value::String(k.expose_secret().to_owned());
+        }
+        ctx.print_json(&body)?;
+    } else {
+        eprintln!(
+            "rotation {} of {} ({}): {state}; old key {} -> new key {}",
+            r.rotation_id, r.key_name, r.agent, r.old_key_id, r.new_key_id
+        );
+        for w in &r.written {
+            eprintln!("  wrote the new key to {}", w.display());
+        }
+        for e in &r.errors {
+            eprintln!("  could not write: {e}");
+        }
+        if let Some(k) = &r.new_key {
+            println!("{}", k.expose_secret());
+            eprintln!("  no target is registered, so the new key is shown once above");
+        }
+    }
+    Ok(())
+}
+
+pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
+    let RotationCommand::Set {
+        path,
+        command,
+        auto,
+        timeout,
+    } = command;
+    let path = SecretPath::parse(&path)?;
+    let timeout = parse_duration(&timeout)
+        .ok_or_else(|| exit::usage(format!("--timeout {timeout:?} is not a duration like 30s")))?;
+    let mut vault = ctx.unlock()?;
+    vault.set_rotation_command(OP, &path, &command, auto, timeout)?;
+    eprintln!(
+        "{path} rotates with its command {}",
+        if auto {
+            "at once when it leaks (--auto)"
+        } else {
+            "after `vault approve`"
+        }
+    );
+    Ok(())
+}
+
+pub fn approvals(ctx: &Context) -> Result<()> {
+    let vault = ctx.unlock()?;
+    let list = vault.approvals(OP)?;
+    if ctx.json {
+        let items: Vec<_> = list
+            .iter()
+            .map(|a| {
+                serde_json::json!({"id": a.approval_id, "kind": a.kind, "agent": a.agent, "subject": a.subject,
+                    "summary": a.summary, "state": a.state, "result": a.result,
+                    "created_at": rfc3339(a.created_at), "expires_at": rfc3339(a.expires_at)})
+            })
+            .collect();
+        ctx.print_json(&serde_json::json!({ "approvals": items }))?;
+    } else {
+        for a in list {
+            println!(
+                "{}\t{}\t{}/{}\t{}\texpires {}",
+                a.approval_id,
+                a.state,
+                a.agent,
+                a.subject,
+                a.kind,
+                rfc3339(a.expires_at)
+            );
+            println!("    {}", a.summary);
+            if let Some(r) = a.result {
+                println!("    result: {r}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn decide(ctx: &Context, id: &str, approve: bool) -> Result<()> {
+    let mut vault = ctx.unlock()?;
+    let a = if approve {
+        vault.approve(OP, id)?
+    } else {
+        vault.deny(OP, id)?
+    };
+    if ctx.json {
+        ctx.print_json(
+            &serde_json::json!({"id": a.approval_id, "state": a.state, "result": a.result}),
+        )?;
+    } else {
+        eprintln!(
+            "approval {}: {}{}",
+            a.approval_id,
+            a.state,
+            a.result
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    if a.state == "failed" {
+        return Err(exit::refused(format!(
+            "approval {} failed: {}",
+            a.approval_id,
+            a.result.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Rows of `targets`, `rotations`, `secret_rotation` and `approvals`.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::Result;
+
+/// A registered env-file target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TargetRow {
+    pub target_id: i64,
+    pub agent: String,
+    pub path: String,
+    pub key_var: String,
+}
+
+pub(crate) fn insert_target(
+    conn: &Connection,
+    agent_id: i64,
+    path: &str,
+    key_var: &str,
+    now: i64,
+) -> Result<bool> {
+    let n = conn.execute(
+        "INSERT INTO targets (agent_id, path, key_var, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (agent_id, path) DO NOTHING",
+        params![agent_id, path, key_var, now],
+    )?;
+    Ok(n == 1)
+}
+
+pub(crate) fn targets(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<TargetRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.target_id, a.name, t.path, t.key_var FROM targets t JOIN agents a USING (agent_id)
+         WHERE ?1 IS NULL OR t.agent_id = ?1 ORDER BY a.name, t.path",
+    )?;
+    let rows = stmt.query_map([agent_id], |r| {
+        Ok(TargetRow {
+            target_id: r.get(0)?,
+            agent: r.get(1)?,
+            path: r.get(2)?,
+            key_var: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn delete_target(conn: &Connection, target_id: i64) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM targets WHERE target_id = ?1", [target_id])? == 1)
+}
+
+/// An open or finished key rotation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RotationRow {
+    pub rotation_id: i64,
+    pub agent: String,
+    pub agent_id: i64,
+    pub subject: String,
+    pub old_key_id: String,
+    pub new_key_id: Option<String>,
+    pub pending_secret: Option<Vec<u8>>,
+    pub state: String,
+    pub reason: String,
+}
+
+pub(crate) struct NewRotation<'a> {
+    pub agent_id: i64,
+    pub subject: &'a str,
+    pub old_key_id: &'a str,
+    pub new_key_id: &'a str,
+    pub pending_secret: &'a [u8],
+    pub reason: &'a str,
+    pub now: i64,
+}
+
+pub(crate) fn insert_rotation(conn: &Connection, r: &NewRotation<'_>) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO rotations (kind, agent_id, subject, old_key_id, new_key_id, pending_secret, state,
+            reason, started_at, updated_at)
+         VALUES ('key', ?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)",
+        params![r.agent_id, r.subject, r.old_key_id, r.new_key_id, r.pending_secret, r.reason, r.now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+pub(crate) fn open_rotations(conn: &Connection) -> Result<Vec<RotationRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.rotation_id, a.name, r.agent_id, r.subject, r.old_key_id, r.new_key_id,
+                r.pending_secret, r.state, r.reason
+         FROM rotations r JOIN agents a USING (agent_id)
+         WHERE r.state IN ('pending', 'written') ORDER BY r.rotation_id",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(RotationRow {
+            rotation_id: r.get(0)?,
+            agent: r.get(1)?,
+            agent_id: r.get(2)?,
+            subject: r.get(3)?,
+            old_key_id: r.get(4)?,
+            new_key_id: r.get(5)?,
+            pending_secret: r.get(6)?,
+            state: r.get(7)?,
+            reason: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Moves a rotation to `state`; finishing states drop the pending secret.
+pub(crate) fn set_rotation_state(
+    conn: &Connection,
+    id: i64,
+    state: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE rotations SET state = ?2, error = ?3, updated_at = ?4,
+            pending_secret = CASE WHEN ?2 IN ('done', 'rolled_back') THEN NULL ELSE pending_secret END
+         WHERE rotation_id = ?1",
+        params![id, state, error, now],
+    )?;
+    Ok(())
+}
+
+/// A secret's rotation command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RotationCommand {
+    pub command: String,
+    pub mode: String,
+    pub timeout_ms: i64,
+}
+
+pub(crate) fn set_rotation_command(
+    conn: &Connection,
+    secret_id: i64,
+    c: &RotationCommand,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO secret_rotation (secret_id, command, mode, timeout_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (secret_id) DO UPDATE SET command = ?2, mode = ?3, timeout_ms = ?4",
+        params![secret_id, c.command, c.mode, c.timeout_ms],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn rotation_command(
+    conn: &Connection,
+    secret_id: i64,
+) -> Result<Option<RotationCommand>> {
+    Ok(conn
+        .query_row(
+            "SELECT command, mode, timeout_ms FROM secret_rotation WHERE secret_id = ?1",
+            [secret_id],
+            |r| {
+                Ok(RotationCommand {
+                    command: r.get(0)?,
+                    mode: r.get(1)?,
+                    timeout_ms: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub(crate) fn mark_compromised(conn: &Connection, secret_id: i64, now: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE secrets SET compromised_at = ?2 WHERE secret_id = ?1 AND compromised_at IS NULL",
+        params![secret_id, now],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn clear_compromised(conn: &Connection, secret_id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE secrets SET compromised_at = NULL WHERE secret_id = ?1",
+        [secret_id],
+    )?;
+    Ok(())
+}
+
+/// An approval as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ApprovalRow {
+    pub approval_id: String,
+    pub kind: String,
+    pub agent: String,
+    pub subject: String,
+    pub summary: String,
+    pub state: String,
+    pub result: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_approval(
+    conn: &Connection,
+    id: &str,
+    kind: &str,
+    agent_id: i64,
+    subject: &str,
+    summary: &str,
+    now: i64,
+    expires_at: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO approvals (approval_id, kind, agent_id, subject, summary, state, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+        params![id, kind, agent_id, subject, summary, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// Marks pending approvals past their time as expired; returns how many.
+pub(crate) fn expire_approvals(conn: &Connection, now: i64) -> Result<usize> {
+    Ok(conn.execute(
+        "UPDATE approvals SET state = 'expired', decided_at = ?1 WHERE state = 'pending' AND expires_at <= ?1",
+        [now],
+    )?)
+}
+
+pub(crate) fn approvals(conn: &Connection, id: Option<&str>) -> Result<Vec<ApprovalRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.approval_id, p.kind, a.name, p.subject, p.summary, p.state, p.result, p.created_at, p.expires_at
+         FROM approvals p JOIN agents a USING (agent_id)
+         WHERE ?1 IS NULL OR p.approval_id = ?1 ORDER BY p.created_at, p.approval_id",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(ApprovalRow {
+            approval_id: r.get(0)?,
+            kind: r.get(1)?,
+            agent: r.get(2)?,
+            subject: r.get(3)?,
+            summary: r.get(4)?,
+            state: r.get(5)?,
+            result: r.get(6)?,
+            created_at: r.get(7)?,
+            expires_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub(crate) fn pending_approval_for(
+    conn: &Connection,
+    kind: &str,
+    agent_id: i64,
+    subject: &str,
+) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT approval_id FROM approvals WHERE kind = ?1 AND agent_id = ?2 AND subject = ?3 AND state = 'pending'",
+            params![kind, agent_id, subject],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub(crate) fn decide_approval(
+    conn: &Connection,
+    id: &str,
+    from: &str,
+    to: &str,
+    result: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE approvals SET state = ?3, result = ?4, decided_at = ?5 WHERE approval_id = ?1 AND state = ?2",
+        params![id, from, to, result, now],
+    )? == 1)
+}

@@ -1,0 +1,923 @@
+//! Rotation: replacing a key or secret everywhere the vault put it, as a
+//! journaled state machine (pending -> written -> done) whose every step
+//! commits before the next begins, so a crash at any point resumes on the next
+//! start. Also where leaks land: a leaked vault key rotates at once; a leaked
+//! stored secret opens an approval a person must give (draft-only), unless
+//! its rotation mode is `auto`.
+//!
+//! Invariants, whatever crashes when: the agent's registered env files always
+//! hold a key that works (the old one stays valid until every file holds the
+//! new one), a revoked key never works again, and no value is lost (the old
+//! version of a secret stays in its history).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::access::KeyStatus;
+use super::{count_encryption, not_found, require_operator, validate_value, Vault};
+use crate::credential::{hex, NamedKey};
+use crate::crypto::aead::{self, RowAad};
+use crate::crypto::rand;
+use crate::envfile;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::names::{AgentName, SecretName, SecretPath};
+use crate::secret::SecretBytes;
+use crate::store::{self, agents, keys, rotation, secrets};
+use crate::Principal;
+
+/// How long an approval waits for a person.
+pub const APPROVAL_TTL: Duration = Duration::from_secs(72 * 3600);
+/// Longest a rotation command may run unless configured otherwise.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A registered env file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetInfo {
+    /// Id for `vault target rm`.
+    pub target_id: i64,
+    /// Whose file it is.
+    pub agent: AgentName,
+    /// Absolute path.
+    pub path: PathBuf,
+    /// The variable holding the agent's key.
+    pub key_var: String,
+}
+
+/// Where a key rotation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RotationState {
+    /// Every target holds the new key and the old one is revoked.
+    Done,
+    /// Stopped before revoking the old key (a target could not be written);
+    /// both keys work and the next start retries.
+    Stalled,
+}
+
+/// What a key rotation did.
+#[derive(Debug)]
+pub struct RotationReport {
+    /// Journal id.
+    pub rotation_id: i64,
+    /// Whose key.
+    pub agent: AgentName,
+    /// The key's name (kept by the successor).
+    pub key_name: String,
+    /// The replaced key.
+    pub old_key_id: String,
+    /// The successor.
+    pub new_key_id: String,
+    /// Env files now holding the successor.
+    pub written: Vec<PathBuf>,
+    /// Targets that could not be written, with why.
+    pub errors: Vec<String>,
+    /// Where it ended.
+    pub state: RotationState,
+    /// The successor itself when no target received it (shown once by the caller).
+    pub new_key: Option<NamedKey>,
+}
+
+/// What handling a leaked credential did.
+#[derive(Debug)]
+pub enum LeakAction {
+    /// A vault key: rotated and revoked.
+    KeyRotated(RotationReport),
+    /// A vault key that no longer works anyway.
+    KeyAlreadyDead {
+        /// Its id.
+        key_id: String,
+    },
+    /// A vault token: revoked (with every token attenuated from it).
+    TokenRevoked {
+        /// Its id.
+        token_id: String,
+    },
+    /// A vault token that no longer works anyway (expired or revoked).
+    TokenAlreadyDead,
+    /// A stored secret: marked compromised, an approval opened.
+    ApprovalOpened {
+        /// The approval to give or deny.
+        approval_id: String,
+    },
+    /// A stored secret rotated at once (its mode is `auto`).
+    SecretRotated {
+        /// The new current version.
+        version: i64,
+    },
+    /// A stored secret marked compromised with no rotation command to run.
+    SecretNeedsManualRotation,
+    /// Not a credential this vault knows.
+    Unknown,
+}
+
+/// An approval as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalInfo {
+    /// 8-character id for `vault approve`.
+    pub approval_id: String,
+    /// `rotate_secret`, `reinstate_key`.
+    pub kind: String,
+    /// Whose.
+    pub agent: String,
+    /// Secret name or key id.
+    pub subject: String,
+    /// What happened and what approving will do.
+    pub summary: String,
+    /// pending, approved, denied, expired, done, failed.
+    pub state: String,
+    /// What happened when it ran (never a value).
+    pub result: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+impl Vault {
+    /// Registers an env file where `agent`'s key (as `key_var`) and secrets
+    /// live; rotations rewrite it.
+    pub fn add_target(
+        &mut self,
+        actor: &Principal,
+        agent: &AgentName,
+        path: &Path,
+        key_var: &SecretName,
+    ) -> Result<TargetInfo> {
+        require_operator(actor, "register targets")?;
+        let path = absolute_target(path)?;
+        let tx = store::write_tx(&self.conn)?;
+        let agent_id =
+            agents::id_of(&tx, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
+        let text = path.to_string_lossy().into_owned();
+        if !rotation::insert_target(&tx, agent_id, &text, key_var.as_str(), store::now())? {
+            return Err(Error::AlreadyExists {
+                what: "target",
+                name: text,
+            });
+        }
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "target.add",
+            Some(&format!("{agent} {text}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        self.list_targets(actor, Some(agent))?
+            .into_iter()
+            .find(|t| t.path == path)
+            .ok_or_else(|| not_found("target", text))
+    }
+
+    /// Registered targets, optionally of one agent.
+    pub fn list_targets(
+        &self,
+        actor: &Principal,
+        agent: Option<&AgentName>,
+    ) -> Result<Vec<TargetInfo>> {
+        require_operator(actor, "list targets")?;
+        let agent_id = match agent {
+            Some(a) => {
+                Some(agents::id_of(&self.conn, a.as_str())?.ok_or_else(|| not_found("agent", a))?)
+            }
+            None => None,
+        };
+        rotation::targets(&self.conn, agent_id)?
+            .into_iter()
+            .map(|t| {
+                Ok(TargetInfo {
+                    target_id: t.target_id,
+                    agent: AgentName::parse(&t.agent)?,
+                    path: PathBuf::from(t.path),
+                    key_var: t.key_var,
+                })
+            })
+            .collect()
+    }
+
+    /// Unregisters a target (the file is left as it is).
+    pub fn remove_target(&mut self, actor: &Principal, target_id: i64) -> Result<()> {
+        require_operator(actor, "remove targets")?;
+        let tx = store::write_tx(&self.conn)?;
+        if !rotation::delete_target(&tx, target_id)? {
+            return Err(not_found("target", target_id));
+        }
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "target.remove",
+            Some(&target_id.to_string()),
+            "ok",
+        )?;
+        tx.commit()
+    }
+
+    /// Rotates a named key: successor created, written to every target,
+    /// checked there, then the old key revoked. `reason` is `manual` or
+    /// `leak`; for a leak the old key is revoked even if a target fails.
+    pub fn rotate_key(
+        &mut self,
+        actor: &Principal,
+        name_or_id: &str,
+        reason: &str,
+    ) -> Result<RotationReport> {
+        require_operator(actor, "rotate keys")?;
+        let old =
+            keys::find(&self.conn, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        if old.status == "retiring" {
+            // Already being replaced: finish that rotation.
+            return self.resume_rotation_of(&old.key_id);
+        }
+        if old.status != "active" {
+            return Err(Error::Refused {
+                reason: format!(
+                    "key {} ({}) is {}; issue a new one instead",
+                    old.name, old.key_id, old.status
+                ),
+            });
+        }
+        let (agent_id, created_at, expires_at) =
+            keys::lifetime(&self.conn, &old.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        if reason != "leak" {
+            // A manual rotation first makes sure every target can take the key.
+            for t in rotation::targets(&self.conn, Some(agent_id))? {
+                check_writable(Path::new(&t.path))?;
+            }
+        }
+        let new_key = NamedKey::generate()?;
+        let new_key_id = hex(&rand::array::<8>()?);
+        let now = store::now();
+        let ttl = (expires_at - created_at).max(3600);
+        let sealed = aead::seal(
+            &self.dek,
+            &pending_aad(&self.vault_id, &new_key_id),
+            new_key.expose_secret().as_bytes(),
+        )?;
+        let tx = store::write_tx(&self.conn)?;
+        count_encryption(&tx, &self.dek_id)?;
+        keys::set_retiring(&tx, &old.key_id)?;
+        keys::insert(
+            &tx,
+            &keys::NewKey {
+                key_id: &new_key_id,
+                name: &old.name,
+                agent_id,
+                key_hash: &new_key.hash().0,
+                created_at: now,
+                expires_at: now + ttl,
+            },
+        )?;
+        let rotation_id = rotation::insert_rotation(
+            &tx,
+            &rotation::NewRotation {
+                agent_id,
+                subject: &old.name,
+                old_key_id: &old.key_id,
+                new_key_id: &new_key_id,
+                pending_secret: &sealed,
+                reason,
+                now,
+            },
+        )?;
+        self.audit_in(
+            &tx,
+            actor,
+            Some(&old.key_id),
+            "rotation.start",
+            Some(&format!("{} ({reason})", old.name)),
+            "ok",
+        )?;
+        tx.commit()?;
+        failpoint::hit("rotate:created");
+        let row = rotation::open_rotations(&self.conn)?
+            .into_iter()
+            .find(|r| r.rotation_id == rotation_id)
+            .ok_or_else(|| not_found("rotation", rotation_id))?;
+        self.finish_rotation(row, new_key)
+    }
+
+    /// Resumes every rotation a crash interrupted. Called when the CLI,
+    /// server or watcher starts.
+    pub fn resume_rotations(&mut self) -> Result<Vec<RotationReport>> {
+        let mut reports = Vec::new();
+        for row in rotation::open_rotations(&self.conn)? {
+            let key = self.pending_key(&row)?;
+            reports.push(self.finish_rotation(row, key)?);
+        }
+        Ok(reports)
+    }
+
+    /// Acts on a vault credential found where it must not be: a key is
+    /// rotated at once, a token revoked. Anything else is [`LeakAction::Unknown`].
+    pub fn handle_leaked_credential(&mut self, text: &str) -> Result<LeakAction> {
+        let op = &Principal::Operator;
+        if let Ok(key) = NamedKey::parse(text) {
+            let Some(row) = keys::by_hash(&self.conn, &key.hash().0)? else {
+                return Ok(LeakAction::Unknown);
+            };
+            // The leaked key may be the successor of a rotation still open:
+            // finish that first, then rotate again.
+            if let Some(open) = rotation::open_rotations(&self.conn)?
+                .into_iter()
+                .find(|r| r.new_key_id.as_deref() == Some(row.key_id.as_str()))
+            {
+                let key = self.pending_key(&open)?;
+                self.finish_rotation(open, key)?;
+            }
+            let row = keys::by_id(&self.conn, &row.key_id)?
+                .ok_or_else(|| not_found("key", &row.key_id))?;
+            return match row.status.as_str() {
+                "active" | "retiring" if row.expires_at > store::now() => Ok(
+                    LeakAction::KeyRotated(self.rotate_key(op, &row.key_id, "leak")?),
+                ),
+                _ => Ok(LeakAction::KeyAlreadyDead { key_id: row.key_id }),
+            };
+        }
+        if text.starts_with(crate::credential::TOKEN_PREFIX) {
+            let Some(signer) = self.load_signer()? else {
+                return Ok(LeakAction::Unknown);
+            };
+            return match signer.verify(text, store::now() as u64) {
+                Ok(claims) => {
+                    self.revoke_token(op, &claims)?;
+                    Ok(LeakAction::TokenRevoked {
+                        token_id: claims.token_id,
+                    })
+                }
+                Err(Error::BadCredential {
+                    code: "token_expired",
+                    ..
+                }) => Ok(LeakAction::TokenAlreadyDead),
+                Err(_) => Ok(LeakAction::Unknown),
+            };
+        }
+        Ok(LeakAction::Unknown)
+    }
+
+    /// A stored secret was found leaked at `location` (a file and line, by
+    /// name): mark it compromised, then rotate it at once if its mode is
+    /// `auto`, else open an approval saying what rotating will do.
+    pub fn report_secret_leak(&mut self, path: &SecretPath, location: &str) -> Result<LeakAction> {
+        let op = &Principal::Operator;
+        let (secret_id, agent_id) = self.secret_ids(path)?;
+        let command = rotation::rotation_command(&self.conn, secret_id)?;
+        let tx = store::write_tx(&self.conn)?;
+        rotation::mark_compromised(&tx, secret_id, store::now())?;
+        self.audit_in(
+            &tx,
+            op,
+            None,
+            "secret.leaked",
+            Some(&format!("{path} at {location}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        let Some(command) = command else {
+            return Ok(LeakAction::SecretNeedsManualRotation);
+        };
+        if command.mode == "auto" {
+            return Ok(LeakAction::SecretRotated {
+                version: self.rotate_secret(op, path)?,
+            });
+        }
+        if let Some(id) = rotation::pending_approval_for(
+            &self.conn,
+            "rotate_secret",
+            agent_id,
+            path.name.as_str(),
+        )? {
+            return Ok(LeakAction::ApprovalOpened { approval_id: id });
+        }
+        let targets = rotation::targets(&self.conn, Some(agent_id))?.len();
+        let summary = format!(
+            "{path} was found at {location}. Approving runs its rotation command ({}) with the \
+             old value on stdin, stores what it prints as the new current version (the old one \
+             stays in history), and rewrites {path} in the agent's {targets} registered env \
+             file(s) that define it.",
+            command_name(&command.command)
+        );
+        let approval_id = hex(&rand::array::<4>()?);
+        let now = store::now();
+        let tx = store::write_tx(&self.conn)?;
+        rotation::insert_approval(
+            &tx,
+            &approval_id,
+            "rotate_secret",
+            agent_id,
+            path.name.as_str(),
+            &summary,
+            now,
+            now + APPROVAL_TTL.as_secs() as i64,
+        )?;
+        self.audit_in(
+            &tx,
+            op,
+            None,
+            "approval.open",
+            Some(&format!("{approval_id} rotate {path}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        Ok(LeakAction::ApprovalOpened { approval_id })
+    }
+
+    /// Sets the command that rotates a stored secret and whether it may run
+    /// without approval (`auto`) or only after one (`approve`).
+    pub fn set_rotation_command(
+        &mut self,
+        actor: &Principal,
+        path: &SecretPath,
+        command: &str,
+        auto: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        require_operator(actor, "configure rotation")?;
+        if command.trim().is_empty() {
+            return Err(Error::InvalidInput {
+                what: "rotation command",
+                reason: "the command is empty".into(),
+            });
+        }
+        let timeout_ms = timeout.as_millis().clamp(100, 600_000) as i64;
+        let (secret_id, _) = self.secret_ids(path)?;
+        let tx = store::write_tx(&self.conn)?;
+        rotation::set_rotation_command(
+            &tx,
+            secret_id,
+            &rotation::RotationCommand {
+                command: command.to_owned(),
+                mode: if auto { "auto" } else { "approve" }.into(),
+                timeout_ms,
+            },
+        )?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "rotation.configure",
+            Some(&path.to_string()),
+            "ok",
+        )?;
+        tx.commit()
+    }
+
+    /// Runs a stored secret's rotation command now (the operator asking is the
+    /// approval): old value on stdin, new value from stdout. On any failure the
+    /// old value stays current. Returns the new version.
+    pub fn rotate_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<i64> {
+        require_operator(actor, "rotate secrets")?;
+        let (secret_id, agent_id) = self.secret_ids(path)?;
+        let command = rotation::rotation_command(&self.conn, secret_id)?.ok_or_else(|| Error::Refused {
+            reason: format!("{path} has no rotation command; set one with `vault rotation set` or store a new value with `vault set`"),
+        })?;
+        let (old, _) = self.read_value(actor, path)?;
+        let new = run_rotation_command(
+            &command.command,
+            &old,
+            Duration::from_millis(command.timeout_ms as u64),
+        )
+        .inspect_err(|e| {
+            let _ = self.audit(
+                actor,
+                None,
+                "secret.rotate",
+                Some(&path.to_string()),
+                &format!("error:{}", e.code()),
+            );
+        })?;
+        if new.expose_secret() == old.expose_secret() {
+            return Err(Error::Refused {
+                reason: "the rotation command printed the old value again; nothing changed".into(),
+            });
+        }
+        let version = self.set_secret(actor, path, &new)?;
+        failpoint::hit("rotate-secret:stored");
+        let tx = store::write_tx(&self.conn)?;
+        rotation::clear_compromised(&tx, secret_id)?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "secret.rotate",
+            Some(&format!("{path} v{version}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        // Env files that carry this secret get the new value.
+        let text = new.as_str().unwrap_or_default();
+        for t in rotation::targets(&self.conn, Some(agent_id))? {
+            let file = Path::new(&t.path);
+            if envfile::defined_names(file)?
+                .iter()
+                .any(|n| n == path.name.as_str())
+            {
+                envfile::upsert_var(file, path.name.as_str(), text)?;
+            }
+        }
+        Ok(version)
+    }
+
+    /// Approvals, newest last; pending ones past their time become expired first.
+    pub fn approvals(&self, actor: &Principal) -> Result<Vec<ApprovalInfo>> {
+        require_operator(actor, "list approvals")?;
+        self.expire_approvals()?;
+        Ok(rotation::approvals(&self.conn, None)?
+            .into_iter()
+            .map(approval_info)
+            .collect())
+    }
+
+    /// Gives an approval and carries out what it drafted.
+    pub fn approve(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
+        require_operator(actor, "approve")?;
+        self.expire_approvals()?;
+        let row = self.pending_approval(approval_id)?;
+        let now = store::now();
+        let tx = store::write_tx(&self.conn)?;
+        if !rotation::decide_approval(&tx, approval_id, "pending", "approved", None, now)? {
+            return Err(not_found("pending approval", approval_id));
+        }
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "approval.approve",
+            Some(approval_id),
+            "ok",
+        )?;
+        tx.commit()?;
+        let (state, result) = match row.kind.as_str() {
+            "rotate_secret" => {
+                let path = SecretPath::parse(&format!("{}/{}", row.agent, row.subject))?;
+                match self.rotate_secret(actor, &path) {
+                    Ok(version) => ("done", format!("rotated to version {version}")),
+                    Err(e) => ("failed", format!("{e}; the old value stays current")),
+                }
+            }
+            "reinstate_key" => match self.reinstate_key(actor, &row.subject) {
+                Ok(()) => ("done", "key reinstated".to_owned()),
+                Err(e) => ("failed", e.to_string()),
+            },
+            other => ("failed", format!("unknown approval kind {other}")),
+        };
+        let tx = store::write_tx(&self.conn)?;
+        rotation::decide_approval(
+            &tx,
+            approval_id,
+            "approved",
+            state,
+            Some(&result),
+            store::now(),
+        )?;
+        tx.commit()?;
+        Ok(approval_info(
+            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+        ))
+    }
+
+    /// Refuses an approval; nothing it drafted happens.
+    pub fn deny(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
+        require_operator(actor, "deny")?;
+        self.expire_approvals()?;
+        self.pending_approval(approval_id)?;
+        let tx = store::write_tx(&self.conn)?;
+        rotation::decide_approval(&tx, approval_id, "pending", "denied", None, store::now())?;
+        self.audit_in(&tx, actor, None, "approval.deny", Some(approval_id), "ok")?;
+        tx.commit()?;
+        Ok(approval_info(
+            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+        ))
+    }
+
+    fn reinstate_key(&mut self, _actor: &Principal, _key_id: &str) -> Result<()> {
+        Err(Error::Refused {
+            reason: "key suspension is not implemented yet".into(),
+        })
+    }
+
+    fn pending_approval(&self, approval_id: &str) -> Result<rotation::ApprovalRow> {
+        let row = rotation::approvals(&self.conn, Some(approval_id))?
+            .pop()
+            .ok_or_else(|| not_found("approval", approval_id))?;
+        if row.state != "pending" {
+            return Err(Error::Refused {
+                reason: format!("approval {approval_id} is {}, not pending", row.state),
+            });
+        }
+        Ok(row)
+    }
+
+    fn expire_approvals(&self) -> Result<()> {
+        let tx = store::write_tx(&self.conn)?;
+        let n = rotation::expire_approvals(&tx, store::now())?;
+        if n > 0 {
+            self.audit_in(
+                &tx,
+                &Principal::Operator,
+                None,
+                "approval.expire",
+                Some(&format!("{n} approval(s)")),
+                "ok",
+            )?;
+        }
+        tx.commit()
+    }
+
+    fn secret_ids(&self, path: &SecretPath) -> Result<(i64, i64)> {
+        let agent_id = agents::id_of(&self.conn, path.agent.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        let row = secrets::find(&self.conn, agent_id, path.name.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        Ok((row.secret_id, agent_id))
+    }
+
+    fn resume_rotation_of(&mut self, old_key_id: &str) -> Result<RotationReport> {
+        let row = rotation::open_rotations(&self.conn)?
+            .into_iter()
+            .find(|r| r.old_key_id == old_key_id)
+            .ok_or_else(|| not_found("open rotation of key", old_key_id))?;
+        let key = self.pending_key(&row)?;
+        self.finish_rotation(row, key)
+    }
+
+    fn pending_key(&self, row: &rotation::RotationRow) -> Result<NamedKey> {
+        let integrity = || Error::Integrity {
+            what: format!("the pending key of rotation {}", row.rotation_id),
+        };
+        let (Some(blob), Some(new_id)) = (&row.pending_secret, &row.new_key_id) else {
+            return Err(integrity());
+        };
+        let bytes = aead::open(&self.dek, &pending_aad(&self.vault_id, new_id), blob)
+            .ok_or_else(integrity)?;
+        NamedKey::parse(bytes.as_str().ok_or_else(integrity)?)
+    }
+
+    /// Steps 2 and 3 of a key rotation; each ends in a commit, and each is
+    /// safe to repeat after a crash.
+    fn finish_rotation(
+        &mut self,
+        row: rotation::RotationRow,
+        new_key: NamedKey,
+    ) -> Result<RotationReport> {
+        let op = &Principal::Operator;
+        let new_key_id = row.new_key_id.clone().unwrap_or_default();
+        let mut written = Vec::new();
+        let mut errors = Vec::new();
+        let targets = rotation::targets(&self.conn, Some(row.agent_id))?;
+        if row.state == "pending" {
+            for t in &targets {
+                let file = Path::new(&t.path);
+                let result = envfile::upsert_var(file, &t.key_var, new_key.expose_secret())
+                    .and_then(|()| {
+                        // Read it back: the file, not our intention, is what the agent gets.
+                        match envfile::value_of(file, &t.key_var)? {
+                            Some(v) if v.as_str() == new_key.expose_secret() => Ok(()),
+                            _ => Err(Error::Refused {
+                                reason: format!(
+                                    "{} does not hold the new key after writing it",
+                                    t.path
+                                ),
+                            }),
+                        }
+                    });
+                match result {
+                    Ok(()) => written.push(PathBuf::from(&t.path)),
+                    Err(e) => errors.push(format!("{}: {e}", t.path)),
+                }
+                failpoint::hit("rotate:target");
+            }
+            if !errors.is_empty() && row.reason != "leak" {
+                let tx = store::write_tx(&self.conn)?;
+                rotation::set_rotation_state(
+                    &tx,
+                    row.rotation_id,
+                    "pending",
+                    Some(&errors.join("; ")),
+                    store::now(),
+                )?;
+                self.audit_in(
+                    &tx,
+                    op,
+                    Some(&row.old_key_id),
+                    "rotation.stalled",
+                    Some(&row.subject),
+                    "error:target",
+                )?;
+                tx.commit()?;
+                return Ok(self.report(&row, written, errors, RotationState::Stalled, None));
+            }
+            let tx = store::write_tx(&self.conn)?;
+            rotation::set_rotation_state(&tx, row.rotation_id, "written", None, store::now())?;
+            tx.commit()?;
+            failpoint::hit("rotate:written");
+        } else {
+            written = targets.iter().map(|t| PathBuf::from(&t.path)).collect();
+        }
+        let tx = store::write_tx(&self.conn)?;
+        keys::revoke(&tx, &row.old_key_id, store::now())?;
+        let error = (!errors.is_empty()).then(|| errors.join("; "));
+        rotation::set_rotation_state(&tx, row.rotation_id, "done", error.as_deref(), store::now())?;
+        self.audit_in(
+            &tx,
+            op,
+            Some(&row.old_key_id),
+            "key.revoke",
+            Some(&row.subject),
+            "ok",
+        )?;
+        self.audit_in(
+            &tx,
+            op,
+            Some(&new_key_id),
+            "rotation.done",
+            Some(&format!("{} ({})", row.subject, row.reason)),
+            "ok",
+        )?;
+        tx.commit()?;
+        failpoint::hit("rotate:done");
+        let shown = if written.is_empty() {
+            Some(new_key)
+        } else {
+            None
+        };
+        Ok(self.report(&row, written, errors, RotationState::Done, shown))
+    }
+
+    fn report(
+        &self,
+        row: &rotation::RotationRow,
+        written: Vec<PathBuf>,
+        errors: Vec<String>,
+        state: RotationState,
+        new_key: Option<NamedKey>,
+    ) -> RotationReport {
+        RotationReport {
+            rotation_id: row.rotation_id,
+            agent: AgentName::parse(&row.agent)
+                .unwrap_or_else(|_| AgentName::parse("unknown").expect("valid literal")),
+            key_name: row.subject.clone(),
+            old_key_id: row.old_key_id.clone(),
+            new_key_id: row.new_key_id.clone().unwrap_or_default(),
+            written,
+            errors,
+            state,
+            new_key,
+        }
+    }
+}
+
+/// Keeps `KeyStatus` in this module's vocabulary for readers of the report.
+impl RotationReport {
+    /// Whether the old key is revoked.
+    pub fn old_key_status(&self) -> KeyStatus {
+        match self.state {
+            RotationState::Done => KeyStatus::Revoked,
+            RotationState::Stalled => KeyStatus::Retiring,
+        }
+    }
+}
+
+fn pending_aad(vault_id: &[u8; 16], new_key_id: &str) -> RowAad {
+    RowAad::new(vault_id, "rotations").with(new_key_id.as_bytes())
+}
+
+fn approval_info(r: rotation::ApprovalRow) -> ApprovalInfo {
+    ApprovalInfo {
+        approval_id: r.approval_id,
+        kind: r.kind,
+        agent: r.agent,
+        subject: r.subject,
+        summary: r.summary,
+        state: r.state,
+        result: r.result,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+    }
+}
+
+/// The program a command line runs, for summaries (arguments may hold anything).
+fn command_name(command: &str) -> String {
+    command
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// An absolute path for a target: the parent directory must exist (it is
+/// resolved), the file itself may not exist yet but must not be a symlink,
+/// a directory or executable.
+fn absolute_target(path: &Path) -> Result<PathBuf> {
+    let file_name = path.file_name().ok_or_else(|| Error::InvalidInput {
+        what: "target",
+        reason: format!("{} has no file name", path.display()),
+    })?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let parent = std::fs::canonicalize(&parent).map_err(|e| Error::io(&parent, e))?;
+    let full = parent.join(file_name);
+    check_writable(&full)?;
+    Ok(full)
+}
+
+fn check_writable(path: &Path) -> Result<()> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.file_type().is_symlink()
+            || !meta.is_file()
+            || meta.permissions().mode() & 0o111 != 0
+        {
+            return Err(Error::Refused {
+                reason: format!(
+                    "{} is a symlink, a directory or executable; the vault will not write it",
+                    path.display()
+                ),
+            });
+        }
+    }
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+    if !meta.is_dir() {
+        return Err(Error::Refused {
+            reason: format!("{} is not a directory", dir.display()),
+        });
+    }
+    Ok(())
+}
+
+/// Runs `sh -c COMMAND` with the old value on stdin; stdout (one trailing
+/// newline removed) is the new value. stderr is discarded unread: it may hold
+/// either value. Killed after `timeout`.
+fn run_rotation_command(
+    command: &str,
+    old: &SecretBytes,
+    timeout: Duration,
+) -> Result<SecretBytes> {
+    let fail = |reason: String| Error::Refused { reason };
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| fail(format!("cannot start the rotation command: {e}")))?;
+    let mut stdin = child.stdin.take();
+    let old_copy = Zeroizing::new(old.expose_secret().to_vec());
+    let writer = std::thread::spawn(move || {
+        if let Some(pipe) = stdin.as_mut() {
+            let _ = pipe.write_all(&old_copy);
+        }
+    });
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| fail("no stdout".into()))?;
+    let reader = std::thread::spawn(move || {
+        let mut buf = Zeroizing::new(Vec::new());
+        let _ = (&mut stdout)
+            .take(crate::vault::MAX_VALUE_LEN as u64 + 2)
+            .read_to_end(&mut buf);
+        buf
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
+            break status;
+        }
+        if start.elapsed() >= timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(fail(format!(
+                "the rotation command timed out after {} ms",
+                timeout.as_millis()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = writer.join();
+    let mut out = reader
+        .join()
+        .map_err(|_| fail("reading the rotation command's output failed".into()))?;
+    if !status.success() {
+        return Err(fail(format!("the rotation command failed ({status})")));
+    }
+    if out.ends_with(b"\n") {
+        out.pop();
+    }
+    let new = SecretBytes::new(std::mem::take(&mut *out));
+    validate_value(&new)
+        .map_err(|e| fail(format!("the rotation command's output was refused: {e}")))?;
+    Ok(new)
+}
