@@ -26,6 +26,7 @@ pub mod doctor;
 pub mod envfile;
 mod error;
 mod failpoint;
+pub mod known;
 mod names;
 pub mod policy;
 mod secret;

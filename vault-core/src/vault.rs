@@ -328,6 +328,7 @@ impl Vault {
         );
         let blob = aead::seal(&self.dek, &aad, value.expose_secret())?;
         secrets::insert_version(&tx, secret_id, version, &blob, now)?;
+        crate::known::record_fingerprint(&tx, secret_id, value.expose_secret())?;
         self.audit_in(
             &tx,
             actor,

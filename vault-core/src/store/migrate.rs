@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../../schema/002_keys_tokens.sql")),
     (3, include_str!("../../../schema/003_audit.sql")),
     (4, include_str!("../../../schema/004_rotation.sql")),
+    (5, include_str!("../../../schema/005_fingerprints.sql")),
 ];
 
 /// The schema version this build writes.
@@ -92,6 +93,8 @@ mod tests {
                 "audit_log",
                 "revoked_tokens",
                 "rotations",
+                "scan_key",
+                "secret_fingerprints",
                 "secret_rotation",
                 "secret_versions",
                 "secrets",

@@ -886,3 +886,56 @@ mod rotation {
         assert_eq!(get(&v, OP, "hermes/K").unwrap(), "auto-new");
     }
 }
+
+#[test]
+fn known_credentials_name_keys_tokens_and_secrets_without_the_passphrase() {
+    use crate::known::KnownCredentials;
+    use std::time::Duration;
+    let (dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/STRIPE_KEY", "sk_live_first_value");
+    set(&mut v, "hermes/STRIPE_KEY", "sk_live_second_value");
+    set(&mut v, "hermes/OTHER", "another-secret-value");
+    let key = v
+        .issue_key(
+            OP,
+            &agent("hermes-key"),
+            &agent("hermes"),
+            Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    let info = v.authenticate_key(key.key.expose_secret()).unwrap();
+    let token = v.mint_token(&info, &TokenRequest::default()).unwrap();
+    drop(v);
+    let known = KnownCredentials::load(&dir.path().join("v")).unwrap();
+    assert_eq!(known.counts(), (2, 1));
+    assert_eq!(
+        known
+            .identify_secret(b"sk_live_second_value")
+            .unwrap()
+            .to_string(),
+        "hermes/STRIPE_KEY"
+    );
+    assert!(
+        known.identify_secret(b"sk_live_first_value").is_none(),
+        "only current values"
+    );
+    assert!(known.identify_secret(b"sk_live_second_valuX").is_none());
+    assert_eq!(
+        known.identify_key(key.key.expose_secret()).unwrap().name,
+        "hermes-key"
+    );
+    assert_eq!(
+        known
+            .identify_token(token.token.expose_secret())
+            .unwrap()
+            .key_id,
+        info.key_id
+    );
+    assert!(known
+        .identify_key("avk_00000000000000000000000000000000000000")
+        .is_none());
+    assert!(!format!("{known:?}").contains("sk_live"));
+}

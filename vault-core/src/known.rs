@@ -1,0 +1,164 @@
+//! What a scanner needs to name a leaked credential, loaded without the
+//! passphrase: the SHA-256 of every named key (which agent, which key), and a
+//! keyed fingerprint of every stored secret's current value. The scanner never
+//! holds a plaintext: it hands candidates here and gets names back.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use ring::hmac;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::credential::{self, NamedKey};
+use crate::error::{Error, Result};
+use crate::names::SecretPath;
+use crate::store::{self, fingerprints};
+use crate::vault::DB_FILE;
+
+/// A named key, by its public facts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KnownKey {
+    /// Public id.
+    pub key_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its agent.
+    pub agent: String,
+    /// active, retiring or revoked (as stored).
+    pub status: String,
+}
+
+/// Key hashes and secret fingerprints of one vault.
+pub struct KnownCredentials {
+    scan_key: Option<hmac::Key>,
+    secrets: HashMap<[u8; 32], SecretPath>,
+    lengths: BTreeSet<usize>,
+    keys: HashMap<[u8; 32], KnownKey>,
+    keys_by_id: HashMap<String, KnownKey>,
+}
+
+impl std::fmt::Debug for KnownCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KnownCredentials")
+            .field("secrets", &self.secrets.len())
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KnownCredentials {
+    /// Loads from the vault in `dir`, read-only, without the passphrase.
+    ///
+    /// # Errors
+    /// [`Error::NoVault`], permission and database errors.
+    pub fn load(dir: &Path) -> Result<KnownCredentials> {
+        let db = dir.join(DB_FILE);
+        if !db.exists() {
+            return Err(Error::NoVault {
+                path: dir.to_owned(),
+            });
+        }
+        store::check_private(dir, 0o700)?;
+        store::check_private(&db, 0o600)?;
+        let conn = Connection::open_with_flags(
+            &db,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < 5 {
+            // An older vault has no fingerprints yet; its keys are still known.
+            return Ok(KnownCredentials::empty());
+        }
+        let scan_key =
+            fingerprints::scan_key(&conn)?.map(|k| hmac::Key::new(hmac::HMAC_SHA256, &k));
+        let mut known = KnownCredentials::empty();
+        known.scan_key = scan_key;
+        for (agent, name, fp, len) in fingerprints::all(&conn)? {
+            let (Ok(fp), Ok(path)) = (
+                <[u8; 32]>::try_from(fp.as_slice()),
+                SecretPath::parse(&format!("{agent}/{name}")),
+            ) else {
+                continue;
+            };
+            known.secrets.insert(fp, path);
+            known.lengths.insert(len as usize);
+        }
+        for (hash, key_id, name, agent, status) in fingerprints::key_hashes(&conn)? {
+            let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
+                continue;
+            };
+            let k = KnownKey {
+                key_id: key_id.clone(),
+                name,
+                agent,
+                status,
+            };
+            known.keys_by_id.insert(key_id, k.clone());
+            known.keys.insert(hash, k);
+        }
+        Ok(known)
+    }
+
+    fn empty() -> KnownCredentials {
+        KnownCredentials {
+            scan_key: None,
+            secrets: HashMap::new(),
+            lengths: BTreeSet::new(),
+            keys: HashMap::new(),
+            keys_by_id: HashMap::new(),
+        }
+    }
+
+    /// The named key `text` is, if it is one of this vault's.
+    pub fn identify_key(&self, text: &str) -> Option<&KnownKey> {
+        let key = NamedKey::parse(text).ok()?;
+        self.keys.get(&key.hash().0)
+    }
+
+    /// The key a token says it was minted from. The signature is not checked
+    /// (that needs the unlocked vault); this only names it for a report.
+    pub fn identify_token(&self, text: &str) -> Option<&KnownKey> {
+        let payload = credential::parse_token_body(text).ok()?;
+        // claims: version byte, 8-byte token id, then the 8-byte key id
+        let key_id = credential::hex(payload.get(9..17)?);
+        self.keys_by_id.get(&key_id)
+    }
+
+    /// The stored secret whose current value is exactly `candidate`, if any.
+    pub fn identify_secret(&self, candidate: &[u8]) -> Option<&SecretPath> {
+        if !self.lengths.contains(&candidate.len()) {
+            return None;
+        }
+        let key = self.scan_key.as_ref()?;
+        let tag = hmac::sign(key, candidate);
+        let fp: [u8; 32] = tag.as_ref().try_into().ok()?;
+        self.secrets.get(&fp)
+    }
+
+    /// Lengths of stored values, so a scanner hashes only candidates that could match.
+    pub fn secret_lengths(&self) -> &BTreeSet<usize> {
+        &self.lengths
+    }
+
+    /// How many secrets and keys are known.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.secrets.len(), self.keys.len())
+    }
+}
+
+/// Computes a value's fingerprint inside a write transaction, creating the
+/// scan key on first use.
+pub(crate) fn record_fingerprint(tx: &Connection, secret_id: i64, value: &[u8]) -> Result<()> {
+    let key = match fingerprints::scan_key(tx)? {
+        Some(k) => k,
+        None => {
+            let k: [u8; 32] = crate::crypto::rand::array()?;
+            fingerprints::insert_scan_key(tx, &k)?;
+            k.to_vec()
+        }
+    };
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &key), value);
+    let fp: [u8; 32] = tag.as_ref().try_into().map_err(|_| Error::Random)?;
+    fingerprints::upsert(tx, secret_id, &fp, value.len())
+}
