@@ -4,5 +4,6 @@
 mod audit;
 mod common;
 mod foundation;
+mod hardening;
 mod keys;
 mod rotation;

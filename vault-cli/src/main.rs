@@ -108,6 +108,9 @@ enum Command {
 }
 
 fn main() {
+    // First thing: no core dump and no same-user ptrace of a process that may
+    // hold the unlocked data key (children of `vault run` get it back at exec).
+    let _ = nix::sys::prctl::set_dumpable(false);
     let cli = Cli::parse();
     let json = cli.json;
     let result = cmd::run(cli);

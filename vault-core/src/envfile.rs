@@ -185,6 +185,7 @@ pub fn write_private_atomic(path: &Path, contents: &[u8]) -> Result<()> {
             .map_err(|e| Error::io(&tmp, e))?;
         f.write_all(contents).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        crate::failpoint::hit("envfile:before-rename");
         std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
         // The rename is durable only once the directory entry is on disk.
         File::open(&dir)

@@ -487,6 +487,7 @@ impl Vault {
         let tx = store::write_tx(&self.conn)?;
         self.audit_in(&tx, actor, None, "vault.passwd", None, "ok")?;
         let current = header::read(&tx)?;
+        crate::failpoint::hit("passwd:before-commit");
         header::rewrap(
             &tx,
             &header::Header {
@@ -541,6 +542,7 @@ impl Vault {
                 })?;
             let blob = aead::seal(&new_dek, &aad, value.expose_secret())?;
             secrets::replace_ciphertext(&tx, row.secret_id, row.version, &blob)?;
+            crate::failpoint::hit("rekey:midway");
         }
         let internal = keys::all_vault_keys(&tx)?;
         for (purpose, blob) in &internal {

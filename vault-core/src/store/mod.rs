@@ -124,6 +124,17 @@ pub(crate) fn check_private(path: &Path, want: u32) -> Result<()> {
             ),
         });
     }
+    // Another user's directory or file is not ours to trust, whatever its mode.
+    let me = nix::unistd::geteuid().as_raw();
+    if std::os::unix::fs::MetadataExt::uid(&meta) != me {
+        return Err(Error::Refused {
+            reason: format!(
+                "{} is owned by uid {}, not by you (uid {me}); the vault refuses to use it",
+                path.display(),
+                std::os::unix::fs::MetadataExt::uid(&meta)
+            ),
+        });
+    }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(Error::LoosePermissions {

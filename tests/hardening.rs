@@ -1,0 +1,226 @@
+//! Issue 8: crash injection beyond rotation, corrupted files, ownership, and
+//! the canary: a secret value that must appear only where it is asked for.
+
+use std::os::unix::fs::PermissionsExt;
+
+use rusqlite::Connection;
+
+use crate::common::*;
+
+const CANARY: &str = "canary-7f3a9c1e5b-DO-NOT-LEAK";
+
+fn integrity_ok(env: &Env) {
+    let ok: String = Connection::open(env.db())
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+}
+
+#[test]
+fn a_kill_during_rekey_or_passwd_loses_nothing() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    for i in 0..5 {
+        env.set(&format!("hermes/S{i}"), &format!("value-{i}"));
+    }
+    let out = env
+        .vault(&["rekey"])
+        .env("VAULT_FAILPOINT", "rekey:midway")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "rekey should have been killed");
+    integrity_ok(&env);
+    for i in 0..5 {
+        assert_eq!(env.get(&format!("hermes/S{i}")), format!("value-{i}"));
+    }
+    let newpass = env.dir.path().join("new");
+    write_private(&newpass, "another long passphrase\n");
+    let out = env
+        .vault(&["passwd", "--new-passphrase-file", newpass.to_str().unwrap()])
+        .env("VAULT_FAILPOINT", "passwd:before-commit")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None);
+    integrity_ok(&env);
+    // the old passphrase still opens the vault: the change never committed
+    assert_eq!(env.get("hermes/S0"), "value-0");
+    env.vault(&["rekey"]).assert().success();
+    assert_eq!(env.get("hermes/S4"), "value-4");
+}
+
+#[test]
+fn a_kill_while_writing_an_env_file_leaves_the_old_file_whole() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let file = env.dir.path().join("agent.env");
+    std::fs::write(&file, "KEEP=1\n").unwrap();
+    let out = env
+        .vault(&["issue", "hermes-key", "--write-env", file.to_str().unwrap()])
+        .env("VAULT_FAILPOINT", "envfile:before-rename")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "KEEP=1\n");
+    integrity_ok(&env);
+}
+
+#[test]
+fn truncated_and_corrupted_databases_are_clear_errors() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/A", "a");
+    let bytes = std::fs::read(env.db()).unwrap();
+    std::fs::write(env.db(), &bytes[..bytes.len() / 2]).unwrap();
+    let out = env.vault(&["get", "hermes/A"]).assert().code(2);
+    assert!(!stderr_of(&out).contains("panicked"));
+    assert!(stderr_of(&out).starts_with("vault: error: "));
+    let mut corrupt = bytes.clone();
+    for b in corrupt.iter_mut().skip(100).step_by(7) {
+        *b ^= 0xff;
+    }
+    std::fs::write(env.db(), &corrupt).unwrap();
+    let out = env.vault(&["ls"]).assert().code(2);
+    assert!(!stderr_of(&out).contains("panicked"));
+}
+
+#[test]
+fn a_vault_owned_by_another_user_is_refused() {
+    let env = Env::new();
+    // Only root can hand a directory to another user; elsewhere this proves nothing.
+    if nix::unistd::geteuid().is_root() {
+        std::os::unix::fs::chown(&env.home, Some(4242), None).unwrap();
+        let out = env.vault(&["ls"]).assert().code(1);
+        assert!(
+            stderr_of(&out).contains("owned by uid 4242"),
+            "{}",
+            stderr_of(&out)
+        );
+    }
+}
+
+/// Every command path, success and failure: the canary value may appear only
+/// in the outputs whose job is to print it.
+#[test]
+fn the_canary_value_appears_only_where_it_is_asked_for() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.vault(&["agent", "add", "other"]).assert().success();
+    env.set("hermes/CANARY", CANARY);
+    let file = env.dir.path().join("h.env");
+    let key_out = env
+        .vault(&["issue", "hermes-key", "--write-env", file.to_str().unwrap()])
+        .assert()
+        .success();
+    let key = std::fs::read_to_string(&file)
+        .unwrap()
+        .trim()
+        .trim_start_matches("VAULT_AGENT_KEY=")
+        .to_owned();
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "hermes",
+        "--env-file",
+        file.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let policy = env.dir.path().join("p.toml");
+    std::fs::write(&policy, "secrets = [\"*\"]\n").unwrap();
+    let mut quiet: Vec<(String, std::process::Output)> =
+        vec![("issue".into(), key_out.get_output().clone())];
+    let run = |args: &[&str], stdin: Option<&str>, extra: &[(&str, &str)]| {
+        let mut cmd = env.vault(args);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        if let Some(s) = stdin {
+            cmd.write_stdin(s.to_owned());
+        }
+        cmd.output().unwrap()
+    };
+    let with_key = [("VAULT_AGENT_KEY", key.as_str())];
+    let set_policy = [
+        "agent",
+        "set-policy",
+        "hermes",
+        "--policy",
+        policy.to_str().unwrap(),
+    ];
+    type Case<'a> = (&'a [&'a str], Option<&'a str>, &'a [(&'a str, &'a str)]);
+    let cases: Vec<Case> = vec![
+        (&["ls"], None, &[]),
+        (&["--json", "ls"], None, &[]),
+        (&["history", "hermes/CANARY"], None, &[]),
+        (&["--json", "history", "hermes/CANARY"], None, &[]),
+        (&["agent", "ls"], None, &[]),
+        (&["agent", "show", "hermes", "--json"], None, &[]),
+        (&["keys", "ls", "--json"], None, &[]),
+        (&["token", "--json"], None, &with_key),
+        (&["token", "--scope", "secret:NOPE"], None, &with_key),
+        (&["usage", "--json"], None, &[]),
+        (&["--json", "audit", "log"], None, &[]),
+        (&["audit", "verify"], None, &[]),
+        (&["doctor", "--json"], None, &[]),
+        (&["target", "ls"], None, &[]),
+        (&["approvals"], None, &[]),
+        (&["set", "hermes/CANARY"], Some(""), &[]),
+        (&["set", "nobody/CANARY"], Some(CANARY), &[]),
+        (&["set", "hermes/bad-name"], Some(CANARY), &[]),
+        (&["get", "other/CANARY"], None, &[]),
+        (&["rotate", "hermes/CANARY"], None, &[]),
+        (&set_policy, None, &[]),
+        (&["rotate", "hermes-key"], None, &[]),
+        (&["env", "--agent", "other"], None, &[]),
+        (
+            &[
+                "run",
+                "--agent",
+                "hermes",
+                "--",
+                "sh",
+                "-c",
+                "echo $CANARY; echo $CANARY >&2",
+            ],
+            None,
+            &[],
+        ),
+        (&["rekey"], None, &[]),
+    ];
+    for (args, stdin, extra) in cases {
+        quiet.push((args.join(" "), run(args, stdin, extra)));
+    }
+    for (what, out) in &quiet {
+        for (stream, bytes) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !contains(bytes, CANARY.as_bytes()),
+                "`vault {what}` leaked the canary on {stream}: {}",
+                String::from_utf8_lossy(bytes)
+            );
+        }
+    }
+    // The commands whose job is to print it do.
+    assert_eq!(env.get("hermes/CANARY"), CANARY);
+    let out = run(&["env", "--agent", "hermes", "--format", "json"], None, &[]);
+    assert!(contains(&out.stdout, CANARY.as_bytes()));
+    let out = run(
+        &[
+            "run",
+            "--agent",
+            "hermes",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "echo $CANARY",
+        ],
+        None,
+        &[],
+    );
+    assert!(contains(&out.stdout, CANARY.as_bytes()));
+    // And never in any file of the vault.
+    assert!(!contains(&env.all_bytes(), CANARY.as_bytes()));
+    assert!(std::fs::metadata(&env.home).unwrap().permissions().mode() & 0o077 == 0);
+}
