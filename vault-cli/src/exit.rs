@@ -67,7 +67,8 @@ fn core_code(e: &CoreError) -> i32 {
         CoreError::Refused { .. }
         | CoreError::AlreadyExists { .. }
         | CoreError::VaultExists { .. }
-        | CoreError::Rekeyed => REFUSED,
+        | CoreError::Rekeyed
+        | CoreError::RateLimited { .. } => REFUSED,
         _ => USAGE,
     }
 }

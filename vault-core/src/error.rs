@@ -54,6 +54,12 @@ pub enum Error {
         /// A fixed explanation, never the credential.
         message: &'static str,
     },
+    /// A key went over its policy's rate limit.
+    #[error("rate limit exceeded; retry in {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the current minute's window has room again.
+        retry_after_secs: u64,
+    },
     /// The passphrase did not unwrap the data key (or the header was edited).
     #[error("wrong passphrase (or the vault header was modified)")]
     WrongPassphrase,
@@ -154,6 +160,7 @@ impl Error {
             Error::WeakKdf { .. } => "weak_kdf",
             Error::WrongPassphrase => "wrong_passphrase",
             Error::BadCredential { code, .. } => code,
+            Error::RateLimited { .. } => "rate_limited",
             Error::Integrity { .. } => "integrity",
             Error::NoVault { .. } => "no_vault",
             Error::VaultExists { .. } => "vault_exists",

@@ -30,6 +30,16 @@ pub struct PolicyDoc {
     /// Longest token lifetime, e.g. "15m", "1h" (at most 24h). Default 1h.
     #[serde(default = "default_max_ttl")]
     pub max_token_ttl: String,
+    /// Secret and env reads per minute per key (none: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reads_per_minute: Option<u32>,
+    /// Tokens minted per minute per key (none: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u32>,
+    /// Suspend a key that keeps exceeding a limit or asks for what its policy
+    /// does not allow; a person's approval reinstates it.
+    #[serde(default)]
+    pub suspend_on_anomaly: bool,
 }
 
 fn default_secrets() -> Vec<String> {
@@ -50,6 +60,9 @@ impl Default for PolicyDoc {
             secrets: default_secrets(),
             scopes: default_scopes(),
             max_token_ttl: default_max_ttl(),
+            reads_per_minute: None,
+            tokens_per_minute: None,
+            suspend_on_anomaly: false,
         }
     }
 }

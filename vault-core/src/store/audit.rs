@@ -88,3 +88,24 @@ pub(crate) fn list(
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// Records of `key_id` since `since_ms` whose action is one of `actions` and
+/// whose outcome starts with `outcome`; returns (count, oldest at_ms).
+pub(crate) fn count_recent(
+    conn: &Connection,
+    key_id: &str,
+    since_ms: i64,
+    actions: &[&str],
+    outcome: &str,
+) -> Result<(i64, Option<i64>)> {
+    let list = actions.join(",");
+    Ok(conn
+        .prepare_cached(
+            "SELECT count(*), min(at_ms) FROM audit_log
+             WHERE key_id = ?1 AND at_ms >= ?2 AND instr(',' || ?3 || ',', ',' || action || ',') > 0
+               AND substr(outcome, 1, length(?4)) = ?4",
+        )?
+        .query_row(params![key_id, since_ms, list, outcome], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?)
+}

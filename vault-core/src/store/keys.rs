@@ -16,11 +16,13 @@ pub(crate) struct KeyRow {
     pub expires_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    pub suspended: bool,
 }
 
 const KEY_COLUMNS: &str =
     "k.key_id, k.name, a.name, k.status, k.epoch, k.created_at, k.expires_at, \
-     k.last_used_at, k.revoked_at";
+     k.last_used_at, k.revoked_at, \
+     EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id)";
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
@@ -33,6 +35,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         expires_at: r.get(6)?,
         last_used_at: r.get(7)?,
         revoked_at: r.get(8)?,
+        suspended: r.get(9)?,
     })
 }
 
@@ -212,4 +215,16 @@ pub(crate) fn lifetime(conn: &Connection, key_id: &str) -> Result<Option<(i64, i
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?)
+}
+
+pub(crate) fn suspend(conn: &Connection, key_id: &str, reason: &str, now: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "INSERT INTO key_suspensions (key_id, suspended_at, reason) VALUES (?1, ?2, ?3)
+         ON CONFLICT (key_id) DO NOTHING",
+        params![key_id, now, reason],
+    )? == 1)
+}
+
+pub(crate) fn reinstate(conn: &Connection, key_id: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM key_suspensions WHERE key_id = ?1", [key_id])? == 1)
 }

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../../schema/003_audit.sql")),
     (4, include_str!("../../../schema/004_rotation.sql")),
     (5, include_str!("../../../schema/005_fingerprints.sql")),
+    (6, include_str!("../../../schema/006_suspensions.sql")),
 ];
 
 /// The schema version this build writes.
@@ -91,6 +92,7 @@ mod tests {
                 "approvals",
                 "audit_head",
                 "audit_log",
+                "key_suspensions",
                 "revoked_tokens",
                 "rotations",
                 "scan_key",

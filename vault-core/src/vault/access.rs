@@ -47,6 +47,8 @@ pub enum KeyStatus {
     Active,
     /// Usable until the rotation replacing it finishes.
     Retiring,
+    /// Stopped for anomalous use until a person reinstates it.
+    Suspended,
     /// Past its expiry.
     Expired,
     /// Revoked by a person or a rotation.
@@ -59,6 +61,7 @@ impl KeyStatus {
         match self {
             KeyStatus::Active => "active",
             KeyStatus::Retiring => "retiring",
+            KeyStatus::Suspended => "suspended",
             KeyStatus::Expired => "expired",
             KeyStatus::Revoked => "revoked",
         }
@@ -286,6 +289,10 @@ impl Vault {
             KeyStatus::Active | KeyStatus::Retiring => None,
             KeyStatus::Revoked => Some(bad("key_revoked", "the key has been revoked")),
             KeyStatus::Expired => Some(bad("key_expired", "the key has expired")),
+            KeyStatus::Suspended => Some(bad(
+                "key_suspended",
+                "the key is suspended pending a person's approval",
+            )),
         };
         if let Some(e) = denied {
             let actor = Principal::Agent(info.agent.clone());
@@ -310,6 +317,34 @@ impl Vault {
     /// [`Error::BadCredential`] `out_of_scope` for scopes the policy does not allow.
     pub fn mint_token(&mut self, key: &KeyInfo, request: &TokenRequest) -> Result<MintedToken> {
         let policy = self.policy_of(&key.agent)?;
+        self.within_limit(key, &policy, Limit::Tokens)?;
+        let minted = self.mint_within_policy(key, &policy, request);
+        if let Err(
+            e @ Error::BadCredential {
+                code: "out_of_scope",
+                ..
+            },
+        ) = &minted
+        {
+            let actor = Principal::Agent(key.agent.clone());
+            self.audit(
+                &actor,
+                Some(&key.key_id),
+                "token.mint",
+                None,
+                &format!("denied:{}", e.code()),
+            )?;
+            self.suspend_if_anomalous(&key.key_id, &policy, "asked for scopes outside its policy")?;
+        }
+        minted
+    }
+
+    fn mint_within_policy(
+        &mut self,
+        key: &KeyInfo,
+        policy: &Policy,
+        request: &TokenRequest,
+    ) -> Result<MintedToken> {
         // A one-secret scope must also name a secret the policy lets it read.
         for scope in request.scopes.iter().flatten() {
             if let Scope::Secret(target) = scope {
@@ -474,23 +509,26 @@ impl Vault {
         };
         let actor = Principal::Agent(claims.agent.clone());
         let target = path.to_string();
-        let (value, version) =
-            self.audited_read(&actor, Some(&claims.key_id), "secret.read", &target, || {
-                if !scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
-                    return Err(bad(
-                        "out_of_scope",
-                        "the token's scopes do not allow this read",
-                    ));
-                }
-                self.read_value(&actor, &path)
-            })?;
+        self.token_within_limit(claims)?;
+        let read = self.audited_read(&actor, Some(&claims.key_id), "secret.read", &target, || {
+            if !scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
+                return Err(bad(
+                    "out_of_scope",
+                    "the token's scopes do not allow this read",
+                ));
+            }
+            self.read_value(&actor, &path)
+        });
+        self.suspend_on_scope_violation(claims, &read)?;
+        let (value, version) = read?;
         Ok((path, value, version))
     }
 
     /// The env a verified token may fetch in one call (`env:read`).
     pub fn env_with_token(&self, claims: &TokenClaims) -> Result<Vec<(SecretName, SecretBytes)>> {
         let actor = Principal::Agent(claims.agent.clone());
-        self.audited_read(
+        self.token_within_limit(claims)?;
+        let read = self.audited_read(
             &actor,
             Some(&claims.key_id),
             "env.read",
@@ -504,7 +542,150 @@ impl Vault {
                 }
                 self.env_values(&claims.agent)
             },
-        )
+        );
+        self.suspend_on_scope_violation(claims, &read)?;
+        read
+    }
+
+    /// Suspends a key and opens an approval to reinstate it. Returns the
+    /// approval id, or `None` if the key was already suspended.
+    pub fn suspend_key(&self, key_id: &str, reason: &str) -> Result<Option<String>> {
+        let row = keys::by_id(&self.conn, key_id)?.ok_or_else(|| not_found("key", key_id))?;
+        let now = store::now();
+        let tx = store::write_tx(&self.conn)?;
+        if !keys::suspend(&tx, key_id, reason, now)? {
+            return Ok(None);
+        }
+        let agent_id =
+            agents::id_of(&tx, &row.agent)?.ok_or_else(|| not_found("agent", &row.agent))?;
+        let approval_id = hex(&rand::array::<4>()?);
+        let summary = format!(
+            "key {} ({}) of agent {} was suspended: {reason}. Other keys and agents are untouched. \
+             Approving reinstates the key; denying leaves it suspended (revoke it with `vault keys revoke {}`).",
+            row.name, key_id, row.agent, key_id
+        );
+        crate::store::rotation::insert_approval(
+            &tx,
+            &approval_id,
+            "reinstate_key",
+            agent_id,
+            key_id,
+            &summary,
+            now,
+            now + super::rotation::APPROVAL_TTL.as_secs() as i64,
+        )?;
+        self.audit_in(
+            &tx,
+            &Principal::Operator,
+            Some(key_id),
+            "key.suspend",
+            Some(&row.name),
+            "ok",
+        )?;
+        tx.commit()?;
+        Ok(Some(approval_id))
+    }
+
+    /// Lifts a suspension.
+    pub(super) fn reinstate(&self, key_id: &str) -> Result<()> {
+        let tx = store::write_tx(&self.conn)?;
+        if !keys::reinstate(&tx, key_id)? {
+            return Err(not_found("suspended key", key_id));
+        }
+        self.audit_in(
+            &tx,
+            &Principal::Operator,
+            Some(key_id),
+            "key.reinstate",
+            None,
+            "ok",
+        )?;
+        tx.commit()
+    }
+
+    fn token_within_limit(&self, claims: &TokenClaims) -> Result<()> {
+        let key = self.key_by_id(&claims.key_id)?;
+        let policy = self.policy_of(&key.agent)?;
+        self.within_limit(&key, &policy, Limit::Reads)
+    }
+
+    fn suspend_on_scope_violation<T>(
+        &self,
+        claims: &TokenClaims,
+        result: &Result<T>,
+    ) -> Result<()> {
+        if let Err(Error::BadCredential {
+            code: "out_of_scope",
+            ..
+        }) = result
+        {
+            let policy = self.policy_of(&claims.agent)?;
+            self.suspend_if_anomalous(
+                &claims.key_id,
+                &policy,
+                "asked for a secret outside its token's scopes",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn suspend_if_anomalous(&self, key_id: &str, policy: &Policy, reason: &str) -> Result<()> {
+        if policy.doc().suspend_on_anomaly {
+            self.suspend_key(key_id, reason)?;
+        }
+        Ok(())
+    }
+
+    /// Refuses a request over the policy's per-minute limit (the server
+    /// answers 429), and suspends the key when it keeps going: three refusals
+    /// within a minute.
+    fn within_limit(&self, key: &KeyInfo, policy: &Policy, limit: Limit) -> Result<()> {
+        let (max, actions, what): (Option<u32>, &[&str], &str) = match limit {
+            Limit::Reads => (
+                policy.doc().reads_per_minute,
+                &["secret.read", "env.read"],
+                "reads",
+            ),
+            Limit::Tokens => (
+                policy.doc().tokens_per_minute,
+                &["token.mint", "token.attenuate"],
+                "token mints",
+            ),
+        };
+        let Some(max) = max else { return Ok(()) };
+        let now_ms = store::now_ms();
+        let window = now_ms - 60_000;
+        let (used, oldest) =
+            crate::store::audit::count_recent(&self.conn, &key.key_id, window, actions, "ok")?;
+        if used < max as i64 {
+            return Ok(());
+        }
+        let retry_after_secs = oldest
+            .map(|t| ((t + 60_000 - now_ms).max(1000) / 1000) as u64)
+            .unwrap_or(60);
+        let actor = Principal::Agent(key.agent.clone());
+        self.audit(
+            &actor,
+            Some(&key.key_id),
+            actions[0],
+            None,
+            "denied:rate_limited",
+        )?;
+        let (refused, _) = crate::store::audit::count_recent(
+            &self.conn,
+            &key.key_id,
+            window,
+            actions,
+            "denied:rate_limited",
+        )?;
+        if refused >= 3 {
+            self.suspend_if_anomalous(
+                &key.key_id,
+                policy,
+                &format!("kept exceeding {max} {what} per minute"),
+            )?;
+        }
+        Err(Error::RateLimited { retry_after_secs })
     }
 
     /// Every secret `agent`'s policy grants, named for the environment: its
@@ -670,6 +851,13 @@ impl Vault {
     }
 }
 
+/// Which per-minute limit a request counts against.
+#[derive(Clone, Copy)]
+enum Limit {
+    Reads,
+    Tokens,
+}
+
 /// Associated data of an internal vault key.
 pub(super) fn vault_key_aad(vault_id: &[u8; 16], purpose: &str) -> RowAad {
     RowAad::new(vault_id, "vault_keys").with(purpose.as_bytes())
@@ -689,6 +877,7 @@ fn check_key_state(
         KeyStatus::Active | KeyStatus::Retiring => {}
         KeyStatus::Revoked => return Err(bad("key_revoked", "the token's key has been revoked")),
         KeyStatus::Expired => return Err(bad("key_expired", "the token's key has expired")),
+        KeyStatus::Suspended => return Err(bad("key_suspended", "the token's key is suspended")),
     }
     if claims.epoch != epoch {
         return Err(bad("token_revoked", "the token has been revoked"));
@@ -703,6 +892,7 @@ fn key_info(row: keys::KeyRow, now: i64) -> Result<KeyInfo> {
     let status = match row.status.as_str() {
         "revoked" => KeyStatus::Revoked,
         _ if now >= row.expires_at => KeyStatus::Expired,
+        _ if row.suspended => KeyStatus::Suspended,
         "retiring" => KeyStatus::Retiring,
         _ => KeyStatus::Active,
     };

@@ -595,10 +595,8 @@ impl Vault {
         ))
     }
 
-    fn reinstate_key(&mut self, _actor: &Principal, _key_id: &str) -> Result<()> {
-        Err(Error::Refused {
-            reason: "key suspension is not implemented yet".into(),
-        })
+    fn reinstate_key(&mut self, _actor: &Principal, key_id: &str) -> Result<()> {
+        self.reinstate(key_id)
     }
 
     fn pending_approval(&self, approval_id: &str) -> Result<rotation::ApprovalRow> {

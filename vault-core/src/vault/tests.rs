@@ -939,3 +939,100 @@ fn known_credentials_name_keys_tokens_and_secrets_without_the_passphrase() {
         .is_none());
     assert!(!format!("{known:?}").contains("sk_live"));
 }
+
+#[test]
+fn a_runaway_loop_is_rate_limited_then_suspended_alone_until_approved() {
+    use std::time::Duration;
+    let (_dir, mut v) = new_vault();
+    let policy = Policy::from_toml(
+        "reads_per_minute = 5\ntokens_per_minute = 3\nsuspend_on_anomaly = true\n",
+    )
+    .unwrap();
+    v.add_agent(OP, &agent("runaway"), &policy).unwrap();
+    v.add_agent(OP, &agent("calm"), &policy).unwrap();
+    set(&mut v, "runaway/A", "a");
+    set(&mut v, "calm/A", "c");
+    let day = Duration::from_secs(86_400);
+    let loop_key = v
+        .issue_key(OP, &agent("runaway-key"), &agent("runaway"), day, false)
+        .unwrap();
+    let calm_key = v
+        .issue_key(OP, &agent("calm-key"), &agent("calm"), day, false)
+        .unwrap();
+    let info = v.authenticate_key(loop_key.key.expose_secret()).unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..8 {
+        outcomes.push(match v.mint_token(&info, &TokenRequest::default()) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code().to_owned(),
+        });
+    }
+    assert_eq!(&outcomes[..4], ["ok", "ok", "ok", "rate_limited"]);
+    assert!(outcomes[4..].iter().all(|o| o == "rate_limited"));
+    match v.mint_token(&info, &TokenRequest::default()) {
+        Err(Error::RateLimited { retry_after_secs }) => {
+            assert!((1..=60).contains(&retry_after_secs))
+        }
+        other => panic!("{other:?}"),
+    }
+    // suspended after the third refusal: the key itself no longer authenticates
+    assert!(matches!(
+        v.authenticate_key(loop_key.key.expose_secret()),
+        Err(Error::BadCredential {
+            code: "key_suspended",
+            ..
+        })
+    ));
+    // the other agent is untouched
+    let calm = v.authenticate_key(calm_key.key.expose_secret()).unwrap();
+    let t = v.mint_token(&calm, &TokenRequest::default()).unwrap();
+    for _ in 0..5 {
+        v.read_with_token(&t.claims, "A").unwrap();
+    }
+    assert!(matches!(
+        v.read_with_token(&t.claims, "A"),
+        Err(Error::RateLimited { .. })
+    ));
+    // a person reinstates the suspended key
+    let approval = v
+        .approvals(OP)
+        .unwrap()
+        .into_iter()
+        .find(|a| a.kind == "reinstate_key")
+        .unwrap();
+    assert!(approval.summary.contains("runaway-key"));
+    assert_eq!(v.approve(OP, &approval.approval_id).unwrap().state, "done");
+    v.authenticate_key(loop_key.key.expose_secret()).unwrap();
+}
+
+#[test]
+fn a_request_outside_policy_suspends_the_key_when_asked_to() {
+    use std::time::Duration;
+    let (_dir, mut v) = new_vault();
+    let policy = Policy::from_toml("suspend_on_anomaly = true\n").unwrap();
+    v.add_agent(OP, &agent("hermes"), &policy).unwrap();
+    set(&mut v, "hermes/A", "a");
+    let key = v
+        .issue_key(
+            OP,
+            &agent("hermes-key"),
+            &agent("hermes"),
+            Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    let info = v.authenticate_key(key.key.expose_secret()).unwrap();
+    let narrow = TokenRequest {
+        scopes: Some(vec![crate::token::Scope::Secret("A".into())]),
+        ttl: None,
+    };
+    let t = v.mint_token(&info, &narrow).unwrap();
+    assert!(v.env_with_token(&t.claims).is_err());
+    assert!(matches!(
+        v.verify_token(t.token.expose_secret()),
+        Err(Error::BadCredential {
+            code: "key_suspended",
+            ..
+        })
+    ));
+}
