@@ -306,3 +306,102 @@ fn kills_at_random_times_during_rotations_never_break_the_invariants() {
         );
     }
 }
+
+/// Reads lines from `out` until one contains `want` (or panics after 20 s).
+fn read_until(out: &mut impl std::io::BufRead, want: &str) -> String {
+    let start = std::time::Instant::now();
+    let mut seen = String::new();
+    while start.elapsed() < std::time::Duration::from_secs(20) {
+        let mut line = String::new();
+        if out.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        seen.push_str(&line);
+        if line.contains(want) {
+            return seen;
+        }
+    }
+    panic!("never saw {want:?}; got {seen:?}");
+}
+
+#[test]
+fn run_watch_restarts_the_child_when_its_secrets_rotate() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/A", "first");
+    let script = "echo \"start $A\"; trap 'exit 0' TERM; while :; do sleep 0.05; done";
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        .args([
+            "run",
+            "--agent",
+            "hermes",
+            "--watch",
+            "--poll-ms",
+            "100",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("VAULT_HOME", &env.home)
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut out, "start first");
+    env.set("hermes/A", "second");
+    read_until(&mut out, "start second");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+#[test]
+fn run_watch_can_signal_instead_of_restarting() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/A", "first");
+    let script = "echo \"start $A\"; trap 'echo reload' HUP; trap 'exit 3' TERM; while :; do sleep 0.05; done";
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        .args([
+            "run",
+            "--agent",
+            "hermes",
+            "--watch",
+            "--reload-signal",
+            "HUP",
+            "--poll-ms",
+            "100",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("VAULT_HOME", &env.home)
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    read_until(&mut out, "start first");
+    env.set("hermes/A", "second");
+    let seen = read_until(&mut out, "reload");
+    assert!(
+        !seen.contains("start second"),
+        "it restarted instead: {seen}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+}

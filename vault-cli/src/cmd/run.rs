@@ -35,6 +35,16 @@ pub struct RunArgs {
     /// injected ones (Hermes loads its .env over the environment).
     #[arg(long, value_name = "FILE")]
     env_file: Option<PathBuf>,
+    /// Keep running: when the agent's secrets rotate, restart the child with
+    /// the new values (or send it --reload-signal). Keeps the vault unlocked.
+    #[arg(long)]
+    watch: bool,
+    /// With --watch: send this signal (e.g. HUP) instead of restarting.
+    #[arg(long, value_name = "SIGNAL", requires = "watch")]
+    reload_signal: Option<String>,
+    /// With --watch: how often to check for rotations, in milliseconds.
+    #[arg(long, default_value_t = 1000, hide = true)]
+    poll_ms: u64,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -67,6 +77,13 @@ pub enum EnvFormat {
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     let agent = AgentName::parse(&args.agent)?;
+    if args.watch {
+        // Watching keeps the vault (and its data key) open for the child's life.
+        let vault = ctx.unlock()?;
+        let code = watch(&args, &vault, &agent)?;
+        drop(vault);
+        std::process::exit(code);
+    }
     let env = {
         let vault = ctx.unlock()?;
         vault.env_of(&Principal::Operator, &agent)?
@@ -135,62 +152,201 @@ pub fn render(env: &[(SecretName, SecretBytes)], format: EnvFormat) -> Result<St
 /// Runs the child with `env` added, masking and forwarding signals; returns
 /// the exit code to pass on (128 + N when the child died of signal N).
 pub fn spawn_with_env(args: &RunArgs, env: &[(SecretName, SecretBytes)]) -> Result<i32> {
-    let mut cmd = Command::new(&args.command[0]);
-    cmd.args(&args.command[1..]);
-    if args.no_inherit {
-        cmd.env_clear();
-    }
-    for (k, v) in env {
-        cmd.env(k.as_str(), v.as_str().unwrap_or_default());
-    }
-    warn_shadowed(args, env);
-    let mask = if args.no_mask {
-        false
-    } else {
-        args.mask || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal()
-    };
-    let masker = || mask::Masker::new(env.iter().map(|(_, v)| v.expose_secret()));
-    let masking = mask && masker().is_some();
-    if masking {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    // Catch the signals before the child exists, so none is lost or kills us first.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| exit::usage(format!("cannot run {:?}: {e}", args.command[0])))?;
-    let pid = Pid::from_raw(child.id() as i32);
-    let handle = signals.handle();
-    let forwarder = std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if let Ok(sig) = Signal::try_from(sig) {
-                let _ = kill(pid, sig);
+    let forwarder = Forwarder::install()?;
+    let mut running = Running::start(args, env)?;
+    forwarder.follow(running.pid);
+    let status = running.wait()?;
+    forwarder.close();
+    Ok(exit_code(status))
+}
+
+/// `vault run --watch`: keeps the vault open, polls the agent's secret
+/// versions, and on a change restarts the child with the new values (or
+/// sends it `--reload-signal`). Returns when the child exits on its own.
+fn watch(args: &RunArgs, vault: &vault_core::Vault, agent: &AgentName) -> Result<i32> {
+    let poll = std::time::Duration::from_millis(args.poll_ms.max(50));
+    let forwarder = Forwarder::install()?;
+    let mut versions = vault.env_versions(agent)?;
+    let mut running = Running::start(args, &vault.env_of(&Principal::Operator, agent)?)?;
+    forwarder.follow(running.pid);
+    loop {
+        if let Some(status) = running.try_wait()? {
+            forwarder.close();
+            return Ok(exit_code(status));
+        }
+        std::thread::sleep(poll);
+        if forwarder.stopping() {
+            // The child got our SIGTERM/SIGINT; wait for it, never restart it.
+            continue;
+        }
+        let now = vault.env_versions(agent)?;
+        if now == versions {
+            continue;
+        }
+        versions = now;
+        match args.reload_signal.as_deref() {
+            Some(name) => {
+                let sig: Signal = name
+                    .parse()
+                    .or_else(|_| format!("SIG{name}").parse())
+                    .map_err(|_| {
+                        exit::usage(format!("--reload-signal {name:?} is not a signal name"))
+                    })?;
+                eprintln!("vault: the secrets of {agent} changed; sending {sig} to the child");
+                let _ = kill(running.pid, sig);
+            }
+            None => {
+                eprintln!("vault: the secrets of {agent} changed; restarting the child");
+                running.stop(std::time::Duration::from_secs(10))?;
+                running = Running::start(args, &vault.env_of(&Principal::Operator, agent)?)?;
+                forwarder.follow(running.pid);
             }
         }
-    });
-    let mut pumps = Vec::new();
-    if masking {
-        if let (Some(out), Some(m)) = (child.stdout.take(), masker()) {
-            pumps.push(std::thread::spawn(move || {
-                mask::copy_masked(out, std::io::stdout(), m)
-            }));
-        }
-        if let (Some(err), Some(m)) = (child.stderr.take(), masker()) {
-            pumps.push(std::thread::spawn(move || {
-                mask::copy_masked(err, std::io::stderr(), m)
-            }));
-        }
     }
-    let status = child.wait()?;
-    for p in pumps {
-        let _ = p.join();
-    }
-    handle.close();
-    let _ = forwarder.join();
+}
+
+fn exit_code(status: std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
-    Ok(status
+    status
         .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+/// A started child and the threads masking its output.
+struct Running {
+    child: std::process::Child,
+    pid: Pid,
+    pumps: Vec<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Running {
+    fn start(args: &RunArgs, env: &[(SecretName, SecretBytes)]) -> Result<Running> {
+        let mut cmd = Command::new(&args.command[0]);
+        cmd.args(&args.command[1..]);
+        if args.no_inherit {
+            cmd.env_clear();
+        }
+        for (k, v) in env {
+            cmd.env(k.as_str(), v.as_str().unwrap_or_default());
+        }
+        warn_shadowed(args, env);
+        let mask = if args.no_mask {
+            false
+        } else {
+            args.mask || !std::io::stdout().is_terminal() || !std::io::stderr().is_terminal()
+        };
+        let masker = || mask::Masker::new(env.iter().map(|(_, v)| v.expose_secret()));
+        let masking = mask && masker().is_some();
+        if masking {
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| exit::usage(format!("cannot run {:?}: {e}", args.command[0])))?;
+        let pid = Pid::from_raw(child.id() as i32);
+        let mut pumps = Vec::new();
+        if masking {
+            if let (Some(out), Some(m)) = (child.stdout.take(), masker()) {
+                pumps.push(std::thread::spawn(move || {
+                    mask::copy_masked(out, std::io::stdout(), m)
+                }));
+            }
+            if let (Some(err), Some(m)) = (child.stderr.take(), masker()) {
+                pumps.push(std::thread::spawn(move || {
+                    mask::copy_masked(err, std::io::stderr(), m)
+                }));
+            }
+        }
+        Ok(Running { child, pid, pumps })
+    }
+
+    fn wait(&mut self) -> Result<std::process::ExitStatus> {
+        let status = self.child.wait()?;
+        self.join_pumps();
+        Ok(status)
+    }
+
+    fn try_wait(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        let status = self.child.try_wait()?;
+        if status.is_some() {
+            self.join_pumps();
+        }
+        Ok(status)
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    fn stop(&mut self, grace: std::time::Duration) -> Result<()> {
+        let _ = kill(self.pid, Signal::SIGTERM);
+        let start = std::time::Instant::now();
+        while self.try_wait()?.is_none() {
+            if start.elapsed() > grace {
+                let _ = self.child.kill();
+                self.wait()?;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    fn join_pumps(&mut self) {
+        for p in self.pumps.drain(..) {
+            let _ = p.join();
+        }
+    }
+}
+
+/// Catches SIGINT/TERM/HUP/QUIT from the moment it is installed (so none is
+/// lost or kills us first) and passes each to the current child.
+struct Forwarder {
+    pid: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: signal_hook::iterator::Handle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Forwarder {
+    fn install() -> Result<Forwarder> {
+        use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
+        let pid = std::sync::Arc::new(AtomicI32::new(0));
+        let stopping = std::sync::Arc::new(AtomicBool::new(false));
+        let handle = signals.handle();
+        let (p, st) = (pid.clone(), stopping.clone());
+        let thread = std::thread::spawn(move || {
+            for sig in signals.forever() {
+                if sig == SIGINT || sig == SIGTERM {
+                    st.store(true, Ordering::SeqCst);
+                }
+                let target = p.load(Ordering::SeqCst);
+                if let (Ok(sig), true) = (Signal::try_from(sig), target > 0) {
+                    let _ = kill(Pid::from_raw(target), sig);
+                }
+            }
+        });
+        Ok(Forwarder {
+            pid,
+            stopping,
+            handle,
+            thread: Some(thread),
+        })
+    }
+
+    fn follow(&self, pid: Pid) {
+        self.pid
+            .store(pid.as_raw(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn close(mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Hermes loads `$HERMES_HOME/.env` with override=True, so a variable defined

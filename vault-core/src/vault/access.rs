@@ -708,24 +708,33 @@ impl Vault {
     }
 
     fn env_values(&self, agent: &AgentName) -> Result<Vec<(SecretName, SecretBytes)>> {
+        let mut env = Vec::new();
+        for (path, _) in self.env_versions(agent)? {
+            let (value, _) = self.read_value(&Principal::Agent(agent.clone()), &path)?;
+            env.push((path.name, value));
+        }
+        Ok(env)
+    }
+
+    /// Which secret (and version) supplies each variable of `agent`'s env:
+    /// own secrets first, then granted ones whose name is not taken. Metadata
+    /// only, so `vault run --watch` can poll it cheaply for rotations.
+    pub fn env_versions(&self, agent: &AgentName) -> Result<Vec<(SecretPath, i64)>> {
         let policy = self.policy_of(agent)?;
         let mut visible: Vec<_> = secrets::list(&self.conn, None)?
             .into_iter()
             .filter(|row| row.agent == agent.as_str() || policy.grants_from_others())
-            .filter_map(|row| SecretPath::parse(&format!("{}/{}", row.agent, row.name)).ok())
-            .filter(|path| policy.may_read(agent, path))
+            .filter_map(|row| {
+                let path = SecretPath::parse(&format!("{}/{}", row.agent, row.name)).ok()?;
+                Some((path, row.current_version))
+            })
+            .filter(|(path, _)| policy.may_read(agent, path))
             .collect();
         // own first, then granted, each sorted by name
-        visible.sort_by_key(|p| (p.agent != *agent, p.name.clone()));
+        visible.sort_by_key(|(p, _)| (p.agent != *agent, p.name.clone()));
         let mut seen = HashSet::new();
-        let mut env = Vec::new();
-        for path in visible {
-            if seen.insert(path.name.clone()) {
-                let (value, _) = self.read_value(&Principal::Agent(agent.clone()), &path)?;
-                env.push((path.name, value));
-            }
-        }
-        Ok(env)
+        visible.retain(|(p, _)| seen.insert(p.name.clone()));
+        Ok(visible)
     }
 
     /// Sets an agent's policy (operator only).
