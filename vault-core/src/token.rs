@@ -14,7 +14,6 @@ use ring::hmac;
 use crate::credential::{self, hex};
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretName};
-use crate::secret::Key256;
 
 const CLAIMS_VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
@@ -126,9 +125,11 @@ impl fmt::Debug for TokenSigner {
 }
 
 impl TokenSigner {
-    pub(crate) fn new(key: &Key256) -> TokenSigner {
+    /// A signer for the 32-byte HMAC key `key` (the vault's own comes from
+    /// [`crate::Vault::token_signer`]; this exists for tests and fuzzing).
+    pub fn new(key: &[u8; 32]) -> TokenSigner {
         TokenSigner {
-            key: hmac::Key::new(hmac::HMAC_SHA256, key.expose_secret()),
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
         }
     }
 
@@ -294,7 +295,7 @@ mod tests {
     use super::*;
 
     fn signer(b: u8) -> TokenSigner {
-        TokenSigner::new(&Key256::from_array([b; 32]))
+        TokenSigner::new(&[b; 32])
     }
 
     fn claims() -> TokenClaims {

@@ -850,13 +850,17 @@ impl Vault {
                     what: "the token signing key".into(),
                 }
             })?;
-        let array: [u8; 32] = bytes
-            .expose_secret()
-            .try_into()
-            .map_err(|_| Error::Integrity {
-                what: "the token signing key".into(),
-            })?;
-        Ok(Some(TokenSigner::new(&Key256::from_array(array))))
+        let mut array: [u8; 32] =
+            bytes
+                .expose_secret()
+                .try_into()
+                .map_err(|_| Error::Integrity {
+                    what: "the token signing key".into(),
+                })?;
+        let signer = TokenSigner::new(&array);
+        // clear intermediates: ring copied the key into its own state
+        zeroize::Zeroize::zeroize(&mut array);
+        Ok(Some(signer))
     }
 }
 
