@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use nix::sys::signal::{kill, Signal};
@@ -153,8 +155,7 @@ pub fn render(env: &[(SecretName, SecretBytes)], format: EnvFormat) -> Result<St
 /// the exit code to pass on (128 + N when the child died of signal N).
 pub fn spawn_with_env(args: &RunArgs, env: &[(SecretName, SecretBytes)]) -> Result<i32> {
     let forwarder = Forwarder::install()?;
-    let mut running = Running::start(args, env)?;
-    forwarder.follow(running.pid);
+    let mut running = Running::start(args, env, &forwarder)?;
     let status = running.wait()?;
     forwarder.close();
     Ok(exit_code(status))
@@ -167,8 +168,11 @@ fn watch(args: &RunArgs, vault: &vault_core::Vault, agent: &AgentName) -> Result
     let poll = std::time::Duration::from_millis(args.poll_ms.max(50));
     let forwarder = Forwarder::install()?;
     let mut versions = vault.env_versions(agent)?;
-    let mut running = Running::start(args, &vault.env_of(&Principal::Operator, agent)?)?;
-    forwarder.follow(running.pid);
+    let mut running = Running::start(
+        args,
+        &vault.env_of(&Principal::Operator, agent)?,
+        &forwarder,
+    )?;
     loop {
         if let Some(status) = running.try_wait()? {
             forwarder.close();
@@ -198,8 +202,11 @@ fn watch(args: &RunArgs, vault: &vault_core::Vault, agent: &AgentName) -> Result
             None => {
                 eprintln!("vault: the secrets of {agent} changed; restarting the child");
                 running.stop(std::time::Duration::from_secs(10))?;
-                running = Running::start(args, &vault.env_of(&Principal::Operator, agent)?)?;
-                forwarder.follow(running.pid);
+                running = Running::start(
+                    args,
+                    &vault.env_of(&Principal::Operator, agent)?,
+                    &forwarder,
+                )?;
             }
         }
     }
@@ -220,7 +227,13 @@ struct Running {
 }
 
 impl Running {
-    fn start(args: &RunArgs, env: &[(SecretName, SecretBytes)]) -> Result<Running> {
+    /// Spawns the child and points `forwarder` at it before anything else
+    /// runs, so a signal sent as soon as the child shows signs of life reaches it.
+    fn start(
+        args: &RunArgs,
+        env: &[(SecretName, SecretBytes)],
+        forwarder: &Forwarder,
+    ) -> Result<Running> {
         let mut cmd = Command::new(&args.command[0]);
         cmd.args(&args.command[1..]);
         if args.no_inherit {
@@ -244,6 +257,7 @@ impl Running {
             .spawn()
             .map_err(|e| exit::usage(format!("cannot run {:?}: {e}", args.command[0])))?;
         let pid = Pid::from_raw(child.id() as i32);
+        forwarder.follow(pid);
         let mut pumps = Vec::new();
         if masking {
             if let (Some(out), Some(m)) = (child.stdout.take(), masker()) {
@@ -299,33 +313,39 @@ impl Running {
 /// Catches SIGINT/TERM/HUP/QUIT from the moment it is installed (so none is
 /// lost or kills us first) and passes each to the current child.
 struct Forwarder {
-    pid: std::sync::Arc<std::sync::atomic::AtomicI32>,
-    stopping: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pid: Arc<AtomicI32>,
+    /// A signal that arrived while no child was running yet; `follow` delivers it.
+    pending: Arc<AtomicI32>,
+    stopping: Arc<AtomicBool>,
     handle: signal_hook::iterator::Handle,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Forwarder {
     fn install() -> Result<Forwarder> {
-        use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
         let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGQUIT])?;
-        let pid = std::sync::Arc::new(AtomicI32::new(0));
-        let stopping = std::sync::Arc::new(AtomicBool::new(false));
+        let pid = Arc::new(AtomicI32::new(0));
+        let pending = Arc::new(AtomicI32::new(0));
+        let stopping = Arc::new(AtomicBool::new(false));
         let handle = signals.handle();
-        let (p, st) = (pid.clone(), stopping.clone());
+        let (p, pend, st) = (pid.clone(), pending.clone(), stopping.clone());
         let thread = std::thread::spawn(move || {
             for sig in signals.forever() {
                 if sig == SIGINT || sig == SIGTERM {
                     st.store(true, Ordering::SeqCst);
                 }
                 let target = p.load(Ordering::SeqCst);
-                if let (Ok(sig), true) = (Signal::try_from(sig), target > 0) {
-                    let _ = kill(Pid::from_raw(target), sig);
+                match Signal::try_from(sig) {
+                    Ok(s) if target > 0 => {
+                        let _ = kill(Pid::from_raw(target), s);
+                    }
+                    _ => pend.store(sig, Ordering::SeqCst),
                 }
             }
         });
         Ok(Forwarder {
             pid,
+            pending,
             stopping,
             handle,
             thread: Some(thread),
@@ -333,12 +353,15 @@ impl Forwarder {
     }
 
     fn follow(&self, pid: Pid) {
-        self.pid
-            .store(pid.as_raw(), std::sync::atomic::Ordering::SeqCst);
+        self.pid.store(pid.as_raw(), Ordering::SeqCst);
+        let sig = self.pending.swap(0, Ordering::SeqCst);
+        if let (true, Ok(sig)) = (sig > 0, Signal::try_from(sig)) {
+            let _ = kill(pid, sig);
+        }
     }
 
     fn stopping(&self) -> bool {
-        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
+        self.stopping.load(Ordering::SeqCst)
     }
 
     fn close(mut self) {
