@@ -453,4 +453,8 @@ fn demo_runs_end_to_end() {
     let text = stdout_of(&out);
     assert!(text.contains("plaintext present: false"));
     assert!(text.contains("(exit 3)"));
+    assert!(text.contains("the env file's key changed: true; its other lines are unchanged: true"));
+    assert!(text.contains("wildcard-grant"));
+    assert!(text.contains("GITHUB_TOKEN=<concealed by vault>"));
+    assert!(!text.contains("ghp_DEMOxFAKExTOKENxVERSIONxTWO000000000\n   | STRIPE"));
 }

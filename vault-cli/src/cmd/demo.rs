@@ -193,6 +193,63 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         0,
     )?;
     tour.expect("Keys are listed, never shown", &["keys", "ls"], None, 0)?;
+    tour.expect(
+        "Register the env file as the agent's target, then rotate its key",
+        &[
+            "target",
+            "add",
+            "--agent",
+            "hermes-marketing",
+            "--env-file",
+            &env_path,
+        ],
+        None,
+        0,
+    )?;
+    let before = std::fs::read_to_string(&env_file)?;
+    tour.expect(
+        "Rotation: successor written to every target and checked, then the old key revoked",
+        &["rotate", "hermes-marketing-key"],
+        None,
+        0,
+    )?;
+    let after = std::fs::read_to_string(&env_file)?;
+    println!(
+        "   the env file's key changed: {}; its other lines are unchanged: {}",
+        before != after,
+        after.contains("LOG_LEVEL=info")
+    );
+    tour.expect("Usage per key, from the audit trail", &["usage"], None, 0)?;
+    tour.expect(
+        "The hash-chained audit trail is intact",
+        &["audit", "verify"],
+        None,
+        0,
+    )?;
+    let policy = dir.path().join("finance.toml");
+    std::fs::write(
+        &policy,
+        "secrets = [\"*\", \"hermes-marketing/*\"]\nmax_token_ttl = \"8h\"\n",
+    )?;
+    let policy_path = policy.to_string_lossy().into_owned();
+    tour.expect(
+        "Give the finance agent a sloppy policy (a wildcard grant, 8-hour tokens)",
+        &[
+            "agent",
+            "set-policy",
+            "hermes-finance",
+            "--policy",
+            &policy_path,
+        ],
+        None,
+        0,
+    )?;
+    tour.expect(
+        "vault doctor finds it, with the fix for each finding",
+        &["doctor"],
+        None,
+        0,
+    )?;
 
     tour.step += 1;
     println!(
