@@ -405,3 +405,33 @@ fn run_watch_can_signal_instead_of_restarting() {
     .unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(3));
 }
+
+#[test]
+fn notifications_reach_a_command_and_never_carry_a_key() {
+    let (env, files) = setup();
+    let sink = env.dir.path().join("events.jsonl");
+    let cmd = format!("cat >> {}; echo >> {}", sink.display(), sink.display());
+    env.vault(&["notify", "set", "--command", &cmd])
+        .assert()
+        .success();
+    env.vault(&["notify", "test"]).assert().success();
+    env.vault(&["rotate", "hermes-key"]).assert().success();
+    let text = std::fs::read_to_string(&sink).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["event"], "test");
+    assert_eq!(events[1]["event"], "rotation");
+    assert_eq!(events[1]["key"], "hermes-key");
+    assert_eq!(events[1]["state"], "done");
+    let key = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
+    assert!(!text.contains(&key) && !text.contains("avk_"));
+    env.vault(&["notify", "set", "--webhook", "http://10.1.2.3:80/x"])
+        .assert()
+        .code(2);
+    env.vault(&["notify", "set", "--command", "exit 1"])
+        .assert()
+        .success();
+    env.vault(&["notify", "test"]).assert().code(1);
+}

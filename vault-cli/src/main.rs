@@ -92,6 +92,9 @@ enum Command {
         /// The approval id.
         id: String,
     },
+    /// Where leak, rotation and approval events go (a command or loopback webhook).
+    #[command(subcommand)]
+    Notify(cmd::notify::NotifyCommand),
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),

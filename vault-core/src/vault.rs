@@ -19,10 +19,12 @@ use crate::store::{self, agents, header, keys, secrets};
 
 mod access;
 mod audit;
+mod notify;
 mod rotation;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage};
+pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,
     DEFAULT_COMMAND_TIMEOUT,
@@ -661,7 +663,7 @@ fn count_encryption(tx: &Connection, dek_id: &[u8; 16]) -> Result<()> {
     Ok(())
 }
 
-fn require_operator(actor: &Principal, action: &str) -> Result<()> {
+pub(crate) fn require_operator(actor: &Principal, action: &str) -> Result<()> {
     match actor {
         Principal::Operator => Ok(()),
         Principal::Agent(a) => Err(Error::Refused {

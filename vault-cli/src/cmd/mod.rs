@@ -7,6 +7,7 @@ pub mod audit;
 pub mod demo;
 pub mod init;
 pub mod keys;
+pub mod notify;
 pub mod rekey;
 pub mod rotate;
 pub mod run;
@@ -94,6 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approvals => rotate::approvals(&ctx),
         Command::Approve { id } => rotate::decide(&ctx, &id, true),
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
+        Command::Notify(c) => notify::run(&ctx, c),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
         Command::Doctor(args) => audit::doctor(&ctx, args),

@@ -126,6 +126,13 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
     if args.what.contains('/') {
         let path = SecretPath::parse(&args.what)?;
         let version = vault.rotate_secret(OP, &path)?;
+        super::notify::send(
+            &vault,
+            &super::notify::event(
+                "rotation",
+                serde_json::json!({"secret": path.to_string(), "version": version}),
+            ),
+        );
         if ctx.json {
             ctx.print_json(&serde_json::json!({"rotated": path.to_string(), "version": version}))?;
         } else {
@@ -136,6 +143,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         return Ok(());
     }
     let report = vault.rotate_key(OP, &args.what, "manual")?;
+    super::notify::send(&vault, &rotation_event(&report));
     print_rotation(ctx, &report)?;
     if report.state == RotationState::Stalled {
         return Err(exit::refused(format!(
@@ -145,6 +153,18 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The notification for a key rotation (ids and paths, never the key).
+pub fn rotation_event(r: &RotationReport) -> serde_json::Value {
+    super::notify::event(
+        "rotation",
+        serde_json::json!({
+            "agent": r.agent.as_str(), "key": r.key_name, "old_key_id": r.old_key_id,
+            "new_key_id": r.new_key_id, "state": format!("{:?}", r.state).to_lowercase(),
+            "written": r.written, "errors": r.errors,
+        }),
+    )
 }
 
 /// Prints a rotation's outcome; the new key only when no target received it.

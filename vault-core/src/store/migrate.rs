@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../../schema/004_rotation.sql")),
     (5, include_str!("../../../schema/005_fingerprints.sql")),
     (6, include_str!("../../../schema/006_suspensions.sql")),
+    (7, include_str!("../../../schema/007_settings.sql")),
 ];
 
 /// The schema version this build writes.
@@ -100,6 +101,7 @@ mod tests {
                 "secret_rotation",
                 "secret_versions",
                 "secrets",
+                "settings",
                 "targets",
                 "vault_header",
                 "vault_keys"

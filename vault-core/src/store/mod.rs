@@ -11,6 +11,7 @@ pub(crate) mod keys;
 mod migrate;
 pub(crate) mod rotation;
 pub(crate) mod secrets;
+pub(crate) mod settings;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -1,0 +1,79 @@
+//! `vault notify`: where leak, rotation and approval events go (a command or
+//! a loopback webhook), and the events themselves. An event names what
+//! happened and to whom, never a value.
+
+use anyhow::Result;
+use vault_core::{NotifyConfig, Principal, Vault};
+
+use super::Context;
+
+/// `vault notify ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send events to a command (JSON on stdin) and/or a loopback webhook (JSON POST).
+    Set {
+        /// Run with /bin/sh -c for each event.
+        #[arg(long)]
+        command: Option<String>,
+        /// http://127.0.0.1:PORT/path; loopback only.
+        #[arg(long)]
+        webhook: Option<String>,
+    },
+    /// Show where events go.
+    Show,
+    /// Stop sending events.
+    Clear,
+    /// Send a test event.
+    Test,
+}
+
+pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
+    let mut vault = ctx.unlock()?;
+    match command {
+        NotifyCommand::Set { command, webhook } => {
+            vault.set_notify_config(&Principal::Operator, &NotifyConfig { command, webhook })?;
+            eprintln!("notifications configured");
+        }
+        NotifyCommand::Clear => {
+            vault.set_notify_config(&Principal::Operator, &NotifyConfig::default())?;
+            eprintln!("notifications off");
+        }
+        NotifyCommand::Show => {
+            let c = vault.notify_config()?;
+            if ctx.json {
+                ctx.print_json(&serde_json::json!({"command": c.command, "webhook": c.webhook}))?;
+            } else {
+                println!("command: {}", c.command.as_deref().unwrap_or("(none)"));
+                println!("webhook: {}", c.webhook.as_deref().unwrap_or("(none)"));
+            }
+        }
+        NotifyCommand::Test => {
+            let errors = vault.notify(&event("test", serde_json::json!({})));
+            if errors.is_empty() {
+                eprintln!("test event delivered");
+            } else {
+                return Err(crate::exit::refused(errors.join("; ")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An event: its kind, the time, and `fields` (names only).
+pub fn event(kind: &str, fields: serde_json::Value) -> serde_json::Value {
+    let mut e = serde_json::json!({
+        "event": kind,
+        "at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+    });
+    if let (Some(map), serde_json::Value::Object(extra)) = (e.as_object_mut(), fields) {
+        map.extend(extra);
+    }
+    e
+}
+
+/// Sends an event, saying on stderr if a notifier failed.
+pub fn send(vault: &Vault, e: &serde_json::Value) {
+    for err in vault.notify(e) {
+        eprintln!("vault: warning: {err}");
+    }
+}
