@@ -329,7 +329,8 @@ fn run_watch_restarts_the_child_when_its_secrets_rotate() {
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/A", "first");
-    let script = "echo \"start $A\"; trap 'exit 0' TERM; while :; do sleep 0.05; done";
+    // the trap comes first: a TERM right after "start" must find it set
+    let script = "trap 'exit 0' TERM; echo \"start $A\"; while :; do sleep 0.05; done";
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
         .args([
             "run",
@@ -367,7 +368,7 @@ fn run_watch_can_signal_instead_of_restarting() {
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/A", "first");
-    let script = "echo \"start $A\"; trap 'echo reload' HUP; trap 'exit 3' TERM; while :; do sleep 0.05; done";
+    let script = "trap 'echo reload' HUP; trap 'exit 3' TERM; echo \"start $A\"; while :; do sleep 0.05; done";
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
         .args([
             "run",
