@@ -134,3 +134,82 @@ pub fn python_with_dotenv() -> PathBuf {
         })
         .clone()
 }
+
+/// The real binary started in the background against this env, stdout piped.
+pub fn spawn_vault(env: &Env, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        .args(args)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_AGENT_KEY")
+        .env("VAULT_HOME", &env.home)
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(env.dir.path().join("spawned.stderr")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Lines of a child's stdout, read on a thread so a test can wait with a timeout.
+pub struct Lines(std::sync::mpsc::Receiver<String>);
+
+impl Lines {
+    pub fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::BufRead;
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines(rx)
+    }
+
+    /// Lines up to and including the first containing `want`; panics after
+    /// 30 s, showing what the spawned vault wrote on stderr.
+    pub fn until(&self, env: &Env, want: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut seen = String::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.0.recv_timeout(left) {
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                    if line.contains(want) {
+                        return seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        let stderr =
+            std::fs::read_to_string(env.dir.path().join("spawned.stderr")).unwrap_or_default();
+        panic!("never saw {want:?}; stdout so far {seen:?}; vault's stderr {stderr:?}");
+    }
+}
+
+/// Sends SIGTERM to a child.
+pub fn terminate(child: &std::process::Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::SIGTERM,
+    )
+    .unwrap();
+}
+
+/// Waits up to 30 s for a child to exit; kills it and panics (with the spawned
+/// vault's stderr) if it does not, so a hang fails the test instead of CI.
+pub fn wait_bounded(env: &Env, child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let stderr = std::fs::read_to_string(env.dir.path().join("spawned.stderr")).unwrap_or_default();
+    panic!("the spawned vault did not exit; its stderr: {stderr:?}");
+}

@@ -1,7 +1,5 @@
 //! Issue 6: key rotation through the real binary, and kill -9 at every step.
 
-use std::process::Stdio;
-
 use rusqlite::Connection;
 
 use crate::common::*;
@@ -279,14 +277,7 @@ fn kills_at_random_times_during_rotations_never_break_the_invariants() {
     for trial in 0..12 {
         let (env, files) = setup();
         let old = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
-        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
-            .args(["rotate", "hermes-key"])
-            .env("VAULT_HOME", &env.home)
-            .env("VAULT_PASSPHRASE_FILE", &env.passfile)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_vault(&env, &["rotate", "hermes-key"]);
         // unlock takes ~150 ms at the floor; kill somewhere in 100-260 ms
         rng ^= rng << 13;
         rng ^= rng >> 7;
@@ -307,23 +298,6 @@ fn kills_at_random_times_during_rotations_never_break_the_invariants() {
     }
 }
 
-/// Reads lines from `out` until one contains `want` (or panics after 20 s).
-fn read_until(out: &mut impl std::io::BufRead, want: &str) -> String {
-    let start = std::time::Instant::now();
-    let mut seen = String::new();
-    while start.elapsed() < std::time::Duration::from_secs(20) {
-        let mut line = String::new();
-        if out.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        seen.push_str(&line);
-        if line.contains(want) {
-            return seen;
-        }
-    }
-    panic!("never saw {want:?}; got {seen:?}");
-}
-
 #[test]
 fn run_watch_restarts_the_child_when_its_secrets_rotate() {
     let env = Env::new();
@@ -331,8 +305,9 @@ fn run_watch_restarts_the_child_when_its_secrets_rotate() {
     env.set("hermes/A", "first");
     // the trap comes first: a TERM right after "start" must find it set
     let script = "trap 'exit 0' TERM; echo \"start $A\"; while :; do sleep 0.05; done";
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
-        .args([
+    let mut child = spawn_vault(
+        &env,
+        &[
             "run",
             "--agent",
             "hermes",
@@ -344,23 +319,14 @@ fn run_watch_restarts_the_child_when_its_secrets_rotate() {
             "sh",
             "-c",
             script,
-        ])
-        .env("VAULT_HOME", &env.home)
-        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut out, "start first");
+        ],
+    );
+    let out = Lines::of(&mut child);
+    out.until(&env, "start first");
     env.set("hermes/A", "second");
-    read_until(&mut out, "start second");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(0));
+    out.until(&env, "start second");
+    terminate(&child);
+    assert_eq!(wait_bounded(&env, &mut child).code(), Some(0));
 }
 
 #[test]
@@ -369,8 +335,9 @@ fn run_watch_can_signal_instead_of_restarting() {
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/A", "first");
     let script = "trap 'echo reload' HUP; trap 'exit 3' TERM; echo \"start $A\"; while :; do sleep 0.05; done";
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
-        .args([
+    let mut child = spawn_vault(
+        &env,
+        &[
             "run",
             "--agent",
             "hermes",
@@ -384,27 +351,18 @@ fn run_watch_can_signal_instead_of_restarting() {
             "sh",
             "-c",
             script,
-        ])
-        .env("VAULT_HOME", &env.home)
-        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    read_until(&mut out, "start first");
+        ],
+    );
+    let out = Lines::of(&mut child);
+    out.until(&env, "start first");
     env.set("hermes/A", "second");
-    let seen = read_until(&mut out, "reload");
+    let seen = out.until(&env, "reload");
     assert!(
         !seen.contains("start second"),
         "it restarted instead: {seen}"
     );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(3));
+    terminate(&child);
+    assert_eq!(wait_bounded(&env, &mut child).code(), Some(3));
 }
 
 #[test]

@@ -114,16 +114,10 @@ impl Vault {
         outcome: &str,
     ) -> Result<()> {
         self.conn.pragma_update(None, "synchronous", "normal")?;
-        let result = (|| {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
-            match self.append(&self.conn, actor, key_id, action, target, outcome) {
-                Ok(()) => Ok(self.conn.execute_batch("COMMIT")?),
-                Err(e) => {
-                    let _ = self.conn.execute_batch("ROLLBACK");
-                    Err(e)
-                }
-            }
-        })();
+        let result = store::write_tx(&self.conn).and_then(|tx| {
+            self.append(&tx, actor, key_id, action, target, outcome)?;
+            tx.commit()
+        });
         self.conn.pragma_update(None, "synchronous", "full")?;
         result
     }

@@ -186,10 +186,16 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, _) = listener.accept().unwrap();
-            let mut buf = vec![0u8; 4096];
-            let n = s.read(&mut buf).unwrap();
+            // the request may arrive in several reads: read until the body is in
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !got.ends_with(br#"{"event":"leak"}"#) {
+                let n = s.read(&mut buf).unwrap();
+                assert!(n > 0, "connection closed early");
+                got.extend_from_slice(&buf[..n]);
+            }
             s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
-            String::from_utf8_lossy(&buf[..n]).into_owned()
+            String::from_utf8_lossy(&got).into_owned()
         });
         post(
             &format!("http://127.0.0.1:{port}/events"),
