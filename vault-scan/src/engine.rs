@@ -3,8 +3,9 @@
 //! cost tracks input size rather than rule count.
 
 use std::collections::HashSet;
+use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
 use regex::bytes::Regex;
 
 use crate::error::Error;
@@ -18,17 +19,29 @@ pub const STORED_SECRET_RULE: &str = "vault.stored-secret";
 /// A compiled set of rules. Cheap to share between threads.
 pub struct Scanner {
     rules: Vec<Compiled>,
+    /// One ASCII-case-insensitive DFA over every keyword; case-sensitive rules re-check
+    /// the matched bytes, which is cheaper than a second pass over the input.
     prefilter: AhoCorasick,
-    /// Prefilter pattern index -> rules that use that keyword.
-    keyword_rules: Vec<Vec<usize>>,
+    /// Pattern index -> the keyword's exact bytes and the rules using it (with whether the
+    /// rule ignores case).
+    keyword_rules: Vec<KeywordEntry>,
+    /// Pattern index -> keywords that are proper prefixes of it (they match where it does).
+    shorter: Vec<Vec<usize>>,
     stored_rule: Rule,
 }
 
 struct Compiled {
     rule: Rule,
-    regex: Regex,
-    window: usize,
+    /// Compiled on first use, so a small input (a pre-commit) pays only for rules whose
+    /// keywords occur in it.
+    regex: OnceLock<Option<Regex>>,
+    before: usize,
+    after: usize,
 }
+
+/// A keyword (lowercased) and the rules using it, each with its exact bytes when the rule
+/// is case-sensitive.
+type KeywordEntry = (Vec<u8>, Vec<(usize, Option<Vec<u8>>)>);
 
 /// One match inside a buffer: offsets and public forms only.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -58,14 +71,9 @@ impl Scanner {
     /// # Errors
     /// If a pattern does not compile or a rule has no keyword.
     pub fn new(rules: Vec<Rule>) -> Result<Self, Error> {
-        let mut keywords: Vec<String> = Vec::new();
-        let mut keyword_rules: Vec<Vec<usize>> = Vec::new();
+        let mut keywords: Vec<KeywordEntry> = Vec::new();
         let mut compiled = Vec::with_capacity(rules.len());
         for (i, rule) in rules.into_iter().enumerate() {
-            let regex = Regex::new(&rule.pattern).map_err(|e| Error::Rule {
-                id: rule.id.clone(),
-                message: e.to_string(),
-            })?;
             if rule.keywords.is_empty() {
                 return Err(Error::Rule {
                     id: rule.id,
@@ -73,30 +81,41 @@ impl Scanner {
                 });
             }
             for kw in &rule.keywords {
-                let kw = kw.to_ascii_lowercase();
-                match keywords.iter().position(|k| *k == kw) {
-                    Some(p) => keyword_rules[p].push(i),
-                    None => {
-                        keywords.push(kw);
-                        keyword_rules.push(vec![i]);
-                    }
+                let exact = (!rule.ignore_case).then(|| kw.as_bytes().to_vec());
+                let lower = kw.to_ascii_lowercase().into_bytes();
+                match keywords.iter_mut().find(|k| k.0 == lower) {
+                    Some(k) => k.1.push((i, exact)),
+                    None => keywords.push((lower, vec![(i, exact)])),
                 }
             }
-            let window = rule.window.unwrap_or(512);
             compiled.push(Compiled {
+                before: rule.window_before.unwrap_or(64),
+                after: rule.window.unwrap_or(512),
                 rule,
-                regex,
-                window,
+                regex: OnceLock::new(),
             });
         }
         let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&keywords)
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(keywords.iter().map(|k| &k.0))
             .map_err(|e| Error::Rule {
                 id: "<prefilter>".into(),
                 message: e.to_string(),
             })?;
+        let keyword_rules = keywords;
+        let shorter = keyword_rules
+            .iter()
+            .map(|(k, _)| {
+                (0..keyword_rules.len())
+                    .filter(|&q| {
+                        let o = &keyword_rules[q].0;
+                        o.len() < k.len() && k[..o.len()].eq_ignore_ascii_case(o)
+                    })
+                    .collect()
+            })
+            .collect();
         let stored_rule = Rule {
             id: STORED_SECRET_RULE.into(),
             provider: "vault".into(),
@@ -107,6 +126,8 @@ impl Scanner {
             checksum: ChecksumPolicy::Advisory,
             entropy: None,
             window: None,
+            window_before: None,
+            ignore_case: false,
             confidence: Confidence::High,
             examples: Vec::new(),
             negative_examples: Vec::new(),
@@ -115,8 +136,23 @@ impl Scanner {
             rules: compiled,
             prefilter,
             keyword_rules,
+            shorter,
             stored_rule,
         })
+    }
+
+    /// Compiles every rule's pattern now (rules are otherwise compiled on first use).
+    ///
+    /// # Errors
+    /// The first rule whose pattern does not compile.
+    pub fn check(&self) -> Result<(), Error> {
+        for c in &self.rules {
+            compile(&c.rule.pattern).map_err(|e| Error::Rule {
+                id: c.rule.id.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        Ok(())
     }
 
     /// The rules, in load order.
@@ -130,35 +166,23 @@ impl Scanner {
         let mut seen: HashSet<(usize, usize)> = HashSet::new();
         // Per rule: the offset up to which its regex has already searched.
         let mut searched_to = vec![0usize; self.rules.len()];
-        for kw in self.prefilter.find_overlapping_iter(data) {
-            for &ri in &self.keyword_rules[kw.pattern().as_usize()] {
-                let c = &self.rules[ri];
-                if kw.start() < searched_to[ri] && kw.end() <= searched_to[ri] {
-                    continue;
-                }
-                let from = kw.start().saturating_sub(c.window).max(searched_to[ri]);
-                let to = extend_to_boundary(data, (kw.end() + c.window).min(data.len()));
-                searched_to[ri] = to;
-                let hay = &data[..to];
-                let mut at = from;
-                while at < to {
-                    let Some(caps) = c.regex.captures_at(hay, at) else {
-                        break;
-                    };
-                    let whole = caps.get(0).map(|m| m.range()).unwrap_or(at..at);
-                    let m = caps.get(1).map(|m| m.range()).unwrap_or(whole.clone());
-                    at = if whole.end > whole.start {
-                        // Matches may share a leading delimiter; resume inside the secret.
-                        m.end.max(whole.start + 1)
-                    } else {
-                        whole.end + 1
-                    };
-                    if seen.insert((ri, m.start)) {
-                        if let Some(hit) = self.confirm(c, data, m.start, m.end, known) {
-                            hits.push(hit);
-                        }
-                    }
-                }
+        // Leftmost-longest search (it uses the automaton's prefilter), resumed one byte after
+        // each hit's start, visits every offset where some keyword starts; the keywords
+        // matching there are the longest one and its prefixes (`shorter`).
+        let mut pos = 0;
+        while pos < data.len() {
+            let Some(first) = self.prefilter.find(Input::new(data).range(pos..)) else {
+                break;
+            };
+            pos = first.start() + 1;
+            let p = first.pattern().as_usize();
+            let extra = self.shorter[p].iter();
+            for q in std::iter::once(p).chain(extra.copied()) {
+                let kw = aho_corasick::Match::must(
+                    q,
+                    first.start()..first.start() + self.keyword_rules[q].0.len(),
+                );
+                self.keyword_hit(data, kw, known, &mut searched_to, &mut seen, &mut hits);
             }
         }
         if let Some(known) = known {
@@ -166,6 +190,76 @@ impl Scanner {
         }
         hits.sort_by(|a, b| (a.start, &a.rule_id).cmp(&(b.start, &b.rule_id)));
         hits
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn keyword_hit(
+        &self,
+        data: &[u8],
+        kw: aho_corasick::Match,
+        known: Option<&dyn KnownSecrets>,
+        searched_to: &mut [usize],
+        seen: &mut HashSet<(usize, usize)>,
+        hits: &mut Vec<Hit>,
+    ) {
+        {
+            let (_, rules) = &self.keyword_rules[kw.pattern().as_usize()];
+            for (ri, exact) in rules {
+                let ri = *ri;
+                if exact.as_ref().is_some_and(|e| data[kw.range()] != e[..]) {
+                    continue;
+                }
+                let c = &self.rules[ri];
+                if kw.end() <= searched_to[ri] {
+                    continue;
+                }
+                let from = kw.start().saturating_sub(c.before).max(searched_to[ri]);
+                let to = extend_to_boundary(data, (kw.end() + c.after).min(data.len()));
+                searched_to[ri] = to;
+                self.confirm_window(ri, data, from, to, known, seen, hits);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn confirm_window(
+        &self,
+        ri: usize,
+        data: &[u8],
+        from: usize,
+        to: usize,
+        known: Option<&dyn KnownSecrets>,
+        seen: &mut HashSet<(usize, usize)>,
+        hits: &mut Vec<Hit>,
+    ) {
+        let c = &self.rules[ri];
+        let Some(regex) = c.regex.get_or_init(|| compile(&c.rule.pattern).ok()) else {
+            return;
+        };
+        let hay = &data[..to];
+        let mut at = from;
+        while at < to {
+            // The lazy DFA finds the match; captures run only on the matched span.
+            let Some(found) = regex.find_at(hay, at) else {
+                break;
+            };
+            let whole = found.range();
+            let m = match regex.captures_at(&hay[..whole.end], whole.start) {
+                Some(caps) => caps.get(1).map(|m| m.range()).unwrap_or(whole.clone()),
+                None => whole.clone(),
+            };
+            at = if whole.end > whole.start {
+                // Matches may share a leading delimiter; resume inside the secret.
+                m.end.max(whole.start + 1)
+            } else {
+                whole.end + 1
+            };
+            if seen.insert((ri, m.start)) {
+                if let Some(hit) = self.confirm(c, data, m.start, m.end, known) {
+                    hits.push(hit);
+                }
+            }
+        }
     }
 
     fn confirm(
@@ -271,6 +365,14 @@ impl Scanner {
             }
         }
     }
+}
+
+/// Compiles a rule pattern: bytes, ASCII classes (`\w`, `\s`), which is faster to build
+/// and to run than Unicode classes and is what secrets are made of.
+fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    regex::bytes::RegexBuilder::new(pattern)
+        .unicode(false)
+        .build()
 }
 
 /// Moves `to` forward past word bytes so a window never ends inside a token.

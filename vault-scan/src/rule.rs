@@ -42,9 +42,16 @@ pub struct Rule {
     /// Minimum Shannon entropy (bits per byte) of the secret.
     #[serde(default)]
     pub entropy: Option<f64>,
-    /// Bytes searched on each side of a keyword hit (default 512).
+    /// Bytes searched after a keyword hit (default 512).
     #[serde(default)]
     pub window: Option<usize>,
+    /// Bytes searched before a keyword hit (default 64; matches start at or near it).
+    #[serde(default)]
+    pub window_before: Option<usize>,
+    /// Whether keywords match regardless of ASCII case (names like `aws_secret` do; token
+    /// prefixes like `SK` or `ghp_` do not, which keeps short prefixes cheap).
+    #[serde(default)]
+    pub ignore_case: bool,
     /// How sure a match is.
     #[serde(default)]
     pub confidence: Confidence,

@@ -117,14 +117,17 @@ impl<'a> StreamScanner<'a> {
             }
         };
         if cut > 0 {
-            for &b in &self.buf[..cut] {
-                if b == b'\n' {
-                    self.base_line += 1;
+            let dropped = &self.buf[..cut];
+            let newlines = dropped.iter().filter(|&&b| b == b'\n').count() as u64;
+            let tail = match dropped.iter().rposition(|&b| b == b'\n') {
+                Some(p) => {
                     self.base_col = 0;
-                } else if b & 0xC0 != 0x80 {
-                    self.base_col += 1;
+                    &dropped[p + 1..]
                 }
-            }
+                None => dropped,
+            };
+            self.base_line += newlines;
+            self.base_col += tail.iter().filter(|&&b| b & 0xC0 != 0x80).count() as u64;
             self.buf.drain(..cut);
             self.base += cut as u64;
             self.reported.retain(|(_, off)| *off >= self.base);

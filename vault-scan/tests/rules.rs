@@ -12,6 +12,7 @@ fn at_least_150_rules_with_unique_ids() {
     assert!(rules.len() >= 150, "{} rules", rules.len());
     let ids: HashSet<_> = rules.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids.len(), rules.len(), "duplicate rule ids");
+    scanner().check().unwrap();
 }
 
 #[test]

@@ -45,13 +45,19 @@ def esc(s):
 out = {}
 
 def emit(file, rid, provider, name, pattern, keywords, examples, negatives, validator=None,
-         entropy=None, confidence="high"):
+         entropy=None, confidence="high", window=None, before=None, ignore_case=False):
     lines = ["[[rule]]", f'id = "{rid}"', f'provider = "{provider}"', f'name = "{esc(name)}"',
              f"pattern = {q(pattern)}", "keywords = [" + ", ".join(f'"{esc(k)}"' for k in keywords) + "]"]
     if validator:
         lines.append(f'validator = "{validator}"')
     if entropy:
         lines.append(f"entropy = {entropy}")
+    if window:
+        lines.append(f"window = {window}")
+    if before is not None:
+        lines.append(f"window_before = {before}")
+    if ignore_case:
+        lines.append("ignore_case = true")
     lines.append("examples = [" + ", ".join(f'"{esc(e)}"' for e in examples) + "]")
     lines.append("negative_examples = [" + ", ".join(f'"{esc(e)}"' for e in negatives) + "]")
     out.setdefault(file, []).append("\n".join(lines))
@@ -299,8 +305,9 @@ for (f, rid, prov, name, pre, lit, cls, n) in PREFIX:
     ex = lit + example_body(cls, n)
     validator = "crc32-base62" if cls == "npm" else None
     neg = [lit + "*" * 12, "the prefix " + lit + " alone"]
+    maxlen = int(str(n).split(",")[-1]) if str(n).split(",")[-1] else 300
     emit(f, rid, prov, name, pattern, [kw], [f'TOKEN="{ex}"', f"export SECRET={ex}"], neg,
-         validator=validator)
+         validator=validator, window=len(pre) + maxlen + 16, before=len(pre) + 2)
 
 # --- keyed values: provider keyword near an assignment, then a value of a fixed shape
 KEYED = [
@@ -446,7 +453,8 @@ for (prov, kws, spec, example) in KEYED:
     k0 = kws[0].upper().replace(".", "_")
     emit("keyed", rid, prov.split("-")[0], name, pattern, kws,
          [f'{k0}_KEY="{ex}"', f"{kws[0]}_token: {ex}"],
-         [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"])
+         [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"],
+         window=400, before=2, ignore_case=True)
 
 for f, rules in out.items():
     with open(f"rules/{f}.toml", "w") as fh:

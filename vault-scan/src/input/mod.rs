@@ -187,10 +187,21 @@ pub fn scan_file(
             ..Report::default()
         };
     }
+    if meta.len() <= SMALL_FILE {
+        // Most files: one read, no streaming buffers.
+        let mut data = head.to_vec();
+        if let Err(e) = file.read_to_end(&mut data) {
+            return fail(e.to_string());
+        }
+        return scan_bytes(scanner, known, &name, &data, options);
+    }
     // Plain text (or a JSON file too large to decode): stream it with bounded memory.
     let mut chained = std::io::Cursor::new(head.to_vec()).chain(file);
     scan_reader(scanner, known, &name, &mut chained)
 }
+
+/// Files up to this size are read whole; larger ones are streamed.
+const SMALL_FILE: u64 = 8 << 20;
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 
