@@ -1,5 +1,5 @@
 //! Minimal command-line driver used by bench/scan-peers.sh until `vault scan` exists:
-//! `scan [--no-ignore] [--json] PATH...`; exit 0 clean, 1 findings, 2 errors.
+//! `scan [--no-ignore] [--json] [--staged] PATH...`; exit 0 clean, 1 findings, 2 errors.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -9,11 +9,13 @@ use vault_scan::{output, scan_paths, ScanOptions, Scanner};
 fn main() {
     let mut options = ScanOptions::default();
     let mut json = false;
+    let mut staged = false;
     let mut paths = Vec::new();
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--no-ignore" => options.respect_ignore = false,
             "--json" => json = true,
+            "--staged" => staged = true,
             _ => paths.push(PathBuf::from(a)),
         }
     }
@@ -25,7 +27,11 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let report = scan_paths(&scanner, None, &paths, &options);
+    let report = if staged {
+        vault_scan::scan_staged(&scanner, None, std::path::Path::new("."), &options)
+    } else {
+        scan_paths(&scanner, None, &paths, &options)
+    };
     let secs = t.elapsed().as_secs_f64();
     let stdout = &mut std::io::stdout();
     let written = if json {
