@@ -1,0 +1,172 @@
+//! JSON and JSONL transcripts: secrets hidden by string escapes (`\n`, `\u0041`, `\"`) or
+//! inside JSON-in-JSON strings (tool-call arguments) are found by decoding every string and
+//! scanning the decoded text. Each such finding points back to the raw file: the exact
+//! line and column when the secret's bytes occur there, else the line of the JSON value
+//! plus the JSON pointer of the string.
+
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use crate::engine::Scanner;
+use crate::finding::{Finding, ScanError};
+use crate::known::KnownSecrets;
+use crate::stream::Located;
+
+/// Findings that only appear after decoding, and per-file parse errors.
+pub(crate) fn decoded_findings(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    data: &[u8],
+    raw: &[Located],
+) -> (Vec<Finding>, Vec<ScanError>) {
+    let mut ctx = Ctx {
+        scanner,
+        known,
+        name,
+        data,
+        taken: raw
+            .iter()
+            .map(|l| (l.hit.fingerprint.clone(), l.offset))
+            .collect(),
+        out: Vec::new(),
+        seen_unlocated: HashSet::new(),
+    };
+    let mut errors = Vec::new();
+    if let Ok(v) = serde_json::from_slice::<Value>(data) {
+        ctx.walk(&v, String::new(), 0, data.len(), 1);
+        return (ctx.out, errors);
+    }
+    let mut offset = 0usize;
+    let mut bad_lines = Vec::new();
+    for (i, line) in data.split(|&b| b == b'\n').enumerate() {
+        let start = offset;
+        offset += line.len() + 1;
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        match serde_json::from_slice::<Value>(line) {
+            Ok(v) => ctx.walk(&v, String::new(), start, start + line.len(), i as u64 + 1),
+            Err(_) => bad_lines.push(i + 1),
+        }
+    }
+    if !bad_lines.is_empty() {
+        let shown: Vec<String> = bad_lines.iter().take(5).map(|n| n.to_string()).collect();
+        errors.push(ScanError {
+            path: name.into(),
+            message: format!(
+                "invalid JSON on {} line(s) ({}); those lines were scanned as plain text",
+                bad_lines.len(),
+                shown.join(", ")
+            ),
+        });
+    }
+    (ctx.out, errors)
+}
+
+struct Ctx<'a> {
+    scanner: &'a Scanner,
+    known: Option<&'a dyn KnownSecrets>,
+    name: &'a str,
+    data: &'a [u8],
+    /// (fingerprint, absolute offset) already reported.
+    taken: HashSet<(String, u64)>,
+    out: Vec<Finding>,
+    seen_unlocated: HashSet<(String, String)>,
+}
+
+impl Ctx<'_> {
+    fn walk(&mut self, v: &Value, pointer: String, from: usize, to: usize, line: u64) {
+        match v {
+            Value::String(s) => self.string(s, &pointer, from, to, line),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.walk(item, format!("{pointer}/{i}"), from, to, line);
+                }
+            }
+            Value::Object(map) => {
+                for (k, item) in map {
+                    let k = k.replace('~', "~0").replace('/', "~1");
+                    self.walk(item, format!("{pointer}/{k}"), from, to, line);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn string(&mut self, s: &str, pointer: &str, from: usize, to: usize, line: u64) {
+        let t = s.trim_start_matches(['\0', ' ', '\n', '\r', '\t']);
+        if t.starts_with('{') || t.starts_with('[') {
+            if let Ok(inner) = serde_json::from_str::<Value>(t) {
+                self.walk(&inner, format!("{pointer}#"), from, to, line);
+            }
+        }
+        let needs_decoding = s
+            .bytes()
+            .any(|b| matches!(b, b'\n' | b'\r' | b'\t' | b'"' | b'\\' | b'/') || b >= 0x80);
+        if !needs_decoding {
+            // Identical bytes sit in the raw text, which the raw pass already scanned.
+            return;
+        }
+        for hit in self.scanner.scan(s.as_bytes(), self.known) {
+            let secret = &s.as_bytes()[hit.start..hit.end];
+            let region = &self.data[from..to];
+            let occurrences: Vec<usize> = find_all(region, secret).map(|p| from + p).collect();
+            let free = occurrences
+                .iter()
+                .copied()
+                .find(|&o| !self.taken.contains(&(hit.fingerprint.clone(), o as u64)));
+            let (line, column, pointer) = match (occurrences.is_empty(), free) {
+                (false, None) => continue,
+                (_, Some(o)) => {
+                    self.taken.insert((hit.fingerprint.clone(), o as u64));
+                    let (l, c) = line_col(self.data, o);
+                    (l, c, Some(pointer.to_string()))
+                }
+                (true, None) => {
+                    let key = (hit.fingerprint.clone(), format!("{line}:{pointer}"));
+                    if !self.seen_unlocated.insert(key) {
+                        continue;
+                    }
+                    let (l, _) = line_col(self.data, from);
+                    (l.max(line), 1, Some(pointer.to_string()))
+                }
+            };
+            self.out.push(Finding {
+                path: self.name.into(),
+                line,
+                column,
+                sqlite: None,
+                json_pointer: pointer,
+                rule: hit.rule_id,
+                provider: hit.provider,
+                name: hit.rule_name,
+                confidence: hit.confidence,
+                redacted: hit.redacted,
+                fingerprint: hit.fingerprint,
+                managed: hit.managed,
+            });
+        }
+    }
+}
+
+fn find_all<'h>(hay: &'h [u8], needle: &'h [u8]) -> impl Iterator<Item = usize> + 'h {
+    let n = needle.len().max(1);
+    hay.windows(n)
+        .enumerate()
+        .filter(move |(_, w)| *w == needle)
+        .map(|(i, _)| i)
+}
+
+/// 1-based line and column (Unicode chars) of `offset`.
+pub(crate) fn line_col(data: &[u8], offset: usize) -> (u64, u64) {
+    let before = &data[..offset.min(data.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    let ls = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = before[ls..].iter().filter(|&&b| b & 0xC0 != 0x80).count() as u64 + 1;
+    (line, col)
+}

@@ -1,0 +1,312 @@
+//! Inputs: files and directories, stdin, git staged content and agent transcripts.
+
+mod files;
+mod json;
+mod sqlite;
+pub mod staged;
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::engine::Scanner;
+use crate::finding::{Finding, Report, ScanError, Skipped};
+use crate::known::KnownSecrets;
+use crate::stream::{Located, StreamScanner};
+
+pub use files::scan_paths;
+
+/// How inputs are read.
+#[derive(Clone, Debug)]
+pub struct ScanOptions {
+    /// Respect `.gitignore`, `.ignore` and git excludes (`.vaultignore` is always respected).
+    pub respect_ignore: bool,
+    /// Files larger than this are skipped and reported (`None`: no cap).
+    pub max_file_size: Option<u64>,
+    /// Largest JSON document decoded for escapes (larger ones are scanned raw only).
+    pub max_decode_size: u64,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            respect_ignore: true,
+            max_file_size: Some(256 << 20),
+            max_decode_size: 64 << 20,
+        }
+    }
+}
+
+/// Scans everything readable from `reader` as one text input named `name` (e.g. stdin).
+pub fn scan_reader(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    reader: &mut dyn Read,
+) -> Report {
+    let mut report = Report::default();
+    let mut stream = StreamScanner::new(scanner, known);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                report.bytes += n as u64;
+                stream.push(&buf[..n]);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                report.errors.push(ScanError {
+                    path: name.into(),
+                    message: e.to_string(),
+                });
+                break;
+            }
+        }
+    }
+    report.files = 1;
+    report
+        .findings
+        .extend(stream.finish().into_iter().map(|l| located(name, l)));
+    report
+}
+
+/// Scans an in-memory buffer as if it were the file `name`, choosing the format by name and
+/// content (SQLite, zstd, JSON/JSONL transcripts, plain text).
+pub fn scan_bytes(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    data: &[u8],
+    options: &ScanOptions,
+) -> Report {
+    let mut report = Report {
+        files: 1,
+        bytes: data.len() as u64,
+        ..Report::default()
+    };
+    if data.starts_with(b"SQLite format 3\0") {
+        match sqlite::scan_sqlite_bytes(scanner, known, name, data) {
+            Ok(f) => report.findings = f,
+            Err(message) => report.errors.push(ScanError {
+                path: name.into(),
+                message,
+            }),
+        }
+        return report;
+    }
+    if data.starts_with(&ZSTD_MAGIC) || name.ends_with(".zst") {
+        match decompress_zstd(data, options.max_decode_size) {
+            Ok(plain) => {
+                let inner = name.trim_end_matches(".zst");
+                let mut r = scan_text(scanner, known, inner, &plain, options);
+                for f in &mut r.findings {
+                    f.path = name.into();
+                }
+                for e in &mut r.errors {
+                    e.path = name.into();
+                }
+                report.findings = r.findings;
+                report.errors = r.errors;
+            }
+            Err(message) => report.errors.push(ScanError {
+                path: name.into(),
+                message,
+            }),
+        }
+        return report;
+    }
+    if is_binary(data) {
+        report.files = 0;
+        report.skipped.push(Skipped {
+            path: name.into(),
+            reason: "binary".into(),
+        });
+        return report;
+    }
+    let r = scan_text(scanner, known, name, data, options);
+    report.findings = r.findings;
+    report.errors = r.errors;
+    report
+}
+
+/// Scans one file from disk.
+pub fn scan_file(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    path: &Path,
+    options: &ScanOptions,
+) -> Report {
+    let name = path.display().to_string();
+    let fail = |message: String| Report {
+        errors: vec![ScanError {
+            path: name.clone(),
+            message,
+        }],
+        ..Report::default()
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return fail(e.to_string()),
+    };
+    if let Some(cap) = options.max_file_size {
+        if meta.len() > cap {
+            return Report {
+                skipped: vec![Skipped {
+                    path: name,
+                    reason: format!("larger than the size cap ({} > {cap} bytes)", meta.len()),
+                }],
+                ..Report::default()
+            };
+        }
+    }
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut head = [0u8; 8192];
+    let n = match read_full(&mut file, &mut head) {
+        Ok(n) => n,
+        Err(e) => return fail(e.to_string()),
+    };
+    let head = &head[..n];
+    let structured = head.starts_with(b"SQLite format 3\0")
+        || head.starts_with(&ZSTD_MAGIC)
+        || is_json_name(&name);
+    if structured && meta.len() <= options.max_decode_size {
+        return match std::fs::read(path) {
+            Ok(data) => scan_bytes(scanner, known, &name, &data, options),
+            Err(e) => fail(e.to_string()),
+        };
+    }
+    if is_binary(head) {
+        return Report {
+            skipped: vec![Skipped {
+                path: name,
+                reason: "binary".into(),
+            }],
+            ..Report::default()
+        };
+    }
+    if meta.len() <= SMALL_FILE {
+        // Most files: one read, no streaming buffers.
+        let mut data = head.to_vec();
+        if let Err(e) = file.read_to_end(&mut data) {
+            return fail(e.to_string());
+        }
+        return scan_bytes(scanner, known, &name, &data, options);
+    }
+    // Plain text (or a JSON file too large to decode): stream it with bounded memory.
+    let mut chained = std::io::Cursor::new(head.to_vec()).chain(file);
+    scan_reader(scanner, known, &name, &mut chained)
+}
+
+/// Files up to this size are read whole; larger ones are streamed.
+const SMALL_FILE: u64 = 8 << 20;
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
+fn is_json_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".json") || n.ends_with(".jsonl") || n.ends_with(".ndjson")
+}
+
+fn is_binary(data: &[u8]) -> bool {
+    data[..data.len().min(8192)].contains(&0)
+}
+
+fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+fn decompress_zstd(data: &[u8], cap: u64) -> Result<Vec<u8>, String> {
+    let decoder = ruzstd::decoding::StreamingDecoder::new(data)
+        .map_err(|e| format!("invalid zstd data: {e}"))?;
+    let mut out = Vec::new();
+    decoder
+        .take(cap + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| format!("invalid zstd data: {e}"))?;
+    if out.len() as u64 > cap {
+        return Err(format!("decompressed size exceeds {cap} bytes"));
+    }
+    Ok(out)
+}
+
+/// Plain text, with JSON/JSONL escape decoding when the name or content says JSON.
+fn scan_text(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    data: &[u8],
+    options: &ScanOptions,
+) -> Report {
+    let mut report = Report::default();
+    let mut stream = StreamScanner::new(scanner, known);
+    stream.push(data);
+    let raw = stream.finish();
+    let trimmed = data.iter().position(|b| !b.is_ascii_whitespace());
+    let looks_json = matches!(trimmed.map(|i| data[i]), Some(b'{') | Some(b'['));
+    if (is_json_name(name) || looks_json) && data.len() as u64 <= options.max_decode_size {
+        let (extra, errors) = json::decoded_findings(scanner, known, name, data, &raw);
+        report
+            .findings
+            .extend(raw.into_iter().map(|l| located(name, l)));
+        report.findings.extend(extra);
+        if is_json_name(name) {
+            report.errors.extend(errors);
+        }
+        report.findings.sort_by_key(|f| (f.line, f.column));
+    } else {
+        report
+            .findings
+            .extend(raw.into_iter().map(|l| located(name, l)));
+    }
+    report
+}
+
+/// Scans one SQLite cell: leading NUL bytes dropped, JSON decoded when it looks like JSON.
+pub(crate) fn scan_cell(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    bytes: &[u8],
+) -> Vec<Finding> {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    let r = scan_text(scanner, known, "", &bytes[start..], &ScanOptions::default());
+    r.findings
+        .into_iter()
+        .map(|mut f| {
+            f.path = name.into();
+            f.line = 0;
+            f.column = 0;
+            f
+        })
+        .collect()
+}
+
+pub(crate) fn located(name: &str, l: Located) -> Finding {
+    let h = l.hit;
+    Finding {
+        path: name.into(),
+        line: l.line,
+        column: l.column,
+        sqlite: None,
+        json_pointer: None,
+        rule: h.rule_id,
+        provider: h.provider,
+        name: h.rule_name,
+        confidence: h.confidence,
+        redacted: h.redacted,
+        fingerprint: h.fingerprint,
+        managed: h.managed,
+    }
+}

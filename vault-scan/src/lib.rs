@@ -1,0 +1,70 @@
+//! vault-scan: the leak scanner as a library.
+//!
+//! It finds credentials in files, directories, stdin, git staged content and agent
+//! transcripts (Hermes, OpenClaw, Claude Code, Codex, Gemini CLI, Aider, ChatGPT exports,
+//! Slack exports, OpenAI message arrays), using provider rules kept as data
+//! (`rules/*.toml`, embedded at build time) and a two-pass engine: an Aho-Corasick
+//! prefilter over rule keywords, then each rule's confirm regex only near a keyword hit.
+//!
+//! What lives here: rules, engine, inputs, outputs, baselines. What must not: any database
+//! of the vault, any dependency on vault-core, any network access. Secrets never leave the
+//! crate except to the caller's [`KnownSecrets`] matcher; every [`Finding`] carries only a
+//! redacted form (`ghp_FA…l4WV`) and a fingerprint.
+//!
+//! ```
+//! use vault_scan::{scan_bytes, ScanOptions, Scanner};
+//!
+//! let scanner = Scanner::builtin().unwrap();
+//! let text = b"GH_TOKEN=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\n";
+//! let report = scan_bytes(&scanner, None, "demo.env", text, &ScanOptions::default());
+//! assert_eq!(report.findings[0].rule, "github.pat-classic");
+//! assert_eq!(report.findings[0].redacted, "ghp_FA…l4WV");
+//! ```
+#![deny(missing_docs)]
+
+mod baseline;
+mod engine;
+mod error;
+mod finding;
+mod input;
+mod known;
+pub mod output;
+mod redact;
+mod rule;
+mod stream;
+
+pub use baseline::Baseline;
+pub use engine::{Scanner, STORED_SECRET_RULE};
+pub use error::Error;
+pub use finding::{Finding, Report, ScanError, Skipped, SqliteLocation};
+pub use input::staged::scan_staged;
+pub use input::{scan_bytes, scan_file, scan_paths, scan_reader, ScanOptions};
+pub use known::{KnownSecrets, ManagedInfo};
+pub use redact::redact;
+pub use rule::{
+    builtin_rules, crc32_base62, crc32_base62_ok, parse_rules, ChecksumPolicy, Confidence, Rule,
+    Validator,
+};
+
+#[doc(hidden)]
+pub mod testing {
+    //! Hooks for the crate's own tests and benches; not a stable API.
+    use crate::engine::Scanner;
+    use crate::known::KnownSecrets;
+
+    /// Findings as `(line, column, rule, redacted)` when `chunks` are pushed in order.
+    pub fn scan_chunks(
+        scanner: &Scanner,
+        known: Option<&dyn KnownSecrets>,
+        chunks: &[&[u8]],
+    ) -> Vec<(u64, u64, String, String)> {
+        let mut s = crate::stream::StreamScanner::new(scanner, known);
+        for c in chunks {
+            s.push(c);
+        }
+        s.finish()
+            .into_iter()
+            .map(|l| (l.line, l.column, l.hit.rule_id, l.hit.redacted))
+            .collect()
+    }
+}

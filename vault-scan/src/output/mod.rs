@@ -1,0 +1,26 @@
+//! Report formats. Findings are already redacted; nothing here sees a secret.
+
+mod human;
+mod sarif;
+
+use std::io::{self, Write};
+
+use crate::finding::Report;
+
+pub use human::write_human;
+pub use sarif::write_sarif;
+
+/// Writes `{"findings":[...],"errors":[...],"skipped":[...]}` (the scriptable contract).
+///
+/// # Errors
+/// If writing fails.
+pub fn write_json(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let v = serde_json::json!({
+        "findings": report.findings,
+        "errors": report.errors,
+        "skipped": report.skipped,
+        "stats": {"files": report.files, "bytes": report.bytes},
+    });
+    serde_json::to_writer_pretty(&mut *out, &v)?;
+    writeln!(out)
+}

@@ -1,0 +1,208 @@
+//! Rules as data: each provider rule is a TOML table embedded at build time.
+
+use serde::Deserialize;
+
+use crate::error::Error;
+
+/// The built-in rule files, embedded at build time (Nosey Parker keeps rules as data too).
+const BUILTIN: &[(&str, &str)] = &[
+    ("core", include_str!("../rules/core.toml")),
+    ("vcs", include_str!("../rules/vcs.toml")),
+    ("ai", include_str!("../rules/ai.toml")),
+    ("chat", include_str!("../rules/chat.toml")),
+    ("pay", include_str!("../rules/pay.toml")),
+    ("mail", include_str!("../rules/mail.toml")),
+    ("comms", include_str!("../rules/comms.toml")),
+    ("cloud", include_str!("../rules/cloud.toml")),
+    ("devtools", include_str!("../rules/devtools.toml")),
+    ("social", include_str!("../rules/social.toml")),
+    ("keyed", include_str!("../rules/keyed.toml")),
+];
+
+/// One detection rule.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    /// Stable id, e.g. `github.pat-classic`; baselines and SARIF refer to it.
+    pub id: String,
+    /// Provider family, e.g. `github`.
+    pub provider: String,
+    /// Human-readable name.
+    pub name: String,
+    /// Confirm regex; capture group 1 (if present) is the secret, else the whole match.
+    pub pattern: String,
+    /// Literals (ASCII case-insensitive) of which at least one occurs near every match.
+    pub keywords: Vec<String>,
+    /// Optional structural check of the secret.
+    #[serde(default)]
+    pub validator: Option<Validator>,
+    /// What a failed validator means.
+    #[serde(default)]
+    pub checksum: ChecksumPolicy,
+    /// Minimum Shannon entropy (bits per byte) of the secret.
+    #[serde(default)]
+    pub entropy: Option<f64>,
+    /// Bytes searched after a keyword hit (default 512).
+    #[serde(default)]
+    pub window: Option<usize>,
+    /// Bytes searched before a keyword hit (default 64; matches start at or near it).
+    #[serde(default)]
+    pub window_before: Option<usize>,
+    /// Whether keywords match regardless of ASCII case (names like `aws_secret` do; token
+    /// prefixes like `SK` or `ghp_` do not, which keeps short prefixes cheap).
+    #[serde(default)]
+    pub ignore_case: bool,
+    /// How sure a match is.
+    #[serde(default)]
+    pub confidence: Confidence,
+    /// Texts that must produce a finding for this rule.
+    pub examples: Vec<String>,
+    /// Texts that must not produce a finding for this rule.
+    #[serde(default)]
+    pub negative_examples: Vec<String>,
+}
+
+/// A structural validator.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Validator {
+    /// GitHub's scheme: the last 6 chars are CRC32 (IEEE) of the body after the prefix,
+    /// as base62 `0-9A-Za-z`, left-padded with `0`. Used by GitHub, npm and vault.
+    Crc32Base62,
+}
+
+/// What a failed checksum means.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChecksumPolicy {
+    /// A failed checksum lowers confidence but still reports (third-party formats whose
+    /// older tokens or test fixtures lack a valid checksum).
+    #[default]
+    Advisory,
+    /// A failed checksum means "not a credential" (the vault's own formats).
+    Required,
+}
+
+/// How sure a finding is.
+#[derive(
+    Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Confidence {
+    /// High-entropy assignment or a failed advisory checksum.
+    Low,
+    /// A provider-specific format.
+    #[default]
+    High,
+}
+
+impl Confidence {
+    /// Lowercase name used in JSON and SARIF.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Confidence::High => "high",
+            Confidence::Low => "low",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rule: Vec<Rule>,
+}
+
+/// Parses every built-in rule file.
+///
+/// # Errors
+/// Only if an embedded file is malformed, which the crate's tests rule out.
+pub fn builtin_rules() -> Result<Vec<Rule>, Error> {
+    let mut out = Vec::new();
+    for (name, text) in BUILTIN {
+        out.extend(parse_rules(text).map_err(|e| Error::Rule {
+            id: format!("<{name}.toml>"),
+            message: e.to_string(),
+        })?);
+    }
+    Ok(out)
+}
+
+/// Parses a TOML document of `[[rule]]` tables.
+///
+/// # Errors
+/// If the TOML does not follow the rule schema.
+pub fn parse_rules(text: &str) -> Result<Vec<Rule>, Error> {
+    let file: RuleFile = toml::from_str(text).map_err(|e| Error::Rule {
+        id: "<toml>".into(),
+        message: e.to_string(),
+    })?;
+    Ok(file.rule)
+}
+
+/// Checks `secret` (prefix included, e.g. `ghp_...`) against the CRC32 base62 scheme.
+pub fn crc32_base62_ok(secret: &[u8]) -> bool {
+    let Some(us) = secret.iter().position(|&b| b == b'_') else {
+        return false;
+    };
+    let rest = &secret[us + 1..];
+    if rest.len() < 7 {
+        return false;
+    }
+    let (body, check) = rest.split_at(rest.len() - 6);
+    check == crc32_base62(body)
+}
+
+/// CRC32 (IEEE) of `body` as 6 base62 digits `0-9A-Za-z`, left-padded with `0`.
+pub fn crc32_base62(body: &[u8]) -> [u8; 6] {
+    const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut n = u64::from(crc32fast::hash(body));
+    let mut out = [b'0'; 6];
+    for slot in out.iter_mut().rev() {
+        // n % 62 < 62, so the index is in bounds.
+        *slot = ALPHABET[(n % 62) as usize];
+        n /= 62;
+    }
+    out
+}
+
+/// Shannon entropy in bits per byte.
+pub fn entropy(bytes: &[u8]) -> f64 {
+    if bytes.is_empty() {
+        return 0.0;
+    }
+    let mut counts = [0u32; 256];
+    for &b in bytes {
+        counts[b as usize] += 1;
+    }
+    let len = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / len;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_matches_known_value() {
+        // Computed independently with Python's zlib.crc32 and the same alphabet.
+        assert!(crc32_base62_ok(b"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"));
+        assert!(!crc32_base62_ok(
+            b"ghp_FAKE0000000000000000000000DEMO44l4WW"
+        ));
+        assert!(!crc32_base62_ok(
+            b"ghp_FAKE0000000000000000000000000000DEMO"
+        ));
+    }
+
+    #[test]
+    fn builtin_rules_parse() {
+        assert!(builtin_rules().unwrap().len() >= 150);
+    }
+}
