@@ -7,3 +7,4 @@ mod foundation;
 mod hardening;
 mod keys;
 mod rotation;
+mod scan;

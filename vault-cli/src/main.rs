@@ -95,6 +95,12 @@ enum Command {
     /// Where leak, rotation and approval events go (a command or loopback webhook).
     #[command(subcommand)]
     Notify(cmd::notify::NotifyCommand),
+    /// Find leaked secrets in files, staged changes, transcripts or stdin
+    /// (exit 1 on findings, 2 if anything could not be read).
+    Scan(cmd::scan::ScanArgs),
+    /// Install or remove the git pre-commit hook that runs `vault scan --staged`.
+    #[command(subcommand)]
+    Hook(cmd::scan::HookCommand),
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),

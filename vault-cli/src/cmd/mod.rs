@@ -11,6 +11,7 @@ pub mod notify;
 pub mod rekey;
 pub mod rotate;
 pub mod run;
+pub mod scan;
 pub mod secret;
 pub mod token;
 
@@ -96,6 +97,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Approve { id } => rotate::decide(&ctx, &id, true),
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
         Command::Notify(c) => notify::run(&ctx, c),
+        Command::Scan(args) => scan::scan(&ctx, args),
+        Command::Hook(c) => scan::hook(&ctx, c),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
         Command::Doctor(args) => audit::doctor(&ctx, args),

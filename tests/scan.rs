@@ -1,0 +1,288 @@
+//! Issue 5 and 6 through the CLI: `vault scan` names vault-managed leaks,
+//! `--rotate` acts on them, and the pre-commit hook blocks a real git commit.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn json(out: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(out)).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(out)))
+}
+
+fn with_key(env: &Env) -> String {
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let out = env.vault(&["issue", "hermes-key"]).assert().success();
+    stdout_of(&out).trim().to_owned()
+}
+
+#[test]
+fn a_vault_key_in_a_transcript_is_found_and_named_without_the_passphrase() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let transcript = env.dir.path().join("session.jsonl");
+    std::fs::write(
+        &transcript,
+        format!("{{\"role\":\"user\",\"content\":\"hi\"}}\n{{\"role\":\"user\",\"content\":\"my key is {key} ok\"}}\n"),
+    )
+    .unwrap();
+    // no passphrase at all: the scan must not need it
+    let out = env
+        .vault(&["scan", transcript.to_str().unwrap(), "--format", "json"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .assert()
+        .code(1);
+    let v = json(&out);
+    let f = &v["findings"][0];
+    assert_eq!(f["line"], 2);
+    assert!(
+        f["managed"]["label"]
+            .as_str()
+            .unwrap()
+            .contains("hermes-key"),
+        "{f}"
+    );
+    assert!(
+        !stdout_of(&out).contains(&key[4..]),
+        "the finding must be redacted"
+    );
+    let clean = env.dir.path().join("clean.txt");
+    std::fs::write(&clean, "nothing to see here\n").unwrap();
+    env.vault(&["scan", clean.to_str().unwrap()])
+        .assert()
+        .success();
+    env.vault(&["scan", "/no/such/file"]).assert().code(2);
+    let out = env
+        .vault(&["scan", "--stdin", "--format", "json"])
+        .write_stdin(format!("paste: {key}\n"))
+        .assert()
+        .code(1);
+    assert_eq!(json(&out)["findings"][0]["line"], 1);
+}
+
+#[test]
+fn scan_rotate_kills_a_leaked_key_and_its_tokens_and_rewrites_the_target() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let target = env.dir.path().join("hermes.env");
+    env.vault(&[
+        "issue",
+        "hermes-key",
+        "--write-env",
+        target.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "hermes",
+        "--env-file",
+        target.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let key = std::fs::read_to_string(&target)
+        .unwrap()
+        .trim()
+        .trim_start_matches("VAULT_AGENT_KEY=")
+        .to_owned();
+    let token = stdout_of(
+        &env.vault(&["token"])
+            .env("VAULT_AGENT_KEY", &key)
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let transcript = env.dir.path().join("chat.jsonl");
+    std::fs::write(&transcript, format!("{{\"content\":\"{key}\"}}\n")).unwrap();
+    let out = env
+        .vault(&["scan", transcript.to_str().unwrap(), "--rotate"])
+        .assert()
+        .code(1);
+    assert!(
+        stderr_of(&out).contains("rotated key hermes-key"),
+        "{}",
+        stderr_of(&out)
+    );
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .code(3);
+    env.vault(&["token", "verify"])
+        .write_stdin(token)
+        .assert()
+        .code(3);
+    let new = std::fs::read_to_string(&target)
+        .unwrap()
+        .trim()
+        .trim_start_matches("VAULT_AGENT_KEY=")
+        .to_owned();
+    assert_ne!(new, key);
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", &new)
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_leaked_stored_secret_is_named_and_opens_an_approval() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let value = "custom-db-password-Zq81vL0pXw";
+    env.set("hermes/DB_PASSWORD", value);
+    let script = env.dir.path().join("rotate.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat >/dev/null; echo fresh-db-password-2\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.vault(&[
+        "rotation",
+        "set",
+        "hermes/DB_PASSWORD",
+        "--command",
+        script.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let leak = env.dir.path().join("notes.md");
+    std::fs::write(
+        &leak,
+        format!("line one\nthe password is {value} do not share\n"),
+    )
+    .unwrap();
+    let out = env
+        .vault(&[
+            "scan",
+            leak.to_str().unwrap(),
+            "--format",
+            "json",
+            "--rotate",
+        ])
+        .assert()
+        .code(1);
+    let v = json(&out);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| !f["managed"].is_null())
+        .unwrap()
+        .clone();
+    assert_eq!(f["managed"]["label"], "secret hermes/DB_PASSWORD");
+    assert_eq!(f["line"], 2);
+    assert!(!stdout_of(&out).contains(value));
+    assert!(
+        stderr_of(&out).contains("opened approval"),
+        "{}",
+        stderr_of(&out)
+    );
+    // draft only: nothing rotated until a person approves
+    assert_eq!(env.get("hermes/DB_PASSWORD"), value);
+    let approvals = json(&env.vault(&["approvals", "--json"]).assert().success());
+    let id = approvals["approvals"][0]["id"].as_str().unwrap().to_owned();
+    assert!(approvals["approvals"][0]["summary"]
+        .as_str()
+        .unwrap()
+        .contains("notes.md:2"));
+    env.vault(&["approve", &id]).assert().success();
+    assert_eq!(env.get("hermes/DB_PASSWORD"), "fresh-db-password-2");
+}
+
+fn git(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_pre_commit_hook_blocks_a_staged_secret_but_not_a_working_tree_one() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    assert!(git(&repo, &["init", "-q"]).status.success());
+    // a hook vault did not write is kept unless asked
+    let hooks = repo.join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(hooks.join("pre-commit"), "#!/bin/sh\necho other-hook-ran\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        hooks.join("pre-commit"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    env.vault(&["hook", "install"])
+        .current_dir(&repo)
+        .assert()
+        .code(1);
+    env.vault(&["hook", "install", "--chain"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+
+    let vault_env = [
+        ("VAULT_HOME", env.home.as_os_str()),
+        (
+            "VAULT_BIN",
+            assert_cmd::cargo::cargo_bin("vault")
+                .into_os_string()
+                .leak(),
+        ),
+    ];
+    let commit = |msg: &str| {
+        let mut c = Command::new("git");
+        c.args(["commit", "-q", "-m", msg]).current_dir(&repo);
+        for (k, v) in vault_env.iter() {
+            c.env(k, v);
+        }
+        c.env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@e")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@e");
+        c.output().unwrap()
+    };
+    std::fs::write(repo.join("config.py"), format!("API = \"{key}\"\n")).unwrap();
+    git(&repo, &["add", "config.py"]);
+    let blocked = commit("add config");
+    assert!(!blocked.status.success(), "the commit went through");
+    let stderr = String::from_utf8_lossy(&blocked.stderr);
+    assert!(
+        String::from_utf8_lossy(&blocked.stdout).contains("hermes-key")
+            || stderr.contains("hermes-key")
+    );
+    assert!(stderr.contains("commit is blocked"), "{stderr}");
+    // git sends a hook's stdout to its stderr
+    assert!(
+        stderr.contains("other-hook-ran"),
+        "the chained hook did not run: {stderr}"
+    );
+    // the same secret only in the working tree: the staged content is clean
+    std::fs::write(repo.join("config.py"), "API = \"from the vault\"\n").unwrap();
+    git(&repo, &["add", "config.py"]);
+    std::fs::write(repo.join("config.py"), format!("API = \"{key}\"\n")).unwrap();
+    let ok = commit("clean");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    env.vault(&["hook", "uninstall"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("pre-commit")).unwrap(),
+        "#!/bin/sh\necho other-hook-ran\n"
+    );
+}
