@@ -8,3 +8,4 @@ mod hardening;
 mod keys;
 mod rotation;
 mod scan;
+mod server;

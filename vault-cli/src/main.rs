@@ -6,6 +6,7 @@ mod cmd;
 mod exit;
 mod input;
 mod mask;
+mod remote;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -101,6 +102,8 @@ enum Command {
     /// Install or remove the git pre-commit hook that runs `vault scan --staged`.
     #[command(subcommand)]
     Hook(cmd::scan::HookCommand),
+    /// Serve agents over HTTP (loopback): tokens, secrets and env without the passphrase.
+    Server(cmd::server::Args),
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),

@@ -13,6 +13,7 @@ pub mod rotate;
 pub mod run;
 pub mod scan;
 pub mod secret;
+pub mod server;
 pub mod token;
 
 use std::io::Write;
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Notify(c) => notify::run(&ctx, c),
         Command::Scan(args) => scan::scan(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
+        Command::Server(args) => server::run(&ctx, args),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
         Command::Doctor(args) => audit::doctor(&ctx, args),

@@ -21,9 +21,10 @@ use crate::{exit, mask};
 /// `vault run`.
 #[derive(clap::Args, Debug)]
 pub struct RunArgs {
-    /// The agent whose secrets the command gets.
+    /// The agent whose secrets the command gets (not needed with VAULT_ADDR:
+    /// the agent is the one whose key is in VAULT_AGENT_KEY).
     #[arg(long)]
-    agent: String,
+    agent: Option<String>,
     /// Start the child from an empty environment instead of this one's.
     #[arg(long)]
     no_inherit: bool,
@@ -55,9 +56,9 @@ pub struct RunArgs {
 /// `vault env`.
 #[derive(clap::Args, Debug)]
 pub struct EnvArgs {
-    /// The agent whose secrets to print.
+    /// The agent whose secrets to print (not needed with VAULT_ADDR).
     #[arg(long)]
-    agent: String,
+    agent: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
     format: EnvFormat,
@@ -78,7 +79,14 @@ pub enum EnvFormat {
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let agent = AgentName::parse(&args.agent)?;
+    if let Some(remote) = crate::remote::Remote::from_env(None)? {
+        let env = remote_env(&remote)?;
+        let code = spawn_with_env(&args, &env)?;
+        std::process::exit(code);
+    }
+    let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
+        exit::usage("--agent is required (or set VAULT_ADDR and VAULT_AGENT_KEY)")
+    })?)?;
     if args.watch {
         // Watching keeps the vault (and its data key) open for the child's life.
         let vault = ctx.unlock()?;
@@ -96,10 +104,17 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
-    let agent = AgentName::parse(&args.agent)?;
-    let vault = ctx.unlock()?;
-    let env = vault.env_of(&Principal::Operator, &agent)?;
-    drop(vault);
+    let (agent, env) = match crate::remote::Remote::from_env(None)? {
+        Some(remote) => ("this agent".to_owned(), remote_env(&remote)?),
+        None => {
+            let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
+                exit::usage("--agent is required (or set VAULT_ADDR and VAULT_AGENT_KEY)")
+            })?)?;
+            let vault = ctx.unlock()?;
+            let env = vault.env_of(&Principal::Operator, &agent)?;
+            (agent.to_string(), env)
+        }
+    };
     let text = zeroize::Zeroizing::new(render(&env, args.format)?);
     match &args.write {
         Some(path) => {
@@ -118,6 +133,20 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The agent's env fetched from a server, as names and values.
+fn remote_env(remote: &crate::remote::Remote) -> Result<Vec<(SecretName, SecretBytes)>> {
+    remote
+        .env()?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok((
+                SecretName::parse(&k)?,
+                SecretBytes::from_slice(v.expose_secret().as_bytes()),
+            ))
+        })
+        .collect()
 }
 
 /// The env as text in `format`. Values are valid UTF-8 (`set` refuses others).

@@ -21,7 +21,7 @@ pub struct SetArgs {
 /// `vault get AGENT/NAME`.
 #[derive(clap::Args, Debug)]
 pub struct GetArgs {
-    /// AGENT/NAME whose value to print.
+    /// AGENT/NAME whose value to print (with VAULT_ADDR: NAME or AGENT/NAME, as the agent).
     path: String,
 }
 
@@ -64,6 +64,17 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 }
 
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
+    if let Some(remote) = crate::remote::Remote::from_env(None)? {
+        let (value, version) = remote.get(&args.path)?;
+        let mut out = std::io::stdout().lock();
+        if ctx.json {
+            let body = serde_json::json!({"name": args.path, "version": version, "value": value.expose_secret()});
+            writeln!(out, "{body}")?;
+        } else {
+            writeln!(out, "{}", value.expose_secret())?;
+        }
+        return Ok(());
+    }
     let path = SecretPath::parse(&args.path)?;
     let vault = ctx.unlock()?;
     let (value, version) = vault.get_secret(OP, &path)?;

@@ -1,0 +1,141 @@
+//! Remote mode: with `VAULT_ADDR` and the agent's named key (`VAULT_AGENT_KEY`
+//! or a key file), `vault token|get|env|run` act as the agent through a
+//! running `vault server`, with no passphrase. Plain HTTP: meant for loopback
+//! or a TLS-terminating proxy on the same host.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use vault_core::SecretString;
+
+use crate::exit::{self, CliError};
+
+/// A server to talk to, as one agent.
+pub struct Remote {
+    base: String,
+    key: SecretString,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// `Some` when `VAULT_ADDR` is set; then the key must be there too.
+    pub fn from_env(key_file: Option<&std::path::Path>) -> Result<Option<Remote>> {
+        let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let key = crate::cmd::token::credential_from("VAULT_AGENT_KEY", key_file, "named key")?;
+        Ok(Some(Remote {
+            base: addr.trim_end_matches('/').to_owned(),
+            key,
+            agent: ureq::AgentBuilder::new()
+                .timeout(Duration::from_secs(30))
+                .build(),
+        }))
+    }
+
+    /// Mints a token: `POST /v1/auth/token`.
+    pub fn mint(
+        &self,
+        scopes: Option<Vec<String>>,
+        ttl_seconds: Option<u64>,
+    ) -> Result<(SecretString, serde_json::Value)> {
+        let mut body = serde_json::Map::new();
+        if let Some(s) = scopes {
+            body.insert("scopes".into(), serde_json::json!(s));
+        }
+        if let Some(t) = ttl_seconds {
+            body.insert("ttl_seconds".into(), serde_json::json!(t));
+        }
+        let reply = self.call(
+            self.agent
+                .post(&format!("{}/v1/auth/token", self.base))
+                .set(
+                    "Authorization",
+                    &format!("Bearer {}", self.key.expose_secret()),
+                ),
+            Some(serde_json::Value::Object(body)),
+        )?;
+        let token = SecretString::new(reply["token"].as_str().unwrap_or_default().to_owned());
+        let mut public = reply;
+        public.as_object_mut().map(|m| m.remove("token"));
+        Ok((token, public))
+    }
+
+    /// One secret's value and version, through a token scoped to it alone.
+    pub fn get(&self, name: &str) -> Result<(SecretString, i64)> {
+        let (token, _) = self.mint(Some(vec![format!("secret:{name}")]), Some(60))?;
+        let reply = self.call(
+            self.agent
+                .get(&format!("{}/v1/secrets/{name}", self.base))
+                .set(
+                    "Authorization",
+                    &format!("Bearer {}", token.expose_secret()),
+                ),
+            None,
+        )?;
+        Ok((
+            SecretString::new(reply["value"].as_str().unwrap_or_default().to_owned()),
+            reply["version"].as_i64().unwrap_or(0),
+        ))
+    }
+
+    /// The agent's whole env, through a token scoped to `env:read`.
+    pub fn env(&self) -> Result<Vec<(String, SecretString)>> {
+        let (token, _) = self.mint(Some(vec!["env:read".into()]), Some(60))?;
+        let reply = self.call(
+            self.agent.get(&format!("{}/v1/env", self.base)).set(
+                "Authorization",
+                &format!("Bearer {}", token.expose_secret()),
+            ),
+            None,
+        )?;
+        let map = reply["env"].as_object().cloned().unwrap_or_default();
+        Ok(map
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    SecretString::new(v.as_str().unwrap_or_default().to_owned()),
+                )
+            })
+            .collect())
+    }
+
+    fn call(
+        &self,
+        request: ureq::Request,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let result = match body {
+            Some(b) => request.send_json(b),
+            None => request.call(),
+        };
+        match result {
+            Ok(response) => Ok(response.into_json()?),
+            Err(ureq::Error::Status(status, response)) => {
+                let body: serde_json::Value = response.into_json().unwrap_or_default();
+                let code = body["error"]["code"].as_str().unwrap_or("error").to_owned();
+                let message = body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("the server refused")
+                    .to_owned();
+                let exit_code = match status {
+                    401 | 403 => exit::AUTH,
+                    404 => exit::NOT_FOUND,
+                    429 => exit::REFUSED,
+                    _ => exit::USAGE,
+                };
+                Err(CliError {
+                    code: exit_code,
+                    name: Box::leak(code.into_boxed_str()),
+                    message: format!("server: {message}"),
+                }
+                .into())
+            }
+            Err(e) => Err(exit::usage(format!(
+                "cannot reach the vault server at {}: {e}",
+                self.base
+            ))),
+        }
+    }
+}

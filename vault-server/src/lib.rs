@@ -1,0 +1,59 @@
+//! vault-server: the vault's HTTP API, so agents in their own processes and
+//! containers get tokens, secrets and env without the passphrase.
+//!
+//! What lives here: the axum router ([`app`]), the accept loop with graceful
+//! shutdown ([`serve`]), error mapping to `{"error": {"code", "message"}}`,
+//! and counters for `/metrics`. What must not: SQL, crypto, access rules;
+//! those are vault-core's, reached through one `Vault` behind a mutex (one
+//! writer) on blocking threads. Token signatures and revocation are checked
+//! in memory, before the vault is touched.
+
+#![deny(missing_docs)]
+
+mod error;
+mod routes;
+mod state;
+
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use crate::error::ApiError;
+pub use crate::state::AppState;
+
+/// Largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Requests in flight at once; more wait.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+/// The whole API as a router over `state`.
+pub fn app(state: AppState) -> Router {
+    routes::router(state)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(15),
+        ))
+        .layer(ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes; requests in flight
+/// finish first.
+///
+/// # Errors
+/// I/O errors of the accept loop.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,130 @@
+//! The agent API. A named key only mints tokens; everything else takes a
+//! token, checked in memory before the vault is touched.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use vault_core::{Principal, Scope, TokenRequest};
+
+use super::bearer;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/auth/token", post(mint))
+        .route("/v1/auth/whoami", get(whoami))
+        .route("/v1/auth/revoke", post(revoke))
+        .route("/v1/secrets/{name}", get(secret))
+        .route("/v1/env", get(env))
+}
+
+/// Body of `POST /v1/auth/token`; both fields optional.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MintBody {
+    scopes: Option<Vec<String>>,
+    ttl_seconds: Option<u64>,
+}
+
+async fn mint(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Option<Json<MintBody>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = bearer(&headers)?.to_owned();
+    if key.starts_with(vault_core::credential::TOKEN_PREFIX) {
+        return Err(ApiError::unauthorized(
+            "a token cannot mint tokens here; send the agent's named key",
+        ));
+    }
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let scopes = match body.scopes {
+        Some(list) => Some(
+            list.iter()
+                .map(|s| Scope::parse(s))
+                .collect::<vault_core::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let request = TokenRequest {
+        scopes,
+        ttl: body.ttl_seconds.map(Duration::from_secs),
+    };
+    let minted = state
+        .with_vault(move |vault| {
+            let info = vault.authenticate_key(&key)?;
+            Ok(vault.mint_token(&info, &request)?)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({
+        "token": minted.token.expose_secret(),
+        "expires_at": minted.claims.expires_at,
+        "token_id": minted.claims.token_id,
+        "scopes": minted.claims.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })))
+}
+
+async fn whoami(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let claims = state.check_token(bearer(&headers)?)?;
+    Ok(Json(serde_json::json!({
+        "agent": claims.agent.as_str(), "key_id": claims.key_id, "token_id": claims.token_id,
+        "scopes": claims.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "expires_at": claims.expires_at,
+    })))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let claims = state.check_token(bearer(&headers)?)?;
+    let token_id = claims.token_id.clone();
+    let st = state.clone();
+    state
+        .with_vault(move |vault| {
+            vault.revoke_token(&Principal::Agent(claims.agent.clone()), &claims)?;
+            st.refresh_snapshot(vault)
+        })
+        .await?;
+    Ok(Json(serde_json::json!({"revoked": token_id})))
+}
+
+async fn secret(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let claims = state.check_token(bearer(&headers)?)?;
+    let (path, value, version) = state
+        .with_vault(move |vault| Ok(vault.read_with_token(&claims, &name)?))
+        .await?;
+    Ok(Json(serde_json::json!({
+        "name": path.name.as_str(),
+        "value": value.as_str().unwrap_or_default(),
+        "version": version,
+    })))
+}
+
+async fn env(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let claims = state.check_token(bearer(&headers)?)?;
+    let env = state
+        .with_vault(move |vault| Ok(vault.env_with_token(&claims)?))
+        .await?;
+    let map: BTreeMap<&str, &str> = env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
+        .collect();
+    Ok(Json(serde_json::json!({ "env": map })))
+}

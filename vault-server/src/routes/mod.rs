@@ -1,0 +1,149 @@
+//! The routes: the agent API (named key -> token; token -> secrets, env,
+//! whoami, revoke), the admin API (admin token), health and metrics, and JSON
+//! answers for unknown routes and methods.
+
+mod admin;
+mod agent;
+
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::{ApiError, ErrorCode};
+use crate::state::{AppState, LATENCY_BOUNDS};
+
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(agent::router())
+        .merge(admin::router())
+        .route(
+            "/v1/health",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        // inside `observe`, so even a refused oversized body gets our JSON error
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            crate::MAX_BODY,
+        ))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The bearer credential of a request, or 401.
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer credential"))?
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))
+}
+
+/// Counts and logs every request: route, status, latency, denial code. Never
+/// a header or a body.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route = route_label(request.uri().path());
+    let mut response = next.run(request).await;
+    // Errors raised below our handlers (a JSON body that does not parse, a body
+    // over the limit, a timeout) come as plain text: give them our JSON shape.
+    if response.status().as_u16() >= 400 && response.extensions().get::<ErrorCode>().is_none() {
+        // axum says 422 for well-formed JSON of the wrong shape; to a client
+        // both are a bad request.
+        let status = match response.status() {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        };
+        let code = match status.as_u16() {
+            400 | 422 => "bad_request",
+            408 => "timeout",
+            413 => "body_too_large",
+            415 => "unsupported_media_type",
+            _ => "error",
+        };
+        let message = status.canonical_reason().unwrap_or("error").to_lowercase();
+        response = ApiError::new(status, code, message).into_response();
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    let code = response
+        .extensions()
+        .get::<ErrorCode>()
+        .map(|c| c.0.clone());
+    if let Ok(mut m) = state.inner.metrics.lock() {
+        *m.requests.entry((route.clone(), status)).or_default() += 1;
+        if let Some(code) = &code {
+            *m.denials.entry(code.clone()).or_default() += 1;
+        }
+        for (i, bound) in LATENCY_BOUNDS.iter().enumerate() {
+            if elapsed <= *bound {
+                m.latency_buckets[i] += 1;
+            }
+        }
+        m.latency_sum_secs += elapsed;
+        m.latency_count += 1;
+    }
+    tracing::info!(%method, route, status, latency_ms = elapsed * 1000.0, code = code.as_deref().unwrap_or(""), "request");
+    response
+}
+
+/// The route a path matched, with the secret name folded away (names are
+/// not secret, but per-name labels would grow without bound).
+fn route_label(path: &str) -> String {
+    if path.starts_with("/v1/secrets/") {
+        "/v1/secrets/{name}".into()
+    } else if path.starts_with("/v1/admin/keys/") {
+        "/v1/admin/keys/{id}/revoke".into()
+    } else {
+        path.chars().take(64).collect()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    if let Ok(m) = state.inner.metrics.lock() {
+        out.push_str("# TYPE vault_requests_total counter\n");
+        for ((route, status), n) in &m.requests {
+            out.push_str(&format!(
+                "vault_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}\n"
+            ));
+        }
+        out.push_str("# TYPE vault_denials_total counter\n");
+        for (code, n) in &m.denials {
+            out.push_str(&format!("vault_denials_total{{code=\"{code}\"}} {n}\n"));
+        }
+        out.push_str("# TYPE vault_request_seconds histogram\n");
+        for (bound, n) in LATENCY_BOUNDS.iter().zip(m.latency_buckets) {
+            out.push_str(&format!(
+                "vault_request_seconds_bucket{{le=\"{bound}\"}} {n}\n"
+            ));
+        }
+        out.push_str(&format!(
+            "vault_request_seconds_bucket{{le=\"+Inf\"}} {}\n",
+            m.latency_count
+        ));
+        out.push_str(&format!(
+            "vault_request_seconds_sum {}\nvault_request_seconds_count {}\n",
+            m.latency_sum_secs, m.latency_count
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,116 @@
+//! What every request needs: the unlocked vault (one writer, behind a mutex,
+//! used on blocking threads), the token signer and revocation snapshot for
+//! in-memory token checks, the admin token, and counters for /metrics.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use vault_core::{RevocationSnapshot, SecretString, TokenClaims, TokenSigner, Vault};
+
+use crate::error::ApiError;
+
+/// Shared server state. Cloning is cheap.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub vault: Mutex<Vault>,
+    pub signer: TokenSigner,
+    pub snapshot: RwLock<RevocationSnapshot>,
+    pub admin_token: SecretString,
+    pub metrics: Mutex<Metrics>,
+}
+
+/// Counters exported at /metrics.
+#[derive(Default)]
+pub(crate) struct Metrics {
+    pub requests: BTreeMap<(String, u16), u64>,
+    pub denials: BTreeMap<String, u64>,
+    pub latency_buckets: [u64; 8],
+    pub latency_sum_secs: f64,
+    pub latency_count: u64,
+}
+
+/// Upper bounds (seconds) of the latency histogram buckets.
+pub(crate) const LATENCY_BOUNDS: [f64; 8] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0];
+
+impl AppState {
+    /// Builds the state from an unlocked vault and the admin token (which the
+    /// caller has written 0600 for the operator).
+    ///
+    /// # Errors
+    /// Vault errors loading the signing key or the revocation snapshot.
+    pub fn new(mut vault: Vault, admin_token: SecretString) -> vault_core::Result<AppState> {
+        let signer = vault.token_signer()?;
+        let snapshot = vault.revocation_snapshot()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                vault: Mutex::new(vault),
+                signer,
+                snapshot: RwLock::new(snapshot),
+                admin_token,
+                metrics: Mutex::new(Metrics::default()),
+            }),
+        })
+    }
+
+    /// Checks a token in memory: checksum, HMAC, expiry, key status, epoch
+    /// and revocation. No database access.
+    pub(crate) fn check_token(&self, token: &str) -> Result<TokenClaims, ApiError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let claims = self.inner.signer.verify(token, now)?;
+        let snapshot = self.inner.snapshot.read().map_err(|_| poisoned())?;
+        snapshot.check(&claims)?;
+        Ok(claims)
+    }
+
+    /// Runs `f` with the vault on a blocking thread (rusqlite blocks).
+    pub(crate) async fn with_vault<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
+    {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut vault = state.inner.vault.lock().map_err(|_| poisoned())?;
+            f(&mut vault)
+        })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        })?
+    }
+
+    /// Reloads the revocation snapshot from the database: run every second by
+    /// the server, so revocations and new keys made by other `vault`
+    /// processes take effect here within a second.
+    pub async fn refresh(&self) -> Result<(), ApiError> {
+        let st = self.clone();
+        self.with_vault(move |vault| st.refresh_snapshot(vault))
+            .await
+    }
+
+    /// Reloads key states and revoked token ids after a change to them.
+    pub(crate) fn refresh_snapshot(&self, vault: &Vault) -> Result<(), ApiError> {
+        let fresh = vault.revocation_snapshot()?;
+        *self.inner.snapshot.write().map_err(|_| poisoned())? = fresh;
+        Ok(())
+    }
+}
+
+fn poisoned() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error",
+    )
+}
