@@ -286,3 +286,122 @@ fn the_pre_commit_hook_blocks_a_staged_secret_but_not_a_working_tree_one() {
         "#!/bin/sh\necho other-hook-ran\n"
     );
 }
+
+fn key_in_file(file: &std::path::Path) -> String {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .trim()
+        .trim_start_matches("VAULT_AGENT_KEY=")
+        .to_owned()
+}
+
+#[test]
+fn a_key_appended_to_a_watched_transcript_dies_and_is_replaced() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let target = env.dir.path().join("hermes.env");
+    env.vault(&[
+        "issue",
+        "hermes-key",
+        "--write-env",
+        target.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "hermes",
+        "--env-file",
+        target.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let key = key_in_file(&target);
+    let token = stdout_of(
+        &env.vault(&["token"])
+            .env("VAULT_AGENT_KEY", &key)
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let sessions = env.dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let transcript = sessions.join("s1.jsonl");
+    std::fs::write(&transcript, "{\"role\":\"user\",\"content\":\"hello\"}\n").unwrap();
+    let mut watcher = spawn_vault(
+        &env,
+        &["watch", sessions.to_str().unwrap(), "--interval-ms", "100"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&transcript)
+        .unwrap();
+    writeln!(
+        f,
+        "{{\"role\":\"user\",\"content\":\"here is my key {key}\"}}"
+    )
+    .unwrap();
+    drop(f);
+    let start = std::time::Instant::now();
+    while key_in_file(&target) == key {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(20),
+            "no rotation after 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let new = key_in_file(&target);
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .code(3);
+    env.vault(&["token", "verify"])
+        .write_stdin(token)
+        .assert()
+        .code(3);
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", &new)
+        .assert()
+        .success();
+    terminate(&watcher);
+    assert_eq!(wait_bounded(&env, &mut watcher).code(), Some(0));
+}
+
+#[test]
+fn watch_resumes_from_its_offsets_and_rereads_a_truncated_file() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let t = env.dir.path().join("t.jsonl");
+    std::fs::write(&t, format!("a\nb\n{{\"k\":\"{key}\"}}\n")).unwrap();
+    let once = || {
+        stdout_of(
+            &env.vault(&["watch", t.to_str().unwrap(), "--once"])
+                .assert()
+                .success(),
+        )
+    };
+    let first = once();
+    assert!(first.contains(":3:"), "{first}");
+    assert_eq!(once(), "", "nothing new: nothing reported");
+    std::fs::OpenOptions::new().append(true).open(&t).unwrap();
+    std::fs::write(
+        &t,
+        format!("a\nb\n{{\"k\":\"{key}\"}}\nc\n{{\"again\":\"{key}\"}}\n"),
+    )
+    .unwrap();
+    let second = once();
+    assert!(
+        second.contains(":5:") && !second.contains(":3:"),
+        "{second}"
+    );
+    std::fs::write(&t, format!("{{\"k\":\"{key}\"}}\n")).unwrap();
+    assert!(
+        once().contains(":1:"),
+        "a truncated file is read from the start"
+    );
+}

@@ -15,6 +15,7 @@ pub mod scan;
 pub mod secret;
 pub mod server;
 pub mod token;
+pub mod watch;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
         Command::Notify(c) => notify::run(&ctx, c),
         Command::Scan(args) => scan::scan(&ctx, args),
+        Command::Watch(args) => watch::run(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
         Command::Server(args) => server::run(&ctx, args),
         Command::Audit(c) => audit::audit(&ctx, c),

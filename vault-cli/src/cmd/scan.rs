@@ -74,7 +74,7 @@ pub enum HookCommand {
 /// The vault's own view for the scanner: named keys by hash, stored secrets
 /// by keyed fingerprint. It remembers, in zeroizing memory, which vault
 /// credentials it recognised, so `--rotate` can act on them.
-struct Matcher {
+pub struct Matcher {
     known: KnownCredentials,
     lengths: Vec<usize>,
     seen: Mutex<Vec<Seen>>,
@@ -83,6 +83,30 @@ struct Matcher {
 enum Seen {
     Credential(SecretString),
     Secret(SecretPath),
+}
+
+impl Matcher {
+    /// The vault's known credentials, read without the passphrase; `None`
+    /// when there is no vault (provider rules still apply).
+    pub fn load(home: &Path) -> Option<Matcher> {
+        match KnownCredentials::load(home) {
+            Ok(known) => Some(Matcher {
+                lengths: known.secret_lengths().iter().copied().collect(),
+                known,
+                seen: Mutex::new(Vec::new()),
+            }),
+            Err(vault_core::Error::NoVault { .. }) => None,
+            Err(e) => {
+                eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
+                None
+            }
+        }
+    }
+
+    /// Whether the last scans recognised any vault credential.
+    pub fn has_seen(&self) -> bool {
+        self.seen.lock().is_ok_and(|s| !s.is_empty())
+    }
 }
 
 impl KnownSecrets for Matcher {
@@ -127,19 +151,7 @@ impl KnownSecrets for Matcher {
 pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let scanner =
         Scanner::builtin().map_err(|e| exit::usage(format!("loading the scan rules: {e}")))?;
-    let matcher = match KnownCredentials::load(&ctx.home) {
-        Ok(known) => Some(Matcher {
-            lengths: known.secret_lengths().iter().copied().collect(),
-            known,
-            seen: Mutex::new(Vec::new()),
-        }),
-        // No vault (or an unreadable one): provider rules still apply.
-        Err(vault_core::Error::NoVault { .. }) => None,
-        Err(e) => {
-            eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
-            None
-        }
-    };
+    let matcher = Matcher::load(&ctx.home);
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
         respect_ignore: !args.no_ignore,
@@ -193,8 +205,9 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     }
     drop(out);
     if args.rotate {
-        if let Some(m) = &matcher {
-            act_on_leaks(ctx, m, &report)?;
+        if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
+            let mut vault = ctx.unlock()?;
+            act_on_leaks(&mut vault, m, &report)?;
         }
     }
     let code = report.exit_code();
@@ -204,17 +217,18 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     Ok(())
 }
 
-fn act_on_leaks(ctx: &Context, matcher: &Matcher, report: &Report) -> Result<()> {
+/// Acts on every vault credential the matcher recognised since the last call.
+pub fn act_on_leaks(
+    vault: &mut vault_core::Vault,
+    matcher: &Matcher,
+    report: &Report,
+) -> Result<()> {
     let seen = std::mem::take(
         &mut *matcher
             .seen
             .lock()
             .map_err(|_| exit::usage("scanner state poisoned"))?,
     );
-    if seen.is_empty() {
-        return Ok(());
-    }
-    let mut vault = ctx.unlock()?;
     for item in seen {
         let action = match &item {
             Seen::Credential(text) => vault.handle_leaked_credential(text.expose_secret())?,
@@ -231,7 +245,7 @@ fn act_on_leaks(ctx: &Context, matcher: &Matcher, report: &Report) -> Result<()>
         };
         let line = match &action {
             LeakAction::KeyRotated(r) => {
-                super::notify::send(&vault, &super::rotate::rotation_event(r));
+                super::notify::send(vault, &super::rotate::rotation_event(r));
                 if let Some(k) = &r.new_key {
                     eprintln!(
                         "vault: no target holds the new key of {}; it is shown once: {}",
@@ -251,7 +265,7 @@ fn act_on_leaks(ctx: &Context, matcher: &Matcher, report: &Report) -> Result<()>
             LeakAction::TokenAlreadyDead => "a leaked token had already expired".into(),
             LeakAction::ApprovalOpened { approval_id } => {
                 super::notify::send(
-                    &vault,
+                    vault,
                     &super::notify::event(
                         "approval_needed",
                         serde_json::json!({"approval_id": approval_id}),
@@ -269,7 +283,7 @@ fn act_on_leaks(ctx: &Context, matcher: &Matcher, report: &Report) -> Result<()>
             LeakAction::Unknown => continue,
         };
         super::notify::send(
-            &vault,
+            vault,
             &super::notify::event("leak", serde_json::json!({"action": line})),
         );
         eprintln!("vault: {line}");
