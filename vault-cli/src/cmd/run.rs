@@ -230,6 +230,10 @@ fn watch(args: &RunArgs, vault: &vault_core::Vault, agent: &AgentName) -> Result
             }
             None => {
                 eprintln!("vault: the secrets of {agent} changed; restarting the child");
+                // From here until the new child's pid is known, hold signals:
+                // the new child can start (and look ready) before `spawn`
+                // returns, and a signal sent then belongs to it, not the old one.
+                forwarder.unfollow();
                 running.stop(std::time::Duration::from_secs(10))?;
                 running = Running::start(
                     args,
@@ -368,7 +372,18 @@ impl Forwarder {
                     Ok(s) if target > 0 => {
                         let _ = kill(Pid::from_raw(target), s);
                     }
-                    _ => pend.store(sig, Ordering::SeqCst),
+                    _ => {
+                        pend.store(sig, Ordering::SeqCst);
+                        // `follow` may have run between our load and store:
+                        // whichever side swaps the pending signal out delivers it.
+                        let now = p.load(Ordering::SeqCst);
+                        let held = pend.swap(0, Ordering::SeqCst);
+                        if let (true, Ok(s)) = (now > 0 && held > 0, Signal::try_from(held)) {
+                            let _ = kill(Pid::from_raw(now), s);
+                        } else if held > 0 {
+                            pend.store(held, Ordering::SeqCst);
+                        }
+                    }
                 }
             }
         });
@@ -387,6 +402,11 @@ impl Forwarder {
         if let (true, Ok(sig)) = (sig > 0, Signal::try_from(sig)) {
             let _ = kill(pid, sig);
         }
+    }
+
+    /// Holds signals as pending until the next `follow`.
+    fn unfollow(&self) {
+        self.pid.store(0, Ordering::SeqCst);
     }
 
     fn stopping(&self) -> bool {
