@@ -455,6 +455,9 @@ fn demo_runs_end_to_end() {
     assert!(text.contains("(exit 3)"));
     assert!(text.contains("the env file's key changed: true; its other lines are unchanged: true"));
     assert!(text.contains("wildcard-grant"));
+    assert!(
+        text.contains("the leaked key was rotated away and the env file holds its successor: true")
+    );
     assert!(text.contains("GITHUB_TOKEN=<concealed by vault>"));
     assert!(!text.contains("ghp_DEMOxFAKExTOKENxVERSIONxTWO000000000\n   | STRIPE"));
 }

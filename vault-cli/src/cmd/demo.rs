@@ -219,6 +219,39 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         before != after,
         after.contains("LOG_LEVEL=info")
     );
+    // The leak: the agent pastes its own key into a chat that is logged.
+    let sessions = dir.path().join("sessions");
+    std::fs::create_dir(&sessions)?;
+    let leaked = std::fs::read_to_string(&env_file)?
+        .lines()
+        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
+        .context("demo: the key is missing from the env file")?
+        .to_owned();
+    std::fs::write(
+        sessions.join("chat.jsonl"),
+        format!("{{\"role\":\"user\",\"content\":\"here is my key: {leaked}\"}}\n"),
+    )?;
+    let sessions_path = sessions.to_string_lossy().into_owned();
+    tour.expect(
+        "The agent pastes its key into a logged chat; the watcher finds it (exit 0: it acted)",
+        &["watch", &sessions_path, "--once"],
+        None,
+        0,
+    )?;
+    let now = std::fs::read_to_string(&env_file)?;
+    let replaced = !now.contains(&leaked);
+    println!("   the leaked key was rotated away and the env file holds its successor: {replaced}");
+    if !replaced {
+        bail!("demo: the leaked key was not rotated");
+    }
+    tour.env = vec![("VAULT_AGENT_KEY".into(), leaked)];
+    tour.expect(
+        "The leaked key no longer works (exit 3)",
+        &["token"],
+        None,
+        3,
+    )?;
+    tour.env.clear();
     tour.expect("Usage per key, from the audit trail", &["usage"], None, 0)?;
     tour.expect(
         "The hash-chained audit trail is intact",
