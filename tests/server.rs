@@ -433,3 +433,67 @@ fn many_concurrent_clients_get_no_errors_and_logs_hold_no_secret() {
         "requests are logged"
     );
 }
+
+#[test]
+fn post_scan_checks_a_message_and_can_rotate_a_leaked_key() {
+    let (env, key, fkey) = setup();
+    let s = start(&env);
+    let token = call(
+        "POST",
+        &format!("{}/v1/auth/token", s.base),
+        Some(&fkey),
+        None,
+    )
+    .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let body =
+        serde_json::json!({"text": format!("about to log: {key}"), "rotate": true}).to_string();
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/scan", s.base),
+        Some(&token),
+        Some(&body),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert!(v["findings"][0]["managed"]["label"]
+        .as_str()
+        .unwrap()
+        .contains("hermes-marketing-key"));
+    assert!(v["actions"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("rotated key hermes-marketing-key"));
+    assert!(!v.to_string().contains(&key[4..]));
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/auth/token", s.base),
+        Some(&key),
+        None,
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("key_revoked"))
+    );
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/scan", s.base),
+        None,
+        Some(r#"{"text":"x"}"#),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/scan", s.base),
+        Some(&token),
+        Some(r#"{"text":"nothing here"}"#),
+    );
+    assert_eq!(
+        (status, v["findings"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+}

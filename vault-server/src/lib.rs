@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod error;
+pub mod leak;
 mod routes;
 mod state;
 

@@ -5,12 +5,11 @@
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{Context as _, Result};
-use vault_core::known::KnownCredentials;
-use vault_core::{LeakAction, SecretPath, SecretString};
-use vault_scan::{output, Baseline, KnownSecrets, ManagedInfo, Report, ScanOptions, Scanner};
+use vault_core::LeakAction;
+use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
+pub use vault_server::leak::{self, Matcher};
 
 use super::Context;
 use crate::exit;
@@ -69,83 +68,6 @@ pub enum HookCommand {
     },
     /// Remove vault's pre-commit hook (restoring a chained one).
     Uninstall,
-}
-
-/// The vault's own view for the scanner: named keys by hash, stored secrets
-/// by keyed fingerprint. It remembers, in zeroizing memory, which vault
-/// credentials it recognised, so `--rotate` can act on them.
-pub struct Matcher {
-    known: KnownCredentials,
-    lengths: Vec<usize>,
-    seen: Mutex<Vec<Seen>>,
-}
-
-enum Seen {
-    Credential(SecretString),
-    Secret(SecretPath),
-}
-
-impl Matcher {
-    /// The vault's known credentials, read without the passphrase; `None`
-    /// when there is no vault (provider rules still apply).
-    pub fn load(home: &Path) -> Option<Matcher> {
-        match KnownCredentials::load(home) {
-            Ok(known) => Some(Matcher {
-                lengths: known.secret_lengths().iter().copied().collect(),
-                known,
-                seen: Mutex::new(Vec::new()),
-            }),
-            Err(vault_core::Error::NoVault { .. }) => None,
-            Err(e) => {
-                eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
-                None
-            }
-        }
-    }
-
-    /// Whether the last scans recognised any vault credential.
-    pub fn has_seen(&self) -> bool {
-        self.seen.lock().is_ok_and(|s| !s.is_empty())
-    }
-}
-
-impl KnownSecrets for Matcher {
-    fn credential(&self, candidate: &[u8]) -> Option<ManagedInfo> {
-        let text = std::str::from_utf8(candidate).ok()?;
-        let info = if let Some(k) = self.known.identify_key(text) {
-            ManagedInfo {
-                label: format!("agent {} / key {}", k.agent, k.name),
-                id: k.key_id.clone(),
-            }
-        } else if let Some(k) = self.known.identify_token(text) {
-            ManagedInfo {
-                label: format!("agent {} / token of key {}", k.agent, k.name),
-                id: k.key_id.clone(),
-            }
-        } else {
-            return None;
-        };
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.push(Seen::Credential(SecretString::new(text.to_owned())));
-        }
-        Some(info)
-    }
-
-    fn lengths(&self) -> &[usize] {
-        &self.lengths
-    }
-
-    fn matches(&self, candidate: &[u8]) -> Option<ManagedInfo> {
-        let path = self.known.identify_secret(candidate)?.clone();
-        let info = ManagedInfo {
-            label: format!("secret {path}"),
-            id: format!("secret:{path}"),
-        };
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.push(Seen::Secret(path));
-        }
-        Some(info)
-    }
 }
 
 pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
@@ -217,32 +139,14 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     Ok(())
 }
 
-/// Acts on every vault credential the matcher recognised since the last call.
+/// Acts on every vault credential the matcher recognised since the last
+/// call, and says what it did (and notifies).
 pub fn act_on_leaks(
     vault: &mut vault_core::Vault,
     matcher: &Matcher,
     report: &Report,
 ) -> Result<()> {
-    let seen = std::mem::take(
-        &mut *matcher
-            .seen
-            .lock()
-            .map_err(|_| exit::usage("scanner state poisoned"))?,
-    );
-    for item in seen {
-        let action = match &item {
-            Seen::Credential(text) => vault.handle_leaked_credential(text.expose_secret())?,
-            Seen::Secret(path) => {
-                let id = format!("secret:{path}");
-                let location = report
-                    .findings
-                    .iter()
-                    .find(|f| f.managed.as_ref().is_some_and(|m| m.id == id))
-                    .map(|f| format!("{}:{}", f.path, f.line))
-                    .unwrap_or_else(|| "a scanned file".into());
-                vault.report_secret_leak(path, &location)?
-            }
-        };
+    for action in leak::act(vault, matcher.take_seen(), report)? {
         let line = match &action {
             LeakAction::KeyRotated(r) => {
                 super::notify::send(vault, &super::rotate::rotation_event(r));
@@ -258,11 +162,6 @@ pub fn act_on_leaks(
                     r.key_name, r.agent, r.old_key_id, r.new_key_id
                 )
             }
-            LeakAction::KeyAlreadyDead { key_id } => {
-                format!("key {key_id} was already revoked or expired")
-            }
-            LeakAction::TokenRevoked { token_id } => format!("revoked token {token_id}"),
-            LeakAction::TokenAlreadyDead => "a leaked token had already expired".into(),
             LeakAction::ApprovalOpened { approval_id } => {
                 super::notify::send(
                     vault,
@@ -273,14 +172,7 @@ pub fn act_on_leaks(
                 );
                 format!("opened approval {approval_id}: run `vault approvals` to review, `vault approve {approval_id}` to rotate")
             }
-            LeakAction::SecretRotated { version } => {
-                format!("rotated a leaked stored secret to version {version}")
-            }
-            LeakAction::SecretNeedsManualRotation => {
-                "a leaked stored secret has no rotation command: store a new value with `vault set`"
-                    .into()
-            }
-            LeakAction::Unknown => continue,
+            other => leak::describe(other),
         };
         super::notify::send(
             vault,

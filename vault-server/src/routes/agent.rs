@@ -22,6 +22,68 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/auth/revoke", post(revoke))
         .route("/v1/secrets/{name}", get(secret))
         .route("/v1/env", get(env))
+        .route("/v1/scan", post(scan))
+}
+
+/// Body of `POST /v1/scan`: a message to check before it is kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScanBody {
+    text: String,
+    /// Act on vault credentials found (rotate keys, revoke tokens, open approvals).
+    #[serde(default)]
+    rotate: bool,
+}
+
+/// Lets an agent runtime (a Claude Code or Hermes hook) check a message
+/// before persisting it. Any valid token may ask; the answer holds only
+/// redacted findings and what was done.
+async fn scan(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<ScanBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.check_token(bearer(&headers)?)?;
+    let st = state.clone();
+    let (report, actions) = state
+        .with_vault(move |vault| {
+            let scanner = vault_scan::Scanner::builtin().map_err(|_| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            })?;
+            let matcher = crate::leak::Matcher::load(vault.dir());
+            let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
+            let report = vault_scan::scan_bytes(
+                &scanner,
+                known,
+                "<message>",
+                body.text.as_bytes(),
+                &vault_scan::ScanOptions::default(),
+            );
+            let mut actions = Vec::new();
+            if let (true, Some(m)) = (body.rotate, matcher.as_ref()) {
+                for a in crate::leak::act(vault, m.take_seen(), &report)? {
+                    actions.push(crate::leak::describe(&a));
+                }
+                st.refresh_snapshot(vault)?;
+            }
+            Ok((report, actions))
+        })
+        .await?;
+    let mut out = Vec::new();
+    vault_scan::output::write_json(&mut out, &report).map_err(|_| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
+    })?;
+    let mut value: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
+    value["actions"] = serde_json::json!(actions);
+    Ok(Json(value))
 }
 
 /// Body of `POST /v1/auth/token`; both fields optional.

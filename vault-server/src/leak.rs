@@ -1,0 +1,156 @@
+//! Where the scanner meets the vault: a `KnownSecrets` matcher that names
+//! vault keys (by hash), tokens (by key id) and stored secrets (by keyed
+//! fingerprint) without the passphrase, and the actions a leak calls for.
+//! Shared by `vault scan`, `vault watch` and `POST /v1/scan`.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use vault_core::known::KnownCredentials;
+use vault_core::{LeakAction, SecretPath, SecretString, Vault};
+use vault_scan::{KnownSecrets, ManagedInfo, Report};
+
+/// The vault's own view for the scanner: named keys by hash, stored secrets
+/// by keyed fingerprint. It remembers, in zeroizing memory, which vault
+/// credentials it recognised, so `--rotate` can act on them.
+pub struct Matcher {
+    known: KnownCredentials,
+    lengths: Vec<usize>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// A vault credential the matcher recognised, kept to act on.
+pub enum Seen {
+    /// A named key or token (its text, zeroized on drop).
+    Credential(SecretString),
+    /// A stored secret, by path.
+    Secret(SecretPath),
+}
+
+impl Matcher {
+    /// The vault's known credentials, read without the passphrase; `None`
+    /// when there is no vault (provider rules still apply).
+    pub fn load(home: &Path) -> Option<Matcher> {
+        match KnownCredentials::load(home) {
+            Ok(known) => Some(Matcher {
+                lengths: known.secret_lengths().iter().copied().collect(),
+                known,
+                seen: Mutex::new(Vec::new()),
+            }),
+            Err(vault_core::Error::NoVault { .. }) => None,
+            Err(e) => {
+                eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
+                None
+            }
+        }
+    }
+
+    /// Whether the last scans recognised any vault credential.
+    pub fn has_seen(&self) -> bool {
+        self.seen.lock().is_ok_and(|s| !s.is_empty())
+    }
+
+    /// The credentials recognised since the last call.
+    pub fn take_seen(&self) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+}
+
+impl KnownSecrets for Matcher {
+    fn credential(&self, candidate: &[u8]) -> Option<ManagedInfo> {
+        let text = std::str::from_utf8(candidate).ok()?;
+        let info = if let Some(k) = self.known.identify_key(text) {
+            ManagedInfo {
+                label: format!("agent {} / key {}", k.agent, k.name),
+                id: k.key_id.clone(),
+            }
+        } else if let Some(k) = self.known.identify_token(text) {
+            ManagedInfo {
+                label: format!("agent {} / token of key {}", k.agent, k.name),
+                id: k.key_id.clone(),
+            }
+        } else {
+            return None;
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(Seen::Credential(SecretString::new(text.to_owned())));
+        }
+        Some(info)
+    }
+
+    fn lengths(&self) -> &[usize] {
+        &self.lengths
+    }
+
+    fn matches(&self, candidate: &[u8]) -> Option<ManagedInfo> {
+        let path = self.known.identify_secret(candidate)?.clone();
+        let info = ManagedInfo {
+            label: format!("secret {path}"),
+            id: format!("secret:{path}"),
+        };
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.push(Seen::Secret(path));
+        }
+        Some(info)
+    }
+}
+
+/// Acts on recognised credentials: a key rotates, a token is revoked, a
+/// stored secret is marked compromised and an approval opened (or rotated at
+/// once in `auto` mode). `report` supplies where each secret was found.
+///
+/// # Errors
+/// Vault errors; actions already taken stay taken.
+pub fn act(
+    vault: &mut Vault,
+    seen: Vec<Seen>,
+    report: &Report,
+) -> vault_core::Result<Vec<LeakAction>> {
+    let mut actions = Vec::new();
+    for item in seen {
+        let action = match &item {
+            Seen::Credential(text) => vault.handle_leaked_credential(text.expose_secret())?,
+            Seen::Secret(path) => {
+                let id = format!("secret:{path}");
+                let location = report
+                    .findings
+                    .iter()
+                    .find(|f| f.managed.as_ref().is_some_and(|m| m.id == id))
+                    .map(|f| format!("{}:{}", f.path, f.line))
+                    .unwrap_or_else(|| "a scanned input".into());
+                vault.report_secret_leak(path, &location)?
+            }
+        };
+        if !matches!(action, LeakAction::Unknown) {
+            actions.push(action);
+        }
+    }
+    Ok(actions)
+}
+
+/// One line saying what an action did (ids and names, never values).
+pub fn describe(action: &LeakAction) -> String {
+    match action {
+        LeakAction::KeyRotated(r) => format!(
+            "rotated key {} of {}: {} -> {}",
+            r.key_name, r.agent, r.old_key_id, r.new_key_id
+        ),
+        LeakAction::KeyAlreadyDead { key_id } => {
+            format!("key {key_id} was already revoked or expired")
+        }
+        LeakAction::TokenRevoked { token_id } => format!("revoked token {token_id}"),
+        LeakAction::TokenAlreadyDead => "a leaked token had already expired".into(),
+        LeakAction::ApprovalOpened { approval_id } => format!("opened approval {approval_id}"),
+        LeakAction::SecretRotated { version } => {
+            format!("rotated a leaked stored secret to version {version}")
+        }
+        LeakAction::SecretNeedsManualRotation => {
+            "a leaked stored secret has no rotation command: store a new value with `vault set`"
+                .into()
+        }
+        LeakAction::Unknown => "not a credential of this vault".into(),
+    }
+}
