@@ -6,6 +6,7 @@ mod common;
 mod foundation;
 mod hardening;
 mod keys;
+mod listen;
 mod rotation;
 mod scan;
 mod server;

@@ -1,7 +1,8 @@
 //! Remote mode: with `VAULT_ADDR` and the agent's named key (`VAULT_AGENT_KEY`
 //! or a key file), `vault token|get|env|run` act as the agent through a
-//! running `vault server`, with no passphrase. Plain HTTP: meant for loopback
-//! or a TLS-terminating proxy on the same host.
+//! running `vault server`, with no passphrase. `https://` addresses use
+//! rustls (system-independent web PKI roots, or only `VAULT_CACERT` when set);
+//! plain `http://` is allowed to loopback only, unless `VAULT_INSECURE_HTTP=1`.
 
 use std::time::Duration;
 
@@ -23,13 +24,30 @@ impl Remote {
         let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
+        let base = addr.trim_end_matches('/').to_owned();
+        let mut builder = ureq::AgentBuilder::new().timeout(Duration::from_secs(30));
+        if let Some(rest) = base.strip_prefix("http://") {
+            let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
+            if !is_loopback_host(rest) && !insecure {
+                return Err(exit::refused(format!(
+                    "VAULT_ADDR {base} is plain HTTP to another host: the key and secrets would cross \
+                     the network in clear; use https:// (or set VAULT_INSECURE_HTTP=1)"
+                )));
+            }
+        } else if base.starts_with("https://") {
+            if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
+                builder = builder.tls_config(client_tls(std::path::Path::new(&ca))?);
+            }
+        } else {
+            return Err(exit::usage(format!(
+                "VAULT_ADDR {base:?} must start with http:// or https://"
+            )));
+        }
         let key = crate::cmd::token::credential_from("VAULT_AGENT_KEY", key_file, "named key")?;
         Ok(Some(Remote {
-            base: addr.trim_end_matches('/').to_owned(),
+            base,
             key,
-            agent: ureq::AgentBuilder::new()
-                .timeout(Duration::from_secs(30))
-                .build(),
+            agent: builder.build(),
         }))
     }
 
@@ -136,6 +154,78 @@ impl Remote {
                 "cannot reach the vault server at {}: {e}",
                 self.base
             ))),
+        }
+    }
+}
+
+/// Whether the host part of `host_port_path` (after the scheme) is loopback.
+fn is_loopback_host(host_port_path: &str) -> bool {
+    let authority = host_port_path.split('/').next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A rustls client that trusts only the CA certificates in `path` (PEM).
+fn client_tls(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|_| {
+            exit::usage(format!(
+                "VAULT_CACERT {}: not a PEM certificate file",
+                path.display()
+            ))
+        })?;
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| exit::usage(format!("VAULT_CACERT {}: {e}", path.display())))?;
+    }
+    if roots.is_empty() {
+        return Err(exit::usage(format!(
+            "VAULT_CACERT {}: no certificate in it",
+            path.display()
+        )));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| exit::usage(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(std::sync::Arc::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_told_apart_from_remote_ones() {
+        for ok in [
+            "127.0.0.1:8200",
+            "localhost:1/x",
+            "[::1]:8200",
+            "127.9.9.9",
+            "LOCALHOST",
+        ] {
+            assert!(is_loopback_host(ok), "{ok}");
+        }
+        for remote in [
+            "10.0.0.1:8200",
+            "vault.example:443",
+            "[::2]:1",
+            "127.0.0.1.evil.test:80",
+            "",
+        ] {
+            assert!(!is_loopback_host(remote), "{remote}");
         }
     }
 }

@@ -23,7 +23,7 @@ mod notify;
 mod rotation;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
-pub use audit::{AuditRecord, AuditVerdict, KeyUsage};
+pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,

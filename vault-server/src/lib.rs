@@ -12,6 +12,7 @@
 
 mod error;
 pub mod leak;
+pub mod listen;
 mod routes;
 mod state;
 
@@ -19,9 +20,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use axum::Router;
-use tokio::net::TcpListener;
 use tower::limit::ConcurrencyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 pub use crate::error::ApiError;
 pub use crate::state::AppState;
@@ -31,30 +30,29 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Requests in flight at once; more wait.
 pub const MAX_IN_FLIGHT: usize = 256;
 
+/// How long one request may take, body included, unless configured otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The whole API as a router over `state`.
 pub fn app(state: AppState) -> Router {
-    routes::router(state)
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(15),
-        ))
-        .layer(ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+    routes::router(state).layer(ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
 }
 
-/// Serves `app` on `listener` until `shutdown` completes; requests in flight
-/// finish first.
+/// Serves `app` on `listener` (TCP, [`listen::TlsListener`] or a Unix
+/// socket) until `shutdown` completes; requests in flight finish first.
 ///
 /// # Errors
 /// I/O errors of the accept loop.
-pub async fn serve(
-    listener: TcpListener,
+pub async fn serve<L>(
+    listener: L,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

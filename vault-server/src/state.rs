@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use vault_core::{RevocationSnapshot, SecretString, TokenClaims, TokenSigner, Vault};
+use vault_core::{RevocationSnapshot, SecretString, TokenClaims, TokenSigner, UsageTally, Vault};
 
 use crate::error::ApiError;
 
@@ -21,6 +21,10 @@ pub(crate) struct Inner {
     pub snapshot: RwLock<RevocationSnapshot>,
     pub admin_token: SecretString,
     pub metrics: Mutex<Metrics>,
+    /// Per-key counters from the audit trail, brought up to date at each
+    /// scrape (only new records are read).
+    pub usage: Mutex<UsageTally>,
+    pub request_timeout: std::time::Duration,
 }
 
 /// Counters exported at /metrics.
@@ -52,8 +56,24 @@ impl AppState {
                 snapshot: RwLock::new(snapshot),
                 admin_token,
                 metrics: Mutex::new(Metrics::default()),
+                usage: Mutex::new(UsageTally::default()),
+                request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
             }),
         })
+    }
+
+    /// The same state with another per-request deadline (body included).
+    /// Call before the state is shared.
+    pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.request_timeout = timeout;
+        }
+        self
+    }
+
+    /// The per-request deadline.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.inner.request_timeout
     }
 
     /// Checks a token in memory: checksum, HMAC, expiry, key status, epoch

@@ -14,33 +14,69 @@ use crate::exit;
 /// `vault server`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Address to listen on; port 0 picks a free port (the printed line shows it).
-    #[arg(long, default_value = "127.0.0.1:8200")]
+    /// Where to listen: HOST:PORT (port 0 picks a free port; the printed line
+    /// shows it) or unix:PATH for a Unix socket only this user can open (0600).
+    #[arg(long, default_value = "127.0.0.1:8200", value_name = "ADDR")]
     listen: String,
     /// Write a fresh admin token (0600) here at start; admin calls need it.
     #[arg(long, value_name = "FILE")]
     admin_token_file: PathBuf,
-    /// Allow a non-loopback address without TLS (prints a warning). TLS itself
-    /// is not built in yet: put a TLS proxy in front instead.
-    #[arg(long)]
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key; must not be readable by group or others.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow a non-loopback address without TLS (prints a warning).
+    #[arg(long, conflicts_with = "tls_cert")]
     insecure_listen: bool,
+    /// Longest a request may take, body included, e.g. 15s (slow clients get 408).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    request_timeout: std::time::Duration,
+}
+
+/// Where `--listen` points.
+enum Place {
+    Tcp(SocketAddr),
+    Unix(PathBuf),
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
-    let addr: SocketAddr = args.listen.parse().map_err(|_| {
-        exit::usage(format!(
-            "--listen {:?} is not an address like 127.0.0.1:8200",
-            args.listen
-        ))
-    })?;
-    if !addr.ip().is_loopback() {
-        if !args.insecure_listen {
-            return Err(exit::refused(format!(
-                "{addr} is not a loopback address: tokens and secrets would cross the network in clear; \
-                 listen on 127.0.0.1 behind a TLS proxy, or pass --insecure-listen"
-            )));
+    let place = match args.listen.strip_prefix("unix:") {
+        Some(path) if !path.is_empty() => Place::Unix(PathBuf::from(path)),
+        _ => Place::Tcp(args.listen.parse().map_err(|_| {
+            exit::usage(format!(
+                "--listen {:?} is not an address like 127.0.0.1:8200 or unix:/path/to/socket",
+                args.listen
+            ))
+        })?),
+    };
+    if args.request_timeout.is_zero() || args.request_timeout > std::time::Duration::from_secs(600)
+    {
+        return Err(exit::usage("--request-timeout must be between 1ms and 10m"));
+    }
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            check_key_file(key)?;
+            Some(vault_server::listen::tls_config(cert, key).map_err(exit::usage)?)
         }
-        eprintln!("vault: WARNING: serving secrets without TLS on {addr}; anyone on the network path can read them");
+        _ => None,
+    };
+    if let (Place::Unix(_), Some(_)) = (&place, &tls) {
+        return Err(exit::usage(
+            "TLS on a Unix socket adds nothing: the socket is already private to this user",
+        ));
+    }
+    if let Place::Tcp(addr) = &place {
+        if !addr.ip().is_loopback() && tls.is_none() {
+            if !args.insecure_listen {
+                return Err(exit::refused(format!(
+                    "{addr} is not a loopback address: tokens and secrets would cross the network in clear; \
+                     pass --tls-cert and --tls-key, or --insecure-listen behind a TLS proxy"
+                )));
+            }
+            eprintln!("vault: WARNING: serving secrets without TLS on {addr}; anyone on the network path can read them");
+        }
     }
     // Request logs go to stderr: route, status, latency, codes; never headers or bodies.
     let _ = tracing_subscriber::fmt()
@@ -51,39 +87,98 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let vault = ctx.unlock()?;
     let admin = new_admin_token()?;
     write_private(&args.admin_token_file, admin.expose_secret())?;
-    let state = vault_server::AppState::new(vault, admin)?;
+    let state =
+        vault_server::AppState::new(vault, admin)?.with_request_timeout(args.request_timeout);
+    // The socket is bound before the runtime's threads exist: its umask dance
+    // is process-wide.
+    let unix = match &place {
+        Place::Unix(path) => Some(
+            vault_server::listen::bind_unix(path)
+                .map_err(|e| exit::refused(format!("--listen unix:{}: {e}", path.display())))?,
+        ),
+        Place::Tcp(_) => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
-        let local = listener.local_addr()?;
-        // The listener accepts from here on: only now announce it.
-        println!("listening on http://{local}");
-        std::io::stdout().flush()?;
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            eprintln!("vault: shutting down: finishing requests in flight");
-        };
         let refresher = state.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 if let Err(e) = refresher.refresh().await {
-                    eprintln!("vault: warning: refreshing revocations failed: {}", e.code());
+                    eprintln!(
+                        "vault: warning: refreshing revocations failed: {}",
+                        e.code()
+                    );
                 }
             }
         });
-        vault_server::serve(listener, vault_server::app(state), shutdown).await?;
+        let app = vault_server::app(state);
+        match (place, unix) {
+            (Place::Unix(path), Some(std_listener)) => {
+                let listener = tokio::net::UnixListener::from_std(std_listener)?;
+                announce(&format!("unix:{}", path.display()))?;
+                let served = vault_server::serve(listener, app, shutdown_signal()).await;
+                let _ = std::fs::remove_file(&path);
+                served?;
+            }
+            (Place::Tcp(addr), _) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?;
+                let local = listener.local_addr()?;
+                match tls {
+                    Some(config) => {
+                        let listener = vault_server::listen::TlsListener::new(listener, config)?;
+                        announce(&format!("https://{local}"))?;
+                        vault_server::serve(listener, app, shutdown_signal()).await?;
+                    }
+                    None => {
+                        announce(&format!("http://{local}"))?;
+                        vault_server::serve(listener, app, shutdown_signal()).await?;
+                    }
+                }
+            }
+            (Place::Unix(_), None) => unreachable!("bound above"),
+        }
         anyhow::Ok(())
     })?;
     // The state (and the vault's keys) dropped with the runtime's tasks: zeroized.
     eprintln!("vault: stopped");
+    Ok(())
+}
+
+/// The listener accepts from here on: only now say where.
+fn announce(place: &str) -> Result<()> {
+    println!("listening on {place}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    eprintln!("vault: shutting down: finishing requests in flight");
+}
+
+/// A TLS private key others can read is refused, with the command that fixes it.
+fn check_key_file(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| exit::usage(format!("--tls-key {}: {e}", path.display())))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        return Err(exit::refused(format!(
+            "{} is readable by other users; run: chmod 600 {}",
+            path.display(),
+            path.display()
+        )));
+    }
     Ok(())
 }
 

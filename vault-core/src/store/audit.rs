@@ -89,6 +89,31 @@ pub(crate) fn list(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// Records with `seq > after`, oldest first, at most `limit` of them: lets
+/// usage counters be brought up to date without rereading the whole log.
+pub(crate) fn list_after(conn: &Connection, after: i64, limit: i64) -> Result<Vec<AuditRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, at_ms, actor, key_id, action, target, outcome, request_id, origin, chain, mac
+         FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit], |r| {
+        Ok(AuditRow {
+            seq: r.get(0)?,
+            at_ms: r.get(1)?,
+            actor: r.get(2)?,
+            key_id: r.get(3)?,
+            action: r.get(4)?,
+            target: r.get(5)?,
+            outcome: r.get(6)?,
+            request_id: r.get(7)?,
+            origin: r.get(8)?,
+            chain: r.get(9)?,
+            mac: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// Records of `key_id` since `since_ms` whose action is one of `actions` and
 /// whose outcome starts with `outcome`; returns (count, oldest at_ms).
 pub(crate) fn count_recent(

@@ -61,6 +61,15 @@ pub enum AuditVerdict {
     },
 }
 
+/// Per-key counters as of audit record `after_seq`; see [`Vault::update_usage`].
+#[derive(Clone, Debug, Default)]
+pub struct UsageTally {
+    /// The last audit record counted.
+    pub after_seq: i64,
+    /// Counters per key id.
+    pub keys: BTreeMap<String, KeyUsage>,
+}
+
 /// Counters for one named key, from the audit trail.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyUsage {
@@ -247,30 +256,49 @@ impl Vault {
 
     /// Usage per key id, from the audit trail.
     pub fn usage(&self) -> Result<BTreeMap<String, KeyUsage>> {
+        let mut tally = UsageTally::default();
+        self.update_usage(&mut tally)?;
+        Ok(tally.keys)
+    }
+
+    /// Brings `tally` up to date with the records appended since it was last
+    /// updated. A long-running server keeps one tally and pays only for new
+    /// records, so `/metrics` and `vault usage` count the same things.
+    pub fn update_usage(&self, tally: &mut UsageTally) -> Result<()> {
+        const BATCH: i64 = 10_000;
         let hour_ago_minute = store::now_ms() / 60_000 - 60;
-        let mut out: BTreeMap<String, KeyUsage> = BTreeMap::new();
-        for row in audit::list(&self.conn, None, None)? {
-            let Some(key_id) = row.key_id.clone() else {
-                continue;
+        loop {
+            let rows = audit::list_after(&self.conn, tally.after_seq, BATCH)?;
+            let Some(last) = rows.last().map(|r| r.seq) else {
+                break;
             };
-            let u = out.entry(key_id).or_default();
-            let ok = row.outcome == "ok";
-            match row.action.as_str() {
-                "token.mint" if ok => u.tokens_minted += 1,
-                "secret.read" | "env.read" if ok => u.reads += 1,
-                _ => {}
+            for row in &rows {
+                let Some(key_id) = row.key_id.clone() else {
+                    continue;
+                };
+                let u = tally.keys.entry(key_id).or_default();
+                let ok = row.outcome == "ok";
+                match row.action.as_str() {
+                    "token.mint" if ok => u.tokens_minted += 1,
+                    "secret.read" | "env.read" if ok => u.reads += 1,
+                    _ => {}
+                }
+                if row.outcome.starts_with("denied:") {
+                    u.denials += 1;
+                }
+                let minute = row.at_ms / 60_000;
+                if minute > hour_ago_minute {
+                    *u.per_minute.entry(minute).or_default() += 1;
+                }
+                u.last_used_ms = Some(row.at_ms);
+                u.last_origin = row.origin.clone();
             }
-            if row.outcome.starts_with("denied:") {
-                u.denials += 1;
-            }
-            let minute = row.at_ms / 60_000;
-            if minute > hour_ago_minute {
-                *u.per_minute.entry(minute).or_default() += 1;
-            }
-            u.last_used_ms = Some(row.at_ms);
-            u.last_origin = row.origin.clone();
+            tally.after_seq = last;
         }
-        Ok(out)
+        for u in tally.keys.values_mut() {
+            u.per_minute.retain(|minute, _| *minute > hour_ago_minute);
+        }
+        Ok(())
     }
 
     /// The audit key, creating it on first use inside the caller's write transaction.

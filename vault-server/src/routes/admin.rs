@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -19,7 +19,7 @@ const OP: &Principal = &Principal::Operator;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/admin/agents", post(add_agent))
+        .route("/v1/admin/agents", get(list_agents).post(add_agent))
         .route("/v1/admin/secrets", post(set_secret))
         .route("/v1/admin/keys", post(issue_key))
         .route("/v1/admin/keys/{id}/revoke", post(revoke_key))
@@ -38,6 +38,23 @@ fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
             "the admin token is not valid",
         ))
     }
+}
+
+async fn list_agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let agents = state.with_vault(|v| Ok(v.list_agents(OP)?)).await?;
+    let list: Vec<_> = agents
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "name": a.name.as_str(), "secrets": a.secret_count, "created_at": a.created_at,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "agents": list })))
 }
 
 #[derive(Deserialize)]

@@ -34,9 +34,14 @@ pub(crate) fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        // inside `observe`, so even a refused oversized body gets our JSON error
+        // inside `observe`, so an oversized body or a request past its
+        // deadline still gets our JSON error and is counted
         .layer(tower_http::limit::RequestBodyLimitLayer::new(
             crate::MAX_BODY,
+        ))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            state.request_timeout(),
         ))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -117,7 +122,7 @@ fn route_label(path: &str) -> String {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let mut out = String::new();
     if let Ok(m) = state.inner.metrics.lock() {
         out.push_str("# TYPE vault_requests_total counter\n");
@@ -145,5 +150,53 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             m.latency_sum_secs, m.latency_count
         ));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    out.push_str(&per_key_metrics(&state).await?);
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// Reads one counter of a key's usage.
+type UsageField = fn(&vault_core::KeyUsage) -> u64;
+
+/// The same per-key counters as `vault usage`, labelled by key id, key name
+/// and agent (ids and names only: never a key or a token).
+async fn per_key_metrics(state: &AppState) -> Result<String, ApiError> {
+    let st = state.clone();
+    state
+        .with_vault(move |vault| {
+            let mut tally = st.inner.usage.lock().map_err(|_| ApiError::internal())?;
+            vault.update_usage(&mut tally)?;
+            let keys = vault.list_keys(&vault_core::Principal::Operator, None)?;
+            let mut out = String::new();
+            let families: [(&str, &str, UsageField); 3] = [
+                ("vault_key_tokens_minted_total", "counter", |u| {
+                    u.tokens_minted
+                }),
+                ("vault_key_reads_total", "counter", |u| u.reads),
+                ("vault_key_denials_total", "counter", |u| u.denials),
+            ];
+            for (family, kind, value) in families {
+                out.push_str(&format!("# TYPE {family} {kind}\n"));
+                for key in &keys {
+                    let n = tally.keys.get(&key.key_id).map(value).unwrap_or(0);
+                    out.push_str(&format!(
+                        "{family}{{key_id=\"{}\",key=\"{}\",agent=\"{}\"}} {n}\n",
+                        key.key_id, key.name, key.agent
+                    ));
+                }
+            }
+            out.push_str("# TYPE vault_key_last_used_seconds gauge\n");
+            for key in &keys {
+                if let Some(ms) = tally.keys.get(&key.key_id).and_then(|u| u.last_used_ms) {
+                    out.push_str(&format!(
+                        "vault_key_last_used_seconds{{key_id=\"{}\",key=\"{}\",agent=\"{}\"}} {}\n",
+                        key.key_id,
+                        key.name,
+                        key.agent,
+                        ms / 1000
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await
 }

@@ -1,0 +1,258 @@
+//! Issue 4, how the server listens: TLS with a real certificate and the CLI
+//! as a client over https, a Unix socket only its owner can open, the refusal
+//! of clear text beyond loopback, and a slow body cut off by the deadline.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+
+use crate::common::*;
+use crate::server::{raw_http, setup, start_with, CANARY};
+
+/// A self-signed certificate for localhost and 127.0.0.1, written as PEM
+/// files (key 0600); generated here so no private key lives in the repository.
+fn certificate(env: &Env) -> (std::path::PathBuf, std::path::PathBuf) {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let cert = env.dir.path().join("cert.pem");
+    let key = env.dir.path().join("key.pem");
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    write_private(&key, &made.key_pair.serialize_pem());
+    (cert, key)
+}
+
+#[test]
+fn tls_serves_agents_beyond_loopback_and_the_cli_verifies_the_certificate() {
+    let (env, key, _) = setup();
+    let (cert, key_file) = certificate(&env);
+    let s = start_with(
+        &env,
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    let port = s
+        .base
+        .strip_prefix("https://0.0.0.0:")
+        .unwrap_or_else(|| panic!("{}", s.base))
+        .to_owned();
+    let addr = format!("https://localhost:{port}");
+    // the CLI in remote mode, trusting only this certificate
+    let out = env
+        .vault(&["get", "GITHUB_TOKEN"])
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_AGENT_KEY", &key)
+        .env("VAULT_CACERT", &cert)
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out).trim(), CANARY);
+    // without the CA the certificate is not trusted: no key is sent, no value printed
+    let out = env
+        .vault(&["get", "GITHUB_TOKEN"])
+        .env("VAULT_ADDR", &addr)
+        .env("VAULT_AGENT_KEY", &key)
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .assert()
+        .code(2);
+    assert!(!stdout_of(&out).contains(CANARY));
+    assert!(stderr_of(&out).contains("cannot reach the vault server"));
+    // clear text to the TLS port gets no HTTP answer
+    let reply = raw_http(
+        &format!("http://127.0.0.1:{port}"),
+        "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(!reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let log = std::fs::read(&s.stderr).unwrap();
+    assert!(!contains(&log, CANARY.as_bytes()));
+    assert!(!contains(&log, key.as_bytes()));
+}
+
+#[test]
+fn tls_setup_errors_are_clear_and_nothing_listens() {
+    let env = Env::new();
+    let (cert, key) = certificate(&env);
+    let admin = env.dir.path().join("admin");
+    let base = |extra: &[&str]| {
+        let mut args = vec!["server", "--admin-token-file", admin.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        args.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.vault(&refs).assert()
+    };
+    // a key others can read
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(base(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]))
+    .code(1);
+    assert!(stderr_of(&out).contains("chmod 600"), "{}", stderr_of(&out));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // a certificate file that holds no certificate
+    let junk = env.dir.path().join("junk.pem");
+    write_private(&junk, "not a certificate\n");
+    let out = run(base(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        junk.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]))
+    .code(2);
+    assert!(stderr_of(&out).contains("junk.pem"), "{}", stderr_of(&out));
+    // the key alone, or TLS together with --insecure-listen, are usage errors
+    run(base(&["--tls-key", key.to_str().unwrap()])).code(2);
+    // clear text beyond loopback is refused without --insecure-listen
+    let out = run(base(&["--listen", "0.0.0.0:0"])).code(1);
+    assert!(
+        stderr_of(&out).contains("--tls-cert"),
+        "{}",
+        stderr_of(&out)
+    );
+    // and the CLI will not send a key over plain HTTP to another host
+    let out = env
+        .vault(&["get", "GITHUB_TOKEN"])
+        .env("VAULT_ADDR", "http://192.0.2.1:8200")
+        .env("VAULT_AGENT_KEY", "avk_unused")
+        .assert()
+        .code(1);
+    assert!(stderr_of(&out).contains("https://"), "{}", stderr_of(&out));
+}
+
+/// One HTTP/1.1 exchange over a Unix socket.
+fn unix_http(path: &std::path::Path, request: &str) -> String {
+    let mut conn = std::os::unix::net::UnixStream::connect(path).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(request.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = conn.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn a_unix_socket_is_private_to_its_owner_and_removed_on_stop() {
+    let (env, key, _) = setup();
+    let socket = env.dir.path().join("vault.sock");
+    let spec = format!("unix:{}", socket.display());
+    let s = start_with(&env, &["--listen", &spec]);
+    assert_eq!(s.base, spec);
+    let mode = std::fs::symlink_metadata(&socket)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let reply = unix_http(
+        &socket,
+        &format!(
+            "POST /v1/auth/token HTTP/1.1\r\nHost: vault\r\nAuthorization: Bearer {key}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let token = reply
+        .split("\"token\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    let reply = unix_http(
+        &socket,
+        &format!(
+            "GET /v1/secrets/GITHUB_TOKEN HTTP/1.1\r\nHost: vault\r\nAuthorization: Bearer {token}\r\n\
+             Connection: close\r\n\r\n"
+        ),
+    );
+    assert!(reply.contains(CANARY), "{reply}");
+    // a second server cannot take over a live socket
+    let admin2 = env.dir.path().join("admin2");
+    let out = env
+        .vault(&[
+            "server",
+            "--listen",
+            &spec,
+            "--admin-token-file",
+            admin2.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1);
+    assert!(stderr_of(&out).contains("in use"), "{}", stderr_of(&out));
+    terminate(&s.child);
+    let mut s = s;
+    assert_eq!(s.child.wait().unwrap().code(), Some(0));
+    assert!(!socket.exists(), "the socket is removed on a graceful stop");
+    // a path that is not a socket is never deleted
+    write_private(&socket, "precious");
+    let out = env
+        .vault(&[
+            "server",
+            "--listen",
+            &spec,
+            "--admin-token-file",
+            admin2.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1);
+    assert!(
+        stderr_of(&out).contains("not a socket"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&socket).unwrap(), "precious");
+}
+
+#[test]
+fn a_slow_body_is_cut_off_at_the_request_deadline_with_json_408() {
+    let (env, key, _) = setup();
+    let s = start_with(
+        &env,
+        &["--listen", "127.0.0.1:0", "--request-timeout", "1s"],
+    );
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .unwrap();
+    conn.write_all(
+        format!(
+            "POST /v1/auth/token HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: 64\r\n\r\n{{"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    // one byte every 200 ms, for at most 8 s: the server must answer first
+    let started = std::time::Instant::now();
+    let mut reply = Vec::new();
+    while started.elapsed() < std::time::Duration::from_secs(8) {
+        if conn.write_all(b" ").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                reply.extend_from_slice(&buf[..n]);
+                if contains(&reply, b"}}") {
+                    break;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains(r#""code":"timeout""#), "{reply}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
