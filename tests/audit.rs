@@ -143,3 +143,123 @@ fn doctor_is_quiet_on_a_clean_setup_and_flags_each_planted_problem() {
         .code(1);
     assert_eq!(stdout_of(&out).matches("fix: ").count(), 4);
 }
+
+/// The checks that reach beyond the vault file: env files agent runtimes
+/// read (found under HERMES_HOME without being named), registered git
+/// repositories, and where the server last listened.
+#[test]
+fn doctor_scans_env_files_repos_and_the_servers_address() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/STRIPE_KEY", "sk_live_9xQ2mN7vR4tK8wL3pZ6yB1cD");
+    let key = stdout_of(&env.vault(&["issue", "hermes-key"]).assert().success())
+        .trim()
+        .to_owned();
+    let hermes = env.dir.path().join("hermes-home");
+    std::fs::create_dir_all(&hermes).unwrap();
+    let dotenv = hermes.join(".env");
+    write_private(
+        &dotenv,
+        &format!(
+            "VAULT_AGENT_KEY={key}\nSTRIPE_KEY=sk_live_9xQ2mN7vR4tK8wL3pZ6yB1cD\n\
+             OTHER_STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n"
+        ),
+    );
+    let checks = |out: &assert_cmd::assert::Assert| -> Vec<String> {
+        json(out)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["check"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("HERMES_HOME", &hermes)
+        .assert()
+        .code(1);
+    assert_eq!(
+        checks(&out),
+        [
+            "stored-secret-in-file",
+            "unregistered-env-file",
+            "unmanaged-secret"
+        ]
+    );
+    let text = stdout_of(&out);
+    assert!(!text.contains(&key) && !text.contains("9xQ2mN7vR4tK8wL3pZ6yB1cD"));
+    assert!(
+        !text.contains("4eC39HqLyjWDarjtT1zdp7dc"),
+        "redacted: {text}"
+    );
+    // registered, the key is where it belongs; the rest stays flagged
+    env.vault(&[
+        "target",
+        "add",
+        "--agent",
+        "hermes",
+        "--env-file",
+        dotenv.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    std::fs::write(&dotenv, "OTHER_STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n").unwrap();
+    std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("HERMES_HOME", &hermes)
+        .assert()
+        .code(1);
+    // a target others can read is high
+    assert_eq!(checks(&out), ["loose-permissions", "unmanaged-secret"]);
+
+    // a repository whose hook was installed, then removed behind vault's back
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir_all(&repo).unwrap();
+    assert!(std::process::Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&repo)
+        .status()
+        .unwrap()
+        .success());
+    env.vault(&["hook", "install"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+    std::fs::write(&dotenv, "").unwrap();
+    std::fs::set_permissions(&dotenv, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("HERMES_HOME", &hermes)
+        .assert()
+        .success();
+    assert_eq!(checks(&out), Vec::<String>::new());
+    std::fs::remove_file(repo.join(".git/hooks/pre-commit")).unwrap();
+    let out = env.vault(&["doctor", "--json"]).assert().success();
+    assert_eq!(checks(&out), ["repo-without-hook"]);
+    env.vault(&["hook", "install"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+
+    // a server started beyond loopback without TLS is high until it stops
+    let admin = env.dir.path().join("admin");
+    let mut server = spawn_vault(
+        &env,
+        &[
+            "server",
+            "--listen",
+            "0.0.0.0:0",
+            "--insecure-listen",
+            "--admin-token-file",
+            admin.to_str().unwrap(),
+        ],
+    );
+    Lines::of(&mut server).until(&env, "listening on");
+    let out = env.vault(&["doctor", "--json"]).assert().code(1);
+    assert_eq!(checks(&out), ["server-without-tls"]);
+    terminate(&server);
+    assert_eq!(wait_bounded(&env, &mut server).code(), Some(0));
+    let out = env.vault(&["doctor", "--json"]).assert().success();
+    assert_eq!(checks(&out), Vec::<String>::new());
+}

@@ -47,6 +47,10 @@ impl Env {
             .env_remove("VAULT_AGENT_KEY")
             .env("VAULT_HOME", &self.home)
             .env("VAULT_PASSPHRASE_FILE", &self.passfile)
+            // the machine's own agent homes stay out of every test
+            .env("HOME", self.dir.path().join("home"))
+            .env_remove("HERMES_HOME")
+            .env_remove("OPENCLAW_STATE_DIR")
             .timeout(std::time::Duration::from_secs(60));
         cmd
     }

@@ -112,7 +112,7 @@ enum Command {
     /// Per-key usage: tokens minted, reads, denials, last use.
     Usage,
     /// The least-privilege review: findings with severity and the fix (exit 1 on high).
-    Doctor(cmd::audit::DoctorArgs),
+    Doctor(cmd::doctor::DoctorArgs),
     /// Change the passphrase: rewraps the data key, values untouched.
     Passwd(cmd::rekey::PasswdArgs),
     /// Replace the data key and re-encrypt every value in one transaction.

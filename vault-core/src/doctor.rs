@@ -157,8 +157,9 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
         }
     }
 
-    // Files: the vault's own and the caller's.
-    let vault_files = [vault.dir().to_owned(), vault.dir().join(DB_FILE)];
+    // Files: the vault's own, the registered targets (each holds a key) and the caller's.
+    let mut vault_files = vec![vault.dir().to_owned(), vault.dir().join(DB_FILE)];
+    vault_files.extend(vault.list_targets(op, None)?.into_iter().map(|t| t.path));
     for file in vault_files
         .iter()
         .map(|p| p.as_path())
@@ -194,6 +195,31 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
             ),
             fix: "vault passwd  (rewraps with at least the floor parameters)".into(),
         });
+    }
+
+    // The server: the last start without a stop says where it listens.
+    let last = vault
+        .audit_log(None, None)?
+        .into_iter()
+        .rev()
+        .find(|r| r.action == "server.start" || r.action == "server.stop");
+    if let Some(r) = last.filter(|r| r.action == "server.start") {
+        let place = r.target.unwrap_or_default();
+        if let Some(addr) = place.strip_prefix("http://") {
+            let loopback = addr
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if !loopback {
+                findings.push(Finding {
+                    check: "server-without-tls",
+                    severity: Severity::High,
+                    message: format!(
+                        "the vault server was started on {addr} without TLS: keys, tokens and values cross the network in clear"
+                    ),
+                    fix: "restart it with --tls-cert FILE --tls-key FILE, or on 127.0.0.1".into(),
+                });
+            }
+        }
     }
 
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));

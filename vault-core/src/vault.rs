@@ -113,6 +113,12 @@ pub struct Vault {
     audit_key: std::cell::OnceCell<ring::hmac::Key>,
     audit_origin: Option<String>,
     audit_request_id: Option<String>,
+    /// Compiled policies by agent, with the JSON they were compiled from: a
+    /// read compiles its agent's globs only when the stored text changed
+    /// (another process may change it at any time, so the text is still read).
+    /// Shared, not cloned: a cloned glob regex starts with a cold match cache.
+    policies:
+        std::cell::RefCell<std::collections::HashMap<String, (String, std::sync::Arc<Policy>)>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -219,6 +225,7 @@ impl Vault {
             audit_key: std::cell::OnceCell::new(),
             audit_origin: None,
             audit_request_id: None,
+            policies: std::cell::RefCell::default(),
         }
     }
 
@@ -578,6 +585,41 @@ impl Vault {
         self.dek = new_dek;
         self.dek_id = new_dek_id;
         Ok(rows.len())
+    }
+
+    /// Runs `f` inside one write transaction, so many small audited
+    /// operations (secret reads, token mints) share one commit: the server's
+    /// group commit. Each operation's own transaction becomes a savepoint
+    /// and can still fail alone. Returns what `f` returned and whether the
+    /// batch committed; on `Err` nothing `f` did is durable, so the caller
+    /// must not hand out anything `f` read (the audit records would be lost).
+    /// If the batch cannot start, `f` runs unbatched and its operations
+    /// commit one by one.
+    ///
+    /// Only for operations without effects outside the database: a rotation
+    /// writes env files between its commits and must never run in here.
+    pub fn in_one_transaction<T>(&mut self, f: impl FnOnce(&mut Vault) -> T) -> (T, Result<()>) {
+        if !self.conn.is_autocommit() || self.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            return (f(self), Ok(()));
+        }
+        // A panic in `f` rolls the batch back before it goes on unwinding, so
+        // the connection is never left inside a transaction that every later
+        // write would nest in.
+        let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(out) => out,
+            Err(panic) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                std::panic::resume_unwind(panic);
+            }
+        };
+        let committed = match self.conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        };
+        (out, committed)
     }
 
     /// The DEK's encryption count against its limits.

@@ -15,6 +15,7 @@ pub mod leak;
 pub mod listen;
 mod routes;
 mod state;
+mod worker;
 
 use std::future::Future;
 use std::time::Duration;

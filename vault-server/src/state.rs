@@ -1,5 +1,5 @@
-//! What every request needs: the unlocked vault (one writer, behind a mutex,
-//! used on blocking threads), the token signer and revocation snapshot for
+//! What every request needs: the unlocked vault (owned by one thread, see
+//! [`crate::worker`]), the token signer and revocation snapshot for
 //! in-memory token checks, the admin token, and counters for /metrics.
 
 use std::collections::BTreeMap;
@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use vault_core::{RevocationSnapshot, SecretString, TokenClaims, TokenSigner, UsageTally, Vault};
 
 use crate::error::ApiError;
+use crate::worker::Worker;
 
 /// Shared server state. Cloning is cheap.
 #[derive(Clone)]
@@ -16,7 +17,7 @@ pub struct AppState {
 }
 
 pub(crate) struct Inner {
-    pub vault: Mutex<Vault>,
+    pub worker: Worker,
     pub signer: TokenSigner,
     pub snapshot: RwLock<RevocationSnapshot>,
     pub admin_token: SecretString,
@@ -25,6 +26,10 @@ pub(crate) struct Inner {
     /// scrape (only new records are read).
     pub usage: Mutex<UsageTally>,
     pub request_timeout: std::time::Duration,
+    /// The vault directory (for the scanner's matcher, which reads it without the lock).
+    pub home: std::path::PathBuf,
+    /// The built-in rules, compiled once on first use.
+    pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
 }
 
 /// Counters exported at /metrics.
@@ -48,16 +53,22 @@ impl AppState {
     /// Vault errors loading the signing key or the revocation snapshot.
     pub fn new(mut vault: Vault, admin_token: SecretString) -> vault_core::Result<AppState> {
         let signer = vault.token_signer()?;
+        let home = vault.dir().to_owned();
         let snapshot = vault.revocation_snapshot()?;
         Ok(AppState {
             inner: Arc::new(Inner {
-                vault: Mutex::new(vault),
+                worker: Worker::start(vault).map_err(|e| vault_core::Error::Io {
+                    path: home.clone(),
+                    source: e,
+                })?,
                 signer,
                 snapshot: RwLock::new(snapshot),
                 admin_token,
                 metrics: Mutex::new(Metrics::default()),
                 usage: Mutex::new(UsageTally::default()),
                 request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
+                home,
+                scanner: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -69,6 +80,20 @@ impl AppState {
             inner.request_timeout = timeout;
         }
         self
+    }
+
+    /// The vault directory.
+    pub(crate) fn home(&self) -> &std::path::Path {
+        &self.inner.home
+    }
+
+    /// The compiled built-in scanner rules (compiled on first use: ~ms, not per request).
+    pub(crate) fn scanner(&self) -> Result<Arc<vault_scan::Scanner>, ApiError> {
+        if let Some(s) = self.inner.scanner.get() {
+            return Ok(s.clone());
+        }
+        let built = Arc::new(vault_scan::Scanner::builtin().map_err(|_| ApiError::internal())?);
+        Ok(self.inner.scanner.get_or_init(|| built).clone())
     }
 
     /// The per-request deadline.
@@ -89,25 +114,34 @@ impl AppState {
         Ok(claims)
     }
 
-    /// Runs `f` with the vault on a blocking thread (rusqlite blocks).
+    /// Runs `f` with the vault, alone (see [`Worker::run`]).
     pub(crate) async fn with_vault<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
     {
-        let state = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut vault = state.inner.vault.lock().map_err(|_| poisoned())?;
-            f(&mut vault)
-        })
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error",
-            )
-        })?
+        self.inner.worker.run(f).await
+    }
+
+    /// [`AppState::with_vault`] for callers outside this crate (the CLI
+    /// records the server's stop with it).
+    pub async fn with_vault_alone<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.with_vault(f).await
+    }
+
+    /// Runs `f` with the vault in the next group commit; only for reads and
+    /// token mints, which touch nothing outside the database (see
+    /// [`Worker::run_batched`]).
+    pub(crate) async fn with_vault_batched<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.inner.worker.run_batched(f).await
     }
 
     /// Reloads the revocation snapshot from the database: run every second by

@@ -1,10 +1,8 @@
-//! `vault audit log|verify`, `vault usage` and `vault doctor`: what happened,
-//! who used which key, and what to tighten.
-
-use std::path::PathBuf;
+//! `vault audit log|verify` and `vault usage`: what happened and who used
+//! which key.
 
 use anyhow::Result;
-use vault_core::{doctor, AgentName, AuditVerdict, Principal};
+use vault_core::{AgentName, AuditVerdict, Principal};
 
 use super::{rfc3339, Context};
 use crate::exit;
@@ -23,14 +21,6 @@ pub enum AuditCommand {
     },
     /// Check the hash chain and MACs; exit 1 naming the first bad record.
     Verify,
-}
-
-/// `vault doctor`.
-#[derive(clap::Args, Debug)]
-pub struct DoctorArgs {
-    /// Also check these files for loose permissions (env files, for example).
-    #[arg(long = "file", value_name = "FILE")]
-    files: Vec<PathBuf>,
 }
 
 pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
@@ -130,41 +120,6 @@ pub fn usage(ctx: &Context) -> Result<()> {
                     .unwrap_or_else(|| "never".into())
             );
         }
-    }
-    Ok(())
-}
-
-pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
-    let vault = ctx.unlock()?;
-    let mut files: Vec<&std::path::Path> = args.files.iter().map(|p| p.as_path()).collect();
-    if let Some(p) = &ctx.passphrase_file {
-        files.push(p);
-    }
-    let findings = doctor::review(&vault, &files)?;
-    let high = findings
-        .iter()
-        .any(|f| f.severity == doctor::Severity::High);
-    if ctx.json {
-        let items: Vec<_> = findings
-            .iter()
-            .map(|f| serde_json::json!({"check": f.check, "severity": f.severity.as_str(), "message": f.message, "fix": f.fix}))
-            .collect();
-        ctx.print_json(&serde_json::json!({ "findings": items }))?;
-    } else if findings.is_empty() {
-        println!("no findings: every agent holds only its own secrets, keys are fresh, files are private");
-    } else {
-        for f in &findings {
-            println!(
-                "[{}] {}: {}\n    fix: {}",
-                f.severity.as_str(),
-                f.check,
-                f.message,
-                f.fix
-            );
-        }
-    }
-    if high {
-        std::process::exit(exit::REFUSED);
     }
     Ok(())
 }

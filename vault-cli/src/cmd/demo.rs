@@ -252,6 +252,59 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         3,
     )?;
     tour.env.clear();
+
+    // The server: the agent needs only its (new) key, not the passphrase.
+    let current = std::fs::read_to_string(&env_file)?
+        .lines()
+        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
+        .context("demo: the key is missing from the env file")?
+        .to_owned();
+    let admin = dir.path().join("admin-token");
+    let mut server = Command::new(&tour.exe)
+        .args(["server", "--listen", "127.0.0.1:0", "--admin-token-file"])
+        .arg(&admin)
+        .env("VAULT_HOME", &home)
+        .env("VAULT_PASSPHRASE_FILE", &tour.passfile)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting vault server")?;
+    let mut line = String::new();
+    if let Some(out) = server.stdout.take() {
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+    }
+    let Some(addr) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+        let _ = server.kill();
+        let _ = server.wait();
+        bail!("demo: the server did not start");
+    };
+    tour.step += 1;
+    println!(
+        "\n{}. Start the server on a free loopback port\n   $ vault server --listen 127.0.0.1:0 --admin-token-file FILE\n   | listening on {addr}",
+        tour.step
+    );
+    tour.env = vec![
+        ("VAULT_ADDR".into(), addr),
+        ("VAULT_AGENT_KEY".into(), current),
+    ];
+    let served = tour.run(
+        "The marketing agent fetches its env over HTTP with only its key (no passphrase)",
+        &["env", "--format", "json"],
+        None,
+    );
+    tour.env.clear();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = server.wait();
+    let (code, json) = served?;
+    if code != 0 || !json.contains("GITHUB_TOKEN") || json.contains("STRIPE_KEY") {
+        bail!("demo: the env over HTTP was not the marketing agent's alone");
+    }
+    println!("   only the marketing agent's secrets came back; the finance agent's did not");
+
     tour.expect("Usage per key, from the audit trail", &["usage"], None, 0)?;
     tour.expect(
         "The hash-chained audit trail is intact",

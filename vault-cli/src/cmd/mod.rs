@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod audit;
 pub mod demo;
+pub mod doctor;
 pub mod init;
 pub mod keys;
 pub mod notify;
@@ -105,7 +106,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Server(args) => server::run(&ctx, args),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
-        Command::Doctor(args) => audit::doctor(&ctx, args),
+        Command::Doctor(args) => doctor::doctor(&ctx, args),
         Command::Passwd(args) => rekey::passwd(&ctx, args),
         Command::Rekey(args) => rekey::rekey(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),

@@ -183,9 +183,9 @@ pub fn act_on_leaks(
     Ok(())
 }
 
-const HOOK_MARKER: &str = "# vault pre-commit hook";
+pub(crate) const HOOK_MARKER: &str = "# vault pre-commit hook";
 
-pub fn hook(_ctx: &Context, command: HookCommand) -> Result<()> {
+pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--git-path", "hooks"])
         .output()
@@ -224,6 +224,9 @@ pub fn hook(_ctx: &Context, command: HookCommand) -> Result<()> {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
             eprintln!("installed {}", hook.display());
+            if let Some(repo) = repo_root() {
+                super::doctor::register_repo(&ctx.home, &repo, true)?;
+            }
         }
         HookCommand::Uninstall => {
             if !ours(&hook) {
@@ -233,6 +236,9 @@ pub fn hook(_ctx: &Context, command: HookCommand) -> Result<()> {
                 )));
             }
             std::fs::remove_file(&hook)?;
+            if let Some(repo) = repo_root() {
+                super::doctor::register_repo(&ctx.home, &repo, false)?;
+            }
             if chained.exists() {
                 std::fs::rename(&chained, &hook)?;
                 eprintln!("removed vault's hook and restored the one it chained");
@@ -242,4 +248,15 @@ pub fn hook(_ctx: &Context, command: HookCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The working tree's top directory, when inside one.
+fn repo_root() -> Option<PathBuf> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }

@@ -85,6 +85,19 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .with_target(false)
         .try_init();
     let vault = ctx.unlock()?;
+    // Recorded so `vault doctor` can tell a server exposed without TLS.
+    let where_ = match (&place, &tls) {
+        (Place::Unix(p), _) => format!("unix:{}", p.display()),
+        (Place::Tcp(a), Some(_)) => format!("https://{a}"),
+        (Place::Tcp(a), None) => format!("http://{a}"),
+    };
+    vault.audit(
+        &vault_core::Principal::Operator,
+        None,
+        "server.start",
+        Some(&where_),
+        "ok",
+    )?;
     let admin = new_admin_token()?;
     write_private(&args.admin_token_file, admin.expose_secret())?;
     let state =
@@ -115,7 +128,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 }
             }
         });
-        let app = vault_server::app(state);
+        let app = vault_server::app(state.clone());
         match (place, unix) {
             (Place::Unix(path), Some(std_listener)) => {
                 let listener = tokio::net::UnixListener::from_std(std_listener)?;
@@ -142,6 +155,20 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 }
             }
             (Place::Unix(_), None) => unreachable!("bound above"),
+        }
+        let stopped = state
+            .with_vault_alone(move |v| {
+                Ok(v.audit(
+                    &vault_core::Principal::Operator,
+                    None,
+                    "server.stop",
+                    Some(&where_),
+                    "ok",
+                )?)
+            })
+            .await;
+        if stopped.is_err() {
+            eprintln!("vault: warning: could not record the stop in the audit trail");
         }
         anyhow::Ok(())
     })?;

@@ -66,24 +66,51 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 /// exclusively), so code inside the transaction can still call `&self`
 /// helpers such as the audit writer. Rolls back unless committed.
 pub(crate) fn write_tx(conn: &Connection) -> Result<WriteTx<'_>> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    Ok(WriteTx { conn, done: false })
+    // Inside a batch (see `Vault::in_one_transaction`) the write becomes a
+    // savepoint: it can still fail and roll back alone, but it is made
+    // durable only with the whole batch.
+    let nested = !conn.is_autocommit();
+    conn.execute_batch(if nested {
+        "SAVEPOINT vault_nested"
+    } else {
+        "BEGIN IMMEDIATE"
+    })?;
+    Ok(WriteTx {
+        conn,
+        nested,
+        done: false,
+    })
 }
 
-/// An open `BEGIN IMMEDIATE` transaction; rolls back on drop unless committed.
+/// An open `BEGIN IMMEDIATE` transaction (or a savepoint inside a batch);
+/// rolls back on drop unless committed.
 pub(crate) struct WriteTx<'a> {
     conn: &'a Connection,
+    nested: bool,
     done: bool,
 }
 
 impl WriteTx<'_> {
     pub(crate) fn commit(mut self) -> Result<()> {
         self.done = true;
-        if let Err(e) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
+        let sql = if self.nested {
+            "RELEASE vault_nested"
+        } else {
+            "COMMIT"
+        };
+        if let Err(e) = self.conn.execute_batch(sql) {
+            self.rollback();
             return Err(e.into());
         }
         Ok(())
+    }
+
+    fn rollback(&self) {
+        let _ = self.conn.execute_batch(if self.nested {
+            "ROLLBACK TO vault_nested; RELEASE vault_nested"
+        } else {
+            "ROLLBACK"
+        });
     }
 }
 
@@ -97,7 +124,7 @@ impl std::ops::Deref for WriteTx<'_> {
 impl Drop for WriteTx<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            self.rollback();
         }
     }
 }

@@ -761,13 +761,23 @@ impl Vault {
                 return Err(not_found("agent", agent));
             }
         }
-        self.policy_of(agent)
+        let policy = self.policy_of(agent)?;
+        Ok((*policy).clone())
     }
 
-    pub(super) fn policy_of(&self, agent: &AgentName) -> Result<Policy> {
+    pub(super) fn policy_of(&self, agent: &AgentName) -> Result<std::sync::Arc<Policy>> {
         let json =
             agents::policy(&self.conn, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
-        Policy::from_json(&json)
+        if let Some((text, policy)) = self.policies.borrow().get(agent.as_str()) {
+            if *text == json {
+                return Ok(policy.clone());
+            }
+        }
+        let policy = std::sync::Arc::new(Policy::from_json(&json)?);
+        self.policies
+            .borrow_mut()
+            .insert(agent.as_str().to_owned(), (json, policy.clone()));
+        Ok(policy)
     }
 
     fn key_by_id(&self, key_id: &str) -> Result<KeyInfo> {

@@ -122,12 +122,18 @@ impl Vault {
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
-        self.conn.pragma_update(None, "synchronous", "normal")?;
+        // Inside a batch the batch's own commit decides durability.
+        let alone = self.conn.is_autocommit();
+        if alone {
+            self.conn.pragma_update(None, "synchronous", "normal")?;
+        }
         let result = store::write_tx(&self.conn).and_then(|tx| {
             self.append(&tx, actor, key_id, action, target, outcome)?;
             tx.commit()
         });
-        self.conn.pragma_update(None, "synchronous", "full")?;
+        if alone {
+            self.conn.pragma_update(None, "synchronous", "full")?;
+        }
         result
     }
 

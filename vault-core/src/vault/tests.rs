@@ -1036,3 +1036,69 @@ fn a_request_outside_policy_suspends_the_key_when_asked_to() {
         })
     ));
 }
+
+fn audit_count(v: &Vault) -> usize {
+    v.audit_log(None, None).unwrap().len()
+}
+
+#[test]
+fn a_batch_commits_every_operation_once_and_each_can_fail_alone() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/TOKEN", "one");
+    // what a failed read records when it runs alone
+    let start = audit_count(&v);
+    assert!(get(&v, OP, "hermes/MISSING").is_err());
+    let failed_records = audit_count(&v) - start;
+    let before = audit_count(&v);
+    let (results, committed) = v.in_one_transaction(|v| {
+        (0..10)
+            .map(|i| {
+                let name = if i == 5 {
+                    "hermes/MISSING"
+                } else {
+                    "hermes/TOKEN"
+                };
+                get(v, OP, name)
+            })
+            .collect::<Vec<_>>()
+    });
+    committed.unwrap();
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 9);
+    assert!(matches!(results[5], Err(Error::NotFound { .. })));
+    // every read, and the failed one, left what it leaves alone; the chain holds
+    assert_eq!(audit_count(&v), before + 9 + failed_records);
+    assert!(matches!(
+        v.verify_audit().unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
+    // and the connection is back in autocommit: a later write commits alone
+    set(&mut v, "hermes/TOKEN", "two");
+    assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "two");
+}
+
+#[test]
+fn a_batch_that_panics_leaves_nothing_and_the_vault_usable() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/TOKEN", "one");
+    let before = audit_count(&v);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        v.in_one_transaction(|v| {
+            get(v, OP, "hermes/TOKEN").unwrap();
+            set(v, "hermes/TOKEN", "in-the-batch");
+            panic!("a bug in the middle of a batch");
+        })
+    }));
+    assert!(caught.is_err());
+    assert_eq!(audit_count(&v), before, "the batch's records rolled back");
+    assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "one");
+    assert!(matches!(
+        v.verify_audit().unwrap(),
+        AuditVerdict::Intact { .. }
+    ));
+    set(&mut v, "hermes/TOKEN", "after");
+    assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "after");
+}

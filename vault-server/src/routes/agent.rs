@@ -44,43 +44,41 @@ async fn scan(
     Json(body): Json<ScanBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     state.check_token(bearer(&headers)?)?;
-    let st = state.clone();
-    let (report, actions) = state
-        .with_vault(move |vault| {
-            let scanner = vault_scan::Scanner::builtin().map_err(|_| {
-                ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal error",
-                )
-            })?;
-            let matcher = crate::leak::Matcher::load(vault.dir());
-            let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
-            let report = vault_scan::scan_bytes(
-                &scanner,
-                known,
-                "<message>",
-                body.text.as_bytes(),
-                &vault_scan::ScanOptions::default(),
-            );
-            let mut actions = Vec::new();
-            if let (true, Some(m)) = (body.rotate, matcher.as_ref()) {
-                for a in crate::leak::act(vault, m.take_seen(), &report)? {
-                    actions.push(crate::leak::describe(&a));
-                }
-                st.refresh_snapshot(vault)?;
-            }
-            Ok((report, actions))
-        })
-        .await?;
+    // The scan itself needs neither the vault lock nor a fresh scanner: only
+    // acting on what it found does.
+    let scanner = state.scanner()?;
+    let home = state.home().to_owned();
+    let (report, matcher) = tokio::task::spawn_blocking(move || {
+        let matcher = crate::leak::Matcher::load(&home);
+        let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
+        let report = vault_scan::scan_bytes(
+            &scanner,
+            known,
+            "<message>",
+            body.text.as_bytes(),
+            &vault_scan::ScanOptions::default(),
+        );
+        (report, matcher)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?;
+    let mut actions = Vec::new();
+    if let (true, Some(m)) = (body.rotate, matcher) {
+        let seen = m.take_seen();
+        if !seen.is_empty() {
+            let st = state.clone();
+            let report = report.clone();
+            actions = state
+                .with_vault(move |vault| {
+                    let done = crate::leak::act(vault, seen, &report)?;
+                    st.refresh_snapshot(vault)?;
+                    Ok(done.iter().map(crate::leak::describe).collect::<Vec<_>>())
+                })
+                .await?;
+        }
+    }
     let mut out = Vec::new();
-    vault_scan::output::write_json(&mut out, &report).map_err(|_| {
-        ApiError::new(
-            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal error",
-        )
-    })?;
+    vault_scan::output::write_json(&mut out, &report).map_err(|_| ApiError::internal())?;
     let mut value: serde_json::Value = serde_json::from_slice(&out).unwrap_or_default();
     value["actions"] = serde_json::json!(actions);
     Ok(Json(value))
@@ -119,7 +117,7 @@ async fn mint(
         ttl: body.ttl_seconds.map(Duration::from_secs),
     };
     let minted = state
-        .with_vault(move |vault| {
+        .with_vault_batched(move |vault| {
             let info = vault.authenticate_key(&key)?;
             Ok(vault.mint_token(&info, &request)?)
         })
@@ -167,7 +165,7 @@ async fn secret(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let claims = state.check_token(bearer(&headers)?)?;
     let (path, value, version) = state
-        .with_vault(move |vault| Ok(vault.read_with_token(&claims, &name)?))
+        .with_vault_batched(move |vault| Ok(vault.read_with_token(&claims, &name)?))
         .await?;
     Ok(Json(serde_json::json!({
         "name": path.name.as_str(),
@@ -182,7 +180,7 @@ async fn env(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let claims = state.check_token(bearer(&headers)?)?;
     let env = state
-        .with_vault(move |vault| Ok(vault.env_with_token(&claims)?))
+        .with_vault_batched(move |vault| Ok(vault.env_with_token(&claims)?))
         .await?;
     let map: BTreeMap<&str, &str> = env
         .iter()
