@@ -682,3 +682,89 @@ fn path_tricks_on_secret_names_are_refused_like_missing_names() {
     };
     assert_eq!(body(&other), body(&missing));
 }
+
+/// A runaway loop on one key over HTTP: 429 with Retry-After once over the
+/// policy's rate, then the key is suspended (its tokens and the key itself
+/// refused) while the other agent goes on, and a person can reinstate it.
+#[test]
+fn a_runaway_loop_over_http_is_limited_then_suspended_alone() {
+    let (env, mkey, fkey) = setup();
+    let policy = env.dir.path().join("tight.toml");
+    std::fs::write(
+        &policy,
+        "reads_per_minute = 5\ntokens_per_minute = 100\nsuspend_on_anomaly = true\n",
+    )
+    .unwrap();
+    env.vault(&[
+        "agent",
+        "set-policy",
+        "hermes-marketing",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let s = start(&env);
+    let token = |key: &str| {
+        call(
+            "POST",
+            &format!("{}/v1/auth/token", s.base),
+            Some(key),
+            None,
+        )
+        .1["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (mt, ft) = (token(&mkey), token(&fkey));
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let (status, v) = call(
+            "GET",
+            &format!("{}/v1/secrets/GITHUB_TOKEN", s.base),
+            Some(&mt),
+            None,
+        );
+        codes.push((status, v["error"]["code"].as_str().unwrap_or("").to_owned()));
+    }
+    assert!(codes[..5].iter().all(|(s, _)| *s == 200), "{codes:?}");
+    assert_eq!(codes[5], (429, "rate_limited".to_owned()), "{codes:?}");
+    // after sustained excess the key is suspended: its token and the key itself are refused
+    assert!(
+        codes[6..].iter().all(|(s, _)| *s == 429 || *s == 401),
+        "{codes:?}"
+    );
+    let retry = ureq::get(&format!("{}/v1/secrets/GITHUB_TOKEN", s.base))
+        .set("Authorization", &format!("Bearer {mt}"))
+        .call();
+    match retry {
+        Err(ureq::Error::Status(429, r)) => assert!(r.header("Retry-After").is_some()),
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("{other:?}"),
+    }
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/auth/token", s.base),
+        Some(&mkey),
+        None,
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("key_suspended"))
+    );
+    // the finance agent is untouched
+    let (status, v) = call(
+        "GET",
+        &format!("{}/v1/secrets/STRIPE_KEY", s.base),
+        Some(&ft),
+        None,
+    );
+    assert_eq!(
+        (status, v["value"].as_str()),
+        (200, Some("finance-only-value"))
+    );
+    // the approval to reinstate is waiting for a person
+    let approvals = stdout_of(&env.vault(&["--json", "approvals"]).assert().success());
+    assert!(approvals.contains("reinstate_key"), "{approvals}");
+}
