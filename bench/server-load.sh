@@ -7,8 +7,10 @@
 #   read     GET /v1/secrets/NAME     token checked in memory, value decrypted,
 #                                     an audit record appended (fsync'd)
 #   mint     POST /v1/auth/token      named key -> token, audited
-#   soak     mixed mints, reads, env and scans for SOAK seconds; server RSS
-#            before and after, non-2xx answers counted
+#   soak     mixed mints, reads, env and scans for SOAK seconds while another
+#            agent's key is rotated by the CLI (a second process writing the
+#            same database) every half second; server RSS sampled every 10 s,
+#            non-2xx answers and failed rotations counted
 # Usage: bench/server-load.sh [SECS] [CONN] [SOAK]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +39,11 @@ chmod 600 "$tmp/pass"
 printf 'ghp_benchmarkvalue0123456789abcdefABCDEF' | "$bin" set hermes-marketing/GITHUB_TOKEN 2>/dev/null
 printf 'sk-benchmark-openai-value' | "$bin" set hermes-marketing/OPENAI_API_KEY 2>/dev/null
 key=$("$bin" issue hermes-marketing-key 2>/dev/null)
+"$bin" agent add codex-ci 2>/dev/null
+: >"$tmp/codex.env"
+chmod 600 "$tmp/codex.env"
+"$bin" issue codex-ci-key --write-env "$tmp/codex.env" >/dev/null 2>&1
+"$bin" target add --agent codex-ci --env-file "$tmp/codex.env" >/dev/null 2>&1
 
 "$bin" server --listen 127.0.0.1:0 --admin-token-file "$tmp/admin" >"$tmp/out" 2>"$tmp/log" &
 server=$!
@@ -102,8 +109,12 @@ echo "vault server on $base, $(nproc) cores, wrk -t2 -c$conn, ${secs}s per phase
 echo "server RSS at start: $(rss) KiB"
 run_wrk health "$base/v1/health"
 if command -v nginx >/dev/null || apt-get install -y nginx-light >/dev/null 2>&1 || apt-get install -y nginx >/dev/null 2>&1; then
+    # nginx's workers run as another user: they need to reach the file
     mkdir -p "$tmp/www"
+    chmod 711 "$tmp"
+    chmod 755 "$tmp/www"
     printf '{"name":"GITHUB_TOKEN","value":"ghp_benchmarkvalue0123456789abcdefABCDEF","version":1}' >"$tmp/www/secret.json"
+    chmod 644 "$tmp/www/secret.json"
     cat >"$tmp/nginx.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -126,8 +137,27 @@ run_wrk read -H "Authorization: Bearer $token" "$base/v1/secrets/GITHUB_TOKEN"
 run_wrk mint -s "$tmp/mint.lua" "$base/v1/auth/token"
 echo "server RSS after phases: $(rss) KiB"
 before=$(rss)
+(
+    ok=0 failed=0
+    end=$((SECONDS + soak))
+    while [ "$SECONDS" -lt "$end" ]; do
+        if "$bin" rotate codex-ci-key >/dev/null 2>>"$tmp/rotate.err"; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+        sleep 0.5
+    done
+    echo "$ok $failed" >"$tmp/rotations"
+) &
+rotator=$!
+(
+    while kill -0 "$rotator" 2>/dev/null; do sleep 10; printf '%s ' "$(rss)"; done
+    echo
+) >"$tmp/rss" &
+sampler=$!
 secs=$soak run_wrk soak -s "$tmp/mixed.lua" "$base/"
-echo "server RSS around the ${soak}s soak: $before -> $(rss) KiB"
+wait "$rotator" "$sampler" || true
+read -r rot_ok rot_failed <"$tmp/rotations"
+echo "rotations of another agent's key during the soak: $rot_ok done, $rot_failed failed"
+[ "$rot_failed" = 0 ] || sort "$tmp/rotate.err" | uniq -c | head -5
+echo "server RSS (KiB) before the soak $before, every 10 s: $(cat "$tmp/rss")-> after $(rss)"
 python3 - "$base" <<'PY'
 import sys, urllib.request
 text = urllib.request.urlopen(sys.argv[1] + "/metrics").read().decode()
