@@ -38,7 +38,9 @@ pub use engine::{Scanner, STORED_SECRET_RULE};
 pub use error::Error;
 pub use finding::{Finding, Report, ScanError, Skipped, SqliteLocation};
 pub use input::staged::scan_staged;
-pub use input::{scan_bytes, scan_file, scan_paths, scan_reader, ScanOptions};
+pub use input::{
+    scan_bytes, scan_file, scan_paths, scan_paths_with_progress, scan_reader, Progress, ScanOptions,
+};
 pub use known::{KnownSecrets, ManagedInfo};
 pub use redact::redact;
 pub use rule::{

@@ -13,7 +13,7 @@ use crate::finding::{Finding, Report, ScanError, Skipped};
 use crate::known::KnownSecrets;
 use crate::stream::{Located, StreamScanner};
 
-pub use files::scan_paths;
+pub use files::{scan_paths, scan_paths_with_progress, Progress};
 
 /// How inputs are read.
 #[derive(Clone, Debug)]
