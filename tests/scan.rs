@@ -469,3 +469,38 @@ fn progress_bar_on_a_terminal() {
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(shown.contains("scanning 41 files"), "{shown}");
 }
+
+/// Issue 5: a path listed in `.vaultignore` is not scanned when named on the command line
+/// nor when staged; the scan says it skipped it, and a commit of it is not blocked.
+#[test]
+fn vaultignore_holds_for_named_files_and_staged_paths() {
+    let env = Env::empty();
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("fixtures")).unwrap();
+    std::fs::write(repo.join(".vaultignore"), "fixtures/\n").unwrap();
+    let leak = "T=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\n";
+    std::fs::write(repo.join("fixtures/fake.env"), leak).unwrap();
+    let out = env
+        .vault(&["scan", "fixtures/fake.env"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+    assert!(
+        stdout_of(&out).contains("skipped fixtures/fake.env: excluded by .vaultignore"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(git(&repo, &["init", "-q"]).status.success());
+    assert!(git(&repo, &["add", "."]).status.success());
+    env.vault(&["scan", "--staged"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+    // The control: the same file outside the ignored directory blocks.
+    std::fs::write(repo.join("real.env"), leak).unwrap();
+    assert!(git(&repo, &["add", "real.env"]).status.success());
+    env.vault(&["scan", "--staged"])
+        .current_dir(&repo)
+        .assert()
+        .code(1);
+}

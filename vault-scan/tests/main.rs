@@ -7,6 +7,7 @@ mod output;
 mod rules;
 mod samples;
 mod staged;
+mod vaultignore;
 
 use vault_scan::Scanner;
 

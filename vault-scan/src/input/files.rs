@@ -1,9 +1,11 @@
 //! Files and directories, walked with the `ignore` crate (ripgrep's walker).
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
+
+use ignore::gitignore::GitignoreBuilder;
 
 use crate::engine::Scanner;
-use crate::finding::{Report, ScanError};
+use crate::finding::{Report, ScanError, Skipped};
 use crate::input::{scan_file, ScanOptions};
 use crate::known::KnownSecrets;
 
@@ -20,7 +22,10 @@ pub trait Progress {
 }
 
 /// Scans files and directories. Hidden files are scanned (`.env` is where keys live); `.git`
-/// is not. `.vaultignore` is always respected; `.gitignore` unless `respect_ignore` is off.
+/// is not. `.gitignore` is respected unless `respect_ignore` is off. `.vaultignore` always
+/// is, wherever a path comes from: inside walked directories, in the directories above a
+/// walked root, and for files named explicitly (reported as skipped, so the caller learns
+/// why a file it named produced nothing).
 pub fn scan_paths(
     scanner: &Scanner,
     known: Option<&dyn KnownSecrets>,
@@ -76,10 +81,6 @@ fn scan_paths_inner(
 fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for root in paths {
-        if root.is_file() {
-            files.push(root.clone());
-            continue;
-        }
         if !root.exists() {
             report.errors.push(ScanError {
                 path: root.display().to_string(),
@@ -87,9 +88,23 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
             });
             continue;
         }
+        // A root is yielded by the walker whatever the ignore files say: check it here.
+        if vaultignored(root, root.is_dir(), None) {
+            report.skipped.push(Skipped {
+                path: root.display().to_string(),
+                reason: format!("excluded by {VAULTIGNORE}"),
+            });
+            continue;
+        }
+        if root.is_file() {
+            files.push(root.clone());
+            continue;
+        }
         let mut walk = ignore::WalkBuilder::new(root);
+        // `parents(true)` reads the ignore files of the root's ancestors, but only the kinds
+        // enabled below, so with `respect_ignore` off it reads `.vaultignore` alone.
         walk.hidden(false)
-            .parents(options.respect_ignore)
+            .parents(true)
             .git_ignore(options.respect_ignore)
             .git_global(options.respect_ignore)
             .git_exclude(options.respect_ignore)
@@ -112,4 +127,57 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
         }
     }
     files
+}
+
+/// Whether `path` is excluded by a `.vaultignore` in its directory or any directory above it
+/// (up to and including `top`, when given), with gitignore semantics: the nearest file with
+/// a rule matching the path or one of its parents decides, so a deeper `!pattern`
+/// re-includes what a shallower file excluded. `path` need not exist.
+pub(crate) fn vaultignored(path: &Path, is_dir: bool, top: Option<&Path>) -> bool {
+    let path = absolute(path);
+    let top = top.map(absolute);
+    for dir in path.ancestors().skip(1) {
+        let file = dir.join(VAULTIGNORE);
+        if file.is_file() {
+            let mut builder = GitignoreBuilder::new(dir);
+            // A malformed line is skipped, as the walker does; the other lines still apply.
+            let _ = builder.add(&file);
+            if let Ok(matcher) = builder.build() {
+                // `path` is under `dir` (an ancestor), which the matcher requires.
+                let m = matcher.matched_path_or_any_parents(&path, is_dir);
+                if m.is_ignore() {
+                    return true;
+                }
+                if m.is_whitelist() {
+                    return false;
+                }
+            }
+        }
+        if top.as_deref() == Some(dir) {
+            break;
+        }
+    }
+    false
+}
+
+/// `path` made absolute: its directory resolved through the file system when it exists
+/// (so `..` and symlinks mean what they mean to the walker), else lexically.
+fn absolute(path: &Path) -> PathBuf {
+    let joined = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if let (Some(parent), Some(name)) = (joined.parent(), joined.file_name()) {
+        if let Ok(real) = parent.canonicalize() {
+            return real.join(name);
+        }
+    }
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
