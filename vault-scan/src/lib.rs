@@ -54,6 +54,12 @@ pub mod testing {
     use crate::engine::Scanner;
     use crate::known::KnownSecrets;
 
+    /// Private copies of SQLite databases made so far on the calling thread (an on-disk
+    /// store is normally read in place, with none).
+    pub fn sqlite_copies() -> usize {
+        crate::input::sqlite::copies_on_this_thread()
+    }
+
     /// Findings as `(line, column, rule, redacted)` when `chunks` are pushed in order.
     pub fn scan_chunks(
         scanner: &Scanner,

@@ -6,6 +6,7 @@ mod malformed;
 mod output;
 mod rules;
 mod samples;
+mod sqlite;
 mod staged;
 mod vaultignore;
 

@@ -2,7 +2,7 @@
 
 mod files;
 mod json;
-mod sqlite;
+pub(crate) mod sqlite;
 pub mod staged;
 
 use std::io::Read;
@@ -169,6 +169,22 @@ pub fn scan_file(
         Err(e) => return fail(e.to_string()),
     };
     let head = &head[..n];
+    if head.starts_with(b"SQLite format 3\0") && meta.len() <= options.max_decode_size {
+        // Read in place, not into memory and not copied (see input/sqlite.rs).
+        let mut report = Report {
+            files: 1,
+            bytes: meta.len(),
+            ..Report::default()
+        };
+        match sqlite::scan_sqlite_file(scanner, known, &name, path) {
+            Ok(f) => report.findings = f,
+            Err(message) => report.errors.push(ScanError {
+                path: name,
+                message,
+            }),
+        }
+        return report;
+    }
     let structured = head.starts_with(b"SQLite format 3\0")
         || head.starts_with(&ZSTD_MAGIC)
         || is_json_name(&name);
