@@ -144,7 +144,12 @@ pub fn scan_file(
         }],
         ..Report::default()
     };
-    let meta = match std::fs::metadata(path) {
+    // Opened first, then sized through the handle: one path lookup per file, not two.
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => return fail(e.to_string()),
+    };
+    let meta = match file.metadata() {
         Ok(m) => m,
         Err(e) => return fail(e.to_string()),
     };
@@ -159,10 +164,6 @@ pub fn scan_file(
             };
         }
     }
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) => return fail(e.to_string()),
-    };
     let mut head = [0u8; 8192];
     let n = match read_full(&mut file, &mut head) {
         Ok(n) => n,
