@@ -54,6 +54,19 @@ pub mod testing {
     use crate::engine::Scanner;
     use crate::known::KnownSecrets;
 
+    /// A staged file as the diff parser sees it: path, binary, added `(first line, count)`.
+    pub type StagedDiffFile = (String, bool, Vec<(u64, u64)>);
+
+    /// What `--staged` reads from `git diff --cached -U0` output: per file, its path,
+    /// whether git called it binary, and the `(first line, count)` ranges of added lines.
+    /// Exposed for the fuzz target of the diff parser.
+    pub fn parse_staged_diff(text: &str) -> Vec<StagedDiffFile> {
+        crate::input::staged::parse_diff(text)
+            .into_iter()
+            .map(|f| (f.path, f.binary, f.added))
+            .collect()
+    }
+
     /// Private copies of SQLite databases made so far on the calling thread (an on-disk
     /// store is normally read in place, with none).
     pub fn sqlite_copies() -> usize {

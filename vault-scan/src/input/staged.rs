@@ -103,14 +103,14 @@ pub fn scan_staged(
     report
 }
 
-struct StagedFile {
-    path: String,
-    binary: bool,
+pub(crate) struct StagedFile {
+    pub(crate) path: String,
+    pub(crate) binary: bool,
     /// (first line, count) of added lines in the staged file.
-    added: Vec<(u64, u64)>,
+    pub(crate) added: Vec<(u64, u64)>,
 }
 
-fn parse_diff(text: &str) -> Vec<StagedFile> {
+pub(crate) fn parse_diff(text: &str) -> Vec<StagedFile> {
     let mut files: Vec<StagedFile> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("diff --git ") {
