@@ -5,7 +5,8 @@
 # target/bench-corpus so every tool reads the same bytes from the page cache.
 # Peers: Kingfisher (pip kingfisher-bin, --no-validate) and detect-secrets, installed into
 # target/bench-venv; ripsecrets if `ripsecrets` is on PATH. One core via `taskset -c 0`.
-# Usage: bench/scan-peers.sh            (from the repository root)
+# Usage: bench/scan-peers.sh            (from the repository root; RUNS=N runs per tool,
+#                                        SKIP_DETECT_SECRETS=1 to leave out the slow one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -27,24 +28,34 @@ if [ ! -x "$VENV/bin/kingfisher" ] || [ ! -x "$VENV/bin/detect-secrets" ]; then
   "$VENV/bin/pip" install -q kingfisher-bin detect-secrets
 fi
 cargo build -q --release -p vault-scan --example scan
-VS=$ROOT/target/release/examples/scan
+VS=${VAULT_SCAN_BIN:-$ROOT/target/release/examples/scan}  # VAULT_SCAN_BIN: compare another build
 
 # cat the corpus once so every tool starts from a warm page cache
 find "$CORPUS" -type f -print0 | xargs -0 cat > /dev/null
 
+# Each tool runs RUNS times (default 5) and the fastest run is kept: on a shared machine the
+# slower runs measure the neighbours, not the tool. MB/s is corpus bytes / that wall time.
+RUNS=${RUNS:-5}
 run() { # name, command...
   local name=$1; shift
-  local t0 t1 rss
-  t0=$(date +%s.%N)
-  /usr/bin/time -f '%M' -o /tmp/scan-peers.rss taskset -c 0 "$@" > /tmp/scan-peers.out 2>/dev/null || true
-  t1=$(date +%s.%N)
-  rss=$(tail -1 /tmp/scan-peers.rss)
-  awk -v n="$name" -v b="$BYTES" -v a="$t0" -v z="$t1" -v r="$rss" \
-    'BEGIN {s=z-a; printf "%-16s %8.2f s %9.1f MB/s %8.0f MB peak\n", n, s, b/1e6/s, r/1024}'
+  local best="" rss t0 t1 s
+  for _ in $(seq "$RUNS"); do
+    t0=$(date +%s.%N)
+    /usr/bin/time -f '%M' -o /tmp/scan-peers.rss taskset -c 0 "$@" > /tmp/scan-peers.out 2>/dev/null || true
+    t1=$(date +%s.%N)
+    s=$(awk -v a="$t0" -v z="$t1" 'BEGIN {print z-a}')
+    if [ -z "$best" ] || awk -v s="$s" -v b="$best" 'BEGIN {exit !(s < b)}'; then best=$s; fi
+    rss=$(tail -1 /tmp/scan-peers.rss)
+  done
+  awk -v n="$name" -v b="$BYTES" -v s="$best" -v r="$rss" -v k="$RUNS" \
+    'BEGIN {printf "%-16s %8.3f s %9.1f MB/s %8.0f MB peak  (best of %d)\n", n, s, b/1e6/s, r/1024, k}'
+  echo "$best" > "/tmp/scan-peers.$name.best"
 }
 
 run vault-scan "$VS" --no-ignore "$CORPUS"
 "$VENV/bin/kingfisher" scan "$CORPUS" --no-validate --format json > /dev/null 2>&1 || true  # warm-up: first run unpacks/caches
 run kingfisher "$VENV/bin/kingfisher" scan "$CORPUS" --no-validate --format json
 if command -v ripsecrets > /dev/null; then run ripsecrets ripsecrets "$CORPUS"; fi
-if [ -z "${SKIP_DETECT_SECRETS:-}" ]; then run detect-secrets "$VENV/bin/detect-secrets" scan --all-files "$CORPUS"; fi
+if [ -z "${SKIP_DETECT_SECRETS:-}" ]; then RUNS=1 run detect-secrets "$VENV/bin/detect-secrets" scan --all-files "$CORPUS"; fi
+awk -v v="$(cat /tmp/scan-peers.vault-scan.best)" -v k="$(cat /tmp/scan-peers.kingfisher.best)" \
+  'BEGIN {printf "vault-scan is %.1fx Kingfisher (same run, best of each)\n", k/v}'

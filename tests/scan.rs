@@ -405,3 +405,102 @@ fn watch_resumes_from_its_offsets_and_rereads_a_truncated_file() {
         "a truncated file is read from the start"
     );
 }
+
+/// A tree of 40 plain files (3.5 MB) and one leaked fake token.
+fn tree_with_one_leak(env: &Env) -> std::path::PathBuf {
+    let tree = env.dir.path().join("tree");
+    for i in 0..40 {
+        let sub = tree.join(format!("d{}", i % 4));
+        std::fs::create_dir_all(&sub).unwrap();
+        let body = "line of ordinary text with no secret in it\n".repeat(2000);
+        std::fs::write(sub.join(format!("f{i}.txt")), body).unwrap();
+    }
+    std::fs::write(
+        tree.join("d0/leak.env"),
+        "T=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\n",
+    )
+    .unwrap();
+    tree
+}
+
+/// Issue 5: the progress bar is for a person at a terminal. Piped (as here, and in CI or a
+/// script), a multi-file scan leaves stderr empty in every output format.
+#[test]
+fn no_progress_bar_when_stderr_is_not_a_terminal() {
+    let env = Env::empty();
+    let tree = tree_with_one_leak(&env);
+    let dir = tree.to_str().unwrap();
+    for args in [
+        vec!["scan", dir],
+        vec!["scan", dir, "--format", "json"],
+        vec!["scan", dir, "--format", "sarif"],
+        vec!["--json", "scan", dir],
+    ] {
+        let out = env.vault(&args).assert().code(1);
+        assert_eq!(stderr_of(&out), "", "{args:?}");
+        assert!(stdout_of(&out).contains("ghp_FA"), "{args:?}");
+    }
+}
+
+/// Issue 5: on a terminal (a pseudo-terminal from util-linux `script`) the same scan draws
+/// the bar on stderr. Skipped where `script` is not installed.
+#[test]
+fn progress_bar_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to provide a terminal");
+        return;
+    }
+    let env = Env::empty();
+    let tree = tree_with_one_leak(&env);
+    let vault = assert_cmd::cargo::cargo_bin("vault");
+    let log = env.dir.path().join("pty.log");
+    let inner = format!(
+        "{} scan {} > /dev/null",
+        vault.display(),
+        tree.to_str().unwrap()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, log.to_str().unwrap()])
+        .env("VAULT_HOME", &env.home)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("scanning 41 files"), "{shown}");
+}
+
+/// Issue 5: a path listed in `.vaultignore` is not scanned when named on the command line
+/// nor when staged; the scan says it skipped it, and a commit of it is not blocked.
+#[test]
+fn vaultignore_holds_for_named_files_and_staged_paths() {
+    let env = Env::empty();
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("fixtures")).unwrap();
+    std::fs::write(repo.join(".vaultignore"), "fixtures/\n").unwrap();
+    let leak = "T=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\n";
+    std::fs::write(repo.join("fixtures/fake.env"), leak).unwrap();
+    let out = env
+        .vault(&["scan", "fixtures/fake.env"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+    assert!(
+        stdout_of(&out).contains("skipped fixtures/fake.env: excluded by .vaultignore"),
+        "{}",
+        stdout_of(&out)
+    );
+    assert!(git(&repo, &["init", "-q"]).status.success());
+    assert!(git(&repo, &["add", "."]).status.success());
+    env.vault(&["scan", "--staged"])
+        .current_dir(&repo)
+        .assert()
+        .success();
+    // The control: the same file outside the ignored directory blocks.
+    std::fs::write(repo.join("real.env"), leak).unwrap();
+    assert!(git(&repo, &["add", "real.env"]).status.success());
+    env.vault(&["scan", "--staged"])
+        .current_dir(&repo)
+        .assert()
+        .code(1);
+}

@@ -5,7 +5,9 @@
 use std::collections::HashSet;
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, Input, MatchKind};
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
 use regex::bytes::Regex;
 
 use crate::error::Error;
@@ -21,12 +23,14 @@ pub struct Scanner {
     rules: Vec<Compiled>,
     /// One ASCII-case-insensitive DFA over every keyword; case-sensitive rules re-check
     /// the matched bytes, which is cheaper than a second pass over the input.
-    prefilter: AhoCorasick,
+    prefilter: DFA,
+    /// The DFA's unanchored start state.
+    start: StateID,
+    /// Longest keyword, in bytes.
+    max_keyword: usize,
     /// Pattern index -> the keyword's exact bytes and the rules using it (with whether the
     /// rule ignores case).
     keyword_rules: Vec<KeywordEntry>,
-    /// Pattern index -> keywords that are proper prefixes of it (they match where it does).
-    shorter: Vec<Vec<usize>>,
     stored_rule: Rule,
 }
 
@@ -95,27 +99,20 @@ impl Scanner {
                 regex: OnceLock::new(),
             });
         }
-        let prefilter = AhoCorasickBuilder::new()
+        let prefilter_error = |message: String| Error::Rule {
+            id: "<prefilter>".into(),
+            message,
+        };
+        let prefilter = DFA::builder()
             .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
+            .match_kind(MatchKind::Standard)
             .build(keywords.iter().map(|k| &k.0))
-            .map_err(|e| Error::Rule {
-                id: "<prefilter>".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| prefilter_error(e.to_string()))?;
+        let start = prefilter
+            .start_state(Anchored::No)
+            .map_err(|e| prefilter_error(e.to_string()))?;
+        let max_keyword = keywords.iter().map(|k| k.0.len()).max().unwrap_or(0);
         let keyword_rules = keywords;
-        let shorter = keyword_rules
-            .iter()
-            .map(|(k, _)| {
-                (0..keyword_rules.len())
-                    .filter(|&q| {
-                        let o = &keyword_rules[q].0;
-                        o.len() < k.len() && k[..o.len()].eq_ignore_ascii_case(o)
-                    })
-                    .collect()
-            })
-            .collect();
         let stored_rule = Rule {
             id: STORED_SECRET_RULE.into(),
             provider: "vault".into(),
@@ -135,8 +132,9 @@ impl Scanner {
         Ok(Scanner {
             rules: compiled,
             prefilter,
+            start,
+            max_keyword,
             keyword_rules,
-            shorter,
             stored_rule,
         })
     }
@@ -166,30 +164,106 @@ impl Scanner {
         let mut seen: HashSet<(usize, usize)> = HashSet::new();
         // Per rule: the offset up to which its regex has already searched.
         let mut searched_to = vec![0usize; self.rules.len()];
-        // Leftmost-longest search (it uses the automaton's prefilter), resumed one byte after
-        // each hit's start, visits every offset where some keyword starts; the keywords
-        // matching there are the longest one and its prefixes (`shorter`).
-        let mut pos = 0;
-        while pos < data.len() {
-            let Some(first) = self.prefilter.find(Input::new(data).range(pos..)) else {
-                break;
-            };
-            pos = first.start() + 1;
-            let p = first.pattern().as_usize();
-            let extra = self.shorter[p].iter();
-            for q in std::iter::once(p).chain(extra.copied()) {
-                let kw = aho_corasick::Match::must(
-                    q,
-                    first.start()..first.start() + self.keyword_rules[q].0.len(),
-                );
-                self.keyword_hit(data, kw, known, &mut searched_to, &mut seen, &mut hits);
-            }
+        // Every keyword occurrence, found in one pass; windows are handed out by start,
+        // longest keyword first, as rules expect.
+        let mut kws = self.keywords(data);
+        kws.sort_unstable_by_key(|&(start, p)| (start, usize::MAX - self.keyword_rules[p].0.len()));
+        for (start, p) in kws {
+            let kw = aho_corasick::Match::must(p, start..start + self.keyword_rules[p].0.len());
+            self.keyword_hit(data, kw, known, &mut searched_to, &mut seen, &mut hits);
         }
         if let Some(known) = known {
             self.scan_known(data, known, &mut hits);
         }
         hits.sort_by(|a, b| (a.start, &a.rule_id).cmp(&(b.start, &b.rule_id)));
         hits
+    }
+
+    /// Every `(start, keyword)` occurrence in `data`, overlapping ones included.
+    ///
+    /// The DFA walk is the scanner's hot loop, and one walk is bound by the latency of its
+    /// chain of dependent table loads (each state is needed to find the next), not by
+    /// arithmetic. So the input is cut into [`LANES`] segments walked in one interleaved
+    /// loop: the lanes' chains are independent and the CPU overlaps their loads. A lane runs
+    /// `max_keyword - 1` bytes past its segment so a keyword crossing the cut is found, and
+    /// keeps only keywords starting inside its segment; the next lane, starting fresh at
+    /// the cut, finds exactly those starting at or after it. Same results as one walk.
+    fn keywords(&self, data: &[u8]) -> Vec<(usize, usize)> {
+        let lanes = if data.len() >= LANE_MIN * LANES {
+            LANES
+        } else {
+            1
+        };
+        self.keywords_in_lanes(data, lanes)
+    }
+
+    /// [`Scanner::keywords`] with `lanes` (1 or [`LANES`]) walks.
+    fn keywords_in_lanes(&self, data: &[u8], lanes: usize) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let n = data.len();
+        let seg = n / lanes;
+        let mut lo = [0usize; LANES];
+        let mut keep_below = [0usize; LANES];
+        let mut stop = [0usize; LANES];
+        for i in 0..lanes {
+            lo[i] = i * seg;
+            keep_below[i] = if i + 1 == lanes { n } else { (i + 1) * seg };
+            stop[i] = (keep_below[i] + self.max_keyword.saturating_sub(1)).min(n);
+        }
+        let mut sid = [self.start; LANES];
+        let dfa = &self.prefilter;
+        if lanes == LANES {
+            // The interleaved part: as many steps as the shortest lane has.
+            let steps = (0..LANES).map(|i| stop[i] - lo[i]).min().unwrap_or(0);
+            let lanes_data: [&[u8]; LANES] = std::array::from_fn(|i| &data[lo[i]..lo[i] + steps]);
+            // Indexing by step keeps the four lanes in one loop body, which is the point.
+            #[allow(clippy::needless_range_loop)]
+            for k in 0..steps {
+                for i in 0..LANES {
+                    let next = dfa.next_state(Anchored::No, sid[i], lanes_data[i][k]);
+                    sid[i] = next;
+                    if dfa.is_special(next) {
+                        self.matches_at(next, lo[i] + k + 1, keep_below[i], &mut out);
+                    }
+                }
+            }
+            for l in &mut lo {
+                *l += steps;
+            }
+        }
+        // The rest of each lane (all of it, with one lane), one walk at a time.
+        for i in 0..lanes {
+            let mut s = sid[i];
+            for (k, &b) in data[lo[i]..stop[i]].iter().enumerate() {
+                s = dfa.next_state(Anchored::No, s, b);
+                if dfa.is_special(s) {
+                    self.matches_at(s, lo[i] + k + 1, keep_below[i], &mut out);
+                }
+            }
+        }
+        out
+    }
+
+    /// Records the keywords that state `sid` matches, ending at `end`, if they start below
+    /// `keep_below`.
+    fn matches_at(
+        &self,
+        sid: StateID,
+        end: usize,
+        keep_below: usize,
+        out: &mut Vec<(usize, usize)>,
+    ) {
+        let dfa = &self.prefilter;
+        if !dfa.is_match(sid) {
+            return;
+        }
+        for m in 0..dfa.match_len(sid) {
+            let p = dfa.match_pattern(sid, m);
+            let start = end - dfa.pattern_len(p);
+            if start < keep_below {
+                out.push((start, p.as_usize()));
+            }
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -367,6 +441,11 @@ impl Scanner {
     }
 }
 
+/// Independent DFA walks interleaved by [`Scanner::keywords`].
+const LANES: usize = 4;
+/// Inputs shorter than `LANES * LANE_MIN` bytes are walked in one lane.
+const LANE_MIN: usize = 256;
+
 /// Compiles a rule pattern: bytes, ASCII classes (`\w`, `\s`), which is faster to build
 /// and to run than Unicode classes and is what secrets are made of.
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
@@ -431,4 +510,48 @@ fn allowed_inline(data: &[u8], at: usize) -> bool {
         .position(|&b| b == b'\n')
         .map_or(data.len(), |p| at + p);
     data[ls..le].windows(11).any(|w| w == b"vault:allow")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The interleaved walk finds exactly what one walk finds, whatever straddles a cut:
+    /// every keyword is planted at every offset around each of the three cuts.
+    #[test]
+    fn lanes_find_what_one_walk_finds() {
+        let scanner = Scanner::builtin().unwrap();
+        let len = 4 * LANE_MIN * 2;
+        let cuts = [len / 4, len / 2, 3 * len / 4];
+        let filler: Vec<u8> = b"def handle(request): return x  # plain text\n"
+            .iter()
+            .copied()
+            .cycle()
+            .take(len)
+            .collect();
+        let sorted = |mut v: Vec<(usize, usize)>| {
+            v.sort_unstable();
+            v
+        };
+        let mut checked = 0;
+        for (kw, _) in &scanner.keyword_rules {
+            for cut in cuts {
+                for at in cut.saturating_sub(kw.len() + 1)..=cut + 1 {
+                    let mut data = filler.clone();
+                    data[at..at + kw.len()].copy_from_slice(kw);
+                    let one = sorted(scanner.keywords_in_lanes(&data, 1));
+                    let four = sorted(scanner.keywords_in_lanes(&data, LANES));
+                    assert_eq!(
+                        one,
+                        four,
+                        "keyword {:?} at {at}",
+                        String::from_utf8_lossy(kw)
+                    );
+                    assert!(one.iter().any(|&(s, _)| s == at));
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000);
+    }
 }

@@ -38,7 +38,9 @@ pub use engine::{Scanner, STORED_SECRET_RULE};
 pub use error::Error;
 pub use finding::{Finding, Report, ScanError, Skipped, SqliteLocation};
 pub use input::staged::scan_staged;
-pub use input::{scan_bytes, scan_file, scan_paths, scan_reader, ScanOptions};
+pub use input::{
+    scan_bytes, scan_file, scan_paths, scan_paths_with_progress, scan_reader, Progress, ScanOptions,
+};
 pub use known::{KnownSecrets, ManagedInfo};
 pub use redact::redact;
 pub use rule::{
@@ -51,6 +53,25 @@ pub mod testing {
     //! Hooks for the crate's own tests and benches; not a stable API.
     use crate::engine::Scanner;
     use crate::known::KnownSecrets;
+
+    /// A staged file as the diff parser sees it: path, binary, added `(first line, count)`.
+    pub type StagedDiffFile = (String, bool, Vec<(u64, u64)>);
+
+    /// What `--staged` reads from `git diff --cached -U0` output: per file, its path,
+    /// whether git called it binary, and the `(first line, count)` ranges of added lines.
+    /// Exposed for the fuzz target of the diff parser.
+    pub fn parse_staged_diff(text: &str) -> Vec<StagedDiffFile> {
+        crate::input::staged::parse_diff(text)
+            .into_iter()
+            .map(|f| (f.path, f.binary, f.added))
+            .collect()
+    }
+
+    /// Private copies of SQLite databases made so far on the calling thread (an on-disk
+    /// store is normally read in place, with none).
+    pub fn sqlite_copies() -> usize {
+        crate::input::sqlite::copies_on_this_thread()
+    }
 
     /// Findings as `(line, column, rule, redacted)` when `chunks` are pushed in order.
     pub fn scan_chunks(

@@ -58,7 +58,7 @@ impl<'a> StreamScanner<'a> {
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
         let uncommitted = (self.committed - self.base) as usize;
-        if let Some(nl) = self.buf[uncommitted..].iter().rposition(|&b| b == b'\n') {
+        if let Some(nl) = memchr::memrchr(b'\n', &self.buf[uncommitted..]) {
             self.scan_to(uncommitted + nl + 1);
         } else if self.buf.len() - uncommitted > MAX_SEGMENT {
             self.scan_to(self.buf.len());
@@ -89,14 +89,7 @@ impl<'a> StreamScanner<'a> {
                 continue;
             }
             // Advance the line/column cursor to the hit (hits are sorted by start).
-            for &b in &self.buf[pos..hit.start] {
-                if b == b'\n' {
-                    line += 1;
-                    col = 0;
-                } else if b & 0xC0 != 0x80 {
-                    col += 1;
-                }
-            }
+            advance(&self.buf[pos..hit.start], &mut line, &mut col);
             pos = hit.start;
             self.out.push(Located {
                 offset: abs,
@@ -117,20 +110,24 @@ impl<'a> StreamScanner<'a> {
             }
         };
         if cut > 0 {
-            let dropped = &self.buf[..cut];
-            let newlines = dropped.iter().filter(|&&b| b == b'\n').count() as u64;
-            let tail = match dropped.iter().rposition(|&b| b == b'\n') {
-                Some(p) => {
-                    self.base_col = 0;
-                    &dropped[p + 1..]
-                }
-                None => dropped,
-            };
-            self.base_line += newlines;
-            self.base_col += tail.iter().filter(|&&b| b & 0xC0 != 0x80).count() as u64;
+            advance(&self.buf[..cut], &mut self.base_line, &mut self.base_col);
             self.buf.drain(..cut);
             self.base += cut as u64;
             self.reported.retain(|(_, off)| *off >= self.base);
         }
     }
+}
+
+/// Moves a (line, 0-based column in chars) cursor over `text`. Newlines are counted with
+/// SIMD (`memchr`); characters only on the last line.
+fn advance(text: &[u8], line: &mut u64, col: &mut u64) {
+    let tail = match memchr::memrchr(b'\n', text) {
+        Some(p) => {
+            *line += memchr::memchr_iter(b'\n', text).count() as u64;
+            *col = 0;
+            &text[p + 1..]
+        }
+        None => text,
+    };
+    *col += tail.iter().filter(|&&b| b & 0xC0 != 0x80).count() as u64;
 }

@@ -6,7 +6,9 @@ mod malformed;
 mod output;
 mod rules;
 mod samples;
+mod sqlite;
 mod staged;
+mod vaultignore;
 
 use vault_scan::Scanner;
 

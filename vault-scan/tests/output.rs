@@ -51,6 +51,107 @@ fn sarif_has_the_required_2_1_0_shape() {
     assert!(["error", "warning", "note", "none"].contains(&res["level"].as_str().unwrap()));
 }
 
+/// The official OASIS schema (tests/fixtures/README.md says where it came from), with
+/// `format` keywords checked too (`uri-reference` for artifact locations).
+fn sarif_validator() -> jsonschema::Validator {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sarif-schema-2.1.0.json"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    // The published schema's malformed language-tag regex (an unbalanced `]`, used by
+    // `run.language` and `toolComponent.language`) fails jsonschema's check of the schema
+    // itself (ECMA-262 with the `u` flag). Only that pattern is corrected, in memory; the
+    // vendored file stays byte for byte as published. vault-scan writes no `language`, so
+    // the correction cannot hide a fault of ours.
+    const PUBLISHED: &str = r#""^[a-zA-Z]{2}|^[a-zA-Z]{2}-[a-zA-Z]{2}]?$""#;
+    const INTENDED: &str = r#""^[a-zA-Z]{2}(-[a-zA-Z]{2})?$""#;
+    assert_eq!(text.matches(PUBLISHED).count(), 2);
+    let schema: serde_json::Value =
+        serde_json::from_str(&text.replace(PUBLISHED, INTENDED)).unwrap();
+    jsonschema::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap()
+}
+
+fn sarif_errors(v: &jsonschema::Validator, report: &vault_scan::Report) -> Vec<String> {
+    let mut out = Vec::new();
+    write_sarif(&mut out, report).unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    v.iter_errors(&doc)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+#[test]
+fn sarif_validates_against_the_official_2_1_0_schema() {
+    let v = sarif_validator();
+    // Findings of every location kind: a line in a file whose name needs escaping, a JSON
+    // string decoded from escapes, a SQLite cell; plus a per-file error.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::write(p.join("with space [1] #2 é.env"), TEXT).unwrap();
+    std::fs::write(
+        p.join("chat.jsonl"),
+        "{\"content\":\"key:\\n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\"}\n{\"bad\n",
+    )
+    .unwrap();
+    let conn = rusqlite::Connection::open(p.join("state.db")).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY, content TEXT);
+         INSERT INTO messages VALUES (7, 'GH_TOKEN=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');",
+    )
+    .unwrap();
+    drop(conn);
+    let r = vault_scan::scan_paths(scanner(), None, &[p.to_path_buf()], &ScanOptions::default());
+    assert!(r.findings.iter().any(|f| f.sqlite.is_some()), "{r:?}");
+    assert!(r.findings.iter().any(|f| f.json_pointer.is_some()), "{r:?}");
+    assert!(
+        r.findings.iter().any(|f| f.path.contains("with space")),
+        "{r:?}"
+    );
+    assert!(!r.errors.is_empty(), "{r:?}");
+    let errors = sarif_errors(&v, &r);
+    assert!(errors.is_empty(), "{errors:#?}");
+    // A clean scan: no rules, no results, a successful invocation.
+    let clean = scan_bytes(
+        scanner(),
+        None,
+        "a.txt",
+        b"hello\n",
+        &ScanOptions::default(),
+    );
+    assert!(clean.findings.is_empty());
+    let errors = sarif_errors(&v, &clean);
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn the_sarif_schema_check_rejects_what_the_standard_forbids() {
+    // The validator is not vacuous: a wrong version, a result with no message and a
+    // relative URI with a space each fail.
+    let v = sarif_validator();
+    let r = scan_bytes(scanner(), None, "a.env", TEXT, &ScanOptions::default());
+    let mut out = Vec::new();
+    write_sarif(&mut out, &r).unwrap();
+    let good: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v.is_valid(&good));
+    let mut bad = good.clone();
+    bad["version"] = "2.0.0".into();
+    assert!(!v.is_valid(&bad));
+    let mut bad = good.clone();
+    bad["runs"][0]["results"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("message");
+    assert!(!v.is_valid(&bad));
+    let mut bad = good;
+    bad["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] =
+        "a b.env".into();
+    assert!(!v.is_valid(&bad));
+}
+
 #[test]
 fn human_output_has_no_colour_unless_asked() {
     let r = scan_bytes(scanner(), None, "a.env", TEXT, &ScanOptions::default());

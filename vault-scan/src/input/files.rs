@@ -1,29 +1,86 @@
 //! Files and directories, walked with the `ignore` crate (ripgrep's walker).
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
+
+use ignore::gitignore::GitignoreBuilder;
 
 use crate::engine::Scanner;
-use crate::finding::{Report, ScanError};
+use crate::finding::{Report, ScanError, Skipped};
 use crate::input::{scan_file, ScanOptions};
 use crate::known::KnownSecrets;
 
 /// Name of the per-directory file listing paths never to scan (gitignore syntax).
 pub const VAULTIGNORE: &str = ".vaultignore";
 
+/// Told how a scan of paths advances, so a front end can draw a progress bar. The library
+/// draws nothing itself.
+pub trait Progress {
+    /// The walk is done: `files` files of `bytes` bytes in total are about to be scanned.
+    fn planned(&mut self, files: u64, bytes: u64);
+    /// One planned file was scanned (or skipped); `bytes` is its size on disk.
+    fn scanned(&mut self, bytes: u64);
+}
+
 /// Scans files and directories. Hidden files are scanned (`.env` is where keys live); `.git`
-/// is not. `.vaultignore` is always respected; `.gitignore` unless `respect_ignore` is off.
+/// is not. `.gitignore` is respected unless `respect_ignore` is off. `.vaultignore` always
+/// is, wherever a path comes from: inside walked directories, in the directories above a
+/// walked root, and for files named explicitly (reported as skipped, so the caller learns
+/// why a file it named produced nothing).
 pub fn scan_paths(
     scanner: &Scanner,
     known: Option<&dyn KnownSecrets>,
     paths: &[PathBuf],
     options: &ScanOptions,
 ) -> Report {
+    scan_paths_inner(scanner, known, paths, options, None)
+}
+
+/// [`scan_paths`], telling `progress` the planned total after the walk and each file as it
+/// is done. The walk finishes before the first file is scanned, so the total is exact.
+pub fn scan_paths_with_progress(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    progress: &mut dyn Progress,
+) -> Report {
+    scan_paths_inner(scanner, known, paths, options, Some(progress))
+}
+
+fn scan_paths_inner(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    mut progress: Option<&mut dyn Progress>,
+) -> Report {
     let mut report = Report::default();
-    for root in paths {
-        if root.is_file() {
-            report.merge(scan_file(scanner, known, root, options));
-            continue;
+    let files = walk(paths, options, &mut report);
+    // Sizes are only needed for the bar: without one, no extra stat per file.
+    let sizes: Vec<u64> = match progress.as_deref_mut() {
+        Some(p) => {
+            let sizes: Vec<u64> = files
+                .iter()
+                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .collect();
+            p.planned(files.len() as u64, sizes.iter().sum());
+            sizes
         }
+        None => Vec::new(),
+    };
+    for (i, file) in files.iter().enumerate() {
+        report.merge(scan_file(scanner, known, file, options));
+        if let Some(p) = progress.as_deref_mut() {
+            p.scanned(sizes[i]);
+        }
+    }
+    report
+}
+
+/// Every file to scan under `paths`, in walk order; walk errors go to `report`.
+fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for root in paths {
         if !root.exists() {
             report.errors.push(ScanError {
                 path: root.display().to_string(),
@@ -31,9 +88,23 @@ pub fn scan_paths(
             });
             continue;
         }
+        // A root is yielded by the walker whatever the ignore files say: check it here.
+        if vaultignored(root, root.is_dir(), None) {
+            report.skipped.push(Skipped {
+                path: root.display().to_string(),
+                reason: format!("excluded by {VAULTIGNORE}"),
+            });
+            continue;
+        }
+        if root.is_file() {
+            files.push(root.clone());
+            continue;
+        }
         let mut walk = ignore::WalkBuilder::new(root);
+        // `parents(true)` reads the ignore files of the root's ancestors, but only the kinds
+        // enabled below, so with `respect_ignore` off it reads `.vaultignore` alone.
         walk.hidden(false)
-            .parents(options.respect_ignore)
+            .parents(true)
             .git_ignore(options.respect_ignore)
             .git_global(options.respect_ignore)
             .git_exclude(options.respect_ignore)
@@ -45,7 +116,7 @@ pub fn scan_paths(
         for entry in walk.build() {
             match entry {
                 Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                    report.merge(scan_file(scanner, known, e.path(), options));
+                    files.push(e.into_path());
                 }
                 Ok(_) => {}
                 Err(e) => report.errors.push(ScanError {
@@ -55,5 +126,58 @@ pub fn scan_paths(
             }
         }
     }
-    report
+    files
+}
+
+/// Whether `path` is excluded by a `.vaultignore` in its directory or any directory above it
+/// (up to and including `top`, when given), with gitignore semantics: the nearest file with
+/// a rule matching the path or one of its parents decides, so a deeper `!pattern`
+/// re-includes what a shallower file excluded. `path` need not exist.
+pub(crate) fn vaultignored(path: &Path, is_dir: bool, top: Option<&Path>) -> bool {
+    let path = absolute(path);
+    let top = top.map(absolute);
+    for dir in path.ancestors().skip(1) {
+        let file = dir.join(VAULTIGNORE);
+        if file.is_file() {
+            let mut builder = GitignoreBuilder::new(dir);
+            // A malformed line is skipped, as the walker does; the other lines still apply.
+            let _ = builder.add(&file);
+            if let Ok(matcher) = builder.build() {
+                // `path` is under `dir` (an ancestor), which the matcher requires.
+                let m = matcher.matched_path_or_any_parents(&path, is_dir);
+                if m.is_ignore() {
+                    return true;
+                }
+                if m.is_whitelist() {
+                    return false;
+                }
+            }
+        }
+        if top.as_deref() == Some(dir) {
+            break;
+        }
+    }
+    false
+}
+
+/// `path` made absolute: its directory resolved through the file system when it exists
+/// (so `..` and symlinks mean what they mean to the walker), else lexically.
+fn absolute(path: &Path) -> PathBuf {
+    let joined = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    if let (Some(parent), Some(name)) = (joined.parent(), joined.file_name()) {
+        if let Ok(real) = parent.canonicalize() {
+            return real.join(name);
+        }
+    }
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }

@@ -3,11 +3,12 @@
 //! unborn branch behave exactly as git sees them. Only findings on added or changed lines
 //! are reported, with their line numbers in the staged file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::engine::Scanner;
 use crate::finding::{Report, ScanError, Skipped};
+use crate::input::files::{vaultignored, VAULTIGNORE};
 use crate::input::{scan_bytes, ScanOptions};
 use crate::known::KnownSecrets;
 
@@ -45,7 +46,33 @@ pub fn scan_staged(
             return report;
         }
     };
-    for file in parse_diff(&String::from_utf8_lossy(&diff)) {
+    let files = parse_diff(&String::from_utf8_lossy(&diff));
+    // Staged paths are relative to the work tree's top; `.vaultignore` files are read from
+    // the work tree (the top's and those of the path's own directories), as a walk would.
+    let top = if files.is_empty() {
+        None
+    } else {
+        match git(repo, &["rev-parse", "--show-toplevel"]) {
+            Ok(out) => Some(PathBuf::from(String::from_utf8_lossy(&out).trim_end())),
+            Err(message) => {
+                report.errors.push(ScanError {
+                    path: repo.display().to_string(),
+                    message,
+                });
+                return report;
+            }
+        }
+    };
+    for file in files {
+        if let Some(top) = &top {
+            if vaultignored(&top.join(&file.path), false, Some(top)) {
+                report.skipped.push(Skipped {
+                    path: file.path,
+                    reason: format!("excluded by {VAULTIGNORE}"),
+                });
+                continue;
+            }
+        }
         if file.binary {
             report.skipped.push(Skipped {
                 path: file.path,
@@ -76,14 +103,14 @@ pub fn scan_staged(
     report
 }
 
-struct StagedFile {
-    path: String,
-    binary: bool,
+pub(crate) struct StagedFile {
+    pub(crate) path: String,
+    pub(crate) binary: bool,
     /// (first line, count) of added lines in the staged file.
-    added: Vec<(u64, u64)>,
+    pub(crate) added: Vec<(u64, u64)>,
 }
 
-fn parse_diff(text: &str) -> Vec<StagedFile> {
+pub(crate) fn parse_diff(text: &str) -> Vec<StagedFile> {
     let mut files: Vec<StagedFile> = Vec::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("diff --git ") {

@@ -74,6 +74,31 @@ pub fn write_sarif(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     writeln!(out)
 }
 
+/// A path as an RFC 3986 URI reference (SARIF's `uri` properties must be valid URIs): a
+/// backslash becomes `/`, and every byte but unreserved characters and `/` is percent-encoded (UTF-8), so
+/// spaces, `#`, `?`, `[`, `%` and non-ASCII names survive, and a `:` in a first segment is
+/// never read as a scheme.
 fn uri(path: &str) -> String {
-    path.replace('\\', "/").replace(' ', "%20")
+    let mut out = String::with_capacity(path.len());
+    for b in path.replace('\\', "/").bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri;
+
+    #[test]
+    fn paths_become_uri_references() {
+        assert_eq!(uri("src/a.env"), "src/a.env");
+        assert_eq!(uri("a b[1]#2?.env"), "a%20b%5B1%5D%232%3F.env");
+        assert_eq!(uri("caf\u{e9}:x%"), "caf%C3%A9%3Ax%25");
+        assert_eq!(uri("dir\\f.txt"), "dir/f.txt");
+    }
 }
