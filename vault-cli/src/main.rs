@@ -104,6 +104,9 @@ enum Command {
     /// Install or remove the git pre-commit hook that runs `vault scan --staged`.
     #[command(subcommand)]
     Hook(cmd::scan::HookCommand),
+    /// Answer a secret runtime's request as the calling agent, through a running
+    /// server: `--openclaw` speaks OpenClaw's exec SecretRef provider protocol.
+    Resolve(cmd::resolve::Args),
     /// Serve agents over HTTP (loopback): tokens, secrets and env without the passphrase.
     Server(cmd::server::Args),
     /// The hash-chained audit trail: `audit log`, `audit verify`.

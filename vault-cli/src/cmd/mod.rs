@@ -9,6 +9,7 @@ pub mod init;
 pub mod keys;
 pub mod notify;
 pub mod rekey;
+pub mod resolve;
 pub mod rotate;
 pub mod run;
 pub mod scan;
@@ -74,12 +75,18 @@ impl Context {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // Runs before the vault directory is worked out: OpenClaw starts it with
+    // an empty environment (no HOME), and it never touches a local vault.
+    let command = match cli.command {
+        Command::Resolve(args) => return resolve::run(args),
+        other => other,
+    };
     let ctx = Context {
         home: vault_home()?,
         passphrase_file: cli.passphrase_file,
         json: cli.json,
     };
-    match cli.command {
+    match command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Agent(c) => agent::run(&ctx, c),
         Command::Set(args) => secret::set(&ctx, args),
@@ -103,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
         Command::Server(args) => server::run(&ctx, args),
+        Command::Resolve(args) => resolve::run(args),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
         Command::Doctor(args) => audit::doctor(&ctx, args),
