@@ -268,3 +268,328 @@ fn resolve_with_a_missing_or_revoked_key_fails_clearly_and_leaks_nothing() {
         );
     }
 }
+
+/// A vault whose agent has a named key, the key, and a stored secret.
+fn leaky_vault() -> (Env, String) {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes-marketing"])
+        .assert()
+        .success();
+    env.set(
+        "hermes-marketing/SLACK_WEBHOOK",
+        "FAKE-stored-value-9f3b2a7c1d-DEMO",
+    );
+    let key = stdout_of(
+        &env.vault(&["issue", "hermes-marketing-key"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    (env, key)
+}
+
+/// Makes a file look old enough not to be "being written".
+fn age(path: &std::path::Path) {
+    if !path.exists() {
+        return;
+    }
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+const PROVIDER_SECRET: &str = "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";
+
+#[test]
+fn scrub_rewrites_a_jsonl_transcript_in_place_and_a_rerun_changes_nothing() {
+    let (env, key) = leaky_vault();
+    let file = env.dir.path().join("session.jsonl");
+    let lines = [
+        serde_json::json!({"role": "user", "content": format!("my key is {key} ok")}),
+        serde_json::json!({"role": "assistant", "tool_calls": [{"function": {"name": "terminal",
+            "arguments": serde_json::json!({"command": format!("curl -H 'X: {key}'")}).to_string()}}]}),
+        serde_json::json!({"role": "tool", "content": "webhook FAKE-stored-value-9f3b2a7c1d-DEMO sent"}),
+        serde_json::json!({"role": "user", "content": format!("and {PROVIDER_SECRET}")}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(&file, &text).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    age(&file);
+    let out = env
+        .vault(&["scrub", "--json", file.to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["files"][0]["status"], "scrubbed");
+    assert_eq!(v["files"][0]["kind"], "text");
+    assert_eq!(v["replaced"], 3, "{v}");
+    for text in [stdout_of(&out), stderr_of(&out)] {
+        assert!(
+            !text.contains(&key) && !text.contains("FAKE-stored-value"),
+            "{text}"
+        );
+    }
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(!after.contains(&key));
+    assert!(!after.contains("FAKE-stored-value-9f3b2a7c1d-DEMO"));
+    // a provider finding stays without --all-findings
+    assert!(after.contains(PROVIDER_SECRET));
+    assert!(after.contains("<redacted:vault.named-key>"), "{after}");
+    assert!(after.contains("<redacted:vault.stored-secret>"), "{after}");
+    // still one JSON object per line, the tool arguments still JSON inside
+    let parsed: Vec<serde_json::Value> = after
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(parsed.len(), 4);
+    let args = parsed[1]["tool_calls"][0]["function"]["arguments"]
+        .as_str()
+        .unwrap();
+    serde_json::from_str::<serde_json::Value>(args).unwrap();
+    assert_eq!(mode_of(&file), 0o640, "the agent's mode is kept");
+
+    // a rerun finds nothing and leaves the file byte for byte
+    age(&file);
+    let before = std::fs::read(&file).unwrap();
+    let meta = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let out = env
+        .vault(&["scrub", "--json", file.to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(
+        (v["files"][0]["status"].as_str(), v["replaced"].as_u64()),
+        (Some("clean"), Some(0))
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), meta);
+
+    // --all-findings takes the provider token too, and then nothing is left
+    env.vault(&["scrub", "--all-findings", file.to_str().unwrap()])
+        .assert()
+        .success();
+    let after = std::fs::read_to_string(&file).unwrap();
+    assert!(!after.contains(PROVIDER_SECRET));
+    assert!(after.contains("<redacted:github.pat-classic>"));
+    env.vault(&["scan", "--no-ignore", file.to_str().unwrap()])
+        .assert()
+        .success();
+}
+
+#[test]
+fn scrub_refuses_a_file_being_written_unless_forced_and_backs_up_0600() {
+    let (env, key) = leaky_vault();
+    let file = env.dir.path().join("live.jsonl");
+    std::fs::write(
+        &file,
+        format!("{}\n", serde_json::json!({"content": format!("key {key}")})),
+    )
+    .unwrap();
+    // just written: refused, untouched
+    let out = env
+        .vault(&["scrub", "--json", file.to_str().unwrap()])
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["files"][0]["status"], "refused");
+    assert!(std::fs::read_to_string(&file).unwrap().contains(&key));
+    // --force with --backup: scrubbed, and the original kept 0600
+    let out = env
+        .vault(&[
+            "scrub",
+            "--json",
+            "--force",
+            "--backup",
+            file.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["files"][0]["status"], "scrubbed");
+    let backup = std::path::PathBuf::from(v["files"][0]["backup"].as_str().unwrap());
+    assert_eq!(mode_of(&backup), 0o600);
+    assert!(std::fs::read_to_string(&backup).unwrap().contains(&key));
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(&key));
+    assert!(!stdout_of(&out).contains(&key));
+    // a symlink is never followed
+    let link = env.dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&backup, &link).unwrap();
+    env.vault(&["scrub", "--force", link.to_str().unwrap()])
+        .assert()
+        .code(1);
+    assert!(std::fs::read_to_string(&backup).unwrap().contains(&key));
+}
+
+/// A store shaped like Hermes' `state.db`: messages with tool calls, an FTS5
+/// table keeping its own copy of the text (kept in step by triggers), and a
+/// `\0json:` multimodal row.
+fn hermes_like_store(path: &std::path::Path, key: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, session_id TEXT,
+             role TEXT, content TEXT, tool_calls TEXT, active INTEGER DEFAULT 1);
+         CREATE VIRTUAL TABLE messages_fts USING fts5(content);
+         CREATE TRIGGER m_ins AFTER INSERT ON messages BEGIN
+             INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;
+         CREATE TRIGGER m_upd AFTER UPDATE ON messages BEGIN
+             DELETE FROM messages_fts WHERE rowid = old.id;
+             INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content); END;
+         CREATE TABLE notes (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;",
+    )
+    .unwrap();
+    let calls = serde_json::json!([{"type": "function", "function": {"name": "terminal",
+        "arguments": serde_json::json!({"command": format!("export K={key}")}).to_string()}}]);
+    conn.execute(
+        "INSERT INTO messages (session_id, role, content, tool_calls) VALUES ('s1', 'user', ?1, NULL)",
+        [format!("here is my key {key} thanks")],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO messages (session_id, role, content, tool_calls) VALUES ('s1', 'assistant', '', ?1)",
+        [calls.to_string()],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO messages (session_id, role, content, active) VALUES ('s1', 'user', ?1, 0)",
+        [format!(
+            "\0json:{}",
+            serde_json::json!([{"type": "text", "text": format!("rewound {key}")}])
+        )],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO notes (k, v) VALUES ('n', ?1)",
+        [format!("note {key}")],
+    )
+    .unwrap();
+}
+
+#[test]
+fn scrub_rewrites_a_sqlite_store_with_its_fts_copy_in_one_transaction() {
+    let (env, key) = leaky_vault();
+    let db = env.dir.path().join("state.db");
+    hermes_like_store(&db, &key);
+    age(&db);
+    age(&env.dir.path().join("state.db-wal"));
+    let out = env
+        .vault(&["scrub", "--json", "--backup", db.to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["files"][0]["kind"], "sqlite");
+    assert_eq!(v["files"][0]["status"], "scrubbed", "{v}");
+    assert!(v["replaced"].as_u64().unwrap() >= 4, "{v}");
+    assert!(!stdout_of(&out).contains(&key) && !stderr_of(&out).contains(&key));
+    let backup = std::path::PathBuf::from(v["files"][0]["backup"].as_str().unwrap());
+    assert_eq!(mode_of(&backup), 0o600);
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let texts: Vec<String> = conn
+        .prepare(
+            "SELECT coalesce(content, '') || coalesce(tool_calls, '') FROM messages ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(texts.iter().all(|t| !t.contains(&key)), "{texts:?}");
+    assert!(texts[0].contains("<redacted:vault.named-key>"));
+    assert!(texts[2].starts_with("\0json:["), "the NUL prefix is kept");
+    serde_json::from_str::<serde_json::Value>(&texts[2]["\0json:".len()..]).unwrap();
+    let calls: serde_json::Value = serde_json::from_str(&texts[1]).unwrap();
+    serde_json::from_str::<serde_json::Value>(calls[0]["function"]["arguments"].as_str().unwrap())
+        .unwrap();
+    let note: String = conn
+        .query_row("SELECT v FROM notes WHERE k = 'n'", [], |r| r.get(0))
+        .unwrap();
+    assert!(!note.contains(&key));
+    // the FTS copy is clean and no longer finds the key's body
+    let fts: Vec<String> = conn
+        .prepare("SELECT content FROM messages_fts")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(fts.iter().all(|t| !t.contains(&key)), "{fts:?}");
+    let body = &key["avk_".len()..];
+    let hits: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH ?1",
+            [format!("\"{body}\"")],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hits, 0);
+    drop(conn);
+    // no file of the store holds the key any more
+    for f in ["state.db", "state.db-wal"] {
+        let p = env.dir.path().join(f);
+        if p.exists() {
+            assert!(
+                !contains(&std::fs::read(&p).unwrap(), key.as_bytes()),
+                "{f}"
+            );
+        }
+    }
+    // the backup still has it; a rerun is a no-op
+    let conn = rusqlite::Connection::open(&backup).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages WHERE instr(content, ?1) > 0",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2);
+    drop(conn);
+    age(&db);
+    let before = std::fs::read(&db).unwrap();
+    let out = env
+        .vault(&["scrub", "--json", db.to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(
+        (v["files"][0]["status"].as_str(), v["replaced"].as_u64()),
+        (Some("clean"), Some(0))
+    );
+    assert_eq!(std::fs::read(&db).unwrap(), before);
+}
+
+#[test]
+fn scrub_refuses_a_store_being_written_unless_forced() {
+    let (env, key) = leaky_vault();
+    let db = env.dir.path().join("openclaw-agent.sqlite");
+    hermes_like_store(&db, &key);
+    env.vault(&["scrub", db.to_str().unwrap()]).assert().code(1);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM messages WHERE instr(content, ?1) > 0",
+            [&key],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2, "refused means untouched");
+    drop(conn);
+    env.vault(&["scrub", "--force", db.to_str().unwrap()])
+        .assert()
+        .success();
+}
+

@@ -99,6 +99,9 @@ enum Command {
     /// Find leaked secrets in files, staged changes, transcripts or stdin
     /// (exit 1 on findings, 2 if anything could not be read).
     Scan(cmd::scan::ScanArgs),
+    /// After a leak, replace leaked values in transcripts (JSONL files, Hermes and
+    /// OpenClaw SQLite stores) with a redaction marker.
+    Scrub(cmd::scrub::Args),
     /// Follow transcript files as they grow; rotate vault keys that leak into them.
     Watch(cmd::watch::Args),
     /// Install or remove the git pre-commit hook that runs `vault scan --staged`.

@@ -13,6 +13,7 @@ pub mod resolve;
 pub mod rotate;
 pub mod run;
 pub mod scan;
+pub mod scrub;
 pub mod secret;
 pub mod server;
 pub mod token;
@@ -107,6 +108,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
         Command::Notify(c) => notify::run(&ctx, c),
         Command::Scan(args) => scan::scan(&ctx, args),
+        Command::Scrub(args) => scrub::run(&ctx, args),
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
         Command::Server(args) => server::run(&ctx, args),
