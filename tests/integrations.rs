@@ -593,3 +593,239 @@ fn scrub_refuses_a_store_being_written_unless_forced() {
         .success();
 }
 
+/// `vault ARGS` with HOME and the runtimes' variables under the test's control.
+fn vault_at_home(env: &Env, home: &std::path::Path, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = env.vault(args);
+    cmd.env("HOME", home)
+        .env_remove("HERMES_HOME")
+        .env_remove("OPENCLAW_STATE_DIR")
+        .env_remove("OPENCLAW_HOME")
+        .env_remove("OPENCLAW_PROFILE")
+        .env_remove("OPENCLAW_CONFIG_PATH");
+    cmd
+}
+
+fn target_json(out: &assert_cmd::assert::Assert) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(out)).unwrap();
+    (
+        v["path"].as_str().unwrap().to_owned(),
+        v["var"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[test]
+fn target_add_finds_hermes_profile_env_files_as_hermes_does() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes-marketing"])
+        .assert()
+        .success();
+    let home = env.dir.path().join("home");
+    let profile = home.join(".hermes/profiles/marketing");
+    std::fs::create_dir_all(&profile).unwrap();
+    let out = vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--json",
+            "--agent",
+            "hermes-marketing",
+            "--hermes-profile",
+            "Marketing",
+        ],
+    )
+    .assert()
+    .success();
+    let canon = std::fs::canonicalize(&profile).unwrap();
+    assert_eq!(
+        target_json(&out),
+        (
+            canon.join(".env").display().to_string(),
+            "VAULT_AGENT_KEY".into()
+        )
+    );
+    // the default profile is the root
+    let out = vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--json",
+            "--agent",
+            "hermes-marketing",
+            "--hermes-profile",
+            "default",
+        ],
+    )
+    .assert()
+    .success();
+    let root = std::fs::canonicalize(home.join(".hermes")).unwrap();
+    assert_eq!(target_json(&out).0, root.join(".env").display().to_string());
+    // a Docker-style HERMES_HOME outside ~/.hermes is the root; a profile path
+    // under it means its root
+    let data = env.dir.path().join("opt-data");
+    std::fs::create_dir_all(data.join("profiles/marketing")).unwrap();
+    for hermes_home in [data.clone(), data.join("profiles/marketing")] {
+        let mut cmd = vault_at_home(
+            &env,
+            &home,
+            &[
+                "target",
+                "add",
+                "--json",
+                "--agent",
+                "hermes-marketing",
+                "--hermes-profile",
+                "marketing",
+            ],
+        );
+        cmd.env("HERMES_HOME", &hermes_home);
+        let out = cmd.assert();
+        let want = std::fs::canonicalize(data.join("profiles/marketing"))
+            .unwrap()
+            .join(".env");
+        if hermes_home == data {
+            assert_eq!(target_json(&out.success()).0, want.display().to_string());
+        } else {
+            // the same file again: already registered
+            out.code(1);
+        }
+    }
+    // a profile Hermes never created, and a name Hermes would refuse
+    vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--agent",
+            "hermes-marketing",
+            "--hermes-profile",
+            "finance",
+        ],
+    )
+    .assert()
+    .code(2);
+    vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--agent",
+            "hermes-marketing",
+            "--hermes-profile",
+            "../x",
+        ],
+    )
+    .assert()
+    .code(2);
+    // a rotation writes the new key where that profile's Hermes reads it
+    stdout_of(
+        &env.vault(&["issue", "hermes-marketing-key"])
+            .assert()
+            .success(),
+    );
+    env.vault(&["rotate", "hermes-marketing-key"])
+        .assert()
+        .success();
+    let dotenv = std::fs::read_to_string(profile.join(".env")).unwrap();
+    assert!(dotenv.starts_with("VAULT_AGENT_KEY=avk_"), "{dotenv}");
+}
+
+#[test]
+fn target_add_finds_the_openclaw_gateway_env_file_with_a_variable_per_agent() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "openclaw-ops"])
+        .assert()
+        .success();
+    let home = env.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".openclaw/agents/ops/agent")).unwrap();
+    let out = vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--json",
+            "--agent",
+            "openclaw-ops",
+            "--openclaw-agent",
+            "Ops",
+        ],
+    )
+    .assert()
+    .success();
+    let state = std::fs::canonicalize(home.join(".openclaw")).unwrap();
+    assert_eq!(
+        target_json(&out),
+        (
+            state.join(".env").display().to_string(),
+            "VAULT_AGENT_KEY_OPS".into()
+        )
+    );
+    // OPENCLAW_HOME replaces HOME; OPENCLAW_STATE_DIR wins over both
+    let other = env.dir.path().join("oc-home");
+    std::fs::create_dir_all(other.join(".openclaw")).unwrap();
+    let mut cmd = vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--json",
+            "--agent",
+            "openclaw-ops",
+            "--openclaw-agent",
+            "ops",
+        ],
+    );
+    cmd.env("OPENCLAW_HOME", &other);
+    let out = cmd.assert().success();
+    let want = std::fs::canonicalize(other.join(".openclaw"))
+        .unwrap()
+        .join(".env");
+    assert_eq!(target_json(&out).0, want.display().to_string());
+    let custom = env.dir.path().join("state");
+    std::fs::create_dir_all(&custom).unwrap();
+    let mut cmd = vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--json",
+            "--agent",
+            "openclaw-ops",
+            "--openclaw-agent",
+            "ops",
+            "--var",
+            "OPS_KEY",
+        ],
+    );
+    cmd.env("OPENCLAW_HOME", &other)
+        .env("OPENCLAW_STATE_DIR", &custom);
+    let out = cmd.assert().success();
+    let want = std::fs::canonicalize(&custom).unwrap().join(".env");
+    assert_eq!(
+        target_json(&out),
+        (want.display().to_string(), "OPS_KEY".into())
+    );
+    vault_at_home(
+        &env,
+        &home,
+        &[
+            "target",
+            "add",
+            "--agent",
+            "openclaw-ops",
+            "--openclaw-agent",
+            "a/b",
+        ],
+    )
+    .assert()
+    .code(2);
+}
+

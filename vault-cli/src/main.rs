@@ -7,6 +7,7 @@ mod exit;
 mod input;
 mod mask;
 mod remote;
+mod runtimes;
 
 use std::io::Write;
 use std::path::PathBuf;
