@@ -829,3 +829,166 @@ fn target_add_finds_the_openclaw_gateway_env_file_with_a_variable_per_agent() {
     .code(2);
 }
 
+#[test]
+fn integrate_hermes_installs_the_plugin_and_writes_no_secret() {
+    let (env, key) = leaky_vault();
+    let home = env.dir.path().join("home");
+    let profile = home.join(".hermes/profiles/marketing");
+    std::fs::create_dir_all(&profile).unwrap();
+    let config = "# written by hermes\nmodel:\n  default: some-model\nplugins:\n  enabled:\n  \
+                  - disk-cleanup\nsecrets:\n  bitwarden:\n    enabled: false\n";
+    std::fs::write(profile.join("config.yaml"), config).unwrap();
+    let dotenv = format!("OPENAI_API_KEY=x\nVAULT_AGENT_KEY={key}\n");
+    std::fs::write(profile.join(".env"), &dotenv).unwrap();
+    let run = || {
+        vault_at_home(
+            &env,
+            &home,
+            &[
+                "integrate",
+                "hermes",
+                "--json",
+                "--profile",
+                "marketing",
+                "--addr",
+                "http://127.0.0.1:8200",
+            ],
+        )
+        .assert()
+        .success()
+    };
+    let out = run();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["changed_config"], true);
+    assert_eq!(v["key_in_env_file"], true);
+    let plugin = profile.join("plugins/vault");
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../integrations/hermes");
+    for f in ["plugin.yaml", "__init__.py"] {
+        assert_eq!(
+            std::fs::read(plugin.join(f)).unwrap(),
+            std::fs::read(repo.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    let written = std::fs::read_to_string(profile.join("config.yaml")).unwrap();
+    assert!(written.starts_with("# written by hermes\nmodel:\n  default: some-model\n"));
+    assert!(
+        written.contains("  enabled:\n  - disk-cleanup\n  - vault\n"),
+        "{written}"
+    );
+    assert!(
+        written.contains("  vault:\n    enabled: true\n"),
+        "{written}"
+    );
+    assert!(written.contains("    agent_key_env: VAULT_AGENT_KEY\n"));
+    assert!(written.contains("    addr: \"http://127.0.0.1:8200\"\n"));
+    // no secret in config.yaml; .env untouched
+    assert!(!written.contains(&key));
+    assert!(!written.contains("avk_"));
+    assert_eq!(
+        std::fs::read_to_string(profile.join(".env")).unwrap(),
+        dotenv
+    );
+    assert!(!stdout_of(&out).contains(&key) && !stderr_of(&out).contains(&key));
+    // twice is once
+    let out = run();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["changed_config"], false);
+    assert_eq!(
+        std::fs::read_to_string(profile.join("config.yaml")).unwrap(),
+        written
+    );
+    // a config it cannot edit safely is refused with the lines to add
+    std::fs::write(profile.join("config.yaml"), "plugins: {enabled: [a]}\n").unwrap();
+    let out = vault_at_home(
+        &env,
+        &home,
+        &["integrate", "hermes", "--profile", "marketing"],
+    )
+    .assert()
+    .code(1);
+    assert!(stderr_of(&out).contains("add these lines by hand"));
+    assert_eq!(
+        std::fs::read_to_string(profile.join("config.yaml")).unwrap(),
+        "plugins: {enabled: [a]}\n"
+    );
+}
+
+#[test]
+fn integrate_claude_code_adds_hooks_that_block_a_secret_with_exit_2() {
+    let (env, key) = leaky_vault();
+    let settings = env.dir.path().join("claude/settings.json");
+    std::fs::create_dir_all(settings.parent().unwrap()).unwrap();
+    std::fs::write(&settings, r#"{"model": "opus", "hooks": {}}"#).unwrap();
+    let out = env
+        .vault(&[
+            "integrate",
+            "claude-code",
+            "--json",
+            "--settings",
+            settings.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["added"], 2);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    assert_eq!(s["model"], "opus");
+    let command = s["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        command.ends_with(" scan --stdin --hook claude-code"),
+        "{command}"
+    );
+    assert_eq!(s["hooks"]["PreToolUse"][0]["matcher"], "*");
+    assert_eq!(s["hooks"]["PreToolUse"][0]["hooks"][0]["command"], command);
+    // again: nothing added
+    let out = env
+        .vault(&[
+            "integrate",
+            "claude-code",
+            "--json",
+            "--settings",
+            settings.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stdout_of(&out)).unwrap()["added"],
+        0
+    );
+
+    // the hook itself, fed what Claude Code sends: a prompt with the key is
+    // blocked with exit 2 and a redacted reason; a clean one passes silently
+    let payload = serde_json::json!({"session_id": "s", "hook_event_name": "UserPromptSubmit",
+        "prompt": format!("use this key {key} please")});
+    let out = env
+        .vault(&["scan", "--stdin", "--hook", "claude-code"])
+        .write_stdin(payload.to_string())
+        .assert()
+        .code(2);
+    assert_eq!(stdout_of(&out), "");
+    let reason = stderr_of(&out);
+    assert!(
+        reason.contains("blocked") && reason.contains("vault.named-key"),
+        "{reason}"
+    );
+    assert!(reason.contains("hermes-marketing"), "{reason}");
+    assert!(!reason.contains(&key), "{reason}");
+    let tool = serde_json::json!({"hook_event_name": "PreToolUse", "tool_name": "Bash",
+        "tool_input": {"command": "curl -H 'Authorization: token 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' x"}});
+    env.vault(&["scan", "--stdin", "--hook", "claude-code"])
+        .write_stdin(tool.to_string())
+        .assert()
+        .code(2);
+    let clean = serde_json::json!({"hook_event_name": "UserPromptSubmit", "prompt": "hello"});
+    let out = env
+        .vault(&["scan", "--stdin", "--hook", "claude-code"])
+        .write_stdin(clean.to_string())
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out), "");
+}

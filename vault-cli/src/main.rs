@@ -111,6 +111,10 @@ enum Command {
     /// Answer a secret runtime's request as the calling agent, through a running
     /// server: `--openclaw` speaks OpenClaw's exec SecretRef provider protocol.
     Resolve(cmd::resolve::Args),
+    /// Wire vault into an agent runtime: the Hermes secret-source plugin, Claude
+    /// Code hooks.
+    #[command(subcommand)]
+    Integrate(cmd::integrate::Command),
     /// Serve agents over HTTP (loopback): tokens, secrets and env without the passphrase.
     Server(cmd::server::Args),
     /// The hash-chained audit trail: `audit log`, `audit verify`.

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod audit;
 pub mod demo;
 pub mod init;
+pub mod integrate;
 pub mod keys;
 pub mod notify;
 pub mod rekey;
@@ -109,6 +110,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Notify(c) => notify::run(&ctx, c),
         Command::Scan(args) => scan::scan(&ctx, args),
         Command::Scrub(args) => scrub::run(&ctx, args),
+        Command::Integrate(c) => integrate::run(&ctx, c),
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
         Command::Server(args) => server::run(&ctx, args),

@@ -314,7 +314,7 @@ fn is_json(bytes: &[u8]) -> bool {
 }
 
 /// Same directory temp file with `mode`, fsync, rename, fsync the directory.
-fn replace_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn replace_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
