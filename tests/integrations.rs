@@ -992,3 +992,29 @@ fn integrate_claude_code_adds_hooks_that_block_a_secret_with_exit_2() {
         .success();
     assert_eq!(stdout_of(&out), "");
 }
+
+/// Issue 9 regression: a key issued while the server runs (`vault issue`
+/// from another process, as `vault integrate` users do) minted a token the
+/// server's in-memory check did not know yet, so the first `vault env` or
+/// `vault resolve` failed with `key_revoked` for up to a second.
+#[test]
+fn a_key_issued_while_the_server_runs_works_at_once() {
+    let (env, _, _) = two_agents();
+    let s = start(&env);
+    for n in 0..3 {
+        let key = stdout_of(
+            &env.vault(&[
+                "issue",
+                &format!("late-key-{n}"),
+                "--agent",
+                "hermes-marketing",
+            ])
+            .assert()
+            .success(),
+        )
+        .trim()
+        .to_owned();
+        let out = resolve(&env, Some(&s.base), Some(&key), request(&["GITHUB_TOKEN"])).success();
+        assert_eq!(json_of(&out)["values"]["GITHUB_TOKEN"], MARKETING_SECRET);
+    }
+}
