@@ -5,6 +5,7 @@ mod audit;
 mod common;
 mod foundation;
 mod hardening;
+mod integrations;
 mod keys;
 mod listen;
 mod rotation;

@@ -7,6 +7,7 @@ mod exit;
 mod input;
 mod mask;
 mod remote;
+mod runtimes;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -99,11 +100,21 @@ enum Command {
     /// Find leaked secrets in files, staged changes, transcripts or stdin
     /// (exit 1 on findings, 2 if anything could not be read).
     Scan(cmd::scan::ScanArgs),
+    /// After a leak, replace leaked values in transcripts (JSONL files, Hermes and
+    /// OpenClaw SQLite stores) with a redaction marker.
+    Scrub(cmd::scrub::Args),
     /// Follow transcript files as they grow; rotate vault keys that leak into them.
     Watch(cmd::watch::Args),
     /// Install or remove the git pre-commit hook that runs `vault scan --staged`.
     #[command(subcommand)]
     Hook(cmd::scan::HookCommand),
+    /// Answer a secret runtime's request as the calling agent, through a running
+    /// server: `--openclaw` speaks OpenClaw's exec SecretRef provider protocol.
+    Resolve(cmd::resolve::Args),
+    /// Wire vault into an agent runtime: the Hermes secret-source plugin, Claude
+    /// Code hooks.
+    #[command(subcommand)]
+    Integrate(cmd::integrate::Command),
     /// Serve agents over HTTP (loopback): tokens, secrets and env without the passphrase.
     Server(cmd::server::Args),
     /// The hash-chained audit trail: `audit log`, `audit verify`.

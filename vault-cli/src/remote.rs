@@ -21,6 +21,16 @@ pub struct Remote {
 impl Remote {
     /// `Some` when `VAULT_ADDR` is set; then the key must be there too.
     pub fn from_env(key_file: Option<&std::path::Path>) -> Result<Option<Remote>> {
+        Self::from_env_var("VAULT_AGENT_KEY", key_file)
+    }
+
+    /// Like [`Remote::from_env`], with the key in the environment variable
+    /// `key_var` (an OpenClaw gateway hosting several agents keeps one key
+    /// variable per agent).
+    pub fn from_env_var(
+        key_var: &str,
+        key_file: Option<&std::path::Path>,
+    ) -> Result<Option<Remote>> {
         let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
@@ -43,7 +53,7 @@ impl Remote {
                 "VAULT_ADDR {base:?} must start with http:// or https://"
             )));
         }
-        let key = crate::cmd::token::credential_from("VAULT_AGENT_KEY", key_file, "named key")?;
+        let key = crate::cmd::token::credential_from(key_var, key_file, "named key")?;
         Ok(Some(Remote {
             base,
             key,
@@ -119,6 +129,28 @@ impl Remote {
             .collect())
     }
 
+    /// One secret through a token minted earlier (`secrets:read`), so a batch
+    /// costs one mint. `None` when the server answers 404: a missing secret
+    /// and another agent's secret look alike on purpose.
+    pub fn read(&self, token: &SecretString, name: &str) -> Result<Option<SecretString>> {
+        let reply = self.call(
+            self.agent
+                .get(&format!("{}/v1/secrets/{}", self.base, encode_path(name)))
+                .set(
+                    "Authorization",
+                    &format!("Bearer {}", token.expose_secret()),
+                ),
+            None,
+        );
+        match reply {
+            Ok(reply) => Ok(Some(SecretString::new(
+                reply["value"].as_str().unwrap_or_default().to_owned(),
+            ))),
+            Err(e) if exit::classify(&e).0 == exit::NOT_FOUND => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn call(
         &self,
         request: ureq::Request,
@@ -156,6 +188,20 @@ impl Remote {
             ))),
         }
     }
+}
+
+/// Percent-encodes every byte but `[A-Za-z0-9_.-]` for one path segment, so
+/// `AGENT/NAME` stays one segment (`AGENT%2FNAME`).
+fn encode_path(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Whether the host part of `host_port_path` (after the scheme) is loopback.

@@ -31,6 +31,7 @@ mod known;
 pub mod output;
 mod redact;
 mod rule;
+mod span;
 mod stream;
 
 pub use baseline::Baseline;
@@ -47,6 +48,7 @@ pub use rule::{
     builtin_rules, crc32_base62, crc32_base62_ok, parse_rules, ChecksumPolicy, Confidence, Rule,
     Validator,
 };
+pub use span::Span;
 
 #[doc(hidden)]
 pub mod testing {

@@ -7,12 +7,15 @@ pub mod audit;
 pub mod demo;
 pub mod doctor;
 pub mod init;
+pub mod integrate;
 pub mod keys;
 pub mod notify;
 pub mod rekey;
+pub mod resolve;
 pub mod rotate;
 pub mod run;
 pub mod scan;
+pub mod scrub;
 pub mod secret;
 pub mod server;
 pub mod token;
@@ -75,12 +78,18 @@ impl Context {
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    // Runs before the vault directory is worked out: OpenClaw starts it with
+    // an empty environment (no HOME), and it never touches a local vault.
+    let command = match cli.command {
+        Command::Resolve(args) => return resolve::run(args),
+        other => other,
+    };
     let ctx = Context {
         home: vault_home()?,
         passphrase_file: cli.passphrase_file,
         json: cli.json,
     };
-    match cli.command {
+    match command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Agent(c) => agent::run(&ctx, c),
         Command::Set(args) => secret::set(&ctx, args),
@@ -101,9 +110,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
         Command::Notify(c) => notify::run(&ctx, c),
         Command::Scan(args) => scan::scan(&ctx, args),
+        Command::Scrub(args) => scrub::run(&ctx, args),
+        Command::Integrate(c) => integrate::run(&ctx, c),
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
         Command::Server(args) => server::run(&ctx, args),
+        Command::Resolve(args) => resolve::run(args),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage => audit::usage(&ctx),
         Command::Doctor(args) => doctor::doctor(&ctx, args),

@@ -18,16 +18,28 @@ const OP: &Principal = &Principal::Operator;
 #[derive(clap::Subcommand, Debug)]
 pub enum TargetCommand {
     /// Register an env file where an agent's key (and secrets) live; rotations rewrite it.
+    #[command(group(clap::ArgGroup::new("where").required(true)
+        .args(["env_file", "hermes_profile", "openclaw_agent"])))]
     Add {
         /// The agent.
         #[arg(long)]
         agent: String,
-        /// The env file (a Hermes profile's .env, an OpenClaw agent's env file).
+        /// The env file, named directly.
         #[arg(long, value_name = "PATH")]
-        env_file: PathBuf,
-        /// The variable that holds the agent's key there.
-        #[arg(long, default_value = "VAULT_AGENT_KEY")]
-        var: String,
+        env_file: Option<PathBuf>,
+        /// A Hermes profile: its .env (HERMES_HOME and Hermes' profile rules honoured;
+        /// `default` is the root profile).
+        #[arg(long, value_name = "NAME")]
+        hermes_profile: Option<String>,
+        /// An OpenClaw agent id: the gateway's .env in the OpenClaw state directory
+        /// (OPENCLAW_STATE_DIR, OPENCLAW_HOME, OPENCLAW_PROFILE honoured), under a
+        /// variable of its own, VAULT_AGENT_KEY_<ID>.
+        #[arg(long, value_name = "ID")]
+        openclaw_agent: Option<String>,
+        /// The variable that holds the agent's key there (default VAULT_AGENT_KEY;
+        /// VAULT_AGENT_KEY_<ID> with --openclaw-agent).
+        #[arg(long)]
+        var: Option<String>,
     },
     /// List registered targets.
     Ls {
@@ -75,10 +87,17 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
         TargetCommand::Add {
             agent,
             env_file,
+            hermes_profile,
+            openclaw_agent,
             var,
         } => {
             let agent = AgentName::parse(&agent)?;
-            let var = SecretName::parse(&var)?;
+            let (env_file, default_var) = target_file(
+                env_file,
+                hermes_profile.as_deref(),
+                openclaw_agent.as_deref(),
+            )?;
+            let var = SecretName::parse(var.as_deref().unwrap_or(&default_var))?;
             let t = vault.add_target(OP, &agent, &env_file, &var)?;
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var}))?;
@@ -119,6 +138,52 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The env file and default key variable of `target add`: named directly,
+/// or worked out from a Hermes profile or an OpenClaw agent id the way those
+/// runtimes find their own files (see [`crate::runtimes`]).
+fn target_file(
+    env_file: Option<PathBuf>,
+    hermes_profile: Option<&str>,
+    openclaw_agent: Option<&str>,
+) -> Result<(PathBuf, String)> {
+    const DEFAULT_VAR: &str = "VAULT_AGENT_KEY";
+    if let Some(profile) = hermes_profile {
+        let dir = crate::runtimes::hermes_profile_dir(profile)?;
+        if !dir.is_dir() {
+            return Err(exit::usage(format!(
+                "Hermes profile {profile} has no directory at {} (create it with \
+                 `hermes profile create {profile}`, or set HERMES_HOME)",
+                dir.display()
+            )));
+        }
+        return Ok((dir.join(".env"), DEFAULT_VAR.into()));
+    }
+    if let Some(id) = openclaw_agent {
+        let id = crate::runtimes::openclaw_agent_id(id)?;
+        let state = crate::runtimes::openclaw_state_dir()?;
+        if !state.is_dir() {
+            return Err(exit::usage(format!(
+                "no OpenClaw state directory at {} (run `openclaw onboard`, or set \
+                 OPENCLAW_STATE_DIR / OPENCLAW_HOME)",
+                state.display()
+            )));
+        }
+        if !state.join("agents").join(&id).is_dir() {
+            eprintln!(
+                "vault: note: OpenClaw has no state for agent {id} yet ({} is missing)",
+                state.join("agents").join(&id).display()
+            );
+        }
+        return Ok((state.join(".env"), crate::runtimes::openclaw_key_var(&id)));
+    }
+    match env_file {
+        Some(path) => Ok((path, DEFAULT_VAR.into())),
+        None => Err(exit::usage(
+            "name the env file: --env-file, --hermes-profile or --openclaw-agent",
+        )),
+    }
 }
 
 pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {

@@ -41,6 +41,19 @@ pub struct ScanArgs {
     /// open approvals for leaked stored secrets (needs the passphrase).
     #[arg(long)]
     rotate: bool,
+    /// Answer as an agent runtime's hook: `claude-code` prints nothing on stdout,
+    /// exits 0 when clean and 2 (Claude Code's only blocking code) with the
+    /// redacted reason on stderr on a finding or an error.
+    #[arg(long, value_enum, requires = "stdin", value_name = "RUNTIME")]
+    hook: Option<HookMode>,
+}
+
+/// Hook protocols `vault scan --stdin --hook` speaks.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookMode {
+    /// Claude Code command hooks (UserPromptSubmit, PreToolUse): exit 2 blocks,
+    /// stderr is the reason Claude and the person see; exit 1 would not block.
+    ClaudeCode,
 }
 
 /// Output formats of `vault scan`.
@@ -118,6 +131,9 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         );
         return Ok(());
     }
+    if let Some(mode) = args.hook {
+        return hook_answer(ctx, mode, &matcher, &report, args.rotate);
+    }
     let mut out = std::io::stdout().lock();
     match (args.format, ctx.json) {
         (Format::Json, _) | (_, true) => output::write_json(&mut out, &report)?,
@@ -192,6 +208,55 @@ impl Bar {
             bar.finish_and_clear();
         }
     }
+}
+
+/// Claude Code blocks a prompt or tool call only on exit 2 and shows stderr as
+/// the reason; JSON on stdout is read only on exit 0, and on exit 0 a
+/// UserPromptSubmit hook's stdout is added to the prompt, so nothing goes
+/// there. A scan that could not run blocks too: a hook that fails open
+/// protects nothing.
+fn hook_answer(
+    ctx: &Context,
+    mode: HookMode,
+    matcher: &Option<Matcher>,
+    report: &Report,
+    rotate: bool,
+) -> Result<()> {
+    let HookMode::ClaudeCode = mode;
+    if !report.errors.is_empty() {
+        eprintln!(
+            "vault: blocked: the secret scan could not run ({}), so this is not let through",
+            report.errors[0].message
+        );
+        std::process::exit(2);
+    }
+    if report.findings.is_empty() {
+        return Ok(());
+    }
+    let mut reason = format!(
+        "vault: blocked: this holds {} secret(s), which would be kept in the transcript:",
+        report.findings.len()
+    );
+    for f in &report.findings {
+        let whose = f
+            .managed
+            .as_ref()
+            .map(|m| format!(" ({})", m.label))
+            .unwrap_or_default();
+        reason.push_str(&format!("\n  {} {}{whose}", f.rule, f.redacted));
+    }
+    reason.push_str(
+        "\nRemove the secret and refer to it by name instead (the agent gets it from its \
+         environment). If it was real, rotate it: `vault rotate`.",
+    );
+    eprintln!("{reason}");
+    if rotate {
+        if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
+            let mut vault = ctx.unlock()?;
+            act_on_leaks(&mut vault, m, report)?;
+        }
+    }
+    std::process::exit(2);
 }
 
 /// Acts on every vault credential the matcher recognised since the last

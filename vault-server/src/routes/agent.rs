@@ -116,10 +116,23 @@ async fn mint(
         scopes,
         ttl: body.ttl_seconds.map(Duration::from_secs),
     };
+    let st = state.clone();
     let minted = state
         .with_vault_batched(move |vault| {
             let info = vault.authenticate_key(&key)?;
-            Ok(vault.mint_token(&info, &request)?)
+            let minted = vault.mint_token(&info, &request)?;
+            // A key another `vault` process issued since the last refresh is
+            // not in the snapshot yet, so every other route would refuse this
+            // token (`key_revoked`) until the next refresh: refresh now.
+            let known = st
+                .inner
+                .snapshot
+                .read()
+                .is_ok_and(|s| s.check(&minted.claims).is_ok());
+            if !known {
+                st.refresh_snapshot(vault)?;
+            }
+            Ok(minted)
         })
         .await?;
     Ok(Json(serde_json::json!({
