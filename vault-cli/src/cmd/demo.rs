@@ -38,7 +38,12 @@ impl Tour {
             self.step += 1;
             println!("\n{}. {title}", self.step);
         }
-        let shown_stdin = stdin.map(|_| "printf '%s' \"$VALUE\" | ").unwrap_or("");
+        // A request is shown as it is; a secret value never is.
+        let shown_stdin = match stdin {
+            Some(request) if request.starts_with('{') => format!("echo '{request}' | "),
+            Some(_) => "printf '%s' \"$VALUE\" | ".to_owned(),
+            None => String::new(),
+        };
         println!("   $ {shown_stdin}vault {}", args.join(" "));
         let mut child = Command::new(&self.exe)
             .args(args)
@@ -293,6 +298,11 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         &["env", "--format", "json"],
         None,
     );
+    let resolved = tour.run(
+        "OpenClaw's exec provider asks for two ids as the marketing agent: its own, and the finance agent's",
+        &["resolve", "--openclaw"],
+        Some(r#"{"protocolVersion": 1, "provider": "vault", "ids": ["GITHUB_TOKEN", "hermes-finance/STRIPE_KEY"]}"#),
+    );
     tour.env.clear();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.id() as i32),
@@ -304,6 +314,15 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         bail!("demo: the env over HTTP was not the marketing agent's alone");
     }
     println!("   only the marketing agent's secrets came back; the finance agent's did not");
+    let (code, answer) = resolved?;
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
+    if code != 0
+        || !answer["values"]["GITHUB_TOKEN"].is_string()
+        || answer["errors"]["hermes-finance/STRIPE_KEY"]["code"] != "NOT_FOUND"
+    {
+        bail!("demo: the OpenClaw resolver did not answer as the marketing agent alone");
+    }
+    println!("   the resolver answered GITHUB_TOKEN and NOT_FOUND for the finance agent's secret, exactly like a missing one");
 
     tour.expect("Usage per key, from the audit trail", &["usage"], None, 0)?;
     tour.expect(
