@@ -284,3 +284,72 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     // with room again, the same write succeeds
     env.set("hermes/BIG", &"y".repeat(60_000));
 }
+
+/// A vault on a filesystem that turns read-only (a real tmpfs mount,
+/// remounted `ro`): writes are refused with a clear error, nothing is lost,
+/// and once the filesystem is writable again everything is there. Mounting
+/// needs CAP_SYS_ADMIN; where the test cannot mount it says so and stops.
+#[test]
+fn a_read_only_filesystem_is_a_clear_error_and_loses_nothing() {
+    let env = Env::empty();
+    let mnt = env.dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let mount = |args: &[&str]| {
+        std::process::Command::new("mount")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !mount(&[
+        "-t",
+        "tmpfs",
+        "-o",
+        "size=8m,mode=0700",
+        "tmpfs",
+        mnt.to_str().unwrap(),
+    ]) {
+        eprintln!("SKIP: cannot mount a tmpfs here (needs CAP_SYS_ADMIN)");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let home = mnt.join("vault");
+    let vault = |args: &[&str]| {
+        let mut cmd = env.vault(args);
+        cmd.env("VAULT_HOME", &home);
+        cmd
+    };
+    vault(&["init", "--kdf-memory-mib", "64"])
+        .assert()
+        .success();
+    vault(&["agent", "add", "hermes"]).assert().success();
+    for i in 0..5 {
+        vault(&["set", &format!("hermes/S{i}")])
+            .write_stdin(format!("value-{i}"))
+            .assert()
+            .success();
+    }
+    assert!(mount(&["-o", "remount,ro", mnt.to_str().unwrap()]));
+    let out = vault(&["set", "hermes/NEW"])
+        .write_stdin("new-value")
+        .assert()
+        .failure();
+    let err = stderr_of(&out);
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("new-value"),
+        "{err}"
+    );
+    assert!(mount(&["-o", "remount,rw", mnt.to_str().unwrap()]));
+    for i in 0..5 {
+        let out = vault(&["get", &format!("hermes/S{i}")]).assert().success();
+        assert_eq!(stdout_of(&out).trim(), format!("value-{i}"));
+    }
+    vault(&["get", "hermes/NEW"]).assert().code(4);
+    vault(&["audit", "verify"]).assert().success();
+}
