@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 
 use crate::common::*;
-use crate::server::{raw_http, setup, start_with, CANARY};
+use crate::server::{exchange, raw_http, setup, start_with, CANARY};
 
 /// A self-signed certificate for localhost and 127.0.0.1, written as PEM
 /// files (key 0600); generated here so no private key lives in the repository.
@@ -133,13 +133,10 @@ fn tls_setup_errors_are_clear_and_nothing_listens() {
 
 /// One HTTP/1.1 exchange over a Unix socket.
 fn unix_http(path: &std::path::Path, request: &str) -> String {
-    let mut conn = std::os::unix::net::UnixStream::connect(path).unwrap();
+    let conn = std::os::unix::net::UnixStream::connect(path).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
-    conn.write_all(request.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    let _ = conn.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    exchange(conn, request)
 }
 
 #[test]

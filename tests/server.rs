@@ -101,11 +101,15 @@ fn call(
 
 /// Sends `request` as written over a fresh connection; returns the whole answer.
 pub(crate) fn raw_http(base: &str, request: &str) -> String {
-    use std::io::{Read, Write};
     let addr = base.trim_start_matches("http://");
-    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let conn = std::net::TcpStream::connect(addr).unwrap();
     conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
         .unwrap();
+    exchange(conn, request)
+}
+
+/// Writes `request`, reads until the peer closes (or 20 s of silence).
+pub(crate) fn exchange(mut conn: impl std::io::Read + std::io::Write, request: &str) -> String {
     conn.write_all(request.as_bytes()).unwrap();
     let mut out = Vec::new();
     let _ = conn.read_to_end(&mut out);

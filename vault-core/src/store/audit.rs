@@ -71,22 +71,25 @@ pub(crate) fn list(
         "SELECT seq, at_ms, actor, key_id, action, target, outcome, request_id, origin, chain, mac
          FROM audit_log WHERE (?1 IS NULL OR actor = ?1) AND (?2 IS NULL OR at_ms >= ?2) ORDER BY seq",
     )?;
-    let rows = stmt.query_map(params![actor, since_ms], |r| {
-        Ok(AuditRow {
-            seq: r.get(0)?,
-            at_ms: r.get(1)?,
-            actor: r.get(2)?,
-            key_id: r.get(3)?,
-            action: r.get(4)?,
-            target: r.get(5)?,
-            outcome: r.get(6)?,
-            request_id: r.get(7)?,
-            origin: r.get(8)?,
-            chain: r.get(9)?,
-            mac: r.get(10)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![actor, since_ms], audit_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One row of the `SELECT seq, at_ms, ... mac` column list used above and below.
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.get(0)?,
+        at_ms: r.get(1)?,
+        actor: r.get(2)?,
+        key_id: r.get(3)?,
+        action: r.get(4)?,
+        target: r.get(5)?,
+        outcome: r.get(6)?,
+        request_id: r.get(7)?,
+        origin: r.get(8)?,
+        chain: r.get(9)?,
+        mac: r.get(10)?,
+    })
 }
 
 /// Records with `seq > after`, oldest first, at most `limit` of them: lets
@@ -96,21 +99,7 @@ pub(crate) fn list_after(conn: &Connection, after: i64, limit: i64) -> Result<Ve
         "SELECT seq, at_ms, actor, key_id, action, target, outcome, request_id, origin, chain, mac
          FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
-    let rows = stmt.query_map(params![after, limit], |r| {
-        Ok(AuditRow {
-            seq: r.get(0)?,
-            at_ms: r.get(1)?,
-            actor: r.get(2)?,
-            key_id: r.get(3)?,
-            action: r.get(4)?,
-            target: r.get(5)?,
-            outcome: r.get(6)?,
-            request_id: r.get(7)?,
-            origin: r.get(8)?,
-            chain: r.get(9)?,
-            mac: r.get(10)?,
-        })
-    })?;
+    let rows = stmt.query_map(params![after, limit], audit_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
