@@ -174,6 +174,13 @@ fn the_http_contract_for_agents() {
     let (status, v) = call("GET", &format!("{}/v1/env", s.base), Some(&token), None);
     assert_eq!(status, 200);
     assert_eq!(v["env"], serde_json::json!({"GITHUB_TOKEN": CANARY}));
+    // every answer carries the id its log line has
+    let r = ureq::get(&format!("{}/v1/health", s.base)).call().unwrap();
+    let id = r.header("x-request-id").unwrap_or_default();
+    assert!(
+        id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id:?}"
+    );
     // another agent's secret looks exactly like a missing one
     let (s1, other) = call(
         "GET",
@@ -529,10 +536,20 @@ fn sixty_four_clients_lose_nothing_and_logs_hold_no_secret() {
     assert!(!contains(&log, CANARY.as_bytes()));
     assert!(!contains(&log, mkey.as_bytes()));
     assert!(!contains(&log, b"database is locked"));
-    assert!(
-        String::from_utf8_lossy(&log).contains("request"),
-        "requests are logged"
-    );
+    let log = String::from_utf8_lossy(&log);
+    // each request line names its request id, agent and key id (ids, never keys)
+    let line = log
+        .lines()
+        .find(|l| {
+            l.contains("route=\"/v1/secrets/{name}\"") || l.contains("route=/v1/secrets/{name}")
+        })
+        .unwrap_or_else(|| panic!("no secret read logged:\n{log}"));
+    assert!(line.contains("request_id="), "{line}");
+    assert!(line.contains("agent=\"hermes-"), "{line}");
+    assert!(line.contains("key_id="), "{line}");
+    let reply = ureq::get(&format!("{base}/v1/health")).call();
+    // (the server has stopped; the header is checked in the contract test)
+    assert!(reply.is_err());
     // the CLI's own count agrees with the server's, and the chain is intact
     let usage: serde_json::Value = serde_json::from_str(&stdout_of(
         &env.vault(&["--json", "usage"]).assert().success(),

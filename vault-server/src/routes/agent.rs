@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use vault_core::{Principal, Scope, TokenRequest};
 
-use super::bearer;
+use super::{bearer, CallerSlot};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -40,10 +40,12 @@ struct ScanBody {
 /// redacted findings and what was done.
 async fn scan(
     State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
     Json(body): Json<ScanBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    state.check_token(bearer(&headers)?)?;
+    let claims = state.check_token(bearer(&headers)?)?;
+    caller.set(claims.agent.as_str(), &claims.key_id);
     // The scan itself needs neither the vault lock nor a fresh scanner: only
     // acting on what it found does.
     let scanner = state.scanner()?;
@@ -94,6 +96,7 @@ struct MintBody {
 
 async fn mint(
     State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
     body: Option<Json<MintBody>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -120,6 +123,7 @@ async fn mint(
     let minted = state
         .with_vault_batched(move |vault| {
             let info = vault.authenticate_key(&key)?;
+            caller.set(info.agent.as_str(), &info.key_id);
             let minted = vault.mint_token(&info, &request)?;
             // A key another `vault` process issued since the last refresh is
             // not in the snapshot yet, so every other route would refuse this
@@ -145,9 +149,11 @@ async fn mint(
 
 async fn whoami(
     State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let claims = state.check_token(bearer(&headers)?)?;
+    caller.set(claims.agent.as_str(), &claims.key_id);
     Ok(Json(serde_json::json!({
         "agent": claims.agent.as_str(), "key_id": claims.key_id, "token_id": claims.token_id,
         "scopes": claims.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -157,9 +163,11 @@ async fn whoami(
 
 async fn revoke(
     State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let claims = state.check_token(bearer(&headers)?)?;
+    caller.set(claims.agent.as_str(), &claims.key_id);
     let token_id = claims.token_id.clone();
     let st = state.clone();
     state
@@ -173,10 +181,12 @@ async fn revoke(
 
 async fn secret(
     State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let claims = state.check_token(bearer(&headers)?)?;
+    caller.set(claims.agent.as_str(), &claims.key_id);
     let (path, value, version) = state
         .with_vault_batched(move |vault| Ok(vault.read_with_token(&claims, &name)?))
         .await?;
@@ -189,9 +199,11 @@ async fn secret(
 
 async fn env(
     State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let claims = state.check_token(bearer(&headers)?)?;
+    caller.set(claims.agent.as_str(), &claims.key_id);
     let env = state
         .with_vault_batched(move |vault| Ok(vault.env_with_token(&claims)?))
         .await?;

@@ -5,6 +5,8 @@
 mod admin;
 mod agent;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -61,12 +63,40 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("malformed Authorization header"))
 }
 
-/// Counts and logs every request: route, status, latency, denial code. Never
-/// a header or a body.
-async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+/// Who made a request, once a handler has authenticated it: filled by the
+/// handler, read by [`observe`] for the log line. Ids and names only.
+#[derive(Clone, Default)]
+pub(crate) struct CallerSlot(Arc<Mutex<Option<(String, String)>>>);
+
+impl CallerSlot {
+    /// Records the agent and key id behind the request.
+    pub(crate) fn set(&self, agent: &str, key_id: &str) {
+        if let Ok(mut slot) = self.0.lock() {
+            *slot = Some((agent.to_owned(), key_id.to_owned()));
+        }
+    }
+
+    fn get(&self) -> (String, String) {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|s| s.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Request ids: unique within this server's life, sent back as `x-request-id`.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
+
+/// Counts and logs every request: request id, agent, key id, route, status,
+/// latency, denial code. Never a header value, a token, a key or a body.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
     let route = route_label(request.uri().path());
+    let request_id = format!("{:016x}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed));
+    let caller = CallerSlot::default();
+    request.extensions_mut().insert(caller.clone());
     let mut response = next.run(request).await;
     // Errors raised below our handlers (a JSON body that does not parse, a body
     // over the limit, a timeout) come as plain text: give them our JSON shape.
@@ -106,7 +136,21 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         m.latency_sum_secs += elapsed;
         m.latency_count += 1;
     }
-    tracing::info!(%method, route, status, latency_ms = elapsed * 1000.0, code = code.as_deref().unwrap_or(""), "request");
+    let (agent, key_id) = caller.get();
+    tracing::info!(
+        request_id,
+        %method,
+        route,
+        status,
+        agent,
+        key_id,
+        latency_ms = elapsed * 1000.0,
+        code = code.as_deref().unwrap_or(""),
+        "request"
+    );
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
     response
 }
 
