@@ -103,9 +103,12 @@ impl Scanner {
             id: "<prefilter>".into(),
             message,
         };
+        // No prefilter inside the DFA: with one, its start state would count as special and
+        // the walk in `keywords` would stop at every byte that leaves it there.
         let prefilter = DFA::builder()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
+            .prefilter(false)
             .build(keywords.iter().map(|k| &k.0))
             .map_err(|e| prefilter_error(e.to_string()))?;
         let start = prefilter
