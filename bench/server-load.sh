@@ -158,6 +158,8 @@ read -r rot_ok rot_failed <"$tmp/rotations"
 echo "rotations of another agent's key during the soak: $rot_ok done, $rot_failed failed"
 [ "$rot_failed" = 0 ] || sort "$tmp/rotate.err" | uniq -c | head -5
 echo "server RSS (KiB) before the soak $before, every 10 s: $(cat "$tmp/rss")-> after $(rss)"
+echo "server memory after the soak (KiB): $(awk '/^(Anonymous|Shared_Clean|Shared_Dirty|Private_Dirty):/ {printf "%s %s  ", $1, $2}' "/proc/$server/smaps_rollup")"
+echo "vault files after the soak: $(du -k "$VAULT_HOME"/* | awk '{printf "%s %s KiB  ", $2, $1}' | sed "s|$VAULT_HOME/||g")"
 python3 - "$base" <<'PY'
 import sys, urllib.request
 text = urllib.request.urlopen(sys.argv[1] + "/metrics").read().decode()

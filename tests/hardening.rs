@@ -353,3 +353,81 @@ fn a_read_only_filesystem_is_a_clear_error_and_loses_nothing() {
     vault(&["get", "hermes/NEW"]).assert().code(4);
     vault(&["audit", "verify"]).assert().success();
 }
+
+/// Approval execution killed right after the rotation command's new value
+/// is stored (before the compromise flag is cleared and env files are
+/// rewritten): the new value, which the provider may already be the only
+/// valid one of, is never lost; the approval stays open, and approving
+/// again finishes the job.
+#[test]
+fn a_kill_while_executing_an_approval_keeps_the_new_value() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/DB_PASSWORD", "leaked-db-password-1");
+    let script = env.dir.path().join("rotate.sh");
+    // prints a new value each time, as a provider's API would
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat >/dev/null; echo \"fresh-db-password-$(date +%s%N)\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.vault(&[
+        "rotation",
+        "set",
+        "hermes/DB_PASSWORD",
+        "--command",
+        script.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let leak = env.dir.path().join("notes.md");
+    std::fs::write(&leak, "the password is leaked-db-password-1\n").unwrap();
+    env.vault(&["scan", leak.to_str().unwrap(), "--rotate"])
+        .assert()
+        .code(1);
+    let approvals: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["approvals", "--json"]).assert().success(),
+    ))
+    .unwrap();
+    let id = approvals["approvals"][0]["id"].as_str().unwrap().to_owned();
+    let out = env
+        .vault(&["approve", &id])
+        .env("VAULT_FAILPOINT", "rotate-secret:stored")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), None, "the process should have died");
+    integrity_ok(&env);
+    let stored = env.get("hermes/DB_PASSWORD");
+    assert!(stored.starts_with("fresh-db-password-"), "{stored}");
+    env.vault(&["audit", "verify"]).assert().success();
+    // the approval is still open: a person approves again and it completes
+    let approvals: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["approvals", "--json"]).assert().success(),
+    ))
+    .unwrap();
+    let open: Vec<_> = approvals["approvals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["state"] == "pending")
+        .collect();
+    assert_eq!(open.len(), 1, "{approvals}");
+    env.vault(&["approve", open[0]["id"].as_str().unwrap()])
+        .assert()
+        .success();
+    let after = env.get("hermes/DB_PASSWORD");
+    assert!(after.starts_with("fresh-db-password-") && after != stored);
+    let history: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["--json", "history", "hermes/DB_PASSWORD"])
+            .assert()
+            .success(),
+    ))
+    .unwrap();
+    // the leaked value, the one stored before the kill, and the last one
+    assert_eq!(
+        history["versions"].as_array().map(Vec::len),
+        Some(3),
+        "{history}"
+    );
+}

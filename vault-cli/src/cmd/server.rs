@@ -111,7 +111,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         ),
         Place::Tcp(_) => None,
     };
+    // Blocking threads run only message scans (the vault has its own thread):
+    // a few suffice, and each extra thread would keep its own malloc arena,
+    // which shows up as memory that grows under load.
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(4)
         .enable_all()
         .build()?;
     runtime.block_on(async move {

@@ -219,6 +219,32 @@ pub(crate) fn expire_approvals(conn: &Connection, now: i64) -> Result<usize> {
     )?)
 }
 
+/// Approvals being carried out: (id, result note, decided_at).
+pub(crate) fn approved_unfinished(
+    conn: &Connection,
+) -> Result<Vec<(String, Option<String>, Option<i64>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT approval_id, result, decided_at FROM approvals WHERE state = 'approved'",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Puts an approval whose execution was interrupted back to pending, if it
+/// is still the same interrupted execution (`result` unchanged).
+pub(crate) fn reopen_approval(
+    conn: &Connection,
+    id: &str,
+    was: Option<&str>,
+    note: &str,
+) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE approvals SET state = 'pending', result = ?3, decided_at = NULL
+         WHERE approval_id = ?1 AND state = 'approved' AND result IS ?2",
+        params![id, was, note],
+    )? == 1)
+}
+
 pub(crate) fn approvals(conn: &Connection, id: Option<&str>) -> Result<Vec<ApprovalRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT p.approval_id, p.kind, a.name, p.subject, p.summary, p.state, p.result, p.created_at, p.expires_at

@@ -35,6 +35,13 @@ pub const APPROVAL_TTL: Duration = Duration::from_secs(72 * 3600);
 /// Longest a rotation command may run unless configured otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// An approval still being carried out after this long was interrupted:
+/// longer than the longest rotation command timeout (10 min) allows.
+const INTERRUPTED_AFTER: Duration = Duration::from_secs(11 * 60);
+
+/// The `result` of an approval being carried out: `running:pid=N`.
+const RUNNING_PREFIX: &str = "running:pid=";
+
 /// A registered env file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TargetInfo {
@@ -527,6 +534,7 @@ impl Vault {
     pub fn approvals(&self, actor: &Principal) -> Result<Vec<ApprovalInfo>> {
         require_operator(actor, "list approvals")?;
         self.expire_approvals()?;
+        self.reopen_interrupted_approvals()?;
         Ok(rotation::approvals(&self.conn, None)?
             .into_iter()
             .map(approval_info)
@@ -537,10 +545,14 @@ impl Vault {
     pub fn approve(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
         require_operator(actor, "approve")?;
         self.expire_approvals()?;
+        self.reopen_interrupted_approvals()?;
         let row = self.pending_approval(approval_id)?;
         let now = store::now();
         let tx = store::write_tx(&self.conn)?;
-        if !rotation::decide_approval(&tx, approval_id, "pending", "approved", None, now)? {
+        // Who is carrying it out, so a crash can be told from a slow command.
+        let running = format!("{RUNNING_PREFIX}{}", std::process::id());
+        if !rotation::decide_approval(&tx, approval_id, "pending", "approved", Some(&running), now)?
+        {
             return Err(not_found("pending approval", approval_id));
         }
         self.audit_in(
@@ -579,6 +591,48 @@ impl Vault {
         Ok(approval_info(
             rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
         ))
+    }
+
+    /// An approval left `approved` by a process that died while carrying it
+    /// out (its pid is gone, or it has run longer than any rotation command
+    /// may) goes back to `pending`, so a person can approve it again. What the
+    /// dead process already stored stays: a rotated value is never lost.
+    fn reopen_interrupted_approvals(&self) -> Result<()> {
+        let now = store::now();
+        for (id, result, decided_at) in rotation::approved_unfinished(&self.conn)? {
+            let pid = result
+                .as_deref()
+                .and_then(|r| r.strip_prefix(RUNNING_PREFIX))
+                .and_then(|p| p.parse::<i32>().ok());
+            let alive = pid.is_some_and(|p| {
+                !matches!(
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
+                    Err(nix::errno::Errno::ESRCH)
+                )
+            });
+            let overdue = decided_at.is_none_or(|t| now - t > INTERRUPTED_AFTER.as_secs() as i64);
+            if alive && !overdue {
+                continue;
+            }
+            let tx = store::write_tx(&self.conn)?;
+            if rotation::reopen_approval(
+                &tx,
+                &id,
+                result.as_deref(),
+                "interrupted before it finished; approve again",
+            )? {
+                self.audit_in(
+                    &tx,
+                    &Principal::Operator,
+                    None,
+                    "approval.reopen",
+                    Some(&id),
+                    "ok",
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
     }
 
     /// Refuses an approval; nothing it drafted happens.

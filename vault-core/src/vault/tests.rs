@@ -1102,3 +1102,58 @@ fn a_batch_that_panics_leaves_nothing_and_the_vault_usable() {
     set(&mut v, "hermes/TOKEN", "after");
     assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "after");
 }
+
+#[test]
+fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/DB", "x-value");
+    v.set_rotation_command(
+        OP,
+        &path("hermes/DB"),
+        "echo y",
+        false,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let id = match v.report_secret_leak(&path("hermes/DB"), "notes:1").unwrap() {
+        LeakAction::ApprovalOpened { approval_id } => approval_id,
+        other => panic!("{other:?}"),
+    };
+    let mark = |v: &Vault, pid: u32, at: i64| {
+        v.conn
+            .execute(
+                "UPDATE approvals SET state = 'approved', result = ?2, decided_at = ?3 WHERE approval_id = ?1",
+                params![id, format!("running:pid={pid}"), at],
+            )
+            .unwrap();
+    };
+    let state = |v: &Vault| {
+        v.approvals(OP)
+            .unwrap()
+            .into_iter()
+            .find(|a| a.approval_id == id)
+            .unwrap()
+            .state
+    };
+    // carried out right now by a live process: left alone
+    mark(&v, std::process::id(), store::now());
+    assert_eq!(state(&v), "approved");
+    // by a live process, but for longer than any command may run: interrupted
+    mark(&v, std::process::id(), store::now() - 3600);
+    assert_eq!(state(&v), "pending");
+    // by a process that has exited: interrupted at once
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    mark(&v, dead, store::now());
+    assert_eq!(state(&v), "pending");
+    let reopened = v
+        .audit_log(None, None)
+        .unwrap()
+        .iter()
+        .filter(|r| r.action == "approval.reopen")
+        .count();
+    assert_eq!(reopened, 2);
+}
