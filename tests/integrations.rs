@@ -593,6 +593,57 @@ fn scrub_refuses_a_store_being_written_unless_forced() {
         .success();
 }
 
+/// Regression (found by tests/real-packages.sh on a state.db Hermes wrote): a
+/// key pasted once sits in a store several times (the row, its FTS copies),
+/// and `vault scan --rotate` acted once per copy: one rotation, then "already
+/// revoked" for each other copy (and a notification each); a stored secret
+/// found twice got two actions. One leaked credential is one action.
+#[test]
+fn scan_rotate_acts_once_per_credential_however_many_copies_it_finds() {
+    let (env, key) = leaky_vault();
+    let db = env.dir.path().join("state.db");
+    hermes_like_store(&db, &key);
+    let log = env.dir.path().join("session.jsonl");
+    std::fs::write(
+        &log,
+        "{\"content\":\"hook FAKE-stored-value-9f3b2a7c1d-DEMO\"}\n\
+         {\"content\":\"again FAKE-stored-value-9f3b2a7c1d-DEMO\"}\n",
+    )
+    .unwrap();
+    let out = env
+        .vault(&[
+            "scan",
+            "--format",
+            "json",
+            "--rotate",
+            db.to_str().unwrap(),
+            log.to_str().unwrap(),
+        ])
+        .assert()
+        .code(1);
+    let report = json_of(&out);
+    let key_findings = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "vault.named-key")
+        .count();
+    assert!(key_findings >= 4, "the key is found in each copy: {report}");
+    let err = stderr_of(&out);
+    assert_eq!(
+        err.matches("rotated key hermes-marketing-key").count(),
+        1,
+        "{err}"
+    );
+    assert!(!err.contains("already revoked"), "{err}");
+    let secret_actions = err
+        .lines()
+        .filter(|l| l.contains("stored secret") || l.contains("approval"))
+        .count();
+    assert_eq!(secret_actions, 1, "{err}");
+    assert!(!err.contains(&key) && !stdout_of(&out).contains(&key));
+}
+
 /// `vault ARGS` with HOME and the runtimes' variables under the test's control.
 fn vault_at_home(env: &Env, home: &std::path::Path, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = env.vault(args);

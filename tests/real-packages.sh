@@ -11,7 +11,13 @@
 #   2. OpenClaw's own SecretRef resolution (resolveSecretRefValues from
 #      openclaw/plugin-sdk, and the `openclaw secrets audit --allow-exec` CLI)
 #      resolves an `exec` ref through `vault resolve --openclaw`, and reports
-#      another agent's secret as unresolved.
+#      another agent's secret as unresolved;
+#   3. a live agent key pasted into a Hermes session, written to the profile's
+#      state.db by Hermes' own SessionDB (rows and FTS5 copies, still in the
+#      WAL), is named by `vault scan`, rotated once by `vault scan --rotate`
+#      (the server refuses the old key, Hermes loads with the new one), and
+#      taken out of every byte of state.db/-wal by `vault scrub`, after which
+#      Hermes' SessionDB still reads the session and its FTS search works.
 #
 # Needs: a built vault (cargo build -p vault-cli, or VAULT_BIN=...), python3.11+
 # with venv, node/npm (any version: OpenClaw needs node >= 24.16, which this
@@ -124,6 +130,111 @@ check "Hermes' secret-source loading set GITHUB_TOKEN from vault server" \
 check "Hermes got nothing of the other agent (STRIPE_KEY unset)" \
     [ "$(field "$hermes_out" STRIPE_KEY)" = None ]
 check "Hermes' startup output holds no secret value" absent "$tmp/hermes.err" "$marketing_secret"
+
+# --- a key pasted into a Hermes transcript: scan, rotate, scrub ---------------
+# Hermes' own session storage (hermes_state.SessionDB: create_session,
+# append_message) writes a session whose user message holds the agent's live
+# key into the profile's state.db, FTS5 copies (messages_fts,
+# messages_fts_trigram) included. The process then exits without closing the
+# SessionDB, as a killed gateway would, so the rows are still in state.db-wal.
+leaked_key=$(sed -n 's/^VAULT_AGENT_KEY=//p' "$profile/.env" | tr -d "\"'")
+state_db=$profile/state.db
+session_id=20261130_140000_a1b2c3d4
+cat >"$tmp/hermes_session_check.py" <<'PY'
+import json, os, sys
+from hermes_state import SessionDB  # Hermes' own session store: $HERMES_HOME/state.db
+mode, sid = sys.argv[1], sys.argv[2]
+db = SessionDB()
+if mode == "write":
+    db.create_session(sid, "cli", model="openai/gpt-test")
+    db.append_message(sid, "user", content="deploy the pelican release; my vault key is "
+                      + os.environ["LEAKED_KEY"] + " if you need it")
+    db.append_message(sid, "assistant", content="Deploying the pelican release now.")
+hits = db.search_messages("pelican")
+body = os.environ["LEAKED_KEY"].removeprefix("avk_")
+print(json.dumps({
+    "db": str(db.db_path),
+    "fts": db._fts_enabled,
+    "user": next((m["content"] for m in db.get_messages(sid) if m["role"] == "user"), None),
+    "hits": len(hits),
+    "hit_snippets": [h["snippet"] for h in hits],
+    "key_hits": len(db.search_messages('"' + body + '"')),
+    "integrity": db._conn.execute("PRAGMA integrity_check").fetchone()[0],
+}))
+sys.stdout.flush()
+os._exit(0)  # no db.close(): leave the WAL as a running or killed Hermes does
+PY
+hermes_state() { # hermes_state write|read: Hermes' SessionDB on the profile's state.db
+    env -i PATH=/usr/bin:/bin HOME="$HOME" HERMES_HOME="$profile" LEAKED_KEY="$leaked_key" \
+        "$tmp/venv/bin/python" "$tmp/hermes_session_check.py" "$1" "$session_id" 2>>"$tmp/hermes.err" | tail -1 || true
+}
+in_db() { # in_db PATTERN: PATTERN occurs in the bytes of state.db or its -wal
+    cat "$state_db" "$state_db-wal" 2>/dev/null | grep -qaF -e "$1"
+}
+resolve_with() { # resolve_with KEY: GITHUB_TOKEN through vault server with KEY, or the error code
+    printf '{"protocolVersion":1,"provider":"vault","ids":["GITHUB_TOKEN"]}' |
+        env -i PATH=/usr/bin:/bin VAULT_ADDR="$addr" VAULT_AGENT_KEY="$1" "$vault" resolve --openclaw 2>/dev/null |
+        "$python" -c 'import json,sys; r=json.load(sys.stdin); print(r.get("values",{}).get("GITHUB_TOKEN") or r.get("error",{}).get("code"))' 2>/dev/null ||
+        echo "<no answer>"
+}
+scan_db() { # scan_db: "EXIT FINDINGS MANAGED-LABELS" of vault scan --format json on state.db
+    local rc=0
+    "$vault" scan --format json "$state_db" >"$tmp/scan.json" 2>"$tmp/scan.err" || rc=$?
+    "$python" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(sys.argv[2], len(r["findings"]), ",".join(sorted({(f.get("managed") or {}).get("label", "unmanaged") for f in r["findings"]})) or "-")' \
+        "$tmp/scan.json" "$rc" 2>/dev/null || echo "$rc <no report>"
+}
+check "the pasted key is the agent's live key (GITHUB_TOKEN resolves with it)" \
+    [ "$(resolve_with "$leaked_key")" = "$marketing_secret" ]
+written=$(hermes_state write)
+check "Hermes' SessionDB wrote the session into the profile's state.db, with FTS5" \
+    [ "$(field "$written" db)|$(field "$written" fts)|$(field "$written" hits)" = "$state_db|True|2" ]
+check "the key is in state.db-wal as Hermes left it, and Hermes' FTS search finds it" \
+    eval 'grep -qaF -e "$leaked_key" "$state_db-wal" && [ "$(field "$written" key_hits)" = 1 ]'
+managed="agent hermes-marketing / key hermes-marketing-key"
+check "vault scan --format json state.db: exit 1, every finding the vault key of hermes-marketing" \
+    eval '[[ "$(scan_db)" =~ ^1\ [1-9][0-9]*\ "$managed"$ ]]'
+check "vault scan findings name the cell (messages.content and the FTS copies)" \
+    "$python" -c 'import json,sys; r=json.load(open(sys.argv[1])); t={f["sqlite"]["table"] for f in r["findings"]}; sys.exit(not {"messages","messages_fts_content"} <= t)' "$tmp/scan.json"
+check "vault scan's output holds no plaintext key" absent "$tmp/scan.json" "$leaked_key" "${leaked_key#avk_}"
+rotate_rc=0
+"$vault" scan --rotate "$state_db" >"$tmp/rotate.out" 2>"$tmp/rotate.err" || rotate_rc=$?
+check "vault scan --rotate state.db rotated the leaked key once (exit 1, one action for its copies)" \
+    eval '[ "$rotate_rc" = 1 ] && [ "$(grep -c "^vault: " "$tmp/rotate.err")" = 1 ] &&
+        grep -q "^vault: rotated key hermes-marketing-key of hermes-marketing" "$tmp/rotate.err"'
+cat "$tmp/rotate.out" "$tmp/rotate.err" >"$tmp/rotate.all"
+check "vault scan --rotate's output holds no plaintext key" \
+    absent "$tmp/rotate.all" "$leaked_key" "${leaked_key#avk_}"
+new_key=$(sed -n 's/^VAULT_AGENT_KEY=//p' "$profile/.env" | tr -d "\"'")
+old_key_refused() { # the server refuses the old key (auth error, exit 3), within 10 s of the rotation
+    local i rc
+    for i in $(seq 50); do
+        rc=0
+        printf '{"protocolVersion":1,"provider":"vault","ids":["GITHUB_TOKEN"]}' |
+            env -i PATH=/usr/bin:/bin VAULT_ADDR="$addr" VAULT_AGENT_KEY="$leaked_key" \
+                "$vault" resolve --openclaw >"$tmp/old-key.out" 2>&1 || rc=$?
+        [ "$rc" = 3 ] && ! grep -qF -e "$marketing_secret" "$tmp/old-key.out" && return 0
+        sleep 0.2
+    done
+    return 1
+}
+check "the server refuses the old key after rotation (auth error, no value)" old_key_refused
+check "the new key in the profile's .env works" \
+    eval '[ "$new_key" != "$leaked_key" ] && [ "$(resolve_with "$new_key")" = "$marketing_secret" ]'
+hermes_out=$(env -i PATH=/usr/bin:/bin HOME="$HOME" HERMES_HOME="$profile" "$tmp/venv/bin/python" "$tmp/hermes_check.py" 2>>"$tmp/hermes.err" | tail -1 || true)
+check "after the rotation Hermes' own loading still sets GITHUB_TOKEN (with the new key)" \
+    [ "$(field "$hermes_out" GITHUB_TOKEN)" = "$marketing_secret" ]
+scrub_rc=0
+"$vault" scrub --force "$state_db" >"$tmp/scrub.out" 2>"$tmp/scrub.err" || scrub_rc=$?
+check "vault scrub --force state.db: exit 0, replaced values" \
+    eval '[ "$scrub_rc" = 0 ] && grep -q "replaced [1-9]" "$tmp/scrub.err" "$tmp/scrub.out"'
+check "the key is gone from every byte of state.db and state.db-wal (whole and without avk_)" \
+    eval '[ -s "$state_db" ] && ! in_db "$leaked_key" && ! in_db "${leaked_key#avk_}"'
+check "vault scan state.db after the scrub: exit 0, no finding" [ "$(scan_db)" = "0 0 -" ]
+read_back=$(hermes_state read)
+check "Hermes' SessionDB reads the message back with the redaction marker, DB intact" \
+    eval '[ "$(field "$read_back" integrity)" = ok ] && [[ "$(field "$read_back" user)" == "deploy the pelican release; my vault key is <redacted:vault.named-key> if you need it" ]]'
+check "Hermes' FTS search still finds the message by a word of it, and not by the key" \
+    eval '[ "$(field "$read_back" hits)" = 2 ] && [[ "$(field "$read_back" hit_snippets)" == *"<redacted:vault.named-key>"* ]] && [ "$(field "$read_back" key_hits)" = 0 ]'
 
 # --- OpenClaw ----------------------------------------------------------------
 node_bin=$(command -v node || true)

@@ -50,7 +50,8 @@ impl Matcher {
         self.seen.lock().is_ok_and(|s| !s.is_empty())
     }
 
-    /// The credentials recognised since the last call.
+    /// The credentials recognised since the last call, each once however
+    /// many times it was found.
     pub fn take_seen(&self) -> Vec<Seen> {
         self.seen
             .lock()
@@ -76,7 +77,14 @@ impl KnownSecrets for Matcher {
             return None;
         };
         if let Ok(mut seen) = self.seen.lock() {
-            seen.push(Seen::Credential(SecretString::new(text.to_owned())));
+            // once per credential: a transcript store holds each value several
+            // times (a row and its FTS copies), and one leak is one action
+            let known = seen
+                .iter()
+                .any(|s| matches!(s, Seen::Credential(t) if t.expose_secret() == text));
+            if !known {
+                seen.push(Seen::Credential(SecretString::new(text.to_owned())));
+            }
         }
         Some(info)
     }
@@ -92,7 +100,12 @@ impl KnownSecrets for Matcher {
             id: format!("secret:{path}"),
         };
         if let Ok(mut seen) = self.seen.lock() {
-            seen.push(Seen::Secret(path));
+            if !seen
+                .iter()
+                .any(|s| matches!(s, Seen::Secret(p) if *p == path))
+            {
+                seen.push(Seen::Secret(path));
+            }
         }
         Some(info)
     }
