@@ -219,10 +219,11 @@ pub(crate) fn expire_approvals(conn: &Connection, now: i64) -> Result<usize> {
     )?)
 }
 
-/// Approvals being carried out: (id, result note, decided_at).
-pub(crate) fn approved_unfinished(
-    conn: &Connection,
-) -> Result<Vec<(String, Option<String>, Option<i64>)>> {
+/// An approval being carried out: (id, result note, decided_at).
+pub(crate) type Unfinished = (String, Option<String>, Option<i64>);
+
+/// Approvals being carried out.
+pub(crate) fn approved_unfinished(conn: &Connection) -> Result<Vec<Unfinished>> {
     let mut stmt = conn.prepare_cached(
         "SELECT approval_id, result, decided_at FROM approvals WHERE state = 'approved'",
     )?;
