@@ -114,23 +114,17 @@ impl AppState {
         Ok(claims)
     }
 
-    /// Runs `f` with the vault, alone (see [`Worker::run`]).
-    pub(crate) async fn with_vault<T, F>(&self, f: F) -> Result<T, ApiError>
+    /// Runs `f` with the vault, alone (see [`Worker::run`]); the CLI records
+    /// the server's stop with it.
+    ///
+    /// # Errors
+    /// What `f` returns, or `internal` if the vault thread is gone.
+    pub async fn with_vault<T, F>(&self, f: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
     {
         self.inner.worker.run(f).await
-    }
-
-    /// [`AppState::with_vault`] for callers outside this crate (the CLI
-    /// records the server's stop with it).
-    pub async fn with_vault_alone<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
-    {
-        self.with_vault(f).await
     }
 
     /// Runs `f` with the vault in the next group commit; only for reads and

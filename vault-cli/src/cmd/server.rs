@@ -161,7 +161,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             (Place::Unix(_), None) => unreachable!("bound above"),
         }
         let stopped = state
-            .with_vault_alone(move |v| {
+            .with_vault(move |v| {
                 Ok(v.audit(
                     &vault_core::Principal::Operator,
                     None,
