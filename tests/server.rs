@@ -789,3 +789,108 @@ fn a_runaway_loop_over_http_is_limited_then_suspended_alone() {
     let approvals = stdout_of(&env.vault(&["--json", "approvals"]).assert().success());
     assert!(approvals.contains("reinstate_key"), "{approvals}");
 }
+
+/// The canary over HTTP: every route, with good and bad credentials and
+/// malformed bodies, plus the commands that read files holding it (scan,
+/// doctor, scrub). It appears only in the two answers whose job is to carry
+/// it: the agent's own secret read and env fetch.
+#[test]
+fn the_canary_crosses_http_only_in_the_agents_own_reads() {
+    let (env, mkey, fkey) = setup();
+    let s = start(&env);
+    let base = s.base.clone();
+    let (_, v) = call("POST", &format!("{base}/v1/auth/token"), Some(&mkey), None);
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (_, v) = call("POST", &format!("{base}/v1/auth/token"), Some(&fkey), None);
+    let other = v["token"].as_str().unwrap().to_owned();
+    let creds = [
+        None,
+        Some(mkey.as_str()),
+        Some(token.as_str()),
+        Some(other.as_str()),
+        Some(s.admin.as_str()),
+        Some("avt_garbage"),
+    ];
+    let canary_text = format!(r#"{{"text": "leaked {CANARY} here"}}"#);
+    let bodies = [
+        None,
+        Some("{not json"),
+        Some(r#"{"scopes": ["secret:GITHUB_TOKEN"]}"#),
+        Some(canary_text.as_str()),
+    ];
+    let routes = [
+        ("POST", "/v1/auth/token"),
+        ("GET", "/v1/auth/whoami"),
+        ("GET", "/v1/secrets/GITHUB_TOKEN"),
+        ("GET", "/v1/secrets/hermes-marketing%2FGITHUB_TOKEN"),
+        ("GET", "/v1/env"),
+        ("POST", "/v1/scan"),
+        ("GET", "/v1/admin/agents"),
+        ("POST", "/v1/admin/agents"),
+        ("POST", "/v1/admin/keys"),
+        ("POST", "/v1/admin/tokens/revoke"),
+        ("GET", "/v1/health"),
+        ("GET", "/metrics"),
+        ("DELETE", "/v1/env"),
+        ("GET", "/v1/nothing"),
+    ];
+    let mut carried = Vec::new();
+    for (method, path) in routes {
+        for bearer in creds {
+            for body in bodies {
+                if method == "GET" && body.is_some() {
+                    continue;
+                }
+                let (status, v) = call(method, &format!("{base}{path}"), bearer, body);
+                assert!(status < 500, "{method} {path}: {status} {v}");
+                if v.to_string().contains(CANARY) {
+                    carried.push((method, path, bearer == Some(token.as_str())));
+                }
+            }
+        }
+    }
+    // only the marketing agent's token, only on its own read and its env
+    carried.sort();
+    carried.dedup();
+    assert_eq!(
+        carried,
+        [
+            ("GET", "/v1/env", true),
+            ("GET", "/v1/secrets/GITHUB_TOKEN", true),
+            ("GET", "/v1/secrets/hermes-marketing%2FGITHUB_TOKEN", true),
+        ]
+    );
+    // the commands that read files holding it name it, never print it
+    let notes = env.dir.path().join("notes.jsonl");
+    write_private(
+        &notes,
+        &format!("{{\"role\":\"user\",\"content\":\"the token is {CANARY}\"}}\n"),
+    );
+    for args in [
+        vec!["scan", notes.to_str().unwrap()],
+        vec!["scan", "--format", "json", notes.to_str().unwrap()],
+        vec!["scan", "--format", "sarif", notes.to_str().unwrap()],
+        vec!["doctor", "--json", "--file", notes.to_str().unwrap()],
+        vec!["scrub", "--force", notes.to_str().unwrap()],
+    ] {
+        let out = env.vault(&args).output().unwrap();
+        for stream in [&out.stdout, &out.stderr] {
+            assert!(
+                !contains(stream, CANARY.as_bytes()),
+                "vault {args:?}: {}",
+                String::from_utf8_lossy(stream)
+            );
+        }
+    }
+    assert!(
+        !contains(&std::fs::read(&notes).unwrap(), CANARY.as_bytes()),
+        "scrub took it out of the transcript"
+    );
+    terminate(&s.child);
+    let mut s = s;
+    s.child.wait().unwrap();
+    assert!(!contains(
+        &std::fs::read(&s.stderr).unwrap(),
+        CANARY.as_bytes()
+    ));
+}
