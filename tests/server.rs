@@ -356,6 +356,16 @@ fn every_error_is_json_with_a_stable_code() {
     );
     assert!(raw.starts_with("HTTP/1.1 413"), "{raw}");
     assert!(raw.contains(r#""code":"body_too_large""#), "{raw}");
+    // so are headers over 16 KiB
+    let raw = raw_http(
+        &s.base,
+        &format!(
+            "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
+            "a".repeat(20 * 1024)
+        ),
+    );
+    assert!(raw.starts_with("HTTP/1.1 431"), "{raw}");
+    assert!(raw.contains(r#""code":"headers_too_large""#), "{raw}");
     // the admin API with the right token
     let (status, v) = call(
         "POST",

@@ -28,6 +28,9 @@ pub use crate::state::AppState;
 
 /// Largest request body accepted.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest total of header names and values accepted (larger gets 431;
+/// beyond hyper's own ~400 KiB buffer the connection is refused outright).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Requests in flight at once; more wait.
 pub const MAX_IN_FLIGHT: usize = 256;
 

@@ -97,7 +97,24 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     let request_id = format!("{:016x}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed));
     let caller = CallerSlot::default();
     request.extensions_mut().insert(caller.clone());
-    let mut response = next.run(request).await;
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    let mut response = if header_bytes > crate::MAX_HEADER_BYTES {
+        ApiError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "request headers are limited to {} KiB",
+                crate::MAX_HEADER_BYTES / 1024
+            ),
+        )
+        .into_response()
+    } else {
+        next.run(request).await
+    };
     // Errors raised below our handlers (a JSON body that does not parse, a body
     // over the limit, a timeout) come as plain text: give them our JSON shape.
     if response.status().as_u16() >= 400 && response.extensions().get::<ErrorCode>().is_none() {
