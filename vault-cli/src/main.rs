@@ -115,7 +115,8 @@ enum Command {
     /// Code hooks.
     #[command(subcommand)]
     Integrate(cmd::integrate::Command),
-    /// Serve agents over HTTP (loopback): tokens, secrets and env without the passphrase.
+    /// Serve agents over HTTP (loopback by default, TLS or a Unix socket): tokens, secrets and
+    /// env without the passphrase.
     Server(cmd::server::Args),
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
