@@ -174,12 +174,29 @@ fn the_http_contract_for_agents() {
     let (status, v) = call("GET", &format!("{}/v1/env", s.base), Some(&token), None);
     assert_eq!(status, 200);
     assert_eq!(v["env"], serde_json::json!({"GITHUB_TOKEN": CANARY}));
-    // every answer carries the id its log line has
-    let r = ureq::get(&format!("{}/v1/health", s.base)).call().unwrap();
-    let id = r.header("x-request-id").unwrap_or_default();
+    // every answer carries the id its log line has, and so do the audit
+    // records the request made
+    let r = ureq::get(&format!("{}/v1/secrets/GITHUB_TOKEN", s.base))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let id = r.header("x-request-id").unwrap_or_default().to_owned();
     assert!(
         id.len() == 16 && id.chars().all(|c| c.is_ascii_hexdigit()),
         "{id:?}"
+    );
+    let log: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["--json", "audit", "log"]).assert().success(),
+    ))
+    .unwrap();
+    let records = log["records"].as_array().unwrap();
+    let read = records
+        .iter()
+        .find(|r| r["request_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no record of request {id}: {log}"));
+    assert_eq!(
+        (read["action"].as_str(), read["origin"].as_str()),
+        (Some("secret.read"), Some("server"))
     );
     // another agent's secret looks exactly like a missing one
     let (s1, other) = call(

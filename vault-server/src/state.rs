@@ -124,7 +124,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
     {
-        self.inner.worker.run(f).await
+        self.inner.worker.run(untagged(f)).await
     }
 
     /// Runs `f` with the vault in the next group commit; only for reads and
@@ -135,7 +135,7 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
     {
-        self.inner.worker.run_batched(f).await
+        self.inner.worker.run_batched(untagged(f)).await
     }
 
     /// Reloads the revocation snapshot from the database: run every second by
@@ -152,6 +152,18 @@ impl AppState {
         let fresh = vault.revocation_snapshot()?;
         *self.inner.snapshot.write().map_err(|_| poisoned())? = fresh;
         Ok(())
+    }
+}
+
+/// Wraps a job so the audit records it makes say they came through the
+/// server and carry no other request's id, unless the job tags them itself.
+fn untagged<T, F>(f: F) -> impl FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static
+where
+    F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
+{
+    move |vault: &mut Vault| {
+        vault.set_audit_context(Some("server".into()), None);
+        f(vault)
     }
 }
 

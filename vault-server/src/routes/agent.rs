@@ -44,6 +44,7 @@ async fn scan(
     headers: HeaderMap,
     Json(body): Json<ScanBody>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
     // The scan itself needs neither the vault lock nor a fresh scanner: only
@@ -72,6 +73,7 @@ async fn scan(
             let report = report.clone();
             actions = state
                 .with_vault(move |vault| {
+                    tag(vault, &rid);
                     let done = crate::leak::act(vault, seen, &report)?;
                     st.refresh_snapshot(vault)?;
                     Ok(done.iter().map(crate::leak::describe).collect::<Vec<_>>())
@@ -100,6 +102,7 @@ async fn mint(
     headers: HeaderMap,
     body: Option<Json<MintBody>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let rid = caller.request_id();
     let key = bearer(&headers)?.to_owned();
     if key.starts_with(vault_core::credential::TOKEN_PREFIX) {
         return Err(ApiError::unauthorized(
@@ -122,6 +125,7 @@ async fn mint(
     let st = state.clone();
     let minted = state
         .with_vault_batched(move |vault| {
+            tag(vault, &rid);
             let info = vault.authenticate_key(&key)?;
             caller.set(info.agent.as_str(), &info.key_id);
             let minted = vault.mint_token(&info, &request)?;
@@ -166,12 +170,14 @@ async fn revoke(
     Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
     let token_id = claims.token_id.clone();
     let st = state.clone();
     state
         .with_vault(move |vault| {
+            tag(vault, &rid);
             vault.revoke_token(&Principal::Agent(claims.agent.clone()), &claims)?;
             st.refresh_snapshot(vault)
         })
@@ -185,10 +191,14 @@ async fn secret(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
     let (path, value, version) = state
-        .with_vault_batched(move |vault| Ok(vault.read_with_token(&claims, &name)?))
+        .with_vault_batched(move |vault| {
+            tag(vault, &rid);
+            Ok(vault.read_with_token(&claims, &name)?)
+        })
         .await?;
     Ok(Json(serde_json::json!({
         "name": path.name.as_str(),
@@ -202,14 +212,24 @@ async fn env(
     Extension(caller): Extension<CallerSlot>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
     let env = state
-        .with_vault_batched(move |vault| Ok(vault.env_with_token(&claims)?))
+        .with_vault_batched(move |vault| {
+            tag(vault, &rid);
+            Ok(vault.env_with_token(&claims)?)
+        })
         .await?;
     let map: BTreeMap<&str, &str> = env
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str().unwrap_or_default()))
         .collect();
     Ok(Json(serde_json::json!({ "env": map })))
+}
+
+/// Audit records made for this request carry its id (the one in the log
+/// line and in `x-request-id`) and say they came through the server.
+fn tag(vault: &mut vault_core::Vault, request_id: &str) {
+    vault.set_audit_context(Some("server".into()), Some(request_id.to_owned()));
 }

@@ -65,10 +65,19 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
 
 /// Who made a request, once a handler has authenticated it: filled by the
 /// handler, read by [`observe`] for the log line. Ids and names only.
-#[derive(Clone, Default)]
-pub(crate) struct CallerSlot(Arc<Mutex<Option<(String, String)>>>);
+#[derive(Clone)]
+pub(crate) struct CallerSlot(Arc<Mutex<Option<(String, String)>>>, Arc<str>);
 
 impl CallerSlot {
+    fn new(request_id: &str) -> CallerSlot {
+        CallerSlot(Arc::default(), Arc::from(request_id))
+    }
+
+    /// The request's id, as logged and sent back in `x-request-id`.
+    pub(crate) fn request_id(&self) -> String {
+        self.1.to_string()
+    }
+
     /// Records the agent and key id behind the request.
     pub(crate) fn set(&self, agent: &str, key_id: &str) {
         if let Ok(mut slot) = self.0.lock() {
@@ -95,7 +104,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     let method = request.method().clone();
     let route = route_label(request.uri().path());
     let request_id = format!("{:016x}", NEXT_REQUEST.fetch_add(1, Ordering::Relaxed));
-    let caller = CallerSlot::default();
+    let caller = CallerSlot::new(&request_id);
     request.extensions_mut().insert(caller.clone());
     let header_bytes: usize = request
         .headers()
