@@ -1069,3 +1069,62 @@ fn a_key_issued_while_the_server_runs_works_at_once() {
         assert_eq!(json_of(&out)["values"]["GITHUB_TOKEN"], MARKETING_SECRET);
     }
 }
+
+#[test]
+fn integrate_gemini_adds_hooks_that_block_a_secret_and_answer_json_otherwise() {
+    let (env, key) = leaky_vault();
+    let project = env.dir.path().join("repo");
+    std::fs::create_dir_all(project.join(".gemini")).unwrap();
+    let settings = project.join(".gemini/settings.json");
+    std::fs::write(&settings, r#"{"theme": "Default"}"#).unwrap();
+    let out = env
+        .vault(&[
+            "integrate",
+            "gemini",
+            "--json",
+            "--project",
+            project.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["added"], 2);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    assert_eq!(s["theme"], "Default");
+    let command = s["hooks"]["BeforeAgent"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        command.ends_with(" scan --stdin --hook gemini"),
+        "{command}"
+    );
+    assert_eq!(s["hooks"]["BeforeTool"][0]["matcher"], ".*");
+    assert_eq!(s["hooks"]["BeforeTool"][0]["hooks"][0]["command"], command);
+    assert!(!std::fs::read_to_string(&settings).unwrap().contains(&key));
+
+    // what Gemini CLI sends: a prompt holding the key is blocked with exit 2
+    // and a redacted reason on stderr; a clean one answers `{}` on stdout
+    let payload = serde_json::json!({"hook_event_name": "BeforeAgent",
+        "prompt": format!("deploy with {key}")});
+    let out = env
+        .vault(&["scan", "--stdin", "--hook", "gemini"])
+        .write_stdin(payload.to_string())
+        .assert()
+        .code(2);
+    let reason = stderr_of(&out);
+    assert!(
+        reason.contains("blocked") && reason.contains("hermes-marketing"),
+        "{reason}"
+    );
+    assert!(!reason.contains(&key) && !stdout_of(&out).contains(&key));
+    let clean = serde_json::json!({"hook_event_name": "BeforeTool", "tool_name": "run_shell_command",
+        "tool_input": {"command": "ls"}});
+    let out = env
+        .vault(&["scan", "--stdin", "--hook", "gemini"])
+        .write_stdin(clean.to_string())
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out).trim(), "{}");
+}

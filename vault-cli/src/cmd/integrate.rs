@@ -1,4 +1,4 @@
-//! `vault integrate hermes|claude-code`: wire vault into an agent runtime's
+//! `vault integrate hermes|claude-code|gemini`: wire vault into an agent runtime's
 //! own plug-in points, so no secret has to sit in the runtime's config.
 //!
 //! - **Hermes Agent**: installs the secret-source plugin
@@ -57,6 +57,65 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         vault_bin: Option<PathBuf>,
     },
+    /// Add Gemini CLI hooks (BeforeAgent, BeforeTool) that block a prompt or
+    /// tool call holding a secret.
+    Gemini {
+        /// The settings file (default: ~/.gemini/settings.json).
+        #[arg(long, value_name = "FILE")]
+        settings: Option<PathBuf>,
+        /// A project's settings instead: DIR/.gemini/settings.json.
+        #[arg(long, value_name = "DIR", conflicts_with = "settings")]
+        project: Option<PathBuf>,
+        /// The vault binary the hooks run (default: this one).
+        #[arg(long, value_name = "PATH")]
+        vault_bin: Option<PathBuf>,
+    },
+}
+
+/// An agent CLI with command hooks: where its settings live and which events
+/// see a prompt before it is kept and a tool call before it runs.
+#[derive(Clone, Copy)]
+enum HookedCli {
+    ClaudeCode,
+    Gemini,
+}
+
+impl HookedCli {
+    fn dir_name(self) -> &'static str {
+        match self {
+            HookedCli::ClaudeCode => ".claude",
+            HookedCli::Gemini => ".gemini",
+        }
+    }
+
+    /// `--hook` value of `vault scan` that speaks this CLI's protocol.
+    fn hook_mode(self) -> &'static str {
+        match self {
+            HookedCli::ClaudeCode => "claude-code",
+            HookedCli::Gemini => "gemini",
+        }
+    }
+
+    /// (event, tool matcher): the prompt event takes no matcher.
+    fn events(self) -> [(&'static str, Option<&'static str>); 2] {
+        match self {
+            HookedCli::ClaudeCode => [("UserPromptSubmit", None), ("PreToolUse", Some("*"))],
+            // Gemini's tool matchers are regular expressions.
+            HookedCli::Gemini => [("BeforeAgent", None), ("BeforeTool", Some(".*"))],
+        }
+    }
+
+    fn default_settings(self) -> Result<PathBuf> {
+        if let HookedCli::ClaudeCode = self {
+            if let Some(d) = std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
+                return Ok(PathBuf::from(d).join("settings.json"));
+            }
+        }
+        Ok(dirs::home_dir()
+            .ok_or_else(|| exit::usage("no home directory: pass --settings"))?
+            .join(self.dir_name())
+            .join("settings.json"))
+    }
 }
 
 /// The Hermes plugin, embedded so the binary installs the version it was built with.
@@ -75,7 +134,12 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
             settings,
             project,
             vault_bin,
-        } => claude_code(ctx, settings, project, vault_bin),
+        } => install_hooks(ctx, HookedCli::ClaudeCode, settings, project, vault_bin),
+        Command::Gemini {
+            settings,
+            project,
+            vault_bin,
+        } => install_hooks(ctx, HookedCli::Gemini, settings, project, vault_bin),
     }
 }
 
@@ -376,28 +440,24 @@ fn refuse_symlink(path: &Path) -> Result<()> {
     }
 }
 
-fn claude_code(
+fn install_hooks(
     ctx: &Context,
+    cli: HookedCli,
     settings: Option<PathBuf>,
     project: Option<PathBuf>,
     vault_bin: Option<PathBuf>,
 ) -> Result<()> {
     let path = match (settings, project) {
         (Some(s), _) => s,
-        (None, Some(dir)) => dir.join(".claude").join("settings.json"),
-        (None, None) => match std::env::var_os("CLAUDE_CONFIG_DIR").filter(|v| !v.is_empty()) {
-            Some(d) => PathBuf::from(d).join("settings.json"),
-            None => dirs::home_dir()
-                .ok_or_else(|| exit::usage("no home directory: pass --settings"))?
-                .join(".claude")
-                .join("settings.json"),
-        },
+        (None, Some(dir)) => dir.join(cli.dir_name()).join("settings.json"),
+        (None, None) => cli.default_settings()?,
     };
     refuse_symlink(&path)?;
     let bin = binary(vault_bin)?;
     let command = format!(
-        "{} scan --stdin --hook claude-code",
-        shell_quote(&bin.to_string_lossy())
+        "{} scan --stdin --hook {}",
+        shell_quote(&bin.to_string_lossy()),
+        cli.hook_mode()
     );
     let (mut settings, mode) = match std::fs::read_to_string(&path) {
         Ok(t) if t.trim().is_empty() => (serde_json::json!({}), 0o600),
@@ -409,7 +469,7 @@ fn claude_code(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (serde_json::json!({}), 0o600),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let added = add_claude_hooks(&mut settings, &command)
+    let added = add_hooks(&mut settings, &command, cli.events())
         .map_err(|why| exit::refused(format!("{}: {why}", path.display())))?;
     if added > 0 {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -436,11 +496,13 @@ fn claude_code(
     Ok(())
 }
 
-/// Adds a `UserPromptSubmit` hook and a `PreToolUse` hook (every tool) running
-/// `command`, unless one already runs it; how many were added.
-fn add_claude_hooks(
+/// Adds a hook group running `command` to each of `events` (a prompt event,
+/// a tool event matching every tool), unless one already runs it; how many
+/// were added. Claude Code and Gemini CLI share this settings shape.
+fn add_hooks(
     settings: &mut serde_json::Value,
     command: &str,
+    events: [(&str, Option<&str>); 2],
 ) -> std::result::Result<usize, String> {
     let root = settings
         .as_object_mut()
@@ -451,7 +513,7 @@ fn add_claude_hooks(
         .as_object_mut()
         .ok_or("\"hooks\" is not an object")?;
     let mut added = 0;
-    for (event, matcher) in [("UserPromptSubmit", None), ("PreToolUse", Some("*"))] {
+    for (event, matcher) in events {
         let list = hooks
             .entry(event)
             .or_insert_with(|| serde_json::json!([]))
@@ -543,15 +605,25 @@ mod tests {
         let mut s = serde_json::json!({"model": "x", "hooks": {"PreToolUse": [
             {"matcher": "Bash", "hooks": [{"type": "command", "command": "other"}]}]}});
         assert_eq!(
-            add_claude_hooks(&mut s, "vault scan --stdin --hook claude-code").unwrap(),
+            add_hooks(
+                &mut s,
+                "vault scan --stdin --hook claude-code",
+                HookedCli::ClaudeCode.events()
+            )
+            .unwrap(),
             2
         );
         assert_eq!(
-            add_claude_hooks(&mut s, "vault scan --stdin --hook claude-code").unwrap(),
+            add_hooks(
+                &mut s,
+                "vault scan --stdin --hook claude-code",
+                HookedCli::ClaudeCode.events()
+            )
+            .unwrap(),
             0
         );
         assert_eq!(s["hooks"]["PreToolUse"].as_array().unwrap().len(), 2);
         assert_eq!(s["model"], "x");
-        assert!(add_claude_hooks(&mut serde_json::json!([]), "c").is_err());
+        assert!(add_hooks(&mut serde_json::json!([]), "c", HookedCli::Gemini.events()).is_err());
     }
 }

@@ -54,6 +54,9 @@ pub enum HookMode {
     /// Claude Code command hooks (UserPromptSubmit, PreToolUse): exit 2 blocks,
     /// stderr is the reason Claude and the person see; exit 1 would not block.
     ClaudeCode,
+    /// Gemini CLI command hooks (BeforeAgent, BeforeTool): exit 2 blocks with
+    /// stderr as the reason; on exit 0 stdout must be JSON, so `{}` is printed.
+    Gemini,
 }
 
 /// Output formats of `vault scan`.
@@ -222,7 +225,6 @@ fn hook_answer(
     report: &Report,
     rotate: bool,
 ) -> Result<()> {
-    let HookMode::ClaudeCode = mode;
     if !report.errors.is_empty() {
         eprintln!(
             "vault: blocked: the secret scan could not run ({}), so this is not let through",
@@ -231,6 +233,9 @@ fn hook_answer(
         std::process::exit(2);
     }
     if report.findings.is_empty() {
+        if mode == HookMode::Gemini {
+            println!("{{}}");
+        }
         return Ok(());
     }
     let mut reason = format!(
