@@ -29,6 +29,8 @@ struct Tour {
     step: usize,
     /// Extra environment for the next commands (e.g. an agent's key).
     env: Vec<(String, String)>,
+    /// Where the next commands run (a git repository for `scan --staged`).
+    cwd: Option<PathBuf>,
 }
 
 impl Tour {
@@ -45,7 +47,11 @@ impl Tour {
             None => String::new(),
         };
         println!("   $ {shown_stdin}vault {}", args.join(" "));
-        let mut child = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .args(args)
             .env("VAULT_HOME", &self.home)
             .env("VAULT_PASSPHRASE_FILE", &self.passfile)
@@ -103,6 +109,7 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         passfile,
         step: 0,
         env: Vec::new(),
+        cwd: None,
     };
     println!("vault demo: a throwaway vault in {}", home.display());
     println!("(the passphrase comes from VAULT_PASSPHRASE_FILE, never from arguments)");
@@ -323,6 +330,37 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         bail!("demo: the OpenClaw resolver did not answer as the marketing agent alone");
     }
     println!("   the resolver answered GITHUB_TOKEN and NOT_FOUND for the finance agent's secret, exactly like a missing one");
+
+    // A commit about to carry the finance agent's stored secret in a config file.
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo)?;
+    let git = |args: &[&str]| -> Result<()> {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(&repo)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("running git")?;
+        if !status.success() {
+            bail!("demo: git {} failed", args.join(" "));
+        }
+        Ok(())
+    };
+    git(&["init", "-q"])?;
+    std::fs::write(
+        repo.join("settings.py"),
+        "DEBUG = False\nSTRIPE_KEY = \"sk_test_DEMO_FAKE_VALUE\"\n",
+    )?;
+    git(&["add", "settings.py"])?;
+    tour.cwd = Some(repo);
+    tour.expect(
+        "A staged file holds the finance agent's stored secret: the pre-commit scan names it (exit 1)",
+        &["scan", "--staged"],
+        None,
+        1,
+    )?;
+    tour.cwd = None;
 
     tour.expect("Usage per key, from the audit trail", &["usage"], None, 0)?;
     tour.expect(
