@@ -16,6 +16,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("cloud", include_str!("../rules/cloud.toml")),
     ("devtools", include_str!("../rules/devtools.toml")),
     ("social", include_str!("../rules/social.toml")),
+    ("hashes", include_str!("../rules/hashes.toml")),
     ("keyed", include_str!("../rules/keyed.toml")),
 ];
 

@@ -17,6 +17,8 @@ def b62(n, width=6):
     return s.rjust(width, "0")
 
 def fake_body(n, cls):
+    if cls == "hex" and 8 <= n < 12:
+        return "dead" + "0" * (n - 8) + "beef"
     if cls == "hex":
         core = "deadbeef"
         return (core + "0" * n)[: n - 4] + "beef" if n >= 12 else ("0" * n)
@@ -34,6 +36,7 @@ CLASSES = {
     "alnum": "[A-Za-z0-9]", "alnum_": "[A-Za-z0-9_]", "alnum-": "[A-Za-z0-9_-]",
     "hex": "[a-f0-9]", "HEX": "[A-F0-9]", "digits": "[0-9]", "lower": "[a-z0-9]",
     "b64": "[A-Za-z0-9+/]", "b64url": "[A-Za-z0-9_-]",
+    "bech32": "[02-9AC-HJ-NP-Z]", "hexi": "[A-Fa-f0-9]",
 }
 
 def q(s):
@@ -86,7 +89,7 @@ PREFIX = [
     ("ai", "huggingface.token", "huggingface", "Hugging Face access token", "hf_", "hf_", "alnum", 34),
     ("ai", "huggingface.org-token", "huggingface", "Hugging Face organisation token", "api_org_", "api_org_", "alnum", 34),
     ("ai", "groq.api-key", "groq", "Groq API key", "gsk_", "gsk_", "alnum", 52),
-    ("ai", "xai.api-key", "xai", "xAI API key", "xai-", "xai-", "alnum", 80),
+    ("ai", "xai.api-key", "xai", "xAI API key", "xai-", "xai-", "alnum_", 80),
     ("ai", "replicate.api-token", "replicate", "Replicate API token", "r8_", "r8_", "alnum", 37),
     ("ai", "perplexity.api-key", "perplexity", "Perplexity API key", "pplx-", "pplx-", "alnum", 48),
     ("ai", "deepseek.api-key", "deepseek", "DeepSeek API key", "sk-", "sk-", "hex", 32),
@@ -156,7 +159,7 @@ PREFIX = [
     ("cloud", "google.api-key", "google", "Google API key", "AIza", "AIza", "alnum-", 35),
     ("cloud", "google.oauth-client-secret", "google", "Google OAuth client secret", "GOCSPX-", "GOCSPX-", "alnum-", 28),
     ("cloud", "google.oauth-refresh-token", "google", "Google OAuth refresh token", r"1//0", "1//0", "alnum-", 40),
-    ("cloud", "google.oauth-access-token", "google", "Google OAuth access token", r"ya29\.", "ya29.", "alnum-", 60),
+    ("cloud", "google.oauth-access-token", "google", "Google OAuth access token", r"ya29\.", "ya29.", "alnum-", "40,400"),
     ("cloud", "alibaba.access-key-id", "alibaba", "Alibaba Cloud AccessKey ID", "LTAI", "LTAI", "alnum", 20),
     ("cloud", "tencent.secret-id", "tencent", "Tencent Cloud SecretId", "AKID", "AKID", "alnum", 32),
     ("cloud", "ibm.none", None, None, None, None, None, 0),
@@ -168,11 +171,11 @@ PREFIX = [
     ("cloud", "linode.none", None, None, None, None, None, 0),
     ("cloud", "cloudflare.origin-ca-key", "cloudflare", "Cloudflare Origin CA key", r"v1\.0-[a-f0-9]{24}-", "v1.0-deadbeef0000000000000000-", "hex", 146),
     ("cloud", "databricks.token", "databricks", "Databricks personal access token", "dapi", "dapi", "hex", 32),
-    ("cloud", "doppler.service-token", "doppler", "Doppler service token", r"dp\.st\.(?:[a-z0-9_-]{2,35}\.)?", "dp.st.", "alnum", 40),
-    ("cloud", "doppler.personal-token", "doppler", "Doppler personal token", r"dp\.pt\.", "dp.pt.", "alnum", 43),
-    ("cloud", "doppler.cli-token", "doppler", "Doppler CLI token", r"dp\.ct\.", "dp.ct.", "alnum", 40),
-    ("cloud", "doppler.scim-token", "doppler", "Doppler SCIM token", r"dp\.scim\.", "dp.scim.", "alnum", 40),
-    ("cloud", "doppler.audit-token", "doppler", "Doppler audit token", r"dp\.audit\.", "dp.audit.", "alnum", 40),
+    ("cloud", "doppler.service-token", "doppler", "Doppler service token", r"dp\.st\.(?:[a-z0-9_-]{2,35}\.)?", "dp.st.", "alnum", "40,44"),
+    ("cloud", "doppler.personal-token", "doppler", "Doppler personal token", r"dp\.pt\.", "dp.pt.", "alnum", "40,44"),
+    ("cloud", "doppler.cli-token", "doppler", "Doppler CLI token", r"dp\.ct\.", "dp.ct.", "alnum", "40,44"),
+    ("cloud", "doppler.scim-token", "doppler", "Doppler SCIM token", r"dp\.scim\.", "dp.scim.", "alnum", "40,44"),
+    ("cloud", "doppler.audit-token", "doppler", "Doppler audit token", r"dp\.audit\.", "dp.audit.", "alnum", "40,44"),
     ("cloud", "pulumi.access-token", "pulumi", "Pulumi access token", "pul-", "pul-", "hex", 40),
     ("cloud", "terraform.cloud-token", "hashicorp", "Terraform Cloud API token", r"[a-zA-Z0-9]{14}\.atlasv1\.", "FAKE0000000000.atlasv1.", "alnum-", 67),
     ("cloud", "hashicorp.vault-service-token", "hashicorp", "HashiCorp Vault service token", r"hvs\.", "hvs.", "alnum_", 90),
@@ -187,7 +190,7 @@ PREFIX = [
     ("cloud", "tailscale.api-key", "tailscale", "Tailscale API key", "tskey-api-", "tskey-api-", "alnum-", 40),
     ("cloud", "tailscale.auth-key", "tailscale", "Tailscale auth key", "tskey-auth-", "tskey-auth-", "alnum-", 40),
     ("cloud", "ngrok.none", None, None, None, None, None, 0),
-    ("cloud", "age.secret-key", "age", "age secret key", "AGE-SECRET-KEY-1", "AGE-SECRET-KEY-1", "HEX", 58),
+    ("cloud", "age.secret-key", "age", "age secret key", "AGE-SECRET-KEY-1", "AGE-SECRET-KEY-1", "bech32", 58),
     ("devtools", "npm.access-token", "npm", "npm access token", "npm_", "npm_", "npm", 36),
     ("devtools", "pypi.upload-token", "pypi", "PyPI upload token", "pypi-AgEIcHlwaS5vcmc", "pypi-AgEIcHlwaS5vcmc", "alnum-", 60),
     ("devtools", "pypi.test-upload-token", "pypi", "TestPyPI upload token", "pypi-AgENdGVzdC5weXBpLm9yZw", "pypi-AgENdGVzdC5weXBpLm9yZw", "alnum-", 60),
@@ -200,8 +203,8 @@ PREFIX = [
     ("devtools", "jfrog.identity-token", "jfrog", "JFrog identity token", "cmVmdGtuOjAxOjE", "cmVmdGtuOjAxOjE", "alnum", 49),
     ("devtools", "sentry.user-token", "sentry", "Sentry user auth token", "sntryu_", "sntryu_", "hex", 64),
     ("devtools", "sentry.org-token", "sentry", "Sentry organisation auth token", "sntrys_", "sntrys_", "alnum_", 100),
-    ("devtools", "grafana.service-account-token", "grafana", "Grafana service account token", "glsa_", "glsa_", "alnum", 41),
-    ("devtools", "grafana.cloud-token", "grafana", "Grafana Cloud API token", "glc_", "glc_", "alnum", 32),
+    ("devtools", "grafana.service-account-token", "grafana", "Grafana service account token", r"glsa_[A-Za-z0-9]{32}_", "glsa_FAKE000000000000000000000000DEMO_", "hex", 8),
+    ("devtools", "grafana.cloud-token", "grafana", "Grafana Cloud API token", "glc_", "glc_", "b64", "32,400"),
     ("devtools", "newrelic.user-key", "newrelic", "New Relic user API key", "NRAK-", "NRAK-", "HEX", 27),
     ("devtools", "newrelic.insert-key", "newrelic", "New Relic insert key", "NRII-", "NRII-", "alnum-", 32),
     ("devtools", "newrelic.browser-key", "newrelic", "New Relic browser API token", "NRJS-", "NRJS-", "hex", 19),
@@ -215,7 +218,7 @@ PREFIX = [
     ("devtools", "clickup.pat", "clickup", "ClickUp personal token", r"pk_[0-9]{6,8}_", "pk_0000000_", "alnum", 32),
     ("devtools", "postman.api-key", "postman", "Postman API key", r"PMAK-[a-f0-9]{24}-", "PMAK-deadbeef0000000000000000-", "hex", 34),
     ("devtools", "buildkite.agent-token", "buildkite", "Buildkite agent token", "bkua_", "bkua_", "hex", 40),
-    ("devtools", "circleci.pat", "circleci", "CircleCI personal token", "CCIPAT_", "CCIPAT_", "alnum_", 62),
+    ("devtools", "circleci.pat", "circleci", "CircleCI personal token", r"CCIPAT_[A-Za-z0-9]{22,26}_", "CCIPAT_FAKE0000000000000000DEMO_", "alnum", 40),
     ("devtools", "snyk.none", None, None, None, None, None, 0),
     ("devtools", "sonarcloud.none", None, None, None, None, None, 0),
     ("devtools", "posthog.personal-key", "posthog", "PostHog personal API key", "phx_", "phx_", "alnum", 43),
@@ -225,7 +228,7 @@ PREFIX = [
     ("devtools", "shippo.api-token", "shippo", "Shippo API token", "shippo_live_", "shippo_live_", "hex", 40),
     ("devtools", "easypost.api-key", "easypost", "EasyPost API key", "EZAK", "EZAK", "alnum", 54),
     ("devtools", "easypost.test-key", "easypost", "EasyPost test API key", "EZTK", "EZTK", "alnum", 54),
-    ("devtools", "typeform.pat", "typeform", "Typeform personal access token", "tfp_", "tfp_", "alnum-", 59),
+    ("devtools", "typeform.pat", "typeform", "Typeform personal access token", "tfp_", "tfp_", "alnum-", "40,64"),
     ("devtools", "frameio.token", "frameio", "Frame.io developer token", "fio-u-", "fio-u-", "alnum-", 64),
     ("devtools", "prefect.api-key", "prefect", "Prefect API key", "pnu_", "pnu_", "alnum", 36),
     ("devtools", "readme.api-key", "readme", "ReadMe API key", "rdme_", "rdme_", "lower", 70),
@@ -233,7 +236,7 @@ PREFIX = [
     ("devtools", "mapbox.secret-token", "mapbox", "Mapbox secret token", r"sk\.eyJ[A-Za-z0-9_-]{40,}\.", "sk.eyJ1IjoiZmFrZSIsImEiOiJGQUtFMDAwMDAwMDAwMDAifQ.", "alnum-", 22),
     ("devtools", "duffel.api-token", "duffel", "Duffel API token", "duffel_test_", "duffel_test_", "alnum-", 43),
     ("devtools", "beamer.api-token", "beamer", "Beamer API token", "b_", "b_", "alnum-", 44),
-    ("devtools", "dropbox.short-lived-token", "dropbox", "Dropbox short-lived token", r"sl\.", "sl.", "alnum-", 135),
+    ("devtools", "dropbox.short-lived-token", "dropbox", "Dropbox short-lived token", r"sl\.", "sl.", "alnum-", "120,1400"),
     ("devtools", "intercom.none", None, None, None, None, None, 0),
     ("devtools", "infracost.api-key", "infracost", "Infracost API key", "ico-", "ico-", "alnum", 32),
     ("devtools", "octopus.api-key", "octopus", "Octopus Deploy API key", "API-", "API-", "HEX", 26),
@@ -253,6 +256,20 @@ PREFIX = [
     ("social", "facebook.access-token", "facebook", "Facebook access token", "EAACEdEose0cBA", "EAACEdEose0cBA", "alnum", 40),
     ("social", "twitter.bearer-token", "twitter", "Twitter/X app bearer token", "AAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAA", "alnum%", 60),
     ("social", "dropbox.long-lived-token", "dropbox", "Dropbox long-lived token", r"[a-z0-9]{11}AAAAAAAAAA", "fake0000000AAAAAAAAAA", "alnum-", 43),
+    # --- added in scan2 from the providers' documented token formats
+    ("cloud", "doppler.service-account-token", "doppler", "Doppler service account token", r"dp\.sa\.", "dp.sa.", "alnum", "40,44"),
+    ("cloud", "supabase.access-token", "supabase", "Supabase personal access token", "sbp_", "sbp_", "alnum", 40),
+    ("cloud", "mongodb-atlas.service-account-secret", "mongodb", "MongoDB Atlas service account secret", "mdb_sa_sk_", "mdb_sa_sk_", "alnum-", 40),
+    ("cloud", "azure.app-config-connection-string", "azure", "Azure App Configuration connection string secret", r"\.azconfig\.io;Id=[A-Za-z0-9:/+=_-]{4,40};Secret=", ".azconfig.io;Id=FAKE-00-s0:DEMO;Secret=", "b64", 43),
+    ("cloud", "azure.shared-access-key", "azure", "Azure Service Bus / Event Hubs / IoT Hub shared access key", "SharedAccessKey=", "SharedAccessKey=", "b64", 43),
+    ("cloud", "netlify.pat", "netlify", "Netlify personal access token", "nfp_", "nfp_", "alnum", "36,48"),
+    ("devtools", "sourcegraph.access-token", "sourcegraph", "Sourcegraph access token", r"sgp_(?:[a-f0-9]{16}_|local_)?", "sgp_", "hexi", 40),
+    ("devtools", "sonarqube.project-token", "sonarqube", "SonarQube project analysis token", "sqp_", "sqp_", "hex", 40),
+    ("devtools", "sonarqube.global-token", "sonarqube", "SonarQube global analysis token", "sqa_", "sqa_", "hex", 40),
+    ("devtools", "sonarqube.user-token", "sonarqube", "SonarQube user token", "squ_", "squ_", "hex", 40),
+    ("devtools", "grafana.legacy-api-key", "grafana", "Grafana API key (legacy, base64 JSON)", "eyJrIjoi", "eyJrIjoi", "b64", "40,200"),
+    ("devtools", "okta.ssws-token", "okta", "Okta API token in an SSWS header", "SSWS 00", "SSWS 00", "alnum-", 40),
+    ("chat", "microsoft-teams.legacy-webhook", "microsoft", "Microsoft Teams legacy incoming webhook", r"https://outlook\.office(?:365)?\.com/webhook/[a-f0-9-]{36}@[a-f0-9-]{36}/IncomingWebhook/[a-f0-9]{32}/", "https://outlook.office.com/webhook/00000000-0000-4000-8000-00000000dead@00000000-0000-4000-8000-00000000dead/IncomingWebhook/deadbeef00000000000000000000beef/", "uuid", 36),
 ]
 
 def cls_regex(cls, n):
@@ -271,6 +288,10 @@ def example_body(cls, n):
         n = int(n.split(",")[0])
     if cls == "uuid":
         return "00000000-0000-4000-8000-00000000dead"
+    if cls == "bech32":
+        return "FAKE" + "0" * (n - 7) + "XYZ"
+    if cls == "hexi":
+        return fake_body(n, "hex")
     if cls == "npm":
         body = "FAKE" + "0" * 22 + "DEMO"
         return body + b62(zlib.crc32(body.encode()) & 0xFFFFFFFF)
@@ -307,7 +328,36 @@ for (f, rid, prov, name, pre, lit, cls, n) in PREFIX:
     neg = [lit + "*" * 12, "the prefix " + lit + " alone"]
     maxlen = int(str(n).split(",")[-1]) if str(n).split(",")[-1] else 300
     emit(f, rid, prov, name, pattern, [kw], [f'TOKEN="{ex}"', f"export SECRET={ex}"], neg,
-         validator=validator, window=len(pre) + maxlen + 16, before=len(pre) + 2)
+         validator=validator, window=max(len(pre), len(lit)) + maxlen + 16, before=len(pre) + 2)
+
+# --- suffix- and scheme-marked formats (added in scan2): the literal is not a leading prefix
+C = "[./A-Za-z0-9]"  # crypt(3) base64 alphabet
+CT = r"(?:[^./A-Za-z0-9]|$)"
+SALT16 = "FAKEsalt0DEMO/.z"
+for (rid, name, marker, kw, pattern, ex) in [
+    ("password-hash.bcrypt", "bcrypt password hash", "2b", ["$2a$", "$2b$", "$2y$"],
+     r"(\$2[aby]\$[0-9]{2}\$" + C + "{53})" + CT,
+     "$2b$12$" + "FAKE" + "0" * 45 + "DEMO"),
+    ("password-hash.sha512crypt", "SHA-512 crypt password hash", "6", ["$6$"],
+     r"(\$6\$(?:rounds=[0-9]{4,9}\$)?" + C + r"{1,16}\$" + C + "{86})" + CT,
+     "$6$" + SALT16 + "$" + "FAKE" + "0" * 78 + "DEMO"),
+    ("password-hash.sha256crypt", "SHA-256 crypt password hash", "5", ["$5$"],
+     r"(\$5\$(?:rounds=[0-9]{4,9}\$)?" + C + r"{1,16}\$" + C + "{43})" + CT,
+     "$5$rounds=5000$" + SALT16 + "$" + "FAKE" + "0" * 35 + "DEMO"),
+    ("password-hash.md5crypt", "MD5 crypt password hash", "1", ["$1$"],
+     r"(\$1\$" + C + r"{1,8}\$" + C + "{22})" + CT,
+     "$1$FAKEsalt$" + "FAKE" + "0" * 14 + "DEMO"),
+]:
+    emit("hashes", rid, "password-hash", name, pattern, kw,
+         [f"root:{ex}:19000:0:99999:7:::", f'hash = "{ex}"'],
+         [f"${marker}$rounds=5000$short$tooshort", f"echo ${marker}$HOME"],
+         window=140, before=4)
+
+# New Relic license (ingest) keys: 36 hex characters then the suffix NRAL
+emit("devtools", "newrelic.license-key", "newrelic", "New Relic license key",
+     r"(?:^|[^A-Za-z0-9_])([a-f0-9]{36}NRAL)(?:[^A-Za-z0-9_-]|$)", ["NRAL"],
+     ['NEW_RELIC_LICENSE_KEY="' + "deadbeef" + "0" * 24 + "beef" + 'NRAL"', "license_key: " + "deadbeef" + "0" * 24 + "beefNRAL"],
+     ["license_key: ************NRAL", "the suffix NRAL alone"], window=24, before=44)
 
 # --- keyed values: provider keyword near an assignment, then a value of a fixed shape
 KEYED = [
@@ -419,6 +469,15 @@ KEYED = [
     ("plaid", ["plaid"], "hex30", None),
     ("plivo", ["plivo"], "alnum40", None),
     ("sinch", ["sinch"], "hex32", None),
+    # added in scan2
+    ("codeclimate", ["codeclimate", "cc_test_reporter_id"], "hex64", None),
+    ("wandb", ["wandb"], "hex40", None),
+    ("sentry-token", ["sentry_auth_token", "sentry_token", "sentry_key"], "hex64", None),
+    ("npm-legacy", ["_authtoken", "npm_token"], "uuid", None),
+    ("packagecloud", ["packagecloud"], "hex48", None),
+    ("cloudsmith", ["cloudsmith"], "hex40", None),
+    ("paypal", ["paypal"], "alnum-80", None),
+    ("splunk", ["splunk_hec", "splunk_token", "hec_token"], "uuid", None),
 ]
 
 SHAPES = {"hex": "[a-f0-9]", "HEX": "[A-F0-9]", "alnum": "[A-Za-z0-9]", "alnum-": "[A-Za-z0-9_-]",
