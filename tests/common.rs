@@ -217,3 +217,21 @@ pub fn wait_bounded(env: &Env, child: &mut std::process::Child) -> std::process:
     let stderr = std::fs::read_to_string(env.dir.path().join("spawned.stderr")).unwrap_or_default();
     panic!("the spawned vault did not exit; its stderr: {stderr:?}");
 }
+
+/// Gives `path` a rotation command: a 0700 shell script with `body` after
+/// the shebang (it gets the old value on stdin, prints the new one).
+pub fn set_rotation_script(env: &Env, path: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = env.dir.path().join("rotate.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.vault(&[
+        "rotation",
+        "set",
+        path,
+        "--command",
+        script.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+}

@@ -364,23 +364,12 @@ fn a_kill_while_executing_an_approval_keeps_the_new_value() {
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/DB_PASSWORD", "leaked-db-password-1");
-    let script = env.dir.path().join("rotate.sh");
     // prints a new value each time, as a provider's API would
-    std::fs::write(
-        &script,
-        "#!/bin/sh\ncat >/dev/null; echo \"fresh-db-password-$(date +%s%N)\"\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-    env.vault(&[
-        "rotation",
-        "set",
+    set_rotation_script(
+        &env,
         "hermes/DB_PASSWORD",
-        "--command",
-        script.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+        "cat >/dev/null; echo \"fresh-db-password-$(date +%s%N)\"\n",
+    );
     let leak = env.dir.path().join("notes.md");
     std::fs::write(&leak, "the password is leaked-db-password-1\n").unwrap();
     env.vault(&["scan", leak.to_str().unwrap(), "--rotate"])

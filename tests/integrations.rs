@@ -983,19 +983,12 @@ fn integrate_claude_code_adds_hooks_that_block_a_secret_with_exit_2() {
         .success();
     let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
     assert_eq!(v["added"], 2);
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
-    assert_eq!(s["model"], "opus");
-    let command = s["hooks"]["UserPromptSubmit"][0]["hooks"][0]["command"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        command.ends_with(" scan --stdin --hook claude-code"),
-        "{command}"
+    let s = installed_hooks(
+        &settings,
+        ("UserPromptSubmit", "PreToolUse", "*"),
+        "claude-code",
     );
-    assert_eq!(s["hooks"]["PreToolUse"][0]["matcher"], "*");
-    assert_eq!(s["hooks"]["PreToolUse"][0]["hooks"][0]["command"], command);
+    assert_eq!(s["model"], "opus");
     // again: nothing added
     let out = env
         .vault(&[
@@ -1089,19 +1082,8 @@ fn integrate_gemini_adds_hooks_that_block_a_secret_and_answer_json_otherwise() {
         .success();
     let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
     assert_eq!(v["added"], 2);
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&settings).unwrap()).unwrap();
+    let s = installed_hooks(&settings, ("BeforeAgent", "BeforeTool", ".*"), "gemini");
     assert_eq!(s["theme"], "Default");
-    let command = s["hooks"]["BeforeAgent"][0]["hooks"][0]["command"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        command.ends_with(" scan --stdin --hook gemini"),
-        "{command}"
-    );
-    assert_eq!(s["hooks"]["BeforeTool"][0]["matcher"], ".*");
-    assert_eq!(s["hooks"]["BeforeTool"][0]["hooks"][0]["command"], command);
     assert!(!std::fs::read_to_string(&settings).unwrap().contains(&key));
 
     // what Gemini CLI sends: a prompt holding the key is blocked with exit 2
@@ -1127,4 +1109,27 @@ fn integrate_gemini_adds_hooks_that_block_a_secret_and_answer_json_otherwise() {
         .assert()
         .success();
     assert_eq!(stdout_of(&out).trim(), "{}");
+}
+
+/// Reads a hooked CLI's settings file and checks that its prompt event and
+/// its tool event (with `matcher`) both run `vault scan --stdin --hook MODE`;
+/// returns the whole settings document for further checks.
+fn installed_hooks(
+    settings: &std::path::Path,
+    (prompt_event, tool_event, matcher): (&str, &str, &str),
+    mode: &str,
+) -> serde_json::Value {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(settings).unwrap()).unwrap();
+    let command = s["hooks"][prompt_event][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        command.ends_with(&format!(" scan --stdin --hook {mode}")),
+        "{command}"
+    );
+    assert_eq!(s["hooks"][tool_event][0]["matcher"], matcher);
+    assert_eq!(s["hooks"][tool_event][0]["hooks"][0]["command"], command);
+    s
 }

@@ -132,23 +132,11 @@ fn a_leaked_stored_secret_is_named_and_opens_an_approval() {
     env.vault(&["agent", "add", "hermes"]).assert().success();
     let value = "custom-db-password-Zq81vL0pXw";
     env.set("hermes/DB_PASSWORD", value);
-    let script = env.dir.path().join("rotate.sh");
-    std::fs::write(
-        &script,
-        "#!/bin/sh\ncat >/dev/null; echo fresh-db-password-2\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
-    env.vault(&[
-        "rotation",
-        "set",
+    set_rotation_script(
+        &env,
         "hermes/DB_PASSWORD",
-        "--command",
-        script.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+        "cat >/dev/null; echo fresh-db-password-2\n",
+    );
     let leak = env.dir.path().join("notes.md");
     std::fs::write(
         &leak,
