@@ -431,11 +431,11 @@ fn no_progress_bar_when_stderr_is_not_a_terminal() {
 }
 
 /// Issue 5: on a terminal (a pseudo-terminal from util-linux `script`) the same scan draws
-/// the bar on stderr. Skipped where `script` is not installed.
+/// the bar on stderr. Skipped where `script` is not installed, except under `CI=true`.
 #[test]
 fn progress_bar_on_a_terminal() {
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("skipped: no `script` to provide a terminal");
+        skip_or_fail_in_ci("no `script` (util-linux) to provide a terminal");
         return;
     }
     let env = Env::empty();

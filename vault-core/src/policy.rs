@@ -183,21 +183,13 @@ impl Default for Policy {
     }
 }
 
-/// "15m", "1h", "90d", "30s": a number and one unit (humantime's full syntax is
-/// not needed here, and a strict grammar keeps policy files unambiguous).
+/// The one duration grammar of every flag and policy field: humantime's (`30s`, `15m`,
+/// `1h30m`, `90d`, `2h 5m`), so `--ttl 1h30m` means what `--request-timeout 1h30m` means.
+/// A bare number, a fraction, a sign or zero is refused: a zero lifetime or timeout is never
+/// what an operator meant.
 pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit())?;
-    let (n, unit) = s.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(secs))
+    let d = humantime::parse_duration(s.trim()).ok()?;
+    (!d.is_zero()).then_some(d)
 }
 
 fn invalid(reason: String) -> Error {
@@ -265,7 +257,11 @@ mod tests {
             parse_duration("90d"),
             Some(Duration::from_secs(90 * 86_400))
         );
-        for bad in ["", "m", "15", "15x", "-1m", "1.5h", "99999999999999999999d"] {
+        // issue 14: one grammar everywhere, so compound durations work in policies and flags
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration(" 2h 5m "), Some(Duration::from_secs(7500)));
+        assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
+        for bad in ["", "m", "15", "15x", "-1m", "0s", "99999999999999999999d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
     }

@@ -135,6 +135,13 @@ fn vault_home() -> Result<PathBuf> {
         .context("no data directory on this system: set VAULT_HOME")
 }
 
+/// clap's parser for a duration flag: the same grammar as policy files (vault-core's
+/// `parse_duration`), so no flag accepts a form another refuses.
+pub fn parse_duration_flag(s: &str) -> std::result::Result<std::time::Duration, String> {
+    vault_core::policy::parse_duration(s)
+        .ok_or_else(|| format!("{s:?} is not a duration like 30s, 15m or 1h30m"))
+}
+
 /// Unix seconds as an RFC 3339 UTC timestamp.
 pub fn rfc3339(secs: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use vault_core::SecretString;
 
-use super::Context;
+use super::{parse_duration_flag, Context};
 use crate::exit;
 
 /// `vault server`.
@@ -31,7 +31,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "tls_cert")]
     insecure_listen: bool,
     /// Longest a request may take, body included, e.g. 15s (slow clients get 408).
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration_flag)]
     request_timeout: std::time::Duration,
 }
 
