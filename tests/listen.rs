@@ -1,6 +1,7 @@
 //! Issue 4, how the server listens: TLS with a real certificate and the CLI
 //! as a client over https, a Unix socket only its owner can open, the refusal
-//! of clear text beyond loopback, and a slow body cut off by the deadline.
+//! of clear text beyond loopback, a slow body cut off by the deadline, and
+//! (issue 13) header timeouts and connection caps, and remote mode over the socket.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -252,4 +253,108 @@ fn a_slow_body_is_cut_off_at_the_request_deadline_with_json_408() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.contains(r#""code":"timeout""#), "{reply}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A connection from `source` (a loopback address of this host) to `addr`.
+fn connect_from(source: &str, addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(6)))
+            .unwrap();
+        stream
+    })
+}
+
+/// Reads `conn` until the server closes it (EOF or reset, or 6 s of
+/// silence): whether that came within `within`, and what was sent.
+fn closed_within(mut conn: std::net::TcpStream, within: std::time::Duration) -> (bool, String) {
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        start.elapsed() < within,
+        String::from_utf8_lossy(&got).into_owned(),
+    )
+}
+
+const PARTIAL: &str = "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+const HEALTH: &str = "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+// issue 13, finding 7
+#[test]
+fn idle_and_half_sent_connections_time_out_and_are_capped_per_peer_and_in_total() {
+    let (env, _, _) = setup();
+    let s = start_with(
+        &env,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+            "--max-connections",
+            "8",
+            "--max-connections-per-peer",
+            "4",
+        ],
+    );
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let slow = |source: &str| {
+        let mut c = connect_from(source, addr);
+        c.write_all(PARTIAL.as_bytes()).unwrap();
+        c
+    };
+    let served = |source: &str| {
+        let mut c = connect_from(source, addr);
+        let _ = c.write_all(HEALTH.as_bytes());
+        closed_within(c, std::time::Duration::from_secs(5)).1
+    };
+    // one peer fills its share with headers it never finishes
+    let first: Vec<_> = (0..4).map(|_| slow("127.0.0.1")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // its next connection is closed at once, unanswered...
+    let (quick, reply) = {
+        let mut c = connect_from("127.0.0.1", addr);
+        let _ = c.write_all(HEALTH.as_bytes());
+        closed_within(c, std::time::Duration::from_millis(800))
+    };
+    assert!(quick && reply.is_empty(), "{quick} {reply:?}");
+    // ...while another peer is served
+    assert!(served("127.0.0.2").starts_with("HTTP/1.1 200"));
+    // a second peer takes the rest of the total; a third gets nothing
+    let second: Vec<_> = (0..4).map(|_| slow("127.0.0.3")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(served("127.0.0.4"), "");
+    // every half-sent request is cut off by the header timeout (1 s)
+    for c in first.into_iter().chain(second) {
+        let (in_time, reply) = closed_within(c, std::time::Duration::from_secs(4));
+        assert!(in_time, "a half-sent request was kept open: {reply:?}");
+        assert!(!reply.contains("200 OK"), "{reply}");
+    }
+    // and then the slots are free again
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(served("127.0.0.1").starts_with("HTTP/1.1 200"));
+    // an idle kept-alive connection is closed too
+    let mut c = connect_from("127.0.0.1", addr);
+    c.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (in_time, reply) = closed_within(c, std::time::Duration::from_secs(4));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(in_time, "an idle keep-alive connection was kept open");
+    // the server is alive throughout
+    assert!(raw_http(&s.base, HEALTH).starts_with("HTTP/1.1 200"));
 }
