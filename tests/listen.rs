@@ -358,3 +358,120 @@ fn idle_and_half_sent_connections_time_out_and_are_capped_per_peer_and_in_total(
     // the server is alive throughout
     assert!(raw_http(&s.base, HEALTH).starts_with("HTTP/1.1 200"));
 }
+
+/// The `check` ids of a `vault doctor --json` answer.
+fn doctor_checks(out: &assert_cmd::assert::Assert) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(out)).unwrap();
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Lets hermes-marketing read hermes-finance/STRIPE_KEY.
+fn grant_stripe_to_marketing(env: &Env) {
+    let policy = env.dir.path().join("grant.toml");
+    std::fs::write(
+        &policy,
+        "secrets = [\"*\", \"hermes-finance/STRIPE_KEY\"]\n",
+    )
+    .unwrap();
+    env.vault(&[
+        "agent",
+        "set-policy",
+        "hermes-marketing",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+}
+
+// issue 13, findings 9 and 22
+#[test]
+fn remote_mode_works_over_the_private_socket_and_doctor_warns_about_plain_loopback() {
+    let (env, key, _) = setup();
+    grant_stripe_to_marketing(&env);
+    let socket = env.dir.path().join("vault.sock");
+    let spec = format!("unix:{}", socket.display());
+    let s = start_with(&env, &["--listen", &spec]);
+    let remote = |args: &[&str]| {
+        let mut c = env.vault(args);
+        c.env_remove("VAULT_PASSPHRASE_FILE")
+            .env("VAULT_ADDR", &spec)
+            .env("VAULT_AGENT_KEY", &key);
+        c
+    };
+    assert_eq!(
+        stdout_of(&remote(&["get", "GITHUB_TOKEN"]).assert().success()).trim(),
+        CANARY
+    );
+    // a granted read names another agent's secret: one encoded path segment
+    assert_eq!(
+        stdout_of(
+            &remote(&["get", "hermes-finance/STRIPE_KEY"])
+                .assert()
+                .success()
+        )
+        .trim(),
+        "finance-only-value"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &remote(&["env", "--format", "json"]).assert().success(),
+    ))
+    .unwrap();
+    assert_eq!(v["env"]["GITHUB_TOKEN"], CANARY);
+    assert!(stdout_of(&remote(&["token"]).assert().success()).starts_with("avt_"));
+    // errors keep their codes over the socket
+    remote(&["get", "NOT_THERE"]).assert().code(4);
+    // a socket server draws no doctor warning, neither does such a VAULT_ADDR
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("VAULT_ADDR", &spec)
+        .assert()
+        .success();
+    let checks = doctor_checks(&out);
+    assert!(!checks.iter().any(|c| c.contains("plain")), "{checks:?}");
+    terminate(&s.child);
+    let mut s = s;
+    assert_eq!(s.child.wait().unwrap().code(), Some(0));
+    // with the server gone nothing answers, and nothing is printed
+    let out = remote(&["get", "GITHUB_TOKEN"]).assert().code(2);
+    assert!(stdout_of(&out).is_empty());
+    // plain HTTP on loopback still works, and doctor says what it risks
+    let s = start_with(&env, &["--listen", "127.0.0.1:0"]);
+    let out = env
+        .vault(&["get", "hermes-finance/STRIPE_KEY"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .env("VAULT_ADDR", &s.base)
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out).trim(), "finance-only-value");
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("VAULT_ADDR", &s.base)
+        .assert()
+        .success();
+    let checks = doctor_checks(&out);
+    assert!(
+        checks.contains(&"server-plain-loopback".to_owned()),
+        "{checks:?}"
+    );
+    assert!(
+        checks.contains(&"remote-plain-http".to_owned()),
+        "{checks:?}"
+    );
+    // a user part cannot make another host pass for loopback (finding 16)
+    let port = s.base.rsplit(':').next().unwrap().to_owned();
+    let out = env
+        .vault(&["get", "GITHUB_TOKEN"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .env("VAULT_ADDR", format!("http://[::1]@192.0.2.2:{port}"))
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .code(2);
+    assert!(stderr_of(&out).contains("user part"), "{}", stderr_of(&out));
+}
