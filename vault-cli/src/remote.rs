@@ -47,8 +47,8 @@ pub struct Remote {
 pub(crate) enum Addr {
     /// A Unix socket path.
     Unix(PathBuf),
-    /// An http(s) base URL without a trailing slash; `plain_loopback` when
-    /// it is `http://` to a loopback host.
+    /// An http(s) base URL without a trailing slash; `tls` for https,
+    /// `loopback` when the host is a loopback name or address.
     Http {
         base: String,
         tls: bool,
@@ -241,12 +241,13 @@ impl Remote {
         bearer: &SecretString,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value> {
-        let auth = format!("Bearer {}", bearer.expose_secret());
+        // clear intermediates: the header text holds the key or token
+        let auth = zeroize::Zeroizing::new(format!("Bearer {}", bearer.expose_secret()));
         let answer = match &self.transport {
             Transport::Http { base, agent } => {
                 let request = agent
                     .request(method, &format!("{base}{path}"))
-                    .set("Authorization", &auth);
+                    .set("Authorization", auth.as_str());
                 let result = match body {
                     Some(b) => request.send_json(b),
                     None => request.call(),
@@ -259,7 +260,7 @@ impl Remote {
                     Err(e) => Err(e.to_string()),
                 }
             }
-            Transport::Unix(socket) => unix_call(socket, method, path, &auth, body),
+            Transport::Unix(socket) => unix_call(socket, method, path, auth.as_str(), body),
         };
         let (status, reply) = answer.map_err(|e| {
             exit::usage(format!(
