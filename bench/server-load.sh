@@ -160,9 +160,11 @@ echo "rotations of another agent's key during the soak: $rot_ok done, $rot_faile
 echo "server RSS (KiB) before the soak $before, every 10 s: $(cat "$tmp/rss")-> after $(rss)"
 echo "server memory after the soak (KiB): $(awk '/^(Anonymous|Shared_Clean|Shared_Dirty|Private_Dirty):/ {printf "%s %s  ", $1, $2}' "/proc/$server/smaps_rollup")"
 echo "vault files after the soak: $(du -k "$VAULT_HOME"/* | awk '{printf "%s %s KiB  ", $2, $1}' | sed "s|$VAULT_HOME/||g")"
-python3 - "$base" <<'PY'
+python3 - "$base" "$tmp/admin" <<'PY'
 import sys, urllib.request
-text = urllib.request.urlopen(sys.argv[1] + "/metrics").read().decode()
+admin = open(sys.argv[2]).read().strip()
+req = urllib.request.Request(sys.argv[1] + "/metrics", headers={"Authorization": "Bearer " + admin})
+text = urllib.request.urlopen(req).read().decode()
 fives = sum(int(float(l.rsplit(" ", 1)[1])) for l in text.splitlines()
             if l.startswith("vault_requests_total") and 'status="5' in l)
 total = sum(int(float(l.rsplit(" ", 1)[1])) for l in text.splitlines()

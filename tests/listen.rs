@@ -1,6 +1,7 @@
 //! Issue 4, how the server listens: TLS with a real certificate and the CLI
 //! as a client over https, a Unix socket only its owner can open, the refusal
-//! of clear text beyond loopback, and a slow body cut off by the deadline.
+//! of clear text beyond loopback, a slow body cut off by the deadline, and
+//! (issue 13) header timeouts and connection caps, and remote mode over the socket.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -252,4 +253,225 @@ fn a_slow_body_is_cut_off_at_the_request_deadline_with_json_408() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     assert!(reply.contains(r#""code":"timeout""#), "{reply}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// A connection from `source` (a loopback address of this host) to `addr`.
+fn connect_from(source: &str, addr: std::net::SocketAddr) -> std::net::TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        let stream = stream.into_std().unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(6)))
+            .unwrap();
+        stream
+    })
+}
+
+/// Reads `conn` until the server closes it (EOF or reset, or 6 s of
+/// silence): whether that came within `within`, and what was sent.
+fn closed_within(mut conn: std::net::TcpStream, within: std::time::Duration) -> (bool, String) {
+    let start = std::time::Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        start.elapsed() < within,
+        String::from_utf8_lossy(&got).into_owned(),
+    )
+}
+
+const PARTIAL: &str = "GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+const HEALTH: &str = "GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+// issue 13, finding 7
+#[test]
+fn idle_and_half_sent_connections_time_out_and_are_capped_per_peer_and_in_total() {
+    let (env, _, _) = setup();
+    let s = start_with(
+        &env,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1s",
+            "--max-connections",
+            "8",
+            "--max-connections-per-peer",
+            "4",
+        ],
+    );
+    let addr: std::net::SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+    let slow = |source: &str| {
+        let mut c = connect_from(source, addr);
+        c.write_all(PARTIAL.as_bytes()).unwrap();
+        c
+    };
+    let served = |source: &str| {
+        let mut c = connect_from(source, addr);
+        let _ = c.write_all(HEALTH.as_bytes());
+        closed_within(c, std::time::Duration::from_secs(5)).1
+    };
+    // one peer fills its share with headers it never finishes
+    let first: Vec<_> = (0..4).map(|_| slow("127.0.0.1")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    // its next connection is closed at once, unanswered...
+    let (quick, reply) = {
+        let mut c = connect_from("127.0.0.1", addr);
+        let _ = c.write_all(HEALTH.as_bytes());
+        closed_within(c, std::time::Duration::from_millis(800))
+    };
+    assert!(quick && reply.is_empty(), "{quick} {reply:?}");
+    // ...while another peer is served
+    assert!(served("127.0.0.2").starts_with("HTTP/1.1 200"));
+    // a second peer takes the rest of the total; a third gets nothing
+    let second: Vec<_> = (0..4).map(|_| slow("127.0.0.3")).collect();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(served("127.0.0.4"), "");
+    // every half-sent request is cut off by the header timeout (1 s)
+    for c in first.into_iter().chain(second) {
+        let (in_time, reply) = closed_within(c, std::time::Duration::from_secs(4));
+        assert!(in_time, "a half-sent request was kept open: {reply:?}");
+        assert!(!reply.contains("200 OK"), "{reply}");
+    }
+    // and then the slots are free again
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(served("127.0.0.1").starts_with("HTTP/1.1 200"));
+    // an idle kept-alive connection is closed too
+    let mut c = connect_from("127.0.0.1", addr);
+    c.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (in_time, reply) = closed_within(c, std::time::Duration::from_secs(4));
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(in_time, "an idle keep-alive connection was kept open");
+    // the server is alive throughout
+    assert!(raw_http(&s.base, HEALTH).starts_with("HTTP/1.1 200"));
+}
+
+/// The `check` ids of a `vault doctor --json` answer.
+fn doctor_checks(out: &assert_cmd::assert::Assert) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(out)).unwrap();
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["check"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Lets hermes-marketing read hermes-finance/STRIPE_KEY.
+fn grant_stripe_to_marketing(env: &Env) {
+    let policy = env.dir.path().join("grant.toml");
+    std::fs::write(
+        &policy,
+        "secrets = [\"*\", \"hermes-finance/STRIPE_KEY\"]\n",
+    )
+    .unwrap();
+    env.vault(&[
+        "agent",
+        "set-policy",
+        "hermes-marketing",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+}
+
+// issue 13, findings 9 and 22
+#[test]
+fn remote_mode_works_over_the_private_socket_and_doctor_warns_about_plain_loopback() {
+    let (env, key, _) = setup();
+    grant_stripe_to_marketing(&env);
+    let socket = env.dir.path().join("vault.sock");
+    let spec = format!("unix:{}", socket.display());
+    let s = start_with(&env, &["--listen", &spec]);
+    let remote = |args: &[&str]| {
+        let mut c = env.vault(args);
+        c.env_remove("VAULT_PASSPHRASE_FILE")
+            .env("VAULT_ADDR", &spec)
+            .env("VAULT_AGENT_KEY", &key);
+        c
+    };
+    assert_eq!(
+        stdout_of(&remote(&["get", "GITHUB_TOKEN"]).assert().success()).trim(),
+        CANARY
+    );
+    // a granted read names another agent's secret: one encoded path segment
+    assert_eq!(
+        stdout_of(
+            &remote(&["get", "hermes-finance/STRIPE_KEY"])
+                .assert()
+                .success()
+        )
+        .trim(),
+        "finance-only-value"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &remote(&["env", "--format", "json"]).assert().success(),
+    ))
+    .unwrap();
+    assert_eq!(v["env"]["GITHUB_TOKEN"], CANARY);
+    assert!(stdout_of(&remote(&["token"]).assert().success()).starts_with("avt_"));
+    // errors keep their codes over the socket
+    remote(&["get", "NOT_THERE"]).assert().code(4);
+    // a socket server draws no doctor warning, neither does such a VAULT_ADDR
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("VAULT_ADDR", &spec)
+        .assert()
+        .success();
+    let checks = doctor_checks(&out);
+    assert!(!checks.iter().any(|c| c.contains("plain")), "{checks:?}");
+    terminate(&s.child);
+    let mut s = s;
+    assert_eq!(s.child.wait().unwrap().code(), Some(0));
+    // with the server gone nothing answers, and nothing is printed
+    let out = remote(&["get", "GITHUB_TOKEN"]).assert().code(2);
+    assert!(stdout_of(&out).is_empty());
+    // plain HTTP on loopback still works, and doctor says what it risks
+    let s = start_with(&env, &["--listen", "127.0.0.1:0"]);
+    let out = env
+        .vault(&["get", "hermes-finance/STRIPE_KEY"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .env("VAULT_ADDR", &s.base)
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out).trim(), "finance-only-value");
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("VAULT_ADDR", &s.base)
+        .assert()
+        .success();
+    let checks = doctor_checks(&out);
+    assert!(
+        checks.contains(&"server-plain-loopback".to_owned()),
+        "{checks:?}"
+    );
+    assert!(
+        checks.contains(&"remote-plain-http".to_owned()),
+        "{checks:?}"
+    );
+    // a user part cannot make another host pass for loopback (finding 16)
+    let port = s.base.rsplit(':').next().unwrap().to_owned();
+    let out = env
+        .vault(&["get", "GITHUB_TOKEN"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .env("VAULT_ADDR", format!("http://[::1]@192.0.2.2:{port}"))
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .code(2);
+    assert!(stderr_of(&out).contains("user part"), "{}", stderr_of(&out));
 }

@@ -392,7 +392,7 @@ fn every_error_is_json_with_a_stable_code() {
     );
     assert_eq!((status, v["version"].as_i64()), (200, Some(1)));
     assert_eq!(env.get("hermes-marketing/NEW"), "via-admin");
-    let (_, metrics) = call("GET", &format!("{}/metrics", s.base), None, None);
+    let (_, metrics) = call("GET", &format!("{}/metrics", s.base), Some(&s.admin), None);
     let text = metrics.as_str().unwrap();
     assert!(
         text.contains("vault_requests_total{route=\"/v1/env\",status=\"401\"}"),
@@ -531,6 +531,7 @@ fn sixty_four_clients_lose_nothing_and_logs_hold_no_secret() {
     assert_eq!(mints, (CLIENTS * REQUESTS / 4) as u64);
     // /metrics counts per key exactly what was sent: no write was lost
     let metrics = ureq::get(&format!("{base}/metrics"))
+        .set("Authorization", &format!("Bearer {}", s.admin))
         .call()
         .unwrap()
         .into_string()
@@ -650,6 +651,280 @@ fn post_scan_checks_a_message_and_can_rotate_a_leaked_key() {
         (status, v["findings"].as_array().map(Vec::len)),
         (200, Some(0))
     );
+}
+
+// issue 13, finding 15
+#[test]
+fn metrics_needs_the_admin_token_and_a_host_of_this_server() {
+    let (env, key, _) = setup();
+    let s = start(&env);
+    let url = format!("{}/metrics", s.base);
+    let (status, v) = call("GET", &url, None, None);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    for bearer in [key.as_str(), "vadm_0000"] {
+        let (status, v) = call("GET", &url, Some(bearer), None);
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (401, Some("bad_admin_token"))
+        );
+    }
+    let (status, text) = call("GET", &url, Some(&s.admin), None);
+    assert_eq!(status, 200);
+    assert!(text.as_str().unwrap().contains("vault_key_reads_total"));
+    // a DNS-rebound page sends its own name: refused even with the token
+    let addr = s.base.trim_start_matches("http://");
+    for host in [
+        "evil.example",
+        "evil.example:80",
+        "127.0.0.1.evil.example",
+        "x@127.0.0.1",
+    ] {
+        let raw = raw_http(
+            &s.base,
+            &format!(
+                "GET /metrics HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                s.admin
+            ),
+        );
+        assert!(raw.starts_with("HTTP/1.1 421"), "{host}: {raw}");
+        assert!(raw.contains(r#""code":"host_not_allowed""#), "{raw}");
+        assert!(!raw.contains("vault_key"), "{raw}");
+    }
+    for host in [addr.to_owned(), "localhost".into(), "[::1]:9".into()] {
+        let raw = raw_http(
+            &s.base,
+            &format!(
+                "GET /metrics HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+                s.admin
+            ),
+        );
+        assert!(raw.starts_with("HTTP/1.1 200"), "{host}: {raw}");
+    }
+    drop(s);
+    // a configured name is answered too
+    let s = start_with(
+        &env,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--allowed-host",
+            "vault.internal",
+        ],
+    );
+    let raw = raw_http(
+        &s.base,
+        &format!(
+            "GET /metrics HTTP/1.1\r\nHost: vault.internal:8200\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            s.admin
+        ),
+    );
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+}
+
+/// Audit records of `action` with `outcome`, read from the CLI.
+fn audit_count(env: &Env, action: &str, outcome: &str) -> usize {
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["--json", "audit", "log"]).assert().success(),
+    ))
+    .unwrap();
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action && r["outcome"] == outcome)
+        .count()
+}
+
+// issue 13, finding 1
+#[test]
+fn post_scan_is_no_oracle_for_other_agents_secrets_and_rotates_only_the_callers_own() {
+    let (env, mkey, fkey) = setup();
+    let finance_value = "fin-db-Fz8q2Lp0vX9rTn4Wb7mKc1s";
+    env.set("hermes-finance/DB_PASSWORD", finance_value);
+    // finance may read marketing's GITHUB_TOKEN; four scans a minute
+    let policy = env.dir.path().join("finance.toml");
+    std::fs::write(
+        &policy,
+        "secrets = [\"*\", \"hermes-marketing/GITHUB_TOKEN\"]\nreads_per_minute = 4\n",
+    )
+    .unwrap();
+    env.vault(&[
+        "agent",
+        "set-policy",
+        "hermes-finance",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    // marketing's token rotates by a third-party command at once when it leaks
+    let runs = env.dir.path().join("rotations-run");
+    let script = env.dir.path().join("rotate.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncat >/dev/null; echo run >> {}; echo rotated-Qm3vX8pL2zR7tK9wY4nB\n",
+            runs.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.vault(&[
+        "rotation",
+        "set",
+        "hermes-marketing/GITHUB_TOKEN",
+        "--command",
+        script.to_str().unwrap(),
+        "--auto",
+    ])
+    .assert()
+    .success();
+    let s = start(&env);
+    let token = |key: &str| {
+        call(
+            "POST",
+            &format!("{}/v1/auth/token", s.base),
+            Some(key),
+            None,
+        )
+        .1["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (mt, ft) = (token(&mkey), token(&fkey));
+    let scan = |token: &str, text: &str, rotate: bool| {
+        call(
+            "POST",
+            &format!("{}/v1/scan", s.base),
+            Some(token),
+            Some(&serde_json::json!({"text": text, "rotate": rotate}).to_string()),
+        )
+    };
+    let labels = |v: &serde_json::Value| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|f| f["managed"]["label"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let guess = format!("is it {finance_value} ?");
+    // marketing cannot learn whether a text holds finance's value
+    let (status, v) = scan(&mt, &guess, true);
+    assert_eq!(status, 200, "{v}");
+    assert!(labels(&v).is_empty(), "{v}");
+    assert!(!v.to_string().contains("hermes-finance"), "{v}");
+    // ...while finance's own scan of the same text names it: the matcher works
+    let (status, v) = scan(&ft, &guess, false);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(labels(&v), ["secret hermes-finance/DB_PASSWORD"], "{v}");
+    // finance may read marketing's token, so its scan names it, but its
+    // `rotate` leaves another agent's secret (and rotation command) alone
+    let (status, v) = scan(&ft, &format!("log: {CANARY}"), true);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(labels(&v), ["secret hermes-marketing/GITHUB_TOKEN"], "{v}");
+    assert!(
+        v["actions"][0].as_str().unwrap().starts_with("left alone"),
+        "{v}"
+    );
+    assert!(!runs.exists(), "another agent's rotation command ran");
+    assert_eq!(env.get("hermes-marketing/GITHUB_TOKEN"), CANARY);
+    // the owner's own scan does rotate it
+    let (status, v) = scan(&mt, &format!("log: {CANARY}"), true);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n", "{v}");
+    assert_eq!(
+        env.get("hermes-marketing/GITHUB_TOKEN"),
+        "rotated-Qm3vX8pL2zR7tK9wY4nB"
+    );
+    // scans are limited per key like reads: finance's fifth within a minute is refused
+    let mut codes = Vec::new();
+    for _ in 0..4 {
+        let (status, v) = scan(&ft, "nothing here", false);
+        codes.push((status, v["error"]["code"].as_str().unwrap_or("").to_owned()));
+    }
+    assert_eq!(
+        codes[..2],
+        [(200, String::new()), (200, String::new())],
+        "{codes:?}"
+    );
+    assert_eq!(codes[2], (429, "rate_limited".to_owned()), "{codes:?}");
+    // ...and every scan is in the audit trail: 2 of marketing + 4 of finance
+    drop(s);
+    assert_eq!(audit_count(&env, "scan", "ok"), 6);
+    assert!(audit_count(&env, "scan", "denied:rate_limited") >= 1);
+}
+
+/// Audit records of `action` with `outcome`, with their targets.
+fn audit_targets(env: &Env, action: &str, outcome: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["--json", "audit", "log"]).assert().success(),
+    ))
+    .unwrap();
+    v["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == action && r["outcome"] == outcome)
+        .map(|r| r["target"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+// issue 13, finding 6
+#[test]
+fn unknown_keys_from_one_peer_are_counted_but_coalesced_in_the_audit_trail() {
+    let (env, _, _) = setup();
+    // a key with a valid checksum that this vault never issued
+    let other = Env::new();
+    other
+        .vault(&["agent", "add", "stranger"])
+        .assert()
+        .success();
+    let foreign = stdout_of(&other.vault(&["issue", "stranger-key"]).assert().success())
+        .trim()
+        .to_owned();
+    let s = start(&env);
+    const SENT: usize = 300;
+    let agent = ureq::AgentBuilder::new().build();
+    for _ in 0..SENT {
+        let reply = agent
+            .post(&format!("{}/v1/auth/token", s.base))
+            .set("Authorization", &format!("Bearer {foreign}"))
+            .call();
+        match reply {
+            Err(ureq::Error::Status(401, r)) => {
+                let v: serde_json::Value = r.into_json().unwrap();
+                assert_eq!(v["error"]["code"], "unknown_key");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // every denial is counted in memory...
+    let (_, metrics) = call("GET", &format!("{}/metrics", s.base), Some(&s.admin), None);
+    assert!(
+        metrics.as_str().unwrap().contains(&format!(
+            "vault_denials_total{{code=\"unknown_key\"}} {SENT}"
+        )),
+        "{metrics}"
+    );
+    // ...and recorded as the first one plus, at stop, one record of the rest
+    let mut s = s;
+    terminate(&s.child);
+    assert_eq!(s.child.wait().unwrap().code(), Some(0));
+    let rows = audit_targets(&env, "key.auth", "denied:unknown_key");
+    assert_eq!(
+        rows,
+        [
+            "peer 127.0.0.1".to_owned(),
+            format!("peer 127.0.0.1: {} more within 60 s", SENT - 1)
+        ]
+    );
+    env.vault(&["audit", "verify"]).assert().success();
 }
 
 /// Names that try to climb out of the agent's namespace, sent byte for byte

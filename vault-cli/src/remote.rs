@@ -1,9 +1,20 @@
 //! Remote mode: with `VAULT_ADDR` and the agent's named key (`VAULT_AGENT_KEY`
 //! or a key file), `vault token|get|env|run` act as the agent through a
-//! running `vault server`, with no passphrase. `https://` addresses use
-//! rustls (system-independent web PKI roots, or only `VAULT_CACERT` when set);
-//! plain `http://` is allowed to loopback only, unless `VAULT_INSECURE_HTTP=1`.
+//! running `vault server`, with no passphrase.
+//!
+//! Where the key goes is the whole security of this module, since a named key
+//! lives for 90 days. `unix:PATH` (the recommended local transport) talks
+//! HTTP/1.1 over the server's owner-only socket and checks the peer's uid
+//! (`SO_PEERCRED`): only a server of this same user gets the key. `https://`
+//! uses rustls (web PKI roots, or only `VAULT_CACERT` when set: pin the
+//! server's certificate that way, on loopback too). Plain `http://` is allowed
+//! to loopback only (unless `VAULT_INSECURE_HTTP=1`); nothing authenticates
+//! such a server, so a local user who binds the port while it is down
+//! collects keys, and `vault doctor` warns about it. The address is parsed
+//! with the `url` crate (the parser ureq connects with), and userinfo is
+//! refused, so `http://[::1]@192.0.2.2/` cannot pass for loopback.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
@@ -11,11 +22,95 @@ use vault_core::SecretString;
 
 use crate::exit::{self, CliError};
 
+/// How long one call to the server may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Largest answer read from a server (an env of many secrets fits easily).
+const MAX_REPLY: usize = 16 * 1024 * 1024;
+
+/// How requests reach the server.
+enum Transport {
+    /// `http://` or `https://`, by ureq; `base` has no trailing slash.
+    Http { base: String, agent: ureq::Agent },
+    /// `unix:PATH`, by hyper over the socket.
+    Unix(PathBuf),
+}
+
 /// A server to talk to, as one agent.
 pub struct Remote {
-    base: String,
+    transport: Transport,
     key: SecretString,
-    agent: ureq::Agent,
+}
+
+/// What `VAULT_ADDR` names, once checked.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Addr {
+    /// A Unix socket path.
+    Unix(PathBuf),
+    /// An http(s) base URL without a trailing slash; `tls` for https,
+    /// `loopback` when the host is a loopback name or address.
+    Http {
+        base: String,
+        tls: bool,
+        loopback: bool,
+    },
+}
+
+/// Parses and checks `VAULT_ADDR`: `unix:PATH`, or an `http://` /
+/// `https://` URL with no userinfo, query or fragment. Plain HTTP to a host
+/// that is not loopback is refused unless `insecure`.
+pub(crate) fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
+    if let Some(path) = addr.strip_prefix("unix:") {
+        let path = path.strip_prefix("//").unwrap_or(path);
+        if !path.starts_with('/') {
+            return Err(exit::usage(format!(
+                "VAULT_ADDR {addr:?}: a Unix socket is named by an absolute path, like unix:/run/user/1000/vault.sock"
+            )));
+        }
+        return Ok(Addr::Unix(PathBuf::from(path)));
+    }
+    let url = url::Url::parse(addr).map_err(|e| {
+        exit::usage(format!(
+            "VAULT_ADDR {addr:?} is not a URL ({e}); use unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT"
+        ))
+    })?;
+    let tls = match url.scheme() {
+        "https" => true,
+        "http" => false,
+        _ => {
+            return Err(exit::usage(format!(
+                "VAULT_ADDR {addr:?} must start with unix:, https:// or http://"
+            )))
+        }
+    };
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(exit::usage(format!(
+            "VAULT_ADDR {addr:?} has a user part (before @): refused, since it hides which host is reached"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(exit::usage(format!(
+            "VAULT_ADDR {addr:?} has a query or fragment: give only scheme, host, port and path"
+        )));
+    }
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    let base = url.as_str().trim_end_matches('/').to_owned();
+    if !tls && !loopback && !insecure {
+        return Err(exit::refused(format!(
+            "VAULT_ADDR {base} is plain HTTP to another host: the key and secrets would cross \
+             the network in clear; use https:// (or set VAULT_INSECURE_HTTP=1)"
+        )));
+    }
+    Ok(Addr::Http {
+        base,
+        tls,
+        loopback,
+    })
 }
 
 impl Remote {
@@ -34,31 +129,24 @@ impl Remote {
         let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        let base = addr.trim_end_matches('/').to_owned();
-        let mut builder = ureq::AgentBuilder::new().timeout(Duration::from_secs(30));
-        if let Some(rest) = base.strip_prefix("http://") {
-            let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
-            if !is_loopback_host(rest) && !insecure {
-                return Err(exit::refused(format!(
-                    "VAULT_ADDR {base} is plain HTTP to another host: the key and secrets would cross \
-                     the network in clear; use https:// (or set VAULT_INSECURE_HTTP=1)"
-                )));
+        let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
+        let transport = match parse_addr(&addr, insecure)? {
+            Addr::Unix(path) => Transport::Unix(path),
+            Addr::Http { base, tls, .. } => {
+                let mut builder = ureq::AgentBuilder::new().timeout(CALL_TIMEOUT);
+                if tls {
+                    if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
+                        builder = builder.tls_config(client_tls(Path::new(&ca))?);
+                    }
+                }
+                Transport::Http {
+                    base,
+                    agent: builder.build(),
+                }
             }
-        } else if base.starts_with("https://") {
-            if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
-                builder = builder.tls_config(client_tls(std::path::Path::new(&ca))?);
-            }
-        } else {
-            return Err(exit::usage(format!(
-                "VAULT_ADDR {base:?} must start with http:// or https://"
-            )));
-        }
+        };
         let key = crate::cmd::token::credential_from(key_var, key_file, "named key")?;
-        Ok(Some(Remote {
-            base,
-            key,
-            agent: builder.build(),
-        }))
+        Ok(Some(Remote { transport, key }))
     }
 
     /// Mints a token: `POST /v1/auth/token`.
@@ -75,12 +163,9 @@ impl Remote {
             body.insert("ttl_seconds".into(), serde_json::json!(t));
         }
         let reply = self.call(
-            self.agent
-                .post(&format!("{}/v1/auth/token", self.base))
-                .set(
-                    "Authorization",
-                    &format!("Bearer {}", self.key.expose_secret()),
-                ),
+            "POST",
+            "/v1/auth/token",
+            &self.key,
             Some(serde_json::Value::Object(body)),
         )?;
         let token = SecretString::new(reply["token"].as_str().unwrap_or_default().to_owned());
@@ -90,15 +175,13 @@ impl Remote {
     }
 
     /// One secret's value and version, through a token scoped to it alone.
+    /// `name` is `NAME` or a granted `AGENT/NAME`, sent as one path segment.
     pub fn get(&self, name: &str) -> Result<(SecretString, i64)> {
         let (token, _) = self.mint(Some(vec![format!("secret:{name}")]), Some(60))?;
         let reply = self.call(
-            self.agent
-                .get(&format!("{}/v1/secrets/{name}", self.base))
-                .set(
-                    "Authorization",
-                    &format!("Bearer {}", token.expose_secret()),
-                ),
+            "GET",
+            &format!("/v1/secrets/{}", encode_path(name)),
+            &token,
             None,
         )?;
         Ok((
@@ -110,13 +193,7 @@ impl Remote {
     /// The agent's whole env, through a token scoped to `env:read`.
     pub fn env(&self) -> Result<Vec<(String, SecretString)>> {
         let (token, _) = self.mint(Some(vec!["env:read".into()]), Some(60))?;
-        let reply = self.call(
-            self.agent.get(&format!("{}/v1/env", self.base)).set(
-                "Authorization",
-                &format!("Bearer {}", token.expose_secret()),
-            ),
-            None,
-        )?;
+        let reply = self.call("GET", "/v1/env", &token, None)?;
         let map = reply["env"].as_object().cloned().unwrap_or_default();
         Ok(map
             .into_iter()
@@ -134,12 +211,9 @@ impl Remote {
     /// and another agent's secret look alike on purpose.
     pub fn read(&self, token: &SecretString, name: &str) -> Result<Option<SecretString>> {
         let reply = self.call(
-            self.agent
-                .get(&format!("{}/v1/secrets/{}", self.base, encode_path(name)))
-                .set(
-                    "Authorization",
-                    &format!("Bearer {}", token.expose_secret()),
-                ),
+            "GET",
+            &format!("/v1/secrets/{}", encode_path(name)),
+            token,
             None,
         );
         match reply {
@@ -151,43 +225,137 @@ impl Remote {
         }
     }
 
-    fn call(
-        &self,
-        request: ureq::Request,
-        body: Option<serde_json::Value>,
-    ) -> Result<serde_json::Value> {
-        let result = match body {
-            Some(b) => request.send_json(b),
-            None => request.call(),
-        };
-        match result {
-            Ok(response) => Ok(response.into_json()?),
-            Err(ureq::Error::Status(status, response)) => {
-                let body: serde_json::Value = response.into_json().unwrap_or_default();
-                let code = body["error"]["code"].as_str().unwrap_or("error").to_owned();
-                let message = body["error"]["message"]
-                    .as_str()
-                    .unwrap_or("the server refused")
-                    .to_owned();
-                let exit_code = match status {
-                    401 | 403 => exit::AUTH,
-                    404 => exit::NOT_FOUND,
-                    429 => exit::REFUSED,
-                    _ => exit::USAGE,
-                };
-                Err(CliError {
-                    code: exit_code,
-                    name: Box::leak(code.into_boxed_str()),
-                    message: format!("server: {message}"),
-                }
-                .into())
-            }
-            Err(e) => Err(exit::usage(format!(
-                "cannot reach the vault server at {}: {e}",
-                self.base
-            ))),
+    /// Where the server is, for messages.
+    fn place(&self) -> String {
+        match &self.transport {
+            Transport::Http { base, .. } => base.clone(),
+            Transport::Unix(path) => format!("unix:{}", path.display()),
         }
     }
+
+    /// One request; a 2xx answer's JSON, or the server's error as a CLI error.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: &SecretString,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        // clear intermediates: the header text holds the key or token
+        let auth = zeroize::Zeroizing::new(format!("Bearer {}", bearer.expose_secret()));
+        let answer = match &self.transport {
+            Transport::Http { base, agent } => {
+                let request = agent
+                    .request(method, &format!("{base}{path}"))
+                    .set("Authorization", auth.as_str());
+                let result = match body {
+                    Some(b) => request.send_json(b),
+                    None => request.call(),
+                };
+                match result {
+                    Ok(response) => Ok((response.status(), response.into_json()?)),
+                    Err(ureq::Error::Status(status, response)) => {
+                        Ok((status, response.into_json().unwrap_or_default()))
+                    }
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+            Transport::Unix(socket) => unix_call(socket, method, path, auth.as_str(), body),
+        };
+        let (status, reply) = answer.map_err(|e| {
+            exit::usage(format!(
+                "cannot reach the vault server at {}: {e}",
+                self.place()
+            ))
+        })?;
+        if (200..300).contains(&status) {
+            return Ok(reply);
+        }
+        let code = reply["error"]["code"]
+            .as_str()
+            .unwrap_or("error")
+            .to_owned();
+        let message = reply["error"]["message"]
+            .as_str()
+            .unwrap_or("the server refused")
+            .to_owned();
+        let exit_code = match status {
+            401 | 403 => exit::AUTH,
+            404 => exit::NOT_FOUND,
+            429 => exit::REFUSED,
+            _ => exit::USAGE,
+        };
+        Err(CliError {
+            code: exit_code,
+            name: Box::leak(code.into_boxed_str()),
+            message: format!("server: {message}"),
+        }
+        .into())
+    }
+}
+
+/// One HTTP/1.1 exchange over the server's Unix socket, after checking that
+/// the process holding the socket is this same user (`SO_PEERCRED`): a
+/// socket another user put at the path gets no key.
+fn unix_call(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    auth: &str,
+    body: Option<serde_json::Value>,
+) -> std::result::Result<(u16, serde_json::Value), String> {
+    use http_body_util::BodyExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let exchange = async {
+            let stream = tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(|e| e.to_string())?;
+            let peer = stream.peer_cred().map_err(|e| e.to_string())?;
+            let me = nix::unistd::geteuid().as_raw();
+            if peer.uid() != me {
+                return Err(format!(
+                    "the socket is served by uid {}, not by this user (uid {me}): refusing to send the key",
+                    peer.uid()
+                ));
+            }
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            tokio::spawn(connection);
+            let mut value =
+                hyper::header::HeaderValue::from_str(auth).map_err(|_| "malformed credential")?;
+            value.set_sensitive(true);
+            let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+            let request = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, "localhost")
+                .header(hyper::header::AUTHORIZATION, value)
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(http_body_util::Full::new(hyper::body::Bytes::from(bytes)))
+                .map_err(|e| e.to_string())?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let collected = http_body_util::Limited::new(response.into_body(), MAX_REPLY)
+                .collect()
+                .await
+                .map_err(|e| e.to_string())?
+                .to_bytes();
+            let value = serde_json::from_slice(&collected).unwrap_or_default();
+            Ok((status, value))
+        };
+        tokio::time::timeout(CALL_TIMEOUT, exchange)
+            .await
+            .map_err(|_| "timed out".to_owned())?
+    })
 }
 
 /// Percent-encodes every byte but `[A-Za-z0-9_.-]` for one path segment, so
@@ -202,19 +370,6 @@ fn encode_path(segment: &str) -> String {
         }
     }
     out
-}
-
-/// Whether the host part of `host_port_path` (after the scheme) is loopback.
-fn is_loopback_host(host_port_path: &str) -> bool {
-    let authority = host_port_path.split('/').next().unwrap_or_default();
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A rustls client that trusts only the CA certificates in `path` (PEM).
@@ -251,27 +406,53 @@ fn client_tls(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientCon
 
 #[cfg(test)]
 mod tests {
-    use super::is_loopback_host;
+    use super::{parse_addr, Addr};
+
+    fn loopback(addr: &str) -> bool {
+        matches!(
+            parse_addr(addr, false),
+            Ok(Addr::Http { loopback: true, .. })
+        )
+    }
 
     #[test]
     fn loopback_hosts_are_told_apart_from_remote_ones() {
         for ok in [
-            "127.0.0.1:8200",
-            "localhost:1/x",
-            "[::1]:8200",
-            "127.9.9.9",
-            "LOCALHOST",
+            "http://127.0.0.1:8200",
+            "http://localhost:1/x",
+            "http://[::1]:8200",
+            "http://127.9.9.9",
+            "http://LOCALHOST",
         ] {
-            assert!(is_loopback_host(ok), "{ok}");
+            assert!(loopback(ok), "{ok}");
         }
         for remote in [
-            "10.0.0.1:8200",
-            "vault.example:443",
-            "[::2]:1",
-            "127.0.0.1.evil.test:80",
-            "",
+            "http://10.0.0.1:8200",
+            "http://vault.example:443",
+            "http://[::2]:1",
+            "http://127.0.0.1.evil.test:80",
         ] {
-            assert!(!is_loopback_host(remote), "{remote}");
+            assert!(parse_addr(remote, false).is_err(), "{remote}");
         }
+    }
+
+    // issue 13, finding 16
+    #[test]
+    fn userinfo_cannot_make_a_remote_host_look_like_loopback() {
+        for trick in [
+            "http://[::1]@192.0.2.2:8200",
+            "http://127.0.0.1@192.0.2.2:8200",
+            "http://localhost:x@192.0.2.2",
+            "https://[::1]@192.0.2.2:8200",
+            "http://user@127.0.0.1:8200",
+        ] {
+            assert!(parse_addr(trick, true).is_err(), "{trick}");
+        }
+        assert!(parse_addr("http://127.0.0.1:8200/?x=1", false).is_err());
+        assert_eq!(
+            parse_addr("unix:/run/vault.sock", false).unwrap(),
+            Addr::Unix("/run/vault.sock".into())
+        );
+        assert!(parse_addr("unix:relative.sock", false).is_err());
     }
 }

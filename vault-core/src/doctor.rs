@@ -54,6 +54,9 @@ pub const MAX_KEY_AGE: Duration = Duration::from_secs(180 * 86_400);
 /// Token lifetimes above this are flagged.
 pub const LONG_TOKEN_TTL: Duration = Duration::from_secs(3600);
 
+/// How to serve local agents so that only the vault gets their keys.
+pub const PLAIN_LOOPBACK_FIX: &str = "serve local agents on a private socket: vault server --listen unix:$XDG_RUNTIME_DIR/vault.sock, and VAULT_ADDR=unix:$XDG_RUNTIME_DIR/vault.sock; or serve TLS on loopback and pin its certificate with VAULT_CACERT";
+
 /// Runs every check. `extra_files` are files the caller wants checked for
 /// loose permissions (the passphrase file, env files).
 pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
@@ -209,7 +212,18 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
             let loopback = addr
                 .parse::<std::net::SocketAddr>()
                 .is_ok_and(|a| a.ip().is_loopback());
-            if !loopback {
+            if loopback {
+                // issue 13, finding 9: on loopback too, nothing proves to an
+                // agent that the port is still the vault's
+                findings.push(Finding {
+                    check: "server-plain-loopback",
+                    severity: Severity::Medium,
+                    message: format!(
+                        "the vault server was started on http://{addr}: nothing authenticates it to agents, so a local user who binds the port while it is down collects their named keys"
+                    ),
+                    fix: PLAIN_LOOPBACK_FIX.into(),
+                });
+            } else {
                 findings.push(Finding {
                     check: "server-without-tls",
                     severity: Severity::High,

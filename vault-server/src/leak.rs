@@ -3,6 +3,7 @@
 //! fingerprint) without the passphrase, and the actions a leak calls for.
 //! Shared by `vault scan`, `vault watch` and `POST /v1/scan`.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -17,6 +18,10 @@ pub struct Matcher {
     known: KnownCredentials,
     lengths: Vec<usize>,
     seen: Mutex<Vec<Seen>>,
+    /// When set, the only stored secrets this matcher names: a scan on an
+    /// agent's behalf must not tell it whether a text holds a value it
+    /// could not read (issue 13, finding 1).
+    only: Option<HashSet<SecretPath>>,
 }
 
 /// A vault credential the matcher recognised, kept to act on.
@@ -36,6 +41,7 @@ impl Matcher {
                 lengths: known.secret_lengths().iter().copied().collect(),
                 known,
                 seen: Mutex::new(Vec::new()),
+                only: None,
             }),
             Err(vault_core::Error::NoVault { .. }) => None,
             Err(e) => {
@@ -43,6 +49,35 @@ impl Matcher {
                 None
             }
         }
+    }
+
+    /// The same matcher naming only the stored secrets in `readable`; any
+    /// other stored value is not recognised at all.
+    pub fn only_secrets(mut self, readable: HashSet<SecretPath>) -> Matcher {
+        self.only = Some(readable);
+        self
+    }
+
+    /// Splits what was recognised since the last call into what a scan on
+    /// `agent`'s behalf may act on and a note for each item left alone.
+    /// A key or token found in full is acted on whoever it belongs to: the
+    /// text itself shows it leaked, and once rotated or revoked it cannot be
+    /// used to ask again. A stored secret only when it is `agent`'s own: an
+    /// agent granted a read of another's secret could otherwise rerun that
+    /// secret's rotation command at will (issue 13, finding 1).
+    pub fn take_actionable(&self, agent: &str) -> (Vec<Seen>, Vec<String>) {
+        let mut act = Vec::new();
+        let mut left = Vec::new();
+        for item in self.take_seen() {
+            match &item {
+                Seen::Secret(path) if path.agent.as_str() != agent => left.push(format!(
+                    "left alone: secret {path} belongs to agent {}; only its own agent's scans or the operator rotate it",
+                    path.agent
+                )),
+                _ => act.push(item),
+            }
+        }
+        (act, left)
     }
 
     /// Whether the last scans recognised any vault credential.
@@ -95,6 +130,9 @@ impl KnownSecrets for Matcher {
 
     fn matches(&self, candidate: &[u8]) -> Option<ManagedInfo> {
         let path = self.known.identify_secret(candidate)?.clone();
+        if self.only.as_ref().is_some_and(|only| !only.contains(&path)) {
+            return None;
+        }
         let info = ManagedInfo {
             label: format!("secret {path}"),
             id: format!("secret:{path}"),

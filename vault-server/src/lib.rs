@@ -1,8 +1,8 @@
 //! vault-server: the vault's HTTP API, so agents in their own processes and
 //! containers get tokens, secrets and env without the passphrase.
 //!
-//! What lives here: the axum router ([`app`]), the accept loop with graceful
-//! shutdown ([`serve`]), error mapping to `{"error": {"code", "message"}}`,
+//! What lives here: the axum router ([`app`]), the accept loop with connection
+//! limits and graceful shutdown ([`serve`], [`conn`]), error mapping to `{"error": {"code", "message"}}`,
 //! and counters for `/metrics`. What must not: SQL, crypto, access rules;
 //! those are vault-core's, reached through one `Vault` behind a mutex (one
 //! writer) on blocking threads. Token signatures and revocation are checked
@@ -10,6 +10,8 @@
 
 #![deny(missing_docs)]
 
+pub mod conn;
+mod denials;
 mod error;
 pub mod leak;
 pub mod listen;
@@ -43,7 +45,8 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves `app` on `listener` (TCP, [`listen::TlsListener`] or a Unix
-/// socket) until `shutdown` completes; requests in flight finish first.
+/// socket) with the default [`conn::Limits`] until `shutdown` completes;
+/// requests in flight finish first.
 ///
 /// # Errors
 /// I/O errors of the accept loop.
@@ -54,9 +57,7 @@ pub async fn serve<L>(
 ) -> std::io::Result<()>
 where
     L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L::Addr: conn::PeerOf,
 {
-    axum::serve(listener, app.into_make_service())
-        .with_graceful_shutdown(shutdown)
-        .await
+    conn::serve_with(listener, app, shutdown, conn::Limits::default()).await
 }

@@ -26,6 +26,10 @@ pub(crate) struct Inner {
     /// scrape (only new records are read).
     pub usage: Mutex<UsageTally>,
     pub request_timeout: std::time::Duration,
+    /// Unknown-key denials per peer, recorded coalesced.
+    pub unknown_keys: Mutex<crate::denials::UnknownKeys>,
+    /// Host names, besides loopback ones, that `/metrics` answers to.
+    pub allowed_hosts: Vec<String>,
     /// The vault directory (for the scanner's matcher, which reads it without the lock).
     pub home: std::path::PathBuf,
     /// The built-in rules, compiled once on first use.
@@ -67,6 +71,8 @@ impl AppState {
                 metrics: Mutex::new(Metrics::default()),
                 usage: Mutex::new(UsageTally::default()),
                 request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
+                allowed_hosts: Vec::new(),
+                unknown_keys: Mutex::new(crate::denials::UnknownKeys::default()),
                 home,
                 scanner: std::sync::OnceLock::new(),
             }),
@@ -78,6 +84,15 @@ impl AppState {
     pub fn with_request_timeout(mut self, timeout: std::time::Duration) -> AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.request_timeout = timeout;
+        }
+        self
+    }
+
+    /// The same state answering to these host names too (for `Host`
+    /// checks; loopback names always pass). Call before the state is shared.
+    pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.allowed_hosts = hosts;
         }
         self
     }
@@ -145,6 +160,43 @@ impl AppState {
         let st = self.clone();
         self.with_vault(move |vault| st.refresh_snapshot(vault))
             .await
+    }
+
+    /// Counts an unknown-key denial from `peer` and records what is due.
+    pub(crate) async fn note_unknown_key(&self, peer: &str) {
+        let due = match self.inner.unknown_keys.lock() {
+            Ok(mut u) => u.note(peer, std::time::Instant::now()),
+            Err(_) => return,
+        };
+        self.record_denials(due).await;
+    }
+
+    /// Records the unknown-key denials of windows that have ended (all of
+    /// them when `all`, at stop). The server calls this every second.
+    pub async fn flush_denials(&self, all: bool) {
+        let due = match self.inner.unknown_keys.lock() {
+            Ok(mut u) => u.flush(std::time::Instant::now(), all),
+            Err(_) => return,
+        };
+        self.record_denials(due).await;
+    }
+
+    async fn record_denials(&self, due: Vec<crate::denials::Due>) {
+        if due.is_empty() {
+            return;
+        }
+        let window = crate::denials::WINDOW.as_secs();
+        let written = self
+            .with_vault_batched(move |vault| {
+                for d in &due {
+                    vault.record_unknown_key_denials(&d.peer, d.count, d.first, window)?;
+                }
+                Ok(())
+            })
+            .await;
+        if written.is_err() {
+            tracing::error!("could not record unknown-key denials in the audit trail");
+        }
     }
 
     /// Reloads key states and revoked token ids after a change to them.

@@ -39,6 +39,7 @@ pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
     let mut findings = doctor::review(&vault, &files)?;
     findings.extend(env_file_findings(&vault, &ctx.home, &args.files)?);
     findings.extend(hook_findings(&ctx.home));
+    findings.extend(addr_findings());
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));
     let high = findings.iter().any(|f| f.severity == Severity::High);
     if ctx.json {
@@ -182,6 +183,34 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Repositories `vault hook install` protected whose hook is gone or replaced.
+/// `VAULT_ADDR` as this shell would use it: plain HTTP, even to loopback,
+/// authenticates no server (issue 13, finding 9).
+fn addr_findings() -> Vec<Finding> {
+    let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
+        return Vec::new();
+    };
+    let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
+    match crate::remote::parse_addr(&addr, insecure) {
+        Ok(crate::remote::Addr::Http {
+            base, tls: false, ..
+        }) => vec![Finding {
+            check: "remote-plain-http",
+            severity: Severity::Medium,
+            message: format!(
+                "VAULT_ADDR is {base}: plain HTTP authenticates no server, so whoever holds that port gets the agent's named key"
+            ),
+            fix: vault_core::doctor::PLAIN_LOOPBACK_FIX.into(),
+        }],
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Finding {
+            check: "remote-bad-addr",
+            severity: Severity::Medium,
+            message: format!("VAULT_ADDR is not usable: {e}"),
+            fix: "set VAULT_ADDR=unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT".into(),
+        }],
+    }
+}
+
 fn hook_findings(home: &Path) -> Vec<Finding> {
     let mut findings = Vec::new();
     for repo in registered_repos(home) {

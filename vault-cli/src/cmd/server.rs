@@ -33,6 +33,20 @@ pub struct Args {
     /// Longest a request may take, body included, e.g. 15s (slow clients get 408).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration_flag)]
     request_timeout: std::time::Duration,
+    /// Longest a client may take to send a request's headers, and longest a
+    /// kept-alive connection may sit idle, e.g. 10s; then it is closed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    header_timeout: std::time::Duration,
+    /// Connections open at once; more are closed at accept.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_connections: u32,
+    /// Connections open at once from one peer address; more are closed at accept.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    max_connections_per_peer: u32,
+    /// A host name (or address) clients reach this server by, besides
+    /// loopback ones; `/metrics` refuses any other Host (DNS rebinding). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    allowed_host: Vec<String>,
 }
 
 /// Where `--listen` points.
@@ -55,6 +69,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     {
         return Err(exit::usage("--request-timeout must be between 1ms and 10m"));
     }
+    if args.header_timeout.is_zero() || args.header_timeout > std::time::Duration::from_secs(600) {
+        return Err(exit::usage("--header-timeout must be between 1ms and 10m"));
+    }
+    let limits = vault_server::conn::Limits {
+        header_timeout: args.header_timeout,
+        max_connections: args.max_connections as usize,
+        max_per_peer: args.max_connections_per_peer as usize,
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             check_key_file(key)?;
@@ -100,8 +122,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     )?;
     let admin = new_admin_token()?;
     write_private(&args.admin_token_file, admin.expose_secret())?;
-    let state =
-        vault_server::AppState::new(vault, admin)?.with_request_timeout(args.request_timeout);
+    let state = vault_server::AppState::new(vault, admin)?
+        .with_request_timeout(args.request_timeout)
+        .with_allowed_hosts(args.allowed_host.clone());
     // The socket is bound before the runtime's threads exist: its umask dance
     // is process-wide.
     let unix = match &place {
@@ -124,6 +147,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             loop {
                 tick.tick().await;
+                refresher.flush_denials(false).await;
                 if let Err(e) = refresher.refresh().await {
                     eprintln!(
                         "vault: warning: refreshing revocations failed: {}",
@@ -137,7 +161,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             (Place::Unix(path), Some(std_listener)) => {
                 let listener = tokio::net::UnixListener::from_std(std_listener)?;
                 announce(&format!("unix:{}", path.display()))?;
-                let served = vault_server::serve(listener, app, shutdown_signal()).await;
+                let served =
+                    vault_server::conn::serve_with(listener, app, shutdown_signal(), limits).await;
                 let _ = std::fs::remove_file(&path);
                 served?;
             }
@@ -150,16 +175,19 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                     Some(config) => {
                         let listener = vault_server::listen::TlsListener::new(listener, config)?;
                         announce(&format!("https://{local}"))?;
-                        vault_server::serve(listener, app, shutdown_signal()).await?;
+                        vault_server::conn::serve_with(listener, app, shutdown_signal(), limits)
+                            .await?;
                     }
                     None => {
                         announce(&format!("http://{local}"))?;
-                        vault_server::serve(listener, app, shutdown_signal()).await?;
+                        vault_server::conn::serve_with(listener, app, shutdown_signal(), limits)
+                            .await?;
                     }
                 }
             }
             (Place::Unix(_), None) => unreachable!("bound above"),
         }
+        state.flush_denials(true).await;
         let stopped = state
             .with_vault(move |v| {
                 Ok(v.audit(

@@ -278,10 +278,55 @@ impl Vault {
     /// [`Error::BadCredential`] with `malformed_key`, `bad_checksum`,
     /// `unknown_key`, `key_revoked` or `key_expired`.
     pub fn authenticate_key(&mut self, key_text: &str) -> Result<KeyInfo> {
+        self.authenticate_key_as(key_text, true)
+    }
+
+    /// [`Vault::authenticate_key`] for a server: a key this vault does not
+    /// know leaves no record, since anyone who can reach the port can send
+    /// such keys by the thousand; the server counts them per peer and
+    /// records them coalesced with [`Vault::record_unknown_key_denials`]
+    /// (issue 13, finding 6). Every other denial is recorded as usual.
+    ///
+    /// # Errors
+    /// As [`Vault::authenticate_key`].
+    pub fn authenticate_key_uncounted(&mut self, key_text: &str) -> Result<KeyInfo> {
+        self.authenticate_key_as(key_text, false)
+    }
+
+    /// One audit record standing for `count` unknown-key denials from
+    /// `peer` (an address, never a key): `first` for the first of a window,
+    /// otherwise the rest of the window, `within_secs` long.
+    ///
+    /// # Errors
+    /// Failure to write the record.
+    pub fn record_unknown_key_denials(
+        &self,
+        peer: &str,
+        count: u64,
+        first: bool,
+        within_secs: u64,
+    ) -> Result<()> {
+        let target = if first {
+            format!("peer {peer}")
+        } else {
+            format!("peer {peer}: {count} more within {within_secs} s")
+        };
+        self.audit_raw(
+            "unknown",
+            None,
+            "key.auth",
+            Some(&target),
+            "denied:unknown_key",
+        )
+    }
+
+    fn authenticate_key_as(&mut self, key_text: &str, record_unknown: bool) -> Result<KeyInfo> {
         let key = NamedKey::parse(key_text)?;
         let now = store::now();
         let Some(row) = keys::by_hash(&self.conn, &key.hash().0)? else {
-            self.audit_raw("unknown", None, "key.auth", None, "denied:unknown_key")?;
+            if record_unknown {
+                self.audit_raw("unknown", None, "key.auth", None, "denied:unknown_key")?;
+            }
             return Err(bad("unknown_key", "the key is not known to this vault"));
         };
         let info = key_info(row, now)?;
@@ -547,6 +592,43 @@ impl Vault {
         read
     }
 
+    /// Admits one message scan for a verified token (`POST /v1/scan`) and
+    /// says which stored secrets it may be matched against: those the token
+    /// could read (its agent's own and granted ones, within its scopes), and
+    /// no other, so a scan is never an oracle for another agent's values.
+    /// Scans are limited per key like reads (the policy's `reads_per_minute`,
+    /// or [`DEFAULT_SCANS_PER_MINUTE`] when it sets none) and each leaves an
+    /// audit record `scan`.
+    ///
+    /// # Errors
+    /// [`Error::RateLimited`]; vault errors.
+    pub fn scan_with_token(&self, claims: &TokenClaims) -> Result<HashSet<SecretPath>> {
+        let key = self.key_by_id(&claims.key_id)?;
+        let policy = self.policy_of(&key.agent)?;
+        self.within_limit(&key, &policy, Limit::Scans)?;
+        let env = scopes_within(&[Scope::EnvRead], &claims.scopes);
+        let mut readable = HashSet::new();
+        for row in secrets::list(&self.conn, None)? {
+            let Ok(path) = SecretPath::parse(&format!("{}/{}", row.agent, row.name)) else {
+                continue;
+            };
+            if !policy.may_read(&claims.agent, &path) {
+                continue;
+            }
+            let scope_name = if path.agent == claims.agent {
+                path.name.to_string()
+            } else {
+                path.to_string()
+            };
+            if env || scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
+                readable.insert(path);
+            }
+        }
+        let actor = Principal::Agent(claims.agent.clone());
+        self.audit(&actor, Some(&claims.key_id), "scan", None, "ok")?;
+        Ok(readable)
+    }
+
     /// Suspends a key and opens an approval to reinstate it. Returns the
     /// approval id, or `None` if the key was already suspended.
     pub fn suspend_key(&self, key_id: &str, reason: &str) -> Result<Option<String>> {
@@ -650,6 +732,16 @@ impl Vault {
                 policy.doc().tokens_per_minute,
                 &["token.mint", "token.attenuate"],
                 "token mints",
+            ),
+            Limit::Scans => (
+                Some(
+                    policy
+                        .doc()
+                        .reads_per_minute
+                        .unwrap_or(DEFAULT_SCANS_PER_MINUTE),
+                ),
+                &["scan"],
+                "scans",
             ),
         };
         let Some(max) = max else { return Ok(()) };
@@ -879,7 +971,13 @@ impl Vault {
 enum Limit {
     Reads,
     Tokens,
+    Scans,
 }
+
+/// Message scans one key may ask for per minute when its policy sets no
+/// `reads_per_minute`: ten a second is far more than a hook scanning each
+/// message needs, and far fewer than guessing values would.
+pub const DEFAULT_SCANS_PER_MINUTE: u32 = 600;
 
 /// Associated data of an internal vault key.
 pub(super) fn vault_key_aad(vault_id: &[u8; 16], purpose: &str) -> RowAad {

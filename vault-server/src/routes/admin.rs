@@ -26,7 +26,7 @@ pub(super) fn router() -> Router<AppState> {
         .route("/v1/admin/tokens/revoke", post(revoke_token))
 }
 
-fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+pub(super) fn require_admin(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let given = bearer(headers)?;
     let want = state.inner.admin_token.expose_secret();
     if given.len() == want.len() && bool::from(given.as_bytes().ct_eq(want.as_bytes())) {

@@ -36,8 +36,11 @@ struct ScanBody {
 }
 
 /// Lets an agent runtime (a Claude Code or Hermes hook) check a message
-/// before persisting it. Any valid token may ask; the answer holds only
-/// redacted findings and what was done.
+/// before persisting it. Any valid token may ask, within its key's rate
+/// limit, and each scan is audited. Stored secrets are matched only if the
+/// token could read them, so the answer never says whether a text holds
+/// another agent's value; `rotate` acts on stored secrets only when they
+/// are the caller's own (issue 13, finding 1).
 async fn scan(
     State(state): State<AppState>,
     Extension(caller): Extension<CallerSlot>,
@@ -47,12 +50,22 @@ async fn scan(
     let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
+    let agent = claims.agent.to_string();
+    let readable = {
+        let rid = rid.clone();
+        state
+            .with_vault_batched(move |vault| {
+                tag(vault, &rid);
+                Ok(vault.scan_with_token(&claims)?)
+            })
+            .await?
+    };
     // The scan itself needs neither the vault lock nor a fresh scanner: only
     // acting on what it found does.
     let scanner = state.scanner()?;
     let home = state.home().to_owned();
     let (report, matcher) = tokio::task::spawn_blocking(move || {
-        let matcher = crate::leak::Matcher::load(&home);
+        let matcher = crate::leak::Matcher::load(&home).map(|m| m.only_secrets(readable));
         let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
         let report = vault_scan::scan_bytes(
             &scanner,
@@ -67,19 +80,20 @@ async fn scan(
     .map_err(|_| ApiError::internal())?;
     let mut actions = Vec::new();
     if let (true, Some(m)) = (body.rotate, matcher) {
-        let seen = m.take_seen();
-        if !seen.is_empty() {
+        let (own, others) = m.take_actionable(&agent);
+        if !own.is_empty() {
             let st = state.clone();
             let report = report.clone();
             actions = state
                 .with_vault(move |vault| {
                     tag(vault, &rid);
-                    let done = crate::leak::act(vault, seen, &report)?;
+                    let done = crate::leak::act(vault, own, &report)?;
                     st.refresh_snapshot(vault)?;
                     Ok(done.iter().map(crate::leak::describe).collect::<Vec<_>>())
                 })
                 .await?;
         }
+        actions.extend(others);
     }
     let mut out = Vec::new();
     vault_scan::output::write_json(&mut out, &report).map_err(|_| ApiError::internal())?;
@@ -99,6 +113,7 @@ struct MintBody {
 async fn mint(
     State(state): State<AppState>,
     Extension(caller): Extension<CallerSlot>,
+    peer: Option<Extension<crate::conn::PeerAddr>>,
     headers: HeaderMap,
     body: Option<Json<MintBody>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -126,7 +141,7 @@ async fn mint(
     let minted = state
         .with_vault_batched(move |vault| {
             tag(vault, &rid);
-            let info = vault.authenticate_key(&key)?;
+            let info = vault.authenticate_key_uncounted(&key)?;
             caller.set(info.agent.as_str(), &info.key_id);
             let minted = vault.mint_token(&info, &request)?;
             // A key another `vault` process issued since the last refresh is
@@ -142,7 +157,14 @@ async fn mint(
             }
             Ok(minted)
         })
-        .await?;
+        .await;
+    if let Err(e) = &minted {
+        if e.code() == "unknown_key" {
+            let peer = peer.map_or_else(|| "unknown".into(), |Extension(p)| p.0.to_string());
+            state.note_unknown_key(&peer).await;
+        }
+    }
+    let minted = minted?;
     Ok(Json(serde_json::json!({
         "token": minted.token.expose_secret(),
         "expires_at": minted.claims.expires_at,

@@ -192,7 +192,12 @@ fn route_label(path: &str) -> String {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// `/metrics` names every agent, key and read count, so it takes the admin
+/// token, and only a Host this server answers to: a browser page rebound to
+/// 127.0.0.1 by DNS sends its own name (issue 13, finding 15).
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    check_host(&state, &headers)?;
+    admin::require_admin(&state, &headers)?;
     let mut out = String::new();
     if let Ok(m) = state.inner.metrics.lock() {
         out.push_str("# TYPE vault_requests_total counter\n");
@@ -222,6 +227,59 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     }
     out.push_str(&per_key_metrics(&state).await?);
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// Refuses a request whose `Host` is not a loopback name or address (any
+/// port) or one of the names the server was told it answers to.
+pub(crate) fn check_host(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let refused = || {
+        ApiError::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            "host_not_allowed",
+            "this server does not answer to that Host; a name it should answer to is given with --allowed-host",
+        )
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(refused)?;
+    // Host is `name[:port]` or `[v6][:port]`; a URL parser splits it exactly.
+    let url = url::Url::parse(&format!("http://{host}/")).map_err(|_| refused())?;
+    if !url.username().is_empty() || url.password().is_some() || url.path() != "/" {
+        return Err(refused());
+    }
+    let ok = match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || state
+                    .inner
+                    .allowed_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(d))
+        }
+        Some(url::Host::Ipv4(ip)) => {
+            ip.is_loopback()
+                || state
+                    .inner
+                    .allowed_hosts
+                    .iter()
+                    .any(|h| *h == ip.to_string())
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || state
+                    .inner
+                    .allowed_hosts
+                    .iter()
+                    .any(|h| *h == ip.to_string())
+        }
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(refused())
+    }
 }
 
 /// Reads one counter of a key's usage.
