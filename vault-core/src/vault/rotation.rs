@@ -10,12 +10,8 @@
 //! new one), a revoked key never works again, and no value is lost (the old
 //! version of a secret stays in its history).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use zeroize::Zeroizing;
+use std::time::Duration;
 
 use super::access::KeyStatus;
 use super::{count_encryption, not_found, require_operator, validate_value, Vault};
@@ -26,6 +22,7 @@ use crate::envfile;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::names::{AgentName, SecretName, SecretPath};
+use crate::process;
 use crate::secret::SecretBytes;
 use crate::store::{self, agents, keys, rotation, secrets};
 use crate::Principal;
@@ -908,63 +905,30 @@ fn check_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `sh -c COMMAND` with the old value on stdin; stdout (one trailing
-/// newline removed) is the new value. stderr is discarded unread: it may hold
-/// either value. Killed after `timeout`.
+/// Runs `sh -c COMMAND` (through [`crate::process`]: allow-listed
+/// environment, own process group) with the old value on stdin; stdout (one
+/// trailing newline removed) is the new value. stderr is discarded unread: it
+/// may hold either value. The whole group is killed after `timeout`.
 fn run_rotation_command(
     command: &str,
     old: &SecretBytes,
     timeout: Duration,
 ) -> Result<SecretBytes> {
     let fail = |reason: String| Error::Refused { reason };
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start the rotation command: {e}")))?;
-    let mut stdin = child.stdin.take();
-    let old_copy = Zeroizing::new(old.expose_secret().to_vec());
-    let writer = std::thread::spawn(move || {
-        if let Some(pipe) = stdin.as_mut() {
-            let _ = pipe.write_all(&old_copy);
-        }
-    });
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| fail("no stdout".into()))?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::new());
-        let _ = (&mut stdout)
-            .take(crate::vault::MAX_VALUE_LEN as u64 + 2)
-            .read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
-            break status;
-        }
-        if start.elapsed() >= timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail(format!(
-                "the rotation command timed out after {} ms",
-                timeout.as_millis()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    let mut out = reader
-        .join()
-        .map_err(|_| fail("reading the rotation command's output failed".into()))?;
-    if !status.success() {
-        return Err(fail(format!("the rotation command failed ({status})")));
+    let outcome = process::run_shell(
+        command,
+        old.expose_secret(),
+        Some(crate::vault::MAX_VALUE_LEN as u64 + 2),
+        timeout,
+    )
+    .map_err(|e| fail(format!("the rotation command {e}")))?;
+    if !outcome.status.success() {
+        return Err(fail(format!(
+            "the rotation command failed ({})",
+            outcome.status
+        )));
     }
+    let mut out = outcome.stdout;
     if out.ends_with(b"\n") {
         out.pop();
     }
