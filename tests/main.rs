@@ -12,3 +12,4 @@ mod listen;
 mod rotation;
 mod scan;
 mod server;
+mod untrusted_files;

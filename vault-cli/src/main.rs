@@ -137,6 +137,12 @@ fn main() {
     // First thing: no core dump and no same-user ptrace of a process that may
     // hold the unlocked data key (children of `vault run` get it back at exec).
     let _ = nix::sys::prctl::set_dumpable(false);
+    // `VAULT_PASSPHRASE_FILE=` (set but empty) means no file: clap would
+    // refuse the empty value. Still one thread here, so changing the
+    // environment is sound.
+    if std::env::var_os("VAULT_PASSPHRASE_FILE").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("VAULT_PASSPHRASE_FILE");
+    }
     let cli = Cli::parse();
     let json = cli.json;
     let result = cmd::run(cli);

@@ -86,7 +86,8 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let ctx = Context {
         home: vault_home()?,
-        passphrase_file: cli.passphrase_file,
+        // `--passphrase-file ""` means no file, like an empty VAULT_PASSPHRASE_FILE
+        passphrase_file: cli.passphrase_file.filter(|p| !p.as_os_str().is_empty()),
         json: cli.json,
     };
     match command {
