@@ -41,6 +41,12 @@ struct WatchState {
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct FileState {
     inode: u64,
+    /// Device and owner when first read: a file that comes back owned by
+    /// someone else is not read (see [`open_checked`]).
+    #[serde(default)]
+    dev: u64,
+    #[serde(default)]
+    uid: Option<u32>,
     /// Bytes already scanned (always just after a newline).
     offset: u64,
     /// Lines already scanned, so findings keep their line numbers in the file.
@@ -67,10 +73,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     let mut reported: HashSet<String> = HashSet::new();
     let mut matcher = Matcher::load(&ctx.home);
-    eprintln!("vault: watching {} path(s) for leaks", args.paths.len());
+    let paths = resolve_named(&args.paths);
+    eprintln!("vault: watching {} path(s) for leaks", paths.len());
     loop {
         let mut changed = false;
-        for file in files_under(&args.paths) {
+        for file in files_under(&paths) {
             let report = match scan_new(
                 &scanner,
                 matcher.as_ref().map(|m| m as &dyn KnownSecrets),
@@ -85,6 +92,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             report
                 .findings
                 .retain(|f| reported.insert(format!("{}:{}:{}", f.path, f.line, f.fingerprint)));
+            // a refused file is said once, not on every pass
+            report
+                .errors
+                .retain(|e| reported.insert(format!("error:{}:{}", e.path, e.message)));
             if !report.findings.is_empty() || !report.errors.is_empty() {
                 output::write_human(&mut std::io::stdout().lock(), &report, false)?;
             }
@@ -132,6 +143,77 @@ fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     out
 }
 
+/// The named paths with the links the operator gave resolved once, at start:
+/// from then on every open refuses a symlink ([`open_checked`]), so a link
+/// swapped in later by whoever owns the directory is never followed.
+fn resolve_named(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect()
+}
+
+/// Why a watched file was not read.
+fn refusal(why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("{why}; not read"),
+    )
+}
+
+/// Opens a watched file without following a symlink (`O_NOFOLLOW`; and
+/// `O_NONBLOCK` so a FIFO swapped in cannot hang the watcher), then checks the
+/// opened file itself: a regular file, owned by us or by the owner of its
+/// directory, and, if it was read before, by the same owner as then. Its
+/// (device, inode) is returned for the continuity check. The watcher often
+/// runs with more rights than the agents writing the transcripts; without
+/// this a link or hard link to a file they cannot read would be read (and
+/// any key in it shown and rotated) for them.
+fn open_checked(
+    path: &Path,
+    before: &FileState,
+) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    use nix::fcntl::OFlag;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::ELOOP as i32 => refusal("is a symbolic link"),
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refusal("is not a regular file"));
+    }
+    let dir_owner = path
+        .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .and_then(|d| std::fs::metadata(d).ok())
+        .map(|m| m.uid());
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && Some(meta.uid()) != dir_owner {
+        return Err(refusal(&format!(
+            "is owned by uid {}, neither you nor the owner of its directory",
+            meta.uid()
+        )));
+    }
+    if let Some(uid) = before.uid.filter(|u| *u != meta.uid()) {
+        return Err(refusal(&format!(
+            "changed owner (uid {uid} -> {})",
+            meta.uid()
+        )));
+    }
+    Ok((file, meta))
+}
+
 /// Scans what is new in `file` since the last pass; `None` when nothing is.
 fn scan_new(
     scanner: &Scanner,
@@ -139,59 +221,70 @@ fn scan_new(
     file: &Path,
     state: &mut WatchState,
 ) -> Option<Report> {
-    let meta = std::fs::metadata(file).ok()?;
     let key = file.display().to_string();
     let mut entry = state.files.get(&key).cloned().unwrap_or_default();
+    let error = |message: String| {
+        let mut report = Report::default();
+        report.errors.push(vault_scan::ScanError {
+            path: key.clone(),
+            message,
+        });
+        Some(report)
+    };
+    let (mut handle, meta) = match open_checked(file, &entry) {
+        Ok(opened) => opened,
+        // gone between listing and opening: nothing to read
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return error(e.to_string()),
+    };
+    let same_file = meta.ino() == entry.inode && meta.dev() == entry.dev;
     let whole = matches!(
         file.extension().and_then(|e| e.to_str()),
         Some("db" | "sqlite" | "sqlite3" | "zst")
     );
     if whole {
         // Stores change in place: scan the whole store when it changes.
-        if meta.mtime() == entry.mtime && meta.ino() == entry.inode {
+        if meta.mtime() == entry.mtime && same_file {
             return None;
         }
         entry = FileState {
             inode: meta.ino(),
+            dev: meta.dev(),
+            uid: Some(meta.uid()),
             mtime: meta.mtime(),
             ..FileState::default()
         };
-        state.files.insert(key, entry);
-        return Some(vault_scan::scan_file(
-            scanner,
-            known,
-            file,
-            &ScanOptions::default(),
-        ));
+        state.files.insert(key.clone(), entry);
+        // A store is read by path (SQLite opens its -wal beside it), so the
+        // checked file must still be the one at the path after the scan.
+        let report = vault_scan::scan_file(scanner, known, file, &ScanOptions::default());
+        return match std::fs::symlink_metadata(file) {
+            Ok(now) if now.ino() == meta.ino() && now.dev() == meta.dev() => Some(report),
+            _ => error("replaced while it was scanned; not read".into()),
+        };
     }
-    if meta.ino() != entry.inode || meta.len() < entry.offset {
+    if !same_file || meta.len() < entry.offset {
         // Replaced or truncated: read it again from the start.
         entry = FileState {
             inode: meta.ino(),
+            dev: meta.dev(),
             ..FileState::default()
         };
     }
+    entry.uid = Some(meta.uid());
     if meta.len() == entry.offset {
         state.files.insert(key, entry);
         return None;
     }
     let read = (|| -> std::io::Result<Vec<u8>> {
-        let mut f = std::fs::File::open(file)?;
-        f.seek(SeekFrom::Start(entry.offset))?;
+        handle.seek(SeekFrom::Start(entry.offset))?;
         let mut buf = Vec::new();
-        f.take(MAX_CHUNK).read_to_end(&mut buf)?;
+        (&mut handle).take(MAX_CHUNK).read_to_end(&mut buf)?;
         Ok(buf)
     })();
     let mut buf = match read {
         Ok(b) => b,
-        Err(e) => {
-            let mut report = Report::default();
-            report.errors.push(vault_scan::ScanError {
-                path: key,
-                message: e.to_string(),
-            });
-            return Some(report);
-        }
+        Err(e) => return error(e.to_string()),
     };
     // Only whole lines: a line still being written waits for its newline.
     let end = buf.iter().rposition(|b| *b == b'\n').map(|i| i + 1)?;
