@@ -6,6 +6,7 @@ mod cmd;
 mod exit;
 mod input;
 mod mask;
+mod output;
 mod remote;
 mod runtimes;
 
@@ -156,7 +157,12 @@ fn main() {
                 let body = serde_json::json!({"error": {"code": name, "message": message}});
                 let _ = writeln!(std::io::stdout(), "{body}");
             } else {
-                let _ = writeln!(std::io::stderr(), "vault: error: {message}");
+                // messages quote file names and stored text: one line, no escapes
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "vault: error: {}",
+                    output::safe(&message)
+                );
             }
             code
         }

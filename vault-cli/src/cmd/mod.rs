@@ -57,11 +57,12 @@ impl Context {
                 "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
                 r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
             );
-            if let Some(key) = &r.new_key {
-                // Nobody else will ever see it: no target was registered.
+            // Never the key itself: this may be any command's stderr (a
+            // hook's, a log's); core kept it in a 0600 file.
+            if let Some(file) = &r.key_file {
                 eprintln!(
-                    "vault: no target holds the new key; it is shown once: {}",
-                    key.expose_secret()
+                    "vault: no target holds the new key; it is in {} (mode 0600)",
+                    crate::output::safe(file.display())
                 );
             }
         }

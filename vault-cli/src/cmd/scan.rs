@@ -275,11 +275,14 @@ pub fn act_on_leaks(
         let line = match &action {
             LeakAction::KeyRotated(r) => {
                 super::notify::send(vault, &super::rotate::rotation_event(r));
-                if let Some(k) = &r.new_key {
+                // The new key itself never goes here: this stderr may be a
+                // log or a hook's answer shown to the model (core keeps it in
+                // a 0600 file when no target took it).
+                if let Some(file) = &r.key_file {
                     eprintln!(
-                        "vault: no target holds the new key of {}; it is shown once: {}",
+                        "vault: no target holds the new key of {}; it is in {} (mode 0600)",
                         r.key_name,
-                        k.expose_secret()
+                        crate::output::safe(file.display())
                     );
                 }
                 format!(
