@@ -133,10 +133,12 @@ fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for p in paths {
-        if p.is_dir() {
-            walk(p, 3, &mut out);
-        } else if p.is_file() {
-            out.push(p.clone());
+        // lstat: a named path swapped for a link (to a directory) is not walked
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, 3, &mut out),
+            // a link is listed so that opening it says why it is not read
+            Ok(m) if m.is_file() || m.file_type().is_symlink() => out.push(p.clone()),
+            _ => {}
         }
     }
     out.sort();
@@ -161,45 +163,81 @@ fn refusal(why: &str) -> std::io::Error {
     )
 }
 
-/// Opens a watched file without following a symlink (`O_NOFOLLOW`; and
-/// `O_NONBLOCK` so a FIFO swapped in cannot hang the watcher), then checks the
-/// opened file itself: a regular file, owned by us or by the owner of its
-/// directory, and, if it was read before, by the same owner as then. Its
-/// (device, inode) is returned for the continuity check. The watcher often
-/// runs with more rights than the agents writing the transcripts; without
-/// this a link or hard link to a file they cannot read would be read (and
-/// any key in it shown and rotated) for them.
+/// Opens `path` one component at a time from `/`, each with `O_NOFOLLOW`
+/// and relative to the directory opened before it (through its
+/// `/proc/self/fd` entry: `openat` without unsafe code), so no symlink
+/// anywhere on the path is followed, even one swapped in for a directory
+/// between listing and opening. The named paths were resolved once at start,
+/// so a legitimate path has none. The last file gets `O_NONBLOCK` too, so a
+/// FIFO swapped in cannot hang the watcher. Returns the file's directory and
+/// the file.
+fn open_no_links(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Component;
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let mut names = Vec::new();
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::RootDir | Component::CurDir => {}
+            _ => return Err(refusal("has a `..` in its path")),
+        }
+    }
+    let Some((last, dirs)) = names.split_last() else {
+        return Err(refusal("is not a file"));
+    };
+    let open = |at: &Path, flags: OFlag| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((flags | OFlag::O_NOFOLLOW).bits())
+            .open(at)
+    };
+    let link = |e: std::io::Error, what: &str| match nix::errno::Errno::from_raw(
+        e.raw_os_error().unwrap_or(0),
+    ) {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => refusal(what),
+        _ => e,
+    };
+    let mut dir = open(Path::new("/"), OFlag::O_DIRECTORY)?;
+    for name in dirs {
+        let at = Path::new("/proc/self/fd")
+            .join(dir.as_raw_fd().to_string())
+            .join(name);
+        dir = open(&at, OFlag::O_DIRECTORY)
+            .map_err(|e| link(e, "has a symbolic link on its path"))?;
+    }
+    let at = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(last);
+    let file = open(&at, OFlag::O_NONBLOCK).map_err(|e| link(e, "is a symbolic link"))?;
+    Ok((dir, file))
+}
+
+/// Opens a watched file with [`open_no_links`], then checks the opened file
+/// itself: a regular file, owned by us or by the owner of its directory, and,
+/// if it was read before, by the same owner as then. Its (device, inode) is
+/// returned for the continuity check. The watcher often runs with more rights
+/// than the agents writing the transcripts; without this a link or hard link
+/// to a file they cannot read would be read (and any key in it shown and
+/// rotated) for them.
 fn open_checked(
     path: &Path,
     before: &FileState,
 ) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
-    use nix::fcntl::OFlag;
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(code) if code == nix::errno::Errno::ELOOP as i32 => refusal("is a symbolic link"),
-            _ => e,
-        })?;
+    let (dir, file) = open_no_links(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(refusal("is not a regular file"));
     }
-    let dir_owner = path
-        .parent()
-        .map(|d| {
-            if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            }
-        })
-        .and_then(|d| std::fs::metadata(d).ok())
-        .map(|m| m.uid());
+    let dir_owner = dir.metadata()?.uid();
     let me = nix::unistd::geteuid().as_raw();
-    if meta.uid() != me && Some(meta.uid()) != dir_owner {
+    if meta.uid() != me && meta.uid() != dir_owner {
         return Err(refusal(&format!(
             "is owned by uid {}, neither you nor the owner of its directory",
             meta.uid()
