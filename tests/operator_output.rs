@@ -70,7 +70,7 @@ fn a_key_minted_for_a_leak_goes_to_a_private_file_never_to_any_output() {
         all_output(&out)
     );
     assert!(
-        stderr_of(&out).contains("(mode 0600)"),
+        stderr_of(&out).contains("it is in the vault directory, new-key-"),
         "{}",
         stderr_of(&out)
     );
@@ -88,6 +88,9 @@ fn a_key_minted_for_a_leak_goes_to_a_private_file_never_to_any_output() {
         "{}",
         all_output(&out)
     );
+    // nor where it is: the model that leaked the old key reads this
+    let home = env.home.to_str().unwrap();
+    assert!(!all_output(&out).contains(home), "{}", all_output(&out));
 
     // `vault watch`: what a log collects
     let transcript = env.dir.path().join("t.jsonl");

@@ -57,12 +57,12 @@ impl Context {
                 "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
                 r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
             );
-            // Never the key itself: this may be any command's stderr (a
-            // hook's, a log's); core kept it in a 0600 file.
+            // Never the key itself, nor the path to it: this may be any
+            // command's stderr (a hook's, a log's); core kept it in a 0600 file.
             if let Some(file) = &r.key_file {
                 eprintln!(
-                    "vault: no target holds the new key; it is in {} (mode 0600)",
-                    crate::output::safe(file.display())
+                    "vault: no target holds the new key; it is in the vault directory, {}",
+                    crate::output::safe(file_name(file))
                 );
             }
         }
@@ -75,6 +75,13 @@ impl Context {
         writeln!(out, "{value}")?;
         Ok(())
     }
+}
+
+/// The last component of `path`, for messages that must not give a path.
+pub(crate) fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs the parsed command line.

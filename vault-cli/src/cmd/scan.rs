@@ -275,14 +275,14 @@ pub fn act_on_leaks(
         let line = match &action {
             LeakAction::KeyRotated(r) => {
                 super::notify::send(vault, &super::rotate::rotation_event(r));
-                // The new key itself never goes here: this stderr may be a
-                // log or a hook's answer shown to the model (core keeps it in
-                // a 0600 file when no target took it).
+                // The new key itself never goes here, nor the path to it:
+                // this stderr may be a log, or a hook's answer shown to the
+                // model that leaked the old one (core keeps it in a 0600 file).
                 if let Some(file) = &r.key_file {
                     eprintln!(
-                        "vault: no target holds the new key of {}; it is in {} (mode 0600)",
+                        "vault: no target holds the new key of {}; it is in the vault directory, {}",
                         r.key_name,
-                        crate::output::safe(file.display())
+                        crate::output::safe(super::file_name(file))
                     );
                 }
                 format!(
