@@ -12,6 +12,9 @@ use crate::exit;
 /// Shortest passphrase `init` and `passwd` accept.
 const MIN_PASSPHRASE_CHARS: usize = 8;
 
+/// Most bytes read from a passphrase file (only its first line is used).
+const MAX_PASSPHRASE_FILE: u64 = 64 << 10;
+
 /// The passphrase of an existing vault: from `file` if given, else a no-echo prompt.
 pub fn passphrase(file: Option<&Path>, prompt: &str) -> Result<SecretString> {
     match file {
@@ -64,20 +67,56 @@ pub fn value(prompt: &str) -> Result<SecretBytes> {
     Ok(SecretBytes::new(buf))
 }
 
+/// Reads the first line of a passphrase file, refusing one that others could
+/// read or replace (the passphrase opens every agent's secrets, so it is held
+/// to the vault's own files' standard). The checks are made on the opened
+/// file, so the file read is the file checked.
 fn passphrase_from_file(path: &Path) -> Result<SecretString> {
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("reading the passphrase file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        eprintln!(
-            "vault: warning: the passphrase file {} is readable by other users; run `chmod 600 {}`",
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let context = || format!("reading the passphrase file {}", path.display());
+    let mut file = std::fs::File::open(path).with_context(context)?;
+    let meta = file.metadata().with_context(context)?;
+    // A pipe is fine: `--passphrase-file <(pass show vault)`.
+    if !meta.is_file() && !meta.file_type().is_fifo() {
+        return Err(exit::usage(format!(
+            "the passphrase file {} is {}, not a file; give a file holding the passphrase",
             path.display(),
-            path.display()
-        );
+            if meta.is_dir() {
+                "a directory"
+            } else {
+                "a device or socket"
+            }
+        )));
     }
-    let bytes = SecretBytes::new(
-        std::fs::read(path)
-            .with_context(|| format!("reading the passphrase file {}", path.display()))?,
-    );
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(exit::CliError {
+            code: exit::USAGE,
+            name: "loose_permissions",
+            message: format!(
+                "the passphrase file {} is owned by uid {}, not by you (uid {me}): another user \
+                 could change it; use a file you own with mode 600",
+                path.display(),
+                meta.uid()
+            ),
+        }
+        .into());
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(vault_core::Error::LoosePermissions {
+            path: path.to_owned(),
+            mode,
+            want: 0o600,
+        }
+        .into());
+    }
+    let mut raw = Vec::new();
+    (&mut file)
+        .take(MAX_PASSPHRASE_FILE)
+        .read_to_end(&mut raw)
+        .with_context(context)?;
+    let bytes = SecretBytes::new(raw);
     let text = bytes
         .as_str()
         .ok_or_else(|| exit::usage("the passphrase file is not UTF-8 text"))?;

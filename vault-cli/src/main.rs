@@ -6,6 +6,7 @@ mod cmd;
 mod exit;
 mod input;
 mod mask;
+mod output;
 mod remote;
 mod runtimes;
 
@@ -137,6 +138,12 @@ fn main() {
     // First thing: no core dump and no same-user ptrace of a process that may
     // hold the unlocked data key (children of `vault run` get it back at exec).
     let _ = nix::sys::prctl::set_dumpable(false);
+    // `VAULT_PASSPHRASE_FILE=` (set but empty) means no file: clap would
+    // refuse the empty value. Still one thread here, so changing the
+    // environment is sound.
+    if std::env::var_os("VAULT_PASSPHRASE_FILE").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("VAULT_PASSPHRASE_FILE");
+    }
     let cli = Cli::parse();
     let json = cli.json;
     let result = cmd::run(cli);
@@ -150,7 +157,12 @@ fn main() {
                 let body = serde_json::json!({"error": {"code": name, "message": message}});
                 let _ = writeln!(std::io::stdout(), "{body}");
             } else {
-                let _ = writeln!(std::io::stderr(), "vault: error: {message}");
+                // messages quote file names and stored text: one line, no escapes
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "vault: error: {}",
+                    output::safe(&message)
+                );
             }
             code
         }

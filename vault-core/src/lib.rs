@@ -29,6 +29,7 @@ mod failpoint;
 pub mod known;
 mod names;
 pub mod policy;
+pub mod process;
 mod secret;
 mod store;
 pub mod token;

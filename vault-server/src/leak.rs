@@ -186,8 +186,20 @@ pub fn act(
 pub fn describe(action: &LeakAction) -> String {
     match action {
         LeakAction::KeyRotated(r) => format!(
-            "rotated key {} of {}: {} -> {}",
-            r.key_name, r.agent, r.old_key_id, r.new_key_id
+            "rotated key {} of {}: {} -> {}{}",
+            r.key_name,
+            r.agent,
+            r.old_key_id,
+            r.new_key_id,
+            // where the operator finds it (not the vault's path); never the key
+            r.key_file
+                .as_ref()
+                .and_then(|f| f.file_name())
+                .map(|f| format!(
+                    "; no target holds the new key: it is in the vault directory, {}",
+                    f.to_string_lossy()
+                ))
+                .unwrap_or_default()
         ),
         LeakAction::KeyAlreadyDead { key_id } => {
             format!("key {key_id} was already revoked or expired")

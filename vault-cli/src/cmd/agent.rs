@@ -103,7 +103,10 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
             } else {
                 let doc = policy.doc();
                 println!("agent {name}");
-                println!("  may read:      {}", doc.secrets.join(", "));
+                println!(
+                    "  may read:      {}",
+                    crate::output::safe(doc.secrets.join(", "))
+                );
                 println!("  token scopes:  {}", doc.scopes.join(", "));
                 println!("  max token ttl: {}", doc.max_token_ttl);
                 println!(

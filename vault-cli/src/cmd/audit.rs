@@ -6,6 +6,7 @@ use vault_core::{AgentName, AuditVerdict, Principal};
 
 use super::{rfc3339, Context};
 use crate::exit;
+use crate::output::safe;
 
 /// `vault audit ...`.
 #[derive(clap::Subcommand, Debug)]
@@ -43,16 +44,17 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                     .collect();
                 ctx.print_json(&serde_json::json!({ "records": items }))?;
             } else {
+                // every field but seq and time is text a record's writer chose
                 for r in records {
                     println!(
                         "{}\t{}\t{}{}\t{}\t{}\t{}",
                         r.seq,
                         rfc3339(r.at_ms / 1000),
-                        r.actor,
-                        r.key_id.map(|k| format!(" key {k}")).unwrap_or_default(),
-                        r.action,
-                        r.target.unwrap_or_default(),
-                        r.outcome
+                        safe(&r.actor),
+                        safe(r.key_id.map(|k| format!(" key {k}")).unwrap_or_default()),
+                        safe(&r.action),
+                        safe(r.target.unwrap_or_default()),
+                        safe(&r.outcome)
                     );
                 }
             }
@@ -73,7 +75,8 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                     std::process::exit(exit::REFUSED);
                 }
                 Err(exit::refused(format!(
-                    "audit trail broken at record {seq}: {reason}"
+                    "audit trail broken at record {seq}: {}",
+                    safe(&reason)
                 )))
             }
         },

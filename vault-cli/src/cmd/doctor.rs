@@ -56,8 +56,8 @@ pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
                 "[{}] {}: {}\n    fix: {}",
                 f.severity.as_str(),
                 f.check,
-                f.message,
-                f.fix
+                crate::output::safe(&f.message),
+                crate::output::safe(&f.fix)
             );
         }
     }

@@ -57,11 +57,12 @@ impl Context {
                 "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
                 r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
             );
-            if let Some(key) = &r.new_key {
-                // Nobody else will ever see it: no target was registered.
+            // Never the key itself, nor the path to it: this may be any
+            // command's stderr (a hook's, a log's); core kept it in a 0600 file.
+            if let Some(file) = &r.key_file {
                 eprintln!(
-                    "vault: no target holds the new key; it is shown once: {}",
-                    key.expose_secret()
+                    "vault: no target holds the new key; it is in the vault directory, {}",
+                    crate::output::safe(file_name(file))
                 );
             }
         }
@@ -76,6 +77,13 @@ impl Context {
     }
 }
 
+/// The last component of `path`, for messages that must not give a path.
+pub(crate) fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     // Runs before the vault directory is worked out: OpenClaw starts it with
@@ -86,7 +94,8 @@ pub fn run(cli: Cli) -> Result<()> {
     };
     let ctx = Context {
         home: vault_home()?,
-        passphrase_file: cli.passphrase_file,
+        // `--passphrase-file ""` means no file, like an empty VAULT_PASSPHRASE_FILE
+        passphrase_file: cli.passphrase_file.filter(|p| !p.as_os_str().is_empty()),
         json: cli.json,
     };
     match command {

@@ -43,8 +43,11 @@ pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
             if ctx.json {
                 ctx.print_json(&serde_json::json!({"command": c.command, "webhook": c.webhook}))?;
             } else {
-                println!("command: {}", c.command.as_deref().unwrap_or("(none)"));
-                println!("webhook: {}", c.webhook.as_deref().unwrap_or("(none)"));
+                let show = |v: &Option<String>| {
+                    crate::output::safe(v.as_deref().unwrap_or("(none)")).to_string()
+                };
+                println!("command: {}", show(&c.command));
+                println!("webhook: {}", show(&c.webhook));
             }
         }
         NotifyCommand::Test => {

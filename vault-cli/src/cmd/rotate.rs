@@ -11,6 +11,7 @@ use vault_core::{
 
 use super::{rfc3339, Context};
 use crate::exit;
+use crate::output::safe;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -104,7 +105,7 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
             } else {
                 eprintln!(
                     "registered {} (target {}) for {}; its key goes in {}",
-                    t.path.display(),
+                    safe(t.path.display()),
                     t.target_id,
                     t.agent,
                     t.key_var
@@ -126,8 +127,8 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
                         "{}\t{}\t{}\t{}",
                         t.target_id,
                         t.agent,
-                        t.path.display(),
-                        t.key_var
+                        safe(t.path.display()),
+                        safe(&t.key_var)
                     );
                 }
             }
@@ -247,6 +248,9 @@ pub fn print_rotation(ctx: &Context, r: &RotationReport) -> Result<()> {
         if let Some(k) = &r.new_key {
             body["new_key"] = serde_json::Value::String(k.expose_secret().to_owned());
         }
+        if let Some(f) = &r.key_file {
+            body["new_key_file"] = serde_json::json!(f);
+        }
         ctx.print_json(&body)?;
     } else {
         eprintln!(
@@ -254,14 +258,20 @@ pub fn print_rotation(ctx: &Context, r: &RotationReport) -> Result<()> {
             r.rotation_id, r.key_name, r.agent, r.old_key_id, r.new_key_id
         );
         for w in &r.written {
-            eprintln!("  wrote the new key to {}", w.display());
+            eprintln!("  wrote the new key to {}", safe(w.display()));
         }
         for e in &r.errors {
-            eprintln!("  could not write: {e}");
+            eprintln!("  could not write: {}", safe(e));
         }
         if let Some(k) = &r.new_key {
             println!("{}", k.expose_secret());
             eprintln!("  no target is registered, so the new key is shown once above");
+        }
+        if let Some(f) = &r.key_file {
+            eprintln!(
+                "  no target is registered; the new key is in {} (mode 0600)",
+                safe(f.display())
+            );
         }
     }
     Ok(())
@@ -304,19 +314,20 @@ pub fn approvals(ctx: &Context) -> Result<()> {
             .collect();
         ctx.print_json(&serde_json::json!({ "approvals": items }))?;
     } else {
+        // one approval is exactly these lines: its text cannot add any
         for a in list {
             println!(
                 "{}\t{}\t{}/{}\t{}\texpires {}",
-                a.approval_id,
-                a.state,
-                a.agent,
-                a.subject,
-                a.kind,
+                safe(&a.approval_id),
+                safe(&a.state),
+                safe(&a.agent),
+                safe(&a.subject),
+                safe(&a.kind),
                 rfc3339(a.expires_at)
             );
-            println!("    {}", a.summary);
+            println!("    {}", safe(&a.summary));
             if let Some(r) = a.result {
-                println!("    result: {r}");
+                println!("    result: {}", safe(&r));
             }
         }
     }
@@ -337,12 +348,14 @@ pub fn decide(ctx: &Context, id: &str, approve: bool) -> Result<()> {
     } else {
         eprintln!(
             "approval {}: {}{}",
-            a.approval_id,
-            a.state,
-            a.result
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
+            safe(&a.approval_id),
+            safe(&a.state),
+            safe(
+                a.result
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )
         );
     }
     if a.state == "failed" {

@@ -28,6 +28,11 @@ pub struct RunArgs {
     /// Start the child from an empty environment instead of this one's.
     #[arg(long)]
     no_inherit: bool,
+    /// Pass this VAULT_* variable to the child (repeatable). By default the
+    /// child gets none of them: VAULT_PASSPHRASE_FILE and VAULT_HOME would let
+    /// it read every agent's secrets.
+    #[arg(long, value_name = "NAME")]
+    pass_env: Vec<String>,
     /// Mask secret values in the child's output (default: when output is not a terminal).
     #[arg(long, overrides_with = "no_mask")]
     mask: bool,
@@ -269,8 +274,17 @@ impl Running {
     ) -> Result<Running> {
         let mut cmd = Command::new(&args.command[0]);
         cmd.args(&args.command[1..]);
+        // Built from scratch: the vault's own variables (credentials, paths)
+        // never reach the child unless named with --pass-env.
+        cmd.env_clear();
         if args.no_inherit {
-            cmd.env_clear();
+            for name in &args.pass_env {
+                if let Some(v) = std::env::var_os(name) {
+                    cmd.env(name, v);
+                }
+            }
+        } else {
+            cmd.envs(vault_core::process::inherited_env(&args.pass_env));
         }
         for (k, v) in env {
             cmd.env(k.as_str(), v.as_str().unwrap_or_default());

@@ -275,11 +275,14 @@ pub fn act_on_leaks(
         let line = match &action {
             LeakAction::KeyRotated(r) => {
                 super::notify::send(vault, &super::rotate::rotation_event(r));
-                if let Some(k) = &r.new_key {
+                // The new key itself never goes here, nor the path to it:
+                // this stderr may be a log, or a hook's answer shown to the
+                // model that leaked the old one (core keeps it in a 0600 file).
+                if let Some(file) = &r.key_file {
                     eprintln!(
-                        "vault: no target holds the new key of {}; it is shown once: {}",
+                        "vault: no target holds the new key of {}; it is in the vault directory, {}",
                         r.key_name,
-                        k.expose_secret()
+                        crate::output::safe(super::file_name(file))
                     );
                 }
                 format!(

@@ -41,6 +41,12 @@ struct WatchState {
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct FileState {
     inode: u64,
+    /// Device and owner when first read: a file that comes back owned by
+    /// someone else is not read (see [`open_checked`]).
+    #[serde(default)]
+    dev: u64,
+    #[serde(default)]
+    uid: Option<u32>,
     /// Bytes already scanned (always just after a newline).
     offset: u64,
     /// Lines already scanned, so findings keep their line numbers in the file.
@@ -67,10 +73,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     let mut reported: HashSet<String> = HashSet::new();
     let mut matcher = Matcher::load(&ctx.home);
-    eprintln!("vault: watching {} path(s) for leaks", args.paths.len());
+    let paths = resolve_named(&args.paths);
+    eprintln!("vault: watching {} path(s) for leaks", paths.len());
     loop {
         let mut changed = false;
-        for file in files_under(&args.paths) {
+        for file in files_under(&paths) {
             let report = match scan_new(
                 &scanner,
                 matcher.as_ref().map(|m| m as &dyn KnownSecrets),
@@ -85,6 +92,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             report
                 .findings
                 .retain(|f| reported.insert(format!("{}:{}:{}", f.path, f.line, f.fingerprint)));
+            // a refused file is said once, not on every pass
+            report
+                .errors
+                .retain(|e| reported.insert(format!("error:{}:{}", e.path, e.message)));
             if !report.findings.is_empty() || !report.errors.is_empty() {
                 output::write_human(&mut std::io::stdout().lock(), &report, false)?;
             }
@@ -122,14 +133,123 @@ fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     }
     let mut out = Vec::new();
     for p in paths {
-        if p.is_dir() {
-            walk(p, 3, &mut out);
-        } else if p.is_file() {
-            out.push(p.clone());
+        // lstat: a named path swapped for a link (to a directory) is not walked
+        match std::fs::symlink_metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, 3, &mut out),
+            // a link is listed so that opening it says why it is not read
+            Ok(m) if m.is_file() || m.file_type().is_symlink() => out.push(p.clone()),
+            _ => {}
         }
     }
     out.sort();
     out
+}
+
+/// The named paths with the links the operator gave resolved once, at start:
+/// from then on every open refuses a symlink ([`open_checked`]), so a link
+/// swapped in later by whoever owns the directory is never followed.
+fn resolve_named(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+        .collect()
+}
+
+/// Why a watched file was not read.
+fn refusal(why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        format!("{why}; not read"),
+    )
+}
+
+/// Opens `path` one component at a time from `/`, each with `O_NOFOLLOW`
+/// and relative to the directory opened before it (through its
+/// `/proc/self/fd` entry: `openat` without unsafe code), so no symlink
+/// anywhere on the path is followed, even one swapped in for a directory
+/// between listing and opening. The named paths were resolved once at start,
+/// so a legitimate path has none. The last file gets `O_NONBLOCK` too, so a
+/// FIFO swapped in cannot hang the watcher. Returns the file's directory and
+/// the file.
+fn open_no_links(path: &Path) -> std::io::Result<(std::fs::File, std::fs::File)> {
+    use nix::fcntl::OFlag;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::path::Component;
+    let abs = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()?.join(path)
+    };
+    let mut names = Vec::new();
+    for c in abs.components() {
+        match c {
+            Component::Normal(n) => names.push(n),
+            Component::RootDir | Component::CurDir => {}
+            _ => return Err(refusal("has a `..` in its path")),
+        }
+    }
+    let Some((last, dirs)) = names.split_last() else {
+        return Err(refusal("is not a file"));
+    };
+    let open = |at: &Path, flags: OFlag| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags((flags | OFlag::O_NOFOLLOW).bits())
+            .open(at)
+    };
+    let link = |e: std::io::Error, what: &str| match nix::errno::Errno::from_raw(
+        e.raw_os_error().unwrap_or(0),
+    ) {
+        nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => refusal(what),
+        _ => e,
+    };
+    let mut dir = open(Path::new("/"), OFlag::O_DIRECTORY)?;
+    for name in dirs {
+        let at = Path::new("/proc/self/fd")
+            .join(dir.as_raw_fd().to_string())
+            .join(name);
+        dir = open(&at, OFlag::O_DIRECTORY)
+            .map_err(|e| link(e, "has a symbolic link on its path"))?;
+    }
+    let at = Path::new("/proc/self/fd")
+        .join(dir.as_raw_fd().to_string())
+        .join(last);
+    let file = open(&at, OFlag::O_NONBLOCK).map_err(|e| link(e, "is a symbolic link"))?;
+    Ok((dir, file))
+}
+
+/// Opens a watched file with [`open_no_links`], then checks the opened file
+/// itself: a regular file, owned by us or by the owner of its directory, and,
+/// if it was read before, by the same owner as then. Its (device, inode) is
+/// returned for the continuity check. The watcher often runs with more rights
+/// than the agents writing the transcripts; without this a link or hard link
+/// to a file they cannot read would be read (and any key in it shown and
+/// rotated) for them.
+fn open_checked(
+    path: &Path,
+    before: &FileState,
+) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    let (dir, file) = open_no_links(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refusal("is not a regular file"));
+    }
+    let dir_owner = dir.metadata()?.uid();
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me && meta.uid() != dir_owner {
+        return Err(refusal(&format!(
+            "is owned by uid {}, neither you nor the owner of its directory",
+            meta.uid()
+        )));
+    }
+    if let Some(uid) = before.uid.filter(|u| *u != meta.uid()) {
+        return Err(refusal(&format!(
+            "changed owner (uid {uid} -> {})",
+            meta.uid()
+        )));
+    }
+    Ok((file, meta))
 }
 
 /// Scans what is new in `file` since the last pass; `None` when nothing is.
@@ -139,59 +259,70 @@ fn scan_new(
     file: &Path,
     state: &mut WatchState,
 ) -> Option<Report> {
-    let meta = std::fs::metadata(file).ok()?;
     let key = file.display().to_string();
     let mut entry = state.files.get(&key).cloned().unwrap_or_default();
+    let error = |message: String| {
+        let mut report = Report::default();
+        report.errors.push(vault_scan::ScanError {
+            path: key.clone(),
+            message,
+        });
+        Some(report)
+    };
+    let (mut handle, meta) = match open_checked(file, &entry) {
+        Ok(opened) => opened,
+        // gone between listing and opening: nothing to read
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return error(e.to_string()),
+    };
+    let same_file = meta.ino() == entry.inode && meta.dev() == entry.dev;
     let whole = matches!(
         file.extension().and_then(|e| e.to_str()),
         Some("db" | "sqlite" | "sqlite3" | "zst")
     );
     if whole {
         // Stores change in place: scan the whole store when it changes.
-        if meta.mtime() == entry.mtime && meta.ino() == entry.inode {
+        if meta.mtime() == entry.mtime && same_file {
             return None;
         }
         entry = FileState {
             inode: meta.ino(),
+            dev: meta.dev(),
+            uid: Some(meta.uid()),
             mtime: meta.mtime(),
             ..FileState::default()
         };
-        state.files.insert(key, entry);
-        return Some(vault_scan::scan_file(
-            scanner,
-            known,
-            file,
-            &ScanOptions::default(),
-        ));
+        state.files.insert(key.clone(), entry);
+        // A store is read by path (SQLite opens its -wal beside it), so the
+        // checked file must still be the one at the path after the scan.
+        let report = vault_scan::scan_file(scanner, known, file, &ScanOptions::default());
+        return match std::fs::symlink_metadata(file) {
+            Ok(now) if now.ino() == meta.ino() && now.dev() == meta.dev() => Some(report),
+            _ => error("replaced while it was scanned; not read".into()),
+        };
     }
-    if meta.ino() != entry.inode || meta.len() < entry.offset {
+    if !same_file || meta.len() < entry.offset {
         // Replaced or truncated: read it again from the start.
         entry = FileState {
             inode: meta.ino(),
+            dev: meta.dev(),
             ..FileState::default()
         };
     }
+    entry.uid = Some(meta.uid());
     if meta.len() == entry.offset {
         state.files.insert(key, entry);
         return None;
     }
     let read = (|| -> std::io::Result<Vec<u8>> {
-        let mut f = std::fs::File::open(file)?;
-        f.seek(SeekFrom::Start(entry.offset))?;
+        handle.seek(SeekFrom::Start(entry.offset))?;
         let mut buf = Vec::new();
-        f.take(MAX_CHUNK).read_to_end(&mut buf)?;
+        (&mut handle).take(MAX_CHUNK).read_to_end(&mut buf)?;
         Ok(buf)
     })();
     let mut buf = match read {
         Ok(b) => b,
-        Err(e) => {
-            let mut report = Report::default();
-            report.errors.push(vault_scan::ScanError {
-                path: key,
-                message: e.to_string(),
-            });
-            return Some(report);
-        }
+        Err(e) => return error(e.to_string()),
     };
     // Only whole lines: a line still being written waits for its newline.
     let end = buf.iter().rposition(|b| *b == b'\n').map(|i| i + 1)?;

@@ -5,11 +5,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{require_operator, Vault};
 use crate::error::{Error, Result};
+use crate::process;
 use crate::store::{self, settings};
 use crate::Principal;
 
@@ -70,34 +70,16 @@ impl Vault {
     }
 }
 
+/// Through [`crate::process`]: allow-listed environment, own process group
+/// killed at the timeout.
 fn run_notify_command(cmd: &str, body: &str) -> Result<()> {
     let fail = |reason: String| Error::Refused { reason };
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(cmd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(body.as_bytes());
-    }
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(fail(format!("exited with {status}")))
-            };
-        }
-        if start.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail("timed out".into()));
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let outcome =
+        process::run_shell(cmd, body.as_bytes(), None, TIMEOUT).map_err(|e| fail(e.to_string()))?;
+    if outcome.status.success() {
+        Ok(())
+    } else {
+        Err(fail(format!("exited with {}", outcome.status)))
     }
 }
 

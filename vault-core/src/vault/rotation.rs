@@ -10,12 +10,8 @@
 //! new one), a revoked key never works again, and no value is lost (the old
 //! version of a secret stays in its history).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-use zeroize::Zeroizing;
+use std::time::Duration;
 
 use super::access::KeyStatus;
 use super::{count_encryption, not_found, require_operator, validate_value, Vault};
@@ -26,6 +22,7 @@ use crate::envfile;
 use crate::error::{Error, Result};
 use crate::failpoint;
 use crate::names::{AgentName, SecretName, SecretPath};
+use crate::process;
 use crate::secret::SecretBytes;
 use crate::store::{self, agents, keys, rotation, secrets};
 use crate::Principal;
@@ -84,8 +81,23 @@ pub struct RotationReport {
     pub errors: Vec<String>,
     /// Where it ended.
     pub state: RotationState,
-    /// The successor itself when no target received it (shown once by the caller).
+    /// The successor itself when no target received it and the operator
+    /// asked for this rotation (shown once by the caller).
     pub new_key: Option<NamedKey>,
+    /// Where the successor was written instead, when no target received it
+    /// and nobody asked to see it (a leak, a resumed rotation): a new 0600
+    /// file in the vault directory. Such a key never goes to a log or to the
+    /// output of whatever command happened to trigger the rotation.
+    pub key_file: Option<PathBuf>,
+}
+
+/// Who receives a successor no target took.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Handover {
+    /// The operator who asked for the rotation (`vault rotate`).
+    Caller,
+    /// A 0600 file: the rotation was not asked for by whoever is running.
+    File,
 }
 
 /// What handling a leaked credential did.
@@ -306,7 +318,12 @@ impl Vault {
             .into_iter()
             .find(|r| r.rotation_id == rotation_id)
             .ok_or_else(|| not_found("rotation", rotation_id))?;
-        self.finish_rotation(row, new_key)
+        let handover = if reason == "leak" {
+            Handover::File
+        } else {
+            Handover::Caller
+        };
+        self.finish_rotation(row, new_key, handover)
     }
 
     /// Resumes every rotation a crash interrupted. Called when the CLI,
@@ -315,7 +332,7 @@ impl Vault {
         let mut reports = Vec::new();
         for row in rotation::open_rotations(&self.conn)? {
             let key = self.pending_key(&row)?;
-            reports.push(self.finish_rotation(row, key)?);
+            reports.push(self.finish_rotation(row, key, Handover::File)?);
         }
         Ok(reports)
     }
@@ -335,7 +352,7 @@ impl Vault {
                 .find(|r| r.new_key_id.as_deref() == Some(row.key_id.as_str()))
             {
                 let key = self.pending_key(&open)?;
-                self.finish_rotation(open, key)?;
+                self.finish_rotation(open, key, Handover::File)?;
             }
             let row = keys::by_id(&self.conn, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;
@@ -403,11 +420,11 @@ impl Vault {
         }
         let targets = rotation::targets(&self.conn, Some(agent_id))?.len();
         let summary = format!(
-            "{path} was found at {location}. Approving runs its rotation command ({}) with the \
+            "{path} was found at {location}. Approving runs its rotation command, {}, with the \
              old value on stdin, stores what it prints as the new current version (the old one \
              stays in history), and rewrites {path} in the agent's {targets} registered env \
              file(s) that define it.",
-            command_name(&command.command)
+            command_argv(&command.command)
         );
         let approval_id = hex(&rand::array::<4>()?);
         let now = store::now();
@@ -695,7 +712,7 @@ impl Vault {
             .find(|r| r.old_key_id == old_key_id)
             .ok_or_else(|| not_found("open rotation of key", old_key_id))?;
         let key = self.pending_key(&row)?;
-        self.finish_rotation(row, key)
+        self.finish_rotation(row, key, Handover::File)
     }
 
     fn pending_key(&self, row: &rotation::RotationRow) -> Result<NamedKey> {
@@ -716,6 +733,7 @@ impl Vault {
         &mut self,
         row: rotation::RotationRow,
         new_key: NamedKey,
+        handover: Handover,
     ) -> Result<RotationReport> {
         let op = &Principal::Operator;
         let new_key_id = row.new_key_id.clone().unwrap_or_default();
@@ -762,7 +780,7 @@ impl Vault {
                     "error:target",
                 )?;
                 tx.commit()?;
-                return Ok(self.report(&row, written, errors, RotationState::Stalled, None));
+                return Ok(self.report(&row, written, errors, RotationState::Stalled, None, None));
             }
             let tx = store::write_tx(&self.conn)?;
             rotation::set_rotation_state(&tx, row.rotation_id, "written", None, store::now())?;
@@ -771,6 +789,19 @@ impl Vault {
         } else {
             written = targets.iter().map(|t| PathBuf::from(&t.path)).collect();
         }
+        // Kept before the old key is revoked. If even that fails, a leaked
+        // key still dies: the agent then needs `vault issue`.
+        let key_file = if written.is_empty() && handover == Handover::File {
+            match self.write_key_file(&new_key_id, &new_key) {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    errors.push(format!("the new key could not be kept: {e}"));
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let tx = store::write_tx(&self.conn)?;
         keys::revoke(&tx, &row.old_key_id, store::now())?;
         let error = (!errors.is_empty()).then(|| errors.join("; "));
@@ -793,12 +824,49 @@ impl Vault {
         )?;
         tx.commit()?;
         failpoint::hit("rotate:done");
-        let shown = if written.is_empty() {
-            Some(new_key)
-        } else {
-            None
-        };
-        Ok(self.report(&row, written, errors, RotationState::Done, shown))
+        let shown = (written.is_empty() && handover == Handover::Caller).then_some(new_key);
+        Ok(self.report(&row, written, errors, RotationState::Done, shown, key_file))
+    }
+
+    /// Writes a successor no target took to `new-key-ID.txt` in the vault
+    /// directory: created new (`O_EXCL`, so never through a planted link),
+    /// mode 0600, synced. A file left by an earlier, interrupted run of the
+    /// same rotation is reused if it is ours and private.
+    fn write_key_file(&self, new_key_id: &str, key: &NamedKey) -> Result<PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+        let path = self.dir.join(format!("new-key-{new_key_id}.txt"));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&path)
+        {
+            Ok(mut f) => {
+                f.write_all(format!("{}\n", key.expose_secret()).as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
+                let ours = meta.is_file()
+                    && meta.permissions().mode() & 0o077 == 0
+                    && meta.uid() == nix::unistd::geteuid().as_raw();
+                let same = std::fs::read_to_string(&path)
+                    .is_ok_and(|t| t.trim_end() == key.expose_secret());
+                if !(ours && same) {
+                    return Err(Error::Refused {
+                        reason: format!(
+                            "{} exists and is not this rotation's; move it away and retry",
+                            path.display()
+                        ),
+                    });
+                }
+            }
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        Ok(path)
     }
 
     fn report(
@@ -808,6 +876,7 @@ impl Vault {
         errors: Vec<String>,
         state: RotationState,
         new_key: Option<NamedKey>,
+        key_file: Option<PathBuf>,
     ) -> RotationReport {
         RotationReport {
             rotation_id: row.rotation_id,
@@ -820,6 +889,7 @@ impl Vault {
             errors,
             state,
             new_key,
+            key_file,
         }
     }
 }
@@ -853,16 +923,15 @@ fn approval_info(r: rotation::ApprovalRow) -> ApprovalInfo {
     }
 }
 
-/// The program a command line runs, for summaries (arguments may hold anything).
-fn command_name(command: &str) -> String {
-    command
-        .split_whitespace()
-        .next()
-        .unwrap_or("")
-        .rsplit('/')
-        .next()
-        .unwrap_or("")
-        .to_owned()
+/// The whole argv a rotation command runs as, each element shell-quoted, so
+/// the person approving sees everything that will run, not its first word.
+/// (Control characters in it are escaped by whoever prints the summary.)
+fn command_argv(command: &str) -> String {
+    ["/bin/sh", "-c", command]
+        .iter()
+        .map(|a| envfile::shell_value(a))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// An absolute path for a target: the parent directory must exist (it is
@@ -908,63 +977,30 @@ fn check_writable(path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Runs `sh -c COMMAND` with the old value on stdin; stdout (one trailing
-/// newline removed) is the new value. stderr is discarded unread: it may hold
-/// either value. Killed after `timeout`.
+/// Runs `sh -c COMMAND` (through [`crate::process`]: allow-listed
+/// environment, own process group) with the old value on stdin; stdout (one
+/// trailing newline removed) is the new value. stderr is discarded unread: it
+/// may hold either value. The whole group is killed after `timeout`.
 fn run_rotation_command(
     command: &str,
     old: &SecretBytes,
     timeout: Duration,
 ) -> Result<SecretBytes> {
     let fail = |reason: String| Error::Refused { reason };
-    let mut child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| fail(format!("cannot start the rotation command: {e}")))?;
-    let mut stdin = child.stdin.take();
-    let old_copy = Zeroizing::new(old.expose_secret().to_vec());
-    let writer = std::thread::spawn(move || {
-        if let Some(pipe) = stdin.as_mut() {
-            let _ = pipe.write_all(&old_copy);
-        }
-    });
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| fail("no stdout".into()))?;
-    let reader = std::thread::spawn(move || {
-        let mut buf = Zeroizing::new(Vec::new());
-        let _ = (&mut stdout)
-            .take(crate::vault::MAX_VALUE_LEN as u64 + 2)
-            .read_to_end(&mut buf);
-        buf
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| fail(e.to_string()))? {
-            break status;
-        }
-        if start.elapsed() >= timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(fail(format!(
-                "the rotation command timed out after {} ms",
-                timeout.as_millis()
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let _ = writer.join();
-    let mut out = reader
-        .join()
-        .map_err(|_| fail("reading the rotation command's output failed".into()))?;
-    if !status.success() {
-        return Err(fail(format!("the rotation command failed ({status})")));
+    let outcome = process::run_shell(
+        command,
+        old.expose_secret(),
+        Some(crate::vault::MAX_VALUE_LEN as u64 + 2),
+        timeout,
+    )
+    .map_err(|e| fail(format!("the rotation command {e}")))?;
+    if !outcome.status.success() {
+        return Err(fail(format!(
+            "the rotation command failed ({})",
+            outcome.status
+        )));
     }
+    let mut out = outcome.stdout;
     if out.ends_with(b"\n") {
         out.pop();
     }

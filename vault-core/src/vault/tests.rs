@@ -713,10 +713,17 @@ mod rotation {
         else {
             panic!("not rotated");
         };
+        // issue 13, finding 10: no target, so a 0600 file holds it, never the caller's output
         assert!(
-            report.new_key.is_some(),
-            "no target: the caller shows the new key"
+            report.new_key.is_none(),
+            "a leak's new key is never handed out"
         );
+        let file = report.key_file.as_ref().expect("no target: kept in a file");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let kept = std::fs::read_to_string(file).unwrap();
+        assert!(v.authenticate_key(kept.trim_end()).is_ok());
         assert!(v.verify_token(other.token.expose_secret()).is_err());
         assert!(matches!(
             v.handle_leaked_credential(key.key.expose_secret()).unwrap(),
