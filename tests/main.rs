@@ -8,6 +8,7 @@ mod hardening;
 mod integrations;
 mod keys;
 mod listen;
+mod ops;
 mod rotation;
 mod scan;
 mod server;

@@ -2,6 +2,7 @@
 //! passphrases and values from safe places, call the library, print. Exit
 //! codes live in one place, [`exit`].
 
+mod argv_guard;
 mod cmd;
 mod exit;
 mod input;
@@ -72,7 +73,11 @@ enum Command {
     /// Run a command with exactly one agent's secrets in its environment.
     Run(cmd::run::RunArgs),
     /// Print one agent's secrets as dotenv, JSON or shell, or write them to a file.
+    #[command(visible_alias = "export")]
     Env(cmd::run::EnvArgs),
+    /// Store every variable of a dotenv (or JSON) file as AGENT's secrets; prints
+    /// names and versions, never values.
+    Import(cmd::import::ImportArgs),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),
@@ -131,13 +136,43 @@ enum Command {
     Rekey(cmd::rekey::RekeyArgs),
     /// A guided tour in a throwaway vault: every step printed as it runs.
     Demo(cmd::demo::Args),
+    /// Write a consistent copy of the whole vault to a new 0600 file, safe while
+    /// servers run (unlike `cp vault.db`, which loses what is in the WAL).
+    Backup(cmd::backup::BackupArgs),
+    /// Replace the vault with a backup, after checking its integrity and audit
+    /// chain; keys revoked since stay revoked.
+    Restore(cmd::backup::RestoreArgs),
+    /// Print a shell completion script: `vault completions bash|zsh|fish`.
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print the vault(1) man page (roff).
+    Man,
 }
 
 fn main() {
     // First thing: no core dump and no same-user ptrace of a process that may
     // hold the unlocked data key (children of `vault run` get it back at exec).
     let _ = nix::sys::prctl::set_dumpable(false);
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let shown = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !shown {
+                if let Some(safe) = argv_guard::guard(&e.to_string(), &argv_guard::sensitive(&argv))
+                {
+                    let _ = writeln!(std::io::stderr(), "error: {safe}");
+                    std::process::exit(exit::USAGE);
+                }
+            }
+            e.exit()
+        }
+    };
     let json = cli.json;
     let result = cmd::run(cli);
     let code = match result {
@@ -146,6 +181,8 @@ fn main() {
         Err(err) => {
             let (code, name) = exit::classify(&err);
             let message = exit::message(&err);
+            let message =
+                argv_guard::guard(&message, &argv_guard::sensitive(&argv)).unwrap_or(message);
             if json {
                 let body = serde_json::json!({"error": {"code": name, "message": message}});
                 let _ = writeln!(std::io::stdout(), "{body}");
