@@ -411,6 +411,11 @@ fn values_typed_on_the_command_line_are_never_echoed_in_errors() {
         guarded_error(&["set", "MAILCHIMP_API_KEY=abc123-us6"], "abc123-us6")
     );
     insta::assert_snapshot!("token_as_a_path", guarded_error(&["get", token], token));
+    // A short value after the name: no rule would call it a credential.
+    insta::assert_snapshot!(
+        "surplus_value_after_the_name",
+        guarded_error(&["set", "hermes/PASSWORD", "hunter2"], "hunter2")
+    );
     // An ordinary mistake still gets clap's own message.
     let env = Env::empty();
     let out = env.vault(&["ls", "--bogus"]).assert().code(2);

@@ -1,7 +1,8 @@
 //! Keeps values typed on the command line out of error messages.
 //!
 //! People paste a token where a name goes (`vault get avt_08R7...`) or write
-//! `vault set MAILCHIMP_API_KEY=abc123-us6`. clap's errors, and ours, quote
+//! `vault set MAILCHIMP_API_KEY=abc123-us6` or `vault set A/NAME hunter2`.
+//! clap's errors, and ours, quote
 //! the offending argument back, which puts the value on the terminal, in
 //! scrollback and in CI logs a second time. Any error whose text contains an
 //! argument that looks like a credential or a `NAME=value` is replaced by one
@@ -15,8 +16,11 @@
 //! with any body (a truncated key is still most of one), plus a length and
 //! entropy floor for unprefixed random tokens no rule anchors on (24+
 //! characters of one word, no path separator, over 3.5 bits per character).
-//! A false positive only hides a harmless word from one error message; a
-//! false negative would print a secret, so the check leans wide.
+//! A surplus positional word (clap's "unexpected argument" that is not a
+//! flag) is hidden whatever it looks like: there, a short value such as
+//! `hunter2` is the likely case. A false positive only hides a harmless word
+//! from one error message; a false negative would print a secret, so the
+//! check leans wide.
 
 use std::ffi::OsString;
 
@@ -50,8 +54,9 @@ pub fn guard(message: &str, sensitive: &[String]) -> Option<String> {
         _ => String::new(),
     };
     Some(format!(
-        "an argument that looks like a secret value (a credential or NAME=value) was given on the \
-         command line; it is not shown here. vault never takes values from arguments: they come \
+        "an argument that may be a secret value (it looks like a credential or NAME=value, or it \
+         is a surplus word where no more arguments go) was given on the command line; it is not \
+         shown here. vault never takes values from arguments: they come \
          from stdin or a no-echo prompt (`vault set AGENT/NAME`).{hint} A value typed on a command \
          line is in your shell history: treat it as leaked and rotate it. See `vault --help`."
     ))

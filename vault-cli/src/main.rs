@@ -164,8 +164,19 @@ fn main() {
                     | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             );
             if !shown {
-                if let Some(safe) = argv_guard::guard(&e.to_string(), &argv_guard::sensitive(&argv))
-                {
+                let mut sensitive = argv_guard::sensitive(&argv);
+                // A surplus word that is not a flag is most often a value
+                // (`vault set A/NAME hunter2`), whatever it looks like.
+                if e.kind() == ErrorKind::UnknownArgument {
+                    if let Some(clap::error::ContextValue::String(arg)) =
+                        e.get(clap::error::ContextKind::InvalidArg)
+                    {
+                        if !arg.starts_with('-') {
+                            sensitive.push(arg.clone());
+                        }
+                    }
+                }
+                if let Some(safe) = argv_guard::guard(&e.to_string(), &sensitive) {
                     let _ = writeln!(std::io::stderr(), "error: {safe}");
                     std::process::exit(exit::USAGE);
                 }
