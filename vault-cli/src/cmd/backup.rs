@@ -45,6 +45,16 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
             args.file.display()
         )));
     }
+    let dir = match args.file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        return Err(exit::usage(format!(
+            "{} is not a directory; nothing was written",
+            dir.display()
+        )));
+    }
     let vault = ctx.unlock()?;
     let info = vault.backup_to(&args.file)?;
     if ctx.json {
@@ -72,6 +82,12 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
             "a vault already exists at {}; restoring {} would replace it. Nothing was changed. \
              Take a `vault backup` of it first, then rerun with --force",
             ctx.home.display(),
+            args.file.display()
+        )));
+    }
+    if let Err(e) = std::fs::symlink_metadata(&args.file) {
+        return Err(exit::usage(format!(
+            "cannot read the backup {}: {e}; nothing was changed",
             args.file.display()
         )));
     }
