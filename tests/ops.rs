@@ -55,6 +55,10 @@ fn a_backup_taken_while_a_server_writes_restores_the_latest_committed_value() {
     for v in 1..=5 {
         env.set("hermes-marketing/ROTATING", &format!("value-{v}"));
     }
+    // The latest commits sit in the WAL while the server holds the database
+    // open: exactly what a `cp vault.db` would miss.
+    let wal = env.home.join("vault.db-wal");
+    assert!(std::fs::metadata(&wal).unwrap().len() > 0);
     let backup = env.dir.path().join("vault.backup");
     let out = env
         .vault(&["backup", backup.to_str().unwrap(), "--json"])
@@ -499,20 +503,45 @@ fn the_systemd_units_run_vault_with_a_passphrase_file_and_no_secret_inline() {
     }
 }
 
-// issue 19, install: systemd's own verifier, where systemd exists
+// issue 19, install: systemd's own verifier, on copies naming the binary
+// just built (verify checks that ExecStart exists). It exits 0 on lines it
+// ignores, so its warnings fail the test too.
 #[test]
-#[ignore = "needs systemd-analyze"]
 fn the_systemd_units_pass_systemd_analyze_verify() {
-    for (name, _) in UNITS {
-        let out = std::process::Command::new("systemd-analyze")
-            .args(["verify", "--user"])
-            .arg(unit_path(name))
-            .output()
-            .expect("systemd-analyze");
+    let present = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !present {
         assert!(
-            out.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&out.stderr)
+            std::env::var("CI").as_deref() != Ok("true"),
+            "systemd-analyze is not installed; CI must run this check"
         );
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    }
+    let dir = tempfile::TempDir::new().unwrap();
+    let runtime = dir.path().join("runtime");
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("vault");
+    for (name, _) in UNITS {
+        let text = std::fs::read_to_string(unit_path(name)).unwrap();
+        assert!(text.contains("%h/.cargo/bin/vault "), "{name}");
+        let copy = dir.path().join(name);
+        std::fs::write(
+            &copy,
+            text.replace("%h/.cargo/bin/vault ", &format!("{} ", bin.display())),
+        )
+        .unwrap();
+        let out = std::process::Command::new("systemd-analyze")
+            .args(["verify", "--user", "--man=no"])
+            .arg(&copy)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        assert!(stderr.trim().is_empty(), "{name}: {stderr}");
     }
 }
