@@ -196,12 +196,21 @@ fn restore_keeps_keys_revoked_since_the_backup_revoked_and_names_what_was_lost()
     env.vault(&["agent", "add", "a"]).assert().success();
     env.set("a/X", "v1");
     let leaked = issue(&env, "leaked-key", "a");
-    issue(&env, "kept-key", "a");
+    let kept = issue(&env, "kept-key", "a");
+    let token = stdout_of(
+        &env.vault(&["token"])
+            .env("VAULT_AGENT_KEY", &kept)
+            .assert()
+            .success(),
+    );
     let backup = env.dir.path().join("b.db");
     env.vault(&["backup", backup.to_str().unwrap()])
         .assert()
         .success();
     env.vault(&["keys", "revoke", "leaked-key"])
+        .assert()
+        .success();
+    env.vault(&["keys", "revoke-tokens", "kept-key"])
         .assert()
         .success();
     issue(&env, "new-key", "a");
@@ -215,6 +224,7 @@ fn restore_keeps_keys_revoked_since_the_backup_revoked_and_names_what_was_lost()
     assert_eq!(v["revoked_again"][0]["name"], "leaked-key");
     assert_eq!(v["issued_since_unknown"][0]["name"], "new-key");
     assert_eq!(v["secrets_changed"][0]["name"], "a/X");
+    assert_eq!(v["tokens_revoked_again"][0]["name"], "kept-key");
     assert!(!stdout_of(&out).contains("v2\""));
     assert_eq!(key_status(&env, "leaked-key"), "revoked");
     assert_eq!(key_status(&env, "kept-key"), "active");
@@ -225,6 +235,15 @@ fn restore_keeps_keys_revoked_since_the_backup_revoked_and_names_what_was_lost()
         .env("VAULT_AGENT_KEY", &leaked)
         .assert()
         .code(3);
+    // A token the current vault had revoked stays revoked; the key still works.
+    env.vault(&["token", "verify"])
+        .write_stdin(token.clone())
+        .assert()
+        .code(3);
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", &kept)
+        .assert()
+        .success();
     // The text report says the same in words.
     let out = env
         .vault(&["restore", "--force", backup.to_str().unwrap()])
