@@ -564,3 +564,37 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         assert!(stderr.trim().is_empty(), "{name}: {stderr}");
     }
 }
+
+// issue 19, backup and restore: a `passwd` since the backup does not stop the
+// current vault's revocations from being carried over (it is read, not unlocked)
+#[test]
+fn restore_after_a_passphrase_change_still_keeps_revoked_keys_revoked() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "a"]).assert().success();
+    let leaked = issue(&env, "leaked-key", "a");
+    let backup = env.dir.path().join("b.db");
+    env.vault(&["backup", backup.to_str().unwrap()])
+        .assert()
+        .success();
+    env.vault(&["keys", "revoke", "leaked-key"])
+        .assert()
+        .success();
+    let newpass = env.dir.path().join("newpass");
+    write_private(&newpass, "a different passphrase, also long\n");
+    env.vault(&["passwd", "--new-passphrase-file", newpass.to_str().unwrap()])
+        .assert()
+        .success();
+    // The backup opens with the passphrase it was taken under.
+    let out = env
+        .vault(&["restore", "--force", "--json", backup.to_str().unwrap()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["compared_with_current"], true, "{v}");
+    assert_eq!(v["revoked_again"][0]["name"], "leaked-key");
+    assert_eq!(key_status(&env, "leaked-key"), "revoked");
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", &leaked)
+        .assert()
+        .code(3);
+}

@@ -93,16 +93,16 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     }
     let pass = input::passphrase(ctx.passphrase_file.as_deref(), "Passphrase of the backup: ")?;
     let mut staged = Vault::stage_restore(&ctx.home, &args.file, &pass)?;
-    // The current vault is opened with the same passphrase to compare; if it
-    // has another one (a `passwd` since the backup) the comparison is skipped
-    // and the warning says what that means.
+    // The current vault is read (not unlocked, so another passphrase since
+    // the backup does not matter); if it cannot be read at all, the warning
+    // says what that means.
     let mut compare_note = None;
     let delta = if exists {
-        match Vault::unlock(&ctx.home, &pass) {
-            Ok(current) => Some(staged.reconcile(&current)?),
+        match staged.reconcile(&ctx.home.join(vault_core::DB_FILE)) {
+            Ok(delta) => Some(delta),
             Err(e) => {
                 compare_note = Some(format!(
-                    "the current vault could not be opened to compare ({e})"
+                    "the current vault could not be read to compare ({e})"
                 ));
                 None
             }

@@ -111,6 +111,50 @@ pub(crate) fn revoked_tokens(conn: &Connection, now: i64) -> Result<Vec<(String,
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A key's state as stored, read from the vault a restore replaces.
+pub(crate) struct KeyState {
+    pub key_id: String,
+    pub name: String,
+    pub agent: String,
+    pub status: String,
+    pub epoch: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub suspended: bool,
+}
+
+/// Every key's state, read without unlocking (these columns are not encrypted).
+pub(crate) fn key_states(conn: &Connection) -> Result<Vec<KeyState>> {
+    let mut stmt = conn.prepare(
+        "SELECT k.key_id, k.name, a.name, k.status, k.epoch, k.created_at, k.expires_at,
+                EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id)
+         FROM agent_keys k JOIN agents a USING (agent_id)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(KeyState {
+            key_id: r.get(0)?,
+            name: r.get(1)?,
+            agent: r.get(2)?,
+            status: r.get(3)?,
+            epoch: r.get(4)?,
+            created_at: r.get(5)?,
+            expires_at: r.get(6)?,
+            suspended: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// `AGENT/NAME` and current version of every secret, read without unlocking.
+pub(crate) fn secret_versions(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.name || '/' || s.name, s.current_version
+         FROM secrets s JOIN agents a USING (agent_id)",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Folds the WAL back into the main file and empties it, so the file can be
 /// moved alone.
 pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {

@@ -5,7 +5,7 @@
 //! key as live; restored blindly, the leaked key works again. So a restore
 //! is staged first (copied into a private directory, integrity-checked,
 //! unlocked, its audit chain verified), then compared with the vault it
-//! replaces when that one can be opened: every key the current vault has
+//! replaces when that one can be read: every key the current vault has
 //! revoked, suspended, dropped or whose tokens it revoked is revoked,
 //! suspended or token-revoked again in the staged copy *before* it replaces
 //! anything, and what cannot be carried over (keys issued and values set
@@ -218,17 +218,26 @@ impl StagedRestore {
             .expect("staged vault present until install")
     }
 
-    /// Carries the current vault's security decisions into the staged copy
-    /// (revocations, suspensions, token revocations, keys that no longer
-    /// exist) and lists what cannot be carried (keys issued and values
-    /// changed since the backup).
+    /// Carries the security decisions of the vault at `current_db` into the
+    /// staged copy (revocations, suspensions, token revocations, keys that
+    /// no longer exist) and lists what cannot be carried (keys issued and
+    /// values changed since the backup).
+    ///
+    /// The current vault is read without unlocking it (key states, token
+    /// revocations and version numbers are stored in clear), so this works
+    /// after a `passwd` or with a damaged header. Unauthenticated data is
+    /// safe to use here because it can only add revocations: a forged row
+    /// costs a working key, never revives a revoked one.
     ///
     /// # Errors
-    /// Database errors; the staged copy is then discarded unchanged.
-    pub fn reconcile(&mut self, current: &Vault) -> Result<RestoreDelta> {
-        let now_keys: BTreeMap<String, KeyInfo> = current
-            .list_keys(OP, None)?
+    /// Database errors (the file cannot be read, or has an older schema);
+    /// the staged copy may then hold some of the revocations, never fewer.
+    pub fn reconcile(&mut self, current_db: &Path) -> Result<RestoreDelta> {
+        let conn = backup::open_raw(current_db)?;
+        let now_ts = store::now();
+        let now_keys: BTreeMap<String, KeyInfo> = backup::key_states(&conn)?
             .into_iter()
+            .filter_map(|k| key_info(k, now_ts))
             .map(|k| (k.key_id.clone(), k))
             .collect();
         let old_keys = self.vault().list_keys(OP, None)?;
@@ -238,12 +247,11 @@ impl StagedRestore {
             backup::revoked_tokens(&self.vault().conn, now_ts)?
                 .into_iter()
                 .collect();
-        let new_token_revocations: BTreeSet<String> =
-            backup::revoked_tokens(&current.conn, now_ts)?
-                .into_iter()
-                .filter(|pair| !old_token_revoked.contains(pair))
-                .map(|(_, key)| key)
-                .collect();
+        let new_token_revocations: BTreeSet<String> = backup::revoked_tokens(&conn, now_ts)?
+            .into_iter()
+            .filter(|pair| !old_token_revoked.contains(pair))
+            .map(|(_, key)| key)
+            .collect();
         let mut delta = RestoreDelta::default();
         let dead = |s: KeyStatus| matches!(s, KeyStatus::Revoked | KeyStatus::Expired);
         for old in old_keys {
@@ -279,14 +287,13 @@ impl StagedRestore {
             .into_values()
             .filter(|k| !old_ids.contains(&k.key_id) && !dead(k.status))
             .collect();
-        let versions = |v: &Vault| -> Result<BTreeMap<String, i64>> {
-            Ok(v.list_secrets(OP, None)?
-                .into_iter()
-                .map(|s| (s.path.to_string(), s.version))
-                .collect())
-        };
-        let old = versions(self.vault())?;
-        let now = versions(current)?;
+        let old: BTreeMap<String, i64> = self
+            .vault()
+            .list_secrets(OP, None)?
+            .into_iter()
+            .map(|s| (s.path.to_string(), s.version))
+            .collect();
+        let now: BTreeMap<String, i64> = backup::secret_versions(&conn)?.into_iter().collect();
         let names: BTreeSet<&String> = old.keys().chain(now.keys()).collect();
         for name in names {
             let (o, n) = (old.get(name).copied(), now.get(name).copied());
@@ -358,6 +365,29 @@ impl Drop for StagedRestore {
         self.vault = None;
         let _ = std::fs::remove_dir_all(&self.staging);
     }
+}
+
+/// A stored key state as [`KeyInfo`], the way the vault itself reads it;
+/// `None` for a row whose agent name breaks the rule (it cannot match a key
+/// of the backup either).
+fn key_info(k: backup::KeyState, now: i64) -> Option<KeyInfo> {
+    let status = match k.status.as_str() {
+        "revoked" => KeyStatus::Revoked,
+        _ if now >= k.expires_at => KeyStatus::Expired,
+        _ if k.suspended => KeyStatus::Suspended,
+        "retiring" => KeyStatus::Retiring,
+        _ => KeyStatus::Active,
+    };
+    Some(KeyInfo {
+        key_id: k.key_id,
+        name: k.name,
+        agent: crate::names::AgentName::parse(&k.agent).ok()?,
+        status,
+        epoch: u32::try_from(k.epoch).unwrap_or(u32::MAX),
+        created_at: k.created_at,
+        expires_at: k.expires_at,
+        last_used_at: None,
+    })
 }
 
 /// Copies a regular file (never through a symlink) into a new 0600 file.
