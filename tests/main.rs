@@ -9,6 +9,8 @@ mod hardening;
 mod integrations;
 mod keys;
 mod listen;
+mod ops;
+
 mod operator_output;
 mod rotation;
 mod scan;

@@ -2,6 +2,7 @@
 //! passphrases and values from safe places, call the library, print. Exit
 //! codes live in one place, [`exit`].
 
+mod argv_guard;
 mod cmd;
 mod exit;
 mod input;
@@ -73,7 +74,11 @@ enum Command {
     /// Run a command with exactly one agent's secrets in its environment.
     Run(cmd::run::RunArgs),
     /// Print one agent's secrets as dotenv, JSON or shell, or write them to a file.
+    #[command(visible_alias = "export")]
     Env(cmd::run::EnvArgs),
+    /// Store every variable of a dotenv (or JSON) file as AGENT's secrets; prints
+    /// names and versions, never values.
+    Import(cmd::import::ImportArgs),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),
@@ -132,6 +137,16 @@ enum Command {
     Rekey(cmd::rekey::RekeyArgs),
     /// A guided tour in a throwaway vault: every step printed as it runs.
     Demo(cmd::demo::Args),
+    /// Write a consistent copy of the whole vault to a new 0600 file, safe while
+    /// servers run (unlike `cp vault.db`, which loses what is in the WAL).
+    Backup(cmd::backup::BackupArgs),
+    /// Replace the vault with a backup, after checking its integrity and audit
+    /// chain; keys revoked since stay revoked.
+    Restore(cmd::backup::RestoreArgs),
+    /// Print a shell completion script: `vault completions bash|zsh|fish`.
+    Completions(cmd::shell::CompletionsArgs),
+    /// Print the vault(1) man page (roff).
+    Man,
 }
 
 fn main() {
@@ -144,7 +159,38 @@ fn main() {
     if std::env::var_os("VAULT_PASSPHRASE_FILE").is_some_and(|v| v.is_empty()) {
         std::env::remove_var("VAULT_PASSPHRASE_FILE");
     }
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let shown = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !shown {
+                let mut sensitive = argv_guard::sensitive(&argv);
+                // A surplus word that is not a flag is most often a value
+                // (`vault set A/NAME hunter2`), whatever it looks like.
+                if e.kind() == ErrorKind::UnknownArgument {
+                    if let Some(clap::error::ContextValue::String(arg)) =
+                        e.get(clap::error::ContextKind::InvalidArg)
+                    {
+                        if !arg.starts_with('-') {
+                            sensitive.push(arg.clone());
+                        }
+                    }
+                }
+                if let Some(safe) = argv_guard::guard(&e.to_string(), &sensitive) {
+                    let _ = writeln!(std::io::stderr(), "error: {safe}");
+                    std::process::exit(exit::USAGE);
+                }
+            }
+            e.exit()
+        }
+    };
     let json = cli.json;
     let result = cmd::run(cli);
     let code = match result {
@@ -153,6 +199,8 @@ fn main() {
         Err(err) => {
             let (code, name) = exit::classify(&err);
             let message = exit::message(&err);
+            let message =
+                argv_guard::guard(&message, &argv_guard::sensitive(&argv)).unwrap_or(message);
             if json {
                 let body = serde_json::json!({"error": {"code": name, "message": message}});
                 let _ = writeln!(std::io::stdout(), "{body}");

@@ -23,6 +23,7 @@
 pub mod credential;
 mod crypto;
 pub mod doctor;
+pub mod dotenv;
 pub mod envfile;
 mod error;
 mod failpoint;
@@ -44,9 +45,9 @@ pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
-    validate_value, AgentInfo, ApprovalInfo, AuditRecord, AuditVerdict, DekUsage, IssuedKey,
-    KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken, NotifyConfig, Principal,
-    RevocationSnapshot, RotationReport, RotationState, SecretInfo, TargetInfo, TokenRequest,
-    UsageTally, Vault, VersionInfo, APPROVAL_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT,
-    DEK_WARN_AT, MAX_VALUE_LEN,
+    validate_value, AgentInfo, ApprovalInfo, AuditRecord, AuditVerdict, BackupInfo, DekUsage,
+    IssuedKey, KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken, NotifyConfig, Principal,
+    RestoreDelta, RevocationSnapshot, RotationReport, RotationState, SecretInfo, StagedRestore,
+    TargetInfo, TokenRequest, UsageTally, Vault, VersionInfo, APPROVAL_TTL, DB_FILE,
+    DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

@@ -4,8 +4,10 @@
 
 pub mod agent;
 pub mod audit;
+pub mod backup;
 pub mod demo;
 pub mod doctor;
+pub mod import;
 pub mod init;
 pub mod integrate;
 pub mod keys;
@@ -18,6 +20,7 @@ pub mod scan;
 pub mod scrub;
 pub mod secret;
 pub mod server;
+pub mod shell;
 pub mod token;
 pub mod watch;
 
@@ -90,6 +93,8 @@ pub fn run(cli: Cli) -> Result<()> {
     // an empty environment (no HOME), and it never touches a local vault.
     let command = match cli.command {
         Command::Resolve(args) => return resolve::run(args),
+        Command::Completions(args) => return shell::completions(args),
+        Command::Man => return shell::man(),
         other => other,
     };
     let ctx = Context {
@@ -131,6 +136,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Passwd(args) => rekey::passwd(&ctx, args),
         Command::Rekey(args) => rekey::rekey(&ctx, args),
         Command::Demo(args) => demo::run(&ctx, args),
+        Command::Import(args) => import::import(&ctx, args),
+        Command::Backup(args) => backup::backup(&ctx, args),
+        Command::Restore(args) => backup::restore(&ctx, args),
+        Command::Completions(args) => shell::completions(args),
+        Command::Man => shell::man(),
     }
 }
 

@@ -1,0 +1,163 @@
+//! The SQLite side of `vault backup` and `vault restore`. A copy of `vault.db`
+//! made with `cp` misses whatever is still in `vault.db-wal` (a rotated-away
+//! value came back as current, a secret went missing); SQLite's online backup
+//! API reads through the WAL and copies one consistent snapshot while servers
+//! keep writing, and writing *into* a live database with it is one
+//! transaction that every other connection sees whole or not at all.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::backup::Backup;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::{Error, Result};
+
+/// Opens a database file as-is: no migrations, no pragmas beyond a busy
+/// timeout, never through a symlink.
+pub(crate) fn open_raw(path: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(30))?;
+    Ok(conn)
+}
+
+/// Copies everything `src` holds into `dst` in one step (one consistent
+/// snapshot of the source; one transaction on the destination).
+pub(crate) fn copy(src: &Connection, dst: &mut Connection) -> Result<()> {
+    use rusqlite::backup::StepResult;
+    let backup = Backup::new(src, dst)?;
+    // -1: all pages in one step, so the copy is one snapshot. Busy and Locked
+    // (another writer on the destination) are waited out, within the same
+    // bound a writer waits for the lock.
+    for _ in 0..1500 {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            StepResult::More | StepResult::Busy | StepResult::Locked => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    Err(Error::Refused {
+        reason: "the database stayed locked for 30 s; nothing was copied".into(),
+    })
+}
+
+/// Writes a snapshot of `src` to `dest`, which must not exist: created
+/// exclusively with mode 0600 (so never through a symlink and never over
+/// another file), checked with `PRAGMA integrity_check`, left as one
+/// self-contained file (rollback journal mode, no `-wal` beside it) and
+/// fsynced with its directory. A failed backup leaves no file behind.
+pub(crate) fn snapshot_to_new_file(src: &Connection, dest: &Path) -> Result<u64> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(dest)
+        .map_err(|e| Error::io(dest, e))?;
+    let result = (|| {
+        {
+            let mut dst = open_raw(dest)?;
+            copy(src, &mut dst)?;
+            dst.pragma_update(None, "journal_mode", "delete")?;
+            let problems = integrity_problems(&dst)?;
+            if let Some(first) = problems.first() {
+                return Err(Error::Integrity {
+                    what: format!("the backup just written ({first})"),
+                });
+            }
+        }
+        let file = File::open(dest).map_err(|e| Error::io(dest, e))?;
+        file.sync_all().map_err(|e| Error::io(dest, e))?;
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&dir, e))?;
+        Ok(file.metadata().map_err(|e| Error::io(dest, e))?.len())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(dest);
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let mut side = dest.as_os_str().to_owned();
+            side.push(suffix);
+            let _ = std::fs::remove_file(side);
+        }
+    }
+    result
+}
+
+/// What `PRAGMA integrity_check` reports; empty when the file is sound.
+pub(crate) fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(lines.into_iter().filter(|l| l != "ok").collect())
+}
+
+/// Token revocations still in force: (token id, key id).
+pub(crate) fn revoked_tokens(conn: &Connection, now: i64) -> Result<Vec<(String, String)>> {
+    let mut stmt =
+        conn.prepare("SELECT token_id, key_id FROM revoked_tokens WHERE expires_at >= ?1")?;
+    let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A key's state as stored, read from the vault a restore replaces.
+pub(crate) struct KeyState {
+    pub key_id: String,
+    pub name: String,
+    pub agent: String,
+    pub status: String,
+    pub epoch: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub suspended: bool,
+}
+
+/// Every key's state, read without unlocking (these columns are not encrypted).
+pub(crate) fn key_states(conn: &Connection) -> Result<Vec<KeyState>> {
+    let mut stmt = conn.prepare(
+        "SELECT k.key_id, k.name, a.name, k.status, k.epoch, k.created_at, k.expires_at,
+                EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id)
+         FROM agent_keys k JOIN agents a USING (agent_id)",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(KeyState {
+            key_id: r.get(0)?,
+            name: r.get(1)?,
+            agent: r.get(2)?,
+            status: r.get(3)?,
+            epoch: r.get(4)?,
+            created_at: r.get(5)?,
+            expires_at: r.get(6)?,
+            suspended: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// `AGENT/NAME` and current version of every secret, read without unlocking.
+pub(crate) fn secret_versions(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(
+        "SELECT a.name || '/' || s.name, s.current_version
+         FROM secrets s JOIN agents a USING (agent_id)",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Folds the WAL back into the main file and empties it, so the file can be
+/// moved alone.
+pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
