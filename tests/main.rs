@@ -11,3 +11,4 @@ mod listen;
 mod rotation;
 mod scan;
 mod server;
+mod tamper;
