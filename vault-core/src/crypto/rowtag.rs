@@ -136,19 +136,24 @@ impl RowKey {
     /// The tag of a row of `table` whose fields (id first) are `fields`.
     pub(crate) fn tag(&self, table: Table, fields: &[Field<'_>]) -> Vec<u8> {
         let mut ctx = hmac::Context::with_key(&self.key);
-        let mut put = |bytes: &[u8]| {
-            ctx.update(&(bytes.len() as u32).to_be_bytes());
+        // each item: 4-byte length, then (for fields) a type byte and the bytes
+        let mut put = |kind: Option<u8>, bytes: &[u8]| {
+            let len = bytes.len() + usize::from(kind.is_some());
+            ctx.update(&(len as u32).to_be_bytes());
+            if let Some(kind) = kind {
+                ctx.update(&[kind]);
+            }
             ctx.update(bytes);
         };
-        put(b"vault-row-tag-v1");
-        put(&self.vault_id);
-        put(table.as_str().as_bytes());
+        put(None, b"vault-row-tag-v1");
+        put(None, &self.vault_id);
+        put(None, table.as_str().as_bytes());
         for field in fields {
             match field {
-                Field::Null => put(&[0]),
-                Field::Int(v) => put(&[&[1u8][..], &v.to_be_bytes()].concat()),
-                Field::Text(s) => put(&[&[2u8][..], s.as_bytes()].concat()),
-                Field::Blob(b) => put(&[&[3u8][..], b].concat()),
+                Field::Null => put(None, &[0]),
+                Field::Int(v) => put(Some(1), &v.to_be_bytes()),
+                Field::Text(s) => put(Some(2), s.as_bytes()),
+                Field::Blob(b) => put(Some(3), b),
             }
         }
         ctx.sign().as_ref().to_vec()

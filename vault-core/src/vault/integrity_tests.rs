@@ -364,3 +364,32 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
     assert!(v.get_secret(OP, &path("hermes/A")).is_err());
     assert!(v.get_secret(OP, &path("finance/B")).is_err());
 }
+
+/// Read-path cost of the tags: `cargo nextest run -p vault-core --run-ignored
+/// only -E 'test(/read_path_cost/)' --no-capture`. A secret read checks four
+/// tags (the agent's policy row, its id lookup, the secret row, the audit head).
+#[test]
+#[ignore = "a timing, not a check"]
+fn read_path_cost_of_row_tags() {
+    use crate::crypto::rowtag::{Field, Table};
+    let (_dir, v, _key) = vault();
+    let n = 2000u32;
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        v.get_secret(OP, &path("hermes/A")).unwrap();
+    }
+    let read = start.elapsed() / n;
+    let policy = Policy::default().to_json();
+    let start = std::time::Instant::now();
+    for i in 0..n {
+        for _ in 0..4 {
+            let tag = v.rows.tag(
+                Table::Agents,
+                &[Field::Int(i64::from(i)), "hermes".into(), (&policy).into()],
+            );
+            std::hint::black_box(tag);
+        }
+    }
+    let tags = start.elapsed() / n;
+    println!("get_secret {read:?} per read; 4 row-tag HMACs {tags:?} per read");
+}
