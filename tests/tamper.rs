@@ -54,6 +54,13 @@ fn a_widened_policy_is_refused_and_serves_nothing() {
             .assert()
             .code(2),
     );
+    // and `vault audit verify` no longer says intact
+    let out = env.vault(&["audit", "verify"]).assert().code(1);
+    assert!(
+        stderr_of(&out).contains("agent hermes"),
+        "{}",
+        stderr_of(&out)
+    );
 }
 
 // issue 13, finding 2

@@ -61,21 +61,34 @@ pub(crate) fn set(
 /// trusted as it is. Returns how many rows were tagged.
 pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -> Result<usize> {
     let mut n = 0;
-    let mut each = |table: Table,
-                    id: Field<'_>,
-                    fields: &[Field<'_>],
-                    tag: Option<&[u8]>,
-                    what: &dyn Fn() -> String|
-     -> Result<()> {
+    walk(conn, &mut |table, id, fields, tag, what| {
         if let Some(old) = old {
             old.check(table, fields, tag, what)?;
         }
         set(conn, new, table, id, fields)?;
         n += 1;
         Ok(())
-    };
+    })?;
+    Ok(n)
+}
+
+/// Checks every tagged row, the header included: what `vault audit verify`
+/// adds to the chain walk, so an edit no read has touched yet is found too.
+pub(crate) fn check_all(conn: &Connection, rk: &RowKey) -> Result<()> {
+    crate::store::header::read_checked(conn, rk)?;
+    walk(conn, &mut |table, _, fields, tag, what| {
+        check(conn, rk, table, fields, tag, what)
+    })
+}
+
+/// One tagged row: its table, id, the fields its tag covers, the stored tag
+/// and how to name it in an error.
+type Visit<'v> = dyn FnMut(Table, Field<'_>, &[Field<'_>], Option<&[u8]>, &dyn Fn() -> String) -> Result<()>
+    + 'v;
+
+fn walk(conn: &Connection, visit: &mut Visit<'_>) -> Result<()> {
     for row in agents::list_raw(conn)? {
-        each(
+        visit(
             Table::Agents,
             row.agent_id.into(),
             &row.fields(),
@@ -84,16 +97,16 @@ pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -
         )?;
     }
     for row in keys::list_raw(conn)? {
-        each(
+        visit(
             Table::AgentKeys,
             Field::Text(&row.key_id),
             &row.fields(),
             row.tag.as_deref(),
-            &|| format!("key {}", row.key_id),
+            &|| format!("key {} ({})", row.name, row.key_id),
         )?;
     }
     for row in keys::revoked_raw(conn)? {
-        each(
+        visit(
             Table::RevokedTokens,
             Field::Text(&row.token_id),
             &row.fields(),
@@ -102,7 +115,7 @@ pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -
         )?;
     }
     for row in secrets::list_raw(conn)? {
-        each(
+        visit(
             Table::Secrets,
             row.secret_id.into(),
             &row.fields(),
@@ -111,7 +124,7 @@ pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -
         )?;
     }
     for row in rotation::targets_raw(conn)? {
-        each(
+        visit(
             Table::Targets,
             row.target_id.into(),
             &row.fields(),
@@ -120,25 +133,25 @@ pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -
         )?;
     }
     for row in rotation::rotation_commands_raw(conn)? {
-        each(
+        visit(
             Table::SecretRotation,
             row.secret_id.into(),
             &row.fields(),
             row.tag.as_deref(),
-            &|| format!("rotation command of secret {}", row.secret_id),
+            &|| format!("the rotation command of secret {}", row.secret_id),
         )?;
     }
     for row in settings::all_raw(conn)? {
-        each(
+        visit(
             Table::Settings,
             Field::Text(&row.name),
             &row.fields(),
             row.tag.as_deref(),
-            &|| format!("setting {}", row.name),
+            &|| format!("the setting {}", row.name),
         )?;
     }
     if let Some(head) = audit::head(conn)? {
-        each(
+        visit(
             Table::AuditHead,
             Field::Int(1),
             &head.fields(),
@@ -146,7 +159,7 @@ pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -
             &|| "the audit head".into(),
         )?;
     }
-    Ok(n)
+    Ok(())
 }
 
 fn id_column(table: Table) -> &'static str {

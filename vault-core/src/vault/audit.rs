@@ -248,7 +248,8 @@ impl Vault {
     /// Walks the whole chain: dense seq numbers, each chain hash recomputed
     /// from the previous one, each MAC checked, and the head, tagged under
     /// the passphrase's key, matching the last record. Every vault has at
-    /// least its `vault.init` record, so an empty trail is a wiped one.
+    /// least its `vault.init` record, so an empty trail is a wiped one. Then
+    /// checks every tagged row, so an edited policy or key shows here too.
     pub fn verify_audit(&self) -> Result<AuditVerdict> {
         let rows = audit::list(&self.conn, None, None)?;
         let head = audit::head(&self.conn)?;
@@ -290,7 +291,15 @@ impl Vault {
         if head.seq != last || head.chain != prev {
             return broken(last + 1, "records missing from the end of the log");
         }
-        Ok(AuditVerdict::Intact { records: last })
+        // The trail is whole; so must be the state it describes.
+        match crate::store::tags::check_all(&self.conn, &self.rows) {
+            Ok(()) => Ok(AuditVerdict::Intact { records: last }),
+            Err(Error::Integrity { what }) => broken(
+                last,
+                &format!("{what} was edited without the passphrase (its row tag is invalid)"),
+            ),
+            Err(e) => Err(e),
+        }
     }
 
     /// Usage per key id, from the audit trail.

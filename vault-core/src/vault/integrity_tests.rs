@@ -152,6 +152,11 @@ fn every_tampered_row_kind_fails_closed_and_serves_nothing() {
         );
         // nothing that reads the tampered row serves a value
         assert!(v.get_secret(&hermes, &path("finance/B")).is_err(), "{what}");
+        // and the audit verification names the edit
+        assert!(
+            matches!(v.verify_audit().unwrap(), AuditVerdict::Broken { .. }),
+            "{what}"
+        );
     }
 }
 
@@ -347,7 +352,10 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
         .unwrap()
     };
     let (salt, dek_id, tag, count) = old_row(&v.conn);
-    assert!(v.has_open_compromise().is_ok());
+    // a leaked secret makes a new data key the default for `vault passwd`
+    assert!(!v.has_open_compromise().unwrap());
+    v.report_secret_leak(&path("hermes/A"), "notes:1").unwrap();
+    assert!(v.has_open_compromise().unwrap());
     v.change_passphrase_and_data_key(OP, &pass("new"), KdfParams::TEST_ONLY)
         .unwrap();
     drop(v);
