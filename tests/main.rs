@@ -15,4 +15,6 @@ mod operator_output;
 mod rotation;
 mod scan;
 mod server;
+mod tamper;
+
 mod untrusted_files;

@@ -132,6 +132,12 @@ enum Command {
     /// The least-privilege review: findings with severity and the fix (exit 1 on high).
     Doctor(cmd::doctor::DoctorArgs),
     /// Change the passphrase: rewraps the data key, values untouched.
+    ///
+    /// The old passphrase then still opens any earlier copy of the vault (a
+    /// backup, a synced copy), whose data key is the same. `--new-data-key`
+    /// also replaces the data key and re-encrypts every value, as `vault
+    /// rekey` does; that is the default while a stored secret is marked
+    /// compromised (`--keep-data-key` opts out).
     Passwd(cmd::rekey::PasswdArgs),
     /// Replace the data key and re-encrypt every value in one transaction.
     Rekey(cmd::rekey::RekeyArgs),

@@ -63,8 +63,9 @@ pub enum Error {
     /// The passphrase did not unwrap the data key (or the header was edited).
     #[error("wrong passphrase (or the vault header was modified)")]
     WrongPassphrase,
-    /// A stored ciphertext failed authentication: modified, truncated or moved.
-    #[error("integrity check failed for {what}: the stored ciphertext was modified or moved")]
+    /// A stored ciphertext or row tag failed authentication: modified,
+    /// truncated or moved by someone without the passphrase.
+    #[error("integrity check failed for {what}: the stored data was modified or moved without the passphrase")]
     Integrity {
         /// Which row, by name.
         what: String,

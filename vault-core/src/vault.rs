@@ -11,11 +11,12 @@ use rusqlite::Connection;
 use crate::crypto::aead::{self, RowAad};
 use crate::crypto::kdf::{derive_kek, KdfParams};
 use crate::crypto::rand;
+use crate::crypto::rowtag::RowKey;
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
 use crate::policy::Policy;
 use crate::secret::{Key256, SecretBytes, SecretString};
-use crate::store::{self, agents, header, keys, secrets};
+use crate::store::{self, agents, header, keys, secrets, tags};
 
 mod access;
 mod audit;
@@ -111,6 +112,8 @@ pub struct Vault {
     vault_id: [u8; 16],
     dek_id: [u8; 16],
     dek: Key256,
+    /// Tags and checks security-relevant rows; derived from the DEK.
+    rows: RowKey,
     /// The audit MAC key, loaded (or created) on the first audited action.
     audit_key: std::cell::OnceCell<ring::hmac::Key>,
     audit_origin: Option<String>,
@@ -161,7 +164,7 @@ impl Vault {
         let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &kdf)?;
         let wrapped_dek = aead::seal(
             &kek,
-            &dek_aad(&vault_id, &dek_id, &kdf, &salt),
+            &dek_aad(&vault_id, &dek_id, &kdf, &salt, true),
             dek.expose_secret(),
         )?;
         let h = header::Header {
@@ -171,10 +174,14 @@ impl Vault {
             dek_id,
             wrapped_dek,
             dek_encryptions: 1,
+            row_tags: true,
+            tag: None,
         };
-        header::insert(&conn, &h, store::now())?;
         let vault = Vault::assemble(conn, dir, vault_id, dek_id, dek);
-        vault.audit(&Principal::Operator, None, "vault.init", None, "ok")?;
+        header::insert(&vault.conn, &vault.rows, &h, store::now())?;
+        let tx = store::write_tx(&vault.conn)?;
+        vault.audit_genesis(&tx, "vault.init", None)?;
+        tx.commit()?;
         Ok(vault)
     }
 
@@ -191,7 +198,7 @@ impl Vault {
         let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
         let dek_bytes = aead::open(
             &kek,
-            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt),
+            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, h.row_tags),
             &h.wrapped_dek,
         )
         .ok_or(Error::WrongPassphrase)?;
@@ -202,13 +209,65 @@ impl Vault {
                 .map_err(|_| Error::CorruptHeader {
                     reason: "the data key has the wrong length".into(),
                 })?;
-        Ok(Vault::assemble(
+        let vault = Vault::assemble(
             conn,
             dir,
             h.vault_id,
             h.dek_id,
             Key256::from_array(dek_array),
-        ))
+        );
+        if !h.row_tags {
+            vault.establish_row_tags(&kek)?;
+        }
+        Ok(vault)
+    }
+
+    /// The one-time upgrade of a vault from before row tags (schema 008):
+    /// with the passphrase present, tag every security-relevant row as it
+    /// stands, rewrap the DEK with associated data saying tags now exist (so
+    /// the flag cannot be turned back off without breaking unlock), and say
+    /// so in the audit trail. What this trusts is in SECURITY.md.
+    fn establish_row_tags(&self, kek: &Key256) -> Result<()> {
+        let tx = store::write_tx(&self.conn)?;
+        let h = header::read(&tx)?;
+        if h.row_tags {
+            // another process upgraded first
+            return tx.commit();
+        }
+        if h.dek_id != self.dek_id {
+            return Err(Error::Rekeyed);
+        }
+        let tagged = tags::retag_all(&tx, None, &self.rows)?;
+        let wrapped_dek = aead::seal(
+            kek,
+            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, true),
+            self.dek.expose_secret(),
+        )?;
+        header::establish_row_tags(
+            &tx,
+            &self.rows,
+            &header::Header {
+                wrapped_dek,
+                row_tags: true,
+                ..h
+            },
+        )?;
+        // A vault from before the audit trail has no head: the upgrade record
+        // starts it. Otherwise it extends the existing (now tagged) chain.
+        let target = format!("{tagged} row(s) tagged as found");
+        if audit_head_exists(&tx)? {
+            self.audit_in(
+                &tx,
+                &Principal::Operator,
+                None,
+                "vault.integrity_upgrade",
+                Some(&target),
+                "ok",
+            )?;
+        } else {
+            self.audit_genesis(&tx, "vault.integrity_upgrade", Some(&target))?;
+        }
+        tx.commit()
     }
 
     fn assemble(
@@ -218,12 +277,14 @@ impl Vault {
         dek_id: [u8; 16],
         dek: Key256,
     ) -> Vault {
+        let rows = RowKey::derive(&dek, &dek_id, &vault_id);
         Vault {
             conn,
             dir: dir.to_owned(),
             vault_id,
             dek_id,
             dek,
+            rows,
             audit_key: std::cell::OnceCell::new(),
             audit_origin: None,
             audit_request_id: None,
@@ -254,7 +315,13 @@ impl Vault {
     ) -> Result<()> {
         require_operator(actor, "add agents")?;
         let tx = store::write_tx(&self.conn)?;
-        if !agents::insert(&tx, name.as_str(), &policy.to_json(), store::now())? {
+        if !agents::insert(
+            &tx,
+            &self.rows,
+            name.as_str(),
+            &policy.to_json(),
+            store::now(),
+        )? {
             return Err(Error::AlreadyExists {
                 what: "agent",
                 name: name.to_string(),
@@ -271,7 +338,7 @@ impl Vault {
             Principal::Operator => None,
             Principal::Agent(a) => Some(a.as_str()),
         };
-        agents::list(&self.conn, only)?
+        agents::list(&self.conn, &self.rows, only)?
             .into_iter()
             .map(|row| {
                 Ok(AgentInfo {
@@ -293,7 +360,7 @@ impl Vault {
     ) -> Result<i64> {
         require_operator(actor, "remove agents")?;
         let tx = store::write_tx(&self.conn)?;
-        let row = agents::list(&tx, Some(name.as_str()))?
+        let row = agents::list(&tx, &self.rows, Some(name.as_str()))?
             .pop()
             .ok_or_else(|| not_found("agent", name))?;
         if row.secret_count > 0 && !force {
@@ -307,6 +374,7 @@ impl Vault {
         agents::delete(&tx, row.agent_id)?;
         self.audit_in(&tx, actor, None, "agent.remove", Some(name.as_str()), "ok")?;
         tx.commit()?;
+        self.checkpoint_after_erasure()?;
         Ok(row.secret_count)
     }
 
@@ -325,11 +393,12 @@ impl Vault {
         require_operator(actor, "set secrets")?;
         validate_value(value)?;
         let tx = store::write_tx(&self.conn)?;
-        let agent_id = agents::id_of(&tx, path.agent.as_str())?
+        let agent_id = agents::id_of(&tx, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("agent", &path.agent))?;
-        count_encryption(&tx, &self.dek_id)?;
+        count_encryption(&tx, &self.rows)?;
         let now = store::now();
-        let (secret_id, version) = secrets::next_version(&tx, agent_id, path.name.as_str(), now)?;
+        let (secret_id, version) =
+            secrets::next_version(&tx, &self.rows, agent_id, path.name.as_str(), now)?;
         let aad = value_aad(
             &self.vault_id,
             secret_id,
@@ -426,12 +495,13 @@ impl Vault {
             (Principal::Agent(_), Some(_)) => return Ok(Vec::new()),
         };
         let agent_id = match agent {
-            Some(a) => {
-                Some(agents::id_of(&self.conn, a.as_str())?.ok_or_else(|| not_found("agent", a))?)
-            }
+            Some(a) => Some(
+                agents::id_of(&self.conn, &self.rows, a.as_str())?
+                    .ok_or_else(|| not_found("agent", a))?,
+            ),
             None => None,
         };
-        secrets::list(&self.conn, agent_id)?
+        secrets::list(&self.conn, &self.rows, agent_id)?
             .into_iter()
             .map(|row| {
                 Ok(SecretInfo {
@@ -448,9 +518,9 @@ impl Vault {
     pub fn remove_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<()> {
         require_operator(actor, "remove secrets")?;
         let tx = store::write_tx(&self.conn)?;
-        let agent_id =
-            agents::id_of(&tx, path.agent.as_str())?.ok_or_else(|| not_found("secret", path))?;
-        let row = secrets::find(&tx, agent_id, path.name.as_str())?
+        let agent_id = agents::id_of(&tx, &self.rows, path.agent.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        let row = secrets::find(&tx, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
         secrets::delete(&tx, row.secret_id)?;
         self.audit_in(
@@ -462,7 +532,7 @@ impl Vault {
             "ok",
         )?;
         tx.commit()?;
-        Ok(())
+        self.checkpoint_after_erasure()
     }
 
     /// The versions of a secret, oldest first, without values.
@@ -479,7 +549,9 @@ impl Vault {
     }
 
     /// Rewraps the data key under a new passphrase (and new KDF parameters).
-    /// Values are untouched, so this is one small write.
+    /// Values are untouched, so this is one small write; the old passphrase
+    /// still opens any earlier copy of the database, whose data key is the
+    /// same (see [`Vault::change_passphrase_and_data_key`]).
     pub fn change_passphrase(
         &mut self,
         actor: &Principal,
@@ -492,12 +564,12 @@ impl Vault {
         let kek = derive_kek(new.expose_secret().as_bytes(), &salt, &kdf)?;
         let wrapped_dek = aead::seal(
             &kek,
-            &dek_aad(&self.vault_id, &self.dek_id, &kdf, &salt),
+            &dek_aad(&self.vault_id, &self.dek_id, &kdf, &salt, true),
             self.dek.expose_secret(),
         )?;
         let tx = store::write_tx(&self.conn)?;
         self.audit_in(&tx, actor, None, "vault.passwd", None, "ok")?;
-        let current = header::read(&tx)?;
+        let current = header::read_checked(&tx, &self.rows)?;
         crate::failpoint::hit("passwd:before-commit");
         header::rewrap(
             &tx,
@@ -509,7 +581,31 @@ impl Vault {
             },
         )?;
         tx.commit()?;
-        Ok(())
+        self.checkpoint_after_erasure()
+    }
+
+    /// Changes the passphrase and replaces the data key in one transaction,
+    /// re-encrypting every value and re-tagging every row as `rekey` does:
+    /// afterwards neither the old passphrase nor a saved copy of the old
+    /// header opens what is stored now. Returns how many values were
+    /// re-encrypted.
+    pub fn change_passphrase_and_data_key(
+        &mut self,
+        actor: &Principal,
+        new: &SecretString,
+        kdf: KdfParams,
+    ) -> Result<usize> {
+        require_operator(actor, "change the passphrase")?;
+        kdf.check()?;
+        self.replace_data_key(actor, new, kdf, "vault.passwd")
+    }
+
+    /// Whether a stored secret is marked compromised (found leaked and not
+    /// yet rotated): `vault passwd` then replaces the data key by default.
+    pub fn has_open_compromise(&self) -> Result<bool> {
+        Ok(secrets::list(&self.conn, &self.rows, None)?
+            .iter()
+            .any(|s| s.compromised_at.is_some()))
     }
 
     /// Replaces the data key and re-encrypts every stored version in one
@@ -518,26 +614,39 @@ impl Vault {
     /// re-encrypted.
     pub fn rekey(&mut self, actor: &Principal, passphrase: &SecretString) -> Result<usize> {
         require_operator(actor, "rekey")?;
-        let new_dek = Key256::from_array(rand::array()?);
-        let new_dek_id: [u8; 16] = rand::array()?;
-        let tx = store::write_tx(&self.conn)?;
-        let h = header::read(&tx)?;
-        if h.dek_id != self.dek_id {
-            return Err(Error::Rekeyed);
-        }
         // Unwrap with the passphrase again: rekey is destructive, so make sure
         // the person at the keyboard knows it, not only whoever holds this handle.
+        let h = header::read_checked(&self.conn, &self.rows)?;
         let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
         aead::open(
             &kek,
-            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt),
+            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, h.row_tags),
             &h.wrapped_dek,
         )
         .ok_or(Error::WrongPassphrase)?;
-        // Recorded first: the audit key is re-encrypted below with the others.
-        self.audit_in(&tx, actor, None, "vault.rekey", None, "ok")?;
+        self.replace_data_key(actor, passphrase, h.kdf, "vault.rekey")
+    }
+
+    /// A new DEK wrapped under `passphrase` with `kdf`; every value and
+    /// internal key re-encrypted and every tagged row checked under the old
+    /// row key and re-tagged under the new one, all in one transaction.
+    fn replace_data_key(
+        &mut self,
+        actor: &Principal,
+        passphrase: &SecretString,
+        kdf: KdfParams,
+        action: &str,
+    ) -> Result<usize> {
+        let new_dek = Key256::from_array(rand::array()?);
+        let new_dek_id: [u8; 16] = rand::array()?;
+        let new_rows = RowKey::derive(&new_dek, &new_dek_id, &self.vault_id);
         let salt: [u8; 16] = rand::array()?;
-        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &h.kdf)?;
+        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &kdf)?;
+        let tx = store::write_tx(&self.conn)?;
+        let h = header::read_checked(&tx, &self.rows)?;
+        // Recorded first: the audit key is re-encrypted below with the others,
+        // and the head re-tagged.
+        self.audit_in(&tx, actor, None, action, None, "ok")?;
         let rows = secrets::all_versions(&tx)?;
         for row in &rows {
             let aad = value_aad(
@@ -567,26 +676,52 @@ impl Vault {
                 &aead::seal(&new_dek, &aad, key.expose_secret())?,
             )?;
         }
+        tags::retag_all(&tx, Some(&self.rows), &new_rows)?;
         let wrapped_dek = aead::seal(
             &kek,
-            &dek_aad(&self.vault_id, &new_dek_id, &h.kdf, &salt),
+            &dek_aad(&self.vault_id, &new_dek_id, &kdf, &salt, true),
             new_dek.expose_secret(),
         )?;
         header::replace_dek(
             &tx,
+            &new_rows,
             &self.dek_id,
             &header::Header {
+                kdf,
                 salt,
                 dek_id: new_dek_id,
                 wrapped_dek,
                 dek_encryptions: 1 + (rows.len() + internal.len()) as i64,
+                row_tags: true,
+                tag: None,
                 ..h
             },
         )?;
         tx.commit()?;
         self.dek = new_dek;
         self.dek_id = new_dek_id;
+        self.rows = new_rows;
+        self.checkpoint_after_erasure()?;
         Ok(rows.len())
+    }
+
+    /// Copies the WAL into the database and truncates it, so what a
+    /// deletion or a key change removed (names, fingerprints, ciphertexts
+    /// under the old key) does not linger in `vault.db-wal` while other
+    /// connections (a server) keep the file open. `secure_delete` already
+    /// zeroes freed pages in the database itself. Best effort when a reader
+    /// holds an old snapshot: SQLite then checkpoints what it can and the
+    /// next erasure finishes it. Never an error: the change itself has
+    /// committed, and saying it failed would be false.
+    fn checkpoint_after_erasure(&self) -> Result<()> {
+        if !self.conn.is_autocommit() {
+            // inside a batch: the batch's own commit comes later
+            return Ok(());
+        }
+        let _ = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(())
     }
 
     /// Runs `f` inside one write transaction, so many small audited
@@ -626,7 +761,7 @@ impl Vault {
 
     /// The DEK's encryption count against its limits.
     pub fn dek_usage(&self) -> Result<DekUsage> {
-        let h = header::read(&self.conn)?;
+        let h = header::read_checked(&self.conn, &self.rows)?;
         Ok(DekUsage {
             encryptions: h.dek_encryptions,
             warn_at: DEK_WARN_AT,
@@ -636,7 +771,7 @@ impl Vault {
 
     /// The stored KDF parameters.
     pub fn kdf_params(&self) -> Result<KdfParams> {
-        Ok(header::read(&self.conn)?.kdf)
+        Ok(header::read_checked(&self.conn, &self.rows)?.kdf)
     }
 
     fn open_locked(dir: &Path) -> Result<Connection> {
@@ -660,15 +795,22 @@ impl Vault {
                 return Err(not_found("secret", path));
             }
         }
-        let agent_id = agents::id_of(&self.conn, path.agent.as_str())?
+        let agent_id = agents::id_of(&self.conn, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
-        secrets::find(&self.conn, agent_id, path.name.as_str())?
+        secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))
     }
 
     #[cfg(test)]
     pub(crate) fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Sets the encryption counter the way the vault itself would (tagged).
+    #[cfg(test)]
+    pub(crate) fn force_dek_encryptions(&self, n: i64) {
+        let h = header::read_checked(&self.conn, &self.rows).unwrap();
+        header::count_encryptions(&self.conn, &self.rows, n - h.dek_encryptions).unwrap();
     }
 }
 
@@ -697,8 +839,8 @@ pub fn validate_value(value: &SecretBytes) -> Result<()> {
 
 /// Counts one encryption under the current DEK inside the caller's write
 /// transaction, refusing once the budget is spent.
-fn count_encryption(tx: &Connection, dek_id: &[u8; 16]) -> Result<()> {
-    let count = header::count_encryptions(tx, dek_id, 1)?;
+fn count_encryption(tx: &Connection, rows: &RowKey) -> Result<()> {
+    let count = header::count_encryptions(tx, rows, 1)?;
     if count > DEK_LIMIT {
         return Err(Error::Refused {
             reason: "this data key has done 2^31 encryptions; run `vault rekey`".into(),
@@ -734,16 +876,35 @@ fn value_aad(vault_id: &[u8; 16], secret_id: i64, agent: &str, name: &str, versi
 }
 
 /// Associated data of the wrapped DEK: binds vault id, DEK id, the KDF
-/// parameters and salt, so a header edited to weaken the KDF fails to unlock.
-fn dek_aad(vault_id: &[u8; 16], dek_id: &[u8; 16], kdf: &KdfParams, salt: &[u8; 16]) -> RowAad {
-    RowAad::new(vault_id, "vault_header")
+/// parameters and salt, so a header edited to weaken the KDF fails to unlock;
+/// and, once rows are tagged, that they are, so the flag cannot be cleared
+/// to have the next unlock re-tag (and so launder) an edited database.
+fn dek_aad(
+    vault_id: &[u8; 16],
+    dek_id: &[u8; 16],
+    kdf: &KdfParams,
+    salt: &[u8; 16],
+    row_tags: bool,
+) -> RowAad {
+    let aad = RowAad::new(vault_id, "vault_header")
         .with(dek_id)
         .with(b"argon2id")
         .with(&kdf.memory_kib.to_be_bytes())
         .with(&kdf.iterations.to_be_bytes())
         .with(&kdf.lanes.to_be_bytes())
-        .with(salt)
+        .with(salt);
+    if row_tags {
+        aad.with(b"row-tags-v1")
+    } else {
+        aad
+    }
 }
 
+fn audit_head_exists(conn: &Connection) -> Result<bool> {
+    Ok(store::audit::head(conn)?.is_some())
+}
+
+#[cfg(test)]
+mod integrity_tests;
 #[cfg(test)]
 mod tests;

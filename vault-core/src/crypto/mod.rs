@@ -5,3 +5,4 @@
 pub mod aead;
 pub mod kdf;
 pub(crate) mod rand;
+pub(crate) mod rowtag;

@@ -1,8 +1,10 @@
-//! Rows of `agents`.
+//! Rows of `agents`. Each row's tag covers its id, name and policy.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
+use crate::store::tags;
 
 /// An agent as listed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,29 +14,123 @@ pub(crate) struct AgentRow {
     pub policy: String,
     pub created_at: i64,
     pub secret_count: i64,
+    pub tag: Option<Vec<u8>>,
 }
 
-pub(crate) fn insert(conn: &Connection, name: &str, policy: &str, now: i64) -> Result<bool> {
+impl AgentRow {
+    pub(crate) fn fields(&self) -> [Field<'_>; 3] {
+        [
+            self.agent_id.into(),
+            (&self.name).into(),
+            (&self.policy).into(),
+        ]
+    }
+
+    fn check(&self, conn: &Connection, rk: &RowKey) -> Result<()> {
+        tags::check(
+            conn,
+            rk,
+            Table::Agents,
+            &self.fields(),
+            self.tag.as_deref(),
+            || format!("agent {} (its policy row)", self.name),
+        )
+    }
+}
+
+pub(crate) fn insert(
+    conn: &Connection,
+    rk: &RowKey,
+    name: &str,
+    policy: &str,
+    now: i64,
+) -> Result<bool> {
     let n = conn.execute(
         "INSERT INTO agents (name, policy, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO NOTHING",
         params![name, policy, now],
     )?;
+    if n == 1 {
+        retag(conn, rk, name)?;
+    }
     Ok(n == 1)
 }
 
-pub(crate) fn id_of(conn: &Connection, name: &str) -> Result<Option<i64>> {
-    Ok(conn
-        .query_row("SELECT agent_id FROM agents WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?)
+/// The agent's id, after checking its row.
+pub(crate) fn id_of(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<i64>> {
+    Ok(one(conn, rk, name)?.map(|r| r.agent_id))
 }
 
-pub(crate) fn list(conn: &Connection, only: Option<&str>) -> Result<Vec<AgentRow>> {
+/// The agent's policy JSON, after checking its row.
+pub(crate) fn policy(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<String>> {
+    Ok(one(conn, rk, name)?.map(|r| r.policy))
+}
+
+pub(crate) fn list(conn: &Connection, rk: &RowKey, only: Option<&str>) -> Result<Vec<AgentRow>> {
+    let rows = query(conn, only)?;
+    for row in &rows {
+        row.check(conn, rk)?;
+    }
+    Ok(rows)
+}
+
+/// Every row, unchecked: only for re-tagging the whole database.
+pub(crate) fn list_raw(conn: &Connection) -> Result<Vec<AgentRow>> {
+    query(conn, None)
+}
+
+pub(crate) fn delete(conn: &Connection, agent_id: i64) -> Result<()> {
+    conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent_id])?;
+    Ok(())
+}
+
+pub(crate) fn set_policy(
+    conn: &Connection,
+    rk: &RowKey,
+    agent_id: i64,
+    policy: &str,
+) -> Result<()> {
+    let name: Option<String> = conn
+        .query_row(
+            "SELECT name FROM agents WHERE agent_id = ?1",
+            [agent_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(name) = name else { return Ok(()) };
+    conn.execute(
+        "UPDATE agents SET policy = ?2 WHERE agent_id = ?1",
+        params![agent_id, policy],
+    )?;
+    retag(conn, rk, &name)
+}
+
+fn one(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<AgentRow>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT agent_id, name, policy, created_at, tag FROM agents WHERE name = ?1",
+        )?
+        .query_row([name], |r| {
+            Ok(AgentRow {
+                agent_id: r.get(0)?,
+                name: r.get(1)?,
+                policy: r.get(2)?,
+                created_at: r.get(3)?,
+                secret_count: 0,
+                tag: r.get(4)?,
+            })
+        })
+        .optional()?;
+    if let Some(row) = &row {
+        row.check(conn, rk)?;
+    }
+    Ok(row)
+}
+
+fn query(conn: &Connection, only: Option<&str>) -> Result<Vec<AgentRow>> {
     let mut stmt = conn.prepare_cached(
         "SELECT a.agent_id, a.name, a.policy, a.created_at,
-                (SELECT count(*) FROM secrets s WHERE s.agent_id = a.agent_id)
+                (SELECT count(*) FROM secrets s WHERE s.agent_id = a.agent_id), a.tag
          FROM agents a WHERE ?1 IS NULL OR a.name = ?1 ORDER BY a.name",
     )?;
     let rows = stmt.query_map([only], |r| {
@@ -44,27 +140,16 @@ pub(crate) fn list(conn: &Connection, only: Option<&str>) -> Result<Vec<AgentRow
             policy: r.get(2)?,
             created_at: r.get(3)?,
             secret_count: r.get(4)?,
+            tag: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn delete(conn: &Connection, agent_id: i64) -> Result<()> {
-    conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent_id])?;
-    Ok(())
-}
-
-pub(crate) fn policy(conn: &Connection, name: &str) -> Result<Option<String>> {
-    Ok(conn
-        .prepare_cached("SELECT policy FROM agents WHERE name = ?1")?
-        .query_row([name], |r| r.get(0))
-        .optional()?)
-}
-
-pub(crate) fn set_policy(conn: &Connection, agent_id: i64, policy: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE agents SET policy = ?2 WHERE agent_id = ?1",
-        params![agent_id, policy],
-    )?;
-    Ok(())
+/// Re-tags a row this process just wrote (never one read from disk unchecked).
+fn retag(conn: &Connection, rk: &RowKey, name: &str) -> Result<()> {
+    let Some(row) = query(conn, Some(name))?.pop() else {
+        return Ok(());
+    };
+    tags::set(conn, rk, Table::Agents, row.agent_id.into(), &row.fields())
 }

@@ -2,7 +2,9 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
+use crate::store::tags;
 
 /// One stored audit record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,23 +43,68 @@ pub(crate) fn insert(conn: &Connection, r: &AuditRow) -> Result<()> {
     Ok(())
 }
 
-/// The newest record's seq, chain hash and the head's MAC.
-pub(crate) type Head = (i64, Vec<u8>, Vec<u8>);
+/// The newest record's seq and chain hash, with the head's MAC (audit key)
+/// and its row tag (the passphrase's key, so the head cannot be dropped and
+/// restarted by someone holding only the file).
+pub(crate) struct Head {
+    pub seq: i64,
+    pub chain: Vec<u8>,
+    pub mac: Vec<u8>,
+    pub tag: Option<Vec<u8>>,
+}
 
-/// The head, if any record exists.
+impl Head {
+    pub(crate) fn fields(&self) -> [Field<'_>; 3] {
+        [Field::Int(1), self.seq.into(), (&self.chain).into()]
+    }
+
+    /// Checks the head's row tag.
+    pub(crate) fn check(&self, conn: &Connection, rk: &RowKey) -> Result<()> {
+        tags::check(
+            conn,
+            rk,
+            Table::AuditHead,
+            &self.fields(),
+            self.tag.as_deref(),
+            || "the audit head".into(),
+        )
+    }
+}
+
+/// The head, if any record exists (unchecked; see [`Head::check`]).
 pub(crate) fn head(conn: &Connection) -> Result<Option<Head>> {
     Ok(conn
-        .prepare_cached("SELECT seq, chain, mac FROM audit_head WHERE singleton = 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .prepare_cached("SELECT seq, chain, mac, tag FROM audit_head WHERE singleton = 1")?
+        .query_row([], |r| {
+            Ok(Head {
+                seq: r.get(0)?,
+                chain: r.get(1)?,
+                mac: r.get(2)?,
+                tag: r.get(3)?,
+            })
+        })
         .optional()?)
 }
 
-pub(crate) fn set_head(conn: &Connection, seq: i64, chain: &[u8], mac: &[u8]) -> Result<()> {
+pub(crate) fn set_head(
+    conn: &Connection,
+    rk: &RowKey,
+    seq: i64,
+    chain: &[u8],
+    mac: &[u8],
+) -> Result<()> {
+    let head = Head {
+        seq,
+        chain: chain.to_vec(),
+        mac: mac.to_vec(),
+        tag: None,
+    };
+    let tag = rk.tag(Table::AuditHead, &head.fields());
     conn.prepare_cached(
-        "INSERT INTO audit_head (singleton, seq, chain, mac) VALUES (1, ?1, ?2, ?3)
-         ON CONFLICT (singleton) DO UPDATE SET seq = ?1, chain = ?2, mac = ?3",
+        "INSERT INTO audit_head (singleton, seq, chain, mac, tag) VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT (singleton) DO UPDATE SET seq = ?1, chain = ?2, mac = ?3, tag = ?4",
     )?
-    .execute(params![seq, chain, mac])?;
+    .execute(params![seq, chain, mac, tag])?;
     Ok(())
 }
 

@@ -1,8 +1,15 @@
-//! Rows of `agent_keys`, `revoked_tokens` and `vault_keys`.
+//! Rows of `agent_keys`, `revoked_tokens` and `vault_keys`. A key's tag
+//! covers everything that decides whether it works (status, epoch, expiry,
+//! hash, owner, whether it is suspended, how many of its tokens are revoked);
+//! each revoked-token row has its own. `vault_keys` rows are AES-GCM sealed.
+
+use std::collections::HashSet;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::error::Result;
+use crate::crypto::rowtag::{Field, RowKey, Table};
+use crate::error::{Error, Result};
+use crate::store::tags;
 
 /// A named key's row; `key_hash` is the SHA-256 of the key, never the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,12 +24,68 @@ pub(crate) struct KeyRow {
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
     pub suspended: bool,
+    pub agent_id: i64,
+    pub key_hash: Vec<u8>,
+    /// Rows in `revoked_tokens` for this key.
+    pub revoked_tokens: i64,
+    pub tag: Option<Vec<u8>>,
+}
+
+impl KeyRow {
+    /// What the tag covers; `last_used_at` is bookkeeping and left out.
+    pub(crate) fn fields(&self) -> [Field<'_>; 12] {
+        [
+            (&self.key_id).into(),
+            (&self.name).into(),
+            self.agent_id.into(),
+            (&self.agent).into(),
+            (&self.key_hash).into(),
+            (&self.status).into(),
+            self.epoch.into(),
+            self.created_at.into(),
+            self.expires_at.into(),
+            self.revoked_at.into(),
+            self.suspended.into(),
+            self.revoked_tokens.into(),
+        ]
+    }
+
+    fn check(&self, conn: &Connection, rk: &RowKey) -> Result<()> {
+        tags::check(
+            conn,
+            rk,
+            Table::AgentKeys,
+            &self.fields(),
+            self.tag.as_deref(),
+            || format!("key {} ({})", self.name, self.key_id),
+        )
+    }
+}
+
+/// A revoked token's row.
+pub(crate) struct RevokedRow {
+    pub token_id: String,
+    pub key_id: String,
+    pub expires_at: i64,
+    pub tag: Option<Vec<u8>>,
+}
+
+impl RevokedRow {
+    pub(crate) fn fields(&self) -> [Field<'_>; 3] {
+        [
+            (&self.token_id).into(),
+            (&self.key_id).into(),
+            self.expires_at.into(),
+        ]
+    }
 }
 
 const KEY_COLUMNS: &str =
     "k.key_id, k.name, a.name, k.status, k.epoch, k.created_at, k.expires_at, \
      k.last_used_at, k.revoked_at, \
-     EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id)";
+     EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id), \
+     k.agent_id, k.key_hash, \
+     (SELECT count(*) FROM revoked_tokens r WHERE r.key_id = k.key_id), k.tag";
 
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
@@ -36,7 +99,18 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
         last_used_at: r.get(7)?,
         revoked_at: r.get(8)?,
         suspended: r.get(9)?,
+        agent_id: r.get(10)?,
+        key_hash: r.get(11)?,
+        revoked_tokens: r.get(12)?,
+        tag: r.get(13)?,
     })
+}
+
+fn checked(conn: &Connection, rk: &RowKey, row: Option<KeyRow>) -> Result<Option<KeyRow>> {
+    if let Some(row) = &row {
+        row.check(conn, rk)?;
+    }
+    Ok(row)
 }
 
 pub(crate) struct NewKey<'a> {
@@ -48,7 +122,7 @@ pub(crate) struct NewKey<'a> {
     pub expires_at: i64,
 }
 
-pub(crate) fn insert(conn: &Connection, k: &NewKey<'_>) -> Result<()> {
+pub(crate) fn insert(conn: &Connection, rk: &RowKey, k: &NewKey<'_>) -> Result<()> {
     conn.execute(
         "INSERT INTO agent_keys (key_id, name, agent_id, key_hash, status, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6)",
@@ -61,31 +135,38 @@ pub(crate) fn insert(conn: &Connection, k: &NewKey<'_>) -> Result<()> {
             k.expires_at
         ],
     )?;
-    Ok(())
+    retag(conn, rk, k.key_id)
 }
 
 /// The active key with this name, or the key with this id (any status).
-pub(crate) fn find(conn: &Connection, name_or_id: &str) -> Result<Option<KeyRow>> {
+pub(crate) fn find(conn: &Connection, rk: &RowKey, name_or_id: &str) -> Result<Option<KeyRow>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id)
          WHERE (k.name = ?1 AND k.status = 'active') OR k.key_id = ?1
          ORDER BY k.key_id = ?1 DESC LIMIT 1"
     );
-    Ok(conn
+    let row = conn
         .prepare_cached(&sql)?
         .query_row([name_or_id], key_row)
-        .optional()?)
+        .optional()?;
+    checked(conn, rk, row)
 }
 
-pub(crate) fn by_hash(conn: &Connection, hash: &[u8; 32]) -> Result<Option<KeyRow>> {
+pub(crate) fn by_hash(conn: &Connection, rk: &RowKey, hash: &[u8; 32]) -> Result<Option<KeyRow>> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id) WHERE k.key_hash = ?1");
-    Ok(conn
+    let row = conn
         .prepare_cached(&sql)?
         .query_row([hash], key_row)
-        .optional()?)
+        .optional()?;
+    checked(conn, rk, row)
 }
 
-pub(crate) fn by_id(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>> {
+pub(crate) fn by_id(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<Option<KeyRow>> {
+    let row = by_id_raw(conn, key_id)?;
+    checked(conn, rk, row)
+}
+
+fn by_id_raw(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id) WHERE k.key_id = ?1"
     );
@@ -95,7 +176,20 @@ pub(crate) fn by_id(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>> {
         .optional()?)
 }
 
-pub(crate) fn list(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
+pub(crate) fn list(conn: &Connection, rk: &RowKey, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
+    let rows = query(conn, agent_id)?;
+    for row in &rows {
+        row.check(conn, rk)?;
+    }
+    Ok(rows)
+}
+
+/// Every row, unchecked: only for re-tagging the whole database.
+pub(crate) fn list_raw(conn: &Connection) -> Result<Vec<KeyRow>> {
+    query(conn, None)
+}
+
+fn query(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id)
          WHERE ?1 IS NULL OR k.agent_id = ?1 ORDER BY a.name, k.name, k.created_at"
@@ -105,20 +199,54 @@ pub(crate) fn list(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<KeyRo
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn revoke(conn: &Connection, key_id: &str, now: i64) -> Result<bool> {
-    let n = conn.execute(
-        "UPDATE agent_keys SET status = 'revoked', revoked_at = ?2
-         WHERE key_id = ?1 AND status IN ('active', 'retiring')",
-        params![key_id, now],
-    )?;
-    Ok(n == 1)
+/// Checks the key's row, runs `update` on it, and tags the result: a change
+/// never re-tags (and so launders) a row that was edited behind our back.
+fn update_key(
+    conn: &Connection,
+    rk: &RowKey,
+    key_id: &str,
+    update: impl FnOnce() -> Result<usize>,
+) -> Result<bool> {
+    if by_id(conn, rk, key_id)?.is_none() {
+        return Ok(false);
+    }
+    let n = update()?;
+    if n > 0 {
+        retag(conn, rk, key_id)?;
+    }
+    Ok(n > 0)
 }
 
-pub(crate) fn bump_epoch(conn: &Connection, key_id: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE agent_keys SET epoch = epoch + 1 WHERE key_id = ?1",
-        [key_id],
-    )?;
+fn retag(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
+    let Some(row) = by_id_raw(conn, key_id)? else {
+        return Ok(());
+    };
+    tags::set(
+        conn,
+        rk,
+        Table::AgentKeys,
+        Field::Text(key_id),
+        &row.fields(),
+    )
+}
+
+pub(crate) fn revoke(conn: &Connection, rk: &RowKey, key_id: &str, now: i64) -> Result<bool> {
+    update_key(conn, rk, key_id, || {
+        Ok(conn.execute(
+            "UPDATE agent_keys SET status = 'revoked', revoked_at = ?2
+             WHERE key_id = ?1 AND status IN ('active', 'retiring')",
+            params![key_id, now],
+        )?)
+    })
+}
+
+pub(crate) fn bump_epoch(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
+    update_key(conn, rk, key_id, || {
+        Ok(conn.execute(
+            "UPDATE agent_keys SET epoch = epoch + 1 WHERE key_id = ?1",
+            [key_id],
+        )?)
+    })?;
     Ok(())
 }
 
@@ -132,32 +260,137 @@ pub(crate) fn touch(conn: &Connection, key_id: &str, now: i64) -> Result<()> {
 
 pub(crate) fn revoke_token(
     conn: &Connection,
+    rk: &RowKey,
     token_id: &str,
     key_id: &str,
     expires_at: i64,
     now: i64,
 ) -> Result<()> {
+    // Pruning changes the counts in the owning keys' tags: check each key
+    // first, prune, then re-tag them.
+    let mut owners: Vec<String> = conn
+        .prepare_cached("SELECT DISTINCT key_id FROM revoked_tokens WHERE expires_at < ?1")?
+        .query_map([now], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    owners.push(key_id.to_owned());
+    for owner in &owners {
+        by_id(conn, rk, owner)?;
+    }
     conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?1", [now])?;
-    conn.execute(
+    let n = conn.execute(
         "INSERT INTO revoked_tokens (token_id, key_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (token_id) DO NOTHING",
         params![token_id, key_id, expires_at, now],
     )?;
+    if n == 1 {
+        let row = RevokedRow {
+            token_id: token_id.to_owned(),
+            key_id: key_id.to_owned(),
+            expires_at,
+            tag: None,
+        };
+        tags::set(
+            conn,
+            rk,
+            Table::RevokedTokens,
+            Field::Text(token_id),
+            &row.fields(),
+        )?;
+    }
+    for owner in &owners {
+        retag(conn, rk, owner)?;
+    }
     Ok(())
 }
 
-pub(crate) fn is_token_revoked(conn: &Connection, token_id: &str) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("SELECT 1 FROM revoked_tokens WHERE token_id = ?1")?
-        .query_row([token_id], |_| Ok(()))
-        .optional()?
-        .is_some())
+/// The ids of `key`'s revoked tokens (its row already checked): each row's
+/// tag checked, and their number matching the count the key's tag covers,
+/// so neither an edited nor a deleted revocation goes unnoticed.
+pub(crate) fn revoked_tokens_of(
+    conn: &Connection,
+    rk: &RowKey,
+    key: &KeyRow,
+) -> Result<HashSet<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT token_id, key_id, expires_at, tag FROM revoked_tokens WHERE key_id = ?1",
+    )?;
+    let rows = stmt
+        .query_map([&key.key_id], revoked_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    if rows.len() as i64 != key.revoked_tokens {
+        return Err(Error::Integrity {
+            what: format!("the revoked tokens of key {}", key.key_id),
+        });
+    }
+    checked_set(conn, rk, rows, |key_id| {
+        (key_id == key.key_id).then_some(key.revoked_tokens)
+    })
 }
 
-pub(crate) fn revoked_token_ids(conn: &Connection, now: i64) -> Result<Vec<String>> {
+/// Every revoked token id, checked against every key's count.
+pub(crate) fn all_revoked(
+    conn: &Connection,
+    rk: &RowKey,
+    keys: &[KeyRow],
+) -> Result<HashSet<String>> {
+    let rows = revoked_raw(conn)?;
+    let counts: std::collections::HashMap<&str, i64> = keys
+        .iter()
+        .map(|k| (k.key_id.as_str(), k.revoked_tokens))
+        .collect();
+    let total: i64 = counts.values().sum();
+    if total != rows.len() as i64 {
+        return Err(Error::Integrity {
+            what: "the revoked-token list".into(),
+        });
+    }
+    checked_set(conn, rk, rows, |key_id| counts.get(key_id).copied())
+}
+
+fn checked_set(
+    conn: &Connection,
+    rk: &RowKey,
+    rows: Vec<RevokedRow>,
+    expected: impl Fn(&str) -> Option<i64>,
+) -> Result<HashSet<String>> {
+    let mut per_key: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    let mut set = HashSet::new();
+    for row in rows {
+        tags::check(
+            conn,
+            rk,
+            Table::RevokedTokens,
+            &row.fields(),
+            row.tag.as_deref(),
+            || format!("revoked token {}", row.token_id),
+        )?;
+        *per_key.entry(row.key_id.clone()).or_default() += 1;
+        set.insert(row.token_id);
+    }
+    for (key_id, n) in &per_key {
+        if expected(key_id) != Some(*n) {
+            return Err(Error::Integrity {
+                what: format!("the revoked tokens of key {key_id}"),
+            });
+        }
+    }
+    Ok(set)
+}
+
+fn revoked_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevokedRow> {
+    Ok(RevokedRow {
+        token_id: r.get(0)?,
+        key_id: r.get(1)?,
+        expires_at: r.get(2)?,
+        tag: r.get(3)?,
+    })
+}
+
+/// Every revoked-token row, unchecked.
+pub(crate) fn revoked_raw(conn: &Connection) -> Result<Vec<RevokedRow>> {
     let mut stmt =
-        conn.prepare_cached("SELECT token_id FROM revoked_tokens WHERE expires_at >= ?1")?;
-    let rows = stmt.query_map([now], |r| r.get(0))?;
+        conn.prepare_cached("SELECT token_id, key_id, expires_at, tag FROM revoked_tokens")?;
+    let rows = stmt.query_map([], revoked_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -198,33 +431,43 @@ pub(crate) fn replace_vault_key(conn: &Connection, purpose: &str, ciphertext: &[
     Ok(())
 }
 
-pub(crate) fn set_retiring(conn: &Connection, key_id: &str) -> Result<()> {
-    conn.execute(
-        "UPDATE agent_keys SET status = 'retiring' WHERE key_id = ?1 AND status = 'active'",
-        [key_id],
-    )?;
+pub(crate) fn set_retiring(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
+    update_key(conn, rk, key_id, || {
+        Ok(conn.execute(
+            "UPDATE agent_keys SET status = 'retiring' WHERE key_id = ?1 AND status = 'active'",
+            [key_id],
+        )?)
+    })?;
     Ok(())
 }
 
 /// Full row facts needed to create a successor: (agent_id, created_at, expires_at).
-pub(crate) fn lifetime(conn: &Connection, key_id: &str) -> Result<Option<(i64, i64, i64)>> {
-    Ok(conn
-        .query_row(
-            "SELECT agent_id, created_at, expires_at FROM agent_keys WHERE key_id = ?1",
-            [key_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?)
+pub(crate) fn lifetime(
+    conn: &Connection,
+    rk: &RowKey,
+    key_id: &str,
+) -> Result<Option<(i64, i64, i64)>> {
+    Ok(by_id(conn, rk, key_id)?.map(|k| (k.agent_id, k.created_at, k.expires_at)))
 }
 
-pub(crate) fn suspend(conn: &Connection, key_id: &str, reason: &str, now: i64) -> Result<bool> {
-    Ok(conn.execute(
-        "INSERT INTO key_suspensions (key_id, suspended_at, reason) VALUES (?1, ?2, ?3)
-         ON CONFLICT (key_id) DO NOTHING",
-        params![key_id, now, reason],
-    )? == 1)
+pub(crate) fn suspend(
+    conn: &Connection,
+    rk: &RowKey,
+    key_id: &str,
+    reason: &str,
+    now: i64,
+) -> Result<bool> {
+    update_key(conn, rk, key_id, || {
+        Ok(conn.execute(
+            "INSERT INTO key_suspensions (key_id, suspended_at, reason) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key_id) DO NOTHING",
+            params![key_id, now, reason],
+        )?)
+    })
 }
 
-pub(crate) fn reinstate(conn: &Connection, key_id: &str) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM key_suspensions WHERE key_id = ?1", [key_id])? == 1)
+pub(crate) fn reinstate(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<bool> {
+    update_key(conn, rk, key_id, || {
+        Ok(conn.execute("DELETE FROM key_suspensions WHERE key_id = ?1", [key_id])?)
+    })
 }

@@ -13,6 +13,7 @@ mod migrate;
 pub(crate) mod rotation;
 pub(crate) mod secrets;
 pub(crate) mod settings;
+pub(crate) mod tags;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -1,8 +1,12 @@
 //! Rows of `targets`, `rotations`, `secret_rotation` and `approvals`.
+//! Targets (where a key is written) and rotation commands (what runs) are
+//! tagged; a command is only ever returned after its tag checks.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
+use crate::store::{secrets, tags};
 
 /// A registered env-file target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -11,10 +15,25 @@ pub(crate) struct TargetRow {
     pub agent: String,
     pub path: String,
     pub key_var: String,
+    pub agent_id: i64,
+    pub tag: Option<Vec<u8>>,
+}
+
+impl TargetRow {
+    pub(crate) fn fields(&self) -> [Field<'_>; 5] {
+        [
+            self.target_id.into(),
+            self.agent_id.into(),
+            (&self.agent).into(),
+            (&self.path).into(),
+            (&self.key_var).into(),
+        ]
+    }
 }
 
 pub(crate) fn insert_target(
     conn: &Connection,
+    rk: &RowKey,
     agent_id: i64,
     path: &str,
     key_var: &str,
@@ -25,12 +44,48 @@ pub(crate) fn insert_target(
          ON CONFLICT (agent_id, path) DO NOTHING",
         params![agent_id, path, key_var, now],
     )?;
+    if n == 1 {
+        let id = conn.last_insert_rowid();
+        if let Some(row) = query_targets(conn, Some(agent_id))?
+            .into_iter()
+            .find(|t| t.target_id == id)
+        {
+            tags::set(conn, rk, Table::Targets, id.into(), &row.fields())?;
+        }
+    }
     Ok(n == 1)
 }
 
-pub(crate) fn targets(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<TargetRow>> {
+/// Registered targets, each checked: a key is never written to a path
+/// someone added to the database without the passphrase.
+pub(crate) fn targets(
+    conn: &Connection,
+    rk: &RowKey,
+    agent_id: Option<i64>,
+) -> Result<Vec<TargetRow>> {
+    let rows = query_targets(conn, agent_id)?;
+    for row in &rows {
+        tags::check(
+            conn,
+            rk,
+            Table::Targets,
+            &row.fields(),
+            row.tag.as_deref(),
+            || format!("target {} of agent {}", row.target_id, row.agent),
+        )?;
+    }
+    Ok(rows)
+}
+
+/// Every target, unchecked: only for re-tagging the whole database.
+pub(crate) fn targets_raw(conn: &Connection) -> Result<Vec<TargetRow>> {
+    query_targets(conn, None)
+}
+
+fn query_targets(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<TargetRow>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT t.target_id, a.name, t.path, t.key_var FROM targets t JOIN agents a USING (agent_id)
+        "SELECT t.target_id, a.name, t.path, t.key_var, t.agent_id, t.tag
+         FROM targets t JOIN agents a USING (agent_id)
          WHERE ?1 IS NULL OR t.agent_id = ?1 ORDER BY a.name, t.path",
     )?;
     let rows = stmt.query_map([agent_id], |r| {
@@ -39,6 +94,8 @@ pub(crate) fn targets(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<Ta
             agent: r.get(1)?,
             path: r.get(2)?,
             key_var: r.get(3)?,
+            agent_id: r.get(4)?,
+            tag: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -130,8 +187,27 @@ pub(crate) struct RotationCommand {
     pub timeout_ms: i64,
 }
 
+/// A stored rotation command with the row facts its tag covers.
+pub(crate) struct CommandRow {
+    pub secret_id: i64,
+    pub command: RotationCommand,
+    pub tag: Option<Vec<u8>>,
+}
+
+impl CommandRow {
+    pub(crate) fn fields(&self) -> [Field<'_>; 4] {
+        [
+            self.secret_id.into(),
+            (&self.command.command).into(),
+            (&self.command.mode).into(),
+            self.command.timeout_ms.into(),
+        ]
+    }
+}
+
 pub(crate) fn set_rotation_command(
     conn: &Connection,
+    rk: &RowKey,
     secret_id: i64,
     c: &RotationCommand,
 ) -> Result<()> {
@@ -140,42 +216,86 @@ pub(crate) fn set_rotation_command(
          ON CONFLICT (secret_id) DO UPDATE SET command = ?2, mode = ?3, timeout_ms = ?4",
         params![secret_id, c.command, c.mode, c.timeout_ms],
     )?;
-    Ok(())
+    let row = CommandRow {
+        secret_id,
+        command: c.clone(),
+        tag: None,
+    };
+    tags::set(
+        conn,
+        rk,
+        Table::SecretRotation,
+        secret_id.into(),
+        &row.fields(),
+    )
 }
 
+/// A secret's rotation command, only after its tag checks: a command is
+/// never run from storage the passphrase did not authenticate.
 pub(crate) fn rotation_command(
     conn: &Connection,
+    rk: &RowKey,
     secret_id: i64,
 ) -> Result<Option<RotationCommand>> {
-    Ok(conn
-        .query_row(
-            "SELECT command, mode, timeout_ms FROM secret_rotation WHERE secret_id = ?1",
-            [secret_id],
-            |r| {
-                Ok(RotationCommand {
-                    command: r.get(0)?,
-                    mode: r.get(1)?,
-                    timeout_ms: r.get(2)?,
-                })
+    let Some(row) = query_commands(conn, Some(secret_id))?.pop() else {
+        return Ok(None);
+    };
+    tags::check(
+        conn,
+        rk,
+        Table::SecretRotation,
+        &row.fields(),
+        row.tag.as_deref(),
+        || format!("the rotation command of secret {secret_id}"),
+    )?;
+    Ok(Some(row.command))
+}
+
+/// Every rotation command, unchecked: only for re-tagging the whole database.
+pub(crate) fn rotation_commands_raw(conn: &Connection) -> Result<Vec<CommandRow>> {
+    query_commands(conn, None)
+}
+
+fn query_commands(conn: &Connection, secret_id: Option<i64>) -> Result<Vec<CommandRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT secret_id, command, mode, timeout_ms, tag FROM secret_rotation
+         WHERE ?1 IS NULL OR secret_id = ?1",
+    )?;
+    let rows = stmt.query_map([secret_id], |r| {
+        Ok(CommandRow {
+            secret_id: r.get(0)?,
+            command: RotationCommand {
+                command: r.get(1)?,
+                mode: r.get(2)?,
+                timeout_ms: r.get(3)?,
             },
-        )
-        .optional()?)
+            tag: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn mark_compromised(conn: &Connection, secret_id: i64, now: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE secrets SET compromised_at = ?2 WHERE secret_id = ?1 AND compromised_at IS NULL",
-        params![secret_id, now],
-    )?;
-    Ok(())
+pub(crate) fn mark_compromised(
+    conn: &Connection,
+    rk: &RowKey,
+    secret_id: i64,
+    now: i64,
+) -> Result<()> {
+    secrets::update(conn, rk, secret_id, || {
+        Ok(conn.execute(
+            "UPDATE secrets SET compromised_at = ?2 WHERE secret_id = ?1 AND compromised_at IS NULL",
+            params![secret_id, now],
+        )?)
+    })
 }
 
-pub(crate) fn clear_compromised(conn: &Connection, secret_id: i64) -> Result<()> {
-    conn.execute(
-        "UPDATE secrets SET compromised_at = NULL WHERE secret_id = ?1",
-        [secret_id],
-    )?;
-    Ok(())
+pub(crate) fn clear_compromised(conn: &Connection, rk: &RowKey, secret_id: i64) -> Result<()> {
+    secrets::update(conn, rk, secret_id, || {
+        Ok(conn.execute(
+            "UPDATE secrets SET compromised_at = NULL WHERE secret_id = ?1",
+            [secret_id],
+        )?)
+    })
 }
 
 /// An approval as stored.

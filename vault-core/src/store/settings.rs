@@ -1,24 +1,74 @@
-//! Rows of `settings`.
+//! Rows of `settings`, each tagged: the notify command runs as the vault's
+//! user, so it is only ever read after its tag checks.
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
+use crate::store::tags;
 
-pub(crate) fn get(conn: &Connection, name: &str) -> Result<Option<String>> {
-    Ok(conn
-        .query_row("SELECT value FROM settings WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?)
+/// One setting as stored.
+pub(crate) struct SettingRow {
+    pub name: String,
+    pub value: String,
+    pub tag: Option<Vec<u8>>,
 }
 
-pub(crate) fn set(conn: &Connection, name: &str, value: Option<&str>) -> Result<()> {
+impl SettingRow {
+    pub(crate) fn fields(&self) -> [Field<'_>; 2] {
+        [(&self.name).into(), (&self.value).into()]
+    }
+}
+
+pub(crate) fn get(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<String>> {
+    let row = conn
+        .prepare_cached("SELECT name, value, tag FROM settings WHERE name = ?1")?
+        .query_row([name], setting_row)
+        .optional()?;
+    let Some(row) = row else { return Ok(None) };
+    tags::check(
+        conn,
+        rk,
+        Table::Settings,
+        &row.fields(),
+        row.tag.as_deref(),
+        || format!("the setting {name}"),
+    )?;
+    Ok(Some(row.value))
+}
+
+pub(crate) fn set(conn: &Connection, rk: &RowKey, name: &str, value: Option<&str>) -> Result<()> {
     match value {
-        Some(v) => conn.execute(
-            "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
-            params![name, v],
-        )?,
-        None => conn.execute("DELETE FROM settings WHERE name = ?1", [name])?,
+        Some(v) => {
+            conn.execute(
+                "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
+                params![name, v],
+            )?;
+            let row = SettingRow {
+                name: name.to_owned(),
+                value: v.to_owned(),
+                tag: None,
+            };
+            tags::set(conn, rk, Table::Settings, Field::Text(name), &row.fields())?;
+        }
+        None => {
+            conn.execute("DELETE FROM settings WHERE name = ?1", [name])?;
+        }
     };
     Ok(())
+}
+
+/// Every setting, unchecked: only for re-tagging the whole database.
+pub(crate) fn all_raw(conn: &Connection) -> Result<Vec<SettingRow>> {
+    let mut stmt = conn.prepare_cached("SELECT name, value, tag FROM settings")?;
+    let rows = stmt.query_map([], setting_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn setting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SettingRow> {
+    Ok(SettingRow {
+        name: r.get(0)?,
+        value: r.get(1)?,
+        tag: r.get(2)?,
+    })
 }

@@ -147,13 +147,13 @@ impl Vault {
         let key_id = random_id()?;
         let now = store::now();
         let tx = store::write_tx(&self.conn)?;
-        let agent_id =
-            agents::id_of(&tx, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
-        let replaced = match keys::find(&tx, name.as_str())?
+        let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
+            .ok_or_else(|| not_found("agent", agent))?;
+        let replaced = match keys::find(&tx, &self.rows, name.as_str())?
             .filter(|k| k.status == "active" && k.name == name.as_str())
         {
             Some(old) if rotate => {
-                keys::revoke(&tx, &old.key_id, now)?;
+                keys::revoke(&tx, &self.rows, &old.key_id, now)?;
                 Some(old)
             }
             Some(_) => {
@@ -166,6 +166,7 @@ impl Vault {
         };
         keys::insert(
             &tx,
+            &self.rows,
             &keys::NewKey {
                 key_id: &key_id,
                 name: name.as_str(),
@@ -193,10 +194,11 @@ impl Vault {
             Some(name.as_str()),
             "ok",
         )?;
-        let info = keys::by_id(&tx, &key_id)?.ok_or_else(|| not_found("key", &key_id))?;
+        let info =
+            keys::by_id(&tx, &self.rows, &key_id)?.ok_or_else(|| not_found("key", &key_id))?;
         let replaced = match replaced {
             Some(old) => Some(key_info(
-                keys::by_id(&tx, &old.key_id)?.unwrap_or(old),
+                keys::by_id(&tx, &self.rows, &old.key_id)?.unwrap_or(old),
                 now,
             )?),
             None => None,
@@ -216,13 +218,14 @@ impl Vault {
             (Principal::Agent(me), _) => Some(me),
         };
         let agent_id = match agent {
-            Some(a) => {
-                Some(agents::id_of(&self.conn, a.as_str())?.ok_or_else(|| not_found("agent", a))?)
-            }
+            Some(a) => Some(
+                agents::id_of(&self.conn, &self.rows, a.as_str())?
+                    .ok_or_else(|| not_found("agent", a))?,
+            ),
             None => None,
         };
         let now = store::now();
-        keys::list(&self.conn, agent_id)?
+        keys::list(&self.conn, &self.rows, agent_id)?
             .into_iter()
             .map(|row| key_info(row, now))
             .collect()
@@ -233,8 +236,9 @@ impl Vault {
         require_operator(actor, "revoke keys")?;
         let now = store::now();
         let tx = store::write_tx(&self.conn)?;
-        let row = keys::find(&tx, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
-        if !keys::revoke(&tx, &row.key_id, now)? {
+        let row =
+            keys::find(&tx, &self.rows, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        if !keys::revoke(&tx, &self.rows, &row.key_id, now)? {
             return Err(Error::Refused {
                 reason: format!("key {} ({}) is already revoked", row.name, row.key_id),
             });
@@ -247,7 +251,8 @@ impl Vault {
             Some(&row.name),
             "ok",
         )?;
-        let row = keys::by_id(&tx, &row.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        let row = keys::by_id(&tx, &self.rows, &row.key_id)?
+            .ok_or_else(|| not_found("key", name_or_id))?;
         tx.commit()?;
         key_info(row, now)
     }
@@ -256,8 +261,9 @@ impl Vault {
     pub fn revoke_key_tokens(&mut self, actor: &Principal, name_or_id: &str) -> Result<KeyInfo> {
         require_operator(actor, "revoke tokens")?;
         let tx = store::write_tx(&self.conn)?;
-        let row = keys::find(&tx, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
-        keys::bump_epoch(&tx, &row.key_id)?;
+        let row =
+            keys::find(&tx, &self.rows, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        keys::bump_epoch(&tx, &self.rows, &row.key_id)?;
         self.audit_in(
             &tx,
             actor,
@@ -266,7 +272,8 @@ impl Vault {
             Some(&row.name),
             "ok",
         )?;
-        let row = keys::by_id(&tx, &row.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        let row = keys::by_id(&tx, &self.rows, &row.key_id)?
+            .ok_or_else(|| not_found("key", name_or_id))?;
         tx.commit()?;
         key_info(row, store::now())
     }
@@ -323,7 +330,7 @@ impl Vault {
     fn authenticate_key_as(&mut self, key_text: &str, record_unknown: bool) -> Result<KeyInfo> {
         let key = NamedKey::parse(key_text)?;
         let now = store::now();
-        let Some(row) = keys::by_hash(&self.conn, &key.hash().0)? else {
+        let Some(row) = keys::by_hash(&self.conn, &self.rows, &key.hash().0)? else {
             if record_unknown {
                 self.audit_raw("unknown", None, "key.auth", None, "denied:unknown_key")?;
             }
@@ -457,12 +464,11 @@ impl Vault {
     fn check_token(&self, token: &str) -> Result<TokenClaims> {
         let signer = self.existing_signer()?;
         let claims = signer.verify(token, store::now() as u64)?;
-        let row = keys::by_id(&self.conn, &claims.key_id)?
+        let row = keys::by_id(&self.conn, &self.rows, &claims.key_id)?
             .ok_or_else(|| bad("key_revoked", "the token's key no longer exists"))?;
+        let revoked = keys::revoked_tokens_of(&self.conn, &self.rows, &row)?;
         let info = key_info(row, store::now())?;
-        check_key_state(info.status, info.epoch, &claims, |id| {
-            keys::is_token_revoked(&self.conn, id).unwrap_or(true)
-        })?;
+        check_key_state(info.status, info.epoch, &claims, |id| revoked.contains(id))?;
         Ok(claims)
     }
 
@@ -481,6 +487,7 @@ impl Vault {
         let tx = store::write_tx(&self.conn)?;
         keys::revoke_token(
             &tx,
+            &self.rows,
             &claims.token_id,
             &claims.key_id,
             claims.expires_at as i64,
@@ -507,7 +514,7 @@ impl Vault {
         let key = Key256::from_array(rand::array()?);
         let blob = aead::seal(&self.dek, &signing_aad(&self.vault_id), key.expose_secret())?;
         let tx = store::write_tx(&self.conn)?;
-        super::count_encryption(&tx, &self.dek_id)?;
+        super::count_encryption(&tx, &self.rows)?;
         if keys::vault_key(&tx, SIGNING_PURPOSE)?.is_none() {
             keys::insert_vault_key(&tx, SIGNING_PURPOSE, &blob, store::now())?;
         }
@@ -522,13 +529,12 @@ impl Vault {
     pub fn revocation_snapshot(&self) -> Result<RevocationSnapshot> {
         let now = store::now();
         let mut snapshot = RevocationSnapshot::default();
-        for row in keys::list(&self.conn, None)? {
+        let rows = keys::list(&self.conn, &self.rows, None)?;
+        snapshot.revoked_tokens = keys::all_revoked(&self.conn, &self.rows, &rows)?;
+        for row in rows {
             let info = key_info(row, now)?;
             snapshot.keys.insert(info.key_id, (info.status, info.epoch));
         }
-        snapshot.revoked_tokens = keys::revoked_token_ids(&self.conn, now)?
-            .into_iter()
-            .collect();
         Ok(snapshot)
     }
 
@@ -608,7 +614,7 @@ impl Vault {
         self.within_limit(&key, &policy, Limit::Scans)?;
         let env = scopes_within(&[Scope::EnvRead], &claims.scopes);
         let mut readable = HashSet::new();
-        for row in secrets::list(&self.conn, None)? {
+        for row in secrets::list(&self.conn, &self.rows, None)? {
             let Ok(path) = SecretPath::parse(&format!("{}/{}", row.agent, row.name)) else {
                 continue;
             };
@@ -632,14 +638,15 @@ impl Vault {
     /// Suspends a key and opens an approval to reinstate it. Returns the
     /// approval id, or `None` if the key was already suspended.
     pub fn suspend_key(&self, key_id: &str, reason: &str) -> Result<Option<String>> {
-        let row = keys::by_id(&self.conn, key_id)?.ok_or_else(|| not_found("key", key_id))?;
+        let row =
+            keys::by_id(&self.conn, &self.rows, key_id)?.ok_or_else(|| not_found("key", key_id))?;
         let now = store::now();
         let tx = store::write_tx(&self.conn)?;
-        if !keys::suspend(&tx, key_id, reason, now)? {
+        if !keys::suspend(&tx, &self.rows, key_id, reason, now)? {
             return Ok(None);
         }
-        let agent_id =
-            agents::id_of(&tx, &row.agent)?.ok_or_else(|| not_found("agent", &row.agent))?;
+        let agent_id = agents::id_of(&tx, &self.rows, &row.agent)?
+            .ok_or_else(|| not_found("agent", &row.agent))?;
         let approval_id = hex(&rand::array::<4>()?);
         let summary = format!(
             "key {} ({}) of agent {} was suspended: {reason}. Other keys and agents are untouched. \
@@ -671,7 +678,7 @@ impl Vault {
     /// Lifts a suspension.
     pub(super) fn reinstate(&self, key_id: &str) -> Result<()> {
         let tx = store::write_tx(&self.conn)?;
-        if !keys::reinstate(&tx, key_id)? {
+        if !keys::reinstate(&tx, &self.rows, key_id)? {
             return Err(not_found("suspended key", key_id));
         }
         self.audit_in(
@@ -813,7 +820,7 @@ impl Vault {
     /// only, so `vault run --watch` can poll it cheaply for rotations.
     pub fn env_versions(&self, agent: &AgentName) -> Result<Vec<(SecretPath, i64)>> {
         let policy = self.policy_of(agent)?;
-        let mut visible: Vec<_> = secrets::list(&self.conn, None)?
+        let mut visible: Vec<_> = secrets::list(&self.conn, &self.rows, None)?
             .into_iter()
             .filter(|row| row.agent == agent.as_str() || policy.grants_from_others())
             .filter_map(|row| {
@@ -838,9 +845,9 @@ impl Vault {
     ) -> Result<()> {
         require_operator(actor, "change policies")?;
         let tx = store::write_tx(&self.conn)?;
-        let agent_id =
-            agents::id_of(&tx, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
-        agents::set_policy(&tx, agent_id, &policy.to_json())?;
+        let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
+            .ok_or_else(|| not_found("agent", agent))?;
+        agents::set_policy(&tx, &self.rows, agent_id, &policy.to_json())?;
         self.audit_in(&tx, actor, None, "policy.set", Some(agent.as_str()), "ok")?;
         tx.commit()?;
         Ok(())
@@ -858,8 +865,8 @@ impl Vault {
     }
 
     pub(super) fn policy_of(&self, agent: &AgentName) -> Result<std::sync::Arc<Policy>> {
-        let json =
-            agents::policy(&self.conn, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
+        let json = agents::policy(&self.conn, &self.rows, agent.as_str())?
+            .ok_or_else(|| not_found("agent", agent))?;
         if let Some((text, policy)) = self.policies.borrow().get(agent.as_str()) {
             if *text == json {
                 return Ok(policy.clone());
@@ -873,7 +880,8 @@ impl Vault {
     }
 
     fn key_by_id(&self, key_id: &str) -> Result<KeyInfo> {
-        let row = keys::by_id(&self.conn, key_id)?.ok_or_else(|| not_found("key", key_id))?;
+        let row =
+            keys::by_id(&self.conn, &self.rows, key_id)?.ok_or_else(|| not_found("key", key_id))?;
         key_info(row, store::now())
     }
 

@@ -128,7 +128,7 @@ impl Vault {
             self.conn.pragma_update(None, "synchronous", "normal")?;
         }
         let result = store::write_tx(&self.conn).and_then(|tx| {
-            self.append(&tx, actor, key_id, action, target, outcome)?;
+            self.append(&tx, actor, key_id, action, target, outcome, false)?;
             tx.commit()
         });
         if alone {
@@ -147,9 +147,30 @@ impl Vault {
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
-        self.append(tx, &actor_text(actor), key_id, action, target, outcome)
+        self.append(
+            tx,
+            &actor_text(actor),
+            key_id,
+            action,
+            target,
+            outcome,
+            false,
+        )
     }
 
+    /// The first record of a chain: only `vault init` (and the upgrade of a
+    /// vault from before the audit trail) may start one. Anywhere else a
+    /// missing head means the trail was wiped, and appending is refused.
+    pub(super) fn audit_genesis(
+        &self,
+        tx: &Connection,
+        action: &str,
+        target: Option<&str>,
+    ) -> Result<()> {
+        self.append(tx, "operator", None, action, target, "ok", true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
         tx: &Connection,
@@ -158,11 +179,20 @@ impl Vault {
         action: &str,
         target: Option<&str>,
         outcome: &str,
+        genesis: bool,
     ) -> Result<()> {
         let key = self.audit_key(tx)?;
         let (prev_seq, prev_chain) = match audit::head(tx)? {
-            Some((seq, chain, _)) => (seq, chain),
-            None => (0, vec![0u8; 32]),
+            Some(head) => {
+                head.check(tx, &self.rows)?;
+                (head.seq, head.chain)
+            }
+            None if genesis => (0, vec![0u8; 32]),
+            None => {
+                return Err(Error::Integrity {
+                    what: "the audit trail (its head is gone: records were deleted)".into(),
+                })
+            }
         };
         let record = AuditRecord {
             seq: prev_seq + 1,
@@ -195,6 +225,7 @@ impl Vault {
         )?;
         audit::set_head(
             tx,
+            &self.rows,
             prev_seq + 1,
             &chain,
             &head_mac(&key, prev_seq + 1, &chain),
@@ -215,22 +246,30 @@ impl Vault {
     }
 
     /// Walks the whole chain: dense seq numbers, each chain hash recomputed
-    /// from the previous one, each MAC checked, and the head matching the
-    /// last record.
+    /// from the previous one, each MAC checked, and the head, tagged under
+    /// the passphrase's key, matching the last record. Every vault has at
+    /// least its `vault.init` record, so an empty trail is a wiped one. Then
+    /// checks every tagged row, so an edited policy or key shows here too.
     pub fn verify_audit(&self) -> Result<AuditVerdict> {
         let rows = audit::list(&self.conn, None, None)?;
         let head = audit::head(&self.conn)?;
-        if rows.is_empty() && head.is_none() {
-            return Ok(AuditVerdict::Intact { records: 0 });
-        }
-        let key = self.audit_key_existing()?;
-        let mut prev = vec![0u8; 32];
         let broken = |seq: i64, reason: &str| {
             Ok(AuditVerdict::Broken {
                 seq,
                 reason: reason.to_owned(),
             })
         };
+        let Some(head) = head else {
+            return broken(
+                rows.last().map_or(1, |r| r.seq + 1),
+                "audit head missing (the trail was wiped or cut short)",
+            );
+        };
+        if head.check(&self.conn, &self.rows).is_err() {
+            return broken(head.seq, "audit head tag invalid (edited or replaced)");
+        }
+        let key = self.audit_key_existing()?;
+        let mut prev = vec![0u8; 32];
         for (i, row) in rows.iter().enumerate() {
             let want_seq = i as i64 + 1;
             if row.seq != want_seq {
@@ -246,18 +285,21 @@ impl Vault {
             prev = chain.to_vec();
         }
         let last = rows.last().map(|r| r.seq).unwrap_or(0);
-        match head {
-            Some((seq, chain, mac)) => {
-                if hmac::verify(&key, &head_input(seq, &chain), &mac).is_err() {
-                    return broken(seq, "audit head MAC invalid");
-                }
-                if seq != last || chain != prev {
-                    return broken(last + 1, "records missing from the end of the log");
-                }
-            }
-            None => return broken(1, "audit head missing"),
+        if hmac::verify(&key, &head_input(head.seq, &head.chain), &head.mac).is_err() {
+            return broken(head.seq, "audit head MAC invalid");
         }
-        Ok(AuditVerdict::Intact { records: last })
+        if head.seq != last || head.chain != prev {
+            return broken(last + 1, "records missing from the end of the log");
+        }
+        // The trail is whole; so must be the state it describes.
+        match crate::store::tags::check_all(&self.conn, &self.rows) {
+            Ok(()) => Ok(AuditVerdict::Intact { records: last }),
+            Err(Error::Integrity { what }) => broken(
+                last,
+                &format!("{what} was edited without the passphrase (its row tag is invalid)"),
+            ),
+            Err(e) => Err(e),
+        }
     }
 
     /// Usage per key id, from the audit trail.
@@ -317,7 +359,7 @@ impl Vault {
             None => {
                 let raw = Key256::from_array(rand::array()?);
                 let aad = vault_key_aad(&self.vault_id, AUDIT_PURPOSE);
-                count_encryption(tx, &self.dek_id)?;
+                count_encryption(tx, &self.rows)?;
                 keys::insert_vault_key(
                     tx,
                     AUDIT_PURPOSE,

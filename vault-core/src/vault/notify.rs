@@ -29,8 +29,8 @@ impl Vault {
     /// The configured notifiers.
     pub fn notify_config(&self) -> Result<NotifyConfig> {
         Ok(NotifyConfig {
-            command: settings::get(&self.conn, "notify.command")?,
-            webhook: settings::get(&self.conn, "notify.webhook")?,
+            command: settings::get(&self.conn, &self.rows, "notify.command")?,
+            webhook: settings::get(&self.conn, &self.rows, "notify.webhook")?,
         })
     }
 
@@ -42,8 +42,8 @@ impl Vault {
             parse_loopback_url(url)?;
         }
         let tx = store::write_tx(&self.conn)?;
-        settings::set(&tx, "notify.command", config.command.as_deref())?;
-        settings::set(&tx, "notify.webhook", config.webhook.as_deref())?;
+        settings::set(&tx, &self.rows, "notify.command", config.command.as_deref())?;
+        settings::set(&tx, &self.rows, "notify.webhook", config.webhook.as_deref())?;
         self.audit_in(&tx, actor, None, "notify.configure", None, "ok")?;
         tx.commit()
     }
@@ -52,8 +52,10 @@ impl Vault {
     /// so the caller can say so. Never fails the caller's action.
     pub fn notify(&self, event: &serde_json::Value) -> Vec<String> {
         let mut errors = Vec::new();
-        let Ok(config) = self.notify_config() else {
-            return vec!["cannot read the notification settings".into()];
+        let config = match self.notify_config() {
+            Ok(config) => config,
+            // e.g. a tampered command: said, and nothing runs
+            Err(e) => return vec![format!("cannot read the notification settings: {e}")],
         };
         let body = event.to_string();
         if let Some(cmd) = &config.command {

@@ -169,10 +169,17 @@ impl Vault {
         require_operator(actor, "register targets")?;
         let path = absolute_target(path)?;
         let tx = store::write_tx(&self.conn)?;
-        let agent_id =
-            agents::id_of(&tx, agent.as_str())?.ok_or_else(|| not_found("agent", agent))?;
+        let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
+            .ok_or_else(|| not_found("agent", agent))?;
         let text = path.to_string_lossy().into_owned();
-        if !rotation::insert_target(&tx, agent_id, &text, key_var.as_str(), store::now())? {
+        if !rotation::insert_target(
+            &tx,
+            &self.rows,
+            agent_id,
+            &text,
+            key_var.as_str(),
+            store::now(),
+        )? {
             return Err(Error::AlreadyExists {
                 what: "target",
                 name: text,
@@ -201,12 +208,13 @@ impl Vault {
     ) -> Result<Vec<TargetInfo>> {
         require_operator(actor, "list targets")?;
         let agent_id = match agent {
-            Some(a) => {
-                Some(agents::id_of(&self.conn, a.as_str())?.ok_or_else(|| not_found("agent", a))?)
-            }
+            Some(a) => Some(
+                agents::id_of(&self.conn, &self.rows, a.as_str())?
+                    .ok_or_else(|| not_found("agent", a))?,
+            ),
             None => None,
         };
-        rotation::targets(&self.conn, agent_id)?
+        rotation::targets(&self.conn, &self.rows, agent_id)?
             .into_iter()
             .map(|t| {
                 Ok(TargetInfo {
@@ -247,8 +255,8 @@ impl Vault {
         reason: &str,
     ) -> Result<RotationReport> {
         require_operator(actor, "rotate keys")?;
-        let old =
-            keys::find(&self.conn, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        let old = keys::find(&self.conn, &self.rows, name_or_id)?
+            .ok_or_else(|| not_found("key", name_or_id))?;
         if old.status == "retiring" {
             // Already being replaced: finish that rotation.
             return self.resume_rotation_of(&old.key_id);
@@ -262,10 +270,11 @@ impl Vault {
             });
         }
         let (agent_id, created_at, expires_at) =
-            keys::lifetime(&self.conn, &old.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+            keys::lifetime(&self.conn, &self.rows, &old.key_id)?
+                .ok_or_else(|| not_found("key", name_or_id))?;
         if reason != "leak" {
             // A manual rotation first makes sure every target can take the key.
-            for t in rotation::targets(&self.conn, Some(agent_id))? {
+            for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
                 check_writable(Path::new(&t.path))?;
             }
         }
@@ -279,10 +288,11 @@ impl Vault {
             new_key.expose_secret().as_bytes(),
         )?;
         let tx = store::write_tx(&self.conn)?;
-        count_encryption(&tx, &self.dek_id)?;
-        keys::set_retiring(&tx, &old.key_id)?;
+        count_encryption(&tx, &self.rows)?;
+        keys::set_retiring(&tx, &self.rows, &old.key_id)?;
         keys::insert(
             &tx,
+            &self.rows,
             &keys::NewKey {
                 key_id: &new_key_id,
                 name: &old.name,
@@ -342,7 +352,7 @@ impl Vault {
     pub fn handle_leaked_credential(&mut self, text: &str) -> Result<LeakAction> {
         let op = &Principal::Operator;
         if let Ok(key) = NamedKey::parse(text) {
-            let Some(row) = keys::by_hash(&self.conn, &key.hash().0)? else {
+            let Some(row) = keys::by_hash(&self.conn, &self.rows, &key.hash().0)? else {
                 return Ok(LeakAction::Unknown);
             };
             // The leaked key may be the successor of a rotation still open:
@@ -354,7 +364,7 @@ impl Vault {
                 let key = self.pending_key(&open)?;
                 self.finish_rotation(open, key, Handover::File)?;
             }
-            let row = keys::by_id(&self.conn, &row.key_id)?
+            let row = keys::by_id(&self.conn, &self.rows, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;
             return match row.status.as_str() {
                 "active" | "retiring" if row.expires_at > store::now() => Ok(
@@ -390,9 +400,9 @@ impl Vault {
     pub fn report_secret_leak(&mut self, path: &SecretPath, location: &str) -> Result<LeakAction> {
         let op = &Principal::Operator;
         let (secret_id, agent_id) = self.secret_ids(path)?;
-        let command = rotation::rotation_command(&self.conn, secret_id)?;
+        let command = rotation::rotation_command(&self.conn, &self.rows, secret_id)?;
         let tx = store::write_tx(&self.conn)?;
-        rotation::mark_compromised(&tx, secret_id, store::now())?;
+        rotation::mark_compromised(&tx, &self.rows, secret_id, store::now())?;
         self.audit_in(
             &tx,
             op,
@@ -418,7 +428,7 @@ impl Vault {
         )? {
             return Ok(LeakAction::ApprovalOpened { approval_id: id });
         }
-        let targets = rotation::targets(&self.conn, Some(agent_id))?.len();
+        let targets = rotation::targets(&self.conn, &self.rows, Some(agent_id))?.len();
         let summary = format!(
             "{path} was found at {location}. Approving runs its rotation command, {}, with the \
              old value on stdin, stores what it prints as the new current version (the old one \
@@ -473,6 +483,7 @@ impl Vault {
         let tx = store::write_tx(&self.conn)?;
         rotation::set_rotation_command(
             &tx,
+            &self.rows,
             secret_id,
             &rotation::RotationCommand {
                 command: command.to_owned(),
@@ -497,7 +508,7 @@ impl Vault {
     pub fn rotate_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<i64> {
         require_operator(actor, "rotate secrets")?;
         let (secret_id, agent_id) = self.secret_ids(path)?;
-        let command = rotation::rotation_command(&self.conn, secret_id)?.ok_or_else(|| Error::Refused {
+        let command = rotation::rotation_command(&self.conn, &self.rows, secret_id)?.ok_or_else(|| Error::Refused {
             reason: format!("{path} has no rotation command; set one with `vault rotation set` or store a new value with `vault set`"),
         })?;
         let (old, _) = self.read_value(actor, path)?;
@@ -523,7 +534,7 @@ impl Vault {
         let version = self.set_secret(actor, path, &new)?;
         failpoint::hit("rotate-secret:stored");
         let tx = store::write_tx(&self.conn)?;
-        rotation::clear_compromised(&tx, secret_id)?;
+        rotation::clear_compromised(&tx, &self.rows, secret_id)?;
         self.audit_in(
             &tx,
             actor,
@@ -535,7 +546,7 @@ impl Vault {
         tx.commit()?;
         // Env files that carry this secret get the new value.
         let text = new.as_str().unwrap_or_default();
-        for t in rotation::targets(&self.conn, Some(agent_id))? {
+        for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
             let file = Path::new(&t.path);
             if envfile::defined_names(file)?
                 .iter()
@@ -699,9 +710,9 @@ impl Vault {
     }
 
     fn secret_ids(&self, path: &SecretPath) -> Result<(i64, i64)> {
-        let agent_id = agents::id_of(&self.conn, path.agent.as_str())?
+        let agent_id = agents::id_of(&self.conn, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
-        let row = secrets::find(&self.conn, agent_id, path.name.as_str())?
+        let row = secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
         Ok((row.secret_id, agent_id))
     }
@@ -739,7 +750,7 @@ impl Vault {
         let new_key_id = row.new_key_id.clone().unwrap_or_default();
         let mut written = Vec::new();
         let mut errors = Vec::new();
-        let targets = rotation::targets(&self.conn, Some(row.agent_id))?;
+        let targets = rotation::targets(&self.conn, &self.rows, Some(row.agent_id))?;
         if row.state == "pending" {
             for t in &targets {
                 let file = Path::new(&t.path);
@@ -803,7 +814,7 @@ impl Vault {
             None
         };
         let tx = store::write_tx(&self.conn)?;
-        keys::revoke(&tx, &row.old_key_id, store::now())?;
+        keys::revoke(&tx, &self.rows, &row.old_key_id, store::now())?;
         let error = (!errors.is_empty()).then(|| errors.join("; "));
         rotation::set_rotation_state(&tx, row.rotation_id, "done", error.as_deref(), store::now())?;
         self.audit_in(

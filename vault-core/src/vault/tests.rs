@@ -227,12 +227,7 @@ fn the_dek_budget_is_enforced() {
     let (_dir, mut v) = new_vault();
     v.add_agent(OP, &agent("hermes"), &Policy::default())
         .unwrap();
-    v.conn()
-        .execute(
-            "UPDATE vault_header SET dek_encryptions = ?1",
-            params![DEK_LIMIT - 1],
-        )
-        .unwrap();
+    v.force_dek_encryptions(DEK_LIMIT - 1);
     set(&mut v, "hermes/A", "last one");
     assert!(v.dek_usage().unwrap().should_warn());
     let err = v
