@@ -8,6 +8,7 @@ mod hardening;
 mod integrations;
 mod keys;
 mod listen;
+mod precommit;
 mod rotation;
 mod scan;
 mod server;

@@ -479,6 +479,14 @@ fn vaultignore_holds_for_named_files_and_staged_paths() {
         stdout_of(&out)
     );
     assert!(git(&repo, &["init", "-q"]).status.success());
+    // Read from HEAD, not from the change being checked (issue 13, finding 4).
+    assert!(git(&repo, &["add", ".vaultignore"]).status.success());
+    assert!(git(
+        &repo,
+        &["-c", "commit.gpgsign=false", "commit", "-q", "-m", "rules"]
+    )
+    .status
+    .success());
     assert!(git(&repo, &["add", "."]).status.success());
     env.vault(&["scan", "--staged"])
         .current_dir(&repo)

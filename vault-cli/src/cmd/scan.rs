@@ -37,6 +37,13 @@ pub struct ScanArgs {
     /// Write the current findings as a baseline to FILE and exit 0.
     #[arg(long, value_name = "FILE")]
     write_baseline: Option<PathBuf>,
+    /// With --staged: let the check pass over files it could not scan (over the size cap),
+    /// which otherwise block. For a commit: `VAULT_SCAN_ALLOW_SKIPPED=1 git commit`.
+    #[arg(long, env = "VAULT_SCAN_ALLOW_SKIPPED", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_skipped: bool,
+    /// Files larger than this many bytes are not scanned (and reported as skipped).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    max_file_size: u64,
     /// Act on vault-managed findings: rotate leaked keys, revoke leaked tokens,
     /// open approvals for leaked stored secrets (needs the passphrase).
     #[arg(long)]
@@ -93,6 +100,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
         respect_ignore: !args.no_ignore,
+        max_file_size: Some(args.max_file_size),
         ..ScanOptions::default()
     };
     let mut report: Report = if args.staged {
@@ -154,13 +162,35 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         }
     }
     drop(out);
+    // A file the check could not read may hold anything: in a commit it blocks unless the
+    // user accepts that by name (issue 13, finding 4).
+    let unscanned: Vec<_> = report.unscanned().collect();
+    let blocked_by_skips = args.staged && !args.allow_skipped && !unscanned.is_empty();
+    if blocked_by_skips {
+        for s in &unscanned {
+            eprintln!(
+                "vault: not scanned: {}: {}",
+                s.path.escape_debug(),
+                s.reason
+            );
+        }
+        eprintln!(
+            "vault: the commit is blocked: {} staged file(s) could not be scanned. To commit \
+             them unscanned: `VAULT_SCAN_ALLOW_SKIPPED=1 git commit` (or `vault scan --staged \
+             --allow-skipped`).",
+            unscanned.len()
+        );
+    }
     if args.rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
             act_on_leaks(&mut vault, m, &report)?;
         }
     }
-    let code = report.exit_code();
+    let mut code = report.exit_code();
+    if code == 0 && blocked_by_skips {
+        code = exit::REFUSED;
+    }
     if code != 0 {
         std::process::exit(code);
     }
