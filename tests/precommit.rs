@@ -226,3 +226,43 @@ fn a_staged_file_the_scan_cannot_read_blocks_unless_allowed() {
     assert_eq!(vault(&[], Some("1")).status.code(), Some(0));
     assert!(Path::new(&r.dir).join("big.txt").exists());
 }
+
+// issue 13, finding 14
+#[test]
+fn write_baseline_and_hook_install_replace_a_symlink_instead_of_writing_through_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let r = Repo::new();
+    let victim = r.env.dir.path().join("victim");
+    std::fs::write(&victim, "keep me\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A link committed to the repository, named as the baseline to write.
+    std::os::unix::fs::symlink(&victim, r.dir.join("baseline.json")).unwrap();
+    r.write("fake.env", b"T=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\n");
+    r.env
+        .vault(&["scan", "fake.env", "--write-baseline", "baseline.json"])
+        .current_dir(&r.dir)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    let meta = std::fs::symlink_metadata(r.dir.join("baseline.json")).unwrap();
+    assert!(meta.is_file(), "the link was not replaced");
+    let text = std::fs::read_to_string(r.dir.join("baseline.json")).unwrap();
+    assert!(text.contains("fingerprints"), "{text}");
+    // The hook, replaced with --force while it is a link to a file outside.
+    let hook = r.dir.join(".git/hooks/pre-commit");
+    std::fs::remove_file(&hook).unwrap();
+    std::os::unix::fs::symlink(&victim, &hook).unwrap();
+    r.env
+        .vault(&["hook", "install", "--force"])
+        .current_dir(&r.dir)
+        .assert()
+        .success();
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep me\n");
+    let mode = std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "the link's target was made executable");
+    let meta = std::fs::symlink_metadata(&hook).unwrap();
+    assert!(meta.is_file() && meta.permissions().mode() & 0o111 != 0);
+    assert!(std::fs::read_to_string(&hook)
+        .unwrap()
+        .contains("vault pre-commit hook"));
+}
