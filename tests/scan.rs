@@ -500,3 +500,104 @@ fn vaultignore_holds_for_named_files_and_staged_paths() {
         .assert()
         .code(1);
 }
+
+fn set_saying(env: &Env, path: &str, value: &str) -> String {
+    let out = env
+        .vault(&["set", path])
+        .write_stdin(format!("{value}\n"))
+        .assert()
+        .success();
+    crate::common::stderr_of(&out)
+}
+
+// issue 13, finding 12
+#[test]
+fn short_and_repetitive_values_are_not_fingerprinted_and_set_warns_about_them() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    for (path, value) in [
+        ("hermes/DB_USER", "admin"),
+        ("hermes/DB_PORT", "5432"),
+        ("hermes/ONE", "x"),
+        ("hermes/PIN", "aaaaaaaaaaaa"),
+        ("hermes/PATTERN", "1212121212"),
+    ] {
+        let said = set_saying(&env, path, value);
+        assert!(
+            said.contains("will not be found if it leaks"),
+            "{path}: {said}"
+        );
+    }
+    let strong = "Xq7-vF2p-Lm9z";
+    let said = set_saying(&env, "hermes/DB_PASSWORD", strong);
+    assert!(!said.contains("warning"), "{said}");
+    let file = env.dir.path().join("notes.txt");
+    std::fs::write(
+        &file,
+        "connect as admin on port 5432 with x, pin aaaaaaaaaaaa or 1212121212\n",
+    )
+    .unwrap();
+    env.vault(&["scan", file.to_str().unwrap()])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .assert()
+        .success();
+    // The control: a value above the floor is still recognised ...
+    std::fs::write(&file, format!("password is {strong}\nnext\n")).unwrap();
+    let out = env
+        .vault(&["scan", file.to_str().unwrap()])
+        .assert()
+        .code(1);
+    assert!(
+        stdout_of(&out).contains("hermes/DB_PASSWORD"),
+        "{}",
+        stdout_of(&out)
+    );
+    // ... until it is replaced by a short one, whose secret then has no fingerprint at all.
+    set_saying(&env, "hermes/DB_PASSWORD", "pass");
+    std::fs::write(&file, format!("pass {strong}\n")).unwrap();
+    let out = env
+        .vault(&["scan", file.to_str().unwrap(), "--format", "json"])
+        .assert();
+    assert!(
+        !stdout_of(&out).contains("hermes/DB_PASSWORD"),
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+// issue 13, finding 13
+#[test]
+fn a_stored_secret_finding_carries_no_unkeyed_hash_of_the_value() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let value = "hunter2-hunter2";
+    set_saying(&env, "hermes/DB_PASSWORD", value);
+    let unkeyed =
+        vault_scan::testing::unkeyed_fingerprint(vault_scan::STORED_SECRET_RULE, value.as_bytes());
+    let file = env.dir.path().join("notes.txt");
+    std::fs::write(&file, format!("we used {value} here\n")).unwrap();
+    for format in ["json", "sarif", "human"] {
+        let out = env
+            .vault(&["scan", file.to_str().unwrap(), "--format", format])
+            .env_remove("VAULT_PASSPHRASE_FILE")
+            .assert()
+            .code(1);
+        let text = stdout_of(&out);
+        let named = if format == "sarif" {
+            vault_scan::STORED_SECRET_RULE
+        } else {
+            "hermes/DB_PASSWORD"
+        };
+        assert!(text.contains(named), "{format}: {text}");
+        assert!(
+            !text.contains(&unkeyed),
+            "{format} holds the unkeyed hash: {text}"
+        );
+    }
+    let out = env
+        .vault(&["scan", "--stdin", "--hook", "claude-code"])
+        .write_stdin(format!("my password is {value}"))
+        .assert()
+        .code(2);
+    assert!(!crate::common::stderr_of(&out).contains(&unkeyed));
+}

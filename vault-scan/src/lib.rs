@@ -69,6 +69,12 @@ pub mod testing {
             .collect())
     }
 
+    /// The unkeyed fingerprint a finding of `secret` under `rule_id` carries when the value
+    /// is not vault-managed; tests check a managed finding never carries it.
+    pub fn unkeyed_fingerprint(rule_id: &str, secret: &[u8]) -> String {
+        crate::redact::fingerprint(rule_id, secret)
+    }
+
     /// Private copies of SQLite databases made so far on the calling thread (an on-disk
     /// store is normally read in place, with none).
     pub fn sqlite_copies() -> usize {
