@@ -601,3 +601,97 @@ fn a_stored_secret_finding_carries_no_unkeyed_hash_of_the_value() {
         .code(2);
     assert!(!crate::common::stderr_of(&out).contains(&unkeyed));
 }
+
+/// A token of `key` carrying `scopes` (asserts minting succeeds).
+fn mint(env: &Env, key: &str, scopes: &[String]) -> String {
+    let mut args = vec!["token".to_string()];
+    for s in scopes {
+        args.push("--scope".into());
+        args.push(s.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env
+        .vault(&args)
+        .env("VAULT_AGENT_KEY", key)
+        .assert()
+        .success();
+    stdout_of(&out).trim().to_owned()
+}
+
+fn findings_of(env: &Env, text: &str) -> Vec<serde_json::Value> {
+    let out = env
+        .vault(&["scan", "--stdin", "--format", "json"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .write_stdin(text.to_owned())
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    v["findings"].as_array().unwrap().clone()
+}
+
+// issue 13, finding 20
+#[test]
+fn a_forged_token_of_a_real_key_is_not_named_as_that_keys() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let token = mint(&env, &key, &[]);
+    let mut payload = vault_core::credential::parse_token_body(&token).unwrap();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let forged = vault_core::credential::encode_token(&payload);
+    assert_ne!(forged, token);
+    for t in [&forged, &token] {
+        let f = findings_of(&env, &format!("Authorization: Bearer {t}\n"));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["rule"], "vault.token");
+        // Without the passphrase nothing is verified, so no key is named, real or forged.
+        assert_eq!(
+            f[0]["managed"]["label"], "vault token format, unverified",
+            "{f:?}"
+        );
+        assert!(!f[0].to_string().contains("hermes-key"), "{f:?}");
+    }
+}
+
+/// The longest token the vault mints: 32 scopes, as long as still fits MAX_TOKEN_LEN.
+fn longest_token(env: &Env, key: &str) -> String {
+    let chars = |bytes: usize| bytes / 8 * 11 + [0, 2, 3, 5, 6, 7, 9, 10, 11][bytes % 8];
+    let limit = vault_core::credential::MAX_TOKEN_LEN;
+    // claims without scopes: 37 fixed bytes, the agent (1 + 6), counts (2), tag (32)
+    let len_of = |n: usize| 4 + chars(37 + 7 + 2 + 32 + 32 * (1 + "secret:".len() + n)) + 6;
+    let n = (1..=128).rev().find(|&n| len_of(n) <= limit).unwrap();
+    let scopes: Vec<String> = (0..32)
+        .map(|i| format!("secret:S{i:02}_{}", "X".repeat(n - 4)))
+        .collect();
+    let token = mint(env, key, &scopes);
+    assert_eq!(token.len(), len_of(n));
+    // One byte more is refused rather than minted unscannable (when it would not fit).
+    let payload = 37 + 7 + 2 + 32 + 32 * (1 + "secret:".len() + n);
+    if 4 + chars(payload + 1) + 6 > limit {
+        let mut args = vec!["token".to_string()];
+        for (i, s) in scopes.iter().enumerate() {
+            let s = if i == 0 { format!("{s}Y") } else { s.clone() };
+            args.extend(["--scope".to_string(), s]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.vault(&args)
+            .env("VAULT_AGENT_KEY", key)
+            .assert()
+            .failure();
+    }
+    token
+}
+
+// issue 13 (also found by reading the code): the scanner's bound is the vault's own
+#[test]
+fn the_longest_token_the_vault_mints_is_found_in_a_transcript() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let token = longest_token(&env, &key);
+    assert!(token.len() > 1900, "{}", token.len());
+    let line = serde_json::json!({"role": "user", "content": format!("use {token} please")});
+    let f = findings_of(&env, &format!("{line}\n"));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["rule"], "vault.token");
+    assert_eq!(f[0]["managed"]["label"], "vault token format, unverified");
+}

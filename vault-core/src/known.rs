@@ -13,6 +13,7 @@ use crate::credential::{self, NamedKey};
 use crate::error::{Error, Result};
 use crate::names::SecretPath;
 use crate::store::{self, fingerprints};
+use crate::token::TokenSigner;
 use crate::vault::DB_FILE;
 
 /// Shortest stored value the scanner is given a fingerprint of, in bytes. Shorter values
@@ -77,6 +78,15 @@ pub struct KnownKey {
     pub agent: String,
     /// active, retiring or revoked (as stored).
     pub status: String,
+}
+
+/// What a scan without or with the unlocked vault may say about a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenIdentity<'a> {
+    /// Signed by this vault, minted from this key.
+    Verified(&'a KnownKey),
+    /// In this vault's format and claiming one of its keys; the signature is not checked.
+    Unverified,
 }
 
 /// Key hashes and secret fingerprints of one vault.
@@ -171,13 +181,31 @@ impl KnownCredentials {
         self.keys.get(&key.hash().0)
     }
 
-    /// The key a token says it was minted from. The signature is not checked
-    /// (that needs the unlocked vault); this only names it for a report.
-    pub fn identify_token(&self, text: &str) -> Option<&KnownKey> {
-        let payload = credential::parse_token_body(text).ok()?;
-        // claims: version byte, 8-byte token id, then the 8-byte key id
-        let key_id = credential::hex(payload.get(9..17)?);
-        self.keys_by_id.get(&key_id)
+    /// What a scan may say about `text`, a token: with the vault's `signer` (the vault is
+    /// unlocked), the key it was minted from once its signature verifies, else nothing;
+    /// without one, only that it is in this vault's token format and claims one of its
+    /// keys. The claimed key is never named unverified: a forged token (a real key id, a
+    /// broken signature, a recomputed checksum) must not pass for a key's (issue 13,
+    /// finding 20).
+    pub fn identify_token(
+        &self,
+        text: &str,
+        signer: Option<&TokenSigner>,
+    ) -> Option<TokenIdentity<'_>> {
+        match signer {
+            Some(signer) => {
+                let key_id = signer.signed_key_id(text)?;
+                self.keys_by_id.get(&key_id).map(TokenIdentity::Verified)
+            }
+            None => {
+                let payload = credential::parse_token_body(text).ok()?;
+                // claims: version byte, 8-byte token id, then the 8-byte key id
+                let key_id = credential::hex(payload.get(9..17)?);
+                self.keys_by_id
+                    .contains_key(&key_id)
+                    .then_some(TokenIdentity::Unverified)
+            }
+        }
     }
 
     /// The stored secret whose current value is exactly `candidate`, if any.

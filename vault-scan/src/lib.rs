@@ -46,7 +46,7 @@ pub use known::{KnownSecrets, ManagedInfo};
 pub use redact::redact;
 pub use rule::{
     builtin_rules, crc32_base62, crc32_base62_ok, parse_rules, ChecksumPolicy, Confidence, Rule,
-    Validator,
+    Validator, VAULT_TOKEN_MAX_LEN,
 };
 pub use span::Span;
 
