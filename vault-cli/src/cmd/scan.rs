@@ -159,8 +159,9 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
                 eprintln!(
                     "\nvault: the commit is blocked: remove the secret from the staged files \
                      (then `git add` them again), rotate it if it was real (`vault rotate`), or, \
-                     for a false positive, add `vault:allow` on its line. `git commit --no-verify` \
-                     skips this check; don't."
+                     for a false positive, add `vault:allow` on its line (a vault-managed \
+                     credential is never allowed). `git commit --no-verify` skips this check; \
+                     don't."
                 );
             }
         }
