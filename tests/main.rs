@@ -9,12 +9,11 @@ mod hardening;
 mod integrations;
 mod keys;
 mod listen;
+mod precommit;
 mod ops;
-
 mod operator_output;
 mod rotation;
 mod scan;
 mod server;
 mod tamper;
-
 mod untrusted_files;

@@ -479,6 +479,14 @@ fn vaultignore_holds_for_named_files_and_staged_paths() {
         stdout_of(&out)
     );
     assert!(git(&repo, &["init", "-q"]).status.success());
+    // Read from HEAD, not from the change being checked (issue 13, finding 4).
+    assert!(git(&repo, &["add", ".vaultignore"]).status.success());
+    assert!(git(
+        &repo,
+        &["-c", "commit.gpgsign=false", "commit", "-q", "-m", "rules"]
+    )
+    .status
+    .success());
     assert!(git(&repo, &["add", "."]).status.success());
     env.vault(&["scan", "--staged"])
         .current_dir(&repo)
@@ -491,4 +499,199 @@ fn vaultignore_holds_for_named_files_and_staged_paths() {
         .current_dir(&repo)
         .assert()
         .code(1);
+}
+
+fn set_saying(env: &Env, path: &str, value: &str) -> String {
+    let out = env
+        .vault(&["set", path])
+        .write_stdin(format!("{value}\n"))
+        .assert()
+        .success();
+    crate::common::stderr_of(&out)
+}
+
+// issue 13, finding 12
+#[test]
+fn short_and_repetitive_values_are_not_fingerprinted_and_set_warns_about_them() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    for (path, value) in [
+        ("hermes/DB_USER", "admin"),
+        ("hermes/DB_PORT", "5432"),
+        ("hermes/ONE", "x"),
+        ("hermes/PIN", "aaaaaaaaaaaa"),
+        ("hermes/PATTERN", "1212121212"),
+    ] {
+        let said = set_saying(&env, path, value);
+        assert!(
+            said.contains("will not be found if it leaks"),
+            "{path}: {said}"
+        );
+    }
+    let strong = "Xq7-vF2p-Lm9z";
+    let said = set_saying(&env, "hermes/DB_PASSWORD", strong);
+    assert!(!said.contains("warning"), "{said}");
+    let file = env.dir.path().join("notes.txt");
+    std::fs::write(
+        &file,
+        "connect as admin on port 5432 with x, pin aaaaaaaaaaaa or 1212121212\n",
+    )
+    .unwrap();
+    env.vault(&["scan", file.to_str().unwrap()])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .assert()
+        .success();
+    // The control: a value above the floor is still recognised ...
+    std::fs::write(&file, format!("password is {strong}\nnext\n")).unwrap();
+    let out = env
+        .vault(&["scan", file.to_str().unwrap()])
+        .assert()
+        .code(1);
+    assert!(
+        stdout_of(&out).contains("hermes/DB_PASSWORD"),
+        "{}",
+        stdout_of(&out)
+    );
+    // ... until it is replaced by a short one, whose secret then has no fingerprint at all.
+    set_saying(&env, "hermes/DB_PASSWORD", "pass");
+    std::fs::write(&file, format!("pass {strong}\n")).unwrap();
+    let out = env
+        .vault(&["scan", file.to_str().unwrap(), "--format", "json"])
+        .assert();
+    assert!(
+        !stdout_of(&out).contains("hermes/DB_PASSWORD"),
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+// issue 13, finding 13
+#[test]
+fn a_stored_secret_finding_carries_no_unkeyed_hash_of_the_value() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let value = "hunter2-hunter2";
+    set_saying(&env, "hermes/DB_PASSWORD", value);
+    let unkeyed =
+        vault_scan::testing::unkeyed_fingerprint(vault_scan::STORED_SECRET_RULE, value.as_bytes());
+    let file = env.dir.path().join("notes.txt");
+    std::fs::write(&file, format!("we used {value} here\n")).unwrap();
+    for format in ["json", "sarif", "human"] {
+        let out = env
+            .vault(&["scan", file.to_str().unwrap(), "--format", format])
+            .env_remove("VAULT_PASSPHRASE_FILE")
+            .assert()
+            .code(1);
+        let text = stdout_of(&out);
+        let named = if format == "sarif" {
+            vault_scan::STORED_SECRET_RULE
+        } else {
+            "hermes/DB_PASSWORD"
+        };
+        assert!(text.contains(named), "{format}: {text}");
+        assert!(
+            !text.contains(&unkeyed),
+            "{format} holds the unkeyed hash: {text}"
+        );
+    }
+    let out = env
+        .vault(&["scan", "--stdin", "--hook", "claude-code"])
+        .write_stdin(format!("my password is {value}"))
+        .assert()
+        .code(2);
+    assert!(!crate::common::stderr_of(&out).contains(&unkeyed));
+}
+
+/// A token of `key` carrying `scopes` (asserts minting succeeds).
+fn mint(env: &Env, key: &str, scopes: &[String]) -> String {
+    let mut args = vec!["token".to_string()];
+    for s in scopes {
+        args.push("--scope".into());
+        args.push(s.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = env
+        .vault(&args)
+        .env("VAULT_AGENT_KEY", key)
+        .assert()
+        .success();
+    stdout_of(&out).trim().to_owned()
+}
+
+fn findings_of(env: &Env, text: &str) -> Vec<serde_json::Value> {
+    let out = env
+        .vault(&["scan", "--stdin", "--format", "json"])
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .write_stdin(text.to_owned())
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    v["findings"].as_array().unwrap().clone()
+}
+
+// issue 13, finding 20
+#[test]
+fn a_forged_token_of_a_real_key_is_not_named_as_that_keys() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let token = mint(&env, &key, &[]);
+    let mut payload = vault_core::credential::parse_token_body(&token).unwrap();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let forged = vault_core::credential::encode_token(&payload);
+    assert_ne!(forged, token);
+    for t in [&forged, &token] {
+        let f = findings_of(&env, &format!("Authorization: Bearer {t}\n"));
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["rule"], "vault.token");
+        // Without the passphrase nothing is verified, so no key is named, real or forged.
+        assert_eq!(
+            f[0]["managed"]["label"], "vault token format, unverified",
+            "{f:?}"
+        );
+        assert!(!f[0].to_string().contains("hermes-key"), "{f:?}");
+    }
+}
+
+/// The longest token the vault mints: 32 scopes, as long as still fits MAX_TOKEN_LEN.
+fn longest_token(env: &Env, key: &str) -> String {
+    let chars = |bytes: usize| bytes / 8 * 11 + [0, 2, 3, 5, 6, 7, 9, 10, 11][bytes % 8];
+    let limit = vault_core::credential::MAX_TOKEN_LEN;
+    // claims without scopes: 37 fixed bytes, the agent (1 + 6), counts (2), tag (32)
+    let len_of = |n: usize| 4 + chars(37 + 7 + 2 + 32 + 32 * (1 + "secret:".len() + n)) + 6;
+    let n = (1..=128).rev().find(|&n| len_of(n) <= limit).unwrap();
+    let scopes: Vec<String> = (0..32)
+        .map(|i| format!("secret:S{i:02}_{}", "X".repeat(n - 4)))
+        .collect();
+    let token = mint(env, key, &scopes);
+    assert_eq!(token.len(), len_of(n));
+    // One byte more is refused rather than minted unscannable (when it would not fit).
+    let payload = 37 + 7 + 2 + 32 + 32 * (1 + "secret:".len() + n);
+    if 4 + chars(payload + 1) + 6 > limit {
+        let mut args = vec!["token".to_string()];
+        for (i, s) in scopes.iter().enumerate() {
+            let s = if i == 0 { format!("{s}Y") } else { s.clone() };
+            args.extend(["--scope".to_string(), s]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        env.vault(&args)
+            .env("VAULT_AGENT_KEY", key)
+            .assert()
+            .failure();
+    }
+    token
+}
+
+// issue 13 (also found by reading the code): the scanner's bound is the vault's own
+#[test]
+fn the_longest_token_the_vault_mints_is_found_in_a_transcript() {
+    let env = Env::new();
+    let key = with_key(&env);
+    let token = longest_token(&env, &key);
+    assert!(token.len() > 1900, "{}", token.len());
+    let line = serde_json::json!({"role": "user", "content": format!("use {token} please")});
+    let f = findings_of(&env, &format!("{line}\n"));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(f[0]["rule"], "vault.token");
+    assert_eq!(f[0]["managed"]["label"], "vault token format, unverified");
 }

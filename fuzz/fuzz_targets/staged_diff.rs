@@ -1,14 +1,17 @@
-//! The `--staged` reader's parser of `git diff --cached -U0` output: any text gives a list
-//! of files and added-line ranges, never a panic; every kept range is non-empty.
+//! The `--staged` reader's parser of `git diff --cached --raw -z` output: any bytes give a
+//! list of entries or an error, never a panic; object ids are hex and the paths are exactly
+//! NUL-free fields of the input (issue 13, finding 4: paths are never re-parsed from text).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vault_scan::testing::parse_staged_diff;
+use vault_scan::testing::parse_staged_raw;
 
 fuzz_target!(|data: &[u8]| {
-    let text = String::from_utf8_lossy(data);
-    for (path, _binary, added) in parse_staged_diff(&text) {
-        assert!(!path.contains('\n'));
-        assert!(added.iter().all(|&(_, count)| count > 0));
+    if let Ok(entries) = parse_staged_raw(data) {
+        for (_status, old, new, path) in entries {
+            assert!(old.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(new.bytes().all(|b| b.is_ascii_hexdigit()));
+            assert!(!path.contains('\0'));
+        }
     }
 });

@@ -25,7 +25,8 @@ pub const TOKEN_PREFIX: &str = "avt_";
 /// Random base62 characters in a named key's body.
 pub const KEY_BODY_LEN: usize = 32;
 const CHECKSUM_LEN: usize = 6;
-/// Longest token accepted before any decoding (a token with many scopes is ~400).
+/// Longest token minted or accepted before any decoding (a token with many scopes is ~400).
+/// The leak scanner's `VAULT_TOKEN_MAX_LEN` equals it (vault-server checks at build time).
 pub const MAX_TOKEN_LEN: usize = 2048;
 
 const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -13,7 +13,59 @@ use crate::credential::{self, NamedKey};
 use crate::error::{Error, Result};
 use crate::names::SecretPath;
 use crate::store::{self, fingerprints};
+use crate::token::TokenSigner;
 use crate::vault::DB_FILE;
+
+/// Shortest stored value the scanner is given a fingerprint of, in bytes. Shorter values
+/// are user names, ports, PINs and words (`admin`, `5432`, `root`) that occur in ordinary
+/// text, so recognising them would block commits and open approvals (or run `--auto`
+/// rotations) on files that leak nothing (issue 13, finding 12). Eight is the usual floor
+/// of an acceptable password (NIST SP 800-63B), so any value that could be one is still
+/// recognised.
+pub const MIN_SCANNABLE_LEN: usize = 8;
+
+/// Lowest Shannon entropy, in bits per byte over the value's own byte frequencies, of a
+/// value given a fingerprint. It rejects runs and repeats (`aaaaaaaa`, `12121212`,
+/// `00000000`: 0 to 1 bit) while a random value of eight or more characters, even with a
+/// few repeated characters, has 2.7 or more; an English word of that length has about 2.5
+/// to 3, so common words are not all caught: `vault set` warns about the short and
+/// repetitive ones only.
+pub const MIN_SCANNABLE_ENTROPY: f64 = 2.5;
+
+/// Why the scanner would not recognise `value` if it leaked, or `None` when it would.
+pub fn unscannable(value: &[u8]) -> Option<String> {
+    if value.len() < MIN_SCANNABLE_LEN {
+        return Some(format!(
+            "it is shorter than {MIN_SCANNABLE_LEN} bytes, so the leak scanner does not look \
+             for it (short values occur in ordinary text)"
+        ));
+    }
+    if entropy(value) < MIN_SCANNABLE_ENTROPY {
+        return Some(
+            "it is too repetitive for the leak scanner to tell it from ordinary text, so it \
+             does not look for it"
+                .into(),
+        );
+    }
+    None
+}
+
+/// Shannon entropy in bits per byte.
+fn entropy(value: &[u8]) -> f64 {
+    let mut counts = [0usize; 256];
+    for &b in value {
+        counts[b as usize] += 1;
+    }
+    let n = value.len() as f64;
+    counts
+        .iter()
+        .filter(|&&c| c > 0)
+        .map(|&c| {
+            let p = c as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
 
 /// A named key, by its public facts.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +78,15 @@ pub struct KnownKey {
     pub agent: String,
     /// active, retiring or revoked (as stored).
     pub status: String,
+}
+
+/// What a scan without or with the unlocked vault may say about a token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenIdentity<'a> {
+    /// Signed by this vault, minted from this key.
+    Verified(&'a KnownKey),
+    /// In this vault's format and claiming one of its keys; the signature is not checked.
+    Unverified,
 }
 
 /// Key hashes and secret fingerprints of one vault.
@@ -75,6 +136,10 @@ impl KnownCredentials {
         let mut known = KnownCredentials::empty();
         known.scan_key = scan_key;
         for (agent, name, fp, len) in fingerprints::all(&conn)? {
+            // A vault written before the floor may hold fingerprints of short values.
+            if (len as usize) < MIN_SCANNABLE_LEN {
+                continue;
+            }
             let (Ok(fp), Ok(path)) = (
                 <[u8; 32]>::try_from(fp.as_slice()),
                 SecretPath::parse(&format!("{agent}/{name}")),
@@ -116,13 +181,31 @@ impl KnownCredentials {
         self.keys.get(&key.hash().0)
     }
 
-    /// The key a token says it was minted from. The signature is not checked
-    /// (that needs the unlocked vault); this only names it for a report.
-    pub fn identify_token(&self, text: &str) -> Option<&KnownKey> {
-        let payload = credential::parse_token_body(text).ok()?;
-        // claims: version byte, 8-byte token id, then the 8-byte key id
-        let key_id = credential::hex(payload.get(9..17)?);
-        self.keys_by_id.get(&key_id)
+    /// What a scan may say about `text`, a token: with the vault's `signer` (the vault is
+    /// unlocked), the key it was minted from once its signature verifies, else nothing;
+    /// without one, only that it is in this vault's token format and claims one of its
+    /// keys. The claimed key is never named unverified: a forged token (a real key id, a
+    /// broken signature, a recomputed checksum) must not pass for a key's (issue 13,
+    /// finding 20).
+    pub fn identify_token(
+        &self,
+        text: &str,
+        signer: Option<&TokenSigner>,
+    ) -> Option<TokenIdentity<'_>> {
+        match signer {
+            Some(signer) => {
+                let key_id = signer.signed_key_id(text)?;
+                self.keys_by_id.get(&key_id).map(TokenIdentity::Verified)
+            }
+            None => {
+                let payload = credential::parse_token_body(text).ok()?;
+                // claims: version byte, 8-byte token id, then the 8-byte key id
+                let key_id = credential::hex(payload.get(9..17)?);
+                self.keys_by_id
+                    .contains_key(&key_id)
+                    .then_some(TokenIdentity::Unverified)
+            }
+        }
     }
 
     /// The stored secret whose current value is exactly `candidate`, if any.
@@ -148,8 +231,12 @@ impl KnownCredentials {
 }
 
 /// Computes a value's fingerprint inside a write transaction, creating the
-/// scan key on first use.
+/// scan key on first use. A value the scanner should not look for (see
+/// [`unscannable`]) has none, and loses the one of its previous value.
 pub(crate) fn record_fingerprint(tx: &Connection, secret_id: i64, value: &[u8]) -> Result<()> {
+    if unscannable(value).is_some() {
+        return fingerprints::delete(tx, secret_id);
+    }
     let key = match fingerprints::scan_key(tx)? {
         Some(k) => k,
         None => {

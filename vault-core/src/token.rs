@@ -113,7 +113,9 @@ pub struct TokenClaims {
     pub parents: Vec<String>,
 }
 
-/// Signs and checks tokens. Holds the HMAC key; never prints it.
+/// Signs and checks tokens. Holds the HMAC key; never prints it. Clone shares the same
+/// key (the server's scanner needs its own handle to verify leaked tokens).
+#[derive(Clone)]
 pub struct TokenSigner {
     key: hmac::Key,
 }
@@ -138,7 +140,31 @@ impl TokenSigner {
         let mut payload = encode_claims(claims)?;
         let tag = hmac::sign(&self.key, &payload);
         payload.extend_from_slice(tag.as_ref());
-        Ok(credential::encode_token(&payload))
+        let token = credential::encode_token(&payload);
+        // Never mint what `verify` (and the leak scanner) would not take back.
+        if token.len() > credential::MAX_TOKEN_LEN {
+            return Err(Error::InvalidInput {
+                what: "token",
+                reason: format!(
+                    "its scopes make it longer than {} characters; ask for fewer or use \
+                     secrets:read",
+                    credential::MAX_TOKEN_LEN
+                ),
+            });
+        }
+        Ok(token)
+    }
+
+    /// The key id of a token whose signature this signer made, whatever its lifetime or
+    /// revocation: what a leak report may name it by. `None` for a forgery.
+    pub fn signed_key_id(&self, token: &str) -> Option<String> {
+        let payload = credential::parse_token_body(token.trim()).ok()?;
+        if payload.len() < TAG_LEN + 1 {
+            return None;
+        }
+        let (claims_bytes, tag) = payload.split_at(payload.len() - TAG_LEN);
+        hmac::verify(&self.key, claims_bytes, tag).ok()?;
+        decode_claims(claims_bytes).map(|c| c.key_id)
     }
 
     /// Checks shape, checksum, signature and lifetime at time `now` (unix

@@ -18,7 +18,11 @@ pub struct Baseline {
 impl Baseline {
     /// A baseline accepting every finding in `findings`.
     pub fn from_findings(findings: &[Finding]) -> Self {
-        let mut fps: Vec<String> = findings.iter().map(|f| f.fingerprint.clone()).collect();
+        let mut fps: Vec<String> = findings
+            .iter()
+            .filter(|f| f.managed.is_none())
+            .map(|f| f.fingerprint.clone())
+            .collect();
         fps.sort();
         fps.dedup();
         Baseline {
@@ -35,9 +39,11 @@ impl Baseline {
         serde_json::from_str(text)
     }
 
-    /// Removes findings the baseline accepts.
+    /// Removes findings the baseline accepts. A vault-managed finding is never removed: a
+    /// baseline file can sit in the repository being checked, and nothing there may vouch
+    /// for a live vault credential (issue 13, finding 4).
     pub fn filter(&self, findings: &mut Vec<Finding>) {
         let set: HashSet<&str> = self.fingerprints.iter().map(String::as_str).collect();
-        findings.retain(|f| !set.contains(f.fingerprint.as_str()));
+        findings.retain(|f| f.managed.is_some() || !set.contains(f.fingerprint.as_str()));
     }
 }

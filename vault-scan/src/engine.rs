@@ -349,22 +349,6 @@ impl Scanner {
     ) -> Option<Hit> {
         let secret = &data[start..end];
         let rule = &c.rule;
-        if is_placeholder(secret) || allowed_inline(data, start) {
-            return None;
-        }
-        // Generic assignments: a bare identifier (`self.password`) is code, not a secret.
-        if rule.provider == "generic"
-            && secret
-                .iter()
-                .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
-        {
-            return None;
-        }
-        if let Some(floor) = rule.entropy {
-            if entropy(secret) < floor {
-                return None;
-            }
-        }
         let mut confidence = rule.confidence;
         let mut checksum_ok = false;
         if let Some(Validator::Crc32Base62) = rule.validator {
@@ -376,11 +360,33 @@ impl Scanner {
                 confidence = Confidence::Low;
             }
         }
+        // The matcher is asked first: a vault-managed value is reported whatever surrounds
+        // it (a `vault:allow` on its line, a placeholder-looking run inside a random key,
+        // an entropy floor), since nothing in the scanned text may vouch for it (issue 13,
+        // finding 4).
         let managed = match known {
             Some(k) if rule.provider == "vault" && checksum_ok => k.credential(secret),
             Some(k) if k.lengths().contains(&secret.len()) => k.matches(secret),
             _ => None,
         };
+        if managed.is_none() {
+            if is_placeholder(secret) || allowed_inline(data, start) {
+                return None;
+            }
+            // Generic assignments: a bare identifier (`self.password`) is code, not a secret.
+            if rule.provider == "generic"
+                && secret
+                    .iter()
+                    .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
+            {
+                return None;
+            }
+            if let Some(floor) = rule.entropy {
+                if entropy(secret) < floor {
+                    return None;
+                }
+            }
+        }
         Some(self.hit(rule, confidence, start, end, secret, managed))
     }
 
@@ -401,7 +407,14 @@ impl Scanner {
             rule_name: rule.name.clone(),
             confidence,
             redacted: redact(secret),
-            fingerprint: fingerprint(&rule.id, secret),
+            // A vault-managed value is fingerprinted by the matcher's public id (a key id, or
+            // a secret's path, itself found by a keyed fingerprint), never by an unkeyed hash
+            // of the value: a stored `hunter2` would otherwise be confirmed offline by anyone
+            // reading a report (issue 13, finding 13).
+            fingerprint: match &managed {
+                Some(info) => fingerprint(&rule.id, format!("managed:{}", info.id).as_bytes()),
+                None => fingerprint(&rule.id, secret),
+            },
             managed,
         }
     }
@@ -432,9 +445,7 @@ impl Scanner {
                 continue;
             }
             let candidate = &data[start..i];
-            if allowed_inline(data, start) {
-                continue;
-            }
+            // No `vault:allow` here: every hit of this pass is a vault-managed value.
             if let Some(info) = known.matches(candidate) {
                 let rule = &self.stored_rule;
                 let h = self.hit(rule, Confidence::High, start, i, candidate, Some(info));

@@ -56,13 +56,37 @@ pub struct ScanError {
     pub message: String,
 }
 
-/// An input deliberately not scanned (binary, over the size cap).
+/// An input deliberately not scanned (binary, over the size cap, excluded by `.vaultignore`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Skipped {
     /// The input.
     pub path: String,
     /// Why.
     pub reason: String,
+    /// Whether the owner excluded it or the scanner could not read it.
+    pub kind: SkipKind,
+}
+
+/// Why an input was skipped, which decides whether a pre-commit check may pass over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipKind {
+    /// Excluded on purpose by the owner (`.vaultignore`); still searched for vault-managed
+    /// credentials where the content is at hand (`--staged`).
+    Ignored,
+    /// Not scanned: binary in a walk, or over the size cap. Its content is unknown, so a
+    /// commit holding it is blocked unless the user accepts that (issue 13, finding 4).
+    Unscanned,
+}
+
+impl SkipKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipKind::Ignored => "ignored",
+            SkipKind::Unscanned => "unscanned",
+        }
+    }
 }
 
 /// Everything a scan produced.
@@ -88,6 +112,13 @@ impl Report {
         self.skipped.extend(other.skipped);
         self.bytes += other.bytes;
         self.files += other.files;
+    }
+
+    /// Inputs skipped because they could not be scanned (not the owner's exclusions).
+    pub fn unscanned(&self) -> impl Iterator<Item = &Skipped> {
+        self.skipped
+            .iter()
+            .filter(|s| s.kind == SkipKind::Unscanned)
     }
 
     /// The conventional exit code: 2 on any error, else 1 on any finding, else 0.

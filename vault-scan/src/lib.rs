@@ -37,7 +37,7 @@ mod stream;
 pub use baseline::Baseline;
 pub use engine::{Scanner, STORED_SECRET_RULE};
 pub use error::Error;
-pub use finding::{Finding, Report, ScanError, Skipped, SqliteLocation};
+pub use finding::{Finding, Report, ScanError, SkipKind, Skipped, SqliteLocation};
 pub use input::staged::scan_staged;
 pub use input::{
     scan_bytes, scan_file, scan_paths, scan_paths_with_progress, scan_reader, Progress, ScanOptions,
@@ -46,7 +46,7 @@ pub use known::{KnownSecrets, ManagedInfo};
 pub use redact::redact;
 pub use rule::{
     builtin_rules, crc32_base62, crc32_base62_ok, parse_rules, ChecksumPolicy, Confidence, Rule,
-    Validator,
+    Validator, VAULT_TOKEN_MAX_LEN,
 };
 pub use span::Span;
 
@@ -56,17 +56,23 @@ pub mod testing {
     use crate::engine::Scanner;
     use crate::known::KnownSecrets;
 
-    /// A staged file as the diff parser sees it: path, binary, added `(first line, count)`.
-    pub type StagedDiffFile = (String, bool, Vec<(u64, u64)>);
+    /// A staged file as `git diff --cached --raw -z` describes it: status letter, old and
+    /// new object ids, and the staged path.
+    pub type StagedRawEntry = (char, String, String, String);
 
-    /// What `--staged` reads from `git diff --cached -U0` output: per file, its path,
-    /// whether git called it binary, and the `(first line, count)` ranges of added lines.
-    /// Exposed for the fuzz target of the diff parser.
-    pub fn parse_staged_diff(text: &str) -> Vec<StagedDiffFile> {
-        crate::input::staged::parse_diff(text)
+    /// What `--staged` reads from `git diff --cached --raw -z` output, or an error for
+    /// output of another shape. Exposed for the fuzz target of that parser.
+    pub fn parse_staged_raw(data: &[u8]) -> Result<Vec<StagedRawEntry>, String> {
+        Ok(crate::input::staged::parse_raw(data)?
             .into_iter()
-            .map(|f| (f.path, f.binary, f.added))
-            .collect()
+            .map(|e| (e.status, e.old_id, e.new_id, e.path))
+            .collect())
+    }
+
+    /// The unkeyed fingerprint a finding of `secret` under `rule_id` carries when the value
+    /// is not vault-managed; tests check a managed finding never carries it.
+    pub fn unkeyed_fingerprint(rule_id: &str, secret: &[u8]) -> String {
+        crate::redact::fingerprint(rule_id, secret)
     }
 
     /// Private copies of SQLite databases made so far on the calling thread (an on-disk

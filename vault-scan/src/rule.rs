@@ -120,13 +120,33 @@ struct RuleFile {
 pub fn builtin_rules() -> Result<Vec<Rule>, Error> {
     let mut out = Vec::new();
     for (name, text) in BUILTIN {
-        out.extend(parse_rules(text).map_err(|e| Error::Rule {
+        let text = text.replace(
+            "VAULT_TOKEN_MAX_BODY",
+            &(VAULT_TOKEN_MAX_LEN - VAULT_TOKEN_PREFIX.len()).to_string(),
+        );
+        let mut rules = parse_rules(&text).map_err(|e| Error::Rule {
             id: format!("<{name}.toml>"),
             message: e.to_string(),
-        })?);
+        })?;
+        for rule in &mut rules {
+            if rule.id == VAULT_TOKEN_RULE {
+                // The confirm regex must see the whole of the longest token after its prefix.
+                rule.window = Some(VAULT_TOKEN_MAX_LEN);
+            }
+        }
+        out.extend(rules);
     }
     Ok(out)
 }
+
+/// Longest vault token (`avt_...`) the scanner looks for, prefix included. It is the
+/// vault's own `MAX_TOKEN_LEN` (vault-core refuses to mint or parse a longer one); this
+/// crate does not depend on vault-core, so vault-server, which joins the two, fails to build
+/// if they differ. A shorter bound here let a token with many scopes leak unseen.
+pub const VAULT_TOKEN_MAX_LEN: usize = 2048;
+
+const VAULT_TOKEN_PREFIX: &str = "avt_";
+const VAULT_TOKEN_RULE: &str = "vault.token";
 
 /// Parses a TOML document of `[[rule]]` tables.
 ///

@@ -1,6 +1,7 @@
 //! vault-scan integration tests: one binary, topic modules (ripgrep's layout).
 
 mod equivalence;
+mod escapes;
 mod known;
 mod malformed;
 mod output;

@@ -123,6 +123,20 @@ fn staged_paths_honour_the_repository_vaultignore() {
     let d = tree();
     let p = d.path();
     git(p, &["init", "-q", "-b", "main"]);
+    // The rules apply once committed: they are read from HEAD, never from the change being
+    // checked (issue 13, finding 4).
+    git(p, &["add", "-f", ".vaultignore", "sub/.vaultignore"]);
+    git(
+        p,
+        &[
+            "-c",
+            "commit.gpgsign=false",
+            "commit",
+            "-q",
+            "-m",
+            "ignore rules",
+        ],
+    );
     git(p, &["add", "-f", "."]);
     // From the top and from a subdirectory: the paths are the index's, the rules the top's.
     for from in [p.to_path_buf(), p.join("sub")] {

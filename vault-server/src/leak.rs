@@ -7,15 +7,22 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
 
-use vault_core::known::KnownCredentials;
+use vault_core::known::{KnownCredentials, TokenIdentity};
 use vault_core::{LeakAction, SecretPath, SecretString, Vault};
 use vault_scan::{KnownSecrets, ManagedInfo, Report};
+
+// The scanner looks for tokens as long as the vault mints: a shorter bound there lets a
+// token with many scopes leak unseen (issue 13). A mismatch fails the build.
+const _: () = assert!(vault_scan::VAULT_TOKEN_MAX_LEN == vault_core::credential::MAX_TOKEN_LEN);
 
 /// The vault's own view for the scanner: named keys by hash, stored secrets
 /// by keyed fingerprint. It remembers, in zeroizing memory, which vault
 /// credentials it recognised, so `--rotate` can act on them.
 pub struct Matcher {
     known: KnownCredentials,
+    /// The vault's token signer, when the caller holds the unlocked vault: only then is a
+    /// token named by its key (issue 13, finding 20).
+    signer: Option<vault_core::TokenSigner>,
     lengths: Vec<usize>,
     seen: Mutex<Vec<Seen>>,
     /// When set, the only stored secrets this matcher names: a scan on an
@@ -40,6 +47,7 @@ impl Matcher {
             Ok(known) => Some(Matcher {
                 lengths: known.secret_lengths().iter().copied().collect(),
                 known,
+                signer: None,
                 seen: Mutex::new(Vec::new()),
                 only: None,
             }),
@@ -49,6 +57,13 @@ impl Matcher {
                 None
             }
         }
+    }
+
+    /// Names tokens by their key once `signer` (from the unlocked vault,
+    /// [`Vault::token_signer`]) verifies their signature.
+    pub fn with_token_signer(mut self, signer: vault_core::TokenSigner) -> Matcher {
+        self.signer = Some(signer);
+        self
     }
 
     /// The same matcher naming only the stored secrets in `readable`; any
@@ -103,10 +118,16 @@ impl KnownSecrets for Matcher {
                 label: format!("agent {} / key {}", k.agent, k.name),
                 id: k.key_id.clone(),
             }
-        } else if let Some(k) = self.known.identify_token(text) {
-            ManagedInfo {
-                label: format!("agent {} / token of key {}", k.agent, k.name),
-                id: k.key_id.clone(),
+        } else if let Some(t) = self.known.identify_token(text, self.signer.as_ref()) {
+            match t {
+                TokenIdentity::Verified(k) => ManagedInfo {
+                    label: format!("agent {} / token of key {}", k.agent, k.name),
+                    id: k.key_id.clone(),
+                },
+                TokenIdentity::Unverified => ManagedInfo {
+                    label: "vault token format, unverified".into(),
+                    id: "token:unverified".into(),
+                },
             }
         } else {
             return None;

@@ -37,6 +37,13 @@ pub struct ScanArgs {
     /// Write the current findings as a baseline to FILE and exit 0.
     #[arg(long, value_name = "FILE")]
     write_baseline: Option<PathBuf>,
+    /// With --staged: let the check pass over files it could not scan (over the size cap),
+    /// which otherwise block. For a commit: `VAULT_SCAN_ALLOW_SKIPPED=1 git commit`.
+    #[arg(long, env = "VAULT_SCAN_ALLOW_SKIPPED", value_parser = clap::builder::FalseyValueParser::new())]
+    allow_skipped: bool,
+    /// Files larger than this many bytes are not scanned (and reported as skipped).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    max_file_size: u64,
     /// Act on vault-managed findings: rotate leaked keys, revoke leaked tokens,
     /// open approvals for leaked stored secrets (needs the passphrase).
     #[arg(long)]
@@ -93,6 +100,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
         respect_ignore: !args.no_ignore,
+        max_file_size: Some(args.max_file_size),
         ..ScanOptions::default()
     };
     let mut report: Report = if args.staged {
@@ -126,7 +134,11 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     }
     if let Some(file) = &args.write_baseline {
         let baseline = Baseline::from_findings(&report.findings);
-        std::fs::write(file, serde_json::to_string_pretty(&baseline)?)?;
+        replace_file(
+            file,
+            serde_json::to_string_pretty(&baseline)?.as_bytes(),
+            0o644,
+        )?;
         eprintln!(
             "wrote {} accepted finding(s) to {}",
             report.findings.len(),
@@ -147,20 +159,43 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
                 eprintln!(
                     "\nvault: the commit is blocked: remove the secret from the staged files \
                      (then `git add` them again), rotate it if it was real (`vault rotate`), or, \
-                     for a false positive, add `vault:allow` on its line. `git commit --no-verify` \
-                     skips this check; don't."
+                     for a false positive, add `vault:allow` on its line (a vault-managed \
+                     credential is never allowed). `git commit --no-verify` skips this check; \
+                     don't."
                 );
             }
         }
     }
     drop(out);
+    // A file the check could not read may hold anything: in a commit it blocks unless the
+    // user accepts that by name (issue 13, finding 4).
+    let unscanned: Vec<_> = report.unscanned().collect();
+    let blocked_by_skips = args.staged && !args.allow_skipped && !unscanned.is_empty();
+    if blocked_by_skips {
+        for s in &unscanned {
+            eprintln!(
+                "vault: not scanned: {}: {}",
+                s.path.escape_debug(),
+                s.reason
+            );
+        }
+        eprintln!(
+            "vault: the commit is blocked: {} staged file(s) could not be scanned. To commit \
+             them unscanned: `VAULT_SCAN_ALLOW_SKIPPED=1 git commit` (or `vault scan --staged \
+             --allow-skipped`).",
+            unscanned.len()
+        );
+    }
     if args.rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
             act_on_leaks(&mut vault, m, &report)?;
         }
     }
-    let code = report.exit_code();
+    let mut code = report.exit_code();
+    if code == 0 && blocked_by_skips {
+        code = exit::REFUSED;
+    }
     if code != 0 {
         std::process::exit(code);
     }
@@ -348,9 +383,7 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
                  exec \"$VAULT\" scan --staged\n",
                 exe.display()
             );
-            std::fs::write(&hook, script)?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755))?;
+            replace_file(&hook, script.as_bytes(), 0o755)?;
             eprintln!("installed {}", hook.display());
             if let Some(repo) = repo_root() {
                 super::doctor::register_repo(&ctx.home, &repo, true)?;
@@ -375,6 +408,32 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Replaces `path` with a new file holding `contents`: written to a fresh file created in
+/// the same directory (never an existing one), given `mode` through its own handle, then
+/// renamed over `path`. A symlink at `path` is replaced, never written through, so a link
+/// committed to a repository cannot aim the write (or the hook's mode bits) at a file
+/// outside it (issue 13, finding 14).
+fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vault-write-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    tmp.write_all(contents)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -54,6 +54,9 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
     validate_value(&value)?;
     let mut vault = ctx.unlock()?;
     let version = vault.set_secret(OP, &path, &value)?;
+    if let Some(why) = vault_core::known::unscannable(value.expose_secret()) {
+        eprintln!("vault: warning: {path} will not be found if it leaks: {why}");
+    }
     warn_dek_usage(&vault);
     if ctx.json {
         ctx.print_json(&serde_json::json!({"name": path.to_string(), "version": version}))?;

@@ -34,6 +34,15 @@ pub(crate) fn upsert(
     Ok(())
 }
 
+/// Forgets a secret's fingerprint (its current value is too weak to be recognised).
+pub(crate) fn delete(conn: &Connection, secret_id: i64) -> Result<()> {
+    conn.execute(
+        "DELETE FROM secret_fingerprints WHERE secret_id = ?1",
+        [secret_id],
+    )?;
+    Ok(())
+}
+
 /// (agent, secret name, fingerprint, value length).
 pub(crate) type FingerprintRow = (String, String, Vec<u8>, i64);
 /// (key hash, key id, key name, agent, status).

@@ -910,6 +910,7 @@ fn known_credentials_name_keys_tokens_and_secrets_without_the_passphrase() {
         .unwrap();
     let info = v.authenticate_key(key.key.expose_secret()).unwrap();
     let token = v.mint_token(&info, &TokenRequest::default()).unwrap();
+    let signer = v.token_signer().unwrap();
     drop(v);
     let known = KnownCredentials::load(&dir.path().join("v")).unwrap();
     assert_eq!(known.counts(), (2, 1));
@@ -929,13 +930,27 @@ fn known_credentials_name_keys_tokens_and_secrets_without_the_passphrase() {
         known.identify_key(key.key.expose_secret()).unwrap().name,
         "hermes-key"
     );
+    // issue 13, finding 20: unverified, a token is only "this vault's format"; with the
+    // signer it names its key, and a forgery with a recomputed checksum names nothing.
+    use crate::known::TokenIdentity;
+    let text = token.token.expose_secret();
     assert_eq!(
-        known
-            .identify_token(token.token.expose_secret())
-            .unwrap()
-            .key_id,
-        info.key_id
+        known.identify_token(text, None),
+        Some(TokenIdentity::Unverified)
     );
+    match known.identify_token(text, Some(&signer)) {
+        Some(TokenIdentity::Verified(k)) => assert_eq!(k.key_id, info.key_id),
+        other => panic!("{other:?}"),
+    }
+    let mut payload = crate::credential::parse_token_body(text).unwrap();
+    let last = payload.len() - 1;
+    payload[last] ^= 1;
+    let forged = crate::credential::encode_token(&payload);
+    assert_eq!(
+        known.identify_token(&forged, None),
+        Some(TokenIdentity::Unverified)
+    );
+    assert_eq!(known.identify_token(&forged, Some(&signer)), None);
     assert!(known
         .identify_key("avk_00000000000000000000000000000000000000")
         .is_none());

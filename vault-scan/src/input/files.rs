@@ -5,7 +5,7 @@ use std::path::{Component, Path, PathBuf};
 use ignore::gitignore::GitignoreBuilder;
 
 use crate::engine::Scanner;
-use crate::finding::{Report, ScanError, Skipped};
+use crate::finding::{Report, ScanError, SkipKind, Skipped};
 use crate::input::{scan_file, ScanOptions};
 use crate::known::KnownSecrets;
 
@@ -93,6 +93,7 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
             report.skipped.push(Skipped {
                 path: root.display().to_string(),
                 reason: format!("excluded by {VAULTIGNORE}"),
+                kind: SkipKind::Ignored,
             });
             continue;
         }

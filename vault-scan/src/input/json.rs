@@ -32,9 +32,11 @@ pub(crate) fn decoded_findings(
             .collect(),
         out: Vec::new(),
         seen_unlocated: HashSet::new(),
+        escaped: HashSet::new(),
     };
     let mut errors = Vec::new();
     if let Ok(v) = serde_json::from_slice::<Value>(data) {
+        escaped_literals(data, &mut ctx.escaped);
         ctx.walk(&v, String::new(), 0, data.len(), 1);
         return (ctx.out, errors);
     }
@@ -47,7 +49,11 @@ pub(crate) fn decoded_findings(
             continue;
         }
         match serde_json::from_slice::<Value>(line) {
-            Ok(v) => ctx.walk(&v, String::new(), start, start + line.len(), i as u64 + 1),
+            Ok(v) => {
+                escaped_literals(line, &mut ctx.escaped);
+                ctx.walk(&v, String::new(), start, start + line.len(), i as u64 + 1);
+                ctx.escaped.clear();
+            }
             Err(_) => bad_lines.push(i + 1),
         }
     }
@@ -74,6 +80,43 @@ struct Ctx<'a> {
     taken: HashSet<(String, u64)>,
     out: Vec<Finding>,
     seen_unlocated: HashSet<(String, String)>,
+    /// Decoded values of the string literals written with an escape in the text being
+    /// walked: exactly the strings whose decoded text differs from the raw bytes the raw
+    /// pass scanned.
+    escaped: HashSet<String>,
+}
+
+/// Adds to `out` the decoded value of every JSON string literal in `text` that holds a
+/// backslash escape. A literal without one decodes to its own bytes, which the raw pass
+/// has scanned already; one with any escape (`\u0061vk_`, Go's `\u003c`) is scanned
+/// again decoded (issue 13, finding 5). `text` is a JSON value serde_json accepted, so
+/// quotes outside strings only open strings.
+fn escaped_literals(text: &[u8], out: &mut HashSet<String>) {
+    let mut i = 0;
+    while let Some(open) = memchr::memchr(b'"', &text[i..]).map(|p| i + p) {
+        let mut j = open + 1;
+        let mut has_escape = false;
+        while j < text.len() {
+            match text[j] {
+                b'\\' => {
+                    has_escape = true;
+                    j += 2;
+                }
+                b'"' => break,
+                _ => j += 1,
+            }
+        }
+        let close = j.min(text.len().saturating_sub(1));
+        if has_escape {
+            if let Ok(s) = serde_json::from_slice::<String>(&text[open..=close]) {
+                out.insert(s);
+            }
+        }
+        i = close + 1;
+        if i >= text.len() {
+            break;
+        }
+    }
 }
 
 impl Ctx<'_> {
@@ -87,8 +130,10 @@ impl Ctx<'_> {
             }
             Value::Object(map) => {
                 for (k, item) in map {
-                    let k = k.replace('~', "~0").replace('/', "~1");
-                    self.walk(item, format!("{pointer}/{k}"), from, to, line);
+                    let member = format!("{pointer}/{}", k.replace('~', "~0").replace('/', "~1"));
+                    // A member name can hide a key behind escapes as well as a value can.
+                    self.string(k, &member, from, to, line);
+                    self.walk(item, member, from, to, line);
                 }
             }
             _ => {}
@@ -99,13 +144,12 @@ impl Ctx<'_> {
         let t = s.trim_start_matches(['\0', ' ', '\n', '\r', '\t']);
         if t.starts_with('{') || t.starts_with('[') {
             if let Ok(inner) = serde_json::from_str::<Value>(t) {
+                // The inner document's raw text is this decoded string.
+                escaped_literals(t.as_bytes(), &mut self.escaped);
                 self.walk(&inner, format!("{pointer}#"), from, to, line);
             }
         }
-        let needs_decoding = s
-            .bytes()
-            .any(|b| matches!(b, b'\n' | b'\r' | b'\t' | b'"' | b'\\' | b'/') || b >= 0x80);
-        if !needs_decoding {
+        if !self.escaped.contains(s) {
             // Identical bytes sit in the raw text, which the raw pass already scanned.
             return;
         }

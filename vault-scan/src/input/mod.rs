@@ -9,7 +9,7 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::engine::Scanner;
-use crate::finding::{Finding, Report, ScanError, Skipped};
+use crate::finding::{Finding, Report, ScanError, SkipKind, Skipped};
 use crate::known::KnownSecrets;
 use crate::stream::{Located, StreamScanner};
 
@@ -116,12 +116,7 @@ pub fn scan_bytes(
         return report;
     }
     if is_binary(data) {
-        report.files = 0;
-        report.skipped.push(Skipped {
-            path: name.into(),
-            reason: "binary".into(),
-        });
-        return report;
+        return binary_in_walk(scanner, known, name, data);
     }
     let r = scan_text(scanner, known, name, data, options);
     report.findings = r.findings;
@@ -159,6 +154,7 @@ pub fn scan_file(
                 skipped: vec![Skipped {
                     path: name,
                     reason: format!("larger than the size cap ({} > {cap} bytes)", meta.len()),
+                    kind: SkipKind::Unscanned,
                 }],
                 ..Report::default()
             };
@@ -196,13 +192,12 @@ pub fn scan_file(
         };
     }
     if is_binary(head) {
-        return Report {
-            skipped: vec![Skipped {
-                path: name,
-                reason: "binary".into(),
-            }],
-            ..Report::default()
-        };
+        // Read whole (it is under the size cap) and searched for vault credentials.
+        let mut data = head.to_vec();
+        if let Err(e) = file.read_to_end(&mut data) {
+            return fail(e.to_string());
+        }
+        return binary_in_walk(scanner, known, &name, &data);
     }
     if meta.len() <= SMALL_FILE {
         // Most files: one read, no streaming buffers.
@@ -227,8 +222,75 @@ fn is_json_name(name: &str) -> bool {
     n.ends_with(".json") || n.ends_with(".jsonl") || n.ends_with(".ndjson")
 }
 
-fn is_binary(data: &[u8]) -> bool {
+pub(crate) fn is_binary(data: &[u8]) -> bool {
     data[..data.len().min(8192)].contains(&0)
+}
+
+/// [`scan_binary`], saying that provider rules were not applied.
+fn binary_in_walk(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    data: &[u8],
+) -> Report {
+    let mut r = scan_binary(scanner, known, name, data);
+    r.skipped.push(Skipped {
+        path: name.into(),
+        reason: "binary (searched for vault credentials only)".into(),
+        kind: SkipKind::Unscanned,
+    });
+    r
+}
+
+/// Formats with NUL bytes that [`scan_bytes`] decodes itself.
+pub(crate) fn is_structured(data: &[u8]) -> bool {
+    data.starts_with(b"SQLite format 3\0") || data.starts_with(&ZSTD_MAGIC)
+}
+
+/// A binary input (NUL bytes: an object file, UTF-16 text, a text file with one NUL put in
+/// to look binary) searched for what must never pass: vault credentials and stored secrets.
+/// Provider rules are not applied, since random bytes would trip them. It is searched three
+/// ways, each keeping byte offsets' line structure: the printable ASCII bytes (others become
+/// spaces, which end a candidate), and the ASCII characters of UTF-16 text at even and at
+/// odd offsets (little- and big-endian). Issue 13, finding 4.
+pub(crate) fn scan_binary(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    data: &[u8],
+) -> Report {
+    let printable = |b: u8| {
+        if b == b'\n' || b == b'\t' || (0x20..0x7f).contains(&b) {
+            b
+        } else {
+            b' '
+        }
+    };
+    let ascii: Vec<u8> = data.iter().map(|&b| printable(b)).collect();
+    let utf16 = |offset: usize| -> Vec<u8> {
+        data.get(offset..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .map(|p| if p[1] == 0 { printable(p[0]) } else { b' ' })
+            .collect()
+    };
+    let mut report = Report {
+        files: 1,
+        bytes: data.len() as u64,
+        ..Report::default()
+    };
+    let mut seen = std::collections::HashSet::new();
+    for view in [ascii, utf16(0), utf16(1)] {
+        let mut stream = StreamScanner::new(scanner, known);
+        stream.push(&view);
+        for l in stream.finish() {
+            let keep = l.hit.provider == "vault" || l.hit.managed.is_some();
+            if keep && seen.insert((l.hit.rule_id.clone(), l.hit.fingerprint.clone())) {
+                report.findings.push(located(name, l));
+            }
+        }
+    }
+    report
 }
 
 fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -64,8 +64,11 @@ async fn scan(
     // acting on what it found does.
     let scanner = state.scanner()?;
     let home = state.home().to_owned();
+    // Only a token whose signature verifies is named by its key (issue 13, finding 20).
+    let signer = state.inner.signer.clone();
     let (report, matcher) = tokio::task::spawn_blocking(move || {
-        let matcher = crate::leak::Matcher::load(&home).map(|m| m.only_secrets(readable));
+        let matcher = crate::leak::Matcher::load(&home)
+            .map(|m| m.only_secrets(readable).with_token_signer(signer));
         let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
         let report = vault_scan::scan_bytes(
             &scanner,
