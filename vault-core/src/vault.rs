@@ -19,6 +19,7 @@ use crate::store::{self, agents, header, keys, secrets};
 
 mod access;
 mod audit;
+mod broker;
 mod notify;
 mod rotation;
 

@@ -13,6 +13,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../schema/005_fingerprints.sql")),
     (6, include_str!("../../../schema/006_suspensions.sql")),
     (7, include_str!("../../../schema/007_settings.sql")),
+    // 8-10 are other branches' numbers; the runner only needs increasing versions.
+    (11, include_str!("../../../schema/011_broker_ca.sql")),
 ];
 
 /// The schema version this build writes.
