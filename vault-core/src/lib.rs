@@ -43,8 +43,8 @@ pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
-    validate_value, AgentInfo, ApprovalInfo, AuditRecord, AuditVerdict, DekUsage, IssuedKey,
-    KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken, NotifyConfig, Principal,
+    validate_value, AgentInfo, ApprovalInfo, AuditRecord, AuditVerdict, DekUsage, EgressGrant,
+    IssuedKey, KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken, NotifyConfig, Principal,
     RevocationSnapshot, RotationReport, RotationState, SecretInfo, TargetInfo, TokenRequest,
     UsageTally, Vault, VersionInfo, APPROVAL_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT,
     DEK_WARN_AT, MAX_VALUE_LEN,

@@ -25,6 +25,7 @@ mod rotation;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
+pub use broker::EgressGrant;
 pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,

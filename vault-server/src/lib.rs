@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod broker;
 mod error;
 pub mod leak;
 pub mod listen;

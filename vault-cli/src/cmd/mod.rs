@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod broker;
 pub mod demo;
 pub mod doctor;
 pub mod init;

@@ -33,6 +33,8 @@ pub struct Args {
     /// Longest a request may take, body included, e.g. 15s (slow clients get 408).
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration_flag)]
     request_timeout: std::time::Duration,
+    #[command(flatten)]
+    broker: super::broker::ServerArgs,
 }
 
 /// Where `--listen` points.
@@ -84,7 +86,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .with_ansi(false)
         .with_target(false)
         .try_init();
-    let vault = ctx.unlock()?;
+    let mut vault = ctx.unlock()?;
+    let broker = super::broker::prepare(&args.broker, &mut vault)?;
     // Recorded so `vault doctor` can tell a server exposed without TLS.
     let where_ = match (&place, &tls) {
         (Place::Unix(p), _) => format!("unix:{}", p.display()),
@@ -100,8 +103,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     )?;
     let admin = new_admin_token()?;
     write_private(&args.admin_token_file, admin.expose_secret())?;
-    let state =
+    let mut state =
         vault_server::AppState::new(vault, admin)?.with_request_timeout(args.request_timeout);
+    if let Some(b) = &broker {
+        state = state.with_broker_ca(b.ca_pem());
+    }
     // The socket is bound before the runtime's threads exist: its umask dance
     // is process-wide.
     let unix = match &place {
@@ -132,6 +138,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 }
             }
         });
+        if let Some(b) = broker {
+            super::broker::start(b, state.clone()).await?;
+        }
         let app = vault_server::app(state.clone());
         match (place, unix) {
             (Place::Unix(path), Some(std_listener)) => {

@@ -4,17 +4,138 @@
 //! can mint certificates agents trust. Core stores an opaque blob; vault-broker
 //! generates and parses it (core has no X.509).
 
+use crate::credential::{KEY_PREFIX, TOKEN_PREFIX};
 use crate::crypto::aead;
 use crate::error::{Error, Result};
+use crate::names::{AgentName, SecretPath};
+use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef};
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
+use crate::token::TokenClaims;
 
 use super::access::vault_key_aad;
 use super::{Principal, Vault};
 
 const BROKER_CA_PURPOSE: &str = "broker_ca";
 
+/// What the broker does with one request of an authenticated agent.
+#[derive(Debug)]
+pub enum EgressGrant {
+    /// Attach `value` as `auth` says; `secret` names it (for logs, never the value).
+    Attach {
+        /// The agent.
+        agent: AgentName,
+        /// Where the value goes.
+        auth: EgressAuth,
+        /// `AGENT/NAME` of the secret.
+        secret: SecretPath,
+        /// The current value, read now (so a rotation applies from the next request).
+        value: SecretBytes,
+    },
+    /// Forward untouched (`unmatched = "tunnel"`).
+    Tunnel(AgentName),
+    /// No rule covers it (`unmatched = "deny"`).
+    Deny(AgentName),
+    /// A rule covers the host and path, not the method.
+    MethodDenied(AgentName),
+}
+
+/// An agent authenticated for brokered egress.
+enum EgressActor {
+    Key(AgentName, String),
+    Token(TokenClaims),
+}
+
 impl Vault {
+    /// Authenticates a brokered request's credential (a named key or a token)
+    /// against the store, now: a revoked, expired or suspended credential is
+    /// refused on the very request after the change.
+    ///
+    /// # Errors
+    /// [`Error::BadCredential`] with the reason's code.
+    pub fn egress_authenticate(&mut self, credential: &str) -> Result<AgentName> {
+        Ok(match self.egress_actor(credential)? {
+            EgressActor::Key(agent, _) => agent,
+            EgressActor::Token(claims) => claims.agent,
+        })
+    }
+
+    /// Authenticates `credential`, then decides `request` by that agent's
+    /// `[[egress]]` rules, reading the secret to attach (audited as a read by
+    /// the agent, within its token's scopes).
+    ///
+    /// # Errors
+    /// [`Error::BadCredential`] for the credential; [`Error::NotFound`] when the
+    /// rule's secret does not exist (or is not readable); integrity errors.
+    pub fn egress_grant(
+        &mut self,
+        credential: &str,
+        request: &EgressRequest<'_>,
+    ) -> Result<EgressGrant> {
+        let actor = self.egress_actor(credential)?;
+        let agent = match &actor {
+            EgressActor::Key(agent, _) => agent.clone(),
+            EgressActor::Token(claims) => claims.agent.clone(),
+        };
+        let policy = self.policy_of(&agent)?;
+        let rule = match policy.egress().decide(request) {
+            EgressDecision::Attach(rule) => rule.clone(),
+            EgressDecision::Tunnel => return Ok(EgressGrant::Tunnel(agent)),
+            EgressDecision::Deny => return Ok(EgressGrant::Deny(agent)),
+            EgressDecision::MethodDenied => return Ok(EgressGrant::MethodDenied(agent)),
+        };
+        let (secret, value) = match (&actor, &rule.secret) {
+            (EgressActor::Token(claims), secret) => {
+                let (path, value, _) =
+                    self.read_with_token(claims, &String::from(secret.clone()))?;
+                (path, value)
+            }
+            (EgressActor::Key(agent, key_id), secret) => {
+                let path = match secret {
+                    SecretRef::Own(name) => SecretPath {
+                        agent: agent.clone(),
+                        name: name.clone(),
+                    },
+                    SecretRef::Granted(path) => path.clone(),
+                };
+                let actor = Principal::Agent(agent.clone());
+                let read = self.read_value(&actor, &path);
+                let outcome = match &read {
+                    Ok(_) => "ok".to_owned(),
+                    Err(e) => format!("denied:{}", e.code()),
+                };
+                self.audit(
+                    &actor,
+                    Some(key_id),
+                    "egress.attach",
+                    Some(&path.to_string()),
+                    &outcome,
+                )?;
+                (path, read?.0)
+            }
+        };
+        Ok(EgressGrant::Attach {
+            agent,
+            auth: rule.auth,
+            secret,
+            value,
+        })
+    }
+
+    fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
+        if credential.starts_with(TOKEN_PREFIX) {
+            return Ok(EgressActor::Token(self.verify_token(credential)?));
+        }
+        if credential.starts_with(KEY_PREFIX) {
+            let key = self.authenticate_key(credential)?;
+            return Ok(EgressActor::Key(key.agent, key.key_id));
+        }
+        Err(Error::BadCredential {
+            code: "malformed_key",
+            message: "the credential is neither a named key (avk_) nor a token (avt_)",
+        })
+    }
+
     /// The broker CA's stored material, created by `create` on first use (and
     /// recorded in the audit trail). Another process may win the race to create
     /// it; whatever is stored is returned.
