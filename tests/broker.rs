@@ -692,3 +692,96 @@ fn server_sent_events_flow_through_the_broker_event_by_event() {
         );
     }
 }
+
+/// A python3 that can `import requests, httpx`: a venv under the target dir,
+/// installed from PyPI once per run (idempotent: reused when it already imports).
+fn python_with_http_clients() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let ok = |py: &std::path::Path| {
+                std::process::Command::new(py)
+                    .args(["-c", "import requests, httpx"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("broker-venv");
+            let py = venv.join("bin/python3");
+            if !ok(&py) {
+                let status = std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "python3 -m venv failed");
+                let status = std::process::Command::new(&py)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "requests==2.*",
+                        "httpx==0.28.*",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "installing requests and httpx failed");
+            }
+            py
+        })
+        .clone()
+}
+
+// issue 15, acceptance: Python requests and httpx started by `vault run --broker`
+// honour the proxy and CA variables, reach the upstream with the real key
+// attached, hold only the placeholder, and get egress_denied for a host with no rule
+#[test]
+fn python_requests_and_httpx_under_vault_run_broker_get_the_real_key_attached() {
+    let python = python_with_http_clients();
+    let s = Setup::start();
+    let script = format!(
+        r#"
+import os, requests, httpx
+url = "{url}"
+key = os.environ["OPENAI_API_KEY"]
+assert key == "vault-brokered", key
+r = requests.post(url, json={{"model": "m"}}, headers={{"Authorization": "Bearer " + key, "anthropic-version": "2023-06-01"}}, timeout=20)
+print("requests", r.status_code, r.text, "set-cookie" in r.headers)
+h = httpx.get(url, headers={{"Authorization": "Bearer " + key}}, timeout=20)
+print("httpx", h.status_code, h.text)
+d = requests.get("{denied}", timeout=20)
+print("denied", d.status_code, d.headers.get("x-vault-broker"), d.json()["error"]["code"])
+print("ENV", sorted(v for v in os.environ.values() if "{real}" in v))
+"#,
+        url = s.url(UPSTREAM_HOST, "/v1/chat/completions"),
+        // no rule, and not in NO_PROXY (localhost is)
+        denied = s.url("127.0.0.3", "/v1/x"),
+        real = REAL_KEY,
+    );
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(&python)
+        .args(["-c", &script])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("requests 200 upstream-ok False"), "{text}");
+    assert!(text.contains("httpx 200 upstream-ok"), "{text}");
+    assert!(text.contains("denied 403 refused egress_denied"), "{text}");
+    assert!(text.contains("ENV []"), "{text}");
+    let heads = s.upstream.heads();
+    assert_eq!(
+        authorizations(&heads),
+        vec![format!("authorization: Bearer {REAL_KEY}"); 2]
+    );
+    // vendor headers pass untouched
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("anthropic-version: 2023-06-01"),
+        "{}",
+        heads[0]
+    );
+}
