@@ -505,6 +505,26 @@ fn malformed_proxy_input_is_refused_clearly_and_the_broker_keeps_serving() {
     let plain = with_auth("GET http://example.com/ HTTP/1.1");
     assert!(raw(&s.broker, plain.as_bytes()).contains("\"egress_http_refused\""));
 
+    // oversized headers: a JSON 431 past 16 KiB, the connection refused past 64 KiB
+    let big = format!(
+        "CONNECT {UPSTREAM_HOST}:443 HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let answer = raw(&s.broker, big.as_bytes());
+    assert!(
+        answer.starts_with("HTTP/1.1 431") && answer.contains("\"headers_too_large\""),
+        "{answer}"
+    );
+    let huge = format!(
+        "CONNECT {UPSTREAM_HOST}:443 HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let answer = raw(&s.broker, huge.as_bytes());
+    assert!(
+        !answer.contains("200") && !answer.contains("407"),
+        "{answer}"
+    );
+
     // CONNECT, then plain text instead of TLS: the tunnel closes, nothing forwarded
     let before = s.upstream.heads().len();
     let connect = with_auth(&format!(

@@ -35,8 +35,10 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 const CLIENT_TLS_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the upstream may take to answer with headers (bodies stream unbounded).
 const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(300);
-/// Largest request head the broker reads (hyper answers 431 past it).
+/// Largest request head hyper buffers; past it the connection is refused.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Largest total of header names and values the broker takes (431 past it).
+const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// What the broker needs besides the vault.
 #[derive(Clone)]
@@ -93,6 +95,9 @@ pub async fn serve<B: Backend>(
 
 /// A request to the proxy itself: only an authenticated CONNECT goes further.
 async fn outer<B: Backend>(shared: Arc<Shared<B>>, req: Request<Incoming>) -> Response<Body> {
+    if let Err(refusal) = check_header_size(req.headers()) {
+        return refuse(refusal);
+    }
     let Some(credential) = proxy_credential(req.headers()) else {
         return refuse(Refusal::new(
             Code::ProxyAuthRequired,
@@ -189,6 +194,7 @@ impl<B: Backend> Tunnel<B> {
     }
 
     async fn forward(&self, req: Request<Incoming>) -> Result<Response<Body>, Refusal> {
+        check_header_size(req.headers())?;
         let asked = OwnedRequest {
             method: req.method().as_str().to_owned(),
             host: self.host.clone(),
@@ -315,6 +321,20 @@ impl<B: Backend> Tunnel<B> {
         });
         Ok(sender)
     }
+}
+
+fn check_header_size(headers: &HeaderMap) -> Result<(), Refusal> {
+    let size: usize = headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        return Err(Refusal::new(
+            Code::HeadersTooLarge,
+            format!("the request's headers exceed {MAX_HEADER_BYTES} bytes"),
+        ));
+    }
+    Ok(())
 }
 
 fn refuse(refusal: Refusal) -> Response<Body> {

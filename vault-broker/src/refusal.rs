@@ -29,6 +29,8 @@ pub enum Code {
     EgressPrivateAddress,
     /// The stored secret cannot be carried where the rule puts it (CR/LF...).
     EgressSecretUnusable,
+    /// The request's headers are larger than the broker reads.
+    HeadersTooLarge,
     /// Something inside the broker failed; details are in its log.
     Internal,
     /// No, or a bad, vault credential in Proxy-Authorization.
@@ -50,6 +52,7 @@ impl Code {
             Code::EgressPlaceholderMissing => "egress_placeholder_missing",
             Code::EgressPrivateAddress => "egress_private_address",
             Code::EgressSecretUnusable => "egress_secret_unusable",
+            Code::HeadersTooLarge => "headers_too_large",
             Code::Internal => "internal",
             Code::ProxyAuthRequired => "proxy_auth_required",
             Code::UpstreamUnreachable => "upstream_unreachable",
@@ -66,6 +69,7 @@ impl Code {
             Code::EgressSecretUnusable | Code::UpstreamUnreachable | Code::UpstreamTls => {
                 StatusCode::BAD_GATEWAY
             }
+            Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
         }

@@ -77,13 +77,47 @@ impl Vault {
             EgressActor::Key(agent, _) => agent.clone(),
             EgressActor::Token(claims) => claims.agent.clone(),
         };
-        let policy = self.policy_of(&agent)?;
-        let rule = match policy.egress().decide(request) {
-            EgressDecision::Attach(rule) => rule.clone(),
-            EgressDecision::Tunnel => return Ok(EgressGrant::Tunnel(agent)),
-            EgressDecision::Deny => return Ok(EgressGrant::Deny(agent)),
-            EgressDecision::MethodDenied => return Ok(EgressGrant::MethodDenied(agent)),
+        let key_id = match &actor {
+            EgressActor::Key(_, key_id) => key_id.clone(),
+            EgressActor::Token(claims) => claims.key_id.clone(),
         };
+        let policy = self.policy_of(&agent)?;
+        // Requests that attach nothing are recorded too (host and port, never
+        // the path's query), so a tunnelled or refused attempt leaves a trace.
+        let (action, outcome, grant) = match policy.egress().decide(request) {
+            EgressDecision::Attach(rule) => {
+                let rule = rule.clone();
+                return self.attach(actor, agent, rule);
+            }
+            EgressDecision::Tunnel => ("egress.tunnel", "ok", EgressGrant::Tunnel(agent.clone())),
+            EgressDecision::Deny => (
+                "egress.deny",
+                "denied:egress_denied",
+                EgressGrant::Deny(agent.clone()),
+            ),
+            EgressDecision::MethodDenied => (
+                "egress.deny",
+                "denied:egress_method_denied",
+                EgressGrant::MethodDenied(agent.clone()),
+            ),
+        };
+        let target = format!("{}:{}", request.host.to_ascii_lowercase(), request.port);
+        self.audit(
+            &Principal::Agent(agent),
+            Some(&key_id),
+            action,
+            Some(&target),
+            outcome,
+        )?;
+        Ok(grant)
+    }
+
+    fn attach(
+        &mut self,
+        actor: EgressActor,
+        agent: AgentName,
+        rule: crate::policy::egress::EgressRule,
+    ) -> Result<EgressGrant> {
         let (secret, value) = match (&actor, &rule.secret) {
             (EgressActor::Token(claims), secret) => {
                 let (path, value, _) =
@@ -187,7 +221,123 @@ impl Vault {
 
 #[cfg(test)]
 mod tests {
-    use crate::{KdfParams, SecretBytes, SecretString, Vault, DB_FILE};
+    use std::time::Duration;
+
+    use super::EgressGrant;
+    use crate::policy::egress::{EgressAuth, EgressRequest};
+    use crate::{
+        AgentName, KdfParams, Policy, Principal, SecretBytes, SecretPath, SecretString, Vault,
+        DB_FILE,
+    };
+
+    const OP: &Principal = &Principal::Operator;
+
+    fn req(host: &str) -> EgressRequest<'_> {
+        EgressRequest {
+            method: "POST",
+            host,
+            port: 443,
+            path: "/v1/chat",
+        }
+    }
+
+    // issue 15, proxy: each request is decided by the credential's own agent,
+    // reads the current value, is audited, and stops the moment the key is revoked
+    #[test]
+    fn egress_grants_follow_the_agent_rotation_and_revocation() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut v = Vault::init(
+            &dir.path().join("v"),
+            &SecretString::new("pw".into()),
+            KdfParams::TEST_ONLY,
+        )
+        .unwrap();
+        let hermes = AgentName::parse("hermes").unwrap();
+        let finance = AgentName::parse("finance").unwrap();
+        let policy = Policy::from_toml(
+            "[[egress]]\nhost = \"api.openai.com\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        )
+        .unwrap();
+        v.add_agent(OP, &hermes, &policy).unwrap();
+        v.add_agent(OP, &finance, &Policy::default()).unwrap();
+        let path = SecretPath::parse("hermes/OPENAI_API_KEY").unwrap();
+        v.set_secret(OP, &path, &SecretBytes::from_slice(b"sk-one"))
+            .unwrap();
+        let day = Duration::from_secs(86_400);
+        let key = v
+            .issue_key(
+                OP,
+                &AgentName::parse("hermes-key").unwrap(),
+                &hermes,
+                day,
+                false,
+            )
+            .unwrap();
+        let other = v
+            .issue_key(
+                OP,
+                &AgentName::parse("finance-key").unwrap(),
+                &finance,
+                day,
+                false,
+            )
+            .unwrap();
+        let key = key.key.expose_secret().to_owned();
+        let other = other.key.expose_secret().to_owned();
+
+        let EgressGrant::Attach {
+            auth,
+            value,
+            secret,
+            ..
+        } = v.egress_grant(&key, &req("api.openai.com")).unwrap()
+        else {
+            panic!("no attach")
+        };
+        assert_eq!(
+            (auth, secret.to_string()),
+            (EgressAuth::Bearer, path.to_string())
+        );
+        assert_eq!(value.expose_secret(), b"sk-one");
+        assert!(matches!(
+            v.egress_grant(&key, &req("evil.example")).unwrap(),
+            EgressGrant::Deny(_)
+        ));
+        // another agent's key gets its own (empty) rules
+        assert!(
+            matches!(v.egress_grant(&other, &req("api.openai.com")).unwrap(), EgressGrant::Deny(a) if a == finance)
+        );
+        // rotation: the next grant reads the new value
+        v.set_secret(OP, &path, &SecretBytes::from_slice(b"sk-two"))
+            .unwrap();
+        let EgressGrant::Attach { value, .. } =
+            v.egress_grant(&key, &req("api.openai.com")).unwrap()
+        else {
+            panic!("no attach")
+        };
+        assert_eq!(value.expose_secret(), b"sk-two");
+        let log = v.audit_log(Some(&hermes), None).unwrap();
+        let actions: Vec<_> = log
+            .iter()
+            .map(|r| (r.action.as_str(), r.outcome.as_str()))
+            .collect();
+        assert!(actions.contains(&("egress.attach", "ok")), "{actions:?}");
+        assert!(
+            actions.contains(&("egress.deny", "denied:egress_denied")),
+            "{actions:?}"
+        );
+        assert!(log.iter().all(|r| !format!("{r:?}").contains("sk-")));
+        // revocation: refused on the next request
+        v.revoke_key(OP, "hermes-key").unwrap();
+        let err = v.egress_grant(&key, &req("api.openai.com")).unwrap_err();
+        assert_eq!(err.code(), "key_revoked");
+        assert_eq!(
+            v.egress_authenticate("not-a-credential")
+                .unwrap_err()
+                .code(),
+            "malformed_key"
+        );
+    }
 
     // issue 15, local CA: the CA key is created once, sealed in the vault (not in
     // clear in the file), survives unlock and rekey, and is never re-created
