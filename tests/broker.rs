@@ -805,3 +805,36 @@ print("ENV", sorted(v for v in os.environ.values() if "{real}" in v))
         heads[0]
     );
 }
+
+// issue 15, policy: `vault egress services` lists every built-in shorthand
+#[test]
+fn vault_egress_services_lists_the_shorthands() {
+    let env = Env::empty();
+    let out = env
+        .vault(&["--json", "egress", "services"])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let names: Vec<&str> = doc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    for want in [
+        "openai",
+        "anthropic",
+        "openrouter",
+        "github",
+        "gitlab",
+        "slack",
+        "telegram",
+        "stripe",
+        "gemini",
+        "huggingface",
+    ] {
+        assert!(names.contains(&want), "{want}: {names:?}");
+    }
+    let text = stdout_of(&env.vault(&["egress", "services"]).assert().success());
+    assert!(text.contains("openai") && text.contains("api.openai.com") && text.contains("bearer"));
+}

@@ -73,6 +73,9 @@ enum Command {
     Run(cmd::run::RunArgs),
     /// Print one agent's secrets as dotenv, JSON or shell, or write them to a file.
     Env(cmd::run::EnvArgs),
+    /// Brokered egress: the built-in services `[[egress]] service = "..."` names.
+    #[command(subcommand)]
+    Egress(cmd::broker::EgressCommand),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),

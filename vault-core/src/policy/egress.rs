@@ -16,22 +16,200 @@ pub const PLACEHOLDER: &str = "vault-brokered";
 /// Methods refused whatever a rule says: they echo the request, credential included.
 const ALWAYS_REFUSED: [&str; 2] = ["TRACE", "TRACK"];
 
-/// One `[[egress]]` rule as written.
+/// One `[[egress]]` rule, checked: a `service` shorthand is expanded to its
+/// host, auth scheme and default secret name.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RuleText", into = "RuleText")]
 pub struct EgressRule {
+    /// The built-in service this rule was written as, if any.
+    pub service: Option<Service>,
     /// `api.openai.com`, `*.example.com` (one label), optionally `:port` (default 443).
     pub host: HostPattern,
     /// Only paths starting with this (default: any).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<PathPrefix>,
     /// Only these methods (default: any but TRACE and TRACK).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<Method>>,
     /// The secret to attach: the agent's own `NAME` or a granted `AGENT/NAME`.
     pub secret: SecretRef,
     /// Where the secret goes.
     pub auth: EgressAuth,
+}
+
+/// An `[[egress]]` rule as written (and stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleText {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<Service>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<HostPattern>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_prefix: Option<PathPrefix>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    methods: Option<Vec<Method>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<EgressAuth>,
+}
+
+impl TryFrom<RuleText> for EgressRule {
+    type Error = String;
+    fn try_from(t: RuleText) -> Result<Self, String> {
+        match t.service {
+            Some(service) => {
+                if t.host.is_some() || t.auth.is_some() {
+                    return Err(format!(
+                        "egress service {:?} sets host and auth itself; write a rule without `service` to choose them",
+                        service.as_str()
+                    ));
+                }
+                let spec = service.spec();
+                let secret = match t.secret {
+                    Some(s) => s,
+                    None => SecretRef::try_from(spec.secret.to_owned())?,
+                };
+                let path_prefix = match (t.path_prefix, spec.path_prefix) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(p)) => Some(PathPrefix::try_from(p.to_owned())?),
+                    (None, None) => None,
+                };
+                Ok(EgressRule {
+                    service: Some(service),
+                    host: HostPattern::try_from(spec.host.to_owned())?,
+                    path_prefix,
+                    methods: t.methods,
+                    secret,
+                    auth: EgressAuth::try_from(spec.auth.to_owned())?,
+                })
+            }
+            None => Ok(EgressRule {
+                service: None,
+                host: t
+                    .host
+                    .ok_or("egress rule: missing field `host` (or `service`)")?,
+                path_prefix: t.path_prefix,
+                methods: t.methods,
+                secret: t.secret.ok_or("egress rule: missing field `secret`")?,
+                auth: t.auth.ok_or("egress rule: missing field `auth`")?,
+            }),
+        }
+    }
+}
+
+impl From<EgressRule> for RuleText {
+    fn from(r: EgressRule) -> RuleText {
+        let expanded = r.service.is_some();
+        RuleText {
+            service: r.service,
+            host: (!expanded).then_some(r.host),
+            path_prefix: r.path_prefix,
+            methods: r.methods,
+            secret: Some(r.secret),
+            auth: (!expanded).then_some(r.auth),
+        }
+    }
+}
+
+/// The built-in service shorthands (`service = "openai"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Service {
+    /// api.anthropic.com, `x-api-key`.
+    Anthropic,
+    /// generativelanguage.googleapis.com, `x-goog-api-key`.
+    Gemini,
+    /// api.github.com, bearer.
+    Github,
+    /// gitlab.com, `private-token`.
+    Gitlab,
+    /// huggingface.co, bearer.
+    Huggingface,
+    /// api.openai.com, bearer.
+    Openai,
+    /// openrouter.ai, bearer.
+    Openrouter,
+    /// slack.com, bearer.
+    Slack,
+    /// api.stripe.com, bearer.
+    Stripe,
+    /// api.telegram.org, the token in the path (`/bot<TOKEN>/`).
+    Telegram,
+}
+
+/// What a [`Service`] expands to.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSpec {
+    /// The host pattern.
+    pub host: &'static str,
+    /// The auth scheme, as written in a rule.
+    pub auth: &'static str,
+    /// The secret name used when the rule names none.
+    pub secret: &'static str,
+    /// A path prefix the service implies, if any.
+    pub path_prefix: Option<&'static str>,
+}
+
+impl Service {
+    /// Every service, in `vault egress services` order.
+    pub const ALL: [Service; 10] = [
+        Service::Anthropic,
+        Service::Gemini,
+        Service::Github,
+        Service::Gitlab,
+        Service::Huggingface,
+        Service::Openai,
+        Service::Openrouter,
+        Service::Slack,
+        Service::Stripe,
+        Service::Telegram,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Anthropic => "anthropic",
+            Service::Gemini => "gemini",
+            Service::Github => "github",
+            Service::Gitlab => "gitlab",
+            Service::Huggingface => "huggingface",
+            Service::Openai => "openai",
+            Service::Openrouter => "openrouter",
+            Service::Slack => "slack",
+            Service::Stripe => "stripe",
+            Service::Telegram => "telegram",
+        }
+    }
+
+    /// What it expands to.
+    pub fn spec(self) -> ServiceSpec {
+        let s = |host, auth, secret| ServiceSpec {
+            host,
+            auth,
+            secret,
+            path_prefix: None,
+        };
+        match self {
+            Service::Anthropic => s("api.anthropic.com", "header:x-api-key", "ANTHROPIC_API_KEY"),
+            Service::Gemini => s(
+                "generativelanguage.googleapis.com",
+                "header:x-goog-api-key",
+                "GEMINI_API_KEY",
+            ),
+            Service::Github => s("api.github.com", "bearer", "GITHUB_TOKEN"),
+            Service::Gitlab => s("gitlab.com", "header:private-token", "GITLAB_TOKEN"),
+            Service::Huggingface => s("huggingface.co", "bearer", "HF_TOKEN"),
+            Service::Openai => s("api.openai.com", "bearer", "OPENAI_API_KEY"),
+            Service::Openrouter => s("openrouter.ai", "bearer", "OPENROUTER_API_KEY"),
+            Service::Slack => s("slack.com", "bearer", "SLACK_BOT_TOKEN"),
+            Service::Stripe => s("api.stripe.com", "bearer", "STRIPE_SECRET_KEY"),
+            Service::Telegram => ServiceSpec {
+                path_prefix: Some("/bot"),
+                ..s("api.telegram.org", "path", "TELEGRAM_BOT_TOKEN")
+            },
+        }
+    }
 }
 
 /// `[egress_default]`.
@@ -630,6 +808,42 @@ mod tests {
                 Err(e) => e.to_string(),
             };
             assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    // issue 15, policy: service shorthands expand to their host, auth and secret
+    #[test]
+    fn service_shorthands_expand_and_survive_storage() {
+        let policy = Policy::from_toml(
+            "[[egress]]\nservice = \"anthropic\"\n[[egress]]\nservice = \"telegram\"\nsecret = \"TG\"\n",
+        )
+        .unwrap();
+        let r = policy.egress();
+        let EgressDecision::Attach(rule) =
+            r.decide(&req("POST", "api.anthropic.com", 443, "/v1/messages"))
+        else {
+            panic!("anthropic")
+        };
+        assert_eq!(rule.auth, EgressAuth::Header("x-api-key".into()));
+        assert_eq!(String::from(rule.secret.clone()), "ANTHROPIC_API_KEY");
+        assert_eq!(
+            secret_of(r.decide(&req("GET", "api.telegram.org", 443, "/botX/getMe"))),
+            "TG"
+        );
+        assert_eq!(
+            secret_of(r.decide(&req("GET", "api.telegram.org", 443, "/file"))),
+            "Deny"
+        );
+        let again = Policy::from_json(&policy.to_json()).unwrap();
+        assert_eq!(again.egress(), policy.egress());
+        assert!(
+            !policy.to_json().contains("api.anthropic.com"),
+            "{}",
+            policy.to_json()
+        );
+        for service in Service::ALL {
+            let text = format!("[[egress]]\nservice = \"{}\"\n", service.as_str());
+            assert!(Policy::from_toml(&text).is_ok(), "{text}");
         }
     }
 
