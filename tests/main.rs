@@ -2,6 +2,7 @@
 //! SQLite files. One test binary, topic modules (ripgrep's layout).
 
 mod audit;
+mod broker;
 mod children;
 mod common;
 mod foundation;

@@ -79,6 +79,9 @@ enum Command {
     /// Store every variable of a dotenv (or JSON) file as AGENT's secrets; prints
     /// names and versions, never values.
     Import(cmd::import::ImportArgs),
+    /// Brokered egress: the built-in services `[[egress]] service = "..."` names.
+    #[command(subcommand)]
+    Egress(cmd::broker::EgressCommand),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),

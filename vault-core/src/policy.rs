@@ -1,6 +1,9 @@
 //! What an agent may do: which secrets it may read (globs over its own names,
 //! or `AGENT/NAME` globs for grants from others), which scopes its tokens may
-//! carry, and how long they may live. Loaded from TOML, stored as JSON.
+//! carry, how long they may live, and which outbound requests the broker
+//! attaches which secret to ([`egress`]). Loaded from TOML, stored as JSON.
+
+pub mod egress;
 
 use std::time::Duration;
 
@@ -10,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
 use crate::token::Scope;
+
+use self::egress::{EgressDefault, EgressRule, EgressRules, SecretRef};
 
 /// No token lives longer than this, whatever a policy says.
 pub const HARD_MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -40,6 +45,12 @@ pub struct PolicyDoc {
     /// does not allow; a person's approval reinstates it.
     #[serde(default)]
     pub suspend_on_anomaly: bool,
+    /// `[[egress]]`: outbound requests the broker attaches a secret to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<EgressRule>,
+    /// `[egress_default]`: what happens to requests no rule matches.
+    #[serde(default, skip_serializing_if = "EgressDefault::is_default")]
+    pub egress_default: EgressDefault,
 }
 
 fn default_secrets() -> Vec<String> {
@@ -63,6 +74,8 @@ impl Default for PolicyDoc {
             reads_per_minute: None,
             tokens_per_minute: None,
             suspend_on_anomaly: false,
+            egress: Vec::new(),
+            egress_default: EgressDefault::default(),
         }
     }
 }
@@ -75,6 +88,7 @@ pub struct Policy {
     granted: Vec<GlobMatcher>,
     scopes: Vec<Scope>,
     max_token_ttl: Duration,
+    egress: EgressRules,
 }
 
 impl Policy {
@@ -131,12 +145,32 @@ impl Policy {
                 doc.max_token_ttl
             )));
         }
+        // A rule whose secret the policy does not let the agent read could never
+        // attach anything: refuse it now rather than fail every request later.
+        for rule in &doc.egress {
+            let readable = match &rule.secret {
+                SecretRef::Own(name) => own.iter().any(|g| g.is_match(name.as_str())),
+                SecretRef::Granted(path) => granted.iter().any(|g| g.is_match(path.to_string())),
+            };
+            if !readable {
+                return Err(invalid(format!(
+                    "egress rule for {}: the policy's secrets globs do not grant {}",
+                    rule.host,
+                    String::from(rule.secret.clone())
+                )));
+            }
+        }
+        let egress = EgressRules {
+            rules: doc.egress.clone(),
+            default: doc.egress_default,
+        };
         Ok(Policy {
             doc,
             own,
             granted,
             scopes,
             max_token_ttl,
+            egress,
         })
     }
 
@@ -168,6 +202,11 @@ impl Policy {
     /// The longest token this agent may hold.
     pub fn max_token_ttl(&self) -> Duration {
         self.max_token_ttl
+    }
+
+    /// The brokered egress rules.
+    pub fn egress(&self) -> &EgressRules {
+        &self.egress
     }
 
     /// The agents this policy grants reads from (besides the agent itself).

@@ -21,12 +21,14 @@ use crate::store::{self, agents, header, keys, secrets, tags};
 mod access;
 mod audit;
 mod backup;
+mod broker;
 mod notify;
 mod rotation;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
+pub use broker::EgressGrant;
 pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,

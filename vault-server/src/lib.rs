@@ -10,6 +10,7 @@
 
 #![deny(missing_docs)]
 
+pub mod broker;
 pub mod conn;
 mod denials;
 mod error;

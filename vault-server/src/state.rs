@@ -34,6 +34,8 @@ pub(crate) struct Inner {
     pub home: std::path::PathBuf,
     /// The built-in rules, compiled once on first use.
     pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
+    /// The broker CA's certificate (PEM), when this server runs a broker.
+    pub broker_ca_pem: Option<String>,
 }
 
 /// Counters exported at /metrics.
@@ -75,6 +77,7 @@ impl AppState {
                 unknown_keys: Mutex::new(crate::denials::UnknownKeys::default()),
                 home,
                 scanner: std::sync::OnceLock::new(),
+                broker_ca_pem: None,
             }),
         })
     }
@@ -95,6 +98,20 @@ impl AppState {
             inner.allowed_hosts = hosts;
         }
         self
+    }
+
+    /// The same state serving `pem` at `GET /v1/broker/ca.pem`. Call before
+    /// the state is shared.
+    pub fn with_broker_ca(mut self, pem: String) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.broker_ca_pem = Some(pem);
+        }
+        self
+    }
+
+    /// The broker CA's certificate, if a broker runs.
+    pub(crate) fn broker_ca_pem(&self) -> Option<&str> {
+        self.inner.broker_ca_pem.as_deref()
     }
 
     /// The vault directory.

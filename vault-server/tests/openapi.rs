@@ -119,7 +119,9 @@ fn world() -> World {
         )
         .unwrap();
     let admin = "vadm_openapi_test".to_owned();
-    let state = vault_server::AppState::new(vault, SecretString::new(admin.clone())).unwrap();
+    let state = vault_server::AppState::new(vault, SecretString::new(admin.clone()))
+        .unwrap()
+        .with_broker_ca("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into());
     World {
         app: vault_server::app(state),
         admin,
@@ -210,6 +212,13 @@ async fn every_documented_operation_answers_as_documented() {
             "/metrics",
             "/metrics".into(),
             Some(w.admin.clone()),
+            None,
+        ),
+        (
+            "GET",
+            "/v1/broker/ca.pem",
+            "/v1/broker/ca.pem".into(),
+            None,
             None,
         ),
         (

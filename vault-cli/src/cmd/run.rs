@@ -53,6 +53,13 @@ pub struct RunArgs {
     /// With --watch: how often to check for rotations, in milliseconds.
     #[arg(long, default_value_t = 1000, hide = true)]
     poll_ms: u64,
+    /// Send the child's HTTPS through the running server's egress broker: it
+    /// gets proxy and CA settings and placeholders, never a brokered secret's value.
+    #[arg(long, conflicts_with_all = ["watch", "no_inherit"])]
+    broker: bool,
+    /// With --broker: the broker's address (default: $VAULT_BROKER).
+    #[arg(long, value_name = "URL", requires = "broker")]
+    broker_addr: Option<String>,
     /// The command and its arguments.
     #[arg(last = true, required = true, value_name = "CMD")]
     command: Vec<String>,
@@ -84,6 +91,16 @@ pub enum EnvFormat {
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
+    if args.broker {
+        let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
+            exit::usage("--broker needs --agent (remote mode is not brokered yet)")
+        })?)?;
+        let (env, child) = super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
+        child.apply_to_process();
+        let code = spawn_with_env(&args, &env)?;
+        drop(child); // the private CA directory goes with the run
+        std::process::exit(code);
+    }
     if let Some(remote) = crate::remote::Remote::from_env(None)? {
         let env = remote_env(&remote)?;
         let code = spawn_with_env(&args, &env)?;

@@ -35,7 +35,7 @@ pub struct Args {
     request_timeout: std::time::Duration,
     /// Longest a client may take to send a request's headers, and longest a
     /// kept-alive connection may sit idle, e.g. 10s; then it is closed.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration_flag)]
     header_timeout: std::time::Duration,
     /// Connections open at once; more are closed at accept.
     #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65_536))]
@@ -47,6 +47,8 @@ pub struct Args {
     /// loopback ones; `/metrics` refuses any other Host (DNS rebinding). Repeatable.
     #[arg(long, value_name = "NAME")]
     allowed_host: Vec<String>,
+    #[command(flatten)]
+    broker: super::broker::ServerArgs,
 }
 
 /// Where `--listen` points.
@@ -106,7 +108,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .with_ansi(false)
         .with_target(false)
         .try_init();
-    let vault = ctx.unlock()?;
+    let mut vault = ctx.unlock()?;
+    let broker = super::broker::prepare(&args.broker, &mut vault)?;
     // Recorded so `vault doctor` can tell a server exposed without TLS.
     let where_ = match (&place, &tls) {
         (Place::Unix(p), _) => format!("unix:{}", p.display()),
@@ -122,9 +125,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     )?;
     let admin = new_admin_token()?;
     write_private(&args.admin_token_file, admin.expose_secret())?;
-    let state = vault_server::AppState::new(vault, admin)?
+    let mut state = vault_server::AppState::new(vault, admin)?
         .with_request_timeout(args.request_timeout)
         .with_allowed_hosts(args.allowed_host.clone());
+    if let Some(b) = &broker {
+        state = state.with_broker_ca(b.ca_pem());
+    }
     // The socket is bound before the runtime's threads exist: its umask dance
     // is process-wide.
     let unix = match &place {
@@ -156,6 +162,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 }
             }
         });
+        if let Some(b) = broker {
+            super::broker::start(b, state.clone()).await?;
+        }
         let app = vault_server::app(state.clone());
         match (place, unix) {
             (Place::Unix(path), Some(std_listener)) => {

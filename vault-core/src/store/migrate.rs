@@ -14,6 +14,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../../../schema/006_suspensions.sql")),
     (7, include_str!("../../../schema/007_settings.sql")),
     (8, include_str!("../../../schema/008_row_tags.sql")),
+    (9, include_str!("../../../schema/009_broker_ca.sql")),
 ];
 
 /// The schema version this build writes.

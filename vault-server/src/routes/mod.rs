@@ -4,6 +4,7 @@
 
 mod admin;
 mod agent;
+mod broker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +24,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .merge(agent::router())
         .merge(admin::router())
+        .merge(broker::router())
         .route(
             "/v1/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

@@ -1,0 +1,840 @@
+//! Brokered egress (issue 15) end to end: the real `vault server --broker`, a
+//! TLS upstream on loopback written here (its CA passed with
+//! --broker-upstream-ca), curl started by the real `vault run --broker`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::common::{spawn_vault, stdout_of, terminate, wait_bounded, write_private, Env, Lines};
+
+const REAL_KEY: &str = "sk-real-upstream-key-0123456789";
+/// Loopback, but not the 127.0.0.1 that `vault run --broker` puts in NO_PROXY.
+const UPSTREAM_HOST: &str = "127.0.0.2";
+const ROTATED_KEY: &str = "sk-rotated-upstream-key-9876543210";
+
+/// A TLS server for [`UPSTREAM_HOST`] that records each request head it reads.
+struct Upstream {
+    port: u16,
+    ca_file: std::path::PathBuf,
+    heads: Arc<Mutex<Vec<String>>>,
+}
+
+impl Upstream {
+    fn start(dir: &std::path::Path) -> Upstream {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test upstream CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec![UPSTREAM_HOST.into(), "localhost".into()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let ca_file = dir.join("upstream-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap(),
+        );
+        let listener = TcpListener::bind((UPSTREAM_HOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let recorded = heads.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let config = config.clone();
+                let recorded = recorded.clone();
+                std::thread::spawn(move || serve_one(stream, config, recorded));
+            }
+        });
+        Upstream {
+            port,
+            ca_file,
+            heads,
+        }
+    }
+
+    fn heads(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
+    }
+}
+
+fn serve_one(stream: TcpStream, config: Arc<rustls::ServerConfig>, heads: Arc<Mutex<Vec<String>>>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let conn = rustls::ServerConnection::new(config).unwrap();
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match tls.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let length = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if tls.read_exact(&mut body).is_err() {
+            return;
+        }
+        let streamed = head.starts_with("GET /v1/stream ");
+        heads.lock().unwrap().push(head);
+        if streamed {
+            // Server-sent events, one chunk each, with gaps: the test times
+            // each event's arrival against when it was sent.
+            let start = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+            if tls.get_mut().write_all(start.as_bytes()).is_err() {
+                return;
+            }
+            for i in 0..STREAM_EVENTS {
+                let event = format!("data: event {i} sent {}\n\n", now_micros());
+                let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+                if tls
+                    .get_mut()
+                    .write_all(chunk.as_bytes())
+                    .and_then(|()| tls.get_mut().flush())
+                    .is_err()
+                {
+                    return;
+                }
+                std::thread::sleep(STREAM_GAP);
+            }
+            let _ = tls.get_mut().write_all(b"0\r\n\r\n");
+            continue;
+        }
+        let answer = "upstream-ok";
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nset-cookie: tracker=1\r\nx-upstream: yes\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        if tls.get_mut().write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+const STREAM_EVENTS: usize = 5;
+const STREAM_GAP: Duration = Duration::from_millis(300);
+
+fn now_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros()
+}
+
+/// A vault with agents hermes (one egress rule for the upstream) and finance
+/// (none), and a server running the broker.
+struct Setup {
+    env: Env,
+    upstream: Upstream,
+    server: std::process::Child,
+    broker: String,
+    api: String,
+}
+
+impl Setup {
+    fn start() -> Setup {
+        let env = Env::new();
+        let upstream = Upstream::start(env.dir.path());
+        let policy = env.dir.path().join("hermes.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nmethods = [\"GET\", \"POST\"]\n\
+                 secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+                upstream.port
+            ),
+        )
+        .unwrap();
+        env.vault(&[
+            "agent",
+            "add",
+            "hermes",
+            "--policy",
+            policy.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+        env.vault(&["agent", "add", "finance"]).assert().success();
+        env.set("hermes/OPENAI_API_KEY", REAL_KEY);
+        env.set("hermes/PLAIN_SETTING", "not-brokered-value");
+        let admin = env.dir.path().join("admin-token");
+        let ca = upstream.ca_file.to_str().unwrap().to_owned();
+        let mut server = spawn_vault(
+            &env,
+            &[
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-token-file",
+                admin.to_str().unwrap(),
+                "--broker",
+                "127.0.0.1:0",
+                "--broker-upstream-ca",
+                &ca,
+                "--broker-allow-private",
+                "127.0.0.0/8",
+                "--broker-allow-private",
+                "::1/128",
+            ],
+        );
+        let lines = Lines::of(&mut server);
+        let first = lines.until(&env, "broker listening on http://");
+        let broker = first
+            .lines()
+            .find_map(|l| l.strip_prefix("broker listening on "))
+            .unwrap()
+            .to_owned();
+        let second = lines.until(&env, "listening on http://");
+        let api = second
+            .lines()
+            .find_map(|l| l.strip_prefix("listening on "))
+            .unwrap()
+            .to_owned();
+        Setup {
+            env,
+            upstream,
+            server,
+            broker,
+            api,
+        }
+    }
+
+    fn ca_pem_file(&self) -> std::path::PathBuf {
+        let pem = ureq::get(&format!("{}/v1/broker/ca.pem", self.api))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+        assert!(!pem.contains("PRIVATE KEY"));
+        let path = self.env.dir.path().join("vault-ca.pem");
+        std::fs::write(&path, pem).unwrap();
+        path
+    }
+
+    /// curl through the broker with `credential` (None: no Proxy-Authorization).
+    fn curl(&self, credential: Option<&str>, url: &str) -> String {
+        let proxy = match credential {
+            Some(c) => self
+                .broker
+                .replacen("http://", &format!("http://agent:{c}@"), 1),
+            None => self.broker.clone(),
+        };
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-i",
+                "--max-time",
+                "20",
+                "--proxy",
+                &proxy,
+                "--cacert",
+            ])
+            .arg(self.ca_pem_file())
+            .arg(url)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .output()
+            .unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn issue(&self, name: &str, agent: &str) -> String {
+        let out = self
+            .env
+            .vault(&["issue", name, "--agent", agent])
+            .assert()
+            .success();
+        stdout_of(&out).trim().to_owned()
+    }
+
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("https://{host}:{}{path}", self.upstream.port)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        terminate(&self.server);
+        wait_bounded(&self.env, &mut self.server);
+    }
+}
+
+fn authorizations(heads: &[String]) -> Vec<String> {
+    heads
+        .iter()
+        .flat_map(|h| h.lines().map(str::to_owned).collect::<Vec<_>>())
+        .filter(|l| l.to_ascii_lowercase().starts_with("authorization:"))
+        .collect()
+}
+
+// issue 15, acceptance: curl started by `vault run --broker` reaches the upstream
+// with the real key attached while its environment holds only placeholders
+#[test]
+fn curl_under_vault_run_broker_gets_the_real_key_attached_and_holds_none() {
+    let s = Setup::start();
+    let script = format!(
+        "curl -sS -i --max-time 20 -H 'Authorization: Bearer vault-brokered' {}; echo; echo ENV-START; \
+         tr '\\0' '\\n' < /proc/self/environ",
+        s.url(UPSTREAM_HOST, "/v1/models")
+    );
+    let out = s
+        .env
+        .vault(&[
+            "run",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .env("VAULT_BROKER", &s.broker)
+        .env("HTTPS_PROXY", "http://stale.example:1")
+        .env("ssl_cert_file", "/stale")
+        .env("NO_PROXY", "internal.example")
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("upstream-ok"), "{text}");
+    assert!(text.contains("x-upstream: yes"), "{text}");
+    assert!(!text.to_ascii_lowercase().contains("set-cookie"), "{text}");
+    assert_eq!(
+        authorizations(&s.upstream.heads()),
+        vec![format!("authorization: Bearer {REAL_KEY}")]
+    );
+    let (_, env) = text.split_once("ENV-START").unwrap();
+    assert!(!env.contains(REAL_KEY), "{env}");
+    assert!(env.contains("\nOPENAI_API_KEY=vault-brokered\n"), "{env}");
+    assert!(
+        env.contains("\nPLAIN_SETTING=not-brokered-value\n"),
+        "{env}"
+    );
+    assert!(env.contains("\nNODE_USE_ENV_PROXY=1\n"), "{env}");
+    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        let line = env
+            .lines()
+            .find(|l| l.starts_with(&format!("{var}=")))
+            .unwrap_or_else(|| panic!("{var} missing: {env}"));
+        assert!(
+            line.contains("avk_") && line.ends_with(s.broker.trim_start_matches("http://")),
+            "{line}"
+        );
+    }
+    assert!(!env.contains("stale"), "{env}");
+    let no_proxy = env.lines().find(|l| l.starts_with("NO_PROXY=")).unwrap();
+    assert!(
+        no_proxy.contains("127.0.0.1") && no_proxy.contains("internal.example"),
+        "{no_proxy}"
+    );
+    for var in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "NODE_EXTRA_CA_CERTS",
+    ] {
+        assert!(env.contains(&format!("\n{var}=/")), "{var}: {env}");
+    }
+    // the run's private directory went with the run
+    let ca_path = env
+        .lines()
+        .find_map(|l| l.strip_prefix("NODE_EXTRA_CA_CERTS="))
+        .unwrap();
+    assert!(!std::path::Path::new(ca_path).exists());
+}
+
+// issue 15, acceptance: no rule, no credential, another agent's key, a revoked
+// key and a rotated secret, each on the next request
+#[test]
+fn the_broker_refuses_unmatched_unauthenticated_foreign_and_revoked_and_follows_rotation() {
+    let s = Setup::start();
+    let hermes = s.issue("hermes-key", "hermes");
+    let finance = s.issue("finance-key", "finance");
+
+    let ok = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(ok.contains("upstream-ok"), "{ok}");
+
+    // a host with no rule (a name for loopback): refused, nothing forwarded
+    let before = s.upstream.heads().len();
+    let denied = s.curl(Some(&hermes), &s.url("localhost", "/v1/chat"));
+    assert!(
+        denied.contains("403") && denied.contains("\"egress_denied\""),
+        "{denied}"
+    );
+    assert!(denied.contains("x-vault-broker: refused"), "{denied}");
+    assert!(denied.contains("vault agent set-policy hermes"), "{denied}");
+    // a path outside the prefix: refused too
+    let denied = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/admin"));
+    assert!(denied.contains("\"egress_denied\""), "{denied}");
+    assert_eq!(s.upstream.heads().len(), before);
+
+    // no Proxy-Authorization: 407 at the CONNECT
+    let no_auth = s.curl(None, &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(no_auth.contains("407"), "{no_auth}");
+
+    // finance's key does not get hermes's rules
+    let foreign = s.curl(Some(&finance), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(
+        foreign.contains("\"egress_denied\"") && foreign.contains("agent finance"),
+        "{foreign}"
+    );
+    assert_eq!(s.upstream.heads().len(), before);
+
+    // rotation applies from the next request, with no restart
+    s.env.set("hermes/OPENAI_API_KEY", ROTATED_KEY);
+    let rotated = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(rotated.contains("upstream-ok"), "{rotated}");
+    let auths = authorizations(&s.upstream.heads());
+    assert_eq!(
+        auths.last().unwrap(),
+        &format!("authorization: Bearer {ROTATED_KEY}")
+    );
+
+    // revocation applies to the next request
+    s.env
+        .vault(&["keys", "revoke", "hermes-key"])
+        .assert()
+        .success();
+    let revoked = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(revoked.contains("407"), "{revoked}");
+    assert_eq!(authorizations(&s.upstream.heads()).len(), auths.len());
+}
+
+/// Sends `bytes` to the broker and returns what it answers (up to close or 5 s).
+fn raw(broker: &str, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(broker.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+        if out.windows(4).any(|w| w == b"\r\n\r\n") && out.ends_with(b"}") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+// issue 15, bad input: malformed CONNECT lines, absolute-form URLs, no TLS after
+// CONNECT and an upstream with a bad certificate each get a clear refusal
+#[test]
+fn malformed_proxy_input_is_refused_clearly_and_the_broker_keeps_serving() {
+    let s = Setup::start();
+    let key = s.issue("hermes-key", "hermes");
+    let auth = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("agent:{key}"))
+    };
+    let with_auth =
+        |line: &str| format!("{line}\r\nHost: x\r\nProxy-Authorization: Basic {auth}\r\n\r\n");
+
+    let answer = raw(
+        &s.broker,
+        b"CONNECT localhost:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 407"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("proxy-authenticate: basic"),
+        "{answer}"
+    );
+    assert!(answer.contains("\"proxy_auth_required\""), "{answer}");
+
+    let answer = raw(
+        &s.broker,
+        with_auth("CONNECT localhost HTTP/1.1").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = raw(
+        &s.broker,
+        with_auth("CONNECT bad_host!:443 HTTP/1.1").as_bytes(),
+    );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let answer = raw(&s.broker, b"CONNECT \r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+
+    let absolute = with_auth(&format!(
+        "GET https://{UPSTREAM_HOST}:{}/v1/x HTTP/1.1",
+        s.upstream.port
+    ));
+    let answer = raw(&s.broker, absolute.as_bytes());
+    assert!(answer.contains("\"egress_http_refused\""), "{answer}");
+    let plain = with_auth("GET http://example.com/ HTTP/1.1");
+    assert!(raw(&s.broker, plain.as_bytes()).contains("\"egress_http_refused\""));
+
+    // oversized headers: a JSON 431 past 16 KiB, the connection refused past 64 KiB
+    let big = format!(
+        "CONNECT {UPSTREAM_HOST}:443 HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(20 * 1024)
+    );
+    let answer = raw(&s.broker, big.as_bytes());
+    assert!(
+        answer.starts_with("HTTP/1.1 431") && answer.contains("\"headers_too_large\""),
+        "{answer}"
+    );
+    let huge = format!(
+        "CONNECT {UPSTREAM_HOST}:443 HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
+        "a".repeat(1024 * 1024)
+    );
+    let answer = raw(&s.broker, huge.as_bytes());
+    assert!(
+        !answer.contains("200") && !answer.contains("407"),
+        "{answer}"
+    );
+
+    // CONNECT, then plain text instead of TLS: the tunnel closes, nothing forwarded
+    let before = s.upstream.heads().len();
+    let connect = with_auth(&format!(
+        "CONNECT {UPSTREAM_HOST}:{} HTTP/1.1",
+        s.upstream.port
+    ));
+    let mut stream = TcpStream::connect(s.broker.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(connect.as_bytes()).unwrap();
+    let mut head = [0u8; 39];
+    stream.read_exact(&mut head).unwrap();
+    assert!(String::from_utf8_lossy(&head).starts_with("HTTP/1.1 200"));
+    stream
+        .write_all(b"GET /v1/x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    assert!(!String::from_utf8_lossy(&rest).contains("upstream-ok"));
+    assert_eq!(s.upstream.heads().len(), before);
+
+    // the broker is still serving
+    assert!(s
+        .curl(Some(&key), &s.url(UPSTREAM_HOST, "/v1/x"))
+        .contains("upstream-ok"));
+}
+
+// issue 15, bad input: an upstream whose certificate the broker cannot verify
+// is refused with upstream_tls, and the key is never sent to it
+#[test]
+fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
+    let env = Env::new();
+    let upstream = Upstream::start(env.dir.path());
+    let policy = env.dir.path().join("p.toml");
+    write_private(
+        &policy,
+        &format!(
+            "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+            upstream.port
+        ),
+    );
+    env.vault(&[
+        "agent",
+        "add",
+        "hermes",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    env.set("hermes/OPENAI_API_KEY", REAL_KEY);
+    let admin = env.dir.path().join("admin");
+    // no --broker-upstream-ca: the upstream's private CA is not trusted
+    let mut server = spawn_vault(
+        &env,
+        &[
+            "server",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            admin.to_str().unwrap(),
+            "--broker",
+            "127.0.0.1:0",
+            "--broker-allow-private",
+            "127.0.0.0/8",
+            "--broker-allow-private",
+            "::1/128",
+        ],
+    );
+    let lines = Lines::of(&mut server);
+    let first = lines.until(&env, "broker listening on http://");
+    let broker = first
+        .lines()
+        .find_map(|l| l.strip_prefix("broker listening on "))
+        .unwrap()
+        .to_owned();
+    let out = env
+        .vault(&[
+            "run",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            &format!(
+                "curl -sS -i --max-time 20 https://{UPSTREAM_HOST}:{}/v1/x",
+                upstream.port
+            ),
+        ])
+        .env("VAULT_BROKER", &broker)
+        .assert();
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("502") && text.contains("\"upstream_tls\""),
+        "{text}"
+    );
+    assert!(text.contains("--broker-upstream-ca"), "{text}");
+    assert!(!text.contains(REAL_KEY));
+    assert!(upstream.heads().is_empty());
+    terminate(&server);
+    wait_bounded(&env, &mut server);
+}
+
+// issue 15, streaming: server-sent events reach the client one by one as the
+// upstream sends them, not buffered until the answer ends
+#[test]
+fn server_sent_events_flow_through_the_broker_event_by_event() {
+    let s = Setup::start();
+    let key = s.issue("hermes-key", "hermes");
+    let ca_pem = std::fs::read_to_string(s.ca_pem_file()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    let der = {
+        use base64::Engine as _;
+        let body: String = ca_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap()
+    };
+    roots
+        .add(rustls_pki_types::CertificateDer::from(der))
+        .unwrap();
+    let config = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    let auth = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(format!("agent:{key}"))
+    };
+    let mut tcp = TcpStream::connect(s.broker.trim_start_matches("http://")).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let target = format!("{UPSTREAM_HOST}:{}", s.upstream.port);
+    write!(
+        tcp,
+        "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+    )
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        tcp.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let name = rustls_pki_types::ServerName::try_from(UPSTREAM_HOST).unwrap();
+    let conn = rustls::ClientConnection::new(config, name).unwrap();
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+    write!(
+        tls.get_mut(),
+        "GET /v1/stream HTTP/1.1\r\nHost: {target}\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut lags = Vec::new();
+    let mut line = String::new();
+    while lags.len() < STREAM_EVENTS {
+        line.clear();
+        assert!(
+            tls.read_line(&mut line).unwrap() > 0,
+            "the stream ended early"
+        );
+        if let Some(rest) = line.trim().strip_prefix("data: event ") {
+            let sent: u128 = rest.rsplit(' ').next().unwrap().parse().unwrap();
+            lags.push(now_micros().saturating_sub(sent));
+        }
+    }
+    // Buffered until the end, the first event would lag by the whole answer
+    // (4 gaps of 300 ms); forwarded as it arrives, each lags by little (the
+    // bound is loose for a loaded CI machine, still under one gap).
+    for (i, lag) in lags.iter().enumerate() {
+        assert!(
+            *lag < 150_000,
+            "event {i} arrived {lag} us after it was sent: {lags:?}"
+        );
+    }
+}
+
+/// A python3 that can `import requests, httpx`: a venv under the target dir,
+/// installed from PyPI once per run (idempotent: reused when it already imports).
+fn python_with_http_clients() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let ok = |py: &std::path::Path| {
+                std::process::Command::new(py)
+                    .args(["-c", "import requests, httpx"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("broker-venv");
+            let py = venv.join("bin/python3");
+            if !ok(&py) {
+                let status = std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "python3 -m venv failed");
+                let status = std::process::Command::new(&py)
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "requests==2.*",
+                        "httpx==0.28.*",
+                    ])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "installing requests and httpx failed");
+            }
+            py
+        })
+        .clone()
+}
+
+// issue 15, acceptance: Python requests and httpx started by `vault run --broker`
+// honour the proxy and CA variables, reach the upstream with the real key
+// attached, hold only the placeholder, and get egress_denied for a host with no rule
+#[test]
+fn python_requests_and_httpx_under_vault_run_broker_get_the_real_key_attached() {
+    let python = python_with_http_clients();
+    let s = Setup::start();
+    let script = format!(
+        r#"
+import os, requests, httpx
+url = "{url}"
+key = os.environ["OPENAI_API_KEY"]
+assert key == "vault-brokered", key
+r = requests.post(url, json={{"model": "m"}}, headers={{"Authorization": "Bearer " + key, "anthropic-version": "2023-06-01"}}, timeout=20)
+print("requests", r.status_code, r.text, "set-cookie" in r.headers)
+h = httpx.get(url, headers={{"Authorization": "Bearer " + key}}, timeout=20)
+print("httpx", h.status_code, h.text)
+d = requests.get("{denied}", timeout=20)
+print("denied", d.status_code, d.headers.get("x-vault-broker"), d.json()["error"]["code"])
+print("ENV", sorted(v for v in os.environ.values() if "{real}" in v))
+"#,
+        url = s.url(UPSTREAM_HOST, "/v1/chat/completions"),
+        // no rule, and not in NO_PROXY (localhost is)
+        denied = s.url("127.0.0.3", "/v1/x"),
+        real = REAL_KEY,
+    );
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(&python)
+        .args(["-c", &script])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("requests 200 upstream-ok False"), "{text}");
+    assert!(text.contains("httpx 200 upstream-ok"), "{text}");
+    assert!(text.contains("denied 403 refused egress_denied"), "{text}");
+    assert!(text.contains("ENV []"), "{text}");
+    let heads = s.upstream.heads();
+    assert_eq!(
+        authorizations(&heads),
+        vec![format!("authorization: Bearer {REAL_KEY}"); 2]
+    );
+    // vendor headers pass untouched
+    assert!(
+        heads[0]
+            .to_ascii_lowercase()
+            .contains("anthropic-version: 2023-06-01"),
+        "{}",
+        heads[0]
+    );
+}
+
+// issue 15, policy: `vault egress services` lists every built-in shorthand
+#[test]
+fn vault_egress_services_lists_the_shorthands() {
+    let env = Env::empty();
+    let out = env
+        .vault(&["--json", "egress", "services"])
+        .assert()
+        .success();
+    let doc: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let names: Vec<&str> = doc["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    for want in [
+        "openai",
+        "anthropic",
+        "openrouter",
+        "github",
+        "gitlab",
+        "slack",
+        "telegram",
+        "stripe",
+        "gemini",
+        "huggingface",
+    ] {
+        assert!(names.contains(&want), "{want}: {names:?}");
+    }
+    let text = stdout_of(&env.vault(&["egress", "services"]).assert().success());
+    assert!(text.contains("openai") && text.contains("api.openai.com") && text.contains("bearer"));
+}

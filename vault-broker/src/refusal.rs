@@ -1,0 +1,124 @@
+//! The broker's own refusals: JSON in the vault's error shape
+//! `{"error":{"code","message"}}` with a stable code, and the header
+//! `x-vault-broker: refused`, so an SDK (or a person) can tell a refusal by the
+//! broker from an error the upstream sent. Messages say what the operator can
+//! run; they never hold a value.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{header, Response, StatusCode};
+
+/// The header set on every response the broker itself makes.
+pub const REFUSAL_HEADER: &str = "x-vault-broker";
+
+/// Why the broker refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Code {
+    /// A CONNECT target that is not `host:port`, or a request the proxy does not take.
+    BadProxyRequest,
+    /// No rule of the agent's policy covers the host and path.
+    EgressDenied,
+    /// Plain `http://` (and absolute-form `https://`) is not brokered.
+    EgressHttpRefused,
+    /// A rule covers the host and path, not the method (TRACE/TRACK always).
+    EgressMethodDenied,
+    /// `auth = "path"` but the path holds no placeholder.
+    EgressPlaceholderMissing,
+    /// The target resolves to an address the SSRF guard refuses.
+    EgressPrivateAddress,
+    /// The stored secret cannot be carried where the rule puts it (CR/LF...).
+    EgressSecretUnusable,
+    /// The request's headers are larger than the broker reads.
+    HeadersTooLarge,
+    /// Something inside the broker failed; details are in its log.
+    Internal,
+    /// No, or a bad, vault credential in Proxy-Authorization.
+    ProxyAuthRequired,
+    /// The upstream could not be resolved or connected to, or timed out.
+    UpstreamUnreachable,
+    /// The upstream's TLS certificate did not verify, or the handshake failed.
+    UpstreamTls,
+}
+
+impl Code {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadProxyRequest => "bad_proxy_request",
+            Code::EgressDenied => "egress_denied",
+            Code::EgressHttpRefused => "egress_http_refused",
+            Code::EgressMethodDenied => "egress_method_denied",
+            Code::EgressPlaceholderMissing => "egress_placeholder_missing",
+            Code::EgressPrivateAddress => "egress_private_address",
+            Code::EgressSecretUnusable => "egress_secret_unusable",
+            Code::HeadersTooLarge => "headers_too_large",
+            Code::Internal => "internal",
+            Code::ProxyAuthRequired => "proxy_auth_required",
+            Code::UpstreamUnreachable => "upstream_unreachable",
+            Code::UpstreamTls => "upstream_tls",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Code::BadProxyRequest | Code::EgressHttpRefused => StatusCode::BAD_REQUEST,
+            Code::EgressDenied | Code::EgressPrivateAddress => StatusCode::FORBIDDEN,
+            Code::EgressMethodDenied => StatusCode::METHOD_NOT_ALLOWED,
+            Code::EgressPlaceholderMissing => StatusCode::BAD_REQUEST,
+            Code::EgressSecretUnusable | Code::UpstreamUnreachable | Code::UpstreamTls => {
+                StatusCode::BAD_GATEWAY
+            }
+            Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+        }
+    }
+}
+
+/// A refusal: a code and a message fit for the agent to read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The stable code.
+    pub code: Code,
+    /// What happened and what the operator can run; never a value.
+    pub message: String,
+}
+
+impl Refusal {
+    /// A refusal with `code` and `message`.
+    pub fn new(code: Code, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP response the agent gets.
+    pub fn response(&self) -> Response<Full<Bytes>> {
+        let body = serde_json::json!({
+            "error": { "code": self.code.as_str(), "message": self.message }
+        });
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = self.code.status();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
+        headers.insert(REFUSAL_HEADER, header::HeaderValue::from_static("refused"));
+        if self.code == Code::ProxyAuthRequired {
+            headers.insert(
+                header::PROXY_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"vault\""),
+            );
+        }
+        response
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}

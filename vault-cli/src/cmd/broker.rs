@@ -1,0 +1,376 @@
+//! Brokered egress from the command line: `vault server --broker ADDR` (the
+//! flags, the loopback check, the CA, the listener) and `vault run --broker`
+//! (the child's proxy and CA environment, placeholders for brokered secrets).
+//! The proxy itself is vault-broker's; the child never receives a brokered
+//! secret's value.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use vault_broker::{Config, IpNet, LocalCa};
+use vault_core::policy::egress::PLACEHOLDER;
+use vault_core::{AgentName, Principal, SecretBytes, SecretName, SecretString, Vault};
+
+use super::Context;
+use crate::exit;
+
+/// How long the key `vault run --broker` issues for the child lives.
+const RUN_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// `vault run --broker --agent A` (local mode): unlocks the vault, issues the
+/// child a named key of its own (`A-run-PID`, 24 h), and returns the agent's
+/// env without its brokered secrets plus the broker settings. The caller
+/// applies them and drops the vault before the child starts.
+pub fn prepare_run(
+    ctx: &Context,
+    agent: &AgentName,
+    addr_flag: Option<&str>,
+) -> Result<(Vec<(SecretName, SecretBytes)>, ChildEnv)> {
+    let broker = broker_addr(addr_flag)?;
+    let mut vault = ctx.unlock()?;
+    let brokered = brokered_names(&vault, agent)?;
+    let ca = LocalCa::load_or_create(&mut vault).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut base = agent.as_str().to_owned();
+    base.truncate(40);
+    let key_name = AgentName::parse(&format!(
+        "{}-run-{}",
+        base.trim_end_matches('-'),
+        std::process::id()
+    ))?;
+    let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
+    let credential = SecretString::new(issued.key.expose_secret().to_owned());
+    let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
+    let child = child_env(&broker, &credential, ca.cert_pem(), &brokered)?;
+    Ok((env, child))
+}
+
+impl ChildEnv {
+    /// Puts the settings into this process's environment, which the child
+    /// inherits. Called while `vault run` is still single-threaded (before
+    /// its signal thread starts), so no other thread reads the environment.
+    pub fn apply_to_process(&self) {
+        for name in &self.remove {
+            std::env::remove_var(name);
+        }
+        for (name, value) in &self.set {
+            std::env::set_var(name, value);
+        }
+    }
+}
+
+/// `vault egress ...`.
+#[derive(clap::Subcommand, Debug)]
+pub enum EgressCommand {
+    /// List the built-in services: host, auth scheme and default secret name.
+    Services,
+}
+
+/// Runs `vault egress ...` (no vault needed: the table is built in).
+pub fn egress(ctx: &Context, command: EgressCommand) -> Result<()> {
+    use vault_core::policy::egress::Service;
+    match command {
+        EgressCommand::Services => {
+            if ctx.json {
+                let list: Vec<_> = Service::ALL
+                    .iter()
+                    .map(|s| {
+                        let spec = s.spec();
+                        serde_json::json!({
+                            "service": s.as_str(), "host": spec.host, "auth": spec.auth,
+                            "secret": spec.secret, "path_prefix": spec.path_prefix,
+                        })
+                    })
+                    .collect();
+                return ctx.print_json(&serde_json::json!({ "services": list }));
+            }
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<12} {:<36} {:<22} SECRET",
+                "SERVICE", "HOST", "AUTH"
+            )?;
+            for s in Service::ALL {
+                let spec = s.spec();
+                let host = match spec.path_prefix {
+                    Some(p) => format!("{}{p}", spec.host),
+                    None => spec.host.to_owned(),
+                };
+                writeln!(
+                    out,
+                    "{:<12} {host:<36} {:<22} {}",
+                    s.as_str(),
+                    spec.auth,
+                    spec.secret
+                )?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `vault server`'s broker flags.
+#[derive(clap::Args, Debug)]
+pub struct ServerArgs {
+    /// Also run the egress broker (an HTTP forward proxy) on this loopback
+    /// address; port 0 picks a free one (the printed line shows it).
+    #[arg(long, value_name = "ADDR")]
+    broker: Option<String>,
+    /// Trust this PEM CA for upstreams too, beside Mozilla's roots (repeatable).
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    broker_upstream_ca: Vec<PathBuf>,
+    /// Let the broker connect to this private range on purpose (repeatable),
+    /// e.g. 127.0.0.0/8; cloud metadata addresses stay refused.
+    #[arg(long, value_name = "CIDR", requires = "broker")]
+    broker_allow_private: Vec<String>,
+}
+
+/// A broker ready to start once the runtime runs.
+pub struct Prepared {
+    addr: SocketAddr,
+    config: Config,
+}
+
+impl Prepared {
+    /// The CA certificate the API serves at `/v1/broker/ca.pem`.
+    pub fn ca_pem(&self) -> String {
+        self.config.ca.cert_pem().to_owned()
+    }
+}
+
+/// Checks the flags and loads (or creates) the CA, before the vault goes to the server.
+pub fn prepare(args: &ServerArgs, vault: &mut Vault) -> Result<Option<Prepared>> {
+    let Some(text) = &args.broker else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = text.parse().map_err(|_| {
+        exit::usage(format!(
+            "--broker {text:?} is not an address like 127.0.0.1:0"
+        ))
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(exit::refused(format!(
+            "--broker {addr} is not a loopback address: agents send their vault credential to the \
+             broker in clear; use 127.0.0.1:PORT"
+        )));
+    }
+    let allow = args
+        .broker_allow_private
+        .iter()
+        .map(|c| {
+            c.parse::<IpNet>().map_err(|_| {
+                exit::usage(format!(
+                    "--broker-allow-private {c:?} is not a CIDR like 127.0.0.0/8"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut pems = Vec::new();
+    for file in &args.broker_upstream_ca {
+        pems.push(
+            std::fs::read_to_string(file).map_err(|e| {
+                exit::usage(format!("--broker-upstream-ca {}: {e}", file.display()))
+            })?,
+        );
+    }
+    let tls = vault_broker::upstream_tls_config(&pems).map_err(|e| exit::usage(e.to_string()))?;
+    let ca = LocalCa::load_or_create(vault).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(Prepared {
+        addr,
+        config: Config {
+            ca: Arc::new(ca),
+            dialer: vault_broker::dial::Dialer::new(tls, allow),
+        },
+    }))
+}
+
+/// Binds the broker, starts it on the runtime, and says where it listens.
+pub async fn start(prepared: Prepared, state: vault_server::AppState) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(prepared.addr)
+        .await
+        .with_context(|| format!("binding the broker on {}", prepared.addr))?;
+    let local = listener.local_addr()?;
+    let backend = Arc::new(vault_server::broker::VaultBackend(state));
+    tokio::spawn(vault_broker::serve(
+        listener,
+        backend,
+        prepared.config,
+        std::future::pending(),
+    ));
+    println!("broker listening on http://{local}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+/// What `vault run --broker` adds to the child's environment.
+pub struct ChildEnv {
+    /// Variables to set.
+    pub set: Vec<(String, String)>,
+    /// Inherited variables to remove first (proxy and CA settings, both cases).
+    pub remove: Vec<String>,
+    /// The private directory holding the CA files; removed when dropped.
+    pub _dir: tempfile::TempDir,
+}
+
+/// Inherited variables `vault run --broker` removes: a stale proxy or CA
+/// setting would send the child around the broker or make it distrust it.
+const INHERITED: [&str; 14] = [
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "NODE_USE_ENV_PROXY",
+    "NODE_EXTRA_CA_CERTS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "HERMES_CA_BUNDLE",
+    "DENO_CERT",
+    "OPENCLAW_PROXY_URL",
+];
+
+/// System trust stores, first found wins, merged with the vault CA so the
+/// child's other TLS (git, package managers) keeps working.
+const SYSTEM_BUNDLES: [&str; 4] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+    "/etc/ssl/ca-bundle.pem",
+];
+
+/// Builds the child's broker environment: the CA and a merged bundle in a
+/// private 0700 directory, proxy variables carrying `credential`, and the
+/// placeholder for each of `brokered`.
+pub fn child_env(
+    broker: &str,
+    credential: &SecretString,
+    ca_pem: &str,
+    brokered: &BTreeSet<String>,
+) -> Result<ChildEnv> {
+    let base = broker.trim_end_matches('/');
+    let hostport = base
+        .strip_prefix("http://")
+        .filter(|h| !h.is_empty() && !h.contains(['/', '@']))
+        .ok_or_else(|| {
+            exit::usage(format!(
+                "the broker address {base:?} must look like http://127.0.0.1:PORT (as `vault server --broker` prints it)"
+            ))
+        })?;
+    if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
+        return Err(exit::refused("the server sent no broker CA certificate"));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("vault-broker-")
+        .tempdir()
+        .context("creating the run's private directory")?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+    }
+    let ca_file = dir.path().join("vault-ca.pem");
+    write_file(&ca_file, ca_pem.as_bytes())?;
+    let mut bundle = SYSTEM_BUNDLES
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .unwrap_or_default();
+    if !bundle.ends_with('\n') && !bundle.is_empty() {
+        bundle.push('\n');
+    }
+    bundle.push_str(ca_pem);
+    let bundle_file = dir.path().join("bundle.pem");
+    write_file(&bundle_file, bundle.as_bytes())?;
+    // The credential goes in the user part; the broker accepts it as user or password.
+    let proxy = format!("http://agent:{}@{hostport}", credential.expose_secret());
+    let mut no_proxy: Vec<String> = vec!["localhost".into(), "127.0.0.1".into(), "::1".into()];
+    for var in ["NO_PROXY", "no_proxy"] {
+        if let Ok(v) = std::env::var(var) {
+            for entry in v.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                if !no_proxy.iter().any(|n| n == entry) {
+                    no_proxy.push(entry.to_owned());
+                }
+            }
+        }
+    }
+    let no_proxy = no_proxy.join(",");
+    let ca = ca_file.display().to_string();
+    let merged = bundle_file.display().to_string();
+    let mut set = vec![];
+    for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        set.push((name.to_owned(), proxy.clone()));
+    }
+    set.push(("NO_PROXY".into(), no_proxy.clone()));
+    set.push(("no_proxy".into(), no_proxy));
+    set.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    set.push(("NODE_EXTRA_CA_CERTS".into(), ca));
+    for name in [
+        "SSL_CERT_FILE",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "GIT_SSL_CAINFO",
+        "HERMES_CA_BUNDLE",
+    ] {
+        set.push((name.to_owned(), merged.clone()));
+    }
+    for name in brokered {
+        set.push((name.clone(), PLACEHOLDER.to_owned()));
+    }
+    let remove = INHERITED
+        .iter()
+        .flat_map(|v| [v.to_string(), v.to_ascii_lowercase()])
+        .collect();
+    Ok(ChildEnv {
+        set,
+        remove,
+        _dir: dir,
+    })
+}
+
+/// The env names of the secrets `agent`'s egress rules attach.
+pub fn brokered_names(vault: &Vault, agent: &AgentName) -> Result<BTreeSet<String>> {
+    let policy = vault.policy(&Principal::Operator, agent)?;
+    Ok(policy
+        .egress()
+        .rules()
+        .iter()
+        .map(|r| r.secret.env_name().to_string())
+        .collect())
+}
+
+/// Drops brokered secrets from an env: their values never reach the child.
+pub fn without_brokered(
+    env: Vec<(SecretName, SecretBytes)>,
+    brokered: &BTreeSet<String>,
+) -> Vec<(SecretName, SecretBytes)> {
+    env.into_iter()
+        .filter(|(name, _)| !brokered.contains(name.as_str()))
+        .collect()
+}
+
+/// Where the broker is: `--broker-addr`, else `VAULT_BROKER`.
+pub fn broker_addr(flag: Option<&str>) -> Result<String> {
+    flag.map(str::to_owned)
+        .or_else(|| std::env::var("VAULT_BROKER").ok().filter(|v| !v.is_empty()))
+        .ok_or_else(|| {
+            exit::usage(
+                "--broker needs the broker's address: pass --broker-addr http://127.0.0.1:PORT or set \
+                 VAULT_BROKER (the line `vault server --broker` prints)",
+            )
+        })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)?;
+    Ok(())
+}

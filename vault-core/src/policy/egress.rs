@@ -1,0 +1,871 @@
+//! Brokered egress rules (`[[egress]]` and `[egress_default]` in a policy): which
+//! outbound requests the broker attaches which secret to, and how. Parsed into
+//! types at policy load, so a malformed rule is refused when the operator sets
+//! it, never discovered mid-request; the broker only asks [`EgressRules::decide`].
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{SecretName, SecretPath};
+
+/// What a placeholder for a brokered secret looks like in the agent's env and,
+/// for `auth = "path"`, in the request path the broker rewrites.
+pub const PLACEHOLDER: &str = "vault-brokered";
+
+/// Methods refused whatever a rule says: they echo the request, credential included.
+const ALWAYS_REFUSED: [&str; 2] = ["TRACE", "TRACK"];
+
+/// One `[[egress]]` rule, checked: a `service` shorthand is expanded to its
+/// host, auth scheme and default secret name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RuleText", into = "RuleText")]
+pub struct EgressRule {
+    /// The built-in service this rule was written as, if any.
+    pub service: Option<Service>,
+    /// `api.openai.com`, `*.example.com` (one label), optionally `:port` (default 443).
+    pub host: HostPattern,
+    /// Only paths starting with this (default: any).
+    pub path_prefix: Option<PathPrefix>,
+    /// Only these methods (default: any but TRACE and TRACK).
+    pub methods: Option<Vec<Method>>,
+    /// The secret to attach: the agent's own `NAME` or a granted `AGENT/NAME`.
+    pub secret: SecretRef,
+    /// Where the secret goes.
+    pub auth: EgressAuth,
+}
+
+/// An `[[egress]]` rule as written (and stored).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleText {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service: Option<Service>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    host: Option<HostPattern>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_prefix: Option<PathPrefix>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    methods: Option<Vec<Method>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    secret: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    auth: Option<EgressAuth>,
+}
+
+impl TryFrom<RuleText> for EgressRule {
+    type Error = String;
+    fn try_from(t: RuleText) -> Result<Self, String> {
+        match t.service {
+            Some(service) => {
+                if t.host.is_some() || t.auth.is_some() {
+                    return Err(format!(
+                        "egress service {:?} sets host and auth itself; write a rule without `service` to choose them",
+                        service.as_str()
+                    ));
+                }
+                let spec = service.spec();
+                let secret = match t.secret {
+                    Some(s) => s,
+                    None => SecretRef::try_from(spec.secret.to_owned())?,
+                };
+                let path_prefix = match (t.path_prefix, spec.path_prefix) {
+                    (Some(p), _) => Some(p),
+                    (None, Some(p)) => Some(PathPrefix::try_from(p.to_owned())?),
+                    (None, None) => None,
+                };
+                Ok(EgressRule {
+                    service: Some(service),
+                    host: HostPattern::try_from(spec.host.to_owned())?,
+                    path_prefix,
+                    methods: t.methods,
+                    secret,
+                    auth: EgressAuth::try_from(spec.auth.to_owned())?,
+                })
+            }
+            None => Ok(EgressRule {
+                service: None,
+                host: t
+                    .host
+                    .ok_or("egress rule: missing field `host` (or `service`)")?,
+                path_prefix: t.path_prefix,
+                methods: t.methods,
+                secret: t.secret.ok_or("egress rule: missing field `secret`")?,
+                auth: t.auth.ok_or("egress rule: missing field `auth`")?,
+            }),
+        }
+    }
+}
+
+impl From<EgressRule> for RuleText {
+    fn from(r: EgressRule) -> RuleText {
+        let expanded = r.service.is_some();
+        RuleText {
+            service: r.service,
+            host: (!expanded).then_some(r.host),
+            path_prefix: r.path_prefix,
+            methods: r.methods,
+            secret: Some(r.secret),
+            auth: (!expanded).then_some(r.auth),
+        }
+    }
+}
+
+/// The built-in service shorthands (`service = "openai"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Service {
+    /// api.anthropic.com, `x-api-key`.
+    Anthropic,
+    /// generativelanguage.googleapis.com, `x-goog-api-key`.
+    Gemini,
+    /// api.github.com, bearer.
+    Github,
+    /// gitlab.com, `private-token`.
+    Gitlab,
+    /// huggingface.co, bearer.
+    Huggingface,
+    /// api.openai.com, bearer.
+    Openai,
+    /// openrouter.ai, bearer.
+    Openrouter,
+    /// slack.com, bearer.
+    Slack,
+    /// api.stripe.com, bearer.
+    Stripe,
+    /// api.telegram.org, the token in the path (`/bot<TOKEN>/`).
+    Telegram,
+}
+
+/// What a [`Service`] expands to.
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceSpec {
+    /// The host pattern.
+    pub host: &'static str,
+    /// The auth scheme, as written in a rule.
+    pub auth: &'static str,
+    /// The secret name used when the rule names none.
+    pub secret: &'static str,
+    /// A path prefix the service implies, if any.
+    pub path_prefix: Option<&'static str>,
+}
+
+impl Service {
+    /// Every service, in `vault egress services` order.
+    pub const ALL: [Service; 10] = [
+        Service::Anthropic,
+        Service::Gemini,
+        Service::Github,
+        Service::Gitlab,
+        Service::Huggingface,
+        Service::Openai,
+        Service::Openrouter,
+        Service::Slack,
+        Service::Stripe,
+        Service::Telegram,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::Anthropic => "anthropic",
+            Service::Gemini => "gemini",
+            Service::Github => "github",
+            Service::Gitlab => "gitlab",
+            Service::Huggingface => "huggingface",
+            Service::Openai => "openai",
+            Service::Openrouter => "openrouter",
+            Service::Slack => "slack",
+            Service::Stripe => "stripe",
+            Service::Telegram => "telegram",
+        }
+    }
+
+    /// What it expands to.
+    pub fn spec(self) -> ServiceSpec {
+        let s = |host, auth, secret| ServiceSpec {
+            host,
+            auth,
+            secret,
+            path_prefix: None,
+        };
+        match self {
+            Service::Anthropic => s("api.anthropic.com", "header:x-api-key", "ANTHROPIC_API_KEY"),
+            Service::Gemini => s(
+                "generativelanguage.googleapis.com",
+                "header:x-goog-api-key",
+                "GEMINI_API_KEY",
+            ),
+            Service::Github => s("api.github.com", "bearer", "GITHUB_TOKEN"),
+            Service::Gitlab => s("gitlab.com", "header:private-token", "GITLAB_TOKEN"),
+            Service::Huggingface => s("huggingface.co", "bearer", "HF_TOKEN"),
+            Service::Openai => s("api.openai.com", "bearer", "OPENAI_API_KEY"),
+            Service::Openrouter => s("openrouter.ai", "bearer", "OPENROUTER_API_KEY"),
+            Service::Slack => s("slack.com", "bearer", "SLACK_BOT_TOKEN"),
+            Service::Stripe => s("api.stripe.com", "bearer", "STRIPE_SECRET_KEY"),
+            Service::Telegram => ServiceSpec {
+                path_prefix: Some("/bot"),
+                ..s("api.telegram.org", "path", "TELEGRAM_BOT_TOKEN")
+            },
+        }
+    }
+}
+
+/// `[egress_default]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressDefault {
+    /// What happens to a request no rule matches.
+    #[serde(default)]
+    pub unmatched: Unmatched,
+}
+
+impl EgressDefault {
+    pub(crate) fn is_default(&self) -> bool {
+        *self == EgressDefault::default()
+    }
+}
+
+/// What happens to a request no rule matches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmatched {
+    /// Refused with `egress_denied` (the default).
+    #[default]
+    Deny,
+    /// Forwarded untouched, with no credential.
+    Tunnel,
+}
+
+/// Where the broker puts the secret.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EgressAuth {
+    /// `Authorization: Basic base64(value)`; a value without `:` is the user name
+    /// with an empty password (Stripe's form).
+    Basic,
+    /// `Authorization: Bearer value`.
+    Bearer,
+    /// `NAME: value`, e.g. `header:x-api-key` (name stored lowercase).
+    Header(String),
+    /// The placeholder in the path is replaced by the value (Telegram's `/bot<TOKEN>/`).
+    Path,
+    /// The query parameter `NAME` is set to the value.
+    Query(String),
+}
+
+/// A rule's host, parsed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostPattern {
+    /// Lowercase; for a wildcard, the suffix after `*.`.
+    name: String,
+    wildcard: bool,
+    port: Option<u16>,
+}
+
+/// A rule's path prefix: starts with `/`, no query, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PathPrefix(String);
+
+/// An HTTP method token, uppercase; never TRACE or TRACK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Method(String);
+
+/// The secret a rule attaches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum SecretRef {
+    /// The agent's own secret.
+    Own(SecretName),
+    /// Another agent's, granted by the policy's `secrets` globs.
+    Granted(SecretPath),
+}
+
+/// One outbound request, as the broker sees it after the CONNECT.
+#[derive(Clone, Copy, Debug)]
+pub struct EgressRequest<'a> {
+    /// The method, as sent.
+    pub method: &'a str,
+    /// The CONNECT target's host (any case).
+    pub host: &'a str,
+    /// The CONNECT target's port.
+    pub port: u16,
+    /// The request path (without the query).
+    pub path: &'a str,
+}
+
+/// What the broker does with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EgressDecision<'a> {
+    /// Attach this rule's secret.
+    Attach(&'a EgressRule),
+    /// A rule covers the host and path, but not this method (or the method is
+    /// TRACE/TRACK): `egress_method_denied`.
+    MethodDenied,
+    /// No rule, and `unmatched = "deny"`: `egress_denied`.
+    Deny,
+    /// No rule, and `unmatched = "tunnel"`: forward with no credential.
+    Tunnel,
+}
+
+/// The checked egress part of a policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EgressRules {
+    pub(crate) rules: Vec<EgressRule>,
+    pub(crate) default: EgressDefault,
+}
+
+impl EgressRules {
+    /// Decides `request`: exact host beats wildcard, a stated port beats the
+    /// default, a longer path prefix beats a shorter one, then the first written.
+    pub fn decide(&self, request: &EgressRequest<'_>) -> EgressDecision<'_> {
+        let method = request.method.to_ascii_uppercase();
+        if ALWAYS_REFUSED.contains(&method.as_str()) {
+            return EgressDecision::MethodDenied;
+        }
+        let host = request.host.trim_end_matches('.').to_ascii_lowercase();
+        let mut best: Option<(&EgressRule, (bool, bool, usize))> = None;
+        let mut method_refused = false;
+        for rule in &self.rules {
+            if !rule.host.matches(&host, request.port) {
+                continue;
+            }
+            let prefix_len = match &rule.path_prefix {
+                Some(p) if !request.path.starts_with(p.as_str()) => continue,
+                Some(p) => p.as_str().len(),
+                None => 0,
+            };
+            if let Some(methods) = &rule.methods {
+                if !methods.iter().any(|m| m.0 == method) {
+                    method_refused = true;
+                    continue;
+                }
+            }
+            let rank = (!rule.host.wildcard, rule.host.port.is_some(), prefix_len);
+            if best.as_ref().is_none_or(|(_, r)| rank > *r) {
+                best = Some((rule, rank));
+            }
+        }
+        match (best, method_refused, self.default.unmatched) {
+            (Some((rule, _)), _, _) => EgressDecision::Attach(rule),
+            (None, true, _) => EgressDecision::MethodDenied,
+            (None, false, Unmatched::Deny) => EgressDecision::Deny,
+            (None, false, Unmatched::Tunnel) => EgressDecision::Tunnel,
+        }
+    }
+
+    /// The rules, in the order written.
+    pub fn rules(&self) -> &[EgressRule] {
+        &self.rules
+    }
+
+    /// What happens to unmatched requests.
+    pub fn unmatched(&self) -> Unmatched {
+        self.default.unmatched
+    }
+}
+
+impl HostPattern {
+    fn matches(&self, host: &str, port: u16) -> bool {
+        if self.port.unwrap_or(443) != port {
+            return false;
+        }
+        if self.wildcard {
+            // One label only, as a TLS wildcard: `*.example.com` covers
+            // `api.example.com`, not `example.com` nor `a.b.example.com`.
+            host.strip_suffix(self.name.as_str())
+                .and_then(|rest| rest.strip_suffix('.'))
+                .is_some_and(|label| !label.is_empty() && !label.contains('.'))
+        } else {
+            host == self.name
+        }
+    }
+}
+
+impl TryFrom<String> for HostPattern {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let lower = text.to_ascii_lowercase();
+        let (rest, port) = match lower.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => {
+                let port: u16 = p
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| format!("egress host {text:?}: the port must be 1-65535"))?;
+                (h.to_owned(), Some(port))
+            }
+            _ => (lower.clone(), None),
+        };
+        let (name, wildcard) = match rest.strip_prefix("*.") {
+            Some(suffix) => (suffix.to_owned(), true),
+            None => (rest, false),
+        };
+        let labels_ok = !name.is_empty()
+            && name.len() <= 253
+            && name.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        if !labels_ok {
+            return Err(format!(
+                "egress host {text:?}: use a host name like api.openai.com or *.example.com, optionally with :port"
+            ));
+        }
+        if wildcard && !name.contains('.') {
+            return Err(format!(
+                "egress host {text:?}: a wildcard needs at least two labels after it (*.example.com)"
+            ));
+        }
+        Ok(HostPattern {
+            name,
+            wildcard,
+            port,
+        })
+    }
+}
+
+impl From<HostPattern> for String {
+    fn from(h: HostPattern) -> String {
+        h.to_string()
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.wildcard {
+            f.write_str("*.")?;
+        }
+        f.write_str(&self.name)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl PathPrefix {
+    /// The prefix as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for PathPrefix {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        if !text.starts_with('/')
+            || text.contains(['?', '#'])
+            || text.bytes().any(|b| b <= b' ' || b == 0x7f)
+        {
+            return Err(format!(
+                "egress path_prefix {text:?}: it must start with / and hold no query, spaces or control characters"
+            ));
+        }
+        Ok(PathPrefix(text))
+    }
+}
+
+impl From<PathPrefix> for String {
+    fn from(p: PathPrefix) -> String {
+        p.0
+    }
+}
+
+impl Method {
+    /// The method, uppercase.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Method {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let upper = text.to_ascii_uppercase();
+        if upper.is_empty() || upper.len() > 32 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!(
+                "egress method {text:?} is not an HTTP method like GET or POST"
+            ));
+        }
+        if ALWAYS_REFUSED.contains(&upper.as_str()) {
+            return Err(format!(
+                "egress method {text:?} is always refused: it echoes the request, credential included"
+            ));
+        }
+        Ok(Method(upper))
+    }
+}
+
+impl From<Method> for String {
+    fn from(m: Method) -> String {
+        m.0
+    }
+}
+
+impl SecretRef {
+    /// The name of the environment variable the agent sees a placeholder in.
+    pub fn env_name(&self) -> &SecretName {
+        match self {
+            SecretRef::Own(name) => name,
+            SecretRef::Granted(path) => &path.name,
+        }
+    }
+}
+
+impl TryFrom<String> for SecretRef {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let parsed = if text.contains('/') {
+            SecretPath::parse(&text).map(SecretRef::Granted)
+        } else {
+            SecretName::parse(&text).map(SecretRef::Own)
+        };
+        parsed.map_err(|e| format!("egress secret {text:?}: {e}"))
+    }
+}
+
+impl From<SecretRef> for String {
+    fn from(s: SecretRef) -> String {
+        match s {
+            SecretRef::Own(name) => name.to_string(),
+            SecretRef::Granted(path) => path.to_string(),
+        }
+    }
+}
+
+impl TryFrom<String> for EgressAuth {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let token_ok = |n: &str| {
+            !n.is_empty()
+                && n.len() <= 64
+                && n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        };
+        match text.split_once(':') {
+            None => match text.as_str() {
+                "basic" => Ok(EgressAuth::Basic),
+                "bearer" => Ok(EgressAuth::Bearer),
+                "path" => Ok(EgressAuth::Path),
+                _ => Err(format!(
+                    "egress auth {text:?}: use bearer, basic, header:NAME, query:NAME or path"
+                )),
+            },
+            Some(("header", name)) if token_ok(name) => {
+                let lower = name.to_ascii_lowercase();
+                // The broker owns framing and routing headers; a credential
+                // there would let a rule rewrite where or how the request goes.
+                if FORBIDDEN_AUTH_HEADERS.contains(&lower.as_str()) {
+                    return Err(format!("egress auth {text:?}: {lower} cannot carry a credential"));
+                }
+                Ok(EgressAuth::Header(lower))
+            }
+            Some(("query", name)) if token_ok(name) => Ok(EgressAuth::Query(name.to_owned())),
+            _ => Err(format!(
+                "egress auth {text:?}: use bearer, basic, header:NAME, query:NAME or path (NAME: letters, digits, - _ .)"
+            )),
+        }
+    }
+}
+
+const FORBIDDEN_AUTH_HEADERS: [&str; 12] = [
+    "connection",
+    "content-length",
+    "cookie",
+    "host",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+impl From<EgressAuth> for String {
+    fn from(a: EgressAuth) -> String {
+        match a {
+            EgressAuth::Basic => "basic".into(),
+            EgressAuth::Bearer => "bearer".into(),
+            EgressAuth::Header(n) => format!("header:{n}"),
+            EgressAuth::Path => "path".into(),
+            EgressAuth::Query(n) => format!("query:{n}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+
+    fn rules(toml_text: &str) -> EgressRules {
+        Policy::from_toml(toml_text).unwrap().egress().clone()
+    }
+
+    fn req<'a>(method: &'a str, host: &'a str, port: u16, path: &'a str) -> EgressRequest<'a> {
+        EgressRequest {
+            method,
+            host,
+            port,
+            path,
+        }
+    }
+
+    fn secret_of(d: EgressDecision<'_>) -> String {
+        match d {
+            EgressDecision::Attach(rule) => String::from(rule.secret.clone()),
+            other => format!("{other:?}"),
+        }
+    }
+
+    // issue 15, policy: hosts, ports, path prefixes and methods select the rule
+    #[test]
+    fn egress_rules_match_host_port_path_and_method() {
+        let r = rules(
+            r#"
+            secrets = ["*", "finance/TG"]
+            [[egress]]
+            host = "api.openai.com"
+            path_prefix = "/v1/"
+            methods = ["get", "POST"]
+            secret = "OPENAI_API_KEY"
+            auth = "bearer"
+
+            [[egress]]
+            host = "*.example.com"
+            secret = "WILD"
+            auth = "header:X-Api-Key"
+
+            [[egress]]
+            host = "api.example.com"
+            secret = "EXACT"
+            auth = "query:key"
+
+            [[egress]]
+            host = "api.example.com:8443"
+            path_prefix = "/bot"
+            secret = "finance/TG"
+            auth = "path"
+            "#,
+        );
+        let s = |m, h, p, path| secret_of(r.decide(&req(m, h, p, path)));
+        assert_eq!(
+            s("POST", "API.OpenAI.com", 443, "/v1/chat"),
+            "OPENAI_API_KEY"
+        );
+        assert_eq!(
+            s("POST", "api.openai.com.", 443, "/v1/chat"),
+            "OPENAI_API_KEY"
+        );
+        assert_eq!(s("DELETE", "api.openai.com", 443, "/v1/x"), "MethodDenied");
+        assert_eq!(s("GET", "api.openai.com", 443, "/v2/x"), "Deny");
+        assert_eq!(s("GET", "api.openai.com", 8443, "/v1/x"), "Deny");
+        assert_eq!(s("GET", "api.openai.com.evil.com", 443, "/v1/x"), "Deny");
+        assert_eq!(s("GET", "evilapi.openai.com", 443, "/v1/x"), "Deny");
+        // exact beats wildcard; wildcard covers one label only
+        assert_eq!(s("GET", "api.example.com", 443, "/"), "EXACT");
+        assert_eq!(s("GET", "www.example.com", 443, "/"), "WILD");
+        assert_eq!(s("GET", "example.com", 443, "/"), "Deny");
+        assert_eq!(s("GET", "a.b.example.com", 443, "/"), "Deny");
+        assert_eq!(s("GET", "api.example.com", 8443, "/bot1/x"), "finance/TG");
+        assert_eq!(s("GET", "api.example.com", 8443, "/other"), "Deny");
+        // TRACE and TRACK are refused even where a rule allows any method
+        assert_eq!(s("TRACE", "www.example.com", 443, "/"), "MethodDenied");
+        assert_eq!(s("track", "www.example.com", 443, "/"), "MethodDenied");
+        let EgressDecision::Attach(rule) = r.decide(&req("GET", "www.example.com", 443, "/"))
+        else {
+            panic!("no rule")
+        };
+        assert_eq!(rule.auth, EgressAuth::Header("x-api-key".into()));
+    }
+
+    // issue 15, policy: unmatched requests are denied unless the policy says tunnel
+    #[test]
+    fn egress_unmatched_is_denied_by_default_and_tunnelled_on_request() {
+        let deny = rules("");
+        assert_eq!(
+            deny.decide(&req("GET", "a.com", 443, "/")),
+            EgressDecision::Deny
+        );
+        let tunnel = rules("[egress_default]\nunmatched = \"tunnel\"\n");
+        assert_eq!(
+            tunnel.decide(&req("GET", "a.com", 443, "/")),
+            EgressDecision::Tunnel
+        );
+        assert_eq!(
+            tunnel.decide(&req("TRACE", "a.com", 443, "/")),
+            EgressDecision::MethodDenied
+        );
+    }
+
+    // issue 15, policy: malformed rules are refused at load, with the field named
+    #[test]
+    fn malformed_egress_rules_are_refused_at_load() {
+        let rule = |body: &str| format!("[[egress]]\n{body}\n");
+        for (text, needle) in [
+            (
+                rule("host = \"a.com\"\nsecret = \"K\"\nauth = \"oauth\""),
+                "egress auth",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"K\"\nauth = \"header:\""),
+                "egress auth",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"K\"\nauth = \"header:host\""),
+                "cannot carry",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"K\"\nauth = \"header:a b\""),
+                "egress auth",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"K\""),
+                "missing field `auth`",
+            ),
+            (
+                rule("host = \"\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "egress host",
+            ),
+            (
+                rule("host = \"*.com\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "wildcard",
+            ),
+            (
+                rule("host = \"a.*.com\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "egress host",
+            ),
+            (
+                rule("host = \"https://a.com\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "egress host",
+            ),
+            (
+                rule("host = \"a.com:0\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "port",
+            ),
+            (
+                rule("host = \"a.com:99999\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "port",
+            ),
+            (
+                rule("host = \"a.com\"\npath_prefix = \"v1\"\nsecret = \"K\"\nauth = \"bearer\""),
+                "path_prefix",
+            ),
+            (
+                rule(
+                    "host = \"a.com\"\npath_prefix = \"/v1?x\"\nsecret = \"K\"\nauth = \"bearer\"",
+                ),
+                "path_prefix",
+            ),
+            (
+                rule("host = \"a.com\"\nmethods = [\"TRACE\"]\nsecret = \"K\"\nauth = \"bearer\""),
+                "always refused",
+            ),
+            (
+                rule("host = \"a.com\"\nmethods = [\"G T\"]\nsecret = \"K\"\nauth = \"bearer\""),
+                "egress method",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"1BAD\"\nauth = \"bearer\""),
+                "egress secret",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"K\"\nauth = \"bearer\"\nhots = \"x\""),
+                "unknown field",
+            ),
+            (
+                "[egress_default]\nunmatched = \"allow\"\n".to_owned(),
+                "unknown variant",
+            ),
+            (
+                "[egress_default]\nunmatched = \"deny\"\nother = 1\n".to_owned(),
+                "unknown field",
+            ),
+            (
+                format!(
+                    "secrets = [\"GITHUB_*\"]\n{}",
+                    rule("host = \"a.com\"\nsecret = \"OTHER\"\nauth = \"bearer\"")
+                ),
+                "do not grant",
+            ),
+            (
+                rule("host = \"a.com\"\nsecret = \"finance/K\"\nauth = \"bearer\""),
+                "do not grant",
+            ),
+        ] {
+            let err = match Policy::from_toml(&text) {
+                Ok(_) => panic!("accepted: {text}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+    }
+
+    // issue 15, policy: service shorthands expand to their host, auth and secret
+    #[test]
+    fn service_shorthands_expand_and_survive_storage() {
+        let policy = Policy::from_toml(
+            "[[egress]]\nservice = \"anthropic\"\n[[egress]]\nservice = \"telegram\"\nsecret = \"TG\"\n",
+        )
+        .unwrap();
+        let r = policy.egress();
+        let EgressDecision::Attach(rule) =
+            r.decide(&req("POST", "api.anthropic.com", 443, "/v1/messages"))
+        else {
+            panic!("anthropic")
+        };
+        assert_eq!(rule.auth, EgressAuth::Header("x-api-key".into()));
+        assert_eq!(String::from(rule.secret.clone()), "ANTHROPIC_API_KEY");
+        assert_eq!(
+            secret_of(r.decide(&req("GET", "api.telegram.org", 443, "/botX/getMe"))),
+            "TG"
+        );
+        assert_eq!(
+            secret_of(r.decide(&req("GET", "api.telegram.org", 443, "/file"))),
+            "Deny"
+        );
+        let again = Policy::from_json(&policy.to_json()).unwrap();
+        assert_eq!(again.egress(), policy.egress());
+        assert!(
+            !policy.to_json().contains("api.anthropic.com"),
+            "{}",
+            policy.to_json()
+        );
+        for service in Service::ALL {
+            let text = format!("[[egress]]\nservice = \"{}\"\n", service.as_str());
+            assert!(Policy::from_toml(&text).is_ok(), "{text}");
+        }
+    }
+
+    // issue 15, policy: the egress tables survive the stored JSON form unchanged
+    #[test]
+    fn egress_rules_round_trip_through_storage() {
+        let text = r#"
+            secrets = ["*", "finance/TG"]
+            [[egress]]
+            host = "*.Example.com:8443"
+            path_prefix = "/v1/"
+            methods = ["GET"]
+            secret = "finance/TG"
+            auth = "header:X-Key"
+            [egress_default]
+            unmatched = "tunnel"
+            "#;
+        let policy = Policy::from_toml(text).unwrap();
+        let again = Policy::from_json(&policy.to_json()).unwrap();
+        assert_eq!(again.egress(), policy.egress());
+        assert!(policy.to_json().contains("\"host\":\"*.example.com:8443\""));
+        // a policy without egress stores as before
+        assert!(!Policy::default().to_json().contains("egress"));
+    }
+}

@@ -1,0 +1,369 @@
+//! Storage of the brokered-egress CA: its private key lives in `vault_keys`
+//! under the purpose `broker_ca`, sealed with the DEK and bound to its row like
+//! the token-signing and audit keys, so only someone who can unlock the vault
+//! can mint certificates agents trust. Core stores an opaque blob; vault-broker
+//! generates and parses it (core has no X.509).
+
+use crate::credential::{KEY_PREFIX, TOKEN_PREFIX};
+use crate::crypto::aead;
+use crate::error::{Error, Result};
+use crate::names::{AgentName, SecretPath};
+use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef};
+use crate::secret::SecretBytes;
+use crate::store::{self, keys};
+use crate::token::TokenClaims;
+
+use super::access::vault_key_aad;
+use super::{Principal, Vault};
+
+const BROKER_CA_PURPOSE: &str = "broker_ca";
+
+/// What the broker does with one request of an authenticated agent.
+#[derive(Debug)]
+pub enum EgressGrant {
+    /// Attach `value` as `auth` says; `secret` names it (for logs, never the value).
+    Attach {
+        /// The agent.
+        agent: AgentName,
+        /// Where the value goes.
+        auth: EgressAuth,
+        /// `AGENT/NAME` of the secret.
+        secret: SecretPath,
+        /// The current value, read now (so a rotation applies from the next request).
+        value: SecretBytes,
+    },
+    /// Forward untouched (`unmatched = "tunnel"`).
+    Tunnel(AgentName),
+    /// No rule covers it (`unmatched = "deny"`).
+    Deny(AgentName),
+    /// A rule covers the host and path, not the method.
+    MethodDenied(AgentName),
+}
+
+/// An agent authenticated for brokered egress.
+enum EgressActor {
+    Key(AgentName, String),
+    Token(TokenClaims),
+}
+
+impl Vault {
+    /// Authenticates a brokered request's credential (a named key or a token)
+    /// against the store, now: a revoked, expired or suspended credential is
+    /// refused on the very request after the change.
+    ///
+    /// # Errors
+    /// [`Error::BadCredential`] with the reason's code.
+    pub fn egress_authenticate(&mut self, credential: &str) -> Result<AgentName> {
+        Ok(match self.egress_actor(credential)? {
+            EgressActor::Key(agent, _) => agent,
+            EgressActor::Token(claims) => claims.agent,
+        })
+    }
+
+    /// Authenticates `credential`, then decides `request` by that agent's
+    /// `[[egress]]` rules, reading the secret to attach (audited as a read by
+    /// the agent, within its token's scopes).
+    ///
+    /// # Errors
+    /// [`Error::BadCredential`] for the credential; [`Error::NotFound`] when the
+    /// rule's secret does not exist (or is not readable); integrity errors.
+    pub fn egress_grant(
+        &mut self,
+        credential: &str,
+        request: &EgressRequest<'_>,
+    ) -> Result<EgressGrant> {
+        let actor = self.egress_actor(credential)?;
+        let agent = match &actor {
+            EgressActor::Key(agent, _) => agent.clone(),
+            EgressActor::Token(claims) => claims.agent.clone(),
+        };
+        let key_id = match &actor {
+            EgressActor::Key(_, key_id) => key_id.clone(),
+            EgressActor::Token(claims) => claims.key_id.clone(),
+        };
+        let policy = self.policy_of(&agent)?;
+        // Requests that attach nothing are recorded too (host and port, never
+        // the path's query), so a tunnelled or refused attempt leaves a trace.
+        let (action, outcome, grant) = match policy.egress().decide(request) {
+            EgressDecision::Attach(rule) => {
+                let rule = rule.clone();
+                return self.attach(actor, agent, rule);
+            }
+            EgressDecision::Tunnel => ("egress.tunnel", "ok", EgressGrant::Tunnel(agent.clone())),
+            EgressDecision::Deny => (
+                "egress.deny",
+                "denied:egress_denied",
+                EgressGrant::Deny(agent.clone()),
+            ),
+            EgressDecision::MethodDenied => (
+                "egress.deny",
+                "denied:egress_method_denied",
+                EgressGrant::MethodDenied(agent.clone()),
+            ),
+        };
+        let target = format!("{}:{}", request.host.to_ascii_lowercase(), request.port);
+        self.audit(
+            &Principal::Agent(agent),
+            Some(&key_id),
+            action,
+            Some(&target),
+            outcome,
+        )?;
+        Ok(grant)
+    }
+
+    fn attach(
+        &mut self,
+        actor: EgressActor,
+        agent: AgentName,
+        rule: crate::policy::egress::EgressRule,
+    ) -> Result<EgressGrant> {
+        let (secret, value) = match (&actor, &rule.secret) {
+            (EgressActor::Token(claims), secret) => {
+                let (path, value, _) =
+                    self.read_with_token(claims, &String::from(secret.clone()))?;
+                (path, value)
+            }
+            (EgressActor::Key(agent, key_id), secret) => {
+                let path = match secret {
+                    SecretRef::Own(name) => SecretPath {
+                        agent: agent.clone(),
+                        name: name.clone(),
+                    },
+                    SecretRef::Granted(path) => path.clone(),
+                };
+                let actor = Principal::Agent(agent.clone());
+                let read = self.read_value(&actor, &path);
+                let outcome = match &read {
+                    Ok(_) => "ok".to_owned(),
+                    Err(e) => format!("denied:{}", e.code()),
+                };
+                self.audit(
+                    &actor,
+                    Some(key_id),
+                    "egress.attach",
+                    Some(&path.to_string()),
+                    &outcome,
+                )?;
+                (path, read?.0)
+            }
+        };
+        Ok(EgressGrant::Attach {
+            agent,
+            auth: rule.auth,
+            secret,
+            value,
+        })
+    }
+
+    fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
+        if credential.starts_with(TOKEN_PREFIX) {
+            return Ok(EgressActor::Token(self.verify_token(credential)?));
+        }
+        if credential.starts_with(KEY_PREFIX) {
+            let key = self.authenticate_key(credential)?;
+            return Ok(EgressActor::Key(key.agent, key.key_id));
+        }
+        Err(Error::BadCredential {
+            code: "malformed_key",
+            message: "the credential is neither a named key (avk_) nor a token (avt_)",
+        })
+    }
+
+    /// The broker CA's stored material, created by `create` on first use (and
+    /// recorded in the audit trail). Another process may win the race to create
+    /// it; whatever is stored is returned.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] if the stored blob does not open under this vault's
+    /// DEK; what `create` returns; database errors.
+    pub fn broker_ca(
+        &mut self,
+        create: impl FnOnce() -> Result<SecretBytes>,
+    ) -> Result<SecretBytes> {
+        if let Some(existing) = self.load_broker_ca()? {
+            return Ok(existing);
+        }
+        let fresh = create()?;
+        let aad = vault_key_aad(&self.vault_id, BROKER_CA_PURPOSE);
+        let blob = aead::seal(&self.dek, &aad, fresh.expose_secret())?;
+        let tx = store::write_tx(&self.conn)?;
+        super::count_encryption(&tx, &self.dek_id)?;
+        if keys::vault_key(&tx, BROKER_CA_PURPOSE)?.is_none() {
+            keys::insert_vault_key(&tx, BROKER_CA_PURPOSE, &blob, store::now())?;
+            self.audit_in(
+                &tx,
+                &Principal::Operator,
+                None,
+                "broker.ca.create",
+                None,
+                "ok",
+            )?;
+        }
+        tx.commit()?;
+        self.load_broker_ca()?.ok_or_else(|| Error::Integrity {
+            what: "the broker CA".into(),
+        })
+    }
+
+    fn load_broker_ca(&self) -> Result<Option<SecretBytes>> {
+        let Some(blob) = keys::vault_key(&self.conn, BROKER_CA_PURPOSE)? else {
+            return Ok(None);
+        };
+        let aad = vault_key_aad(&self.vault_id, BROKER_CA_PURPOSE);
+        aead::open(&self.dek, &aad, &blob)
+            .map(Some)
+            .ok_or_else(|| Error::Integrity {
+                what: "the broker CA".into(),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::EgressGrant;
+    use crate::policy::egress::{EgressAuth, EgressRequest};
+    use crate::{
+        AgentName, KdfParams, Policy, Principal, SecretBytes, SecretPath, SecretString, Vault,
+        DB_FILE,
+    };
+
+    const OP: &Principal = &Principal::Operator;
+
+    fn req(host: &str) -> EgressRequest<'_> {
+        EgressRequest {
+            method: "POST",
+            host,
+            port: 443,
+            path: "/v1/chat",
+        }
+    }
+
+    // issue 15, proxy: each request is decided by the credential's own agent,
+    // reads the current value, is audited, and stops the moment the key is revoked
+    #[test]
+    fn egress_grants_follow_the_agent_rotation_and_revocation() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut v = Vault::init(
+            &dir.path().join("v"),
+            &SecretString::new("pw".into()),
+            KdfParams::TEST_ONLY,
+        )
+        .unwrap();
+        let hermes = AgentName::parse("hermes").unwrap();
+        let finance = AgentName::parse("finance").unwrap();
+        let policy = Policy::from_toml(
+            "[[egress]]\nhost = \"api.openai.com\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        )
+        .unwrap();
+        v.add_agent(OP, &hermes, &policy).unwrap();
+        v.add_agent(OP, &finance, &Policy::default()).unwrap();
+        let path = SecretPath::parse("hermes/OPENAI_API_KEY").unwrap();
+        v.set_secret(OP, &path, &SecretBytes::from_slice(b"sk-one"))
+            .unwrap();
+        let day = Duration::from_secs(86_400);
+        let key = v
+            .issue_key(
+                OP,
+                &AgentName::parse("hermes-key").unwrap(),
+                &hermes,
+                day,
+                false,
+            )
+            .unwrap();
+        let other = v
+            .issue_key(
+                OP,
+                &AgentName::parse("finance-key").unwrap(),
+                &finance,
+                day,
+                false,
+            )
+            .unwrap();
+        let key = key.key.expose_secret().to_owned();
+        let other = other.key.expose_secret().to_owned();
+
+        let EgressGrant::Attach {
+            auth,
+            value,
+            secret,
+            ..
+        } = v.egress_grant(&key, &req("api.openai.com")).unwrap()
+        else {
+            panic!("no attach")
+        };
+        assert_eq!(
+            (auth, secret.to_string()),
+            (EgressAuth::Bearer, path.to_string())
+        );
+        assert_eq!(value.expose_secret(), b"sk-one");
+        assert!(matches!(
+            v.egress_grant(&key, &req("evil.example")).unwrap(),
+            EgressGrant::Deny(_)
+        ));
+        // another agent's key gets its own (empty) rules
+        assert!(
+            matches!(v.egress_grant(&other, &req("api.openai.com")).unwrap(), EgressGrant::Deny(a) if a == finance)
+        );
+        // rotation: the next grant reads the new value
+        v.set_secret(OP, &path, &SecretBytes::from_slice(b"sk-two"))
+            .unwrap();
+        let EgressGrant::Attach { value, .. } =
+            v.egress_grant(&key, &req("api.openai.com")).unwrap()
+        else {
+            panic!("no attach")
+        };
+        assert_eq!(value.expose_secret(), b"sk-two");
+        let log = v.audit_log(Some(&hermes), None).unwrap();
+        let actions: Vec<_> = log
+            .iter()
+            .map(|r| (r.action.as_str(), r.outcome.as_str()))
+            .collect();
+        assert!(actions.contains(&("egress.attach", "ok")), "{actions:?}");
+        assert!(
+            actions.contains(&("egress.deny", "denied:egress_denied")),
+            "{actions:?}"
+        );
+        assert!(log.iter().all(|r| !format!("{r:?}").contains("sk-")));
+        // revocation: refused on the next request
+        v.revoke_key(OP, "hermes-key").unwrap();
+        let err = v.egress_grant(&key, &req("api.openai.com")).unwrap_err();
+        assert_eq!(err.code(), "key_revoked");
+        assert_eq!(
+            v.egress_authenticate("not-a-credential")
+                .unwrap_err()
+                .code(),
+            "malformed_key"
+        );
+    }
+
+    // issue 15, local CA: the CA key is created once, sealed in the vault (not in
+    // clear in the file), survives unlock and rekey, and is never re-created
+    #[test]
+    fn broker_ca_is_sealed_in_the_vault_and_survives_unlock_and_rekey() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let home = dir.path().join("v");
+        let pw = SecretString::new("pw".into());
+        let mut vault = Vault::init(&home, &pw, KdfParams::TEST_ONLY).unwrap();
+        let marker = b"-----BEGIN PRIVATE KEY----- broker-ca-test-marker";
+        let first = vault
+            .broker_ca(|| Ok(SecretBytes::from_slice(marker)))
+            .unwrap();
+        assert_eq!(first.expose_secret(), marker);
+        let again = vault
+            .broker_ca(|| panic!("the CA must not be generated twice"))
+            .unwrap();
+        assert_eq!(again.expose_secret(), marker);
+        drop(vault);
+        let raw = std::fs::read(home.join(DB_FILE)).unwrap();
+        assert!(!raw.windows(marker.len()).any(|w| w == marker));
+        let mut vault = Vault::unlock(&home, &pw).unwrap();
+        vault.rekey(&crate::Principal::Operator, &pw).unwrap();
+        let after = vault
+            .broker_ca(|| panic!("re-created after rekey"))
+            .unwrap();
+        assert_eq!(after.expose_secret(), marker);
+    }
+}
