@@ -74,7 +74,12 @@ proptest! {
     // issue 13, finding 5
     #[test]
     fn escaping_any_characters_of_a_key_in_a_json_string_never_hides_it(
-        body in proptest::collection::vec(any::<u8>(), 32),
+        // A real key body is random: a degenerate one (all zeros, say) is a placeholder the
+        // scanner rightly leaves alone when no vault recognises it, whatever its escaping.
+        body in proptest::collection::vec(any::<u8>(), 32).prop_filter(
+            "a key body with the spread of a random one",
+            |b| b.iter().collect::<std::collections::HashSet<_>>().len() >= 16,
+        ),
         mask in proptest::collection::vec(any::<bool>(), 1..50),
         upper in any::<bool>(),
         before in "[ <(\"'=:]{0,3}",
