@@ -188,7 +188,7 @@ impl Vault {
         let aad = vault_key_aad(&self.vault_id, BROKER_CA_PURPOSE);
         let blob = aead::seal(&self.dek, &aad, fresh.expose_secret())?;
         let tx = store::write_tx(&self.conn)?;
-        super::count_encryption(&tx, &self.dek_id)?;
+        super::count_encryption(&tx, &self.rows)?;
         if keys::vault_key(&tx, BROKER_CA_PURPOSE)?.is_none() {
             keys::insert_vault_key(&tx, BROKER_CA_PURPOSE, &blob, store::now())?;
             self.audit_in(
