@@ -5,6 +5,7 @@ mod audit;
 mod children;
 mod common;
 mod foundation;
+mod front_ends;
 mod hardening;
 mod integrations;
 mod keys;
