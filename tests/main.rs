@@ -6,6 +6,7 @@ mod broker;
 mod children;
 mod common;
 mod foundation;
+mod front_ends;
 mod hardening;
 mod integrations;
 mod keys;

@@ -29,15 +29,19 @@ mod error;
 mod failpoint;
 pub mod known;
 mod names;
+pub mod notify;
 pub mod policy;
 pub mod process;
 mod secret;
 mod store;
 pub mod token;
 mod vault;
+pub mod view;
 
 pub use crate::credential::{KeyHash, NamedKey};
 pub use crate::crypto::kdf::KdfParams;
+/// Random bytes from the OS, for credentials made outside core (the server's admin token).
+pub use crate::crypto::rand::fill as fill_random;
 pub use crate::error::{Error, Result};
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
 pub use crate::policy::{Policy, PolicyDoc};

@@ -203,38 +203,20 @@ pub fn act(
     Ok(actions)
 }
 
-/// One line saying what an action did (ids and names, never values).
-pub fn describe(action: &LeakAction) -> String {
-    match action {
-        LeakAction::KeyRotated(r) => format!(
-            "rotated key {} of {}: {} -> {}{}",
-            r.key_name,
-            r.agent,
-            r.old_key_id,
-            r.new_key_id,
-            // where the operator finds it (not the vault's path); never the key
-            r.key_file
-                .as_ref()
-                .and_then(|f| f.file_name())
-                .map(|f| format!(
-                    "; no target holds the new key: it is in the vault directory, {}",
-                    f.to_string_lossy()
-                ))
-                .unwrap_or_default()
-        ),
-        LeakAction::KeyAlreadyDead { key_id } => {
-            format!("key {key_id} was already revoked or expired")
+/// Sends the notifications `actions` call for ([`vault_core::notify::Event::for_leak`]),
+/// whichever front end found the leak; returns what failed to be delivered.
+pub fn notify(vault: &Vault, actions: &[LeakAction]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for action in actions {
+        for event in vault_core::notify::Event::for_leak(action) {
+            failed.extend(vault.notify(&event));
         }
-        LeakAction::TokenRevoked { token_id } => format!("revoked token {token_id}"),
-        LeakAction::TokenAlreadyDead => "a leaked token had already expired".into(),
-        LeakAction::ApprovalOpened { approval_id } => format!("opened approval {approval_id}"),
-        LeakAction::SecretRotated { version } => {
-            format!("rotated a leaked stored secret to version {version}")
-        }
-        LeakAction::SecretNeedsManualRotation => {
-            "a leaked stored secret has no rotation command: store a new value with `vault set`"
-                .into()
-        }
-        LeakAction::Unknown => "not a credential of this vault".into(),
     }
+    failed
+}
+
+/// One line saying what an action did (ids and names, never values); the
+/// same text the `leak` notification carries.
+pub fn describe(action: &LeakAction) -> String {
+    vault_core::notify::describe_leak(action)
 }

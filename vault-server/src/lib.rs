@@ -1,8 +1,10 @@
 //! vault-server: the vault's HTTP API, so agents in their own processes and
 //! containers get tokens, secrets and env without the passphrase.
 //!
-//! What lives here: the axum router ([`app`]), the accept loop with connection
-//! limits and graceful shutdown ([`serve`], [`conn`]), error mapping to `{"error": {"code", "message"}}`,
+//! What lives here: the server's own rules and lifecycle ([`Server::builder`]:
+//! listening, TLS checks, admin token, rotation resume, start/stop audit,
+//! revocation refresher, suspension notices), the axum router ([`app`]), the
+//! accept loop with connection limits and graceful shutdown ([`serve`], [`conn`]), error mapping to `{"error": {"code", "message"}}`,
 //! and counters for `/metrics`. What must not: SQL, crypto, access rules;
 //! those are vault-core's, reached through one `Vault` behind a mutex (one
 //! writer) on blocking threads. Token signatures and revocation are checked
@@ -17,6 +19,7 @@ mod error;
 pub mod leak;
 pub mod listen;
 mod routes;
+mod server;
 mod state;
 mod worker;
 
@@ -27,6 +30,7 @@ use axum::Router;
 use tower::limit::ConcurrencyLimitLayer;
 
 pub use crate::error::ApiError;
+pub use crate::server::{Bound, Listen, Server, ServerBuilder, ServerError, REFRESH_EVERY};
 pub use crate::state::AppState;
 
 /// Largest request body accepted.

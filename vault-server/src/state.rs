@@ -216,6 +216,14 @@ impl AppState {
         }
     }
 
+    /// Ids of the keys suspended in the current snapshot.
+    pub(crate) fn suspended_keys(&self) -> std::collections::HashSet<String> {
+        match self.inner.snapshot.read() {
+            Ok(s) => s.suspended_keys().map(str::to_owned).collect(),
+            Err(_) => std::collections::HashSet::new(),
+        }
+    }
+
     /// Reloads key states and revoked token ids after a change to them.
     pub(crate) fn refresh_snapshot(&self, vault: &Vault) -> Result<(), ApiError> {
         let fresh = vault.revocation_snapshot()?;

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
+use vault_core::view::AgentView;
 use vault_core::{AgentName, Policy, Principal};
 
 use super::{rfc3339, Context};
@@ -68,13 +69,8 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
             let vault = ctx.unlock()?;
             let agents = vault.list_agents(OP)?;
             if ctx.json {
-                let list: Vec<_> = agents
-                    .iter()
-                    .map(|a| {
-                        serde_json::json!({"name": a.name.as_str(), "secrets": a.secret_count,
-                                           "created_at": rfc3339(a.created_at)})
-                    })
-                    .collect();
+                // the same view `GET /v1/admin/agents` answers with
+                let list: Vec<AgentView> = agents.iter().map(AgentView::from).collect();
                 ctx.print_json(&serde_json::json!({ "agents": list }))?;
             } else {
                 for a in agents {

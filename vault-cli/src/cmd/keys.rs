@@ -180,12 +180,7 @@ fn report(ctx: &Context, info: &KeyInfo, what: &str) -> Result<()> {
 }
 
 pub fn key_json(k: &KeyInfo) -> serde_json::Value {
-    serde_json::json!({
-        "name": k.name, "agent": k.agent.as_str(), "key_id": k.key_id,
-        "status": k.status.as_str(), "epoch": k.epoch,
-        "created_at": rfc3339(k.created_at), "expires_at": rfc3339(k.expires_at),
-        "last_used_at": k.last_used_at.map(rfc3339),
-    })
+    serde_json::to_value(vault_core::view::KeyView::from(k)).unwrap_or_default()
 }
 
 fn check_env_target(path: &std::path::Path) -> Result<()> {

@@ -165,6 +165,5 @@ pub fn parse_duration_flag(s: &str) -> std::result::Result<std::time::Duration, 
 
 /// Unix seconds as an RFC 3339 UTC timestamp.
 pub fn rfc3339(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    vault_core::view::rfc3339(secs)
 }

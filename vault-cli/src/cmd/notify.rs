@@ -1,8 +1,9 @@
 //! `vault notify`: where leak, rotation and approval events go (a command or
-//! a loopback webhook), and the events themselves. An event names what
-//! happened and to whom, never a value.
+//! a loopback webhook). The events themselves are vault-core's
+//! [`vault_core::notify::Event`], shared with the server.
 
 use anyhow::Result;
+use vault_core::notify::Event;
 use vault_core::{NotifyConfig, Principal, Vault};
 
 use super::Context;
@@ -51,7 +52,7 @@ pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
             }
         }
         NotifyCommand::Test => {
-            let errors = vault.notify(&event("test", serde_json::json!({})));
+            let errors = vault.notify(&Event::Test);
             if errors.is_empty() {
                 eprintln!("test event delivered");
             } else {
@@ -62,20 +63,8 @@ pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
     Ok(())
 }
 
-/// An event: its kind, the time, and `fields` (names only).
-pub fn event(kind: &str, fields: serde_json::Value) -> serde_json::Value {
-    let mut e = serde_json::json!({
-        "event": kind,
-        "at": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    });
-    if let (Some(map), serde_json::Value::Object(extra)) = (e.as_object_mut(), fields) {
-        map.extend(extra);
-    }
-    e
-}
-
 /// Sends an event, saying on stderr if a notifier failed.
-pub fn send(vault: &Vault, e: &serde_json::Value) {
+pub fn send(vault: &Vault, e: &Event) {
     for err in vault.notify(e) {
         eprintln!("vault: warning: {err}");
     }

@@ -194,10 +194,10 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         let version = vault.rotate_secret(OP, &path)?;
         super::notify::send(
             &vault,
-            &super::notify::event(
-                "rotation",
-                serde_json::json!({"secret": path.to_string(), "version": version}),
-            ),
+            &vault_core::notify::Event::SecretRotation {
+                secret: path.to_string(),
+                version,
+            },
         );
         if ctx.json {
             ctx.print_json(&serde_json::json!({"rotated": path.to_string(), "version": version}))?;
@@ -209,7 +209,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         return Ok(());
     }
     let report = vault.rotate_key(OP, &args.what, "manual")?;
-    super::notify::send(&vault, &rotation_event(&report));
+    super::notify::send(&vault, &vault_core::notify::Event::rotation(&report));
     print_rotation(ctx, &report)?;
     if report.state == RotationState::Stalled {
         return Err(exit::refused(format!(
@@ -219,18 +219,6 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The notification for a key rotation (ids and paths, never the key).
-pub fn rotation_event(r: &RotationReport) -> serde_json::Value {
-    super::notify::event(
-        "rotation",
-        serde_json::json!({
-            "agent": r.agent.as_str(), "key": r.key_name, "old_key_id": r.old_key_id,
-            "new_key_id": r.new_key_id, "state": format!("{:?}", r.state).to_lowercase(),
-            "written": r.written, "errors": r.errors,
-        }),
-    )
 }
 
 /// Prints a rotation's outcome; the new key only when no target received it.
@@ -306,11 +294,7 @@ pub fn approvals(ctx: &Context) -> Result<()> {
     if ctx.json {
         let items: Vec<_> = list
             .iter()
-            .map(|a| {
-                serde_json::json!({"id": a.approval_id, "kind": a.kind, "agent": a.agent, "subject": a.subject,
-                    "summary": a.summary, "state": a.state, "result": a.result,
-                    "created_at": rfc3339(a.created_at), "expires_at": rfc3339(a.expires_at)})
-            })
+            .map(vault_core::view::ApprovalView::from)
             .collect();
         ctx.print_json(&serde_json::json!({ "approvals": items }))?;
     } else {

@@ -300,16 +300,20 @@ fn hook_answer(
 }
 
 /// Acts on every vault credential the matcher recognised since the last
-/// call, and says what it did (and notifies).
+/// call, and says what it did. Notifies through [`leak::notify`], the same
+/// events `POST /v1/scan` sends.
 pub fn act_on_leaks(
     vault: &mut vault_core::Vault,
     matcher: &Matcher,
     report: &Report,
 ) -> Result<()> {
-    for action in leak::act(vault, matcher.take_seen(), report)? {
-        let line = match &action {
+    let actions = leak::act(vault, matcher.take_seen(), report)?;
+    for err in leak::notify(vault, &actions) {
+        eprintln!("vault: warning: {err}");
+    }
+    for action in &actions {
+        let line = match action {
             LeakAction::KeyRotated(r) => {
-                super::notify::send(vault, &super::rotate::rotation_event(r));
                 // The new key itself never goes here, nor the path to it:
                 // this stderr may be a log, or a hook's answer shown to the
                 // model that leaked the old one (core keeps it in a 0600 file).
@@ -326,21 +330,10 @@ pub fn act_on_leaks(
                 )
             }
             LeakAction::ApprovalOpened { approval_id } => {
-                super::notify::send(
-                    vault,
-                    &super::notify::event(
-                        "approval_needed",
-                        serde_json::json!({"approval_id": approval_id}),
-                    ),
-                );
                 format!("opened approval {approval_id}: run `vault approvals` to review, `vault approve {approval_id}` to rotate")
             }
             other => leak::describe(other),
         };
-        super::notify::send(
-            vault,
-            &super::notify::event("leak", serde_json::json!({"action": line})),
-        );
         eprintln!("vault: {line}");
     }
     Ok(())

@@ -1,12 +1,13 @@
 //! `vault server`: unlock once, then serve agents over HTTP on loopback.
 
+//! The server's rules (loopback, TLS, admin token, audit, refresher) are
+//! the library's, [`vault_server::Server`]; this is flags and the printed line.
+
 use std::io::Write;
-use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
-use vault_core::SecretString;
+use anyhow::Result;
+use vault_server::{Listen, Server, ServerError};
 
 use super::{parse_duration_flag, Context};
 use crate::exit;
@@ -51,22 +52,7 @@ pub struct Args {
     broker: super::broker::ServerArgs,
 }
 
-/// Where `--listen` points.
-enum Place {
-    Tcp(SocketAddr),
-    Unix(PathBuf),
-}
-
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
-    let place = match args.listen.strip_prefix("unix:") {
-        Some(path) if !path.is_empty() => Place::Unix(PathBuf::from(path)),
-        _ => Place::Tcp(args.listen.parse().map_err(|_| {
-            exit::usage(format!(
-                "--listen {:?} is not an address like 127.0.0.1:8200 or unix:/path/to/socket",
-                args.listen
-            ))
-        })?),
-    };
     if args.request_timeout.is_zero() || args.request_timeout > std::time::Duration::from_secs(600)
     {
         return Err(exit::usage("--request-timeout must be between 1ms and 10m"));
@@ -74,33 +60,27 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     if args.header_timeout.is_zero() || args.header_timeout > std::time::Duration::from_secs(600) {
         return Err(exit::usage("--header-timeout must be between 1ms and 10m"));
     }
-    let limits = vault_server::conn::Limits {
-        header_timeout: args.header_timeout,
-        max_connections: args.max_connections as usize,
-        max_per_peer: args.max_connections_per_peer as usize,
-    };
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            check_key_file(key)?;
-            Some(vault_server::listen::tls_config(cert, key).map_err(exit::usage)?)
-        }
-        _ => None,
-    };
-    if let (Place::Unix(_), Some(_)) = (&place, &tls) {
-        return Err(exit::usage(
-            "TLS on a Unix socket adds nothing: the socket is already private to this user",
-        ));
+    let mut builder = Server::builder()
+        .listen(Listen::parse(&args.listen).map_err(server_error)?)
+        .insecure_listen(args.insecure_listen)
+        .admin_token_file(args.admin_token_file.clone())
+        .request_timeout(args.request_timeout)
+        .limits(vault_server::conn::Limits {
+            header_timeout: args.header_timeout,
+            max_connections: args.max_connections as usize,
+            max_per_peer: args.max_connections_per_peer as usize,
+        })
+        .allowed_hosts(args.allowed_host.clone());
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        builder = builder.tls(cert.clone(), key.clone());
     }
-    if let Place::Tcp(addr) = &place {
-        if !addr.ip().is_loopback() && tls.is_none() {
-            if !args.insecure_listen {
-                return Err(exit::refused(format!(
-                    "{addr} is not a loopback address: tokens and secrets would cross the network in clear; \
-                     pass --tls-cert and --tls-key, or --insecure-listen behind a TLS proxy"
-                )));
-            }
-            eprintln!("vault: WARNING: serving secrets without TLS on {addr}; anyone on the network path can read them");
-        }
+    // Checked before the passphrase is asked for.
+    let server = builder.build().map_err(server_error)?;
+    if server.is_cleartext_beyond_loopback() {
+        eprintln!(
+            "vault: WARNING: serving secrets without TLS on {}; anyone on the network path can read them",
+            args.listen
+        );
     }
     // Request logs go to stderr: route, status, latency, codes; never headers or bodies.
     let _ = tracing_subscriber::fmt()
@@ -110,36 +90,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .try_init();
     let mut vault = ctx.unlock()?;
     let broker = super::broker::prepare(&args.broker, &mut vault)?;
-    // Recorded so `vault doctor` can tell a server exposed without TLS.
-    let where_ = match (&place, &tls) {
-        (Place::Unix(p), _) => format!("unix:{}", p.display()),
-        (Place::Tcp(a), Some(_)) => format!("https://{a}"),
-        (Place::Tcp(a), None) => format!("http://{a}"),
-    };
-    vault.audit(
-        &vault_core::Principal::Operator,
-        None,
-        "server.start",
-        Some(&where_),
-        "ok",
-    )?;
-    let admin = new_admin_token()?;
-    write_private(&args.admin_token_file, admin.expose_secret())?;
-    let mut state = vault_server::AppState::new(vault, admin)?
-        .with_request_timeout(args.request_timeout)
-        .with_allowed_hosts(args.allowed_host.clone());
-    if let Some(b) = &broker {
-        state = state.with_broker_ca(b.ca_pem());
-    }
-    // The socket is bound before the runtime's threads exist: its umask dance
+    // Bound before the runtime's threads exist: a Unix socket's umask dance
     // is process-wide.
-    let unix = match &place {
-        Place::Unix(path) => Some(
-            vault_server::listen::bind_unix(path)
-                .map_err(|e| exit::refused(format!("--listen unix:{}: {e}", path.display())))?,
-        ),
-        Place::Tcp(_) => None,
-    };
+    let mut bound = server.bind(vault).map_err(server_error)?;
+    if let Some(b) = &broker {
+        bound = bound.with_broker_ca(b.ca_pem());
+    }
     // Blocking threads run only message scans (the vault has its own thread):
     // a few suffice, and each extra thread would keep its own malloc arena,
     // which shows up as memory that grows under load.
@@ -147,82 +103,28 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .max_blocking_threads(4)
         .enable_all()
         .build()?;
+    // The socket is listening from here on: only now say where.
+    println!("listening on {}", bound.address());
+    std::io::stdout().flush()?;
     runtime.block_on(async move {
-        let refresher = state.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                refresher.flush_denials(false).await;
-                if let Err(e) = refresher.refresh().await {
-                    eprintln!(
-                        "vault: warning: refreshing revocations failed: {}",
-                        e.code()
-                    );
-                }
-            }
-        });
         if let Some(b) = broker {
-            super::broker::start(b, state.clone()).await?;
+            super::broker::start(b, bound.state()).await?;
         }
-        let app = vault_server::app(state.clone());
-        match (place, unix) {
-            (Place::Unix(path), Some(std_listener)) => {
-                let listener = tokio::net::UnixListener::from_std(std_listener)?;
-                announce(&format!("unix:{}", path.display()))?;
-                let served =
-                    vault_server::conn::serve_with(listener, app, shutdown_signal(), limits).await;
-                let _ = std::fs::remove_file(&path);
-                served?;
-            }
-            (Place::Tcp(addr), _) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?;
-                let local = listener.local_addr()?;
-                match tls {
-                    Some(config) => {
-                        let listener = vault_server::listen::TlsListener::new(listener, config)?;
-                        announce(&format!("https://{local}"))?;
-                        vault_server::conn::serve_with(listener, app, shutdown_signal(), limits)
-                            .await?;
-                    }
-                    None => {
-                        announce(&format!("http://{local}"))?;
-                        vault_server::conn::serve_with(listener, app, shutdown_signal(), limits)
-                            .await?;
-                    }
-                }
-            }
-            (Place::Unix(_), None) => unreachable!("bound above"),
-        }
-        state.flush_denials(true).await;
-        let stopped = state
-            .with_vault(move |v| {
-                Ok(v.audit(
-                    &vault_core::Principal::Operator,
-                    None,
-                    "server.stop",
-                    Some(&where_),
-                    "ok",
-                )?)
-            })
-            .await;
-        if stopped.is_err() {
-            eprintln!("vault: warning: could not record the stop in the audit trail");
-        }
-        anyhow::Ok(())
+        bound.serve(shutdown_signal()).await.map_err(server_error)
     })?;
     // The state (and the vault's keys) dropped with the runtime's tasks: zeroized.
     eprintln!("vault: stopped");
     Ok(())
 }
 
-/// The listener accepts from here on: only now say where.
-fn announce(place: &str) -> Result<()> {
-    println!("listening on {place}");
-    std::io::stdout().flush()?;
-    Ok(())
+/// The library's refusals keep the CLI's exit codes.
+fn server_error(e: ServerError) -> anyhow::Error {
+    match e {
+        ServerError::Usage(m) => exit::usage(m),
+        ServerError::Refused(m) => exit::refused(m),
+        ServerError::Vault(v) => v.into(),
+        other => anyhow::Error::new(other),
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -233,42 +135,4 @@ async fn shutdown_signal() {
         _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
     }
     eprintln!("vault: shutting down: finishing requests in flight");
-}
-
-/// A TLS private key others can read is refused, with the command that fixes it.
-fn check_key_file(path: &std::path::Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .map_err(|e| exit::usage(format!("--tls-key {}: {e}", path.display())))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        return Err(exit::refused(format!(
-            "{} is readable by other users; run: chmod 600 {}",
-            path.display(),
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
-fn new_admin_token() -> Result<SecretString> {
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
-        .context("reading random bytes")?;
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    zeroize::Zeroize::zeroize(&mut bytes);
-    Ok(SecretString::new(format!("vadm_{token}")))
-}
-
-fn write_private(path: &std::path::Path, text: &str) -> Result<()> {
-    let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing the admin token to {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.write_all(b"\n")?;
-    Ok(())
 }

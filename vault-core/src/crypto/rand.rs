@@ -5,7 +5,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use crate::error::{Error, Result};
 
 /// Fills `buf` with random bytes from the OS.
-pub(crate) fn fill(buf: &mut [u8]) -> Result<()> {
+pub fn fill(buf: &mut [u8]) -> Result<()> {
     SystemRandom::new().fill(buf).map_err(|_| Error::Random)
 }
 

@@ -119,6 +119,15 @@ impl RevocationSnapshot {
             .ok_or_else(|| bad("key_revoked", "the token's key no longer exists"))?;
         check_key_state(status, epoch, claims, |id| self.revoked_tokens.contains(id))
     }
+
+    /// Ids of the keys suspended when the snapshot was taken (the server
+    /// notifies each one that is new since its last snapshot).
+    pub fn suspended_keys(&self) -> impl Iterator<Item = &str> {
+        self.keys
+            .iter()
+            .filter(|(_, (status, _))| *status == KeyStatus::Suspended)
+            .map(|(id, _)| id.as_str())
+    }
 }
 
 impl Vault {

@@ -50,14 +50,14 @@ impl Vault {
 
     /// Sends `event` to every configured notifier; returns the errors (if any)
     /// so the caller can say so. Never fails the caller's action.
-    pub fn notify(&self, event: &serde_json::Value) -> Vec<String> {
+    pub fn notify(&self, event: &crate::notify::Event) -> Vec<String> {
         let mut errors = Vec::new();
         let config = match self.notify_config() {
             Ok(config) => config,
             // e.g. a tampered command: said, and nothing runs
             Err(e) => return vec![format!("cannot read the notification settings: {e}")],
         };
-        let body = event.to_string();
+        let body = event.to_json().to_string();
         if let Some(cmd) = &config.command {
             if let Err(e) = run_notify_command(cmd, &body) {
                 errors.push(format!("notify command: {e}"));

@@ -46,13 +46,10 @@ async fn list_agents(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_admin(&state, &headers)?;
     let agents = state.with_vault(|v| Ok(v.list_agents(OP)?)).await?;
+    // the same view `vault agent ls --json` prints (issue 14)
     let list: Vec<_> = agents
         .iter()
-        .map(|a| {
-            serde_json::json!({
-                "name": a.name.as_str(), "secrets": a.secret_count, "created_at": a.created_at,
-            })
-        })
+        .map(vault_core::view::AgentView::from)
         .collect();
     Ok(Json(serde_json::json!({ "agents": list })))
 }

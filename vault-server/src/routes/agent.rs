@@ -92,6 +92,10 @@ async fn scan(
                     tag(vault, &rid);
                     let done = crate::leak::act(vault, own, &report)?;
                     st.refresh_snapshot(vault)?;
+                    // The same events `vault scan --rotate` sends (issue 14).
+                    for err in crate::leak::notify(vault, &done) {
+                        tracing::warn!("notification failed: {err}");
+                    }
                     Ok(done.iter().map(crate::leak::describe).collect::<Vec<_>>())
                 })
                 .await?;
