@@ -9,6 +9,7 @@ mod hardening;
 mod integrations;
 mod keys;
 mod listen;
+mod operator_day;
 mod operator_output;
 mod rotation;
 mod scan;

@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../../schema/005_fingerprints.sql")),
     (6, include_str!("../../../schema/006_suspensions.sql")),
     (7, include_str!("../../../schema/007_settings.sql")),
+    (12, include_str!("../../../schema/012_target_keys.sql")),
 ];
 
 /// The schema version this build writes.

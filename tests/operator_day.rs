@@ -1,0 +1,132 @@
+//! Issue 19, "Broken": what a new operator's day tripped over — rotations
+//! reaching files that hold another key, env files vault wrote but never
+//! registered, two watchers, a rekey under running processes, scrub's temp
+//! files, and the terminal left without echo.
+
+use crate::common::*;
+
+fn key_in(file: &std::path::Path, var: &str) -> Option<String> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{var}=")).map(str::to_owned))
+}
+
+fn mints(env: &Env, key: &str) -> bool {
+    env.vault(&["token"])
+        .env("VAULT_AGENT_KEY", key)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Agent marketing, its main key written by `issue --write-env` into its
+/// profile's .env.
+fn marketing() -> (Env, std::path::PathBuf) {
+    let env = Env::new();
+    env.vault(&["agent", "add", "marketing"]).assert().success();
+    let profile = env.dir.path().join("profile.env");
+    std::fs::write(&profile, "LOG_LEVEL=info\n").unwrap();
+    env.vault(&[
+        "issue",
+        "marketing-key",
+        "--write-env",
+        profile.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    (env, profile)
+}
+
+#[test]
+fn rotating_and_revoking_a_second_key_leaves_the_agents_env_file_holding_its_main_key() {
+    // issue 19, Broken 1
+    let (env, profile) = marketing();
+    let main = key_in(&profile, "VAULT_AGENT_KEY").unwrap();
+    let tmp = stdout_of(
+        &env.vault(&["issue", "tmp-key", "--agent", "marketing"])
+            .assert()
+            .success(),
+    );
+    env.vault(&["rotate", "tmp-key", "--print"])
+        .assert()
+        .success();
+    assert_eq!(
+        key_in(&profile, "VAULT_AGENT_KEY").as_deref(),
+        Some(main.as_str())
+    );
+    env.vault(&["keys", "revoke", "tmp-key"]).assert().success();
+    assert!(mints(&env, &main), "the agent's main key must still work");
+    assert!(!mints(&env, tmp.trim()));
+    // a leak of the second key (as `vault watch` handles it) also spares the file
+    let laptop = stdout_of(
+        &env.vault(&["issue", "laptop-key", "--agent", "marketing"])
+            .assert()
+            .success(),
+    );
+    let transcript = env.dir.path().join("chat.log");
+    std::fs::write(&transcript, format!("oops {}\n", laptop.trim())).unwrap();
+    env.vault(&["scan", transcript.to_str().unwrap(), "--rotate"])
+        .assert()
+        .code(predicates::ord::ne(0));
+    assert!(!mints(&env, laptop.trim()), "the leaked key is revoked");
+    assert_eq!(
+        key_in(&profile, "VAULT_AGENT_KEY").as_deref(),
+        Some(main.as_str())
+    );
+    assert!(mints(&env, &main));
+}
+
+#[test]
+fn issue_write_env_registers_the_file_so_the_next_rotation_rewrites_it() {
+    // issue 19, Broken 2
+    let (env, profile) = marketing();
+    let old = key_in(&profile, "VAULT_AGENT_KEY").unwrap();
+    let ls = stdout_of(&env.vault(&["target", "ls"]).assert().success());
+    assert!(
+        ls.contains(profile.to_str().unwrap()) && ls.contains("marketing-key"),
+        "{ls}"
+    );
+    env.vault(&["rotate", "marketing-key"]).assert().success();
+    let new = key_in(&profile, "VAULT_AGENT_KEY").unwrap();
+    assert_ne!(new, old);
+    assert!(
+        mints(&env, &new),
+        "the file vault wrote holds a working key"
+    );
+    assert!(!mints(&env, &old));
+}
+
+#[test]
+fn rotate_refuses_a_key_no_target_holds_unless_print() {
+    // issue 19, Broken 2
+    let env = Env::new();
+    env.vault(&["agent", "add", "marketing"]).assert().success();
+    let elsewhere = env.dir.path().join("by-hand.env");
+    env.vault(&[
+        "issue",
+        "marketing-key",
+        "--write-env",
+        elsewhere.to_str().unwrap(),
+        "--no-target",
+    ])
+    .assert()
+    .success();
+    let key = key_in(&elsewhere, "VAULT_AGENT_KEY").unwrap();
+    let out = env.vault(&["rotate", "marketing-key"]).assert().code(1);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("no registered target holds") && err.contains("--print"),
+        "{err}"
+    );
+    assert!(mints(&env, &key), "a refused rotation revokes nothing");
+    let out = env
+        .vault(&["rotate", "marketing-key", "--print"])
+        .assert()
+        .success();
+    let shown = stdout_of(&out);
+    assert!(shown.trim().starts_with("avk_"), "{shown}");
+    assert!(!mints(&env, &key));
+    assert!(mints(&env, shown.trim()));
+}
