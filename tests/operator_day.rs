@@ -130,3 +130,41 @@ fn rotate_refuses_a_key_no_target_holds_unless_print() {
     assert!(!mints(&env, &key));
     assert!(mints(&env, shown.trim()));
 }
+
+/// Waits (bounded) until the spawned vault's stderr contains `want`.
+fn stderr_until(env: &Env, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let file = env.dir.path().join("spawned.stderr");
+    while std::time::Instant::now() < deadline {
+        if std::fs::read_to_string(&file).is_ok_and(|t| t.contains(want)) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!(
+        "never saw {want:?}; stderr {:?}",
+        std::fs::read_to_string(&file)
+    );
+}
+
+#[test]
+fn a_second_watcher_is_refused_naming_the_first_and_a_killed_watchers_lock_is_no_obstacle() {
+    // issue 19, Broken 3
+    let env = Env::new();
+    let sessions = env.dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let dir = sessions.to_str().unwrap();
+    let mut first = spawn_vault(&env, &["watch", dir, "--interval-ms", "50"]);
+    stderr_until(&env, "watching");
+    let out = env.vault(&["watch", dir, "--once"]).assert().code(1);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("already watching this vault") && err.contains(&format!("pid {}", first.id())),
+        "{err}"
+    );
+    // kill -9: no cleanup runs, the lock file stays, yet the lock is gone
+    first.kill().unwrap();
+    first.wait().unwrap();
+    assert!(env.home.join("watch.lock").exists());
+    env.vault(&["watch", dir, "--once"]).assert().success();
+}

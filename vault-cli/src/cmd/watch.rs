@@ -60,6 +60,8 @@ const STATE_FILE: &str = "watch-state.json";
 const MAX_CHUNK: u64 = 16 << 20;
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
+    // Held until this process ends, however it ends.
+    let _lock = lock_watcher(&ctx.home)?;
     let mut vault = ctx.unlock()?;
     let scanner = Scanner::builtin()
         .map_err(|e| crate::exit::usage(format!("loading the scan rules: {e}")))?;
@@ -114,6 +116,55 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(args.interval_ms.max(20)));
     }
+}
+
+const LOCK_FILE: &str = "watch.lock";
+
+/// One watcher per vault: two would both act on one leak. An exclusive
+/// `flock` on `watch.lock` in the vault directory, which the kernel drops
+/// when the holder exits in any way (kill -9 included), so a stale lock
+/// never blocks the next watcher. The pid written inside is only for the
+/// message; the lock, not the pid, decides.
+fn lock_watcher(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = home.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("opening the watcher lock {}: {e}", path.display()))?;
+    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => locked,
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let who = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "another process".into(),
+            };
+            return Err(crate::exit::refused(format!(
+                "another `vault watch` ({who}) is already watching this vault; one watcher per \
+                 vault, so a leak is acted on once. Stop it first, or add these paths to it"
+            )));
+        }
+        Err((_, e)) => {
+            return Err(anyhow::anyhow!(
+                "locking the watcher lock {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| anyhow::anyhow!("writing the watcher lock {}: {e}", path.display()))?;
+    Ok(file)
 }
 
 /// Regular files named or under the named directories (3 levels deep).

@@ -340,9 +340,29 @@ impl Vault {
         require_operator(actor, "rotate keys")?;
         let old =
             keys::find(&self.conn, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        let (name, id) = (old.name.clone(), old.key_id.clone());
+        self.rotate_from(actor, old, reason, print)?
+            .ok_or_else(|| Error::Refused {
+                reason: format!(
+                    "key {name} ({id}) was rotated meanwhile by another vault process; \
+                     nothing more to do"
+                ),
+            })
+    }
+
+    /// Rotates `old` as the caller last read it. `None` when another process
+    /// rotated or revoked it since: a second rotation of one key is a no-op
+    /// (two watchers seeing one leak), never a second successor.
+    pub(super) fn rotate_from(
+        &mut self,
+        actor: &Principal,
+        old: keys::KeyRow,
+        reason: &str,
+        print: bool,
+    ) -> Result<Option<RotationReport>> {
         if old.status == "retiring" {
             // Already being replaced: finish that rotation.
-            return self.resume_rotation_of(&old.key_id);
+            return self.resume_rotation_of(&old.key_id).map(Some);
         }
         if old.status != "active" {
             return Err(Error::Refused {
@@ -352,8 +372,8 @@ impl Vault {
                 ),
             });
         }
-        let (agent_id, created_at, expires_at) =
-            keys::lifetime(&self.conn, &old.key_id)?.ok_or_else(|| not_found("key", name_or_id))?;
+        let (agent_id, created_at, expires_at) = keys::lifetime(&self.conn, &old.key_id)?
+            .ok_or_else(|| not_found("key", &old.key_id))?;
         if reason != "leak" {
             // A manual rotation first makes sure every target can take the key.
             let holding = self.targets_holding(agent_id, &old.name, &[&old.key_id])?;
@@ -382,6 +402,10 @@ impl Vault {
             new_key.expose_secret().as_bytes(),
         )?;
         let tx = store::write_tx(&self.conn)?;
+        // Read again under the write lock: what the caller saw may be stale.
+        if keys::by_id(&tx, &old.key_id)?.is_none_or(|k| k.status != "active") {
+            return Ok(None);
+        }
         count_encryption(&tx, &self.dek_id)?;
         keys::set_retiring(&tx, &old.key_id)?;
         keys::insert(
@@ -426,7 +450,7 @@ impl Vault {
         } else {
             Handover::Caller
         };
-        self.finish_rotation(row, new_key, handover)
+        self.finish_rotation(row, new_key, handover).map(Some)
     }
 
     /// Resumes every rotation a crash interrupted. Called when the CLI,
@@ -459,11 +483,16 @@ impl Vault {
             }
             let row = keys::by_id(&self.conn, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;
+            let key_id = row.key_id.clone();
             return match row.status.as_str() {
-                "active" | "retiring" if row.expires_at > store::now() => Ok(
-                    LeakAction::KeyRotated(self.rotate_key(op, &row.key_id, "leak")?),
-                ),
-                _ => Ok(LeakAction::KeyAlreadyDead { key_id: row.key_id }),
+                "active" | "retiring" if row.expires_at > store::now() => {
+                    Ok(match self.rotate_from(op, row, "leak", false)? {
+                        Some(report) => LeakAction::KeyRotated(report),
+                        // another watcher or scan rotated it first
+                        None => LeakAction::KeyAlreadyDead { key_id },
+                    })
+                }
+                _ => Ok(LeakAction::KeyAlreadyDead { key_id }),
             };
         }
         if text.starts_with(crate::credential::TOKEN_PREFIX) {

@@ -775,6 +775,42 @@ mod rotation {
     }
 
     #[test]
+    fn a_second_rotation_of_a_key_another_process_rotated_is_a_no_op_not_a_crash() {
+        // issue 19, Broken 3: two watchers see one leak; the second read the
+        // key as active just before the first rotated it
+        let (dir, mut first) = new_vault();
+        let key = with_key(&mut first);
+        let mut second = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
+        let stale = crate::store::keys::find(&second.conn, "hermes-key")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            first
+                .handle_leaked_credential(key.key.expose_secret())
+                .unwrap(),
+            LeakAction::KeyRotated(_)
+        ));
+        let again = second.rotate_from(OP, stale, "leak", false).unwrap();
+        assert!(
+            again.is_none(),
+            "a stale view must not mint a second successor"
+        );
+        let live: Vec<_> = second
+            .list_keys(OP, None)
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .collect();
+        assert_eq!(live.len(), 1, "exactly the first watcher's successor");
+        assert!(matches!(
+            second
+                .handle_leaked_credential(key.key.expose_secret())
+                .unwrap(),
+            LeakAction::KeyAlreadyDead { .. }
+        ));
+    }
+
+    #[test]
     fn a_manual_rotation_refuses_up_front_when_a_target_cannot_be_written() {
         let (dir, mut v) = new_vault();
         let old = with_key(&mut v);
