@@ -168,3 +168,36 @@ fn a_second_watcher_is_refused_naming_the_first_and_a_killed_watchers_lock_is_no
     assert!(env.home.join("watch.lock").exists());
     env.vault(&["watch", dir, "--once"]).assert().success();
 }
+
+#[test]
+fn a_watcher_survives_a_rekey_and_still_kills_a_key_leaked_afterwards() {
+    // issue 19, Broken 4
+    let (env, _profile) = marketing();
+    let key = stdout_of(
+        &env.vault(&["issue", "laptop-key", "--agent", "marketing"])
+            .assert()
+            .success(),
+    );
+    let key = key.trim().to_owned();
+    let sessions = env.dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let mut watcher = spawn_vault(
+        &env,
+        &["watch", sessions.to_str().unwrap(), "--interval-ms", "50"],
+    );
+    stderr_until(&env, "watching");
+    env.vault(&["rekey"]).assert().success();
+    std::fs::write(sessions.join("chat.log"), format!("here it is {key}\n")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while mints(&env, &key) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        watcher.try_wait().unwrap().is_none(),
+        "the watcher exited: {:?}",
+        std::fs::read_to_string(env.dir.path().join("spawned.stderr"))
+    );
+    assert!(!mints(&env, &key), "a key leaked after the rekey must die");
+    terminate(&watcher);
+    wait_bounded(&env, &mut watcher);
+}

@@ -102,6 +102,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 output::write_human(&mut std::io::stdout().lock(), &report, false)?;
             }
             if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
+                // A rekey elsewhere must not stop the watcher (issue 19).
+                reload_data_key(&mut vault);
                 act_on_leaks(&mut vault, m, &report)?;
                 // New keys exist now: know them too.
                 matcher = Matcher::load(&ctx.home);
@@ -165,6 +167,18 @@ fn lock_watcher(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
         .and_then(|()| writeln!(file, "{}", std::process::id()))
         .map_err(|e| anyhow::anyhow!("writing the watcher lock {}: {e}", path.display()))?;
     Ok(file)
+}
+
+/// Takes a data key replaced by `vault rekey` in another process; says so
+/// once if it cannot (the passphrase changed too) and goes on watching.
+fn reload_data_key(vault: &mut vault_core::Vault) {
+    match vault.reload_if_rekeyed() {
+        Ok(true) => eprintln!("vault: the vault was rekeyed; watching on with the new data key"),
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("vault: the vault was rekeyed and the new data key cannot be loaded: {e}")
+        }
+    }
 }
 
 /// Regular files named or under the named directories (3 levels deep).

@@ -37,6 +37,23 @@ fn get(v: &Vault, actor: &Principal, p: &str) -> Result<String> {
 }
 
 #[test]
+fn a_handle_open_across_a_rekey_elsewhere_reloads_the_data_key_and_keeps_working() {
+    // issue 19, Broken 4: a server or watcher outliving `vault rekey`
+    let (dir, mut running) = new_vault();
+    running
+        .add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut running, "hermes/API_KEY", "value-1");
+    let mut other = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
+    other.rekey(OP, &pass("pw")).unwrap();
+    assert!(running.reload_if_rekeyed().unwrap(), "the rekey is seen");
+    assert!(!running.reload_if_rekeyed().unwrap(), "and only once");
+    assert_eq!(get(&running, OP, "hermes/API_KEY").unwrap(), "value-1");
+    set(&mut running, "hermes/API_KEY", "value-2");
+    assert_eq!(get(&other, OP, "hermes/API_KEY").unwrap(), "value-2");
+}
+
+#[test]
 fn round_trip_versions_and_unlock_again() {
     let (dir, mut v) = new_vault();
     v.add_agent(OP, &agent("hermes"), &Policy::default())
