@@ -201,3 +201,64 @@ fn a_watcher_survives_a_rekey_and_still_kills_a_key_leaked_afterwards() {
     terminate(&watcher);
     wait_bounded(&env, &mut watcher);
 }
+
+fn approvals(env: &Env) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["approvals", "--json"]).assert().success(),
+    ))
+    .unwrap();
+    v["approvals"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_watcher_opens_no_second_approval_for_a_rotated_secret_nor_for_scrubs_temp_file() {
+    // issue 19, Broken 5
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/DB_PASSWORD", "leaked-db-password-1");
+    set_rotation_script(
+        &env,
+        "hermes/DB_PASSWORD",
+        "cat >/dev/null; echo fresh-db-password-2\n",
+    );
+    let sessions = env.dir.path().join("sessions");
+    std::fs::create_dir(&sessions).unwrap();
+    let chat = sessions.join("chat.log");
+    std::fs::write(&chat, "the password is leaked-db-password-1\n").unwrap();
+    let mut watcher = spawn_vault(
+        &env,
+        &["watch", sessions.to_str().unwrap(), "--interval-ms", "50"],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while approvals(&env).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let first = approvals(&env);
+    assert_eq!(first.len(), 1, "{first:?}");
+    env.vault(&["approve", first[0]["id"].as_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(env.get("hermes/DB_PASSWORD"), "fresh-db-password-2");
+    // the rotated-away value seen again (a copy, or scrub's temp file of it)
+    std::fs::write(
+        sessions.join(".chat.log.vault-scrub-4242"),
+        "the password is fresh-db-password-2\n",
+    )
+    .unwrap();
+    std::fs::write(sessions.join("copy.log"), "again leaked-db-password-1\n").unwrap();
+    // a marker leak after both, so we know the watcher has looked at them
+    let key = stdout_of(&env.vault(&["issue", "hermes-key"]).assert().success());
+    std::fs::write(sessions.join("z.log"), format!("{}\n", key.trim())).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while mints(&env, key.trim()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        !mints(&env, key.trim()),
+        "the watcher did not get to the marker"
+    );
+    let all = approvals(&env);
+    assert_eq!(all.len(), 1, "no second approval: {all:?}");
+    terminate(&watcher);
+    wait_bounded(&env, &mut watcher);
+}

@@ -75,10 +75,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     let mut reported: HashSet<String> = HashSet::new();
     let mut matcher = Matcher::load(&ctx.home);
+    let mut stamp = db_stamp(&ctx.home);
     let paths = resolve_named(&args.paths);
     eprintln!("vault: watching {} path(s) for leaks", paths.len());
     loop {
         let mut changed = false;
+        let now = db_stamp(&ctx.home);
+        if now != stamp {
+            matcher = Matcher::load(&ctx.home);
+            stamp = now;
+        }
         for file in files_under(&paths) {
             let report = match scan_new(
                 &scanner,
@@ -181,6 +187,27 @@ fn reload_data_key(vault: &mut vault_core::Vault) {
     }
 }
 
+fn is_scrub_temp(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n.contains(super::scrub::TEMP_MARK))
+}
+
+/// What the vault database looked like (size and mtime of it and its WAL),
+/// so the watcher knows when to reload what it recognises: a secret rotated
+/// by another process must not be recognised by its old value's fingerprint
+/// and reported again as a leak of the new one.
+fn db_stamp(home: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    ["vault.db", "vault.db-wal"]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(home.join(f))
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
 /// Regular files named or under the named directories (3 levels deep).
 fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
@@ -190,6 +217,8 @@ fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             match entry.file_type() {
+                // scrub's own temp file, renamed over the watched file in a moment
+                Ok(t) if t.is_file() && is_scrub_temp(&path) => {}
                 Ok(t) if t.is_file() => out.push(path),
                 Ok(t) if t.is_dir() && depth > 0 => walk(&path, depth - 1, out),
                 _ => {}
