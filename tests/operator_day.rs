@@ -262,3 +262,62 @@ fn the_watcher_opens_no_second_approval_for_a_rotated_secret_nor_for_scrubs_temp
     terminate(&watcher);
     wait_bounded(&env, &mut watcher);
 }
+
+/// Runs `vault ARGS` on a fresh pseudo-terminal (python's pty module), types
+/// Ctrl-C once the passphrase prompt shows, and reports the exit status and
+/// whether the terminal echoes again afterwards.
+const PTY_CTRL_C: &str = r#"
+import os, pty, sys, termios, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+deadline = time.time() + 20
+while b"assphrase" not in seen and time.time() < deadline:
+    try:
+        seen += os.read(fd, 1024)
+    except OSError:
+        break
+time.sleep(0.1)
+os.write(fd, b"\x03")
+_, status = os.waitpid(pid, 0)
+echo = bool(termios.tcgetattr(fd)[3] & termios.ECHO)
+print("prompted=%d echo=%d signaled=%d code=%d" % (b"assphrase" in seen, echo,
+      os.WIFSIGNALED(status), os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
+"#;
+
+#[test]
+fn ctrl_c_at_a_passphrase_prompt_leaves_the_terminal_echoing() {
+    // issue 19, Broken 6
+    let env = Env::new();
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(PTY_CTRL_C)
+        .arg(assert_cmd::cargo::cargo_bin("vault"))
+        .args(["agent", "ls"])
+        .env("VAULT_HOME", &env.home)
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .env_remove("VAULT_ADDR")
+        .output();
+    let out = match python {
+        Ok(out) if out.status.success() => out,
+        Ok(out) => {
+            skip_or_fail_in_ci(&format!(
+                "no pseudo-terminal: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            return;
+        }
+        Err(e) => {
+            skip_or_fail_in_ci(&format!("python3 is needed to drive a pty: {e}"));
+            return;
+        }
+    };
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("prompted=1"), "{report}");
+    assert!(
+        report.contains("echo=1"),
+        "echo left off after Ctrl-C: {report}"
+    );
+    assert!(report.contains("code=130"), "{report}");
+}
