@@ -11,6 +11,7 @@ mod hardening;
 mod integrations;
 mod keys;
 mod listen;
+mod operator_day;
 mod operator_output;
 mod ops;
 mod precommit;

@@ -72,16 +72,7 @@ fn scan_rotate_kills_a_leaked_key_and_its_tokens_and_rewrites_the_target() {
     ])
     .assert()
     .success();
-    env.vault(&[
-        "target",
-        "add",
-        "--agent",
-        "hermes",
-        "--env-file",
-        target.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    // `issue --write-env` registered the file as a target (issue 19)
     let key = std::fs::read_to_string(&target)
         .unwrap()
         .trim()
@@ -296,16 +287,7 @@ fn a_key_appended_to_a_watched_transcript_dies_and_is_replaced() {
     ])
     .assert()
     .success();
-    env.vault(&[
-        "target",
-        "add",
-        "--agent",
-        "hermes",
-        "--env-file",
-        target.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    // `issue --write-env` registered the file as a target (issue 19)
     let key = key_in_file(&target);
     let token = stdout_of(
         &env.vault(&["token"])

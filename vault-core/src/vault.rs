@@ -116,6 +116,11 @@ pub struct Vault {
     dek: Key256,
     /// Tags and checks security-relevant rows; derived from the DEK.
     rows: RowKey,
+    /// The passphrase this handle was unlocked with, kept so that a process
+    /// that outlives a `vault rekey` run elsewhere can unwrap the new data
+    /// key (see [`Vault::reload_if_rekeyed`]) instead of failing every
+    /// request. Zeroized on drop; never logged (SecretString has no Debug).
+    passphrase: Option<SecretString>,
     /// The audit MAC key, loaded (or created) on the first audited action.
     audit_key: std::cell::OnceCell<ring::hmac::Key>,
     audit_origin: Option<String>,
@@ -179,7 +184,8 @@ impl Vault {
             row_tags: true,
             tag: None,
         };
-        let vault = Vault::assemble(conn, dir, vault_id, dek_id, dek);
+        let mut vault = Vault::assemble(conn, dir, vault_id, dek_id, dek);
+        vault.passphrase = Some(SecretString::new(passphrase.expose_secret().to_owned()));
         header::insert(&vault.conn, &vault.rows, &h, store::now())?;
         let tx = store::write_tx(&vault.conn)?;
         vault.audit_genesis(&tx, "vault.init", None)?;
@@ -211,7 +217,7 @@ impl Vault {
                 .map_err(|_| Error::CorruptHeader {
                     reason: "the data key has the wrong length".into(),
                 })?;
-        let vault = Vault::assemble(
+        let mut vault = Vault::assemble(
             conn,
             dir,
             h.vault_id,
@@ -221,6 +227,7 @@ impl Vault {
         if !h.row_tags {
             vault.establish_row_tags(&kek)?;
         }
+        vault.passphrase = Some(SecretString::new(passphrase.expose_secret().to_owned()));
         Ok(vault)
     }
 
@@ -272,6 +279,43 @@ impl Vault {
         tx.commit()
     }
 
+    /// Detects a data key replaced by another process (`vault rekey`, a
+    /// passwd that replaces the data key) by the header's data-key id, the
+    /// header's generation, and unwraps the new one with the passphrase this
+    /// handle was unlocked with. Long-running processes (server, watcher)
+    /// call it before each unit of work. `Ok(false)`: nothing changed.
+    ///
+    /// # Errors
+    /// [`Error::Rekeyed`] if the new key cannot be unwrapped (the passphrase
+    /// changed too): restart the process with the new passphrase.
+    pub fn reload_if_rekeyed(&mut self) -> Result<bool> {
+        let h = header::read(&self.conn)?;
+        if h.dek_id == self.dek_id {
+            return Ok(false);
+        }
+        let pass = self.passphrase.as_ref().ok_or(Error::Rekeyed)?;
+        h.kdf.check()?;
+        let kek = derive_kek(pass.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
+        let dek_bytes = aead::open(
+            &kek,
+            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, h.row_tags),
+            &h.wrapped_dek,
+        )
+        .ok_or(Error::Rekeyed)?;
+        let dek_array: [u8; 32] =
+            dek_bytes
+                .expose_secret()
+                .try_into()
+                .map_err(|_| Error::CorruptHeader {
+                    reason: "the data key has the wrong length".into(),
+                })?;
+        self.dek = Key256::from_array(dek_array);
+        self.dek_id = h.dek_id;
+        // Row tags are derived from the data key: the new key means new tags.
+        self.rows = RowKey::derive(&self.dek, &self.dek_id, &self.vault_id);
+        Ok(true)
+    }
+
     fn assemble(
         conn: Connection,
         dir: &Path,
@@ -287,6 +331,7 @@ impl Vault {
             dek_id,
             dek,
             rows,
+            passphrase: None,
             audit_key: std::cell::OnceCell::new(),
             audit_origin: None,
             audit_request_id: None,

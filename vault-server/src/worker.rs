@@ -113,6 +113,17 @@ fn serve(mut vault: Vault, queue: &mpsc::Receiver<Job>) {
                 Err(_) => return,
             },
         };
+        // A `vault rekey` run elsewhere replaced the data key: take the new
+        // one before this job needs it (a header read; see Vault::reload_if_rekeyed).
+        match vault.reload_if_rekeyed() {
+            Ok(true) => {
+                tracing::info!("the vault was rekeyed by another process; data key reloaded")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "the vault was rekeyed and its new data key could not be loaded")
+            }
+        }
         match job {
             // A panic drops the job's answer channel: its caller gets a 500,
             // and the thread goes on serving.

@@ -164,6 +164,7 @@ fn the_builder_finishes_an_interrupted_rotation_before_serving() {
             &AgentName::parse("hermes-marketing").unwrap(),
             &target,
             &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+            None,
         )
         .unwrap();
     drop(vault);

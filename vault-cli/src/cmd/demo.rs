@@ -206,21 +206,14 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
     )?;
     tour.expect("Keys are listed, never shown", &["keys", "ls"], None, 0)?;
     tour.expect(
-        "Register the env file as the agent's target, then rotate its key",
-        &[
-            "target",
-            "add",
-            "--agent",
-            "hermes-marketing",
-            "--env-file",
-            &env_path,
-        ],
+        "The env file vault wrote is the agent's key's target, so rotations rewrite it",
+        &["target", "ls", "--agent", "hermes-marketing"],
         None,
         0,
     )?;
     let before = std::fs::read_to_string(&env_file)?;
     tour.expect(
-        "Rotation: successor written to every target and checked, then the old key revoked",
+        "Rotation: successor written to every target holding the key and checked, then the old key revoked",
         &["rotate", "hermes-marketing-key"],
         None,
         0,

@@ -22,9 +22,14 @@ pub struct IssueArgs {
     /// How long the key lives (s, m, h or d).
     #[arg(long, default_value = "90d")]
     ttl: String,
-    /// Write the key into this env file (atomically, mode 0600) instead of printing it.
+    /// Write the key into this env file (atomically, mode 0600) instead of printing it,
+    /// and register the file as a target holding this key, so rotations rewrite it.
     #[arg(long, value_name = "FILE")]
     write_env: Option<PathBuf>,
+    /// With --write-env: write the file without registering it as a target (its key's
+    /// rotation then needs `vault rotate --print`, and the file must be updated by hand).
+    #[arg(long, requires = "write_env")]
+    no_target: bool,
     /// The variable name used with --write-env.
     #[arg(long, default_value = "VAULT_AGENT_KEY", requires = "write_env")]
     var: String,
@@ -88,6 +93,15 @@ pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
     let mut vault = ctx.unlock()?;
     let issued = vault.issue_key(OP, &name, &agent, ttl, args.rotate)?;
     if let Some(path) = &args.write_env {
+        if !args.no_target {
+            // Registered before the file is written: a file vault wrote is
+            // always one the next rotation of this key rewrites.
+            if let Err(e) = vault.hold_key_in(OP, &agent, path, &var, name.as_str()) {
+                let _ = vault.revoke_key(OP, &issued.info.key_id);
+                return Err(anyhow::Error::from(e)
+                    .context("registering the env file as a target (the new key was revoked)"));
+            }
+        }
         if let Err(e) = envfile::upsert_var(path, var.as_str(), issued.key.expose_secret()) {
             // Nobody holds the new key: revoke it rather than leave it dangling.
             let _ = vault.revoke_key(OP, &issued.info.key_id);
@@ -109,12 +123,17 @@ pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
         ctx.print_json(&body)?;
     } else if let Some(path) = &args.write_env {
         eprintln!(
-            "issued {} ({}) for agent {} and wrote it to {} as {}; it is not shown",
+            "issued {} ({}) for agent {} and wrote it to {} as {}; it is not shown{}",
             info.name,
             info.key_id,
             info.agent,
-            path.display(),
-            var
+            crate::output::safe(path.display()),
+            var,
+            if args.no_target {
+                " (not a target: rotate it with --print and update the file yourself)"
+            } else {
+                "; the file is a target, so rotations of this key rewrite it"
+            }
         );
     } else {
         println!("{}", issued.key.expose_secret());

@@ -41,6 +41,10 @@ pub enum TargetCommand {
         /// VAULT_AGENT_KEY_<ID> with --openclaw-agent).
         #[arg(long)]
         var: Option<String>,
+        /// The name of the key the file holds; only that key's rotations rewrite it
+        /// (default: the agent's key, when all its keys share one name).
+        #[arg(long, value_name = "KEYNAME")]
+        key: Option<String>,
     },
     /// List registered targets.
     Ls {
@@ -60,6 +64,10 @@ pub enum TargetCommand {
 pub struct RotateArgs {
     /// A key name (hermes-marketing-key) or id, or a stored secret AGENT/NAME.
     what: String,
+    /// Rotate a key no registered target holds, and show its successor once
+    /// (whoever uses the old key must be given the new one by hand).
+    #[arg(long)]
+    print: bool,
 }
 
 /// `vault rotation ...`.
@@ -91,6 +99,7 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
             hermes_profile,
             openclaw_agent,
             var,
+            key,
         } => {
             let agent = AgentName::parse(&agent)?;
             let (env_file, default_var) = target_file(
@@ -99,12 +108,16 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
                 openclaw_agent.as_deref(),
             )?;
             let var = SecretName::parse(var.as_deref().unwrap_or(&default_var))?;
-            let t = vault.add_target(OP, &agent, &env_file, &var)?;
+            let t = vault.add_target(OP, &agent, &env_file, &var, key.as_deref())?;
             if ctx.json {
-                ctx.print_json(&serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var}))?;
+                ctx.print_json(&serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var, "key": t.key_name}))?;
             } else {
+                let holds = match &t.key_name {
+                    Some(k) => format!("key {k}"),
+                    None => "whichever of its keys the file holds".into(),
+                };
                 eprintln!(
-                    "registered {} (target {}) for {}; its key goes in {}",
+                    "registered {} (target {}) for {}; {holds} goes in {}",
                     safe(t.path.display()),
                     t.target_id,
                     t.agent,
@@ -118,17 +131,19 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
             if ctx.json {
                 let items: Vec<_> = list
                     .iter()
-                    .map(|t| serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var}))
+                    .map(|t| serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var, "key": t.key_name}))
                     .collect();
                 ctx.print_json(&serde_json::json!({ "targets": items }))?;
             } else {
                 for t in list {
+                    // The key column comes last so scripts reading the first four keep working.
                     println!(
-                        "{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}",
                         t.target_id,
                         t.agent,
                         safe(t.path.display()),
-                        safe(&t.key_var)
+                        safe(&t.key_var),
+                        t.key_name.as_deref().unwrap_or("(key not yet known)")
                     );
                 }
             }
@@ -208,7 +223,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let report = vault.rotate_key(OP, &args.what, "manual")?;
+    let report = vault.rotate_key_printed(OP, &args.what, "manual", args.print)?;
     super::notify::send(&vault, &vault_core::notify::Event::rotation(&report));
     print_rotation(ctx, &report)?;
     if report.state == RotationState::Stalled {

@@ -313,6 +313,10 @@ fn is_json(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
 }
 
+/// What names scrub's temp files (`.NAME.vault-scrub-PID`): `vault watch`
+/// skips them, since they are scrub's own rewrite of a file it watches.
+pub(crate) const TEMP_MARK: &str = ".vault-scrub-";
+
 /// Same directory temp file with `mode`, fsync, rename, fsync the directory.
 pub(crate) fn replace_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path
@@ -321,7 +325,7 @@ pub(crate) fn replace_atomically(path: &Path, contents: &[u8], mode: u32) -> Res
         .unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(
-        ".{}.vault-scrub-{}",
+        ".{}{TEMP_MARK}{}",
         name.unwrap_or_default(),
         std::process::id()
     ));

@@ -60,6 +60,8 @@ const STATE_FILE: &str = "watch-state.json";
 const MAX_CHUNK: u64 = 16 << 20;
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
+    // Held until this process ends, however it ends.
+    let _lock = lock_watcher(&ctx.home)?;
     let mut vault = ctx.unlock()?;
     let scanner = Scanner::builtin()
         .map_err(|e| crate::exit::usage(format!("loading the scan rules: {e}")))?;
@@ -73,10 +75,16 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
     let mut reported: HashSet<String> = HashSet::new();
     let mut matcher = Matcher::load(&ctx.home);
+    let mut stamp = db_stamp(&ctx.home);
     let paths = resolve_named(&args.paths);
     eprintln!("vault: watching {} path(s) for leaks", paths.len());
     loop {
         let mut changed = false;
+        let now = db_stamp(&ctx.home);
+        if now != stamp {
+            matcher = Matcher::load(&ctx.home);
+            stamp = now;
+        }
         for file in files_under(&paths) {
             let report = match scan_new(
                 &scanner,
@@ -100,6 +108,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 output::write_human(&mut std::io::stdout().lock(), &report, false)?;
             }
             if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
+                // A rekey elsewhere must not stop the watcher (issue 19).
+                reload_data_key(&mut vault);
                 act_on_leaks(&mut vault, m, &report)?;
                 // New keys exist now: know them too.
                 matcher = Matcher::load(&ctx.home);
@@ -116,6 +126,88 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     }
 }
 
+const LOCK_FILE: &str = "watch.lock";
+
+/// One watcher per vault: two would both act on one leak. An exclusive
+/// `flock` on `watch.lock` in the vault directory, which the kernel drops
+/// when the holder exits in any way (kill -9 included), so a stale lock
+/// never blocks the next watcher. The pid written inside is only for the
+/// message; the lock, not the pid, decides.
+fn lock_watcher(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = home.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("opening the watcher lock {}: {e}", path.display()))?;
+    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(locked) => locked,
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let who = match text.trim().parse::<u32>() {
+                Ok(pid) => format!("pid {pid}"),
+                Err(_) => "another process".into(),
+            };
+            return Err(crate::exit::refused(format!(
+                "another `vault watch` ({who}) is already watching this vault; one watcher per \
+                 vault, so a leak is acted on once. Stop it first, or add these paths to it"
+            )));
+        }
+        Err((_, e)) => {
+            return Err(anyhow::anyhow!(
+                "locking the watcher lock {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    file.set_len(0)
+        .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .map_err(|e| anyhow::anyhow!("writing the watcher lock {}: {e}", path.display()))?;
+    Ok(file)
+}
+
+/// Takes a data key replaced by `vault rekey` in another process; says so
+/// once if it cannot (the passphrase changed too) and goes on watching.
+fn reload_data_key(vault: &mut vault_core::Vault) {
+    match vault.reload_if_rekeyed() {
+        Ok(true) => eprintln!("vault: the vault was rekeyed; watching on with the new data key"),
+        Ok(false) => {}
+        Err(e) => {
+            eprintln!("vault: the vault was rekeyed and the new data key cannot be loaded: {e}")
+        }
+    }
+}
+
+fn is_scrub_temp(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.') && n.contains(super::scrub::TEMP_MARK))
+}
+
+/// What the vault database looked like (size and mtime of it and its WAL),
+/// so the watcher knows when to reload what it recognises: a secret rotated
+/// by another process must not be recognised by its old value's fingerprint
+/// and reported again as a leak of the new one.
+fn db_stamp(home: &Path) -> Vec<Option<(u64, std::time::SystemTime)>> {
+    ["vault.db", "vault.db-wal"]
+        .iter()
+        .map(|f| {
+            std::fs::metadata(home.join(f))
+                .ok()
+                .and_then(|m| Some((m.len(), m.modified().ok()?)))
+        })
+        .collect()
+}
+
 /// Regular files named or under the named directories (3 levels deep).
 fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
     fn walk(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) {
@@ -125,6 +217,8 @@ fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             let path = entry.path();
             match entry.file_type() {
+                // scrub's own temp file, renamed over the watched file in a moment
+                Ok(t) if t.is_file() && is_scrub_temp(&path) => {}
                 Ok(t) if t.is_file() => out.push(path),
                 Ok(t) if t.is_dir() && depth > 0 => walk(&path, depth - 1, out),
                 _ => {}

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../../../schema/007_settings.sql")),
     (8, include_str!("../../../schema/008_row_tags.sql")),
     (9, include_str!("../../../schema/009_broker_ca.sql")),
+    (10, include_str!("../../../schema/010_target_keys.sql")),
 ];
 
 /// The schema version this build writes.

@@ -416,3 +416,27 @@ pub(crate) fn decide_approval(
         params![id, from, to, result, now],
     )? == 1)
 }
+
+// Which key a target holds (migration 012). Kept apart from the functions
+// above so the rows' own shape and queries stay as they are.
+
+/// `(target_id, key_name)` of an agent's targets; `None` for a target
+/// registered before targets named their key.
+pub(crate) fn target_key_names(
+    conn: &Connection,
+    agent_id: i64,
+) -> Result<Vec<(i64, Option<String>)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT target_id, key_name FROM targets WHERE agent_id = ?1")?;
+    let rows = stmt.query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records that a target holds the key named `key_name`.
+pub(crate) fn bind_target_key(conn: &Connection, target_id: i64, key_name: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE targets SET key_name = ?2 WHERE target_id = ?1",
+        params![target_id, key_name],
+    )?;
+    Ok(())
+}

@@ -18,6 +18,7 @@ use super::{count_encryption, not_found, require_operator, validate_value, Vault
 use crate::credential::{hex, NamedKey};
 use crate::crypto::aead::{self, RowAad};
 use crate::crypto::rand;
+use crate::crypto::rowtag::RowKey;
 use crate::envfile;
 use crate::error::{Error, Result};
 use crate::failpoint;
@@ -50,6 +51,10 @@ pub struct TargetInfo {
     pub path: PathBuf,
     /// The variable holding the agent's key.
     pub key_var: String,
+    /// The name of the key it holds; `None` for a target registered before
+    /// targets named their key, bound the first time a rotation finds its
+    /// key in the file.
+    pub key_name: Option<String>,
 }
 
 /// Where a key rotation ended.
@@ -157,20 +162,24 @@ pub struct ApprovalInfo {
 }
 
 impl Vault {
-    /// Registers an env file where `agent`'s key (as `key_var`) and secrets
-    /// live; rotations rewrite it.
+    /// Registers an env file where `agent`'s key named `key_name` (as
+    /// `key_var`) and secrets live; rotations of that key rewrite it. Without
+    /// a name, an agent whose keys all share one name binds to it; otherwise
+    /// the target is bound by the first rotation that finds its key there.
     pub fn add_target(
         &mut self,
         actor: &Principal,
         agent: &AgentName,
         path: &Path,
         key_var: &SecretName,
+        key_name: Option<&str>,
     ) -> Result<TargetInfo> {
         require_operator(actor, "register targets")?;
         let path = absolute_target(path)?;
         let tx = store::write_tx(&self.conn)?;
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
+        let key_name = agent_key_name(&tx, &self.rows, agent, agent_id, key_name)?;
         let text = path.to_string_lossy().into_owned();
         if !rotation::insert_target(
             &tx,
@@ -185,6 +194,10 @@ impl Vault {
                 name: text,
             });
         }
+        if let Some(name) = &key_name {
+            let id = tx.last_insert_rowid();
+            rotation::bind_target_key(&tx, id, name)?;
+        }
         self.audit_in(
             &tx,
             actor,
@@ -197,6 +210,68 @@ impl Vault {
         self.list_targets(actor, Some(agent))?
             .into_iter()
             .find(|t| t.path == path)
+            .ok_or_else(|| not_found("target", text))
+    }
+
+    /// Makes `path` a target of `agent` holding the key named `key_name`
+    /// as `key_var`: registers it, or binds an existing target of the agent
+    /// at that path to the key (`vault issue --write-env`, so the file vault
+    /// itself wrote is the one its next rotation rewrites).
+    pub fn hold_key_in(
+        &mut self,
+        actor: &Principal,
+        agent: &AgentName,
+        path: &Path,
+        key_var: &SecretName,
+        key_name: &str,
+    ) -> Result<TargetInfo> {
+        require_operator(actor, "register targets")?;
+        let path = absolute_target(path)?;
+        let text = path.to_string_lossy().into_owned();
+        let tx = store::write_tx(&self.conn)?;
+        let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
+            .ok_or_else(|| not_found("agent", agent))?;
+        let key_name = agent_key_name(&tx, &self.rows, agent, agent_id, Some(key_name))?
+            .ok_or_else(|| not_found("key", key_name))?;
+        let existing = rotation::targets(&tx, &self.rows, Some(agent_id))?
+            .into_iter()
+            .find(|t| t.path == text);
+        let target_id = match existing {
+            Some(t) if t.key_var != key_var.as_str() => {
+                return Err(Error::Refused {
+                    reason: format!(
+                        "{text} is already a target of {agent} with its key in {}; \
+                         use --var {} or `vault target rm {}` first",
+                        t.key_var, t.key_var, t.target_id
+                    ),
+                });
+            }
+            Some(t) => t.target_id,
+            None => {
+                rotation::insert_target(
+                    &tx,
+                    &self.rows,
+                    agent_id,
+                    &text,
+                    key_var.as_str(),
+                    store::now(),
+                )?;
+                tx.last_insert_rowid()
+            }
+        };
+        rotation::bind_target_key(&tx, target_id, &key_name)?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            "target.add",
+            Some(&format!("{agent} {text} holds {key_name}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        self.list_targets(actor, Some(agent))?
+            .into_iter()
+            .find(|t| t.target_id == target_id)
             .ok_or_else(|| not_found("target", text))
     }
 
@@ -214,6 +289,12 @@ impl Vault {
             ),
             None => None,
         };
+        let mut names = std::collections::HashMap::new();
+        for a in agents::list(&self.conn, &self.rows, None)? {
+            if agent_id.is_none_or(|id| id == a.agent_id) {
+                names.extend(rotation::target_key_names(&self.conn, a.agent_id)?);
+            }
+        }
         rotation::targets(&self.conn, &self.rows, agent_id)?
             .into_iter()
             .map(|t| {
@@ -222,6 +303,7 @@ impl Vault {
                     agent: AgentName::parse(&t.agent)?,
                     path: PathBuf::from(t.path),
                     key_var: t.key_var,
+                    key_name: names.remove(&t.target_id).flatten(),
                 })
             })
             .collect()
@@ -245,21 +327,58 @@ impl Vault {
         tx.commit()
     }
 
-    /// Rotates a named key: successor created, written to every target,
-    /// checked there, then the old key revoked. `reason` is `manual` or
-    /// `leak`; for a leak the old key is revoked even if a target fails.
+    /// Rotates a named key: successor created, written to every target
+    /// holding the key, checked there, then the old key revoked. `reason` is
+    /// `manual` or `leak`; for a leak the old key is revoked even if a target
+    /// fails. A manual rotation of a key no target holds is refused: see
+    /// [`Vault::rotate_key_printed`].
     pub fn rotate_key(
         &mut self,
         actor: &Principal,
         name_or_id: &str,
         reason: &str,
     ) -> Result<RotationReport> {
+        self.rotate_key_printed(actor, name_or_id, reason, false)
+    }
+
+    /// [`Vault::rotate_key`]; with `print`, a manual rotation of a key no
+    /// registered target holds goes ahead and hands the successor to the
+    /// caller (`vault rotate --print`). Without it such a rotation is
+    /// refused: the old key is in use somewhere the vault cannot write, and
+    /// revoking it would leave that agent dead.
+    pub fn rotate_key_printed(
+        &mut self,
+        actor: &Principal,
+        name_or_id: &str,
+        reason: &str,
+        print: bool,
+    ) -> Result<RotationReport> {
         require_operator(actor, "rotate keys")?;
         let old = keys::find(&self.conn, &self.rows, name_or_id)?
             .ok_or_else(|| not_found("key", name_or_id))?;
+        let (name, id) = (old.name.clone(), old.key_id.clone());
+        self.rotate_from(actor, old, reason, print)?
+            .ok_or_else(|| Error::Refused {
+                reason: format!(
+                    "key {name} ({id}) was rotated meanwhile by another vault process; \
+                     nothing more to do"
+                ),
+            })
+    }
+
+    /// Rotates `old` as the caller last read it. `None` when another process
+    /// rotated or revoked it since: a second rotation of one key is a no-op
+    /// (two watchers seeing one leak), never a second successor.
+    pub(super) fn rotate_from(
+        &mut self,
+        actor: &Principal,
+        old: keys::KeyRow,
+        reason: &str,
+        print: bool,
+    ) -> Result<Option<RotationReport>> {
         if old.status == "retiring" {
             // Already being replaced: finish that rotation.
-            return self.resume_rotation_of(&old.key_id);
+            return self.resume_rotation_of(&old.key_id).map(Some);
         }
         if old.status != "active" {
             return Err(Error::Refused {
@@ -271,10 +390,22 @@ impl Vault {
         }
         let (agent_id, created_at, expires_at) =
             keys::lifetime(&self.conn, &self.rows, &old.key_id)?
-                .ok_or_else(|| not_found("key", name_or_id))?;
+                .ok_or_else(|| not_found("key", &old.key_id))?;
         if reason != "leak" {
             // A manual rotation first makes sure every target can take the key.
-            for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
+            let holding = self.targets_holding(agent_id, &old.name, &[&old.key_id])?;
+            if holding.is_empty() && !print {
+                return Err(Error::Refused {
+                    reason: format!(
+                        "no registered target holds key {} ({}), so its successor could reach \
+                         no agent and revoking it would break whoever uses it; register the file \
+                         that holds it (`vault target add --agent {} --key {} --env-file FILE`) \
+                         or pass --print to be shown the successor once",
+                        old.name, old.key_id, old.agent, old.name
+                    ),
+                });
+            }
+            for t in &holding {
                 check_writable(Path::new(&t.path))?;
             }
         }
@@ -288,6 +419,10 @@ impl Vault {
             new_key.expose_secret().as_bytes(),
         )?;
         let tx = store::write_tx(&self.conn)?;
+        // Read again under the write lock: what the caller saw may be stale.
+        if keys::by_id(&tx, &self.rows, &old.key_id)?.is_none_or(|k| k.status != "active") {
+            return Ok(None);
+        }
         count_encryption(&tx, &self.rows)?;
         keys::set_retiring(&tx, &self.rows, &old.key_id)?;
         keys::insert(
@@ -333,7 +468,7 @@ impl Vault {
         } else {
             Handover::Caller
         };
-        self.finish_rotation(row, new_key, handover)
+        self.finish_rotation(row, new_key, handover).map(Some)
     }
 
     /// Resumes every rotation a crash interrupted. Called when the CLI,
@@ -366,11 +501,16 @@ impl Vault {
             }
             let row = keys::by_id(&self.conn, &self.rows, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;
+            let key_id = row.key_id.clone();
             return match row.status.as_str() {
-                "active" | "retiring" if row.expires_at > store::now() => Ok(
-                    LeakAction::KeyRotated(self.rotate_key(op, &row.key_id, "leak")?),
-                ),
-                _ => Ok(LeakAction::KeyAlreadyDead { key_id: row.key_id }),
+                "active" | "retiring" if row.expires_at > store::now() => {
+                    Ok(match self.rotate_from(op, row, "leak", false)? {
+                        Some(report) => LeakAction::KeyRotated(report),
+                        // another watcher or scan rotated it first
+                        None => LeakAction::KeyAlreadyDead { key_id },
+                    })
+                }
+                _ => Ok(LeakAction::KeyAlreadyDead { key_id }),
             };
         }
         if text.starts_with(crate::credential::TOKEN_PREFIX) {
@@ -750,7 +890,8 @@ impl Vault {
         let new_key_id = row.new_key_id.clone().unwrap_or_default();
         let mut written = Vec::new();
         let mut errors = Vec::new();
-        let targets = rotation::targets(&self.conn, &self.rows, Some(row.agent_id))?;
+        let held_by = [row.old_key_id.as_str(), new_key_id.as_str()];
+        let targets = self.targets_holding(row.agent_id, &row.subject, &held_by)?;
         if row.state == "pending" {
             for t in &targets {
                 let file = Path::new(&t.path);
@@ -839,6 +980,59 @@ impl Vault {
         Ok(self.report(&row, written, errors, RotationState::Done, shown, key_file))
     }
 
+    /// The targets of `agent_id` holding the key named `key_name`: those
+    /// bound to that name, and unbound ones (registered before targets named
+    /// their key) whose file holds one of `key_ids`, which are bound now.
+    /// A target holding another key of the agent is never touched.
+    fn targets_holding(
+        &self,
+        agent_id: i64,
+        key_name: &str,
+        key_ids: &[&str],
+    ) -> Result<Vec<rotation::TargetRow>> {
+        let names: std::collections::HashMap<i64, Option<String>> =
+            rotation::target_key_names(&self.conn, agent_id)?
+                .into_iter()
+                .collect();
+        let mut held = Vec::new();
+        for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
+            match names.get(&t.target_id).cloned().flatten() {
+                Some(name) if name == key_name => held.push(t),
+                Some(_) => {}
+                None => {
+                    let in_file = envfile::value_of(Path::new(&t.path), &t.key_var)
+                        .ok()
+                        .flatten()
+                        .and_then(|v| NamedKey::parse(v.as_str()).ok());
+                    let holds = match in_file {
+                        Some(k) => keys::by_hash(&self.conn, &self.rows, &k.hash().0)?
+                            .is_some_and(|k| key_ids.contains(&k.key_id.as_str())),
+                        // Registered before any key existed and holding none
+                        // yet: it is for "the agent's key" only while that
+                        // cannot mean two different keys.
+                        None => {
+                            let mut live: Vec<String> =
+                                keys::list(&self.conn, &self.rows, Some(agent_id))?
+                                    .into_iter()
+                                    .filter(|k| k.status != "revoked")
+                                    .map(|k| k.name)
+                                    .collect();
+                            live.dedup();
+                            live == [key_name]
+                        }
+                    };
+                    if holds {
+                        let tx = store::write_tx(&self.conn)?;
+                        rotation::bind_target_key(&tx, t.target_id, key_name)?;
+                        tx.commit()?;
+                        held.push(t);
+                    }
+                }
+            }
+        }
+        Ok(held)
+    }
+
     /// Writes a successor no target took to `new-key-ID.txt` in the vault
     /// directory: created new (`O_EXCL`, so never through a planted link),
     /// mode 0600, synced. A file left by an earlier, interrupted run of the
@@ -913,6 +1107,39 @@ impl RotationReport {
             RotationState::Done => KeyStatus::Revoked,
             RotationState::Stalled => KeyStatus::Retiring,
         }
+    }
+}
+
+/// The key name a new target of `agent` holds: `wanted`, which must be one
+/// of the agent's keys; else the one name all its live keys share, if any.
+fn agent_key_name(
+    conn: &rusqlite::Connection,
+    rows: &RowKey,
+    agent: &AgentName,
+    agent_id: i64,
+    wanted: Option<&str>,
+) -> Result<Option<String>> {
+    let mut names: Vec<String> = keys::list(conn, rows, Some(agent_id))?
+        .into_iter()
+        .filter(|k| k.status != "revoked")
+        .map(|k| k.name)
+        .collect();
+    names.dedup();
+    match wanted {
+        Some(w) if names.iter().any(|n| n == w) => Ok(Some(w.to_owned())),
+        Some(w) => Err(Error::InvalidInput {
+            what: "key",
+            reason: format!(
+                "agent {agent} has no live key named {w:?} (its keys: {})",
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        }),
+        None if names.len() == 1 => Ok(names.pop()),
+        None => Ok(None),
     }
 }
 

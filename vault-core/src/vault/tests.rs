@@ -37,6 +37,23 @@ fn get(v: &Vault, actor: &Principal, p: &str) -> Result<String> {
 }
 
 #[test]
+fn a_handle_open_across_a_rekey_elsewhere_reloads_the_data_key_and_keeps_working() {
+    // issue 19, Broken 4: a server or watcher outliving `vault rekey`
+    let (dir, mut running) = new_vault();
+    running
+        .add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut running, "hermes/API_KEY", "value-1");
+    let mut other = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
+    other.rekey(OP, &pass("pw")).unwrap();
+    assert!(running.reload_if_rekeyed().unwrap(), "the rekey is seen");
+    assert!(!running.reload_if_rekeyed().unwrap(), "and only once");
+    assert_eq!(get(&running, OP, "hermes/API_KEY").unwrap(), "value-1");
+    set(&mut running, "hermes/API_KEY", "value-2");
+    assert_eq!(get(&other, OP, "hermes/API_KEY").unwrap(), "value-2");
+}
+
+#[test]
 fn round_trip_versions_and_unlock_again() {
     let (dir, mut v) = new_vault();
     v.add_agent(OP, &agent("hermes"), &Policy::default())
@@ -631,6 +648,7 @@ mod rotation {
             &agent("hermes"),
             &a,
             &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+            None,
         )
         .unwrap();
         v.add_target(
@@ -638,6 +656,7 @@ mod rotation {
             &agent("hermes"),
             &b,
             &SecretName::parse("HERMES_KEY").unwrap(),
+            None,
         )
         .unwrap();
         let report = v.rotate_key(OP, "hermes-key", "manual").unwrap();
@@ -666,6 +685,144 @@ mod rotation {
     }
 
     #[test]
+    fn rotating_a_second_key_leaves_the_targets_holding_the_main_key_alone() {
+        // issue 19, Broken 1: targets belong to a key, not to every key of the agent
+        let (dir, mut v) = new_vault();
+        let main = with_key(&mut v);
+        let main_file = dir.path().join("main.env");
+        std::fs::write(
+            &main_file,
+            format!("VAULT_AGENT_KEY={}\n", main.key.expose_secret()),
+        )
+        .unwrap();
+        let t = v
+            .add_target(
+                OP,
+                &agent("hermes"),
+                &main_file,
+                &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(t.key_name.as_deref(), Some("hermes-key"));
+        let tmp = v
+            .issue_key(
+                OP,
+                &agent("tmp-key"),
+                &agent("hermes"),
+                Duration::from_secs(86_400),
+                false,
+            )
+            .unwrap();
+        let before = std::fs::read_to_string(&main_file).unwrap();
+        let report = v.rotate_key_printed(OP, "tmp-key", "manual", true).unwrap();
+        assert!(report.written.is_empty(), "{:?}", report.written);
+        assert_eq!(std::fs::read_to_string(&main_file).unwrap(), before);
+        assert!(v.authenticate_key(tmp.key.expose_secret()).is_err());
+        v.authenticate_key(main.key.expose_secret()).unwrap();
+        // and the main key's rotation still reaches its file
+        let report = v.rotate_key(OP, "hermes-key", "manual").unwrap();
+        assert_eq!(report.written, std::slice::from_ref(&main_file));
+    }
+
+    #[test]
+    fn an_unbound_target_gets_a_successor_only_if_its_file_holds_the_rotated_key() {
+        // issue 19, Broken 1: targets registered before they named a key
+        let (dir, mut v) = new_vault();
+        let main = with_key(&mut v);
+        let tmp = v
+            .issue_key(
+                OP,
+                &agent("tmp-key"),
+                &agent("hermes"),
+                Duration::from_secs(86_400),
+                false,
+            )
+            .unwrap();
+        let main_file = dir.path().join("main.env");
+        let tmp_file = dir.path().join("tmp.env");
+        std::fs::write(
+            &main_file,
+            format!("VAULT_AGENT_KEY={}\n", main.key.expose_secret()),
+        )
+        .unwrap();
+        std::fs::write(
+            &tmp_file,
+            format!("VAULT_AGENT_KEY={}\n", tmp.key.expose_secret()),
+        )
+        .unwrap();
+        for f in [&main_file, &tmp_file] {
+            let t = v
+                .add_target(
+                    OP,
+                    &agent("hermes"),
+                    f,
+                    &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+                    None,
+                )
+                .unwrap();
+            assert_eq!(t.key_name, None, "two key names: nothing to guess");
+        }
+        let LeakAction::KeyRotated(report) =
+            v.handle_leaked_credential(tmp.key.expose_secret()).unwrap()
+        else {
+            panic!("not rotated");
+        };
+        assert_eq!(report.written, std::slice::from_ref(&tmp_file));
+        let in_main = envfile::value_of(&main_file, "VAULT_AGENT_KEY")
+            .unwrap()
+            .unwrap();
+        assert_eq!(in_main.as_str(), main.key.expose_secret());
+        let bound: Vec<_> = v
+            .list_targets(OP, None)
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.path, t.key_name))
+            .collect();
+        assert!(
+            bound.contains(&(tmp_file, Some("tmp-key".into()))),
+            "{bound:?}"
+        );
+        assert!(bound.contains(&(main_file, None)), "{bound:?}");
+    }
+
+    #[test]
+    fn a_second_rotation_of_a_key_another_process_rotated_is_a_no_op_not_a_crash() {
+        // issue 19, Broken 3: two watchers see one leak; the second read the
+        // key as active just before the first rotated it
+        let (dir, mut first) = new_vault();
+        let key = with_key(&mut first);
+        let mut second = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
+        let stale = crate::store::keys::find(&second.conn, &second.rows, "hermes-key")
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            first
+                .handle_leaked_credential(key.key.expose_secret())
+                .unwrap(),
+            LeakAction::KeyRotated(_)
+        ));
+        let again = second.rotate_from(OP, stale, "leak", false).unwrap();
+        assert!(
+            again.is_none(),
+            "a stale view must not mint a second successor"
+        );
+        let live: Vec<_> = second
+            .list_keys(OP, None)
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.status == KeyStatus::Active)
+            .collect();
+        assert_eq!(live.len(), 1, "exactly the first watcher's successor");
+        assert!(matches!(
+            second
+                .handle_leaked_credential(key.key.expose_secret())
+                .unwrap(),
+            LeakAction::KeyAlreadyDead { .. }
+        ));
+    }
+
+    #[test]
     fn a_manual_rotation_refuses_up_front_when_a_target_cannot_be_written() {
         let (dir, mut v) = new_vault();
         let old = with_key(&mut v);
@@ -676,6 +833,7 @@ mod rotation {
             &agent("hermes"),
             &sub.join(".env"),
             &SecretName::parse("K").unwrap(),
+            None,
         )
         .unwrap();
         std::fs::remove_dir(&sub).unwrap();
@@ -751,6 +909,7 @@ mod rotation {
             &agent("hermes"),
             &env_file,
             &SecretName::parse("VAULT_AGENT_KEY").unwrap(),
+            None,
         )
         .unwrap();
         // the command sees the old value on stdin and prints a new one
