@@ -103,13 +103,14 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .max_blocking_threads(4)
         .enable_all()
         .build()?;
-    // The socket is listening from here on: only now say where.
-    println!("listening on {}", bound.address());
-    std::io::stdout().flush()?;
     runtime.block_on(async move {
+        // The broker announces itself first, then the API (the order scripts rely on).
         if let Some(b) = broker {
             super::broker::start(b, bound.state()).await?;
         }
+        // The socket is listening from here on: only now say where.
+        println!("listening on {}", bound.address());
+        std::io::stdout().flush()?;
         bound.serve(shutdown_signal()).await.map_err(server_error)
     })?;
     // The state (and the vault's keys) dropped with the runtime's tasks: zeroized.
