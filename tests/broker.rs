@@ -206,19 +206,7 @@ impl Setup {
                 "::1/128",
             ],
         );
-        let lines = Lines::of(&mut server);
-        let first = lines.until(&env, "broker listening on http://");
-        let broker = first
-            .lines()
-            .find_map(|l| l.strip_prefix("broker listening on "))
-            .unwrap()
-            .to_owned();
-        let second = lines.until(&env, "listening on http://");
-        let api = second
-            .lines()
-            .find_map(|l| l.strip_prefix("listening on "))
-            .unwrap()
-            .to_owned();
+        let (broker, api) = addresses(&env, &mut server);
         Setup {
             env,
             upstream,
@@ -284,6 +272,23 @@ impl Setup {
     fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.upstream.port)
     }
+}
+
+/// The broker's and the API's addresses, from the server's two lines in
+/// whichever order it prints them.
+fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
+    let lines = Lines::of(server);
+    let (mut broker, mut api) = (None, None);
+    while broker.is_none() || api.is_none() {
+        for line in lines.until(env, "listening on http://").lines() {
+            if let Some(b) = line.strip_prefix("broker listening on ") {
+                broker = Some(b.to_owned());
+            } else if let Some(a) = line.strip_prefix("listening on ") {
+                api = Some(a.to_owned());
+            }
+        }
+    }
+    (broker.unwrap(), api.unwrap())
 }
 
 impl Drop for Setup {
@@ -595,13 +600,7 @@ fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
             "::1/128",
         ],
     );
-    let lines = Lines::of(&mut server);
-    let first = lines.until(&env, "broker listening on http://");
-    let broker = first
-        .lines()
-        .find_map(|l| l.strip_prefix("broker listening on "))
-        .unwrap()
-        .to_owned();
+    let (broker, _api) = addresses(&env, &mut server);
     let out = env
         .vault(&[
             "run",
@@ -837,4 +836,48 @@ fn vault_egress_services_lists_the_shorthands() {
     }
     let text = stdout_of(&env.vault(&["egress", "services"]).assert().success());
     assert!(text.contains("openai") && text.contains("api.openai.com") && text.contains("bearer"));
+}
+
+// issue 15 follow-up 1: the key `vault run --broker` issues its child is
+// revoked when the child exits (listed as revoked, refused by the broker)
+#[test]
+fn the_run_key_is_revoked_when_the_child_exits() {
+    let s = Setup::start();
+    let out = s
+        .env
+        .vault(&[
+            "run",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s\\n' \"$HTTPS_PROXY\"",
+        ])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let proxy = stdout_of(&out);
+    let key = proxy
+        .trim()
+        .strip_prefix("http://agent:")
+        .and_then(|r| r.split_once('@'))
+        .map(|(k, _)| k.to_owned())
+        .unwrap_or_else(|| panic!("no credential in {proxy}"));
+    assert!(key.starts_with("avk_"), "{proxy}");
+    let listed = stdout_of(&s.env.vault(&["--json", "keys", "ls"]).assert().success());
+    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let run_keys: Vec<_> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"].as_str().unwrap().starts_with("hermes-run-"))
+        .collect();
+    assert_eq!(run_keys.len(), 1, "{listed}");
+    assert_eq!(run_keys[0]["status"], "revoked", "{listed}");
+    let refused = s.curl(Some(&key), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(refused.contains("407"), "{refused}");
+    assert!(authorizations(&s.upstream.heads()).is_empty());
 }

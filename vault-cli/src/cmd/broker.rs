@@ -22,15 +22,47 @@ use crate::exit;
 /// How long the key `vault run --broker` issues for the child lives.
 const RUN_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// An agent's env as names and values.
+type AgentEnv = Vec<(SecretName, SecretBytes)>;
+
+/// The key `vault run --broker` issued for its child, and the unlocked vault
+/// that revokes it when the child exits.
+///
+/// Why the vault stays unlocked for the child's life (as `vault run --watch`
+/// does) rather than being dropped before the child starts: revoking writes a
+/// row-tagged key row and an audit record, which needs the data key, and a
+/// second passphrase prompt at exit would hang unattended runs. `vault` makes
+/// itself non-dumpable at start, so the child (same uid) cannot read the
+/// key from this process's memory; the 24 h TTL stays as the backstop for a
+/// `vault run` that is killed with SIGKILL before it can revoke.
+pub struct RunKey {
+    vault: Vault,
+    key_id: String,
+    name: String,
+}
+
+impl RunKey {
+    /// Revokes the run's key; a failure is reported, not fatal (the child's
+    /// exit code is what the caller passes on), and the key then expires.
+    pub fn revoke(mut self) {
+        if let Err(e) = self.vault.revoke_key(&Principal::Operator, &self.key_id) {
+            eprintln!(
+                "vault: could not revoke the run's key {} ({}): {e}; revoke it with `vault keys revoke {}`",
+                self.name, self.key_id, self.key_id
+            );
+        }
+    }
+}
+
 /// `vault run --broker --agent A` (local mode): unlocks the vault, issues the
 /// child a named key of its own (`A-run-PID`, 24 h), and returns the agent's
-/// env without its brokered secrets plus the broker settings. The caller
-/// applies them and drops the vault before the child starts.
+/// env without its brokered secrets, the broker settings, and the key to
+/// revoke when the child exits.
 pub fn prepare_run(
     ctx: &Context,
     agent: &AgentName,
     addr_flag: Option<&str>,
-) -> Result<(Vec<(SecretName, SecretBytes)>, ChildEnv)> {
+) -> Result<(AgentEnv, ChildEnv, RunKey)> {
     let broker = broker_addr(addr_flag)?;
     let mut vault = ctx.unlock()?;
     let brokered = brokered_names(&vault, agent)?;
@@ -45,8 +77,20 @@ pub fn prepare_run(
     let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
     let credential = SecretString::new(issued.key.expose_secret().to_owned());
     let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
-    let child = child_env(&broker, &credential, ca.cert_pem(), &brokered)?;
-    Ok((env, child))
+    let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered) {
+        Ok(c) => c,
+        Err(e) => {
+            // Nobody will hold the key: revoke it now.
+            let _ = vault.revoke_key(&Principal::Operator, &issued.info.key_id);
+            return Err(e);
+        }
+    };
+    let run_key = RunKey {
+        key_id: issued.info.key_id.clone(),
+        name: issued.info.name.to_string(),
+        vault,
+    };
+    Ok((env, child, run_key))
 }
 
 impl ChildEnv {

@@ -95,11 +95,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
         let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
             exit::usage("--broker needs --agent (remote mode is not brokered yet)")
         })?)?;
-        let (env, child) = super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
+        let (env, child, run_key) =
+            super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
         child.apply_to_process();
-        let code = spawn_with_env(&args, &env)?;
+        let spawned = spawn_with_env(&args, &env);
+        // The child is gone (or never started): its key goes with it.
+        run_key.revoke();
         drop(child); // the private CA directory goes with the run
-        std::process::exit(code);
+        std::process::exit(spawned?);
     }
     if let Some(remote) = crate::remote::Remote::from_env(None)? {
         let env = remote_env(&remote)?;
