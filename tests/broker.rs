@@ -881,3 +881,118 @@ fn the_run_key_is_revoked_when_the_child_exits() {
     assert!(refused.contains("407"), "{refused}");
     assert!(authorizations(&s.upstream.heads()).is_empty());
 }
+
+/// curl run by a shell that loads the env file `file` (`set -a; . FILE`), as
+/// a gateway reading its `.env` would: proxy and CA come from the file only.
+fn curl_with_env_file(file: &std::path::Path, url: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "set -a; . \"$1\"; exec curl -sS -i --max-time 20 \"$2\"",
+            "sh",
+        ])
+        .arg(file)
+        .arg(url)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// issue 15 follow-up 2: `vault env --broker` prints what `vault run --broker`
+// gives its child, with no brokered value; a runtime loading the file reaches
+// the upstream through the broker, and rotating the file's key rewrites the
+// proxy URLs in it
+#[test]
+fn vault_env_broker_writes_a_working_env_file_that_key_rotation_rewrites() {
+    let s = Setup::start();
+    let printed = stdout_of(
+        &s.env
+            .vault(&["env", "--broker", "--agent", "hermes", "--format", "dotenv"])
+            .env("VAULT_BROKER", &s.broker)
+            .assert()
+            .success(),
+    );
+    assert!(!printed.contains(REAL_KEY), "{printed}");
+    assert!(
+        printed.contains("\nOPENAI_API_KEY=vault-brokered\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("PLAIN_SETTING=not-brokered-value\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("\nNODE_USE_ENV_PROXY=1\n"), "{printed}");
+    let json = stdout_of(
+        &s.env
+            .vault(&["env", "--broker", "--agent", "hermes", "--format", "json"])
+            .env("VAULT_BROKER", &s.broker)
+            .assert()
+            .success(),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["env"]["OPENAI_API_KEY"], "vault-brokered");
+    let ca = json["env"]["NODE_EXTRA_CA_CERTS"].as_str().unwrap();
+    assert!(
+        ca.starts_with(s.env.home.to_str().unwrap()) && std::path::Path::new(ca).exists(),
+        "{ca}"
+    );
+
+    let file = s.env.dir.path().join("gateway.env");
+    s.env
+        .vault(&[
+            "env",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--write",
+            file.to_str().unwrap(),
+        ])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(REAL_KEY), "{text}");
+    let proxy_of = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("HTTPS_PROXY="))
+            .unwrap()
+            .to_owned()
+    };
+    let before = proxy_of(&text);
+    assert!(before.contains("avk_"), "{before}");
+    let ok = curl_with_env_file(&file, &s.url(UPSTREAM_HOST, "/v1/models"));
+    assert!(ok.contains("upstream-ok"), "{ok}");
+    assert_eq!(
+        authorizations(&s.upstream.heads()),
+        vec![format!("authorization: Bearer {REAL_KEY}")]
+    );
+
+    s.env.vault(&["rotate", "hermes-broker"]).assert().success();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let after = proxy_of(&text);
+    assert_ne!(before, after);
+    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        assert!(text.contains(&format!("{var}={after}\n")), "{var}: {text}");
+    }
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
+        .unwrap();
+    assert!(after.contains(key), "{after}");
+    let ok = curl_with_env_file(&file, &s.url(UPSTREAM_HOST, "/v1/models"));
+    assert!(ok.contains("upstream-ok"), "{ok}");
+    // the key the file held before the rotation is refused
+    let old = before
+        .strip_prefix("http://agent:")
+        .and_then(|r| r.split_once('@'))
+        .unwrap()
+        .0;
+    let refused = s.curl(Some(old), &s.url(UPSTREAM_HOST, "/v1/models"));
+    assert!(refused.contains("407"), "{refused}");
+}

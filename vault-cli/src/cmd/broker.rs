@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -77,7 +77,7 @@ pub fn prepare_run(
     let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
     let credential = SecretString::new(issued.key.expose_secret().to_owned());
     let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
-    let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered) {
+    let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered, None) {
         Ok(c) => c,
         Err(e) => {
             // Nobody will hold the key: revoke it now.
@@ -256,8 +256,9 @@ pub struct ChildEnv {
     pub set: Vec<(String, String)>,
     /// Inherited variables to remove first (proxy and CA settings, both cases).
     pub remove: Vec<String>,
-    /// The private directory holding the CA files; removed when dropped.
-    pub _dir: tempfile::TempDir,
+    /// The run's private directory holding the CA files, removed when
+    /// dropped (None: the files are in a directory that persists).
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 /// Inherited variables `vault run --broker` removes: a stale proxy or CA
@@ -289,13 +290,15 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 ];
 
 /// Builds the child's broker environment: the CA and a merged bundle in a
-/// private 0700 directory, proxy variables carrying `credential`, and the
-/// placeholder for each of `brokered`.
+/// private 0700 directory (`persist`, or a fresh one removed with the run),
+/// proxy variables carrying `credential`, and the placeholder for each of
+/// `brokered`.
 pub fn child_env(
     broker: &str,
     credential: &SecretString,
     ca_pem: &str,
     brokered: &BTreeSet<String>,
+    persist: Option<&Path>,
 ) -> Result<ChildEnv> {
     let base = broker.trim_end_matches('/');
     let hostport = base
@@ -309,15 +312,29 @@ pub fn child_env(
     if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
         return Err(exit::refused("the server sent no broker CA certificate"));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("vault-broker-")
-        .tempdir()
-        .context("creating the run's private directory")?;
+    let (temp, dir) = match persist {
+        Some(dir) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            (None, dir.to_path_buf())
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("vault-broker-")
+                .tempdir()
+                .context("creating the run's private directory")?;
+            let path = temp.path().to_path_buf();
+            (Some(temp), path)
+        }
+    };
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let ca_file = dir.path().join("vault-ca.pem");
+    let ca_file = dir.join("vault-ca.pem");
     write_file(&ca_file, ca_pem.as_bytes())?;
     let mut bundle = SYSTEM_BUNDLES
         .iter()
@@ -327,7 +344,7 @@ pub fn child_env(
         bundle.push('\n');
     }
     bundle.push_str(ca_pem);
-    let bundle_file = dir.path().join("bundle.pem");
+    let bundle_file = dir.join("bundle.pem");
     write_file(&bundle_file, bundle.as_bytes())?;
     // The credential goes in the user part; the broker accepts it as user or password.
     let proxy = format!("http://agent:{}@{hostport}", credential.expose_secret());
@@ -371,7 +388,7 @@ pub fn child_env(
     Ok(ChildEnv {
         set,
         remove,
-        _dir: dir,
+        _dir: temp,
     })
 }
 
@@ -408,13 +425,93 @@ pub fn broker_addr(flag: Option<&str>) -> Result<String> {
         })
 }
 
+/// Writes a CA file atomically, mode 0600 (replacing the previous one in the
+/// persistent directory).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
+    vault_core::envfile::write_private_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
+
+/// How long the key `vault env --broker` issues lives: it is meant for a
+/// long-running gateway, and rotation (`vault rotate A-broker`) rewrites the
+/// file registered with `--write`.
+const ENV_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// `vault env --broker --agent A`: the settings `vault run --broker` gives
+/// its child, as name/value pairs for an env file: the agent's secrets
+/// without the brokered ones, `VAULT_AGENT_KEY`, the proxy variables
+/// carrying a named key of its own (`A-broker`, 90 days, replacing the
+/// previous one of that name), CA paths in `VAULT_HOME/broker/` (which
+/// persists), NO_PROXY and placeholders. With `write`, the file is written
+/// and registered as a target, so rotating the key rewrites it (proxy URLs
+/// included).
+pub fn env_settings(
+    ctx: &Context,
+    agent: &AgentName,
+    addr_flag: Option<&str>,
+    write: Option<&Path>,
+    render: impl Fn(&[(SecretName, SecretBytes)]) -> Result<String>,
+) -> Result<zeroize::Zeroizing<String>> {
+    let broker = broker_addr(addr_flag)?;
+    let mut vault = ctx.unlock()?;
+    let brokered = brokered_names(&vault, agent)?;
+    let ca = LocalCa::load_or_create(&mut vault).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut base = agent.as_str().to_owned();
+    base.truncate(50);
+    let key_name = AgentName::parse(&format!("{}-broker", base.trim_end_matches('-')))?;
+    let issued = vault.issue_key(&Principal::Operator, &key_name, agent, ENV_KEY_TTL, true)?;
+    let key_id = issued.info.key_id.clone();
+    let result = (|| {
+        let credential = SecretString::new(issued.key.expose_secret().to_owned());
+        let child = child_env(
+            &broker,
+            &credential,
+            ca.cert_pem(),
+            &brokered,
+            Some(&ctx.home.join("broker")),
+        )?;
+        let mut env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
+        env.retain(|(name, _)| {
+            name.as_str() != KEY_VAR && !child.set.iter().any(|(n, _)| n == name.as_str())
+        });
+        env.push((
+            SecretName::parse(KEY_VAR)?,
+            SecretBytes::from_slice(credential.expose_secret().as_bytes()),
+        ));
+        for (name, value) in &child.set {
+            env.push((
+                SecretName::parse(name)?,
+                SecretBytes::from_slice(value.as_bytes()),
+            ));
+        }
+        let text = zeroize::Zeroizing::new(render(&env)?);
+        if let Some(path) = write {
+            vault_core::envfile::write_private_atomic(path, text.as_bytes())?;
+            match vault.add_target(
+                &Principal::Operator,
+                agent,
+                path,
+                &SecretName::parse(KEY_VAR)?,
+            ) {
+                Ok(_) | Err(vault_core::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(text)
+    })();
+    if result.is_err() {
+        // Nobody holds the new key: revoke it rather than leave it dangling.
+        let _ = vault.revoke_key(&Principal::Operator, &key_id);
+    }
+    if let Some(old) = &issued.replaced {
+        eprintln!(
+            "revoked the previous broker key {} ({})",
+            old.name, old.key_id
+        );
+    }
+    result
+}
+
+/// The variable that carries the agent's key in a broker env file (the
+/// target's key variable, as `vault target add` defaults it).
+const KEY_VAR: &str = "VAULT_AGENT_KEY";
