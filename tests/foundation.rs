@@ -459,5 +459,8 @@ fn demo_runs_end_to_end() {
         text.contains("the leaked key was rotated away and the env file holds its successor: true")
     );
     assert!(text.contains("GITHUB_TOKEN=<concealed by vault>"));
+    // issue 15 follow-up 4: the brokered step
+    assert!(text.contains("| STRIPE_KEY=vault-brokered"), "{text}");
+    assert!(text.contains("the agent never saw it"), "{text}");
     assert!(!text.contains("ghp_DEMOxFAKExTOKENxVERSIONxTWO000000000\n   | STRIPE"));
 }

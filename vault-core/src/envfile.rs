@@ -163,6 +163,61 @@ pub fn value_of(path: &Path, name: &str) -> Result<Option<Zeroizing<String>>> {
     Ok(found)
 }
 
+/// The proxy variables `vault env --broker` writes, each carrying the agent's
+/// vault credential as the URL's user (`http://agent:avk_...@127.0.0.1:PORT`).
+pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
+
+/// The proxy URL with its vault credential (the user or password part that is
+/// a named key or a token) replaced by `credential`; `None` when the URL
+/// carries no vault credential (then it is not the broker's and is left alone).
+fn with_proxy_credential(url: &str, credential: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (userinfo, host) = rest[..authority_end].rsplit_once('@')?;
+    let is_vault = |s: &str| s.starts_with("avk_") || s.starts_with("avt_");
+    let userinfo = match userinfo.split_once(':') {
+        Some((user, pass)) if is_vault(user) => format!("{credential}:{pass}"),
+        Some((user, pass)) if is_vault(pass) => format!("{user}:{credential}"),
+        None if is_vault(userinfo) => credential.to_owned(),
+        _ => return None,
+    };
+    Some(format!(
+        "{scheme}://{userinfo}@{host}{}",
+        &rest[authority_end..]
+    ))
+}
+
+/// Rewrites the vault credential inside each of [`PROXY_VARS`] defined in the
+/// env file at `path` (the broker's proxy URLs a rotation must follow), and
+/// checks each now holds `credential`. Variables without a vault credential
+/// and files without them are left as they are.
+///
+/// # Errors
+/// As for [`upsert_var`]; [`Error::Refused`] when a read-back differs.
+pub fn rewrite_proxy_credentials(path: &Path, credential: &str) -> Result<()> {
+    for var in PROXY_VARS {
+        let Some(old) = value_of(path, var)? else {
+            continue;
+        };
+        let Some(new) = with_proxy_credential(&old, credential) else {
+            continue;
+        };
+        let new = Zeroizing::new(new);
+        if *old != *new {
+            upsert_var(path, var, &new)?;
+        }
+        if value_of(path, var)?.as_deref().map(String::as_str) != Some(new.as_str()) {
+            return Err(Error::Refused {
+                reason: format!(
+                    "{} does not hold the new key in {var} after writing it",
+                    path.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `contents` atomically, mode 0600, refusing symlinks,
 /// directories and executable files.
 pub fn write_private_atomic(path: &Path, contents: &[u8]) -> Result<()> {
@@ -249,6 +304,29 @@ fn refused(path: &Path, why: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // issue 15 follow-up 2: a rotation rewrites only the vault credential of
+    // a proxy URL, as user or password, and leaves other proxies alone
+    #[test]
+    fn proxy_credentials_are_replaced_only_where_a_vault_credential_is() {
+        let new = "avk_new";
+        assert_eq!(
+            with_proxy_credential("http://agent:avk_old@127.0.0.1:9/", new).as_deref(),
+            Some("http://agent:avk_new@127.0.0.1:9/")
+        );
+        assert_eq!(
+            with_proxy_credential("http://avt_old:x@127.0.0.1:9", new).as_deref(),
+            Some("http://avk_new:x@127.0.0.1:9")
+        );
+        assert_eq!(
+            with_proxy_credential("http://corp:pw@proxy:3128", new),
+            None
+        );
+        assert_eq!(
+            with_proxy_credential("http://proxy:3128/avk_x@y", new),
+            None
+        );
+    }
 
     #[test]
     fn encodings() {

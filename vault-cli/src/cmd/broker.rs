@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,15 +22,47 @@ use crate::exit;
 /// How long the key `vault run --broker` issues for the child lives.
 const RUN_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
+/// An agent's env as names and values.
+type AgentEnv = Vec<(SecretName, SecretBytes)>;
+
+/// The key `vault run --broker` issued for its child, and the unlocked vault
+/// that revokes it when the child exits.
+///
+/// Why the vault stays unlocked for the child's life (as `vault run --watch`
+/// does) rather than being dropped before the child starts: revoking writes a
+/// row-tagged key row and an audit record, which needs the data key, and a
+/// second passphrase prompt at exit would hang unattended runs. `vault` makes
+/// itself non-dumpable at start, so the child (same uid) cannot read the
+/// key from this process's memory; the 24 h TTL stays as the backstop for a
+/// `vault run` that is killed with SIGKILL before it can revoke.
+pub struct RunKey {
+    vault: Vault,
+    key_id: String,
+    name: String,
+}
+
+impl RunKey {
+    /// Revokes the run's key; a failure is reported, not fatal (the child's
+    /// exit code is what the caller passes on), and the key then expires.
+    pub fn revoke(mut self) {
+        if let Err(e) = self.vault.revoke_key(&Principal::Operator, &self.key_id) {
+            eprintln!(
+                "vault: could not revoke the run's key {} ({}): {e}; revoke it with `vault keys revoke {}`",
+                self.name, self.key_id, self.key_id
+            );
+        }
+    }
+}
+
 /// `vault run --broker --agent A` (local mode): unlocks the vault, issues the
 /// child a named key of its own (`A-run-PID`, 24 h), and returns the agent's
-/// env without its brokered secrets plus the broker settings. The caller
-/// applies them and drops the vault before the child starts.
+/// env without its brokered secrets, the broker settings, and the key to
+/// revoke when the child exits.
 pub fn prepare_run(
     ctx: &Context,
     agent: &AgentName,
     addr_flag: Option<&str>,
-) -> Result<(Vec<(SecretName, SecretBytes)>, ChildEnv)> {
+) -> Result<(AgentEnv, ChildEnv, RunKey)> {
     let broker = broker_addr(addr_flag)?;
     let mut vault = ctx.unlock()?;
     let brokered = brokered_names(&vault, agent)?;
@@ -45,8 +77,20 @@ pub fn prepare_run(
     let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
     let credential = SecretString::new(issued.key.expose_secret().to_owned());
     let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
-    let child = child_env(&broker, &credential, ca.cert_pem(), &brokered)?;
-    Ok((env, child))
+    let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered, None) {
+        Ok(c) => c,
+        Err(e) => {
+            // Nobody will hold the key: revoke it now.
+            let _ = vault.revoke_key(&Principal::Operator, &issued.info.key_id);
+            return Err(e);
+        }
+    };
+    let run_key = RunKey {
+        key_id: issued.info.key_id.clone(),
+        name: issued.info.name.to_string(),
+        vault,
+    };
+    Ok((env, child, run_key))
 }
 
 impl ChildEnv {
@@ -212,8 +256,9 @@ pub struct ChildEnv {
     pub set: Vec<(String, String)>,
     /// Inherited variables to remove first (proxy and CA settings, both cases).
     pub remove: Vec<String>,
-    /// The private directory holding the CA files; removed when dropped.
-    pub _dir: tempfile::TempDir,
+    /// The run's private directory holding the CA files, removed when
+    /// dropped (None: the files are in a directory that persists).
+    pub _dir: Option<tempfile::TempDir>,
 }
 
 /// Inherited variables `vault run --broker` removes: a stale proxy or CA
@@ -245,13 +290,15 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 ];
 
 /// Builds the child's broker environment: the CA and a merged bundle in a
-/// private 0700 directory, proxy variables carrying `credential`, and the
-/// placeholder for each of `brokered`.
+/// private 0700 directory (`persist`, or a fresh one removed with the run),
+/// proxy variables carrying `credential`, and the placeholder for each of
+/// `brokered`.
 pub fn child_env(
     broker: &str,
     credential: &SecretString,
     ca_pem: &str,
     brokered: &BTreeSet<String>,
+    persist: Option<&Path>,
 ) -> Result<ChildEnv> {
     let base = broker.trim_end_matches('/');
     let hostport = base
@@ -265,15 +312,29 @@ pub fn child_env(
     if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
         return Err(exit::refused("the server sent no broker CA certificate"));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("vault-broker-")
-        .tempdir()
-        .context("creating the run's private directory")?;
+    let (temp, dir) = match persist {
+        Some(dir) => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+            (None, dir.to_path_buf())
+        }
+        None => {
+            let temp = tempfile::Builder::new()
+                .prefix("vault-broker-")
+                .tempdir()
+                .context("creating the run's private directory")?;
+            let path = temp.path().to_path_buf();
+            (Some(temp), path)
+        }
+    };
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
-    let ca_file = dir.path().join("vault-ca.pem");
+    let ca_file = dir.join("vault-ca.pem");
     write_file(&ca_file, ca_pem.as_bytes())?;
     let mut bundle = SYSTEM_BUNDLES
         .iter()
@@ -283,7 +344,7 @@ pub fn child_env(
         bundle.push('\n');
     }
     bundle.push_str(ca_pem);
-    let bundle_file = dir.path().join("bundle.pem");
+    let bundle_file = dir.join("bundle.pem");
     write_file(&bundle_file, bundle.as_bytes())?;
     // The credential goes in the user part; the broker accepts it as user or password.
     let proxy = format!("http://agent:{}@{hostport}", credential.expose_secret());
@@ -327,7 +388,7 @@ pub fn child_env(
     Ok(ChildEnv {
         set,
         remove,
-        _dir: dir,
+        _dir: temp,
     })
 }
 
@@ -364,13 +425,93 @@ pub fn broker_addr(flag: Option<&str>) -> Result<String> {
         })
 }
 
+/// Writes a CA file atomically, mode 0600 (replacing the previous one in the
+/// persistent directory).
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(bytes)?;
-    Ok(())
+    vault_core::envfile::write_private_atomic(path, bytes)
+        .with_context(|| format!("writing {}", path.display()))
 }
+
+/// How long the key `vault env --broker` issues lives: it is meant for a
+/// long-running gateway, and rotation (`vault rotate A-broker`) rewrites the
+/// file registered with `--write`.
+const ENV_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
+
+/// `vault env --broker --agent A`: the settings `vault run --broker` gives
+/// its child, as name/value pairs for an env file: the agent's secrets
+/// without the brokered ones, `VAULT_AGENT_KEY`, the proxy variables
+/// carrying a named key of its own (`A-broker`, 90 days, replacing the
+/// previous one of that name), CA paths in `VAULT_HOME/broker/` (which
+/// persists), NO_PROXY and placeholders. With `write`, the file is written
+/// and registered as a target, so rotating the key rewrites it (proxy URLs
+/// included).
+pub fn env_settings(
+    ctx: &Context,
+    agent: &AgentName,
+    addr_flag: Option<&str>,
+    write: Option<&Path>,
+    render: impl Fn(&[(SecretName, SecretBytes)]) -> Result<String>,
+) -> Result<zeroize::Zeroizing<String>> {
+    let broker = broker_addr(addr_flag)?;
+    let mut vault = ctx.unlock()?;
+    let brokered = brokered_names(&vault, agent)?;
+    let ca = LocalCa::load_or_create(&mut vault).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut base = agent.as_str().to_owned();
+    base.truncate(50);
+    let key_name = AgentName::parse(&format!("{}-broker", base.trim_end_matches('-')))?;
+    let issued = vault.issue_key(&Principal::Operator, &key_name, agent, ENV_KEY_TTL, true)?;
+    let key_id = issued.info.key_id.clone();
+    let result = (|| {
+        let credential = SecretString::new(issued.key.expose_secret().to_owned());
+        let child = child_env(
+            &broker,
+            &credential,
+            ca.cert_pem(),
+            &brokered,
+            Some(&ctx.home.join("broker")),
+        )?;
+        let mut env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
+        env.retain(|(name, _)| {
+            name.as_str() != KEY_VAR && !child.set.iter().any(|(n, _)| n == name.as_str())
+        });
+        env.push((
+            SecretName::parse(KEY_VAR)?,
+            SecretBytes::from_slice(credential.expose_secret().as_bytes()),
+        ));
+        for (name, value) in &child.set {
+            env.push((
+                SecretName::parse(name)?,
+                SecretBytes::from_slice(value.as_bytes()),
+            ));
+        }
+        let text = zeroize::Zeroizing::new(render(&env)?);
+        if let Some(path) = write {
+            vault_core::envfile::write_private_atomic(path, text.as_bytes())?;
+            match vault.add_target(
+                &Principal::Operator,
+                agent,
+                path,
+                &SecretName::parse(KEY_VAR)?,
+            ) {
+                Ok(_) | Err(vault_core::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(text)
+    })();
+    if result.is_err() {
+        // Nobody holds the new key: revoke it rather than leave it dangling.
+        let _ = vault.revoke_key(&Principal::Operator, &key_id);
+    }
+    if let Some(old) = &issued.replaced {
+        eprintln!(
+            "revoked the previous broker key {} ({})",
+            old.name, old.key_id
+        );
+    }
+    result
+}
+
+/// The variable that carries the agent's key in a broker env file (the
+/// target's key variable, as `vault target add` defaults it).
+const KEY_VAR: &str = "VAULT_AGENT_KEY";

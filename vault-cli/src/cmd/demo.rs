@@ -268,6 +268,7 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
     let mut server = Command::new(&tour.exe)
         .args(["server", "--listen", "127.0.0.1:0", "--admin-token-file"])
         .arg(&admin)
+        .args(["--broker", "127.0.0.1:0"])
         .env("VAULT_HOME", &home)
         .env("VAULT_PASSPHRASE_FILE", &tour.passfile)
         .stdin(Stdio::null())
@@ -275,18 +276,30 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         .stderr(Stdio::null())
         .spawn()
         .context("starting vault server")?;
-    let mut line = String::new();
-    if let Some(out) = server.stdout.take() {
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+    // The API's and the broker's lines, in either order; the reader is kept
+    // until the server stops, so its later writes never meet a closed pipe.
+    let mut reader = server.stdout.take().map(std::io::BufReader::new);
+    let (mut api, mut broker) = (None, None);
+    for _ in 0..2 {
+        let mut line = String::new();
+        if let Some(r) = reader.as_mut() {
+            std::io::BufRead::read_line(r, &mut line)?;
+        }
+        let line = line.trim();
+        if let Some(b) = line.strip_prefix("broker listening on ") {
+            broker = Some(b.to_owned());
+        } else if let Some(a) = line.strip_prefix("listening on ") {
+            api = Some(a.to_owned());
+        }
     }
-    let Some(addr) = line.trim().strip_prefix("listening on ").map(str::to_owned) else {
+    let (Some(addr), Some(broker)) = (api, broker) else {
         let _ = server.kill();
         let _ = server.wait();
         bail!("demo: the server did not start");
     };
     tour.step += 1;
     println!(
-        "\n{}. Start the server on a free loopback port\n   $ vault server --listen 127.0.0.1:0 --admin-token-file FILE\n   | listening on {addr}",
+        "\n{}. Start the server on a free loopback port, with the egress broker\n   $ vault server --listen 127.0.0.1:0 --admin-token-file FILE --broker 127.0.0.1:0\n   | listening on {addr}\n   | broker listening on {broker}",
         tour.step
     );
     tour.env = vec![
@@ -303,12 +316,40 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         &["resolve", "--openclaw"],
         Some(r#"{"protocolVersion": 1, "provider": "vault", "ids": ["GITHUB_TOKEN", "hermes-finance/STRIPE_KEY"]}"#),
     );
+    // Brokered egress: the finance agent's Stripe key is attached by the
+    // broker; the agent itself gets only a placeholder and a key of its own.
+    tour.env.clear();
+    let egress = dir.path().join("finance-egress.toml");
+    std::fs::write(
+        &egress,
+        "[[egress]]\nservice = \"stripe\"\nsecret = \"STRIPE_KEY\"\n",
+    )?;
+    let egress_path = egress.to_string_lossy().into_owned();
+    let brokered = tour
+        .expect(
+            "Broker the finance agent's Stripe key: an egress rule for api.stripe.com",
+            &["agent", "set-policy", "hermes-finance", "--policy", &egress_path],
+            None,
+            0,
+        )
+        .and_then(|_| {
+            tour.env = vec![("VAULT_BROKER".into(), broker.clone())];
+            tour.run(
+                "Run the agent through the broker: it holds a placeholder, never the key",
+                &[
+                    "run", "--broker", "--agent", "hermes-finance", "--", "sh", "-c",
+                    "echo STRIPE_KEY=$STRIPE_KEY; case $HTTPS_PROXY in http://agent:avk_*@*) echo HTTPS_PROXY: the broker, with a key that is revoked when this exits;; esac",
+                ],
+                None,
+            )
+        });
     tour.env.clear();
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(server.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     );
     let _ = server.wait();
+    drop(reader);
     let (code, json) = served?;
     if code != 0 || !json.contains("GITHUB_TOKEN") || json.contains("STRIPE_KEY") {
         bail!("demo: the env over HTTP was not the marketing agent's alone");
@@ -323,6 +364,11 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         bail!("demo: the OpenClaw resolver did not answer as the marketing agent alone");
     }
     println!("   the resolver answered GITHUB_TOKEN and NOT_FOUND for the finance agent's secret, exactly like a missing one");
+    let (code, out) = brokered?;
+    if code != 0 || !out.contains("STRIPE_KEY=vault-brokered") || out.contains("sk_test_") {
+        bail!("demo: the brokered run did not hold only the placeholder");
+    }
+    println!("   the broker would attach the real key to requests for api.stripe.com; the agent never saw it");
 
     // A commit about to carry the finance agent's stored secret in a config file.
     let repo = dir.path().join("repo");

@@ -74,9 +74,17 @@ pub struct EnvArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
     format: EnvFormat,
-    /// Write to FILE (atomically, mode 0600) instead of stdout.
+    /// Write to FILE (atomically, mode 0600) instead of stdout. With --broker,
+    /// FILE is also registered as a target, so key rotation rewrites it.
     #[arg(long, value_name = "FILE")]
     write: Option<PathBuf>,
+    /// Print the settings `vault run --broker` gives its child (proxy with a
+    /// key of its own, CA paths, NO_PROXY, placeholders), never a brokered value.
+    #[arg(long)]
+    broker: bool,
+    /// With --broker: the broker's address (default: $VAULT_BROKER).
+    #[arg(long, value_name = "URL", requires = "broker")]
+    broker_addr: Option<String>,
 }
 
 /// How `vault env` prints.
@@ -95,11 +103,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
         let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
             exit::usage("--broker needs --agent (remote mode is not brokered yet)")
         })?)?;
-        let (env, child) = super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
+        let (env, child, run_key) =
+            super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
         child.apply_to_process();
-        let code = spawn_with_env(&args, &env)?;
+        let spawned = spawn_with_env(&args, &env);
+        // The child is gone (or never started): its key goes with it.
+        run_key.revoke();
         drop(child); // the private CA directory goes with the run
-        std::process::exit(code);
+        std::process::exit(spawned?);
     }
     if let Some(remote) = crate::remote::Remote::from_env(None)? {
         let env = remote_env(&remote)?;
@@ -126,6 +137,32 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
+    if args.broker {
+        let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
+            exit::usage("--broker needs --agent (remote mode is not brokered yet)")
+        })?)?;
+        let format = args.format;
+        let text = super::broker::env_settings(
+            ctx,
+            &agent,
+            args.broker_addr.as_deref(),
+            args.write.as_deref(),
+            |env| render(env, format),
+        )?;
+        match &args.write {
+            Some(path) => eprintln!(
+                "wrote the broker settings for {agent} to {} and registered it as a target",
+                path.display()
+            ),
+            None => {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            }
+        }
+        return Ok(());
+    }
     let (agent, env) = match crate::remote::Remote::from_env(None)? {
         Some(remote) => ("this agent".to_owned(), remote_env(&remote)?),
         None => {

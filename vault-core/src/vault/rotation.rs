@@ -896,6 +896,11 @@ impl Vault {
             for t in &targets {
                 let file = Path::new(&t.path);
                 let result = envfile::upsert_var(file, &t.key_var, new_key.expose_secret())
+                    // A broker env file (`vault env --broker --write`) also
+                    // carries the key inside its proxy URLs.
+                    .and_then(|()| {
+                        envfile::rewrite_proxy_credentials(file, new_key.expose_secret())
+                    })
                     .and_then(|()| {
                         // Read it back: the file, not our intention, is what the agent gets.
                         match envfile::value_of(file, &t.key_var)? {
