@@ -121,3 +121,93 @@ fn inline_allow_comment_suppresses() {
     let r = scan_bytes(scanner(), None, "a", text, &ScanOptions::default());
     assert!(r.findings.is_empty());
 }
+
+/// `n` random characters of `alphabet`, drawn at test time (never a real secret).
+pub(crate) fn random_chars(alphabet: &[u8], n: usize) -> String {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let mut bytes = vec![0u8; n];
+    rng.fill(&mut bytes).unwrap();
+    // A little modulo bias is harmless in a test value.
+    bytes
+        .iter()
+        .map(|b| alphabet[usize::from(*b) % alphabet.len()] as char)
+        .collect()
+}
+
+const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn rules_found(text: &str) -> Vec<String> {
+    scan_bytes(
+        scanner(),
+        None,
+        "x.env",
+        text.as_bytes(),
+        &ScanOptions::default(),
+    )
+    .findings
+    .into_iter()
+    .map(|f| f.rule)
+    .collect()
+}
+
+// issue 18, item 1: PyPI tokens are macaroons whose length grows with their caveats; the
+// rule once accepted exactly 60 characters after the prefix, so real ones were never found.
+#[test]
+fn pypi_tokens_of_every_macaroon_length_are_found() {
+    for (prefix, rule) in [
+        ("pypi-AgEIcHlwaS5vcmc", "pypi.upload-token"),
+        ("pypi-AgENdGVzdC5weXBpLm9yZw", "pypi.test-upload-token"),
+    ] {
+        for len in [90, 168, 199, 400] {
+            let token = format!("{prefix}{}", random_chars(BASE64URL, len));
+            let found = rules_found(&format!("TWINE_PASSWORD={token}\n"));
+            assert!(
+                found.iter().any(|r| r == rule),
+                "{rule}: {len}-char body not found"
+            );
+        }
+    }
+}
+
+// issue 18, item 1: the other formats whose documented length is not fixed (Vault service
+// and batch tokens, Google OAuth refresh tokens, Facebook access tokens).
+#[test]
+fn variable_length_tokens_are_found_at_lengths_seen_in_use() {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for (prefix, alphabet, lens, rule) in [
+        (
+            "hvs.",
+            BASE64URL,
+            &[91, 95, 120][..],
+            "hashicorp.vault-service-token",
+        ),
+        (
+            "hvb.",
+            BASE64URL,
+            &[138, 160, 300][..],
+            "hashicorp.vault-batch-token",
+        ),
+        (
+            "1//0",
+            BASE64URL,
+            &[99, 103][..],
+            "google.oauth-refresh-token",
+        ),
+        (
+            "EAACEdEose0cBA",
+            ALNUM,
+            &[60, 180][..],
+            "facebook.access-token",
+        ),
+    ] {
+        for &len in lens {
+            let token = format!("{prefix}{}", random_chars(alphabet, len));
+            let found = rules_found(&format!("TOKEN={token}\n"));
+            assert!(
+                found.iter().any(|r| r == rule),
+                "{rule}: {len}-char body not found"
+            );
+        }
+    }
+}
