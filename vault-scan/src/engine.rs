@@ -59,6 +59,9 @@ pub(crate) struct Hit {
     pub redacted: String,
     pub fingerprint: String,
     pub managed: Option<ManagedInfo>,
+    /// The rule's checksum is a guarantee and this match fails it (see
+    /// [`ChecksumPolicy::Guarantee`]); input entry points drop it unless asked not to.
+    pub invalid_checksum: bool,
 }
 
 impl Scanner {
@@ -351,11 +354,14 @@ impl Scanner {
         let rule = &c.rule;
         let mut confidence = rule.confidence;
         let mut checksum_ok = false;
+        let mut invalid_checksum = false;
         if let Some(Validator::Crc32Base62) = rule.validator {
             checksum_ok = crc32_base62_ok(secret);
             if !checksum_ok {
-                if rule.checksum == ChecksumPolicy::Required {
-                    return None;
+                match rule.checksum {
+                    ChecksumPolicy::Required => return None,
+                    ChecksumPolicy::Guarantee => invalid_checksum = true,
+                    ChecksumPolicy::Advisory => {}
                 }
                 confidence = Confidence::Low;
             }
@@ -387,7 +393,10 @@ impl Scanner {
                 }
             }
         }
-        Some(self.hit(rule, confidence, start, end, secret, managed))
+        let mut hit = self.hit(rule, confidence, start, end, secret, managed);
+        // A vault-managed value is reported whatever its checksum says.
+        hit.invalid_checksum = invalid_checksum && hit.managed.is_none();
+        Some(hit)
     }
 
     fn hit(
@@ -416,6 +425,7 @@ impl Scanner {
                 None => fingerprint(&rule.id, secret),
             },
             managed,
+            invalid_checksum: false,
         }
     }
 

@@ -82,6 +82,11 @@ pub enum ChecksumPolicy {
     Advisory,
     /// A failed checksum means "not a credential" (the vault's own formats).
     Required,
+    /// A failed checksum means "not this provider's token" (GitHub, npm: the provider
+    /// documents the checksum, so every real token passes it): not reported unless the scan
+    /// asks for invalid ones ([`crate::ScanOptions::include_invalid`]), then at low
+    /// confidence and marked `invalid_checksum`.
+    Guarantee,
 }
 
 /// How sure a finding is.

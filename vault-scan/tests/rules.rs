@@ -87,7 +87,7 @@ fn placeholders_are_not_findings() {
 }
 
 #[test]
-fn checksum_decides_confidence_for_github_and_existence_for_vault() {
+fn checksum_decides_existence_for_github_and_vault() {
     let opts = ScanOptions::default();
     let good = scan_bytes(
         scanner(),
@@ -97,14 +97,17 @@ fn checksum_decides_confidence_for_github_and_existence_for_vault() {
         &opts,
     );
     assert_eq!(good.findings[0].confidence.as_str(), "high");
-    let bad = scan_bytes(
-        scanner(),
-        None,
-        "a",
-        b"ghp_FAKE0000000000000000000000DEMO44l4WW",
-        &opts,
-    );
+    // issue 18, item 2: a failed checksum is not a GitHub token; only asked for, it is low.
+    let bad_text: &[u8] = b"ghp_FAKE0000000000000000000000DEMO44l4WW";
+    let bad = scan_bytes(scanner(), None, "a", bad_text, &opts);
+    assert!(bad.findings.is_empty(), "{:?}", bad.findings);
+    let with_invalid = ScanOptions {
+        include_invalid: true,
+        ..ScanOptions::default()
+    };
+    let bad = scan_bytes(scanner(), None, "a", bad_text, &with_invalid);
     assert_eq!(bad.findings[0].confidence.as_str(), "low");
+    assert!(bad.findings[0].invalid_checksum);
     let avt = scan_bytes(
         scanner(),
         None,
@@ -208,6 +211,80 @@ fn variable_length_tokens_are_found_at_lengths_seen_in_use() {
                 found.iter().any(|r| r == rule),
                 "{rule}: {len}-char body not found"
             );
+        }
+    }
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A fresh token of GitHub's documented shape: `prefix`, `body_len` random base62
+/// characters, then the CRC32 of the body as 6 base62 digits.
+fn checksummed(prefix: &str, body_len: usize) -> String {
+    let body = random_chars(BASE62, body_len);
+    let check = vault_scan::crc32_base62(body.as_bytes());
+    format!(
+        "{prefix}{body}{}",
+        String::from_utf8(check.to_vec()).unwrap()
+    )
+}
+
+/// `token` with its last checksum character changed, so the checksum fails.
+fn broken(token: &str) -> String {
+    let mut t = token.to_string();
+    let last = t.pop().unwrap();
+    t.push(if last == 'A' { 'B' } else { 'A' });
+    t
+}
+
+// issue 18, item 2: GitHub and npm document a CRC32 checksum in every token, so a value of
+// the shape whose checksum fails is not their token: not reported by default, reported at
+// low confidence and marked with `include_invalid`; valid fresh tokens are high.
+#[test]
+fn github_and_npm_tokens_failing_their_checksum_are_not_findings_by_default() {
+    let with_invalid = ScanOptions {
+        include_invalid: true,
+        ..ScanOptions::default()
+    };
+    for (prefix, body_len, rule) in [
+        ("ghp_", 30, "github.pat-classic"),
+        ("gho_", 30, "github.oauth-token"),
+        ("ghu_", 30, "github.user-to-server-token"),
+        ("ghs_", 30, "github.server-to-server-token"),
+        ("ghr_", 30, "github.refresh-token"),
+        ("ghr_", 70, "github.refresh-token"),
+        ("npm_", 30, "npm.access-token"),
+    ] {
+        for _ in 0..8 {
+            let good = checksummed(prefix, body_len);
+            let bad = broken(&good);
+            let scan = |t: &str, o: &ScanOptions| {
+                scan_bytes(
+                    scanner(),
+                    None,
+                    "x.env",
+                    format!("TOKEN={t}\n").as_bytes(),
+                    o,
+                )
+                .findings
+                .into_iter()
+                .filter(|f| f.rule == rule)
+                .collect::<Vec<_>>()
+            };
+            let found = scan(&good, &ScanOptions::default());
+            assert_eq!(found.len(), 1, "{rule}: valid token not found");
+            assert_eq!(found[0].confidence.as_str(), "high");
+            assert!(!found[0].invalid_checksum);
+            assert!(
+                scan(&bad, &ScanOptions::default()).is_empty(),
+                "{rule}: bad checksum reported"
+            );
+            let found = scan(&bad, &with_invalid);
+            assert_eq!(found.len(), 1, "{rule}: --include-invalid lost it");
+            assert_eq!(found[0].confidence.as_str(), "low");
+            assert!(found[0].invalid_checksum);
+            // The JSON output says why it is there.
+            let json = serde_json::to_value(&found[0]).unwrap();
+            assert_eq!(json["invalid_checksum"], true);
         }
     }
 }

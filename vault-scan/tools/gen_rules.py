@@ -53,6 +53,8 @@ def emit(file, rid, provider, name, pattern, keywords, examples, negatives, vali
              f"pattern = {q(pattern)}", "keywords = [" + ", ".join(f'"{esc(k)}"' for k in keywords) + "]"]
     if validator:
         lines.append(f'validator = "{validator}"')
+        # npm documents GitHub's checksum for its tokens: a failing one is not an npm token.
+        lines.append('checksum = "guarantee"')
     if entropy:
         lines.append(f"entropy = {entropy}")
     if window:
@@ -326,6 +328,8 @@ for (f, rid, prov, name, pre, lit, cls, n) in PREFIX:
     ex = lit + example_body(cls, n)
     validator = "crc32-base62" if cls == "npm" else None
     neg = [lit + "*" * 12, "the prefix " + lit + " alone"]
+    if validator:
+        neg.append("TOKEN=" + ex[:-1] + ("0" if ex[-1] != "0" else "1"))
     maxlen = int(str(n).split(",")[-1]) if str(n).split(",")[-1] else 300
     emit(f, rid, prov, name, pattern, [kw], [f'TOKEN="{ex}"', f"export SECRET={ex}"], neg,
          validator=validator, window=max(len(pre), len(lit)) + maxlen + 16, before=len(pre) + 2)

@@ -178,6 +178,7 @@ impl Ctx<'_> {
                 }
             };
             self.out.push(Finding {
+                invalid_checksum: hit.invalid_checksum,
                 path: self.name.into(),
                 line,
                 column,
