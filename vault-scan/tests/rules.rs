@@ -288,3 +288,52 @@ fn github_and_npm_tokens_failing_their_checksum_are_not_findings_by_default() {
         }
     }
 }
+
+// issue 18, item 3: documented examples are not findings (the rules' negative examples hold
+// the published values), but the same shapes with fresh secrets still are.
+#[test]
+fn documentation_examples_are_not_findings_but_fresh_values_in_their_place_are() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt_io = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    assert!(!rules_found(&format!("Bearer {jwt_io}")).contains(&"jwt".to_string()));
+    let payload = b64.encode(format!(
+        r#"{{"sub":"{}","name":"John Doe"}}"#,
+        random_chars(BASE62, 12)
+    ));
+    let fresh = format!(
+        "eyJhbGciOiJIUzI1NiJ9.{payload}.{}",
+        random_chars(BASE64URL, 43)
+    );
+    assert!(rules_found(&format!("Bearer {fresh}")).contains(&"jwt".to_string()));
+
+    for url in [
+        "postgres://user:pass@localhost:5432/db",
+        "mysql://foo:bar@example.com/db",
+        "mongodb://username:password@127.0.0.1:27017/app",
+    ] {
+        let found = rules_found(&format!("DATABASE_URL={url}"));
+        assert!(
+            !found.contains(&"database.url-with-password".to_string()),
+            "{url}"
+        );
+    }
+    let password = random_chars(BASE62, 20);
+    for url in [
+        format!("postgres://user:{password}@localhost:5432/db"),
+        "postgres://user:pass@db.prod.internal:5432/db".to_string(),
+    ] {
+        let found = rules_found(&format!("DATABASE_URL={url}"));
+        assert!(
+            found.contains(&"database.url-with-password".to_string()),
+            "{url}"
+        );
+    }
+
+    let pinpoint_id = random_chars(b"0123456789abcdef", 32);
+    let found = rules_found(&format!(r#"{{"SegmentId": "{pinpoint_id}"}}"#));
+    assert!(!found.contains(&"segment.keyed".to_string()));
+    let write_key = random_chars(BASE62, 32);
+    let found = rules_found(&format!("SEGMENT_WRITE_KEY={write_key}"));
+    assert!(found.contains(&"segment.keyed".to_string()));
+}

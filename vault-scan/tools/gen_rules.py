@@ -426,7 +426,9 @@ KEYED = [
     ("rapidapi", ["rapidapi"], "alnum-50", None),
     ("rollbar", ["rollbar"], "hex32", None),
     ("salesforce", ["salesforce", "sfdc"], r"00D[A-Za-z0-9]{12,15}![A-Za-z0-9_.]{90,100}", "00DFAKE00000DEMO!FAKE" + "0" * 86 + "DEMO"),
-    ("segment", ["segment"], "alnum32", None),
+    # "segment" alone is an English word other APIs use for ids (an AWS Pinpoint SegmentId
+    # is 32 hex characters): only Segment's own credential names count.
+    ("segment", ["segment_write", "segment-write", "segmentwrite", "segment_key", "segment_api", "segment_token", "segment_secret"], "alnum32", None),
     ("sentry-dsn", ["sentry"], r"https://[a-f0-9]{32}@[a-z0-9.]+/[0-9]+", "https://deadbeef00000000000000000000beef@o0.ingest.sentry.io/0"),
     ("shodan", ["shodan"], "alnum32", None),
     ("smartsheet", ["smartsheet"], "alnum37", None),
@@ -502,6 +504,12 @@ def shape(spec):
     fc = {"alnum-": "alnum", "b64-": "alnum"}.get(c, c)
     return SHAPES[c] + "{" + str(n) + "}", fake_body(n, fc)
 
+# Hard negatives of keyed rules: values other products give the same name.
+EXTRA_NEGATIVES = {
+    "segment": ['{"SegmentId": "' + fake_body(32, "hex") + '", "ApplicationId": "' + fake_body(32, "hex") + '"}',
+                "aws pinpoint get-segment --segment-id " + fake_body(32, "hex")],
+}
+
 for (prov, kws, spec, example) in KEYED:
     s = shape(spec)
     if s is None:
@@ -516,7 +524,8 @@ for (prov, kws, spec, example) in KEYED:
     k0 = kws[0].upper().replace(".", "_")
     emit("keyed", rid, prov.split("-")[0], name, pattern, kws,
          [f'{k0}_KEY="{ex}"', f"{kws[0]}_token: {ex}"],
-         [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"],
+         [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"]
+         + EXTRA_NEGATIVES.get(prov, []),
          window=400, before=2, ignore_case=True)
 
 for f, rules in out.items():
