@@ -59,6 +59,9 @@ pub(crate) struct Hit {
     pub redacted: String,
     pub fingerprint: String,
     pub managed: Option<ManagedInfo>,
+    /// The rule's checksum is a guarantee and this match fails it (see
+    /// [`ChecksumPolicy::Guarantee`]); input entry points drop it unless asked not to.
+    pub invalid_checksum: bool,
 }
 
 impl Scanner {
@@ -350,12 +353,24 @@ impl Scanner {
         let secret = &data[start..end];
         let rule = &c.rule;
         let mut confidence = rule.confidence;
+        // Shapes that are documented examples, checked before the matcher: a vault-managed
+        // value has a checksum or is found by `scan_known`, never by these rules.
+        match rule.validator {
+            Some(Validator::Jwt) if is_documentation_jwt(secret) => return None,
+            Some(Validator::UrlCredentials) if is_placeholder_url_credential(data, start, end) => {
+                return None
+            }
+            _ => {}
+        }
         let mut checksum_ok = false;
+        let mut invalid_checksum = false;
         if let Some(Validator::Crc32Base62) = rule.validator {
             checksum_ok = crc32_base62_ok(secret);
             if !checksum_ok {
-                if rule.checksum == ChecksumPolicy::Required {
-                    return None;
+                match rule.checksum {
+                    ChecksumPolicy::Required => return None,
+                    ChecksumPolicy::Guarantee => invalid_checksum = true,
+                    ChecksumPolicy::Advisory => {}
                 }
                 confidence = Confidence::Low;
             }
@@ -387,7 +402,10 @@ impl Scanner {
                 }
             }
         }
-        Some(self.hit(rule, confidence, start, end, secret, managed))
+        let mut hit = self.hit(rule, confidence, start, end, secret, managed);
+        // A vault-managed value is reported whatever its checksum says.
+        hit.invalid_checksum = invalid_checksum && hit.managed.is_none();
+        Some(hit)
     }
 
     fn hit(
@@ -416,6 +434,7 @@ impl Scanner {
                 None => fingerprint(&rule.id, secret),
             },
             managed,
+            invalid_checksum: false,
         }
     }
 
@@ -511,6 +530,91 @@ fn is_placeholder(secret: &[u8]) -> bool {
         _ => &lower[..],
     };
     body.len() >= 8 && body.iter().all(|&b| b == body[0])
+}
+
+/// Whether `token` is jwt.io's documentation example (any signature): its payload's
+/// `sub` and `name` claims. Published in every JWT tutorial, it authenticates nothing.
+fn is_documentation_jwt(token: &[u8]) -> bool {
+    use base64::Engine as _;
+    let Some(payload) = token.split(|&b| b == b'.').nth(1) else {
+        return false;
+    };
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let Ok(json) = engine.decode(payload) else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(claims)) = serde_json::from_slice(&json) else {
+        return false;
+    };
+    claims.get("sub").and_then(|v| v.as_str()) == Some("1234567890")
+        && claims.get("name").and_then(|v| v.as_str()) == Some("John Doe")
+}
+
+/// Whether the password at `data[start..end]` of a `scheme://user:password@host` URL is a
+/// placeholder credential on a local or documentation host. Both must hold: a real-looking
+/// password on `localhost`, or a placeholder on a real host, is still reported.
+fn is_placeholder_url_credential(data: &[u8], start: usize, end: usize) -> bool {
+    const PLACEHOLDER_PASSWORDS: &[&str] = &[
+        "pass",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "bar",
+        "foo",
+        "test",
+        "changeme",
+        "example",
+        "pass123",
+        "password123",
+        "mypassword",
+        "yourpassword",
+        "p@ssw0rd",
+        "p4ssw0rd",
+        "admin",
+        "root",
+        "dbpass",
+        "dbpassword",
+    ];
+    let password = data[start..end].to_ascii_lowercase();
+    // The user: back from the `:` before the password to the `//` of the scheme.
+    let user_end = start.saturating_sub(1);
+    let user_start = data[..user_end]
+        .iter()
+        .rposition(|&b| b == b'/')
+        .map_or(0, |p| p + 1);
+    let user = data[user_start..user_end].to_ascii_lowercase();
+    let placeholder = PLACEHOLDER_PASSWORDS
+        .iter()
+        .any(|p| password == p.as_bytes())
+        || (!user.is_empty() && password == user);
+    if !placeholder || data.get(end) != Some(&b'@') {
+        return false;
+    }
+    let rest = &data[end + 1..];
+    let host_len = rest
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b"-.[]".contains(&b)))
+        .unwrap_or(rest.len());
+    let host = String::from_utf8_lossy(&rest[..host_len]).to_ascii_lowercase();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    const LOCAL: &[&str] = &[
+        "localhost",
+        "127.0.0.1",
+        "::1",
+        "0.0.0.0",
+        "host",
+        "hostname",
+    ];
+    const DOC_DOMAINS: &[&str] = &["example.com", "example.org", "example.net"];
+    const DOC_SUFFIXES: &[&str] = &[".localhost", ".example", ".test", ".invalid", ".local"];
+    LOCAL.contains(&host)
+        || host.starts_with("127.")
+        || DOC_DOMAINS
+            .iter()
+            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || DOC_SUFFIXES.iter().any(|s| host.ends_with(s))
+        || host == "example"
 }
 
 /// Whether the line holding `at` carries an inline `vault:allow` marker.

@@ -34,6 +34,10 @@ pub struct Finding {
     pub fingerprint: String,
     /// Set when the matcher recognised a vault-managed value.
     pub managed: Option<ManagedInfo>,
+    /// The value fails its provider's documented checksum, so it is not that provider's
+    /// token; present only when the scan included invalid matches (`--include-invalid`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub invalid_checksum: bool,
 }
 
 /// A cell in a SQLite transcript store.

@@ -70,6 +70,13 @@ pub enum Validator {
     /// GitHub's scheme: the last 6 chars are CRC32 (IEEE) of the body after the prefix,
     /// as base62 `0-9A-Za-z`, left-padded with `0`. Used by GitHub, npm and vault.
     Crc32Base62,
+    /// A JSON Web Token that is not a published documentation example (jwt.io's token,
+    /// whose payload names `"sub": "1234567890", "name": "John Doe"`).
+    Jwt,
+    /// A URL's password (the match) that is not a placeholder credential (`user:pass`,
+    /// `foo:bar`, `username:password`, a password equal to the user) on a local or
+    /// documentation host (`localhost`, loopback, `example.com`, `*.test`, ...).
+    UrlCredentials,
 }
 
 /// What a failed checksum means.
@@ -82,6 +89,11 @@ pub enum ChecksumPolicy {
     Advisory,
     /// A failed checksum means "not a credential" (the vault's own formats).
     Required,
+    /// A failed checksum means "not this provider's token" (GitHub, npm: the provider
+    /// documents the checksum, so every real token passes it): not reported unless the scan
+    /// asks for invalid ones ([`crate::ScanOptions::include_invalid`]), then at low
+    /// confidence and marked `invalid_checksum`.
+    Guarantee,
 }
 
 /// How sure a finding is.

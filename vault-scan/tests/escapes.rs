@@ -97,3 +97,57 @@ proptest! {
         prop_assert!(found(&doc, name, &k), "hidden in {}", doc);
     }
 }
+
+/// A fresh fake PEM body: base64 lines of random bytes, 64 characters each.
+fn fake_pem() -> String {
+    let body = crate::rules::random_chars(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+        64 * 6,
+    );
+    let lines: Vec<&str> = (0..6).map(|i| &body[i * 64..(i + 1) * 64]).collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+/// `(line, rule)` of every PEM finding in `doc` scanned as `name`.
+fn pem_findings(doc: &str, name: &str) -> Vec<(u64, Option<String>)> {
+    scan_bytes(
+        scanner(),
+        None,
+        name,
+        doc.as_bytes(),
+        &ScanOptions::default(),
+    )
+    .findings
+    .into_iter()
+    .filter(|f| f.rule == "private-key.pem")
+    .map(|f| (f.line, f.json_pointer))
+    .collect()
+}
+
+// issue 18, item 4: a PEM key in a JSON string (a service-account file) was reported twice,
+// at its line and again at line 1, column 1; it is one finding at the `private_key` line.
+#[test]
+fn a_pem_key_in_a_service_account_file_is_one_finding_at_its_line() {
+    let pem = serde_json::to_string(&fake_pem()).unwrap();
+    let doc = format!(
+        "{{\n  \"type\": \"service_account\",\n  \"project_id\": \"fake-demo\",\n  \
+         \"private_key_id\": \"{}\",\n  \"private_key\": {pem},\n  \
+         \"client_email\": \"svc@fake-demo.iam.gserviceaccount.com\"\n}}\n",
+        crate::rules::random_chars(b"0123456789abcdef", 40)
+    );
+    let found = pem_findings(&doc, "service-account.json");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, 5, "{found:?}");
+
+    // The same key in an array, and in JSON inside a JSON string (a tool call's arguments)
+    // on line 3 of a JSONL transcript: one finding each, on the value's line.
+    let inner = serde_json::json!({ "files": [ { "content": fake_pem() } ] }).to_string();
+    let record = serde_json::json!({ "type": "tool_use", "input": { "arguments": inner } });
+    let jsonl = format!("{{\"type\":\"start\"}}\n{{\"keys\":[{pem}]}}\n{record}\n");
+    let found = pem_findings(&jsonl, "session.jsonl");
+    let lines: Vec<u64> = found.iter().map(|f| f.0).collect();
+    assert_eq!(lines, vec![2, 3], "{found:?}");
+}

@@ -87,7 +87,7 @@ fn placeholders_are_not_findings() {
 }
 
 #[test]
-fn checksum_decides_confidence_for_github_and_existence_for_vault() {
+fn checksum_decides_existence_for_github_and_vault() {
     let opts = ScanOptions::default();
     let good = scan_bytes(
         scanner(),
@@ -97,14 +97,17 @@ fn checksum_decides_confidence_for_github_and_existence_for_vault() {
         &opts,
     );
     assert_eq!(good.findings[0].confidence.as_str(), "high");
-    let bad = scan_bytes(
-        scanner(),
-        None,
-        "a",
-        b"ghp_FAKE0000000000000000000000DEMO44l4WW",
-        &opts,
-    );
+    // issue 18, item 2: a failed checksum is not a GitHub token; only asked for, it is low.
+    let bad_text: &[u8] = b"ghp_FAKE0000000000000000000000DEMO44l4WW";
+    let bad = scan_bytes(scanner(), None, "a", bad_text, &opts);
+    assert!(bad.findings.is_empty(), "{:?}", bad.findings);
+    let with_invalid = ScanOptions {
+        include_invalid: true,
+        ..ScanOptions::default()
+    };
+    let bad = scan_bytes(scanner(), None, "a", bad_text, &with_invalid);
     assert_eq!(bad.findings[0].confidence.as_str(), "low");
+    assert!(bad.findings[0].invalid_checksum);
     let avt = scan_bytes(
         scanner(),
         None,
@@ -120,4 +123,217 @@ fn inline_allow_comment_suppresses() {
     let text = b"GH=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 # vault:allow\n";
     let r = scan_bytes(scanner(), None, "a", text, &ScanOptions::default());
     assert!(r.findings.is_empty());
+}
+
+/// `n` random characters of `alphabet`, drawn at test time (never a real secret).
+pub(crate) fn random_chars(alphabet: &[u8], n: usize) -> String {
+    use ring::rand::SecureRandom;
+    let rng = ring::rand::SystemRandom::new();
+    let mut bytes = vec![0u8; n];
+    rng.fill(&mut bytes).unwrap();
+    // A little modulo bias is harmless in a test value.
+    bytes
+        .iter()
+        .map(|b| alphabet[usize::from(*b) % alphabet.len()] as char)
+        .collect()
+}
+
+const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+fn rules_found(text: &str) -> Vec<String> {
+    scan_bytes(
+        scanner(),
+        None,
+        "x.env",
+        text.as_bytes(),
+        &ScanOptions::default(),
+    )
+    .findings
+    .into_iter()
+    .map(|f| f.rule)
+    .collect()
+}
+
+// issue 18, item 1: PyPI tokens are macaroons whose length grows with their caveats; the
+// rule once accepted exactly 60 characters after the prefix, so real ones were never found.
+#[test]
+fn pypi_tokens_of_every_macaroon_length_are_found() {
+    for (prefix, rule) in [
+        ("pypi-AgEIcHlwaS5vcmc", "pypi.upload-token"),
+        ("pypi-AgENdGVzdC5weXBpLm9yZw", "pypi.test-upload-token"),
+    ] {
+        for len in [90, 168, 199, 400] {
+            let token = format!("{prefix}{}", random_chars(BASE64URL, len));
+            let found = rules_found(&format!("TWINE_PASSWORD={token}\n"));
+            assert!(
+                found.iter().any(|r| r == rule),
+                "{rule}: {len}-char body not found"
+            );
+        }
+    }
+}
+
+// issue 18, item 1: the other formats whose documented length is not fixed (Vault service
+// and batch tokens, Google OAuth refresh tokens, Facebook access tokens).
+#[test]
+fn variable_length_tokens_are_found_at_lengths_seen_in_use() {
+    const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    for (prefix, alphabet, lens, rule) in [
+        (
+            "hvs.",
+            BASE64URL,
+            &[91, 95, 120][..],
+            "hashicorp.vault-service-token",
+        ),
+        (
+            "hvb.",
+            BASE64URL,
+            &[138, 160, 300][..],
+            "hashicorp.vault-batch-token",
+        ),
+        (
+            "1//0",
+            BASE64URL,
+            &[99, 103][..],
+            "google.oauth-refresh-token",
+        ),
+        (
+            "EAACEdEose0cBA",
+            ALNUM,
+            &[60, 180][..],
+            "facebook.access-token",
+        ),
+    ] {
+        for &len in lens {
+            let token = format!("{prefix}{}", random_chars(alphabet, len));
+            let found = rules_found(&format!("TOKEN={token}\n"));
+            assert!(
+                found.iter().any(|r| r == rule),
+                "{rule}: {len}-char body not found"
+            );
+        }
+    }
+}
+
+const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// A fresh token of GitHub's documented shape: `prefix`, `body_len` random base62
+/// characters, then the CRC32 of the body as 6 base62 digits.
+fn checksummed(prefix: &str, body_len: usize) -> String {
+    let body = random_chars(BASE62, body_len);
+    let check = vault_scan::crc32_base62(body.as_bytes());
+    format!(
+        "{prefix}{body}{}",
+        String::from_utf8(check.to_vec()).unwrap()
+    )
+}
+
+/// `token` with its last checksum character changed, so the checksum fails.
+fn broken(token: &str) -> String {
+    let mut t = token.to_string();
+    let last = t.pop().unwrap();
+    t.push(if last == 'A' { 'B' } else { 'A' });
+    t
+}
+
+// issue 18, item 2: GitHub and npm document a CRC32 checksum in every token, so a value of
+// the shape whose checksum fails is not their token: not reported by default, reported at
+// low confidence and marked with `include_invalid`; valid fresh tokens are high.
+#[test]
+fn github_and_npm_tokens_failing_their_checksum_are_not_findings_by_default() {
+    let with_invalid = ScanOptions {
+        include_invalid: true,
+        ..ScanOptions::default()
+    };
+    for (prefix, body_len, rule) in [
+        ("ghp_", 30, "github.pat-classic"),
+        ("gho_", 30, "github.oauth-token"),
+        ("ghu_", 30, "github.user-to-server-token"),
+        ("ghs_", 30, "github.server-to-server-token"),
+        ("ghr_", 30, "github.refresh-token"),
+        ("ghr_", 70, "github.refresh-token"),
+        ("npm_", 30, "npm.access-token"),
+    ] {
+        for _ in 0..8 {
+            let good = checksummed(prefix, body_len);
+            let bad = broken(&good);
+            let scan = |t: &str, o: &ScanOptions| {
+                scan_bytes(
+                    scanner(),
+                    None,
+                    "x.env",
+                    format!("TOKEN={t}\n").as_bytes(),
+                    o,
+                )
+                .findings
+                .into_iter()
+                .filter(|f| f.rule == rule)
+                .collect::<Vec<_>>()
+            };
+            let found = scan(&good, &ScanOptions::default());
+            assert_eq!(found.len(), 1, "{rule}: valid token not found");
+            assert_eq!(found[0].confidence.as_str(), "high");
+            assert!(!found[0].invalid_checksum);
+            assert!(
+                scan(&bad, &ScanOptions::default()).is_empty(),
+                "{rule}: bad checksum reported"
+            );
+            let found = scan(&bad, &with_invalid);
+            assert_eq!(found.len(), 1, "{rule}: --include-invalid lost it");
+            assert_eq!(found[0].confidence.as_str(), "low");
+            assert!(found[0].invalid_checksum);
+            // The JSON output says why it is there.
+            let json = serde_json::to_value(&found[0]).unwrap();
+            assert_eq!(json["invalid_checksum"], true);
+        }
+    }
+}
+
+// issue 18, item 3: documented examples are not findings (the rules' negative examples hold
+// the published values), but the same shapes with fresh secrets still are.
+#[test]
+fn documentation_examples_are_not_findings_but_fresh_values_in_their_place_are() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let jwt_io = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c";
+    assert!(!rules_found(&format!("Bearer {jwt_io}")).contains(&"jwt".to_string()));
+    let payload = b64.encode(format!(
+        r#"{{"sub":"{}","name":"John Doe"}}"#,
+        random_chars(BASE62, 12)
+    ));
+    let fresh = format!(
+        "eyJhbGciOiJIUzI1NiJ9.{payload}.{}",
+        random_chars(BASE64URL, 43)
+    );
+    assert!(rules_found(&format!("Bearer {fresh}")).contains(&"jwt".to_string()));
+
+    for url in [
+        "postgres://user:pass@localhost:5432/db",
+        "mysql://foo:bar@example.com/db",
+        "mongodb://username:password@127.0.0.1:27017/app",
+    ] {
+        let found = rules_found(&format!("DATABASE_URL={url}"));
+        assert!(
+            !found.contains(&"database.url-with-password".to_string()),
+            "{url}"
+        );
+    }
+    let password = random_chars(BASE62, 20);
+    for url in [
+        format!("postgres://user:{password}@localhost:5432/db"),
+        "postgres://user:pass@db.prod.internal:5432/db".to_string(),
+    ] {
+        let found = rules_found(&format!("DATABASE_URL={url}"));
+        assert!(
+            found.contains(&"database.url-with-password".to_string()),
+            "{url}"
+        );
+    }
+
+    let pinpoint_id = random_chars(b"0123456789abcdef", 32);
+    let found = rules_found(&format!(r#"{{"SegmentId": "{pinpoint_id}"}}"#));
+    assert!(!found.contains(&"segment.keyed".to_string()));
+    let write_key = random_chars(BASE62, 32);
+    let found = rules_found(&format!("SEGMENT_WRITE_KEY={write_key}"));
+    assert!(found.contains(&"segment.keyed".to_string()));
 }

@@ -53,6 +53,8 @@ def emit(file, rid, provider, name, pattern, keywords, examples, negatives, vali
              f"pattern = {q(pattern)}", "keywords = [" + ", ".join(f'"{esc(k)}"' for k in keywords) + "]"]
     if validator:
         lines.append(f'validator = "{validator}"')
+        # npm documents GitHub's checksum for its tokens: a failing one is not an npm token.
+        lines.append('checksum = "guarantee"')
     if entropy:
         lines.append(f"entropy = {entropy}")
     if window:
@@ -158,7 +160,7 @@ PREFIX = [
     ("cloud", "azure.devops-pat", "azure", "Azure DevOps PAT", None, None, None, 0),
     ("cloud", "google.api-key", "google", "Google API key", "AIza", "AIza", "alnum-", 35),
     ("cloud", "google.oauth-client-secret", "google", "Google OAuth client secret", "GOCSPX-", "GOCSPX-", "alnum-", 28),
-    ("cloud", "google.oauth-refresh-token", "google", "Google OAuth refresh token", r"1//0", "1//0", "alnum-", 40),
+    ("cloud", "google.oauth-refresh-token", "google", "Google OAuth refresh token", r"1//0", "1//0", "alnum-", "40,512"),
     ("cloud", "google.oauth-access-token", "google", "Google OAuth access token", r"ya29\.", "ya29.", "alnum-", "40,400"),
     ("cloud", "alibaba.access-key-id", "alibaba", "Alibaba Cloud AccessKey ID", "LTAI", "LTAI", "alnum", 20),
     ("cloud", "tencent.secret-id", "tencent", "Tencent Cloud SecretId", "AKID", "AKID", "alnum", 32),
@@ -178,8 +180,8 @@ PREFIX = [
     ("cloud", "doppler.audit-token", "doppler", "Doppler audit token", r"dp\.audit\.", "dp.audit.", "alnum", "40,44"),
     ("cloud", "pulumi.access-token", "pulumi", "Pulumi access token", "pul-", "pul-", "hex", 40),
     ("cloud", "terraform.cloud-token", "hashicorp", "Terraform Cloud API token", r"[a-zA-Z0-9]{14}\.atlasv1\.", "FAKE0000000000.atlasv1.", "alnum-", 67),
-    ("cloud", "hashicorp.vault-service-token", "hashicorp", "HashiCorp Vault service token", r"hvs\.", "hvs.", "alnum_", 90),
-    ("cloud", "hashicorp.vault-batch-token", "hashicorp", "HashiCorp Vault batch token", r"hvb\.", "hvb.", "alnum_", 138),
+    ("cloud", "hashicorp.vault-service-token", "hashicorp", "HashiCorp Vault service token", r"hvs\.", "hvs.", "alnum-", "90,512"),
+    ("cloud", "hashicorp.vault-batch-token", "hashicorp", "HashiCorp Vault batch token", r"hvb\.", "hvb.", "alnum-", "90,1024"),
     ("cloud", "planetscale.password", "planetscale", "PlanetScale password", "pscale_pw_", "pscale_pw_", "alnum_", 43),
     ("cloud", "planetscale.api-token", "planetscale", "PlanetScale API token", "pscale_tkn_", "pscale_tkn_", "alnum_", 43),
     ("cloud", "planetscale.oauth-token", "planetscale", "PlanetScale OAuth token", "pscale_oauth_", "pscale_oauth_", "alnum_", 43),
@@ -192,8 +194,8 @@ PREFIX = [
     ("cloud", "ngrok.none", None, None, None, None, None, 0),
     ("cloud", "age.secret-key", "age", "age secret key", "AGE-SECRET-KEY-1", "AGE-SECRET-KEY-1", "bech32", 58),
     ("devtools", "npm.access-token", "npm", "npm access token", "npm_", "npm_", "npm", 36),
-    ("devtools", "pypi.upload-token", "pypi", "PyPI upload token", "pypi-AgEIcHlwaS5vcmc", "pypi-AgEIcHlwaS5vcmc", "alnum-", 60),
-    ("devtools", "pypi.test-upload-token", "pypi", "TestPyPI upload token", "pypi-AgENdGVzdC5weXBpLm9yZw", "pypi-AgENdGVzdC5weXBpLm9yZw", "alnum-", 60),
+    ("devtools", "pypi.upload-token", "pypi", "PyPI upload token", "pypi-AgEIcHlwaS5vcmc", "pypi-AgEIcHlwaS5vcmc", "alnum-", "50,2048"),
+    ("devtools", "pypi.test-upload-token", "pypi", "TestPyPI upload token", "pypi-AgENdGVzdC5weXBpLm9yZw", "pypi-AgENdGVzdC5weXBpLm9yZw", "alnum-", "50,2048"),
     ("devtools", "rubygems.api-key", "rubygems", "RubyGems API key", "rubygems_", "rubygems_", "hex", 48),
     ("devtools", "nuget.api-key", "nuget", "NuGet API key", "oy2", "oy2", "lower", 43),
     ("devtools", "cratesio.api-token", "cratesio", "crates.io API token", "cio", "cio", "alnum", 32),
@@ -253,7 +255,7 @@ PREFIX = [
     ("devtools", "yandex.api-key", "yandex", "Yandex API key", "AQVN", "AQVN", "alnum-", 35),
     ("devtools", "yandex.access-token", "yandex", "Yandex access token", "t1.", "t1.", "alnum-", 86),
     ("devtools", "zendesk.none", None, None, None, None, None, 0),
-    ("social", "facebook.access-token", "facebook", "Facebook access token", "EAACEdEose0cBA", "EAACEdEose0cBA", "alnum", 40),
+    ("social", "facebook.access-token", "facebook", "Facebook access token", "EAACEdEose0cBA", "EAACEdEose0cBA", "alnum", "40,400"),
     ("social", "twitter.bearer-token", "twitter", "Twitter/X app bearer token", "AAAAAAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAAAA", "alnum%", 60),
     ("social", "dropbox.long-lived-token", "dropbox", "Dropbox long-lived token", r"[a-z0-9]{11}AAAAAAAAAA", "fake0000000AAAAAAAAAA", "alnum-", 43),
     # --- added in scan2 from the providers' documented token formats
@@ -326,6 +328,8 @@ for (f, rid, prov, name, pre, lit, cls, n) in PREFIX:
     ex = lit + example_body(cls, n)
     validator = "crc32-base62" if cls == "npm" else None
     neg = [lit + "*" * 12, "the prefix " + lit + " alone"]
+    if validator:
+        neg.append("TOKEN=" + ex[:-1] + ("0" if ex[-1] != "0" else "1"))
     maxlen = int(str(n).split(",")[-1]) if str(n).split(",")[-1] else 300
     emit(f, rid, prov, name, pattern, [kw], [f'TOKEN="{ex}"', f"export SECRET={ex}"], neg,
          validator=validator, window=max(len(pre), len(lit)) + maxlen + 16, before=len(pre) + 2)
@@ -422,7 +426,9 @@ KEYED = [
     ("rapidapi", ["rapidapi"], "alnum-50", None),
     ("rollbar", ["rollbar"], "hex32", None),
     ("salesforce", ["salesforce", "sfdc"], r"00D[A-Za-z0-9]{12,15}![A-Za-z0-9_.]{90,100}", "00DFAKE00000DEMO!FAKE" + "0" * 86 + "DEMO"),
-    ("segment", ["segment"], "alnum32", None),
+    # "segment" alone is an English word other APIs use for ids (an AWS Pinpoint SegmentId
+    # is 32 hex characters): only Segment's own credential names count.
+    ("segment", ["segment_write", "segment-write", "segmentwrite", "segment_key", "segment_api", "segment_token", "segment_secret"], "alnum32", None),
     ("sentry-dsn", ["sentry"], r"https://[a-f0-9]{32}@[a-z0-9.]+/[0-9]+", "https://deadbeef00000000000000000000beef@o0.ingest.sentry.io/0"),
     ("shodan", ["shodan"], "alnum32", None),
     ("smartsheet", ["smartsheet"], "alnum37", None),
@@ -498,6 +504,12 @@ def shape(spec):
     fc = {"alnum-": "alnum", "b64-": "alnum"}.get(c, c)
     return SHAPES[c] + "{" + str(n) + "}", fake_body(n, fc)
 
+# Hard negatives of keyed rules: values other products give the same name.
+EXTRA_NEGATIVES = {
+    "segment": ['{"SegmentId": "' + fake_body(32, "hex") + '", "ApplicationId": "' + fake_body(32, "hex") + '"}',
+                "aws pinpoint get-segment --segment-id " + fake_body(32, "hex")],
+}
+
 for (prov, kws, spec, example) in KEYED:
     s = shape(spec)
     if s is None:
@@ -512,7 +524,8 @@ for (prov, kws, spec, example) in KEYED:
     k0 = kws[0].upper().replace(".", "_")
     emit("keyed", rid, prov.split("-")[0], name, pattern, kws,
          [f'{k0}_KEY="{ex}"', f"{kws[0]}_token: {ex}"],
-         [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"],
+         [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"]
+         + EXTRA_NEGATIVES.get(prov, []),
          window=400, before=2, ignore_case=True)
 
 for f, rules in out.items():

@@ -44,6 +44,10 @@ pub struct ScanArgs {
     /// Files larger than this many bytes are not scanned (and reported as skipped).
     #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
     max_file_size: u64,
+    /// Also report GitHub/npm-shaped values whose documented checksum fails (low
+    /// confidence, `invalid_checksum`); they are not tokens, so they are left out by default.
+    #[arg(long)]
+    include_invalid: bool,
     /// Act on vault-managed findings: rotate leaked keys, revoke leaked tokens,
     /// open approvals for leaked stored secrets (needs the passphrase).
     #[arg(long)]
@@ -101,6 +105,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let options = ScanOptions {
         respect_ignore: !args.no_ignore,
         max_file_size: Some(args.max_file_size),
+        include_invalid: args.include_invalid,
         ..ScanOptions::default()
     };
     let mut report: Report = if args.staged {

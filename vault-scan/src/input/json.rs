@@ -1,10 +1,12 @@
 //! JSON and JSONL transcripts: secrets hidden by string escapes (`\n`, `\u0041`, `\"`) or
 //! inside JSON-in-JSON strings (tool-call arguments) are found by decoding every string and
 //! scanning the decoded text. Each such finding points back to the raw file: the exact
-//! line and column when the secret's bytes occur there, else the line of the JSON value
-//! plus the JSON pointer of the string.
+//! line and column when the secret's bytes occur there, else the line of the JSON string
+//! literal holding it plus the JSON pointer of the string. A decoded match inside a literal
+//! where the raw pass already reported the same rule (a PEM key whose `\n` escapes the raw
+//! rule accepts) is that finding, not a second one (issue 18, item 4).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
@@ -30,13 +32,17 @@ pub(crate) fn decoded_findings(
             .iter()
             .map(|l| (l.hit.fingerprint.clone(), l.offset))
             .collect(),
+        raw_rules: raw
+            .iter()
+            .map(|l| (l.hit.rule_id.clone(), l.offset as usize))
+            .collect(),
         out: Vec::new(),
         seen_unlocated: HashSet::new(),
-        escaped: HashSet::new(),
+        escaped: HashMap::new(),
     };
     let mut errors = Vec::new();
     if let Ok(v) = serde_json::from_slice::<Value>(data) {
-        escaped_literals(data, &mut ctx.escaped);
+        escaped_literals(data, Literals::At(0), &mut ctx.escaped);
         ctx.walk(&v, String::new(), 0, data.len(), 1);
         return (ctx.out, errors);
     }
@@ -50,7 +56,7 @@ pub(crate) fn decoded_findings(
         }
         match serde_json::from_slice::<Value>(line) {
             Ok(v) => {
-                escaped_literals(line, &mut ctx.escaped);
+                escaped_literals(line, Literals::At(start), &mut ctx.escaped);
                 ctx.walk(&v, String::new(), start, start + line.len(), i as u64 + 1);
                 ctx.escaped.clear();
             }
@@ -78,12 +84,24 @@ struct Ctx<'a> {
     data: &'a [u8],
     /// (fingerprint, absolute offset) already reported.
     taken: HashSet<(String, u64)>,
+    /// (rule id, absolute offset) of every raw finding.
+    raw_rules: Vec<(String, usize)>,
     out: Vec<Finding>,
     seen_unlocated: HashSet<(String, String)>,
     /// Decoded values of the string literals written with an escape in the text being
-    /// walked: exactly the strings whose decoded text differs from the raw bytes the raw
-    /// pass scanned.
-    escaped: HashSet<String>,
+    /// walked (exactly the strings whose decoded text differs from the raw bytes the raw
+    /// pass scanned), each with the raw spans `[open quote, close quote]` of the literals
+    /// in the file that decode to it.
+    escaped: HashMap<String, Vec<(usize, usize)>>,
+}
+
+/// Where the literals [`escaped_literals`] finds sit in the file.
+#[derive(Clone, Copy)]
+enum Literals {
+    /// The text is the file's bytes from this offset.
+    At(usize),
+    /// The text is a decoded string (JSON in JSON) whose raw literal has this span.
+    Inside((usize, usize)),
 }
 
 /// Adds to `out` the decoded value of every JSON string literal in `text` that holds a
@@ -91,7 +109,7 @@ struct Ctx<'a> {
 /// has scanned already; one with any escape (`\u0061vk_`, Go's `\u003c`) is scanned
 /// again decoded (issue 13, finding 5). `text` is a JSON value serde_json accepted, so
 /// quotes outside strings only open strings.
-fn escaped_literals(text: &[u8], out: &mut HashSet<String>) {
+fn escaped_literals(text: &[u8], at: Literals, out: &mut HashMap<String, Vec<(usize, usize)>>) {
     let mut i = 0;
     while let Some(open) = memchr::memchr(b'"', &text[i..]).map(|p| i + p) {
         let mut j = open + 1;
@@ -109,7 +127,11 @@ fn escaped_literals(text: &[u8], out: &mut HashSet<String>) {
         let close = j.min(text.len().saturating_sub(1));
         if has_escape {
             if let Ok(s) = serde_json::from_slice::<String>(&text[open..=close]) {
-                out.insert(s);
+                let span = match at {
+                    Literals::At(base) => (base + open, base + close),
+                    Literals::Inside(span) => span,
+                };
+                out.entry(s).or_default().push(span);
             }
         }
         i = close + 1;
@@ -142,14 +164,21 @@ impl Ctx<'_> {
 
     fn string(&mut self, s: &str, pointer: &str, from: usize, to: usize, line: u64) {
         let t = s.trim_start_matches(['\0', ' ', '\n', '\r', '\t']);
+        // The raw literal of this string: the first one in the walked region decoding to it.
+        let span = self
+            .escaped
+            .get(s)
+            .and_then(|spans| spans.iter().copied().find(|&(a, _)| a >= from && a < to));
         if t.starts_with('{') || t.starts_with('[') {
             if let Ok(inner) = serde_json::from_str::<Value>(t) {
-                // The inner document's raw text is this decoded string.
-                escaped_literals(t.as_bytes(), &mut self.escaped);
+                // The inner document's raw text is this decoded string, all inside its
+                // literal (a JSON document in a string always has escaped quotes).
+                let at = Literals::Inside(span.unwrap_or((from, from)));
+                escaped_literals(t.as_bytes(), at, &mut self.escaped);
                 self.walk(&inner, format!("{pointer}#"), from, to, line);
             }
         }
-        if !self.escaped.contains(s) {
+        if !self.escaped.contains_key(s) {
             // Identical bytes sit in the raw text, which the raw pass already scanned.
             return;
         }
@@ -169,15 +198,39 @@ impl Ctx<'_> {
                     (l, c, Some(pointer.to_string()))
                 }
                 (true, None) => {
-                    let key = (hit.fingerprint.clone(), format!("{line}:{pointer}"));
+                    if let Some((open, close)) = span {
+                        // The raw pass reported this rule inside the same literal: the same
+                        // secret, already at its real place.
+                        if self
+                            .raw_rules
+                            .iter()
+                            .any(|(r, o)| *r == hit.rule_id && (open..=close).contains(o))
+                        {
+                            continue;
+                        }
+                    }
+                    let key = (
+                        hit.fingerprint.clone(),
+                        format!("{span:?}:{line}:{pointer}"),
+                    );
                     if !self.seen_unlocated.insert(key) {
                         continue;
                     }
-                    let (l, _) = line_col(self.data, from);
-                    (l.max(line), 1, Some(pointer.to_string()))
+                    match span {
+                        // The value's own line and column, just inside its opening quote.
+                        Some((open, _)) => {
+                            let (l, c) = line_col(self.data, open + 1);
+                            (l, c, Some(pointer.to_string()))
+                        }
+                        None => {
+                            let (l, _) = line_col(self.data, from);
+                            (l.max(line), 1, Some(pointer.to_string()))
+                        }
+                    }
                 }
             };
             self.out.push(Finding {
+                invalid_checksum: hit.invalid_checksum,
                 path: self.name.into(),
                 line,
                 column,

@@ -24,6 +24,10 @@ pub struct ScanOptions {
     pub max_file_size: Option<u64>,
     /// Largest JSON document decoded for escapes (larger ones are scanned raw only).
     pub max_decode_size: u64,
+    /// Also report matches that fail their provider's documented checksum (GitHub, npm),
+    /// at low confidence and marked `invalid_checksum`; by default they are not findings,
+    /// since every real token of those formats passes it (issue 18, item 2).
+    pub include_invalid: bool,
 }
 
 impl Default for ScanOptions {
@@ -32,12 +36,24 @@ impl Default for ScanOptions {
             respect_ignore: true,
             max_file_size: Some(256 << 20),
             max_decode_size: 64 << 20,
+            include_invalid: false,
         }
     }
 }
 
 /// Scans everything readable from `reader` as one text input named `name` (e.g. stdin).
 pub fn scan_reader(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    reader: &mut dyn Read,
+) -> Report {
+    let options = ScanOptions::default();
+    keep_valid(scan_reader_all(scanner, known, name, reader), &options)
+}
+
+/// [`scan_reader`] keeping matches with a failed checksum.
+fn scan_reader_all(
     scanner: &Scanner,
     known: Option<&dyn KnownSecrets>,
     name: &str,
@@ -70,9 +86,28 @@ pub fn scan_reader(
     report
 }
 
+/// Drops findings that fail a guaranteed checksum unless `options` asks for them.
+fn keep_valid(mut report: Report, options: &ScanOptions) -> Report {
+    if !options.include_invalid {
+        report.findings.retain(|f| !f.invalid_checksum);
+    }
+    report
+}
+
 /// Scans an in-memory buffer as if it were the file `name`, choosing the format by name and
 /// content (SQLite, zstd, JSON/JSONL transcripts, plain text).
 pub fn scan_bytes(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    data: &[u8],
+    options: &ScanOptions,
+) -> Report {
+    keep_valid(scan_bytes_all(scanner, known, name, data, options), options)
+}
+
+/// [`scan_bytes`] keeping matches with a failed checksum.
+fn scan_bytes_all(
     scanner: &Scanner,
     known: Option<&dyn KnownSecrets>,
     name: &str,
@@ -126,6 +161,16 @@ pub fn scan_bytes(
 
 /// Scans one file from disk.
 pub fn scan_file(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    path: &Path,
+    options: &ScanOptions,
+) -> Report {
+    keep_valid(scan_file_all(scanner, known, path, options), options)
+}
+
+/// [`scan_file`] keeping matches with a failed checksum ([`scan_reader`] drops them itself).
+fn scan_file_all(
     scanner: &Scanner,
     known: Option<&dyn KnownSecrets>,
     path: &Path,
@@ -209,7 +254,7 @@ pub fn scan_file(
     }
     // Plain text (or a JSON file too large to decode): stream it with bounded memory.
     let mut chained = std::io::Cursor::new(head.to_vec()).chain(file);
-    scan_reader(scanner, known, &name, &mut chained)
+    scan_reader_all(scanner, known, &name, &mut chained)
 }
 
 /// Files up to this size are read whole; larger ones are streamed.
@@ -387,5 +432,6 @@ pub(crate) fn located(name: &str, l: Located) -> Finding {
         redacted: h.redacted,
         fingerprint: h.fingerprint,
         managed: h.managed,
+        invalid_checksum: h.invalid_checksum,
     }
 }
