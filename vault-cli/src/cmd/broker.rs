@@ -492,6 +492,8 @@ pub fn env_settings(
                 agent,
                 path,
                 &SecretName::parse(KEY_VAR)?,
+                // the file holds this key: rotating another key of the agent leaves it alone
+                Some(key_name.as_str()),
             ) {
                 Ok(_) | Err(vault_core::Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e.into()),
