@@ -532,11 +532,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "systemd-analyze is not installed; CI must run this check"
-        );
-        eprintln!("skipped: systemd-analyze is not installed");
+        skip_or_fail_in_ci("systemd-analyze is not installed");
         return;
     }
     let dir = tempfile::TempDir::new().unwrap();
