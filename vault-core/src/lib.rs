@@ -31,10 +31,12 @@ pub mod known;
 mod names;
 pub mod notify;
 pub mod policy;
+pub mod prices;
 pub mod process;
 mod secret;
 mod store;
 pub mod token;
+pub mod usage;
 mod vault;
 pub mod view;
 

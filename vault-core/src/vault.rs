@@ -24,6 +24,7 @@ mod backup;
 mod broker;
 mod notify;
 mod rotation;
+mod usage;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
