@@ -29,7 +29,7 @@ mod usage;
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
-pub use broker::EgressGrant;
+pub use broker::{EgressGrant, EgressMeta};
 pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,

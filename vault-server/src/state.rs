@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
     /// The broker CA's certificate (PEM), when this server runs a broker.
     pub broker_ca_pem: Option<String>,
+    /// The broker's usage accounting, for `/metrics`.
+    pub accounting: Option<Arc<vault_broker::Accounting>>,
 }
 
 /// Counters exported at /metrics.
@@ -78,6 +80,7 @@ impl AppState {
                 home,
                 scanner: std::sync::OnceLock::new(),
                 broker_ca_pem: None,
+                accounting: None,
             }),
         })
     }
@@ -105,6 +108,15 @@ impl AppState {
     pub fn with_broker_ca(mut self, pem: String) -> AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.broker_ca_pem = Some(pem);
+        }
+        self
+    }
+
+    /// The same state exporting `accounting`'s counters at `/metrics`. Call
+    /// before the state is shared.
+    pub fn with_accounting(mut self, accounting: Arc<vault_broker::Accounting>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.accounting = Some(accounting);
         }
         self
     }
