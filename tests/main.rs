@@ -18,5 +18,6 @@ mod precommit;
 mod rotation;
 mod scan;
 mod server;
+mod spend;
 mod tamper;
 mod untrusted_files;

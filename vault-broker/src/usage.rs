@@ -89,8 +89,8 @@ struct AgentTally {
     minute_requests: VecDeque<i64>,
     /// (end ms, tokens) of the answers of the last minute.
     minute_tokens: VecDeque<(i64, u64)>,
-    /// (limit, period) pairs already notified.
-    notified: Vec<(&'static str, i64)>,
+    /// (key, limit, period) already acted on: one event (and suspension) each.
+    notified: Vec<(String, &'static str, i64)>,
 }
 
 const MINUTE_MS: i64 = 60_000;
@@ -122,8 +122,14 @@ pub fn month_start_ms(ms: i64) -> i64 {
     start.unix_timestamp() * 1000
 }
 
+/// Dollars, with cents (or four places under a dollar, so small budgets read).
 fn usd(micro: u64) -> String {
-    format!("${:.2}", micro as f64 / 1e6)
+    let dollars = micro as f64 / 1e6;
+    if dollars >= 1.0 {
+        format!("${dollars:.2}")
+    } else {
+        format!("${dollars:.4}")
+    }
 }
 
 impl Accounting {
@@ -214,12 +220,14 @@ impl Accounting {
             match &over {
                 None => t.minute_requests.push_back(now),
                 Some((limit, period, _, _)) => {
-                    if t.notified.contains(&(*limit, *period)) {
+                    let seen = (meta.key_id.clone(), *limit, *period);
+                    if t.notified.contains(&seen) {
                         return Err(self.refusal(meta, request, over.as_ref()));
                     }
-                    t.notified.push((*limit, *period));
-                    let cutoff = now / DAY_MS - 40;
-                    t.notified.retain(|(_, p)| *p >= cutoff || *p > 1_000_000);
+                    if t.notified.len() >= 256 {
+                        t.notified.remove(0);
+                    }
+                    t.notified.push(seen);
                 }
             }
             over
@@ -273,7 +281,7 @@ impl Accounting {
             format!(
                 "the vault broker refused this request before it was sent: agent {agent} is over its \
                  [budget] {limit} ({spent} of {threshold}){then}. The operator can raise the limit \
-                 and run: vault agent set-policy {agent} FILE"
+                 and run: vault agent set-policy {agent} --policy FILE"
             ),
         )
         .shaped(shape)
@@ -707,7 +715,8 @@ impl Meter {
                 bytes_down: 0,
                 reader,
                 tokens: None,
-                model: self.model,
+                model: None,
+                request_model: self.model,
                 done: false,
             })),
         }
@@ -780,7 +789,10 @@ struct MeterState {
     bytes_down: u64,
     reader: Reader,
     tokens: Option<Tokens>,
+    /// The model the answer named.
     model: Option<String>,
+    /// The model the request named.
+    request_model: Option<String>,
     done: bool,
 }
 
@@ -871,7 +883,7 @@ impl MeterState {
             latency_ms: self.latency.as_millis() as u64,
             duration_ms: self.started.elapsed().as_millis() as u64,
             provider: self.provider,
-            model: self.model.clone(),
+            model: self.model.clone().or_else(|| self.request_model.clone()),
             tokens,
             estimated,
             cut,
@@ -882,11 +894,15 @@ impl MeterState {
     }
 }
 
-impl Drop for MeterState {
+impl Drop for Metered {
     fn drop(&mut self) {
-        // The client went away (or the upstream failed) before the end: what
-        // was seen is still recorded.
-        let _ = self.finish(true);
+        // Dropped before its end was polled: hyper stops at a known length
+        // (then the answer was whole), or the client went away or the
+        // upstream failed (then what was seen is still recorded, as cut).
+        let whole = self.inner.is_end_stream();
+        if let Some(state) = self.state.as_mut() {
+            let _ = state.finish(!whole);
+        }
     }
 }
 
@@ -925,7 +941,15 @@ impl Body for Metered {
             match polled {
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
-                        let out = state.feed(data);
+                        let mut out = state.feed(data);
+                        if this.inner.is_end_stream() {
+                            // The last bytes of a known length: hyper may not poll again.
+                            if let Some(tail) = state.finish(false).filter(|t| !t.is_empty()) {
+                                let mut joined = BytesMut::from(&out[..]);
+                                joined.extend_from_slice(&tail);
+                                out = joined.freeze();
+                            }
+                        }
                         if out.is_empty() {
                             continue;
                         }
@@ -950,7 +974,7 @@ impl Body for Metered {
 
     fn is_end_stream(&self) -> bool {
         // Never claim the end before `finish` ran on the last poll.
-        self.state.is_none() && self.inner.is_end_stream()
+        self.state.as_ref().is_none_or(|s| s.done) && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -1394,7 +1418,8 @@ mod tests {
         let err = acc.admit(&meta, &req).unwrap_err();
         assert_eq!(err.code, Code::BudgetExceeded);
         assert!(
-            err.message.contains("budget_usd_per_day") && err.message.contains("$0.01"),
+            err.message.contains("budget_usd_per_day")
+                && err.message.contains("$0.0120 today of $0.0100"),
             "{}",
             err.message
         );
