@@ -121,7 +121,17 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
         });
         let stream = json["stream"] == true;
         let anthropic = head.starts_with("POST /v1/messages ");
+        let lower = head.to_ascii_lowercase();
+        let gzip = lower.contains("x-test-gzip: 1");
+        let slow = lower.contains("x-test-slow: 1");
         let out = tls.get_mut();
+        if gzip {
+            // Compressed whatever Accept-Encoding said, as a misbehaving gateway might.
+            if !gzipped(out, GZIP_ANSWER) {
+                return;
+            }
+            continue;
+        }
         let ok = match (anthropic, stream) {
             (false, false) => whole(
                 out,
@@ -167,7 +177,7 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
                     })));
                 }
                 events.push("data: [DONE]\n\n".into());
-                sse(out, &events)
+                sse(out, &events, slow)
             }
             (true, true) => {
                 let ev = |name: &str, data: serde_json::Value| {
@@ -205,6 +215,7 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
                         ),
                         ev("message_stop", serde_json::json!({"type": "message_stop"})),
                     ],
+                    slow,
                 )
             }
         };
@@ -227,7 +238,7 @@ fn whole(out: &mut impl Write, body: &serde_json::Value) -> bool {
 
 /// Each event as its own chunk, every one split in two TCP writes with a
 /// pause between, so the broker sees SSE lines cut mid-way.
-fn sse(out: &mut impl Write, events: &[String]) -> bool {
+fn sse(out: &mut impl Write, events: &[String], slow: bool) -> bool {
     let start =
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
     if out.write_all(start.as_bytes()).is_err() {
@@ -246,10 +257,41 @@ fn sse(out: &mut impl Write, events: &[String]) -> bool {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        if slow {
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
     out.write_all(b"0\r\n\r\n")
         .and_then(|()| out.flush())
         .is_ok()
+}
+
+const GZIP_ANSWER: &str = r#"{"id":"c9","object":"chat.completion","created":1,"model":"gpt-4o-2024-08-06","choices":[{"index":0,"message":{"role":"assistant","content":"Zipped"},"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":7,"total_tokens":14}}"#;
+
+/// `body` gzip-compressed by the system's gzip, with `content-encoding: gzip`.
+fn gzipped(out: &mut impl Write, body: &str) -> bool {
+    let mut child = std::process::Command::new("gzip")
+        .args(["-c", "-n"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let zipped = child.wait_with_output().unwrap().stdout;
+    assert!(zipped.starts_with(&[0x1f, 0x8b]));
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-encoding: gzip\r\ncontent-length: {}\r\n\r\n",
+        zipped.len()
+    )
+    .and_then(|()| out.write_all(&zipped))
+    .and_then(|()| out.flush())
+    .is_ok()
 }
 
 struct Setup {
@@ -257,6 +299,7 @@ struct Setup {
     api: ModelApi,
     server: std::process::Child,
     broker: String,
+    api_url: String,
     events: std::path::PathBuf,
 }
 
@@ -310,12 +353,13 @@ impl Setup {
                 "127.0.0.0/8",
             ],
         );
-        let (broker, _api) = addresses(&env, &mut server);
+        let (broker, api_url) = addresses(&env, &mut server);
         Setup {
             env,
             api,
             server,
             broker,
+            api_url,
             events,
         }
     }
@@ -661,6 +705,65 @@ refused("suspending", lambda: oa.chat.completions.create(model="gpt-4o", message
         1,
         "nothing over budget reached the model API"
     );
+}
+
+// issue 16, bad input: a gzip-compressed answer reaches the SDK intact and is
+// recorded as estimated; a stream the client cuts still records what it saw
+// (Anthropic's input tokens from message_start); /metrics counts per agent
+#[test]
+fn compressed_answers_and_cut_streams_are_recorded_without_breaking_the_client() {
+    let s = Setup::start("");
+    let text = s.python(
+        r#"
+r = oa.chat.completions.create(model="gpt-4o", messages=MSG, extra_headers={"x-test-gzip": "1"})
+print("zipped", r.choices[0].message.content, r.usage.total_tokens)
+with an.messages.stream(model="claude-sonnet-4-20250514", max_tokens=10, messages=MSG,
+                        extra_headers={"x-test-slow": "1"}) as st:
+    for event in st:
+        if event.type == "message_start":
+            print("cut after", event.type)
+            break
+"#,
+    );
+    assert!(text.contains("zipped Zipped 14"), "{text}");
+    assert!(text.contains("cut after message_start"), "{text}");
+    // the broker asked for an uncompressed answer
+    let first = &s.api.seen()[0];
+    assert!(
+        first
+            .head
+            .to_ascii_lowercase()
+            .contains("accept-encoding: identity"),
+        "{first:?}"
+    );
+    let v = s.usage_when(2, &["--by", "model"]);
+    let zipped = v["egress"]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["estimated_requests"] == 1)
+        .unwrap_or_else(|| panic!("the compressed answer is not marked estimated: {v}"));
+    assert!(zipped["input_tokens"].as_u64().unwrap() > 0, "{zipped}");
+    let cut = row(&v, CLAUDE);
+    assert_eq!(cut["cut_requests"], 1, "{cut}");
+    assert_eq!(cut["estimated_requests"], 0, "{cut}");
+    assert_eq!(cut["input_tokens"], 300, "{cut}");
+    // /metrics: per agent requests, tokens and cost, and dropped records
+    let token = std::fs::read_to_string(s.env.dir.path().join("admin-token")).unwrap();
+    let metrics = ureq::get(&format!("{}/metrics", s.api_url))
+        .set("authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    for want in [
+        "vault_egress_requests_total{agent=\"hermes\"} 2",
+        "vault_egress_tokens_total{agent=\"hermes\",kind=\"input\"}",
+        "vault_egress_cost_micro_usd_total{agent=\"hermes\"}",
+        "vault_egress_usage_dropped_total 0",
+    ] {
+        assert!(metrics.contains(want), "{want}: {metrics}");
+    }
 }
 
 /// Polls `f` (every 100 ms, at most 10 s) until it gives a value.

@@ -1439,6 +1439,46 @@ mod tests {
             .contains("vault_egress_cost_micro_usd_total{agent=\"hermes\"} 12000"));
     }
 
+    // issue 16, usage: a full queue never blocks the request: the record is
+    // dropped and counted (for /metrics, and for the vault with the next batch)
+    #[test]
+    fn a_full_queue_drops_records_and_counts_them() {
+        let acc = Accounting::with_queue(PriceTable::shipped(), 1);
+        let record = UsageRecord {
+            at_ms: now_ms(),
+            agent: vault_core::AgentName::parse("hermes").unwrap(),
+            key_id: "k1".into(),
+            host: "h:443".into(),
+            method: "GET".into(),
+            path: "/".into(),
+            rule: None,
+            status: 200,
+            bytes_up: 0,
+            bytes_down: 0,
+            latency_ms: 0,
+            duration_ms: 0,
+            provider: None,
+            model: None,
+            tokens: Tokens::default(),
+            estimated: false,
+            cut: false,
+        };
+        for _ in 0..3 {
+            acc.submit(record.clone());
+        }
+        assert_eq!(acc.dropped(), 2);
+        assert_eq!(acc.dropped_pending.load(Ordering::Relaxed), 2);
+        let text = acc.metrics_text();
+        assert!(
+            text.contains("vault_egress_usage_dropped_total 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vault_egress_requests_total{agent=\"hermes\"} 3"),
+            "{text}"
+        );
+    }
+
     fn futures_body(r: hyper::Response<http_body_util::Full<Bytes>>) -> Vec<u8> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
