@@ -776,3 +776,50 @@ fn wait_for<T>(mut f: impl FnMut() -> Option<T>) -> T {
     }
     panic!("timed out waiting");
 }
+
+// issue 16, bad input: an operator's price file with an unknown field is
+// refused by `vault usage --prices` and `vault server --prices` with the field
+// and the file named (exit 2, `invalid_input`); VAULT_HOME/prices.toml is read
+#[test]
+fn a_price_file_with_an_unknown_field_is_refused_and_the_home_one_is_read() {
+    let env = Env::new();
+    let bad = env.dir.path().join("prices.toml");
+    std::fs::write(&bad, "[models.\"gpt-4o\"]\ninput = 1.0\nouput = 2.0\n").unwrap();
+    let out = env
+        .vault(&["--json", "usage", "--prices", bad.to_str().unwrap()])
+        .assert()
+        .code(2);
+    let err: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(err["error"]["code"], "invalid_input", "{err}");
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("ouput") && message.contains("prices.toml"),
+        "{message}"
+    );
+    let admin = env.dir.path().join("admin");
+    env.vault(&[
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        admin.to_str().unwrap(),
+        "--broker",
+        "127.0.0.1:0",
+        "--prices",
+        bad.to_str().unwrap(),
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicates::str::contains("ouput"));
+    // VAULT_HOME/prices.toml is read by default
+    std::fs::write(
+        env.home.join("prices.toml"),
+        "as_of = \"2026-12-01\"\n[models.\"gpt-4o\"]\ninput = 1.0\noutput = 1.0\n",
+    )
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(
+        &env.vault(&["--json", "usage"]).assert().success(),
+    ))
+    .unwrap();
+    assert_eq!(v["egress"]["prices_as_of"], "2026-12-01", "{v}");
+}

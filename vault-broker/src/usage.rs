@@ -1439,6 +1439,115 @@ mod tests {
             .contains("vault_egress_cost_micro_usd_total{agent=\"hermes\"} 12000"));
     }
 
+    fn meta_with(policy: &str) -> EgressMeta {
+        let policy = vault_core::Policy::from_toml(policy).unwrap();
+        EgressMeta {
+            agent: vault_core::AgentName::parse("hermes").unwrap(),
+            key_id: "k1".into(),
+            rule: Some(0),
+            budget: *policy.budget(),
+            suspend_on_anomaly: policy.doc().suspend_on_anomaly,
+        }
+    }
+
+    fn openai_request() -> OwnedRequest {
+        OwnedRequest {
+            method: "POST".into(),
+            host: "api.openai.com".into(),
+            port: 443,
+            path: "/v1/chat/completions".into(),
+        }
+    }
+
+    // issue 16, budgets: requests_per_minute and tokens_per_minute refuse in
+    // OpenAI's error shape with a status and header the SDKs do not retry
+    #[test]
+    fn per_minute_limits_refuse_in_the_providers_shape_without_retry() {
+        let acc = Accounting::new(PriceTable::shipped());
+        let meta = meta_with("[budget]\nrequests_per_minute = 2\n");
+        let req = openai_request();
+        assert!(acc.admit(&meta, &req).is_ok());
+        assert!(acc.admit(&meta, &req).is_ok());
+        let err = acc.admit(&meta, &req).unwrap_err();
+        assert_eq!(err.code, Code::EgressRateLimited);
+        let response = err.response();
+        assert_eq!(response.status(), 403);
+        assert_eq!(response.headers()["x-should-retry"], "false");
+        assert_eq!(response.headers()["x-vault-broker"], "refused");
+        let body: serde_json::Value = serde_json::from_slice(&futures_body(response)).unwrap();
+        assert_eq!(body["error"]["code"], "egress_rate_limited");
+        assert_eq!(body["error"]["type"], "vault_broker");
+        assert!(body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 requests in the last minute"));
+
+        let acc = Accounting::new(PriceTable::shipped());
+        let meta = meta_with("[budget]\ntokens_per_minute = 1000\n");
+        assert!(acc.admit(&meta, &req).is_ok());
+        let mut r = record_of(&meta);
+        r.tokens.output = 1_000;
+        acc.submit(r);
+        let err = acc.admit(&meta, &req).unwrap_err();
+        assert!(err.message.contains("tokens_per_minute"), "{}", err.message);
+    }
+
+    fn record_of(meta: &EgressMeta) -> UsageRecord {
+        UsageRecord {
+            at_ms: now_ms(),
+            agent: meta.agent.clone(),
+            key_id: meta.key_id.clone(),
+            host: "api.openai.com:443".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            rule: Some(0),
+            status: 200,
+            bytes_up: 0,
+            bytes_down: 0,
+            latency_ms: 0,
+            duration_ms: 0,
+            provider: Some(Provider::OpenAi),
+            model: Some("gpt-4o".into()),
+            tokens: Tokens::default(),
+            estimated: false,
+            cut: false,
+        }
+    }
+
+    // issue 16, budgets: the day's and month's spend is seeded from stored
+    // usage, so restarting the server does not reset a budget
+    #[test]
+    fn seeded_spend_survives_a_restart() {
+        let acc = Accounting::new(PriceTable::shipped());
+        let meta = meta_with("[budget]\nbudget_usd_per_month = 1\n");
+        let hour = (now_ms() / HOUR_MS) * HOUR_MS;
+        acc.seed(&[UsageBucket {
+            agent: "hermes".into(),
+            key_id: "old".into(),
+            key: None,
+            group: Some(hour.to_string()),
+            model: Some("gpt-4o-2024-08-06".into()),
+            requests: 1,
+            estimated_requests: 0,
+            cut_requests: 0,
+            // 100 000 x 10 = $1.00 of output
+            tokens: Tokens {
+                output: 100_000,
+                ..Tokens::default()
+            },
+            bytes_up: 0,
+            bytes_down: 0,
+        }]);
+        let err = acc.admit(&meta, &openai_request()).unwrap_err();
+        assert_eq!(err.code, Code::BudgetExceeded);
+        assert!(
+            err.message.contains("$1.00 this month of $1.00"),
+            "{}",
+            err.message
+        );
+        assert!(Accounting::seed_filter().since_ms.unwrap() <= hour);
+    }
+
     // issue 16, usage: a full queue never blocks the request: the record is
     // dropped and counted (for /metrics, and for the vault with the next batch)
     #[test]
