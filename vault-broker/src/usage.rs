@@ -313,6 +313,14 @@ impl Accounting {
             if total > 0 {
                 t.minute_tokens.push_back((at, total));
             }
+            // Bounded whether or not a budget reads it.
+            while t
+                .minute_tokens
+                .front()
+                .is_some_and(|(s, _)| *s <= at - MINUTE_MS)
+            {
+                t.minute_tokens.pop_front();
+            }
         }
         match self.queue.try_send(record) {
             Ok(()) => {}
@@ -419,7 +427,7 @@ fn over_limit(
         if spent >= limit.micro() {
             return Some((
                 "budget_usd_per_month",
-                month + 2_000_000,
+                month,
                 format!("{} this month", usd(spent)),
                 usd(limit.micro()),
             ));
@@ -451,7 +459,7 @@ fn over_limit(
     {
         t.minute_tokens.pop_front();
     }
-    let minute = now / MINUTE_MS + 1_000_000_000;
+    let minute = now / MINUTE_MS;
     if let Some(limit) = budget.requests_per_minute {
         let n = t.minute_requests.len() as u64;
         if n >= u64::from(limit) {
@@ -650,6 +658,10 @@ impl Meter {
     /// Adds `stream_options.include_usage` to a streamed chat request that
     /// lacks it; notes the model either way. None: send the body as it was.
     fn rewrite(&mut self, body: &[u8]) -> Option<Bytes> {
+        // Most requests do not stream: leave them unparsed (the answer names the model).
+        if !body.windows(8).any(|w| w == b"\"stream\"") {
+            return None;
+        }
         let mut v: serde_json::Value = serde_json::from_slice(body).ok()?;
         let obj = v.as_object_mut()?;
         self.model = obj.get("model").and_then(|m| m.as_str()).map(str::to_owned);
