@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use vault_core::doctor::{self, Finding, Severity};
 use vault_core::{Principal, Vault};
+use vault_guard::leak::Matcher;
 use vault_scan::{KnownSecrets, ScanOptions, Scanner};
-use vault_server::leak::Matcher;
 
 use super::Context;
 use crate::exit;

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use vault_core::LeakAction;
+pub use vault_guard::leak::{self, Matcher};
 use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
-pub use vault_server::leak::{self, Matcher};
 
 use super::Context;
 use crate::exit;
