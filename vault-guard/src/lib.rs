@@ -13,3 +13,4 @@
 #![deny(missing_docs)]
 
 pub mod leak;
+pub mod notify;

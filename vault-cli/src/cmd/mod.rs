@@ -56,7 +56,12 @@ impl Context {
         let mut vault = Vault::unlock(&self.home, &pass)?;
         vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
         // A rotation a crash interrupted is finished before anything else runs.
-        for r in vault.resume_rotations()? {
+        // Notified as the server notifies its own resumes (issue 14).
+        let resumed = vault_guard::notify::resume_rotations(&mut vault)?;
+        for err in &resumed.undelivered {
+            eprintln!("vault: warning: {err}");
+        }
+        for r in resumed.reports {
             eprintln!(
                 "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
                 r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
@@ -71,6 +76,16 @@ impl Context {
             }
         }
         Ok(vault)
+    }
+
+    /// The scanner's view of this vault's credentials, read without the
+    /// passphrase; a vault that cannot be read is said on stderr and the scan
+    /// goes on with the provider rules alone.
+    pub fn matcher(&self) -> Option<vault_guard::leak::Matcher> {
+        vault_guard::leak::Matcher::try_load(&self.home).unwrap_or_else(|e| {
+            eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
+            None
+        })
     }
 
     /// Prints one JSON value and a newline on stdout.

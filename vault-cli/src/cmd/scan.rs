@@ -100,7 +100,7 @@ pub enum HookCommand {
 pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let scanner =
         Scanner::builtin().map_err(|e| exit::usage(format!("loading the scan rules: {e}")))?;
-    let matcher = Matcher::load(&ctx.home);
+    let matcher = ctx.matcher();
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
         respect_ignore: !args.no_ignore,
@@ -305,18 +305,18 @@ fn hook_answer(
 }
 
 /// Acts on every vault credential the matcher recognised since the last
-/// call, and says what it did. Notifies through [`leak::notify`], the same
-/// events `POST /v1/scan` sends.
+/// call, and says what it did. [`leak::act`] notifies, the same events
+/// `POST /v1/scan` sends.
 pub fn act_on_leaks(
     vault: &mut vault_core::Vault,
     matcher: &Matcher,
     report: &Report,
 ) -> Result<()> {
-    let actions = leak::act(vault, matcher.take_seen(), report)?;
-    for err in leak::notify(vault, &actions) {
+    let acted = leak::act(vault, matcher.take_seen(), report)?;
+    for err in &acted.undelivered {
         eprintln!("vault: warning: {err}");
     }
-    for action in &actions {
+    for action in &acted.actions {
         let line = match action {
             LeakAction::KeyRotated(r) => {
                 // The new key itself never goes here, nor the path to it:

@@ -38,7 +38,6 @@ use rusqlite::{Connection, TransactionBehavior};
 use vault_scan::{KnownSecrets, Scanner, Span};
 use zeroize::Zeroizing;
 
-use super::scan::Matcher;
 use super::Context;
 use crate::exit;
 
@@ -82,7 +81,7 @@ enum Status {
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let scanner =
         Scanner::builtin().map_err(|e| exit::usage(format!("loading the scan rules: {e}")))?;
-    let matcher = Matcher::load(&ctx.home);
+    let matcher = ctx.matcher();
     if matcher.is_none() && !args.all_findings {
         eprintln!(
             "vault: warning: no vault at {}: only --all-findings can find anything to scrub",

@@ -90,13 +90,14 @@ async fn scan(
             actions = state
                 .with_vault(move |vault| {
                     tag(vault, &rid);
+                    // Notifies as it acts: the same events `vault scan --rotate` sends.
                     let done = vault_guard::leak::act(vault, own, &report)?;
                     st.refresh_snapshot(vault)?;
-                    // The same events `vault scan --rotate` sends (issue 14).
-                    for err in vault_guard::leak::notify(vault, &done) {
+                    for err in &done.undelivered {
                         tracing::warn!("notification failed: {err}");
                     }
                     Ok(done
+                        .actions
                         .iter()
                         .map(vault_guard::leak::describe)
                         .collect::<Vec<_>>())
