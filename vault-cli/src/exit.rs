@@ -48,6 +48,16 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
         if let Some(e) = cause.downcast_ref::<CoreError>() {
             return (core_code(e), e.code());
         }
+        if let Some(e) = cause.downcast_ref::<vault_guard::Error>() {
+            match e {
+                vault_guard::Error::Vault(e) => return (core_code(e), e.code()),
+                vault_guard::Error::Refused(_) => return (REFUSED, "refused"),
+                vault_guard::Error::Invalid(_) => return (USAGE, "usage"),
+                // the cause is further down the chain
+                vault_guard::Error::Context { .. } => {}
+                _ => return (USAGE, "error"),
+            }
+        }
     }
     (USAGE, "error")
 }

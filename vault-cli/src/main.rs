@@ -6,6 +6,7 @@ mod argv_guard;
 mod cmd;
 mod exit;
 mod input;
+mod leaks;
 mod mask;
 mod output;
 mod remote;

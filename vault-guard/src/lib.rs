@@ -3,7 +3,10 @@
 //! flow joins the vault (vault-core) to the scanner (vault-scan).
 //!
 //! What lives here: [`leak`] (the scanner's view of the vault's credentials,
-//! and acting on a leak, notifications included). What must not: terminal
+//! and acting on a leak, notifications included), [`notify`] (notices of
+//! resumed rotations and suspended keys), [`scrub`] (taking leaked values out
+//! of JSONL transcripts and agents' SQLite stores), [`watch`] (following
+//! transcripts as they grow) and [`doctor`] (the checks that need the scanner). What must not: terminal
 //! printing, argument parsing, HTTP. A flow returns what happened; the front
 //! end says it (stderr for the CLI, the log and the response for the server).
 //!
@@ -12,5 +15,11 @@
 
 #![deny(missing_docs)]
 
+pub mod doctor;
+mod error;
 pub mod leak;
 pub mod notify;
+pub mod scrub;
+pub mod watch;
+
+pub use crate::error::{Error, Result};

@@ -71,7 +71,7 @@ impl Context {
             if let Some(file) = &r.key_file {
                 eprintln!(
                     "vault: no target holds the new key; it is in the vault directory, {}",
-                    crate::output::safe(file_name(file))
+                    crate::output::safe(crate::output::file_name(file))
                 );
             }
         }
@@ -94,13 +94,6 @@ impl Context {
         writeln!(out, "{value}")?;
         Ok(())
     }
-}
-
-/// The last component of `path`, for messages that must not give a path.
-pub(crate) fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
 }
 
 /// Runs the parsed command line.

@@ -7,8 +7,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use vault_core::LeakAction;
-pub use vault_guard::leak::{self, Matcher};
+use vault_guard::doctor::HOOK_MARKER;
+use vault_guard::leak::Matcher;
 use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
 
 use super::Context;
@@ -194,7 +194,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     if args.rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
-            act_on_leaks(&mut vault, m, &report)?;
+            crate::leaks::act_on_leaks(&mut vault, m, &report)?;
         }
     }
     let mut code = report.exit_code();
@@ -298,53 +298,11 @@ fn hook_answer(
     if rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
-            act_on_leaks(&mut vault, m, report)?;
+            crate::leaks::act_on_leaks(&mut vault, m, report)?;
         }
     }
     std::process::exit(2);
 }
-
-/// Acts on every vault credential the matcher recognised since the last
-/// call, and says what it did. [`leak::act`] notifies, the same events
-/// `POST /v1/scan` sends.
-pub fn act_on_leaks(
-    vault: &mut vault_core::Vault,
-    matcher: &Matcher,
-    report: &Report,
-) -> Result<()> {
-    let acted = leak::act(vault, matcher.take_seen(), report)?;
-    for err in &acted.undelivered {
-        eprintln!("vault: warning: {err}");
-    }
-    for action in &acted.actions {
-        let line = match action {
-            LeakAction::KeyRotated(r) => {
-                // The new key itself never goes here, nor the path to it:
-                // this stderr may be a log, or a hook's answer shown to the
-                // model that leaked the old one (core keeps it in a 0600 file).
-                if let Some(file) = &r.key_file {
-                    eprintln!(
-                        "vault: no target holds the new key of {}; it is in the vault directory, {}",
-                        r.key_name,
-                        crate::output::safe(super::file_name(file))
-                    );
-                }
-                format!(
-                    "rotated key {} of {}: {} -> {}",
-                    r.key_name, r.agent, r.old_key_id, r.new_key_id
-                )
-            }
-            LeakAction::ApprovalOpened { approval_id } => {
-                format!("opened approval {approval_id}: run `vault approvals` to review, `vault approve {approval_id}` to rotate")
-            }
-            other => leak::describe(other),
-        };
-        eprintln!("vault: {line}");
-    }
-    Ok(())
-}
-
-pub(crate) const HOOK_MARKER: &str = "# vault pre-commit hook";
 
 pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
     let out = std::process::Command::new("git")
@@ -384,7 +342,7 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
             replace_file(&hook, script.as_bytes(), 0o755)?;
             eprintln!("installed {}", hook.display());
             if let Some(repo) = repo_root() {
-                super::doctor::register_repo(&ctx.home, &repo, true)?;
+                vault_guard::doctor::register_repo(&ctx.home, &repo, true)?;
             }
         }
         HookCommand::Uninstall => {
@@ -396,7 +354,7 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
             }
             std::fs::remove_file(&hook)?;
             if let Some(repo) = repo_root() {
-                super::doctor::register_repo(&ctx.home, &repo, false)?;
+                vault_guard::doctor::register_repo(&ctx.home, &repo, false)?;
             }
             if chained.exists() {
                 std::fs::rename(&chained, &hook)?;
