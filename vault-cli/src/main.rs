@@ -3,6 +3,7 @@
 //! codes live in one place, [`exit`].
 
 mod argv_guard;
+mod broker;
 mod cmd;
 mod exit;
 mod input;
@@ -82,7 +83,7 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Brokered egress: the built-in services `[[egress]] service = "..."` names.
     #[command(subcommand)]
-    Egress(cmd::broker::EgressCommand),
+    Egress(broker::EgressCommand),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),

@@ -5,7 +5,6 @@
 pub mod agent;
 pub mod audit;
 pub mod backup;
-pub mod broker;
 pub mod demo;
 pub mod doctor;
 pub mod import;
@@ -125,7 +124,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Env(args) => run::env(&ctx, args),
-        Command::Egress(c) => broker::egress(&ctx, c),
+        Command::Egress(c) => crate::broker::egress(&ctx, c),
         Command::Target(c) => rotate::target(&ctx, c),
         Command::Rotate(args) => rotate::rotate(&ctx, args),
         Command::Rotation(c) => rotate::rotation(&ctx, c),

@@ -104,7 +104,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
             exit::usage("--broker needs --agent (remote mode is not brokered yet)")
         })?)?;
         let (env, child, run_key) =
-            super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
+            crate::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
         child.apply_to_process();
         let spawned = spawn_with_env(&args, &env);
         // The child is gone (or never started): its key goes with it.
@@ -142,7 +142,7 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
             exit::usage("--broker needs --agent (remote mode is not brokered yet)")
         })?)?;
         let format = args.format;
-        let text = super::broker::env_settings(
+        let text = crate::broker::env_settings(
             ctx,
             &agent,
             args.broker_addr.as_deref(),
