@@ -6,7 +6,8 @@
 //! and acting on a leak, notifications included), [`notify`] (notices of
 //! resumed rotations and suspended keys), [`scrub`] (taking leaked values out
 //! of JSONL transcripts and agents' SQLite stores), [`watch`] (following
-//! transcripts as they grow) and [`doctor`] (the checks that need the scanner). What must not: terminal
+//! transcripts as they grow), [`doctor`] (the checks that need the scanner) and
+//! [`fs::write_atomic`], the one way they all replace a file. What must not: terminal
 //! printing, argument parsing, HTTP. A flow returns what happened; the front
 //! end says it (stderr for the CLI, the log and the response for the server).
 //!
@@ -17,6 +18,7 @@
 
 pub mod doctor;
 mod error;
+pub mod fs;
 pub mod leak;
 pub mod notify;
 pub mod scrub;

@@ -263,7 +263,7 @@ fn scrub_text(
             "it changed while being scrubbed; nothing was replaced (run again)",
         ));
     }
-    replace_atomically(path, &new, meta.permissions().mode() & 0o666)?;
+    crate::fs::write_atomic(path, &new, meta.permissions().mode() & 0o666)?;
     Ok((n, backup))
 }
 
@@ -289,43 +289,6 @@ fn check_json_lines(before: &[u8], after: &[u8]) -> Result<()> {
 
 fn is_json(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
-}
-
-/// What names scrub's temp files (`.NAME.vault-scrub-PID`): `vault watch`
-/// skips them, since they are scrub's own rewrite of a file it watches.
-pub const TEMP_MARK: &str = ".vault-scrub-";
-
-/// Same directory temp file with `mode`, fsync, rename, fsync the directory.
-pub fn replace_atomically(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(
-        ".{}{TEMP_MARK}{}",
-        name.unwrap_or_default(),
-        std::process::id()
-    ));
-    let result = (|| -> Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        // The umask must not narrow or widen what the agent set.
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// A 0600 copy next to the file, never overwriting anything.

@@ -262,12 +262,6 @@ fn lock_watcher(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
     Ok(file)
 }
 
-fn is_scrub_temp(path: &Path) -> bool {
-    path.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.') && n.contains(crate::scrub::TEMP_MARK))
-}
-
 /// What the vault database looked like (size and mtime of it and its WAL),
 /// so the watcher knows when to reload what it recognises: a secret rotated
 /// by another process must not be recognised by its old value's fingerprint
@@ -293,7 +287,7 @@ fn files_under(paths: &[PathBuf]) -> Vec<PathBuf> {
             let path = entry.path();
             match entry.file_type() {
                 // scrub's own temp file, renamed over the watched file in a moment
-                Ok(t) if t.is_file() && is_scrub_temp(&path) => {}
+                Ok(t) if t.is_file() && crate::fs::is_temp(&path) => {}
                 Ok(t) if t.is_file() => out.push(path),
                 Ok(t) if t.is_dir() && depth > 0 => walk(&path, depth - 1, out),
                 _ => {}

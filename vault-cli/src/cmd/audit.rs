@@ -72,7 +72,7 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
             AuditVerdict::Broken { seq, reason } => {
                 if ctx.json {
                     ctx.print_json(&serde_json::json!({"intact": false, "first_bad_seq": seq, "reason": reason}))?;
-                    std::process::exit(exit::REFUSED);
+                    return Err(exit::with_code(exit::REFUSED));
                 }
                 Err(exit::refused(format!(
                     "audit trail broken at record {seq}: {}",

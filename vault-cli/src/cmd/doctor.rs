@@ -57,7 +57,7 @@ pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
         }
     }
     if high {
-        std::process::exit(exit::REFUSED);
+        return Err(exit::with_code(exit::REFUSED));
     }
     Ok(())
 }

@@ -179,7 +179,7 @@ fn hermes(
     ] {
         let path = plugin_dir.join(name);
         refuse_symlink(&path)?;
-        vault_guard::scrub::replace_atomically(&path, text.as_bytes(), 0o600)?;
+        vault_guard::fs::write_atomic(&path, text.as_bytes(), 0o600)?;
     }
     // config.yaml: plugins.enabled and secrets.vault.
     let config = dir.join("config.yaml");
@@ -198,7 +198,7 @@ fn hermes(
         ))
     })?;
     if new != old {
-        vault_guard::scrub::replace_atomically(&config, new.as_bytes(), mode)?;
+        vault_guard::fs::write_atomic(&config, new.as_bytes(), mode)?;
     }
     let key_present = vault_core::envfile::defined_names(&dir.join(".env"))
         .map(|names| names.iter().any(|n| n == key_env))
@@ -480,7 +480,7 @@ fn install_hooks(
         }
         let mut text = serde_json::to_string_pretty(&settings)?;
         text.push('\n');
-        vault_guard::scrub::replace_atomically(&path, text.as_bytes(), mode)?;
+        vault_guard::fs::write_atomic(&path, text.as_bytes(), mode)?;
     }
     if ctx.json {
         ctx.print_json(&serde_json::json!({"settings": path, "command": command, "added": added}))?;

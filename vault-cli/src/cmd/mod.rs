@@ -95,6 +95,25 @@ impl Context {
     }
 }
 
+/// Tells the operator, well before the hard limit, that the data key needs replacing.
+pub fn warn_dek_usage(vault: &Vault) {
+    if let Ok(usage) = vault.dek_usage() {
+        if usage.should_warn() {
+            eprintln!(
+                "vault: warning: the data key has done {} of {} allowed encryptions; run `vault rekey` soon",
+                usage.encryptions, usage.limit
+            );
+        }
+    }
+}
+
+/// Sends an event, saying on stderr if a notifier failed.
+pub fn send_notice(vault: &Vault, e: &vault_core::notify::Event) {
+    for err in vault.notify(e) {
+        eprintln!("vault: warning: {err}");
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     // Runs before the vault directory is worked out: OpenClaw starts it with

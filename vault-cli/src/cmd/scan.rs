@@ -139,7 +139,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     }
     if let Some(file) = &args.write_baseline {
         let baseline = Baseline::from_findings(&report.findings);
-        replace_file(
+        vault_guard::fs::write_atomic(
             file,
             serde_json::to_string_pretty(&baseline)?.as_bytes(),
             0o644,
@@ -202,7 +202,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         code = exit::REFUSED;
     }
     if code != 0 {
-        std::process::exit(code);
+        return Err(exit::with_code(code));
     }
     Ok(())
 }
@@ -270,7 +270,7 @@ fn hook_answer(
             "vault: blocked: the secret scan could not run ({}), so this is not let through",
             report.errors[0].message
         );
-        std::process::exit(2);
+        return Err(exit::with_code(2));
     }
     if report.findings.is_empty() {
         if mode == HookMode::Gemini {
@@ -301,7 +301,7 @@ fn hook_answer(
             crate::leaks::act_on_leaks(&mut vault, m, report)?;
         }
     }
-    std::process::exit(2);
+    Err(exit::with_code(2))
 }
 
 pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
@@ -339,7 +339,7 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
                  exec \"$VAULT\" scan --staged\n",
                 exe.display()
             );
-            replace_file(&hook, script.as_bytes(), 0o755)?;
+            vault_guard::fs::write_atomic(&hook, script.as_bytes(), 0o755)?;
             eprintln!("installed {}", hook.display());
             if let Some(repo) = repo_root() {
                 vault_guard::doctor::register_repo(&ctx.home, &repo, true)?;
@@ -364,32 +364,6 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-/// Replaces `path` with a new file holding `contents`: written to a fresh file created in
-/// the same directory (never an existing one), given `mode` through its own handle, then
-/// renamed over `path`. A symlink at `path` is replaced, never written through, so a link
-/// committed to a repository cannot aim the write (or the hook's mode bits) at a file
-/// outside it (issue 13, finding 14).
-fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vault-write-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -64,7 +64,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         exit::OK
     };
     if code != exit::OK {
-        std::process::exit(code);
+        return Err(exit::with_code(code));
     }
     Ok(())
 }
