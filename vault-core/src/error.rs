@@ -1,6 +1,7 @@
 //! The crate's one error type. Variants carry names and paths, never values,
 //! so any error can be printed or logged without leaking a secret.
 
+use crate::Denial;
 use std::path::PathBuf;
 
 /// Everything vault-core can fail with.
@@ -47,10 +48,8 @@ pub enum Error {
     /// scope. `code` says which, in a stable word a script can act on.
     #[error("{message}")]
     BadCredential {
-        /// Stable reason: malformed_key, malformed_token, bad_checksum,
-        /// unknown_key, key_revoked, key_expired, bad_signature, token_expired,
-        /// token_revoked, out_of_scope.
-        code: &'static str,
+        /// Which refusal; its [`Denial::as_str`] is the stable code.
+        code: Denial,
         /// A fixed explanation, never the credential.
         message: &'static str,
     },
@@ -160,7 +159,7 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::WeakKdf { .. } => "weak_kdf",
             Error::WrongPassphrase => "wrong_passphrase",
-            Error::BadCredential { code, .. } => code,
+            Error::BadCredential { code, .. } => code.as_str(),
             Error::RateLimited { .. } => "rate_limited",
             Error::Integrity { .. } => "integrity",
             Error::NoVault { .. } => "no_vault",

@@ -17,6 +17,7 @@ use crate::names::{AgentName, SecretPath};
 use crate::policy::Policy;
 use crate::secret::{Key256, SecretBytes, SecretString};
 use crate::store::{self, agents, header, keys, secrets, tags};
+use crate::AuditAction;
 
 mod access;
 mod audit;
@@ -188,7 +189,7 @@ impl Vault {
         vault.passphrase = Some(SecretString::new(passphrase.expose_secret().to_owned()));
         header::insert(&vault.conn, &vault.rows, &h, store::now())?;
         let tx = store::write_tx(&vault.conn)?;
-        vault.audit_genesis(&tx, "vault.init", None)?;
+        vault.audit_genesis(&tx, AuditAction::VaultInit, None)?;
         tx.commit()?;
         Ok(vault)
     }
@@ -269,12 +270,12 @@ impl Vault {
                 &tx,
                 &Principal::Operator,
                 None,
-                "vault.integrity_upgrade",
+                AuditAction::VaultIntegrityUpgrade,
                 Some(&target),
                 "ok",
             )?;
         } else {
-            self.audit_genesis(&tx, "vault.integrity_upgrade", Some(&target))?;
+            self.audit_genesis(&tx, AuditAction::VaultIntegrityUpgrade, Some(&target))?;
         }
         tx.commit()
     }
@@ -374,7 +375,14 @@ impl Vault {
                 name: name.to_string(),
             });
         }
-        self.audit_in(&tx, actor, None, "agent.add", Some(name.as_str()), "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::AgentAdd,
+            Some(name.as_str()),
+            "ok",
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -419,7 +427,14 @@ impl Vault {
             });
         }
         agents::delete(&tx, row.agent_id)?;
-        self.audit_in(&tx, actor, None, "agent.remove", Some(name.as_str()), "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::AgentRemove,
+            Some(name.as_str()),
+            "ok",
+        )?;
         tx.commit()?;
         self.checkpoint_after_erasure()?;
         Ok(row.secret_count)
@@ -460,7 +475,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "secret.set",
+            AuditAction::SecretSet,
             Some(&path.to_string()),
             "ok",
         )?;
@@ -474,9 +489,13 @@ impl Vault {
     /// [`Error::NotFound`] for a missing secret or one the actor may not see;
     /// [`Error::Integrity`] when the stored ciphertext fails authentication.
     pub fn get_secret(&self, actor: &Principal, path: &SecretPath) -> Result<(SecretBytes, i64)> {
-        self.audited_read(actor, None, "secret.read", &path.to_string(), || {
-            self.read_value(actor, path)
-        })
+        self.audited_read(
+            actor,
+            None,
+            AuditAction::SecretRead,
+            &path.to_string(),
+            || self.read_value(actor, path),
+        )
     }
 
     /// Runs a read, then records it (or its refusal) before handing the value
@@ -485,7 +504,7 @@ impl Vault {
         &self,
         actor: &Principal,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: &str,
         read: impl FnOnce() -> Result<T>,
     ) -> Result<T> {
@@ -574,7 +593,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "secret.remove",
+            AuditAction::SecretRemove,
             Some(&path.to_string()),
             "ok",
         )?;
@@ -615,7 +634,7 @@ impl Vault {
             self.dek.expose_secret(),
         )?;
         let tx = store::write_tx(&self.conn)?;
-        self.audit_in(&tx, actor, None, "vault.passwd", None, "ok")?;
+        self.audit_in(&tx, actor, None, AuditAction::VaultPasswd, None, "ok")?;
         let current = header::read_checked(&tx, &self.rows)?;
         crate::failpoint::hit("passwd:before-commit");
         header::rewrap(
@@ -644,7 +663,7 @@ impl Vault {
     ) -> Result<usize> {
         require_operator(actor, "change the passphrase")?;
         kdf.check()?;
-        self.replace_data_key(actor, new, kdf, "vault.passwd")
+        self.replace_data_key(actor, new, kdf, AuditAction::VaultPasswd)
     }
 
     /// Whether a stored secret is marked compromised (found leaked and not
@@ -671,7 +690,7 @@ impl Vault {
             &h.wrapped_dek,
         )
         .ok_or(Error::WrongPassphrase)?;
-        self.replace_data_key(actor, passphrase, h.kdf, "vault.rekey")
+        self.replace_data_key(actor, passphrase, h.kdf, AuditAction::VaultRekey)
     }
 
     /// A new DEK wrapped under `passphrase` with `kdf`; every value and
@@ -682,7 +701,7 @@ impl Vault {
         actor: &Principal,
         passphrase: &SecretString,
         kdf: KdfParams,
-        action: &str,
+        action: AuditAction,
     ) -> Result<usize> {
         let new_dek = Key256::from_array(rand::array()?);
         let new_dek_id: [u8; 16] = rand::array()?;

@@ -20,6 +20,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use vault_core::AuditAction;
 
 use vault_core::{Principal, RotationReport, SecretString, Vault};
 use zeroize::Zeroize;
@@ -238,7 +239,7 @@ impl Server {
         vault.audit(
             &Principal::Operator,
             None,
-            "server.start",
+            AuditAction::ServerStart,
             Some(&address),
             "ok",
         )?;
@@ -351,7 +352,7 @@ impl Bound {
                 Ok(v.audit(
                     &Principal::Operator,
                     None,
-                    "server.stop",
+                    AuditAction::ServerStop,
                     Some(&address),
                     "ok",
                 )?)

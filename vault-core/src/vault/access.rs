@@ -15,6 +15,8 @@ use crate::policy::{Policy, DEFAULT_TOKEN_TTL, HARD_MAX_TOKEN_TTL};
 use crate::secret::{Key256, SecretBytes, SecretString};
 use crate::store::{self, agents, keys, secrets};
 use crate::token::{scopes_within, Scope, TokenClaims, TokenSigner};
+use crate::AuditAction;
+use crate::Denial;
 use crate::Principal;
 
 const SIGNING_PURPOSE: &str = "token_signing";
@@ -116,7 +118,7 @@ impl RevocationSnapshot {
             .keys
             .get(&claims.key_id)
             .copied()
-            .ok_or_else(|| bad("key_revoked", "the token's key no longer exists"))?;
+            .ok_or_else(|| bad(Denial::KeyRevoked, "the token's key no longer exists"))?;
         check_key_state(status, epoch, claims, |id| self.revoked_tokens.contains(id))
     }
 
@@ -190,7 +192,7 @@ impl Vault {
                 &tx,
                 actor,
                 Some(&old.key_id),
-                "key.revoke",
+                AuditAction::KeyRevoke,
                 Some(&old.name),
                 "ok",
             )?;
@@ -199,7 +201,7 @@ impl Vault {
             &tx,
             actor,
             Some(&key_id),
-            "key.issue",
+            AuditAction::KeyIssue,
             Some(name.as_str()),
             "ok",
         )?;
@@ -256,7 +258,7 @@ impl Vault {
             &tx,
             actor,
             Some(&row.key_id),
-            "key.revoke",
+            AuditAction::KeyRevoke,
             Some(&row.name),
             "ok",
         )?;
@@ -277,7 +279,7 @@ impl Vault {
             &tx,
             actor,
             Some(&row.key_id),
-            "key.revoke_tokens",
+            AuditAction::KeyRevokeTokens,
             Some(&row.name),
             "ok",
         )?;
@@ -330,7 +332,7 @@ impl Vault {
         self.audit_raw(
             "unknown",
             None,
-            "key.auth",
+            AuditAction::KeyAuth,
             Some(&target),
             "denied:unknown_key",
         )
@@ -341,17 +343,26 @@ impl Vault {
         let now = store::now();
         let Some(row) = keys::by_hash(&self.conn, &self.rows, &key.hash().0)? else {
             if record_unknown {
-                self.audit_raw("unknown", None, "key.auth", None, "denied:unknown_key")?;
+                self.audit_raw(
+                    "unknown",
+                    None,
+                    AuditAction::KeyAuth,
+                    None,
+                    "denied:unknown_key",
+                )?;
             }
-            return Err(bad("unknown_key", "the key is not known to this vault"));
+            return Err(bad(
+                Denial::UnknownKey,
+                "the key is not known to this vault",
+            ));
         };
         let info = key_info(row, now)?;
         let denied = match info.status {
             KeyStatus::Active | KeyStatus::Retiring => None,
-            KeyStatus::Revoked => Some(bad("key_revoked", "the key has been revoked")),
-            KeyStatus::Expired => Some(bad("key_expired", "the key has expired")),
+            KeyStatus::Revoked => Some(bad(Denial::KeyRevoked, "the key has been revoked")),
+            KeyStatus::Expired => Some(bad(Denial::KeyExpired, "the key has expired")),
             KeyStatus::Suspended => Some(bad(
-                "key_suspended",
+                Denial::KeySuspended,
                 "the key is suspended pending a person's approval",
             )),
         };
@@ -360,7 +371,7 @@ impl Vault {
             self.audit(
                 &actor,
                 Some(&info.key_id),
-                "key.auth",
+                AuditAction::KeyAuth,
                 Some(&info.name),
                 &format!("denied:{}", e.code()),
             )?;
@@ -382,7 +393,7 @@ impl Vault {
         let minted = self.mint_within_policy(key, &policy, request);
         if let Err(
             e @ Error::BadCredential {
-                code: "out_of_scope",
+                code: Denial::OutOfScope,
                 ..
             },
         ) = &minted
@@ -391,7 +402,7 @@ impl Vault {
             self.audit(
                 &actor,
                 Some(&key.key_id),
-                "token.mint",
+                AuditAction::TokenMint,
                 None,
                 &format!("denied:{}", e.code()),
             )?;
@@ -418,7 +429,7 @@ impl Vault {
                 };
                 if !policy.may_read(&key.agent, &path) {
                     return Err(bad(
-                        "out_of_scope",
+                        Denial::OutOfScope,
                         "the requested scopes exceed what is allowed",
                     ));
                 }
@@ -463,7 +474,7 @@ impl Vault {
             let _ = self.audit_raw(
                 "unknown",
                 None,
-                "token.verify",
+                AuditAction::TokenVerify,
                 None,
                 &format!("denied:{}", e.code()),
             );
@@ -474,7 +485,7 @@ impl Vault {
         let signer = self.existing_signer()?;
         let claims = signer.verify(token, store::now() as u64)?;
         let row = keys::by_id(&self.conn, &self.rows, &claims.key_id)?
-            .ok_or_else(|| bad("key_revoked", "the token's key no longer exists"))?;
+            .ok_or_else(|| bad(Denial::KeyRevoked, "the token's key no longer exists"))?;
         let revoked = keys::revoked_tokens_of(&self.conn, &self.rows, &row)?;
         let info = key_info(row, store::now())?;
         check_key_state(info.status, info.epoch, &claims, |id| revoked.contains(id))?;
@@ -506,7 +517,7 @@ impl Vault {
             &tx,
             actor,
             Some(&claims.key_id),
-            "token.revoke",
+            AuditAction::TokenRevoke,
             Some(&claims.token_id),
             "ok",
         )?;
@@ -570,15 +581,21 @@ impl Vault {
         let actor = Principal::Agent(claims.agent.clone());
         let target = path.to_string();
         self.token_within_limit(claims)?;
-        let read = self.audited_read(&actor, Some(&claims.key_id), "secret.read", &target, || {
-            if !scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
-                return Err(bad(
-                    "out_of_scope",
-                    "the token's scopes do not allow this read",
-                ));
-            }
-            self.read_value(&actor, &path)
-        });
+        let read = self.audited_read(
+            &actor,
+            Some(&claims.key_id),
+            AuditAction::SecretRead,
+            &target,
+            || {
+                if !scopes_within(&[Scope::Secret(scope_name)], &claims.scopes) {
+                    return Err(bad(
+                        Denial::OutOfScope,
+                        "the token's scopes do not allow this read",
+                    ));
+                }
+                self.read_value(&actor, &path)
+            },
+        );
         self.suspend_on_scope_violation(claims, &read)?;
         let (value, version) = read?;
         Ok((path, value, version))
@@ -591,12 +608,12 @@ impl Vault {
         let read = self.audited_read(
             &actor,
             Some(&claims.key_id),
-            "env.read",
+            AuditAction::EnvRead,
             claims.agent.as_str(),
             || {
                 if !scopes_within(&[Scope::EnvRead], &claims.scopes) {
                     return Err(bad(
-                        "out_of_scope",
+                        Denial::OutOfScope,
                         "the token's scopes do not allow reading the env",
                     ));
                 }
@@ -640,7 +657,7 @@ impl Vault {
             }
         }
         let actor = Principal::Agent(claims.agent.clone());
-        self.audit(&actor, Some(&claims.key_id), "scan", None, "ok")?;
+        self.audit(&actor, Some(&claims.key_id), AuditAction::Scan, None, "ok")?;
         Ok(readable)
     }
 
@@ -676,7 +693,7 @@ impl Vault {
             &tx,
             &Principal::Operator,
             Some(key_id),
-            "key.suspend",
+            AuditAction::KeySuspend,
             Some(&row.name),
             "ok",
         )?;
@@ -694,7 +711,7 @@ impl Vault {
             &tx,
             &Principal::Operator,
             Some(key_id),
-            "key.reinstate",
+            AuditAction::KeyReinstate,
             None,
             "ok",
         )?;
@@ -713,7 +730,7 @@ impl Vault {
         result: &Result<T>,
     ) -> Result<()> {
         if let Err(Error::BadCredential {
-            code: "out_of_scope",
+            code: Denial::OutOfScope,
             ..
         }) = result
         {
@@ -738,15 +755,15 @@ impl Vault {
     /// answers 429), and suspends the key when it keeps going: three refusals
     /// within a minute.
     fn within_limit(&self, key: &KeyInfo, policy: &Policy, limit: Limit) -> Result<()> {
-        let (max, actions, what): (Option<u32>, &[&str], &str) = match limit {
+        let (max, actions, what): (Option<u32>, &[AuditAction], &str) = match limit {
             Limit::Reads => (
                 policy.doc().reads_per_minute,
-                &["secret.read", "env.read"],
+                &[AuditAction::SecretRead, AuditAction::EnvRead],
                 "reads",
             ),
             Limit::Tokens => (
                 policy.doc().tokens_per_minute,
-                &["token.mint", "token.attenuate"],
+                &[AuditAction::TokenMint, AuditAction::TokenAttenuate],
                 "token mints",
             ),
             Limit::Scans => (
@@ -756,7 +773,7 @@ impl Vault {
                         .reads_per_minute
                         .unwrap_or(DEFAULT_SCANS_PER_MINUTE),
                 ),
-                &["scan"],
+                &[AuditAction::Scan],
                 "scans",
             ),
         };
@@ -805,7 +822,7 @@ impl Vault {
         actor: &Principal,
         agent: &AgentName,
     ) -> Result<Vec<(SecretName, SecretBytes)>> {
-        self.audited_read(actor, None, "env.read", agent.as_str(), || {
+        self.audited_read(actor, None, AuditAction::EnvRead, agent.as_str(), || {
             if let Principal::Agent(me) = actor {
                 if me != agent {
                     return Err(not_found("agent", agent));
@@ -857,7 +874,14 @@ impl Vault {
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         agents::set_policy(&tx, &self.rows, agent_id, &policy.to_json())?;
-        self.audit_in(&tx, actor, None, "policy.set", Some(agent.as_str()), "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::PolicySet,
+            Some(agent.as_str()),
+            "ok",
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -914,7 +938,7 @@ impl Vault {
         }
         if !scopes_within(&scopes, allowed) {
             return Err(bad(
-                "out_of_scope",
+                Denial::OutOfScope,
                 "the requested scopes exceed what is allowed",
             ));
         }
@@ -922,7 +946,7 @@ impl Vault {
         let now = store::now() as u64;
         let expires_at = (now + ttl.as_secs()).min(not_after.max(0) as u64);
         if expires_at <= now {
-            return Err(bad("token_expired", "no lifetime left to grant"));
+            return Err(bad(Denial::TokenExpired, "no lifetime left to grant"));
         }
         let claims = TokenClaims {
             token_id: random_id()?,
@@ -936,9 +960,9 @@ impl Vault {
         };
         let token = self.token_signer()?.sign(&claims)?;
         let action = if claims.parents.is_empty() {
-            "token.mint"
+            AuditAction::TokenMint
         } else {
-            "token.attenuate"
+            AuditAction::TokenAttenuate
         };
         self.audit(
             &Principal::Agent(claims.agent.clone()),
@@ -956,7 +980,7 @@ impl Vault {
     fn existing_signer(&self) -> Result<TokenSigner> {
         // No signing key yet means no token was ever minted: every token is forged.
         self.load_signer()?
-            .ok_or_else(|| bad("bad_signature", "the token's signature is invalid"))
+            .ok_or_else(|| bad(Denial::BadSignature, "the token's signature is invalid"))
     }
 
     pub(super) fn load_signer(&self) -> Result<Option<TokenSigner>> {
@@ -1013,15 +1037,19 @@ fn check_key_state(
 ) -> Result<()> {
     match status {
         KeyStatus::Active | KeyStatus::Retiring => {}
-        KeyStatus::Revoked => return Err(bad("key_revoked", "the token's key has been revoked")),
-        KeyStatus::Expired => return Err(bad("key_expired", "the token's key has expired")),
-        KeyStatus::Suspended => return Err(bad("key_suspended", "the token's key is suspended")),
+        KeyStatus::Revoked => {
+            return Err(bad(Denial::KeyRevoked, "the token's key has been revoked"))
+        }
+        KeyStatus::Expired => return Err(bad(Denial::KeyExpired, "the token's key has expired")),
+        KeyStatus::Suspended => {
+            return Err(bad(Denial::KeySuspended, "the token's key is suspended"))
+        }
     }
     if claims.epoch != epoch {
-        return Err(bad("token_revoked", "the token has been revoked"));
+        return Err(bad(Denial::TokenRevoked, "the token has been revoked"));
     }
     if is_revoked(&claims.token_id) || claims.parents.iter().any(|p| is_revoked(p)) {
-        return Err(bad("token_revoked", "the token has been revoked"));
+        return Err(bad(Denial::TokenRevoked, "the token has been revoked"));
     }
     Ok(())
 }
@@ -1050,6 +1078,6 @@ fn random_id() -> Result<String> {
     Ok(hex(&rand::array::<8>()?))
 }
 
-fn bad(code: &'static str, message: &'static str) -> Error {
+fn bad(code: Denial, message: &'static str) -> Error {
     Error::BadCredential { code, message }
 }

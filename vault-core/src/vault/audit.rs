@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::names::AgentName;
 use crate::secret::Key256;
 use crate::store::{self, audit, keys};
+use crate::AuditAction;
 use crate::Principal;
 
 const AUDIT_PURPOSE: &str = "audit_mac";
@@ -105,7 +106,7 @@ impl Vault {
         &self,
         actor: &Principal,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
@@ -118,7 +119,7 @@ impl Vault {
         &self,
         actor: &str,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
@@ -143,7 +144,7 @@ impl Vault {
         tx: &Connection,
         actor: &Principal,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
@@ -164,7 +165,7 @@ impl Vault {
     pub(super) fn audit_genesis(
         &self,
         tx: &Connection,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
     ) -> Result<()> {
         self.append(tx, "operator", None, action, target, "ok", true)
@@ -176,7 +177,7 @@ impl Vault {
         tx: &Connection,
         actor: &str,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
         genesis: bool,
@@ -199,7 +200,7 @@ impl Vault {
             at_ms: store::now_ms(),
             actor: actor.to_owned(),
             key_id: key_id.map(str::to_owned),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             target: target.map(str::to_owned),
             outcome: outcome.to_owned(),
             request_id: self.audit_request_id.clone(),
@@ -326,9 +327,9 @@ impl Vault {
                 };
                 let u = tally.keys.entry(key_id).or_default();
                 let ok = row.outcome == "ok";
-                match row.action.as_str() {
-                    "token.mint" if ok => u.tokens_minted += 1,
-                    "secret.read" | "env.read" if ok => u.reads += 1,
+                match AuditAction::parse(&row.action) {
+                    Some(AuditAction::TokenMint) if ok => u.tokens_minted += 1,
+                    Some(AuditAction::SecretRead | AuditAction::EnvRead) if ok => u.reads += 1,
                     _ => {}
                 }
                 if row.outcome.starts_with("denied:") {

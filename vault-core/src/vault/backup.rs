@@ -20,6 +20,7 @@ use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
 use crate::store::{self, backup};
+use crate::AuditAction;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -92,7 +93,7 @@ impl Vault {
         self.audit(
             OP,
             None,
-            "vault.backup",
+            AuditAction::VaultBackup,
             Some(&dest.display().to_string()),
             "ok",
         )?;
@@ -334,7 +335,7 @@ impl StagedRestore {
             .vault
             .take()
             .expect("staged vault present until install");
-        vault.audit(OP, None, "vault.restore", Some(source), "ok")?;
+        vault.audit(OP, None, AuditAction::VaultRestore, Some(source), "ok")?;
         let live = self.home.join(DB_FILE);
         if live.exists() {
             let mut dst = backup::open_raw(&live).map_err(|e| Error::Refused {

@@ -12,6 +12,8 @@ use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
 use crate::token::TokenClaims;
+use crate::AuditAction;
+use crate::Denial;
 
 use super::access::vault_key_aad;
 use super::{Principal, Vault};
@@ -89,14 +91,18 @@ impl Vault {
                 let rule = rule.clone();
                 return self.attach(actor, agent, rule);
             }
-            EgressDecision::Tunnel => ("egress.tunnel", "ok", EgressGrant::Tunnel(agent.clone())),
+            EgressDecision::Tunnel => (
+                AuditAction::EgressTunnel,
+                "ok",
+                EgressGrant::Tunnel(agent.clone()),
+            ),
             EgressDecision::Deny => (
-                "egress.deny",
+                AuditAction::EgressDeny,
                 "denied:egress_denied",
                 EgressGrant::Deny(agent.clone()),
             ),
             EgressDecision::MethodDenied => (
-                "egress.deny",
+                AuditAction::EgressDeny,
                 "denied:egress_method_denied",
                 EgressGrant::MethodDenied(agent.clone()),
             ),
@@ -141,7 +147,7 @@ impl Vault {
                 self.audit(
                     &actor,
                     Some(key_id),
-                    "egress.attach",
+                    AuditAction::EgressAttach,
                     Some(&path.to_string()),
                     &outcome,
                 )?;
@@ -165,7 +171,7 @@ impl Vault {
             return Ok(EgressActor::Key(key.agent, key.key_id));
         }
         Err(Error::BadCredential {
-            code: "malformed_key",
+            code: Denial::MalformedKey,
             message: "the credential is neither a named key (avk_) nor a token (avt_)",
         })
     }
@@ -195,7 +201,7 @@ impl Vault {
                 &tx,
                 &Principal::Operator,
                 None,
-                "broker.ca.create",
+                AuditAction::BrokerCaCreate,
                 None,
                 "ok",
             )?;

@@ -26,6 +26,8 @@ use crate::names::{AgentName, SecretName, SecretPath};
 use crate::process;
 use crate::secret::SecretBytes;
 use crate::store::{self, agents, keys, rotation, secrets};
+use crate::AuditAction;
+use crate::Denial;
 use crate::Principal;
 
 /// How long an approval waits for a person.
@@ -202,7 +204,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "target.add",
+            AuditAction::TargetAdd,
             Some(&format!("{agent} {text}")),
             "ok",
         )?;
@@ -264,7 +266,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "target.add",
+            AuditAction::TargetAdd,
             Some(&format!("{agent} {text} holds {key_name}")),
             "ok",
         )?;
@@ -320,7 +322,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "target.remove",
+            AuditAction::TargetRemove,
             Some(&target_id.to_string()),
             "ok",
         )?;
@@ -453,7 +455,7 @@ impl Vault {
             &tx,
             actor,
             Some(&old.key_id),
-            "rotation.start",
+            AuditAction::RotationStart,
             Some(&format!("{} ({reason})", old.name)),
             "ok",
         )?;
@@ -525,7 +527,7 @@ impl Vault {
                     })
                 }
                 Err(Error::BadCredential {
-                    code: "token_expired",
+                    code: Denial::TokenExpired,
                     ..
                 }) => Ok(LeakAction::TokenAlreadyDead),
                 Err(_) => Ok(LeakAction::Unknown),
@@ -547,7 +549,7 @@ impl Vault {
             &tx,
             op,
             None,
-            "secret.leaked",
+            AuditAction::SecretLeaked,
             Some(&format!("{path} at {location}")),
             "ok",
         )?;
@@ -593,7 +595,7 @@ impl Vault {
             &tx,
             op,
             None,
-            "approval.open",
+            AuditAction::ApprovalOpen,
             Some(&format!("{approval_id} rotate {path}")),
             "ok",
         )?;
@@ -635,7 +637,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "rotation.configure",
+            AuditAction::RotationConfigure,
             Some(&path.to_string()),
             "ok",
         )?;
@@ -661,7 +663,7 @@ impl Vault {
             let _ = self.audit(
                 actor,
                 None,
-                "secret.rotate",
+                AuditAction::SecretRotate,
                 Some(&path.to_string()),
                 &format!("error:{}", e.code()),
             );
@@ -679,7 +681,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "secret.rotate",
+            AuditAction::SecretRotate,
             Some(&format!("{path} v{version}")),
             "ok",
         )?;
@@ -727,7 +729,7 @@ impl Vault {
             &tx,
             actor,
             None,
-            "approval.approve",
+            AuditAction::ApprovalApprove,
             Some(approval_id),
             "ok",
         )?;
@@ -793,7 +795,7 @@ impl Vault {
                     &tx,
                     &Principal::Operator,
                     None,
-                    "approval.reopen",
+                    AuditAction::ApprovalReopen,
                     Some(&id),
                     "ok",
                 )?;
@@ -810,7 +812,14 @@ impl Vault {
         self.pending_approval(approval_id)?;
         let tx = store::write_tx(&self.conn)?;
         rotation::decide_approval(&tx, approval_id, "pending", "denied", None, store::now())?;
-        self.audit_in(&tx, actor, None, "approval.deny", Some(approval_id), "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::ApprovalDeny,
+            Some(approval_id),
+            "ok",
+        )?;
         tx.commit()?;
         Ok(approval_info(
             rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
@@ -841,7 +850,7 @@ impl Vault {
                 &tx,
                 &Principal::Operator,
                 None,
-                "approval.expire",
+                AuditAction::ApprovalExpire,
                 Some(&format!("{n} approval(s)")),
                 "ok",
             )?;
@@ -932,7 +941,7 @@ impl Vault {
                     &tx,
                     op,
                     Some(&row.old_key_id),
-                    "rotation.stalled",
+                    AuditAction::RotationStalled,
                     Some(&row.subject),
                     "error:target",
                 )?;
@@ -967,7 +976,7 @@ impl Vault {
             &tx,
             op,
             Some(&row.old_key_id),
-            "key.revoke",
+            AuditAction::KeyRevoke,
             Some(&row.subject),
             "ok",
         )?;
@@ -975,7 +984,7 @@ impl Vault {
             &tx,
             op,
             Some(&new_key_id),
-            "rotation.done",
+            AuditAction::RotationDone,
             Some(&format!("{} ({})", row.subject, row.reason)),
             "ok",
         )?;

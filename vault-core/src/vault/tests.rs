@@ -1,6 +1,7 @@
 use rusqlite::params;
 
 use crate::vault::AuditVerdict;
+use crate::Denial;
 use tempfile::TempDir;
 
 use super::*;
@@ -671,7 +672,7 @@ mod rotation {
         assert!(matches!(
             v.authenticate_key(old.key.expose_secret()),
             Err(Error::BadCredential {
-                code: "key_revoked",
+                code: Denial::KeyRevoked,
                 ..
             })
         ));
@@ -1155,7 +1156,7 @@ fn a_runaway_loop_is_rate_limited_then_suspended_alone_until_approved() {
     assert!(matches!(
         v.authenticate_key(loop_key.key.expose_secret()),
         Err(Error::BadCredential {
-            code: "key_suspended",
+            code: Denial::KeySuspended,
             ..
         })
     ));
@@ -1207,7 +1208,7 @@ fn a_request_outside_policy_suspends_the_key_when_asked_to() {
     assert!(matches!(
         v.verify_token(t.token.expose_secret()),
         Err(Error::BadCredential {
-            code: "key_suspended",
+            code: Denial::KeySuspended,
             ..
         })
     ));

@@ -170,7 +170,7 @@ async fn mint(
         })
         .await;
     if let Err(e) = &minted {
-        if e.code() == "unknown_key" {
+        if e.code() == vault_core::Denial::UnknownKey.as_str() {
             let peer = peer.map_or_else(|| "unknown".into(), |Extension(p)| p.0.to_string());
             state.note_unknown_key(&peer).await;
         }
