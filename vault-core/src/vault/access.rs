@@ -58,7 +58,17 @@ pub enum KeyStatus {
 }
 
 impl KeyStatus {
-    /// Lowercase name for output.
+    /// The states a key row stores (`expired` and `suspended` are derived: its
+    /// expiry, and its open suspension).
+    pub(crate) const STORED: [KeyStatus; 3] =
+        [KeyStatus::Active, KeyStatus::Retiring, KeyStatus::Revoked];
+
+    /// The stored state a row's `status` column names.
+    pub(crate) fn parse_stored(name: &str) -> Option<KeyStatus> {
+        KeyStatus::STORED.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Lowercase name for output and the store.
     pub fn as_str(&self) -> &'static str {
         match self {
             KeyStatus::Active => "active",
@@ -161,7 +171,7 @@ impl Vault {
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         let replaced = match keys::find(&tx, &self.rows, name.as_str())?
-            .filter(|k| k.status == "active" && k.name == name.as_str())
+            .filter(|k| k.status == KeyStatus::Active && k.name == name.as_str())
         {
             Some(old) if rotate => {
                 keys::revoke(&tx, &self.rows, &old.key_id, now)?;
@@ -1055,12 +1065,11 @@ fn check_key_state(
 }
 
 fn key_info(row: keys::KeyRow, now: i64) -> Result<KeyInfo> {
-    let status = match row.status.as_str() {
-        "revoked" => KeyStatus::Revoked,
+    let status = match row.status {
+        KeyStatus::Revoked => KeyStatus::Revoked,
         _ if now >= row.expires_at => KeyStatus::Expired,
         _ if row.suspended => KeyStatus::Suspended,
-        "retiring" => KeyStatus::Retiring,
-        _ => KeyStatus::Active,
+        stored => stored,
     };
     Ok(KeyInfo {
         key_id: row.key_id,

@@ -372,12 +372,11 @@ impl Drop for StagedRestore {
 /// `None` for a row whose agent name breaks the rule (it cannot match a key
 /// of the backup either).
 fn key_info(k: backup::KeyState, now: i64) -> Option<KeyInfo> {
-    let status = match k.status.as_str() {
-        "revoked" => KeyStatus::Revoked,
+    let status = match k.status {
+        KeyStatus::Revoked => KeyStatus::Revoked,
         _ if now >= k.expires_at => KeyStatus::Expired,
         _ if k.suspended => KeyStatus::Suspended,
-        "retiring" => KeyStatus::Retiring,
-        _ => KeyStatus::Active,
+        stored => stored,
     };
     Some(KeyInfo {
         key_id: k.key_id,

@@ -378,15 +378,17 @@ impl Vault {
         reason: &str,
         print: bool,
     ) -> Result<Option<RotationReport>> {
-        if old.status == "retiring" {
+        if old.status == KeyStatus::Retiring {
             // Already being replaced: finish that rotation.
             return self.resume_rotation_of(&old.key_id).map(Some);
         }
-        if old.status != "active" {
+        if old.status != KeyStatus::Active {
             return Err(Error::Refused {
                 reason: format!(
                     "key {} ({}) is {}; issue a new one instead",
-                    old.name, old.key_id, old.status
+                    old.name,
+                    old.key_id,
+                    old.status.as_str()
                 ),
             });
         }
@@ -422,7 +424,8 @@ impl Vault {
         )?;
         let tx = store::write_tx(&self.conn)?;
         // Read again under the write lock: what the caller saw may be stale.
-        if keys::by_id(&tx, &self.rows, &old.key_id)?.is_none_or(|k| k.status != "active") {
+        if keys::by_id(&tx, &self.rows, &old.key_id)?.is_none_or(|k| k.status != KeyStatus::Active)
+        {
             return Ok(None);
         }
         count_encryption(&tx, &self.rows)?;
@@ -504,8 +507,8 @@ impl Vault {
             let row = keys::by_id(&self.conn, &self.rows, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;
             let key_id = row.key_id.clone();
-            return match row.status.as_str() {
-                "active" | "retiring" if row.expires_at > store::now() => {
+            return match row.status {
+                KeyStatus::Active | KeyStatus::Retiring if row.expires_at > store::now() => {
                     Ok(match self.rotate_from(op, row, "leak", false)? {
                         Some(report) => LeakAction::KeyRotated(report),
                         // another watcher or scan rotated it first
@@ -1028,7 +1031,7 @@ impl Vault {
                             let mut live: Vec<String> =
                                 keys::list(&self.conn, &self.rows, Some(agent_id))?
                                     .into_iter()
-                                    .filter(|k| k.status != "revoked")
+                                    .filter(|k| k.status != KeyStatus::Revoked)
                                     .map(|k| k.name)
                                     .collect();
                             live.dedup();
@@ -1135,7 +1138,7 @@ fn agent_key_name(
 ) -> Result<Option<String>> {
     let mut names: Vec<String> = keys::list(conn, rows, Some(agent_id))?
         .into_iter()
-        .filter(|k| k.status != "revoked")
+        .filter(|k| k.status != KeyStatus::Revoked)
         .map(|k| k.name)
         .collect();
     names.dedup();

@@ -1334,3 +1334,14 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         .count();
     assert_eq!(reopened, 2);
 }
+
+#[test]
+fn key_states_have_one_wire_name_and_only_three_are_stored() {
+    // issue 14, item 3: a key row's status is read as the enum, by its one name
+    for s in KeyStatus::STORED {
+        assert_eq!(KeyStatus::parse_stored(s.as_str()), Some(s));
+    }
+    assert_eq!(KeyStatus::parse_stored("suspended"), None);
+    assert_eq!(KeyStatus::parse_stored("expired"), None);
+    assert_eq!(KeyStatus::parse_stored("Active"), None);
+}
