@@ -20,21 +20,26 @@ use crate::store::{self, agents, header, keys, secrets, tags};
 use crate::AuditAction;
 
 mod access;
+mod approvals;
 mod audit;
 mod backup;
 mod broker;
+mod leaks;
 mod notify;
 mod rotation;
+mod secret_rotation;
+mod targets;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
+pub use approvals::{ApprovalInfo, APPROVAL_TTL};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::EgressGrant;
+pub use leaks::LeakAction;
 pub use notify::NotifyConfig;
-pub use rotation::{
-    ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,
-    DEFAULT_COMMAND_TIMEOUT,
-};
+pub use rotation::{RotationReport, RotationState};
+pub use secret_rotation::DEFAULT_COMMAND_TIMEOUT;
+pub use targets::TargetInfo;
 
 /// The database file inside a vault directory.
 pub const DB_FILE: &str = "vault.db";

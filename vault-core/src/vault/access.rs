@@ -697,7 +697,7 @@ impl Vault {
             key_id,
             &summary,
             now,
-            now + super::rotation::APPROVAL_TTL.as_secs() as i64,
+            now + super::approvals::APPROVAL_TTL.as_secs() as i64,
         )?;
         self.audit_in(
             &tx,
