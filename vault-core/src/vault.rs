@@ -25,21 +25,25 @@ mod audit;
 mod backup;
 mod broker;
 mod leaks;
+mod limits;
+mod named_keys;
 mod notify;
 mod rotation;
 mod secret_rotation;
 mod targets;
+mod tokens;
 
-pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use approvals::{ApprovalInfo, APPROVAL_TTL};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::EgressGrant;
 pub use leaks::LeakAction;
+pub use named_keys::{IssuedKey, KeyInfo, KeyStatus};
 pub use notify::NotifyConfig;
 pub use rotation::{RotationReport, RotationState};
 pub use secret_rotation::DEFAULT_COMMAND_TIMEOUT;
 pub use targets::TargetInfo;
+pub use tokens::{MintedToken, RevocationSnapshot, TokenRequest};
 
 /// The database file inside a vault directory.
 pub const DB_FILE: &str = "vault.db";
@@ -737,7 +741,7 @@ impl Vault {
         }
         let internal = keys::all_vault_keys(&tx)?;
         for (purpose, blob) in &internal {
-            let aad = access::vault_key_aad(&self.vault_id, purpose);
+            let aad = tokens::vault_key_aad(&self.vault_id, purpose);
             let key = aead::open(&self.dek, &aad, blob).ok_or_else(|| Error::Integrity {
                 what: format!("the vault's {purpose} key"),
             })?;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ring::hmac;
 use rusqlite::Connection;
 
-use super::access::vault_key_aad;
+use super::tokens::vault_key_aad;
 use super::{count_encryption, Vault};
 use crate::credential::sha256;
 use crate::crypto::aead;

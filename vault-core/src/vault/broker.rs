@@ -15,7 +15,7 @@ use crate::token::TokenClaims;
 use crate::AuditAction;
 use crate::Denial;
 
-use super::access::vault_key_aad;
+use super::tokens::vault_key_aad;
 use super::{Principal, Vault};
 
 const BROKER_CA_PURPOSE: &str = "broker_ca";

@@ -2,8 +2,8 @@
 //! revoked, and a leaked stored secret is marked compromised and opens an
 //! approval a person must give (draft-only), unless its rotation mode is `auto`.
 
-use super::access::KeyStatus;
 use super::approvals::APPROVAL_TTL;
+use super::named_keys::KeyStatus;
 use super::rotation::*;
 use super::secret_rotation::command_argv;
 use super::{not_found, Vault};

@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::access::KeyStatus;
+use super::named_keys::KeyStatus;
 use super::targets::check_writable;
 use super::{count_encryption, not_found, require_operator, Vault};
 use crate::credential::{hex, NamedKey};

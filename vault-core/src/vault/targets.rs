@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::access::KeyStatus;
+use super::named_keys::KeyStatus;
 use super::{not_found, require_operator, Vault};
 use crate::crypto::rowtag::RowKey;
 use crate::error::{Error, Result};
