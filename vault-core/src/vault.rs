@@ -212,28 +212,8 @@ impl Vault {
     pub fn unlock(dir: &Path, passphrase: &SecretString) -> Result<Vault> {
         let conn = Self::open_locked(dir)?;
         let h = header::read(&conn)?;
-        h.kdf.check()?;
-        let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
-        let dek_bytes = aead::open(
-            &kek,
-            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, h.row_tags),
-            &h.wrapped_dek,
-        )
-        .ok_or(Error::WrongPassphrase)?;
-        let dek_array: [u8; 32] =
-            dek_bytes
-                .expose_secret()
-                .try_into()
-                .map_err(|_| Error::CorruptHeader {
-                    reason: "the data key has the wrong length".into(),
-                })?;
-        let mut vault = Vault::assemble(
-            conn,
-            dir,
-            h.vault_id,
-            h.dek_id,
-            Key256::from_array(dek_array),
-        );
+        let (kek, dek) = unwrap_dek(passphrase, &h)?.ok_or(Error::WrongPassphrase)?;
+        let mut vault = Vault::assemble(conn, dir, h.vault_id, h.dek_id, dek);
         if !h.row_tags {
             vault.establish_row_tags(&kek)?;
         }
@@ -304,22 +284,8 @@ impl Vault {
             return Ok(false);
         }
         let pass = self.passphrase.as_ref().ok_or(Error::Rekeyed)?;
-        h.kdf.check()?;
-        let kek = derive_kek(pass.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
-        let dek_bytes = aead::open(
-            &kek,
-            &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, h.row_tags),
-            &h.wrapped_dek,
-        )
-        .ok_or(Error::Rekeyed)?;
-        let dek_array: [u8; 32] =
-            dek_bytes
-                .expose_secret()
-                .try_into()
-                .map_err(|_| Error::CorruptHeader {
-                    reason: "the data key has the wrong length".into(),
-                })?;
-        self.dek = Key256::from_array(dek_array);
+        let (_, dek) = unwrap_dek(pass, &h)?.ok_or(Error::Rekeyed)?;
+        self.dek = dek;
         self.dek_id = h.dek_id;
         // Row tags are derived from the data key: the new key means new tags.
         self.rows = RowKey::derive(&self.dek, &self.dek_id, &self.vault_id);
@@ -973,6 +939,34 @@ fn dek_aad(
     } else {
         aad
     }
+}
+
+/// Derives the key-encryption key from `passphrase` (after checking the
+/// header's KDF parameters) and unwraps the header's data key with it: the
+/// one path `unlock` and `reload_if_rekeyed` share. `Ok(None)` when the key
+/// does not open (a wrong passphrase, or one changed since); the caller says
+/// which error that is.
+fn unwrap_dek(passphrase: &SecretString, h: &header::Header) -> Result<Option<(Key256, Key256)>> {
+    h.kdf.check()?;
+    let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
+    let Some(dek_bytes) = aead::open(
+        &kek,
+        &dek_aad(&h.vault_id, &h.dek_id, &h.kdf, &h.salt, h.row_tags),
+        &h.wrapped_dek,
+    ) else {
+        return Ok(None);
+    };
+    let mut dek_array: [u8; 32] =
+        dek_bytes
+            .expose_secret()
+            .try_into()
+            .map_err(|_| Error::CorruptHeader {
+                reason: "the data key has the wrong length".into(),
+            })?;
+    let dek = Key256::from_array(dek_array);
+    // clear intermediates: from_array cleared the copy it was given, this is ours
+    zeroize::Zeroize::zeroize(&mut dek_array);
+    Ok(Some((kek, dek)))
 }
 
 fn audit_head_exists(conn: &Connection) -> Result<bool> {
