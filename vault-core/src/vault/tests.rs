@@ -5,6 +5,10 @@ use crate::Denial;
 use tempfile::TempDir;
 
 use super::*;
+use crate::crypto::kdf::KdfParams;
+use crate::names::SecretPath;
+use crate::secret::SecretBytes;
+use crate::store::{self};
 
 const OP: &Principal = &Principal::Operator;
 
