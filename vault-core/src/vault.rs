@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::names::AgentName;
 use crate::policy::Policy;
 use crate::secret::{Key256, SecretString};
+use crate::store;
 
 mod access;
 mod agents;
@@ -113,7 +114,7 @@ impl Vault {
     /// Only for operations without effects outside the database: a rotation
     /// writes env files between its commits and must never run in here.
     pub fn in_one_transaction<T>(&mut self, f: impl FnOnce(&mut Vault) -> T) -> (T, Result<()>) {
-        if !self.conn.is_autocommit() || self.conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+        if !store::begin_batch(&self.conn) {
             return (f(self), Ok(()));
         }
         // A panic in `f` rolls the batch back before it goes on unwinding, so
@@ -122,17 +123,11 @@ impl Vault {
         let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(out) => out,
             Err(panic) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                store::rollback_batch(&self.conn);
                 std::panic::resume_unwind(panic);
             }
         };
-        let committed = match self.conn.execute_batch("COMMIT") {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e.into())
-            }
-        };
+        let committed = store::commit_batch(&self.conn);
         (out, committed)
     }
 

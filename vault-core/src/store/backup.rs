@@ -162,3 +162,9 @@ pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
 }
+
+/// Puts a database back in WAL mode (after a restore copied into it).
+pub(crate) fn set_wal(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    Ok(())
+}

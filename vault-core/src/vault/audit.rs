@@ -124,16 +124,16 @@ impl Vault {
         outcome: &str,
     ) -> Result<()> {
         // Inside a batch the batch's own commit decides durability.
-        let alone = self.conn.is_autocommit();
+        let alone = !store::in_batch(&self.conn);
         if alone {
-            self.conn.pragma_update(None, "synchronous", "normal")?;
+            store::set_durable(&self.conn, false)?;
         }
         let result = store::write_tx(&self.conn).and_then(|tx| {
             self.append(&tx, actor, key_id, action, target, outcome, false)?;
             tx.commit()
         });
         if alone {
-            self.conn.pragma_update(None, "synchronous", "full")?;
+            store::set_durable(&self.conn, true)?;
         }
         result
     }

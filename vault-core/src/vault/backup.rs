@@ -346,7 +346,7 @@ impl StagedRestore {
             })?;
             backup::copy(&vault.conn, &mut dst)?;
             // The live file stays in WAL mode; the copy's header said WAL too.
-            dst.pragma_update(None, "journal_mode", "wal")?;
+            backup::set_wal(&dst)?;
             drop(vault);
         } else {
             backup::checkpoint(&vault.conn)?;

@@ -219,13 +219,11 @@ impl Vault {
     /// next erasure finishes it. Never an error: the change itself has
     /// committed, and saying it failed would be false.
     pub(super) fn checkpoint_after_erasure(&self) -> Result<()> {
-        if !self.conn.is_autocommit() {
+        if store::in_batch(&self.conn) {
             // inside a batch: the batch's own commit comes later
             return Ok(());
         }
-        let _ = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        store::checkpoint_wal(&self.conn);
         Ok(())
     }
 
