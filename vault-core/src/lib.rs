@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 mod audit_action;
+mod clock;
 pub mod credential;
 mod crypto;
 mod denial;

@@ -220,12 +220,9 @@ impl Drop for WriteTx<'_> {
     }
 }
 
-/// Seconds since the Unix epoch, in milliseconds.
+/// Milliseconds since the Unix epoch ([`crate::clock`]).
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 /// Refuses a vault file or directory that group or others can access.
@@ -265,12 +262,9 @@ pub(crate) fn check_private(path: &Path, want: u32) -> Result<()> {
     Ok(())
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch ([`crate::clock`]).
 pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::now()
 }
 
 #[cfg(test)]
