@@ -171,3 +171,35 @@ fn agents_listed_by_the_cli_and_over_http_are_the_same_json() {
         "not RFC 3339: {created}"
     );
 }
+
+#[test]
+fn a_rotation_the_cli_resumes_notifies_as_the_server_does() {
+    // issue 14, item 1: the server notified the rotations it resumed, the CLI did not
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let file = env.dir.path().join("profile.env");
+    env.vault(&["issue", "hermes-key", "--write-env", file.to_str().unwrap()])
+        .assert()
+        .success();
+    let sink = env.dir.path().join("events.jsonl");
+    notify_into(&env, &sink);
+    let out = env
+        .vault(&["rotate", "hermes-key"])
+        .env("VAULT_FAILPOINT", "rotate:written")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the rotation should have died (SIGABRT)"
+    );
+    assert!(events(&sink).is_empty(), "{:?}", events(&sink));
+
+    env.vault(&["ls"]).assert().success();
+
+    let sent = events(&sink);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["event"], "rotation");
+    assert_eq!(sent[0]["key"], "hermes-key");
+    assert_eq!(sent[0]["state"], "done");
+}

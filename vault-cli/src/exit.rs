@@ -13,6 +13,31 @@ pub const AUTH: i32 = 3;
 /// Something named does not exist.
 pub const NOT_FOUND: i32 = 4;
 
+/// An outcome that is no success but needs no more words: the findings or the
+/// hook's answer were printed, the child of `vault run` exited with this code.
+/// Carried up as an error so that `main`, the one place that ends the process,
+/// picks the code after every destructor (which zeroize keys) has run.
+#[derive(Debug)]
+pub struct Code(pub i32);
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Code {}
+
+/// Ends the command with exit code `code` and no message ([`Code`]).
+pub fn with_code(code: i32) -> anyhow::Error {
+    Code(code).into()
+}
+
+/// The exit code an outcome carries, if it is a [`Code`].
+pub fn code_of(err: &anyhow::Error) -> Option<i32> {
+    err.downcast_ref::<Code>().map(|c| c.0)
+}
+
 /// An error raised by the CLI itself, with its exit code and stable name.
 #[derive(Debug)]
 pub struct CliError {
@@ -47,6 +72,16 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
         }
         if let Some(e) = cause.downcast_ref::<CoreError>() {
             return (core_code(e), e.code());
+        }
+        if let Some(e) = cause.downcast_ref::<vault_guard::Error>() {
+            match e {
+                vault_guard::Error::Vault(e) => return (core_code(e), e.code()),
+                vault_guard::Error::Refused(_) => return (REFUSED, "refused"),
+                vault_guard::Error::Invalid(_) => return (USAGE, "usage"),
+                // the cause is further down the chain
+                vault_guard::Error::Context { .. } => {}
+                _ => return (USAGE, "error"),
+            }
         }
     }
     (USAGE, "error")
@@ -89,4 +124,81 @@ pub fn refused(message: impl Into<String>) -> anyhow::Error {
         message: message.into(),
     }
     .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn src() -> Vec<(PathBuf, String)> {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_main_ends_the_process() {
+        // issue 14, item 2: commands return their exit status, so destructors that zeroize run
+        let needle = ["std::process::", "exit("].concat();
+        let sites: Vec<String> = src()
+            .iter()
+            .flat_map(|(p, text)| {
+                text.lines()
+                    .filter(|l| l.contains(&needle) && !l.trim_start().starts_with("//"))
+                    .map(move |l| format!("{}: {}", p.display(), l.trim()))
+            })
+            .collect();
+        assert_eq!(sites.len(), 1, "{sites:#?}");
+        assert!(sites[0].contains("main.rs"), "{sites:#?}");
+    }
+
+    #[test]
+    fn no_command_module_imports_another() {
+        // issue 14, item 2: what two commands share lives in a module named for what it does
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cmd");
+        let commands: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".rs")
+                    .filter(|n| *n != "mod")
+                    .map(str::to_owned)
+            })
+            .collect();
+        let mut found = Vec::new();
+        for (path, text) in src() {
+            if path.ends_with("cmd/mod.rs") {
+                continue;
+            }
+            for c in &commands {
+                for pattern in [format!("super::{c}::"), format!("crate::cmd::{c}::")] {
+                    if text.contains(&pattern) {
+                        found.push(format!("{}: {pattern}", path.display()));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
 }

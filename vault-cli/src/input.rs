@@ -134,12 +134,26 @@ fn passphrase_from_file(path: &Path) -> Result<SecretString> {
 fn prompt_secret(prompt: &str) -> Result<SecretString> {
     match read_hidden(prompt) {
         Ok(s) => Ok(s),
+        // exit 130 as a shell expects after Ctrl-C, by way of `main`
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<CtrlC>()) => Err(exit::with_code(130)),
         Err(_) => Err(exit::usage(
             "no terminal to prompt on: give the passphrase with --passphrase-file or \
              VAULT_PASSPHRASE_FILE, and values on stdin",
         )),
     }
 }
+
+/// The person gave up at the prompt (Ctrl-C or Ctrl-\\).
+#[derive(Debug)]
+struct CtrlC;
+
+impl std::fmt::Display for CtrlC {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted at the prompt")
+    }
+}
+
+impl std::error::Error for CtrlC {}
 
 /// Puts the terminal's modes back however the prompt ends.
 struct RestoreTerminal<'a> {
@@ -160,7 +174,7 @@ impl Drop for RestoreTerminal<'_> {
 /// Reads a line from the terminal without echo. Signal keys are turned off
 /// too (ISIG), so Ctrl-C arrives as a byte, not as a SIGINT that would kill
 /// the process with echo still off (issue 19): the terminal's modes are put
-/// back first, then the process exits 130 as a shell expects after Ctrl-C.
+/// back first, then the command ends with 130 as a shell expects after Ctrl-C.
 fn read_hidden(prompt: &str) -> std::io::Result<SecretString> {
     use nix::sys::termios::{self, LocalFlags, SetArg, SpecialCharacterIndices};
     use std::io::Write;
@@ -192,7 +206,7 @@ fn read_hidden(prompt: &str) -> std::io::Result<SecretString> {
                 drop(line);
                 drop(guard);
                 let _ = tty.write_all(b"\n");
-                std::process::exit(130);
+                return Err(std::io::Error::other(CtrlC));
             }
             // Ctrl-D on an empty line: no passphrase
             0x04 if line.is_empty() => break,
@@ -213,4 +227,27 @@ fn read_hidden(prompt: &str) -> std::io::Result<SecretString> {
     let text = std::str::from_utf8(&line)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
     Ok(SecretString::new(text.to_owned()))
+}
+
+/// A credential from `file`, else from the environment variable `var`.
+pub fn credential_from(
+    var: &str,
+    file: Option<&std::path::Path>,
+    what: &str,
+) -> Result<SecretString> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading the {what} from {}", path.display()))?,
+        None => std::env::var(var).map_err(|_| {
+            exit::usage(format!(
+                "no {what}: set {var} or pass the file option (never an argument)"
+            ))
+        })?,
+    };
+    let text = SecretString::new(text);
+    let trimmed = text.expose_secret().trim();
+    if trimmed.is_empty() {
+        return Err(exit::usage(format!("the {what} is empty")));
+    }
+    Ok(SecretString::new(trimmed.to_owned()))
 }

@@ -3,9 +3,11 @@
 //! codes live in one place, [`exit`].
 
 mod argv_guard;
+mod broker;
 mod cmd;
 mod exit;
 mod input;
+mod leaks;
 mod mask;
 mod output;
 mod remote;
@@ -81,7 +83,7 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Brokered egress: the built-in services `[[egress]] service = "..."` names.
     #[command(subcommand)]
-    Egress(cmd::broker::EgressCommand),
+    Egress(broker::EgressCommand),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),
@@ -159,7 +161,15 @@ enum Command {
     Man,
 }
 
+/// The one place the process ends: every command returns, so the destructors
+/// that zeroize keys and restore the terminal have run by now (ripgrep's shape).
 fn main() {
+    let code = try_main();
+    std::process::exit(code);
+}
+
+/// Parses, runs the command and turns its outcome into the exit code.
+fn try_main() -> i32 {
     // First thing: no core dump and no same-user ptrace of a process that may
     // hold the unlocked data key (children of `vault run` get it back at exec).
     let _ = nix::sys::prctl::set_dumpable(false);
@@ -195,16 +205,20 @@ fn main() {
                 }
                 if let Some(safe) = argv_guard::guard(&e.to_string(), &sensitive) {
                     let _ = writeln!(std::io::stderr(), "error: {safe}");
-                    std::process::exit(exit::USAGE);
+                    return exit::USAGE;
                 }
             }
-            e.exit()
+            // clap's own exit, without ending the process here: help and
+            // version on stdout with 0, usage errors on stderr with 2
+            let _ = e.print();
+            return e.exit_code();
         }
     };
     let json = cli.json;
     let result = cmd::run(cli);
-    let code = match result {
+    match result {
         Ok(()) => exit::OK,
+        Err(err) if exit::code_of(&err).is_some() => exit::code_of(&err).unwrap_or(exit::USAGE),
         Err(err) if exit::is_broken_pipe(&err) => exit::OK,
         Err(err) => {
             let (code, name) = exit::classify(&err);
@@ -224,6 +238,5 @@ fn main() {
             }
             code
         }
-    };
-    std::process::exit(code);
+    }
 }

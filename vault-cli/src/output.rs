@@ -55,6 +55,13 @@ impl<T: fmt::Display> fmt::Display for Safe<T> {
     }
 }
 
+/// The last component of `path`, for messages that must not give a path.
+pub fn file_name(path: &std::path::Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -145,7 +145,7 @@ impl Remote {
                 }
             }
         };
-        let key = crate::cmd::token::credential_from(key_var, key_file, "named key")?;
+        let key = crate::input::credential_from(key_var, key_file, "named key")?;
         Ok(Some(Remote { transport, key }))
     }
 

@@ -17,6 +17,7 @@ use ring::digest;
 use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
+use crate::Denial;
 
 /// Prefix of named keys.
 pub const KEY_PREFIX: &str = "avk_";
@@ -75,7 +76,7 @@ impl NamedKey {
     /// [`Error::BadCredential`] with code `malformed_key` or `bad_checksum`.
     pub fn parse(s: &str) -> Result<NamedKey> {
         let s = s.trim();
-        let malformed = || bad("malformed_key", "not a vault named key (avk_...)");
+        let malformed = || bad(Denial::MalformedKey, "not a vault named key (avk_...)");
         let rest = s.strip_prefix(KEY_PREFIX).ok_or_else(malformed)?;
         if rest.len() != KEY_BODY_LEN + CHECKSUM_LEN || !rest.bytes().all(is_base62) {
             return Err(malformed());
@@ -83,7 +84,7 @@ impl NamedKey {
         let (body, sum) = rest.split_at(KEY_BODY_LEN);
         if checksum(body.as_bytes()) != sum {
             return Err(bad(
-                "bad_checksum",
+                Denial::BadChecksum,
                 "the key's checksum is wrong (mistyped or truncated?)",
             ));
         }
@@ -118,7 +119,7 @@ pub fn is_named_key(s: &str) -> bool {
 /// # Errors
 /// [`Error::BadCredential`] with code `malformed_token` or `bad_checksum`.
 pub fn parse_token_body(s: &str) -> Result<Vec<u8>> {
-    let malformed = || bad("malformed_token", "not a vault token (avt_...)");
+    let malformed = || bad(Denial::MalformedToken, "not a vault token (avt_...)");
     if s.len() > MAX_TOKEN_LEN {
         return Err(malformed());
     }
@@ -129,7 +130,7 @@ pub fn parse_token_body(s: &str) -> Result<Vec<u8>> {
     let (body, sum) = rest.split_at(rest.len() - CHECKSUM_LEN);
     if checksum(body.as_bytes()) != sum {
         return Err(bad(
-            "bad_checksum",
+            Denial::BadChecksum,
             "the token's checksum is wrong (mistyped or truncated?)",
         ));
     }
@@ -179,7 +180,7 @@ fn is_base62(b: u8) -> bool {
     b.is_ascii_alphanumeric()
 }
 
-fn bad(code: &'static str, message: &'static str) -> Error {
+fn bad(code: Denial, message: &'static str) -> Error {
     Error::BadCredential { code, message }
 }
 
@@ -266,7 +267,7 @@ mod tests {
         let key = NamedKey::generate().unwrap();
         let s = key.expose_secret().to_owned();
         let code = |s: &str| match NamedKey::parse(s) {
-            Err(Error::BadCredential { code, .. }) => code,
+            Err(Error::BadCredential { code, .. }) => code.as_str(),
             other => panic!("{other:?}"),
         };
         assert_eq!(code(&s[..s.len() - 1]), "malformed_key");

@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::error::Result;
 use crate::names::SecretPath;
 use crate::vault::{KeyStatus, Vault, DB_FILE};
+use crate::AuditAction;
 use crate::{KdfParams, Principal};
 
 /// How bad a finding is.
@@ -205,8 +206,8 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
         .audit_log(None, None)?
         .into_iter()
         .rev()
-        .find(|r| r.action == "server.start" || r.action == "server.stop");
-    if let Some(r) = last.filter(|r| r.action == "server.start") {
+        .find(|r| r.action == AuditAction::ServerStart || r.action == AuditAction::ServerStop);
+    if let Some(r) = last.filter(|r| r.action == AuditAction::ServerStart) {
         let place = r.target.unwrap_or_default();
         if let Some(addr) = place.strip_prefix("http://") {
             let loopback = addr
@@ -240,7 +241,7 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
     vault.audit(
         op,
         None,
-        "doctor.run",
+        AuditAction::DoctorRun,
         None,
         &format!("ok:{} finding(s)", findings.len()),
     )?;

@@ -1,6 +1,7 @@
 //! The crate's one error type. Variants carry names and paths, never values,
 //! so any error can be printed or logged without leaking a secret.
 
+use crate::Denial;
 use std::path::PathBuf;
 
 /// Everything vault-core can fail with.
@@ -47,10 +48,8 @@ pub enum Error {
     /// scope. `code` says which, in a stable word a script can act on.
     #[error("{message}")]
     BadCredential {
-        /// Stable reason: malformed_key, malformed_token, bad_checksum,
-        /// unknown_key, key_revoked, key_expired, bad_signature, token_expired,
-        /// token_revoked, out_of_scope.
-        code: &'static str,
+        /// Which refusal; its [`Denial::as_str`] is the stable code.
+        code: Denial,
         /// A fixed explanation, never the credential.
         message: &'static str,
     },
@@ -131,9 +130,10 @@ pub enum Error {
     /// Another process replaced the data key while we held the old one.
     #[error("the vault was rekeyed by another process; run the command again")]
     Rekeyed,
-    /// SQLite failed.
-    #[error("database error: {}", describe_database_error(.0))]
-    Database(#[from] rusqlite::Error),
+    /// The store failed (which backend, and its own error type, stay behind
+    /// the store's seam: see [`StoreError`]).
+    #[error("database error: {0}")]
+    Database(StoreError),
     /// A filesystem operation failed.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -160,7 +160,7 @@ impl Error {
             Error::InvalidInput { .. } => "invalid_input",
             Error::WeakKdf { .. } => "weak_kdf",
             Error::WrongPassphrase => "wrong_passphrase",
-            Error::BadCredential { code, .. } => code,
+            Error::BadCredential { code, .. } => code.as_str(),
             Error::RateLimited { .. } => "rate_limited",
             Error::Integrity { .. } => "integrity",
             Error::NoVault { .. } => "no_vault",
@@ -186,20 +186,40 @@ impl Error {
     }
 }
 
-/// SQLite's own words, except where the operator needs to know what to do:
-/// a write the disk refused changed nothing, and says so.
-fn describe_database_error(e: &rusqlite::Error) -> String {
-    use rusqlite::ErrorCode;
-    match e.sqlite_error_code() {
-        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => {
-            "the vault database could not be written (disk full or failing); \
-             nothing was changed"
-                .into()
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Error {
+        Error::Database(StoreError { inner: e })
+    }
+}
+
+/// A failure of the storage backend, opaque to callers: the store is the one
+/// module that knows the backend (SQLite today), so its error type is not part
+/// of this crate's API. The message is the backend's own words, except where
+/// the operator needs to know what to do: a write the disk refused changed
+/// nothing, and says so. The backend's error is its [`std::error::Error::source`].
+#[derive(Debug)]
+pub struct StoreError {
+    inner: rusqlite::Error,
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use rusqlite::ErrorCode;
+        match self.inner.sqlite_error_code() {
+            Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => f.write_str(
+                "the vault database could not be written (disk full or failing); \
+                 nothing was changed",
+            ),
+            Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => f.write_str(
+                "the vault database is read-only or cannot be opened for writing; nothing was changed",
+            ),
+            _ => write!(f, "{}", self.inner),
         }
-        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => {
-            "the vault database is read-only or cannot be opened for writing; nothing was changed"
-                .into()
-        }
-        _ => e.to_string(),
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.inner)
     }
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use ring::hmac;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use crate::credential::{self, NamedKey};
 use crate::error::{Error, Result};
@@ -121,12 +121,8 @@ impl KnownCredentials {
         }
         store::check_private(dir, 0o700)?;
         store::check_private(&db, 0o600)?;
-        let conn = Connection::open_with_flags(
-            &db,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let conn = store::open_read_only(&db)?;
+        let version = store::schema_version(&conn)?;
         if version < 5 {
             // An older vault has no fingerprints yet; its keys are still known.
             return Ok(KnownCredentials::empty());

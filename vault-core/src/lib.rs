@@ -20,8 +20,11 @@
 
 #![deny(missing_docs)]
 
+mod audit_action;
+mod clock;
 pub mod credential;
 mod crypto;
+mod denial;
 pub mod doctor;
 pub mod dotenv;
 pub mod envfile;
@@ -40,11 +43,13 @@ pub mod usage;
 mod vault;
 pub mod view;
 
+pub use crate::audit_action::AuditAction;
 pub use crate::credential::{KeyHash, NamedKey};
 pub use crate::crypto::kdf::KdfParams;
 /// Random bytes from the OS, for credentials made outside core (the server's admin token).
 pub use crate::crypto::rand::fill as fill_random;
-pub use crate::error::{Error, Result};
+pub use crate::denial::Denial;
+pub use crate::error::{Error, Result, StoreError};
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
 pub use crate::policy::{Policy, PolicyDoc};
 pub use crate::secret::{SecretBytes, SecretString};

@@ -14,6 +14,7 @@ use ring::hmac;
 use crate::credential::{self, hex};
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretName};
+use crate::Denial;
 
 const CLAIMS_VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
@@ -176,19 +177,19 @@ impl TokenSigner {
     pub fn verify(&self, token: &str, now: u64) -> Result<TokenClaims> {
         let payload = credential::parse_token_body(token.trim())?;
         if payload.len() < TAG_LEN + 1 {
-            return Err(bad("malformed_token", "not a vault token (avt_...)"));
+            return Err(bad(Denial::MalformedToken, "not a vault token (avt_...)"));
         }
         let (claims_bytes, tag) = payload.split_at(payload.len() - TAG_LEN);
         // Constant time (ring); before decoding, so only our own bytes get parsed.
         hmac::verify(&self.key, claims_bytes, tag)
-            .map_err(|_| bad("bad_signature", "the token's signature is invalid"))?;
+            .map_err(|_| bad(Denial::BadSignature, "the token's signature is invalid"))?;
         let claims = decode_claims(claims_bytes)
-            .ok_or_else(|| bad("malformed_token", "not a vault token (avt_...)"))?;
+            .ok_or_else(|| bad(Denial::MalformedToken, "not a vault token (avt_...)"))?;
         if now >= claims.expires_at {
-            return Err(bad("token_expired", "the token has expired"));
+            return Err(bad(Denial::TokenExpired, "the token has expired"));
         }
         if claims.issued_at > now + CLOCK_SKEW_SECS {
-            return Err(bad("bad_signature", "the token is not valid yet"));
+            return Err(bad(Denial::BadSignature, "the token is not valid yet"));
         }
         Ok(claims)
     }
@@ -310,7 +311,7 @@ pub(crate) fn id_bytes(id: &str) -> Result<[u8; 8]> {
     Ok(out)
 }
 
-fn bad(code: &'static str, message: &'static str) -> Error {
+fn bad(code: Denial, message: &'static str) -> Error {
     Error::BadCredential { code, message }
 }
 
@@ -343,7 +344,7 @@ mod tests {
 
     fn code(r: Result<TokenClaims>) -> &'static str {
         match r {
-            Err(Error::BadCredential { code, .. }) => code,
+            Err(Error::BadCredential { code, .. }) => code.as_str(),
             other => panic!("{other:?}"),
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use vault_broker::{Backend, Code, OwnedRequest, Refusal};
 use vault_core::notify::Event;
 use vault_core::usage::UsageRecord;
+use vault_core::Denial;
 use vault_core::{EgressGrant, EgressMeta, Error, SecretString};
 
 use crate::state::AppState;
@@ -103,7 +104,7 @@ impl Backend for VaultBackend {
 fn refusal(e: Error) -> Refusal {
     match &e {
         Error::BadCredential {
-            code: "out_of_scope",
+            code: Denial::OutOfScope,
             message,
         } => Refusal::new(Code::EgressDenied, format!("{message}; mint a token with the secret's scope")),
         Error::BadCredential { code, message } => Refusal::new(

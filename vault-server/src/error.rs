@@ -4,6 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use vault_core::Denial;
 use vault_core::Error as CoreError;
 
 /// An API error.
@@ -55,7 +56,7 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
         let status = match &e {
             CoreError::BadCredential {
-                code: "out_of_scope",
+                code: Denial::OutOfScope,
                 ..
             } => StatusCode::FORBIDDEN,
             CoreError::BadCredential { .. } => StatusCode::UNAUTHORIZED,

@@ -16,7 +16,6 @@ pub mod broker;
 pub mod conn;
 mod denials;
 mod error;
-pub mod leak;
 pub mod listen;
 mod routes;
 mod server;

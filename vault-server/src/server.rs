@@ -20,8 +20,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use vault_core::AuditAction;
 
-use vault_core::notify::Event;
 use vault_core::{Principal, RotationReport, SecretString, Vault};
 use zeroize::Zeroize;
 
@@ -212,12 +212,11 @@ impl Server {
     /// The place is in use or cannot be bound, or the vault fails.
     pub fn bind(self, mut vault: Vault) -> Result<Bound, ServerError> {
         // A rotation a crash interrupted is finished before any request is served.
-        let resumed = vault.resume_rotations()?;
-        for r in &resumed {
-            for err in vault.notify(&Event::rotation(r)) {
-                tracing::warn!("notification failed: {err}");
-            }
+        let resumed = vault_guard::notify::resume_rotations(&mut vault)?;
+        for err in &resumed.undelivered {
+            tracing::warn!("notification failed: {err}");
         }
+        let resumed = resumed.reports;
         let (listener, address) = match &self.config.listen {
             Listen::Unix(path) => {
                 let l = crate::listen::bind_unix(path).map_err(|e| {
@@ -240,7 +239,7 @@ impl Server {
         vault.audit(
             &Principal::Operator,
             None,
-            "server.start",
+            AuditAction::ServerStart,
             Some(&address),
             "ok",
         )?;
@@ -363,7 +362,7 @@ impl Bound {
                 Ok(v.audit(
                     &Principal::Operator,
                     None,
-                    "server.stop",
+                    AuditAction::ServerStop,
                     Some(&address),
                     "ok",
                 )?)
@@ -396,7 +395,7 @@ async fn refresh_loop(state: AppState) {
             let sent = state
                 .with_vault(move |v| {
                     for key_id in &new {
-                        for err in v.notify(&suspension(v, key_id)) {
+                        for err in vault_guard::notify::key_suspended(v, key_id) {
                             tracing::warn!("notification failed: {err}");
                         }
                     }
@@ -407,22 +406,6 @@ async fn refresh_loop(state: AppState) {
                 tracing::warn!("could not send suspension notifications");
             }
         }
-    }
-}
-
-/// The notice for a suspended key: whose, and the approval that reinstates it.
-fn suspension(vault: &Vault, key_id: &str) -> Event {
-    let approval = vault.approvals(&Principal::Operator).ok().and_then(|all| {
-        all.into_iter()
-            .find(|a| a.kind == "reinstate_key" && a.subject == key_id && a.state == "pending")
-    });
-    Event::KeySuspended {
-        agent: approval
-            .as_ref()
-            .map(|a| a.agent.clone())
-            .unwrap_or_default(),
-        key_id: key_id.to_owned(),
-        approval_id: approval.map(|a| a.approval_id),
     }
 }
 

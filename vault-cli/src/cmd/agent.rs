@@ -94,7 +94,7 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
                     "name": name.as_str(),
                     "policy": policy.doc(),
                     "secrets": secrets.iter().map(|s| s.path.name.to_string()).collect::<Vec<_>>(),
-                    "keys": keys.iter().map(super::keys::key_json).collect::<Vec<_>>(),
+                    "keys": keys.iter().map(vault_core::view::KeyView::from).collect::<Vec<_>>(),
                 }))?;
             } else {
                 let doc = policy.doc();

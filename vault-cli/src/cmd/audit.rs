@@ -72,7 +72,7 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
             AuditVerdict::Broken { seq, reason } => {
                 if ctx.json {
                     ctx.print_json(&serde_json::json!({"intact": false, "first_bad_seq": seq, "reason": reason}))?;
-                    std::process::exit(exit::REFUSED);
+                    return Err(exit::with_code(exit::REFUSED));
                 }
                 Err(exit::refused(format!(
                     "audit trail broken at record {seq}: {}",
@@ -113,7 +113,7 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
     use vault_core::usage::{GroupBy, UsageFilter};
     let agent = args.agent.as_deref().map(AgentName::parse).transpose()?;
     let since_ms = args.since.as_deref().map(parse_since).transpose()?;
-    let prices = super::broker::load_prices(args.prices.as_deref(), &ctx.home)?;
+    let prices = crate::broker::load_prices(args.prices.as_deref(), &ctx.home)?;
     let vault = ctx.unlock()?;
     let keys: Vec<_> = vault
         .list_keys(&Principal::Operator, None)?

@@ -114,7 +114,7 @@ pub fn import(ctx: &Context, args: ImportArgs) -> Result<()> {
         });
     let stored = stored?;
     committed?;
-    super::secret::warn_dek_usage(&vault);
+    super::warn_dek_usage(&vault);
     let advice = format!(
         "{} still holds every value in plain text: delete it (`shred -u {}` or `rm`) once `vault ls {agent}` shows what you expect",
         args.file.display(),

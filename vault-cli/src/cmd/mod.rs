@@ -5,7 +5,6 @@
 pub mod agent;
 pub mod audit;
 pub mod backup;
-pub mod broker;
 pub mod demo;
 pub mod doctor;
 pub mod import;
@@ -56,7 +55,12 @@ impl Context {
         let mut vault = Vault::unlock(&self.home, &pass)?;
         vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
         // A rotation a crash interrupted is finished before anything else runs.
-        for r in vault.resume_rotations()? {
+        // Notified as the server notifies its own resumes (issue 14).
+        let resumed = vault_guard::notify::resume_rotations(&mut vault)?;
+        for err in &resumed.undelivered {
+            eprintln!("vault: warning: {err}");
+        }
+        for r in resumed.reports {
             eprintln!(
                 "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
                 r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
@@ -66,11 +70,21 @@ impl Context {
             if let Some(file) = &r.key_file {
                 eprintln!(
                     "vault: no target holds the new key; it is in the vault directory, {}",
-                    crate::output::safe(file_name(file))
+                    crate::output::safe(crate::output::file_name(file))
                 );
             }
         }
         Ok(vault)
+    }
+
+    /// The scanner's view of this vault's credentials, read without the
+    /// passphrase; a vault that cannot be read is said on stderr and the scan
+    /// goes on with the provider rules alone.
+    pub fn matcher(&self) -> Option<vault_guard::leak::Matcher> {
+        vault_guard::leak::Matcher::try_load(&self.home).unwrap_or_else(|e| {
+            eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
+            None
+        })
     }
 
     /// Prints one JSON value and a newline on stdout.
@@ -81,11 +95,23 @@ impl Context {
     }
 }
 
-/// The last component of `path`, for messages that must not give a path.
-pub(crate) fn file_name(path: &std::path::Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
+/// Tells the operator, well before the hard limit, that the data key needs replacing.
+pub fn warn_dek_usage(vault: &Vault) {
+    if let Ok(usage) = vault.dek_usage() {
+        if usage.should_warn() {
+            eprintln!(
+                "vault: warning: the data key has done {} of {} allowed encryptions; run `vault rekey` soon",
+                usage.encryptions, usage.limit
+            );
+        }
+    }
+}
+
+/// Sends an event, saying on stderr if a notifier failed.
+pub fn send_notice(vault: &Vault, e: &vault_core::notify::Event) {
+    for err in vault.notify(e) {
+        eprintln!("vault: warning: {err}");
+    }
 }
 
 /// Runs the parsed command line.
@@ -117,7 +143,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Env(args) => run::env(&ctx, args),
-        Command::Egress(c) => broker::egress(&ctx, c),
+        Command::Egress(c) => crate::broker::egress(&ctx, c),
         Command::Target(c) => rotate::target(&ctx, c),
         Command::Rotate(args) => rotate::rotate(&ctx, args),
         Command::Rotation(c) => rotate::rotation(&ctx, c),

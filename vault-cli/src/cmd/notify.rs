@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use vault_core::notify::Event;
-use vault_core::{NotifyConfig, Principal, Vault};
+use vault_core::{NotifyConfig, Principal};
 
 use super::Context;
 
@@ -61,11 +61,4 @@ pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Sends an event, saying on stderr if a notifier failed.
-pub fn send(vault: &Vault, e: &Event) {
-    for err in vault.notify(e) {
-        eprintln!("vault: warning: {err}");
-    }
 }

@@ -55,22 +55,22 @@ pub fn run(args: Args) -> Result<()> {
     debug_assert!(args.openclaw);
     let ids = match read_request(&mut std::io::stdin().lock()) {
         Ok(ids) => ids,
-        Err(message) => fail("protocol_error", exit::USAGE, &message),
+        Err(message) => return Err(fail("protocol_error", exit::USAGE, &message)),
     };
-    let remote = match crate::remote::Remote::from_env_var(&args.key_env, args.key_file.as_deref())
-    {
-        Ok(Some(remote)) => remote,
-        Ok(None) => fail(
-            "no_server",
-            exit::USAGE,
-            "VAULT_ADDR is not set: vault resolve fetches through a running `vault server` \
+    let remote =
+        match crate::remote::Remote::from_env_var(&args.key_env, args.key_file.as_deref()) {
+            Ok(Some(remote)) => remote,
+            Ok(None) => return Err(fail(
+                "no_server",
+                exit::USAGE,
+                "VAULT_ADDR is not set: vault resolve fetches through a running `vault server` \
              (pass VAULT_ADDR and the key variable through OpenClaw's passEnv)",
-        ),
-        Err(e) => {
-            let (code, name) = exit::classify(&e);
-            fail(name, code, &exit::message(&e))
-        }
-    };
+            )),
+            Err(e) => {
+                let (code, name) = exit::classify(&e);
+                return Err(fail(name, code, &exit::message(&e)));
+            }
+        };
     match answer(&remote, &ids) {
         Ok(body) => {
             let mut out = std::io::stdout().lock();
@@ -80,7 +80,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         Err(e) => {
             let (code, name) = exit::classify(&e);
-            fail(name, code, &exit::message(&e))
+            Err(fail(name, code, &exit::message(&e)))
         }
     }
 }
@@ -229,18 +229,18 @@ fn render(
     Ok(out)
 }
 
-/// Ends the process on a request-level failure: a JSON error on stdout (for
+/// Answers a request-level failure: a JSON error on stdout (for
 /// scripts; OpenClaw ignores stdout on a nonzero exit), the message on
 /// stderr (OpenClaw logs it), and a stable exit code. Messages hold names
-/// and reasons, never values.
-fn fail(code: &str, exit_code: i32, message: &str) -> ! {
+/// and reasons, never values. Returns the exit status for `main`.
+fn fail(code: &str, exit_code: i32, message: &str) -> anyhow::Error {
     let body = serde_json::json!({
         "protocolVersion": PROTOCOL_VERSION,
         "error": {"code": code, "message": message},
     });
     let _ = writeln!(std::io::stdout(), "{body}");
     let _ = writeln!(std::io::stderr(), "vault: error: {message}");
-    std::process::exit(exit_code);
+    exit::with_code(exit_code)
 }
 
 #[cfg(test)]

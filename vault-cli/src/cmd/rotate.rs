@@ -207,7 +207,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
     if args.what.contains('/') {
         let path = SecretPath::parse(&args.what)?;
         let version = vault.rotate_secret(OP, &path)?;
-        super::notify::send(
+        super::send_notice(
             &vault,
             &vault_core::notify::Event::SecretRotation {
                 secret: path.to_string(),
@@ -224,7 +224,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         return Ok(());
     }
     let report = vault.rotate_key_printed(OP, &args.what, "manual", args.print)?;
-    super::notify::send(&vault, &vault_core::notify::Event::rotation(&report));
+    super::send_notice(&vault, &vault_core::notify::Event::rotation(&report));
     print_rotation(ctx, &report)?;
     if report.state == RotationState::Stalled {
         return Err(exit::refused(format!(

@@ -104,18 +104,18 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
             exit::usage("--broker needs --agent (remote mode is not brokered yet)")
         })?)?;
         let (env, child, run_key) =
-            super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
+            crate::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
         child.apply_to_process();
         let spawned = spawn_with_env(&args, &env);
         // The child is gone (or never started): its key goes with it.
         run_key.revoke();
         drop(child); // the private CA directory goes with the run
-        std::process::exit(spawned?);
+        return Err(exit::with_code(spawned?));
     }
     if let Some(remote) = crate::remote::Remote::from_env(None)? {
         let env = remote_env(&remote)?;
         let code = spawn_with_env(&args, &env)?;
-        std::process::exit(code);
+        return Err(exit::with_code(code));
     }
     let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
         exit::usage("--agent is required (or set VAULT_ADDR and VAULT_AGENT_KEY)")
@@ -125,7 +125,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
         let vault = ctx.unlock()?;
         let code = watch(&args, &vault, &agent)?;
         drop(vault);
-        std::process::exit(code);
+        return Err(exit::with_code(code));
     }
     let env = {
         let vault = ctx.unlock()?;
@@ -133,7 +133,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
         // the vault (and its data key) is dropped here, before the child starts
     };
     let code = spawn_with_env(&args, &env)?;
-    std::process::exit(code);
+    Err(exit::with_code(code))
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
@@ -142,7 +142,7 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
             exit::usage("--broker needs --agent (remote mode is not brokered yet)")
         })?)?;
         let format = args.format;
-        let text = super::broker::env_settings(
+        let text = crate::broker::env_settings(
             ctx,
             &agent,
             args.broker_addr.as_deref(),

@@ -7,9 +7,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use vault_core::LeakAction;
+use vault_guard::doctor::HOOK_MARKER;
+use vault_guard::leak::Matcher;
 use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
-pub use vault_server::leak::{self, Matcher};
 
 use super::Context;
 use crate::exit;
@@ -100,7 +100,7 @@ pub enum HookCommand {
 pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let scanner =
         Scanner::builtin().map_err(|e| exit::usage(format!("loading the scan rules: {e}")))?;
-    let matcher = Matcher::load(&ctx.home);
+    let matcher = ctx.matcher();
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
         respect_ignore: !args.no_ignore,
@@ -139,7 +139,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     }
     if let Some(file) = &args.write_baseline {
         let baseline = Baseline::from_findings(&report.findings);
-        replace_file(
+        vault_guard::fs::write_atomic(
             file,
             serde_json::to_string_pretty(&baseline)?.as_bytes(),
             0o644,
@@ -194,7 +194,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     if args.rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
-            act_on_leaks(&mut vault, m, &report)?;
+            crate::leaks::act_on_leaks(&mut vault, m, &report)?;
         }
     }
     let mut code = report.exit_code();
@@ -202,7 +202,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         code = exit::REFUSED;
     }
     if code != 0 {
-        std::process::exit(code);
+        return Err(exit::with_code(code));
     }
     Ok(())
 }
@@ -270,7 +270,7 @@ fn hook_answer(
             "vault: blocked: the secret scan could not run ({}), so this is not let through",
             report.errors[0].message
         );
-        std::process::exit(2);
+        return Err(exit::with_code(2));
     }
     if report.findings.is_empty() {
         if mode == HookMode::Gemini {
@@ -298,53 +298,11 @@ fn hook_answer(
     if rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
-            act_on_leaks(&mut vault, m, report)?;
+            crate::leaks::act_on_leaks(&mut vault, m, report)?;
         }
     }
-    std::process::exit(2);
+    Err(exit::with_code(2))
 }
-
-/// Acts on every vault credential the matcher recognised since the last
-/// call, and says what it did. Notifies through [`leak::notify`], the same
-/// events `POST /v1/scan` sends.
-pub fn act_on_leaks(
-    vault: &mut vault_core::Vault,
-    matcher: &Matcher,
-    report: &Report,
-) -> Result<()> {
-    let actions = leak::act(vault, matcher.take_seen(), report)?;
-    for err in leak::notify(vault, &actions) {
-        eprintln!("vault: warning: {err}");
-    }
-    for action in &actions {
-        let line = match action {
-            LeakAction::KeyRotated(r) => {
-                // The new key itself never goes here, nor the path to it:
-                // this stderr may be a log, or a hook's answer shown to the
-                // model that leaked the old one (core keeps it in a 0600 file).
-                if let Some(file) = &r.key_file {
-                    eprintln!(
-                        "vault: no target holds the new key of {}; it is in the vault directory, {}",
-                        r.key_name,
-                        crate::output::safe(super::file_name(file))
-                    );
-                }
-                format!(
-                    "rotated key {} of {}: {} -> {}",
-                    r.key_name, r.agent, r.old_key_id, r.new_key_id
-                )
-            }
-            LeakAction::ApprovalOpened { approval_id } => {
-                format!("opened approval {approval_id}: run `vault approvals` to review, `vault approve {approval_id}` to rotate")
-            }
-            other => leak::describe(other),
-        };
-        eprintln!("vault: {line}");
-    }
-    Ok(())
-}
-
-pub(crate) const HOOK_MARKER: &str = "# vault pre-commit hook";
 
 pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
     let out = std::process::Command::new("git")
@@ -381,10 +339,10 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
                  exec \"$VAULT\" scan --staged\n",
                 exe.display()
             );
-            replace_file(&hook, script.as_bytes(), 0o755)?;
+            vault_guard::fs::write_atomic(&hook, script.as_bytes(), 0o755)?;
             eprintln!("installed {}", hook.display());
             if let Some(repo) = repo_root() {
-                super::doctor::register_repo(&ctx.home, &repo, true)?;
+                vault_guard::doctor::register_repo(&ctx.home, &repo, true)?;
             }
         }
         HookCommand::Uninstall => {
@@ -396,7 +354,7 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
             }
             std::fs::remove_file(&hook)?;
             if let Some(repo) = repo_root() {
-                super::doctor::register_repo(&ctx.home, &repo, false)?;
+                vault_guard::doctor::register_repo(&ctx.home, &repo, false)?;
             }
             if chained.exists() {
                 std::fs::rename(&chained, &hook)?;
@@ -406,32 +364,6 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
             }
         }
     }
-    Ok(())
-}
-
-/// Replaces `path` with a new file holding `contents`: written to a fresh file created in
-/// the same directory (never an existing one), given `mode` through its own handle, then
-/// renamed over `path`. A symlink at `path` is replaced, never written through, so a link
-/// committed to a repository cannot aim the write (or the hook's mode bits) at a file
-/// outside it (issue 13, finding 14).
-fn replace_file(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::PermissionsExt;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".vault-write-")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.write_all(contents)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use vault_core::{validate_value, AgentName, Principal, SecretPath, Vault};
+use vault_core::{validate_value, AgentName, Principal, SecretPath};
 
 use super::{rfc3339, Context};
 use crate::input;
@@ -57,7 +57,7 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
     if let Some(why) = vault_core::known::unscannable(value.expose_secret()) {
         eprintln!("vault: warning: {path} will not be found if it leaks: {why}");
     }
-    warn_dek_usage(&vault);
+    super::warn_dek_usage(&vault);
     if ctx.json {
         ctx.print_json(&serde_json::json!({"name": path.to_string(), "version": version}))?;
     } else {
@@ -153,16 +153,4 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Tells the operator, well before the hard limit, that the data key needs replacing.
-pub fn warn_dek_usage(vault: &Vault) {
-    if let Ok(usage) = vault.dek_usage() {
-        if usage.should_warn() {
-            eprintln!(
-                "vault: warning: the data key has done {} of {} allowed encryptions; run `vault rekey` soon",
-                usage.encryptions, usage.limit
-            );
-        }
-    }
 }

@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     allowed_host: Vec<String>,
     #[command(flatten)]
-    broker: super::broker::ServerArgs,
+    broker: crate::broker::ServerArgs,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
@@ -89,7 +89,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .with_target(false)
         .try_init();
     let mut vault = ctx.unlock()?;
-    let broker = super::broker::prepare(&args.broker, &mut vault)?;
+    let broker = crate::broker::prepare(&args.broker, &mut vault)?;
     // Bound before the runtime's threads exist: a Unix socket's umask dance
     // is process-wide.
     let mut bound = server.bind(vault).map_err(server_error)?;
@@ -109,7 +109,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     runtime.block_on(async move {
         // The broker announces itself first, then the API (the order scripts rely on).
         if let Some(b) = broker {
-            super::broker::start(b, bound.state()).await?;
+            crate::broker::start(b, bound.state()).await?;
         }
         // The socket is listening from here on: only now say where.
         println!("listening on {}", bound.address());

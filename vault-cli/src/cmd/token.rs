@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use vault_core::{
     policy::parse_duration, Principal, Scope, SecretString, TokenClaims, TokenRequest,
 };
@@ -95,11 +95,16 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         }
     }
     let minted = if args.from_token {
-        let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
+        let parent =
+            crate::input::credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
         let mut vault = ctx.unlock()?;
         vault.attenuate_token(parent.expose_secret(), &request)?
     } else {
-        let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
+        let key = crate::input::credential_from(
+            "VAULT_AGENT_KEY",
+            args.key_file.as_deref(),
+            "named key",
+        )?;
         // Check the key's shape before asking for a passphrase.
         vault_core::NamedKey::parse(key.expose_secret())?;
         let mut vault = ctx.unlock()?;
@@ -176,29 +181,6 @@ fn scopes_text(c: &TokenClaims) -> String {
 fn parse_ttl(s: &str) -> Result<Duration> {
     parse_duration(s)
         .ok_or_else(|| exit::usage(format!("--ttl {s:?} is not a duration like 15m or 1h")))
-}
-
-/// A credential from `file`, else from the environment variable `var`.
-pub fn credential_from(
-    var: &str,
-    file: Option<&std::path::Path>,
-    what: &str,
-) -> Result<SecretString> {
-    let text = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the {what} from {}", path.display()))?,
-        None => std::env::var(var).map_err(|_| {
-            exit::usage(format!(
-                "no {what}: set {var} or pass the file option (never an argument)"
-            ))
-        })?,
-    };
-    let text = SecretString::new(text);
-    let trimmed = text.expose_secret().trim();
-    if trimmed.is_empty() {
-        return Err(exit::usage(format!("the {what} is empty")));
-    }
-    Ok(SecretString::new(trimmed.to_owned()))
 }
 
 fn stdin_credential(what: &str) -> Result<SecretString> {

@@ -5,6 +5,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
 use crate::store::tags;
+use crate::AuditAction;
 
 /// One stored audit record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -156,10 +157,14 @@ pub(crate) fn count_recent(
     conn: &Connection,
     key_id: &str,
     since_ms: i64,
-    actions: &[&str],
+    actions: &[AuditAction],
     outcome: &str,
 ) -> Result<(i64, Option<i64>)> {
-    let list = actions.join(",");
+    let list = actions
+        .iter()
+        .map(|a| a.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
     Ok(conn
         .prepare_cached(
             "SELECT count(*), min(at_ms) FROM audit_log

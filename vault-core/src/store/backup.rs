@@ -14,6 +14,7 @@ use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::KeyStatus;
 
 /// Opens a database file as-is: no migrations, no pragmas beyond a busy
 /// timeout, never through a symlink.
@@ -116,7 +117,7 @@ pub(crate) struct KeyState {
     pub key_id: String,
     pub name: String,
     pub agent: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub epoch: i64,
     pub created_at: i64,
     pub expires_at: i64,
@@ -135,7 +136,7 @@ pub(crate) fn key_states(conn: &Connection) -> Result<Vec<KeyState>> {
             key_id: r.get(0)?,
             name: r.get(1)?,
             agent: r.get(2)?,
-            status: r.get(3)?,
+            status: super::keys::stored_status(r, 3)?,
             epoch: r.get(4)?,
             created_at: r.get(5)?,
             expires_at: r.get(6)?,
@@ -159,5 +160,11 @@ pub(crate) fn secret_versions(conn: &Connection) -> Result<Vec<(String, i64)>> {
 /// moved alone.
 pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Puts a database back in WAL mode (after a restore copied into it).
+pub(crate) fn set_wal(conn: &Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "wal")?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::{Error, Result};
 use crate::store::tags;
+use crate::KeyStatus;
 
 /// A named key's row; `key_hash` is the SHA-256 of the key, never the key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -17,7 +18,7 @@ pub(crate) struct KeyRow {
     pub key_id: String,
     pub name: String,
     pub agent: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub epoch: i64,
     pub created_at: i64,
     pub expires_at: i64,
@@ -40,7 +41,7 @@ impl KeyRow {
             self.agent_id.into(),
             (&self.agent).into(),
             (&self.key_hash).into(),
-            (&self.status).into(),
+            self.status.as_str().into(),
             self.epoch.into(),
             self.created_at.into(),
             self.expires_at.into(),
@@ -87,12 +88,25 @@ const KEY_COLUMNS: &str =
      k.agent_id, k.key_hash, \
      (SELECT count(*) FROM revoked_tokens r WHERE r.key_id = k.key_id), k.tag";
 
+/// The stored state in column `i`; a name this build does not know is an
+/// error, never read as some other state.
+pub(crate) fn stored_status(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<KeyStatus> {
+    let name: String = r.get(i)?;
+    KeyStatus::parse_stored(&name).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            i,
+            rusqlite::types::Type::Text,
+            format!("unknown key status {name:?}").into(),
+        )
+    })
+}
+
 fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     Ok(KeyRow {
         key_id: r.get(0)?,
         name: r.get(1)?,
         agent: r.get(2)?,
-        status: r.get(3)?,
+        status: stored_status(r, 3)?,
         epoch: r.get(4)?,
         created_at: r.get(5)?,
         expires_at: r.get(6)?,

@@ -2,6 +2,35 @@
 //! crate. Functions here are crate-private and named for what they do; the
 //! access rules (who may see which rows) are enforced one level up, in
 //! [`crate::vault`], whose every public method takes the acting principal.
+//!
+//! # The seam
+//!
+//! This module is the one boundary between the vault and its storage, so that
+//! a second backend (PostgreSQL, issue 20) is another implementation of it, not
+//! a rewrite of the vault:
+//!
+//! - **What crosses it**: plain Rust rows (`KeyRow`, `SecretRow`, `AuditRow`,
+//!   ...), ids, blobs the vault has already sealed, and vocabulary enums
+//!   ([`crate::KeyStatus`], [`crate::AuditAction`]) written by their one name.
+//!   Encryption, row tags and access checks stay above it: a backend stores
+//!   ciphertext and tags it cannot make or check.
+//! - **What does not**: SQL, pragmas and rusqlite types. No rusqlite type is in
+//!   vault-core's public API ([`crate::StoreError`] wraps the backend's error);
+//!   outside this module the crate holds a connection only to hand it back.
+//! - **Transactions**: [`write_tx`] opens one writer transaction (a savepoint
+//!   inside a batch); [`begin_batch`] / [`commit_batch`] group several for the
+//!   server's group commit; [`set_durable`] chooses whether a commit waits for
+//!   the disk. A backend must give the same guarantee: a commit that returned
+//!   survives a crash, and a writer sees every write committed before it
+//!   (rotation's journal relies on both, SECURITY.md).
+//! - **Per table family**: one file each ([`agents`], [`keys`], [`secrets`],
+//!   [`rotation`], [`audit`], [`settings`], [`fingerprints`], [`tags`],
+//!   [`header`], [`backup`]); a second backend implements the same functions.
+//!
+//! What is left before that is a trait: the functions take `&rusqlite::Connection`
+//! (crate-private), and `vault/` passes its connection through. Turning these
+//! functions into a `Store` trait's methods is mechanical once a second backend
+//! exists to shape it.
 
 pub(crate) mod agents;
 pub(crate) mod audit;
@@ -30,6 +59,66 @@ use crate::error::{Error, Result};
 /// How long a CLI writer waits for another writer before giving up. Writes are
 /// a few milliseconds; this only matters under heavy contention.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Whether `conn` is inside a batch ([`begin_batch`]) or another open
+/// transaction: then the enclosing commit decides durability.
+pub(crate) fn in_batch(conn: &Connection) -> bool {
+    !conn.is_autocommit()
+}
+
+/// Starts a batch (the server's group commit): later write transactions
+/// nest in it as savepoints. `false` when one is already open or it cannot
+/// start; the caller then runs unbatched.
+pub(crate) fn begin_batch(conn: &Connection) -> bool {
+    !in_batch(conn) && conn.execute_batch("BEGIN IMMEDIATE").is_ok()
+}
+
+/// Commits the batch, or rolls it back and says why it failed.
+pub(crate) fn commit_batch(conn: &Connection) -> Result<()> {
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            rollback_batch(conn);
+            Err(e.into())
+        }
+    }
+}
+
+/// Rolls the batch back (after a panic or a failed commit); best effort.
+pub(crate) fn rollback_batch(conn: &Connection) {
+    let _ = conn.execute_batch("ROLLBACK");
+}
+
+/// Whether a commit waits for the disk (`synchronous = full`, the default
+/// that rotation relies on) or not (`normal`, for read audit records).
+pub(crate) fn set_durable(conn: &Connection, durable: bool) -> Result<()> {
+    let level = if durable { "full" } else { "normal" };
+    conn.pragma_update(None, "synchronous", level)?;
+    Ok(())
+}
+
+/// Copies the WAL back into the database and truncates it, so pages written
+/// under an old key do not linger there. Best effort: a reader holding an old
+/// snapshot only delays it.
+pub(crate) fn checkpoint_wal(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+/// Opens an existing database read-only, without migrating it: for readers
+/// that need no passphrase (the scanner's view of the vault's credentials).
+pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// The last migration applied (`PRAGMA user_version`).
+pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+}
 
 /// Creates a new database file (0600, refusing to reuse one) and migrates it.
 pub(crate) fn create(path: &Path) -> Result<Connection> {
@@ -132,12 +221,9 @@ impl Drop for WriteTx<'_> {
     }
 }
 
-/// Seconds since the Unix epoch, in milliseconds.
+/// Milliseconds since the Unix epoch ([`crate::clock`]).
 pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 /// Refuses a vault file or directory that group or others can access.
@@ -177,10 +263,65 @@ pub(crate) fn check_private(path: &Path, want: u32) -> Result<()> {
     Ok(())
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch ([`crate::clock`]).
 pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::now()
+}
+
+#[cfg(test)]
+mod seam_tests {
+    use std::path::Path;
+
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    #[test]
+    fn no_sql_and_no_public_rusqlite_type_outside_the_store() {
+        // issue 14, item 5: the store is the one module that speaks SQL
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut found = Vec::new();
+        for (path, text) in &files {
+            let in_store = path.contains("/src/store/") || path.ends_with("/src/store.rs");
+            let test_file = path.ends_with("tests.rs");
+            for (n, line) in text.lines().enumerate() {
+                let code = line.trim_start();
+                if code.starts_with("//") {
+                    continue;
+                }
+                let public = code.starts_with("pub ") || code.starts_with("pub fn");
+                if public && (code.contains("rusqlite") || code.contains("Connection")) {
+                    found.push(format!("{path}:{}: {code}", n + 1));
+                }
+                let sql = [
+                    ".execute(",
+                    ".execute_batch(",
+                    ".prepare(",
+                    "query_row(",
+                    "pragma_",
+                ];
+                if !in_store && !test_file && sql.iter().any(|s| code.contains(s)) {
+                    found.push(format!("{path}:{}: {code}", n + 1));
+                }
+            }
+        }
+        // the public error names no backend type either (it wrapped rusqlite::Error)
+        let error = std::fs::read_to_string(src.join("error.rs")).unwrap();
+        let start = error.find("pub enum Error {").unwrap();
+        let end = start + error[start..].find("\n}\n").unwrap();
+        for line in error[start..end].lines().filter(|l| l.contains("rusqlite")) {
+            found.push(format!("error.rs, pub enum Error: {}", line.trim()));
+        }
+        assert!(found.is_empty(), "{found:#?}");
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use ring::hmac;
 use rusqlite::Connection;
 
-use super::access::vault_key_aad;
+use super::tokens::vault_key_aad;
 use super::{count_encryption, Vault};
 use crate::credential::sha256;
 use crate::crypto::aead;
@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::names::AgentName;
 use crate::secret::Key256;
 use crate::store::{self, audit, keys};
+use crate::AuditAction;
 use crate::Principal;
 
 const AUDIT_PURPOSE: &str = "audit_mac";
@@ -105,7 +106,7 @@ impl Vault {
         &self,
         actor: &Principal,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
@@ -118,21 +119,21 @@ impl Vault {
         &self,
         actor: &str,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
         // Inside a batch the batch's own commit decides durability.
-        let alone = self.conn.is_autocommit();
+        let alone = !store::in_batch(&self.conn);
         if alone {
-            self.conn.pragma_update(None, "synchronous", "normal")?;
+            store::set_durable(&self.conn, false)?;
         }
         let result = store::write_tx(&self.conn).and_then(|tx| {
             self.append(&tx, actor, key_id, action, target, outcome, false)?;
             tx.commit()
         });
         if alone {
-            self.conn.pragma_update(None, "synchronous", "full")?;
+            store::set_durable(&self.conn, true)?;
         }
         result
     }
@@ -143,7 +144,7 @@ impl Vault {
         tx: &Connection,
         actor: &Principal,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
     ) -> Result<()> {
@@ -164,7 +165,7 @@ impl Vault {
     pub(super) fn audit_genesis(
         &self,
         tx: &Connection,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
     ) -> Result<()> {
         self.append(tx, "operator", None, action, target, "ok", true)
@@ -176,7 +177,7 @@ impl Vault {
         tx: &Connection,
         actor: &str,
         key_id: Option<&str>,
-        action: &str,
+        action: AuditAction,
         target: Option<&str>,
         outcome: &str,
         genesis: bool,
@@ -199,7 +200,7 @@ impl Vault {
             at_ms: store::now_ms(),
             actor: actor.to_owned(),
             key_id: key_id.map(str::to_owned),
-            action: action.to_owned(),
+            action: action.as_str().to_owned(),
             target: target.map(str::to_owned),
             outcome: outcome.to_owned(),
             request_id: self.audit_request_id.clone(),
@@ -326,9 +327,9 @@ impl Vault {
                 };
                 let u = tally.keys.entry(key_id).or_default();
                 let ok = row.outcome == "ok";
-                match row.action.as_str() {
-                    "token.mint" if ok => u.tokens_minted += 1,
-                    "secret.read" | "env.read" if ok => u.reads += 1,
+                match AuditAction::parse(&row.action) {
+                    Some(AuditAction::TokenMint) if ok => u.tokens_minted += 1,
+                    Some(AuditAction::SecretRead | AuditAction::EnvRead) if ok => u.reads += 1,
                     _ => {}
                 }
                 if row.outcome.starts_with("denied:") {

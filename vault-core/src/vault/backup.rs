@@ -20,6 +20,7 @@ use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
 use crate::store::{self, backup};
+use crate::AuditAction;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -92,7 +93,7 @@ impl Vault {
         self.audit(
             OP,
             None,
-            "vault.backup",
+            AuditAction::VaultBackup,
             Some(&dest.display().to_string()),
             "ok",
         )?;
@@ -334,7 +335,7 @@ impl StagedRestore {
             .vault
             .take()
             .expect("staged vault present until install");
-        vault.audit(OP, None, "vault.restore", Some(source), "ok")?;
+        vault.audit(OP, None, AuditAction::VaultRestore, Some(source), "ok")?;
         let live = self.home.join(DB_FILE);
         if live.exists() {
             let mut dst = backup::open_raw(&live).map_err(|e| Error::Refused {
@@ -345,7 +346,7 @@ impl StagedRestore {
             })?;
             backup::copy(&vault.conn, &mut dst)?;
             // The live file stays in WAL mode; the copy's header said WAL too.
-            dst.pragma_update(None, "journal_mode", "wal")?;
+            backup::set_wal(&dst)?;
             drop(vault);
         } else {
             backup::checkpoint(&vault.conn)?;
@@ -371,12 +372,11 @@ impl Drop for StagedRestore {
 /// `None` for a row whose agent name breaks the rule (it cannot match a key
 /// of the backup either).
 fn key_info(k: backup::KeyState, now: i64) -> Option<KeyInfo> {
-    let status = match k.status.as_str() {
-        "revoked" => KeyStatus::Revoked,
+    let status = match k.status {
+        KeyStatus::Revoked => KeyStatus::Revoked,
         _ if now >= k.expires_at => KeyStatus::Expired,
         _ if k.suspended => KeyStatus::Suspended,
-        "retiring" => KeyStatus::Retiring,
-        _ => KeyStatus::Active,
+        stored => stored,
     };
     Some(KeyInfo {
         key_id: k.key_id,

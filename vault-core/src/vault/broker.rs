@@ -13,8 +13,10 @@ use crate::policy::Budget;
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
 use crate::token::TokenClaims;
+use crate::AuditAction;
+use crate::Denial;
 
-use super::access::vault_key_aad;
+use super::tokens::vault_key_aad;
 use super::{Principal, Vault};
 
 const BROKER_CA_PURPOSE: &str = "broker_ca";
@@ -132,14 +134,18 @@ impl Vault {
                 let rule = rule.clone();
                 return Ok((self.attach(actor, agent, rule)?, meta));
             }
-            EgressDecision::Tunnel => ("egress.tunnel", "ok", EgressGrant::Tunnel(agent.clone())),
+            EgressDecision::Tunnel => (
+                AuditAction::EgressTunnel,
+                "ok",
+                EgressGrant::Tunnel(agent.clone()),
+            ),
             EgressDecision::Deny => (
-                "egress.deny",
+                AuditAction::EgressDeny,
                 "denied:egress_denied",
                 EgressGrant::Deny(agent.clone()),
             ),
             EgressDecision::MethodDenied => (
-                "egress.deny",
+                AuditAction::EgressDeny,
                 "denied:egress_method_denied",
                 EgressGrant::MethodDenied(agent.clone()),
             ),
@@ -184,7 +190,7 @@ impl Vault {
                 self.audit(
                     &actor,
                     Some(key_id),
-                    "egress.attach",
+                    AuditAction::EgressAttach,
                     Some(&path.to_string()),
                     &outcome,
                 )?;
@@ -208,7 +214,7 @@ impl Vault {
             return Ok(EgressActor::Key(key.agent, key.key_id));
         }
         Err(Error::BadCredential {
-            code: "malformed_key",
+            code: Denial::MalformedKey,
             message: "the credential is neither a named key (avk_) nor a token (avt_)",
         })
     }
@@ -238,7 +244,7 @@ impl Vault {
                 &tx,
                 &Principal::Operator,
                 None,
-                "broker.ca.create",
+                AuditAction::BrokerCaCreate,
                 None,
                 "ok",
             )?;

@@ -8,6 +8,11 @@ use rusqlite::params;
 use tempfile::TempDir;
 
 use super::*;
+use crate::crypto::aead;
+use crate::crypto::kdf::{derive_kek, KdfParams};
+use crate::names::SecretPath;
+use crate::secret::SecretBytes;
+use crate::store::header;
 use crate::vault::AuditVerdict;
 
 const OP: &Principal = &Principal::Operator;

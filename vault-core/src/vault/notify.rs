@@ -11,6 +11,7 @@ use super::{require_operator, Vault};
 use crate::error::{Error, Result};
 use crate::process;
 use crate::store::{self, settings};
+use crate::AuditAction;
 use crate::Principal;
 
 /// Where notifications go.
@@ -44,7 +45,7 @@ impl Vault {
         let tx = store::write_tx(&self.conn)?;
         settings::set(&tx, &self.rows, "notify.command", config.command.as_deref())?;
         settings::set(&tx, &self.rows, "notify.webhook", config.webhook.as_deref())?;
-        self.audit_in(&tx, actor, None, "notify.configure", None, "ok")?;
+        self.audit_in(&tx, actor, None, AuditAction::NotifyConfigure, None, "ok")?;
         tx.commit()
     }
 

@@ -1,9 +1,14 @@
 use rusqlite::params;
 
 use crate::vault::AuditVerdict;
+use crate::Denial;
 use tempfile::TempDir;
 
 use super::*;
+use crate::crypto::kdf::KdfParams;
+use crate::names::SecretPath;
+use crate::secret::SecretBytes;
+use crate::store::{self};
 
 const OP: &Principal = &Principal::Operator;
 
@@ -671,7 +676,7 @@ mod rotation {
         assert!(matches!(
             v.authenticate_key(old.key.expose_secret()),
             Err(Error::BadCredential {
-                code: "key_revoked",
+                code: Denial::KeyRevoked,
                 ..
             })
         ));
@@ -1155,7 +1160,7 @@ fn a_runaway_loop_is_rate_limited_then_suspended_alone_until_approved() {
     assert!(matches!(
         v.authenticate_key(loop_key.key.expose_secret()),
         Err(Error::BadCredential {
-            code: "key_suspended",
+            code: Denial::KeySuspended,
             ..
         })
     ));
@@ -1207,7 +1212,7 @@ fn a_request_outside_policy_suspends_the_key_when_asked_to() {
     assert!(matches!(
         v.verify_token(t.token.expose_secret()),
         Err(Error::BadCredential {
-            code: "key_suspended",
+            code: Denial::KeySuspended,
             ..
         })
     ));
@@ -1332,4 +1337,15 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         .filter(|r| r.action == "approval.reopen")
         .count();
     assert_eq!(reopened, 2);
+}
+
+#[test]
+fn key_states_have_one_wire_name_and_only_three_are_stored() {
+    // issue 14, item 3: a key row's status is read as the enum, by its one name
+    for s in KeyStatus::STORED {
+        assert_eq!(KeyStatus::parse_stored(s.as_str()), Some(s));
+    }
+    assert_eq!(KeyStatus::parse_stored("suspended"), None);
+    assert_eq!(KeyStatus::parse_stored("expired"), None);
+    assert_eq!(KeyStatus::parse_stored("Active"), None);
 }

@@ -67,7 +67,7 @@ async fn scan(
     // Only a token whose signature verifies is named by its key (issue 13, finding 20).
     let signer = state.inner.signer.clone();
     let (report, matcher) = tokio::task::spawn_blocking(move || {
-        let matcher = crate::leak::Matcher::load(&home)
+        let matcher = vault_guard::leak::Matcher::load(&home)
             .map(|m| m.only_secrets(readable).with_token_signer(signer));
         let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
         let report = vault_scan::scan_bytes(
@@ -90,13 +90,17 @@ async fn scan(
             actions = state
                 .with_vault(move |vault| {
                     tag(vault, &rid);
-                    let done = crate::leak::act(vault, own, &report)?;
+                    // Notifies as it acts: the same events `vault scan --rotate` sends.
+                    let done = vault_guard::leak::act(vault, own, &report)?;
                     st.refresh_snapshot(vault)?;
-                    // The same events `vault scan --rotate` sends (issue 14).
-                    for err in crate::leak::notify(vault, &done) {
+                    for err in &done.undelivered {
                         tracing::warn!("notification failed: {err}");
                     }
-                    Ok(done.iter().map(crate::leak::describe).collect::<Vec<_>>())
+                    Ok(done
+                        .actions
+                        .iter()
+                        .map(vault_guard::leak::describe)
+                        .collect::<Vec<_>>())
                 })
                 .await?;
         }
@@ -166,7 +170,7 @@ async fn mint(
         })
         .await;
     if let Err(e) = &minted {
-        if e.code() == "unknown_key" {
+        if e.code() == vault_core::Denial::UnknownKey.as_str() {
             let peer = peer.map_or_else(|| "unknown".into(), |Extension(p)| p.0.to_string());
             state.note_unknown_key(&peer).await;
         }

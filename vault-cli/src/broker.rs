@@ -16,7 +16,7 @@ use vault_broker::{Config, IpNet, LocalCa};
 use vault_core::policy::egress::PLACEHOLDER;
 use vault_core::{AgentName, Principal, SecretBytes, SecretName, SecretString, Vault};
 
-use super::Context;
+use crate::cmd::Context;
 use crate::exit;
 
 /// How long the key `vault run --broker` issues for the child lives.

@@ -1,7 +1,9 @@
 //! Where the scanner meets the vault: a `KnownSecrets` matcher that names
 //! vault keys (by hash), tokens (by key id) and stored secrets (by keyed
-//! fingerprint) without the passphrase, and the actions a leak calls for.
-//! Shared by `vault scan`, `vault watch` and `POST /v1/scan`.
+//! fingerprint) without the passphrase, and the actions a leak calls for,
+//! notifications included. Shared by `vault scan`, `vault watch`, `vault
+//! scrub`, `vault doctor` and `POST /v1/scan`, so a leak is met the same way
+//! whichever front end found it.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -41,21 +43,31 @@ pub enum Seen {
 
 impl Matcher {
     /// The vault's known credentials, read without the passphrase; `None`
-    /// when there is no vault (provider rules still apply).
+    /// when there is no vault (provider rules still apply). A vault that
+    /// cannot be read is logged (`tracing`) and scanned without; a front end
+    /// that tells a person so uses [`Matcher::try_load`].
     pub fn load(home: &Path) -> Option<Matcher> {
+        Matcher::try_load(home).unwrap_or_else(|e| {
+            tracing::warn!("scanning without the vault's known credentials: {e}");
+            None
+        })
+    }
+
+    /// [`Matcher::load`], with the reason a vault that exists could not be read.
+    ///
+    /// # Errors
+    /// The vault's files exist but cannot be read.
+    pub fn try_load(home: &Path) -> vault_core::Result<Option<Matcher>> {
         match KnownCredentials::load(home) {
-            Ok(known) => Some(Matcher {
+            Ok(known) => Ok(Some(Matcher {
                 lengths: known.secret_lengths().iter().copied().collect(),
                 known,
                 signer: None,
                 seen: Mutex::new(Vec::new()),
                 only: None,
-            }),
-            Err(vault_core::Error::NoVault { .. }) => None,
-            Err(e) => {
-                eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
-                None
-            }
+            })),
+            Err(vault_core::Error::NoVault { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -170,18 +182,26 @@ impl KnownSecrets for Matcher {
     }
 }
 
+/// What acting on a leak did.
+#[derive(Debug, Default)]
+pub struct Acted {
+    /// What was done, one per credential acted on.
+    pub actions: Vec<LeakAction>,
+    /// Notifications that could not be delivered (never a value).
+    pub undelivered: Vec<String>,
+}
+
 /// Acts on recognised credentials: a key rotates, a token is revoked, a
 /// stored secret is marked compromised and an approval opened (or rotated at
 /// once in `auto` mode). `report` supplies where each secret was found.
+/// Each action is notified as soon as it is taken
+/// ([`vault_core::notify::Event::for_leak`]), whichever front end found the
+/// leak, so the caller has nothing left to send (issue 14).
 ///
 /// # Errors
-/// Vault errors; actions already taken stay taken.
-pub fn act(
-    vault: &mut Vault,
-    seen: Vec<Seen>,
-    report: &Report,
-) -> vault_core::Result<Vec<LeakAction>> {
-    let mut actions = Vec::new();
+/// Vault errors; actions already taken stay taken, and were notified.
+pub fn act(vault: &mut Vault, seen: Vec<Seen>, report: &Report) -> vault_core::Result<Acted> {
+    let mut acted = Acted::default();
     for item in seen {
         let action = match &item {
             Seen::Credential(text) => vault.handle_leaked_credential(text.expose_secret())?,
@@ -197,22 +217,13 @@ pub fn act(
             }
         };
         if !matches!(action, LeakAction::Unknown) {
-            actions.push(action);
+            for event in vault_core::notify::Event::for_leak(&action) {
+                acted.undelivered.extend(vault.notify(&event));
+            }
+            acted.actions.push(action);
         }
     }
-    Ok(actions)
-}
-
-/// Sends the notifications `actions` call for ([`vault_core::notify::Event::for_leak`]),
-/// whichever front end found the leak; returns what failed to be delivered.
-pub fn notify(vault: &Vault, actions: &[LeakAction]) -> Vec<String> {
-    let mut failed = Vec::new();
-    for action in actions {
-        for event in vault_core::notify::Event::for_leak(action) {
-            failed.extend(vault.notify(&event));
-        }
-    }
-    failed
+    Ok(acted)
 }
 
 /// One line saying what an action did (ids and names, never values); the

@@ -1,0 +1,220 @@
+//! Approvals: decisions that wait for a person (`vault approve ID`), one
+//! owner for opening, listing, approving, denying and expiring them. Approving
+//! carries out what was drafted (a secret's rotation, a key's reinstatement);
+//! one interrupted mid-way is reopened, never run twice at once.
+
+use std::time::Duration;
+
+use super::{not_found, require_operator, Vault};
+use crate::error::{Error, Result};
+use crate::names::SecretPath;
+use crate::store::{self, rotation};
+use crate::AuditAction;
+use crate::Principal;
+
+/// How long an approval waits for a person.
+pub const APPROVAL_TTL: Duration = Duration::from_secs(72 * 3600);
+
+/// An approval still being carried out after this long was interrupted:
+/// longer than the longest rotation command timeout (10 min) allows.
+const INTERRUPTED_AFTER: Duration = Duration::from_secs(11 * 60);
+
+/// The `result` of an approval being carried out: `running:pid=N`.
+const RUNNING_PREFIX: &str = "running:pid=";
+
+/// An approval as listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalInfo {
+    /// 8-character id for `vault approve`.
+    pub approval_id: String,
+    /// `rotate_secret`, `reinstate_key`.
+    pub kind: String,
+    /// Whose.
+    pub agent: String,
+    /// Secret name or key id.
+    pub subject: String,
+    /// What happened and what approving will do.
+    pub summary: String,
+    /// pending, approved, denied, expired, done, failed.
+    pub state: String,
+    /// What happened when it ran (never a value).
+    pub result: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+fn approval_info(r: rotation::ApprovalRow) -> ApprovalInfo {
+    ApprovalInfo {
+        approval_id: r.approval_id,
+        kind: r.kind,
+        agent: r.agent,
+        subject: r.subject,
+        summary: r.summary,
+        state: r.state,
+        result: r.result,
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+    }
+}
+
+impl Vault {
+    /// Approvals, newest last; pending ones past their time become expired first.
+    pub fn approvals(&self, actor: &Principal) -> Result<Vec<ApprovalInfo>> {
+        require_operator(actor, "list approvals")?;
+        self.expire_approvals()?;
+        self.reopen_interrupted_approvals()?;
+        Ok(rotation::approvals(&self.conn, None)?
+            .into_iter()
+            .map(approval_info)
+            .collect())
+    }
+
+    /// Gives an approval and carries out what it drafted.
+    pub fn approve(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
+        require_operator(actor, "approve")?;
+        self.expire_approvals()?;
+        self.reopen_interrupted_approvals()?;
+        let row = self.pending_approval(approval_id)?;
+        let now = store::now();
+        let tx = store::write_tx(&self.conn)?;
+        // Who is carrying it out, so a crash can be told from a slow command.
+        let running = format!("{RUNNING_PREFIX}{}", std::process::id());
+        if !rotation::decide_approval(&tx, approval_id, "pending", "approved", Some(&running), now)?
+        {
+            return Err(not_found("pending approval", approval_id));
+        }
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::ApprovalApprove,
+            Some(approval_id),
+            "ok",
+        )?;
+        tx.commit()?;
+        let (state, result) = match row.kind.as_str() {
+            "rotate_secret" => {
+                let path = SecretPath::parse(&format!("{}/{}", row.agent, row.subject))?;
+                match self.rotate_secret(actor, &path) {
+                    Ok(version) => ("done", format!("rotated to version {version}")),
+                    Err(e) => ("failed", format!("{e}; the old value stays current")),
+                }
+            }
+            "reinstate_key" => match self.reinstate_key(actor, &row.subject) {
+                Ok(()) => ("done", "key reinstated".to_owned()),
+                Err(e) => ("failed", e.to_string()),
+            },
+            other => ("failed", format!("unknown approval kind {other}")),
+        };
+        let tx = store::write_tx(&self.conn)?;
+        rotation::decide_approval(
+            &tx,
+            approval_id,
+            "approved",
+            state,
+            Some(&result),
+            store::now(),
+        )?;
+        tx.commit()?;
+        Ok(approval_info(
+            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+        ))
+    }
+
+    /// An approval left `approved` by a process that died while carrying it
+    /// out (its pid is gone, or it has run longer than any rotation command
+    /// may) goes back to `pending`, so a person can approve it again. What the
+    /// dead process already stored stays: a rotated value is never lost.
+    fn reopen_interrupted_approvals(&self) -> Result<()> {
+        let now = store::now();
+        for (id, result, decided_at) in rotation::approved_unfinished(&self.conn)? {
+            let pid = result
+                .as_deref()
+                .and_then(|r| r.strip_prefix(RUNNING_PREFIX))
+                .and_then(|p| p.parse::<i32>().ok());
+            let alive = pid.is_some_and(|p| {
+                !matches!(
+                    nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None),
+                    Err(nix::errno::Errno::ESRCH)
+                )
+            });
+            let overdue = decided_at.is_none_or(|t| now - t > INTERRUPTED_AFTER.as_secs() as i64);
+            if alive && !overdue {
+                continue;
+            }
+            let tx = store::write_tx(&self.conn)?;
+            if rotation::reopen_approval(
+                &tx,
+                &id,
+                result.as_deref(),
+                "interrupted before it finished; approve again",
+            )? {
+                self.audit_in(
+                    &tx,
+                    &Principal::Operator,
+                    None,
+                    AuditAction::ApprovalReopen,
+                    Some(&id),
+                    "ok",
+                )?;
+            }
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Refuses an approval; nothing it drafted happens.
+    pub fn deny(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
+        require_operator(actor, "deny")?;
+        self.expire_approvals()?;
+        self.pending_approval(approval_id)?;
+        let tx = store::write_tx(&self.conn)?;
+        rotation::decide_approval(&tx, approval_id, "pending", "denied", None, store::now())?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::ApprovalDeny,
+            Some(approval_id),
+            "ok",
+        )?;
+        tx.commit()?;
+        Ok(approval_info(
+            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+        ))
+    }
+
+    fn reinstate_key(&mut self, _actor: &Principal, key_id: &str) -> Result<()> {
+        self.reinstate(key_id)
+    }
+
+    fn pending_approval(&self, approval_id: &str) -> Result<rotation::ApprovalRow> {
+        let row = rotation::approvals(&self.conn, Some(approval_id))?
+            .pop()
+            .ok_or_else(|| not_found("approval", approval_id))?;
+        if row.state != "pending" {
+            return Err(Error::Refused {
+                reason: format!("approval {approval_id} is {}, not pending", row.state),
+            });
+        }
+        Ok(row)
+    }
+
+    fn expire_approvals(&self) -> Result<()> {
+        let tx = store::write_tx(&self.conn)?;
+        let n = rotation::expire_approvals(&tx, store::now())?;
+        if n > 0 {
+            self.audit_in(
+                &tx,
+                &Principal::Operator,
+                None,
+                AuditAction::ApprovalExpire,
+                Some(&format!("{n} approval(s)")),
+                "ok",
+            )?;
+        }
+        tx.commit()
+    }
+}

@@ -1,0 +1,171 @@
+//! Where leaks land: a leaked vault key rotates at once, a leaked token is
+//! revoked, and a leaked stored secret is marked compromised and opens an
+//! approval a person must give (draft-only), unless its rotation mode is `auto`.
+
+use super::approvals::APPROVAL_TTL;
+use super::named_keys::KeyStatus;
+use super::rotation::*;
+use super::secret_rotation::command_argv;
+use super::{not_found, Vault};
+use crate::credential::{hex, NamedKey};
+use crate::crypto::rand;
+use crate::error::{Error, Result};
+use crate::names::SecretPath;
+use crate::store::{self, keys, rotation};
+use crate::AuditAction;
+use crate::Denial;
+use crate::Principal;
+
+/// What handling a leaked credential did.
+#[derive(Debug)]
+pub enum LeakAction {
+    /// A vault key: rotated and revoked.
+    KeyRotated(RotationReport),
+    /// A vault key that no longer works anyway.
+    KeyAlreadyDead {
+        /// Its id.
+        key_id: String,
+    },
+    /// A vault token: revoked (with every token attenuated from it).
+    TokenRevoked {
+        /// Its id.
+        token_id: String,
+    },
+    /// A vault token that no longer works anyway (expired or revoked).
+    TokenAlreadyDead,
+    /// A stored secret: marked compromised, an approval opened.
+    ApprovalOpened {
+        /// The approval to give or deny.
+        approval_id: String,
+    },
+    /// A stored secret rotated at once (its mode is `auto`).
+    SecretRotated {
+        /// The new current version.
+        version: i64,
+    },
+    /// A stored secret marked compromised with no rotation command to run.
+    SecretNeedsManualRotation,
+    /// Not a credential this vault knows.
+    Unknown,
+}
+
+impl Vault {
+    /// Acts on a vault credential found where it must not be: a key is
+    /// rotated at once, a token revoked. Anything else is [`LeakAction::Unknown`].
+    pub fn handle_leaked_credential(&mut self, text: &str) -> Result<LeakAction> {
+        let op = &Principal::Operator;
+        if let Ok(key) = NamedKey::parse(text) {
+            let Some(row) = keys::by_hash(&self.conn, &self.rows, &key.hash().0)? else {
+                return Ok(LeakAction::Unknown);
+            };
+            // The leaked key may be the successor of a rotation still open:
+            // finish that first, then rotate again.
+            if let Some(open) = rotation::open_rotations(&self.conn)?
+                .into_iter()
+                .find(|r| r.new_key_id.as_deref() == Some(row.key_id.as_str()))
+            {
+                let key = self.pending_key(&open)?;
+                self.finish_rotation(open, key, Handover::File)?;
+            }
+            let row = keys::by_id(&self.conn, &self.rows, &row.key_id)?
+                .ok_or_else(|| not_found("key", &row.key_id))?;
+            let key_id = row.key_id.clone();
+            return match row.status {
+                KeyStatus::Active | KeyStatus::Retiring if row.expires_at > store::now() => {
+                    Ok(match self.rotate_from(op, row, "leak", false)? {
+                        Some(report) => LeakAction::KeyRotated(report),
+                        // another watcher or scan rotated it first
+                        None => LeakAction::KeyAlreadyDead { key_id },
+                    })
+                }
+                _ => Ok(LeakAction::KeyAlreadyDead { key_id }),
+            };
+        }
+        if text.starts_with(crate::credential::TOKEN_PREFIX) {
+            let Some(signer) = self.load_signer()? else {
+                return Ok(LeakAction::Unknown);
+            };
+            return match signer.verify(text, store::now() as u64) {
+                Ok(claims) => {
+                    self.revoke_token(op, &claims)?;
+                    Ok(LeakAction::TokenRevoked {
+                        token_id: claims.token_id,
+                    })
+                }
+                Err(Error::BadCredential {
+                    code: Denial::TokenExpired,
+                    ..
+                }) => Ok(LeakAction::TokenAlreadyDead),
+                Err(_) => Ok(LeakAction::Unknown),
+            };
+        }
+        Ok(LeakAction::Unknown)
+    }
+
+    /// A stored secret was found leaked at `location` (a file and line, by
+    /// name): mark it compromised, then rotate it at once if its mode is
+    /// `auto`, else open an approval saying what rotating will do.
+    pub fn report_secret_leak(&mut self, path: &SecretPath, location: &str) -> Result<LeakAction> {
+        let op = &Principal::Operator;
+        let (secret_id, agent_id) = self.secret_ids(path)?;
+        let command = rotation::rotation_command(&self.conn, &self.rows, secret_id)?;
+        let tx = store::write_tx(&self.conn)?;
+        rotation::mark_compromised(&tx, &self.rows, secret_id, store::now())?;
+        self.audit_in(
+            &tx,
+            op,
+            None,
+            AuditAction::SecretLeaked,
+            Some(&format!("{path} at {location}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        let Some(command) = command else {
+            return Ok(LeakAction::SecretNeedsManualRotation);
+        };
+        if command.mode == "auto" {
+            return Ok(LeakAction::SecretRotated {
+                version: self.rotate_secret(op, path)?,
+            });
+        }
+        if let Some(id) = rotation::pending_approval_for(
+            &self.conn,
+            "rotate_secret",
+            agent_id,
+            path.name.as_str(),
+        )? {
+            return Ok(LeakAction::ApprovalOpened { approval_id: id });
+        }
+        let targets = rotation::targets(&self.conn, &self.rows, Some(agent_id))?.len();
+        let summary = format!(
+            "{path} was found at {location}. Approving runs its rotation command, {}, with the \
+             old value on stdin, stores what it prints as the new current version (the old one \
+             stays in history), and rewrites {path} in the agent's {targets} registered env \
+             file(s) that define it.",
+            command_argv(&command.command)
+        );
+        let approval_id = hex(&rand::array::<4>()?);
+        let now = store::now();
+        let tx = store::write_tx(&self.conn)?;
+        rotation::insert_approval(
+            &tx,
+            &approval_id,
+            "rotate_secret",
+            agent_id,
+            path.name.as_str(),
+            &summary,
+            now,
+            now + APPROVAL_TTL.as_secs() as i64,
+        )?;
+        self.audit_in(
+            &tx,
+            op,
+            None,
+            AuditAction::ApprovalOpen,
+            Some(&format!("{approval_id} rotate {path}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        Ok(LeakAction::ApprovalOpened { approval_id })
+    }
+}

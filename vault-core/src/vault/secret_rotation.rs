@@ -1,0 +1,172 @@
+//! Rotating a stored secret with its own command: the command gets the old
+//! value on stdin and prints the new one; the old version stays in the
+//! secret's history. The command runs in its own process group, killed whole
+//! at the timeout.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{not_found, require_operator, validate_value, Vault};
+use crate::envfile;
+use crate::error::{Error, Result};
+use crate::failpoint;
+use crate::names::SecretPath;
+use crate::process;
+use crate::secret::SecretBytes;
+use crate::store::{self, agents, rotation, secrets};
+use crate::AuditAction;
+use crate::Principal;
+
+/// Longest a rotation command may run unless configured otherwise.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The whole argv a rotation command runs as, each element shell-quoted, so
+/// the person approving sees everything that will run, not its first word.
+/// (Control characters in it are escaped by whoever prints the summary.)
+pub(super) fn command_argv(command: &str) -> String {
+    ["/bin/sh", "-c", command]
+        .iter()
+        .map(|a| envfile::shell_value(a))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `sh -c COMMAND` (through [`crate::process`]: allow-listed
+/// environment, own process group) with the old value on stdin; stdout (one
+/// trailing newline removed) is the new value. stderr is discarded unread: it
+/// may hold either value. The whole group is killed after `timeout`.
+fn run_rotation_command(
+    command: &str,
+    old: &SecretBytes,
+    timeout: Duration,
+) -> Result<SecretBytes> {
+    let fail = |reason: String| Error::Refused { reason };
+    let outcome = process::run_shell(
+        command,
+        old.expose_secret(),
+        Some(crate::vault::MAX_VALUE_LEN as u64 + 2),
+        timeout,
+    )
+    .map_err(|e| fail(format!("the rotation command {e}")))?;
+    if !outcome.status.success() {
+        return Err(fail(format!(
+            "the rotation command failed ({})",
+            outcome.status
+        )));
+    }
+    let mut out = outcome.stdout;
+    if out.ends_with(b"\n") {
+        out.pop();
+    }
+    let new = SecretBytes::new(std::mem::take(&mut *out));
+    validate_value(&new)
+        .map_err(|e| fail(format!("the rotation command's output was refused: {e}")))?;
+    Ok(new)
+}
+
+impl Vault {
+    /// Sets the command that rotates a stored secret and whether it may run
+    /// without approval (`auto`) or only after one (`approve`).
+    pub fn set_rotation_command(
+        &mut self,
+        actor: &Principal,
+        path: &SecretPath,
+        command: &str,
+        auto: bool,
+        timeout: Duration,
+    ) -> Result<()> {
+        require_operator(actor, "configure rotation")?;
+        if command.trim().is_empty() {
+            return Err(Error::InvalidInput {
+                what: "rotation command",
+                reason: "the command is empty".into(),
+            });
+        }
+        let timeout_ms = timeout.as_millis().clamp(100, 600_000) as i64;
+        let (secret_id, _) = self.secret_ids(path)?;
+        let tx = store::write_tx(&self.conn)?;
+        rotation::set_rotation_command(
+            &tx,
+            &self.rows,
+            secret_id,
+            &rotation::RotationCommand {
+                command: command.to_owned(),
+                mode: if auto { "auto" } else { "approve" }.into(),
+                timeout_ms,
+            },
+        )?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::RotationConfigure,
+            Some(&path.to_string()),
+            "ok",
+        )?;
+        tx.commit()
+    }
+
+    /// Runs a stored secret's rotation command now (the operator asking is the
+    /// approval): old value on stdin, new value from stdout. On any failure the
+    /// old value stays current. Returns the new version.
+    pub fn rotate_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<i64> {
+        require_operator(actor, "rotate secrets")?;
+        let (secret_id, agent_id) = self.secret_ids(path)?;
+        let command = rotation::rotation_command(&self.conn, &self.rows, secret_id)?.ok_or_else(|| Error::Refused {
+            reason: format!("{path} has no rotation command; set one with `vault rotation set` or store a new value with `vault set`"),
+        })?;
+        let (old, _) = self.read_value(actor, path)?;
+        let new = run_rotation_command(
+            &command.command,
+            &old,
+            Duration::from_millis(command.timeout_ms as u64),
+        )
+        .inspect_err(|e| {
+            let _ = self.audit(
+                actor,
+                None,
+                AuditAction::SecretRotate,
+                Some(&path.to_string()),
+                &format!("error:{}", e.code()),
+            );
+        })?;
+        if new.expose_secret() == old.expose_secret() {
+            return Err(Error::Refused {
+                reason: "the rotation command printed the old value again; nothing changed".into(),
+            });
+        }
+        let version = self.set_secret(actor, path, &new)?;
+        failpoint::hit("rotate-secret:stored");
+        let tx = store::write_tx(&self.conn)?;
+        rotation::clear_compromised(&tx, &self.rows, secret_id)?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::SecretRotate,
+            Some(&format!("{path} v{version}")),
+            "ok",
+        )?;
+        tx.commit()?;
+        // Env files that carry this secret get the new value.
+        let text = new.as_str().unwrap_or_default();
+        for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
+            let file = Path::new(&t.path);
+            if envfile::defined_names(file)?
+                .iter()
+                .any(|n| n == path.name.as_str())
+            {
+                envfile::upsert_var(file, path.name.as_str(), text)?;
+            }
+        }
+        Ok(version)
+    }
+
+    pub(super) fn secret_ids(&self, path: &SecretPath) -> Result<(i64, i64)> {
+        let agent_id = agents::id_of(&self.conn, &self.rows, path.agent.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        let row = secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str())?
+            .ok_or_else(|| not_found("secret", path))?;
+        Ok((row.secret_id, agent_id))
+    }
+}
