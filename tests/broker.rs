@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::common::{spawn_vault, stdout_of, terminate, wait_bounded, write_private, Env, Lines};
 
-const REAL_KEY: &str = "sk-real-upstream-key-0123456789";
+pub(crate) const REAL_KEY: &str = "sk-real-upstream-key-0123456789";
 /// Loopback, but not the 127.0.0.1 that `vault run --broker` puts in NO_PROXY.
-const UPSTREAM_HOST: &str = "127.0.0.2";
+pub(crate) const UPSTREAM_HOST: &str = "127.0.0.2";
 const ROTATED_KEY: &str = "sk-rotated-upstream-key-9876543210";
 
 /// A TLS server for [`UPSTREAM_HOST`] that records each request head it reads.
@@ -143,7 +143,7 @@ fn serve_one(stream: TcpStream, config: Arc<rustls::ServerConfig>, heads: Arc<Mu
 const STREAM_EVENTS: usize = 5;
 const STREAM_GAP: Duration = Duration::from_millis(300);
 
-fn now_micros() -> u128 {
+pub(crate) fn now_micros() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -276,7 +276,7 @@ impl Setup {
 
 /// The broker's and the API's addresses, from the server's two lines in
 /// whichever order it prints them.
-fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
+pub(crate) fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
     let lines = Lines::of(server);
     let (mut broker, mut api) = (None, None);
     while broker.is_none() || api.is_none() {
@@ -298,7 +298,7 @@ impl Drop for Setup {
     }
 }
 
-fn authorizations(heads: &[String]) -> Vec<String> {
+pub(crate) fn authorizations(heads: &[String]) -> Vec<String> {
     heads
         .iter()
         .flat_map(|h| h.lines().map(str::to_owned).collect::<Vec<_>>())
@@ -507,8 +507,10 @@ fn malformed_proxy_input_is_refused_clearly_and_the_broker_keeps_serving() {
     ));
     let answer = raw(&s.broker, absolute.as_bytes());
     assert!(answer.contains("\"egress_http_refused\""), "{answer}");
+    // plain http:// is brokered now (issue 15 remainder, item 2): with no rule
+    // for the host it is denied like any unmatched request, before any dial
     let plain = with_auth("GET http://example.com/ HTTP/1.1");
-    assert!(raw(&s.broker, plain.as_bytes()).contains("\"egress_http_refused\""));
+    assert!(raw(&s.broker, plain.as_bytes()).contains("\"egress_denied\""));
 
     // oversized headers: a JSON 431 past 16 KiB, the connection refused past 64 KiB
     let big = format!(
@@ -712,15 +714,18 @@ fn server_sent_events_flow_through_the_broker_event_by_event() {
     }
 }
 
-/// A python3 that can `import requests, httpx`: a venv under the target dir,
+/// A python3 that can `import requests, httpx, openai, anthropic, websockets`: a venv under the target dir,
 /// installed from PyPI once per run (idempotent: reused when it already imports).
-fn python_with_http_clients() -> std::path::PathBuf {
+pub(crate) fn python_with_http_clients() -> std::path::PathBuf {
     static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let ok = |py: &std::path::Path| {
                 std::process::Command::new(py)
-                    .args(["-c", "import requests, httpx"])
+                    .args([
+                        "-c",
+                        "import requests, httpx, openai, anthropic, websockets",
+                    ])
                     .output()
                     .is_ok_and(|o| o.status.success())
             };
@@ -741,10 +746,17 @@ fn python_with_http_clients() -> std::path::PathBuf {
                         "--quiet",
                         "requests==2.*",
                         "httpx==0.28.*",
+                        // the real provider SDKs and a WebSocket client (issue 15 remainder)
+                        "openai==3.57.0",
+                        "anthropic==2.14.0",
+                        "websockets==17.4",
                     ])
                     .status()
                     .unwrap();
-                assert!(status.success(), "installing requests and httpx failed");
+                assert!(
+                    status.success(),
+                    "installing the Python HTTP clients failed"
+                );
             }
             py
         })
