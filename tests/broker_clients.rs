@@ -226,6 +226,7 @@ pub(crate) struct Rig {
     pub upstream: Upstream,
     server: std::process::Child,
     pub broker: String,
+    pub api: String,
 }
 
 impl Rig {
@@ -254,12 +255,13 @@ impl Rig {
             args.extend(["--broker-allow-private", range]);
         }
         let mut server = spawn_vault(&env, &args);
-        let (broker, _api) = addresses(&env, &mut server);
+        let (broker, api) = addresses(&env, &mut server);
         Rig {
             env,
             upstream,
             server,
             broker,
+            api,
         }
     }
 
@@ -746,4 +748,141 @@ print("direct", d.status_code, d.json()["error"]["code"], "127.0.0.1" in d.json(
         heads.iter().all(|h| h.starts_with("GET /v1/redirect-")),
         "{heads:?}"
     );
+}
+
+/// The real binary as an agent on another account would run it: no vault
+/// directory, no passphrase, only `VAULT_ADDR` and `VAULT_AGENT_KEY`.
+fn remote_vault(rig: &Rig, key: &str, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("vault").unwrap();
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("HOME", rig.env.dir.path().join("agent-home"))
+        .env("VAULT_HOME", rig.env.dir.path().join("agent-home/.vault"))
+        .env("VAULT_ADDR", &rig.api)
+        .env("VAULT_AGENT_KEY", key)
+        .timeout(Duration::from_secs(60));
+    cmd
+}
+
+// issue 15 remainder, item 5: remote mode. `vault run --broker` and `vault
+// env --broker` with only VAULT_ADDR + VAULT_AGENT_KEY learn the broker's
+// address, CA and placeholder names from the API; the child holds an
+// `egress` token that the broker honours but the API refuses to read or
+// mint with, never the named key or a real value; the token is revoked at exit
+#[test]
+fn remote_mode_vault_run_and_env_broker_work_with_only_vault_addr_and_an_agent_key() {
+    let env = Env::new();
+    let upstream = Upstream::start(env.dir.path(), true, Arc::new(plain_upstream));
+    let policy = format!(
+        "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        upstream.port
+    );
+    let rig = Rig::start(env, upstream, &policy, &["127.0.0.0/8"]);
+    let key = stdout_of(
+        &rig.env
+            .vault(&["issue", "hermes-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let script = format!(
+        "curl -sS --max-time 20 {base}/v1/models; echo; \
+         token=${{HTTPS_PROXY#http://agent:}}; token=${{token%@*}}; echo \"TOKEN=$token\"; \
+         echo API-ENV $(curl -s -o /dev/null -w '%{{http_code}}' -H \"Authorization: Bearer $token\" {api}/v1/env); \
+         echo API-MINT $(curl -s -o /dev/null -w '%{{http_code}}' -X POST -H \"Authorization: Bearer $token\" {api}/v1/auth/token); \
+         echo ENV-START; tr '\\0' '\\n' < /proc/self/environ",
+        base = rig.base(),
+        api = rig.api,
+    );
+    let out = remote_vault(
+        &rig,
+        &key,
+        &["run", "--broker", "--no-mask", "--", "sh", "-c", &script],
+    )
+    .assert();
+    let text = stdout_of(&out);
+    assert!(
+        out.get_output().status.success(),
+        "{text}{}",
+        crate::common::stderr_of(&out)
+    );
+    assert!(text.contains("upstream-ok"), "{text}");
+    let token = text
+        .lines()
+        .find_map(|l| l.strip_prefix("TOKEN="))
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("avt_"), "{text}");
+    assert!(text.contains("API-ENV 403"), "{text}");
+    assert!(text.contains("API-MINT 401"), "{text}");
+    let (_, child_env) = text.split_once("ENV-START").unwrap();
+    assert!(!child_env.contains(REAL_KEY), "{child_env}");
+    assert!(!child_env.contains(&key), "the named key reached the child");
+    assert!(!child_env.contains("VAULT_AGENT_KEY"), "{child_env}");
+    assert!(
+        child_env.contains("\nOPENAI_API_KEY=vault-brokered\n"),
+        "{child_env}"
+    );
+    assert!(
+        child_env.contains(&format!("@{}", rig.broker.trim_start_matches("http://"))),
+        "the broker address came from GET /v1/broker: {child_env}"
+    );
+    assert_eq!(
+        authorizations(&rig.upstream.heads()),
+        vec![format!("authorization: Bearer {REAL_KEY}")]
+    );
+    // the child's token went with the run
+    let after = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "20",
+        ])
+        .args([
+            "--proxy",
+            &rig.broker
+                .replacen("http://", &format!("http://agent:{token}@"), 1),
+        ])
+        .args(["--proxy-insecure", "-k"])
+        .arg(format!("{}/v1/models", rig.base()))
+        .output()
+        .unwrap();
+    let after = String::from_utf8_lossy(&after.stdout).into_owned()
+        + &String::from_utf8_lossy(&after.stderr);
+    assert!(after.contains("407"), "{after}");
+
+    // `vault env --broker` in remote mode: the same settings, no named key
+    let key2 = stdout_of(
+        &rig.env
+            .vault(&["issue", "hermes-gw", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let out = remote_vault(&rig, &key2, &["env", "--broker", "--format", "json"]).assert();
+    let printed = stdout_of(&out);
+    assert!(
+        out.get_output().status.success(),
+        "{printed}{}",
+        crate::common::stderr_of(&out)
+    );
+    assert!(crate::common::stderr_of(&out).contains("expires at"));
+    let json: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(json["env"]["OPENAI_API_KEY"], "vault-brokered");
+    assert!(json["env"].get("VAULT_AGENT_KEY").is_none(), "{printed}");
+    assert!(
+        !printed.contains(&key2) && !printed.contains(REAL_KEY),
+        "{printed}"
+    );
+    let proxy = json["env"]["HTTPS_PROXY"].as_str().unwrap();
+    assert!(proxy.starts_with("http://agent:avt_"), "{proxy}");
+    let ca = json["env"]["NODE_EXTRA_CA_CERTS"].as_str().unwrap();
+    assert!(std::path::Path::new(ca).exists(), "{ca}");
 }

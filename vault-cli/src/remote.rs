@@ -225,6 +225,30 @@ impl Remote {
         }
     }
 
+    /// The broker's address and CA certificate: `GET /v1/broker`.
+    pub fn broker(&self, token: &SecretString) -> Result<(String, String)> {
+        let reply = self.call("GET", "/v1/broker", token, None)?;
+        let text = |k: &str| reply[k].as_str().unwrap_or_default().to_owned();
+        Ok((text("addr"), text("ca_pem")))
+    }
+
+    /// The env names the agent's egress rules attach: `GET /v1/broker/placeholders`.
+    pub fn placeholders(&self, token: &SecretString) -> Result<Vec<String>> {
+        let reply = self.call("GET", "/v1/broker/placeholders", token, None)?;
+        Ok(reply["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Revokes `token` (the caller's own): `POST /v1/auth/revoke`.
+    pub fn revoke(&self, token: &SecretString) -> Result<()> {
+        self.call("POST", "/v1/auth/revoke", token, None)
+            .map(|_| ())
+    }
+
     /// Where the server is, for messages.
     fn place(&self) -> String {
         match &self.transport {

@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
     /// The broker CA's certificate (PEM), when this server runs a broker.
     pub broker_ca_pem: Option<String>,
+    /// The broker's URL (`http://ADDR`), once it listens.
+    pub broker_addr: std::sync::OnceLock<String>,
 }
 
 /// Counters exported at /metrics.
@@ -78,6 +80,7 @@ impl AppState {
                 home,
                 scanner: std::sync::OnceLock::new(),
                 broker_ca_pem: None,
+                broker_addr: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -107,6 +110,17 @@ impl AppState {
             inner.broker_ca_pem = Some(pem);
         }
         self
+    }
+
+    /// Records where the broker listens (served at `GET /v1/broker`); the
+    /// first call wins.
+    pub fn set_broker_addr(&self, url: String) {
+        let _ = self.inner.broker_addr.set(url);
+    }
+
+    /// The broker's URL, once it listens.
+    pub(crate) fn broker_addr(&self) -> Option<&str> {
+        self.inner.broker_addr.get().map(String::as_str)
     }
 
     /// The broker CA's certificate, if a broker runs.

@@ -99,9 +99,19 @@ pub enum EnvFormat {
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
+    if args.broker && args.agent.is_none() {
+        if let Some(remote) = crate::remote::Remote::from_env(None)? {
+            // Remote mode: the child holds an `egress` token, revoked at exit.
+            let remote = super::broker::prepare_remote(remote, args.broker_addr.as_deref(), None)?;
+            remote.child.apply_to_process();
+            let spawned = spawn_with_env(&args, &remote.env);
+            remote.revoke();
+            std::process::exit(spawned?);
+        }
+    }
     if args.broker {
         let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-            exit::usage("--broker needs --agent (remote mode is not brokered yet)")
+            exit::usage("--broker needs --agent, or VAULT_ADDR and VAULT_AGENT_KEY (remote mode)")
         })?)?;
         let (env, child, run_key) =
             super::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
@@ -137,9 +147,41 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
+    if args.broker && args.agent.is_none() {
+        if let Some(remote) = crate::remote::Remote::from_env(None)? {
+            let format = args.format;
+            let (text, expires_at) = super::broker::remote_env_settings(
+                remote,
+                args.broker_addr.as_deref(),
+                &ctx.home.join("broker"),
+                |env| render(env, format),
+            )?;
+            let until = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
+            );
+            match &args.write {
+                Some(path) => {
+                    envfile::write_private_atomic(path, text.as_bytes())?;
+                    eprintln!(
+                        "wrote the broker settings to {}; its egress token expires at {until} \
+                         (run this again to renew it)",
+                        path.display()
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    eprintln!("the egress token in these settings expires at {until}");
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                }
+            }
+            return Ok(());
+        }
+    }
     if args.broker {
         let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-            exit::usage("--broker needs --agent (remote mode is not brokered yet)")
+            exit::usage("--broker needs --agent, or VAULT_ADDR and VAULT_AGENT_KEY (remote mode)")
         })?)?;
         let format = args.format;
         let text = super::broker::env_settings(
@@ -195,7 +237,7 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
 }
 
 /// The agent's env fetched from a server, as names and values.
-fn remote_env(remote: &crate::remote::Remote) -> Result<Vec<(SecretName, SecretBytes)>> {
+pub(crate) fn remote_env(remote: &crate::remote::Remote) -> Result<Vec<(SecretName, SecretBytes)>> {
     remote
         .env()?
         .into_iter()

@@ -424,7 +424,13 @@ impl Vault {
                 }
             }
         }
-        let allowed = policy.scopes().to_vec();
+        let mut allowed = policy.scopes().to_vec();
+        // `egress` reads nothing (only the broker attaches, within the
+        // agent's rules), so any key may ask for it whatever the policy
+        // lists; it is never part of the default set.
+        if request.scopes.iter().flatten().any(|s| *s == Scope::Egress) {
+            allowed.push(Scope::Egress);
+        }
         let max = policy.max_token_ttl().min(HARD_MAX_TOKEN_TTL);
         self.sign_new_token(key, &allowed, max, key.expires_at, Vec::new(), request)
     }
