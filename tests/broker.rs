@@ -989,7 +989,14 @@ fn vault_env_broker_writes_a_working_env_file_that_key_rotation_rewrites() {
     let text = std::fs::read_to_string(&file).unwrap();
     let after = proxy_of(&text);
     assert_ne!(before, after);
-    for var in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+    // OpenClaw's own proxy variable follows the rotation too (issue 15 remainder, item 6)
+    for var in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "OPENCLAW_PROXY_URL",
+    ] {
         assert!(text.contains(&format!("{var}={after}\n")), "{var}: {text}");
     }
     let key = text

@@ -886,3 +886,89 @@ fn remote_mode_vault_run_and_env_broker_work_with_only_vault_addr_and_an_agent_k
     let ca = json["env"]["NODE_EXTRA_CA_CERTS"].as_str().unwrap();
     assert!(std::path::Path::new(ca).exists(), "{ca}");
 }
+
+// issue 15 remainder, item 6: `vault integrate openclaw --broker` sets
+// OpenClaw's two proxy settings in a temp OpenClaw home's openclaw.json,
+// keeps the rest, says what it changed (and nothing the second time), and
+// `vault run --broker` gives the child OPENCLAW_PROXY_URL with its credential
+#[test]
+fn integrate_openclaw_broker_sets_the_proxy_settings_and_run_sets_the_proxy_url() {
+    let env = Env::new();
+    let state = env.dir.path().join("openclaw-home");
+    std::fs::create_dir_all(&state).unwrap();
+    let config = state.join("openclaw.json");
+    std::fs::write(
+        &config,
+        r#"{"gateway": {"port": 18789}, "proxy": {"enabled": false}}"#,
+    )
+    .unwrap();
+    let out = env
+        .vault(&["integrate", "openclaw", "--broker"])
+        .env("OPENCLAW_STATE_DIR", &state)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(
+        text.contains("set proxy.enabled = true (was false)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("set tools.web.fetch.useTrustedEnvProxy = true (was unset)"),
+        "{text}"
+    );
+    assert!(text.contains("OPENCLAW_PROXY_URL"), "{text}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    assert_eq!(doc["proxy"]["enabled"], true);
+    assert_eq!(doc["tools"]["web"]["fetch"]["useTrustedEnvProxy"], true);
+    assert_eq!(doc["gateway"]["port"], 18789);
+    let again = stdout_of(
+        &env.vault(&["--json", "integrate", "openclaw", "--broker"])
+            .env("OPENCLAW_STATE_DIR", &state)
+            .assert()
+            .success(),
+    );
+    let again: serde_json::Value = serde_json::from_str(&again).unwrap();
+    assert!(
+        again["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["changed"] == false),
+        "{again}"
+    );
+    // without --broker there is nothing to set: a usage error
+    env.vault(&["integrate", "openclaw"])
+        .env("OPENCLAW_STATE_DIR", &state)
+        .assert()
+        .failure();
+
+    let upstream = Upstream::start(env.dir.path(), true, Arc::new(plain_upstream));
+    let policy = format!(
+        "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        upstream.port
+    );
+    let rig = Rig::start(env, upstream, &policy, &["127.0.0.0/8"]);
+    let out = rig
+        .env
+        .vault(&[
+            "run",
+            "--broker",
+            "--agent",
+            "hermes",
+            "--no-mask",
+            "--",
+            "sh",
+            "-c",
+            "printf '%s\\n%s\\n' \"$OPENCLAW_PROXY_URL\" \"$HTTPS_PROXY\"",
+        ])
+        .env("VAULT_BROKER", &rig.broker)
+        .env("OPENCLAW_PROXY_URL", "http://stale.example:1")
+        .assert()
+        .success();
+    let printed = stdout_of(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 2, "{printed}");
+    assert_eq!(lines[0], lines[1], "{printed}");
+    assert!(lines[0].starts_with("http://agent:avk_"), "{printed}");
+}

@@ -457,7 +457,7 @@ pub fn child_env(
     let ca = ca_file.display().to_string();
     let merged = bundle_file.display().to_string();
     let mut set = vec![];
-    for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+    for name in vault_core::envfile::PROXY_VARS {
         set.push((name.to_owned(), proxy.clone()));
     }
     set.push(("NO_PROXY".into(), no_proxy.clone()));
