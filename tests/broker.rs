@@ -357,7 +357,7 @@ fn curl_under_vault_run_broker_gets_the_real_key_attached_and_holds_none() {
             .find(|l| l.starts_with(&format!("{var}=")))
             .unwrap_or_else(|| panic!("{var} missing: {env}"));
         assert!(
-            line.contains("avk_") && line.ends_with(s.broker.trim_start_matches("http://")),
+            line.contains("avt_") && line.ends_with(s.broker.trim_start_matches("http://")),
             "{line}"
         );
     }
@@ -866,19 +866,33 @@ fn the_run_key_is_revoked_when_the_child_exits() {
             "--",
             "sh",
             "-c",
-            "printf '%s\\n' \"$HTTPS_PROXY\"",
+            &format!(
+                "printf '%s\\n' \"$HTTPS_PROXY\"; t=${{HTTPS_PROXY#http://agent:}}; t=${{t%@*}}; \
+                 echo API-ENV $(curl -s -o /dev/null -w '%{{http_code}}' -H \"Authorization: Bearer $t\" {api}/v1/env); \
+                 echo API-MINT $(curl -s -o /dev/null -w '%{{http_code}}' -X POST -H \"Authorization: Bearer $t\" {api}/v1/auth/token)",
+                api = s.api
+            ),
         ])
         .env("VAULT_BROKER", &s.broker)
         .assert()
         .success();
-    let proxy = stdout_of(&out);
+    let printed = stdout_of(&out);
+    // issue 15 remainder, item 5: the child holds an `egress` token of the run's
+    // key, never the key: the API refuses to read the env or mint with it
+    // (403 out_of_scope, or 401 while the server has not yet seen the run's key)
+    assert!(
+        printed.contains("API-ENV 403") || printed.contains("API-ENV 401"),
+        "{printed}"
+    );
+    assert!(printed.contains("API-MINT 401"), "{printed}");
+    let proxy = printed.lines().next().unwrap_or_default().to_owned();
     let key = proxy
         .trim()
         .strip_prefix("http://agent:")
         .and_then(|r| r.split_once('@'))
         .map(|(k, _)| k.to_owned())
         .unwrap_or_else(|| panic!("no credential in {proxy}"));
-    assert!(key.starts_with("avk_"), "{proxy}");
+    assert!(key.starts_with("avt_"), "{proxy}");
     let listed = stdout_of(&s.env.vault(&["--json", "keys", "ls"]).assert().success());
     let keys: serde_json::Value = serde_json::from_str(&listed).unwrap();
     let run_keys: Vec<_> = keys["keys"]

@@ -474,7 +474,7 @@ fn plain_http_through_http_proxy_is_brokered_like_https() {
         r#"
 import os, json, subprocess, time, requests
 now = lambda: time.time_ns() // 1000
-assert os.environ["HTTP_PROXY"].startswith("http://agent:avk_")
+assert os.environ["HTTP_PROXY"].startswith("http://agent:avt_")
 curl = subprocess.run(["curl", "-sS", "-i", "--max-time", "20", "-H", "Connection: x-hop", "-H", "x-hop: 1",
                        "-H", "Authorization: Bearer vault-brokered", "{base}/v1/models"], capture_output=True, text=True)
 print("curl", json.dumps(curl.stdout + curl.stderr))
@@ -526,7 +526,7 @@ print("tls-port", t.status_code, t.json()["error"]["code"])
         assert!(!lower.contains("proxy-authorization"), "{head}");
         assert!(!lower.contains("x-hop"), "{head}");
         assert!(!lower.contains("vault-brokered"), "{head}");
-        assert!(!head.contains("avk_"), "{head}");
+        assert!(!head.contains("avt_") && !head.contains("avk_"), "{head}");
     }
 }
 
@@ -970,5 +970,5 @@ fn integrate_openclaw_broker_sets_the_proxy_settings_and_run_sets_the_proxy_url(
     let lines: Vec<&str> = printed.lines().collect();
     assert_eq!(lines.len(), 2, "{printed}");
     assert_eq!(lines[0], lines[1], "{printed}");
-    assert!(lines[0].starts_with("http://agent:avk_"), "{printed}");
+    assert!(lines[0].starts_with("http://agent:avt_"), "{printed}");
 }

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use vault_broker::{Config, IpNet, LocalCa};
 use vault_core::policy::egress::PLACEHOLDER;
-use vault_core::{AgentName, Principal, SecretBytes, SecretName, SecretString, Vault};
+use vault_core::{
+    AgentName, Principal, Scope, SecretBytes, SecretName, SecretString, TokenRequest, Vault,
+};
 
 use super::Context;
 use crate::exit;
@@ -54,8 +56,9 @@ impl RunKey {
     }
 }
 
-/// `vault run --broker --agent A` (local mode): unlocks the vault, issues the
-/// child a named key of its own (`A-run-PID`, 24 h), and returns the agent's
+/// `vault run --broker --agent A` (local mode): unlocks the vault, issues a
+/// named key for the run (`A-run-PID`, 24 h) and gives the child an `egress`
+/// token of that key (never the key), and returns the agent's
 /// env without its brokered secrets, the broker settings, and the key to
 /// revoke when the child exits.
 pub fn prepare_run(
@@ -75,7 +78,28 @@ pub fn prepare_run(
         std::process::id()
     ))?;
     let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
-    let credential = SecretString::new(issued.key.expose_secret().to_owned());
+    // The child holds an `egress` token minted from the run's key, not the
+    // key: the API refuses to read or mint with it, so a child that finds the
+    // API cannot fetch a brokered value. Revoking the key at exit ends it.
+    let minted = vault
+        .authenticate_key_uncounted(issued.key.expose_secret())
+        .and_then(|info| {
+            vault.mint_token(
+                &info,
+                &TokenRequest {
+                    scopes: Some(vec![Scope::Egress]),
+                    ttl: Some(RUN_KEY_TTL),
+                },
+            )
+        });
+    let minted = match minted {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = vault.revoke_key(&Principal::Operator, &issued.info.key_id);
+            return Err(e.into());
+        }
+    };
+    let credential = SecretString::new(minted.token.expose_secret().to_owned());
     let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
     let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered, None) {
         Ok(c) => c,

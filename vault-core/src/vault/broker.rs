@@ -395,6 +395,17 @@ mod tests {
             )
             .unwrap();
         assert_eq!(minted.claims.scopes, vec![Scope::Egress]);
+        // it may outlive the policy's read-token TTL (1 h by default), as a brokered run does
+        let day = v
+            .mint_token(
+                &info,
+                &crate::TokenRequest {
+                    scopes: Some(vec![Scope::Egress]),
+                    ttl: Some(Duration::from_secs(20 * 3600)),
+                },
+            )
+            .unwrap();
+        assert!(day.claims.expires_at - day.claims.issued_at >= 20 * 3600);
         let token = minted.token.expose_secret().to_owned();
         let EgressGrant::Attach { value, .. } =
             v.egress_grant(&token, &req("api.openai.com")).unwrap()
