@@ -3,6 +3,7 @@
 
 mod audit;
 mod broker;
+mod broker_clients;
 mod children;
 mod common;
 mod foundation;

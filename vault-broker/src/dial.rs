@@ -1,7 +1,9 @@
 //! The one dialer every upstream connection goes through, and its SSRF guard:
 //! resolve the name, check every address it resolves to, then connect to a
 //! checked address (never re-resolve, so DNS rebinding cannot swap in another),
-//! and open verified TLS to it under the CONNECT target's name.
+//! and open verified TLS to it under the CONNECT target's name (or, for plain
+//! `http://` requests, leave it plain). Intercepted requests, plain HTTP and
+//! WebSocket upgrades all dial here.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -18,6 +20,10 @@ use crate::refusal::{Code, Refusal};
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const TLS_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// An upstream byte stream, TLS or plain.
+pub trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Stream for T {}
 
 /// Opens upstream connections.
 #[derive(Clone)]
@@ -37,8 +43,19 @@ impl Dialer {
     }
 
     /// Resolves `host`, checks every address, connects to a checked one and
-    /// completes a verified TLS handshake as `host`.
-    pub async fn connect(&self, host: &str, port: u16) -> Result<TlsStream<TcpStream>, Refusal> {
+    /// opens verified TLS as `host` (`tls`), or leaves the TCP stream plain
+    /// (plain `http://` upstreams). Every upstream connection comes from here.
+    pub async fn open(&self, host: &str, port: u16, tls: bool) -> Result<Box<dyn Stream>, Refusal> {
+        if tls {
+            Ok(Box::new(self.connect(host, port).await?))
+        } else {
+            Ok(Box::new(self.connect_tcp(host, port).await?))
+        }
+    }
+
+    /// Resolves `host`, checks every address and connects to a checked one:
+    /// the SSRF guard, for TLS and plain upstreams alike.
+    pub async fn connect_tcp(&self, host: &str, port: u16) -> Result<TcpStream, Refusal> {
         let addrs = self.resolve_checked(host, port).await?;
         let mut tcp = None;
         for addr in &addrs {
@@ -56,6 +73,13 @@ impl Dialer {
             )
         })?;
         let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    /// Resolves `host`, checks every address, connects to a checked one and
+    /// completes a verified TLS handshake as `host`.
+    pub async fn connect(&self, host: &str, port: u16) -> Result<TlsStream<TcpStream>, Refusal> {
+        let tcp = self.connect_tcp(host, port).await?;
         let name = ServerName::try_from(host.to_owned()).map_err(|_| {
             Refusal::new(
                 Code::BadProxyRequest,

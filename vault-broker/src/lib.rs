@@ -5,7 +5,9 @@
 //! forwards over verified TLS, so the agent never holds the third-party key.
 //!
 //! What lives here: the listener and CONNECT handling ([`serve`]), the local CA
-//! ([`LocalCa`]), the one SSRF-guarded dialer ([`dial`]), and refusals
+//! ([`LocalCa`]), plain `http://` forwarding and WebSocket relaying (which
+//! share the CONNECT path's decide/attach/forward), the one SSRF-guarded
+//! dialer ([`dial`]), and refusals
 //! ([`Refusal`]). What must not: access rules and storage (vault-core's, reached
 //! through a [`Backend`] the server implements over its one vault thread).
 //!
@@ -18,9 +20,11 @@
 
 mod ca;
 pub mod dial;
+mod plain;
 mod proxy;
 mod refusal;
 pub mod usage;
+mod websocket;
 
 use std::future::Future;
 use std::sync::Arc;

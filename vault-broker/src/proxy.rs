@@ -1,7 +1,8 @@
 //! The proxy itself: the accept loop, CONNECT (authenticated before anything
 //! else), TLS termination with a leaf for the CONNECT host, and per request
 //! inside the tunnel: decide, strip, attach, forward to the CONNECT target,
-//! stream the answer back as it arrives.
+//! stream the answer back as it arrives. Plain `http://` requests (plain.rs)
+//! and WebSocket upgrades (websocket.rs) take the same path.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,14 +29,14 @@ use crate::refusal::{Code, Refusal};
 use crate::usage::{Accounting, Meter, Metered, UpBody};
 use crate::{Backend, OwnedRequest};
 
-type Body = Either<Metered, Full<Bytes>>;
+pub(crate) type Body = Either<Metered, Full<Bytes>>;
 
 /// How long a client may take to send a request's headers (idle keep-alive included).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the agent may take to start TLS after the CONNECT.
 const CLIENT_TLS_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long the upstream may take to answer with headers (bodies stream unbounded).
-const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const RESPONSE_HEADER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest request head hyper buffers; past it the connection is refused.
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Largest total of header names and values the broker takes (431 past it).
@@ -52,9 +53,9 @@ pub struct Config {
     pub accounting: Option<Arc<Accounting>>,
 }
 
-struct Shared<B> {
+pub(crate) struct Shared<B> {
     backend: Arc<B>,
-    config: Config,
+    pub(crate) config: Config,
 }
 
 /// Serves the broker on `listener` until `shutdown` completes.
@@ -115,12 +116,17 @@ async fn outer<B: Backend>(shared: Arc<Shared<B>>, req: Request<Incoming>) -> Re
     if let Err(refusal) = shared.backend.authenticate(credential.clone()).await {
         return refuse(refusal);
     }
+    if req.method() != Method::CONNECT
+        && req.uri().scheme() == Some(&hyper::http::uri::Scheme::HTTP)
+    {
+        return crate::plain::forward(shared, credential, req).await;
+    }
     if req.method() != Method::CONNECT {
         return refuse(if req.uri().scheme().is_some() {
             Refusal::new(
                 Code::EgressHttpRefused,
                 "the broker takes https:// requests through CONNECT only (HTTPS_PROXY); \
-                 plain http:// and absolute-form https:// requests are not brokered",
+                 absolute-form https:// requests are not brokered (no TLS stripping)",
             )
         } else {
             Refusal::new(
@@ -149,6 +155,7 @@ async fn outer<B: Backend>(shared: Arc<Shared<B>>, req: Request<Incoming>) -> Re
         port,
         credential,
         upstream: tokio::sync::Mutex::new(None),
+        tls: true,
     });
     tokio::spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(req).await else {
@@ -174,22 +181,26 @@ async fn outer<B: Backend>(shared: Arc<Shared<B>>, req: Request<Incoming>) -> Re
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_buf_size(MAX_HEAD_BYTES)
             .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
             .await;
     });
     Response::new(Either::Right(Full::new(Bytes::new())))
 }
 
-/// One CONNECT tunnel: a client, pinned to one upstream host and port.
-struct Tunnel<B> {
-    shared: Arc<Shared<B>>,
-    host: String,
-    port: u16,
-    credential: Arc<SecretString>,
-    upstream: tokio::sync::Mutex<Option<SendRequest<UpBody>>>,
+/// One CONNECT tunnel: a client, pinned to one upstream host and port (or
+/// one plain `http://` request, `tls` false).
+pub(crate) struct Tunnel<B> {
+    pub(crate) shared: Arc<Shared<B>>,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) credential: Arc<SecretString>,
+    pub(crate) upstream: tokio::sync::Mutex<Option<SendRequest<UpBody>>>,
+    /// TLS to the upstream (CONNECT), or plain TCP (absolute-form `http://`).
+    pub(crate) tls: bool,
 }
 
 impl<B: Backend> Tunnel<B> {
-    async fn request(&self, req: Request<Incoming>) -> Response<Body> {
+    pub(crate) async fn request(&self, req: Request<Incoming>) -> Response<Body> {
         match self.forward(req).await {
             Ok(response) => response,
             Err(refusal) => {
@@ -244,6 +255,7 @@ impl<B: Backend> Tunnel<B> {
         }
         let mut meter = Meter::new(accounting, Some(meta), &asked);
         let (mut parts, body) = req.into_parts();
+        let websocket = crate::websocket::take_upgrade(&mut parts);
         strip_hop_by_hop(&mut parts.headers);
         let body = meter.request_body(&mut parts.headers, body).await?;
         let mut path_and_query = parts
@@ -253,9 +265,11 @@ impl<B: Backend> Tunnel<B> {
             .to_owned();
         if let Some((auth, secret, value)) = &attach {
             apply(&mut parts.headers, &mut path_and_query, auth, secret, value)?;
+            drop_placeholders(&mut parts.headers, auth);
         }
         // The upstream is the CONNECT target, whatever Host or the URI said.
-        let host_header = if self.port == 443 {
+        let default_port = if self.tls { 443 } else { 80 };
+        let host_header = if self.port == default_port {
             self.host.clone()
         } else {
             format!("{}:{}", self.host, self.port)
@@ -269,6 +283,9 @@ impl<B: Backend> Tunnel<B> {
             .parse::<Uri>()
             .map_err(|_| Refusal::new(Code::BadProxyRequest, "the request target is not a path"))?;
         parts.version = Version::HTTP_11;
+        if let Some(client) = websocket {
+            return crate::websocket::forward(self, client, parts, body, meter).await;
+        }
         let upstream_req = Request::from_parts(parts, body);
         let pending = {
             let mut slot = self.upstream.lock().await;
@@ -314,14 +331,14 @@ impl<B: Backend> Tunnel<B> {
     }
 
     async fn connect(&self) -> Result<SendRequest<UpBody>, Refusal> {
-        let tls = self
+        let stream = self
             .shared
             .config
             .dialer
-            .connect(&self.host, self.port)
+            .open(&self.host, self.port, self.tls)
             .await?;
         let (sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(tls))
+            .handshake(TokioIo::new(stream))
             .await
             .map_err(|_| {
                 Refusal::new(
@@ -350,7 +367,7 @@ fn check_header_size(headers: &HeaderMap) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn refuse(refusal: Refusal) -> Response<Body> {
+pub(crate) fn refuse(refusal: Refusal) -> Response<Body> {
     refusal.response().map(Either::Right)
 }
 
@@ -383,7 +400,7 @@ fn proxy_credential(headers: &HeaderMap) -> Option<SecretString> {
 }
 
 /// `host:port` of a CONNECT, checked: a DNS name or an IP literal, a port.
-fn connect_target(uri: &Uri) -> Result<(String, u16), Refusal> {
+pub(crate) fn connect_target(uri: &Uri) -> Result<(String, u16), Refusal> {
     let bad = || {
         Refusal::new(
             Code::BadProxyRequest,
@@ -417,7 +434,7 @@ fn connect_target(uri: &Uri) -> Result<(String, u16), Refusal> {
 }
 
 /// Removes hop-by-hop headers and every header `Connection` names.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -537,6 +554,32 @@ fn apply(
     Ok(())
 }
 
+/// Removes every other header still carrying the placeholder once the real
+/// credential is attached: an SDK that sends its key in two places (the
+/// Anthropic SDK sends `Authorization: Bearer` beside `x-api-key`) would
+/// otherwise show the upstream a bogus credential beside the real one.
+fn drop_placeholders(headers: &mut HeaderMap, auth: &EgressAuth) {
+    let attached = match auth {
+        EgressAuth::Bearer | EgressAuth::Basic => Some(header::AUTHORIZATION),
+        EgressAuth::Header(name) => HeaderName::from_bytes(name.as_bytes()).ok(),
+        EgressAuth::Query(_) | EgressAuth::Path => None,
+    };
+    let stale: Vec<HeaderName> = headers
+        .iter()
+        .filter(|(name, value)| {
+            Some(*name) != attached.as_ref()
+                && value
+                    .as_bytes()
+                    .windows(PLACEHOLDER.len())
+                    .any(|w| w == PLACEHOLDER.as_bytes())
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        headers.remove(name);
+    }
+}
+
 /// RFC 3986 percent-encoding of everything but the unreserved characters.
 fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
@@ -615,6 +658,27 @@ mod tests {
         let mut pq = "/bot123/getMe".to_owned();
         let err = apply(&mut h, &mut pq, &EgressAuth::Path, &path(), &v).unwrap_err();
         assert_eq!(err.code, Code::EgressPlaceholderMissing);
+    }
+
+    // issue 15 remainder, item 1: the Anthropic SDK's placeholder Bearer does
+    // not reach the upstream beside the attached x-api-key
+    #[test]
+    fn headers_still_carrying_the_placeholder_are_dropped_once_attached() {
+        let v = SecretBytes::from_slice(b"sk-ant-real");
+        let mut h = HeaderMap::new();
+        h.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer vault-brokered"),
+        );
+        h.insert("x-api-key", HeaderValue::from_static("vault-brokered"));
+        h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        let mut pq = "/v1/messages".to_owned();
+        let auth = EgressAuth::Header("x-api-key".into());
+        apply(&mut h, &mut pq, &auth, &path(), &v).unwrap();
+        drop_placeholders(&mut h, &auth);
+        assert_eq!(h["x-api-key"], "sk-ant-real");
+        assert!(!h.contains_key("authorization"), "{h:?}");
+        assert!(h.contains_key("anthropic-version"));
     }
 
     // issue 15, bad input: a stored value with CR/LF is never put into a header

@@ -14,7 +14,9 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use vault_broker::{Config, IpNet, LocalCa};
 use vault_core::policy::egress::PLACEHOLDER;
-use vault_core::{AgentName, Principal, SecretBytes, SecretName, SecretString, Vault};
+use vault_core::{
+    AgentName, Principal, Scope, SecretBytes, SecretName, SecretString, TokenRequest, Vault,
+};
 
 use crate::cmd::Context;
 use crate::exit;
@@ -54,8 +56,9 @@ impl RunKey {
     }
 }
 
-/// `vault run --broker --agent A` (local mode): unlocks the vault, issues the
-/// child a named key of its own (`A-run-PID`, 24 h), and returns the agent's
+/// `vault run --broker --agent A` (local mode): unlocks the vault, issues a
+/// named key for the run (`A-run-PID`, 24 h) and gives the child an `egress`
+/// token of that key (never the key), and returns the agent's
 /// env without its brokered secrets, the broker settings, and the key to
 /// revoke when the child exits.
 pub fn prepare_run(
@@ -75,7 +78,28 @@ pub fn prepare_run(
         std::process::id()
     ))?;
     let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
-    let credential = SecretString::new(issued.key.expose_secret().to_owned());
+    // The child holds an `egress` token minted from the run's key, not the
+    // key: the API refuses to read or mint with it, so a child that finds the
+    // API cannot fetch a brokered value. Revoking the key at exit ends it.
+    let minted = vault
+        .authenticate_key_uncounted(issued.key.expose_secret())
+        .and_then(|info| {
+            vault.mint_token(
+                &info,
+                &TokenRequest {
+                    scopes: Some(vec![Scope::Egress]),
+                    ttl: Some(RUN_KEY_TTL),
+                },
+            )
+        });
+    let minted = match minted {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = vault.revoke_key(&Principal::Operator, &issued.info.key_id);
+            return Err(e.into());
+        }
+    };
+    let credential = SecretString::new(minted.token.expose_secret().to_owned());
     let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
     let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered, None) {
         Ok(c) => c,
@@ -91,6 +115,100 @@ pub fn prepare_run(
         vault,
     };
     Ok((env, child, run_key))
+}
+
+/// How long a remote-mode child's `egress` token is asked to live; the
+/// agent's policy caps it (`max_token_ttl`, at most 24 h).
+const REMOTE_TOKEN_TTL: u64 = 24 * 3600;
+
+/// A remote-mode brokered run: the child's env and broker settings, and the
+/// `egress` token it holds (reads nothing at the API; revoked at exit).
+pub struct RemoteRun {
+    /// The agent's env without its brokered secrets.
+    pub env: AgentEnv,
+    /// The broker settings for the child.
+    pub child: ChildEnv,
+    remote: crate::remote::Remote,
+    token: SecretString,
+    /// When the token expires (Unix seconds).
+    pub expires_at: u64,
+}
+
+impl RemoteRun {
+    /// Revokes the child's token; a failure is reported, and it then expires.
+    pub fn revoke(self) {
+        if let Err(e) = self.remote.revoke(&self.token) {
+            eprintln!(
+                "vault: could not revoke the run's egress token ({e}); it expires on its own"
+            );
+        }
+    }
+}
+
+/// `vault run --broker` with `VAULT_ADDR` and `VAULT_AGENT_KEY` (no local
+/// vault): mints an `egress` token (the broker attaches with it; it reads
+/// nothing at the API, so the child cannot fetch a brokered value), learns
+/// the broker's address (`--broker-addr`, `VAULT_BROKER`, else `GET
+/// /v1/broker`), its CA and the agent's placeholder names from the server,
+/// and fetches the agent's env without its brokered secrets. The agent's
+/// named key stays in this process.
+pub fn prepare_remote(
+    remote: crate::remote::Remote,
+    addr_flag: Option<&str>,
+    persist: Option<&Path>,
+) -> Result<RemoteRun> {
+    let (token, public) = remote.mint(Some(vec!["egress".into()]), Some(REMOTE_TOKEN_TTL))?;
+    let expires_at = public["expires_at"].as_u64().unwrap_or(0);
+    let built = (|| {
+        let (addr, ca_pem) = remote.broker(&token)?;
+        let broker = match broker_addr(addr_flag) {
+            Ok(flag) => flag,
+            Err(_) => addr,
+        };
+        let brokered: BTreeSet<String> = remote.placeholders(&token)?.into_iter().collect();
+        let env = without_brokered(crate::remote::remote_env(&remote)?, &brokered);
+        let child = child_env(&broker, &token, &ca_pem, &brokered, persist)?;
+        Ok::<_, anyhow::Error>((env, child))
+    })();
+    match built {
+        Ok((env, child)) => Ok(RemoteRun {
+            env,
+            child,
+            remote,
+            token,
+            expires_at,
+        }),
+        Err(e) => {
+            // Nobody will hold the token: revoke it now.
+            let _ = remote.revoke(&token);
+            Err(e)
+        }
+    }
+}
+
+/// `vault env --broker` in remote mode: the settings [`prepare_remote`]
+/// builds, rendered, with CA files in `persist`; the token is not revoked
+/// (a gateway holds it) and expires at the returned time. No
+/// `VAULT_AGENT_KEY` goes in: the agent's named key could read the
+/// brokered values at the API.
+pub fn remote_env_settings(
+    remote: crate::remote::Remote,
+    addr_flag: Option<&str>,
+    persist: &Path,
+    render: impl Fn(&[(SecretName, SecretBytes)]) -> Result<String>,
+) -> Result<(zeroize::Zeroizing<String>, u64)> {
+    let run = prepare_remote(remote, addr_flag, Some(persist))?;
+    let mut env = run.env;
+    env.retain(|(name, _)| {
+        name.as_str() != KEY_VAR && !run.child.set.iter().any(|(n, _)| n == name.as_str())
+    });
+    for (name, value) in &run.child.set {
+        env.push((
+            SecretName::parse(name)?,
+            SecretBytes::from_slice(value.as_bytes()),
+        ));
+    }
+    Ok((zeroize::Zeroizing::new(render(&env)?), run.expires_at))
 }
 
 impl ChildEnv {
@@ -283,13 +401,14 @@ pub async fn start(prepared: Prepared, state: vault_server::AppState) -> Result<
         .await
         .with_context(|| format!("binding the broker on {}", prepared.addr))?;
     let local = listener.local_addr()?;
-    let backend = Arc::new(vault_server::broker::VaultBackend(state));
+    let backend = Arc::new(vault_server::broker::VaultBackend(state.clone()));
     tokio::spawn(vault_broker::serve(
         listener,
         backend,
         prepared.config,
         std::future::pending(),
     ));
+    state.set_broker_addr(format!("http://{local}"));
     println!("broker listening on http://{local}");
     std::io::stdout().flush()?;
     Ok(())
@@ -407,7 +526,7 @@ pub fn child_env(
     let ca = ca_file.display().to_string();
     let merged = bundle_file.display().to_string();
     let mut set = vec![];
-    for name in ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"] {
+    for name in vault_core::envfile::PROXY_VARS {
         set.push((name.to_owned(), proxy.clone()));
     }
     set.push(("NO_PROXY".into(), no_proxy.clone()));

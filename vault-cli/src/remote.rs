@@ -225,6 +225,30 @@ impl Remote {
         }
     }
 
+    /// The broker's address and CA certificate: `GET /v1/broker`.
+    pub fn broker(&self, token: &SecretString) -> Result<(String, String)> {
+        let reply = self.call("GET", "/v1/broker", token, None)?;
+        let text = |k: &str| reply[k].as_str().unwrap_or_default().to_owned();
+        Ok((text("addr"), text("ca_pem")))
+    }
+
+    /// The env names the agent's egress rules attach: `GET /v1/broker/placeholders`.
+    pub fn placeholders(&self, token: &SecretString) -> Result<Vec<String>> {
+        let reply = self.call("GET", "/v1/broker/placeholders", token, None)?;
+        Ok(reply["names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Revokes `token` (the caller's own): `POST /v1/auth/revoke`.
+    pub fn revoke(&self, token: &SecretString) -> Result<()> {
+        self.call("POST", "/v1/auth/revoke", token, None)
+            .map(|_| ())
+    }
+
     /// Where the server is, for messages.
     fn place(&self) -> String {
         match &self.transport {
@@ -455,4 +479,20 @@ mod tests {
         );
         assert!(parse_addr("unix:relative.sock", false).is_err());
     }
+}
+
+/// The agent's env fetched from a server, as names and values.
+pub(crate) fn remote_env(
+    remote: &Remote,
+) -> Result<Vec<(vault_core::SecretName, vault_core::SecretBytes)>> {
+    remote
+        .env()?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok((
+                vault_core::SecretName::parse(&k)?,
+                vault_core::SecretBytes::from_slice(v.expose_secret().as_bytes()),
+            ))
+        })
+        .collect()
 }

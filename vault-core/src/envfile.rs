@@ -164,8 +164,15 @@ pub fn value_of(path: &Path, name: &str) -> Result<Option<Zeroizing<String>>> {
 }
 
 /// The proxy variables `vault env --broker` writes, each carrying the agent's
-/// vault credential as the URL's user (`http://agent:avk_...@127.0.0.1:PORT`).
-pub const PROXY_VARS: [&str; 4] = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"];
+/// vault credential as the URL's user (`http://agent:avk_...@127.0.0.1:PORT`);
+/// OpenClaw's proxy layer reads its own.
+pub const PROXY_VARS: [&str; 5] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "OPENCLAW_PROXY_URL",
+];
 
 /// The proxy URL with its vault credential (the user or password part that is
 /// a named key or a token) replaced by `credential`; `None` when the URL

@@ -35,6 +35,9 @@ pub enum Scope {
     Secret(String),
     /// Read any granted secret by name.
     SecretsRead,
+    /// Read nothing: only have the broker attach the secrets the agent's
+    /// `[[egress]]` rules name (what a brokered child holds in remote mode).
+    Egress,
 }
 
 impl Scope {
@@ -46,6 +49,7 @@ impl Scope {
         match s {
             "secrets:read" => Ok(Scope::SecretsRead),
             "env:read" => Ok(Scope::EnvRead),
+            "egress" => Ok(Scope::Egress),
             _ => {
                 let target = s.strip_prefix("secret:").ok_or_else(|| unknown_scope(s))?;
                 let name = match target.split_once('/') {
@@ -72,6 +76,7 @@ impl fmt::Display for Scope {
         match self {
             Scope::SecretsRead => f.write_str("secrets:read"),
             Scope::EnvRead => f.write_str("env:read"),
+            Scope::Egress => f.write_str("egress"),
             Scope::Secret(name) => write!(f, "secret:{name}"),
         }
     }
@@ -81,7 +86,7 @@ fn unknown_scope(s: &str) -> Error {
     Error::InvalidInput {
         what: "scope",
         reason: format!(
-            "{:?} is not a scope; use secrets:read, env:read, secret:NAME or secret:AGENT/NAME",
+            "{:?} is not a scope; use secrets:read, env:read, egress, secret:NAME or secret:AGENT/NAME",
             s.chars().take(80).collect::<String>()
         ),
     }

@@ -38,6 +38,8 @@ pub(crate) struct Inner {
     pub broker_ca_pem: Option<String>,
     /// The broker's usage accounting, for `/metrics`.
     pub accounting: Option<Arc<vault_broker::Accounting>>,
+    /// The broker's URL (`http://ADDR`), once it listens.
+    pub broker_addr: std::sync::OnceLock<String>,
 }
 
 /// Counters exported at /metrics.
@@ -81,6 +83,7 @@ impl AppState {
                 scanner: std::sync::OnceLock::new(),
                 broker_ca_pem: None,
                 accounting: None,
+                broker_addr: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -119,6 +122,17 @@ impl AppState {
             inner.accounting = Some(accounting);
         }
         self
+    }
+
+    /// Records where the broker listens (served at `GET /v1/broker`); the
+    /// first call wins.
+    pub fn set_broker_addr(&self, url: String) {
+        let _ = self.inner.broker_addr.set(url);
+    }
+
+    /// The broker's URL, once it listens.
+    pub(crate) fn broker_addr(&self) -> Option<&str> {
+        self.inner.broker_addr.get().map(String::as_str)
     }
 
     /// The broker CA's certificate, if a broker runs.

@@ -338,7 +338,7 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
                 "Run the agent through the broker: it holds a placeholder, never the key",
                 &[
                     "run", "--broker", "--agent", "hermes-finance", "--", "sh", "-c",
-                    "echo STRIPE_KEY=$STRIPE_KEY; case $HTTPS_PROXY in http://agent:avk_*@*) echo HTTPS_PROXY: the broker, with a key that is revoked when this exits;; esac",
+                    "echo STRIPE_KEY=$STRIPE_KEY; case $HTTPS_PROXY in http://agent:avt_*@*) echo HTTPS_PROXY: the broker, with an egress token whose key is revoked when this exits;; esac",
                 ],
                 None,
             )

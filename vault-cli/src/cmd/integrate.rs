@@ -1,4 +1,4 @@
-//! `vault integrate hermes|claude-code|gemini`: wire vault into an agent runtime's
+//! `vault integrate hermes|claude-code|gemini|openclaw`: wire vault into an agent runtime's
 //! own plug-in points, so no secret has to sit in the runtime's config.
 //!
 //! - **Hermes Agent**: installs the secret-source plugin
@@ -26,6 +26,7 @@ use crate::exit;
 mod hermes_config;
 
 use hermes_config::{edit_hermes_config, vault_section};
+mod openclaw_broker;
 
 /// `vault integrate ...`.
 #[derive(clap::Subcommand, Debug)]
@@ -60,6 +61,18 @@ pub enum Command {
         /// The vault binary the hooks run (default: this one).
         #[arg(long, value_name = "PATH")]
         vault_bin: Option<PathBuf>,
+    },
+    /// OpenClaw through the egress broker (`--broker`): set `proxy.enabled`
+    /// and `tools.web.fetch.useTrustedEnvProxy` in openclaw.json and say what
+    /// changed (`vault run --broker` sets OPENCLAW_PROXY_URL).
+    Openclaw {
+        /// Required: the broker settings are what this sets.
+        #[arg(long, required = true)]
+        broker: bool,
+        /// The config file (default: $OPENCLAW_CONFIG_PATH, else the state
+        /// directory's openclaw.json).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
     },
     /// Add Gemini CLI hooks (BeforeAgent, BeforeTool) that block a prompt or
     /// tool call holding a secret.
@@ -144,6 +157,7 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
             project,
             vault_bin,
         } => install_hooks(ctx, HookedCli::Gemini, settings, project, vault_bin),
+        Command::Openclaw { broker: _, config } => openclaw_broker::run(ctx.json, config),
     }
 }
 

@@ -99,9 +99,19 @@ pub enum EnvFormat {
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
+    if args.broker && args.agent.is_none() {
+        if let Some(remote) = crate::remote::Remote::from_env(None)? {
+            // Remote mode: the child holds an `egress` token, revoked at exit.
+            let remote = crate::broker::prepare_remote(remote, args.broker_addr.as_deref(), None)?;
+            remote.child.apply_to_process();
+            let spawned = spawn_with_env(&args, &remote.env);
+            remote.revoke();
+            std::process::exit(spawned?);
+        }
+    }
     if args.broker {
         let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-            exit::usage("--broker needs --agent (remote mode is not brokered yet)")
+            exit::usage("--broker needs --agent, or VAULT_ADDR and VAULT_AGENT_KEY (remote mode)")
         })?)?;
         let (env, child, run_key) =
             crate::broker::prepare_run(ctx, &agent, args.broker_addr.as_deref())?;
@@ -113,7 +123,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
         return Err(exit::with_code(spawned?));
     }
     if let Some(remote) = crate::remote::Remote::from_env(None)? {
-        let env = remote_env(&remote)?;
+        let env = crate::remote::remote_env(&remote)?;
         let code = spawn_with_env(&args, &env)?;
         return Err(exit::with_code(code));
     }
@@ -137,9 +147,41 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
+    if args.broker && args.agent.is_none() {
+        if let Some(remote) = crate::remote::Remote::from_env(None)? {
+            let format = args.format;
+            let (text, expires_at) = crate::broker::remote_env_settings(
+                remote,
+                args.broker_addr.as_deref(),
+                &ctx.home.join("broker"),
+                |env| render(env, format),
+            )?;
+            let until = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
+            );
+            match &args.write {
+                Some(path) => {
+                    envfile::write_private_atomic(path, text.as_bytes())?;
+                    eprintln!(
+                        "wrote the broker settings to {}; its egress token expires at {until} \
+                         (run this again to renew it)",
+                        path.display()
+                    );
+                }
+                None => {
+                    use std::io::Write;
+                    eprintln!("the egress token in these settings expires at {until}");
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(text.as_bytes())?;
+                    out.flush()?;
+                }
+            }
+            return Ok(());
+        }
+    }
     if args.broker {
         let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-            exit::usage("--broker needs --agent (remote mode is not brokered yet)")
+            exit::usage("--broker needs --agent, or VAULT_ADDR and VAULT_AGENT_KEY (remote mode)")
         })?)?;
         let format = args.format;
         let text = crate::broker::env_settings(
@@ -164,7 +206,7 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
         return Ok(());
     }
     let (agent, env) = match crate::remote::Remote::from_env(None)? {
-        Some(remote) => ("this agent".to_owned(), remote_env(&remote)?),
+        Some(remote) => ("this agent".to_owned(), crate::remote::remote_env(&remote)?),
         None => {
             let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
                 exit::usage("--agent is required (or set VAULT_ADDR and VAULT_AGENT_KEY)")
@@ -192,20 +234,6 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The agent's env fetched from a server, as names and values.
-fn remote_env(remote: &crate::remote::Remote) -> Result<Vec<(SecretName, SecretBytes)>> {
-    remote
-        .env()?
-        .into_iter()
-        .map(|(k, v)| {
-            Ok((
-                SecretName::parse(&k)?,
-                SecretBytes::from_slice(v.expose_secret().as_bytes()),
-            ))
-        })
-        .collect()
 }
 
 /// The env as text in `format`. Values are valid UTF-8 (`set` refuses others).

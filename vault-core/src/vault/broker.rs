@@ -12,7 +12,7 @@ use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef
 use crate::policy::Budget;
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
-use crate::token::TokenClaims;
+use crate::token::{Scope, TokenClaims};
 use crate::AuditAction;
 use crate::Denial;
 
@@ -167,13 +167,21 @@ impl Vault {
         agent: AgentName,
         rule: crate::policy::egress::EgressRule,
     ) -> Result<EgressGrant> {
-        let (secret, value) = match (&actor, &rule.secret) {
-            (EgressActor::Token(claims), secret) => {
+        // An `egress` token reads nothing itself: the broker attaches what
+        // the rules name, as for the agent's key. Other tokens attach only
+        // what their scopes could read.
+        let reader = match &actor {
+            EgressActor::Token(claims) if !claims.scopes.contains(&Scope::Egress) => Err(claims),
+            EgressActor::Token(claims) => Ok(claims.key_id.clone()),
+            EgressActor::Key(_, key_id) => Ok(key_id.clone()),
+        };
+        let (secret, value) = match (reader, &rule.secret) {
+            (Err(claims), secret) => {
                 let (path, value, _) =
                     self.read_with_token(claims, &String::from(secret.clone()))?;
                 (path, value)
             }
-            (EgressActor::Key(agent, key_id), secret) => {
+            (Ok(key_id), secret) => {
                 let path = match secret {
                     SecretRef::Own(name) => SecretPath {
                         agent: agent.clone(),
@@ -189,7 +197,7 @@ impl Vault {
                 };
                 self.audit(
                     &actor,
-                    Some(key_id),
+                    Some(&key_id),
                     AuditAction::EgressAttach,
                     Some(&path.to_string()),
                     &outcome,
@@ -385,6 +393,89 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "malformed_key"
+        );
+    }
+
+    // issue 15 remainder, item 5: an `egress` token (what a remote-mode
+    // brokered child holds) has the broker attach the agent's rules' secrets
+    // but reads nothing itself, and is not part of a default token
+    #[test]
+    fn an_egress_token_gets_attachments_but_reads_nothing() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut v = Vault::init(
+            &dir.path().join("v"),
+            &SecretString::new("pw".into()),
+            KdfParams::TEST_ONLY,
+        )
+        .unwrap();
+        let hermes = AgentName::parse("hermes").unwrap();
+        let policy = Policy::from_toml(
+            "[[egress]]\nhost = \"api.openai.com\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        )
+        .unwrap();
+        v.add_agent(OP, &hermes, &policy).unwrap();
+        let path = SecretPath::parse("hermes/OPENAI_API_KEY").unwrap();
+        v.set_secret(OP, &path, &SecretBytes::from_slice(b"sk-one"))
+            .unwrap();
+        let issued = v
+            .issue_key(
+                OP,
+                &AgentName::parse("hermes-key").unwrap(),
+                &hermes,
+                Duration::from_secs(86_400),
+                false,
+            )
+            .unwrap();
+        let info = v
+            .authenticate_key_uncounted(issued.key.expose_secret())
+            .unwrap();
+        use crate::token::Scope;
+        let default = v
+            .mint_token(&info, &crate::TokenRequest::default())
+            .unwrap();
+        assert!(!default.claims.scopes.contains(&Scope::Egress));
+        let minted = v
+            .mint_token(
+                &info,
+                &crate::TokenRequest {
+                    scopes: Some(vec![Scope::Egress]),
+                    ttl: None,
+                },
+            )
+            .unwrap();
+        assert_eq!(minted.claims.scopes, vec![Scope::Egress]);
+        // it may outlive the policy's read-token TTL (1 h by default), as a brokered run does
+        let day = v
+            .mint_token(
+                &info,
+                &crate::TokenRequest {
+                    scopes: Some(vec![Scope::Egress]),
+                    ttl: Some(Duration::from_secs(20 * 3600)),
+                },
+            )
+            .unwrap();
+        assert!(day.claims.expires_at - day.claims.issued_at >= 20 * 3600);
+        let token = minted.token.expose_secret().to_owned();
+        let EgressGrant::Attach { value, .. } =
+            v.egress_grant(&token, &req("api.openai.com")).unwrap()
+        else {
+            panic!("no attach")
+        };
+        assert_eq!(value.expose_secret(), b"sk-one");
+        assert!(matches!(
+            v.egress_grant(&token, &req("evil.example")).unwrap(),
+            EgressGrant::Deny(_)
+        ));
+        let claims = v.verify_token(&token).unwrap();
+        assert_eq!(
+            v.env_with_token(&claims).unwrap_err().code(),
+            "out_of_scope"
+        );
+        assert_eq!(
+            v.read_with_token(&claims, "OPENAI_API_KEY")
+                .unwrap_err()
+                .code(),
+            "out_of_scope"
         );
     }
 

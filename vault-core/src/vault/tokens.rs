@@ -170,8 +170,25 @@ impl Vault {
                 }
             }
         }
-        let allowed = policy.scopes().to_vec();
-        let max = policy.max_token_ttl().min(HARD_MAX_TOKEN_TTL);
+        let mut allowed = policy.scopes().to_vec();
+        // `egress` reads nothing (only the broker attaches, within the
+        // agent's rules), so any key may ask for it whatever the policy
+        // lists; it is never part of the default set.
+        if request.scopes.iter().flatten().any(|s| *s == Scope::Egress) {
+            allowed.push(Scope::Egress);
+        }
+        // The policy's max_token_ttl bounds how long a token can *read*; an
+        // `egress`-only token reads nothing, so it may live as long as a
+        // brokered run (the hard cap and its key's expiry still apply).
+        let egress_only = request
+            .scopes
+            .as_deref()
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|x| *x == Scope::Egress));
+        let max = if egress_only {
+            HARD_MAX_TOKEN_TTL
+        } else {
+            policy.max_token_ttl().min(HARD_MAX_TOKEN_TTL)
+        };
         self.sign_new_token(key, &allowed, max, key.expires_at, Vec::new(), request)
     }
 

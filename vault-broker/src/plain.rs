@@ -1,0 +1,96 @@
+//! Plain `http://` requests in absolute form (what clients send through
+//! `HTTP_PROXY`). Each is authenticated like a CONNECT, decided by the same
+//! `[[egress]]` rules (a rule names port 80, or the port, explicitly: a rule
+//! without a port means 443, TLS), and forwarded on the tunnel's path (strip,
+//! attach, stream back) over plain TCP from the same SSRF-guarded dialer.
+//!
+//! Why it exists: a client whose `HTTP_PROXY` points at a CONNECT-only proxy
+//! gets an error on every plain call (a pitfall other brokers hit). What it
+//! does not do: encrypt. The agent-to-broker hop is loopback only; the
+//! broker-to-upstream hop is as plain as the URL the agent asked for, so a
+//! plain `http://` request to port 443 is refused (a TLS port reached in
+//! clear would carry the credential unencrypted).
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, Uri};
+use vault_core::SecretString;
+
+use crate::proxy::{connect_target, refuse, Body, Shared, Tunnel};
+use crate::refusal::{Code, Refusal};
+use crate::Backend;
+
+/// Forwards one authenticated absolute-form `http://` request.
+pub(crate) async fn forward<B: Backend>(
+    shared: Arc<Shared<B>>,
+    credential: Arc<SecretString>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (host, port) = match target(req.uri()) {
+        Ok(target) => target,
+        Err(refusal) => return refuse(refusal),
+    };
+    if port == 443 {
+        return refuse(Refusal::new(
+            Code::EgressHttpRefused,
+            format!(
+                "plain http:// to {host}:443 is refused: that is a TLS port and the credential would \
+                 cross the network unencrypted; use https://{host}/"
+            ),
+        ));
+    }
+    // One upstream connection per request: plain requests through a proxy
+    // may name a different host each, and the answer streams on it.
+    let tunnel = Tunnel {
+        shared,
+        host,
+        port,
+        credential,
+        upstream: tokio::sync::Mutex::new(None),
+        tls: false,
+    };
+    tunnel.request(req).await
+}
+
+/// The host and port of an absolute `http://` URL (80 when unstated), checked
+/// as a CONNECT target is; user info in the URL is refused.
+fn target(uri: &Uri) -> Result<(String, u16), Refusal> {
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Refusal::new(Code::BadProxyRequest, "an http:// request needs a host"))?;
+    if authority.as_str().contains('@') {
+        return Err(Refusal::new(
+            Code::BadProxyRequest,
+            "user info in an http:// URL is not forwarded; the broker attaches credentials itself",
+        ));
+    }
+    let port = authority.port_u16().unwrap_or(80);
+    let host = authority.host();
+    let as_connect: Uri = format!("{host}:{port}")
+        .parse()
+        .map_err(|_| Refusal::new(Code::BadProxyRequest, "the http:// URL's host is not valid"))?;
+    connect_target(&as_connect)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // issue 15 remainder, item 2: absolute http:// targets, default port 80
+    #[test]
+    fn plain_http_targets_are_checked_and_default_to_port_80() {
+        let t = |s: &str| target(&s.parse::<Uri>().unwrap());
+        assert_eq!(
+            t("http://Example.com/x").unwrap(),
+            ("example.com".into(), 80)
+        );
+        assert_eq!(
+            t("http://127.0.0.2:8080/").unwrap(),
+            ("127.0.0.2".into(), 8080)
+        );
+        assert_eq!(t("http://[::1]:81/").unwrap(), ("::1".into(), 81));
+        assert!(t("http://user:pw@example.com/").is_err());
+        assert!(t("http://bad_host/").is_err());
+    }
+}
