@@ -18,16 +18,20 @@
 
 mod ca;
 pub mod dial;
+mod hold;
+mod outbound;
 mod proxy;
 mod refusal;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use vault_core::policy::egress::EgressRequest;
-use vault_core::{EgressGrant, SecretString};
+use vault_core::policy::egress::{EgressRequest, EgressScan};
+use vault_core::{EgressGovernance, EgressGrant, HoldOutcome, SecretString};
 
 pub use crate::ca::{upstream_roots, CaError, LocalCa, LEAF_LIFETIME};
+pub use crate::hold::{HeldRequest, MAX_HELD_BODY};
+pub use crate::outbound::{Leak, Leaked, Outbound, MAX_SCANNED_BODY};
 pub use crate::proxy::{serve, Config};
 pub use crate::refusal::{Code, Refusal, REFUSAL_HEADER};
 pub use ipnet::IpNet;
@@ -47,6 +51,75 @@ pub trait Backend: Send + Sync + 'static {
         credential: Arc<SecretString>,
         request: OwnedRequest,
     ) -> impl Future<Output = Result<EgressGrant, Refusal>> + Send;
+
+    /// [`Backend::grant`] with what else the agent's policy applies (holding,
+    /// scanning). The default holds nothing and scans in `block` mode.
+    fn grant_governed(
+        &self,
+        credential: Arc<SecretString>,
+        request: OwnedRequest,
+    ) -> impl Future<Output = Result<(EgressGrant, EgressGovernance), Refusal>> + Send {
+        async move {
+            let grant = self.grant(credential, request).await?;
+            Ok((
+                grant,
+                EgressGovernance {
+                    hold: None,
+                    scan: EgressScan::Block,
+                },
+            ))
+        }
+    }
+
+    /// Opens the approval for a request held for a person (`approval = true`),
+    /// expiring after `wait`; returns its id. The default cannot hold: refused.
+    fn hold_open(
+        &self,
+        _credential: Arc<SecretString>,
+        _held: HeldRequest,
+        _wait: std::time::Duration,
+    ) -> impl Future<Output = Result<String, Refusal>> + Send {
+        async {
+            Err(Refusal::new(
+                Code::Internal,
+                "this broker cannot hold requests",
+            ))
+        }
+    }
+
+    /// Where a held request stands; an approved one is claimed by this call
+    /// (only one caller ever gets [`HoldOutcome::Send`]). With `give_up`, one
+    /// still pending is closed as timed out.
+    fn hold_poll(
+        &self,
+        _approval_id: String,
+        _give_up: bool,
+    ) -> impl Future<Output = Result<HoldOutcome, Refusal>> + Send {
+        async { Ok(HoldOutcome::Denied) }
+    }
+
+    /// Closes a held request nobody waits for any more (the agent hung up),
+    /// approved or not: it is never sent.
+    fn hold_close(&self, _approval_id: String) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The scanner and the vault's known-credential matcher for what agents
+    /// send. `None`: scanning is impossible, so requests it applies to are refused.
+    fn outbound(&self) -> Option<Outbound> {
+        None
+    }
+
+    /// Hands credentials found in an outbound request to the vault's leak
+    /// flow (keys rotate, tokens are revoked, stored secrets are marked
+    /// compromised with an approval) and records the finding. Returns when done.
+    fn leaked(
+        &self,
+        _credential: Arc<SecretString>,
+        _leak: Leak,
+    ) -> impl Future<Output = ()> + Send {
+        async {}
+    }
 }
 
 /// An [`EgressRequest`] that can cross threads.

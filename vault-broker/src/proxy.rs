@@ -24,6 +24,7 @@ use vault_core::{EgressGrant, SecretBytes, SecretPath, SecretString};
 
 use crate::ca::LocalCa;
 use crate::dial::Dialer;
+use crate::outbound::OutBody;
 use crate::refusal::{Code, Refusal};
 use crate::{Backend, OwnedRequest};
 
@@ -179,7 +180,7 @@ struct Tunnel<B> {
     host: String,
     port: u16,
     credential: Arc<SecretString>,
-    upstream: tokio::sync::Mutex<Option<SendRequest<Incoming>>>,
+    upstream: tokio::sync::Mutex<Option<SendRequest<OutBody>>>,
 }
 
 impl<B: Backend> Tunnel<B> {
@@ -202,10 +203,10 @@ impl<B: Backend> Tunnel<B> {
             path: req.uri().path().to_owned(),
         };
         // Authenticated again on every request: a revoked key stops here.
-        let grant = self
+        let (grant, governance) = self
             .shared
             .backend
-            .grant(self.credential.clone(), asked.clone())
+            .grant_governed(self.credential.clone(), asked.clone())
             .await?;
         let target = format!("{} {}:{}{}", asked.method, self.host, self.port, asked.path);
         let attach = match grant {
@@ -239,6 +240,25 @@ impl<B: Backend> Tunnel<B> {
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
+        // Scanned (and held, if its rule says so) before the credential is attached.
+        let (body, cut) = crate::outbound::prepare(
+            crate::outbound::Outgoing {
+                backend: &self.shared.backend,
+                credential: &self.credential,
+                host: &self.host,
+                port: self.port,
+                governance,
+                bound: attach.as_ref().map(|(_, secret, _)| secret),
+                replaced: attach
+                    .as_ref()
+                    .and_then(|(auth, _, _)| replaced_header(auth)),
+            },
+            &asked.method,
+            &mut parts.headers,
+            &mut path_and_query,
+            body,
+        )
+        .await?;
         if let Some((auth, secret, value)) = &attach {
             apply(&mut parts.headers, &mut path_and_query, auth, secret, value)?;
         }
@@ -275,13 +295,17 @@ impl<B: Backend> Tunnel<B> {
         let response = match tokio::time::timeout(RESPONSE_HEADER_TIMEOUT, pending).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => {
+                // a body cut for a credential in it: say so, not "unreachable"
+                if let Some(refusal) = cut.refusal() {
+                    return Err(refusal);
+                }
                 return Err(Refusal::new(
                     Code::UpstreamUnreachable,
                     format!(
                         "{}:{} closed the connection before answering",
                         self.host, self.port
                     ),
-                ))
+                ));
             }
             Err(_) => {
                 return Err(Refusal::new(
@@ -300,7 +324,7 @@ impl<B: Backend> Tunnel<B> {
         Ok(Response::from_parts(parts, Either::Left(body)))
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, Refusal> {
+    async fn connect(&self) -> Result<SendRequest<OutBody>, Refusal> {
         let tls = self
             .shared
             .config
@@ -401,6 +425,15 @@ fn connect_target(uri: &Uri) -> Result<(String, u16), Refusal> {
         return Err(bad());
     }
     Ok((host, port))
+}
+
+/// The header the attached credential replaces (the client's value there never leaves).
+fn replaced_header(auth: &EgressAuth) -> Option<HeaderName> {
+    match auth {
+        EgressAuth::Bearer | EgressAuth::Basic => Some(header::AUTHORIZATION),
+        EgressAuth::Header(name) => HeaderName::from_bytes(name.as_bytes()).ok(),
+        EgressAuth::Query(_) | EgressAuth::Path => None,
+    }
 }
 
 /// Removes hop-by-hop headers and every header `Connection` names.

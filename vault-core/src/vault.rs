@@ -22,13 +22,15 @@ mod access;
 mod audit;
 mod backup;
 mod broker;
+mod holds;
 mod notify;
 mod rotation;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
-pub use broker::EgressGrant;
+pub use broker::{EgressGovernance, EgressGrant};
+pub use holds::{HeldRequest, HoldOutcome};
 pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,

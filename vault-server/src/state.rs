@@ -36,6 +36,8 @@ pub(crate) struct Inner {
     pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
     /// The broker CA's certificate (PEM), when this server runs a broker.
     pub broker_ca_pem: Option<String>,
+    /// The matcher the broker scans outbound requests with.
+    pub egress_known: crate::broker::KnownCache,
 }
 
 /// Counters exported at /metrics.
@@ -78,6 +80,7 @@ impl AppState {
                 home,
                 scanner: std::sync::OnceLock::new(),
                 broker_ca_pem: None,
+                egress_known: Default::default(),
             }),
         })
     }

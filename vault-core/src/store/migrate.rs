@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../../schema/008_row_tags.sql")),
     (9, include_str!("../../../schema/009_broker_ca.sql")),
     (10, include_str!("../../../schema/010_target_keys.sql")),
+    (12, include_str!("../../../schema/012_egress_holds.sql")),
 ];
 
 /// The schema version this build writes.

@@ -8,7 +8,7 @@ use crate::credential::{KEY_PREFIX, TOKEN_PREFIX};
 use crate::crypto::aead;
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
-use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef};
+use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, EgressScan, SecretRef};
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
 use crate::token::TokenClaims;
@@ -40,8 +40,17 @@ pub enum EgressGrant {
     MethodDenied(AgentName),
 }
 
+/// What the agent's policy applies to a granted request besides the grant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EgressGovernance {
+    /// Held for a person this long at most (the rule says `approval = true`).
+    pub hold: Option<std::time::Duration>,
+    /// What the broker does with a credential found in the request.
+    pub scan: EgressScan,
+}
+
 /// An agent authenticated for brokered egress.
-enum EgressActor {
+pub(super) enum EgressActor {
     Key(AgentName, String),
     Token(TokenClaims),
 }
@@ -72,6 +81,20 @@ impl Vault {
         credential: &str,
         request: &EgressRequest<'_>,
     ) -> Result<EgressGrant> {
+        self.egress_grant_governed(credential, request)
+            .map(|(grant, _)| grant)
+    }
+
+    /// [`Vault::egress_grant`], with what else the agent's policy applies to
+    /// the request: whether it is held for a person, and how it is scanned.
+    ///
+    /// # Errors
+    /// As [`Vault::egress_grant`].
+    pub fn egress_grant_governed(
+        &mut self,
+        credential: &str,
+        request: &EgressRequest<'_>,
+    ) -> Result<(EgressGrant, EgressGovernance)> {
         let actor = self.egress_actor(credential)?;
         let agent = match &actor {
             EgressActor::Key(agent, _) => agent.clone(),
@@ -82,12 +105,17 @@ impl Vault {
             EgressActor::Token(claims) => claims.key_id.clone(),
         };
         let policy = self.policy_of(&agent)?;
+        let mut governance = EgressGovernance {
+            hold: None,
+            scan: policy.egress_scan(),
+        };
         // Requests that attach nothing are recorded too (host and port, never
         // the path's query), so a tunnelled or refused attempt leaves a trace.
         let (action, outcome, grant) = match policy.egress().decide(request) {
             EgressDecision::Attach(rule) => {
                 let rule = rule.clone();
-                return self.attach(actor, agent, rule);
+                governance.hold = rule.approval.then(|| policy.approval_wait());
+                return Ok((self.attach(actor, agent, rule)?, governance));
             }
             EgressDecision::Tunnel => ("egress.tunnel", "ok", EgressGrant::Tunnel(agent.clone())),
             EgressDecision::Deny => (
@@ -109,7 +137,7 @@ impl Vault {
             Some(&target),
             outcome,
         )?;
-        Ok(grant)
+        Ok((grant, governance))
     }
 
     fn attach(
@@ -156,7 +184,7 @@ impl Vault {
         })
     }
 
-    fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
+    pub(super) fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
         if credential.starts_with(TOKEN_PREFIX) {
             return Ok(EgressActor::Token(self.verify_token(credential)?));
         }
