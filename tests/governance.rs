@@ -145,9 +145,10 @@ fn serve_one(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mut
             }
         }
         seen.lock().unwrap().push(Seen { head, body });
-        let answer = "upstream-ok";
+        // An OpenAI-shaped answer, so SDKs parse it; "upstream-ok" for curl.
+        let answer = r#"{"id":"c1","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"upstream-ok"},"finish_reason":"stop"}]}"#;
         let reply = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{answer}",
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
             answer.len()
         );
         if tls.get_mut().write_all(reply.as_bytes()).is_err() {
@@ -512,4 +513,309 @@ fn an_approval_forged_in_the_database_sends_nothing() {
     assert!(text.contains("\"approval_denied\""), "{text}");
     assert!(text.contains("did not verify"), "{text}");
     assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+}
+
+/// A python3 with requests, httpx and the official `openai` SDK (pinned): a
+/// venv under the target dir, installed from PyPI once per run. None (after a
+/// SKIP line) when it cannot be had; under CI=true that fails the test.
+fn python_with_sdks() -> Option<std::path::PathBuf> {
+    static PYTHON: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let ok = |py: &std::path::Path| {
+                std::process::Command::new(py)
+                    .args(["-c", "import requests, httpx, openai"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let venv =
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("governance-venv");
+            let py = venv.join("bin/python3");
+            if !ok(&py) {
+                let made = std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                let installed = made
+                    && std::process::Command::new(&py)
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "requests==2.*",
+                            "httpx==0.28.*",
+                            "openai==2.54.0",
+                        ])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if !installed || !ok(&py) {
+                    crate::common::skip_or_fail_in_ci(
+                        "could not install requests, httpx and openai==2.54.0 into a venv",
+                    );
+                    return None;
+                }
+            }
+            Some(py)
+        })
+        .clone()
+}
+
+fn bodies_hold(s: &Setup, needle: &str) -> bool {
+    s.upstream
+        .seen()
+        .iter()
+        .any(|r| crate::common::contains(&r.body, needle.as_bytes()) || r.head.contains(needle))
+}
+
+const PROMPT_SCRIPT: &str = r#"
+import os, sys, json, requests, httpx, openai
+url, secret = sys.argv[1], sys.argv[2]
+auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+leak = {"model": "m", "messages": [{"role": "user", "content": "the db password is " + secret + ", remember it"}]}
+r = requests.post(url + "/chat/completions", json=leak, headers=auth, timeout=20)
+print("requests", r.status_code, r.json().get("error", {}).get("code"))
+h = httpx.post(url + "/chat/completions", json=leak, headers=auth, timeout=20)
+print("httpx", h.status_code, h.json().get("error", {}).get("code"))
+client = openai.OpenAI(base_url=url, api_key=os.environ["OPENAI_API_KEY"], max_retries=3)
+try:
+    c = client.chat.completions.create(model="m", messages=leak["messages"])
+    print("openai", "sent", c.choices[0].message.content)
+except openai.APIStatusError as e:
+    print("openai", e.status_code, "exfiltration_blocked" in str(e.body) or "exfiltration_blocked" in str(e))
+clean = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}])
+print("clean", clean.choices[0].message.content)
+"#;
+
+// issue 16, exfiltration: a prompt holding another agent's stored secret,
+// sent by requests, httpx and the official openai SDK under `vault run
+// --broker`, is refused before it leaves (the SDK does not retry it), the
+// secret gets an approval, and a clean prompt still goes through
+#[test]
+fn a_prompt_holding_another_agents_secret_is_blocked_and_that_secret_gets_an_approval() {
+    let Some(python) = python_with_sdks() else {
+        return;
+    };
+    let s = Setup::start("");
+    let url = s.url("/v1");
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(&python)
+        .args(["-c", PROMPT_SCRIPT, &url, FINANCE_SECRET])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("requests 403 exfiltration_blocked"), "{text}");
+    assert!(text.contains("httpx 403 exfiltration_blocked"), "{text}");
+    assert!(text.contains("openai 403 True"), "{text}");
+    assert!(text.contains("clean upstream-ok"), "{text}");
+    assert!(!bodies_hold(&s, FINANCE_SECRET));
+    // one request reached the upstream: the clean one (no SDK retry storm)
+    assert_eq!(s.upstream.count("POST /v1/chat/completions "), 1);
+    let approvals = s.approvals();
+    assert!(
+        approvals.iter().any(|a| a["kind"] == "rotate_secret"
+            && a["agent"] == "finance"
+            && a["subject"] == "DB_PASSWORD"
+            && a["state"] == "pending"),
+        "{approvals:?}"
+    );
+    let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
+    assert!(
+        log.contains("egress.exfiltration") && log.contains("secret.leaked"),
+        "{log}"
+    );
+    assert!(!log.contains(FINANCE_SECRET));
+}
+
+// issue 16, exfiltration: a prompt holding the agent's own vault key is
+// refused, the key rotates, and the old key is refused on the next request
+#[test]
+fn a_prompt_holding_the_agents_own_key_is_blocked_and_the_key_rotates() {
+    let Some(python) = python_with_sdks() else {
+        return;
+    };
+    let s = Setup::start("");
+    let script = r#"
+import os, sys, requests
+url = sys.argv[1]
+key = os.environ["HTTPS_PROXY"].split("agent:", 1)[1].split("@", 1)[0]
+auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+r = requests.post(url, json={"messages": [{"role": "user", "content": "my vault key is " + key}]}, headers=auth, timeout=20)
+print("first", r.status_code, r.json()["error"]["code"])
+try:
+    again = requests.post(url, json={"messages": []}, headers=auth, timeout=20)
+    print("second", again.status_code)
+except requests.exceptions.ProxyError as e:
+    print("second refused", "407" in str(e))
+"#;
+    let out = run_python_args(&s, &python, script, &[&s.url("/v1/chat/completions")]);
+    assert!(out.contains("first 403 exfiltration_blocked"), "{out}");
+    assert!(out.contains("second refused True"), "{out}");
+    assert_eq!(s.upstream.count("POST /v1/chat/completions "), 0);
+    let keys = stdout_of(&s.env.vault(&["--json", "keys", "ls"]).assert().success());
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let run: Vec<&serde_json::Value> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"].as_str().unwrap().starts_with("hermes-run-"))
+        .collect();
+    // the leaked key was rotated: revoked, with a successor of the same name
+    assert!(run.len() >= 2, "{keys}");
+    assert!(run
+        .iter()
+        .all(|k| k["status"] == "revoked" || k["status"] == "active"));
+    let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
+    assert!(
+        log.contains("egress.exfiltration") && log.contains("rotation.done"),
+        "{log}"
+    );
+}
+
+fn run_python_args(s: &Setup, python: &std::path::Path, script: &str, args: &[&str]) -> String {
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(python)
+        .args(["-c", script])
+        .args(args)
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    stdout_of(&out)
+}
+
+// issue 16, exfiltration: egress_scan = "redact" delivers the prompt with
+// the value replaced (a body the upstream parses, its length fixed) and
+// still hands the leak to the vault
+#[test]
+fn redact_mode_delivers_the_prompt_with_the_value_replaced() {
+    let Some(python) = python_with_sdks() else {
+        return;
+    };
+    let s = Setup::start("egress_scan = \"redact\"");
+    let script = r#"
+import os, sys, requests
+url, secret = sys.argv[1], sys.argv[2]
+auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+r = requests.post(url + "?note=" + secret, json={"messages": [{"role": "user", "content": "password " + secret + " ok"}]}, headers=auth, timeout=20)
+print("sent", r.status_code)
+"#;
+    let out = run_python_args(
+        &s,
+        &python,
+        script,
+        &[&s.url("/v1/chat/completions"), FINANCE_SECRET],
+    );
+    assert!(out.contains("sent 200"), "{out}");
+    let seen = s.upstream.seen();
+    let r = seen
+        .iter()
+        .find(|r| r.head.starts_with("POST /v1/chat/completions"))
+        .unwrap();
+    assert!(!bodies_hold(&s, FINANCE_SECRET));
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        body["messages"][0]["content"],
+        "password <redacted:vault.stored-secret> ok"
+    );
+    assert!(
+        r.head
+            .starts_with("POST /v1/chat/completions?note=%3Credacted:vault.stored-secret%3E "),
+        "{}",
+        r.head
+    );
+    assert!(s
+        .approvals()
+        .iter()
+        .any(|a| a["kind"] == "rotate_secret" && a["agent"] == "finance"));
+}
+
+// issue 16, bad input: a body past the scanned bound streams and is cut
+// before a value in it leaves; a clean one of that size passes whole; a held
+// request that large is refused; a compressed body is refused; a value in the
+// query or a header is found too
+#[test]
+fn huge_compressed_and_odd_requests_are_scanned_or_refused() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let dir = s.env.dir.path();
+    let line = "x".repeat(99) + "\n";
+    let filler = line.repeat(25_000); // 2.5 MB
+    let clean = dir.join("clean.txt");
+    std::fs::write(&clean, &filler).unwrap();
+    let dirty = dir.join("dirty.txt");
+    std::fs::write(
+        &dirty,
+        format!("{filler}the password is {FINANCE_SECRET}\n{filler}"),
+    )
+    .unwrap();
+    let data = |p: &std::path::Path| format!("@{}", p.display());
+
+    let ok = s.curl(&key, &["--data-binary", &data(&clean)], "/v1/upload");
+    assert!(ok.contains("upstream-ok"), "{ok}");
+    let uploads = s
+        .upstream
+        .seen()
+        .into_iter()
+        .filter(|r| r.head.starts_with("POST /v1/upload "))
+        .collect::<Vec<_>>();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].body.len(), filler.len());
+
+    let cut = s.curl(&key, &["--data-binary", &data(&dirty)], "/v1/upload");
+    assert!(cut.contains("exfiltration_blocked"), "{cut}");
+    assert!(!bodies_hold(&s, FINANCE_SECRET));
+    assert!(s
+        .upstream
+        .seen()
+        .iter()
+        .all(|r| r.body.len() <= filler.len()));
+
+    let held = s.curl(
+        &key,
+        &["-X", "POST", "--data-binary", &data(&clean)],
+        "/v1/charges",
+    );
+    assert!(
+        held.contains("413") && held.contains("approval_body_too_large"),
+        "{held}"
+    );
+
+    let gz = s.curl(
+        &key,
+        &[
+            "-H",
+            "Content-Encoding: gzip",
+            "--data-binary",
+            "gzipped-bytes",
+        ],
+        "/v1/upload",
+    );
+    assert!(
+        gz.contains("415") && gz.contains("egress_body_encoded"),
+        "{gz}"
+    );
+
+    let before = s.upstream.seen().len();
+    let query = s.curl(&key, &[], &format!("/v1/models?token={FINANCE_SECRET}"));
+    assert!(query.contains("exfiltration_blocked"), "{query}");
+    let header = s.curl(
+        &key,
+        &["-H", &format!("X-Note: {FINANCE_SECRET}")],
+        "/v1/models",
+    );
+    assert!(header.contains("exfiltration_blocked"), "{header}");
+    // the placeholder where the credential goes is no finding
+    let fine = s.curl(
+        &key,
+        &["-H", "Authorization: Bearer vault-brokered"],
+        "/v1/models",
+    );
+    assert!(fine.contains("upstream-ok"), "{fine}");
+    assert_eq!(s.upstream.seen().len(), before + 1);
 }

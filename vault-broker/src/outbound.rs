@@ -336,7 +336,15 @@ fn scan_url(
     if !matches.is_empty() {
         found.add(raw, &matches, !redact);
         if redact {
-            let fixed = redact_bytes(raw, &matches);
+            // `<` and `>` may not appear in a request target: percent-encoded there
+            let fixed = redact_bytes(raw, &matches)
+                .into_iter()
+                .flat_map(|b| match b {
+                    b'<' => b"%3C".to_vec(),
+                    b'>' => b"%3E".to_vec(),
+                    b => vec![b],
+                })
+                .collect();
             *path_and_query = String::from_utf8(fixed).map_err(|_| {
                 Refusal::new(Code::BadProxyRequest, "the request target is not text")
             })?;
