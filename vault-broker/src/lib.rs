@@ -36,6 +36,23 @@ pub use crate::proxy::{serve, Config};
 pub use crate::refusal::{Code, Refusal, REFUSAL_HEADER};
 pub use ipnet::IpNet;
 
+#[doc(hidden)]
+pub mod testing {
+    //! Hooks for benches; not a stable API.
+    use crate::outbound::{self, Outbound};
+
+    /// Runs the scan `egress_scan = "block"` applies to one request (URL,
+    /// headers, body) and returns how many matches stop it.
+    pub fn scan_request(
+        ob: &Outbound,
+        headers: &mut hyper::HeaderMap,
+        path_and_query: &mut String,
+        body: &[u8],
+    ) -> usize {
+        outbound::scan_for_bench(ob, headers, path_and_query, body)
+    }
+}
+
 /// What the broker asks of the vault. The server implements it over its vault
 /// thread; each call checks the credential against the store again.
 pub trait Backend: Send + Sync + 'static {

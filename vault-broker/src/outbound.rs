@@ -259,6 +259,26 @@ pub(crate) async fn prepare<B: Backend>(
     Ok((body, cut))
 }
 
+/// The scan [`prepare`] runs in `block` mode, without the request around it.
+pub(crate) fn scan_for_bench(
+    ob: &Outbound,
+    headers: &mut hyper::HeaderMap,
+    path_and_query: &mut String,
+    body: &[u8],
+) -> usize {
+    let mut found = Found::default();
+    let _ = scan_url(ob, None, path_and_query, false, &mut found);
+    let _ = scan_headers(
+        ob,
+        None,
+        headers,
+        Some(&header::AUTHORIZATION),
+        false,
+        &mut found,
+    );
+    found.rules.len() + blocking(ob, None, body).len()
+}
+
 /// What a scan found, for the leak flow and the refusal.
 #[derive(Default)]
 struct Found {
