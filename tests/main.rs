@@ -8,6 +8,7 @@ mod children;
 mod common;
 mod foundation;
 mod front_ends;
+mod governance;
 mod hardening;
 mod integrations;
 mod keys;

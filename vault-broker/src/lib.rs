@@ -20,6 +20,8 @@
 
 mod ca;
 pub mod dial;
+mod hold;
+mod outbound;
 mod plain;
 mod proxy;
 mod refusal;
@@ -32,13 +34,32 @@ use std::sync::Arc;
 use vault_core::notify::Event;
 use vault_core::policy::egress::EgressRequest;
 use vault_core::usage::UsageRecord;
-use vault_core::{EgressGrant, EgressMeta, SecretString};
+use vault_core::{EgressGrant, EgressMeta, HoldOutcome, SecretString};
 
 pub use crate::ca::{upstream_roots, CaError, LocalCa, LEAF_LIFETIME};
+pub use crate::hold::{HeldRequest, MAX_HELD_BODY};
+pub use crate::outbound::{Leak, Leaked, Outbound, MAX_SCANNED_BODY};
 pub use crate::proxy::{serve, Config};
 pub use crate::refusal::{Code, ErrorShape, Refusal, REFUSAL_HEADER};
 pub use crate::usage::Accounting;
 pub use ipnet::IpNet;
+
+#[doc(hidden)]
+pub mod testing {
+    //! Hooks for benches; not a stable API.
+    use crate::outbound::{self, Outbound};
+
+    /// Runs the scan `egress_scan = "block"` applies to one request (URL,
+    /// headers, body) and returns how many matches stop it.
+    pub fn scan_request(
+        ob: &Outbound,
+        headers: &mut hyper::HeaderMap,
+        path_and_query: &mut String,
+        body: &[u8],
+    ) -> usize {
+        outbound::scan_for_bench(ob, headers, path_and_query, body)
+    }
+}
 
 /// What the broker asks of the vault. The server implements it over its vault
 /// thread; each call checks the credential against the store again.
@@ -57,7 +78,8 @@ pub trait Backend: Send + Sync + 'static {
     ) -> impl Future<Output = Result<EgressGrant, Refusal>> + Send;
 
     /// [`Backend::grant`], with who the request is for and its `[budget]`
-    /// (what usage accounting needs).
+    /// (what usage accounting, budgets, holding and
+    /// outbound scanning need).
     fn grant_with_meta(
         &self,
         credential: Arc<SecretString>,
@@ -83,6 +105,56 @@ pub trait Backend: Send + Sync + 'static {
     /// Sends `event` through the vault's notifiers.
     fn notify(&self, event: Event) -> impl Future<Output = ()> + Send {
         let _ = event;
+        async {}
+    }
+
+    /// Opens the approval for a request held for a person (`approval = true`),
+    /// expiring after `wait`; returns its id. The default cannot hold: refused.
+    fn hold_open(
+        &self,
+        _credential: Arc<SecretString>,
+        _held: HeldRequest,
+        _wait: std::time::Duration,
+    ) -> impl Future<Output = Result<String, Refusal>> + Send {
+        async {
+            Err(Refusal::new(
+                Code::Internal,
+                "this broker cannot hold requests",
+            ))
+        }
+    }
+
+    /// Where a held request stands; an approved one is claimed by this call
+    /// (only one caller ever gets [`HoldOutcome::Send`]). With `give_up`, one
+    /// still pending is closed as timed out.
+    fn hold_poll(
+        &self,
+        _approval_id: String,
+        _give_up: bool,
+    ) -> impl Future<Output = Result<HoldOutcome, Refusal>> + Send {
+        async { Ok(HoldOutcome::Denied) }
+    }
+
+    /// Closes a held request nobody waits for any more (the agent hung up),
+    /// approved or not: it is never sent.
+    fn hold_close(&self, _approval_id: String) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+
+    /// The scanner and the vault's known-credential matcher for what agents
+    /// send. `None`: scanning is impossible, so requests it applies to are refused.
+    fn outbound(&self) -> Option<Outbound> {
+        None
+    }
+
+    /// Hands credentials found in an outbound request to the vault's leak
+    /// flow (keys rotate, tokens are revoked, stored secrets are marked
+    /// compromised with an approval) and records the finding. Returns when done.
+    fn leaked(
+        &self,
+        _credential: Arc<SecretString>,
+        _leak: Leak,
+    ) -> impl Future<Output = ()> + Send {
         async {}
     }
 }

@@ -253,16 +253,37 @@ impl<B: Backend> Tunnel<B> {
         if let Some(accounting) = &accounting {
             accounting.admit(&meta, &asked)?;
         }
+        let meta_governance = meta.governance();
         let mut meter = Meter::new(accounting, Some(meta), &asked);
         let (mut parts, body) = req.into_parts();
         let websocket = crate::websocket::take_upgrade(&mut parts);
         strip_hop_by_hop(&mut parts.headers);
-        let body = meter.request_body(&mut parts.headers, body).await?;
         let mut path_and_query = parts
             .uri
             .path_and_query()
             .map_or("/", |p| p.as_str())
             .to_owned();
+        // Scanned (and held, if its rule says so) before the credential is attached.
+        let (body, cut) = crate::outbound::prepare(
+            crate::outbound::Outgoing {
+                backend: &self.shared.backend,
+                credential: &self.credential,
+                host: &self.host,
+                port: self.port,
+                governance: meta_governance,
+                bound: attach.as_ref().map(|(_, secret, _)| secret),
+                replaced: attach
+                    .as_ref()
+                    .and_then(|(auth, _, _)| replaced_header(auth)),
+            },
+            &asked.method,
+            &mut parts.headers,
+            &mut path_and_query,
+            body,
+        )
+        .await?;
+        // Counted (and for a model API maybe rewritten) as it goes upstream.
+        let body = meter.request_body(&mut parts.headers, body).await?;
         if let Some((auth, secret, value)) = &attach {
             apply(&mut parts.headers, &mut path_and_query, auth, secret, value)?;
             drop_placeholders(&mut parts.headers, auth);
@@ -304,13 +325,17 @@ impl<B: Backend> Tunnel<B> {
         let response = match tokio::time::timeout(RESPONSE_HEADER_TIMEOUT, pending).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => {
+                // a body cut for a credential in it: say so, not "unreachable"
+                if let Some(refusal) = cut.refusal() {
+                    return Err(refusal);
+                }
                 return Err(Refusal::new(
                     Code::UpstreamUnreachable,
                     format!(
                         "{}:{} closed the connection before answering",
                         self.host, self.port
                     ),
-                ))
+                ));
             }
             Err(_) => {
                 return Err(Refusal::new(
@@ -431,6 +456,15 @@ pub(crate) fn connect_target(uri: &Uri) -> Result<(String, u16), Refusal> {
         return Err(bad());
     }
     Ok((host, port))
+}
+
+/// The header the attached credential replaces (the client's value there never leaves).
+fn replaced_header(auth: &EgressAuth) -> Option<HeaderName> {
+    match auth {
+        EgressAuth::Bearer | EgressAuth::Basic => Some(header::AUTHORIZATION),
+        EgressAuth::Header(name) => HeaderName::from_bytes(name.as_bytes()).ok(),
+        EgressAuth::Query(_) | EgressAuth::Path => None,
+    }
 }
 
 /// Removes hop-by-hop headers and every header `Connection` names.

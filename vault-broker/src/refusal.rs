@@ -15,12 +15,20 @@ pub const REFUSAL_HEADER: &str = "x-vault-broker";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Code {
+    /// A request held for a person was too large to hold (`approval = true` rules).
+    ApprovalBodyTooLarge,
+    /// A person denied the held request (or its approval did not verify).
+    ApprovalDenied,
+    /// Nobody decided on the held request within the policy's `approval_wait`.
+    ApprovalTimeout,
     /// A CONNECT target that is not `host:port`, or a request the proxy does not take.
     BadProxyRequest,
     /// The agent is over its `[budget]` `budget_usd_per_day` or `budget_usd_per_month`.
     BudgetExceeded,
     /// No rule of the agent's policy covers the host and path.
     EgressDenied,
+    /// A request body in a Content-Encoding the broker does not scan (gzip, br...).
+    EgressBodyEncoded,
     /// Plain `http://` (and absolute-form `https://`) is not brokered.
     EgressHttpRefused,
     /// A rule covers the host and path, not the method (TRACE/TRACK always).
@@ -33,6 +41,9 @@ pub enum Code {
     EgressPrivateAddress,
     /// The stored secret cannot be carried where the rule puts it (CR/LF...).
     EgressSecretUnusable,
+    /// The request carried a credential the vault manages, or a provider
+    /// secret, out of the agent (`egress_scan = "block"`).
+    ExfiltrationBlocked,
     /// The request's headers are larger than the broker reads.
     HeadersTooLarge,
     /// Something inside the broker failed; details are in its log.
@@ -49,15 +60,20 @@ impl Code {
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {
+            Code::ApprovalBodyTooLarge => "approval_body_too_large",
+            Code::ApprovalDenied => "approval_denied",
+            Code::ApprovalTimeout => "approval_timeout",
             Code::BadProxyRequest => "bad_proxy_request",
             Code::BudgetExceeded => "budget_exceeded",
             Code::EgressDenied => "egress_denied",
+            Code::EgressBodyEncoded => "egress_body_encoded",
             Code::EgressHttpRefused => "egress_http_refused",
             Code::EgressMethodDenied => "egress_method_denied",
             Code::EgressPlaceholderMissing => "egress_placeholder_missing",
             Code::EgressRateLimited => "egress_rate_limited",
             Code::EgressPrivateAddress => "egress_private_address",
             Code::EgressSecretUnusable => "egress_secret_unusable",
+            Code::ExfiltrationBlocked => "exfiltration_blocked",
             Code::HeadersTooLarge => "headers_too_large",
             Code::Internal => "internal",
             Code::ProxyAuthRequired => "proxy_auth_required",
@@ -69,7 +85,15 @@ impl Code {
     fn status(self) -> StatusCode {
         match self {
             Code::BadProxyRequest | Code::EgressHttpRefused => StatusCode::BAD_REQUEST,
-            Code::EgressDenied | Code::EgressPrivateAddress => StatusCode::FORBIDDEN,
+            // 403, not 408/409/429/5xx: SDKs retry those, and a retried held
+            // request would open another approval.
+            Code::EgressDenied
+            | Code::EgressPrivateAddress
+            | Code::ApprovalDenied
+            | Code::ApprovalTimeout
+            | Code::ExfiltrationBlocked => StatusCode::FORBIDDEN,
+            Code::ApprovalBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::EgressBodyEncoded => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::EgressMethodDenied => StatusCode::METHOD_NOT_ALLOWED,
             Code::EgressPlaceholderMissing => StatusCode::BAD_REQUEST,
             Code::EgressSecretUnusable | Code::UpstreamUnreachable | Code::UpstreamTls => {

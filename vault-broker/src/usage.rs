@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt as _;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
+
+use crate::outbound::{BoxError, OutBody};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use tokio::sync::mpsc;
 use vault_core::notify::Event;
@@ -611,7 +613,7 @@ impl Meter {
     pub async fn request_body(
         &mut self,
         headers: &mut HeaderMap,
-        body: Incoming,
+        body: OutBody,
     ) -> Result<UpBody, Refusal> {
         if self.accounting.is_none() {
             return Ok(UpBody::Stream(body, None));
@@ -738,19 +740,19 @@ impl Meter {
 /// A request body on its way upstream.
 pub enum UpBody {
     /// Streamed from the client, counted when a counter is given.
-    Stream(Incoming, Option<Arc<AtomicU64>>),
+    Stream(OutBody, Option<Arc<AtomicU64>>),
     /// Read whole (and maybe rewritten); sent at once.
     Whole(Option<Bytes>),
 }
 
 impl Body for UpBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             UpBody::Stream(body, counter) => {
                 let polled = Pin::new(body).poll_frame(cx);
@@ -1395,6 +1397,8 @@ mod tests {
             rule: Some(0),
             budget: *policy.budget(),
             suspend_on_anomaly: true,
+            hold: None,
+            scan: vault_core::policy::egress::EgressScan::Block,
         };
         let req = OwnedRequest {
             method: "POST".into(),
@@ -1459,6 +1463,8 @@ mod tests {
             rule: Some(0),
             budget: *policy.budget(),
             suspend_on_anomaly: policy.doc().suspend_on_anomaly,
+            hold: None,
+            scan: vault_core::policy::egress::EgressScan::Block,
         }
     }
 

@@ -32,6 +32,12 @@ pub enum AuditAction {
     EgressAttach,
     /// `egress.deny`
     EgressDeny,
+    /// `egress.exfiltration`: a credential found in what an agent sent.
+    EgressExfiltration,
+    /// `egress.hold.send`: an approved held request went out.
+    EgressHoldSend,
+    /// `egress.hold.unverified`: a held request's approval failed its check; not sent.
+    EgressHoldUnverified,
     /// `egress.tunnel`
     EgressTunnel,
     /// `env.read`
@@ -116,6 +122,9 @@ impl AuditAction {
         AuditAction::DoctorRun,
         AuditAction::EgressAttach,
         AuditAction::EgressDeny,
+        AuditAction::EgressExfiltration,
+        AuditAction::EgressHoldSend,
+        AuditAction::EgressHoldUnverified,
         AuditAction::EgressTunnel,
         AuditAction::EnvRead,
         AuditAction::KeyAuth,
@@ -166,6 +175,9 @@ impl AuditAction {
             AuditAction::DoctorRun => "doctor.run",
             AuditAction::EgressAttach => "egress.attach",
             AuditAction::EgressDeny => "egress.deny",
+            AuditAction::EgressExfiltration => "egress.exfiltration",
+            AuditAction::EgressHoldSend => "egress.hold.send",
+            AuditAction::EgressHoldUnverified => "egress.hold.unverified",
             AuditAction::EgressTunnel => "egress.tunnel",
             AuditAction::EnvRead => "env.read",
             AuditAction::KeyAuth => "key.auth",

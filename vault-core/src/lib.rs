@@ -57,8 +57,9 @@ pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
     validate_value, AgentInfo, ApprovalInfo, AuditRecord, AuditVerdict, BackupInfo, DekUsage,
-    EgressGrant, EgressMeta, IssuedKey, KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken,
-    NotifyConfig, Principal, RestoreDelta, RevocationSnapshot, RotationReport, RotationState,
-    SecretInfo, StagedRestore, TargetInfo, TokenRequest, UsageTally, Vault, VersionInfo,
-    APPROVAL_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+    EgressGovernance, EgressGrant, EgressMeta, HeldRequest, HoldOutcome, IssuedKey, KeyInfo,
+    KeyStatus, KeyUsage, LeakAction, MintedToken, NotifyConfig, Principal, RestoreDelta,
+    RevocationSnapshot, RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo,
+    TokenRequest, UsageTally, Vault, VersionInfo, APPROVAL_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT,
+    DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

@@ -14,12 +14,16 @@ use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
 use crate::token::Scope;
 
-use self::egress::{EgressDefault, EgressRule, EgressRules, SecretRef};
+use self::egress::{EgressDefault, EgressRule, EgressRules, EgressScan, SecretRef};
 
 /// No token lives longer than this, whatever a policy says.
 pub const HARD_MAX_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 /// A token's lifetime when the request names none.
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a held egress request waits for a person when the policy names no `approval_wait`.
+pub const DEFAULT_APPROVAL_WAIT: Duration = Duration::from_secs(120);
+/// The longest `approval_wait`: the agent's connection stays open that long.
+pub const MAX_APPROVAL_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// The policy document, as written by the operator.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +58,14 @@ pub struct PolicyDoc {
     /// `[budget]`: spend and rate limits on the agent's brokered egress.
     #[serde(default, skip_serializing_if = "Budget::is_unlimited")]
     pub budget: Budget,
+    /// How long a request held by an `approval = true` rule waits for a
+    /// person, e.g. "2m" (default 120s, at most 15m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_wait: Option<String>,
+    /// What the broker does with a credential found in what the agent sends:
+    /// "block" (default), "redact" or "off".
+    #[serde(default, skip_serializing_if = "EgressScan::is_default")]
+    pub egress_scan: EgressScan,
 }
 
 /// `[budget]`: limits on what the agent's brokered requests may spend, summed
@@ -143,6 +155,8 @@ impl Default for PolicyDoc {
             egress: Vec::new(),
             egress_default: EgressDefault::default(),
             budget: Budget::default(),
+            approval_wait: None,
+            egress_scan: EgressScan::default(),
         }
     }
 }
@@ -156,6 +170,7 @@ pub struct Policy {
     scopes: Vec<Scope>,
     max_token_ttl: Duration,
     egress: EgressRules,
+    approval_wait: Duration,
 }
 
 impl Policy {
@@ -243,6 +258,16 @@ impl Policy {
                 )));
             }
         }
+        let approval_wait = match &doc.approval_wait {
+            None => DEFAULT_APPROVAL_WAIT,
+            Some(text) => parse_duration(text)
+                .filter(|d| *d <= MAX_APPROVAL_WAIT)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "approval_wait {text:?} must be a duration between 1s and 15m, like 2m"
+                    ))
+                })?,
+        };
         let egress = EgressRules {
             rules: doc.egress.clone(),
             default: doc.egress_default,
@@ -254,6 +279,7 @@ impl Policy {
             scopes,
             max_token_ttl,
             egress,
+            approval_wait,
         })
     }
 
@@ -295,6 +321,16 @@ impl Policy {
     /// The brokered egress rules.
     pub fn egress(&self) -> &EgressRules {
         &self.egress
+    }
+
+    /// How long a held egress request waits for a person.
+    pub fn approval_wait(&self) -> Duration {
+        self.approval_wait
+    }
+
+    /// What the broker does with a credential found in an outbound request.
+    pub fn egress_scan(&self) -> EgressScan {
+        self.doc.egress_scan
     }
 
     /// The agents this policy grants reads from (besides the agent itself).
@@ -375,6 +411,42 @@ mod tests {
             let err = Policy::from_toml(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+    }
+
+    // issue 16: approval_wait uses the one duration grammar, defaults to 120s,
+    // is at most 15m; egress_scan defaults to block; both survive storage
+    #[test]
+    fn approval_wait_and_egress_scan_are_checked_at_load() {
+        let p = Policy::default();
+        assert_eq!(p.approval_wait(), Duration::from_secs(120));
+        assert_eq!(p.egress_scan(), EgressScan::Block);
+        let p = Policy::from_toml("approval_wait = \"1m30s\"\negress_scan = \"redact\"\n").unwrap();
+        assert_eq!(p.approval_wait(), Duration::from_secs(90));
+        assert_eq!(p.egress_scan(), EgressScan::Redact);
+        let again = Policy::from_json(&p.to_json()).unwrap();
+        assert_eq!(again.approval_wait(), Duration::from_secs(90));
+        assert_eq!(again.egress_scan(), EgressScan::Redact);
+        assert!(!Policy::default().to_json().contains("egress_scan"));
+        for (text, needle) in [
+            ("approval_wait = \"16m\"", "approval_wait"),
+            ("approval_wait = \"0s\"", "approval_wait"),
+            ("approval_wait = \"soon\"", "approval_wait"),
+            ("egress_scan = \"warn\"", "unknown variant"),
+        ] {
+            let err = Policy::from_toml(text).unwrap_err().to_string();
+            assert!(err.contains(needle), "{text}: {err}");
+        }
+        let held = Policy::from_toml(
+            "[[egress]]\nservice = \"stripe\"\npath_prefix = \"/v1/charges\"\nmethods = [\"POST\"]\napproval = true\n",
+        )
+        .unwrap();
+        assert!(held.egress().rules()[0].approval);
+        let again = Policy::from_json(&held.to_json()).unwrap();
+        assert!(again.egress().rules()[0].approval);
+        assert!(!Policy::from_toml("[[egress]]\nservice = \"stripe\"\n")
+            .unwrap()
+            .to_json()
+            .contains("approval"));
     }
 
     #[test]

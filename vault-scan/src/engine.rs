@@ -47,6 +47,26 @@ struct Compiled {
 /// is case-sensitive.
 type KeywordEntry = (Vec<u8>, Vec<(usize, Option<Vec<u8>>)>);
 
+/// One match in a buffer the caller holds ([`Scanner::find`]): where it is
+/// and what it is, never the value itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// Byte offset of the value's first byte.
+    pub start: usize,
+    /// Byte offset just past the value.
+    pub end: usize,
+    /// Rule id, e.g. `github.pat-classic`.
+    pub rule: String,
+    /// Provider family (`vault` for the vault's own credentials).
+    pub provider: String,
+    /// The rule's confidence (low when a checksum failed).
+    pub confidence: Confidence,
+    /// Set when the caller's matcher recognised a vault-managed value.
+    pub managed: Option<ManagedInfo>,
+    /// The value fails its provider's documented checksum.
+    pub invalid_checksum: bool,
+}
+
 /// One match inside a buffer: offsets and public forms only.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Hit {
@@ -162,6 +182,25 @@ impl Scanner {
     /// The rules, in load order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().map(|c| &c.rule)
+    }
+
+    /// Every match in `data`, sorted by start offset, with its byte range in
+    /// `data`: for a caller that refuses or redacts the very bytes it holds
+    /// (the egress broker). `data` is scanned as it is: no JSON string is
+    /// decoded and no SQLite or compressed format is opened.
+    pub fn find(&self, data: &[u8], known: Option<&dyn KnownSecrets>) -> Vec<Match> {
+        self.scan(data, known)
+            .into_iter()
+            .map(|h| Match {
+                start: h.start,
+                end: h.end,
+                rule: h.rule_id,
+                provider: h.provider,
+                confidence: h.confidence,
+                managed: h.managed,
+                invalid_checksum: h.invalid_checksum,
+            })
+            .collect()
     }
 
     /// Every match in `data`, sorted by start offset.

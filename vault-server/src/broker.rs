@@ -2,20 +2,77 @@
 //! server's one vault thread (every brokered request checks its credential and
 //! reads its secret there, so revocation and rotation apply on the next
 //! request). `GET /v1/broker/ca.pem` is in routes/broker.rs.
+//!
+//! Also what issue 16's governance needs of the vault: held requests'
+//! approvals (opened, polled, closed through the vault, so `vault approve` in
+//! another process decides them), and outbound scanning's matcher (the same
+//! [`vault_guard::leak::Matcher`] `vault scan` uses, reloaded at most once a second)
+//! and leak flow ([`vault_guard::leak::act`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use vault_broker::{Backend, Code, OwnedRequest, Refusal};
+use vault_broker::{Backend, Code, HeldRequest, Leak, Leaked, Outbound, OwnedRequest, Refusal};
 use vault_core::notify::Event;
 use vault_core::usage::UsageRecord;
 use vault_core::Denial;
-use vault_core::{EgressGrant, EgressMeta, Error, SecretString};
+use vault_core::{EgressGrant, EgressMeta, Error, HoldOutcome, Principal, SecretString};
 
 use crate::state::AppState;
+use vault_guard::leak::{Matcher, Seen};
+
+/// How old the outbound matcher may get before it is reloaded: a key issued
+/// since is still blocked (any valid `avk_`/`avt_` is), a secret stored
+/// since may pass unrecognised for this long.
+const MATCHER_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// The broker's view of the vault.
 #[derive(Clone)]
 pub struct VaultBackend(pub AppState);
+
+/// The outbound matcher, reloaded off the request path when it is stale.
+#[derive(Default)]
+pub(crate) struct KnownCache {
+    current: Mutex<Option<(Instant, Arc<Matcher>)>>,
+    reloading: std::sync::atomic::AtomicBool,
+}
+
+impl VaultBackend {
+    fn matcher(&self) -> Option<Arc<Matcher>> {
+        let cache = &self.0.inner.egress_known;
+        let now = Instant::now();
+        let current = cache.current.lock().ok()?.clone();
+        match current {
+            Some((at, m)) if now.duration_since(at) < MATCHER_MAX_AGE => Some(m),
+            Some((_, stale)) => {
+                use std::sync::atomic::Ordering;
+                if !cache.reloading.swap(true, Ordering::AcqRel) {
+                    let state = self.0.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let fresh = load_matcher(&state);
+                        let cache = &state.inner.egress_known;
+                        if let (Some(m), Ok(mut slot)) = (fresh, cache.current.lock()) {
+                            *slot = Some((Instant::now(), m));
+                        }
+                        cache.reloading.store(false, Ordering::Release);
+                    });
+                }
+                Some(stale)
+            }
+            None => {
+                let m = load_matcher(&self.0)?;
+                if let Ok(mut slot) = cache.current.lock() {
+                    *slot = Some((now, m.clone()));
+                }
+                Some(m)
+            }
+        }
+    }
+}
+
+fn load_matcher(state: &AppState) -> Option<Arc<Matcher>> {
+    Matcher::load(state.home()).map(|m| Arc::new(m.with_token_signer(state.inner.signer.clone())))
+}
 
 impl Backend for VaultBackend {
     async fn authenticate(&self, credential: Arc<SecretString>) -> Result<(), Refusal> {
@@ -32,14 +89,9 @@ impl Backend for VaultBackend {
         credential: Arc<SecretString>,
         request: OwnedRequest,
     ) -> Result<EgressGrant, Refusal> {
-        let answer = self
-            .0
-            .with_vault(move |vault| {
-                Ok(vault.egress_grant(credential.expose_secret(), &request.as_request()))
-            })
+        self.grant_with_meta(credential, request)
             .await
-            .map_err(|_| internal())?;
-        answer.map_err(refusal)
+            .map(|(grant, _)| grant)
     }
 
     async fn grant_with_meta(
@@ -51,6 +103,31 @@ impl Backend for VaultBackend {
             .0
             .with_vault(move |vault| {
                 Ok(vault.egress_grant_with_meta(credential.expose_secret(), &request.as_request()))
+            })
+            .await
+            .map_err(|_| internal())?;
+        answer.map_err(refusal)
+    }
+
+    async fn hold_open(
+        &self,
+        credential: Arc<SecretString>,
+        held: HeldRequest,
+        wait: Duration,
+    ) -> Result<String, Refusal> {
+        let answer = self
+            .0
+            .with_vault(move |vault| {
+                let request = vault_core::HeldRequest {
+                    method: &held.method,
+                    host: &held.host,
+                    port: held.port,
+                    path: &held.path,
+                    query: &held.query,
+                    body_len: held.body_len,
+                    preview: &held.preview,
+                };
+                Ok(vault.egress_hold_open(credential.expose_secret(), &request, wait))
             })
             .await
             .map_err(|_| internal())?;
@@ -97,6 +174,86 @@ impl Backend for VaultBackend {
             .await;
         if sent.is_err() {
             tracing::warn!("broker: could not send a notification");
+        }
+    }
+
+    async fn hold_poll(&self, approval_id: String, give_up: bool) -> Result<HoldOutcome, Refusal> {
+        let answer = self
+            .0
+            .with_vault(move |vault| Ok(vault.egress_hold_poll(&approval_id, give_up)))
+            .await
+            .map_err(|_| internal())?;
+        answer.map_err(refusal)
+    }
+
+    async fn hold_close(&self, approval_id: String) {
+        let closed = self
+            .0
+            .with_vault(move |vault| Ok(vault.egress_hold_close(&approval_id)?))
+            .await;
+        if closed.is_err() {
+            tracing::warn!("broker: could not close a held request's approval");
+        }
+    }
+
+    fn outbound(&self) -> Option<Outbound> {
+        let scanner = self.0.scanner().ok()?;
+        let known = self
+            .matcher()
+            .map(|m| m as Arc<dyn vault_scan::KnownSecrets + Send + Sync>);
+        Some(Outbound { scanner, known })
+    }
+
+    async fn leaked(&self, credential: Arc<SecretString>, leak: Leak) {
+        let state = self.0.clone();
+        let done = self
+            .0
+            .with_vault(move |vault| {
+                let actor = match vault.egress_authenticate(credential.expose_secret()) {
+                    Ok(agent) => Principal::Agent(agent),
+                    Err(_) => Principal::Operator,
+                };
+                vault.audit(
+                    &actor,
+                    None,
+                    vault_core::AuditAction::EgressExfiltration,
+                    Some(&format!(
+                        "{}:{} rules={}",
+                        leak.host,
+                        leak.port,
+                        leak.rules.join(",")
+                    )),
+                    if leak.redacted {
+                        "ok:redacted"
+                    } else {
+                        "denied:exfiltration_blocked"
+                    },
+                )?;
+                let seen = leak
+                    .items
+                    .into_iter()
+                    .map(|item| match item {
+                        Leaked::Credential(text) => Seen::Credential(text),
+                        Leaked::Secret(path) => Seen::Secret(path),
+                    })
+                    .collect();
+                // act notifies each action itself (vault_guard::leak::act).
+                let acted = vault_guard::leak::act(vault, seen, &vault_scan::Report::default())?;
+                state.refresh_snapshot(vault)?;
+                for err in &acted.undelivered {
+                    tracing::warn!("notification failed: {err}");
+                }
+                for action in &acted.actions {
+                    tracing::warn!(
+                        "broker: a credential in an outbound request: {}",
+                        vault_guard::leak::describe(action)
+                    );
+                }
+                Ok(())
+            })
+            .await;
+        if done.is_err() {
+            tracing::error!("broker: acting on a credential found in an outbound request failed");
         }
     }
 }

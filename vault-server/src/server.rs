@@ -217,6 +217,12 @@ impl Server {
             tracing::warn!("notification failed: {err}");
         }
         let resumed = resumed.reports;
+        // Requests a previous server held for approval died with it: close
+        // their approvals (audited), so approving one later sends nothing.
+        let abandoned = vault.abandon_egress_holds()?;
+        if abandoned > 0 {
+            tracing::info!("closed {abandoned} held request(s) of a previous server");
+        }
         let (listener, address) = match &self.config.listen {
             Listen::Unix(path) => {
                 let l = crate::listen::bind_unix(path).map_err(|e| {
@@ -359,6 +365,8 @@ impl Bound {
         state.flush_denials(true).await;
         let stopped = state
             .with_vault(move |v| {
+                // requests still held die with this process
+                v.abandon_egress_holds()?;
                 Ok(v.audit(
                     &Principal::Operator,
                     None,

@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub accounting: Option<Arc<vault_broker::Accounting>>,
     /// The broker's URL (`http://ADDR`), once it listens.
     pub broker_addr: std::sync::OnceLock<String>,
+    /// The matcher the broker scans outbound requests with.
+    pub egress_known: crate::broker::KnownCache,
 }
 
 /// Counters exported at /metrics.
@@ -84,6 +86,7 @@ impl AppState {
                 broker_ca_pem: None,
                 accounting: None,
                 broker_addr: std::sync::OnceLock::new(),
+                egress_known: Default::default(),
             }),
         })
     }

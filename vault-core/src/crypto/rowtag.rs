@@ -20,6 +20,7 @@ use crate::secret::Key256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Table {
     AgentKeys,
+    Approvals,
     Agents,
     AuditHead,
     Header,
@@ -34,6 +35,7 @@ impl Table {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Table::AgentKeys => "agent_keys",
+            Table::Approvals => "approvals",
             Table::Agents => "agents",
             Table::AuditHead => "audit_head",
             Table::Header => "vault_header",

@@ -37,6 +37,9 @@ pub struct EgressRule {
     pub secret: SecretRef,
     /// Where the secret goes.
     pub auth: EgressAuth,
+    /// Draft-only: each matching request is held until a person approves it
+    /// (`vault approve`), for the policy's `approval_wait` at most.
+    pub approval: bool,
 }
 
 /// An `[[egress]]` rule as written (and stored).
@@ -55,6 +58,8 @@ struct RuleText {
     secret: Option<SecretRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     auth: Option<EgressAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    approval: Option<bool>,
 }
 
 impl TryFrom<RuleText> for EgressRule {
@@ -85,6 +90,7 @@ impl TryFrom<RuleText> for EgressRule {
                     methods: t.methods,
                     secret,
                     auth: EgressAuth::try_from(spec.auth.to_owned())?,
+                    approval: t.approval.unwrap_or(false),
                 })
             }
             None => Ok(EgressRule {
@@ -96,6 +102,7 @@ impl TryFrom<RuleText> for EgressRule {
                 methods: t.methods,
                 secret: t.secret.ok_or("egress rule: missing field `secret`")?,
                 auth: t.auth.ok_or("egress rule: missing field `auth`")?,
+                approval: t.approval.unwrap_or(false),
             }),
         }
     }
@@ -111,7 +118,37 @@ impl From<EgressRule> for RuleText {
             methods: r.methods,
             secret: Some(r.secret),
             auth: (!expanded).then_some(r.auth),
+            approval: r.approval.then_some(true),
         }
+    }
+}
+
+/// `egress_scan`: what the broker does with a credential it finds in what an
+/// agent sends (URL, headers, body).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EgressScan {
+    /// Refuse the request (`exfiltration_blocked`) before its body leaves (the default).
+    #[default]
+    Block,
+    /// Replace each value found with `<redacted:RULE>` and send the request.
+    Redact,
+    /// Do not scan.
+    Off,
+}
+
+impl EgressScan {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EgressScan::Block => "block",
+            EgressScan::Redact => "redact",
+            EgressScan::Off => "off",
+        }
+    }
+
+    pub(crate) fn is_default(&self) -> bool {
+        *self == EgressScan::default()
     }
 }
 

@@ -17,6 +17,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../../../schema/009_broker_ca.sql")),
     (10, include_str!("../../../schema/010_target_keys.sql")),
     (11, include_str!("../../../schema/011_usage.sql")),
+    (12, include_str!("../../../schema/012_egress_holds.sql")),
 ];
 
 /// The schema version this build writes.

@@ -37,6 +37,7 @@ pub(crate) mod audit;
 pub(crate) mod backup;
 pub(crate) mod fingerprints;
 pub(crate) mod header;
+pub(crate) mod holds;
 pub(crate) mod keys;
 mod migrate;
 pub(crate) mod rotation;

@@ -345,7 +345,9 @@ pub(crate) type Unfinished = (String, Option<String>, Option<i64>);
 /// Approvals being carried out.
 pub(crate) fn approved_unfinished(conn: &Connection) -> Result<Vec<Unfinished>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT approval_id, result, decided_at FROM approvals WHERE state = 'approved'",
+        // A held egress request is carried out by the server holding it, not
+        // by the approving process: it is never reopened (see store/holds.rs).
+        "SELECT approval_id, result, decided_at FROM approvals WHERE state = 'approved' AND kind <> 'egress_request'",
     )?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)

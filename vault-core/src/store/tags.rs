@@ -165,6 +165,7 @@ fn walk(conn: &Connection, visit: &mut Visit<'_>) -> Result<()> {
 fn id_column(table: Table) -> &'static str {
     match table {
         Table::AgentKeys => "key_id",
+        Table::Approvals => "approval_id",
         Table::Agents => "agent_id",
         Table::AuditHead | Table::Header => "singleton",
         Table::RevokedTokens => "token_id",

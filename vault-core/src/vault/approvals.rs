@@ -27,7 +27,7 @@ const RUNNING_PREFIX: &str = "running:pid=";
 pub struct ApprovalInfo {
     /// 8-character id for `vault approve`.
     pub approval_id: String,
-    /// `rotate_secret`, `reinstate_key`.
+    /// `rotate_secret`, `reinstate_key`, `egress_request` (a held request).
     pub kind: String,
     /// Whose.
     pub agent: String,
@@ -77,6 +77,13 @@ impl Vault {
         self.expire_approvals()?;
         self.reopen_interrupted_approvals()?;
         let row = self.pending_approval(approval_id)?;
+        if row.kind == crate::store::holds::KIND {
+            // carried out by the server holding the request, not here
+            self.approve_hold(actor, approval_id)?;
+            return Ok(approval_info(
+                rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+            ));
+        }
         let now = store::now();
         let tx = store::write_tx(&self.conn)?;
         // Who is carrying it out, so a crash can be told from a slow command.

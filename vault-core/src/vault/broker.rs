@@ -8,7 +8,7 @@ use crate::credential::{KEY_PREFIX, TOKEN_PREFIX};
 use crate::crypto::aead;
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
-use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef};
+use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, EgressScan, SecretRef};
 use crate::policy::Budget;
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
@@ -44,7 +44,7 @@ pub enum EgressGrant {
 }
 
 /// Who a brokered request is for and the limits on it, beside its
-/// [`EgressGrant`]: what the broker's usage accounting and budgets need.
+/// [`EgressGrant`]: what the broker's usage accounting, budgets, holds and scanning need.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EgressMeta {
     /// The agent.
@@ -57,10 +57,34 @@ pub struct EgressMeta {
     pub budget: Budget,
     /// The policy's `suspend_on_anomaly`.
     pub suspend_on_anomaly: bool,
+    /// Held for a person this long at most (the rule says `approval = true`).
+    pub hold: Option<std::time::Duration>,
+    /// What the broker does with a credential found in the request.
+    pub scan: EgressScan,
+}
+
+/// What the agent's policy applies to a granted request besides attaching:
+/// the part of [`EgressMeta`] holding and outbound scanning read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EgressGovernance {
+    /// Held for a person this long at most (the rule says `approval = true`).
+    pub hold: Option<std::time::Duration>,
+    /// What the broker does with a credential found in the request.
+    pub scan: EgressScan,
+}
+
+impl EgressMeta {
+    /// What holding and scanning need.
+    pub fn governance(&self) -> EgressGovernance {
+        EgressGovernance {
+            hold: self.hold,
+            scan: self.scan,
+        }
+    }
 }
 
 /// An agent authenticated for brokered egress.
-enum EgressActor {
+pub(super) enum EgressActor {
     Key(AgentName, String),
     Token(TokenClaims),
 }
@@ -120,6 +144,8 @@ impl Vault {
             rule: None,
             budget: *policy.budget(),
             suspend_on_anomaly: policy.doc().suspend_on_anomaly,
+            hold: None,
+            scan: policy.egress_scan(),
         };
         // Requests that attach nothing are recorded too (host and port, never
         // the path's query), so a tunnelled or refused attempt leaves a trace.
@@ -132,6 +158,7 @@ impl Vault {
                     .position(|r| std::ptr::eq(r, rule))
                     .and_then(|i| u32::try_from(i).ok());
                 let rule = rule.clone();
+                meta.hold = rule.approval.then(|| policy.approval_wait());
                 return Ok((self.attach(actor, agent, rule)?, meta));
             }
             EgressDecision::Tunnel => (
@@ -213,7 +240,7 @@ impl Vault {
         })
     }
 
-    fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
+    pub(super) fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
         if credential.starts_with(TOKEN_PREFIX) {
             return Ok(EgressActor::Token(self.verify_token(credential)?));
         }

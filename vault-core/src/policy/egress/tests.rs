@@ -258,3 +258,66 @@ fn egress_rules_round_trip_through_storage() {
     // a policy without egress stores as before
     assert!(!Policy::default().to_json().contains("egress"));
 }
+
+/// The TOML blocks of README's "One-way doors" section.
+fn readme_one_way_doors() -> Vec<String> {
+    let readme = include_str!("../../../../README.md");
+    let start = readme.find("### One-way doors").expect("README section");
+    let section = &readme[start..];
+    let section = &section[..section[4..].find("\n### ").map_or(section.len(), |e| e + 4)];
+    section
+        .split("```toml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+// issue 16, README: the email and payments examples load and hold exactly
+// the one-way doors they name
+#[test]
+fn the_readme_one_way_door_examples_hold_sends_and_charges_only() {
+    let blocks = readme_one_way_doors();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    let held = |text: &str, method: &str, host: &str, path: &str| {
+        let policy = Policy::from_toml(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        match policy.egress().decide(&req(method, host, 443, path)) {
+            EgressDecision::Attach(rule) => Some(rule.approval),
+            _ => None,
+        }
+    };
+    let gmail = "gmail.googleapis.com";
+    let mail = &blocks[0];
+    assert_eq!(
+        held(mail, "POST", gmail, "/gmail/v1/users/me/messages/send"),
+        Some(true)
+    );
+    assert_eq!(
+        held(mail, "POST", gmail, "/gmail/v1/users/me/drafts/send"),
+        Some(true)
+    );
+    assert_eq!(
+        held(mail, "POST", gmail, "/gmail/v1/users/me/drafts"),
+        Some(false)
+    );
+    assert_eq!(
+        held(mail, "GET", gmail, "/gmail/v1/users/me/messages"),
+        Some(false)
+    );
+    assert_eq!(
+        held(mail, "DELETE", gmail, "/gmail/v1/users/me/messages/1"),
+        None
+    );
+    assert_eq!(
+        Policy::from_toml(mail).unwrap().approval_wait(),
+        std::time::Duration::from_secs(600)
+    );
+    let pay = &blocks[1];
+    let stripe = "api.stripe.com";
+    assert_eq!(held(pay, "POST", stripe, "/v1/charges"), Some(true));
+    assert_eq!(
+        held(pay, "POST", stripe, "/v1/payment_intents/pi_1/confirm"),
+        Some(true)
+    );
+    assert_eq!(held(pay, "GET", stripe, "/v1/charges"), Some(false));
+    assert_eq!(held(pay, "POST", stripe, "/v1/refunds"), None);
+}

@@ -1,0 +1,821 @@
+//! What the broker sees, it governs (issue 16): draft-only requests held for
+//! a person, and exfiltration stopped in flight. The real `vault server
+//! --broker`, real clients (curl, Python requests/httpx), a TLS upstream on
+//! loopback written here that counts every request it receives, body included.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::{
+    set_rotation_script, spawn_vault, stdout_of, terminate, wait_bounded, Env, Lines,
+};
+
+const STRIPE_KEY: &str = "sk-test-upstream-stripe-0123456789";
+const OPENAI_KEY: &str = "sk-test-upstream-openai-9876543210";
+/// Another agent's stored secret: long and random enough to be fingerprinted.
+const FINANCE_SECRET: &str = "Qz7vK2mW9xR4tB8nLp3s";
+/// Loopback, but not the 127.0.0.1 that `vault run --broker` puts in NO_PROXY.
+const UPSTREAM_HOST: &str = "127.0.0.2";
+
+/// One request the upstream received.
+#[derive(Clone, Debug)]
+struct Seen {
+    head: String,
+    body: Vec<u8>,
+}
+
+/// A TLS server for [`UPSTREAM_HOST`] that records every request, body included.
+struct Upstream {
+    port: u16,
+    ca_file: std::path::PathBuf,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Upstream {
+    fn start(dir: &std::path::Path) -> Upstream {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test upstream CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec![UPSTREAM_HOST.into()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let ca_file = dir.join("upstream-ca.pem");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap(),
+        );
+        let listener = TcpListener::bind((UPSTREAM_HOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let recorded = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let config = config.clone();
+                let recorded = recorded.clone();
+                std::thread::spawn(move || serve_one(stream, config, recorded));
+            }
+        });
+        Upstream {
+            port,
+            ca_file,
+            seen,
+        }
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// Requests whose request line starts with `line` (e.g. "POST /v1/charges ").
+    fn count(&self, line: &str) -> usize {
+        self.seen()
+            .iter()
+            .filter(|s| s.head.starts_with(line))
+            .count()
+    }
+}
+
+fn serve_one(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mutex<Vec<Seen>>>) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let conn = rustls::ServerConnection::new(config).unwrap();
+    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match tls.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let lower = head.to_ascii_lowercase();
+        let length = lower.lines().find_map(|l| {
+            l.strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        });
+        let mut body = Vec::new();
+        if let Some(length) = length {
+            body = vec![0; length];
+            if tls.read_exact(&mut body).is_err() {
+                // cut short: recorded as received so far, never answered
+                seen.lock().unwrap().push(Seen { head, body: vec![] });
+                return;
+            }
+        } else if lower.contains("transfer-encoding: chunked") {
+            loop {
+                let mut size = String::new();
+                if tls.read_line(&mut size).unwrap_or(0) == 0 {
+                    seen.lock().unwrap().push(Seen { head, body });
+                    return;
+                }
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0; n + 2];
+                if tls.read_exact(&mut chunk).is_err() {
+                    seen.lock().unwrap().push(Seen { head, body });
+                    return;
+                }
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        }
+        seen.lock().unwrap().push(Seen { head, body });
+        // An OpenAI-shaped answer, so SDKs parse it; "upstream-ok" for curl.
+        let answer = r#"{"id":"c1","object":"chat.completion","created":0,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"upstream-ok"},"finish_reason":"stop"}]}"#;
+        let reply = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        );
+        if tls.get_mut().write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// A vault with agents hermes (a held rule for POST /v1/charges and a plain
+/// rule for /v1/) and finance (a stored secret with a rotation command), and
+/// a server running the broker.
+struct Setup {
+    env: Env,
+    upstream: Upstream,
+    server: Option<std::process::Child>,
+    broker: String,
+    ca: std::path::PathBuf,
+}
+
+impl Setup {
+    fn start(extra_policy: &str) -> Setup {
+        let env = Env::new();
+        let upstream = Upstream::start(env.dir.path());
+        let policy = env.dir.path().join("hermes.toml");
+        std::fs::write(
+            &policy,
+            format!(
+                "{extra_policy}\n\
+                 [[egress]]\nhost = \"{UPSTREAM_HOST}:{port}\"\npath_prefix = \"/v1/charges\"\n\
+                 methods = [\"POST\"]\nsecret = \"STRIPE_KEY\"\nauth = \"bearer\"\napproval = true\n\n\
+                 [[egress]]\nhost = \"{UPSTREAM_HOST}:{port}\"\npath_prefix = \"/v1/\"\n\
+                 secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+                port = upstream.port
+            ),
+        )
+        .unwrap();
+        env.vault(&["agent", "add", "hermes", "--policy"])
+            .arg(&policy)
+            .assert()
+            .success();
+        env.vault(&["agent", "add", "finance"]).assert().success();
+        env.set("hermes/STRIPE_KEY", STRIPE_KEY);
+        env.set("hermes/OPENAI_API_KEY", OPENAI_KEY);
+        env.set("finance/DB_PASSWORD", FINANCE_SECRET);
+        set_rotation_script(&env, "finance/DB_PASSWORD", "echo Rotated9vK2mW9xR4tB8nL\n");
+        let mut s = Setup {
+            env,
+            upstream,
+            server: None,
+            broker: String::new(),
+            ca: std::path::PathBuf::new(),
+        };
+        s.start_server();
+        s
+    }
+
+    fn start_server(&mut self) {
+        let admin = self.env.dir.path().join("admin-token");
+        let ca = self.upstream.ca_file.to_str().unwrap().to_owned();
+        let mut server = spawn_vault(
+            &self.env,
+            &[
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-token-file",
+                admin.to_str().unwrap(),
+                "--broker",
+                "127.0.0.1:0",
+                "--broker-upstream-ca",
+                &ca,
+                "--broker-allow-private",
+                "127.0.0.0/8",
+            ],
+        );
+        let lines = Lines::of(&mut server);
+        let (mut broker, mut api) = (None, None);
+        while broker.is_none() || api.is_none() {
+            for line in lines.until(&self.env, "listening on http://").lines() {
+                if let Some(b) = line.strip_prefix("broker listening on ") {
+                    broker = Some(b.to_owned());
+                } else if let Some(a) = line.strip_prefix("listening on ") {
+                    api = Some(a.to_owned());
+                }
+            }
+        }
+        let pem = ureq::get(&format!("{}/v1/broker/ca.pem", api.unwrap()))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap();
+        self.ca = self.env.dir.path().join("vault-ca.pem");
+        std::fs::write(&self.ca, pem).unwrap();
+        self.broker = broker.unwrap();
+        self.server = Some(server);
+    }
+
+    fn issue(&self, name: &str, agent: &str) -> String {
+        let out = self
+            .env
+            .vault(&["issue", name, "--agent", agent])
+            .assert()
+            .success();
+        stdout_of(&out).trim().to_owned()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{UPSTREAM_HOST}:{}{path}", self.upstream.port)
+    }
+
+    /// curl through the broker with `key`, `args` before the URL.
+    fn curl_cmd(&self, key: &str, args: &[&str], path: &str) -> std::process::Command {
+        let proxy = self
+            .broker
+            .replacen("http://", &format!("http://agent:{key}@"), 1);
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "30",
+            "--proxy",
+            &proxy,
+            "--cacert",
+        ])
+        .arg(&self.ca)
+        .args(args)
+        .arg(self.url(path))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap());
+        cmd
+    }
+
+    fn curl(&self, key: &str, args: &[&str], path: &str) -> String {
+        let out = self.curl_cmd(key, args, path).output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    fn approvals(&self) -> Vec<serde_json::Value> {
+        let out = self.env.vault(&["--json", "approvals"]).assert().success();
+        let doc: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        doc["approvals"].as_array().unwrap().clone()
+    }
+
+    fn approval(&self, id: &str) -> serde_json::Value {
+        self.approvals()
+            .into_iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("no approval {id}"))
+    }
+
+    /// Waits (bounded) for a pending held request's approval; returns it.
+    fn pending_hold(&self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(a) = self
+                .approvals()
+                .into_iter()
+                .find(|a| a["kind"] == "egress_request" && a["state"] == "pending")
+            {
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no held request appeared: {:?}", self.approvals());
+    }
+
+    fn stop_server(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            terminate(&server);
+            wait_bounded(&self.env, &mut server);
+        }
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        self.stop_server();
+    }
+}
+
+/// Waits (bounded) for a background client and returns what it printed.
+fn output_of(child: std::process::Child) -> String {
+    let out = child.wait_with_output().unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn spawn(mut cmd: std::process::Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+const CHARGE: &str = "amount=4200&currency=usd&description=invoice+77";
+
+// issue 16, draft-only: a held POST waits, shows agent, method, host, path and
+// body in its approval, goes out once when approved (approving again sends
+// nothing more), while a request no held rule matches passes at once
+#[test]
+fn a_held_post_waits_for_approval_and_reaches_the_upstream_exactly_once() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let held = spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges"));
+    let approval = s.pending_hold();
+    let summary = approval["summary"].as_str().unwrap();
+    assert_eq!(approval["agent"], "hermes");
+    for want in [
+        "POST",
+        UPSTREAM_HOST,
+        "/v1/charges",
+        "amount=4200",
+        "agent hermes",
+    ] {
+        assert!(summary.contains(want), "{want}: {summary}");
+    }
+    assert!(!summary.contains(STRIPE_KEY), "{summary}");
+    // not sent while it waits; other requests are not held behind it
+    let other = s.curl(&key, &[], "/v1/models");
+    assert!(other.contains("upstream-ok"), "{other}");
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+
+    let id = approval["id"].as_str().unwrap();
+    s.env.vault(&["approve", id]).assert().success();
+    let text = output_of(held);
+    assert!(
+        text.contains("200 OK") && text.contains("upstream-ok"),
+        "{text}"
+    );
+    let charges: Vec<Seen> = s
+        .upstream
+        .seen()
+        .into_iter()
+        .filter(|r| r.head.starts_with("POST /v1/charges "))
+        .collect();
+    assert_eq!(charges.len(), 1);
+    assert_eq!(charges[0].body, CHARGE.as_bytes());
+    assert!(
+        charges[0].head.to_ascii_lowercase().contains(&format!(
+            "authorization: bearer {}",
+            STRIPE_KEY.to_ascii_lowercase()
+        )),
+        "{}",
+        charges[0].head
+    );
+    // approving again is refused and sends nothing more
+    s.env.vault(&["approve", id]).assert().failure();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(s.upstream.count("POST /v1/charges "), 1);
+    assert_eq!(s.approval(id)["state"], "done");
+}
+
+// issue 16, draft-only: a denied request never reaches the upstream, and the
+// agent gets approval_denied
+#[test]
+fn a_denied_held_request_never_reaches_the_upstream() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let held = spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges"));
+    let id = s.pending_hold()["id"].as_str().unwrap().to_owned();
+    s.env.vault(&["deny", &id]).assert().success();
+    let text = output_of(held);
+    assert!(
+        text.contains("403") && text.contains("\"approval_denied\""),
+        "{text}"
+    );
+    assert!(text.contains("x-vault-broker: refused"), "{text}");
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+    // approving after the denial sends nothing either
+    s.env.vault(&["approve", &id]).assert().failure();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+}
+
+// issue 16, draft-only: nobody decides within approval_wait: approval_timeout,
+// nothing sent, and a late approval sends nothing
+#[test]
+fn a_held_request_nobody_decides_times_out_and_is_never_sent() {
+    let s = Setup::start("approval_wait = \"2s\"");
+    let key = s.issue("hermes-key", "hermes");
+    let started = Instant::now();
+    let text = s.curl(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges");
+    let waited = started.elapsed();
+    assert!(
+        text.contains("403") && text.contains("\"approval_timeout\""),
+        "{text}"
+    );
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let hold = s
+        .approvals()
+        .into_iter()
+        .find(|a| a["kind"] == "egress_request")
+        .unwrap();
+    assert_eq!(hold["state"], "expired", "{hold}");
+    s.env
+        .vault(&["approve", hold["id"].as_str().unwrap()])
+        .assert()
+        .failure();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+}
+
+// issue 16, draft-only: a held request survives nothing: the server killed
+// while holding it never sends it, and the next start closes its approval
+// (audited), so approving it afterwards sends nothing
+#[test]
+fn a_request_held_when_the_server_dies_is_never_sent_later() {
+    let mut s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let held = spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges"));
+    let id = s.pending_hold()["id"].as_str().unwrap().to_owned();
+    // killed, not stopped: nothing of the server gets to clean up
+    let mut server = s.server.take().unwrap();
+    server.kill().unwrap();
+    wait_bounded(&s.env, &mut server);
+    let text = output_of(held);
+    assert!(!text.contains("upstream-ok"), "{text}");
+    s.start_server();
+    let hold = s.approval(&id);
+    assert_eq!(hold["state"], "expired", "{hold}");
+    assert!(
+        hold["result"].as_str().unwrap().contains("never sent"),
+        "{hold}"
+    );
+    s.env.vault(&["approve", &id]).assert().failure();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+    let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
+    assert!(
+        log.contains("approval.expire") && log.contains("the server holding it stopped"),
+        "{log}"
+    );
+}
+
+// issue 16, draft-only: an `approved` state written into vault.db without the
+// passphrase (no valid row tag) sends nothing
+#[test]
+fn an_approval_forged_in_the_database_sends_nothing() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let held = spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges"));
+    let id = s.pending_hold()["id"].as_str().unwrap().to_owned();
+    let conn = rusqlite::Connection::open(s.env.db()).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.execute(
+        "UPDATE approvals SET state = 'approved' WHERE approval_id = ?1",
+        [&id],
+    )
+    .unwrap();
+    let text = output_of(held);
+    assert!(text.contains("\"approval_denied\""), "{text}");
+    assert!(text.contains("did not verify"), "{text}");
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+}
+
+/// A python3 with requests, httpx and the official `openai` SDK (pinned): a
+/// venv under the target dir, installed from PyPI once per run. None (after a
+/// SKIP line) when it cannot be had; under CI=true that fails the test.
+fn python_with_sdks() -> Option<std::path::PathBuf> {
+    static PYTHON: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let ok = |py: &std::path::Path| {
+                std::process::Command::new(py)
+                    .args(["-c", "import requests, httpx, openai"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            };
+            let venv =
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("governance-venv");
+            let py = venv.join("bin/python3");
+            if !ok(&py) {
+                let made = std::process::Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(&venv)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                let installed = made
+                    && std::process::Command::new(&py)
+                        .args([
+                            "-m",
+                            "pip",
+                            "install",
+                            "--quiet",
+                            "requests==2.*",
+                            "httpx==0.28.*",
+                            "openai==2.54.0",
+                        ])
+                        .status()
+                        .is_ok_and(|s| s.success());
+                if !installed || !ok(&py) {
+                    crate::common::skip_or_fail_in_ci(
+                        "could not install requests, httpx and openai==2.54.0 into a venv",
+                    );
+                    return None;
+                }
+            }
+            Some(py)
+        })
+        .clone()
+}
+
+fn bodies_hold(s: &Setup, needle: &str) -> bool {
+    s.upstream
+        .seen()
+        .iter()
+        .any(|r| crate::common::contains(&r.body, needle.as_bytes()) || r.head.contains(needle))
+}
+
+const PROMPT_SCRIPT: &str = r#"
+import os, sys, json, requests, httpx, openai
+url, secret = sys.argv[1], sys.argv[2]
+auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+leak = {"model": "m", "messages": [{"role": "user", "content": "the db password is " + secret + ", remember it"}]}
+r = requests.post(url + "/chat/completions", json=leak, headers=auth, timeout=20)
+print("requests", r.status_code, r.json().get("error", {}).get("code"))
+h = httpx.post(url + "/chat/completions", json=leak, headers=auth, timeout=20)
+print("httpx", h.status_code, h.json().get("error", {}).get("code"))
+client = openai.OpenAI(base_url=url, api_key=os.environ["OPENAI_API_KEY"], max_retries=3)
+try:
+    c = client.chat.completions.create(model="m", messages=leak["messages"])
+    print("openai", "sent", c.choices[0].message.content)
+except openai.APIStatusError as e:
+    print("openai", e.status_code, "exfiltration_blocked" in str(e.body) or "exfiltration_blocked" in str(e))
+clean = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hello"}])
+print("clean", clean.choices[0].message.content)
+"#;
+
+// issue 16, exfiltration: a prompt holding another agent's stored secret,
+// sent by requests, httpx and the official openai SDK under `vault run
+// --broker`, is refused before it leaves (the SDK does not retry it), the
+// secret gets an approval, and a clean prompt still goes through
+#[test]
+fn a_prompt_holding_another_agents_secret_is_blocked_and_that_secret_gets_an_approval() {
+    let Some(python) = python_with_sdks() else {
+        return;
+    };
+    let s = Setup::start("");
+    let url = s.url("/v1");
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(&python)
+        .args(["-c", PROMPT_SCRIPT, &url, FINANCE_SECRET])
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    let text = stdout_of(&out);
+    assert!(text.contains("requests 403 exfiltration_blocked"), "{text}");
+    assert!(text.contains("httpx 403 exfiltration_blocked"), "{text}");
+    assert!(text.contains("openai 403 True"), "{text}");
+    assert!(text.contains("clean upstream-ok"), "{text}");
+    assert!(!bodies_hold(&s, FINANCE_SECRET));
+    // one request reached the upstream: the clean one (no SDK retry storm)
+    assert_eq!(s.upstream.count("POST /v1/chat/completions "), 1);
+    let approvals = s.approvals();
+    assert!(
+        approvals.iter().any(|a| a["kind"] == "rotate_secret"
+            && a["agent"] == "finance"
+            && a["subject"] == "DB_PASSWORD"
+            && a["state"] == "pending"),
+        "{approvals:?}"
+    );
+    let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
+    assert!(
+        log.contains("egress.exfiltration") && log.contains("secret.leaked"),
+        "{log}"
+    );
+    assert!(!log.contains(FINANCE_SECRET));
+}
+
+// issue 16, exfiltration: a prompt holding the agent's own vault key is
+// refused, the key rotates, and the old key is refused on the next request
+#[test]
+fn a_prompt_holding_the_agents_own_key_is_blocked_and_the_key_rotates() {
+    let Some(python) = python_with_sdks() else {
+        return;
+    };
+    let s = Setup::start("");
+    let script = r#"
+import os, sys, requests
+url = sys.argv[1]
+key = os.environ["HTTPS_PROXY"].split("agent:", 1)[1].split("@", 1)[0]
+auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+r = requests.post(url, json={"messages": [{"role": "user", "content": "my vault key is " + key}]}, headers=auth, timeout=20)
+print("first", r.status_code, r.json()["error"]["code"])
+try:
+    again = requests.post(url, json={"messages": []}, headers=auth, timeout=20)
+    print("second", again.status_code)
+except requests.exceptions.ProxyError as e:
+    print("second refused", "407" in str(e))
+"#;
+    let out = run_python_args(&s, &python, script, &[&s.url("/v1/chat/completions")]);
+    assert!(out.contains("first 403 exfiltration_blocked"), "{out}");
+    assert!(out.contains("second refused True"), "{out}");
+    assert_eq!(s.upstream.count("POST /v1/chat/completions "), 0);
+    let keys = stdout_of(&s.env.vault(&["--json", "keys", "ls"]).assert().success());
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let run: Vec<&serde_json::Value> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"].as_str().unwrap().starts_with("hermes-run-"))
+        .collect();
+    // the leaked key was rotated: revoked, with a successor of the same name
+    assert!(run.len() >= 2, "{keys}");
+    assert!(run
+        .iter()
+        .all(|k| k["status"] == "revoked" || k["status"] == "active"));
+    let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
+    assert!(
+        log.contains("egress.exfiltration") && log.contains("rotation.done"),
+        "{log}"
+    );
+}
+
+fn run_python_args(s: &Setup, python: &std::path::Path, script: &str, args: &[&str]) -> String {
+    let out = s
+        .env
+        .vault(&["run", "--broker", "--agent", "hermes", "--no-mask", "--"])
+        .arg(python)
+        .args(["-c", script])
+        .args(args)
+        .env("VAULT_BROKER", &s.broker)
+        .assert()
+        .success();
+    stdout_of(&out)
+}
+
+// issue 16, exfiltration: egress_scan = "redact" delivers the prompt with
+// the value replaced (a body the upstream parses, its length fixed) and
+// still hands the leak to the vault
+#[test]
+fn redact_mode_delivers_the_prompt_with_the_value_replaced() {
+    let Some(python) = python_with_sdks() else {
+        return;
+    };
+    let s = Setup::start("egress_scan = \"redact\"");
+    let script = r#"
+import os, sys, requests
+url, secret = sys.argv[1], sys.argv[2]
+auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+r = requests.post(url + "?note=" + secret, json={"messages": [{"role": "user", "content": "password " + secret + " ok"}]}, headers=auth, timeout=20)
+print("sent", r.status_code)
+"#;
+    let out = run_python_args(
+        &s,
+        &python,
+        script,
+        &[&s.url("/v1/chat/completions"), FINANCE_SECRET],
+    );
+    assert!(out.contains("sent 200"), "{out}");
+    let seen = s.upstream.seen();
+    let r = seen
+        .iter()
+        .find(|r| r.head.starts_with("POST /v1/chat/completions"))
+        .unwrap();
+    assert!(!bodies_hold(&s, FINANCE_SECRET));
+    let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        body["messages"][0]["content"],
+        "password <redacted:vault.stored-secret> ok"
+    );
+    assert!(
+        r.head
+            .starts_with("POST /v1/chat/completions?note=%3Credacted:vault.stored-secret%3E "),
+        "{}",
+        r.head
+    );
+    assert!(s
+        .approvals()
+        .iter()
+        .any(|a| a["kind"] == "rotate_secret" && a["agent"] == "finance"));
+}
+
+// issue 16, bad input: a body past the scanned bound streams and is cut
+// before a value in it leaves; a clean one of that size passes whole; a held
+// request that large is refused; a compressed body is refused; a value in the
+// query or a header is found too
+#[test]
+fn huge_compressed_and_odd_requests_are_scanned_or_refused() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let dir = s.env.dir.path();
+    let line = "x".repeat(99) + "\n";
+    let filler = line.repeat(25_000); // 2.5 MB
+    let clean = dir.join("clean.txt");
+    std::fs::write(&clean, &filler).unwrap();
+    let dirty = dir.join("dirty.txt");
+    std::fs::write(
+        &dirty,
+        format!("{filler}the password is {FINANCE_SECRET}\n{filler}"),
+    )
+    .unwrap();
+    let data = |p: &std::path::Path| format!("@{}", p.display());
+
+    let ok = s.curl(&key, &["--data-binary", &data(&clean)], "/v1/upload");
+    assert!(ok.contains("upstream-ok"), "{ok}");
+    let uploads = s
+        .upstream
+        .seen()
+        .into_iter()
+        .filter(|r| r.head.starts_with("POST /v1/upload "))
+        .collect::<Vec<_>>();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(uploads[0].body.len(), filler.len());
+
+    let cut = s.curl(&key, &["--data-binary", &data(&dirty)], "/v1/upload");
+    assert!(cut.contains("exfiltration_blocked"), "{cut}");
+    assert!(!bodies_hold(&s, FINANCE_SECRET));
+    assert!(s
+        .upstream
+        .seen()
+        .iter()
+        .all(|r| r.body.len() <= filler.len()));
+
+    let held = s.curl(
+        &key,
+        &["-X", "POST", "--data-binary", &data(&clean)],
+        "/v1/charges",
+    );
+    assert!(
+        held.contains("413") && held.contains("approval_body_too_large"),
+        "{held}"
+    );
+
+    let gz = s.curl(
+        &key,
+        &[
+            "-H",
+            "Content-Encoding: gzip",
+            "--data-binary",
+            "gzipped-bytes",
+        ],
+        "/v1/upload",
+    );
+    assert!(
+        gz.contains("415") && gz.contains("egress_body_encoded"),
+        "{gz}"
+    );
+
+    let before = s.upstream.seen().len();
+    let query = s.curl(&key, &[], &format!("/v1/models?token={FINANCE_SECRET}"));
+    assert!(query.contains("exfiltration_blocked"), "{query}");
+    let header = s.curl(
+        &key,
+        &["-H", &format!("X-Note: {FINANCE_SECRET}")],
+        "/v1/models",
+    );
+    assert!(header.contains("exfiltration_blocked"), "{header}");
+    // the placeholder where the credential goes is no finding
+    let fine = s.curl(
+        &key,
+        &["-H", "Authorization: Bearer vault-brokered"],
+        "/v1/models",
+    );
+    assert!(fine.contains("upstream-ok"), "{fine}");
+    assert_eq!(s.upstream.seen().len(), before + 1);
+}
