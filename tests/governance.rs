@@ -819,3 +819,29 @@ fn huge_compressed_and_odd_requests_are_scanned_or_refused() {
     assert!(fine.contains("upstream-ok"), "{fine}");
     assert_eq!(s.upstream.seen().len(), before + 1);
 }
+
+// issue 16, draft-only: an agent that stops waiting (its connection closed)
+// leaves no approval that a later `vault approve` would send
+#[test]
+fn a_held_request_whose_agent_hangs_up_is_closed_and_never_sent() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let mut held = spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges"));
+    let id = s.pending_hold()["id"].as_str().unwrap().to_owned();
+    held.kill().unwrap();
+    held.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut hold = s.approval(&id);
+    while hold["state"] == "pending" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        hold = s.approval(&id);
+    }
+    assert_eq!(hold["state"], "expired", "{hold}");
+    assert!(
+        hold["result"].as_str().unwrap().contains("stopped waiting"),
+        "{hold}"
+    );
+    s.env.vault(&["approve", &id]).assert().failure();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+}

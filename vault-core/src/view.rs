@@ -74,7 +74,7 @@ impl From<&KeyInfo> for KeyView {
 pub struct ApprovalView {
     /// The id `vault approve` takes.
     pub id: String,
-    /// `rotate_secret`, `reinstate_key`.
+    /// `rotate_secret`, `reinstate_key`, `egress_request` (a held request).
     pub kind: String,
     /// Whose.
     pub agent: String,
