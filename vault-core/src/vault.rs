@@ -22,6 +22,7 @@ mod access;
 mod audit;
 mod backup;
 mod broker;
+mod console;
 mod notify;
 mod rotation;
 
@@ -29,6 +30,9 @@ pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot,
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::EgressGrant;
+pub use console::{
+    AuditQuery, ConsoleSession, Origin, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL,
+};
 pub use notify::NotifyConfig;
 pub use rotation::{
     ApprovalInfo, LeakAction, RotationReport, RotationState, TargetInfo, APPROVAL_TTL,

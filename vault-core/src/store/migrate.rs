@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../../schema/008_row_tags.sql")),
     (9, include_str!("../../../schema/009_broker_ca.sql")),
     (10, include_str!("../../../schema/010_target_keys.sql")),
+    (13, include_str!("../../../schema/013_console.sql")),
 ];
 
 /// The schema version this build writes.
@@ -96,6 +97,7 @@ mod tests {
                 "approvals",
                 "audit_head",
                 "audit_log",
+                "console_sessions",
                 "key_suspensions",
                 "revoked_tokens",
                 "rotations",

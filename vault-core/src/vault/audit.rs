@@ -438,7 +438,7 @@ fn head_mac(key: &hmac::Key, seq: i64, chain: &[u8]) -> Vec<u8> {
     hmac::sign(key, &head_input(seq, chain)).as_ref().to_vec()
 }
 
-fn to_record(r: audit::AuditRow) -> AuditRecord {
+pub(super) fn to_record(r: audit::AuditRow) -> AuditRecord {
     AuditRecord {
         seq: r.seq,
         at_ms: r.at_ms,

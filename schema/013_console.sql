@@ -1,0 +1,20 @@
+-- 013_console: the web console (issue 17). Login sessions, and the indexes
+-- its pages query the audit trail by.
+
+-- One row per signed-in browser. The cookie's value is never stored: only
+-- its SHA-256 (to find the row) and a row tag under the data key over that
+-- hash and the expiry, so someone who can write this file but lacks the
+-- passphrase can neither plant a session nor extend one. A tag that does not
+-- verify (a forged row, or any row after `vault rekey`) is no session.
+CREATE TABLE console_sessions (
+    id_hash     BLOB    PRIMARY KEY CHECK (length(id_hash) = 32),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    tag         BLOB    NOT NULL CHECK (length(tag) = 32)
+) STRICT;
+
+-- The leaks page (leak actions, newest first) and the overview's tokens
+-- minted today (one action since midnight).
+CREATE INDEX audit_log_action ON audit_log (action, at_ms);
+-- The audit page filtered by agent, newest first.
+CREATE INDEX audit_log_actor ON audit_log (actor, seq);
