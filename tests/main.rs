@@ -5,6 +5,7 @@ mod audit;
 mod broker;
 mod children;
 mod common;
+mod console;
 mod foundation;
 mod front_ends;
 mod hardening;

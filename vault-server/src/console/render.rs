@@ -381,6 +381,7 @@ pub(crate) fn signed_in() -> String {
                 meta http-equiv="refresh" content="0; url=/ui/";
                 title { "Signed in · vault console" }
                 link rel="stylesheet" href="/ui/assets/console.css";
+                link rel="icon" href="/ui/assets/favicon.svg" type="image/svg+xml";
             }
             body { main { p.message { "Signed in. " a href="/ui/" { "Open the console" } } } }
         }

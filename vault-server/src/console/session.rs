@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
 use vault_core::SecretString;
 
@@ -141,13 +141,21 @@ pub(crate) fn csrf_ok(session_id: &str, given: &str) -> bool {
     want.len() == given.len() && bool::from(want.as_bytes().ct_eq(given.as_bytes()))
 }
 
-/// Whether a state-changing request comes from this server's own pages: its
-/// `Origin` must be present and be this scheme and the (already allowed)
-/// `Host`. A form posted from any other page carries that page's origin.
+/// Whether a state-changing request comes from this server's own pages.
+/// Its `Origin` must be this scheme and the (already allowed) `Host`; a
+/// form posted from any other page carries that page's origin. Under the
+/// console's own `Referrer-Policy: no-referrer` a browser sends `Origin:
+/// null` even for a same-origin form (Fetch: "serializing a request
+/// origin"), so `null` passes only with `Sec-Fetch-Site: same-origin`,
+/// which the browser sets and no page can.
 pub(crate) fn same_origin(headers: &HeaderMap, tls: bool) -> bool {
-    let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (origin, host) {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    match (text(header::ORIGIN), text(header::HOST)) {
+        (Some("null"), Some(_)) => text(SEC_FETCH_SITE) == Some("same-origin"),
         (Some(origin), Some(host)) => {
             let scheme = if tls { "https" } else { "http" };
             origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
@@ -155,6 +163,8 @@ pub(crate) fn same_origin(headers: &HeaderMap, tls: bool) -> bool {
         _ => false,
     }
 }
+
+const SEC_FETCH_SITE: header::HeaderName = header::HeaderName::from_static("sec-fetch-site");
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);
@@ -175,7 +185,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
 
     // issue 17: the one-time URL works once
     #[test]
@@ -239,7 +248,19 @@ mod tests {
         );
         assert!(!same_origin(&h, false));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
-        assert!(!same_origin(&h, false));
+        assert!(!same_origin(&h, false), "null without Sec-Fetch-Site");
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(!same_origin(&h, false), "null from another site");
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(
+            !same_origin(&h, false),
+            "null from another port or subdomain"
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(
+            same_origin(&h, false),
+            "the console's own form under no-referrer"
+        );
     }
 
     #[test]
