@@ -13,8 +13,10 @@ CREATE TABLE console_sessions (
     tag         BLOB    NOT NULL CHECK (length(tag) = 32)
 ) STRICT;
 
--- The leaks page (leak actions, newest first) and the overview's tokens
--- minted today (one action since midnight).
-CREATE INDEX audit_log_action ON audit_log (action, at_ms);
+-- The leaks page and the audit page filtered by action (newest first, by
+-- seq), and the overview's tokens minted today per key (one action from
+-- today's first seq; outcome and key_id in the index, so counting reads
+-- only the index).
+CREATE INDEX audit_log_action ON audit_log (action, seq, outcome, key_id);
 -- The audit page filtered by agent, newest first.
 CREATE INDEX audit_log_actor ON audit_log (actor, seq);

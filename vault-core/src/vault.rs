@@ -31,7 +31,8 @@ pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::EgressGrant;
 pub use console::{
-    AuditQuery, ConsoleSession, Origin, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL,
+    AuditCheckpoint, AuditQuery, ConsoleSession, Origin, CONSOLE_SESSION_PREFIX,
+    CONSOLE_SESSION_TTL,
 };
 pub use notify::NotifyConfig;
 pub use rotation::{

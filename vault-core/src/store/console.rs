@@ -110,17 +110,39 @@ pub(crate) fn search(
 
 /// The SQL of [`count_by_key`].
 pub(crate) const COUNT_BY_KEY_SQL: &str = "SELECT key_id, count(*) FROM audit_log
-     WHERE action = ?1 AND at_ms >= ?2 AND outcome = 'ok' AND key_id IS NOT NULL GROUP BY key_id";
+     WHERE action = ?1 AND seq >= ?2 AND outcome = 'ok' AND key_id IS NOT NULL GROUP BY key_id";
 
-/// How many `ok` records of `action` each key has since `since_ms`.
+/// How many `ok` records of `action` each key has from seq `from_seq` on.
 pub(crate) fn count_by_key(
     conn: &Connection,
     action: &str,
-    since_ms: i64,
+    from_seq: i64,
 ) -> Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare_cached(COUNT_BY_KEY_SQL)?;
-    let rows = stmt.query_map(params![action, since_ms], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map(params![action, from_seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The first seq whose record is at or after `at_ms` (one past the last
+/// record when none is): a binary search over seq by primary-key lookups,
+/// since records are appended in time order. A wall clock set back makes
+/// this approximate by the records written meanwhile; callers use it for
+/// counts shown, never for a decision.
+pub(crate) fn first_seq_at(conn: &Connection, at_ms: i64) -> Result<i64> {
+    let mut at = conn.prepare_cached("SELECT at_ms FROM audit_log WHERE seq = ?1")?;
+    let last: i64 = conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM audit_log")?
+        .query_row([], |r| r.get(0))?;
+    let (mut lo, mut hi) = (1, last + 1);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let t: Option<i64> = at.query_row([mid], |r| r.get(0)).optional()?;
+        match t {
+            Some(t) if t >= at_ms => hi = mid,
+            _ => lo = mid + 1,
+        }
+    }
+    Ok(lo)
 }
 
 /// Every action name in the trail (for the audit page's filter).
