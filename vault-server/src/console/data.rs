@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use vault_core::doctor::{self, Finding};
 use vault_core::view::{rfc3339, ApprovalView, KeyView};
-use vault_core::{AuditQuery, AuditRecord, AuditVerdict, Principal, Vault};
+use vault_core::{AuditCheckpoint, AuditQuery, AuditRecord, AuditVerdict, Principal, Vault};
 
 use super::spend::{self, AgentSpend, Bucket, SpendReport};
 use crate::error::ApiError;
@@ -215,14 +215,21 @@ pub(crate) struct Audit {
     pub agents: Vec<String>,
     pub actions: Vec<String>,
     pub verdict: AuditVerdict,
+    /// The record up to which an earlier check had verified the chain
+    /// (`None`: this check walked it all).
+    pub verified_before: Option<i64>,
 }
 
+/// The audit page. The chain is verified from where this server last
+/// verified it (`from`), or from the start; the new checkpoint comes back.
 pub(crate) fn audit(
     v: &mut Vault,
     agent: Option<String>,
     action: Option<String>,
     before: Option<i64>,
-) -> Result<Audit, ApiError> {
+    from: Option<AuditCheckpoint>,
+) -> Result<(Audit, Option<AuditCheckpoint>), ApiError> {
+    let (verdict, checkpoint) = v.verify_audit_since(OP, from.as_ref())?;
     let records = v.audit_search(
         OP,
         &AuditQuery {
@@ -232,7 +239,7 @@ pub(crate) fn audit(
             limit: PAGE_ROWS,
         },
     )?;
-    Ok(Audit {
+    let audit = Audit {
         records,
         agents: v
             .list_agents(OP)?
@@ -240,8 +247,10 @@ pub(crate) fn audit(
             .map(|a| a.name.as_str().to_owned())
             .collect(),
         actions: v.audit_actions(OP)?,
-        verdict: v.verify_audit()?,
-    })
+        verdict,
+        verified_before: from.map(|c| c.seq()),
+    };
+    Ok((audit, checkpoint))
 }
 
 pub(crate) fn doctor(v: &mut Vault) -> Result<Vec<Finding>, ApiError> {

@@ -404,6 +404,8 @@ struct AuditQueryForm {
     agent: Option<String>,
     action: Option<String>,
     before: Option<i64>,
+    /// `all`: walk the whole chain again, not only what is new.
+    verify: Option<String>,
 }
 
 async fn audit_page(
@@ -418,7 +420,27 @@ async fn audit_page(
     let agent = q.agent.filter(|a| !a.is_empty());
     let action = q.action.filter(|a| !a.is_empty());
     let (a2, act2) = (agent.clone(), action.clone());
-    match as_console(&state, move |v| data::audit(v, a2, act2, q.before)).await {
+    let from = match q.verify.as_deref() {
+        Some("all") => None,
+        _ => state
+            .inner
+            .console
+            .checkpoint
+            .lock()
+            .ok()
+            .and_then(|c| c.clone()),
+    };
+    let st = state.clone();
+    let page = as_console(&state, move |v| {
+        let (audit, checkpoint) = data::audit(v, a2, act2, q.before, from)?;
+        if let Ok(mut c) = st.inner.console.checkpoint.lock() {
+            // a broken chain forgets the checkpoint: every later look walks it all
+            *c = checkpoint;
+        }
+        Ok(audit)
+    })
+    .await;
+    match page {
         Ok(a) => show(
             "Audit trail",
             Nav::Audit,

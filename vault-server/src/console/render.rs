@@ -293,7 +293,14 @@ pub(crate) fn audit(a: &Audit, agent: Option<&str>, action: Option<&str>) -> Mar
     html! {
         @match &a.verdict {
             AuditVerdict::Intact { records } => {
-                p.notice.good id="chain" { "Chain verified: " (records) " records, every one chained and authenticated." }
+                p.notice.good id="chain" {
+                    "Chain verified: " (records) " records, every one chained and authenticated"
+                    @if let Some(seq) = a.verified_before {
+                        " (records up to #" (seq) " were verified earlier by this server; "
+                        a href="/ui/audit?verify=all" { "verify all again" } ")"
+                    }
+                    "."
+                }
             }
             AuditVerdict::Broken { seq, reason } => {
                 p.notice.bad id="chain" { "Chain BROKEN at record " (seq) ": " (reason) }
@@ -387,4 +394,35 @@ pub(crate) fn signed_in() -> String {
         }
     }
     .into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use vault_core::view::ApprovalView;
+
+    // issue 17: approvals render by kind, so a kind added later (held egress
+    // requests) shows with its text and the approve/deny buttons
+    #[test]
+    fn an_approval_of_a_kind_added_later_shows_with_its_buttons() {
+        let a = ApprovalView {
+            id: "ab12cd34".into(),
+            kind: "egress_hold".into(),
+            agent: "codex-ci".into(),
+            subject: "POST api.example.com/v1/send".into(),
+            summary: "A held request <b>waits</b>.".into(),
+            state: "pending".into(),
+            result: None,
+            created_at: "2026-12-01T00:00:00Z".into(),
+            expires_at: "2026-12-02T00:00:00Z".into(),
+        };
+        let html = super::approvals(&super::Approvals {
+            pending: vec![a],
+            decided: vec![],
+        })
+        .into_string();
+        assert!(html.contains("egress hold"), "{html}");
+        assert!(html.contains("&lt;b&gt;waits&lt;/b&gt;"), "{html}");
+        assert!(html.contains("/ui/approvals/ab12cd34/confirm?decision=approve"));
+        assert!(html.contains("/ui/approvals/ab12cd34/confirm?decision=deny"));
+    }
 }

@@ -165,6 +165,7 @@ const PAGES: &[&str] = &[
     "/ui/leaks",
     "/ui/audit",
     "/ui/audit?agent=codex-ci&action=key.issue",
+    "/ui/audit?verify=all",
     "/ui/doctor",
 ];
 

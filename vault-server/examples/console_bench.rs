@@ -1,0 +1,132 @@
+//! Console page times (issue 17, "Speed"): a vault seeded with 50 agents,
+//! 500 named keys, 100 secrets and an audit trail of AUDIT_ROWS records
+//! (default 100 000), then every console page requested through the real
+//! router ROUNDS times (default 20), printing the median and worst server
+//! time of each, and `EXPLAIN QUERY PLAN` of the pages' audit queries.
+//! Run by bench/console.sh.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::Request;
+use tower::ServiceExt;
+use vault_core::{
+    AgentName, KdfParams, Policy, Principal, SecretBytes, SecretPath, SecretString, Vault,
+    CONSOLE_SESSION_TTL,
+};
+
+const OP: &Principal = &Principal::Operator;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let audit_rows = env_num("AUDIT_ROWS", 100_000);
+    let rounds = env_num("ROUNDS", 20);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut v = Vault::init(
+        &dir.path().join("vault"),
+        &SecretString::new("console bench passphrase".into()),
+        KdfParams::FLOOR,
+    )
+    .expect("init");
+    let t = Instant::now();
+    let mut key_ids = Vec::new();
+    for a in 0..50 {
+        let agent = AgentName::parse(&format!("agent-{a:02}")).expect("name");
+        v.add_agent(OP, &agent, &Policy::default()).expect("agent");
+        for s in 0..2 {
+            let path = SecretPath::parse(&format!("{agent}/SECRET_{s}")).expect("path");
+            v.set_secret(OP, &path, &SecretBytes::new(b"bench-value".to_vec()))
+                .expect("secret");
+        }
+        for k in 0..10 {
+            let name = AgentName::parse(&format!("agent-{a:02}-key-{k}")).expect("name");
+            let issued = v
+                .issue_key(OP, &name, &agent, Duration::from_secs(86_400), false)
+                .expect("key");
+            key_ids.push((agent.clone(), issued.info.key_id));
+        }
+    }
+    let (_, committed) = v.in_one_transaction(|v| {
+        for i in 0..audit_rows {
+            let (agent, key_id) = &key_ids[i % key_ids.len()];
+            let action = if i % 3 == 0 {
+                "token.mint"
+            } else {
+                "secret.read"
+            };
+            v.audit(
+                &Principal::Agent(agent.clone()),
+                Some(key_id),
+                action,
+                Some("SECRET_0"),
+                "ok",
+            )
+            .expect("audit");
+        }
+    });
+    committed.expect("commit");
+    println!(
+        "seeded 50 agents, {} keys, 100 secrets, {audit_rows} audit records in {:.1} s",
+        key_ids.len(),
+        t.elapsed().as_secs_f64()
+    );
+    println!("\nEXPLAIN QUERY PLAN of the console's audit queries:");
+    for (name, plan) in v.console_query_plans().expect("plans") {
+        println!("  {name}:\n    {}", plan.join("\n    "));
+    }
+    let session = v
+        .console_session_open(OP, CONSOLE_SESSION_TTL)
+        .expect("session");
+    let cookie = format!("vault_console={}", session.id.expose_secret());
+    let state =
+        vault_server::AppState::new(v, SecretString::new("vadm_bench".into())).expect("state");
+    let app = vault_server::app(state);
+    println!("\nserver time per page over {rounds} requests (goal < 50 ms):");
+    println!("  {:<40} {:>10} {:>10}", "page", "median ms", "worst ms");
+    for page in [
+        "/ui/",
+        "/ui/spend",
+        "/ui/spend?bucket=hour",
+        "/ui/approvals",
+        "/ui/leaks",
+        "/ui/audit?verify=all",
+        "/ui/audit",
+        "/ui/audit?agent=agent-07",
+        "/ui/audit?action=token.mint",
+        "/ui/doctor",
+    ] {
+        let mut times = Vec::with_capacity(rounds);
+        for _ in 0..rounds {
+            let req = Request::builder()
+                .uri(page)
+                .header("host", "127.0.0.1:8200")
+                .header("cookie", &cookie)
+                .body(Body::empty())
+                .expect("request");
+            let t = Instant::now();
+            let r = app.clone().oneshot(req).await.expect("answer");
+            let status = r.status();
+            let _ = axum::body::to_bytes(r.into_body(), 64 << 20).await;
+            times.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert!(status.is_success(), "{page}: {status}");
+            // the full walk is the first request only; the rest are incremental
+            if page.ends_with("verify=all") {
+                break;
+            }
+        }
+        times.sort_by(f64::total_cmp);
+        println!(
+            "  {:<40} {:>10.1} {:>10.1}",
+            page,
+            times[times.len() / 2],
+            times[times.len() - 1]
+        );
+    }
+}
