@@ -16,6 +16,7 @@ use crate::common::*;
 const CANARY: &str = "canary-console-7c2e91d4-never-shown";
 const LEAKED: &str = "leaked-db-password-Qm72Lx0pWz";
 const ROTATED: &str = "fresh-db-password-after-console";
+const DENIED: &str = "leaked-api-token-Hx93Kd7QpLs2";
 
 fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/console")
@@ -62,6 +63,24 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
         "hermes-marketing/DB_PASSWORD",
         &format!("cat >/dev/null; echo {ROTATED}\n"),
     );
+    env.set("codex-ci/API_TOKEN", DENIED);
+    // its own script (set_rotation_script reuses one path)
+    let script = env.dir.path().join("rotate-api.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncat >/dev/null; echo never-stored-denied\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    env.vault(&[
+        "rotation",
+        "set",
+        "codex-ci/API_TOKEN",
+        "--command",
+        script.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
     let key = stdout_of(
         &env.vault(&["issue", "codex-ci-key", "--agent", "codex-ci"])
             .assert()
@@ -71,12 +90,28 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
     .to_owned();
     // the leak: found by a scan, which opens the rotation approval
     let notes = env.dir.path().join("notes.md");
-    std::fs::write(&notes, format!("the db password is {LEAKED}\n")).unwrap();
+    std::fs::write(
+        &notes,
+        format!("the db password is {LEAKED}\nthe api token is {DENIED}\n"),
+    )
+    .unwrap();
     env.vault(&["scan", notes.to_str().unwrap(), "--rotate"])
         .assert()
         .code(1);
     let approvals = json_of(&env.vault(&["--json", "approvals"]).assert().success());
-    let approval = approvals["approvals"][0]["id"].as_str().unwrap().to_owned();
+    let id_of = |subject: &str| {
+        approvals["approvals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["subject"] == subject)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let approval = id_of("DB_PASSWORD");
+    let to_deny = id_of("API_TOKEN");
 
     let server = crate::server::start_with(&env, &["--listen", "127.0.0.1:0"]);
     let admin_file = env.dir.path().join("admin-token");
@@ -97,13 +132,22 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
     );
 
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
-    let forbidden = [CANARY, LEAKED, ROTATED, key.as_str(), server.admin.as_str()].join("\n");
+    let forbidden = [
+        CANARY,
+        LEAKED,
+        ROTATED,
+        DENIED,
+        key.as_str(),
+        server.admin.as_str(),
+    ]
+    .join("\n");
     let log = env.dir.path().join("browser.log");
     let mut child = std::process::Command::new("node")
         .arg(harness().join("browser.mjs"))
         .env("LOGIN_URL", &login_url)
         .env("BASE", &server.base)
         .env("APPROVAL", &approval)
+        .env("DENY", &to_deny)
         .env("SECRET", "hermes-marketing/DB_PASSWORD")
         .env("AGENTS", "hermes-marketing,codex-ci")
         .env("FORBIDDEN", &forbidden)
@@ -147,6 +191,8 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
             .success(),
     );
     assert_eq!(history.lines().count(), 2, "rotated once: {history}");
+    // the denied one ran nothing
+    assert_eq!(env.get("codex-ci/API_TOKEN"), DENIED);
     let log = json_of(&env.vault(&["--json", "audit", "log"]).assert().success());
     let records = log["records"].as_array().unwrap();
     let approved: Vec<_> = records
@@ -155,6 +201,12 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
         .collect();
     assert_eq!(approved.len(), 1, "approved once");
     assert_eq!(approved[0]["origin"], "console");
+    let denied: Vec<_> = records
+        .iter()
+        .filter(|r| r["action"] == "approval.deny")
+        .collect();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["origin"], "console");
     assert!(records
         .iter()
         .any(|r| r["action"] == "console.login" && r["origin"] == "console"));

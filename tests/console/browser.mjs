@@ -3,7 +3,8 @@
 // with seeded data and runs this with:
 //   LOGIN_URL   the one-time URL `vault ui` printed
 //   BASE        the server's http://127.0.0.1:PORT
-//   APPROVAL    the pending rotation's approval id
+//   APPROVAL    the pending rotation's approval id (approved here)
+//   DENY        another pending approval's id (denied here)
 //   SECRET      AGENT/NAME of the leaked secret it rotates
 //   AGENTS      the seeded agents, comma-separated
 //   FORBIDDEN   values no page may contain, one per line (the canary, keys)
@@ -23,6 +24,7 @@ const env = (name) => {
 const LOGIN_URL = env("LOGIN_URL");
 const BASE = env("BASE");
 const APPROVAL = env("APPROVAL");
+const DENY = env("DENY");
 const [AGENT, SECRET] = env("SECRET").split("/");
 const AGENTS = env("AGENTS").split(",");
 const FORBIDDEN = env("FORBIDDEN").split("\n").filter((v) => v.length > 0);
@@ -122,6 +124,15 @@ try {
   await page.goto(`${BASE}/ui/`);
   const after = await page.locator("tr.agent", { hasText: AGENT }).locator(".secret", { hasText: SECRET }).innerText();
   check(after.includes("v2"), `${AGENT}/${SECRET} is now at version 2 (once)`, after);
+
+  // deny the other one: nothing it drafted happens
+  await page.goto(`${BASE}/ui/approvals`);
+  await page.click(`#approval-${DENY} a.deny`);
+  await page.waitForURL(/\/confirm\?decision=deny/);
+  await page.click("form.confirm button[type=submit]");
+  await page.waitForSelector("#outcome");
+  check((await page.locator("#outcome").innerText()).includes("denied"), "denying shows the approval denied");
+  await shot("denied");
 
   // 5. every page renders, with the strict headers, and holds no value
   for (const [name, path] of [["overview", "/ui/"], ["spend", "/ui/spend"], ["approvals-after", "/ui/approvals"],
