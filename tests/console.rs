@@ -114,6 +114,17 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
     let to_deny = id_of("API_TOKEN");
 
     let server = crate::server::start_with(&env, &["--listen", "127.0.0.1:0"]);
+    // two tokens minted today through the server, as an agent does
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let out = env
+            .vault(&["token"])
+            .env("VAULT_ADDR", &server.base)
+            .env("VAULT_AGENT_KEY", &key)
+            .assert()
+            .success();
+        tokens.push(stdout_of(&out).trim().to_owned());
+    }
     let admin_file = env.dir.path().join("admin-token");
     let ui = env
         .vault(&[
@@ -139,6 +150,8 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
         DENIED,
         key.as_str(),
         server.admin.as_str(),
+        tokens[0].as_str(),
+        tokens[1].as_str(),
     ]
     .join("\n");
     let log = env.dir.path().join("browser.log");

@@ -83,6 +83,8 @@ try {
   // 2. both agents, and the secret at version 1
   const overview = await page.content();
   for (const a of AGENTS) { check(overview.includes(a), `the overview shows agent ${a}`); }
+  const minted = await page.locator("tr.agent", { hasText: "codex-ci" }).locator("td.num").first().innerText();
+  check(minted.trim() === "2", "the overview counts the two tokens minted today", minted);
   const row = page.locator("tr.agent", { hasText: AGENT }).locator(".secret", { hasText: SECRET });
   check((await row.innerText()).includes("v1"), `${AGENT}/${SECRET} is at version 1`);
   await shot("overview");
