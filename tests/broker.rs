@@ -276,7 +276,7 @@ impl Setup {
 
 /// The broker's and the API's addresses, from the server's two lines in
 /// whichever order it prints them.
-fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
+pub(crate) fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
     let lines = Lines::of(server);
     let (mut broker, mut api) = (None, None);
     while broker.is_none() || api.is_none() {
@@ -712,15 +712,18 @@ fn server_sent_events_flow_through_the_broker_event_by_event() {
     }
 }
 
-/// A python3 that can `import requests, httpx`: a venv under the target dir,
-/// installed from PyPI once per run (idempotent: reused when it already imports).
-fn python_with_http_clients() -> std::path::PathBuf {
+/// A python3 that can `import requests, httpx, openai, anthropic`: a venv
+/// under the target dir, installed from PyPI once per run (idempotent: reused
+/// when it already imports). The SDKs are pinned: issue 16's tests rely on
+/// their retry rules (they retry 408, 409, 429 and 5xx unless the answer says
+/// `x-should-retry: false`).
+pub(crate) fn python_with_http_clients() -> std::path::PathBuf {
     static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
     PYTHON
         .get_or_init(|| {
             let ok = |py: &std::path::Path| {
                 std::process::Command::new(py)
-                    .args(["-c", "import requests, httpx"])
+                    .args(["-c", "import requests, httpx, openai, anthropic"])
                     .output()
                     .is_ok_and(|o| o.status.success())
             };
@@ -741,10 +744,15 @@ fn python_with_http_clients() -> std::path::PathBuf {
                         "--quiet",
                         "requests==2.*",
                         "httpx==0.28.*",
+                        "openai==3.51.0",
+                        "anthropic==2.10.0",
                     ])
                     .status()
                     .unwrap();
-                assert!(status.success(), "installing requests and httpx failed");
+                assert!(
+                    status.success(),
+                    "installing requests, httpx, openai and anthropic failed"
+                );
             }
             py
         })

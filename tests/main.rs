@@ -19,5 +19,6 @@ mod precommit;
 mod rotation;
 mod scan;
 mod server;
+mod spend;
 mod tamper;
 mod untrusted_files;

@@ -20,16 +20,20 @@ mod ca;
 pub mod dial;
 mod proxy;
 mod refusal;
+pub mod usage;
 
 use std::future::Future;
 use std::sync::Arc;
 
+use vault_core::notify::Event;
 use vault_core::policy::egress::EgressRequest;
-use vault_core::{EgressGrant, SecretString};
+use vault_core::usage::UsageRecord;
+use vault_core::{EgressGrant, EgressMeta, SecretString};
 
 pub use crate::ca::{upstream_roots, CaError, LocalCa, LEAF_LIFETIME};
 pub use crate::proxy::{serve, Config};
-pub use crate::refusal::{Code, Refusal, REFUSAL_HEADER};
+pub use crate::refusal::{Code, ErrorShape, Refusal, REFUSAL_HEADER};
+pub use crate::usage::Accounting;
 pub use ipnet::IpNet;
 
 /// What the broker asks of the vault. The server implements it over its vault
@@ -47,6 +51,36 @@ pub trait Backend: Send + Sync + 'static {
         credential: Arc<SecretString>,
         request: OwnedRequest,
     ) -> impl Future<Output = Result<EgressGrant, Refusal>> + Send;
+
+    /// [`Backend::grant`], with who the request is for and its `[budget]`
+    /// (what usage accounting needs).
+    fn grant_with_meta(
+        &self,
+        credential: Arc<SecretString>,
+        request: OwnedRequest,
+    ) -> impl Future<Output = Result<(EgressGrant, EgressMeta), Refusal>> + Send;
+
+    /// Stores a batch of usage records and the count of those dropped.
+    fn record_usage(
+        &self,
+        records: Vec<UsageRecord>,
+        dropped: u64,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (records, dropped);
+        async {}
+    }
+
+    /// Suspends `key_id` for `reason` (a person's approval reinstates it).
+    fn suspend_key(&self, key_id: String, reason: String) -> impl Future<Output = ()> + Send {
+        let _ = (key_id, reason);
+        async {}
+    }
+
+    /// Sends `event` through the vault's notifiers.
+    fn notify(&self, event: Event) -> impl Future<Output = ()> + Send {
+        let _ = event;
+        async {}
+    }
 }
 
 /// An [`EgressRequest`] that can cross threads.

@@ -25,9 +25,10 @@ use vault_core::{EgressGrant, SecretBytes, SecretPath, SecretString};
 use crate::ca::LocalCa;
 use crate::dial::Dialer;
 use crate::refusal::{Code, Refusal};
+use crate::usage::{Accounting, Meter, Metered, UpBody};
 use crate::{Backend, OwnedRequest};
 
-type Body = Either<Incoming, Full<Bytes>>;
+type Body = Either<Metered, Full<Bytes>>;
 
 /// How long a client may take to send a request's headers (idle keep-alive included).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(60);
@@ -47,6 +48,8 @@ pub struct Config {
     pub ca: Arc<LocalCa>,
     /// The one dialer.
     pub dialer: Dialer,
+    /// Usage accounting and budgets (None: off).
+    pub accounting: Option<Arc<Accounting>>,
 }
 
 struct Shared<B> {
@@ -64,6 +67,9 @@ pub async fn serve<B: Backend>(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(accounting) = &config.accounting {
+        tokio::spawn(crate::usage::writer(accounting.clone(), backend.clone()));
+    }
     let shared = Arc::new(Shared { backend, config });
     tokio::pin!(shutdown);
     loop {
@@ -179,7 +185,7 @@ struct Tunnel<B> {
     host: String,
     port: u16,
     credential: Arc<SecretString>,
-    upstream: tokio::sync::Mutex<Option<SendRequest<Incoming>>>,
+    upstream: tokio::sync::Mutex<Option<SendRequest<UpBody>>>,
 }
 
 impl<B: Backend> Tunnel<B> {
@@ -202,10 +208,10 @@ impl<B: Backend> Tunnel<B> {
             path: req.uri().path().to_owned(),
         };
         // Authenticated again on every request: a revoked key stops here.
-        let grant = self
+        let (grant, meta) = self
             .shared
             .backend
-            .grant(self.credential.clone(), asked.clone())
+            .grant_with_meta(self.credential.clone(), asked.clone())
             .await?;
         let target = format!("{} {}:{}{}", asked.method, self.host, self.port, asked.path);
         let attach = match grant {
@@ -232,8 +238,14 @@ impl<B: Backend> Tunnel<B> {
                 ))
             }
         };
+        let accounting = self.shared.config.accounting.clone();
+        if let Some(accounting) = &accounting {
+            accounting.admit(&meta, &asked)?;
+        }
+        let mut meter = Meter::new(accounting, Some(meta), &asked);
         let (mut parts, body) = req.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        let body = meter.request_body(&mut parts.headers, body).await?;
         let mut path_and_query = parts
             .uri
             .path_and_query()
@@ -297,10 +309,11 @@ impl<B: Backend> Tunnel<B> {
         strip_hop_by_hop(&mut parts.headers);
         // The upstream may not plant cookies in the agent's jar.
         parts.headers.remove(header::SET_COOKIE);
+        let body = meter.response(parts.status.as_u16(), &mut parts.headers, body);
         Ok(Response::from_parts(parts, Either::Left(body)))
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, Refusal> {
+    async fn connect(&self) -> Result<SendRequest<UpBody>, Refusal> {
         let tls = self
             .shared
             .config

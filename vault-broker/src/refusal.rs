@@ -17,6 +17,8 @@ pub const REFUSAL_HEADER: &str = "x-vault-broker";
 pub enum Code {
     /// A CONNECT target that is not `host:port`, or a request the proxy does not take.
     BadProxyRequest,
+    /// The agent is over its `[budget]` `budget_usd_per_day` or `budget_usd_per_month`.
+    BudgetExceeded,
     /// No rule of the agent's policy covers the host and path.
     EgressDenied,
     /// Plain `http://` (and absolute-form `https://`) is not brokered.
@@ -25,6 +27,8 @@ pub enum Code {
     EgressMethodDenied,
     /// `auth = "path"` but the path holds no placeholder.
     EgressPlaceholderMissing,
+    /// The agent is over its `[budget]` `requests_per_minute` or `tokens_per_minute`.
+    EgressRateLimited,
     /// The target resolves to an address the SSRF guard refuses.
     EgressPrivateAddress,
     /// The stored secret cannot be carried where the rule puts it (CR/LF...).
@@ -46,10 +50,12 @@ impl Code {
     pub fn as_str(self) -> &'static str {
         match self {
             Code::BadProxyRequest => "bad_proxy_request",
+            Code::BudgetExceeded => "budget_exceeded",
             Code::EgressDenied => "egress_denied",
             Code::EgressHttpRefused => "egress_http_refused",
             Code::EgressMethodDenied => "egress_method_denied",
             Code::EgressPlaceholderMissing => "egress_placeholder_missing",
+            Code::EgressRateLimited => "egress_rate_limited",
             Code::EgressPrivateAddress => "egress_private_address",
             Code::EgressSecretUnusable => "egress_secret_unusable",
             Code::HeadersTooLarge => "headers_too_large",
@@ -72,6 +78,34 @@ impl Code {
             Code::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::ProxyAuthRequired => StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            // Not 429 or 5xx: the official openai and anthropic SDKs retry
+            // those (and 408, 409), and a retry loop against a budget is the
+            // runaway it exists to stop. 402 and 403 they give up on at once.
+            Code::BudgetExceeded => StatusCode::PAYMENT_REQUIRED,
+            Code::EgressRateLimited => StatusCode::FORBIDDEN,
+        }
+    }
+}
+
+/// Whose error JSON a refusal is written in: the vault's, or a model
+/// provider's, so that provider's SDK shows the message rather than a parse error.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ErrorShape {
+    /// `{"error":{"code","message"}}`.
+    #[default]
+    Vault,
+    /// OpenAI's (and OpenRouter's, Gemini's close enough): `{"error":{"message","type","code"}}`.
+    OpenAi,
+    /// Anthropic's: `{"type":"error","error":{"type","message"}}`.
+    Anthropic,
+}
+
+impl ErrorShape {
+    /// The shape `provider`'s SDK reads.
+    pub fn of(provider: vault_core::usage::Provider) -> ErrorShape {
+        match provider {
+            vault_core::usage::Provider::Anthropic => ErrorShape::Anthropic,
+            _ => ErrorShape::OpenAi,
         }
     }
 }
@@ -83,6 +117,8 @@ pub struct Refusal {
     pub code: Code,
     /// What happened and what the operator can run; never a value.
     pub message: String,
+    /// The error JSON's shape.
+    pub shape: ErrorShape,
 }
 
 impl Refusal {
@@ -91,14 +127,30 @@ impl Refusal {
         Refusal {
             code,
             message: message.into(),
+            shape: ErrorShape::Vault,
         }
+    }
+
+    /// The same refusal written in `shape`.
+    pub fn shaped(mut self, shape: ErrorShape) -> Refusal {
+        self.shape = shape;
+        self
     }
 
     /// The HTTP response the agent gets.
     pub fn response(&self) -> Response<Full<Bytes>> {
-        let body = serde_json::json!({
-            "error": { "code": self.code.as_str(), "message": self.message }
-        });
+        let code = self.code.as_str();
+        let body = match self.shape {
+            ErrorShape::Vault => serde_json::json!({
+                "error": { "code": code, "message": self.message }
+            }),
+            ErrorShape::OpenAi => serde_json::json!({
+                "error": { "message": self.message, "type": "vault_broker", "code": code }
+            }),
+            ErrorShape::Anthropic => serde_json::json!({
+                "type": "error", "error": { "type": code, "message": self.message }
+            }),
+        };
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = self.code.status();
         let headers = response.headers_mut();
@@ -107,6 +159,10 @@ impl Refusal {
             header::HeaderValue::from_static("application/json"),
         );
         headers.insert(REFUSAL_HEADER, header::HeaderValue::from_static("refused"));
+        if matches!(self.code, Code::BudgetExceeded | Code::EgressRateLimited) {
+            // Both official SDKs honour this before looking at the status.
+            headers.insert("x-should-retry", header::HeaderValue::from_static("false"));
+        }
         if self.code == Code::ProxyAuthRequired {
             headers.insert(
                 header::PROXY_AUTHENTICATE,

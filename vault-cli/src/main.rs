@@ -133,8 +133,9 @@ enum Command {
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),
-    /// Per-key usage: tokens minted, reads, denials, last use.
-    Usage,
+    /// Per-key usage: tokens minted, reads, denials, last use; and through the
+    /// broker, requests, model tokens and cost (`--by host|model|day`).
+    Usage(cmd::audit::UsageArgs),
     /// The least-privilege review: findings with severity and the fix (exit 1 on high).
     Doctor(cmd::doctor::DoctorArgs),
     /// Change the passphrase: rewraps the data key, values untouched.

@@ -31,10 +31,12 @@ pub mod known;
 mod names;
 pub mod notify;
 pub mod policy;
+pub mod prices;
 pub mod process;
 mod secret;
 mod store;
 pub mod token;
+pub mod usage;
 mod vault;
 pub mod view;
 
@@ -50,7 +52,7 @@ pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
     validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditQuery, AuditRecord,
-    AuditVerdict, BackupInfo, ConsoleSession, DekUsage, EgressGrant, IssuedKey, KeyInfo, KeyStatus,
+    AuditVerdict, BackupInfo, ConsoleSession, DekUsage, EgressGrant, EgressMeta, IssuedKey, KeyInfo, KeyStatus,
     KeyUsage, LeakAction, MintedToken, NotifyConfig, Origin, Principal, RestoreDelta,
     RevocationSnapshot, RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo,
     TokenRequest, UsageTally, Vault, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX,

@@ -52,6 +52,34 @@ pub enum Event {
         /// The approval's id.
         approval_id: String,
     },
+    /// An agent went over a `[budget]` limit: the broker refused its request
+    /// (and suspended the key when the policy says `suspend_on_anomaly`).
+    EgressLimit {
+        /// The agent.
+        agent: String,
+        /// The key whose request crossed the limit.
+        key_id: String,
+        /// The policy field, e.g. `budget_usd_per_day`.
+        limit: String,
+        /// The figure, e.g. `$5.02 today`.
+        spent: String,
+        /// The limit's value, e.g. `$5.00`.
+        threshold: String,
+        /// Whether the key was suspended.
+        suspended: bool,
+    },
+    /// An agent's spend this clock hour crossed its `alert_spend_usd_per_hour`
+    /// (sent once per hour).
+    SpendAlert {
+        /// The agent.
+        agent: String,
+        /// The key whose request crossed it.
+        key_id: String,
+        /// Spend so far this hour, e.g. `$2.10`.
+        spent_this_hour: String,
+        /// The alert's threshold.
+        threshold: String,
+    },
     /// A key was suspended for anomalous use (its approval reinstates it).
     KeySuspended {
         /// Whose key.

@@ -51,6 +51,72 @@ pub struct PolicyDoc {
     /// `[egress_default]`: what happens to requests no rule matches.
     #[serde(default, skip_serializing_if = "EgressDefault::is_default")]
     pub egress_default: EgressDefault,
+    /// `[budget]`: spend and rate limits on the agent's brokered egress.
+    #[serde(default, skip_serializing_if = "Budget::is_unlimited")]
+    pub budget: Budget,
+}
+
+/// `[budget]`: limits on what the agent's brokered requests may spend, summed
+/// over all its keys. A table of its own because the top-level
+/// `tokens_per_minute` and `reads_per_minute` already limit the vault API (tokens
+/// minted, secrets read); these limit egress (model tokens, requests sent).
+/// Over one, the broker refuses the next request before it leaves; with the
+/// policy's `suspend_on_anomaly`, the key that crossed it is also suspended.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// Spend per UTC day, US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd_per_day: Option<Usd>,
+    /// Spend per UTC calendar month, US dollars.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd_per_month: Option<Usd>,
+    /// Brokered requests per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
+    /// Model tokens (input, output and cache) per minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_per_minute: Option<u64>,
+    /// Spend in one clock hour past which an event is sent (once per hour).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_spend_usd_per_hour: Option<Usd>,
+}
+
+impl Budget {
+    /// No limit set.
+    pub fn is_unlimited(&self) -> bool {
+        *self == Budget::default()
+    }
+}
+
+/// A dollar amount, held as whole micro-dollars (what usage is counted in).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "f64", into = "f64")]
+pub struct Usd(pub u64);
+
+impl Usd {
+    /// Micro-dollars.
+    pub fn micro(self) -> u64 {
+        self.0
+    }
+}
+
+impl TryFrom<f64> for Usd {
+    type Error = String;
+    fn try_from(v: f64) -> std::result::Result<Usd, String> {
+        if !v.is_finite() || v <= 0.0 || v > 1e9 {
+            return Err(format!(
+                "a budget is US dollars above 0 (and under a billion), like 5 or 0.50; got {v}"
+            ));
+        }
+        Ok(Usd((v * 1e6).round() as u64))
+    }
+}
+
+impl From<Usd> for f64 {
+    fn from(u: Usd) -> f64 {
+        u.0 as f64 / 1e6
+    }
 }
 
 fn default_secrets() -> Vec<String> {
@@ -76,6 +142,7 @@ impl Default for PolicyDoc {
             suspend_on_anomaly: false,
             egress: Vec::new(),
             egress_default: EgressDefault::default(),
+            budget: Budget::default(),
         }
     }
 }
@@ -139,6 +206,22 @@ impl Policy {
                 doc.max_token_ttl
             ))
         })?;
+        let b = &doc.budget;
+        if b.requests_per_minute == Some(0) || b.tokens_per_minute == Some(0) {
+            return Err(invalid(
+                "[budget] requests_per_minute and tokens_per_minute must be at least 1 (leave one out for no limit)"
+                    .into(),
+            ));
+        }
+        if let (Some(day), Some(month)) = (b.budget_usd_per_day, b.budget_usd_per_month) {
+            if day > month {
+                return Err(invalid(format!(
+                    "[budget] budget_usd_per_day ({}) is more than budget_usd_per_month ({})",
+                    f64::from(day),
+                    f64::from(month)
+                )));
+            }
+        }
         if max_token_ttl > HARD_MAX_TOKEN_TTL || max_token_ttl.is_zero() {
             return Err(invalid(format!(
                 "max_token_ttl {:?} must be between 1s and 24h",
@@ -202,6 +285,11 @@ impl Policy {
     /// The longest token this agent may hold.
     pub fn max_token_ttl(&self) -> Duration {
         self.max_token_ttl
+    }
+
+    /// The egress budget.
+    pub fn budget(&self) -> &Budget {
+        &self.doc.budget
     }
 
     /// The brokered egress rules.
@@ -302,6 +390,41 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Some(Duration::from_secs(5400)));
         for bad in ["", "m", "15", "15x", "-1m", "0s", "99999999999999999999d"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    // issue 16, budgets: the [budget] fields parse into micro-dollars and
+    // limits, survive the stored JSON form, and bad values get clear errors
+    #[test]
+    fn budget_fields_parse_round_trip_and_refuse_bad_values() {
+        let policy = Policy::from_toml(
+            "tokens_per_minute = 5\n[budget]\nbudget_usd_per_day = 5\nbudget_usd_per_month = 100.5\n\
+             requests_per_minute = 60\ntokens_per_minute = 200000\nalert_spend_usd_per_hour = 0.25\n",
+        )
+        .unwrap();
+        let b = policy.budget();
+        assert_eq!(b.budget_usd_per_day, Some(Usd(5_000_000)));
+        assert_eq!(b.budget_usd_per_month, Some(Usd(100_500_000)));
+        assert_eq!(b.requests_per_minute, Some(60));
+        assert_eq!(b.tokens_per_minute, Some(200_000));
+        assert_eq!(b.alert_spend_usd_per_hour, Some(Usd(250_000)));
+        // the API's own limit stays separate
+        assert_eq!(policy.doc().tokens_per_minute, Some(5));
+        let stored = Policy::from_json(&policy.to_json()).unwrap();
+        assert_eq!(stored.budget(), b);
+        assert!(Policy::default().budget().is_unlimited());
+        for (bad, says) in [
+            ("[budget]\nbudget_usd_per_day = -1\n", "above 0"),
+            ("[budget]\nbudget_usd_per_day = \"5\"\n", "invalid type"),
+            ("[budget]\nrequests_per_minute = 0\n", "at least 1"),
+            ("[budget]\nbudget_usd_per_dya = 5\n", "budget_usd_per_dya"),
+            (
+                "[budget]\nbudget_usd_per_day = 10\nbudget_usd_per_month = 5\n",
+                "more than",
+            ),
+        ] {
+            let err = Policy::from_toml(bad).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
         }
     }
 }

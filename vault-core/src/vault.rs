@@ -25,11 +25,12 @@ mod broker;
 mod console;
 mod notify;
 mod rotation;
+mod usage;
 
 pub use access::{IssuedKey, KeyInfo, KeyStatus, MintedToken, RevocationSnapshot, TokenRequest};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
-pub use broker::EgressGrant;
+pub use broker::{EgressGrant, EgressMeta};
 pub use console::{
     AuditCheckpoint, AuditQuery, ConsoleSession, Origin, CONSOLE_SESSION_PREFIX,
     CONSOLE_SESSION_TTL,

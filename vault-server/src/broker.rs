@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use vault_broker::{Backend, Code, OwnedRequest, Refusal};
-use vault_core::{EgressGrant, Error, SecretString};
+use vault_core::notify::Event;
+use vault_core::usage::UsageRecord;
+use vault_core::{EgressGrant, EgressMeta, Error, SecretString};
 
 use crate::state::AppState;
 
@@ -37,6 +39,62 @@ impl Backend for VaultBackend {
             .await
             .map_err(|_| internal())?;
         answer.map_err(refusal)
+    }
+
+    async fn grant_with_meta(
+        &self,
+        credential: Arc<SecretString>,
+        request: OwnedRequest,
+    ) -> Result<(EgressGrant, EgressMeta), Refusal> {
+        let answer = self
+            .0
+            .with_vault(move |vault| {
+                Ok(vault.egress_grant_with_meta(credential.expose_secret(), &request.as_request()))
+            })
+            .await
+            .map_err(|_| internal())?;
+        answer.map_err(refusal)
+    }
+
+    async fn record_usage(&self, records: Vec<UsageRecord>, dropped: u64) {
+        let n = records.len();
+        let written = self
+            .0
+            .with_vault(move |vault| Ok(vault.record_usage(&records, dropped)?))
+            .await;
+        if written.is_err() {
+            tracing::error!(records = n, "broker: could not store usage records");
+        }
+    }
+
+    async fn suspend_key(&self, key_id: String, reason: String) {
+        let st = self.0.clone();
+        let done = self
+            .0
+            .with_vault(move |vault| {
+                vault.suspend_key(&key_id, &reason)?;
+                // The suspension applies to tokens at once, not at the next refresh.
+                st.refresh_snapshot(vault)
+            })
+            .await;
+        if done.is_err() {
+            tracing::error!("broker: could not suspend a key over its budget");
+        }
+    }
+
+    async fn notify(&self, event: Event) {
+        let sent = self
+            .0
+            .with_vault(move |vault| {
+                for err in vault.notify(&event) {
+                    tracing::warn!("notification failed: {err}");
+                }
+                Ok(())
+            })
+            .await;
+        if sent.is_err() {
+            tracing::warn!("broker: could not send a notification");
+        }
     }
 }
 

@@ -302,6 +302,16 @@ impl Bound {
         self
     }
 
+    /// The same bound server exporting the broker's usage counters at
+    /// `/metrics`. Call before [`Bound::state`] hands out a clone.
+    pub fn with_accounting(
+        mut self,
+        accounting: std::sync::Arc<vault_broker::Accounting>,
+    ) -> Bound {
+        self.state = self.state.with_accounting(accounting);
+        self
+    }
+
     /// The shared state (for embedding the router elsewhere).
     pub fn state(&self) -> AppState {
         self.state.clone()

@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub console: crate::console::ConsoleState,
     /// Whether this server speaks TLS (the console's cookie is then `Secure`).
     pub tls: bool,
+    /// The broker's usage accounting, for `/metrics`.
+    pub accounting: Option<Arc<vault_broker::Accounting>>,
 }
 
 /// Counters exported at /metrics.
@@ -84,6 +86,7 @@ impl AppState {
                 broker_ca_pem: None,
                 console: crate::console::ConsoleState::default(),
                 tls: false,
+                accounting: None,
             }),
         })
     }
@@ -120,6 +123,15 @@ impl AppState {
     pub fn with_broker_ca(mut self, pem: String) -> AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.broker_ca_pem = Some(pem);
+        }
+        self
+    }
+
+    /// The same state exporting `accounting`'s counters at `/metrics`. Call
+    /// before the state is shared.
+    pub fn with_accounting(mut self, accounting: Arc<vault_broker::Accounting>) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.accounting = Some(accounting);
         }
         self
     }

@@ -83,10 +83,83 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
     }
 }
 
-pub fn usage(ctx: &Context) -> Result<()> {
+/// `vault usage`.
+#[derive(clap::Args, Debug)]
+pub struct UsageArgs {
+    /// Only this agent's keys.
+    #[arg(long)]
+    agent: Option<String>,
+    /// Brokered usage since T: an RFC 3339 time or an age like 24h or 7d (default: all).
+    #[arg(long, value_name = "T")]
+    since: Option<String>,
+    /// Break brokered usage down per key by host, model or UTC day.
+    #[arg(long, value_enum, value_name = "WHAT")]
+    by: Option<UsageBy>,
+    /// Price model tokens with this TOML file laid over the shipped table
+    /// (default: VAULT_HOME/prices.toml when it exists).
+    #[arg(long, value_name = "FILE")]
+    prices: Option<std::path::PathBuf>,
+}
+
+/// `--by`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum UsageBy {
+    Host,
+    Model,
+    Day,
+}
+
+pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
+    use vault_core::usage::{GroupBy, UsageFilter};
+    let agent = args.agent.as_deref().map(AgentName::parse).transpose()?;
+    let since_ms = args.since.as_deref().map(parse_since).transpose()?;
+    let prices = super::broker::load_prices(args.prices.as_deref(), &ctx.home)?;
     let vault = ctx.unlock()?;
-    let keys = vault.list_keys(&Principal::Operator, None)?;
+    let keys: Vec<_> = vault
+        .list_keys(&Principal::Operator, None)?
+        .into_iter()
+        .filter(|k| agent.as_ref().is_none_or(|a| k.agent == *a))
+        .collect();
     let usage = vault.usage()?;
+    let by = match args.by {
+        None => GroupBy::Key,
+        Some(UsageBy::Host) => GroupBy::Host,
+        Some(UsageBy::Model) => GroupBy::Model,
+        Some(UsageBy::Day) => GroupBy::Day,
+    };
+    let filter = UsageFilter {
+        agent: agent.clone(),
+        since_ms,
+        by,
+    };
+    let report = vault.usage_report(&Principal::Operator, &filter, &prices)?;
+    let per_key = if by == GroupBy::Key {
+        None
+    } else {
+        Some(vault.usage_report(
+            &Principal::Operator,
+            &UsageFilter {
+                by: GroupBy::Key,
+                ..filter.clone()
+            },
+            &prices,
+        )?)
+    };
+    let per_key = per_key.as_ref().unwrap_or(&report);
+    let egress_of = |key_id: &str| per_key.rows.iter().find(|r| r.key_id == key_id);
+    let cost = |micro: u64| micro as f64 / 1e6;
+    let row_json = |r: &vault_core::usage::UsageRow| {
+        serde_json::json!({
+            "agent": r.agent, "key": r.key, "key_id": r.key_id, "group": r.group,
+            "requests": r.requests, "estimated_requests": r.estimated_requests,
+            "cut_requests": r.cut_requests,
+            "input_tokens": r.tokens.input, "output_tokens": r.tokens.output,
+            "cache_read_tokens": r.tokens.cache_read, "cache_write_tokens": r.tokens.cache_write,
+            "bytes_up": r.bytes_up, "bytes_down": r.bytes_down,
+            "cost_micro_usd": r.cost_micro_usd, "cost_usd": cost(r.cost_micro_usd),
+            "unpriced_models": r.unpriced_models,
+        })
+    };
     if ctx.json {
         let items: Vec<_> = keys
             .iter()
@@ -101,28 +174,90 @@ pub fn usage(ctx: &Context) -> Result<()> {
                     "per_minute": u.per_minute.iter()
                         .map(|(m, n)| serde_json::json!({"minute": rfc3339(m * 60), "requests": n}))
                         .collect::<Vec<_>>(),
+                    "egress": egress_of(&k.key_id).map(row_json),
                 })
             })
             .collect();
-        ctx.print_json(&serde_json::json!({ "keys": items }))?;
+        let rows: Vec<_> = report.rows.iter().map(row_json).collect();
+        ctx.print_json(&serde_json::json!({
+            "keys": items,
+            "egress": {
+                "by": by.as_str(),
+                "since": since_ms.map(|ms| rfc3339(ms / 1000)),
+                "prices_as_of": report.prices_as_of,
+                "dropped_records": report.dropped_records,
+                "rows": rows,
+            },
+        }))?;
+        return Ok(());
+    }
+    println!("AGENT\tKEY\tKEY ID\tSTATUS\tTOKENS\tREADS\tDENIALS\tLAST USED");
+    for k in &keys {
+        let u = usage.get(&k.key_id).cloned().unwrap_or_default();
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            k.agent,
+            k.name,
+            k.key_id,
+            k.status.as_str(),
+            u.tokens_minted,
+            u.reads,
+            u.denials,
+            u.last_used_ms
+                .map(|ms| rfc3339(ms / 1000))
+                .unwrap_or_else(|| "never".into())
+        );
+    }
+    if report.rows.is_empty() {
+        return Ok(());
+    }
+    println!();
+    println!(
+        "brokered egress{} (prices as of {}):",
+        since_ms
+            .map(|ms| format!(" since {}", rfc3339(ms / 1000)))
+            .unwrap_or_default(),
+        report.prices_as_of
+    );
+    let group = if by == GroupBy::Key {
+        String::new()
     } else {
-        println!("AGENT\tKEY\tKEY ID\tSTATUS\tTOKENS\tREADS\tDENIALS\tLAST USED");
-        for k in keys {
-            let u = usage.get(&k.key_id).cloned().unwrap_or_default();
-            println!(
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                k.agent,
-                k.name,
-                k.key_id,
-                k.status.as_str(),
-                u.tokens_minted,
-                u.reads,
-                u.denials,
-                u.last_used_ms
-                    .map(|ms| rfc3339(ms / 1000))
-                    .unwrap_or_else(|| "never".into())
-            );
-        }
+        format!("{}\t", by.as_str().to_uppercase())
+    };
+    println!("AGENT\tKEY\t{group}REQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD");
+    for r in &report.rows {
+        let group = r
+            .group
+            .as_deref()
+            .map(|g| format!("{}\t", safe(g)))
+            .unwrap_or_default();
+        let estimated = if r.estimated_requests > 0 {
+            format!(" ({} estimated)", r.estimated_requests)
+        } else {
+            String::new()
+        };
+        let unpriced = if r.unpriced_models.is_empty() {
+            String::new()
+        } else {
+            format!(" (not priced: {})", safe(&r.unpriced_models.join(", ")))
+        };
+        println!(
+            "{}\t{}\t{group}{}{estimated}\t{}\t{}\t{}\t{}\t{:.4}{unpriced}",
+            r.agent,
+            r.key.as_deref().unwrap_or(&r.key_id),
+            r.requests,
+            r.tokens.input,
+            r.tokens.output,
+            r.tokens.cache_read,
+            r.tokens.cache_write,
+            cost(r.cost_micro_usd),
+        );
+    }
+    if report.dropped_records > 0 {
+        println!(
+            "{} record(s) were dropped by a broker that fell behind; the figures above miss them",
+            report.dropped_records
+        );
     }
     Ok(())
 }

@@ -171,6 +171,33 @@ pub struct ServerArgs {
     /// e.g. 127.0.0.0/8; cloud metadata addresses stay refused.
     #[arg(long, value_name = "CIDR", requires = "broker")]
     broker_allow_private: Vec<String>,
+    /// Price model tokens with this TOML file laid over the shipped table
+    /// (default: VAULT_HOME/prices.toml when it exists).
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    prices: Option<PathBuf>,
+    /// Record no usage and enforce no [budget] (for measuring what accounting costs).
+    #[arg(long, requires = "broker")]
+    no_usage_accounting: bool,
+}
+
+/// The price table: the shipped one with the operator's file (`flag`, else
+/// `home/prices.toml` if present) laid over it.
+pub fn load_prices(flag: Option<&Path>, home: &Path) -> Result<vault_core::prices::PriceTable> {
+    let default = home.join("prices.toml");
+    let (path, required) = match flag {
+        Some(p) => (p.to_path_buf(), true),
+        None => (default, false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(vault_core::prices::PriceTable::with_overrides(
+            &text,
+            &path.display().to_string(),
+        )?),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(vault_core::prices::PriceTable::shipped())
+        }
+        Err(e) => Err(exit::usage(format!("--prices {}: {e}", path.display()))),
+    }
 }
 
 /// A broker ready to start once the runtime runs.
@@ -183,6 +210,11 @@ impl Prepared {
     /// The CA certificate the API serves at `/v1/broker/ca.pem`.
     pub fn ca_pem(&self) -> String {
         self.config.ca.cert_pem().to_owned()
+    }
+
+    /// The usage accounting, when on (for `/metrics`).
+    pub fn accounting(&self) -> Option<Arc<vault_broker::Accounting>> {
+        self.config.accounting.clone()
     }
 }
 
@@ -222,12 +254,25 @@ pub fn prepare(args: &ServerArgs, vault: &mut Vault) -> Result<Option<Prepared>>
         );
     }
     let tls = vault_broker::upstream_tls_config(&pems).map_err(|e| exit::usage(e.to_string()))?;
+    let accounting = if args.no_usage_accounting {
+        None
+    } else {
+        let prices = load_prices(args.prices.as_deref(), vault.dir())?;
+        let accounting = vault_broker::Accounting::new(prices);
+        // Today's and this month's spend survive a restart.
+        accounting.seed(&vault.usage_buckets(
+            &Principal::Operator,
+            &vault_broker::Accounting::seed_filter(),
+        )?);
+        Some(accounting)
+    };
     let ca = LocalCa::load_or_create(vault).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(Some(Prepared {
         addr,
         config: Config {
             ca: Arc::new(ca),
             dialer: vault_broker::dial::Dialer::new(tls, allow),
+            accounting,
         },
     }))
 }

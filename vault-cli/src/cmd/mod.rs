@@ -135,7 +135,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ui(args) => ui::run(&ctx, args),
         Command::Resolve(args) => resolve::run(args),
         Command::Audit(c) => audit::audit(&ctx, c),
-        Command::Usage => audit::usage(&ctx),
+        Command::Usage(args) => audit::usage(&ctx, args),
         Command::Doctor(args) => doctor::doctor(&ctx, args),
         Command::Passwd(args) => rekey::passwd(&ctx, args),
         Command::Rekey(args) => rekey::rekey(&ctx, args),

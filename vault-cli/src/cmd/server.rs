@@ -95,6 +95,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let mut bound = server.bind(vault).map_err(server_error)?;
     if let Some(b) = &broker {
         bound = bound.with_broker_ca(b.ca_pem());
+        if let Some(accounting) = b.accounting() {
+            bound = bound.with_accounting(accounting);
+        }
     }
     // Blocking threads run only message scans (the vault has its own thread):
     // a few suffice, and each extra thread would keep its own malloc arena,

@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (8, include_str!("../../../schema/008_row_tags.sql")),
     (9, include_str!("../../../schema/009_broker_ca.sql")),
     (10, include_str!("../../../schema/010_target_keys.sql")),
+    (11, include_str!("../../../schema/011_usage.sql")),
     (13, include_str!("../../../schema/013_console.sql")),
 ];
 
@@ -98,6 +99,8 @@ mod tests {
                 "audit_head",
                 "audit_log",
                 "console_sessions",
+                "egress_usage",
+                "egress_usage_dropped",
                 "key_suspensions",
                 "revoked_tokens",
                 "rotations",

@@ -15,6 +15,7 @@ pub(crate) mod rotation;
 pub(crate) mod secrets;
 pub(crate) mod settings;
 pub(crate) mod tags;
+pub(crate) mod usage;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

@@ -9,6 +9,7 @@ use crate::crypto::aead;
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
 use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, SecretRef};
+use crate::policy::Budget;
 use crate::secret::SecretBytes;
 use crate::store::{self, keys};
 use crate::token::TokenClaims;
@@ -38,6 +39,22 @@ pub enum EgressGrant {
     Deny(AgentName),
     /// A rule covers the host and path, not the method.
     MethodDenied(AgentName),
+}
+
+/// Who a brokered request is for and the limits on it, beside its
+/// [`EgressGrant`]: what the broker's usage accounting and budgets need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EgressMeta {
+    /// The agent.
+    pub agent: AgentName,
+    /// The key (for a token, the key it was minted from).
+    pub key_id: String,
+    /// Index of the `[[egress]]` rule that matched (None: no rule).
+    pub rule: Option<u32>,
+    /// The agent's `[budget]`.
+    pub budget: Budget,
+    /// The policy's `suspend_on_anomaly`.
+    pub suspend_on_anomaly: bool,
 }
 
 /// An agent authenticated for brokered egress.
@@ -72,6 +89,19 @@ impl Vault {
         credential: &str,
         request: &EgressRequest<'_>,
     ) -> Result<EgressGrant> {
+        self.egress_grant_with_meta(credential, request)
+            .map(|(grant, _)| grant)
+    }
+
+    /// [`Vault::egress_grant`], with who the request is for and the limits on it.
+    ///
+    /// # Errors
+    /// As [`Vault::egress_grant`].
+    pub fn egress_grant_with_meta(
+        &mut self,
+        credential: &str,
+        request: &EgressRequest<'_>,
+    ) -> Result<(EgressGrant, EgressMeta)> {
         let actor = self.egress_actor(credential)?;
         let agent = match &actor {
             EgressActor::Key(agent, _) => agent.clone(),
@@ -82,12 +112,25 @@ impl Vault {
             EgressActor::Token(claims) => claims.key_id.clone(),
         };
         let policy = self.policy_of(&agent)?;
+        let mut meta = EgressMeta {
+            agent: agent.clone(),
+            key_id: key_id.clone(),
+            rule: None,
+            budget: *policy.budget(),
+            suspend_on_anomaly: policy.doc().suspend_on_anomaly,
+        };
         // Requests that attach nothing are recorded too (host and port, never
         // the path's query), so a tunnelled or refused attempt leaves a trace.
         let (action, outcome, grant) = match policy.egress().decide(request) {
             EgressDecision::Attach(rule) => {
+                meta.rule = policy
+                    .egress()
+                    .rules()
+                    .iter()
+                    .position(|r| std::ptr::eq(r, rule))
+                    .and_then(|i| u32::try_from(i).ok());
                 let rule = rule.clone();
-                return self.attach(actor, agent, rule);
+                return Ok((self.attach(actor, agent, rule)?, meta));
             }
             EgressDecision::Tunnel => ("egress.tunnel", "ok", EgressGrant::Tunnel(agent.clone())),
             EgressDecision::Deny => (
@@ -109,7 +152,7 @@ impl Vault {
             Some(&target),
             outcome,
         )?;
-        Ok(grant)
+        Ok((grant, meta))
     }
 
     fn attach(

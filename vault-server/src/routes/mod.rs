@@ -231,6 +231,9 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
         ));
     }
     out.push_str(&per_key_metrics(&state).await?);
+    if let Some(accounting) = &state.inner.accounting {
+        out.push_str(&accounting.metrics_text());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
