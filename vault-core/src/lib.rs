@@ -52,9 +52,9 @@ pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
     validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditQuery, AuditRecord,
-    AuditVerdict, BackupInfo, ConsoleSession, DekUsage, EgressGrant, EgressMeta, IssuedKey, KeyInfo, KeyStatus,
-    KeyUsage, LeakAction, MintedToken, NotifyConfig, Origin, Principal, RestoreDelta,
-    RevocationSnapshot, RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo,
-    TokenRequest, UsageTally, Vault, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX,
+    AuditVerdict, BackupInfo, ConsoleSession, DekUsage, EgressGrant, EgressMeta, IssuedKey,
+    KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken, NotifyConfig, Origin, Principal,
+    RestoreDelta, RevocationSnapshot, RotationReport, RotationState, SecretInfo, StagedRestore,
+    TargetInfo, TokenRequest, UsageTally, Vault, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX,
     CONSOLE_SESSION_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

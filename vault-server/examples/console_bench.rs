@@ -1,6 +1,7 @@
 //! Console page times (issue 17, "Speed"): a vault seeded with 50 agents,
-//! 500 named keys, 100 secrets and an audit trail of AUDIT_ROWS records
-//! (default 100 000), then every console page requested through the real
+//! 500 named keys, 100 secrets, an audit trail of AUDIT_ROWS records
+//! (default 100 000) and a year of brokered usage, USAGE_ROWS records
+//! (default 200 000) over 365 days, then every console page requested through the real
 //! router ROUNDS times (default 20), printing the median and worst server
 //! time of each, and `EXPLAIN QUERY PLAN` of the pages' audit queries.
 //! Run by bench/console.sh.
@@ -27,6 +28,7 @@ fn env_num(name: &str, default: usize) -> usize {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let audit_rows = env_num("AUDIT_ROWS", 100_000);
+    let usage_rows = env_num("USAGE_ROWS", 200_000);
     let rounds = env_num("ROUNDS", 20);
     let dir = tempfile::tempdir().expect("temp dir");
     let mut v = Vault::init(
@@ -72,12 +74,56 @@ async fn main() {
         }
     });
     committed.expect("commit");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let year_ms = 365 * 86_400_000_i64;
+    let models = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4-5", "o3-mini"];
+    let hosts = [
+        "api.openai.com:443",
+        "api.anthropic.com:443",
+        "openrouter.ai:443",
+    ];
+    let mut batch = Vec::with_capacity(10_000);
+    for i in 0..usage_rows {
+        let (agent, key_id) = &key_ids[i % key_ids.len()];
+        batch.push(vault_core::usage::UsageRecord {
+            at_ms: now_ms - (i as i64 * year_ms / usage_rows.max(1) as i64),
+            agent: agent.clone(),
+            key_id: key_id.clone(),
+            host: hosts[i % hosts.len()].into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            rule: Some(0),
+            status: 200,
+            bytes_up: 2_000,
+            bytes_down: 4_000,
+            latency_ms: 300,
+            duration_ms: 900,
+            provider: Some(vault_core::usage::Provider::OpenAi),
+            model: Some(models[i % models.len()].into()),
+            tokens: vault_core::usage::Tokens {
+                input: 1_200,
+                output: 300,
+                cache_read: 0,
+                cache_write: 0,
+            },
+            estimated: false,
+            cut: false,
+        });
+        if batch.len() == 10_000 {
+            v.record_usage(&batch, 0).expect("usage");
+            batch.clear();
+        }
+    }
+    v.record_usage(&batch, 0).expect("usage");
     println!(
-        "seeded 50 agents, {} keys, 100 secrets, {audit_rows} audit records in {:.1} s",
+        "seeded 50 agents, {} keys, 100 secrets, {audit_rows} audit records, {usage_rows} usage records over a year in {:.1} s",
         key_ids.len(),
         t.elapsed().as_secs_f64()
     );
-    println!("\nEXPLAIN QUERY PLAN of the console's audit queries:");
+    println!("\nEXPLAIN QUERY PLAN of the console's queries:");
     for (name, plan) in v.console_query_plans().expect("plans") {
         println!("  {name}:\n    {}", plan.join("\n    "));
     }

@@ -358,6 +358,20 @@ impl Vault {
                 "tokens minted today per key".into(),
                 console::query_plan(&self.conn, console::COUNT_BY_KEY_SQL)?,
             ),
+            (
+                "spend chart (usage since a time, by day)".into(),
+                console::query_plan(
+                    &self.conn,
+                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Day),
+                )?,
+            ),
+            (
+                "spend chart (usage since a time, by host)".into(),
+                console::query_plan(
+                    &self.conn,
+                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Host),
+                )?,
+            ),
         ])
     }
 }

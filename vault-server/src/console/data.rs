@@ -10,6 +10,7 @@ use vault_core::{AuditCheckpoint, AuditQuery, AuditRecord, AuditVerdict, Princip
 
 use super::spend::{self, AgentSpend, Bucket, SpendReport};
 use crate::error::ApiError;
+use vault_core::prices::PriceTable;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -57,7 +58,7 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn overview(v: &mut Vault) -> Result<Overview, ApiError> {
+pub(crate) fn overview(v: &mut Vault, prices: &PriceTable) -> Result<Overview, ApiError> {
     let agents = v.list_agents(OP)?;
     let keys = v.list_keys(OP, None)?;
     let secrets = v.list_secrets(OP, None)?;
@@ -65,6 +66,7 @@ pub(crate) fn overview(v: &mut Vault) -> Result<Overview, ApiError> {
     let approvals = v.approvals(OP)?;
     let open_approvals = approvals.iter().filter(|a| a.state == "pending").count();
     let last_leak = leaks(v, 1)?.into_iter().next();
+    let spend = spend::agent_spend(v, prices, now_secs())?;
     let mut rows = Vec::with_capacity(agents.len());
     for a in &agents {
         let name = a.name.as_str();
@@ -92,7 +94,7 @@ pub(crate) fn overview(v: &mut Vault) -> Result<Overview, ApiError> {
                 .collect(),
             keys: own,
             tokens_today,
-            spend: spend::agent_spend(v, name)?,
+            spend: spend.get(name).copied().unwrap_or_default(),
             created_at: rfc3339(a.created_at),
         });
     }
@@ -262,34 +264,25 @@ pub(crate) fn doctor(v: &mut Vault) -> Result<Vec<Finding>, ApiError> {
 pub(crate) struct Spend {
     pub report: SpendReport,
     pub bucket: Bucket,
-    /// Per agent: (tokens minted, secret and env reads) today, from the audit trail.
-    pub activity: Vec<(String, u64, u64)>,
+    /// Per agent: tokens minted today, from the audit trail.
+    pub activity: Vec<(String, u64)>,
 }
 
-pub(crate) fn spend(v: &mut Vault, bucket: Bucket) -> Result<Spend, ApiError> {
-    let since = match bucket {
-        Bucket::Hour => now_secs() - 86_400,
-        Bucket::Day => now_secs() - 30 * 86_400,
-    };
-    let report = spend::spend(v, since, bucket)?;
-    let today = midnight_ms(now_secs());
-    let minted = v.audit_count_by_key(OP, "token.mint", today)?;
-    let reads = v.audit_count_by_key(OP, "secret.read", today)?;
-    let envs = v.audit_count_by_key(OP, "env.read", today)?;
-    let mut per_agent: BTreeMap<String, (u64, u64)> = v
+pub(crate) fn spend(v: &mut Vault, prices: &PriceTable, bucket: Bucket) -> Result<Spend, ApiError> {
+    let report = spend::spend(v, prices, now_secs(), bucket)?;
+    let minted = v.audit_count_by_key(OP, "token.mint", midnight_ms(now_secs()))?;
+    let mut per_agent: BTreeMap<String, u64> = v
         .list_agents(OP)?
         .into_iter()
-        .map(|a| (a.name.as_str().to_owned(), (0, 0)))
+        .map(|a| (a.name.as_str().to_owned(), 0))
         .collect();
     for k in v.list_keys(OP, None)? {
-        let e = per_agent.entry(k.agent.as_str().to_owned()).or_default();
-        e.0 += minted.get(&k.key_id).copied().unwrap_or(0);
-        e.1 +=
-            reads.get(&k.key_id).copied().unwrap_or(0) + envs.get(&k.key_id).copied().unwrap_or(0);
+        *per_agent.entry(k.agent.as_str().to_owned()).or_default() +=
+            minted.get(&k.key_id).copied().unwrap_or(0);
     }
     Ok(Spend {
         report,
         bucket,
-        activity: per_agent.into_iter().map(|(a, (m, r))| (a, m, r)).collect(),
+        activity: per_agent.into_iter().collect(),
     })
 }

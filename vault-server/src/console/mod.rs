@@ -213,7 +213,8 @@ async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response
         Ok(s) => s,
         Err(r) => return r,
     };
-    match as_console(&state, data::overview).await {
+    let prices = spend::prices(&state);
+    match as_console(&state, move |v| data::overview(v, &prices)).await {
         Ok(o) => show("Overview", Nav::Overview, &s, render::overview(&o)),
         Err(r) => r,
     }
@@ -234,7 +235,8 @@ async fn spend_page(
         Err(r) => return r,
     };
     let bucket = spend::Bucket::parse(q.bucket.as_deref());
-    match as_console(&state, move |v| data::spend(v, bucket)).await {
+    let prices = spend::prices(&state);
+    match as_console(&state, move |v| data::spend(v, &prices, bucket)).await {
         Ok(d) => show("Spend and usage", Nav::Spend, &s, render::spend(&d)),
         Err(r) => r,
     }

@@ -150,10 +150,10 @@ fn spend_table(title: &str, lines: &[SpendLine]) -> Markup {
     html! {
         table.spend {
             caption { (title) }
-            thead { tr { th { "" } th.num { "Requests" } th.num { "Spend" } } }
+            thead { tr { th { "" } th.num { "Requests" } th.num { "Tokens" } th.num { "Spend" } } }
             tbody {
                 @for l in lines {
-                    tr { td { (l.label) } td.num { (l.requests) } td.num { (dollars(l.cost_micros)) } }
+                    tr { td { (l.label) } td.num { (l.requests) } td.num { (l.tokens) } td.num { (dollars(l.cost_micros)) } }
                 }
             }
         }
@@ -165,37 +165,47 @@ pub(crate) fn spend(s: &Spend) -> Markup {
     let series = |lines: &[SpendLine]| -> Vec<(String, f64)> {
         lines
             .iter()
+            .take(20)
             .map(|l| (l.label.clone(), l.cost_micros as f64 / 1e6))
             .collect()
     };
     let usd = |v: f64| dollars((v * 1e6) as i64);
+    let range = match s.bucket {
+        Bucket::Hour => "the last 24 hours, by hour",
+        Bucket::Day => "the last 30 days, by day",
+    };
     html! {
         p.controls {
             "Group by: "
             @for b in [Bucket::Hour, Bucket::Day] {
                 a href=(format!("/ui/spend?bucket={}", b.as_str())) aria-current=[(b == s.bucket).then_some("true")] { (b.as_str()) } " "
             }
+            " · " (range) " · prices as of " (r.prices_as_of)
         }
         @if !r.recorded {
-            p.notice { "This vault does not record spend yet: usage recording (brokered requests, models, hosts) comes with the broker's usage log. Activity from the audit trail is below." }
+            p.notice { "No brokered request is recorded in " (range) ". Spend is counted for agents run with "
+                code { "vault run --broker" } " (the broker reads each answer's token usage)." }
         } @else {
+            @if !r.unpriced.is_empty() {
+                p.notice.bad { "No price for: " (r.unpriced.join(", ")) " (add them to VAULT_HOME/prices.toml); their cost is not in these sums." }
+            }
             div.pair { (chart::bars("Spend over time", &series(&r.over_time), usd)) (spend_table("Over time", &r.over_time)) }
             div.pair { (chart::bars("Spend by agent", &series(&r.by_agent), usd)) (spend_table("By agent", &r.by_agent)) }
             div.pair { (chart::bars("Spend by key", &series(&r.by_key), usd)) (spend_table("By key", &r.by_key)) }
             div.pair { (chart::bars("Spend by host", &series(&r.by_host), usd)) (spend_table("By host", &r.by_host)) }
             div.pair { (chart::bars("Spend by model", &series(&r.by_model), usd)) (spend_table("By model", &r.by_model)) }
         }
-        h2 { "Activity today (audit trail)" }
+        h2 { "Tokens minted today (audit trail)" }
         div.pair {
             (chart::bars(
                 "Tokens minted today",
-                &s.activity.iter().map(|(a, m, _)| (a.clone(), *m as f64)).collect::<Vec<_>>(),
+                &s.activity.iter().map(|(a, m)| (a.clone(), *m as f64)).collect::<Vec<_>>(),
                 chart::count,
             ))
             table {
-                thead { tr { th { "Agent" } th.num { "Tokens minted" } th.num { "Reads" } } }
+                thead { tr { th { "Agent" } th.num { "Tokens minted" } } }
                 tbody {
-                    @for (a, m, r) in &s.activity { tr { td { (a) } td.num { (m) } td.num { (r) } } }
+                    @for (a, m) in &s.activity { tr { td { (a) } td.num { (m) } } }
                 }
             }
         }

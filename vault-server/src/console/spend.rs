@@ -1,14 +1,18 @@
-//! Where the spend page and the overview's spend columns get their numbers.
-//!
-//! PLACEHOLDER (issue 17, waiting on issue 16's usage recording): the vault
-//! does not record usage or spend per request yet, so [`spend`] returns an
-//! empty report and the pages say so. When vault-core's usage API lands,
-//! this one function is where it is read; the pages, charts and tables
-//! already take this shape.
+//! Where the spend page and the overview's spend columns get their numbers:
+//! vault-core's usage records of brokered requests (issue 16, schema 011),
+//! summed by [`vault_core::Vault::usage_buckets`] and priced here with the
+//! broker's price table (or the shipped one with `VAULT_HOME/prices.toml`
+//! over it, as `vault usage` does), so the console and the CLI agree.
 
-use vault_core::Vault;
+use std::collections::BTreeMap;
+
+use vault_core::prices::PriceTable;
+use vault_core::usage::{GroupBy, UsageBucket, UsageFilter};
+use vault_core::{Principal, Vault};
 
 use crate::error::ApiError;
+
+const OP: &Principal = &Principal::Operator;
 
 /// How spend is grouped over time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +35,14 @@ impl Bucket {
             _ => Bucket::Day,
         }
     }
+
+    /// How far back the page looks: a day by hour, 30 days by day.
+    pub(crate) fn range_secs(self) -> i64 {
+        match self {
+            Bucket::Hour => 86_400,
+            Bucket::Day => 30 * 86_400,
+        }
+    }
 }
 
 /// One group's totals.
@@ -39,6 +51,7 @@ pub(crate) struct SpendLine {
     /// What the line is: an agent, `agent/key`, a host, a model or a time.
     pub label: String,
     pub requests: u64,
+    pub tokens: u64,
     /// US dollars, in millionths (no float rounding in sums).
     pub cost_micros: i64,
 }
@@ -46,30 +59,189 @@ pub(crate) struct SpendLine {
 /// Spend over a range, grouped several ways.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SpendReport {
-    /// Whether this vault records usage at all.
+    /// Whether any brokered request is recorded in the range.
     pub recorded: bool,
     pub over_time: Vec<SpendLine>,
     pub by_agent: Vec<SpendLine>,
     pub by_key: Vec<SpendLine>,
     pub by_host: Vec<SpendLine>,
     pub by_model: Vec<SpendLine>,
+    /// Models with tokens but no price (their cost is not in the sums).
+    pub unpriced: Vec<String>,
+    pub prices_as_of: String,
 }
 
-/// Spend today and this month of one agent, in micro-dollars (`None`: not recorded).
+/// Spend today and this month of one agent, in micro-dollars (`None`: no
+/// brokered request recorded this month).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct AgentSpend {
     pub today: Option<i64>,
     pub month: Option<i64>,
 }
 
-/// The spend report from `since` (unix seconds) on, grouped by `bucket`.
-pub(crate) fn spend(_vault: &Vault, _since: i64, _bucket: Bucket) -> Result<SpendReport, ApiError> {
-    Ok(SpendReport::default())
+/// The price table the broker uses, else the shipped one with the
+/// operator's `prices.toml` over it (an unreadable file: the shipped one).
+pub(crate) fn prices(state: &crate::state::AppState) -> PriceTable {
+    if let Some(acc) = &state.inner.accounting {
+        return acc.prices().clone();
+    }
+    let path = state.home().join("prices.toml");
+    std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| PriceTable::with_overrides(&text, &path.display().to_string()).ok())
+        .unwrap_or_else(PriceTable::shipped)
 }
 
-/// Spend today and this month of `agent`.
-pub(crate) fn agent_spend(_vault: &Vault, _agent: &str) -> Result<AgentSpend, ApiError> {
-    Ok(AgentSpend::default())
+fn cost(prices: &PriceTable, b: &UsageBucket) -> i64 {
+    b.model
+        .as_deref()
+        .and_then(|m| prices.cost_micro_usd(m, &b.tokens))
+        .map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX))
+}
+
+fn add(map: &mut BTreeMap<String, SpendLine>, label: String, b: &UsageBucket, c: i64) {
+    let line = map.entry(label.clone()).or_insert_with(|| SpendLine {
+        label,
+        ..Default::default()
+    });
+    line.requests += b.requests;
+    line.tokens += b.tokens.total();
+    line.cost_micros += c;
+}
+
+fn by_cost(map: BTreeMap<String, SpendLine>) -> Vec<SpendLine> {
+    let mut v: Vec<SpendLine> = map.into_values().collect();
+    v.sort_by(|a, b| {
+        b.cost_micros
+            .cmp(&a.cost_micros)
+            .then(b.requests.cmp(&a.requests))
+    });
+    v
+}
+
+/// `2026-12-01T13:00Z` for an hour bucket's unix-ms label.
+fn hour_label(ms: &str) -> String {
+    ms.parse::<i64>()
+        .map(|ms| {
+            let t = vault_core::view::rfc3339(ms / 1000);
+            format!("{}Z", &t[..t.len().min(16)])
+        })
+        .unwrap_or_else(|_| ms.to_owned())
+}
+
+/// The spend report from `now - bucket.range_secs()` on, grouped by `bucket`.
+pub(crate) fn spend(
+    vault: &Vault,
+    prices: &PriceTable,
+    now_secs: i64,
+    bucket: Bucket,
+) -> Result<SpendReport, ApiError> {
+    let since_ms = (now_secs - bucket.range_secs()) * 1000;
+    let timed = vault.usage_buckets(
+        OP,
+        &UsageFilter {
+            agent: None,
+            since_ms: Some(since_ms),
+            by: match bucket {
+                Bucket::Hour => GroupBy::Hour,
+                Bucket::Day => GroupBy::Day,
+            },
+        },
+    )?;
+    let hosts = vault.usage_buckets(
+        OP,
+        &UsageFilter {
+            agent: None,
+            since_ms: Some(since_ms),
+            by: GroupBy::Host,
+        },
+    )?;
+    let mut over_time = BTreeMap::new();
+    let mut by_agent = BTreeMap::new();
+    let mut by_key = BTreeMap::new();
+    let mut by_model = BTreeMap::new();
+    let mut by_host = BTreeMap::new();
+    let mut unpriced = Vec::new();
+    for b in &timed {
+        let c = cost(prices, b);
+        if let Some(m) = &b.model {
+            if b.tokens.total() > 0
+                && prices.cost_micro_usd(m, &b.tokens).is_none()
+                && !unpriced.contains(m)
+            {
+                unpriced.push(m.clone());
+            }
+        }
+        let when = b.group.clone().unwrap_or_default();
+        let when = match bucket {
+            Bucket::Hour => hour_label(&when),
+            Bucket::Day => when,
+        };
+        add(&mut over_time, when, b, c);
+        add(&mut by_agent, b.agent.clone(), b, c);
+        let key = b.key.clone().unwrap_or_else(|| b.key_id.clone());
+        add(&mut by_key, format!("{}/{key}", b.agent), b, c);
+        add(
+            &mut by_model,
+            b.model.clone().unwrap_or_else(|| "(no model)".into()),
+            b,
+            c,
+        );
+    }
+    for b in &hosts {
+        add(
+            &mut by_host,
+            b.group.clone().unwrap_or_default(),
+            b,
+            cost(prices, b),
+        );
+    }
+    Ok(SpendReport {
+        recorded: !timed.is_empty(),
+        // time runs in order; the rest by cost
+        over_time: over_time.into_values().collect(),
+        by_agent: by_cost(by_agent),
+        by_key: by_cost(by_key),
+        by_host: by_cost(by_host),
+        by_model: by_cost(by_model),
+        unpriced,
+        prices_as_of: prices.as_of().to_owned(),
+    })
+}
+
+/// Spend today and this month (UTC) of every agent with brokered requests.
+pub(crate) fn agent_spend(
+    vault: &Vault,
+    prices: &PriceTable,
+    now_secs: i64,
+) -> Result<BTreeMap<String, AgentSpend>, ApiError> {
+    let stamp = vault_core::view::rfc3339(now_secs);
+    let (today, month) = (&stamp[..10], &stamp[..7]);
+    // the month's days are within the last 31; day labels say which they are
+    let since_ms = (now_secs - now_secs.rem_euclid(86_400) - 31 * 86_400) * 1000;
+    let buckets = vault.usage_buckets(
+        OP,
+        &UsageFilter {
+            agent: None,
+            since_ms: Some(since_ms),
+            by: GroupBy::Day,
+        },
+    )?;
+    let mut out: BTreeMap<String, AgentSpend> = BTreeMap::new();
+    for b in buckets
+        .iter()
+        .filter(|b| b.group.as_deref().is_some_and(|g| g.starts_with(month)))
+    {
+        let c = cost(prices, b);
+        let e = out.entry(b.agent.clone()).or_default();
+        *e.month.get_or_insert(0) += c;
+        if b.group.as_deref() == Some(today) {
+            *e.today.get_or_insert(0) += c;
+        } else {
+            e.today.get_or_insert(0);
+        }
+    }
+    Ok(out)
 }
 
 /// `$1.234567` as `$1.23` (under a cent shows as `<$0.01`).
@@ -89,5 +261,10 @@ mod tests {
         assert_eq!(super::dollars(1), "<$0.01");
         assert_eq!(super::dollars(1_234_567), "$1.23");
         assert_eq!(super::dollars(1_995_000), "$2.00");
+    }
+
+    #[test]
+    fn hour_labels_read_as_times() {
+        assert_eq!(super::hour_label("3600000"), "1970-01-01T01:00Z");
     }
 }

@@ -65,14 +65,46 @@ fn world() -> World {
         vault_core::LeakAction::ApprovalOpened { approval_id } => approval_id,
         _ => panic!("an approval should open"),
     };
-    v.issue_key(
-        OP,
-        &AgentName::parse("codex-ci-key").unwrap(),
-        &AgentName::parse("codex-ci").unwrap(),
-        std::time::Duration::from_secs(3600),
-        false,
-    )
-    .unwrap();
+    let issued = v
+        .issue_key(
+            OP,
+            &AgentName::parse("codex-ci-key").unwrap(),
+            &AgentName::parse("codex-ci").unwrap(),
+            std::time::Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    // two brokered model calls today, as the broker records them
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let call = |model: &str, input: u64| vault_core::usage::UsageRecord {
+        at_ms: now_ms - 1000,
+        agent: AgentName::parse("codex-ci").unwrap(),
+        key_id: issued.info.key_id.clone(),
+        host: "api.openai.com:443".into(),
+        method: "POST".into(),
+        path: "/v1/chat/completions".into(),
+        rule: Some(0),
+        status: 200,
+        bytes_up: 100,
+        bytes_down: 200,
+        latency_ms: 5,
+        duration_ms: 9,
+        provider: Some(vault_core::usage::Provider::OpenAi),
+        model: Some(model.into()),
+        tokens: vault_core::usage::Tokens {
+            input,
+            output: 1_000_000,
+            cache_read: 0,
+            cache_write: 0,
+        },
+        estimated: false,
+        cut: false,
+    };
+    v.record_usage(&[call("gpt-4o", 1_000_000), call("mystery-model", 5)], 0)
+        .unwrap();
     let state = crate::AppState::new(v, SecretString::new(ADMIN.into())).unwrap();
     World {
         app: crate::app(state),
