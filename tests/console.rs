@@ -88,6 +88,27 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
     )
     .trim()
     .to_owned();
+    // brokered spend today, as the broker records it (issue 16's table; its
+    // rows are not authorization state, so a test may write them directly)
+    let keys = json_of(&env.vault(&["--json", "keys", "ls"]).assert().success());
+    let key_id = keys["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let db = rusqlite::Connection::open(env.db()).unwrap();
+    for model in ["gpt-4o", "gpt-4o-mini"] {
+        db.execute(
+            "INSERT INTO egress_usage (at, agent, key_id, host, method, path, rule, status, bytes_up,
+                bytes_down, latency_ms, duration_ms, provider, model, input_tokens, output_tokens,
+                cache_read_tokens, cache_write_tokens, estimated, cut)
+             VALUES (?1, 'codex-ci', ?2, 'api.openai.com:443', 'POST', '/v1/chat/completions', 0,
+                200, 100, 200, 5, 9, 'openai', ?3, 400000, 200000, 0, 0, 0, 0)",
+            rusqlite::params![now_ms - 1000, key_id, model],
+        )
+        .unwrap();
+    }
+    drop(db);
     // the leak: found by a scan, which opens the rotation approval
     let notes = env.dir.path().join("notes.md");
     std::fs::write(

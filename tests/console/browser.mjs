@@ -85,6 +85,8 @@ try {
   for (const a of AGENTS) { check(overview.includes(a), `the overview shows agent ${a}`); }
   const minted = await page.locator("tr.agent", { hasText: "codex-ci" }).locator("td.num").first().innerText();
   check(minted.trim() === "2", "the overview counts the two tokens minted today", minted);
+  const spendToday = await page.locator("tr.agent", { hasText: "codex-ci" }).locator("td.num").nth(1).innerText();
+  check(spendToday.trim().startsWith("$"), "the overview shows codex-ci's spend today", spendToday);
   const row = page.locator("tr.agent", { hasText: AGENT }).locator(".secret", { hasText: SECRET });
   check((await row.innerText()).includes("v1"), `${AGENT}/${SECRET} is at version 1`);
   await shot("overview");
@@ -148,6 +150,9 @@ try {
     check(FORBIDDEN.every((v) => !html.includes(v)), `${path} holds no secret value, key or token`);
     await shot(name);
   }
+  const spendPage = await (await page.goto(`${BASE}/ui/spend`)).text();
+  check(spendPage.includes("gpt-4o-mini") && spendPage.includes("api.openai.com:443") && spendPage.includes("<svg"),
+    "the spend page charts spend by model and host");
   const leaks = await (await page.goto(`${BASE}/ui/leaks`)).text();
   check(leaks.includes(`${AGENT}/${SECRET}`) && leaks.includes("rotation approval"), "the leak is listed with what the vault did");
   const audit = await (await page.goto(`${BASE}/ui/audit?action=approval.approve`)).text();
