@@ -127,6 +127,53 @@ async fn main() {
     for (name, plan) in v.console_query_plans().expect("plans") {
         println!("  {name}:\n    {}", plan.join("\n    "));
     }
+    println!("\ncore queries behind the pages (ms):");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    for (name, by, days) in [
+        ("usage by day, 30 days", vault_core::usage::GroupBy::Day, 30),
+        ("usage by key, 30 days", vault_core::usage::GroupBy::Key, 30),
+        (
+            "usage by host, 30 days",
+            vault_core::usage::GroupBy::Host,
+            30,
+        ),
+        ("usage by hour, 1 day", vault_core::usage::GroupBy::Hour, 1),
+        ("usage by key, 1 day", vault_core::usage::GroupBy::Key, 1),
+    ] {
+        let t = Instant::now();
+        let n = v
+            .usage_buckets(
+                OP,
+                &vault_core::usage::UsageFilter {
+                    agent: None,
+                    since_ms: Some(now_ms - days * 86_400_000),
+                    by,
+                },
+            )
+            .expect("usage")
+            .len();
+        println!(
+            "  {name:<40} {:>8.1}  ({n} buckets)",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    let t = Instant::now();
+    let _ = v.audit_count_by_key(OP, "token.mint", now_ms - now_ms.rem_euclid(86_400_000));
+    println!(
+        "  {:<40} {:>8.1}",
+        "tokens minted today per key",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
+    let t = Instant::now();
+    let _ = v.list_keys(OP, None);
+    println!(
+        "  {:<40} {:>8.1}",
+        "list 500 keys (row tags checked)",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
     let session = v
         .console_session_open(OP, CONSOLE_SESSION_TTL)
         .expect("session");

@@ -209,37 +209,44 @@ pub(crate) fn spend(
     })
 }
 
-/// Spend today and this month (UTC) of every agent with brokered requests.
+/// Spend today and this month (UTC) of every agent with brokered requests:
+/// two sums per key and model (no per-day grouping), from midnight and from
+/// the first of the month.
 pub(crate) fn agent_spend(
     vault: &Vault,
     prices: &PriceTable,
     now_secs: i64,
 ) -> Result<BTreeMap<String, AgentSpend>, ApiError> {
-    let stamp = vault_core::view::rfc3339(now_secs);
-    let (today, month) = (&stamp[..10], &stamp[..7]);
-    // the month's days are within the last 31; day labels say which they are
-    let since_ms = (now_secs - now_secs.rem_euclid(86_400) - 31 * 86_400) * 1000;
-    let buckets = vault.usage_buckets(
-        OP,
-        &UsageFilter {
-            agent: None,
-            since_ms: Some(since_ms),
-            by: GroupBy::Day,
-        },
-    )?;
+    let midnight = now_secs - now_secs.rem_euclid(86_400);
+    let day_of_month: i64 = vault_core::view::rfc3339(now_secs)[8..10]
+        .parse()
+        .unwrap_or(1);
+    let month_start = midnight - (day_of_month - 1) * 86_400;
+    let sums = |since: i64| {
+        vault.usage_buckets(
+            OP,
+            &UsageFilter {
+                agent: None,
+                since_ms: Some(since * 1000),
+                by: GroupBy::Key,
+            },
+        )
+    };
     let mut out: BTreeMap<String, AgentSpend> = BTreeMap::new();
-    for b in buckets
-        .iter()
-        .filter(|b| b.group.as_deref().is_some_and(|g| g.starts_with(month)))
-    {
-        let c = cost(prices, b);
-        let e = out.entry(b.agent.clone()).or_default();
-        *e.month.get_or_insert(0) += c;
-        if b.group.as_deref() == Some(today) {
-            *e.today.get_or_insert(0) += c;
-        } else {
-            e.today.get_or_insert(0);
-        }
+    for b in &sums(month_start)? {
+        *out.entry(b.agent.clone())
+            .or_default()
+            .month
+            .get_or_insert(0) += cost(prices, b);
+    }
+    for b in &sums(midnight)? {
+        *out.entry(b.agent.clone())
+            .or_default()
+            .today
+            .get_or_insert(0) += cost(prices, b);
+    }
+    for e in out.values_mut() {
+        e.today.get_or_insert(0);
     }
     Ok(out)
 }
