@@ -6,6 +6,7 @@ mod broker;
 mod broker_clients;
 mod children;
 mod common;
+mod console;
 mod foundation;
 mod front_ends;
 mod governance;

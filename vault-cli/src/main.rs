@@ -129,6 +129,9 @@ enum Command {
     /// Serve agents over HTTP (loopback by default, TLS or a Unix socket): tokens, secrets and
     /// env without the passphrase.
     Server(cmd::server::Args),
+    /// The server's web console: print a one-time sign-in URL (and open it when a
+    /// browser is there); `vault ui logout --all` signs every browser out.
+    Ui(cmd::ui::UiArgs),
     /// The hash-chained audit trail: `audit log`, `audit verify`.
     #[command(subcommand)]
     Audit(cmd::audit::AuditCommand),

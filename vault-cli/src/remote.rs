@@ -22,6 +22,9 @@ use vault_core::SecretString;
 
 use crate::exit::{self, CliError};
 
+/// Where `vault server` listens unless told otherwise.
+pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
+
 /// How long one call to the server may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -129,24 +132,35 @@ impl Remote {
         let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
             return Ok(None);
         };
-        let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
-        let transport = match parse_addr(&addr, insecure)? {
-            Addr::Unix(path) => Transport::Unix(path),
-            Addr::Http { base, tls, .. } => {
-                let mut builder = ureq::AgentBuilder::new().timeout(CALL_TIMEOUT);
-                if tls {
-                    if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
-                        builder = builder.tls_config(client_tls(Path::new(&ca))?);
-                    }
-                }
-                Transport::Http {
-                    base,
-                    agent: builder.build(),
-                }
-            }
-        };
+        let transport = transport_for(&addr)?;
         let key = crate::input::credential_from(key_var, key_file, "named key")?;
         Ok(Some(Remote { transport, key }))
+    }
+
+    /// The server at `VAULT_ADDR` (default: `vault server`'s default
+    /// address, `http://127.0.0.1:8200`), as the operator with the admin token.
+    pub fn admin(admin_token: SecretString) -> Result<Remote> {
+        let addr = std::env::var("VAULT_ADDR")
+            .ok()
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
+        Ok(Remote {
+            transport: transport_for(&addr)?,
+            key: admin_token,
+        })
+    }
+
+    /// An admin call with an empty JSON body: `POST path`.
+    pub fn admin_post(&self, path: &str) -> Result<serde_json::Value> {
+        self.call("POST", path, &self.key, Some(serde_json::json!({})))
+    }
+
+    /// The http(s) base a browser can open, or `None` for a Unix socket.
+    pub fn browser_base(&self) -> Option<&str> {
+        match &self.transport {
+            Transport::Http { base, .. } => Some(base),
+            Transport::Unix(_) => None,
+        }
     }
 
     /// Mints a token: `POST /v1/auth/token`.
@@ -316,6 +330,28 @@ impl Remote {
         }
         .into())
     }
+}
+
+/// The transport to `addr` (a checked `VAULT_ADDR`), with `VAULT_CACERT`
+/// pinning https when set.
+fn transport_for(addr: &str) -> Result<Transport> {
+    let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
+    let transport = match parse_addr(addr, insecure)? {
+        Addr::Unix(path) => Transport::Unix(path),
+        Addr::Http { base, tls, .. } => {
+            let mut builder = ureq::AgentBuilder::new().timeout(CALL_TIMEOUT);
+            if tls {
+                if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
+                    builder = builder.tls_config(client_tls(Path::new(&ca))?);
+                }
+            }
+            Transport::Http {
+                base,
+                agent: builder.build(),
+            }
+        }
+    };
+    Ok(transport)
 }
 
 /// One HTTP/1.1 exchange over the server's Unix socket, after checking that

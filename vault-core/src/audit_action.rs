@@ -26,6 +26,12 @@ pub enum AuditAction {
     ApprovalReopen,
     /// `broker.ca.create`
     BrokerCaCreate,
+    /// `console.login`: a console session began (one-time sign-in URL used).
+    ConsoleLogin,
+    /// `console.logout`
+    ConsoleLogout,
+    /// `console.logout_all`: every console session revoked.
+    ConsoleLogoutAll,
     /// `doctor.run`
     DoctorRun,
     /// `egress.attach`
@@ -119,6 +125,9 @@ impl AuditAction {
         AuditAction::ApprovalOpen,
         AuditAction::ApprovalReopen,
         AuditAction::BrokerCaCreate,
+        AuditAction::ConsoleLogin,
+        AuditAction::ConsoleLogout,
+        AuditAction::ConsoleLogoutAll,
         AuditAction::DoctorRun,
         AuditAction::EgressAttach,
         AuditAction::EgressDeny,
@@ -172,6 +181,9 @@ impl AuditAction {
             AuditAction::ApprovalOpen => "approval.open",
             AuditAction::ApprovalReopen => "approval.reopen",
             AuditAction::BrokerCaCreate => "broker.ca.create",
+            AuditAction::ConsoleLogin => "console.login",
+            AuditAction::ConsoleLogout => "console.logout",
+            AuditAction::ConsoleLogoutAll => "console.logout_all",
             AuditAction::DoctorRun => "doctor.run",
             AuditAction::EgressAttach => "egress.attach",
             AuditAction::EgressDeny => "egress.deny",

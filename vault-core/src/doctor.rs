@@ -202,11 +202,22 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
     }
 
     // The server: the last start without a stop says where it listens.
+    // Newest first through the action index: the whole trail is not read
+    // (issue 17: the console's doctor page on a long trail).
     let last = vault
-        .audit_log(None, None)?
+        .audit_search(
+            op,
+            &crate::AuditQuery {
+                actions: vec![
+                    AuditAction::ServerStart.as_str().into(),
+                    AuditAction::ServerStop.as_str().into(),
+                ],
+                limit: 1,
+                ..Default::default()
+            },
+        )?
         .into_iter()
-        .rev()
-        .find(|r| r.action == AuditAction::ServerStart || r.action == AuditAction::ServerStop);
+        .next();
     if let Some(r) = last.filter(|r| r.action == AuditAction::ServerStart) {
         let place = r.target.unwrap_or_default();
         if let Some(addr) = place.strip_prefix("http://") {

@@ -20,6 +20,7 @@ mod approvals;
 mod audit;
 mod backup;
 mod broker;
+mod console;
 mod data_key;
 mod holds;
 mod leaks;
@@ -43,6 +44,10 @@ pub use approvals::{ApprovalInfo, APPROVAL_TTL};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::{EgressGovernance, EgressGrant, EgressMeta};
+pub use console::{
+    AuditCheckpoint, AuditQuery, ConsoleSession, Origin, CONSOLE_SESSION_PREFIX,
+    CONSOLE_SESSION_TTL,
+};
 pub use data_key::{DekUsage, DEK_LIMIT, DEK_WARN_AT};
 pub use holds::{HeldRequest, HoldOutcome};
 pub use leaks::LeakAction;

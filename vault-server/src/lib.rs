@@ -5,7 +5,7 @@
 //! listening, TLS checks, admin token, rotation resume, start/stop audit,
 //! revocation refresher, suspension notices), the axum router ([`app`]), the
 //! accept loop with connection limits and graceful shutdown ([`serve`], [`conn`]), error mapping to `{"error": {"code", "message"}}`,
-//! and counters for `/metrics`. What must not: SQL, crypto, access rules;
+//! counters for `/metrics`, and the web console at `/ui/` (module `console`). What must not: SQL, crypto, access rules;
 //! those are vault-core's, reached through one `Vault` behind a mutex (one
 //! writer) on blocking threads. Token signatures and revocation are checked
 //! in memory, before the vault is touched.
@@ -14,6 +14,7 @@
 
 pub mod broker;
 pub mod conn;
+mod console;
 mod denials;
 mod error;
 pub mod listen;

@@ -255,7 +255,8 @@ impl Server {
         }
         let state = AppState::new(vault, admin)?
             .with_request_timeout(self.config.request_timeout)
-            .with_allowed_hosts(self.config.allowed_hosts.clone());
+            .with_allowed_hosts(self.config.allowed_hosts.clone())
+            .with_tls(self.tls.is_some());
         Ok(Bound {
             state,
             listener,

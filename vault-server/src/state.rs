@@ -36,6 +36,10 @@ pub(crate) struct Inner {
     pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
     /// The broker CA's certificate (PEM), when this server runs a broker.
     pub broker_ca_pem: Option<String>,
+    /// The web console's one-time login codes and login rate limit.
+    pub console: crate::console::ConsoleState,
+    /// Whether this server speaks TLS (the console's cookie is then `Secure`).
+    pub tls: bool,
     /// The broker's usage accounting, for `/metrics`.
     pub accounting: Option<Arc<vault_broker::Accounting>>,
     /// The broker's URL (`http://ADDR`), once it listens.
@@ -84,6 +88,8 @@ impl AppState {
                 home,
                 scanner: std::sync::OnceLock::new(),
                 broker_ca_pem: None,
+                console: crate::console::ConsoleState::default(),
+                tls: false,
                 accounting: None,
                 broker_addr: std::sync::OnceLock::new(),
                 egress_known: Default::default(),
@@ -105,6 +111,15 @@ impl AppState {
     pub fn with_allowed_hosts(mut self, hosts: Vec<String>) -> AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.allowed_hosts = hosts;
+        }
+        self
+    }
+
+    /// The same state knowing it is served over TLS (the console's session
+    /// cookie is then `Secure`). Call before the state is shared.
+    pub fn with_tls(mut self, tls: bool) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.tls = tls;
         }
         self
     }
@@ -268,7 +283,7 @@ where
     F: FnOnce(&mut Vault) -> Result<T, ApiError> + Send + 'static,
 {
     move |vault: &mut Vault| {
-        vault.set_audit_context(Some("server".into()), None);
+        vault.set_audit_context(Some(vault_core::Origin::Server.as_str().into()), None);
         f(vault)
     }
 }

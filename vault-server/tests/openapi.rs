@@ -286,6 +286,20 @@ async fn every_documented_operation_answers_as_documented() {
         ),
         (
             "POST",
+            "/v1/admin/console/login",
+            "/v1/admin/console/login".into(),
+            Some(w.admin.clone()),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/admin/console/logout-all",
+            "/v1/admin/console/logout-all".into(),
+            Some(w.admin.clone()),
+            None,
+        ),
+        (
+            "POST",
             "/v1/admin/tokens/revoke",
             "/v1/admin/tokens/revoke".into(),
             Some(w.admin.clone()),

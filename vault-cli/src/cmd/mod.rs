@@ -22,6 +22,7 @@ pub mod secret;
 pub mod server;
 pub mod shell;
 pub mod token;
+pub mod ui;
 pub mod watch;
 
 use std::io::Write;
@@ -157,6 +158,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Watch(args) => watch::run(&ctx, args),
         Command::Hook(c) => scan::hook(&ctx, c),
         Command::Server(args) => server::run(&ctx, args),
+        Command::Ui(args) => ui::run(&ctx, args),
         Command::Resolve(args) => resolve::run(args),
         Command::Audit(c) => audit::audit(&ctx, c),
         Command::Usage(args) => audit::usage(&ctx, args),

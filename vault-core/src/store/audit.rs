@@ -124,7 +124,7 @@ pub(crate) fn list(
 }
 
 /// One row of the `SELECT seq, at_ms, ... mac` column list used above and below.
-fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+pub(crate) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok(AuditRow {
         seq: r.get(0)?,
         at_ms: r.get(1)?,

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../../../schema/010_target_keys.sql")),
     (11, include_str!("../../../schema/011_usage.sql")),
     (12, include_str!("../../../schema/012_egress_holds.sql")),
+    (13, include_str!("../../../schema/013_console.sql")),
 ];
 
 /// The schema version this build writes.
@@ -98,6 +99,7 @@ mod tests {
                 "approvals",
                 "audit_head",
                 "audit_log",
+                "console_sessions",
                 "egress_usage",
                 "egress_usage_dropped",
                 "key_suspensions",

@@ -35,6 +35,7 @@
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod backup;
+pub(crate) mod console;
 pub(crate) mod fingerprints;
 pub(crate) mod header;
 pub(crate) mod holds;

@@ -172,5 +172,6 @@ fn id_column(table: Table) -> &'static str {
         Table::SecretRotation | Table::Secrets => "secret_id",
         Table::Settings => "name",
         Table::Targets => "target_id",
+        Table::ConsoleSessions => "id_hash",
     }
 }

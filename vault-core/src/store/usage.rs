@@ -60,16 +60,16 @@ pub(crate) fn dropped_since(conn: &Connection, since_ms: i64) -> Result<u64> {
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Sums per agent, key, group and model. The group expression is chosen from
-/// a closed set (never text from the caller).
-pub(crate) fn buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
-    let group = match filter.by {
+/// The SQL of [`buckets`] for one grouping (also for `EXPLAIN QUERY PLAN`
+/// in the console's bench).
+pub(crate) fn buckets_sql(by: GroupBy) -> String {
+    let group = match by {
         GroupBy::Key | GroupBy::Model => "NULL",
         GroupBy::Host => "u.host",
         GroupBy::Day => "strftime('%Y-%m-%d', u.at / 1000, 'unixepoch')",
         GroupBy::Hour => "CAST((u.at / 3600000) * 3600000 AS TEXT)",
     };
-    let sql = format!(
+    format!(
         "SELECT u.agent, u.key_id, (SELECT k.name FROM agent_keys k WHERE k.key_id = u.key_id),
                 {group} AS g, u.model, count(*), sum(u.estimated), sum(u.cut),
                 sum(u.input_tokens), sum(u.output_tokens), sum(u.cache_read_tokens),
@@ -78,7 +78,13 @@ pub(crate) fn buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<Usa
          WHERE u.at >= ?1 AND (?2 IS NULL OR u.agent = ?2)
          GROUP BY u.agent, u.key_id, g, u.model
          ORDER BY u.agent, u.key_id, g, u.model"
-    );
+    )
+}
+
+/// Sums per agent, key, group and model. The group expression is chosen from
+/// a closed set (never text from the caller).
+pub(crate) fn buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
+    let sql = buckets_sql(filter.by);
     let mut stmt = conn.prepare_cached(&sql)?;
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let rows = stmt.query_map(

@@ -374,7 +374,7 @@ impl Vault {
         Ok(key)
     }
 
-    fn audit_key_existing(&self) -> Result<hmac::Key> {
+    pub(super) fn audit_key_existing(&self) -> Result<hmac::Key> {
         if let Some(key) = self.audit_key.get() {
             return Ok(key.clone());
         }
@@ -408,7 +408,7 @@ pub(super) fn actor_text(actor: &Principal) -> String {
     }
 }
 
-fn chain_hash(prev: &[u8], r: &AuditRecord) -> [u8; 32] {
+pub(super) fn chain_hash(prev: &[u8], r: &AuditRecord) -> [u8; 32] {
     let mut buf = Vec::with_capacity(256);
     let mut push = |field: &[u8]| {
         buf.extend_from_slice(&(field.len() as u32).to_be_bytes());
@@ -431,7 +431,7 @@ fn chain_hash(prev: &[u8], r: &AuditRecord) -> [u8; 32] {
     sha256(&buf)
 }
 
-fn head_input(seq: i64, chain: &[u8]) -> Vec<u8> {
+pub(super) fn head_input(seq: i64, chain: &[u8]) -> Vec<u8> {
     [b"vault-audit-head-v1".as_slice(), &seq.to_be_bytes(), chain].concat()
 }
 
@@ -439,7 +439,7 @@ fn head_mac(key: &hmac::Key, seq: i64, chain: &[u8]) -> Vec<u8> {
     hmac::sign(key, &head_input(seq, chain)).as_ref().to_vec()
 }
 
-fn to_record(r: audit::AuditRow) -> AuditRecord {
+pub(super) fn to_record(r: audit::AuditRow) -> AuditRecord {
     AuditRecord {
         seq: r.seq,
         at_ms: r.at_ms,

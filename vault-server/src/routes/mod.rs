@@ -5,6 +5,7 @@
 mod admin;
 mod agent;
 mod broker;
+mod console;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(agent::router())
         .merge(admin::router())
         .merge(broker::router())
+        .merge(console::router())
+        .merge(crate::console::router(state.clone()))
         .route(
             "/v1/health",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),

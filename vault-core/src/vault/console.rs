@@ -1,0 +1,527 @@
+//! What the web console (vault-server's `/ui/`) needs from the vault: login
+//! sessions that are random, stored only as hashes, tagged so a file edit
+//! cannot plant or extend one, and revocable all at once; and the audit
+//! trail read newest first through indexes, so its pages stay fast on a
+//! long trail. Every state change the console makes goes through the same
+//! [`Vault`] methods as the CLI; this module adds only what a browser
+//! sign-in needs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::audit::{chain_hash, head_input, to_record};
+use super::{require_operator, Vault};
+use crate::credential::{hex, sha256};
+use crate::crypto::rand;
+use crate::crypto::rowtag::{Field, Table};
+use crate::error::Result;
+use crate::secret::SecretString;
+use crate::store::{self, console};
+use crate::AuditAction;
+use crate::{AuditRecord, AuditVerdict, Principal};
+
+/// Where an audit record came from, for the front ends that name
+/// themselves with a fixed word (the CLI adds its pid to `cli`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The HTTP API.
+    Server,
+    /// The web console at `/ui/`.
+    Console,
+}
+
+impl Origin {
+    /// The wire name, as stored in an audit record's `origin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Server => "server",
+            Origin::Console => "console",
+        }
+    }
+}
+
+/// How long a console sign-in lasts.
+pub const CONSOLE_SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+
+/// The prefix of a console session id (the cookie's value).
+pub const CONSOLE_SESSION_PREFIX: &str = "vcs_";
+
+/// A new console session: the id to set as the cookie (shown nowhere
+/// else, stored only hashed) and when it expires (unix seconds).
+pub struct ConsoleSession {
+    /// `vcs_` and 64 hex digits.
+    pub id: SecretString,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// How far an incremental verification of the audit trail got: the last
+/// record it checked and its chain hash. Kept in memory by whoever verifies
+/// (the console); see [`Vault::verify_audit_since`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    seq: i64,
+    chain: Vec<u8>,
+}
+
+impl AuditCheckpoint {
+    /// The last record verified.
+    pub fn seq(&self) -> i64 {
+        self.seq
+    }
+}
+
+/// Which audit records to read, newest first.
+#[derive(Clone, Debug, Default)]
+pub struct AuditQuery {
+    /// `agent:NAME` or `operator`.
+    pub actor: Option<String>,
+    /// Only these actions (none: all).
+    pub actions: Vec<String>,
+    /// Only records before this seq (the next page).
+    pub before_seq: Option<i64>,
+    /// At most this many.
+    pub limit: usize,
+}
+
+impl Vault {
+    /// Opens a console session for the operator (the caller has checked a
+    /// one-time login code); recorded as `console.login`.
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the write fails.
+    pub fn console_session_open(
+        &mut self,
+        actor: &Principal,
+        ttl: Duration,
+    ) -> Result<ConsoleSession> {
+        require_operator(actor, "open console sessions")?;
+        let raw = rand::array::<32>()?;
+        let id = SecretString::new(format!("{CONSOLE_SESSION_PREFIX}{}", hex(&raw)));
+        let id_hash = sha256(id.expose_secret().as_bytes()).to_vec();
+        let now = store::now();
+        let expires_at = now + ttl.as_secs() as i64;
+        let tag = self.session_tag(&id_hash, now, expires_at);
+        let tx = store::write_tx(&self.conn)?;
+        console::delete_expired_sessions(&tx, now)?;
+        console::insert_session(
+            &tx,
+            &console::SessionRow {
+                id_hash: id_hash.clone(),
+                created_at: now,
+                expires_at,
+                tag,
+            },
+        )?;
+        // The hash's first bytes name the session in the trail; they do not
+        // help anyone find the id.
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::ConsoleLogin,
+            Some(&format!("session {}", &hex(&id_hash)[..12])),
+            "ok",
+        )?;
+        tx.commit()?;
+        Ok(ConsoleSession { id, expires_at })
+    }
+
+    /// Whether `id` is a live console session: its row exists, its tag
+    /// verifies and it has not expired. Returns its expiry. Reads only.
+    ///
+    /// # Errors
+    /// The read fails.
+    pub fn console_session_check(&self, id: &str) -> Result<Option<i64>> {
+        if !id.starts_with(CONSOLE_SESSION_PREFIX) || id.len() != CONSOLE_SESSION_PREFIX.len() + 64
+        {
+            return Ok(None);
+        }
+        let id_hash = sha256(id.as_bytes());
+        let Some(row) = console::session(&self.conn, &id_hash)? else {
+            return Ok(None);
+        };
+        let want = self.session_tag(&row.id_hash, row.created_at, row.expires_at);
+        let genuine = bool::from(subtle::ConstantTimeEq::ct_eq(
+            want.as_slice(),
+            row.tag.as_slice(),
+        ));
+        Ok((genuine && row.expires_at > store::now()).then_some(row.expires_at))
+    }
+
+    /// Ends one console session (logout); recorded as `console.logout`.
+    /// Whether it was there.
+    ///
+    /// # Errors
+    /// The write fails.
+    pub fn console_session_close(&mut self, id: &str) -> Result<bool> {
+        let id_hash = sha256(id.as_bytes());
+        let tx = store::write_tx(&self.conn)?;
+        let gone = console::delete_session(&tx, &id_hash)?;
+        if gone {
+            self.audit_in(
+                &tx,
+                &Principal::Operator,
+                None,
+                AuditAction::ConsoleLogout,
+                Some(&format!("session {}", &hex(&id_hash)[..12])),
+                "ok",
+            )?;
+        }
+        tx.commit()?;
+        Ok(gone)
+    }
+
+    /// Ends every console session (`vault ui logout --all`); recorded as
+    /// `console.logout_all`. How many there were.
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the write fails.
+    pub fn console_sessions_close_all(&mut self, actor: &Principal) -> Result<usize> {
+        require_operator(actor, "end console sessions")?;
+        let tx = store::write_tx(&self.conn)?;
+        let n = console::delete_all_sessions(&tx)?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::ConsoleLogoutAll,
+            Some(&format!("{n} session(s)")),
+            "ok",
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn session_tag(&self, id_hash: &[u8], created_at: i64, expires_at: i64) -> Vec<u8> {
+        self.rows.tag(
+            Table::ConsoleSessions,
+            &[
+                Field::Blob(id_hash),
+                Field::Int(created_at),
+                Field::Int(expires_at),
+            ],
+        )
+    }
+
+    /// Audit records newest first, by [`AuditQuery`] (indexed: the
+    /// console's audit and leaks pages).
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the read fails.
+    pub fn audit_search(&self, actor: &Principal, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        require_operator(actor, "read the audit trail")?;
+        let actions: Vec<&str> = q.actions.iter().map(String::as_str).collect();
+        Ok(console::search(
+            &self.conn,
+            q.actor.as_deref(),
+            q.before_seq,
+            &actions,
+            q.limit.min(10_000) as i64,
+        )?
+        .into_iter()
+        .map(to_record)
+        .collect())
+    }
+
+    /// [`Vault::verify_audit`] from a checkpoint on: the records after it
+    /// are chained from its hash and MAC-checked, the head must match the
+    /// last of them, and every tagged row is checked. So a page can show the
+    /// chain's state in milliseconds on a long trail; what the checkpoint
+    /// covers was verified when it was made (an edit of those records since
+    /// shows on the next full walk, `vault audit verify`). `None` walks all.
+    /// Returns the verdict and, when intact, the new checkpoint.
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the read fails.
+    pub fn verify_audit_since(
+        &self,
+        actor: &Principal,
+        from: Option<&AuditCheckpoint>,
+    ) -> Result<(AuditVerdict, Option<AuditCheckpoint>)> {
+        require_operator(actor, "verify the audit trail")?;
+        let broken = |seq: i64, reason: &str| {
+            Ok((
+                AuditVerdict::Broken {
+                    seq,
+                    reason: reason.to_owned(),
+                },
+                None,
+            ))
+        };
+        let Some(head) = store::audit::head(&self.conn)? else {
+            return broken(1, "audit head missing (the trail was wiped or cut short)");
+        };
+        if head.check(&self.conn, &self.rows).is_err() {
+            return broken(head.seq, "audit head tag invalid (edited or replaced)");
+        }
+        let key = self.audit_key_existing()?;
+        let (mut last, mut prev) = match from {
+            Some(c) => (c.seq, c.chain.clone()),
+            None => (0, vec![0u8; 32]),
+        };
+        loop {
+            let rows = store::audit::list_after(&self.conn, last, 10_000)?;
+            if rows.is_empty() {
+                break;
+            }
+            for row in rows {
+                if row.seq != last + 1 {
+                    return broken(last + 1, "record missing (a gap in the sequence)");
+                }
+                let chain = chain_hash(&prev, &to_record(row.clone()));
+                if chain.as_slice() != row.chain.as_slice() {
+                    return broken(row.seq, "record modified, reordered or re-chained");
+                }
+                if ring::hmac::verify(&key, &chain, &row.mac).is_err() {
+                    return broken(row.seq, "record MAC invalid (forged or inserted)");
+                }
+                last = row.seq;
+                prev = chain.to_vec();
+            }
+        }
+        if ring::hmac::verify(&key, &head_input(head.seq, &head.chain), &head.mac).is_err() {
+            return broken(head.seq, "audit head MAC invalid");
+        }
+        if head.seq != last || head.chain != prev {
+            return broken(last + 1, "records missing from the end of the log");
+        }
+        match store::tags::check_all(&self.conn, &self.rows) {
+            Ok(()) => Ok((
+                AuditVerdict::Intact { records: last },
+                Some(AuditCheckpoint {
+                    seq: last,
+                    chain: prev,
+                }),
+            )),
+            Err(crate::Error::Integrity { what }) => broken(
+                last,
+                &format!("{what} was edited without the passphrase (its row tag is invalid)"),
+            ),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every action name in the trail.
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the read fails.
+    pub fn audit_actions(&self, actor: &Principal) -> Result<Vec<String>> {
+        require_operator(actor, "read the audit trail")?;
+        console::distinct_actions(&self.conn)
+    }
+
+    /// How many successful `action` records each key id has since
+    /// `since_ms` (the overview's tokens minted today; records are found
+    /// by seq, so a clock set back shifts the count by what was written
+    /// meanwhile).
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the read fails.
+    pub fn audit_count_by_key(
+        &self,
+        actor: &Principal,
+        action: &str,
+        since_ms: i64,
+    ) -> Result<BTreeMap<String, u64>> {
+        require_operator(actor, "read the audit trail")?;
+        let from = console::first_seq_at(&self.conn, since_ms)?;
+        Ok(console::count_by_key(&self.conn, action, from)?
+            .into_iter()
+            .map(|(k, n)| (k, n.max(0) as u64))
+            .collect())
+    }
+
+    /// `EXPLAIN QUERY PLAN` of the console's audit queries, by name (the
+    /// bench prints them to show they use indexes).
+    ///
+    /// # Errors
+    /// The read fails.
+    pub fn console_query_plans(&self) -> Result<Vec<(String, Vec<String>)>> {
+        Ok(vec![
+            (
+                "leaks page (3 actions, newest first)".into(),
+                console::query_plan(&self.conn, &console::search_sql(false, false, 3))?,
+            ),
+            (
+                "audit page (no filter, newest first)".into(),
+                console::query_plan(&self.conn, &console::search_sql(false, true, 0))?,
+            ),
+            (
+                "audit page (one agent, newest first)".into(),
+                console::query_plan(&self.conn, &console::search_sql(true, false, 0))?,
+            ),
+            (
+                "audit page (one action, newest first)".into(),
+                console::query_plan(&self.conn, &console::search_sql(false, false, 1))?,
+            ),
+            (
+                "tokens minted today per key".into(),
+                console::query_plan(&self.conn, console::COUNT_BY_KEY_SQL)?,
+            ),
+            (
+                "spend chart (usage since a time, by day)".into(),
+                console::query_plan(
+                    &self.conn,
+                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Day),
+                )?,
+            ),
+            (
+                "spend chart (usage since a time, by host)".into(),
+                console::query_plan(
+                    &self.conn,
+                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Host),
+                )?,
+            ),
+        ])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AgentName, KdfParams};
+
+    fn new_vault() -> (tempfile::TempDir, Vault) {
+        let dir = tempfile::TempDir::new().unwrap();
+        let v = Vault::init(
+            &dir.path().join("v"),
+            &SecretString::new("console test passphrase".into()),
+            KdfParams::FLOOR,
+        )
+        .unwrap();
+        (dir, v)
+    }
+
+    // issue 17: sessions are stored hashed, checked, closed and closed all at once
+    #[test]
+    fn a_console_session_works_until_logout_and_is_stored_only_hashed() {
+        let (dir, mut v) = new_vault();
+        let op = &Principal::Operator;
+        let s = v.console_session_open(op, CONSOLE_SESSION_TTL).unwrap();
+        assert!(v
+            .console_session_check(s.id.expose_secret())
+            .unwrap()
+            .is_some());
+        let other = v.console_session_open(op, CONSOLE_SESSION_TTL).unwrap();
+        // the id never reaches the file
+        let bytes = std::fs::read(dir.path().join("v").join(crate::DB_FILE)).unwrap();
+        let id = s.id.expose_secret().as_bytes();
+        assert!(!bytes.windows(id.len()).any(|w| w == id));
+        assert!(v.console_session_close(s.id.expose_secret()).unwrap());
+        assert!(v
+            .console_session_check(s.id.expose_secret())
+            .unwrap()
+            .is_none());
+        assert_eq!(v.console_sessions_close_all(op).unwrap(), 1);
+        assert!(v
+            .console_session_check(other.id.expose_secret())
+            .unwrap()
+            .is_none());
+        let agent = Principal::Agent(AgentName::parse("a").unwrap());
+        assert!(v.console_session_open(&agent, CONSOLE_SESSION_TTL).is_err());
+        let actions: Vec<String> = v
+            .audit_search(
+                op,
+                &AuditQuery {
+                    limit: 10,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+            .into_iter()
+            .map(|r| r.action)
+            .collect();
+        assert_eq!(
+            &actions[..4],
+            [
+                AuditAction::ConsoleLogoutAll,
+                AuditAction::ConsoleLogout,
+                AuditAction::ConsoleLogin,
+                AuditAction::ConsoleLogin
+            ]
+        );
+    }
+
+    // issue 17: a row planted or extended by someone who can write the file
+    // but lacks the passphrase is no session
+    #[test]
+    fn a_session_row_edited_in_the_file_is_refused() {
+        let (_dir, mut v) = new_vault();
+        let s = v
+            .console_session_open(&Principal::Operator, Duration::from_secs(60))
+            .unwrap();
+        v.conn
+            .execute(
+                "UPDATE console_sessions SET expires_at = expires_at + 86400",
+                [],
+            )
+            .unwrap();
+        assert!(v
+            .console_session_check(s.id.expose_secret())
+            .unwrap()
+            .is_none());
+        let planted = format!("{CONSOLE_SESSION_PREFIX}{}", "ab".repeat(32));
+        v.conn
+            .execute(
+                "INSERT INTO console_sessions VALUES (?1, 0, 9999999999, zeroblob(32))",
+                [sha256(planted.as_bytes()).to_vec()],
+            )
+            .unwrap();
+        assert!(v.console_session_check(&planted).unwrap().is_none());
+    }
+
+    // issue 17: the console's incremental check finds what the full walk finds
+    #[test]
+    fn verifying_from_a_checkpoint_agrees_with_the_full_walk() {
+        let (_dir, mut v) = new_vault();
+        let op = &Principal::Operator;
+        let (verdict, cp) = v.verify_audit_since(op, None).unwrap();
+        assert_eq!(verdict, v.verify_audit().unwrap());
+        let cp = cp.unwrap();
+        v.console_session_open(op, CONSOLE_SESSION_TTL).unwrap();
+        let (verdict, cp2) = v.verify_audit_since(op, Some(&cp)).unwrap();
+        assert_eq!(verdict, v.verify_audit().unwrap());
+        assert_eq!(cp2.unwrap().seq(), cp.seq() + 1);
+        // a record after the checkpoint edited in the file is found
+        v.conn
+            .execute(
+                "UPDATE audit_log SET target = 'forged' WHERE seq = ?1",
+                [cp.seq() + 1],
+            )
+            .unwrap();
+        let (verdict, none) = v.verify_audit_since(op, Some(&cp)).unwrap();
+        assert!(matches!(verdict, AuditVerdict::Broken { seq, .. } if seq == cp.seq() + 1));
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn an_expired_session_is_refused() {
+        let (_dir, mut v) = new_vault();
+        let s = v
+            .console_session_open(&Principal::Operator, Duration::ZERO)
+            .unwrap();
+        assert!(v
+            .console_session_check(s.id.expose_secret())
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn the_console_queries_use_indexes() {
+        let (_dir, v) = new_vault();
+        for (name, plan) in v.console_query_plans().unwrap() {
+            let text = plan.join(" | ");
+            assert!(
+                text.contains("USING INDEX")
+                    || text.contains("USING INTEGER PRIMARY KEY")
+                    || text.contains("USING COVERING INDEX"),
+                "{name}: {text}"
+            );
+            assert!(
+                !text.contains("SCAN audit_log"),
+                "{name} reads the whole trail: {text}"
+            );
+        }
+    }
+}
