@@ -464,6 +464,22 @@ fn client_tls(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientCon
     Ok(std::sync::Arc::new(config))
 }
 
+/// The agent's env fetched from a server, as names and values.
+pub(crate) fn remote_env(
+    remote: &Remote,
+) -> Result<Vec<(vault_core::SecretName, vault_core::SecretBytes)>> {
+    remote
+        .env()?
+        .into_iter()
+        .map(|(k, v)| {
+            Ok((
+                vault_core::SecretName::parse(&k)?,
+                vault_core::SecretBytes::from_slice(v.expose_secret().as_bytes()),
+            ))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::{parse_addr, Addr};
@@ -515,20 +531,4 @@ mod tests {
         );
         assert!(parse_addr("unix:relative.sock", false).is_err());
     }
-}
-
-/// The agent's env fetched from a server, as names and values.
-pub(crate) fn remote_env(
-    remote: &Remote,
-) -> Result<Vec<(vault_core::SecretName, vault_core::SecretBytes)>> {
-    remote
-        .env()?
-        .into_iter()
-        .map(|(k, v)| {
-            Ok((
-                vault_core::SecretName::parse(&k)?,
-                vault_core::SecretBytes::from_slice(v.expose_secret().as_bytes()),
-            ))
-        })
-        .collect()
 }
