@@ -631,49 +631,81 @@ fn a_prompt_holding_another_agents_secret_is_blocked_and_that_secret_gets_an_app
     assert!(!log.contains(FINANCE_SECRET));
 }
 
-// issue 16, exfiltration: a prompt holding the agent's own vault key is
-// refused, the key rotates, and the old key is refused on the next request
+// issue 16, exfiltration: a prompt holding the agent's own vault credential
+// is refused and the credential stops working: the run's egress token (what
+// `vault run --broker` gives the child) is revoked, and a named key of the
+// agent pasted into a prompt is rotated, the old key refused on its next use
 #[test]
 fn a_prompt_holding_the_agents_own_key_is_blocked_and_the_key_rotates() {
     let Some(python) = python_with_sdks() else {
         return;
     };
     let s = Setup::start("");
+    let key = stdout_of(
+        &s.env
+            .vault(&["issue", "hermes-leaky", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    assert!(key.starts_with("avk_"), "{key}");
+    let key_file = s.env.dir.path().join("leaky.key");
+    std::fs::write(&key_file, &key).unwrap();
     let script = r#"
 import os, sys, requests
-url = sys.argv[1]
-key = os.environ["HTTPS_PROXY"].split("agent:", 1)[1].split("@", 1)[0]
+url, key_file = sys.argv[1], sys.argv[2]
+proxy = os.environ["HTTPS_PROXY"]
+token = proxy.split("agent:", 1)[1].split("@", 1)[0]
+broker = proxy.rsplit("@", 1)[1]
+key = open(key_file).read().strip()
 auth = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
-r = requests.post(url, json={"messages": [{"role": "user", "content": "my vault key is " + key}]}, headers=auth, timeout=20)
-print("first", r.status_code, r.json()["error"]["code"])
+def post(text, proxies=None):
+    return requests.post(url, json={"messages": [{"role": "user", "content": text}]},
+                         headers=auth, timeout=20, proxies=proxies)
+r = post("my vault key is " + key)
+print("key", r.status_code, r.json()["error"]["code"])
 try:
-    again = requests.post(url, json={"messages": []}, headers=auth, timeout=20)
+    post("hello", {"https": "http://agent:" + key + "@" + broker})
+    print("leaked key still works")
+except requests.exceptions.ProxyError as e:
+    print("leaked key refused", "407" in str(e))
+r = post("and my token is " + token)
+print("token", r.status_code, r.json()["error"]["code"])
+try:
+    again = post("hello")
     print("second", again.status_code)
 except requests.exceptions.ProxyError as e:
     print("second refused", "407" in str(e))
 "#;
-    let out = run_python_args(&s, &python, script, &[&s.url("/v1/chat/completions")]);
-    assert!(out.contains("first 403 exfiltration_blocked"), "{out}");
+    let key_path = key_file.to_str().unwrap();
+    let out = run_python_args(
+        &s,
+        &python,
+        script,
+        &[&s.url("/v1/chat/completions"), key_path],
+    );
+    assert!(out.contains("key 403 exfiltration_blocked"), "{out}");
+    assert!(out.contains("leaked key refused True"), "{out}");
+    assert!(out.contains("token 403 exfiltration_blocked"), "{out}");
     assert!(out.contains("second refused True"), "{out}");
     assert_eq!(s.upstream.count("POST /v1/chat/completions "), 0);
     let keys = stdout_of(&s.env.vault(&["--json", "keys", "ls"]).assert().success());
     let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
-    let run: Vec<&serde_json::Value> = keys["keys"]
+    let leaky: Vec<&serde_json::Value> = keys["keys"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|k| k["name"].as_str().unwrap().starts_with("hermes-run-"))
+        .filter(|k| k["name"] == "hermes-leaky")
         .collect();
-    // the leaked key was rotated: revoked, with a successor of the same name
-    assert!(run.len() >= 2, "{keys}");
-    assert!(run
-        .iter()
-        .all(|k| k["status"] == "revoked" || k["status"] == "active"));
+    // the leaked key was rotated: revoked, with an active successor of the same name
+    assert!(leaky.iter().any(|k| k["status"] == "revoked"), "{keys}");
+    assert!(leaky.iter().any(|k| k["status"] == "active"), "{keys}");
     let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
-    assert!(
-        log.contains("egress.exfiltration") && log.contains("rotation.done"),
-        "{log}"
-    );
+    for want in ["egress.exfiltration", "rotation.done", "token.revoke"] {
+        assert!(log.contains(want), "{want}: {log}");
+    }
+    assert!(!log.contains(&key));
 }
 
 fn run_python_args(s: &Setup, python: &std::path::Path, script: &str, args: &[&str]) -> String {

@@ -106,7 +106,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
             remote.child.apply_to_process();
             let spawned = spawn_with_env(&args, &remote.env);
             remote.revoke();
-            std::process::exit(spawned?);
+            return Err(crate::exit::with_code(spawned?));
         }
     }
     if args.broker {

@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use vault_core::doctor::{self, Finding};
 use vault_core::view::{rfc3339, ApprovalView, KeyView};
-use vault_core::{AuditCheckpoint, AuditQuery, AuditRecord, AuditVerdict, Principal, Vault};
+use vault_core::{
+    AuditAction, AuditCheckpoint, AuditQuery, AuditRecord, AuditVerdict, Principal, Vault,
+};
 
 use super::spend::{self, AgentSpend, Bucket, SpendReport};
 use crate::error::ApiError;
@@ -18,7 +20,11 @@ const OP: &Principal = &Principal::Operator;
 /// scan`, the server's `/v1/scan` or the broker: all report through the
 /// same core calls (`report_secret_leak`, `handle_leaked_credential`).
 /// A new finder's action is added here.
-pub(crate) const LEAK_ACTIONS: &[&str] = &["secret.leaked", "rotation.start"];
+pub(crate) const LEAK_ACTIONS: &[AuditAction] = &[
+    AuditAction::SecretLeaked,
+    AuditAction::RotationStart,
+    AuditAction::EgressExfiltration,
+];
 
 /// Most rows a list page shows.
 pub(crate) const PAGE_ROWS: usize = 200;
@@ -110,7 +116,7 @@ pub(crate) fn leaks(v: &mut Vault, limit: usize) -> Result<Vec<Leak>, ApiError> 
     let records = v.audit_search(
         OP,
         &AuditQuery {
-            actions: LEAK_ACTIONS.iter().map(|s| (*s).to_owned()).collect(),
+            actions: LEAK_ACTIONS.iter().map(|a| a.as_str().to_owned()).collect(),
             limit: limit * 2,
             ..Default::default()
         },
@@ -124,8 +130,9 @@ pub(crate) fn leaks(v: &mut Vault, limit: usize) -> Result<Vec<Leak>, ApiError> 
     let mut out = Vec::new();
     for r in records {
         let target = r.target.clone().unwrap_or_default();
-        let leak = match r.action.as_str() {
-            "secret.leaked" => {
+        let action = AuditAction::parse(&r.action);
+        let leak = match action {
+            Some(AuditAction::SecretLeaked) => {
                 let (path, place) = target
                     .split_once(" at ")
                     .map(|(p, l)| (p.to_owned(), l.to_owned()))
@@ -159,7 +166,31 @@ pub(crate) fn leaks(v: &mut Vault, limit: usize) -> Result<Vec<Leak>, ApiError> 
                     reported_by: r.origin.clone().unwrap_or_default(),
                 }
             }
-            "rotation.start" if target.ends_with("(leak)") => Leak {
+            // The broker found a credential in what an agent sent (issue 16);
+            // what the leak flow did about it is in the records beside it.
+            Some(AuditAction::EgressExfiltration) => Leak {
+                at: rfc3339(r.at_ms / 1000),
+                agent: r
+                    .actor
+                    .strip_prefix("agent:")
+                    .unwrap_or(&r.actor)
+                    .to_owned(),
+                what: target
+                    .split_once(" rules=")
+                    .map_or_else(String::new, |(_, rules)| format!("credential ({rules})")),
+                place: target
+                    .split_once(" rules=")
+                    .map_or(target.clone(), |(host, _)| {
+                        format!("outbound request to {host}")
+                    }),
+                did: if r.outcome.starts_with("ok") {
+                    "redacted before it left; handed to the leak flow".to_owned()
+                } else {
+                    "request refused before it left; handed to the leak flow".to_owned()
+                },
+                reported_by: "broker".to_owned(),
+            },
+            Some(AuditAction::RotationStart) if target.ends_with("(leak)") => Leak {
                 at: rfc3339(r.at_ms / 1000),
                 agent: r
                     .key_id

@@ -105,6 +105,15 @@ fn world() -> World {
     };
     v.record_usage(&[call("gpt-4o", 1_000_000), call("mystery-model", 5)], 0)
         .unwrap();
+    // the broker stopped a credential in what the agent sent (issue 16)
+    v.audit(
+        &Principal::Agent(AgentName::parse("codex-ci").unwrap()),
+        Some(&issued.info.key_id),
+        vault_core::AuditAction::EgressExfiltration,
+        Some("paste.example.com:443 rules=vault-key"),
+        "denied:exfiltration_blocked",
+    )
+    .unwrap();
     let state = crate::AppState::new(v, SecretString::new(ADMIN.into())).unwrap();
     World {
         app: crate::app(state),
@@ -230,6 +239,17 @@ async fn every_page_renders_escaped_with_strict_headers_and_no_value() {
         "{}",
         leaks.body
     );
+    // issue 16 + 17: a credential the broker stopped on its way out is a leak too
+    for want in [
+        "outbound request to paste.example.com:443",
+        "request refused before it left",
+    ] {
+        assert!(
+            leaks.body.contains(want),
+            "leaks lacks {want}: {}",
+            leaks.body
+        );
+    }
     let overview = send(&w.app, get("/ui/", Some(&cookie))).await;
     for want in [
         "hermes-marketing",
