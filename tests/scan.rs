@@ -305,7 +305,16 @@ fn a_key_appended_to_a_watched_transcript_dies_and_is_replaced() {
         &env,
         &["watch", sessions.to_str().unwrap(), "--interval-ms", "100"],
     );
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // issue 14, item 6: wait for the watcher's first pass (its saved offsets), not 700 ms
+    let state = env.home.join("watch-state.json");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !state.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watcher never finished a pass"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     use std::io::Write;
     let mut f = std::fs::OpenOptions::new()
         .append(true)

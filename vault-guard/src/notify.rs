@@ -42,10 +42,10 @@ pub fn key_suspended(vault: &Vault, key_id: &str) -> Vec<String> {
 
 /// The notice for a suspended key: whose, and the approval that reinstates it.
 fn suspension(vault: &Vault, key_id: &str) -> Event {
-    let approval = vault.approvals(&Principal::Operator).ok().and_then(|all| {
-        all.into_iter()
-            .find(|a| a.kind == "reinstate_key" && a.subject == key_id && a.state == "pending")
-    });
+    let approval = vault
+        .approvals(&Principal::Operator)
+        .ok()
+        .and_then(|all| all.into_iter().find(|a| a.reinstates(key_id)));
     Event::KeySuspended {
         agent: approval
             .as_ref()

@@ -45,6 +45,14 @@ pub struct ApprovalInfo {
     pub expires_at: i64,
 }
 
+impl ApprovalInfo {
+    /// Whether this is the open approval that reinstates the suspended key
+    /// `key_id` (what a suspension notice names).
+    pub fn reinstates(&self, key_id: &str) -> bool {
+        self.kind == "reinstate_key" && self.subject == key_id && self.state == "pending"
+    }
+}
+
 fn approval_info(r: rotation::ApprovalRow) -> ApprovalInfo {
     ApprovalInfo {
         approval_id: r.approval_id,
