@@ -75,12 +75,14 @@ json_target=$(sed -n 's|^listening on https://||p' "$tmp/upstream.out")
 
 # --- upstream 2: server-sent events carrying their send time ----------------
 cat >"$tmp/sse.py" <<'PY'
-import ssl, sys, time
+import socket, ssl, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
     def do_GET(self):
+        # without it the first event waits out Nagle and a delayed ACK (~40 ms)
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("transfer-encoding", "chunked")

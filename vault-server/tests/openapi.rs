@@ -122,6 +122,7 @@ fn world() -> World {
     let state = vault_server::AppState::new(vault, SecretString::new(admin.clone()))
         .unwrap()
         .with_broker_ca("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n".into());
+    state.set_broker_addr("http://127.0.0.1:1".into());
     World {
         app: vault_server::app(state),
         admin,
@@ -219,6 +220,14 @@ async fn every_documented_operation_answers_as_documented() {
             "/v1/broker/ca.pem",
             "/v1/broker/ca.pem".into(),
             None,
+            None,
+        ),
+        ("GET", "/v1/broker", "/v1/broker".into(), None, None),
+        (
+            "GET",
+            "/v1/broker/placeholders",
+            "/v1/broker/placeholders".into(),
+            Some(token.clone()),
             None,
         ),
         (
