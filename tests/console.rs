@@ -364,6 +364,8 @@ fn pending_holds(s: &Setup, n: usize) -> Vec<serde_json::Value> {
 // rule; the approvals page shows each (agent, method, host, path, the body's
 // redacted preview, no secret); the one denied there is refused with approval_denied
 // and never reaches the upstream, the one approved there reaches it once.
+// The token-shaped value in the denied one's body is the broker's finding on
+// the leaks page.
 #[test]
 fn a_held_egress_request_is_denied_or_approved_in_a_real_browser() {
     if let Err(why) = browser_ready() {
@@ -414,6 +416,15 @@ fn a_held_egress_request_is_denied_or_approved_in_a_real_browser() {
         "note=<redacted:github.pat-classic>",
     ]
     .join("\n");
+    // issue 17 with issue 16: the broker's egress.exfiltration finding on the leaks page
+    let leak = [
+        "hermes",
+        "credential (github.pat-classic)",
+        &format!("outbound request to {host}"),
+        "redacted before it left",
+        "broker",
+    ]
+    .join("\n");
     let shots = screenshots();
     let out = run_browser(
         "held.mjs",
@@ -425,6 +436,7 @@ fn a_held_egress_request_is_denied_or_approved_in_a_real_browser() {
             ("APPROVE", approve_id.as_str()),
             ("AGENT", "hermes"),
             ("SHOWN", shown.as_str()),
+            ("LEAK", leak.as_str()),
             ("FORBIDDEN", forbidden.as_str()),
             ("SHOTS", shots.to_str().unwrap()),
         ],
@@ -469,4 +481,12 @@ fn a_held_egress_request_is_denied_or_approved_in_a_real_browser() {
     };
     assert_eq!(by_console("approval.deny"), 1);
     assert_eq!(by_console("approval.approve"), 1);
+    assert!(
+        log["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "egress.exfiltration" && r["outcome"] == "ok:redacted"),
+        "{log}"
+    );
 }

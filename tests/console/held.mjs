@@ -9,6 +9,8 @@
 //   AGENT       the agent that made both
 //   SHOWN       what the denied one's card must show, one per line
 //               (method, host, path, the body's preview)
+//   LEAK        the broker's finding the leaks page must show, one per line
+//               (the denied one's body held a token-shaped value)
 //   FORBIDDEN   values no page may contain, one per line
 //   SHOTS       where the screenshots go
 // It prints one line per check and exits 1 on the first failure.
@@ -28,6 +30,7 @@ const DENY = env("DENY");
 const APPROVE = env("APPROVE");
 const AGENT = env("AGENT");
 const SHOWN = env("SHOWN").split("\n").filter((v) => v.length > 0);
+const LEAK = env("LEAK").split("\n").filter((v) => v.length > 0);
 const FORBIDDEN = env("FORBIDDEN").split("\n").filter((v) => v.length > 0);
 const SHOTS = env("SHOTS");
 mkdirSync(SHOTS, { recursive: true });
@@ -98,6 +101,16 @@ try {
   check(sent.includes("approved") || sent.includes("done"), "approving the held request shows it approved", sent);
   await noValue("the approval's result");
   await shot("held-approved");
+
+  // what the broker found in the denied one's body is a leak, reported by it
+  const leaks = await page.goto(`${BASE}/ui/leaks`);
+  check(leaks.status() === 200, "/ui/leaks renders", String(leaks.status()));
+  const row = page.locator("table.leaks tr", { hasText: "outbound request to" });
+  check(await row.count() >= 1, "the leaks page lists the broker's finding");
+  const found = await row.first().innerText();
+  for (const want of LEAK) { check(found.includes(want), `the broker's finding shows ${want}`, found); }
+  await noValue("the leaks page");
+  await shot("leaks-broker");
 } catch (e) {
   failed = true;
   console.log(`FAIL ${e && e.message}`);
