@@ -12,6 +12,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::upstream::{
+    output_of, spawn, Setup, CHARGE, FINANCE_SECRET, OPENAI_KEY, STRIPE_KEY, UPSTREAM_HOST,
+};
 
 const CANARY: &str = "canary-console-7c2e91d4-never-shown";
 const LEAKED: &str = "leaked-db-password-Qm72Lx0pWz";
@@ -43,6 +46,47 @@ fn browser_ready() -> Result<(), String> {
 
 fn json_of(out: &assert_cmd::assert::Assert) -> serde_json::Value {
     serde_json::from_str(&stdout_of(out)).unwrap()
+}
+
+/// Runs tests/console/SCRIPT under node with `vars` (bounded: 180 s), its
+/// output in `log`; what it printed, as `Err` when a check failed.
+fn run_browser(script: &str, log: &Path, vars: &[(&str, &str)]) -> Result<String, String> {
+    let mut child = std::process::Command::new("node");
+    child.arg(harness().join(script));
+    for (k, v) in vars {
+        child.env(k, v);
+    }
+    let mut child = child
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the browser run did not finish in 180 s: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = std::fs::read_to_string(log).unwrap_or_default();
+    println!("{out}");
+    if status.success() {
+        Ok(out)
+    } else {
+        Err(out)
+    }
+}
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots")
 }
 
 #[test]
@@ -163,7 +207,7 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
         "{login_url}"
     );
 
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/console-screenshots");
+    let shots = screenshots();
     let forbidden = [
         CANARY,
         LEAKED,
@@ -175,41 +219,24 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
         tokens[1].as_str(),
     ]
     .join("\n");
-    let log = env.dir.path().join("browser.log");
-    let mut child = std::process::Command::new("node")
-        .arg(harness().join("browser.mjs"))
-        .env("LOGIN_URL", &login_url)
-        .env("BASE", &server.base)
-        .env("APPROVAL", &approval)
-        .env("DENY", &to_deny)
-        .env("SECRET", "hermes-marketing/DB_PASSWORD")
-        .env("AGENTS", "hermes-marketing,codex-ci")
-        .env("FORBIDDEN", &forbidden)
-        .env("SHOTS", &shots)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the browser run did not finish in 180 s: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let out = std::fs::read_to_string(&log).unwrap_or_default();
-    println!("{out}");
+    let out = run_browser(
+        "browser.mjs",
+        &env.dir.path().join("browser.log"),
+        &[
+            ("LOGIN_URL", login_url.as_str()),
+            ("BASE", server.base.as_str()),
+            ("APPROVAL", approval.as_str()),
+            ("DENY", to_deny.as_str()),
+            ("SECRET", "hermes-marketing/DB_PASSWORD"),
+            ("AGENTS", "hermes-marketing,codex-ci"),
+            ("FORBIDDEN", forbidden.as_str()),
+            ("SHOTS", shots.to_str().unwrap()),
+        ],
+    );
     assert!(
-        status.success(),
-        "browser checks failed:\n{out}\nserver stderr: {}",
+        out.is_ok(),
+        "browser checks failed:\n{}\nserver stderr: {}",
+        out.unwrap_or_else(|e| e),
         std::fs::read_to_string(&server.stderr).unwrap_or_default()
     );
     for page in ["overview", "spend", "approvals", "leaks", "audit", "doctor"] {
@@ -310,4 +337,156 @@ fn vault_ui_logout_all_signs_every_browser_out() {
     .env("VAULT_ADDR", &server.base)
     .assert()
     .code(3);
+}
+
+/// The pending held requests' approvals, once `n` are open (bounded wait).
+fn pending_holds(s: &Setup, n: usize) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let holds: Vec<_> = s
+            .approvals()
+            .into_iter()
+            .filter(|a| a["kind"] == "egress_request" && a["state"] == "pending")
+            .collect();
+        if holds.len() >= n {
+            return holds;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} held requests did not appear: {holds:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+// issue 17: "deny a held egress request" in a real browser. Two requests an
+// agent makes through `vault run --broker` are held by an `approval = true`
+// rule; the approvals page shows each (agent, method, host, path, the body's
+// redacted preview, no secret); the one denied there is refused with approval_denied
+// and never reaches the upstream, the one approved there reaches it once.
+// The token-shaped value in the denied one's body is the broker's finding on
+// the leaks page.
+#[test]
+fn a_held_egress_request_is_denied_or_approved_in_a_real_browser() {
+    if let Err(why) = browser_ready() {
+        skip_or_fail_in_ci(&why);
+        return;
+    }
+    const REFUND: &str = "amount=990&currency=usd&description=refund+12";
+    // a token-shaped value in the body: redacted in the preview (and in what
+    // an approval would send), never shown
+    const PASTED: &str = "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";
+    let charge = format!("{CHARGE}&note={PASTED}");
+    let s = Setup::start("egress_scan = \"redact\"");
+    let to_deny = spawn(s.run_curl_cmd(&["-X", "POST", "--data", &charge], "/v1/charges"));
+    let first = pending_holds(&s, 1).remove(0);
+    let to_approve = spawn(s.run_curl_cmd(&["-X", "POST", "--data", REFUND], "/v1/charges"));
+    let holds = pending_holds(&s, 2);
+    let deny_id = first["id"].as_str().unwrap().to_owned();
+    let approve_id = holds.iter().find(|a| a["id"] != deny_id.as_str()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0, "held, not sent");
+
+    let admin_file = s.env.dir.path().join("admin-token");
+    let login_url = stdout_of(
+        &s.env
+            .vault(&[
+                "ui",
+                "--admin-token-file",
+                admin_file.to_str().unwrap(),
+                "--no-open",
+            ])
+            .env("VAULT_ADDR", &s.api)
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let admin = std::fs::read_to_string(&admin_file).unwrap();
+    let forbidden = [STRIPE_KEY, OPENAI_KEY, FINANCE_SECRET, PASTED, admin.trim()].join("\n");
+    let host = format!("{UPSTREAM_HOST}:{}", s.upstream.port);
+    let shown = [
+        "POST",
+        host.as_str(),
+        "/v1/charges",
+        "amount=4200",
+        "invoice",
+        "note=<redacted:github.pat-classic>",
+    ]
+    .join("\n");
+    // issue 17 with issue 16: the broker's egress.exfiltration finding on the leaks page
+    let leak = [
+        "hermes",
+        "credential (github.pat-classic)",
+        &format!("outbound request to {host}"),
+        "redacted before it left",
+        "broker",
+    ]
+    .join("\n");
+    let shots = screenshots();
+    let out = run_browser(
+        "held.mjs",
+        &s.env.dir.path().join("held-browser.log"),
+        &[
+            ("LOGIN_URL", login_url.as_str()),
+            ("BASE", s.api.as_str()),
+            ("DENY", deny_id.as_str()),
+            ("APPROVE", approve_id.as_str()),
+            ("AGENT", "hermes"),
+            ("SHOWN", shown.as_str()),
+            ("LEAK", leak.as_str()),
+            ("FORBIDDEN", forbidden.as_str()),
+            ("SHOTS", shots.to_str().unwrap()),
+        ],
+    );
+    let denied = output_of(to_deny);
+    let approved = output_of(to_approve);
+    assert!(
+        out.is_ok(),
+        "browser checks failed:\n{}",
+        out.unwrap_or_else(|e| e)
+    );
+    assert!(shots.join("approvals-held.png").is_file());
+
+    // the denied one: refused to the agent, nothing reached the upstream
+    assert!(
+        denied.contains("403") && denied.contains("\"approval_denied\""),
+        "{denied}"
+    );
+    // the approved one went out, once, with its own body
+    assert!(
+        approved.contains("200 OK") && approved.contains("upstream-ok"),
+        "{approved}"
+    );
+    let charges: Vec<_> = s
+        .upstream
+        .seen()
+        .into_iter()
+        .filter(|r| r.head.starts_with("POST /v1/charges "))
+        .collect();
+    assert_eq!(charges.len(), 1, "exactly the approved one was sent");
+    assert_eq!(charges[0].body, REFUND.as_bytes());
+    assert_eq!(s.approval(&deny_id)["state"], "denied");
+    let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let by_console = |action: &str| {
+        log["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == action && r["origin"] == "console")
+            .count()
+    };
+    assert_eq!(by_console("approval.deny"), 1);
+    assert_eq!(by_console("approval.approve"), 1);
+    assert!(
+        log["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["action"] == "egress.exfiltration" && r["outcome"] == "ok:redacted"),
+        "{log}"
+    );
 }

@@ -24,3 +24,4 @@ mod server;
 mod spend;
 mod tamper;
 mod untrusted_files;
+mod upstream;
