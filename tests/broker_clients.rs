@@ -458,14 +458,14 @@ fn plain_upstream(req: &Req, conn: &mut Conn) -> Flow {
 
 // issue 15 remainder, item 2: plain http:// through HTTP_PROXY (curl and
 // requests under `vault run --broker`) is authenticated, matched by a rule
-// naming the port, gets the credential attached, loses hop-by-hop headers and
+// naming the port and opting in with scheme = "http", gets the credential attached, loses hop-by-hop headers and
 // streams its answer; no rule is a refusal, and port 443 in clear is refused
 #[test]
 fn plain_http_through_http_proxy_is_brokered_like_https() {
     let env = Env::new();
     let upstream = Upstream::start(env.dir.path(), false, Arc::new(plain_upstream));
     let policy = format!(
-        "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nscheme = \"http\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
     );
     let rig = Rig::start(env, upstream, &policy, &["127.0.0.0/8"]);
@@ -528,6 +528,46 @@ print("tls-port", t.status_code, t.json()["error"]["code"])
         assert!(!lower.contains("vault-brokered"), "{head}");
         assert!(!head.contains("avt_") && !head.contains("avk_"), "{head}");
     }
+}
+
+// issue 15 remainder, plain-http review finding: a rule written without
+// `scheme` (for a TLS API, port named) matches the host and port of a plain
+// http:// request but attaches nothing to it: the agent gets egress_denied
+// telling the operator about scheme = "http", and the credential never
+// crosses the network in clear
+#[test]
+fn rule_without_scheme_never_attaches_its_credential_to_plain_http() {
+    let env = Env::new();
+    let upstream = Upstream::start(env.dir.path(), false, Arc::new(plain_upstream));
+    let policy = format!(
+        "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        upstream.port
+    );
+    let rig = Rig::start(env, upstream, &policy, &["127.0.0.0/8"]);
+    let script = format!(
+        r#"
+import json, requests
+r = requests.post("http://{host}:{port}/v1/chat", json={{"a": 1}}, timeout=20,
+                  headers={{"Authorization": "Bearer vault-brokered"}})
+e = r.json()["error"]
+print("plain", r.status_code, r.headers.get("x-vault-broker"), e["code"])
+print("message", json.dumps(e["message"]))
+"#,
+        host = UPSTREAM_HOST,
+        port = rig.upstream.port,
+    );
+    let text = rig.python(&script);
+    assert!(text.contains("plain 403 refused egress_denied"), "{text}");
+    let message: String = serde_json::from_str(
+        text.lines()
+            .find_map(|l| l.strip_prefix("message "))
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(message.contains("scheme = \"http\""), "{message}");
+    assert!(!message.contains(REAL_KEY), "{message}");
+    // refused before any upstream connection: nothing, let alone the key, went out
+    assert_eq!(rig.upstream.heads(), Vec::<String>::new());
 }
 
 /// Reads one WebSocket frame (client frames are masked): opcode and payload.

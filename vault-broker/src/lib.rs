@@ -170,6 +170,8 @@ pub struct OwnedRequest {
     pub port: u16,
     /// The path, without the query.
     pub path: String,
+    /// TLS upstream (CONNECT) or plain TCP (absolute-form `http://`).
+    pub tls: bool,
 }
 
 impl OwnedRequest {
@@ -180,6 +182,7 @@ impl OwnedRequest {
             host: &self.host,
             port: self.port,
             path: &self.path,
+            tls: self.tls,
         }
     }
 }

@@ -1,8 +1,11 @@
 //! Plain `http://` requests in absolute form (what clients send through
-//! `HTTP_PROXY`). Each is authenticated like a CONNECT, decided by the same
-//! `[[egress]]` rules (a rule names port 80, or the port, explicitly: a rule
-//! without a port means 443, TLS), and forwarded on the tunnel's path (strip,
-//! attach, stream back) over plain TCP from the same SSRF-guarded dialer.
+//! `HTTP_PROXY`). Each is authenticated like a CONNECT and decided by the
+//! `[[egress]]` rules, but only by those the operator wrote with
+//! `scheme = "http"` (port 80 unless the host names one): a credential goes
+//! upstream unencrypted only where a person said it may, never because a rule
+//! written for a TLS API happens to match the host and port. It is forwarded
+//! on the tunnel's path (strip, attach, stream back) over plain TCP from the
+//! same SSRF-guarded dialer.
 //!
 //! Why it exists: a client whose `HTTP_PROXY` points at a CONNECT-only proxy
 //! gets an error on every plain call (a pitfall other brokers hit). What it
@@ -20,6 +23,12 @@ use vault_core::SecretString;
 use crate::proxy::{connect_target, refuse, Body, Shared, Tunnel};
 use crate::refusal::{Code, Refusal};
 use crate::Backend;
+
+/// Appended to the `egress_denied` message of a plain request: the usual
+/// cause is a rule that covers the host but not unencrypted requests.
+pub(crate) const DENIED_HINT: &str =
+    " over plain http:// (only a rule with scheme = \"http\" attaches \
+     its credential to an unencrypted request; rules without it cover https:// only)";
 
 /// Forwards one authenticated absolute-form `http://` request.
 pub(crate) async fn forward<B: Backend>(

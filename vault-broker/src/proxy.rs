@@ -217,6 +217,7 @@ impl<B: Backend> Tunnel<B> {
             host: self.host.clone(),
             port: self.port,
             path: req.uri().path().to_owned(),
+            tls: self.tls,
         };
         // Authenticated again on every request: a revoked key stops here.
         let (grant, meta) = self
@@ -231,10 +232,11 @@ impl<B: Backend> Tunnel<B> {
             } => Some((auth, secret, value)),
             EgressGrant::Tunnel(_) => None,
             EgressGrant::Deny(agent) => {
+                let plain = if self.tls { "" } else { crate::plain::DENIED_HINT };
                 return Err(Refusal::new(
                     Code::EgressDenied,
                     format!(
-                        "no [[egress]] rule of agent {agent} covers {target}; the operator can add one \
+                        "no [[egress]] rule of agent {agent} covers {target}{plain}; the operator can add one \
                          to its policy file and run: vault agent set-policy {agent} FILE"
                     ),
                 ))

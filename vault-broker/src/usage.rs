@@ -1363,6 +1363,7 @@ mod tests {
             host: host.into(),
             port: 443,
             path: path.into(),
+            tls: true,
         };
         assert_eq!(
             detect(&req("/api/v1/chat/completions", "openrouter.ai"))
@@ -1405,6 +1406,7 @@ mod tests {
             host: "api.anthropic.com".into(),
             port: 443,
             path: "/v1/messages".into(),
+            tls: true,
         };
         assert!(acc.admit(&meta, &req).is_ok());
         let mut record = UsageRecord {
@@ -1474,6 +1476,7 @@ mod tests {
             host: "api.openai.com".into(),
             port: 443,
             path: "/v1/chat/completions".into(),
+            tls: true,
         }
     }
 

@@ -27,8 +27,12 @@ const ALWAYS_REFUSED: [&str; 2] = ["TRACE", "TRACK"];
 pub struct EgressRule {
     /// The built-in service this rule was written as, if any.
     pub service: Option<Service>,
-    /// `api.openai.com`, `*.example.com` (one label), optionally `:port` (default 443).
+    /// `api.openai.com`, `*.example.com` (one label), optionally `:port`
+    /// (default 443, or 80 for `scheme = "http"`).
     pub host: HostPattern,
+    /// How the request goes upstream: TLS (the default) or, opted into by the
+    /// operator, plain `http://` with the credential in clear.
+    pub scheme: EgressScheme,
     /// Only paths starting with this (default: any).
     pub path_prefix: Option<PathPrefix>,
     /// Only these methods (default: any but TRACE and TRACK).
@@ -50,6 +54,8 @@ struct RuleText {
     service: Option<Service>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     host: Option<HostPattern>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scheme: Option<EgressScheme>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path_prefix: Option<PathPrefix>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +79,13 @@ impl TryFrom<RuleText> for EgressRule {
                         service.as_str()
                     ));
                 }
+                // Built-in services are TLS APIs; a credential for one never goes in clear.
+                if t.scheme.is_some_and(|s| s != EgressScheme::Https) {
+                    return Err(format!(
+                        "egress service {:?} is reached over https only; write a rule without `service` to use scheme = \"http\"",
+                        service.as_str()
+                    ));
+                }
                 let spec = service.spec();
                 let secret = match t.secret {
                     Some(s) => s,
@@ -86,6 +99,7 @@ impl TryFrom<RuleText> for EgressRule {
                 Ok(EgressRule {
                     service: Some(service),
                     host: HostPattern::try_from(spec.host.to_owned())?,
+                    scheme: EgressScheme::Https,
                     path_prefix,
                     methods: t.methods,
                     secret,
@@ -98,6 +112,7 @@ impl TryFrom<RuleText> for EgressRule {
                 host: t
                     .host
                     .ok_or("egress rule: missing field `host` (or `service`)")?,
+                scheme: t.scheme.unwrap_or_default(),
                 path_prefix: t.path_prefix,
                 methods: t.methods,
                 secret: t.secret.ok_or("egress rule: missing field `secret`")?,
@@ -114,12 +129,67 @@ impl From<EgressRule> for RuleText {
         RuleText {
             service: r.service,
             host: (!expanded).then_some(r.host),
+            // The default is not written, so stored policies without it read back the same.
+            scheme: (r.scheme != EgressScheme::default()).then_some(r.scheme),
             path_prefix: r.path_prefix,
             methods: r.methods,
             secret: Some(r.secret),
             auth: (!expanded).then_some(r.auth),
             approval: r.approval.then_some(true),
         }
+    }
+}
+
+/// A rule's `scheme`: whether its credential may go upstream without TLS.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum EgressScheme {
+    /// Only CONNECT tunnels, TLS to the upstream (the default).
+    #[default]
+    Https,
+    /// Only plain `http://` requests (through `HTTP_PROXY`): the credential
+    /// crosses the network unencrypted, so the operator must say so.
+    Http,
+}
+
+impl EgressScheme {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EgressScheme::Https => "https",
+            EgressScheme::Http => "http",
+        }
+    }
+
+    /// The port a rule's host means when it names none.
+    fn default_port(self) -> u16 {
+        match self {
+            EgressScheme::Https => 443,
+            EgressScheme::Http => 80,
+        }
+    }
+
+    fn is_tls(self) -> bool {
+        self == EgressScheme::Https
+    }
+}
+
+impl TryFrom<String> for EgressScheme {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "https" => Ok(EgressScheme::Https),
+            "http" => Ok(EgressScheme::Http),
+            _ => Err(format!(
+                "egress scheme {text:?}: use \"https\" (the default) or \"http\" (the credential crosses the network unencrypted)"
+            )),
+        }
+    }
+}
+
+impl From<EgressScheme> for String {
+    fn from(s: EgressScheme) -> String {
+        s.as_str().to_owned()
     }
 }
 
@@ -236,6 +306,9 @@ pub struct EgressRequest<'a> {
     pub port: u16,
     /// The request path (without the query).
     pub path: &'a str,
+    /// Whether the upstream leg is TLS (a CONNECT tunnel) or plain TCP (an
+    /// absolute-form `http://` request): only rules of the same `scheme` match.
+    pub tls: bool,
 }
 
 /// What the broker does with a request.
@@ -260,7 +333,9 @@ pub struct EgressRules {
 }
 
 impl EgressRules {
-    /// Decides `request`: exact host beats wildcard, a stated port beats the
+    /// Decides `request`: only rules whose `scheme` is the request's (TLS or
+    /// not) are considered, so a credential goes in clear only where the
+    /// operator wrote `scheme = "http"`. Then exact host beats wildcard, a stated port beats the
     /// default, a longer path prefix beats a shorter one, then the first written.
     pub fn decide(&self, request: &EgressRequest<'_>) -> EgressDecision<'_> {
         let method = request.method.to_ascii_uppercase();
@@ -271,7 +346,11 @@ impl EgressRules {
         let mut best: Option<(&EgressRule, (bool, bool, usize))> = None;
         let mut method_refused = false;
         for rule in &self.rules {
-            if !rule.host.matches(&host, request.port) {
+            if rule.scheme.is_tls() != request.tls
+                || !rule
+                    .host
+                    .matches(&host, request.port, rule.scheme.default_port())
+            {
                 continue;
             }
             let prefix_len = match &rule.path_prefix {
@@ -310,8 +389,8 @@ impl EgressRules {
 }
 
 impl HostPattern {
-    fn matches(&self, host: &str, port: u16) -> bool {
-        if self.port.unwrap_or(443) != port {
+    fn matches(&self, host: &str, port: u16, default_port: u16) -> bool {
+        if self.port.unwrap_or(default_port) != port {
             return false;
         }
         if self.wildcard {

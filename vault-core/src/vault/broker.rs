@@ -322,6 +322,7 @@ mod tests {
             host,
             port: 443,
             path: "/v1/chat",
+            tls: true,
         }
     }
 

@@ -11,6 +11,7 @@ fn req<'a>(method: &'a str, host: &'a str, port: u16, path: &'a str) -> EgressRe
         host,
         port,
         path,
+        tls: true,
     }
 }
 
@@ -320,4 +321,94 @@ fn the_readme_one_way_door_examples_hold_sends_and_charges_only() {
     );
     assert_eq!(held(pay, "GET", stripe, "/v1/charges"), Some(false));
     assert_eq!(held(pay, "POST", stripe, "/v1/refunds"), None);
+}
+
+// issue 15 remainder, plain-http review finding: a credential goes upstream
+// unencrypted only by a rule with `scheme = "http"`; the default is https, a
+// CONNECT never matches an http rule, and the field survives storage
+#[test]
+fn egress_scheme_defaults_to_https_and_only_http_rules_match_plain_requests() {
+    let plain = |method, host, port, path| EgressRequest {
+        tls: false,
+        ..req(method, host, port, path)
+    };
+    let r = rules(
+        r#"
+        [[egress]]
+        host = "api.example.com:8443"
+        secret = "TLS_ONLY"
+        auth = "bearer"
+        [[egress]]
+        host = "legacy.example.com"
+        scheme = "http"
+        secret = "CLEAR"
+        auth = "bearer"
+        [[egress]]
+        host = "both.example.com:8080"
+        scheme = "https"
+        secret = "HTTPS_8080"
+        auth = "bearer"
+        [[egress]]
+        host = "both.example.com:8080"
+        scheme = "http"
+        secret = "HTTP_8080"
+        auth = "bearer"
+        "#,
+    );
+    assert_eq!(r.rules()[0].scheme, EgressScheme::Https);
+    let s = |q: EgressRequest<'_>| secret_of(r.decide(&q));
+    // a rule without `scheme` never covers plain http, whatever its port
+    assert_eq!(s(req("GET", "api.example.com", 8443, "/")), "TLS_ONLY");
+    assert_eq!(s(plain("GET", "api.example.com", 8443, "/")), "Deny");
+    // an http rule means port 80 unless it names one, and never covers a CONNECT
+    assert_eq!(s(plain("GET", "legacy.example.com", 80, "/")), "CLEAR");
+    assert_eq!(s(plain("GET", "legacy.example.com", 443, "/")), "Deny");
+    assert_eq!(s(req("GET", "legacy.example.com", 80, "/")), "Deny");
+    assert_eq!(s(req("GET", "legacy.example.com", 443, "/")), "Deny");
+    assert_eq!(s(req("GET", "both.example.com", 8080, "/")), "HTTPS_8080");
+    assert_eq!(s(plain("GET", "both.example.com", 8080, "/")), "HTTP_8080");
+    // unmatched = "tunnel" still forwards a plain request, with no credential
+    let tunnel = rules(
+        "[[egress]]\nhost = \"api.example.com:8443\"\nsecret = \"K\"\nauth = \"bearer\"\n[egress_default]\nunmatched = \"tunnel\"\n",
+    );
+    assert_eq!(
+        tunnel.decide(&plain("GET", "api.example.com", 8443, "/")),
+        EgressDecision::Tunnel
+    );
+    // stored: http is written, the default is not, and both read back the same
+    let policy = Policy::from_toml(
+        "[[egress]]\nhost = \"a.example.com\"\nscheme = \"http\"\nsecret = \"K\"\nauth = \"bearer\"\n[[egress]]\nhost = \"b.example.com\"\nsecret = \"K\"\nauth = \"bearer\"\n",
+    )
+    .unwrap();
+    let json = policy.to_json();
+    assert_eq!(json.matches("\"scheme\":\"http\"").count(), 1, "{json}");
+    assert!(!json.contains("https"), "{json}");
+    let again = Policy::from_json(&json).unwrap();
+    assert_eq!(again.egress(), policy.egress());
+    assert_eq!(again.egress().rules()[0].scheme, EgressScheme::Http);
+    assert_eq!(again.egress().rules()[1].scheme, EgressScheme::Https);
+}
+
+// issue 15 remainder, plain-http review finding: a scheme other than https or
+// http is refused at load with the field named; a service is https only
+#[test]
+fn bad_egress_schemes_are_refused_at_load() {
+    for (text, needle) in [
+        (
+            "[[egress]]\nhost = \"a.com\"\nscheme = \"HTTP\"\nsecret = \"K\"\nauth = \"bearer\"\n",
+            "egress scheme \"HTTP\"",
+        ),
+        (
+            "[[egress]]\nhost = \"a.com\"\nscheme = \"ws\"\nsecret = \"K\"\nauth = \"bearer\"\n",
+            "egress scheme \"ws\"",
+        ),
+        (
+            "[[egress]]\nservice = \"openai\"\nscheme = \"http\"\n",
+            "https only",
+        ),
+    ] {
+        let err = Policy::from_toml(text).unwrap_err().to_string();
+        assert!(err.contains(needle), "{text}: {err}");
+    }
+    assert!(Policy::from_toml("[[egress]]\nservice = \"openai\"\nscheme = \"https\"\n").is_ok());
 }
