@@ -237,7 +237,7 @@ impl<B: Backend> Tunnel<B> {
                     Code::EgressDenied,
                     format!(
                         "no [[egress]] rule of agent {agent} covers {target}{plain}; the operator can add one \
-                         to its policy file and run: vault agent set-policy {agent} FILE"
+                         to its policy file and run: vault agent set-policy {agent} --policy FILE"
                     ),
                 ))
             }
@@ -246,7 +246,7 @@ impl<B: Backend> Tunnel<B> {
                     Code::EgressMethodDenied,
                     format!(
                         "agent {agent}'s egress rules do not allow {target} (TRACE and TRACK are always \
-                         refused); the operator can widen `methods` and run: vault agent set-policy {agent} FILE"
+                         refused); the operator can widen `methods` and run: vault agent set-policy {agent} --policy FILE"
                     ),
                 ))
             }
