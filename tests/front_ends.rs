@@ -150,26 +150,65 @@ fn a_key_suspended_by_server_traffic_notifies() {
 }
 
 #[test]
-fn agents_listed_by_the_cli_and_over_http_are_the_same_json() {
-    // issue 14, item 3
+fn agents_keys_and_approvals_listed_by_the_cli_and_over_http_are_the_same_json() {
+    // issue 14, item 3 (done-when: agents, keys and approvals, one shape each)
     let (env, _, _) = setup();
-    let cli: serde_json::Value = serde_json::from_str(&stdout_of(
-        &env.vault(&["agent", "ls", "--json"]).assert().success(),
-    ))
-    .unwrap();
-    let s = start_with(&env, &["--listen", "127.0.0.1:0"]);
-    let http: serde_json::Value = ureq::get(&format!("{}/v1/admin/agents", s.base))
-        .set("Authorization", &format!("Bearer {}", s.admin))
-        .call()
-        .unwrap()
-        .into_json()
-        .unwrap();
-    assert_eq!(cli, http);
-    let created = http["agents"][0]["created_at"].as_str().unwrap();
-    assert!(
-        humantime::parse_rfc3339(created).is_ok(),
-        "not RFC 3339: {created}"
+    // an approval to list: a leaked secret whose rotation waits for a person
+    set_rotation_script(
+        &env,
+        "hermes-marketing/GITHUB_TOKEN",
+        "echo rotated-value\n",
     );
+    let leak = env.dir.path().join("transcript.txt");
+    std::fs::write(
+        &leak,
+        format!("the agent said: {}\n", crate::server::CANARY),
+    )
+    .unwrap();
+    env.vault(&["scan", leak.to_str().unwrap(), "--rotate"])
+        .assert()
+        .code(1);
+    let cli = |args: &[&str]| -> serde_json::Value {
+        serde_json::from_str(&stdout_of(&env.vault(args).assert().success())).unwrap()
+    };
+    let agents = cli(&["agent", "ls", "--json"]);
+    let keys = cli(&["keys", "ls", "--json"]);
+    let approvals = cli(&["approvals", "--json"]);
+    assert_eq!(
+        approvals["approvals"].as_array().map(Vec::len),
+        Some(1),
+        "{approvals}"
+    );
+    assert_eq!(keys["keys"].as_array().map(Vec::len), Some(2), "{keys}");
+
+    let s = start_with(&env, &["--listen", "127.0.0.1:0"]);
+    let http = |path: &str| -> serde_json::Value {
+        ureq::get(&format!("{}{path}", s.base))
+            .set("Authorization", &format!("Bearer {}", s.admin))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    };
+    assert_eq!(agents, http("/v1/admin/agents"));
+    // a key's last use may move when the server starts; the shape and the rest may not
+    let mut http_keys = http("/v1/admin/keys");
+    let mut cli_keys = keys.clone();
+    for list in [&mut http_keys, &mut cli_keys] {
+        for k in list["keys"].as_array_mut().unwrap() {
+            k.as_object_mut().unwrap().remove("last_used_at");
+        }
+    }
+    assert_eq!(cli_keys, http_keys);
+    assert_eq!(approvals, http("/v1/admin/approvals"));
+    for (list, field) in [
+        (&agents["agents"], "created_at"),
+        (&keys["keys"], "expires_at"),
+        (&approvals["approvals"], "created_at"),
+    ] {
+        let at = list[0][field].as_str().unwrap();
+        assert!(humantime::parse_rfc3339(at).is_ok(), "not RFC 3339: {at}");
+    }
 }
 
 #[test]
@@ -202,4 +241,65 @@ fn a_rotation_the_cli_resumes_notifies_as_the_server_does() {
     assert_eq!(sent[0]["event"], "rotation");
     assert_eq!(sent[0]["key"], "hermes-key");
     assert_eq!(sent[0]["state"], "done");
+}
+
+#[test]
+fn an_embedded_server_sees_a_revocation_made_by_another_vault_process_within_a_second() {
+    // issue 14, done-when 4: the library's refresher, against a real `vault keys revoke`
+    let (env, mkey, _) = setup();
+    let vault =
+        vault_core::Vault::unlock(&env.home, &vault_core::SecretString::new(PASSPHRASE.into()))
+            .unwrap();
+    let bound = vault_server::Server::builder()
+        .listen(vault_server::Listen::parse("127.0.0.1:0").unwrap())
+        .admin_token_file(env.dir.path().join("embedded-admin-token"))
+        .build()
+        .unwrap()
+        .bind(vault)
+        .unwrap();
+    let base = bound.address().to_owned();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(bound.serve(async {
+            let _ = stopped.await;
+        }))
+    });
+    let (status, minted) = post(&format!("{base}/v1/auth/token"), &mkey, "{}");
+    assert_eq!(status, 200, "{minted}");
+    let token = minted["token"].as_str().unwrap().to_owned();
+    let read = || match ureq::get(&format!("{base}/v1/secrets/GITHUB_TOKEN"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(read(), 200);
+
+    env.vault(&["keys", "revoke", "hermes-marketing-key"])
+        .assert()
+        .success();
+    let revoked_at = std::time::Instant::now();
+    let seen = loop {
+        if read() == 401 {
+            break revoked_at.elapsed();
+        }
+        assert!(
+            revoked_at.elapsed() < std::time::Duration::from_secs(3),
+            "the revocation was never seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        seen <= std::time::Duration::from_secs(1),
+        "seen after {seen:?}"
+    );
+    let _ = stop.send(());
+    thread.join().unwrap().unwrap();
 }

@@ -222,7 +222,8 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
         let place = r.target.unwrap_or_default();
         if let Some(addr) = place.strip_prefix("http://") {
             let loopback = addr
-                .parse::<std::net::SocketAddr>()
+                // an address type, not a socket: vault-core opens none
+                .parse::<core::net::SocketAddr>()
                 .is_ok_and(|a| a.ip().is_loopback());
             if loopback {
                 // issue 13, finding 9: on loopback too, nothing proves to an

@@ -1,12 +1,15 @@
 //! The notification vocabulary: one serialisable [`Event`] for everything a
 //! front end reports (CLI commands and the server alike), so a leak found by
 //! `vault scan --rotate` and one found through `POST /v1/scan` send the same
-//! event. Delivery (a command, a loopback webhook) is [`crate::Vault::notify`].
+//! event. Delivery (a command, a loopback webhook) is vault-guard's; the settings
+//! are [`crate::Vault::notify_config`].
 //! An event names what happened and to whom: ids, names and paths, never a value.
 
 use serde::Serialize;
 
 use crate::{LeakAction, RotationReport, RotationState};
+
+pub use crate::vault::parse_loopback_url;
 
 /// Something a person may want to hear about. On the wire, `{"event": KIND,
 /// "at": RFC 3339, ...fields}`.

@@ -52,7 +52,7 @@ pub use data_key::{DekUsage, DEK_LIMIT, DEK_WARN_AT};
 pub use holds::{HeldRequest, HoldOutcome};
 pub use leaks::LeakAction;
 pub use named_keys::{IssuedKey, KeyInfo, KeyStatus};
-pub use notify::NotifyConfig;
+pub use notify::{parse_loopback_url, NotifyConfig};
 pub use rotation::{RotationReport, RotationState};
 pub use secret_rotation::DEFAULT_COMMAND_TIMEOUT;
 pub use secrets::{validate_value, SecretInfo, VersionInfo, MAX_VALUE_LEN};

@@ -218,7 +218,7 @@ pub fn act(vault: &mut Vault, seen: Vec<Seen>, report: &Report) -> vault_core::R
         };
         if !matches!(action, LeakAction::Unknown) {
             for event in vault_core::notify::Event::for_leak(&action) {
-                acted.undelivered.extend(vault.notify(&event));
+                acted.undelivered.extend(crate::notify::send(vault, &event));
             }
             acted.actions.push(action);
         }

@@ -166,7 +166,7 @@ impl Backend for VaultBackend {
         let sent = self
             .0
             .with_vault(move |vault| {
-                for err in vault.notify(&event) {
+                for err in vault_guard::notify::send(vault, &event) {
                     tracing::warn!("notification failed: {err}");
                 }
                 Ok(())

@@ -29,7 +29,7 @@ use crate::conn::Limits;
 use crate::state::AppState;
 
 /// How often revocations, key states and suspensions are reloaded.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(1);
+pub const REFRESH_EVERY: Duration = Duration::from_millis(500);
 
 /// Where the server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]

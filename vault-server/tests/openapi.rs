@@ -273,6 +273,20 @@ async fn every_documented_operation_answers_as_documented() {
             None,
         ),
         (
+            "GET",
+            "/v1/admin/keys",
+            "/v1/admin/keys".into(),
+            Some(w.admin.clone()),
+            None,
+        ),
+        (
+            "GET",
+            "/v1/admin/approvals",
+            "/v1/admin/approvals".into(),
+            Some(w.admin.clone()),
+            None,
+        ),
+        (
             "POST",
             "/v1/admin/agents",
             "/v1/admin/agents".into(),

@@ -110,7 +110,7 @@ pub fn warn_dek_usage(vault: &Vault) {
 
 /// Sends an event, saying on stderr if a notifier failed.
 pub fn send_notice(vault: &Vault, e: &vault_core::notify::Event) {
-    for err in vault.notify(e) {
+    for err in vault_guard::notify::send(vault, e) {
         eprintln!("vault: warning: {err}");
     }
 }

@@ -52,7 +52,7 @@ pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
             }
         }
         NotifyCommand::Test => {
-            let errors = vault.notify(&Event::Test);
+            let errors = vault_guard::notify::send(&vault, &Event::Test);
             if errors.is_empty() {
                 eprintln!("test event delivered");
             } else {

@@ -21,7 +21,8 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/agents", get(list_agents).post(add_agent))
         .route("/v1/admin/secrets", post(set_secret))
-        .route("/v1/admin/keys", post(issue_key))
+        .route("/v1/admin/keys", get(list_keys).post(issue_key))
+        .route("/v1/admin/approvals", get(list_approvals))
         .route("/v1/admin/keys/{id}/revoke", post(revoke_key))
         .route("/v1/admin/tokens/revoke", post(revoke_token))
 }
@@ -52,6 +53,31 @@ async fn list_agents(
         .map(vault_core::view::AgentView::from)
         .collect();
     Ok(Json(serde_json::json!({ "agents": list })))
+}
+
+/// Every named key, as `vault keys ls --json` prints them (issue 14).
+async fn list_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let keys = state.with_vault(|v| Ok(v.list_keys(OP, None)?)).await?;
+    let list: Vec<_> = keys.iter().map(vault_core::view::KeyView::from).collect();
+    Ok(Json(serde_json::json!({ "keys": list })))
+}
+
+/// Every approval, as `vault approvals --json` prints them (issue 14).
+async fn list_approvals(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_admin(&state, &headers)?;
+    let list = state.with_vault(|v| Ok(v.approvals(OP)?)).await?;
+    let list: Vec<_> = list
+        .iter()
+        .map(vault_core::view::ApprovalView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "approvals": list })))
 }
 
 #[derive(Deserialize)]
