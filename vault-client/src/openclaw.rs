@@ -1,4 +1,4 @@
-//! `vault resolve --openclaw`: an OpenClaw `exec` SecretRef provider, so an
+//! OpenClaw's `exec` SecretRef provider protocol (`vault resolve --openclaw`), so an
 //! OpenClaw config holds only refs like `{source: "exec", provider: "vault",
 //! id: "GITHUB_TOKEN"}` and never a plaintext credential.
 //!
@@ -21,28 +21,12 @@
 //! the command's directory as cwd, so nothing here needs `HOME` or
 //! `VAULT_HOME`.
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::Read;
 
-use anyhow::Result;
 use vault_core::{SecretName, SecretPath, SecretString};
 use zeroize::Zeroizing;
 
-use crate::exit;
-
-/// `vault resolve`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Speak OpenClaw's exec SecretRef provider protocol (version 1) on stdin/stdout.
-    #[arg(long, required = true)]
-    openclaw: bool,
-    /// The environment variable holding the agent's named key (a name, not a key).
-    #[arg(long, value_name = "VAR", default_value = "VAULT_AGENT_KEY")]
-    key_env: String,
-    /// Read the agent's named key from FILE instead of the environment.
-    #[arg(long, value_name = "FILE")]
-    key_file: Option<PathBuf>,
-}
+use crate::{Remote, Result};
 
 /// The most a request may hold; OpenClaw's own provider output cap is the
 /// same 1 MiB, and its requests are far smaller (256 KiB batch limit).
@@ -50,40 +34,6 @@ pub const MAX_REQUEST_BYTES: u64 = 1024 * 1024;
 
 /// The protocol version this speaks.
 const PROTOCOL_VERSION: u64 = 1;
-
-pub fn run(args: Args) -> Result<()> {
-    debug_assert!(args.openclaw);
-    let ids = match read_request(&mut std::io::stdin().lock()) {
-        Ok(ids) => ids,
-        Err(message) => return Err(fail("protocol_error", exit::USAGE, &message)),
-    };
-    let remote =
-        match crate::remote::Remote::from_env_var(&args.key_env, args.key_file.as_deref()) {
-            Ok(Some(remote)) => remote,
-            Ok(None) => return Err(fail(
-                "no_server",
-                exit::USAGE,
-                "VAULT_ADDR is not set: vault resolve fetches through a running `vault server` \
-             (pass VAULT_ADDR and the key variable through OpenClaw's passEnv)",
-            )),
-            Err(e) => {
-                let (code, name) = exit::classify(&e);
-                return Err(fail(name, code, &exit::message(&e)));
-            }
-        };
-    match answer(&remote, &ids) {
-        Ok(body) => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(&body)?;
-            out.flush()?;
-            Ok(())
-        }
-        Err(e) => {
-            let (code, name) = exit::classify(&e);
-            Err(fail(name, code, &exit::message(&e)))
-        }
-    }
-}
 
 /// Parses a request: the ids, deduplicated in order, or why it is malformed.
 /// The message never quotes the input (it may hold anything).
@@ -170,7 +120,11 @@ pub fn classify_id(id: &str) -> Id {
 
 /// Fetches every valid id through one token and renders the answer into
 /// zeroizing memory.
-fn answer(remote: &crate::remote::Remote, ids: &[String]) -> Result<Zeroizing<Vec<u8>>> {
+///
+/// # Errors
+/// The server could not be reached, or refused the key (a missing or
+/// forbidden secret is a per-id `NOT_FOUND`, not an error).
+pub fn answer(remote: &Remote, ids: &[String]) -> Result<Zeroizing<Vec<u8>>> {
     let mut values: Vec<(&str, SecretString)> = Vec::new();
     let mut errors: Vec<(&str, &'static str)> = Vec::new();
     let wanted: Vec<(&str, Id)> = ids
@@ -229,18 +183,14 @@ fn render(
     Ok(out)
 }
 
-/// Answers a request-level failure: a JSON error on stdout (for
-/// scripts; OpenClaw ignores stdout on a nonzero exit), the message on
-/// stderr (OpenClaw logs it), and a stable exit code. Messages hold names
-/// and reasons, never values. Returns the exit status for `main`.
-fn fail(code: &str, exit_code: i32, message: &str) -> anyhow::Error {
-    let body = serde_json::json!({
+/// The body of a request-level failure:
+/// `{"protocolVersion":1,"error":{"code","message"}}`. Messages hold names
+/// and reasons, never values.
+pub fn error_body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({
         "protocolVersion": PROTOCOL_VERSION,
         "error": {"code": code, "message": message},
-    });
-    let _ = writeln!(std::io::stdout(), "{body}");
-    let _ = writeln!(std::io::stderr(), "vault: error: {message}");
-    exit::with_code(exit_code)
+    })
 }
 
 #[cfg(test)]

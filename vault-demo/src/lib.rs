@@ -1,28 +1,70 @@
-//! `vault demo`: a guided tour in a throwaway vault. Each step runs the real
-//! `vault` binary as a user would and prints the command and what it showed,
-//! so the tour doubles as a smoke test of the main job.
+//! vault-demo: the guided tour `vault demo` gives, in a throwaway vault.
+//! Each step runs the real `vault` binary as a user would and writes the
+//! command and what it showed, so the tour doubles as a smoke test of the
+//! main job: a program that installs vault can run [`tour`] to check it.
+//!
+//! What lives here: the steps, their checks and their narration, written to
+//! any [`Write`]. What must not: anything the binary does itself; every step
+//! goes through its command line.
+
+#![deny(missing_docs)]
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{bail, Context as _, Result};
+/// Why the tour stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A step did not do what the tour shows it doing.
+    #[error("{0}")]
+    Failed(String),
+    /// A program could not be started or a file written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// What was being done when `source` failed.
+    #[error("{context}")]
+    Context {
+        /// What was being started.
+        context: &'static str,
+        /// Why it failed.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
-use super::Context;
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// `vault demo`.
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Keep the throwaway vault directory and print where it is.
-    #[arg(long)]
-    keep: bool,
+/// Stops the tour with `message`.
+macro_rules! bail {
+    ($($arg:tt)*) => { return Err(Error::Failed(format!($($arg)*))) };
+}
+
+/// Names what was being started when an I/O error happened.
+trait Context<T> {
+    fn context(self, context: &'static str) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, context: &'static str) -> Result<T> {
+        self.map_err(|source| Error::Context { context, source })
+    }
+}
+
+impl<T> Context<T> for Option<T> {
+    fn context(self, context: &'static str) -> Result<T> {
+        self.ok_or_else(|| Error::Failed(context.to_owned()))
+    }
 }
 
 /// A value obviously fake, so the tour can show it without showing anything real.
 const DEMO_VALUE: &str = "ghp_DEMOxFAKExTOKENxNOTxREAL0000000000";
 
-struct Tour {
+struct Tour<'a> {
+    out: &'a mut dyn Write,
     exe: PathBuf,
     home: PathBuf,
     passfile: PathBuf,
@@ -33,12 +75,12 @@ struct Tour {
     cwd: Option<PathBuf>,
 }
 
-impl Tour {
+impl Tour<'_> {
     /// Runs `vault ARGS` with `stdin`, prints it, returns (exit code, stdout).
     fn run(&mut self, title: &str, args: &[&str], stdin: Option<&str>) -> Result<(i32, String)> {
         if !title.is_empty() {
             self.step += 1;
-            println!("\n{}. {title}", self.step);
+            writeln!(self.out, "\n{}. {title}", self.step)?;
         }
         // A request is shown as it is; a secret value never is.
         let shown_stdin = match stdin {
@@ -46,7 +88,7 @@ impl Tour {
             Some(_) => "printf '%s' \"$VALUE\" | ".to_owned(),
             None => String::new(),
         };
-        println!("   $ {shown_stdin}vault {}", args.join(" "));
+        writeln!(self.out, "   $ {shown_stdin}vault {}", args.join(" "))?;
         let mut command = Command::new(&self.exe);
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
@@ -76,10 +118,10 @@ impl Tour {
             .lines()
             .chain(String::from_utf8_lossy(&out.stderr).lines())
         {
-            println!("   | {}", redact_credentials(line));
+            writeln!(self.out, "   | {}", redact_credentials(line))?;
         }
         let code = out.status.code().unwrap_or(-1);
-        println!("   (exit {code})");
+        writeln!(self.out, "   (exit {code})")?;
         Ok((code, stdout))
     }
 
@@ -98,21 +140,35 @@ impl Tour {
     }
 }
 
-pub fn run(_ctx: &Context, args: Args) -> Result<()> {
+/// Runs the tour with the `vault` binary at `exe`, narrating to `out`; with
+/// `keep`, the throwaway vault directory is kept and its path returned.
+///
+/// # Errors
+/// A step did not do what the tour shows (its exit code or output), or a
+/// program or file could not be used.
+pub fn tour(exe: PathBuf, keep: bool, out: &mut dyn Write) -> Result<Option<PathBuf>> {
     let dir = tempfile::Builder::new().prefix("vault-demo-").tempdir()?;
     let home = dir.path().join("vault");
     let passfile = dir.path().join("passphrase");
     write_private(&passfile, "demo passphrase for a throwaway vault\n")?;
     let mut tour = Tour {
-        exe: std::env::current_exe().context("finding the vault binary")?,
+        out,
+        exe,
         home: home.clone(),
         passfile,
         step: 0,
         env: Vec::new(),
         cwd: None,
     };
-    println!("vault demo: a throwaway vault in {}", home.display());
-    println!("(the passphrase comes from VAULT_PASSPHRASE_FILE, never from arguments)");
+    writeln!(
+        tour.out,
+        "vault demo: a throwaway vault in {}",
+        home.display()
+    )?;
+    writeln!(
+        tour.out,
+        "(the passphrase comes from VAULT_PASSPHRASE_FILE, never from arguments)"
+    )?;
 
     // The floor parameters keep the tour quick; a real `init` calibrates to ~0.5 s.
     tour.expect(
@@ -176,7 +232,10 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         0,
     )?;
     let text = std::fs::read_to_string(&env_file)?;
-    println!("   the env file keeps its other lines and now has VAULT_AGENT_KEY=avk_… (not shown)");
+    writeln!(
+        tour.out,
+        "   the env file keeps its other lines and now has VAULT_AGENT_KEY=avk_… (not shown)"
+    )?;
     let key = text
         .lines()
         .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
@@ -219,11 +278,12 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         0,
     )?;
     let after = std::fs::read_to_string(&env_file)?;
-    println!(
+    writeln!(
+        tour.out,
         "   the env file's key changed: {}; its other lines are unchanged: {}",
         before != after,
         after.contains("LOG_LEVEL=info")
-    );
+    )?;
     // The leak: the agent pastes its own key into a chat that is logged.
     let sessions = dir.path().join("sessions");
     std::fs::create_dir(&sessions)?;
@@ -245,7 +305,10 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
     )?;
     let now = std::fs::read_to_string(&env_file)?;
     let replaced = !now.contains(&leaked);
-    println!("   the leaked key was rotated away and the env file holds its successor: {replaced}");
+    writeln!(
+        tour.out,
+        "   the leaked key was rotated away and the env file holds its successor: {replaced}"
+    )?;
     if !replaced {
         bail!("demo: the leaked key was not rotated");
     }
@@ -298,10 +361,10 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         bail!("demo: the server did not start");
     };
     tour.step += 1;
-    println!(
+    writeln!(tour.out,
         "\n{}. Start the server on a free loopback port, with the egress broker\n   $ vault server --listen 127.0.0.1:0 --admin-token-file FILE --broker 127.0.0.1:0\n   | listening on {addr}\n   | broker listening on {broker}",
         tour.step
-    );
+    )?;
     tour.env = vec![
         ("VAULT_ADDR".into(), addr),
         ("VAULT_AGENT_KEY".into(), current),
@@ -354,7 +417,10 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
     if code != 0 || !json.contains("GITHUB_TOKEN") || json.contains("STRIPE_KEY") {
         bail!("demo: the env over HTTP was not the marketing agent's alone");
     }
-    println!("   only the marketing agent's secrets came back; the finance agent's did not");
+    writeln!(
+        tour.out,
+        "   only the marketing agent's secrets came back; the finance agent's did not"
+    )?;
     let (code, answer) = resolved?;
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap_or_default();
     if code != 0
@@ -363,12 +429,12 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
     {
         bail!("demo: the OpenClaw resolver did not answer as the marketing agent alone");
     }
-    println!("   the resolver answered GITHUB_TOKEN and NOT_FOUND for the finance agent's secret, exactly like a missing one");
+    writeln!(tour.out, "   the resolver answered GITHUB_TOKEN and NOT_FOUND for the finance agent's secret, exactly like a missing one")?;
     let (code, out) = brokered?;
     if code != 0 || !out.contains("STRIPE_KEY=vault-brokered") || out.contains("sk_test_") {
         bail!("demo: the brokered run did not hold only the placeholder");
     }
-    println!("   the broker would attach the real key to requests for api.stripe.com; the agent never saw it");
+    writeln!(tour.out, "   the broker would attach the real key to requests for api.stripe.com; the agent never saw it")?;
 
     // A commit about to carry the finance agent's stored secret in a config file.
     let repo = dir.path().join("repo");
@@ -434,21 +500,23 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
     )?;
 
     tour.step += 1;
-    println!(
+    writeln!(
+        tour.out,
         "\n{}. The database file never holds a value in clear",
         tour.step
-    );
+    )?;
     for file in std::fs::read_dir(&home)? {
         let path = file?.path();
         let bytes = std::fs::read(&path)?;
         let found = bytes
             .windows(DEMO_VALUE.len())
             .any(|w| w == DEMO_VALUE.as_bytes());
-        println!(
+        writeln!(
+            tour.out,
             "   {}: {} bytes, plaintext present: {found}",
             path.display(),
             bytes.len()
-        );
+        )?;
         if found {
             bail!("demo: plaintext found in {}", path.display());
         }
@@ -468,14 +536,11 @@ pub fn run(_ctx: &Context, args: Args) -> Result<()> {
         2,
     )?;
 
-    println!(
+    writeln!(
+        tour.out,
         "\nDone. Next: `vault init` for a real vault (VAULT_HOME, default ~/.local/share/vault)."
-    );
-    if args.keep {
-        let kept = dir.keep();
-        println!("kept the demo vault in {}", kept.display());
-    }
-    Ok(())
+    )?;
+    Ok(keep.then(|| dir.keep()))
 }
 
 /// The tour is in a throwaway vault, but it still shows credentials the way

@@ -1,5 +1,7 @@
-//! `vault integrate hermes|claude-code|gemini|openclaw`: wire vault into an agent runtime's
-//! own plug-in points, so no secret has to sit in the runtime's config.
+//! Wiring vault into an agent runtime's own plug-in points (`vault integrate
+//! hermes|claude-code|gemini|openclaw`), so no secret has to sit in the
+//! runtime's config. Each function writes and returns what it did; the
+//! front end says it.
 //!
 //! - **Hermes Agent**: installs the secret-source plugin
 //!   (`integrations/hermes/`, embedded in the binary) into a profile's
@@ -18,82 +20,20 @@
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
-
-use super::Context;
-use crate::exit;
+use crate::error::{invalid, refused, Context as _, Result};
 
 mod hermes_config;
+pub mod openclaw;
 
 use hermes_config::{edit_hermes_config, vault_section};
-mod openclaw_broker;
-
-/// `vault integrate ...`.
-#[derive(clap::Subcommand, Debug)]
-pub enum Command {
-    /// Install vault's secret-source plugin into a Hermes profile and enable it
-    /// in its config.yaml (no secret is written there or to .env).
-    Hermes {
-        /// The Hermes profile (`default` is the root profile).
-        #[arg(long, default_value = "default")]
-        profile: String,
-        /// The vault server URL to write into config.yaml (else the plugin uses
-        /// VAULT_ADDR from .env or the environment at startup).
-        #[arg(long, value_name = "URL")]
-        addr: Option<String>,
-        /// The vault binary the plugin runs (default: this one).
-        #[arg(long, value_name = "PATH")]
-        vault_bin: Option<PathBuf>,
-        /// The variable that holds the agent's named key.
-        #[arg(long, value_name = "VAR", default_value = "VAULT_AGENT_KEY")]
-        key_env: String,
-    },
-    /// Add Claude Code hooks (UserPromptSubmit, PreToolUse) that block a prompt or
-    /// tool call holding a secret.
-    ClaudeCode {
-        /// The settings file (default: $CLAUDE_CONFIG_DIR/settings.json, else
-        /// ~/.claude/settings.json).
-        #[arg(long, value_name = "FILE")]
-        settings: Option<PathBuf>,
-        /// A project's settings instead: DIR/.claude/settings.json.
-        #[arg(long, value_name = "DIR", conflicts_with = "settings")]
-        project: Option<PathBuf>,
-        /// The vault binary the hooks run (default: this one).
-        #[arg(long, value_name = "PATH")]
-        vault_bin: Option<PathBuf>,
-    },
-    /// OpenClaw through the egress broker (`--broker`): set `proxy.enabled`
-    /// and `tools.web.fetch.useTrustedEnvProxy` in openclaw.json and say what
-    /// changed (`vault run --broker` sets OPENCLAW_PROXY_URL).
-    Openclaw {
-        /// Required: the broker settings are what this sets.
-        #[arg(long, required = true)]
-        broker: bool,
-        /// The config file (default: $OPENCLAW_CONFIG_PATH, else the state
-        /// directory's openclaw.json).
-        #[arg(long, value_name = "FILE")]
-        config: Option<PathBuf>,
-    },
-    /// Add Gemini CLI hooks (BeforeAgent, BeforeTool) that block a prompt or
-    /// tool call holding a secret.
-    Gemini {
-        /// The settings file (default: ~/.gemini/settings.json).
-        #[arg(long, value_name = "FILE")]
-        settings: Option<PathBuf>,
-        /// A project's settings instead: DIR/.gemini/settings.json.
-        #[arg(long, value_name = "DIR", conflicts_with = "settings")]
-        project: Option<PathBuf>,
-        /// The vault binary the hooks run (default: this one).
-        #[arg(long, value_name = "PATH")]
-        vault_bin: Option<PathBuf>,
-    },
-}
 
 /// An agent CLI with command hooks: where its settings live and which events
 /// see a prompt before it is kept and a tool call before it runs.
-#[derive(Clone, Copy)]
-enum HookedCli {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookedCli {
+    /// Claude Code: `UserPromptSubmit` and `PreToolUse`.
     ClaudeCode,
+    /// Gemini CLI: `BeforeAgent` and `BeforeTool`.
     Gemini,
 }
 
@@ -129,53 +69,49 @@ impl HookedCli {
             }
         }
         Ok(dirs::home_dir()
-            .ok_or_else(|| exit::usage("no home directory: pass --settings"))?
+            .ok_or_else(|| invalid("no home directory: pass --settings"))?
             .join(self.dir_name())
             .join("settings.json"))
     }
 }
 
 /// The Hermes plugin, embedded so the binary installs the version it was built with.
-const HERMES_PLUGIN_YAML: &str = include_str!("../../../integrations/hermes/plugin.yaml");
-const HERMES_PLUGIN_PY: &str = include_str!("../../../integrations/hermes/__init__.py");
+const HERMES_PLUGIN_YAML: &str = include_str!("../../integrations/hermes/plugin.yaml");
+const HERMES_PLUGIN_PY: &str = include_str!("../../integrations/hermes/__init__.py");
 
-pub fn run(ctx: &Context, command: Command) -> Result<()> {
-    match command {
-        Command::Hermes {
-            profile,
-            addr,
-            vault_bin,
-            key_env,
-        } => hermes(ctx, &profile, addr.as_deref(), vault_bin, &key_env),
-        Command::ClaudeCode {
-            settings,
-            project,
-            vault_bin,
-        } => install_hooks(ctx, HookedCli::ClaudeCode, settings, project, vault_bin),
-        Command::Gemini {
-            settings,
-            project,
-            vault_bin,
-        } => install_hooks(ctx, HookedCli::Gemini, settings, project, vault_bin),
-        Command::Openclaw { broker: _, config } => openclaw_broker::run(ctx.json, config),
-    }
+/// What [`hermes`] installed and changed.
+#[derive(Debug)]
+pub struct HermesInstalled {
+    /// The profile's home.
+    pub profile_dir: PathBuf,
+    /// Where the plugin's files are.
+    pub plugin_dir: PathBuf,
+    /// The profile's config.yaml.
+    pub config: PathBuf,
+    /// Whether config.yaml was changed.
+    pub changed_config: bool,
+    /// What was already there and left as it was.
+    pub notes: Vec<String>,
+    /// Whether the profile's .env already defines `key_env`.
+    pub key_in_env_file: bool,
 }
 
-fn hermes(
-    ctx: &Context,
+/// Installs vault's secret-source plugin (embedded in the binary) into a
+/// Hermes profile's `plugins/vault/` and enables it in that profile's
+/// config.yaml: the server address, the binary's path and the *name* of the
+/// variable holding the agent's key, never the key.
+///
+/// # Errors
+/// The profile has no directory, a name or address is malformed, a path is
+/// a symlink, or config.yaml has a shape this will not edit (refused with
+/// the lines to add by hand).
+pub fn hermes(
     profile: &str,
     addr: Option<&str>,
     vault_bin: Option<PathBuf>,
     key_env: &str,
-) -> Result<()> {
-    let dir = crate::runtimes::hermes_profile_dir(profile)?;
-    if !dir.is_dir() {
-        return Err(exit::usage(format!(
-            "Hermes profile {profile} has no directory at {} (create it with \
-             `hermes profile create {profile}`, or set HERMES_HOME)",
-            dir.display()
-        )));
-    }
+) -> Result<HermesInstalled> {
+    let dir = crate::runtimes::existing_hermes_profile(profile)?;
     vault_core::SecretName::parse(key_env)?;
     if let Some(a) = addr {
         check_addr(a)?;
@@ -197,7 +133,7 @@ fn hermes(
     ] {
         let path = plugin_dir.join(name);
         refuse_symlink(&path)?;
-        vault_guard::fs::write_atomic(&path, text.as_bytes(), 0o600)?;
+        crate::fs::write_atomic(&path, text.as_bytes(), 0o600)?;
     }
     // config.yaml: plugins.enabled and secrets.vault.
     let config = dir.join("config.yaml");
@@ -209,48 +145,26 @@ fn hermes(
     };
     let section = vault_section(addr, &bin, key_env);
     let (new, notes) = edit_hermes_config(&old, &section).map_err(|why| {
-        exit::refused(format!(
+        refused(format!(
             "{}: {why}; add these lines by hand:\nplugins:\n  enabled:\n  - vault\nsecrets:\n{}",
             config.display(),
             section
         ))
     })?;
     if new != old {
-        vault_guard::fs::write_atomic(&config, new.as_bytes(), mode)?;
+        crate::fs::write_atomic(&config, new.as_bytes(), mode)?;
     }
-    let key_present = vault_core::envfile::defined_names(&dir.join(".env"))
+    let key_in_env_file = vault_core::envfile::defined_names(&dir.join(".env"))
         .map(|names| names.iter().any(|n| n == key_env))
         .unwrap_or(false);
-    if ctx.json {
-        ctx.print_json(&serde_json::json!({
-            "profile_dir": dir, "plugin_dir": plugin_dir, "config": config,
-            "changed_config": new != old, "notes": notes, "key_in_env_file": key_present,
-        }))?;
-    } else {
-        eprintln!(
-            "installed the vault secret source in {}",
-            plugin_dir.display()
-        );
-        if new != old {
-            eprintln!("enabled it in {}", config.display());
-        }
-        for n in &notes {
-            eprintln!("note: {n}");
-        }
-        if !key_present {
-            eprintln!(
-                "next: put the agent's key in {} (`vault issue NAME-key --write-env {}`, \
-                 var {key_env}), or in the service environment",
-                dir.join(".env").display(),
-                dir.join(".env").display()
-            );
-        }
-        eprintln!(
-            "Hermes applies plugin secret sources to processes started after plugin \
-             discovery (the gateway's sessions, cron, subagents)"
-        );
-    }
-    Ok(())
+    Ok(HermesInstalled {
+        profile_dir: dir,
+        plugin_dir,
+        config,
+        changed_config: new != old,
+        notes,
+        key_in_env_file,
+    })
 }
 
 fn check_addr(addr: &str) -> Result<()> {
@@ -262,7 +176,7 @@ fn check_addr(addr: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(exit::usage(
+        Err(invalid(
             "--addr must be a plain http(s)://host:port URL (no credentials in it)",
         ))
     }
@@ -279,7 +193,7 @@ fn binary(given: Option<PathBuf>) -> Result<PathBuf> {
 
 fn refuse_symlink(path: &Path) -> Result<()> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => Err(exit::refused(format!(
+        Ok(m) if m.file_type().is_symlink() => Err(refused(format!(
             "{} is a symlink; vault does not write through symlinks",
             path.display()
         ))),
@@ -287,13 +201,29 @@ fn refuse_symlink(path: &Path) -> Result<()> {
     }
 }
 
-fn install_hooks(
-    ctx: &Context,
+/// What [`install_hooks`] did.
+#[derive(Debug)]
+pub struct HooksInstalled {
+    /// The settings file.
+    pub settings: PathBuf,
+    /// The hook command (`vault scan --stdin --hook ...`).
+    pub command: String,
+    /// How many hooks were added (0: they were all there).
+    pub added: usize,
+}
+
+/// Adds hooks running `vault scan --stdin --hook` to an agent CLI's
+/// settings (`settings`, else `project`'s, else the user's), so a prompt or
+/// tool call holding a secret is blocked before it is kept.
+///
+/// # Errors
+/// The file is a symlink or not a JSON object of the expected shape.
+pub fn install_hooks(
     cli: HookedCli,
     settings: Option<PathBuf>,
     project: Option<PathBuf>,
     vault_bin: Option<PathBuf>,
-) -> Result<()> {
+) -> Result<HooksInstalled> {
     let path = match (settings, project) {
         (Some(s), _) => s,
         (None, Some(dir)) => dir.join(cli.dir_name()).join("settings.json"),
@@ -310,14 +240,14 @@ fn install_hooks(
         Ok(t) if t.trim().is_empty() => (serde_json::json!({}), 0o600),
         Ok(t) => (
             serde_json::from_str::<serde_json::Value>(&t)
-                .map_err(|e| exit::usage(format!("{} is not JSON: {e}", path.display())))?,
+                .map_err(|e| invalid(format!("{} is not JSON: {e}", path.display())))?,
             std::fs::metadata(&path)?.permissions().mode() & 0o666,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (serde_json::json!({}), 0o600),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     let added = add_hooks(&mut settings, &command, cli.events())
-        .map_err(|why| exit::refused(format!("{}: {why}", path.display())))?;
+        .map_err(|why| refused(format!("{}: {why}", path.display())))?;
     if added > 0 {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::DirBuilder::new()
@@ -327,20 +257,13 @@ fn install_hooks(
         }
         let mut text = serde_json::to_string_pretty(&settings)?;
         text.push('\n');
-        vault_guard::fs::write_atomic(&path, text.as_bytes(), mode)?;
+        crate::fs::write_atomic(&path, text.as_bytes(), mode)?;
     }
-    if ctx.json {
-        ctx.print_json(&serde_json::json!({"settings": path, "command": command, "added": added}))?;
-    } else if added > 0 {
-        eprintln!(
-            "added {added} hook(s) to {}: {command} (exit 2 blocks a prompt or tool call \
-             holding a secret)",
-            path.display()
-        );
-    } else {
-        eprintln!("{} already runs {command}", path.display());
-    }
-    Ok(())
+    Ok(HooksInstalled {
+        settings: path,
+        command,
+        added,
+    })
 }
 
 /// Adds a hook group running `command` to each of `events` (a prompt event,
