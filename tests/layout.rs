@@ -94,7 +94,7 @@ const CLI_SRC_GOAL: usize = 3_500;
 /// into its library, what is left is flags (clap's definitions and help
 /// texts, about a third), printing and exit codes. Lower it as commands thin
 /// further, down to [`CLI_SRC_GOAL`]; never raise it to fit new logic.
-const CLI_SRC_CEILING: usize = 4_650;
+const CLI_SRC_CEILING: usize = 4_600;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {
