@@ -144,6 +144,33 @@ fn doctor_is_quiet_on_a_clean_setup_and_flags_each_planted_problem() {
     assert_eq!(stdout_of(&out).matches("fix: ").count(), 4);
 }
 
+/// A profile's `HERMES_HOME` (`ROOT/profiles/NAME`, as Hermes sets it) leads
+/// doctor to the root's `.env` and every profile's, as it leads `vault target
+/// add --hermes-profile`: one set of runtime paths (vault_guard::runtimes).
+// issue 14, "agent-runtime paths used by target add and doctor alike"
+#[test]
+fn doctor_reads_the_hermes_root_from_a_profiles_hermes_home() {
+    let env = Env::new();
+    let root = env.dir.path().join("hermes-root");
+    let profile = root.join("profiles").join("work");
+    std::fs::create_dir_all(&profile).unwrap();
+    write_private(
+        &root.join(".env"),
+        "OTHER_STRIPE=sk_live_4eC39HqLyjWDarjtT1zdp7dc\n",
+    );
+    let out = env
+        .vault(&["doctor", "--json"])
+        .env("HERMES_HOME", &profile)
+        .assert();
+    let findings = json(&out)["findings"].as_array().unwrap().clone();
+    let root_env = root.join(".env").display().to_string();
+    assert!(
+        findings.iter().any(|f| f["check"] == "unmanaged-secret"
+            && f["message"].as_str().unwrap().contains(&root_env)),
+        "{findings:#?}"
+    );
+}
+
 /// The checks that reach beyond the vault file: env files agent runtimes
 /// read (found under HERMES_HOME without being named), registered git
 /// repositories, and where the server last listened.

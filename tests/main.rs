@@ -13,6 +13,7 @@ mod governance;
 mod hardening;
 mod integrations;
 mod keys;
+mod layout;
 mod listen;
 mod operator_day;
 mod operator_output;

@@ -10,44 +10,27 @@
 //! prompt, and a value that was typed on a command line is in the shell
 //! history and must be rotated.
 //!
-//! "Looks like a credential" is the vault-scan crate's provider rules (the
-//! same rules `vault scan` uses, with their checksums: precise for prefixed
-//! keys such as `ghp_`, `sk-`, `AKIA`), vault's own `avk_`/`avt_` prefixes
-//! with any body (a truncated key is still most of one), plus a length and
-//! entropy floor for unprefixed random tokens no rule anchors on (24+
-//! characters of one word, no path separator, over 3.5 bits per character).
-//! A surplus positional word (clap's "unexpected argument" that is not a
+//! "Looks like a credential" is [`vault_guard::redact`]'s judgement. A
+//! surplus positional word (clap's "unexpected argument" that is not a
 //! flag) is hidden whatever it looks like: there, a short value such as
-//! `hunter2` is the likely case. A false positive only hides a harmless word
-//! from one error message; a false negative would print a secret, so the
-//! check leans wide.
+//! `hunter2` is the likely case.
 
 use std::ffi::OsString;
 
 /// The command-line words that must not be echoed.
 pub fn sensitive(args: &[OsString]) -> Vec<String> {
-    let words: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
-    let scanner = vault_scan::Scanner::builtin().ok();
-    words
-        .into_iter()
-        .filter(|w| {
-            is_name_value(w)
-                || own_credential(w)
-                || looks_random(w)
-                || scanner_hit(scanner.as_ref(), w)
-        })
-        .collect()
+    vault_guard::redact::sensitive_words(
+        args.iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned()),
+    )
 }
 
 /// The replacement message if `message` quotes any of `sensitive`.
 pub fn guard(message: &str, sensitive: &[String]) -> Option<String> {
     let hit = sensitive.iter().find(|w| message.contains(w.as_str()))?;
     let hint = match hit.split_once('=') {
-        Some((name, _)) if is_name(name) => format!(
+        Some((name, _)) if vault_guard::redact::is_name(name) => format!(
             " To store {name}: `vault set AGENT/{leaf}`, then give the value on stdin or at the prompt.",
             leaf = name.rsplit('/').next().unwrap_or(name)
         ),
@@ -60,89 +43,4 @@ pub fn guard(message: &str, sensitive: &[String]) -> Option<String> {
          from stdin or a no-echo prompt (`vault set AGENT/NAME`).{hint} A value typed on a command \
          line is in your shell history: treat it as leaked and rotate it. See `vault --help`."
     ))
-}
-
-fn is_name(s: &str) -> bool {
-    let leaf = match s.split_once('/') {
-        Some((agent, leaf)) if vault_core::AgentName::parse(agent).is_ok() => leaf,
-        Some(_) => return false,
-        None => s,
-    };
-    vault_core::SecretName::parse(leaf).is_ok()
-}
-
-fn is_name_value(w: &str) -> bool {
-    matches!(w.split_once('='), Some((name, value)) if !value.is_empty() && is_name(name))
-}
-
-/// vault's own `avk_`/`avt_` prefix with a body, checksum or not: a
-/// truncated or mistyped key is still most of a real one.
-fn own_credential(w: &str) -> bool {
-    (w.starts_with("avk_") || w.starts_with("avt_")) && w.len() >= 12
-}
-
-fn looks_random(w: &str) -> bool {
-    w.len() >= 24
-        && !w.starts_with('-')
-        && !w.contains(['/', ' ', '\t'])
-        && shannon_bits_per_char(w.as_bytes()) > 3.5
-}
-
-fn scanner_hit(scanner: Option<&vault_scan::Scanner>, w: &str) -> bool {
-    let Some(scanner) = scanner else {
-        return false;
-    };
-    let opts = vault_scan::ScanOptions::default();
-    !vault_scan::scan_bytes(scanner, None, "argv", w.as_bytes(), &opts)
-        .findings
-        .is_empty()
-}
-
-fn shannon_bits_per_char(bytes: &[u8]) -> f64 {
-    let mut counts = [0u32; 256];
-    for b in bytes {
-        counts[*b as usize] += 1;
-    }
-    let n = bytes.len() as f64;
-    counts
-        .iter()
-        .filter(|c| **c > 0)
-        .map(|c| {
-            let p = f64::from(*c) / n;
-            -p * p.log2()
-        })
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn name_values_and_random_tokens_are_sensitive_names_and_paths_are_not() {
-        // issue 19, argv echo
-        let args: Vec<OsString> = [
-            "vault",
-            "MAILCHIMP_API_KEY=abc123-us6",
-            "hermes/KEY=v",
-            "hermes-marketing/GITHUB_TOKEN",
-            "--listen=127.0.0.1:8200",
-            "Zx8Qp2Lk9Wm4Rt7Yb3Nc6Vd1",
-            "avt_08R7AbcdefGh",
-            "/tmp/some/long/path/to/a/file.env",
-            "ls",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        assert_eq!(
-            sensitive(&args),
-            [
-                "MAILCHIMP_API_KEY=abc123-us6",
-                "hermes/KEY=v",
-                "Zx8Qp2Lk9Wm4Rt7Yb3Nc6Vd1",
-                "avt_08R7AbcdefGh"
-            ]
-        );
-    }
 }

@@ -1,5 +1,7 @@
 //! Exit codes, in one place. Documented in README.md; scripts rely on them.
 
+use std::borrow::Cow;
+
 use vault_core::Error as CoreError;
 
 /// Success.
@@ -65,26 +67,59 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 }
 
 /// Exit code and stable error name for an error chain.
-pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
+pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<CliError>() {
-            return (e.code, e.name);
+            return (e.code, e.name.into());
         }
         if let Some(e) = cause.downcast_ref::<CoreError>() {
-            return (core_code(e), e.code());
+            return (core_code(e), e.code().into());
+        }
+        if let Some(e) = cause.downcast_ref::<vault_client::Error>() {
+            return client_code(e);
+        }
+        if let Some(e) = cause.downcast_ref::<vault_run::Error>() {
+            match e {
+                vault_run::Error::Vault(e) => return (core_code(e), e.code().into()),
+                vault_run::Error::Client(e) => return client_code(e),
+                vault_run::Error::Refused(_) => return (REFUSED, "refused".into()),
+                vault_run::Error::Invalid(_) => return (USAGE, "usage".into()),
+                vault_run::Error::Context { .. } => {}
+                _ => return (USAGE, "error".into()),
+            }
         }
         if let Some(e) = cause.downcast_ref::<vault_guard::Error>() {
             match e {
-                vault_guard::Error::Vault(e) => return (core_code(e), e.code()),
-                vault_guard::Error::Refused(_) => return (REFUSED, "refused"),
-                vault_guard::Error::Invalid(_) => return (USAGE, "usage"),
+                vault_guard::Error::Vault(e) => return (core_code(e), e.code().into()),
+                vault_guard::Error::Refused(_) => return (REFUSED, "refused".into()),
+                vault_guard::Error::Invalid(_) => return (USAGE, "usage".into()),
                 // the cause is further down the chain
                 vault_guard::Error::Context { .. } => {}
-                _ => return (USAGE, "error"),
+                _ => return (USAGE, "error".into()),
             }
         }
     }
-    (USAGE, "error")
+    (USAGE, "error".into())
+}
+
+/// A server's answer keeps its own code; its status picks the exit code.
+fn client_code(e: &vault_client::Error) -> (i32, Cow<'static, str>) {
+    use vault_client::Error as E;
+    match e {
+        E::Server { status, code, .. } => {
+            let exit = match status {
+                401 | 403 => AUTH,
+                404 => NOT_FOUND,
+                429 => REFUSED,
+                _ => USAGE,
+            };
+            (exit, code.clone().into())
+        }
+        E::Invalid(_) | E::Unreachable { .. } => (USAGE, "usage".into()),
+        E::Refused(_) => (REFUSED, "refused".into()),
+        E::Vault(e) => (core_code(e), e.code().into()),
+        _ => (USAGE, "error".into()),
+    }
 }
 
 /// The message shown to a person: the context chain, outermost first.

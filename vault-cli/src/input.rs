@@ -228,26 +228,3 @@ fn read_hidden(prompt: &str) -> std::io::Result<SecretString> {
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"))?;
     Ok(SecretString::new(text.to_owned()))
 }
-
-/// A credential from `file`, else from the environment variable `var`.
-pub fn credential_from(
-    var: &str,
-    file: Option<&std::path::Path>,
-    what: &str,
-) -> Result<SecretString> {
-    let text = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading the {what} from {}", path.display()))?,
-        None => std::env::var(var).map_err(|_| {
-            exit::usage(format!(
-                "no {what}: set {var} or pass the file option (never an argument)"
-            ))
-        })?,
-    };
-    let text = SecretString::new(text);
-    let trimmed = text.expose_secret().trim();
-    if trimmed.is_empty() {
-        return Err(exit::usage(format!("the {what} is empty")));
-    }
-    Ok(SecretString::new(trimmed.to_owned()))
-}

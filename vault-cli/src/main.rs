@@ -3,15 +3,11 @@
 //! codes live in one place, [`exit`].
 
 mod argv_guard;
-mod broker;
 mod cmd;
 mod exit;
 mod input;
 mod leaks;
-mod mask;
 mod output;
-mod remote;
-mod runtimes;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -83,7 +79,7 @@ enum Command {
     Import(cmd::import::ImportArgs),
     /// Brokered egress: the built-in services `[[egress]] service = "..."` names.
     #[command(subcommand)]
-    Egress(broker::EgressCommand),
+    Egress(cmd::egress::EgressCommand),
     /// Register the env files where agents' keys live; rotations rewrite them.
     #[command(subcommand)]
     Target(cmd::rotate::TargetCommand),

@@ -30,6 +30,7 @@ pub mod dotenv;
 pub mod envfile;
 mod error;
 mod failpoint;
+pub mod import;
 pub mod known;
 mod names;
 pub mod notify;

@@ -22,15 +22,13 @@ pub const HOOK_MARKER: &str = "# vault pre-commit hook";
 /// Where `vault hook install` records the repositories it protects.
 const HOOKED_REPOS: &str = "hooked-repos";
 
-/// The env files agent runtimes read by default, where they exist.
+/// The env files agent runtimes read by default, where they exist: found
+/// the way `vault target add` finds them ([`crate::runtimes`]), so a profile's
+/// `HERMES_HOME` or an `OPENCLAW_PROFILE` leads both to the same files.
 fn runtime_env_files() -> Vec<PathBuf> {
     let home = dirs::home_dir().unwrap_or_default();
-    let hermes = std::env::var_os("HERMES_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".hermes"));
-    let openclaw = std::env::var_os("OPENCLAW_STATE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home.join(".openclaw"));
+    let hermes = crate::runtimes::hermes_root().unwrap_or_else(|_| home.join(".hermes"));
+    let openclaw = crate::runtimes::openclaw_state_dir().unwrap_or_else(|_| home.join(".openclaw"));
     let mut out = vec![
         hermes.join(".env"),
         openclaw.join(".env"),

@@ -6,7 +6,11 @@
 //! and acting on a leak, notifications included), [`notify`] (notices of
 //! resumed rotations and suspended keys), [`scrub`] (taking leaked values out
 //! of JSONL transcripts and agents' SQLite stores), [`watch`] (following
-//! transcripts as they grow), [`doctor`] (the checks that need the scanner) and
+//! transcripts as they grow), [`doctor`] (the checks that need the scanner),
+//! [`runtimes`] (where Hermes and OpenClaw keep their files), [`integrate`]
+//! (wiring vault into those runtimes and into agent CLIs' hooks), [`hook`]
+//! (the git pre-commit hook), [`redact`] (whether a typed word may be a
+//! secret, so it is never echoed) and
 //! [`fs::write_atomic`], the one way they all replace a file. What must not: terminal
 //! printing, argument parsing, HTTP. A flow returns what happened; the front
 //! end says it (stderr for the CLI, the log and the response for the server).
@@ -19,8 +23,12 @@
 pub mod doctor;
 mod error;
 pub mod fs;
+pub mod hook;
+pub mod integrate;
 pub mod leak;
 pub mod notify;
+pub mod redact;
+pub mod runtimes;
 pub mod scrub;
 pub mod watch;
 

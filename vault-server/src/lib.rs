@@ -16,6 +16,7 @@ pub mod broker;
 pub mod conn;
 mod console;
 mod denials;
+pub mod egress;
 mod error;
 pub mod listen;
 mod routes;

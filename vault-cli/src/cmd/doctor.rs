@@ -1,11 +1,12 @@
 //! `vault doctor`: vault-core's review of policies, keys, files and the KDF,
 //! the scanner's checks of env files and hooked repositories
-//! ([`vault_guard::doctor`]), and this shell's `VAULT_ADDR`; printed here.
+//! ([`vault_guard::doctor`]), and this shell's `VAULT_ADDR`
+//! ([`vault_client::addr_findings`]); printed here.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use vault_core::doctor::{self, Finding, Severity};
+use vault_core::doctor::{self, Severity};
 
 use super::Context;
 use crate::exit;
@@ -34,7 +35,7 @@ pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
         &args.files,
     )?);
     findings.extend(vault_guard::doctor::hook_findings(&ctx.home));
-    findings.extend(addr_findings());
+    findings.extend(vault_client::addr_findings());
     findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.check.cmp(b.check)));
     let high = findings.iter().any(|f| f.severity == Severity::High);
     if ctx.json {
@@ -60,32 +61,4 @@ pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
         return Err(exit::with_code(exit::REFUSED));
     }
     Ok(())
-}
-
-/// `VAULT_ADDR` as this shell would use it: plain HTTP, even to loopback,
-/// authenticates no server (issue 13, finding 9).
-fn addr_findings() -> Vec<Finding> {
-    let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
-        return Vec::new();
-    };
-    let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
-    match crate::remote::parse_addr(&addr, insecure) {
-        Ok(crate::remote::Addr::Http {
-            base, tls: false, ..
-        }) => vec![Finding {
-            check: "remote-plain-http",
-            severity: Severity::Medium,
-            message: format!(
-                "VAULT_ADDR is {base}: plain HTTP authenticates no server, so whoever holds that port gets the agent's named key"
-            ),
-            fix: vault_core::doctor::PLAIN_LOOPBACK_FIX.into(),
-        }],
-        Ok(_) => Vec::new(),
-        Err(e) => vec![Finding {
-            check: "remote-bad-addr",
-            severity: Severity::Medium,
-            message: format!("VAULT_ADDR is not usable: {e}"),
-            fix: "set VAULT_ADDR=unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT".into(),
-        }],
-    }
 }

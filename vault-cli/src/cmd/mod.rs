@@ -7,6 +7,7 @@ pub mod audit;
 pub mod backup;
 pub mod demo;
 pub mod doctor;
+pub mod egress;
 pub mod import;
 pub mod init;
 pub mod integrate;
@@ -144,7 +145,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token::run(&ctx, args),
         Command::Run(args) => run::run(&ctx, args),
         Command::Env(args) => run::env(&ctx, args),
-        Command::Egress(c) => crate::broker::egress(&ctx, c),
+        Command::Egress(c) => egress::run(&ctx, c),
         Command::Target(c) => rotate::target(&ctx, c),
         Command::Rotate(args) => rotate::rotate(&ctx, args),
         Command::Rotation(c) => rotate::rotation(&ctx, c),
@@ -189,6 +190,32 @@ fn vault_home() -> Result<PathBuf> {
 pub fn parse_duration_flag(s: &str) -> std::result::Result<std::time::Duration, String> {
     vault_core::policy::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 30s, 15m or 1h30m"))
+}
+
+/// The price table: the shipped one with the operator's file (`flag`, else
+/// `home/prices.toml` if present) laid over it.
+pub fn load_prices(
+    flag: Option<&std::path::Path>,
+    home: &std::path::Path,
+) -> Result<vault_core::prices::PriceTable> {
+    let default = home.join("prices.toml");
+    let (path, required) = match flag {
+        Some(p) => (p.to_path_buf(), true),
+        None => (default, false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(vault_core::prices::PriceTable::with_overrides(
+            &text,
+            &path.display().to_string(),
+        )?),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(vault_core::prices::PriceTable::shipped())
+        }
+        Err(e) => Err(crate::exit::usage(format!(
+            "--prices {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// Unix seconds as an RFC 3339 UTC timestamp.

@@ -158,48 +158,30 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
 
 /// The env file and default key variable of `target add`: named directly,
 /// or worked out from a Hermes profile or an OpenClaw agent id the way those
-/// runtimes find their own files (see [`crate::runtimes`]).
+/// runtimes find their own files (see [`vault_guard::runtimes`]).
 fn target_file(
     env_file: Option<PathBuf>,
     hermes_profile: Option<&str>,
     openclaw_agent: Option<&str>,
 ) -> Result<(PathBuf, String)> {
-    const DEFAULT_VAR: &str = "VAULT_AGENT_KEY";
-    if let Some(profile) = hermes_profile {
-        let dir = crate::runtimes::hermes_profile_dir(profile)?;
-        if !dir.is_dir() {
-            return Err(exit::usage(format!(
-                "Hermes profile {profile} has no directory at {} (create it with \
-                 `hermes profile create {profile}`, or set HERMES_HOME)",
-                dir.display()
-            )));
+    use vault_guard::runtimes;
+    let found = match (hermes_profile, openclaw_agent, env_file) {
+        (Some(profile), _, _) => runtimes::hermes_target(profile)?,
+        (None, Some(id), _) => runtimes::openclaw_target(id)?,
+        (None, None, Some(path)) => return Ok((path, runtimes::DEFAULT_KEY_VAR.into())),
+        (None, None, None) => {
+            return Err(exit::usage(
+                "name the env file: --env-file, --hermes-profile or --openclaw-agent",
+            ))
         }
-        return Ok((dir.join(".env"), DEFAULT_VAR.into()));
+    };
+    if let Some((id, own)) = &found.missing_state {
+        eprintln!(
+            "vault: note: OpenClaw has no state for agent {id} yet ({} is missing)",
+            own.display()
+        );
     }
-    if let Some(id) = openclaw_agent {
-        let id = crate::runtimes::openclaw_agent_id(id)?;
-        let state = crate::runtimes::openclaw_state_dir()?;
-        if !state.is_dir() {
-            return Err(exit::usage(format!(
-                "no OpenClaw state directory at {} (run `openclaw onboard`, or set \
-                 OPENCLAW_STATE_DIR / OPENCLAW_HOME)",
-                state.display()
-            )));
-        }
-        if !state.join("agents").join(&id).is_dir() {
-            eprintln!(
-                "vault: note: OpenClaw has no state for agent {id} yet ({} is missing)",
-                state.join("agents").join(&id).display()
-            );
-        }
-        return Ok((state.join(".env"), crate::runtimes::openclaw_key_var(&id)));
-    }
-    match env_file {
-        Some(path) => Ok((path, DEFAULT_VAR.into())),
-        None => Err(exit::usage(
-            "name the env file: --env-file, --hermes-profile or --openclaw-agent",
-        )),
-    }
+    Ok((found.env_file, found.key_var))
 }
 
 pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {

@@ -7,7 +7,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use vault_guard::doctor::HOOK_MARKER;
 use vault_guard::leak::Matcher;
 use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
 
@@ -305,77 +304,22 @@ fn hook_answer(
 }
 
 pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--git-path", "hooks"])
-        .output()
-        .context("running git")?;
-    if !out.status.success() {
-        return Err(exit::usage("not inside a git repository"));
-    }
-    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let hook = dir.join("pre-commit");
-    let chained = dir.join("pre-commit.vault-chained");
-    let ours = |p: &Path| std::fs::read_to_string(p).is_ok_and(|t| t.contains(HOOK_MARKER));
     match command {
         HookCommand::Install { force, chain } => {
-            if hook.exists() && !ours(&hook) {
-                if chain {
-                    std::fs::rename(&hook, &chained)?;
-                } else if !force {
-                    return Err(exit::refused(format!(
-                        "{} exists and vault did not write it; pass --chain to run it before the scan, or --force to replace it",
-                        hook.display()
-                    )));
-                }
-            }
             let exe = std::env::current_exe()?;
-            let script = format!(
-                "#!/bin/sh\n{HOOK_MARKER} (written by `vault hook install`; remove with `vault hook uninstall`)\n\
-                 set -e\n\
-                 if [ -x \"$(dirname \"$0\")/pre-commit.vault-chained\" ]; then \"$(dirname \"$0\")/pre-commit.vault-chained\" \"$@\"; fi\n\
-                 VAULT=\"${{VAULT_BIN:-{}}}\"\n\
-                 command -v \"$VAULT\" >/dev/null 2>&1 || VAULT=vault\n\
-                 exec \"$VAULT\" scan --staged\n",
-                exe.display()
-            );
-            vault_guard::fs::write_atomic(&hook, script.as_bytes(), 0o755)?;
+            let hook = vault_guard::hook::install(&ctx.home, &exe, force, chain)?;
             eprintln!("installed {}", hook.display());
-            if let Some(repo) = repo_root() {
-                vault_guard::doctor::register_repo(&ctx.home, &repo, true)?;
-            }
         }
         HookCommand::Uninstall => {
-            if !ours(&hook) {
-                return Err(exit::refused(format!(
-                    "{} is not vault's hook; leaving it",
-                    hook.display()
-                )));
-            }
-            std::fs::remove_file(&hook)?;
-            if let Some(repo) = repo_root() {
-                vault_guard::doctor::register_repo(&ctx.home, &repo, false)?;
-            }
-            if chained.exists() {
-                std::fs::rename(&chained, &hook)?;
+            let done = vault_guard::hook::uninstall(&ctx.home)?;
+            if done.restored_chained {
                 eprintln!("removed vault's hook and restored the one it chained");
             } else {
-                eprintln!("removed {}", hook.display());
+                eprintln!("removed {}", done.hook.display());
             }
         }
     }
     Ok(())
-}
-
-/// The working tree's top directory, when inside one.
-fn repo_root() -> Option<PathBuf> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "--show-toplevel"])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
+use vault_client::{Remote, AGENT_KEY_VAR};
 use vault_core::{validate_value, AgentName, Principal, SecretPath};
 
 use super::{rfc3339, Context};
@@ -67,7 +68,7 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 }
 
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
-    if let Some(remote) = crate::remote::Remote::from_env(None)? {
+    if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
         let (value, version) = remote.get(&args.path)?;
         let mut out = std::io::stdout().lock();
         if ctx.json {

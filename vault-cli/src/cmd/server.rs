@@ -6,8 +6,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Result;
-use vault_server::{Listen, Server, ServerError};
+use anyhow::{Context as _, Result};
+use vault_server::{egress, Listen, Server, ServerError};
 
 use super::{parse_duration_flag, Context};
 use crate::exit;
@@ -49,7 +49,30 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     allowed_host: Vec<String>,
     #[command(flatten)]
-    broker: crate::broker::ServerArgs,
+    broker: BrokerArgs,
+}
+
+/// `vault server`'s broker flags.
+#[derive(clap::Args, Debug)]
+pub struct BrokerArgs {
+    /// Also run the egress broker (an HTTP forward proxy) on this loopback
+    /// address; port 0 picks a free one (the printed line shows it).
+    #[arg(long, value_name = "ADDR")]
+    broker: Option<String>,
+    /// Trust this PEM CA for upstreams too, beside Mozilla's roots (repeatable).
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    broker_upstream_ca: Vec<PathBuf>,
+    /// Let the broker connect to this private range on purpose (repeatable),
+    /// e.g. 127.0.0.0/8; cloud metadata addresses stay refused.
+    #[arg(long, value_name = "CIDR", requires = "broker")]
+    broker_allow_private: Vec<String>,
+    /// Price model tokens with this TOML file laid over the shipped table
+    /// (default: VAULT_HOME/prices.toml when it exists).
+    #[arg(long, value_name = "FILE", requires = "broker")]
+    prices: Option<PathBuf>,
+    /// Record no usage and enforce no [budget] (for measuring what accounting costs).
+    #[arg(long, requires = "broker")]
+    no_usage_accounting: bool,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
@@ -89,7 +112,26 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         .with_target(false)
         .try_init();
     let mut vault = ctx.unlock()?;
-    let broker = crate::broker::prepare(&args.broker, &mut vault)?;
+    let broker = match args.broker.broker {
+        None => None,
+        Some(addr) => {
+            let prices = if args.broker.no_usage_accounting {
+                None
+            } else {
+                Some(super::load_prices(
+                    args.broker.prices.as_deref(),
+                    vault.dir(),
+                )?)
+            };
+            let options = egress::BrokerOptions {
+                addr,
+                upstream_ca: args.broker.broker_upstream_ca,
+                allow_private: args.broker.broker_allow_private,
+                prices,
+            };
+            Some(egress::prepare(options, &mut vault).map_err(server_error)?)
+        }
+    };
     // Bound before the runtime's threads exist: a Unix socket's umask dance
     // is process-wide.
     let mut bound = server.bind(vault).map_err(server_error)?;
@@ -109,7 +151,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     runtime.block_on(async move {
         // The broker announces itself first, then the API (the order scripts rely on).
         if let Some(b) = broker {
-            crate::broker::start(b, bound.state()).await?;
+            let addr = b.addr();
+            let local = egress::start(b, bound.state())
+                .await
+                .with_context(|| format!("binding the broker on {addr}"))?;
+            println!("broker listening on http://{local}");
+            std::io::stdout().flush()?;
         }
         // The socket is listening from here on: only now say where.
         println!("listening on {}", bound.address());

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
+use vault_client::{credential_from, Remote, AGENT_KEY_VAR};
 use vault_core::{
     policy::parse_duration, Principal, Scope, SecretString, TokenClaims, TokenRequest,
 };
@@ -77,7 +78,7 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         ttl: args.ttl.as_deref().map(parse_ttl).transpose()?,
     };
     if !args.from_token {
-        if let Some(remote) = crate::remote::Remote::from_env(args.key_file.as_deref())? {
+        if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, args.key_file.as_deref())? {
             let ttl = request.ttl.map(|t| t.as_secs());
             let scopes = request
                 .scopes
@@ -95,16 +96,11 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         }
     }
     let minted = if args.from_token {
-        let parent =
-            crate::input::credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
+        let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
         let mut vault = ctx.unlock()?;
         vault.attenuate_token(parent.expose_secret(), &request)?
     } else {
-        let key = crate::input::credential_from(
-            "VAULT_AGENT_KEY",
-            args.key_file.as_deref(),
-            "named key",
-        )?;
+        let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
         // Check the key's shape before asking for a passphrase.
         vault_core::NamedKey::parse(key.expose_secret())?;
         let mut vault = ctx.unlock()?;

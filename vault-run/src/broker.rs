@@ -1,25 +1,23 @@
-//! Brokered egress from the command line: `vault server --broker ADDR` (the
-//! flags, the loopback check, the CA, the listener) and `vault run --broker`
-//! (the child's proxy and CA environment, placeholders for brokered secrets).
-//! The proxy itself is vault-broker's; the child never receives a brokered
-//! secret's value.
+//! A run through the egress broker (`vault run --broker`, `vault env
+//! --broker`): the child's proxy and CA environment and placeholders for
+//! brokered secrets, locally (a named key of the run's own) or through a
+//! server (an `egress` token). The proxy itself is vault-broker's; the child
+//! never receives a brokered secret's value.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
-use std::net::SocketAddr;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
-use anyhow::{Context as _, Result};
-use vault_broker::{Config, IpNet, LocalCa};
+use vault_broker::LocalCa;
+use vault_client::Remote;
 use vault_core::policy::egress::PLACEHOLDER;
 use vault_core::{
-    AgentName, Principal, Scope, SecretBytes, SecretName, SecretString, TokenRequest, Vault,
+    AgentName, KeyInfo, Principal, Scope, SecretBytes, SecretName, SecretString, TokenRequest,
+    Vault,
 };
 
-use crate::cmd::Context;
-use crate::exit;
+use crate::error::{invalid, refused, Context as _, Error, Result};
+use crate::render::{render, Format};
 
 /// How long the key `vault run --broker` issues for the child lives.
 const RUN_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -44,32 +42,38 @@ pub struct RunKey {
 }
 
 impl RunKey {
-    /// Revokes the run's key; a failure is reported, not fatal (the child's
-    /// exit code is what the caller passes on), and the key then expires.
-    pub fn revoke(mut self) {
-        if let Err(e) = self.vault.revoke_key(&Principal::Operator, &self.key_id) {
-            eprintln!(
-                "vault: could not revoke the run's key {} ({}): {e}; revoke it with `vault keys revoke {}`",
-                self.name, self.key_id, self.key_id
-            );
-        }
+    /// The run's key: its name and id (for a message when revoking fails).
+    pub fn key(&self) -> (&str, &str) {
+        (&self.name, &self.key_id)
+    }
+
+    /// Revokes the run's key. A failure is for the caller to report, not
+    /// fatal (the child's exit code is what it passes on): the key then expires.
+    ///
+    /// # Errors
+    /// The vault could not revoke it.
+    pub fn revoke(mut self) -> Result<()> {
+        self.vault.revoke_key(&Principal::Operator, &self.key_id)?;
+        Ok(())
     }
 }
 
-/// `vault run --broker --agent A` (local mode): unlocks the vault, issues a
-/// named key for the run (`A-run-PID`, 24 h) and gives the child an `egress`
-/// token of that key (never the key), and returns the agent's
-/// env without its brokered secrets, the broker settings, and the key to
-/// revoke when the child exits.
+/// `vault run --broker --agent A` (local mode): with the unlocked vault,
+/// issues a named key for the run (`A-run-PID`, 24 h) and gives the child an
+/// `egress` token of that key (never the key), and returns the agent's env
+/// without its brokered secrets, the broker settings for `broker` (see
+/// [`broker_addr`]), and the key to revoke when the child exits.
+///
+/// # Errors
+/// The agent or its policy cannot be read, the CA cannot be loaded, or the
+/// key cannot be issued (then nothing is left behind).
 pub fn prepare_run(
-    ctx: &Context,
+    mut vault: Vault,
     agent: &AgentName,
-    addr_flag: Option<&str>,
+    broker: &str,
 ) -> Result<(AgentEnv, ChildEnv, RunKey)> {
-    let broker = broker_addr(addr_flag)?;
-    let mut vault = ctx.unlock()?;
     let brokered = brokered_names(&vault, agent)?;
-    let ca = LocalCa::load_or_create(&mut vault).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ca = LocalCa::load_or_create(&mut vault)?;
     let mut base = agent.as_str().to_owned();
     base.truncate(40);
     let key_name = AgentName::parse(&format!(
@@ -101,7 +105,7 @@ pub fn prepare_run(
     };
     let credential = SecretString::new(minted.token.expose_secret().to_owned());
     let env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
-    let child = match child_env(&broker, &credential, ca.cert_pem(), &brokered, None) {
+    let child = match child_env(broker, &credential, ca.cert_pem(), &brokered, None) {
         Ok(c) => c,
         Err(e) => {
             // Nobody will hold the key: revoke it now.
@@ -128,20 +132,21 @@ pub struct RemoteRun {
     pub env: AgentEnv,
     /// The broker settings for the child.
     pub child: ChildEnv,
-    remote: crate::remote::Remote,
+    remote: Remote,
     token: SecretString,
     /// When the token expires (Unix seconds).
     pub expires_at: u64,
 }
 
 impl RemoteRun {
-    /// Revokes the child's token; a failure is reported, and it then expires.
-    pub fn revoke(self) {
-        if let Err(e) = self.remote.revoke(&self.token) {
-            eprintln!(
-                "vault: could not revoke the run's egress token ({e}); it expires on its own"
-            );
-        }
+    /// Revokes the child's token; a failure is for the caller to report,
+    /// and the token then expires on its own.
+    ///
+    /// # Errors
+    /// The server could not be reached or refused.
+    pub fn revoke(self) -> Result<()> {
+        self.remote.revoke(&self.token)?;
+        Ok(())
     }
 }
 
@@ -152,8 +157,12 @@ impl RemoteRun {
 /// /v1/broker`), its CA and the agent's placeholder names from the server,
 /// and fetches the agent's env without its brokered secrets. The agent's
 /// named key stays in this process.
+///
+/// # Errors
+/// The server refused or could not be reached, or the CA files cannot be
+/// written (then the token is revoked).
 pub fn prepare_remote(
-    remote: crate::remote::Remote,
+    remote: Remote,
     addr_flag: Option<&str>,
     persist: Option<&Path>,
 ) -> Result<RemoteRun> {
@@ -166,9 +175,9 @@ pub fn prepare_remote(
             Err(_) => addr,
         };
         let brokered: BTreeSet<String> = remote.placeholders(&token)?.into_iter().collect();
-        let env = without_brokered(crate::remote::remote_env(&remote)?, &brokered);
+        let env = without_brokered(remote.env_vars()?, &brokered);
         let child = child_env(&broker, &token, &ca_pem, &brokered, persist)?;
-        Ok::<_, anyhow::Error>((env, child))
+        Ok::<_, Error>((env, child))
     })();
     match built {
         Ok((env, child)) => Ok(RemoteRun {
@@ -191,11 +200,14 @@ pub fn prepare_remote(
 /// (a gateway holds it) and expires at the returned time. No
 /// `VAULT_AGENT_KEY` goes in: the agent's named key could read the
 /// brokered values at the API.
+///
+/// # Errors
+/// As [`prepare_remote`], or a value `format` cannot carry.
 pub fn remote_env_settings(
-    remote: crate::remote::Remote,
+    remote: Remote,
     addr_flag: Option<&str>,
     persist: &Path,
-    render: impl Fn(&[(SecretName, SecretBytes)]) -> Result<String>,
+    format: Format,
 ) -> Result<(zeroize::Zeroizing<String>, u64)> {
     let run = prepare_remote(remote, addr_flag, Some(persist))?;
     let mut env = run.env;
@@ -208,7 +220,10 @@ pub fn remote_env_settings(
             SecretBytes::from_slice(value.as_bytes()),
         ));
     }
-    Ok((zeroize::Zeroizing::new(render(&env)?), run.expires_at))
+    Ok((
+        zeroize::Zeroizing::new(render(&env, format)?),
+        run.expires_at,
+    ))
 }
 
 impl ChildEnv {
@@ -223,195 +238,6 @@ impl ChildEnv {
             std::env::set_var(name, value);
         }
     }
-}
-
-/// `vault egress ...`.
-#[derive(clap::Subcommand, Debug)]
-pub enum EgressCommand {
-    /// List the built-in services: host, auth scheme and default secret name.
-    Services,
-}
-
-/// Runs `vault egress ...` (no vault needed: the table is built in).
-pub fn egress(ctx: &Context, command: EgressCommand) -> Result<()> {
-    use vault_core::policy::egress::Service;
-    match command {
-        EgressCommand::Services => {
-            if ctx.json {
-                let list: Vec<_> = Service::ALL
-                    .iter()
-                    .map(|s| {
-                        let spec = s.spec();
-                        serde_json::json!({
-                            "service": s.as_str(), "host": spec.host, "auth": spec.auth,
-                            "secret": spec.secret, "path_prefix": spec.path_prefix,
-                        })
-                    })
-                    .collect();
-                return ctx.print_json(&serde_json::json!({ "services": list }));
-            }
-            let mut out = std::io::stdout().lock();
-            writeln!(
-                out,
-                "{:<12} {:<36} {:<22} SECRET",
-                "SERVICE", "HOST", "AUTH"
-            )?;
-            for s in Service::ALL {
-                let spec = s.spec();
-                let host = match spec.path_prefix {
-                    Some(p) => format!("{}{p}", spec.host),
-                    None => spec.host.to_owned(),
-                };
-                writeln!(
-                    out,
-                    "{:<12} {host:<36} {:<22} {}",
-                    s.as_str(),
-                    spec.auth,
-                    spec.secret
-                )?;
-            }
-            Ok(())
-        }
-    }
-}
-
-/// `vault server`'s broker flags.
-#[derive(clap::Args, Debug)]
-pub struct ServerArgs {
-    /// Also run the egress broker (an HTTP forward proxy) on this loopback
-    /// address; port 0 picks a free one (the printed line shows it).
-    #[arg(long, value_name = "ADDR")]
-    broker: Option<String>,
-    /// Trust this PEM CA for upstreams too, beside Mozilla's roots (repeatable).
-    #[arg(long, value_name = "FILE", requires = "broker")]
-    broker_upstream_ca: Vec<PathBuf>,
-    /// Let the broker connect to this private range on purpose (repeatable),
-    /// e.g. 127.0.0.0/8; cloud metadata addresses stay refused.
-    #[arg(long, value_name = "CIDR", requires = "broker")]
-    broker_allow_private: Vec<String>,
-    /// Price model tokens with this TOML file laid over the shipped table
-    /// (default: VAULT_HOME/prices.toml when it exists).
-    #[arg(long, value_name = "FILE", requires = "broker")]
-    prices: Option<PathBuf>,
-    /// Record no usage and enforce no [budget] (for measuring what accounting costs).
-    #[arg(long, requires = "broker")]
-    no_usage_accounting: bool,
-}
-
-/// The price table: the shipped one with the operator's file (`flag`, else
-/// `home/prices.toml` if present) laid over it.
-pub fn load_prices(flag: Option<&Path>, home: &Path) -> Result<vault_core::prices::PriceTable> {
-    let default = home.join("prices.toml");
-    let (path, required) = match flag {
-        Some(p) => (p.to_path_buf(), true),
-        None => (default, false),
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(vault_core::prices::PriceTable::with_overrides(
-            &text,
-            &path.display().to_string(),
-        )?),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(vault_core::prices::PriceTable::shipped())
-        }
-        Err(e) => Err(exit::usage(format!("--prices {}: {e}", path.display()))),
-    }
-}
-
-/// A broker ready to start once the runtime runs.
-pub struct Prepared {
-    addr: SocketAddr,
-    config: Config,
-}
-
-impl Prepared {
-    /// The CA certificate the API serves at `/v1/broker/ca.pem`.
-    pub fn ca_pem(&self) -> String {
-        self.config.ca.cert_pem().to_owned()
-    }
-
-    /// The usage accounting, when on (for `/metrics`).
-    pub fn accounting(&self) -> Option<Arc<vault_broker::Accounting>> {
-        self.config.accounting.clone()
-    }
-}
-
-/// Checks the flags and loads (or creates) the CA, before the vault goes to the server.
-pub fn prepare(args: &ServerArgs, vault: &mut Vault) -> Result<Option<Prepared>> {
-    let Some(text) = &args.broker else {
-        return Ok(None);
-    };
-    let addr: SocketAddr = text.parse().map_err(|_| {
-        exit::usage(format!(
-            "--broker {text:?} is not an address like 127.0.0.1:0"
-        ))
-    })?;
-    if !addr.ip().is_loopback() {
-        return Err(exit::refused(format!(
-            "--broker {addr} is not a loopback address: agents send their vault credential to the \
-             broker in clear; use 127.0.0.1:PORT"
-        )));
-    }
-    let allow = args
-        .broker_allow_private
-        .iter()
-        .map(|c| {
-            c.parse::<IpNet>().map_err(|_| {
-                exit::usage(format!(
-                    "--broker-allow-private {c:?} is not a CIDR like 127.0.0.0/8"
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut pems = Vec::new();
-    for file in &args.broker_upstream_ca {
-        pems.push(
-            std::fs::read_to_string(file).map_err(|e| {
-                exit::usage(format!("--broker-upstream-ca {}: {e}", file.display()))
-            })?,
-        );
-    }
-    let tls = vault_broker::upstream_tls_config(&pems).map_err(|e| exit::usage(e.to_string()))?;
-    let accounting = if args.no_usage_accounting {
-        None
-    } else {
-        let prices = load_prices(args.prices.as_deref(), vault.dir())?;
-        let accounting = vault_broker::Accounting::new(prices);
-        // Today's and this month's spend survive a restart.
-        accounting.seed(&vault.usage_buckets(
-            &Principal::Operator,
-            &vault_broker::Accounting::seed_filter(),
-        )?);
-        Some(accounting)
-    };
-    let ca = LocalCa::load_or_create(vault).map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok(Some(Prepared {
-        addr,
-        config: Config {
-            ca: Arc::new(ca),
-            dialer: vault_broker::dial::Dialer::new(tls, allow),
-            accounting,
-        },
-    }))
-}
-
-/// Binds the broker, starts it on the runtime, and says where it listens.
-pub async fn start(prepared: Prepared, state: vault_server::AppState) -> Result<()> {
-    let listener = tokio::net::TcpListener::bind(prepared.addr)
-        .await
-        .with_context(|| format!("binding the broker on {}", prepared.addr))?;
-    let local = listener.local_addr()?;
-    let backend = Arc::new(vault_server::broker::VaultBackend(state.clone()));
-    tokio::spawn(vault_broker::serve(
-        listener,
-        backend,
-        prepared.config,
-        std::future::pending(),
-    ));
-    state.set_broker_addr(format!("http://{local}"));
-    println!("broker listening on http://{local}");
-    std::io::stdout().flush()?;
-    Ok(())
 }
 
 /// What `vault run --broker` adds to the child's environment.
@@ -457,6 +283,10 @@ const SYSTEM_BUNDLES: [&str; 4] = [
 /// private 0700 directory (`persist`, or a fresh one removed with the run),
 /// proxy variables carrying `credential`, and the placeholder for each of
 /// `brokered`.
+///
+/// # Errors
+/// `broker` is not an `http://HOST:PORT` address, `ca_pem` holds no
+/// certificate, or the directory or its files cannot be written.
 pub fn child_env(
     broker: &str,
     credential: &SecretString,
@@ -469,12 +299,12 @@ pub fn child_env(
         .strip_prefix("http://")
         .filter(|h| !h.is_empty() && !h.contains(['/', '@']))
         .ok_or_else(|| {
-            exit::usage(format!(
+            invalid(format!(
                 "the broker address {base:?} must look like http://127.0.0.1:PORT (as `vault server --broker` prints it)"
             ))
         })?;
     if !ca_pem.contains("-----BEGIN CERTIFICATE-----") {
-        return Err(exit::refused("the server sent no broker CA certificate"));
+        return Err(refused("the server sent no broker CA certificate"));
     }
     let (temp, dir) = match persist {
         Some(dir) => {
@@ -557,6 +387,9 @@ pub fn child_env(
 }
 
 /// The env names of the secrets `agent`'s egress rules attach.
+///
+/// # Errors
+/// The agent does not exist.
 pub fn brokered_names(vault: &Vault, agent: &AgentName) -> Result<BTreeSet<String>> {
     let policy = vault.policy(&Principal::Operator, agent)?;
     Ok(policy
@@ -578,11 +411,14 @@ pub fn without_brokered(
 }
 
 /// Where the broker is: `--broker-addr`, else `VAULT_BROKER`.
+///
+/// # Errors
+/// Neither is set.
 pub fn broker_addr(flag: Option<&str>) -> Result<String> {
     flag.map(str::to_owned)
         .or_else(|| std::env::var("VAULT_BROKER").ok().filter(|v| !v.is_empty()))
         .ok_or_else(|| {
-            exit::usage(
+            invalid(
                 "--broker needs the broker's address: pass --broker-addr http://127.0.0.1:PORT or set \
                  VAULT_BROKER (the line `vault server --broker` prints)",
             )
@@ -608,18 +444,21 @@ const ENV_KEY_TTL: std::time::Duration = std::time::Duration::from_secs(90 * 24 
 /// previous one of that name), CA paths in `VAULT_HOME/broker/` (which
 /// persists), NO_PROXY and placeholders. With `write`, the file is written
 /// and registered as a target, so rotating the key rewrites it (proxy URLs
-/// included).
+/// included). `home` is the vault directory; `broker` as [`broker_addr`] found it.
+///
+/// # Errors
+/// As [`prepare_run`], or the file cannot be written or registered (then
+/// the new key is revoked).
 pub fn env_settings(
-    ctx: &Context,
+    vault: &mut Vault,
+    home: &Path,
     agent: &AgentName,
-    addr_flag: Option<&str>,
+    broker: &str,
     write: Option<&Path>,
-    render: impl Fn(&[(SecretName, SecretBytes)]) -> Result<String>,
-) -> Result<zeroize::Zeroizing<String>> {
-    let broker = broker_addr(addr_flag)?;
-    let mut vault = ctx.unlock()?;
-    let brokered = brokered_names(&vault, agent)?;
-    let ca = LocalCa::load_or_create(&mut vault).map_err(|e| anyhow::anyhow!("{e}"))?;
+    format: Format,
+) -> Result<EnvSettings> {
+    let brokered = brokered_names(vault, agent)?;
+    let ca = LocalCa::load_or_create(vault)?;
     let mut base = agent.as_str().to_owned();
     base.truncate(50);
     let key_name = AgentName::parse(&format!("{}-broker", base.trim_end_matches('-')))?;
@@ -628,11 +467,11 @@ pub fn env_settings(
     let result = (|| {
         let credential = SecretString::new(issued.key.expose_secret().to_owned());
         let child = child_env(
-            &broker,
+            broker,
             &credential,
             ca.cert_pem(),
             &brokered,
-            Some(&ctx.home.join("broker")),
+            Some(&home.join("broker")),
         )?;
         let mut env = without_brokered(vault.env_of(&Principal::Operator, agent)?, &brokered);
         env.retain(|(name, _)| {
@@ -648,7 +487,7 @@ pub fn env_settings(
                 SecretBytes::from_slice(value.as_bytes()),
             ));
         }
-        let text = zeroize::Zeroizing::new(render(&env)?);
+        let text = zeroize::Zeroizing::new(render(&env, format)?);
         if let Some(path) = write {
             vault_core::envfile::write_private_atomic(path, text.as_bytes())?;
             match vault.add_target(
@@ -663,19 +502,25 @@ pub fn env_settings(
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(text)
+        Ok::<_, Error>(text)
     })();
     if result.is_err() {
         // Nobody holds the new key: revoke it rather than leave it dangling.
         let _ = vault.revoke_key(&Principal::Operator, &key_id);
     }
-    if let Some(old) = &issued.replaced {
-        eprintln!(
-            "revoked the previous broker key {} ({})",
-            old.name, old.key_id
-        );
-    }
-    result
+    Ok(EnvSettings {
+        text: result,
+        replaced: issued.replaced,
+    })
+}
+
+/// What [`env_settings`] made once the key was issued.
+pub struct EnvSettings {
+    /// The settings as text, in the format asked for, or why they could not
+    /// be written (the new key is then revoked).
+    pub text: Result<zeroize::Zeroizing<String>>,
+    /// The previous broker key of that name, revoked.
+    pub replaced: Option<KeyInfo>,
 }
 
 /// The variable that carries the agent's key in a broker env file (the

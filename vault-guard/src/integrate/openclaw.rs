@@ -1,4 +1,4 @@
-//! `vault integrate openclaw --broker`: the OpenClaw settings that make its
+//! The OpenClaw settings (`vault integrate openclaw --broker`) that make its
 //! traffic go through the egress broker. OpenClaw ignores `HTTPS_PROXY` for
 //! most of its traffic: its proxy layer needs `proxy.enabled` and the
 //! `OPENCLAW_PROXY_URL` variable, and its `web_fetch` tool needs
@@ -14,13 +14,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
 use serde_json::Value;
 
-use crate::exit;
+use crate::error::{refused, Context as _, Result};
 
 /// The keys set, as dotted paths, each to `true`.
-const KEYS: [&str; 2] = ["proxy.enabled", "tools.web.fetch.useTrustedEnvProxy"];
+pub const KEYS: [&str; 2] = ["proxy.enabled", "tools.web.fetch.useTrustedEnvProxy"];
 
 /// What changed for one key.
 #[derive(Debug, PartialEq, Eq)]
@@ -31,48 +30,11 @@ pub enum Change {
     Unchanged,
 }
 
-/// Runs `vault integrate openclaw --broker [--config FILE]`; prints each change.
-pub fn run(json: bool, config: Option<PathBuf>) -> Result<()> {
-    let path = match config {
-        Some(p) => p,
-        None => config_path()?,
-    };
-    let changes = apply(&path)?;
-    if json {
-        let list: Vec<_> = changes
-            .iter()
-            .map(|(key, c)| match c {
-                Change::Set(before) => {
-                    serde_json::json!({"key": key, "changed": true, "before": before, "after": true})
-                }
-                Change::Unchanged => serde_json::json!({"key": key, "changed": false, "after": true}),
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"config": path.display().to_string(), "keys": list, "env": ["OPENCLAW_PROXY_URL"]})
-        );
-        return Ok(());
-    }
-    for (key, change) in &changes {
-        match change {
-            Change::Set(None) => println!("{}: set {key} = true (was unset)", path.display()),
-            Change::Set(Some(v)) => println!("{}: set {key} = true (was {v})", path.display()),
-            Change::Unchanged => println!("{}: {key} is already true", path.display()),
-        }
-    }
-    println!(
-        "OPENCLAW_PROXY_URL: set by `vault run --broker` and written by `vault env --broker`, \
-         beside HTTPS_PROXY\n\
-         next: vault run --broker --agent AGENT -- openclaw gateway\n\
-         note: these settings persist; OpenClaw started without the broker's variables will not \
-         reach its proxy (set proxy.enabled false to go back)"
-    );
-    Ok(())
-}
-
 /// `OPENCLAW_CONFIG_PATH`, else `openclaw.json` in the state directory.
-fn config_path() -> Result<PathBuf> {
+///
+/// # Errors
+/// No home directory, or an invalid `OPENCLAW_PROFILE`.
+pub fn config_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("OPENCLAW_CONFIG_PATH").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(p));
     }
@@ -81,11 +43,15 @@ fn config_path() -> Result<PathBuf> {
 
 /// Sets each of [`KEYS`] to `true` in the JSON file at `path` (created, with
 /// its directory, if absent), writing only when something changed.
+///
+/// # Errors
+/// The file is not strict JSON, or a key's parent is not an object
+/// (refused, with what to do instead), or it cannot be written.
 pub fn apply(path: &Path) -> Result<Vec<(&'static str, Change)>> {
     let mut doc = match std::fs::read_to_string(path) {
         Ok(text) if text.trim().is_empty() => Value::Object(Default::default()),
         Ok(text) => serde_json::from_str::<Value>(&text).map_err(|e| {
-            exit::refused(format!(
+            refused(format!(
                 "{} is not strict JSON ({e}); to keep its comments, run instead:\n  \
                  openclaw config set proxy.enabled true\n  \
                  openclaw config set tools.web.fetch.useTrustedEnvProxy true",
@@ -120,7 +86,7 @@ fn set_true(doc: &mut Value, dotted: &str, path: &Path) -> Result<Change> {
     let parts: Vec<&str> = dotted.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
         let Value::Object(map) = node else {
-            return Err(exit::refused(format!(
+            return Err(refused(format!(
                 "{}: {} is not an object, so {dotted} cannot be set; fix it by hand",
                 path.display(),
                 parts[..i].join(".")

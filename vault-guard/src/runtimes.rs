@@ -19,9 +19,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
-
-use crate::exit;
+use crate::error::{invalid, Result};
 
 /// Hermes' root directory (profile `default`).
 pub fn hermes_root() -> Result<PathBuf> {
@@ -51,7 +49,7 @@ pub fn hermes_profile_dir(name: &str) -> Result<PathBuf> {
         return hermes_root();
     }
     if !valid_id(&canon) {
-        return Err(exit::usage(format!(
+        return Err(invalid(format!(
             "{:?} is not a Hermes profile name ([a-z0-9][a-z0-9_-]{{0,63}})",
             name.escape_default().to_string()
         )));
@@ -68,7 +66,7 @@ pub fn openclaw_state_dir() -> Result<PathBuf> {
     if let Some(profile) = env_nonempty("OPENCLAW_PROFILE").map(|p| p.trim().to_owned()) {
         if !profile.eq_ignore_ascii_case("default") {
             if !valid_id(&profile.to_lowercase()) {
-                return Err(exit::usage("OPENCLAW_PROFILE is not a valid profile name"));
+                return Err(invalid("OPENCLAW_PROFILE is not a valid profile name"));
             }
             return Ok(home.join(format!(".openclaw-{profile}")));
         }
@@ -91,7 +89,7 @@ pub fn openclaw_agent_id(id: &str) -> Result<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if !ok {
-        return Err(exit::usage(format!(
+        return Err(invalid(format!(
             "{:?} is not an OpenClaw agent id ([a-z0-9][a-z0-9_-]{{0,63}})",
             id.escape_default().to_string()
         )));
@@ -107,6 +105,73 @@ pub fn openclaw_key_var(agent_id: &str) -> String {
         "VAULT_AGENT_KEY_{}",
         agent_id.to_ascii_uppercase().replace('-', "_")
     )
+}
+
+/// The variable an env file holds an agent's key in, unless told otherwise.
+pub const DEFAULT_KEY_VAR: &str = "VAULT_AGENT_KEY";
+
+/// A Hermes profile's home, which must exist.
+///
+/// # Errors
+/// An invalid profile name, no home directory, or no such profile.
+pub fn existing_hermes_profile(profile: &str) -> Result<PathBuf> {
+    let dir = hermes_profile_dir(profile)?;
+    if !dir.is_dir() {
+        return Err(invalid(format!(
+            "Hermes profile {profile} has no directory at {} (create it with \
+             `hermes profile create {profile}`, or set HERMES_HOME)",
+            dir.display()
+        )));
+    }
+    Ok(dir)
+}
+
+/// Where an agent runtime keeps an agent's key: the env file and the
+/// variable (`vault target add --hermes-profile|--openclaw-agent`).
+#[derive(Debug)]
+pub struct RuntimeTarget {
+    /// The env file the runtime loads.
+    pub env_file: PathBuf,
+    /// The variable that holds the agent's key there.
+    pub key_var: String,
+    /// An OpenClaw agent (its canonical id) whose own state directory does not exist yet.
+    pub missing_state: Option<(String, PathBuf)>,
+}
+
+/// A Hermes profile's `.env`, under [`DEFAULT_KEY_VAR`].
+///
+/// # Errors
+/// As [`existing_hermes_profile`].
+pub fn hermes_target(profile: &str) -> Result<RuntimeTarget> {
+    let dir = existing_hermes_profile(profile)?;
+    Ok(RuntimeTarget {
+        env_file: dir.join(".env"),
+        key_var: DEFAULT_KEY_VAR.into(),
+        missing_state: None,
+    })
+}
+
+/// The OpenClaw gateway's shared `.env`, under the agent's own variable
+/// ([`openclaw_key_var`]).
+///
+/// # Errors
+/// An invalid id, or no OpenClaw state directory.
+pub fn openclaw_target(id: &str) -> Result<RuntimeTarget> {
+    let id = openclaw_agent_id(id)?;
+    let state = openclaw_state_dir()?;
+    if !state.is_dir() {
+        return Err(invalid(format!(
+            "no OpenClaw state directory at {} (run `openclaw onboard`, or set \
+             OPENCLAW_STATE_DIR / OPENCLAW_HOME)",
+            state.display()
+        )));
+    }
+    let own = state.join("agents").join(&id);
+    Ok(RuntimeTarget {
+        env_file: state.join(".env"),
+        key_var: openclaw_key_var(&id),
+        missing_state: (!own.is_dir()).then_some((id, own)),
+    })
 }
 
 /// `[a-z0-9][a-z0-9_-]{0,63}`: Hermes profile names and OpenClaw agent ids.
@@ -137,7 +202,7 @@ fn os_home() -> Result<PathBuf> {
     env_nonempty("HOME")
         .map(PathBuf::from)
         .or_else(dirs::home_dir)
-        .ok_or_else(|| exit::usage("no home directory: set HOME"))
+        .ok_or_else(|| invalid("no home directory: set HOME"))
 }
 
 fn expand_tilde(path: &str, home: &Path) -> PathBuf {

@@ -17,10 +17,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Result;
-use vault_core::SecretString;
+use vault_core::doctor::{Finding, Severity};
+use vault_core::{SecretBytes, SecretName, SecretString};
 
-use crate::exit::{self, CliError};
+use crate::error::{invalid, Error, Result};
+
+/// The variable that holds an agent's named key unless told otherwise.
+pub const AGENT_KEY_VAR: &str = "VAULT_AGENT_KEY";
 
 /// Where `vault server` listens unless told otherwise.
 pub const DEFAULT_ADDR: &str = "http://127.0.0.1:8200";
@@ -32,9 +35,14 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_REPLY: usize = 16 * 1024 * 1024;
 
 /// How requests reach the server.
-enum Transport {
-    /// `http://` or `https://`, by ureq; `base` has no trailing slash.
-    Http { base: String, agent: ureq::Agent },
+pub enum Transport {
+    /// `http://` or `https://`, by ureq.
+    Http {
+        /// The URL without a trailing slash.
+        base: String,
+        /// The HTTP client, with its timeout and TLS roots.
+        agent: ureq::Agent,
+    },
     /// `unix:PATH`, by hyper over the socket.
     Unix(PathBuf),
 }
@@ -47,14 +55,17 @@ pub struct Remote {
 
 /// What `VAULT_ADDR` names, once checked.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Addr {
+pub enum Addr {
     /// A Unix socket path.
     Unix(PathBuf),
     /// An http(s) base URL without a trailing slash; `tls` for https,
     /// `loopback` when the host is a loopback name or address.
     Http {
+        /// The URL without a trailing slash.
         base: String,
+        /// Whether it is https.
         tls: bool,
+        /// Whether the host is a loopback name or address.
         loopback: bool,
     },
 }
@@ -62,18 +73,18 @@ pub(crate) enum Addr {
 /// Parses and checks `VAULT_ADDR`: `unix:PATH`, or an `http://` /
 /// `https://` URL with no userinfo, query or fragment. Plain HTTP to a host
 /// that is not loopback is refused unless `insecure`.
-pub(crate) fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
+pub fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
     if let Some(path) = addr.strip_prefix("unix:") {
         let path = path.strip_prefix("//").unwrap_or(path);
         if !path.starts_with('/') {
-            return Err(exit::usage(format!(
+            return Err(invalid(format!(
                 "VAULT_ADDR {addr:?}: a Unix socket is named by an absolute path, like unix:/run/user/1000/vault.sock"
             )));
         }
         return Ok(Addr::Unix(PathBuf::from(path)));
     }
     let url = url::Url::parse(addr).map_err(|e| {
-        exit::usage(format!(
+        invalid(format!(
             "VAULT_ADDR {addr:?} is not a URL ({e}); use unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT"
         ))
     })?;
@@ -81,18 +92,18 @@ pub(crate) fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
         "https" => true,
         "http" => false,
         _ => {
-            return Err(exit::usage(format!(
+            return Err(invalid(format!(
                 "VAULT_ADDR {addr:?} must start with unix:, https:// or http://"
             )))
         }
     };
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(exit::usage(format!(
+        return Err(invalid(format!(
             "VAULT_ADDR {addr:?} has a user part (before @): refused, since it hides which host is reached"
         )));
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(exit::usage(format!(
+        return Err(invalid(format!(
             "VAULT_ADDR {addr:?} has a query or fragment: give only scheme, host, port and path"
         )));
     }
@@ -104,7 +115,7 @@ pub(crate) fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
     };
     let base = url.as_str().trim_end_matches('/').to_owned();
     if !tls && !loopback && !insecure {
-        return Err(exit::refused(format!(
+        return Err(Error::Refused(format!(
             "VAULT_ADDR {base} is plain HTTP to another host: the key and secrets would cross \
              the network in clear; use https:// (or set VAULT_INSECURE_HTTP=1)"
         )));
@@ -116,25 +127,57 @@ pub(crate) fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
     })
 }
 
-impl Remote {
-    /// `Some` when `VAULT_ADDR` is set; then the key must be there too.
-    pub fn from_env(key_file: Option<&std::path::Path>) -> Result<Option<Remote>> {
-        Self::from_env_var("VAULT_AGENT_KEY", key_file)
-    }
+/// `VAULT_ADDR`, when set and not empty: then a program acts through a server.
+pub fn addr_from_env() -> Option<String> {
+    std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty())
+}
 
-    /// Like [`Remote::from_env`], with the key in the environment variable
-    /// `key_var` (an OpenClaw gateway hosting several agents keeps one key
-    /// variable per agent).
-    pub fn from_env_var(
-        key_var: &str,
-        key_file: Option<&std::path::Path>,
-    ) -> Result<Option<Remote>> {
-        let Some(addr) = std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty()) else {
+/// A credential (`what`: a named key, a token) from `file`, else from the
+/// environment variable `var`; never from an argument. Surrounding
+/// whitespace is dropped.
+///
+/// # Errors
+/// Neither is there, the file cannot be read, or the credential is empty.
+pub fn credential_from(var: &str, file: Option<&Path>, what: &str) -> Result<SecretString> {
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Read {
+            context: format!("reading the {what} from {}", path.display()),
+            source,
+        })?,
+        None => std::env::var(var).map_err(|_| {
+            invalid(format!(
+                "no {what}: set {var} or pass the file option (never an argument)"
+            ))
+        })?,
+    };
+    let text = SecretString::new(text);
+    let trimmed = text.expose_secret().trim();
+    if trimmed.is_empty() {
+        return Err(invalid(format!("the {what} is empty")));
+    }
+    Ok(SecretString::new(trimmed.to_owned()))
+}
+
+impl Remote {
+    /// The server at `VAULT_ADDR`, as the agent whose named key is in
+    /// `key_file` or the variable `key_var`; `None` when `VAULT_ADDR` is not
+    /// set. The address is checked before the key is read.
+    ///
+    /// # Errors
+    /// A bad `VAULT_ADDR` or `VAULT_CACERT`, or no usable key.
+    pub fn from_env(key_var: &str, key_file: Option<&Path>) -> Result<Option<Remote>> {
+        let Some(addr) = addr_from_env() else {
             return Ok(None);
         };
-        let transport = transport_for(&addr)?;
-        let key = crate::input::credential_from(key_var, key_file, "named key")?;
+        let transport = Transport::from_addr(&addr)?;
+        let key = credential_from(key_var, key_file, "named key")?;
         Ok(Some(Remote { transport, key }))
+    }
+
+    /// A server at `transport`, as the holder of `key` (an agent's named
+    /// key, or the admin token).
+    pub fn new(transport: Transport, key: SecretString) -> Remote {
+        Remote { transport, key }
     }
 
     /// The server at `VAULT_ADDR` (default: `vault server`'s default
@@ -145,7 +188,7 @@ impl Remote {
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
         Ok(Remote {
-            transport: transport_for(&addr)?,
+            transport: Transport::from_addr(&addr)?,
             key: admin_token,
         })
     }
@@ -220,6 +263,19 @@ impl Remote {
             .collect())
     }
 
+    /// The agent's env as the vault's own types, ready for a child's environment.
+    pub fn env_vars(&self) -> Result<Vec<(SecretName, SecretBytes)>> {
+        self.env()?
+            .into_iter()
+            .map(|(k, v)| {
+                Ok((
+                    SecretName::parse(&k)?,
+                    SecretBytes::from_slice(v.expose_secret().as_bytes()),
+                ))
+            })
+            .collect()
+    }
+
     /// One secret through a token minted earlier (`secrets:read`), so a batch
     /// costs one mint. `None` when the server answers 404: a missing secret
     /// and another agent's secret look alike on purpose.
@@ -234,7 +290,7 @@ impl Remote {
             Ok(reply) => Ok(Some(SecretString::new(
                 reply["value"].as_str().unwrap_or_default().to_owned(),
             ))),
-            Err(e) if exit::classify(&e).0 == exit::NOT_FOUND => Ok(None),
+            Err(e) if e.is_not_found() => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -300,11 +356,9 @@ impl Remote {
             }
             Transport::Unix(socket) => unix_call(socket, method, path, auth.as_str(), body),
         };
-        let (status, reply) = answer.map_err(|e| {
-            exit::usage(format!(
-                "cannot reach the vault server at {}: {e}",
-                self.place()
-            ))
+        let (status, reply) = answer.map_err(|reason| Error::Unreachable {
+            place: self.place(),
+            reason,
         })?;
         if (200..300).contains(&status) {
             return Ok(reply);
@@ -317,41 +371,37 @@ impl Remote {
             .as_str()
             .unwrap_or("the server refused")
             .to_owned();
-        let exit_code = match status {
-            401 | 403 => exit::AUTH,
-            404 => exit::NOT_FOUND,
-            429 => exit::REFUSED,
-            _ => exit::USAGE,
-        };
-        Err(CliError {
-            code: exit_code,
-            name: Box::leak(code.into_boxed_str()),
-            message: format!("server: {message}"),
-        }
-        .into())
+        Err(Error::Server {
+            status,
+            code,
+            message,
+        })
     }
 }
 
-/// The transport to `addr` (a checked `VAULT_ADDR`), with `VAULT_CACERT`
-/// pinning https when set.
-fn transport_for(addr: &str) -> Result<Transport> {
-    let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
-    let transport = match parse_addr(addr, insecure)? {
-        Addr::Unix(path) => Transport::Unix(path),
-        Addr::Http { base, tls, .. } => {
-            let mut builder = ureq::AgentBuilder::new().timeout(CALL_TIMEOUT);
-            if tls {
-                if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
-                    builder = builder.tls_config(client_tls(Path::new(&ca))?);
+impl Transport {
+    /// The transport to `addr` (a checked `VAULT_ADDR`), with `VAULT_CACERT`
+    /// pinning https when set and `VAULT_INSECURE_HTTP=1` allowing plain HTTP
+    /// beyond loopback.
+    pub fn from_addr(addr: &str) -> Result<Transport> {
+        let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
+        let transport = match parse_addr(addr, insecure)? {
+            Addr::Unix(path) => Transport::Unix(path),
+            Addr::Http { base, tls, .. } => {
+                let mut builder = ureq::AgentBuilder::new().timeout(CALL_TIMEOUT);
+                if tls {
+                    if let Some(ca) = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()) {
+                        builder = builder.tls_config(client_tls(Path::new(&ca))?);
+                    }
+                }
+                Transport::Http {
+                    base,
+                    agent: builder.build(),
                 }
             }
-            Transport::Http {
-                base,
-                agent: builder.build(),
-            }
-        }
-    };
-    Ok(transport)
+        };
+        Ok(transport)
+    }
 }
 
 /// One HTTP/1.1 exchange over the server's Unix socket, after checking that
@@ -433,13 +483,13 @@ fn encode_path(segment: &str) -> String {
 }
 
 /// A rustls client that trusts only the CA certificates in `path` (PEM).
-fn client_tls(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientConfig>> {
+fn client_tls(path: &Path) -> Result<std::sync::Arc<rustls::ClientConfig>> {
     use rustls_pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
     let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|_| {
-            exit::usage(format!(
+            invalid(format!(
                 "VAULT_CACERT {}: not a PEM certificate file",
                 path.display()
             ))
@@ -447,10 +497,10 @@ fn client_tls(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientCon
     for cert in certs {
         roots
             .add(cert)
-            .map_err(|e| exit::usage(format!("VAULT_CACERT {}: {e}", path.display())))?;
+            .map_err(|e| invalid(format!("VAULT_CACERT {}: {e}", path.display())))?;
     }
     if roots.is_empty() {
-        return Err(exit::usage(format!(
+        return Err(invalid(format!(
             "VAULT_CACERT {}: no certificate in it",
             path.display()
         )));
@@ -458,26 +508,38 @@ fn client_tls(path: &std::path::Path) -> Result<std::sync::Arc<rustls::ClientCon
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| exit::usage(format!("TLS setup: {e}")))?
+        .map_err(|e| invalid(format!("TLS setup: {e}")))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(std::sync::Arc::new(config))
 }
 
-/// The agent's env fetched from a server, as names and values.
-pub(crate) fn remote_env(
-    remote: &Remote,
-) -> Result<Vec<(vault_core::SecretName, vault_core::SecretBytes)>> {
-    remote
-        .env()?
-        .into_iter()
-        .map(|(k, v)| {
-            Ok((
-                vault_core::SecretName::parse(&k)?,
-                vault_core::SecretBytes::from_slice(v.expose_secret().as_bytes()),
-            ))
-        })
-        .collect()
+/// `vault doctor`'s findings about `VAULT_ADDR` as this shell would use it:
+/// plain HTTP, even to loopback, authenticates no server (issue 13, finding 9).
+pub fn addr_findings() -> Vec<Finding> {
+    let Some(addr) = addr_from_env() else {
+        return Vec::new();
+    };
+    let insecure = std::env::var("VAULT_INSECURE_HTTP").is_ok_and(|v| v == "1");
+    match parse_addr(&addr, insecure) {
+        Ok(Addr::Http {
+            base, tls: false, ..
+        }) => vec![Finding {
+            check: "remote-plain-http",
+            severity: Severity::Medium,
+            message: format!(
+                "VAULT_ADDR is {base}: plain HTTP authenticates no server, so whoever holds that port gets the agent's named key"
+            ),
+            fix: vault_core::doctor::PLAIN_LOOPBACK_FIX.into(),
+        }],
+        Ok(_) => Vec::new(),
+        Err(e) => vec![Finding {
+            check: "remote-bad-addr",
+            severity: Severity::Medium,
+            message: format!("VAULT_ADDR is not usable: {e}"),
+            fix: "set VAULT_ADDR=unix:PATH, https://HOST:PORT or http://127.0.0.1:PORT".into(),
+        }],
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,110 @@
+//! Whether a word a person typed may be a secret value, so a front end
+//! never echoes it back in an error (`vault get avt_08R7...`, `vault set
+//! MAILCHIMP_API_KEY=abc123-us6`): the echo would put the value on the
+//! terminal, in scrollback and in CI logs a second time.
+//!
+//! "May be a secret" is the vault-scan crate's provider rules (the same
+//! rules `vault scan` uses, with their checksums: precise for prefixed keys
+//! such as `ghp_`, `sk-`, `AKIA`), vault's own `avk_`/`avt_` prefixes with any
+//! body (a truncated key is still most of one), a `NAME=value` pair, plus a
+//! length and entropy floor for unprefixed random tokens no rule anchors on
+//! (24+ characters of one word, no path separator, over 3.5 bits per
+//! character). A false positive only hides a harmless word from one message;
+//! a false negative would print a secret, so the check leans wide.
+
+/// Words among `words` that may be secret values, in order.
+pub fn sensitive_words(words: impl IntoIterator<Item = String>) -> Vec<String> {
+    let scanner = vault_scan::Scanner::builtin().ok();
+    words
+        .into_iter()
+        .filter(|w| {
+            is_name_value(w)
+                || own_credential(w)
+                || looks_random(w)
+                || scanner_hit(scanner.as_ref(), w)
+        })
+        .collect()
+}
+
+/// Whether `s` is `NAME` or `AGENT/NAME` as the vault names secrets.
+pub fn is_name(s: &str) -> bool {
+    let leaf = match s.split_once('/') {
+        Some((agent, leaf)) if vault_core::AgentName::parse(agent).is_ok() => leaf,
+        Some(_) => return false,
+        None => s,
+    };
+    vault_core::SecretName::parse(leaf).is_ok()
+}
+
+fn is_name_value(w: &str) -> bool {
+    matches!(w.split_once('='), Some((name, value)) if !value.is_empty() && is_name(name))
+}
+
+/// vault's own `avk_`/`avt_` prefix with a body, checksum or not: a
+/// truncated or mistyped key is still most of a real one.
+fn own_credential(w: &str) -> bool {
+    (w.starts_with("avk_") || w.starts_with("avt_")) && w.len() >= 12
+}
+
+fn looks_random(w: &str) -> bool {
+    w.len() >= 24
+        && !w.starts_with('-')
+        && !w.contains(['/', ' ', '\t'])
+        && shannon_bits_per_char(w.as_bytes()) > 3.5
+}
+
+fn scanner_hit(scanner: Option<&vault_scan::Scanner>, w: &str) -> bool {
+    let Some(scanner) = scanner else {
+        return false;
+    };
+    let opts = vault_scan::ScanOptions::default();
+    !vault_scan::scan_bytes(scanner, None, "argv", w.as_bytes(), &opts)
+        .findings
+        .is_empty()
+}
+
+fn shannon_bits_per_char(bytes: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for b in bytes {
+        counts[*b as usize] += 1;
+    }
+    let n = bytes.len() as f64;
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_values_and_random_tokens_are_sensitive_names_and_paths_are_not() {
+        // issue 19, argv echo
+        let words = [
+            "MAILCHIMP_API_KEY=abc123-us6",
+            "hermes/KEY=v",
+            "hermes-marketing/GITHUB_TOKEN",
+            "--listen=127.0.0.1:8200",
+            "Zx8Qp2Lk9Wm4Rt7Yb3Nc6Vd1",
+            "avt_08R7AbcdefGh",
+            "/tmp/some/long/path/to/a/file.env",
+            "ls",
+        ]
+        .map(String::from);
+        assert_eq!(
+            sensitive_words(words),
+            [
+                "MAILCHIMP_API_KEY=abc123-us6",
+                "hermes/KEY=v",
+                "Zx8Qp2Lk9Wm4Rt7Yb3Nc6Vd1",
+                "avt_08R7AbcdefGh"
+            ]
+        );
+    }
+}

@@ -1,0 +1,73 @@
+//! The crate's one error type. A front end maps it to its own codes (the
+//! CLI's exit codes); messages name files, agents and keys, never a value.
+
+/// What preparing or running a child can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The vault refused or failed.
+    #[error(transparent)]
+    Vault(#[from] vault_core::Error),
+    /// The server (remote mode) refused or could not be reached.
+    #[error(transparent)]
+    Client(#[from] vault_client::Error),
+    /// Refused: going on would expose a secret, and nothing was started.
+    #[error("{0}")]
+    Refused(String),
+    /// Input this cannot use: a command, a signal name, a broker address.
+    #[error("{0}")]
+    Invalid(String),
+    /// The broker's CA could not be loaded or created.
+    #[error(transparent)]
+    Ca(#[from] vault_broker::CaError),
+    /// An I/O error.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// JSON could not be written.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// What was being done when `source` failed.
+    #[error("{context}")]
+    Context {
+        /// What was being done (a path, a variable), never a value.
+        context: String,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Says what was being done when an error happened, as `anyhow::Context` does.
+pub(crate) trait Context<T> {
+    /// Wraps the error with `context`.
+    fn context(self, context: impl Into<String>) -> Result<T>;
+    /// Wraps the error with the text `f` makes, only on error.
+    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
+}
+
+impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
+    fn context(self, context: impl Into<String>) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: context.into(),
+            source: Box::new(e.into()),
+        })
+    }
+
+    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
+        self.map_err(|e| Error::Context {
+            context: f().into(),
+            source: Box::new(e.into()),
+        })
+    }
+}
+
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
+    Error::Invalid(message.into())
+}
+
+pub(crate) fn refused(message: impl Into<String>) -> Error {
+    Error::Refused(message.into())
+}
