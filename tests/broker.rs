@@ -1,154 +1,34 @@
 //! Brokered egress (issue 15) end to end: the real `vault server --broker`, a
-//! TLS upstream on loopback written here (its CA passed with
+//! TLS upstream on loopback (tests/upstream.rs's rig, its CA passed with
 //! --broker-upstream-ca), curl started by the real `vault run --broker`.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{spawn_vault, stdout_of, terminate, wait_bounded, write_private, Env, Lines};
+use crate::common::{stdout_of, terminate, wait_bounded, write_private, Env};
+use crate::upstream::{
+    now_micros, python_with_http_clients, start_broker_server, stream_or_ok, Conn, Req, Upstream,
+};
 
 pub(crate) const REAL_KEY: &str = "sk-real-upstream-key-0123456789";
-/// Loopback, but not the 127.0.0.1 that `vault run --broker` puts in NO_PROXY.
-pub(crate) const UPSTREAM_HOST: &str = "127.0.0.2";
+pub(crate) use crate::upstream::UPSTREAM_HOST;
 const ROTATED_KEY: &str = "sk-rotated-upstream-key-9876543210";
 
-/// A TLS server for [`UPSTREAM_HOST`] that records each request head it reads.
-struct Upstream {
-    port: u16,
-    ca_file: std::path::PathBuf,
-    heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl Upstream {
-    fn start(dir: &std::path::Path) -> Upstream {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test upstream CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec![UPSTREAM_HOST.into(), "localhost".into()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
-        let ca_file = dir.join("upstream-ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap(),
-        );
-        let listener = TcpListener::bind((UPSTREAM_HOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let recorded = heads.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let config = config.clone();
-                let recorded = recorded.clone();
-                std::thread::spawn(move || serve_one(stream, config, recorded));
-            }
-        });
-        Upstream {
-            port,
-            ca_file,
-            heads,
-        }
-    }
-
-    fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
-fn serve_one(stream: TcpStream, config: Arc<rustls::ServerConfig>, heads: Arc<Mutex<Vec<String>>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let conn = rustls::ServerConnection::new(config).unwrap();
-    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
-    loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            match tls.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let length = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if tls.read_exact(&mut body).is_err() {
-            return;
-        }
-        let streamed = head.starts_with("GET /v1/stream ");
-        heads.lock().unwrap().push(head);
-        if streamed {
-            // Server-sent events, one chunk each, with gaps: the test times
-            // each event's arrival against when it was sent.
-            let start = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
-            if tls.get_mut().write_all(start.as_bytes()).is_err() {
-                return;
-            }
-            for i in 0..STREAM_EVENTS {
-                let event = format!("data: event {i} sent {}\n\n", now_micros());
-                let chunk = format!("{:x}\r\n{event}\r\n", event.len());
-                if tls
-                    .get_mut()
-                    .write_all(chunk.as_bytes())
-                    .and_then(|()| tls.get_mut().flush())
-                    .is_err()
-                {
-                    return;
-                }
-                std::thread::sleep(STREAM_GAP);
-            }
-            let _ = tls.get_mut().write_all(b"0\r\n\r\n");
-            continue;
-        }
-        let answer = "upstream-ok";
-        let reply = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nset-cookie: tracker=1\r\nx-upstream: yes\r\ncontent-length: {}\r\n\r\n{answer}",
-            answer.len()
-        );
-        if tls.get_mut().write_all(reply.as_bytes()).is_err() {
-            return;
-        }
-    }
+/// The upstream of these tests: server-sent events at `GET /v1/stream`
+/// (one chunk each, with gaps: the test times each event's arrival against
+/// when it was sent), "upstream-ok" with a cookie for anything else.
+fn start_upstream(dir: &std::path::Path) -> Upstream {
+    Upstream::serve(
+        dir,
+        true,
+        Arc::new(|req: &Req, conn: &mut Conn| stream_or_ok(req, conn, STREAM_EVENTS, STREAM_GAP)),
+    )
 }
 
 const STREAM_EVENTS: usize = 5;
 const STREAM_GAP: Duration = Duration::from_millis(300);
-
-pub(crate) fn now_micros() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros()
-}
 
 /// A vault with agents hermes (one egress rule for the upstream) and finance
 /// (none), and a server running the broker.
@@ -163,7 +43,7 @@ struct Setup {
 impl Setup {
     fn start() -> Setup {
         let env = Env::new();
-        let upstream = Upstream::start(env.dir.path());
+        let upstream = start_upstream(env.dir.path());
         let policy = env.dir.path().join("hermes.toml");
         std::fs::write(
             &policy,
@@ -186,27 +66,8 @@ impl Setup {
         env.vault(&["agent", "add", "finance"]).assert().success();
         env.set("hermes/OPENAI_API_KEY", REAL_KEY);
         env.set("hermes/PLAIN_SETTING", "not-brokered-value");
-        let admin = env.dir.path().join("admin-token");
-        let ca = upstream.ca_file.to_str().unwrap().to_owned();
-        let mut server = spawn_vault(
-            &env,
-            &[
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-token-file",
-                admin.to_str().unwrap(),
-                "--broker",
-                "127.0.0.1:0",
-                "--broker-upstream-ca",
-                &ca,
-                "--broker-allow-private",
-                "127.0.0.0/8",
-                "--broker-allow-private",
-                "::1/128",
-            ],
-        );
-        let (broker, api) = addresses(&env, &mut server);
+        let (server, broker, api) =
+            start_broker_server(&env, Some(&upstream.ca_file), &["127.0.0.0/8", "::1/128"]);
         Setup {
             env,
             upstream,
@@ -272,23 +133,6 @@ impl Setup {
     fn url(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.upstream.port)
     }
-}
-
-/// The broker's and the API's addresses, from the server's two lines in
-/// whichever order it prints them.
-pub(crate) fn addresses(env: &Env, server: &mut std::process::Child) -> (String, String) {
-    let lines = Lines::of(server);
-    let (mut broker, mut api) = (None, None);
-    while broker.is_none() || api.is_none() {
-        for line in lines.until(env, "listening on http://").lines() {
-            if let Some(b) = line.strip_prefix("broker listening on ") {
-                broker = Some(b.to_owned());
-            } else if let Some(a) = line.strip_prefix("listening on ") {
-                api = Some(a.to_owned());
-            }
-        }
-    }
-    (broker.unwrap(), api.unwrap())
 }
 
 impl Drop for Setup {
@@ -565,7 +409,7 @@ fn malformed_proxy_input_is_refused_clearly_and_the_broker_keeps_serving() {
 #[test]
 fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
     let env = Env::new();
-    let upstream = Upstream::start(env.dir.path());
+    let upstream = start_upstream(env.dir.path());
     let policy = env.dir.path().join("p.toml");
     write_private(
         &policy,
@@ -584,25 +428,8 @@ fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
     .assert()
     .success();
     env.set("hermes/OPENAI_API_KEY", REAL_KEY);
-    let admin = env.dir.path().join("admin");
     // no --broker-upstream-ca: the upstream's private CA is not trusted
-    let mut server = spawn_vault(
-        &env,
-        &[
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token-file",
-            admin.to_str().unwrap(),
-            "--broker",
-            "127.0.0.1:0",
-            "--broker-allow-private",
-            "127.0.0.0/8",
-            "--broker-allow-private",
-            "::1/128",
-        ],
-    );
-    let (broker, _api) = addresses(&env, &mut server);
+    let (mut server, broker, _api) = start_broker_server(&env, None, &["127.0.0.0/8", "::1/128"]);
     let out = env
         .vault(&[
             "run",
@@ -712,58 +539,6 @@ fn server_sent_events_flow_through_the_broker_event_by_event() {
             "event {i} arrived {lag} us after it was sent: {lags:?}"
         );
     }
-}
-
-/// A python3 that can `import requests, httpx, openai, anthropic, websockets`:
-/// a venv under the target dir, installed from PyPI once per run (idempotent:
-/// reused when it already imports). The SDKs are pinned: issue 16's tests rely
-/// on their retry rules (they retry 408, 409, 429 and 5xx unless the answer
-/// says `x-should-retry: false`).
-pub(crate) fn python_with_http_clients() -> std::path::PathBuf {
-    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    PYTHON
-        .get_or_init(|| {
-            let ok = |py: &std::path::Path| {
-                std::process::Command::new(py)
-                    .args([
-                        "-c",
-                        "import requests, httpx, openai, anthropic, websockets",
-                    ])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            };
-            let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("broker-venv");
-            let py = venv.join("bin/python3");
-            if !ok(&py) {
-                let status = std::process::Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv)
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "python3 -m venv failed");
-                let status = std::process::Command::new(&py)
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "requests==2.*",
-                        "httpx==0.28.*",
-                        // the real provider SDKs and a WebSocket client (issue 15 remainder)
-                        "openai==3.57.0",
-                        "anthropic==2.14.0",
-                        "websockets==17.4",
-                    ])
-                    .status()
-                    .unwrap();
-                assert!(
-                    status.success(),
-                    "installing the Python HTTP clients failed"
-                );
-            }
-            py
-        })
-        .clone()
 }
 
 // issue 15, acceptance: Python requests and httpx started by `vault run --broker`

@@ -1,216 +1,27 @@
 //! Brokered egress with more real clients (issue 15, remainder): the real
 //! `openai` and `anthropic` Python SDKs (plain and streamed answers, timed per
 //! event), plain `http://` through HTTP_PROXY, WebSockets inside the CONNECT
-//! tunnel, redirects to private addresses. Each upstream is written here: a
-//! TLS (or plain) HTTP/1.1 server on loopback that speaks the wire format the
-//! client expects and records every request head it reads.
+//! tunnel, redirects to private addresses. Each upstream is a handler here on
+//! tests/upstream.rs's rig (TLS or plain HTTP/1.1 on loopback) speaking the
+//! wire format the client expects.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::{
-    addresses, authorizations, now_micros, python_with_http_clients, REAL_KEY, UPSTREAM_HOST,
+use crate::broker::{authorizations, REAL_KEY};
+use crate::common::{stdout_of, terminate, wait_bounded, Env};
+use crate::upstream::{
+    python_with_http_clients, reply, sse_events, start_broker_server_with, stream_or_ok, Conn,
+    Flow, Handler, Req, Upstream, UPSTREAM_HOST,
 };
-use crate::common::{spawn_vault, stdout_of, terminate, wait_bounded, Env};
 
 const ANTHROPIC_KEY: &str = "sk-ant-real-upstream-key-5555";
-
-/// A connection's byte stream, TLS or plain.
-pub(crate) trait Io: Read + Write + Send {}
-impl<T: Read + Write + Send> Io for T {}
-
-pub(crate) type Conn = BufReader<Box<dyn Io>>;
-
-/// One request the upstream read: its head (request line and headers) and body.
-pub(crate) struct Req {
-    pub head: String,
-    pub body: Vec<u8>,
-}
-
-impl Req {
-    pub fn path(&self) -> &str {
-        self.head.split(' ').nth(1).unwrap_or("")
-    }
-
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.head.lines().skip(1).find_map(|l| {
-            let (n, v) = l.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_owned())
-        })
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
-    }
-}
-
-/// What the upstream does after answering: read the next request, or close.
-pub(crate) enum Flow {
-    KeepAlive,
-    Close,
-}
-
-pub(crate) type Handler = Arc<dyn Fn(&Req, &mut Conn) -> Flow + Send + Sync>;
-
-/// An HTTP/1.1 server on [`UPSTREAM_HOST`], TLS under its own CA (written to
-/// `ca_file`) or plain, answering with `handler`.
-pub(crate) struct Upstream {
-    pub port: u16,
-    pub ca_file: std::path::PathBuf,
-    pub heads: Arc<Mutex<Vec<String>>>,
-}
-
-impl Upstream {
-    pub fn start(dir: &std::path::Path, tls: bool, handler: Handler) -> Upstream {
-        Upstream::start_on(dir, UPSTREAM_HOST, tls, handler)
-    }
-
-    pub fn start_on(dir: &std::path::Path, ip: &str, tls: bool, handler: Handler) -> Upstream {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "test upstream CA");
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec![
-            UPSTREAM_HOST.into(),
-            "127.0.0.3".into(),
-            "localhost".into(),
-        ])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-        let ca_file = dir.join(format!("upstream-ca-{ip}.pem"));
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap(),
-        );
-        let listener = TcpListener::bind((ip, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let heads = Arc::new(Mutex::new(Vec::new()));
-        let recorded = heads.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let config = config.clone();
-                let recorded = recorded.clone();
-                let handler = handler.clone();
-                std::thread::spawn(move || {
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(20)))
-                        .unwrap();
-                    let _ = stream.set_nodelay(true);
-                    let io: Box<dyn Io> = if tls {
-                        let conn = rustls::ServerConnection::new(config).unwrap();
-                        Box::new(rustls::StreamOwned::new(conn, stream))
-                    } else {
-                        Box::new(stream)
-                    };
-                    let mut conn = BufReader::new(io);
-                    while let Some(req) = read_request(&mut conn) {
-                        recorded.lock().unwrap().push(req.head.clone());
-                        if let Flow::Close = handler(&req, &mut conn) {
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        Upstream {
-            port,
-            ca_file,
-            heads,
-        }
-    }
-
-    pub fn heads(&self) -> Vec<String> {
-        self.heads.lock().unwrap().clone()
-    }
-}
-
-fn read_request(conn: &mut Conn) -> Option<Req> {
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        match conn.read_line(&mut line) {
-            Ok(0) | Err(_) => return None,
-            Ok(_) => {}
-        }
-        if line == "\r\n" {
-            break;
-        }
-        head.push_str(&line);
-    }
-    let req = Req {
-        head,
-        body: Vec::new(),
-    };
-    let length = req
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(0);
-    let mut body = vec![0; length];
-    conn.read_exact(&mut body).ok()?;
-    Some(Req { body, ..req })
-}
-
-/// Writes a whole answer with a Content-Length.
-pub(crate) fn reply(conn: &mut Conn, status: &str, headers: &str, body: &str) -> Flow {
-    let text = format!(
-        "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    match conn
-        .get_mut()
-        .write_all(text.as_bytes())
-        .and_then(|()| conn.get_mut().flush())
-    {
-        Ok(()) => Flow::KeepAlive,
-        Err(_) => Flow::Close,
-    }
-}
 
 /// Writes server-sent events, one chunk each, [`EVENT_GAP`] apart. `event(i,
 /// sent)` renders the i-th event carrying its send time (microseconds).
 pub(crate) fn sse(conn: &mut Conn, count: usize, event: impl Fn(usize, u128) -> String) -> Flow {
-    let start = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
-    if conn.get_mut().write_all(start.as_bytes()).is_err() {
-        return Flow::Close;
-    }
-    for i in 0..count {
-        if i > 0 {
-            std::thread::sleep(EVENT_GAP);
-        }
-        let text = event(i, now_micros());
-        let chunk = format!("{:x}\r\n{text}\r\n", text.len());
-        if conn
-            .get_mut()
-            .write_all(chunk.as_bytes())
-            .and_then(|()| conn.get_mut().flush())
-            .is_err()
-        {
-            return Flow::Close;
-        }
-    }
-    match conn.get_mut().write_all(b"0\r\n\r\n") {
-        Ok(()) => Flow::KeepAlive,
-        Err(_) => Flow::Close,
-    }
+    sse_events(conn, count, EVENT_GAP, event)
 }
 
 const EVENT_GAP: Duration = Duration::from_millis(150);
@@ -231,6 +42,17 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub fn start(env: Env, upstream: Upstream, policy: &str, allow_private: &[&str]) -> Rig {
+        Rig::start_with(env, upstream, policy, allow_private, &[])
+    }
+
+    /// [`Rig::start`] with `extra` server flags.
+    pub fn start_with(
+        env: Env,
+        upstream: Upstream,
+        policy: &str,
+        allow_private: &[&str],
+        extra: &[&str],
+    ) -> Rig {
         let file = env.dir.path().join("hermes.toml");
         std::fs::write(&file, policy).unwrap();
         env.vault(&["agent", "add", "hermes", "--policy", file.to_str().unwrap()])
@@ -238,24 +60,8 @@ impl Rig {
             .success();
         env.set("hermes/OPENAI_API_KEY", REAL_KEY);
         env.set("hermes/ANTHROPIC_API_KEY", ANTHROPIC_KEY);
-        let admin = env.dir.path().join("admin-token");
-        let ca = upstream.ca_file.to_str().unwrap().to_owned();
-        let mut args = vec![
-            "server",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-token-file",
-            admin.to_str().unwrap(),
-            "--broker",
-            "127.0.0.1:0",
-            "--broker-upstream-ca",
-            &ca,
-        ];
-        for range in allow_private {
-            args.extend(["--broker-allow-private", range]);
-        }
-        let mut server = spawn_vault(&env, &args);
-        let (broker, api) = addresses(&env, &mut server);
+        let (server, broker, api) =
+            start_broker_server_with(&env, Some(&upstream.ca_file), allow_private, extra);
         Rig {
             env,
             upstream,
@@ -356,7 +162,7 @@ fn provider_upstream(req: &Req, conn: &mut Conn) -> Flow {
 #[test]
 fn openai_and_anthropic_sdks_under_vault_run_broker_stream_event_by_event_with_real_keys() {
     let env = Env::new();
-    let upstream = Upstream::start(env.dir.path(), true, Arc::new(provider_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(provider_upstream));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{port}\"\npath_prefix = \"/v1/chat/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n\n\
          [[egress]]\nhost = \"{UPSTREAM_HOST}:{port}\"\npath_prefix = \"/v1/messages\"\nsecret = \"ANTHROPIC_API_KEY\"\nauth = \"header:x-api-key\"\n",
@@ -443,17 +249,7 @@ print("ENV", sorted(v for v in os.environ.values() if "{real}" in v or "{ant}" i
 /// A plain (or TLS) upstream answering `/v1/stream` with timed events and
 /// anything else with `upstream-ok`, a cookie and a hop-by-hop header.
 fn plain_upstream(req: &Req, conn: &mut Conn) -> Flow {
-    if req.path().starts_with("/v1/stream") {
-        return sse(conn, STREAMED_EVENTS, |i, sent| {
-            format!("data: event {i} sent {sent}\n\n")
-        });
-    }
-    reply(
-        conn,
-        "200 OK",
-        "content-type: text/plain\r\nset-cookie: tracker=1\r\nx-upstream: yes\r\n",
-        "upstream-ok",
-    )
+    stream_or_ok(req, conn, STREAMED_EVENTS, EVENT_GAP)
 }
 
 // issue 15 remainder, item 2: plain http:// through HTTP_PROXY (curl and
@@ -463,7 +259,7 @@ fn plain_upstream(req: &Req, conn: &mut Conn) -> Flow {
 #[test]
 fn plain_http_through_http_proxy_is_brokered_like_https() {
     let env = Env::new();
-    let upstream = Upstream::start(env.dir.path(), false, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), false, Arc::new(plain_upstream));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nscheme = \"http\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -538,7 +334,7 @@ print("tls-port", t.status_code, t.json()["error"]["code"])
 #[test]
 fn rule_without_scheme_never_attaches_its_credential_to_plain_http() {
     let env = Env::new();
-    let upstream = Upstream::start(env.dir.path(), false, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), false, Arc::new(plain_upstream));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -663,7 +459,7 @@ fn websocket_upstream(req: &Req, conn: &mut Conn) -> Flow {
 #[test]
 fn websockets_through_the_broker_get_the_credential_on_the_handshake_and_relay_both_ways() {
     let env = Env::new();
-    let upstream = Upstream::start(env.dir.path(), true, Arc::new(websocket_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(websocket_upstream));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -730,7 +526,7 @@ fn redirects_to_private_addresses_are_refused_by_the_dialer_not_followed() {
     // the port is known once bound; the handler reads it from a cell
     let port_cell = Arc::new(std::sync::OnceLock::<u16>::new());
     let cell = port_cell.clone();
-    let upstream = Upstream::start(
+    let upstream = Upstream::serve(
         env.dir.path(),
         true,
         Arc::new(move |req: &Req, conn: &mut Conn| {
@@ -813,7 +609,7 @@ fn remote_vault(rig: &Rig, key: &str, args: &[&str]) -> assert_cmd::Command {
 #[test]
 fn remote_mode_vault_run_and_env_broker_work_with_only_vault_addr_and_an_agent_key() {
     let env = Env::new();
-    let upstream = Upstream::start(env.dir.path(), true, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(plain_upstream));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -983,7 +779,7 @@ fn integrate_openclaw_broker_sets_the_proxy_settings_and_run_sets_the_proxy_url(
         .assert()
         .failure();
 
-    let upstream = Upstream::start(env.dir.path(), true, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(plain_upstream));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port

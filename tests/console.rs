@@ -340,24 +340,6 @@ fn vault_ui_logout_all_signs_every_browser_out() {
 }
 
 /// The pending held requests' approvals, once `n` are open (bounded wait).
-fn pending_holds(s: &Setup, n: usize) -> Vec<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let holds: Vec<_> = s
-            .approvals()
-            .into_iter()
-            .filter(|a| a["kind"] == "egress_request" && a["state"] == "pending")
-            .collect();
-        if holds.len() >= n {
-            return holds;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{n} held requests did not appear: {holds:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 // issue 17: "deny a held egress request" in a real browser. Two requests an
 // agent makes through `vault run --broker` are held by an `approval = true`
@@ -379,9 +361,9 @@ fn a_held_egress_request_is_denied_or_approved_in_a_real_browser() {
     let charge = format!("{CHARGE}&note={PASTED}");
     let s = Setup::start("egress_scan = \"redact\"");
     let to_deny = spawn(s.run_curl_cmd(&["-X", "POST", "--data", &charge], "/v1/charges"));
-    let first = pending_holds(&s, 1).remove(0);
+    let first = s.pending_holds(1).remove(0);
     let to_approve = spawn(s.run_curl_cmd(&["-X", "POST", "--data", REFUND], "/v1/charges"));
-    let holds = pending_holds(&s, 2);
+    let holds = s.pending_holds(2);
     let deny_id = first["id"].as_str().unwrap().to_owned();
     let approve_id = holds.iter().find(|a| a["id"] != deny_id.as_str()).unwrap()["id"]
         .as_str()

@@ -177,42 +177,11 @@ fn python_with_sdks() -> Option<std::path::PathBuf> {
     static PYTHON: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     PYTHON
         .get_or_init(|| {
-            let ok = |py: &std::path::Path| {
-                std::process::Command::new(py)
-                    .args(["-c", "import requests, httpx, openai"])
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            };
-            let venv =
-                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("governance-venv");
-            let py = venv.join("bin/python3");
-            if !ok(&py) {
-                let made = std::process::Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(&venv)
-                    .status()
-                    .is_ok_and(|s| s.success());
-                let installed = made
-                    && std::process::Command::new(&py)
-                        .args([
-                            "-m",
-                            "pip",
-                            "install",
-                            "--quiet",
-                            "requests==2.*",
-                            "httpx==0.28.*",
-                            "openai==2.54.0",
-                        ])
-                        .status()
-                        .is_ok_and(|s| s.success());
-                if !installed || !ok(&py) {
-                    crate::common::skip_or_fail_in_ci(
-                        "could not install requests, httpx and openai==2.54.0 into a venv",
-                    );
-                    return None;
-                }
-            }
-            Some(py)
+            python_venv(
+                "governance-venv",
+                "requests, httpx, openai",
+                &["requests==2.*", "httpx==0.28.*", "openai==2.54.0"],
+            )
         })
         .clone()
 }

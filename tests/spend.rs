@@ -1,16 +1,15 @@
 //! Spend per agent and key, and budgets (issue 16), end to end: the real
 //! `openai` and `anthropic` Python SDKs started by `vault run --broker`, the
-//! real `vault server --broker`, and a model API on loopback written here (a
-//! TLS server answering in OpenAI's and Anthropic's shapes, plain and
-//! streamed, with usage).
+//! real `vault server --broker`, and a model API on loopback (a handler on
+//! tests/upstream.rs's TLS rig answering in OpenAI's and Anthropic's shapes,
+//! plain and streamed, with usage).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::broker::{addresses, python_with_http_clients};
-use crate::common::{spawn_vault, stdout_of, terminate, wait_bounded, Env};
+use crate::common::{stdout_of, terminate, wait_bounded, Env};
+use crate::upstream::{python_with_http_clients, start_broker_server, Conn, Flow, Req, Upstream};
 
 /// Loopback, but not the 127.0.0.1 that `vault run --broker` puts in NO_PROXY.
 const HOST: &str = "127.0.0.2";
@@ -26,111 +25,53 @@ struct Seen {
     body: String,
 }
 
-/// A TLS model API for [`HOST`] that records each request.
+/// A TLS model API for [`HOST`] (tests/upstream.rs's rig) that records each request.
 struct ModelApi {
     port: u16,
     ca_file: std::path::PathBuf,
-    seen: Arc<Mutex<Vec<Seen>>>,
+    upstream: Upstream,
 }
 
 impl ModelApi {
     fn start(dir: &std::path::Path) -> ModelApi {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec![HOST.into()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca, &ca_key)
-            .unwrap();
-        let ca_file = dir.join("model-api-ca.pem");
-        std::fs::write(&ca_file, ca.pem()).unwrap();
-        let config = Arc::new(
-            rustls::ServerConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls_pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap(),
-        );
-        let listener = TcpListener::bind((HOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let recorded = seen.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming().map_while(Result::ok) {
-                let config = config.clone();
-                let recorded = recorded.clone();
-                std::thread::spawn(move || serve(stream, config, recorded));
-            }
-        });
+        let upstream = Upstream::serve_on(dir, HOST, true, Arc::new(serve));
         ModelApi {
-            port,
-            ca_file,
-            seen,
+            port: upstream.port,
+            ca_file: upstream.ca_file.clone(),
+            upstream,
         }
     }
 
     fn seen(&self) -> Vec<Seen> {
-        self.seen.lock().unwrap().clone()
+        self.upstream
+            .seen()
+            .into_iter()
+            .map(|s| Seen {
+                head: s.head,
+                body: String::from_utf8_lossy(&s.body).into_owned(),
+            })
+            .collect()
     }
 }
 
-fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mutex<Vec<Seen>>>) {
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let conn = rustls::ServerConnection::new(config).unwrap();
-    let mut tls = BufReader::new(rustls::StreamOwned::new(conn, stream));
-    loop {
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            match tls.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
-        }
-        let length = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if tls.read_exact(&mut body).is_err() {
-            return;
-        }
-        let body = String::from_utf8_lossy(&body).into_owned();
-        let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        seen.lock().unwrap().push(Seen {
-            head: head.clone(),
-            body: body.clone(),
-        });
+/// Answers in OpenAI's and Anthropic's shapes, plain or streamed, with usage.
+fn serve(req: &Req, conn: &mut Conn) -> Flow {
+    let head = &req.head;
+    let json = req.json();
+    {
         let stream = json["stream"] == true;
         let anthropic = head.starts_with("POST /v1/messages ");
         let lower = head.to_ascii_lowercase();
         let gzip = lower.contains("x-test-gzip: 1");
         let slow = lower.contains("x-test-slow: 1");
-        let out = tls.get_mut();
+        let out = conn.get_mut();
         if gzip {
             // Compressed whatever Accept-Encoding said, as a misbehaving gateway might.
-            if !gzipped(out, GZIP_ANSWER) {
-                return;
-            }
-            continue;
+            return if gzipped(out, GZIP_ANSWER) {
+                Flow::KeepAlive
+            } else {
+                Flow::Close
+            };
         }
         let ok = match (anthropic, stream) {
             (false, false) => whole(
@@ -219,8 +160,10 @@ fn serve(stream: TcpStream, config: Arc<rustls::ServerConfig>, seen: Arc<Mutex<V
                 )
             }
         };
-        if !ok {
-            return;
+        if ok {
+            Flow::KeepAlive
+        } else {
+            Flow::Close
         }
     }
 }
@@ -335,25 +278,8 @@ impl Setup {
         ])
         .assert()
         .success();
-        let admin = env.dir.path().join("admin-token");
-        let ca = api.ca_file.to_str().unwrap().to_owned();
-        let mut server = spawn_vault(
-            &env,
-            &[
-                "server",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-token-file",
-                admin.to_str().unwrap(),
-                "--broker",
-                "127.0.0.1:0",
-                "--broker-upstream-ca",
-                &ca,
-                "--broker-allow-private",
-                "127.0.0.0/8",
-            ],
-        );
-        let (broker, api_url) = addresses(&env, &mut server);
+        let (server, broker, api_url) =
+            start_broker_server(&env, Some(&api.ca_file), &["127.0.0.0/8"]);
         Setup {
             env,
             api,

@@ -20,6 +20,7 @@
 
 mod ca;
 pub mod dial;
+mod headers;
 mod hold;
 mod outbound;
 mod plain;

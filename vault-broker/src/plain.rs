@@ -20,7 +20,8 @@ use hyper::body::Incoming;
 use hyper::{Request, Response, Uri};
 use vault_core::SecretString;
 
-use crate::proxy::{connect_target, refuse, Body, Shared, Tunnel};
+use crate::headers::connect_target;
+use crate::proxy::{refuse, Body, Shared, Tunnel};
 use crate::refusal::{Code, Refusal};
 use crate::Backend;
 

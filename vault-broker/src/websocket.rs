@@ -15,7 +15,8 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use crate::proxy::{strip_hop_by_hop, Body, Tunnel, RESPONSE_HEADER_TIMEOUT};
+use crate::headers::strip_hop_by_hop;
+use crate::proxy::{Body, Tunnel, RESPONSE_HEADER_TIMEOUT};
 use crate::refusal::{Code, Refusal};
 use crate::usage::{Meter, UpBody};
 use crate::Backend;
