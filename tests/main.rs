@@ -25,3 +25,4 @@ mod spend;
 mod tamper;
 mod untrusted_files;
 mod upstream;
+mod watch_events;
