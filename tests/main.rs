@@ -2,6 +2,7 @@
 //! SQLite files. One test binary, topic modules (ripgrep's layout).
 
 mod audit;
+mod audit_prune;
 mod broker;
 mod broker_clients;
 mod children;
