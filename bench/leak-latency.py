@@ -2,7 +2,9 @@
 """Leak-to-rotation latency (issue 6): from appending a line that holds an
 agent's live key to a watched transcript, to (a) the server refusing that key
 and (b) the agent's env file holding its successor. Real release binaries:
-`vault server` on 127.0.0.1:0 and `vault watch --interval-ms 50`.
+`vault server` on 127.0.0.1:0 and `vault watch` with its defaults (file
+events); WATCH_ARGS adds flags to the watcher (WATCH_ARGS=--poll measures the
+250 ms polling fallback). The binary is CARGO_TARGET_DIR's (or ./target's).
 
 Usage: bench/leak-latency.py [TRIALS]   (default 100)
 """
@@ -11,7 +13,7 @@ import json, os, statistics, subprocess, sys, tempfile, time, urllib.error, urll
 TRIALS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 subprocess.run(["cargo", "build", "--release", "-q", "-p", "vault-cli"], cwd=root, check=True)
-VAULT = os.path.join(root, "target", "release", "vault")
+VAULT = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target"), "release", "vault")
 tmp = tempfile.mkdtemp(prefix="vault-leak-")
 env = dict(os.environ, VAULT_HOME=os.path.join(tmp, "vault"), VAULT_PASSPHRASE_FILE=os.path.join(tmp, "pass"))
 env.pop("VAULT_ADDR", None)
@@ -31,7 +33,7 @@ run("target", "add", "--agent", "hermes", "--env-file", target)
 server = subprocess.Popen([VAULT, "server", "--listen", "127.0.0.1:0", "--admin-token-file", os.path.join(tmp, "admin")],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 base = server.stdout.readline().strip().removeprefix("listening on ")
-watcher = subprocess.Popen([VAULT, "watch", sessions, "--interval-ms", "50"], env=env,
+watcher = subprocess.Popen([VAULT, "watch", sessions, *os.environ.get("WATCH_ARGS", "").split()], env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 time.sleep(1.0)
 

@@ -2,6 +2,7 @@
 //! SQLite files. One test binary, topic modules (ripgrep's layout).
 
 mod audit;
+mod audit_prune;
 mod broker;
 mod broker_clients;
 mod children;
@@ -26,3 +27,4 @@ mod spend;
 mod tamper;
 mod untrusted_files;
 mod upstream;
+mod watch_events;

@@ -24,6 +24,10 @@ pub enum AuditAction {
     ApprovalOpen,
     /// `approval.reopen`
     ApprovalReopen,
+    /// `audit.prune`: records before a time removed, a checkpoint kept (issue 19).
+    AuditPrune,
+    /// `audit.retention`: the default age `vault audit prune` removes set or cleared.
+    AuditRetention,
     /// `broker.ca.create`
     BrokerCaCreate,
     /// `console.login`: a console session began (one-time sign-in URL used).
@@ -124,6 +128,8 @@ impl AuditAction {
         AuditAction::ApprovalExpire,
         AuditAction::ApprovalOpen,
         AuditAction::ApprovalReopen,
+        AuditAction::AuditPrune,
+        AuditAction::AuditRetention,
         AuditAction::BrokerCaCreate,
         AuditAction::ConsoleLogin,
         AuditAction::ConsoleLogout,
@@ -180,6 +186,8 @@ impl AuditAction {
             AuditAction::ApprovalExpire => "approval.expire",
             AuditAction::ApprovalOpen => "approval.open",
             AuditAction::ApprovalReopen => "approval.reopen",
+            AuditAction::AuditPrune => "audit.prune",
+            AuditAction::AuditRetention => "audit.retention",
             AuditAction::BrokerCaCreate => "broker.ca.create",
             AuditAction::ConsoleLogin => "console.login",
             AuditAction::ConsoleLogout => "console.logout",

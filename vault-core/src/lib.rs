@@ -57,11 +57,11 @@ pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
-    validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditQuery, AuditRecord,
+    validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditPruned, AuditQuery, AuditRecord,
     AuditVerdict, BackupInfo, ConsoleSession, DekUsage, EgressGovernance, EgressGrant, EgressMeta,
     HeldRequest, HoldOutcome, IssuedKey, KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken,
-    NotifyConfig, Origin, Principal, RestoreDelta, RevocationSnapshot, RotationReport,
-    RotationState, SecretInfo, StagedRestore, TargetInfo, TokenRequest, UsageTally, Vault,
-    VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE,
+    NotifyConfig, Origin, Principal, PruneCutoff, PruneOutcome, RestoreDelta, RevocationSnapshot,
+    RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo, TokenRequest, UsageTally,
+    Vault, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE,
     DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

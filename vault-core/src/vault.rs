@@ -18,6 +18,7 @@ mod access;
 mod agents;
 mod approvals;
 mod audit;
+mod audit_prune;
 mod backup;
 mod broker;
 mod console;
@@ -42,6 +43,7 @@ use secrets::value_aad;
 pub use agents::AgentInfo;
 pub use approvals::{ApprovalInfo, APPROVAL_TTL};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
+pub use audit_prune::{AuditPruned, PruneCutoff, PruneOutcome};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::{EgressGovernance, EgressGrant, EgressMeta};
 pub use console::{

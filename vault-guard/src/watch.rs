@@ -1,7 +1,10 @@
 //! Watching (`vault watch`): follow transcript files and stores as they grow, scan only
 //! what is new, and rotate on a leak. Offsets survive restarts (a state file
 //! in the vault directory); a file that shrinks or is replaced is read again
-//! from the start. Polls: simple, and the same on every filesystem.
+//! from the start. Woken by file events ([`Events`]: inotify on Linux), so a
+//! leak is acted on as soon as it is written; polling is the fallback where
+//! events cannot be had (and a slow full pass catches events a filesystem
+//! never delivers, such as writes on another NFS client).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Seek, SeekFrom};
@@ -89,18 +92,65 @@ impl Watcher {
     pub fn pass<E: From<crate::Error>>(
         &mut self,
         vault: &mut Vault,
+        on: impl FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let files = files_under(&self.paths);
+        self.pass_over(vault, files, on)
+    }
+
+    /// [`Watcher::pass`] over only the files `wake` names (all of them for
+    /// [`Wake::Everything`]).
+    ///
+    /// # Errors
+    /// As [`Watcher::pass`].
+    pub fn pass_woken<E: From<crate::Error>>(
+        &mut self,
+        vault: &mut Vault,
+        wake: Wake,
+        on: impl FnMut(Happened<'_>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        match wake {
+            Wake::Files(files) => self.pass_over(vault, files, on),
+            Wake::Everything => self.pass(vault, on),
+            Wake::Nothing => {
+                // Idle: learn what the vault holds now, so the next leak is not
+                // delayed by reloading it.
+                self.reload_if_changed();
+                Ok(())
+            }
+        }
+    }
+
+    /// File events for the followed paths, or why they cannot be had (the
+    /// caller then polls with [`Watcher::pass`]).
+    ///
+    /// # Errors
+    /// The platform's notifier refused (no inotify, its watch limit reached,
+    /// a named path missing).
+    pub fn events(&self) -> std::result::Result<Events, String> {
+        Events::new(&self.paths)
+    }
+
+    fn reload_if_changed(&mut self) {
+        let now = db_stamp(&self.home);
+        if now != self.stamp {
+            self.reload();
+            self.stamp = now;
+        }
+    }
+
+    fn pass_over<E: From<crate::Error>>(
+        &mut self,
+        vault: &mut Vault,
+        files: Vec<PathBuf>,
         mut on: impl FnMut(Happened<'_>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
         for warning in std::mem::take(&mut self.pending) {
             on(Happened::NoMatcher(warning))?;
         }
         let mut changed = false;
-        let now = db_stamp(&self.home);
-        if now != self.stamp {
-            self.reload();
-            self.stamp = now;
-        }
-        for file in files_under(&self.paths) {
+        self.reload_if_changed();
+        for file in files {
             let key = file.display().to_string();
             let before = self.state.files.get(&key).cloned();
             let mut report = self.scan_new(&file);
@@ -142,6 +192,7 @@ impl Watcher {
                 on(Happened::Acted(acted))?;
                 // New keys exist now: know them too.
                 self.reload();
+                self.stamp = db_stamp(&self.home);
             }
         }
         if changed {
@@ -170,6 +221,136 @@ impl Watcher {
             file,
             &mut self.state,
         )
+    }
+}
+
+/// What woke the watcher.
+#[derive(Debug)]
+pub enum Wake {
+    /// These followed files changed (or appeared).
+    Files(Vec<PathBuf>),
+    /// Events were lost, or a directory appeared: look at everything.
+    Everything,
+    /// Nothing within the wait.
+    Nothing,
+}
+
+/// File events (inotify on Linux) for the followed paths: a directory is
+/// watched with everything under it, a named file through its directory, so
+/// a file replaced by a rename is seen too. Opening and reading a file (the
+/// watcher's own reads among them) wake nothing.
+pub struct Events {
+    // dropped last: it sends to `rx`
+    rx: std::sync::mpsc::Receiver<notify::Result<notify::Event>>,
+    _notifier: notify::RecommendedWatcher,
+    /// The followed paths: named files, and directories walked 3 deep.
+    files: HashSet<PathBuf>,
+    dirs: Vec<PathBuf>,
+}
+
+impl Events {
+    fn new(paths: &[PathBuf]) -> std::result::Result<Events, String> {
+        use notify::{RecursiveMode, Watcher as _};
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Links are not followed: a link under a watched directory must not
+        // extend the watch to wherever it points (reads refuse links anyway).
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let mut notifier =
+            notify::RecommendedWatcher::new(tx, config).map_err(|e| format!("file events: {e}"))?;
+        let mut files = HashSet::new();
+        let mut dirs = Vec::new();
+        for p in paths {
+            let meta = std::fs::symlink_metadata(p)
+                .map_err(|e| format!("file events for {}: {e}", p.display()))?;
+            let (at, mode) = if meta.is_dir() {
+                dirs.push(p.clone());
+                (p.clone(), RecursiveMode::Recursive)
+            } else {
+                files.insert(p.clone());
+                let parent = p.parent().unwrap_or(Path::new("/")).to_owned();
+                (parent, RecursiveMode::NonRecursive)
+            };
+            notifier
+                .watch(&at, mode)
+                .map_err(|e| format!("file events for {}: {e}", at.display()))?;
+        }
+        Ok(Events {
+            rx,
+            _notifier: notifier,
+            files,
+            dirs,
+        })
+    }
+
+    /// Waits up to `timeout` for a change to a followed file; takes every
+    /// event already queued with it, so a burst of writes is one pass.
+    pub fn wait(&self, timeout: std::time::Duration) -> Wake {
+        use std::sync::mpsc::RecvTimeoutError;
+        let first = match self.rx.recv_timeout(timeout) {
+            Ok(event) => event,
+            Err(RecvTimeoutError::Timeout) => return Wake::Nothing,
+            // the notifier's thread ended: nothing more will come
+            Err(RecvTimeoutError::Disconnected) => return Wake::Everything,
+        };
+        let mut files = Vec::new();
+        let mut everything = false;
+        for event in std::iter::once(first).chain(self.rx.try_iter()) {
+            match event {
+                Ok(event) => everything |= self.note(event, &mut files),
+                // the kernel's queue overflowed, or a watch failed
+                Err(_) => everything = true,
+            }
+        }
+        if everything {
+            return Wake::Everything;
+        }
+        if files.is_empty() {
+            return Wake::Nothing;
+        }
+        files.sort();
+        files.dedup();
+        Wake::Files(files)
+    }
+
+    /// Adds the followed files `event` names to `files`; true when only a
+    /// full pass will do.
+    fn note(&self, event: notify::Event, files: &mut Vec<PathBuf>) -> bool {
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        if event.need_rescan() {
+            return true;
+        }
+        match event.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => {}
+            // opens and reads (ours too) change nothing
+            EventKind::Access(_) | EventKind::Remove(_) => return false,
+            _ => {}
+        }
+        for path in event.paths {
+            if crate::fs::is_temp(&path) {
+                continue;
+            }
+            if self.files.contains(&path) {
+                files.push(path);
+                continue;
+            }
+            let Some(depth) = self
+                .dirs
+                .iter()
+                .filter_map(|d| path.strip_prefix(d).ok())
+                .map(|rel| rel.components().count())
+                .min()
+            else {
+                continue;
+            };
+            match std::fs::symlink_metadata(&path) {
+                // a new directory may hold files written before its watch was added
+                Ok(m) if m.is_dir() && depth <= 3 => return true,
+                // as deep as a full pass walks
+                Ok(m) if m.is_file() && (1..=4).contains(&depth) => files.push(path),
+                _ => {}
+            }
+        }
+        false
     }
 }
 
@@ -209,6 +390,30 @@ struct FileState {
     lines: u64,
     /// For stores scanned whole (SQLite, zstd): the mtime last scanned.
     mtime: i64,
+    /// A hash of the bytes just before `offset`: when they changed, the file
+    /// was rewritten in place (truncated and written to the same length or
+    /// longer) and is read again from the start. A hash, so the state file
+    /// holds no transcript text.
+    #[serde(default)]
+    tail: Option<u64>,
+}
+
+/// How many bytes before the offset [`FileState::tail`] covers.
+const TAIL: u64 = 32;
+
+/// The [`FileState::tail`] of `file` at `offset` (`None` at 0 or on a short read).
+fn tail_hash(file: &mut std::fs::File, offset: u64) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let from = offset.saturating_sub(TAIL);
+    if offset == 0 || file.seek(SeekFrom::Start(from)).is_err() {
+        return None;
+    }
+    let mut buf = vec![0; (offset - from) as usize];
+    file.read_exact(&mut buf).ok()?;
+    // not a secret or a MAC: only whether the same bytes are still there
+    let mut h = std::hash::DefaultHasher::new();
+    buf.hash(&mut h);
+    Some(h.finish())
 }
 
 const STATE_FILE: &str = "watch-state.json";
@@ -464,8 +669,11 @@ fn scan_new(
             _ => error("replaced while it was scanned; not read".into()),
         };
     }
-    if !same_file || meta.len() < entry.offset {
-        // Replaced or truncated: read it again from the start.
+    let rewritten = entry.offset > 0
+        && entry.tail.is_some()
+        && tail_hash(&mut handle, entry.offset) != entry.tail;
+    if !same_file || meta.len() < entry.offset || rewritten {
+        // Replaced, truncated or rewritten: read it again from the start.
         entry = FileState {
             inode: meta.ino(),
             dev: meta.dev(),
@@ -496,6 +704,7 @@ fn scan_new(
     }
     entry.offset += end as u64;
     entry.lines += buf.iter().filter(|b| **b == b'\n').count() as u64;
+    entry.tail = tail_hash(&mut handle, entry.offset);
     state.files.insert(key, entry);
     Some(report)
 }

@@ -22,11 +22,17 @@ pub enum AuditCommand {
     },
     /// Check the hash chain and MACs; exit 1 naming the first bad record.
     Verify,
+    /// Remove the oldest records, keeping a MAC'd checkpoint so the rest still verifies.
+    Prune(super::audit_prune::PruneArgs),
+    /// Set (or with `off` clear) the age `vault audit prune` removes by default.
+    Retention(super::audit_prune::RetentionArgs),
 }
 
 pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
-    let vault = ctx.unlock()?;
+    let mut vault = ctx.unlock()?;
     match command {
+        AuditCommand::Prune(args) => super::audit_prune::prune(ctx, &mut vault, args),
+        AuditCommand::Retention(args) => super::audit_prune::retention(ctx, &mut vault, args),
         AuditCommand::Log { agent, since } => {
             let agent = agent.as_deref().map(AgentName::parse).transpose()?;
             let since_ms = since.as_deref().map(parse_since).transpose()?;
@@ -62,10 +68,18 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
         }
         AuditCommand::Verify => match vault.verify_audit()? {
             AuditVerdict::Intact { records } => {
+                let pruned = vault.audit_pruned()?;
                 if ctx.json {
-                    ctx.print_json(&serde_json::json!({"intact": true, "records": records}))?;
+                    ctx.print_json(&serde_json::json!({
+                        "intact": true, "records": records,
+                        "starts_at_seq": pruned.as_ref().map_or(1, |p| p.through_seq + 1),
+                        "pruned": pruned.as_ref().map(super::audit_prune::pruned_json),
+                    }))?;
                 } else {
                     println!("audit trail intact: {records} record(s)");
+                    if let Some(p) = pruned {
+                        println!("{}", super::audit_prune::pruned_line(&p));
+                    }
                 }
                 Ok(())
             }
@@ -263,7 +277,7 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
 }
 
 /// An RFC 3339 time, or an age like `1h`, as unix milliseconds.
-fn parse_since(s: &str) -> Result<i64> {
+pub(super) fn parse_since(s: &str) -> Result<i64> {
     if let Some(age) = vault_core::policy::parse_duration(s) {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
         return Ok(now.saturating_sub(age).as_millis() as i64);

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod audit;
+pub mod audit_prune;
 pub mod backup;
 pub mod demo;
 pub mod doctor;

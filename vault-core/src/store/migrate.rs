@@ -19,6 +19,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../../schema/011_usage.sql")),
     (12, include_str!("../../../schema/012_egress_holds.sql")),
     (13, include_str!("../../../schema/013_console.sql")),
+    // 014 is another branch's; numbers are kept in order when they meet
+    (15, include_str!("../../../schema/015_audit_prune.sql")),
 ];
 
 /// The schema version this build writes.
@@ -99,6 +101,7 @@ mod tests {
                 "approvals",
                 "audit_head",
                 "audit_log",
+                "audit_pruned",
                 "console_sessions",
                 "egress_usage",
                 "egress_usage_dropped",

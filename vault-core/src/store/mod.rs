@@ -34,6 +34,7 @@
 
 pub(crate) mod agents;
 pub(crate) mod audit;
+pub(crate) mod audit_pruned;
 pub(crate) mod backup;
 pub(crate) mod console;
 pub(crate) mod fingerprints;

@@ -50,7 +50,7 @@ pub struct AuditRecord {
 pub enum AuditVerdict {
     /// Every record chains and authenticates, and the head matches.
     Intact {
-        /// How many records.
+        /// How many records (kept ones, after a pruning: see [`Vault::audit_pruned`]).
         records: i64,
     },
     /// The first record that fails, and how.
@@ -270,9 +270,17 @@ impl Vault {
             return broken(head.seq, "audit head tag invalid (edited or replaced)");
         }
         let key = self.audit_key_existing()?;
-        let mut prev = vec![0u8; 32];
+        // A pruned trail starts after its checkpoint, chaining from it.
+        let (start, mut prev) = match self.audit_base() {
+            Ok(Some((pruned, chain))) => (pruned.through_seq, chain),
+            Ok(None) => (0, vec![0u8; 32]),
+            Err(Error::Integrity { what }) => {
+                return broken(rows.first().map_or(1, |r| r.seq), &what)
+            }
+            Err(e) => return Err(e),
+        };
         for (i, row) in rows.iter().enumerate() {
-            let want_seq = i as i64 + 1;
+            let want_seq = start + i as i64 + 1;
             if row.seq != want_seq {
                 return broken(want_seq, "record missing (a gap in the sequence)");
             }
@@ -285,7 +293,7 @@ impl Vault {
             }
             prev = chain.to_vec();
         }
-        let last = rows.last().map(|r| r.seq).unwrap_or(0);
+        let last = rows.last().map(|r| r.seq).unwrap_or(start);
         if hmac::verify(&key, &head_input(head.seq, &head.chain), &head.mac).is_err() {
             return broken(head.seq, "audit head MAC invalid");
         }
@@ -294,7 +302,9 @@ impl Vault {
         }
         // The trail is whole; so must be the state it describes.
         match crate::store::tags::check_all(&self.conn, &self.rows) {
-            Ok(()) => Ok(AuditVerdict::Intact { records: last }),
+            Ok(()) => Ok(AuditVerdict::Intact {
+                records: last - start,
+            }),
             Err(Error::Integrity { what }) => broken(
                 last,
                 &format!("{what} was edited without the passphrase (its row tag is invalid)"),

@@ -258,7 +258,13 @@ impl Vault {
         let key = self.audit_key_existing()?;
         let (mut last, mut prev) = match from {
             Some(c) => (c.seq, c.chain.clone()),
-            None => (0, vec![0u8; 32]),
+            // a pruned trail starts after its checkpoint (issue 19)
+            None => match self.audit_base() {
+                Ok(Some((pruned, chain))) => (pruned.through_seq, chain),
+                Ok(None) => (0, vec![0u8; 32]),
+                Err(crate::Error::Integrity { what }) => return broken(1, &what),
+                Err(e) => return Err(e),
+            },
         };
         loop {
             let rows = store::audit::list_after(&self.conn, last, 10_000)?;

@@ -1,0 +1,233 @@
+//! Pruning the audit trail (issue 19): every read and mint adds a record, so
+//! a busy vault's trail grows without end. Pruning removes the oldest
+//! records and leaves one MAC'd checkpoint (schema 015) naming the last
+//! record removed and its chain hash, which covers everything before it: the
+//! records kept still chain from it, so `vault audit verify` still proves
+//! them intact and says where the trail now starts. The pruning is itself
+//! an audit record. A broken trail is never pruned: that would destroy the
+//! evidence.
+
+use std::time::Duration;
+
+use ring::hmac;
+
+use super::audit::AuditVerdict;
+use super::{require_operator, Vault};
+use crate::error::{Error, Result};
+use crate::store::{self, audit_pruned, settings};
+use crate::{AuditAction, Principal};
+
+/// The setting holding the default age `vault audit prune` removes.
+const RETENTION: &str = "audit.retention";
+
+/// Where the trail was cut, as its MAC-checked checkpoint says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditPruned {
+    /// Every record up to this seq was removed; the trail starts after it.
+    pub through_seq: i64,
+    /// The last removed record's time (Unix ms).
+    pub through_at_ms: i64,
+    /// When the last pruning was done (Unix ms).
+    pub pruned_at_ms: i64,
+}
+
+/// Which records [`Vault::prune_audit`] removes.
+#[derive(Clone, Copy, Debug)]
+pub enum PruneCutoff {
+    /// Records older than this Unix ms time.
+    Before(i64),
+    /// Records older than this age (by the vault's clock).
+    OlderThan(Duration),
+    /// Records older than the configured retention ([`Vault::audit_retention`]).
+    Retention,
+}
+
+/// What [`Vault::prune_audit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PruneOutcome {
+    /// Records removed now (0: nothing was old enough).
+    pub removed: i64,
+    /// The checkpoint the trail now starts after, if it was ever pruned.
+    pub pruned: Option<AuditPruned>,
+}
+
+impl Vault {
+    /// Removes the records older than `cutoff` (the longest such run from the
+    /// oldest), after verifying the whole trail, and records `audit.prune`.
+    ///
+    /// # Errors
+    /// Not the operator; no retention configured for [`PruneCutoff::Retention`];
+    /// a cutoff in the future; the trail does not verify (exit 1, nothing removed).
+    pub fn prune_audit(&mut self, actor: &Principal, cutoff: PruneCutoff) -> Result<PruneOutcome> {
+        require_operator(actor, "prune the audit trail")?;
+        let now = store::now_ms();
+        let before_ms = match cutoff {
+            PruneCutoff::Before(ms) => ms,
+            PruneCutoff::OlderThan(age) => now.saturating_sub(age.as_millis() as i64),
+            PruneCutoff::Retention => {
+                let age = self.audit_retention()?.ok_or_else(|| Error::Refused {
+                    reason: "no audit retention is set: give --before DATE or --older-than \
+                                 AGE, or set a default with `vault audit retention 90d`"
+                        .into(),
+                })?;
+                now.saturating_sub(age.as_millis() as i64)
+            }
+        };
+        if before_ms > now {
+            return Err(Error::Refused {
+                reason: "the cutoff is in the future; pruning removes only records already written"
+                    .into(),
+            });
+        }
+        if let AuditVerdict::Broken { seq, reason } = self.verify_audit()? {
+            return Err(Error::Refused {
+                reason: format!(
+                    "the audit trail is broken at record {seq} ({reason}); nothing was pruned, \
+                     so the evidence stays"
+                ),
+            });
+        }
+        let key = self.audit_key_existing()?;
+        let tx = store::write_tx(&self.conn)?;
+        let base = audit_pruned::get(&tx)?.map_or(0, |p| p.through_seq);
+        let through = audit_pruned::prefix_before(&tx, base, before_ms)?;
+        let removed = if through > base {
+            let last = store::audit::list_after(&tx, through - 1, 1)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Error::Integrity {
+                    what: "the audit trail (a record vanished while it was pruned)".into(),
+                })?;
+            let row = audit_pruned::PrunedRow {
+                through_seq: last.seq,
+                mac: checkpoint_mac(&key, last.seq, &last.chain, last.at_ms, now),
+                chain: last.chain,
+                through_at_ms: last.at_ms,
+                pruned_at_ms: now,
+            };
+            let n = audit_pruned::cut(&tx, &row)?;
+            let target = format!(
+                "records {}..={} (before {} ms)",
+                base + 1,
+                row.through_seq,
+                before_ms
+            );
+            self.audit_in(
+                &tx,
+                actor,
+                None,
+                AuditAction::AuditPrune,
+                Some(&target),
+                "ok",
+            )?;
+            n
+        } else {
+            0
+        };
+        tx.commit()?;
+        Ok(PruneOutcome {
+            removed,
+            pruned: self.audit_pruned()?,
+        })
+    }
+
+    /// Where the trail was cut, if it ever was.
+    ///
+    /// # Errors
+    /// [`Error::Integrity`] when the checkpoint's MAC does not verify.
+    pub fn audit_pruned(&self) -> Result<Option<AuditPruned>> {
+        Ok(self.audit_base()?.map(|(p, _)| p))
+    }
+
+    /// The checkpoint and the chain hash the first kept record chains from.
+    pub(super) fn audit_base(&self) -> Result<Option<(AuditPruned, Vec<u8>)>> {
+        let Some(row) = audit_pruned::get(&self.conn)? else {
+            return Ok(None);
+        };
+        let key = self.audit_key_existing()?;
+        let input = checkpoint_input(
+            row.through_seq,
+            &row.chain,
+            row.through_at_ms,
+            row.pruned_at_ms,
+        );
+        if hmac::verify(&key, &input, &row.mac).is_err() {
+            return Err(Error::Integrity {
+                what: "the audit trail's prune checkpoint (its MAC is invalid)".into(),
+            });
+        }
+        Ok(Some((
+            AuditPruned {
+                through_seq: row.through_seq,
+                through_at_ms: row.through_at_ms,
+                pruned_at_ms: row.pruned_at_ms,
+            },
+            row.chain,
+        )))
+    }
+
+    /// The default age `vault audit prune` removes, if one is set.
+    ///
+    /// # Errors
+    /// The setting's row tag does not verify, or it does not parse.
+    pub fn audit_retention(&self) -> Result<Option<Duration>> {
+        let Some(text) = settings::get(&self.conn, &self.rows, RETENTION)? else {
+            return Ok(None);
+        };
+        crate::policy::parse_duration(&text)
+            .map(Some)
+            .ok_or_else(|| Error::Integrity {
+                what: format!("the setting {RETENTION} ({text:?} is not an age)"),
+            })
+    }
+
+    /// Sets (or with `None` clears) the default age `vault audit prune` removes.
+    ///
+    /// # Errors
+    /// Not the operator; an age that does not parse or is under a day.
+    pub fn set_audit_retention(&mut self, actor: &Principal, age: Option<&str>) -> Result<()> {
+        require_operator(actor, "set the audit retention")?;
+        if let Some(text) = age {
+            match crate::policy::parse_duration(text) {
+                Some(d) if d >= Duration::from_secs(86_400) => {}
+                _ => {
+                    return Err(Error::Refused {
+                        reason: format!(
+                            "audit retention {text:?}: give an age of a day or more, like 90d"
+                        ),
+                    })
+                }
+            }
+        }
+        let tx = store::write_tx(&self.conn)?;
+        settings::set(&tx, &self.rows, RETENTION, age)?;
+        self.audit_in(&tx, actor, None, AuditAction::AuditRetention, age, "ok")?;
+        tx.commit()
+    }
+}
+
+fn checkpoint_input(seq: i64, chain: &[u8], through_at_ms: i64, pruned_at_ms: i64) -> Vec<u8> {
+    [
+        b"vault-audit-pruned-v1".as_slice(),
+        &seq.to_be_bytes(),
+        &through_at_ms.to_be_bytes(),
+        &pruned_at_ms.to_be_bytes(),
+        chain,
+    ]
+    .concat()
+}
+
+fn checkpoint_mac(
+    key: &hmac::Key,
+    seq: i64,
+    chain: &[u8],
+    through_at_ms: i64,
+    pruned_at_ms: i64,
+) -> Vec<u8> {
+    hmac::sign(
+        key,
+        &checkpoint_input(seq, chain, through_at_ms, pruned_at_ms),
+    )
+    .as_ref()
+    .to_vec()
+}
