@@ -46,6 +46,7 @@ pub(crate) mod secrets;
 pub(crate) mod settings;
 pub(crate) mod tags;
 pub(crate) mod usage;
+mod vocab;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

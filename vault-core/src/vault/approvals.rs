@@ -11,6 +11,7 @@ use crate::names::SecretPath;
 use crate::store::{self, rotation};
 use crate::AuditAction;
 use crate::Principal;
+use crate::{ApprovalKind, ApprovalState};
 
 /// How long an approval waits for a person.
 pub const APPROVAL_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -27,16 +28,16 @@ const RUNNING_PREFIX: &str = "running:pid=";
 pub struct ApprovalInfo {
     /// 8-character id for `vault approve`.
     pub approval_id: String,
-    /// `rotate_secret`, `reinstate_key`, `egress_request` (a held request).
-    pub kind: String,
+    /// What approving it carries out.
+    pub kind: ApprovalKind,
     /// Whose.
     pub agent: String,
     /// Secret name or key id.
     pub subject: String,
     /// What happened and what approving will do.
     pub summary: String,
-    /// pending, approved, denied, expired, done, failed.
-    pub state: String,
+    /// Where it stands.
+    pub state: ApprovalState,
     /// What happened when it ran (never a value).
     pub result: Option<String>,
     /// Unix seconds.
@@ -49,7 +50,9 @@ impl ApprovalInfo {
     /// Whether this is the open approval that reinstates the suspended key
     /// `key_id` (what a suspension notice names).
     pub fn reinstates(&self, key_id: &str) -> bool {
-        self.kind == "reinstate_key" && self.subject == key_id && self.state == "pending"
+        self.kind == ApprovalKind::ReinstateKey
+            && self.subject == key_id
+            && self.state == ApprovalState::Pending
     }
 }
 
@@ -96,8 +99,14 @@ impl Vault {
         let tx = store::write_tx(&self.conn)?;
         // Who is carrying it out, so a crash can be told from a slow command.
         let running = format!("{RUNNING_PREFIX}{}", std::process::id());
-        if !rotation::decide_approval(&tx, approval_id, "pending", "approved", Some(&running), now)?
-        {
+        if !rotation::decide_approval(
+            &tx,
+            approval_id,
+            ApprovalState::Pending,
+            ApprovalState::Approved,
+            Some(&running),
+            now,
+        )? {
             return Err(not_found("pending approval", approval_id));
         }
         self.audit_in(
@@ -109,25 +118,32 @@ impl Vault {
             "ok",
         )?;
         tx.commit()?;
-        let (state, result) = match row.kind.as_str() {
-            "rotate_secret" => {
+        let (state, result) = match row.kind {
+            ApprovalKind::RotateSecret => {
                 let path = SecretPath::parse(&format!("{}/{}", row.agent, row.subject))?;
                 match self.rotate_secret(actor, &path) {
-                    Ok(version) => ("done", format!("rotated to version {version}")),
-                    Err(e) => ("failed", format!("{e}; the old value stays current")),
+                    Ok(version) => (ApprovalState::Done, format!("rotated to version {version}")),
+                    Err(e) => (
+                        ApprovalState::Failed,
+                        format!("{e}; the old value stays current"),
+                    ),
                 }
             }
-            "reinstate_key" => match self.reinstate_key(actor, &row.subject) {
-                Ok(()) => ("done", "key reinstated".to_owned()),
-                Err(e) => ("failed", e.to_string()),
+            ApprovalKind::ReinstateKey => match self.reinstate_key(actor, &row.subject) {
+                Ok(()) => (ApprovalState::Done, "key reinstated".to_owned()),
+                Err(e) => (ApprovalState::Failed, e.to_string()),
             },
-            other => ("failed", format!("unknown approval kind {other}")),
+            // returned above: the server holding the request carries it out
+            ApprovalKind::EgressRequest => (
+                ApprovalState::Failed,
+                "a held request is sent by the server holding it".to_owned(),
+            ),
         };
         let tx = store::write_tx(&self.conn)?;
         rotation::decide_approval(
             &tx,
             approval_id,
-            "approved",
+            ApprovalState::Approved,
             state,
             Some(&result),
             store::now(),
@@ -186,7 +202,14 @@ impl Vault {
         self.expire_approvals()?;
         self.pending_approval(approval_id)?;
         let tx = store::write_tx(&self.conn)?;
-        rotation::decide_approval(&tx, approval_id, "pending", "denied", None, store::now())?;
+        rotation::decide_approval(
+            &tx,
+            approval_id,
+            ApprovalState::Pending,
+            ApprovalState::Denied,
+            None,
+            store::now(),
+        )?;
         self.audit_in(
             &tx,
             actor,
@@ -209,7 +232,7 @@ impl Vault {
         let row = rotation::approvals(&self.conn, Some(approval_id))?
             .pop()
             .ok_or_else(|| not_found("approval", approval_id))?;
-        if row.state != "pending" {
+        if row.state != ApprovalState::Pending {
             return Err(Error::Refused {
                 reason: format!("approval {approval_id} is {}, not pending", row.state),
             });

@@ -321,12 +321,12 @@ impl Vault {
     pub fn audit_count_by_key(
         &self,
         actor: &Principal,
-        action: &str,
+        action: crate::AuditAction,
         since_ms: i64,
     ) -> Result<BTreeMap<String, u64>> {
         require_operator(actor, "read the audit trail")?;
         let from = console::first_seq_at(&self.conn, since_ms)?;
-        Ok(console::count_by_key(&self.conn, action, from)?
+        Ok(console::count_by_key(&self.conn, action.as_str(), from)?
             .into_iter()
             .map(|(k, n)| (k, n.max(0) as u64))
             .collect())

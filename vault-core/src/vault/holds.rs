@@ -7,6 +7,7 @@
 //! the server claimed it, sends nothing more: the server moves the row from
 //! `approved` to `done` in one statement before it sends.
 
+use crate::ApprovalState;
 use std::time::Duration;
 
 use super::broker::EgressActor;
@@ -117,7 +118,7 @@ impl Vault {
                 agent_id,
                 subject: subject.clone(),
                 summary,
-                state: "pending".into(),
+                state: ApprovalState::Pending,
                 expires_at,
                 tag: None,
             },
@@ -145,16 +146,16 @@ impl Vault {
         let row = holds::get(&self.conn, approval_id)?
             .ok_or_else(|| not_found("held request", approval_id))?;
         let now = store::now();
-        let outcome = match row.state.as_str() {
-            "pending" if !give_up => HoldOutcome::Waiting,
-            "pending" => {
+        let outcome = match row.state {
+            ApprovalState::Pending if !give_up => HoldOutcome::Waiting,
+            ApprovalState::Pending => {
                 let tx = store::write_tx(&self.conn)?;
                 let moved = holds::transition(
                     &tx,
                     &self.rows,
                     &row,
-                    "pending",
-                    "expired",
+                    ApprovalState::Pending,
+                    ApprovalState::Expired,
                     Some("no decision in time: refused with approval_timeout, never sent"),
                     now,
                 )?;
@@ -175,25 +176,32 @@ impl Vault {
                 }
                 HoldOutcome::TimedOut
             }
-            "approved" => {
+            ApprovalState::Approved => {
                 let verified = holds::check(&self.conn, &self.rows, &row);
                 let tx = store::write_tx(&self.conn)?;
                 let (to, result, action, outcome) = match &verified {
                     Ok(()) => (
-                        "done",
+                        ApprovalState::Done,
                         "sent once by the broker".to_owned(),
                         AuditAction::EgressHoldSend,
                         HoldOutcome::Send,
                     ),
                     Err(e) => (
-                        "failed",
+                        ApprovalState::Failed,
                         format!("not sent: {e}"),
                         AuditAction::EgressHoldUnverified,
                         HoldOutcome::Unverified,
                     ),
                 };
-                let moved =
-                    holds::transition(&tx, &self.rows, &row, "approved", to, Some(&result), now)?;
+                let moved = holds::transition(
+                    &tx,
+                    &self.rows,
+                    &row,
+                    ApprovalState::Approved,
+                    to,
+                    Some(&result),
+                    now,
+                )?;
                 if moved {
                     self.audit_in(
                         &tx,
@@ -215,8 +223,10 @@ impl Vault {
                     HoldOutcome::Denied
                 }
             }
-            "expired" => HoldOutcome::TimedOut,
-            _ => HoldOutcome::Denied,
+            ApprovalState::Expired => HoldOutcome::TimedOut,
+            ApprovalState::Denied | ApprovalState::Done | ApprovalState::Failed => {
+                HoldOutcome::Denied
+            }
         };
         Ok(outcome)
     }
@@ -244,7 +254,7 @@ impl Vault {
     /// Database errors.
     pub fn egress_hold_close(&mut self, approval_id: &str) -> Result<bool> {
         match holds::get(&self.conn, approval_id)? {
-            Some(row) if row.state == "pending" || row.state == "approved" => {
+            Some(row) if matches!(row.state, ApprovalState::Pending | ApprovalState::Approved) => {
                 self.close_hold(&row, "the agent stopped waiting")
             }
             _ => Ok(false),
@@ -252,11 +262,11 @@ impl Vault {
     }
 
     fn close_hold(&mut self, row: &holds::HoldRow, why: &str) -> Result<bool> {
-        let (to, result) = if row.state == "pending" {
-            ("expired", format!("{why}; it was never sent"))
+        let (to, result) = if row.state == ApprovalState::Pending {
+            (ApprovalState::Expired, format!("{why}; it was never sent"))
         } else {
             (
-                "failed",
+                ApprovalState::Failed,
                 format!("{why} before it was sent; it was never sent"),
             )
         };
@@ -265,7 +275,7 @@ impl Vault {
             &tx,
             &self.rows,
             row,
-            &row.state,
+            row.state,
             to,
             Some(&result),
             store::now(),
@@ -307,8 +317,8 @@ impl Vault {
             &tx,
             &self.rows,
             &row,
-            "pending",
-            "approved",
+            ApprovalState::Pending,
+            ApprovalState::Approved,
             Some("approved; the server holding the request sends it once"),
             store::now(),
         )? {

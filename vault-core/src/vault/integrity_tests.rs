@@ -14,6 +14,7 @@ use crate::names::SecretPath;
 use crate::secret::SecretBytes;
 use crate::store::header;
 use crate::vault::AuditVerdict;
+use crate::{AuditAction, RotationReason};
 
 const OP: &Principal = &Principal::Operator;
 
@@ -109,7 +110,11 @@ fn an_inserted_target_never_receives_a_key() {
             stolen.display()
         ),
     );
-    assert!(is_integrity(v.rotate_key(OP, "hermes-key", "leak")));
+    assert!(is_integrity(v.rotate_key(
+        OP,
+        "hermes-key",
+        RotationReason::Leak
+    )));
     assert!(!stolen.exists());
 }
 
@@ -270,7 +275,7 @@ fn the_first_unlock_after_upgrade_tags_the_existing_state_once() {
     let log = v.audit_log(None, None).unwrap();
     assert_eq!(
         log.iter()
-            .filter(|r| r.action == "vault.integrity_upgrade")
+            .filter(|r| r.action == AuditAction::VaultIntegrityUpgrade)
             .count(),
         1
     );
@@ -293,7 +298,7 @@ fn the_first_unlock_after_upgrade_tags_the_existing_state_once() {
         v.audit_log(None, None)
             .unwrap()
             .iter()
-            .filter(|r| r.action == "vault.integrity_upgrade")
+            .filter(|r| r.action == AuditAction::VaultIntegrityUpgrade)
             .count(),
         1
     );

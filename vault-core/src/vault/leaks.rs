@@ -72,11 +72,13 @@ impl Vault {
             let key_id = row.key_id.clone();
             return match row.status {
                 KeyStatus::Active | KeyStatus::Retiring if row.expires_at > store::now() => {
-                    Ok(match self.rotate_from(op, row, "leak", false)? {
-                        Some(report) => LeakAction::KeyRotated(report),
-                        // another watcher or scan rotated it first
-                        None => LeakAction::KeyAlreadyDead { key_id },
-                    })
+                    Ok(
+                        match self.rotate_from(op, row, crate::RotationReason::Leak, false)? {
+                            Some(report) => LeakAction::KeyRotated(report),
+                            // another watcher or scan rotated it first
+                            None => LeakAction::KeyAlreadyDead { key_id },
+                        },
+                    )
                 }
                 _ => Ok(LeakAction::KeyAlreadyDead { key_id }),
             };
@@ -130,7 +132,7 @@ impl Vault {
         }
         if let Some(id) = rotation::pending_approval_for(
             &self.conn,
-            "rotate_secret",
+            crate::ApprovalKind::RotateSecret,
             agent_id,
             path.name.as_str(),
         )? {
@@ -150,7 +152,7 @@ impl Vault {
         rotation::insert_approval(
             &tx,
             &approval_id,
-            "rotate_secret",
+            crate::ApprovalKind::RotateSecret,
             agent_id,
             path.name.as_str(),
             &summary,

@@ -49,7 +49,7 @@ impl Vault {
         crate::store::rotation::insert_approval(
             &tx,
             &approval_id,
-            "reinstate_key",
+            crate::ApprovalKind::ReinstateKey,
             agent_id,
             key_id,
             &summary,

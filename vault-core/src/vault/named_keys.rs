@@ -73,6 +73,18 @@ impl KeyStatus {
     }
 }
 
+impl std::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for KeyStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A freshly issued key: the only time the key text exists outside the agent.
 #[derive(Debug)]
 pub struct IssuedKey {

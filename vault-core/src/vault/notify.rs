@@ -130,18 +130,18 @@ mod tests {
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
             &mut files,
         );
+        // spelled in pieces, so this file does not match itself
         let banned = [
-            "std::net",
-            "TcpStream",
-            "UdpSocket",
-            "to_socket_addrs",
-            "TcpListener",
+            concat!("std", "::net"),
+            concat!("Tcp", "Stream"),
+            concat!("Udp", "Socket"),
+            concat!("to_socket", "_addrs"),
+            concat!("Tcp", "Listener"),
         ];
         let mut found = Vec::new();
         for (path, text) in &files {
             for (n, line) in text.lines().enumerate() {
-                // this test names what it bans
-                if banned.iter().any(|b| line.contains(b)) && !line.contains("let banned") {
+                if banned.iter().any(|b| line.contains(b)) {
                     found.push(format!("{path}:{}: {}", n + 1, line.trim()));
                 }
             }

@@ -25,6 +25,7 @@ use crate::names::AgentName;
 use crate::store::{self, keys, rotation};
 use crate::AuditAction;
 use crate::Principal;
+use crate::{RotationReason, RotationStep};
 
 /// Where a key rotation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,14 +78,14 @@ pub(super) enum Handover {
 impl Vault {
     /// Rotates a named key: successor created, written to every target
     /// holding the key, checked there, then the old key revoked. `reason` is
-    /// `manual` or `leak`; for a leak the old key is revoked even if a target
+    /// [`RotationReason::Manual`] or [`RotationReason::Leak`]; for a leak the old key is revoked even if a target
     /// fails. A manual rotation of a key no target holds is refused: see
     /// [`Vault::rotate_key_printed`].
     pub fn rotate_key(
         &mut self,
         actor: &Principal,
         name_or_id: &str,
-        reason: &str,
+        reason: RotationReason,
     ) -> Result<RotationReport> {
         self.rotate_key_printed(actor, name_or_id, reason, false)
     }
@@ -98,7 +99,7 @@ impl Vault {
         &mut self,
         actor: &Principal,
         name_or_id: &str,
-        reason: &str,
+        reason: RotationReason,
         print: bool,
     ) -> Result<RotationReport> {
         require_operator(actor, "rotate keys")?;
@@ -121,7 +122,7 @@ impl Vault {
         &mut self,
         actor: &Principal,
         old: keys::KeyRow,
-        reason: &str,
+        reason: RotationReason,
         print: bool,
     ) -> Result<Option<RotationReport>> {
         if old.status == KeyStatus::Retiring {
@@ -141,7 +142,7 @@ impl Vault {
         let (agent_id, created_at, expires_at) =
             keys::lifetime(&self.conn, &self.rows, &old.key_id)?
                 .ok_or_else(|| not_found("key", &old.key_id))?;
-        if reason != "leak" {
+        if reason != RotationReason::Leak {
             // A manual rotation first makes sure every target can take the key.
             let holding = self.targets_holding(agent_id, &old.name, &[&old.key_id])?;
             if holding.is_empty() && !print {
@@ -214,7 +215,7 @@ impl Vault {
             .into_iter()
             .find(|r| r.rotation_id == rotation_id)
             .ok_or_else(|| not_found("rotation", rotation_id))?;
-        let handover = if reason == "leak" {
+        let handover = if reason == RotationReason::Leak {
             Handover::File
         } else {
             Handover::Caller
@@ -268,7 +269,7 @@ impl Vault {
         let mut errors = Vec::new();
         let held_by = [row.old_key_id.as_str(), new_key_id.as_str()];
         let targets = self.targets_holding(row.agent_id, &row.subject, &held_by)?;
-        if row.state == "pending" {
+        if row.state == RotationStep::Pending {
             for t in &targets {
                 let file = Path::new(&t.path);
                 let result = envfile::upsert_var(file, &t.key_var, new_key.expose_secret())
@@ -295,12 +296,12 @@ impl Vault {
                 }
                 failpoint::hit("rotate:target");
             }
-            if !errors.is_empty() && row.reason != "leak" {
+            if !errors.is_empty() && row.reason != RotationReason::Leak {
                 let tx = store::write_tx(&self.conn)?;
                 rotation::set_rotation_state(
                     &tx,
                     row.rotation_id,
-                    "pending",
+                    RotationStep::Pending,
                     Some(&errors.join("; ")),
                     store::now(),
                 )?;
@@ -316,7 +317,13 @@ impl Vault {
                 return Ok(self.report(&row, written, errors, RotationState::Stalled, None, None));
             }
             let tx = store::write_tx(&self.conn)?;
-            rotation::set_rotation_state(&tx, row.rotation_id, "written", None, store::now())?;
+            rotation::set_rotation_state(
+                &tx,
+                row.rotation_id,
+                RotationStep::Written,
+                None,
+                store::now(),
+            )?;
             tx.commit()?;
             failpoint::hit("rotate:written");
         } else {
@@ -338,7 +345,13 @@ impl Vault {
         let tx = store::write_tx(&self.conn)?;
         keys::revoke(&tx, &self.rows, &row.old_key_id, store::now())?;
         let error = (!errors.is_empty()).then(|| errors.join("; "));
-        rotation::set_rotation_state(&tx, row.rotation_id, "done", error.as_deref(), store::now())?;
+        rotation::set_rotation_state(
+            &tx,
+            row.rotation_id,
+            RotationStep::Done,
+            error.as_deref(),
+            store::now(),
+        )?;
         self.audit_in(
             &tx,
             op,
