@@ -3,6 +3,7 @@
 //! carries out what was drafted (a secret's rotation, a key's reinstatement);
 //! one interrupted mid-way is reopened, never run twice at once.
 
+use crate::store::Store as _;
 use std::time::Duration;
 
 use super::{not_found, require_operator, Vault};
@@ -76,7 +77,7 @@ impl Vault {
         require_operator(actor, "list approvals")?;
         self.expire_approvals()?;
         self.reopen_interrupted_approvals()?;
-        Ok(rotation::approvals(&self.conn, None)?
+        Ok(rotation::approvals(&self.store, None)?
             .into_iter()
             .map(approval_info)
             .collect())
@@ -92,11 +93,11 @@ impl Vault {
             // carried out by the server holding the request, not here
             self.approve_hold(actor, approval_id)?;
             return Ok(approval_info(
-                rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+                rotation::approvals(&self.store, Some(approval_id))?.remove(0),
             ));
         }
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         // Who is carrying it out, so a crash can be told from a slow command.
         let running = format!("{RUNNING_PREFIX}{}", std::process::id());
         if !rotation::decide_approval(
@@ -139,7 +140,7 @@ impl Vault {
                 "a held request is sent by the server holding it".to_owned(),
             ),
         };
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         rotation::decide_approval(
             &tx,
             approval_id,
@@ -150,7 +151,7 @@ impl Vault {
         )?;
         tx.commit()?;
         Ok(approval_info(
-            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+            rotation::approvals(&self.store, Some(approval_id))?.remove(0),
         ))
     }
 
@@ -160,7 +161,7 @@ impl Vault {
     /// dead process already stored stays: a rotated value is never lost.
     fn reopen_interrupted_approvals(&self) -> Result<()> {
         let now = store::now();
-        for (id, result, decided_at) in rotation::approved_unfinished(&self.conn)? {
+        for (id, result, decided_at) in rotation::approved_unfinished(&self.store)? {
             let pid = result
                 .as_deref()
                 .and_then(|r| r.strip_prefix(RUNNING_PREFIX))
@@ -175,7 +176,7 @@ impl Vault {
             if alive && !overdue {
                 continue;
             }
-            let tx = store::write_tx(&self.conn)?;
+            let tx = self.store.write(&Principal::Operator)?;
             if rotation::reopen_approval(
                 &tx,
                 &id,
@@ -201,7 +202,7 @@ impl Vault {
         require_operator(actor, "deny")?;
         self.expire_approvals()?;
         self.pending_approval(approval_id)?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         rotation::decide_approval(
             &tx,
             approval_id,
@@ -220,7 +221,7 @@ impl Vault {
         )?;
         tx.commit()?;
         Ok(approval_info(
-            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+            rotation::approvals(&self.store, Some(approval_id))?.remove(0),
         ))
     }
 
@@ -229,7 +230,7 @@ impl Vault {
     }
 
     fn pending_approval(&self, approval_id: &str) -> Result<rotation::ApprovalRow> {
-        let row = rotation::approvals(&self.conn, Some(approval_id))?
+        let row = rotation::approvals(&self.store, Some(approval_id))?
             .pop()
             .ok_or_else(|| not_found("approval", approval_id))?;
         if row.state != ApprovalState::Pending {
@@ -241,7 +242,7 @@ impl Vault {
     }
 
     fn expire_approvals(&self) -> Result<()> {
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         let n = rotation::expire_approvals(&tx, store::now())?;
         if n > 0 {
             self.audit_in(

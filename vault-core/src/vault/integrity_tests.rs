@@ -215,7 +215,7 @@ fn a_wiped_or_cut_audit_trail_is_broken_and_stops_audited_actions() {
 /// Turns a fresh vault into one as schema 7 left it: no tags, and the data
 /// key wrapped without the row-tags marker.
 fn make_legacy(dir: &TempDir, v: Vault) {
-    let h = header::read(&v.conn).unwrap();
+    let h = header::read(v.conn()).unwrap();
     let kek = derive_kek(b"pw", &h.salt, &h.kdf).unwrap();
     let wrapped = aead::seal(
         &kek,
@@ -343,7 +343,7 @@ fn rekey_and_passwd_keep_tags_valid_and_rekey_does_not_launder_an_edit() {
 fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing() {
     let (dir, mut v, _key) = vault();
     let old_header: Vec<u8> = v
-        .conn
+        .conn()
         .query_row("SELECT wrapped_dek FROM vault_header", [], |r| r.get(0))
         .unwrap();
     let old_row = |conn: &rusqlite::Connection| {
@@ -361,7 +361,7 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
         )
         .unwrap()
     };
-    let (salt, dek_id, tag, count) = old_row(&v.conn);
+    let (salt, dek_id, tag, count) = old_row(v.conn());
     // a leaked secret makes a new data key the default for `vault passwd`
     assert!(!v.has_open_compromise().unwrap());
     v.report_secret_leak(&path("hermes/A"), "notes:1").unwrap();

@@ -8,7 +8,8 @@
 
 use super::{require_operator, Vault};
 use crate::error::{Error, Result};
-use crate::store::{self, settings};
+use crate::store::settings;
+use crate::store::Store as _;
 use crate::AuditAction;
 use crate::Principal;
 
@@ -25,8 +26,8 @@ impl Vault {
     /// The configured notifiers.
     pub fn notify_config(&self) -> Result<NotifyConfig> {
         Ok(NotifyConfig {
-            command: settings::get(&self.conn, &self.rows, "notify.command")?,
-            webhook: settings::get(&self.conn, &self.rows, "notify.webhook")?,
+            command: settings::get(&self.store, &self.rows, "notify.command")?,
+            webhook: settings::get(&self.store, &self.rows, "notify.webhook")?,
         })
     }
 
@@ -37,7 +38,7 @@ impl Vault {
         if let Some(url) = &config.webhook {
             parse_loopback_url(url)?;
         }
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         settings::set(&tx, &self.rows, "notify.command", config.command.as_deref())?;
         settings::set(&tx, &self.rows, "notify.webhook", config.webhook.as_deref())?;
         self.audit_in(&tx, actor, None, AuditAction::NotifyConfigure, None, "ok")?;

@@ -805,7 +805,7 @@ mod rotation {
         let (dir, mut first) = new_vault();
         let key = with_key(&mut first);
         let mut second = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
-        let stale = crate::store::keys::find(&second.conn, &second.rows, "hermes-key")
+        let stale = crate::store::keys::find(second.conn(), &second.rows, "hermes-key")
             .unwrap()
             .unwrap();
         assert!(matches!(
@@ -1319,7 +1319,7 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         other => panic!("{other:?}"),
     };
     let mark = |v: &Vault, pid: u32, at: i64| {
-        v.conn
+        v.conn()
             .execute(
                 "UPDATE approvals SET state = 'approved', result = ?2, decided_at = ?3 WHERE approval_id = ?1",
                 params![id, format!("running:pid={pid}"), at],
