@@ -35,6 +35,21 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Every reason.
+    pub const ALL: &'static [Denial] = &[
+        Denial::BadChecksum,
+        Denial::BadSignature,
+        Denial::KeyExpired,
+        Denial::KeyRevoked,
+        Denial::KeySuspended,
+        Denial::MalformedKey,
+        Denial::MalformedToken,
+        Denial::OutOfScope,
+        Denial::TokenExpired,
+        Denial::TokenRevoked,
+        Denial::UnknownKey,
+    ];
+
     /// The wire name.
     pub fn as_str(self) -> &'static str {
         match self {

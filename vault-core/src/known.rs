@@ -7,7 +7,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use ring::hmac;
-use rusqlite::Connection;
 
 use crate::credential::{self, NamedKey};
 use crate::error::{Error, Result};
@@ -229,7 +228,11 @@ impl KnownCredentials {
 /// Computes a value's fingerprint inside a write transaction, creating the
 /// scan key on first use. A value the scanner should not look for (see
 /// [`unscannable`]) has none, and loses the one of its previous value.
-pub(crate) fn record_fingerprint(tx: &Connection, secret_id: i64, value: &[u8]) -> Result<()> {
+pub(crate) fn record_fingerprint(
+    tx: &crate::store::Handle,
+    secret_id: i64,
+    value: &[u8],
+) -> Result<()> {
     if unscannable(value).is_some() {
         return fingerprints::delete(tx, secret_id);
     }

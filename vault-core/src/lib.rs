@@ -20,6 +20,7 @@
 
 #![deny(missing_docs)]
 
+mod approval_state;
 mod audit_action;
 mod clock;
 pub mod credential;
@@ -37,13 +38,19 @@ pub mod notify;
 pub mod policy;
 pub mod prices;
 pub mod process;
+mod rotation_step;
 mod secret;
 mod store;
 pub mod token;
 pub mod usage;
 mod vault;
 pub mod view;
+mod wire;
 
+#[cfg(test)]
+mod layout_tests;
+
+pub use crate::approval_state::{ApprovalKind, ApprovalState};
 pub use crate::audit_action::AuditAction;
 pub use crate::credential::{KeyHash, NamedKey};
 pub use crate::crypto::kdf::KdfParams;
@@ -53,6 +60,7 @@ pub use crate::denial::Denial;
 pub use crate::error::{Error, Result, StoreError};
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
 pub use crate::policy::{Policy, PolicyDoc};
+pub use crate::rotation_step::{RotationReason, RotationStep};
 pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};

@@ -5,14 +5,12 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
-
 use crate::crypto::rowtag::RowKey;
 use crate::error::{Error, Result};
 use crate::names::AgentName;
 use crate::policy::Policy;
 use crate::secret::{Key256, SecretString};
-use crate::store;
+use crate::store::{self, Store};
 
 mod access;
 mod agents;
@@ -74,7 +72,7 @@ pub enum Principal {
 
 /// An unlocked vault.
 pub struct Vault {
-    conn: Connection,
+    store: store::Sqlite,
     dir: PathBuf,
     vault_id: [u8; 16],
     dek_id: [u8; 16],
@@ -124,7 +122,7 @@ impl Vault {
     /// Only for operations without effects outside the database: a rotation
     /// writes env files between its commits and must never run in here.
     pub fn in_one_transaction<T>(&mut self, f: impl FnOnce(&mut Vault) -> T) -> (T, Result<()>) {
-        if !store::begin_batch(&self.conn) {
+        if !self.store.begin_batch() {
             return (f(self), Ok(()));
         }
         // A panic in `f` rolls the batch back before it goes on unwinding, so
@@ -133,25 +131,25 @@ impl Vault {
         let out = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
             Ok(out) => out,
             Err(panic) => {
-                store::rollback_batch(&self.conn);
+                self.store.rollback_batch();
                 std::panic::resume_unwind(panic);
             }
         };
-        let committed = store::commit_batch(&self.conn);
+        let committed = self.store.commit_batch();
         (out, committed)
     }
 
     #[cfg(test)]
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    pub(crate) fn conn(&self) -> &store::Handle {
+        &self.store
     }
 
     /// Sets the encryption counter the way the vault itself would (tagged).
     #[cfg(test)]
     pub(crate) fn force_dek_encryptions(&self, n: i64) {
         use crate::store::header;
-        let h = header::read_checked(&self.conn, &self.rows).unwrap();
-        header::count_encryptions(&self.conn, &self.rows, n - h.dek_encryptions).unwrap();
+        let h = header::read_checked(&self.store, &self.rows).unwrap();
+        header::count_encryptions(&self.store, &self.rows, n - h.dek_encryptions).unwrap();
     }
 }
 

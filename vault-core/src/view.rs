@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::{AgentInfo, ApprovalInfo, KeyInfo};
+use crate::{AgentInfo, ApprovalInfo, ApprovalKind, ApprovalState, KeyInfo, KeyStatus};
 
 /// Unix seconds as RFC 3339, e.g. `2026-12-01T07:37:26Z`.
 pub fn rfc3339(secs: i64) -> String {
@@ -42,8 +42,8 @@ pub struct KeyView {
     pub agent: String,
     /// Its public id.
     pub key_id: String,
-    /// `active`, `retiring`, `suspended`, `revoked`, `expired`.
-    pub status: &'static str,
+    /// Whether it still works.
+    pub status: KeyStatus,
     /// Bumped when all its tokens are revoked at once.
     pub epoch: u32,
     /// RFC 3339.
@@ -60,7 +60,7 @@ impl From<&KeyInfo> for KeyView {
             name: k.name.clone(),
             agent: k.agent.as_str().to_owned(),
             key_id: k.key_id.clone(),
-            status: k.status.as_str(),
+            status: k.status,
             epoch: k.epoch,
             created_at: rfc3339(k.created_at),
             expires_at: rfc3339(k.expires_at),
@@ -74,16 +74,16 @@ impl From<&KeyInfo> for KeyView {
 pub struct ApprovalView {
     /// The id `vault approve` takes.
     pub id: String,
-    /// `rotate_secret`, `reinstate_key`, `egress_request` (a held request).
-    pub kind: String,
+    /// What approving it carries out.
+    pub kind: ApprovalKind,
     /// Whose.
     pub agent: String,
     /// Secret name or key id.
     pub subject: String,
     /// What happened and what approving will do.
     pub summary: String,
-    /// pending, approved, denied, expired, done, failed.
-    pub state: String,
+    /// Where it stands.
+    pub state: ApprovalState,
     /// What happened when it ran (never a value).
     pub result: Option<String>,
     /// RFC 3339.
@@ -96,11 +96,11 @@ impl From<&ApprovalInfo> for ApprovalView {
     fn from(a: &ApprovalInfo) -> ApprovalView {
         ApprovalView {
             id: a.approval_id.clone(),
-            kind: a.kind.clone(),
+            kind: a.kind,
             agent: a.agent.clone(),
             subject: a.subject.clone(),
             summary: a.summary.clone(),
-            state: a.state.clone(),
+            state: a.state,
             result: a.result.clone(),
             created_at: rfc3339(a.created_at),
             expires_at: rfc3339(a.expires_at),

@@ -161,7 +161,11 @@ async fn main() {
         );
     }
     let t = Instant::now();
-    let _ = v.audit_count_by_key(OP, "token.mint", now_ms - now_ms.rem_euclid(86_400_000));
+    let _ = v.audit_count_by_key(
+        OP,
+        vault_core::AuditAction::TokenMint,
+        now_ms - now_ms.rem_euclid(86_400_000),
+    );
     println!(
         "  {:<40} {:>8.1}",
         "tokens minted today per key",

@@ -147,7 +147,7 @@ fn the_builder_refuses_clear_text_beyond_loopback() {
 fn crashing_child_rotates_until_the_failpoint() {
     let home = std::env::var_os("EMBED_CHILD_HOME").expect("run by its parent test");
     let mut vault = Vault::unlock(Path::new(&home), &pass()).unwrap();
-    let _ = vault.rotate_key(OP, KEY, "manual");
+    let _ = vault.rotate_key(OP, KEY, vault_core::RotationReason::Manual);
     panic!("the failpoint did not fire");
 }
 

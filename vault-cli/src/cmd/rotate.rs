@@ -205,7 +205,12 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
         }
         return Ok(());
     }
-    let report = vault.rotate_key_printed(OP, &args.what, "manual", args.print)?;
+    let report = vault.rotate_key_printed(
+        OP,
+        &args.what,
+        vault_core::RotationReason::Manual,
+        args.print,
+    )?;
     super::send_notice(&vault, &vault_core::notify::Event::rotation(&report));
     print_rotation(ctx, &report)?;
     if report.state == RotationState::Stalled {
@@ -339,7 +344,7 @@ pub fn decide(ctx: &Context, id: &str, approve: bool) -> Result<()> {
             )
         );
     }
-    if a.state == "failed" {
+    if a.state == vault_core::ApprovalState::Failed {
         return Err(exit::refused(format!(
             "approval {} failed: {}",
             a.approval_id,

@@ -10,9 +10,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
 use crate::store::tags;
+use crate::{ApprovalKind, ApprovalState};
 
-/// The one wire name of a held request's approval kind.
-pub(crate) const KIND: &str = "egress_request";
+/// A held request's approval kind.
+pub(crate) const KIND: ApprovalKind = ApprovalKind::EgressRequest;
 
 /// A held request's approval row, as its tag covers it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,7 +22,7 @@ pub(crate) struct HoldRow {
     pub agent_id: i64,
     pub subject: String,
     pub summary: String,
-    pub state: String,
+    pub state: ApprovalState,
     pub expires_at: i64,
     pub tag: Option<Vec<u8>>,
 }
@@ -31,11 +32,11 @@ impl HoldRow {
     pub(crate) fn fields(&self) -> [Field<'_>; 7] {
         [
             (&self.approval_id).into(),
-            KIND.into(),
+            KIND.as_str().into(),
             self.agent_id.into(),
             (&self.subject).into(),
             (&self.summary).into(),
-            (&self.state).into(),
+            self.state.as_str().into(),
             self.expires_at.into(),
         ]
     }
@@ -80,8 +81,8 @@ pub(crate) fn transition(
     conn: &Connection,
     rk: &RowKey,
     row: &HoldRow,
-    from: &str,
-    to: &str,
+    from: ApprovalState,
+    to: ApprovalState,
     result: Option<&str>,
     now: i64,
 ) -> Result<bool> {
@@ -92,7 +93,7 @@ pub(crate) fn transition(
     )? == 1;
     if moved {
         let next = HoldRow {
-            state: to.to_owned(),
+            state: to,
             ..row.clone()
         };
         tags::set(

@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
 use crate::store::{secrets, tags};
+use crate::{ApprovalKind, ApprovalState, RotationReason, RotationStep};
 
 /// A registered env-file target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -115,8 +116,8 @@ pub(crate) struct RotationRow {
     pub old_key_id: String,
     pub new_key_id: Option<String>,
     pub pending_secret: Option<Vec<u8>>,
-    pub state: String,
-    pub reason: String,
+    pub state: RotationStep,
+    pub reason: RotationReason,
 }
 
 pub(crate) struct NewRotation<'a> {
@@ -125,7 +126,7 @@ pub(crate) struct NewRotation<'a> {
     pub old_key_id: &'a str,
     pub new_key_id: &'a str,
     pub pending_secret: &'a [u8],
-    pub reason: &'a str,
+    pub reason: RotationReason,
     pub now: i64,
 }
 
@@ -166,7 +167,7 @@ pub(crate) fn open_rotations(conn: &Connection) -> Result<Vec<RotationRow>> {
 pub(crate) fn set_rotation_state(
     conn: &Connection,
     id: i64,
-    state: &str,
+    state: RotationStep,
     error: Option<&str>,
     now: i64,
 ) -> Result<()> {
@@ -302,11 +303,11 @@ pub(crate) fn clear_compromised(conn: &Connection, rk: &RowKey, secret_id: i64) 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ApprovalRow {
     pub approval_id: String,
-    pub kind: String,
+    pub kind: ApprovalKind,
     pub agent: String,
     pub subject: String,
     pub summary: String,
-    pub state: String,
+    pub state: ApprovalState,
     pub result: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
@@ -316,7 +317,7 @@ pub(crate) struct ApprovalRow {
 pub(crate) fn insert_approval(
     conn: &Connection,
     id: &str,
-    kind: &str,
+    kind: ApprovalKind,
     agent_id: i64,
     subject: &str,
     summary: &str,
@@ -392,7 +393,7 @@ pub(crate) fn approvals(conn: &Connection, id: Option<&str>) -> Result<Vec<Appro
 
 pub(crate) fn pending_approval_for(
     conn: &Connection,
-    kind: &str,
+    kind: ApprovalKind,
     agent_id: i64,
     subject: &str,
 ) -> Result<Option<String>> {
@@ -408,8 +409,8 @@ pub(crate) fn pending_approval_for(
 pub(crate) fn decide_approval(
     conn: &Connection,
     id: &str,
-    from: &str,
-    to: &str,
+    from: ApprovalState,
+    to: ApprovalState,
     result: Option<&str>,
     now: i64,
 ) -> Result<bool> {

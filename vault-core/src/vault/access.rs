@@ -2,6 +2,7 @@
 //! its scans may name), and the operator's view of an agent's env and policy.
 //! Keys are keys.rs, tokens tokens.rs, rate limits and suspension limits.rs.
 
+use crate::store::Store as _;
 use std::collections::HashSet;
 
 use super::limits::*;
@@ -11,7 +12,7 @@ use crate::error::Result;
 use crate::names::{AgentName, SecretName, SecretPath};
 use crate::policy::Policy;
 use crate::secret::SecretBytes;
-use crate::store::{self, agents, secrets};
+use crate::store::{agents, secrets};
 use crate::token::{scopes_within, Scope, TokenClaims};
 use crate::AuditAction;
 use crate::Denial;
@@ -100,7 +101,7 @@ impl Vault {
         self.within_limit(&key, &policy, Limit::Scans)?;
         let env = scopes_within(&[Scope::EnvRead], &claims.scopes);
         let mut readable = HashSet::new();
-        for row in secrets::list(&self.conn, &self.rows, None)? {
+        for row in secrets::list(&self.store, &self.rows, None)? {
             let Ok(path) = SecretPath::parse(&format!("{}/{}", row.agent, row.name)) else {
                 continue;
             };
@@ -154,7 +155,7 @@ impl Vault {
     /// only, so `vault run --watch` can poll it cheaply for rotations.
     pub fn env_versions(&self, agent: &AgentName) -> Result<Vec<(SecretPath, i64)>> {
         let policy = self.policy_of(agent)?;
-        let mut visible: Vec<_> = secrets::list(&self.conn, &self.rows, None)?
+        let mut visible: Vec<_> = secrets::list(&self.store, &self.rows, None)?
             .into_iter()
             .filter(|row| row.agent == agent.as_str() || policy.grants_from_others())
             .filter_map(|row| {
@@ -178,7 +179,7 @@ impl Vault {
         policy: &Policy,
     ) -> Result<()> {
         require_operator(actor, "change policies")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         agents::set_policy(&tx, &self.rows, agent_id, &policy.to_json())?;
@@ -206,7 +207,7 @@ impl Vault {
     }
 
     pub(super) fn policy_of(&self, agent: &AgentName) -> Result<std::sync::Arc<Policy>> {
-        let json = agents::policy(&self.conn, &self.rows, agent.as_str())?
+        let json = agents::policy(&self.store, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         if let Some((text, policy)) = self.policies.borrow().get(agent.as_str()) {
             if *text == json {

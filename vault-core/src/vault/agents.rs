@@ -4,6 +4,7 @@
 use crate::error::{Error, Result};
 use crate::names::AgentName;
 use crate::policy::Policy;
+use crate::store::Store as _;
 use crate::store::{self, agents};
 use crate::AuditAction;
 
@@ -33,7 +34,7 @@ impl Vault {
         policy: &Policy,
     ) -> Result<()> {
         require_operator(actor, "add agents")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         if !agents::insert(
             &tx,
             &self.rows,
@@ -64,7 +65,7 @@ impl Vault {
             Principal::Operator => None,
             Principal::Agent(a) => Some(a.as_str()),
         };
-        agents::list(&self.conn, &self.rows, only)?
+        agents::list(&self.store, &self.rows, only)?
             .into_iter()
             .map(|row| {
                 Ok(AgentInfo {
@@ -85,7 +86,7 @@ impl Vault {
         force: bool,
     ) -> Result<i64> {
         require_operator(actor, "remove agents")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let row = agents::list(&tx, &self.rows, Some(name.as_str()))?
             .pop()
             .ok_or_else(|| not_found("agent", name))?;

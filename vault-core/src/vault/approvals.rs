@@ -3,6 +3,7 @@
 //! carries out what was drafted (a secret's rotation, a key's reinstatement);
 //! one interrupted mid-way is reopened, never run twice at once.
 
+use crate::store::Store as _;
 use std::time::Duration;
 
 use super::{not_found, require_operator, Vault};
@@ -11,6 +12,7 @@ use crate::names::SecretPath;
 use crate::store::{self, rotation};
 use crate::AuditAction;
 use crate::Principal;
+use crate::{ApprovalKind, ApprovalState};
 
 /// How long an approval waits for a person.
 pub const APPROVAL_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -27,16 +29,16 @@ const RUNNING_PREFIX: &str = "running:pid=";
 pub struct ApprovalInfo {
     /// 8-character id for `vault approve`.
     pub approval_id: String,
-    /// `rotate_secret`, `reinstate_key`, `egress_request` (a held request).
-    pub kind: String,
+    /// What approving it carries out.
+    pub kind: ApprovalKind,
     /// Whose.
     pub agent: String,
     /// Secret name or key id.
     pub subject: String,
     /// What happened and what approving will do.
     pub summary: String,
-    /// pending, approved, denied, expired, done, failed.
-    pub state: String,
+    /// Where it stands.
+    pub state: ApprovalState,
     /// What happened when it ran (never a value).
     pub result: Option<String>,
     /// Unix seconds.
@@ -49,7 +51,9 @@ impl ApprovalInfo {
     /// Whether this is the open approval that reinstates the suspended key
     /// `key_id` (what a suspension notice names).
     pub fn reinstates(&self, key_id: &str) -> bool {
-        self.kind == "reinstate_key" && self.subject == key_id && self.state == "pending"
+        self.kind == ApprovalKind::ReinstateKey
+            && self.subject == key_id
+            && self.state == ApprovalState::Pending
     }
 }
 
@@ -73,7 +77,7 @@ impl Vault {
         require_operator(actor, "list approvals")?;
         self.expire_approvals()?;
         self.reopen_interrupted_approvals()?;
-        Ok(rotation::approvals(&self.conn, None)?
+        Ok(rotation::approvals(&self.store, None)?
             .into_iter()
             .map(approval_info)
             .collect())
@@ -89,15 +93,21 @@ impl Vault {
             // carried out by the server holding the request, not here
             self.approve_hold(actor, approval_id)?;
             return Ok(approval_info(
-                rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+                rotation::approvals(&self.store, Some(approval_id))?.remove(0),
             ));
         }
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         // Who is carrying it out, so a crash can be told from a slow command.
         let running = format!("{RUNNING_PREFIX}{}", std::process::id());
-        if !rotation::decide_approval(&tx, approval_id, "pending", "approved", Some(&running), now)?
-        {
+        if !rotation::decide_approval(
+            &tx,
+            approval_id,
+            ApprovalState::Pending,
+            ApprovalState::Approved,
+            Some(&running),
+            now,
+        )? {
             return Err(not_found("pending approval", approval_id));
         }
         self.audit_in(
@@ -109,32 +119,39 @@ impl Vault {
             "ok",
         )?;
         tx.commit()?;
-        let (state, result) = match row.kind.as_str() {
-            "rotate_secret" => {
+        let (state, result) = match row.kind {
+            ApprovalKind::RotateSecret => {
                 let path = SecretPath::parse(&format!("{}/{}", row.agent, row.subject))?;
                 match self.rotate_secret(actor, &path) {
-                    Ok(version) => ("done", format!("rotated to version {version}")),
-                    Err(e) => ("failed", format!("{e}; the old value stays current")),
+                    Ok(version) => (ApprovalState::Done, format!("rotated to version {version}")),
+                    Err(e) => (
+                        ApprovalState::Failed,
+                        format!("{e}; the old value stays current"),
+                    ),
                 }
             }
-            "reinstate_key" => match self.reinstate_key(actor, &row.subject) {
-                Ok(()) => ("done", "key reinstated".to_owned()),
-                Err(e) => ("failed", e.to_string()),
+            ApprovalKind::ReinstateKey => match self.reinstate_key(actor, &row.subject) {
+                Ok(()) => (ApprovalState::Done, "key reinstated".to_owned()),
+                Err(e) => (ApprovalState::Failed, e.to_string()),
             },
-            other => ("failed", format!("unknown approval kind {other}")),
+            // returned above: the server holding the request carries it out
+            ApprovalKind::EgressRequest => (
+                ApprovalState::Failed,
+                "a held request is sent by the server holding it".to_owned(),
+            ),
         };
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         rotation::decide_approval(
             &tx,
             approval_id,
-            "approved",
+            ApprovalState::Approved,
             state,
             Some(&result),
             store::now(),
         )?;
         tx.commit()?;
         Ok(approval_info(
-            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+            rotation::approvals(&self.store, Some(approval_id))?.remove(0),
         ))
     }
 
@@ -144,7 +161,7 @@ impl Vault {
     /// dead process already stored stays: a rotated value is never lost.
     fn reopen_interrupted_approvals(&self) -> Result<()> {
         let now = store::now();
-        for (id, result, decided_at) in rotation::approved_unfinished(&self.conn)? {
+        for (id, result, decided_at) in rotation::approved_unfinished(&self.store)? {
             let pid = result
                 .as_deref()
                 .and_then(|r| r.strip_prefix(RUNNING_PREFIX))
@@ -159,7 +176,7 @@ impl Vault {
             if alive && !overdue {
                 continue;
             }
-            let tx = store::write_tx(&self.conn)?;
+            let tx = self.store.write(&Principal::Operator)?;
             if rotation::reopen_approval(
                 &tx,
                 &id,
@@ -185,8 +202,15 @@ impl Vault {
         require_operator(actor, "deny")?;
         self.expire_approvals()?;
         self.pending_approval(approval_id)?;
-        let tx = store::write_tx(&self.conn)?;
-        rotation::decide_approval(&tx, approval_id, "pending", "denied", None, store::now())?;
+        let tx = self.store.write(actor)?;
+        rotation::decide_approval(
+            &tx,
+            approval_id,
+            ApprovalState::Pending,
+            ApprovalState::Denied,
+            None,
+            store::now(),
+        )?;
         self.audit_in(
             &tx,
             actor,
@@ -197,7 +221,7 @@ impl Vault {
         )?;
         tx.commit()?;
         Ok(approval_info(
-            rotation::approvals(&self.conn, Some(approval_id))?.remove(0),
+            rotation::approvals(&self.store, Some(approval_id))?.remove(0),
         ))
     }
 
@@ -206,10 +230,10 @@ impl Vault {
     }
 
     fn pending_approval(&self, approval_id: &str) -> Result<rotation::ApprovalRow> {
-        let row = rotation::approvals(&self.conn, Some(approval_id))?
+        let row = rotation::approvals(&self.store, Some(approval_id))?
             .pop()
             .ok_or_else(|| not_found("approval", approval_id))?;
-        if row.state != "pending" {
+        if row.state != ApprovalState::Pending {
             return Err(Error::Refused {
                 reason: format!("approval {approval_id} is {}, not pending", row.state),
             });
@@ -218,7 +242,7 @@ impl Vault {
     }
 
     fn expire_approvals(&self) -> Result<()> {
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         let n = rotation::expire_approvals(&tx, store::now())?;
         if n > 0 {
             self.audit_in(

@@ -3,10 +3,10 @@
 //! the change), chained by SHA-256 and MAC'd with a key only the unlocked
 //! vault holds. Usage per key is read back from the same records.
 
+use crate::store::Store as _;
 use std::collections::BTreeMap;
 
 use ring::hmac;
-use rusqlite::Connection;
 
 use super::tokens::vault_key_aad;
 use super::{count_encryption, Vault};
@@ -124,16 +124,18 @@ impl Vault {
         outcome: &str,
     ) -> Result<()> {
         // Inside a batch the batch's own commit decides durability.
-        let alone = !store::in_batch(&self.conn);
+        let alone = !store::in_batch(&self.store);
         if alone {
-            store::set_durable(&self.conn, false)?;
+            self.store.set_durable(false)?;
         }
-        let result = store::write_tx(&self.conn).and_then(|tx| {
+        // The trail is the vault's own: appended with operator rights, whoever
+        // acted (the actor is a column of the record, not the transaction's).
+        let result = self.store.write(&Principal::Operator).and_then(|tx| {
             self.append(&tx, actor, key_id, action, target, outcome, false)?;
             tx.commit()
         });
         if alone {
-            store::set_durable(&self.conn, true)?;
+            self.store.set_durable(true)?;
         }
         result
     }
@@ -141,7 +143,7 @@ impl Vault {
     /// Appends one record inside the caller's write transaction.
     pub(super) fn audit_in(
         &self,
-        tx: &Connection,
+        tx: &crate::store::Handle,
         actor: &Principal,
         key_id: Option<&str>,
         action: AuditAction,
@@ -164,7 +166,7 @@ impl Vault {
     /// missing head means the trail was wiped, and appending is refused.
     pub(super) fn audit_genesis(
         &self,
-        tx: &Connection,
+        tx: &crate::store::Handle,
         action: AuditAction,
         target: Option<&str>,
     ) -> Result<()> {
@@ -174,7 +176,7 @@ impl Vault {
     #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
-        tx: &Connection,
+        tx: &crate::store::Handle,
         actor: &str,
         key_id: Option<&str>,
         action: AuditAction,
@@ -240,7 +242,7 @@ impl Vault {
         since_ms: Option<i64>,
     ) -> Result<Vec<AuditRecord>> {
         let actor = agent.map(|a| format!("agent:{a}"));
-        Ok(audit::list(&self.conn, actor.as_deref(), since_ms)?
+        Ok(audit::list(&self.store, actor.as_deref(), since_ms)?
             .into_iter()
             .map(to_record)
             .collect())
@@ -252,8 +254,8 @@ impl Vault {
     /// least its `vault.init` record, so an empty trail is a wiped one. Then
     /// checks every tagged row, so an edited policy or key shows here too.
     pub fn verify_audit(&self) -> Result<AuditVerdict> {
-        let rows = audit::list(&self.conn, None, None)?;
-        let head = audit::head(&self.conn)?;
+        let rows = audit::list(&self.store, None, None)?;
+        let head = audit::head(&self.store)?;
         let broken = |seq: i64, reason: &str| {
             Ok(AuditVerdict::Broken {
                 seq,
@@ -266,7 +268,7 @@ impl Vault {
                 "audit head missing (the trail was wiped or cut short)",
             );
         };
-        if head.check(&self.conn, &self.rows).is_err() {
+        if head.check(&self.store, &self.rows).is_err() {
             return broken(head.seq, "audit head tag invalid (edited or replaced)");
         }
         let key = self.audit_key_existing()?;
@@ -301,7 +303,7 @@ impl Vault {
             return broken(last + 1, "records missing from the end of the log");
         }
         // The trail is whole; so must be the state it describes.
-        match crate::store::tags::check_all(&self.conn, &self.rows) {
+        match crate::store::tags::check_all(&self.store, &self.rows) {
             Ok(()) => Ok(AuditVerdict::Intact {
                 records: last - start,
             }),
@@ -327,7 +329,7 @@ impl Vault {
         const BATCH: i64 = 10_000;
         let hour_ago_minute = store::now_ms() / 60_000 - 60;
         loop {
-            let rows = audit::list_after(&self.conn, tally.after_seq, BATCH)?;
+            let rows = audit::list_after(&self.store, tally.after_seq, BATCH)?;
             let Some(last) = rows.last().map(|r| r.seq) else {
                 break;
             };
@@ -361,7 +363,7 @@ impl Vault {
     }
 
     /// The audit key, creating it on first use inside the caller's write transaction.
-    fn audit_key(&self, tx: &Connection) -> Result<hmac::Key> {
+    fn audit_key(&self, tx: &crate::store::Handle) -> Result<hmac::Key> {
         if let Some(key) = self.audit_key.get() {
             return Ok(key.clone());
         }
@@ -388,13 +390,13 @@ impl Vault {
         if let Some(key) = self.audit_key.get() {
             return Ok(key.clone());
         }
-        self.load_audit_key(&self.conn)?
+        self.load_audit_key(&self.store)?
             .ok_or_else(|| Error::Integrity {
                 what: "the audit key (records exist but the key is gone)".into(),
             })
     }
 
-    fn load_audit_key(&self, conn: &Connection) -> Result<Option<hmac::Key>> {
+    fn load_audit_key(&self, conn: &crate::store::Handle) -> Result<Option<hmac::Key>> {
         let Some(blob) = keys::vault_key(conn, AUDIT_PURPOSE)? else {
             return Ok(None);
         };

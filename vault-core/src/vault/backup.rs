@@ -88,7 +88,7 @@ impl Vault {
     /// [`Error::Io`] if `dest` exists (even as a symlink) or cannot be
     /// written; [`Error::Integrity`] if the copy fails SQLite's check.
     pub fn backup_to(&self, dest: &Path) -> Result<BackupInfo> {
-        let bytes = backup::snapshot_to_new_file(&self.conn, dest)?;
+        let bytes = backup::snapshot_to_new_file(&self.store, dest)?;
         let audit_records = self.audit_log(None, None)?.len() as i64;
         self.audit(
             OP,
@@ -245,7 +245,7 @@ impl StagedRestore {
         let old_ids: BTreeSet<String> = old_keys.iter().map(|k| k.key_id.clone()).collect();
         let now_ts = store::now();
         let old_token_revoked: BTreeSet<(String, String)> =
-            backup::revoked_tokens(&self.vault().conn, now_ts)?
+            backup::revoked_tokens(&self.vault().store, now_ts)?
                 .into_iter()
                 .collect();
         let new_token_revocations: BTreeSet<String> = backup::revoked_tokens(&conn, now_ts)?
@@ -344,12 +344,12 @@ impl StagedRestore {
                     live.display()
                 ),
             })?;
-            backup::copy(&vault.conn, &mut dst)?;
+            backup::copy(&vault.store, &mut dst)?;
             // The live file stays in WAL mode; the copy's header said WAL too.
             backup::set_wal(&dst)?;
             drop(vault);
         } else {
-            backup::checkpoint(&vault.conn)?;
+            backup::checkpoint(&vault.store)?;
             drop(vault);
             std::fs::rename(self.staging.join(DB_FILE), &live).map_err(|e| Error::io(&live, e))?;
             std::fs::File::open(&self.home)

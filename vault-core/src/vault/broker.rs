@@ -11,6 +11,7 @@ use crate::names::{AgentName, SecretPath};
 use crate::policy::egress::{EgressAuth, EgressDecision, EgressRequest, EgressScan, SecretRef};
 use crate::policy::Budget;
 use crate::secret::SecretBytes;
+use crate::store::Store as _;
 use crate::store::{self, keys};
 use crate::token::{Scope, TokenClaims};
 use crate::AuditAction;
@@ -271,7 +272,7 @@ impl Vault {
         let fresh = create()?;
         let aad = vault_key_aad(&self.vault_id, BROKER_CA_PURPOSE);
         let blob = aead::seal(&self.dek, &aad, fresh.expose_secret())?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         super::count_encryption(&tx, &self.rows)?;
         if keys::vault_key(&tx, BROKER_CA_PURPOSE)?.is_none() {
             keys::insert_vault_key(&tx, BROKER_CA_PURPOSE, &blob, store::now())?;
@@ -291,7 +292,7 @@ impl Vault {
     }
 
     fn load_broker_ca(&self) -> Result<Option<SecretBytes>> {
-        let Some(blob) = keys::vault_key(&self.conn, BROKER_CA_PURPOSE)? else {
+        let Some(blob) = keys::vault_key(&self.store, BROKER_CA_PURPOSE)? else {
             return Ok(None);
         };
         let aad = vault_key_aad(&self.vault_id, BROKER_CA_PURPOSE);

@@ -6,6 +6,7 @@
 //! [`Vault`] methods as the CLI; this module adds only what a browser
 //! sign-in needs.
 
+use crate::store::Store as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -102,7 +103,7 @@ impl Vault {
         let now = store::now();
         let expires_at = now + ttl.as_secs() as i64;
         let tag = self.session_tag(&id_hash, now, expires_at);
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         console::delete_expired_sessions(&tx, now)?;
         console::insert_session(
             &tx,
@@ -138,7 +139,7 @@ impl Vault {
             return Ok(None);
         }
         let id_hash = sha256(id.as_bytes());
-        let Some(row) = console::session(&self.conn, &id_hash)? else {
+        let Some(row) = console::session(&self.store, &id_hash)? else {
             return Ok(None);
         };
         let want = self.session_tag(&row.id_hash, row.created_at, row.expires_at);
@@ -156,7 +157,7 @@ impl Vault {
     /// The write fails.
     pub fn console_session_close(&mut self, id: &str) -> Result<bool> {
         let id_hash = sha256(id.as_bytes());
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         let gone = console::delete_session(&tx, &id_hash)?;
         if gone {
             self.audit_in(
@@ -179,7 +180,7 @@ impl Vault {
     /// The actor is not the operator, or the write fails.
     pub fn console_sessions_close_all(&mut self, actor: &Principal) -> Result<usize> {
         require_operator(actor, "end console sessions")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let n = console::delete_all_sessions(&tx)?;
         self.audit_in(
             &tx,
@@ -213,7 +214,7 @@ impl Vault {
         require_operator(actor, "read the audit trail")?;
         let actions: Vec<&str> = q.actions.iter().map(String::as_str).collect();
         Ok(console::search(
-            &self.conn,
+            &self.store,
             q.actor.as_deref(),
             q.before_seq,
             &actions,
@@ -249,10 +250,10 @@ impl Vault {
                 None,
             ))
         };
-        let Some(head) = store::audit::head(&self.conn)? else {
+        let Some(head) = store::audit::head(&self.store)? else {
             return broken(1, "audit head missing (the trail was wiped or cut short)");
         };
-        if head.check(&self.conn, &self.rows).is_err() {
+        if head.check(&self.store, &self.rows).is_err() {
             return broken(head.seq, "audit head tag invalid (edited or replaced)");
         }
         let key = self.audit_key_existing()?;
@@ -267,7 +268,7 @@ impl Vault {
             },
         };
         loop {
-            let rows = store::audit::list_after(&self.conn, last, 10_000)?;
+            let rows = store::audit::list_after(&self.store, last, 10_000)?;
             if rows.is_empty() {
                 break;
             }
@@ -292,7 +293,7 @@ impl Vault {
         if head.seq != last || head.chain != prev {
             return broken(last + 1, "records missing from the end of the log");
         }
-        match store::tags::check_all(&self.conn, &self.rows) {
+        match store::tags::check_all(&self.store, &self.rows) {
             Ok(()) => Ok((
                 AuditVerdict::Intact { records: last },
                 Some(AuditCheckpoint {
@@ -314,7 +315,7 @@ impl Vault {
     /// The actor is not the operator, or the read fails.
     pub fn audit_actions(&self, actor: &Principal) -> Result<Vec<String>> {
         require_operator(actor, "read the audit trail")?;
-        console::distinct_actions(&self.conn)
+        console::distinct_actions(&self.store)
     }
 
     /// How many successful `action` records each key id has since
@@ -327,12 +328,12 @@ impl Vault {
     pub fn audit_count_by_key(
         &self,
         actor: &Principal,
-        action: &str,
+        action: crate::AuditAction,
         since_ms: i64,
     ) -> Result<BTreeMap<String, u64>> {
         require_operator(actor, "read the audit trail")?;
-        let from = console::first_seq_at(&self.conn, since_ms)?;
-        Ok(console::count_by_key(&self.conn, action, from)?
+        let from = console::first_seq_at(&self.store, since_ms)?;
+        Ok(console::count_by_key(&self.store, action.as_str(), from)?
             .into_iter()
             .map(|(k, n)| (k, n.max(0) as u64))
             .collect())
@@ -347,35 +348,35 @@ impl Vault {
         Ok(vec![
             (
                 "leaks page (3 actions, newest first)".into(),
-                console::query_plan(&self.conn, &console::search_sql(false, false, 3))?,
+                console::query_plan(&self.store, &console::search_sql(false, false, 3))?,
             ),
             (
                 "audit page (no filter, newest first)".into(),
-                console::query_plan(&self.conn, &console::search_sql(false, true, 0))?,
+                console::query_plan(&self.store, &console::search_sql(false, true, 0))?,
             ),
             (
                 "audit page (one agent, newest first)".into(),
-                console::query_plan(&self.conn, &console::search_sql(true, false, 0))?,
+                console::query_plan(&self.store, &console::search_sql(true, false, 0))?,
             ),
             (
                 "audit page (one action, newest first)".into(),
-                console::query_plan(&self.conn, &console::search_sql(false, false, 1))?,
+                console::query_plan(&self.store, &console::search_sql(false, false, 1))?,
             ),
             (
                 "tokens minted today per key".into(),
-                console::query_plan(&self.conn, console::COUNT_BY_KEY_SQL)?,
+                console::query_plan(&self.store, console::COUNT_BY_KEY_SQL)?,
             ),
             (
                 "spend chart (usage since a time, by day)".into(),
                 console::query_plan(
-                    &self.conn,
+                    &self.store,
                     &crate::store::usage::buckets_sql(crate::usage::GroupBy::Day),
                 )?,
             ),
             (
                 "spend chart (usage since a time, by host)".into(),
                 console::query_plan(
-                    &self.conn,
+                    &self.store,
                     &crate::store::usage::buckets_sql(crate::usage::GroupBy::Host),
                 )?,
             ),

@@ -2,7 +2,7 @@
 //! that forces a rekey before the AES-GCM limit, and erasing what the old key
 //! sealed.
 
-use rusqlite::Connection;
+use crate::store::Store as _;
 
 use crate::crypto::aead::{self};
 use crate::crypto::kdf::{derive_kek, KdfParams};
@@ -42,7 +42,7 @@ impl DekUsage {
 
 /// Counts one encryption under the current DEK inside the caller's write
 /// transaction, refusing once the budget is spent.
-pub(super) fn count_encryption(tx: &Connection, rows: &RowKey) -> Result<()> {
+pub(super) fn count_encryption(tx: &crate::store::Handle, rows: &RowKey) -> Result<()> {
     let count = header::count_encryptions(tx, rows, 1)?;
     if count > DEK_LIMIT {
         return Err(Error::Refused {
@@ -72,7 +72,7 @@ impl Vault {
             &dek_aad(&self.vault_id, &self.dek_id, &kdf, &salt, true),
             self.dek.expose_secret(),
         )?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         self.audit_in(&tx, actor, None, AuditAction::VaultPasswd, None, "ok")?;
         let current = header::read_checked(&tx, &self.rows)?;
         crate::failpoint::hit("passwd:before-commit");
@@ -108,7 +108,7 @@ impl Vault {
     /// Whether a stored secret is marked compromised (found leaked and not
     /// yet rotated): `vault passwd` then replaces the data key by default.
     pub fn has_open_compromise(&self) -> Result<bool> {
-        Ok(secrets::list(&self.conn, &self.rows, None)?
+        Ok(secrets::list(&self.store, &self.rows, None)?
             .iter()
             .any(|s| s.compromised_at.is_some()))
     }
@@ -121,7 +121,7 @@ impl Vault {
         require_operator(actor, "rekey")?;
         // Unwrap with the passphrase again: rekey is destructive, so make sure
         // the person at the keyboard knows it, not only whoever holds this handle.
-        let h = header::read_checked(&self.conn, &self.rows)?;
+        let h = header::read_checked(&self.store, &self.rows)?;
         let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
         aead::open(
             &kek,
@@ -147,7 +147,7 @@ impl Vault {
         let new_rows = RowKey::derive(&new_dek, &new_dek_id, &self.vault_id);
         let salt: [u8; 16] = rand::array()?;
         let kek = derive_kek(passphrase.expose_secret().as_bytes(), &salt, &kdf)?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let h = header::read_checked(&tx, &self.rows)?;
         // Recorded first: the audit key is re-encrypted below with the others,
         // and the head re-tagged.
@@ -219,17 +219,17 @@ impl Vault {
     /// next erasure finishes it. Never an error: the change itself has
     /// committed, and saying it failed would be false.
     pub(super) fn checkpoint_after_erasure(&self) -> Result<()> {
-        if store::in_batch(&self.conn) {
+        if store::in_batch(&self.store) {
             // inside a batch: the batch's own commit comes later
             return Ok(());
         }
-        store::checkpoint_wal(&self.conn);
+        store::checkpoint_wal(&self.store);
         Ok(())
     }
 
     /// The DEK's encryption count against its limits.
     pub fn dek_usage(&self) -> Result<DekUsage> {
-        let h = header::read_checked(&self.conn, &self.rows)?;
+        let h = header::read_checked(&self.store, &self.rows)?;
         Ok(DekUsage {
             encryptions: h.dek_encryptions,
             warn_at: DEK_WARN_AT,
@@ -239,6 +239,6 @@ impl Vault {
 
     /// The stored KDF parameters.
     pub fn kdf_params(&self) -> Result<KdfParams> {
-        Ok(header::read_checked(&self.conn, &self.rows)?.kdf)
+        Ok(header::read_checked(&self.store, &self.rows)?.kdf)
     }
 }

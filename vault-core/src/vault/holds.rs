@@ -7,6 +7,8 @@
 //! the server claimed it, sends nothing more: the server moves the row from
 //! `approved` to `done` in one statement before it sends.
 
+use crate::store::Store as _;
+use crate::ApprovalState;
 use std::time::Duration;
 
 use super::broker::EgressActor;
@@ -67,7 +69,7 @@ impl Vault {
             EgressActor::Key(agent, key_id) => (agent, key_id),
             EgressActor::Token(claims) => (claims.agent, claims.key_id),
         };
-        let agent_id = agents::id_of(&self.conn, &self.rows, agent.as_str())?
+        let agent_id = agents::id_of(&self.store, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", &agent))?;
         let subject = format!("{} {}:{}{}", held.method, held.host, held.port, held.path);
         let port = if held.port == 443 {
@@ -98,7 +100,7 @@ impl Vault {
         let approval_id = hex(&rand::array::<4>()?);
         let now = store::now();
         let expires_at = now + wait.as_secs().max(1) as i64;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Agent(agent.clone()))?;
         rotation::insert_approval(
             &tx,
             &approval_id,
@@ -117,7 +119,7 @@ impl Vault {
                 agent_id,
                 subject: subject.clone(),
                 summary,
-                state: "pending".into(),
+                state: ApprovalState::Pending,
                 expires_at,
                 tag: None,
             },
@@ -142,19 +144,19 @@ impl Vault {
     /// # Errors
     /// [`Error::NotFound`] for an id that is not a held request; database errors.
     pub fn egress_hold_poll(&mut self, approval_id: &str, give_up: bool) -> Result<HoldOutcome> {
-        let row = holds::get(&self.conn, approval_id)?
+        let row = holds::get(&self.store, approval_id)?
             .ok_or_else(|| not_found("held request", approval_id))?;
         let now = store::now();
-        let outcome = match row.state.as_str() {
-            "pending" if !give_up => HoldOutcome::Waiting,
-            "pending" => {
-                let tx = store::write_tx(&self.conn)?;
+        let outcome = match row.state {
+            ApprovalState::Pending if !give_up => HoldOutcome::Waiting,
+            ApprovalState::Pending => {
+                let tx = self.store.write(&Principal::Operator)?;
                 let moved = holds::transition(
                     &tx,
                     &self.rows,
                     &row,
-                    "pending",
-                    "expired",
+                    ApprovalState::Pending,
+                    ApprovalState::Expired,
                     Some("no decision in time: refused with approval_timeout, never sent"),
                     now,
                 )?;
@@ -175,25 +177,32 @@ impl Vault {
                 }
                 HoldOutcome::TimedOut
             }
-            "approved" => {
-                let verified = holds::check(&self.conn, &self.rows, &row);
-                let tx = store::write_tx(&self.conn)?;
+            ApprovalState::Approved => {
+                let verified = holds::check(&self.store, &self.rows, &row);
+                let tx = self.store.write(&Principal::Operator)?;
                 let (to, result, action, outcome) = match &verified {
                     Ok(()) => (
-                        "done",
+                        ApprovalState::Done,
                         "sent once by the broker".to_owned(),
                         AuditAction::EgressHoldSend,
                         HoldOutcome::Send,
                     ),
                     Err(e) => (
-                        "failed",
+                        ApprovalState::Failed,
                         format!("not sent: {e}"),
                         AuditAction::EgressHoldUnverified,
                         HoldOutcome::Unverified,
                     ),
                 };
-                let moved =
-                    holds::transition(&tx, &self.rows, &row, "approved", to, Some(&result), now)?;
+                let moved = holds::transition(
+                    &tx,
+                    &self.rows,
+                    &row,
+                    ApprovalState::Approved,
+                    to,
+                    Some(&result),
+                    now,
+                )?;
                 if moved {
                     self.audit_in(
                         &tx,
@@ -215,8 +224,10 @@ impl Vault {
                     HoldOutcome::Denied
                 }
             }
-            "expired" => HoldOutcome::TimedOut,
-            _ => HoldOutcome::Denied,
+            ApprovalState::Expired => HoldOutcome::TimedOut,
+            ApprovalState::Denied | ApprovalState::Done | ApprovalState::Failed => {
+                HoldOutcome::Denied
+            }
         };
         Ok(outcome)
     }
@@ -229,7 +240,7 @@ impl Vault {
     /// Database errors.
     pub fn abandon_egress_holds(&mut self) -> Result<usize> {
         let mut n = 0;
-        for row in holds::open(&self.conn)? {
+        for row in holds::open(&self.store)? {
             if self.close_hold(&row, "the server holding it stopped")? {
                 n += 1;
             }
@@ -243,8 +254,8 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub fn egress_hold_close(&mut self, approval_id: &str) -> Result<bool> {
-        match holds::get(&self.conn, approval_id)? {
-            Some(row) if row.state == "pending" || row.state == "approved" => {
+        match holds::get(&self.store, approval_id)? {
+            Some(row) if matches!(row.state, ApprovalState::Pending | ApprovalState::Approved) => {
                 self.close_hold(&row, "the agent stopped waiting")
             }
             _ => Ok(false),
@@ -252,20 +263,20 @@ impl Vault {
     }
 
     fn close_hold(&mut self, row: &holds::HoldRow, why: &str) -> Result<bool> {
-        let (to, result) = if row.state == "pending" {
-            ("expired", format!("{why}; it was never sent"))
+        let (to, result) = if row.state == ApprovalState::Pending {
+            (ApprovalState::Expired, format!("{why}; it was never sent"))
         } else {
             (
-                "failed",
+                ApprovalState::Failed,
                 format!("{why} before it was sent; it was never sent"),
             )
         };
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         let moved = holds::transition(
             &tx,
             &self.rows,
             row,
-            &row.state,
+            row.state,
             to,
             Some(&result),
             store::now(),
@@ -292,9 +303,9 @@ impl Vault {
     /// sends it within a second.
     pub(super) fn approve_hold(&mut self, actor: &Principal, approval_id: &str) -> Result<()> {
         require_operator(actor, "approve")?;
-        let row = holds::get(&self.conn, approval_id)?
+        let row = holds::get(&self.store, approval_id)?
             .ok_or_else(|| not_found("approval", approval_id))?;
-        holds::check(&self.conn, &self.rows, &row).map_err(|e| match e {
+        holds::check(&self.store, &self.rows, &row).map_err(|e| match e {
             Error::Integrity { .. } => Error::Integrity {
                 what: format!(
                     "held request approval {approval_id} (changed outside the vault; not approved)"
@@ -302,13 +313,13 @@ impl Vault {
             },
             other => other,
         })?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         if !holds::transition(
             &tx,
             &self.rows,
             &row,
-            "pending",
-            "approved",
+            ApprovalState::Pending,
+            ApprovalState::Approved,
             Some("approved; the server holding the request sends it once"),
             store::now(),
         )? {

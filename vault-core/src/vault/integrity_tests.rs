@@ -14,6 +14,7 @@ use crate::names::SecretPath;
 use crate::secret::SecretBytes;
 use crate::store::header;
 use crate::vault::AuditVerdict;
+use crate::{AuditAction, RotationReason};
 
 const OP: &Principal = &Principal::Operator;
 
@@ -109,7 +110,11 @@ fn an_inserted_target_never_receives_a_key() {
             stolen.display()
         ),
     );
-    assert!(is_integrity(v.rotate_key(OP, "hermes-key", "leak")));
+    assert!(is_integrity(v.rotate_key(
+        OP,
+        "hermes-key",
+        RotationReason::Leak
+    )));
     assert!(!stolen.exists());
 }
 
@@ -210,7 +215,7 @@ fn a_wiped_or_cut_audit_trail_is_broken_and_stops_audited_actions() {
 /// Turns a fresh vault into one as schema 7 left it: no tags, and the data
 /// key wrapped without the row-tags marker.
 fn make_legacy(dir: &TempDir, v: Vault) {
-    let h = header::read(&v.conn).unwrap();
+    let h = header::read(v.conn()).unwrap();
     let kek = derive_kek(b"pw", &h.salt, &h.kdf).unwrap();
     let wrapped = aead::seal(
         &kek,
@@ -270,7 +275,7 @@ fn the_first_unlock_after_upgrade_tags_the_existing_state_once() {
     let log = v.audit_log(None, None).unwrap();
     assert_eq!(
         log.iter()
-            .filter(|r| r.action == "vault.integrity_upgrade")
+            .filter(|r| r.action == AuditAction::VaultIntegrityUpgrade)
             .count(),
         1
     );
@@ -293,7 +298,7 @@ fn the_first_unlock_after_upgrade_tags_the_existing_state_once() {
         v.audit_log(None, None)
             .unwrap()
             .iter()
-            .filter(|r| r.action == "vault.integrity_upgrade")
+            .filter(|r| r.action == AuditAction::VaultIntegrityUpgrade)
             .count(),
         1
     );
@@ -338,7 +343,7 @@ fn rekey_and_passwd_keep_tags_valid_and_rekey_does_not_launder_an_edit() {
 fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing() {
     let (dir, mut v, _key) = vault();
     let old_header: Vec<u8> = v
-        .conn
+        .conn()
         .query_row("SELECT wrapped_dek FROM vault_header", [], |r| r.get(0))
         .unwrap();
     let old_row = |conn: &rusqlite::Connection| {
@@ -356,7 +361,7 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
         )
         .unwrap()
     };
-    let (salt, dek_id, tag, count) = old_row(&v.conn);
+    let (salt, dek_id, tag, count) = old_row(v.conn());
     // a leaked secret makes a new data key the default for `vault passwd`
     assert!(!v.has_open_compromise().unwrap());
     v.report_secret_leak(&path("hermes/A"), "notes:1").unwrap();

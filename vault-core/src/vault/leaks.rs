@@ -11,6 +11,7 @@ use crate::credential::{hex, NamedKey};
 use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::names::SecretPath;
+use crate::store::Store as _;
 use crate::store::{self, keys, rotation};
 use crate::AuditAction;
 use crate::Denial;
@@ -55,28 +56,30 @@ impl Vault {
     pub fn handle_leaked_credential(&mut self, text: &str) -> Result<LeakAction> {
         let op = &Principal::Operator;
         if let Ok(key) = NamedKey::parse(text) {
-            let Some(row) = keys::by_hash(&self.conn, &self.rows, &key.hash().0)? else {
+            let Some(row) = keys::by_hash(&self.store, &self.rows, &key.hash().0)? else {
                 return Ok(LeakAction::Unknown);
             };
             // The leaked key may be the successor of a rotation still open:
             // finish that first, then rotate again.
-            if let Some(open) = rotation::open_rotations(&self.conn)?
+            if let Some(open) = rotation::open_rotations(&self.store)?
                 .into_iter()
                 .find(|r| r.new_key_id.as_deref() == Some(row.key_id.as_str()))
             {
                 let key = self.pending_key(&open)?;
                 self.finish_rotation(open, key, Handover::File)?;
             }
-            let row = keys::by_id(&self.conn, &self.rows, &row.key_id)?
+            let row = keys::by_id(&self.store, &self.rows, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;
             let key_id = row.key_id.clone();
             return match row.status {
                 KeyStatus::Active | KeyStatus::Retiring if row.expires_at > store::now() => {
-                    Ok(match self.rotate_from(op, row, "leak", false)? {
-                        Some(report) => LeakAction::KeyRotated(report),
-                        // another watcher or scan rotated it first
-                        None => LeakAction::KeyAlreadyDead { key_id },
-                    })
+                    Ok(
+                        match self.rotate_from(op, row, crate::RotationReason::Leak, false)? {
+                            Some(report) => LeakAction::KeyRotated(report),
+                            // another watcher or scan rotated it first
+                            None => LeakAction::KeyAlreadyDead { key_id },
+                        },
+                    )
                 }
                 _ => Ok(LeakAction::KeyAlreadyDead { key_id }),
             };
@@ -108,8 +111,8 @@ impl Vault {
     pub fn report_secret_leak(&mut self, path: &SecretPath, location: &str) -> Result<LeakAction> {
         let op = &Principal::Operator;
         let (secret_id, agent_id) = self.secret_ids(path)?;
-        let command = rotation::rotation_command(&self.conn, &self.rows, secret_id)?;
-        let tx = store::write_tx(&self.conn)?;
+        let command = rotation::rotation_command(&self.store, &self.rows, secret_id)?;
+        let tx = self.store.write(&Principal::Operator)?;
         rotation::mark_compromised(&tx, &self.rows, secret_id, store::now())?;
         self.audit_in(
             &tx,
@@ -129,14 +132,14 @@ impl Vault {
             });
         }
         if let Some(id) = rotation::pending_approval_for(
-            &self.conn,
-            "rotate_secret",
+            &self.store,
+            crate::ApprovalKind::RotateSecret,
             agent_id,
             path.name.as_str(),
         )? {
             return Ok(LeakAction::ApprovalOpened { approval_id: id });
         }
-        let targets = rotation::targets(&self.conn, &self.rows, Some(agent_id))?.len();
+        let targets = rotation::targets(&self.store, &self.rows, Some(agent_id))?.len();
         let summary = format!(
             "{path} was found at {location}. Approving runs its rotation command, {}, with the \
              old value on stdin, stores what it prints as the new current version (the old one \
@@ -146,11 +149,11 @@ impl Vault {
         );
         let approval_id = hex(&rand::array::<4>()?);
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         rotation::insert_approval(
             &tx,
             &approval_id,
-            "rotate_secret",
+            crate::ApprovalKind::RotateSecret,
             agent_id,
             path.name.as_str(),
             &summary,

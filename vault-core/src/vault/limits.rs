@@ -8,6 +8,7 @@ use crate::credential::hex;
 use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::policy::Policy;
+use crate::store::Store as _;
 use crate::store::{self, agents, keys};
 use crate::token::TokenClaims;
 use crate::AuditAction;
@@ -31,10 +32,10 @@ impl Vault {
     /// Suspends a key and opens an approval to reinstate it. Returns the
     /// approval id, or `None` if the key was already suspended.
     pub fn suspend_key(&self, key_id: &str, reason: &str) -> Result<Option<String>> {
-        let row =
-            keys::by_id(&self.conn, &self.rows, key_id)?.ok_or_else(|| not_found("key", key_id))?;
+        let row = keys::by_id(&self.store, &self.rows, key_id)?
+            .ok_or_else(|| not_found("key", key_id))?;
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         if !keys::suspend(&tx, &self.rows, key_id, reason, now)? {
             return Ok(None);
         }
@@ -49,7 +50,7 @@ impl Vault {
         crate::store::rotation::insert_approval(
             &tx,
             &approval_id,
-            "reinstate_key",
+            crate::ApprovalKind::ReinstateKey,
             agent_id,
             key_id,
             &summary,
@@ -70,7 +71,7 @@ impl Vault {
 
     /// Lifts a suspension.
     pub(super) fn reinstate(&self, key_id: &str) -> Result<()> {
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         if !keys::reinstate(&tx, &self.rows, key_id)? {
             return Err(not_found("suspended key", key_id));
         }
@@ -153,7 +154,7 @@ impl Vault {
         let now_ms = store::now_ms();
         let window = now_ms - 60_000;
         let (used, oldest) =
-            crate::store::audit::count_recent(&self.conn, &key.key_id, window, actions, "ok")?;
+            crate::store::audit::count_recent(&self.store, &key.key_id, window, actions, "ok")?;
         if used < max as i64 {
             return Ok(());
         }
@@ -169,7 +170,7 @@ impl Vault {
             "denied:rate_limited",
         )?;
         let (refused, _) = crate::store::audit::count_recent(
-            &self.conn,
+            &self.store,
             &key.key_id,
             window,
             actions,

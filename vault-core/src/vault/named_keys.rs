@@ -2,6 +2,7 @@
 //! found by its hash (the vault never stores the key), then checked against
 //! its status, expiry and suspension.
 
+use crate::store::Store as _;
 use std::time::Duration;
 
 use super::tokens::*;
@@ -73,6 +74,18 @@ impl KeyStatus {
     }
 }
 
+impl std::fmt::Display for KeyStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for KeyStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 /// A freshly issued key: the only time the key text exists outside the agent.
 #[derive(Debug)]
 pub struct IssuedKey {
@@ -128,7 +141,7 @@ impl Vault {
         let key = NamedKey::generate()?;
         let key_id = random_id()?;
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         let replaced = match keys::find(&tx, &self.rows, name.as_str())?
@@ -201,13 +214,13 @@ impl Vault {
         };
         let agent_id = match agent {
             Some(a) => Some(
-                agents::id_of(&self.conn, &self.rows, a.as_str())?
+                agents::id_of(&self.store, &self.rows, a.as_str())?
                     .ok_or_else(|| not_found("agent", a))?,
             ),
             None => None,
         };
         let now = store::now();
-        keys::list(&self.conn, &self.rows, agent_id)?
+        keys::list(&self.store, &self.rows, agent_id)?
             .into_iter()
             .map(|row| key_info(row, now))
             .collect()
@@ -217,7 +230,7 @@ impl Vault {
     pub fn revoke_key(&mut self, actor: &Principal, name_or_id: &str) -> Result<KeyInfo> {
         require_operator(actor, "revoke keys")?;
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let row =
             keys::find(&tx, &self.rows, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
         if !keys::revoke(&tx, &self.rows, &row.key_id, now)? {
@@ -242,7 +255,7 @@ impl Vault {
     /// Revokes every token minted from a key so far, keeping the key: bumps its epoch.
     pub fn revoke_key_tokens(&mut self, actor: &Principal, name_or_id: &str) -> Result<KeyInfo> {
         require_operator(actor, "revoke tokens")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let row =
             keys::find(&tx, &self.rows, name_or_id)?.ok_or_else(|| not_found("key", name_or_id))?;
         keys::bump_epoch(&tx, &self.rows, &row.key_id)?;
@@ -312,7 +325,7 @@ impl Vault {
     fn authenticate_key_as(&mut self, key_text: &str, record_unknown: bool) -> Result<KeyInfo> {
         let key = NamedKey::parse(key_text)?;
         let now = store::now();
-        let Some(row) = keys::by_hash(&self.conn, &self.rows, &key.hash().0)? else {
+        let Some(row) = keys::by_hash(&self.store, &self.rows, &key.hash().0)? else {
             if record_unknown {
                 self.audit_raw(
                     "unknown",
@@ -348,15 +361,15 @@ impl Vault {
             )?;
             return Err(e);
         }
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Agent(info.agent.clone()))?;
         keys::touch(&tx, &info.key_id, now)?;
         tx.commit()?;
         Ok(info)
     }
 
     pub(super) fn key_by_id(&self, key_id: &str) -> Result<KeyInfo> {
-        let row =
-            keys::by_id(&self.conn, &self.rows, key_id)?.ok_or_else(|| not_found("key", key_id))?;
+        let row = keys::by_id(&self.store, &self.rows, key_id)?
+            .ok_or_else(|| not_found("key", key_id))?;
         key_info(row, store::now())
     }
 }

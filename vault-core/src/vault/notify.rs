@@ -8,7 +8,8 @@
 
 use super::{require_operator, Vault};
 use crate::error::{Error, Result};
-use crate::store::{self, settings};
+use crate::store::settings;
+use crate::store::Store as _;
 use crate::AuditAction;
 use crate::Principal;
 
@@ -25,8 +26,8 @@ impl Vault {
     /// The configured notifiers.
     pub fn notify_config(&self) -> Result<NotifyConfig> {
         Ok(NotifyConfig {
-            command: settings::get(&self.conn, &self.rows, "notify.command")?,
-            webhook: settings::get(&self.conn, &self.rows, "notify.webhook")?,
+            command: settings::get(&self.store, &self.rows, "notify.command")?,
+            webhook: settings::get(&self.store, &self.rows, "notify.webhook")?,
         })
     }
 
@@ -37,7 +38,7 @@ impl Vault {
         if let Some(url) = &config.webhook {
             parse_loopback_url(url)?;
         }
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         settings::set(&tx, &self.rows, "notify.command", config.command.as_deref())?;
         settings::set(&tx, &self.rows, "notify.webhook", config.webhook.as_deref())?;
         self.audit_in(&tx, actor, None, AuditAction::NotifyConfigure, None, "ok")?;
@@ -130,18 +131,18 @@ mod tests {
             &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
             &mut files,
         );
+        // spelled in pieces, so this file does not match itself
         let banned = [
-            "std::net",
-            "TcpStream",
-            "UdpSocket",
-            "to_socket_addrs",
-            "TcpListener",
+            concat!("std", "::net"),
+            concat!("Tcp", "Stream"),
+            concat!("Udp", "Socket"),
+            concat!("to_socket", "_addrs"),
+            concat!("Tcp", "Listener"),
         ];
         let mut found = Vec::new();
         for (path, text) in &files {
             for (n, line) in text.lines().enumerate() {
-                // this test names what it bans
-                if banned.iter().any(|b| line.contains(b)) && !line.contains("let banned") {
+                if banned.iter().any(|b| line.contains(b)) {
                     found.push(format!("{path}:{}: {}", n + 1, line.trim()));
                 }
             }

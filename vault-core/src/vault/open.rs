@@ -2,10 +2,9 @@
 //! the one-time row-tag upgrade, and taking a data key replaced by another
 //! process.
 
+use crate::store::Store as _;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
-
-use rusqlite::Connection;
 
 use crate::crypto::aead::{self, RowAad};
 use crate::crypto::kdf::{derive_kek, KdfParams};
@@ -71,7 +70,7 @@ fn unwrap_dek(passphrase: &SecretString, h: &header::Header) -> Result<Option<(K
     Ok(Some((kek, dek)))
 }
 
-fn audit_head_exists(conn: &Connection) -> Result<bool> {
+fn audit_head_exists(conn: &store::Handle) -> Result<bool> {
     Ok(store::audit::head(conn)?.is_some())
 }
 
@@ -97,7 +96,7 @@ impl Vault {
                 .map_err(|e| Error::io(dir, e))?;
         }
         store::check_private(dir, 0o700)?;
-        let conn = store::create(&db_path)?;
+        let conn = store::Sqlite::create(&db_path)?;
         let vault_id: [u8; 16] = rand::array()?;
         let dek_id: [u8; 16] = rand::array()?;
         let dek = Key256::from_array(rand::array()?);
@@ -120,8 +119,8 @@ impl Vault {
         };
         let mut vault = Vault::assemble(conn, dir, vault_id, dek_id, dek);
         vault.passphrase = Some(SecretString::new(passphrase.expose_secret().to_owned()));
-        header::insert(&vault.conn, &vault.rows, &h, store::now())?;
-        let tx = store::write_tx(&vault.conn)?;
+        header::insert(&vault.store, &vault.rows, &h, store::now())?;
+        let tx = vault.store.write(&Principal::Operator)?;
         vault.audit_genesis(&tx, AuditAction::VaultInit, None)?;
         tx.commit()?;
         Ok(vault)
@@ -151,7 +150,7 @@ impl Vault {
     /// the flag cannot be turned back off without breaking unlock), and say
     /// so in the audit trail. What this trusts is in SECURITY.md.
     fn establish_row_tags(&self, kek: &Key256) -> Result<()> {
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         let h = header::read(&tx)?;
         if h.row_tags {
             // another process upgraded first
@@ -203,7 +202,7 @@ impl Vault {
     /// [`Error::Rekeyed`] if the new key cannot be unwrapped (the passphrase
     /// changed too): restart the process with the new passphrase.
     pub fn reload_if_rekeyed(&mut self) -> Result<bool> {
-        let h = header::read(&self.conn)?;
+        let h = header::read(&self.store)?;
         if h.dek_id == self.dek_id {
             return Ok(false);
         }
@@ -217,7 +216,7 @@ impl Vault {
     }
 
     fn assemble(
-        conn: Connection,
+        store: store::Sqlite,
         dir: &Path,
         vault_id: [u8; 16],
         dek_id: [u8; 16],
@@ -225,7 +224,7 @@ impl Vault {
     ) -> Vault {
         let rows = RowKey::derive(&dek, &dek_id, &vault_id);
         Vault {
-            conn,
+            store,
             dir: dir.to_owned(),
             vault_id,
             dek_id,
@@ -244,7 +243,7 @@ impl Vault {
         dir.join(DB_FILE).exists()
     }
 
-    fn open_locked(dir: &Path) -> Result<Connection> {
+    fn open_locked(dir: &Path) -> Result<store::Sqlite> {
         let db_path = dir.join(DB_FILE);
         if !db_path.exists() {
             return Err(Error::NoVault {
@@ -255,6 +254,6 @@ impl Vault {
         for file in [DB_FILE, "vault.db-wal", "vault.db-shm"] {
             store::check_private(&dir.join(file), 0o600)?;
         }
-        store::open(&db_path)
+        store::Sqlite::open(&db_path)
     }
 }

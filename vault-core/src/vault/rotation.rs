@@ -10,6 +10,7 @@
 //! new one), a revoked key never works again, and no value is lost (the old
 //! version of a secret stays in its history).
 
+use crate::store::Store as _;
 use std::path::{Path, PathBuf};
 
 use super::named_keys::KeyStatus;
@@ -25,6 +26,7 @@ use crate::names::AgentName;
 use crate::store::{self, keys, rotation};
 use crate::AuditAction;
 use crate::Principal;
+use crate::{RotationReason, RotationStep};
 
 /// Where a key rotation ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,14 +79,14 @@ pub(super) enum Handover {
 impl Vault {
     /// Rotates a named key: successor created, written to every target
     /// holding the key, checked there, then the old key revoked. `reason` is
-    /// `manual` or `leak`; for a leak the old key is revoked even if a target
+    /// [`RotationReason::Manual`] or [`RotationReason::Leak`]; for a leak the old key is revoked even if a target
     /// fails. A manual rotation of a key no target holds is refused: see
     /// [`Vault::rotate_key_printed`].
     pub fn rotate_key(
         &mut self,
         actor: &Principal,
         name_or_id: &str,
-        reason: &str,
+        reason: RotationReason,
     ) -> Result<RotationReport> {
         self.rotate_key_printed(actor, name_or_id, reason, false)
     }
@@ -98,11 +100,11 @@ impl Vault {
         &mut self,
         actor: &Principal,
         name_or_id: &str,
-        reason: &str,
+        reason: RotationReason,
         print: bool,
     ) -> Result<RotationReport> {
         require_operator(actor, "rotate keys")?;
-        let old = keys::find(&self.conn, &self.rows, name_or_id)?
+        let old = keys::find(&self.store, &self.rows, name_or_id)?
             .ok_or_else(|| not_found("key", name_or_id))?;
         let (name, id) = (old.name.clone(), old.key_id.clone());
         self.rotate_from(actor, old, reason, print)?
@@ -121,7 +123,7 @@ impl Vault {
         &mut self,
         actor: &Principal,
         old: keys::KeyRow,
-        reason: &str,
+        reason: RotationReason,
         print: bool,
     ) -> Result<Option<RotationReport>> {
         if old.status == KeyStatus::Retiring {
@@ -139,9 +141,9 @@ impl Vault {
             });
         }
         let (agent_id, created_at, expires_at) =
-            keys::lifetime(&self.conn, &self.rows, &old.key_id)?
+            keys::lifetime(&self.store, &self.rows, &old.key_id)?
                 .ok_or_else(|| not_found("key", &old.key_id))?;
-        if reason != "leak" {
+        if reason != RotationReason::Leak {
             // A manual rotation first makes sure every target can take the key.
             let holding = self.targets_holding(agent_id, &old.name, &[&old.key_id])?;
             if holding.is_empty() && !print {
@@ -168,7 +170,7 @@ impl Vault {
             &pending_aad(&self.vault_id, &new_key_id),
             new_key.expose_secret().as_bytes(),
         )?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         // Read again under the write lock: what the caller saw may be stale.
         if keys::by_id(&tx, &self.rows, &old.key_id)?.is_none_or(|k| k.status != KeyStatus::Active)
         {
@@ -210,11 +212,11 @@ impl Vault {
         )?;
         tx.commit()?;
         failpoint::hit("rotate:created");
-        let row = rotation::open_rotations(&self.conn)?
+        let row = rotation::open_rotations(&self.store)?
             .into_iter()
             .find(|r| r.rotation_id == rotation_id)
             .ok_or_else(|| not_found("rotation", rotation_id))?;
-        let handover = if reason == "leak" {
+        let handover = if reason == RotationReason::Leak {
             Handover::File
         } else {
             Handover::Caller
@@ -226,7 +228,7 @@ impl Vault {
     /// server or watcher starts.
     pub fn resume_rotations(&mut self) -> Result<Vec<RotationReport>> {
         let mut reports = Vec::new();
-        for row in rotation::open_rotations(&self.conn)? {
+        for row in rotation::open_rotations(&self.store)? {
             let key = self.pending_key(&row)?;
             reports.push(self.finish_rotation(row, key, Handover::File)?);
         }
@@ -234,7 +236,7 @@ impl Vault {
     }
 
     fn resume_rotation_of(&mut self, old_key_id: &str) -> Result<RotationReport> {
-        let row = rotation::open_rotations(&self.conn)?
+        let row = rotation::open_rotations(&self.store)?
             .into_iter()
             .find(|r| r.old_key_id == old_key_id)
             .ok_or_else(|| not_found("open rotation of key", old_key_id))?;
@@ -268,7 +270,7 @@ impl Vault {
         let mut errors = Vec::new();
         let held_by = [row.old_key_id.as_str(), new_key_id.as_str()];
         let targets = self.targets_holding(row.agent_id, &row.subject, &held_by)?;
-        if row.state == "pending" {
+        if row.state == RotationStep::Pending {
             for t in &targets {
                 let file = Path::new(&t.path);
                 let result = envfile::upsert_var(file, &t.key_var, new_key.expose_secret())
@@ -295,12 +297,12 @@ impl Vault {
                 }
                 failpoint::hit("rotate:target");
             }
-            if !errors.is_empty() && row.reason != "leak" {
-                let tx = store::write_tx(&self.conn)?;
+            if !errors.is_empty() && row.reason != RotationReason::Leak {
+                let tx = self.store.write(&Principal::Operator)?;
                 rotation::set_rotation_state(
                     &tx,
                     row.rotation_id,
-                    "pending",
+                    RotationStep::Pending,
                     Some(&errors.join("; ")),
                     store::now(),
                 )?;
@@ -315,8 +317,14 @@ impl Vault {
                 tx.commit()?;
                 return Ok(self.report(&row, written, errors, RotationState::Stalled, None, None));
             }
-            let tx = store::write_tx(&self.conn)?;
-            rotation::set_rotation_state(&tx, row.rotation_id, "written", None, store::now())?;
+            let tx = self.store.write(&Principal::Operator)?;
+            rotation::set_rotation_state(
+                &tx,
+                row.rotation_id,
+                RotationStep::Written,
+                None,
+                store::now(),
+            )?;
             tx.commit()?;
             failpoint::hit("rotate:written");
         } else {
@@ -335,10 +343,16 @@ impl Vault {
         } else {
             None
         };
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         keys::revoke(&tx, &self.rows, &row.old_key_id, store::now())?;
         let error = (!errors.is_empty()).then(|| errors.join("; "));
-        rotation::set_rotation_state(&tx, row.rotation_id, "done", error.as_deref(), store::now())?;
+        rotation::set_rotation_state(
+            &tx,
+            row.rotation_id,
+            RotationStep::Done,
+            error.as_deref(),
+            store::now(),
+        )?;
         self.audit_in(
             &tx,
             op,
@@ -372,11 +386,11 @@ impl Vault {
         key_ids: &[&str],
     ) -> Result<Vec<rotation::TargetRow>> {
         let names: std::collections::HashMap<i64, Option<String>> =
-            rotation::target_key_names(&self.conn, agent_id)?
+            rotation::target_key_names(&self.store, agent_id)?
                 .into_iter()
                 .collect();
         let mut held = Vec::new();
-        for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
+        for t in rotation::targets(&self.store, &self.rows, Some(agent_id))? {
             match names.get(&t.target_id).cloned().flatten() {
                 Some(name) if name == key_name => held.push(t),
                 Some(_) => {}
@@ -386,14 +400,14 @@ impl Vault {
                         .flatten()
                         .and_then(|v| NamedKey::parse(v.as_str()).ok());
                     let holds = match in_file {
-                        Some(k) => keys::by_hash(&self.conn, &self.rows, &k.hash().0)?
+                        Some(k) => keys::by_hash(&self.store, &self.rows, &k.hash().0)?
                             .is_some_and(|k| key_ids.contains(&k.key_id.as_str())),
                         // Registered before any key existed and holding none
                         // yet: it is for "the agent's key" only while that
                         // cannot mean two different keys.
                         None => {
                             let mut live: Vec<String> =
-                                keys::list(&self.conn, &self.rows, Some(agent_id))?
+                                keys::list(&self.store, &self.rows, Some(agent_id))?
                                     .into_iter()
                                     .filter(|k| k.status != KeyStatus::Revoked)
                                     .map(|k| k.name)
@@ -403,7 +417,7 @@ impl Vault {
                         }
                     };
                     if holds {
-                        let tx = store::write_tx(&self.conn)?;
+                        let tx = self.store.write(&Principal::Operator)?;
                         rotation::bind_target_key(&tx, t.target_id, key_name)?;
                         tx.commit()?;
                         held.push(t);

@@ -3,6 +3,7 @@
 //! secret's history. The command runs in its own process group, killed whole
 //! at the timeout.
 
+use crate::store::Store as _;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use crate::failpoint;
 use crate::names::SecretPath;
 use crate::process;
 use crate::secret::SecretBytes;
-use crate::store::{self, agents, rotation, secrets};
+use crate::store::{agents, rotation, secrets};
 use crate::AuditAction;
 use crate::Principal;
 
@@ -84,7 +85,7 @@ impl Vault {
         }
         let timeout_ms = timeout.as_millis().clamp(100, 600_000) as i64;
         let (secret_id, _) = self.secret_ids(path)?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         rotation::set_rotation_command(
             &tx,
             &self.rows,
@@ -112,7 +113,7 @@ impl Vault {
     pub fn rotate_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<i64> {
         require_operator(actor, "rotate secrets")?;
         let (secret_id, agent_id) = self.secret_ids(path)?;
-        let command = rotation::rotation_command(&self.conn, &self.rows, secret_id)?.ok_or_else(|| Error::Refused {
+        let command = rotation::rotation_command(&self.store, &self.rows, secret_id)?.ok_or_else(|| Error::Refused {
             reason: format!("{path} has no rotation command; set one with `vault rotation set` or store a new value with `vault set`"),
         })?;
         let (old, _) = self.read_value(actor, path)?;
@@ -137,7 +138,7 @@ impl Vault {
         }
         let version = self.set_secret(actor, path, &new)?;
         failpoint::hit("rotate-secret:stored");
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         rotation::clear_compromised(&tx, &self.rows, secret_id)?;
         self.audit_in(
             &tx,
@@ -150,7 +151,7 @@ impl Vault {
         tx.commit()?;
         // Env files that carry this secret get the new value.
         let text = new.as_str().unwrap_or_default();
-        for t in rotation::targets(&self.conn, &self.rows, Some(agent_id))? {
+        for t in rotation::targets(&self.store, &self.rows, Some(agent_id))? {
             let file = Path::new(&t.path);
             if envfile::defined_names(file)?
                 .iter()
@@ -163,9 +164,9 @@ impl Vault {
     }
 
     pub(super) fn secret_ids(&self, path: &SecretPath) -> Result<(i64, i64)> {
-        let agent_id = agents::id_of(&self.conn, &self.rows, path.agent.as_str())?
+        let agent_id = agents::id_of(&self.store, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
-        let row = secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str())?
+        let row = secrets::find(&self.store, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
         Ok((row.secret_id, agent_id))
     }

@@ -6,6 +6,7 @@ use crate::crypto::aead::{self, RowAad};
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretPath};
 use crate::secret::SecretBytes;
+use crate::store::Store as _;
 use crate::store::{self, agents, secrets};
 use crate::AuditAction;
 
@@ -92,7 +93,7 @@ impl Vault {
     ) -> Result<i64> {
         require_operator(actor, "set secrets")?;
         validate_value(value)?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("agent", &path.agent))?;
         count_encryption(&tx, &self.rows)?;
@@ -173,7 +174,7 @@ impl Vault {
         path: &SecretPath,
     ) -> Result<(SecretBytes, i64)> {
         let row = self.visible_secret(actor, path)?;
-        let blob = secrets::current_ciphertext(&self.conn, row.secret_id, row.current_version)?
+        let blob = secrets::current_ciphertext(&self.store, row.secret_id, row.current_version)?
             .ok_or_else(|| Error::Integrity {
                 what: path.to_string(),
             })?;
@@ -204,12 +205,12 @@ impl Vault {
         };
         let agent_id = match agent {
             Some(a) => Some(
-                agents::id_of(&self.conn, &self.rows, a.as_str())?
+                agents::id_of(&self.store, &self.rows, a.as_str())?
                     .ok_or_else(|| not_found("agent", a))?,
             ),
             None => None,
         };
-        secrets::list(&self.conn, &self.rows, agent_id)?
+        secrets::list(&self.store, &self.rows, agent_id)?
             .into_iter()
             .map(|row| {
                 Ok(SecretInfo {
@@ -225,7 +226,7 @@ impl Vault {
     /// Deletes a secret and all its versions (operator only).
     pub fn remove_secret(&mut self, actor: &Principal, path: &SecretPath) -> Result<()> {
         require_operator(actor, "remove secrets")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
         let row = secrets::find(&tx, &self.rows, agent_id, path.name.as_str())?
@@ -246,7 +247,7 @@ impl Vault {
     /// The versions of a secret, oldest first, without values.
     pub fn history(&self, actor: &Principal, path: &SecretPath) -> Result<Vec<VersionInfo>> {
         let row = self.visible_secret(actor, path)?;
-        Ok(secrets::versions(&self.conn, row.secret_id)?
+        Ok(secrets::versions(&self.store, row.secret_id)?
             .into_iter()
             .map(|(version, created_at)| VersionInfo {
                 version,
@@ -263,9 +264,9 @@ impl Vault {
                 return Err(not_found("secret", path));
             }
         }
-        let agent_id = agents::id_of(&self.conn, &self.rows, path.agent.as_str())?
+        let agent_id = agents::id_of(&self.store, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
-        secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str())?
+        secrets::find(&self.store, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))
     }
 }

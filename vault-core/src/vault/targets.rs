@@ -2,6 +2,7 @@
 //! rewrites each; a target holds one key name, so rotating another key of the
 //! same agent never overwrites it (issue 19).
 
+use crate::store::Store as _;
 use std::path::{Path, PathBuf};
 
 use super::named_keys::KeyStatus;
@@ -33,7 +34,7 @@ pub struct TargetInfo {
 /// The key name a new target of `agent` holds: `wanted`, which must be one
 /// of the agent's keys; else the one name all its live keys share, if any.
 fn agent_key_name(
-    conn: &rusqlite::Connection,
+    conn: &crate::store::Handle,
     rows: &RowKey,
     agent: &AgentName,
     agent_id: i64,
@@ -121,7 +122,7 @@ impl Vault {
     ) -> Result<TargetInfo> {
         require_operator(actor, "register targets")?;
         let path = absolute_target(path)?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         let key_name = agent_key_name(&tx, &self.rows, agent, agent_id, key_name)?;
@@ -173,7 +174,7 @@ impl Vault {
         require_operator(actor, "register targets")?;
         let path = absolute_target(path)?;
         let text = path.to_string_lossy().into_owned();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         let key_name = agent_key_name(&tx, &self.rows, agent, agent_id, Some(key_name))?
@@ -229,18 +230,18 @@ impl Vault {
         require_operator(actor, "list targets")?;
         let agent_id = match agent {
             Some(a) => Some(
-                agents::id_of(&self.conn, &self.rows, a.as_str())?
+                agents::id_of(&self.store, &self.rows, a.as_str())?
                     .ok_or_else(|| not_found("agent", a))?,
             ),
             None => None,
         };
         let mut names = std::collections::HashMap::new();
-        for a in agents::list(&self.conn, &self.rows, None)? {
+        for a in agents::list(&self.store, &self.rows, None)? {
             if agent_id.is_none_or(|id| id == a.agent_id) {
-                names.extend(rotation::target_key_names(&self.conn, a.agent_id)?);
+                names.extend(rotation::target_key_names(&self.store, a.agent_id)?);
             }
         }
-        rotation::targets(&self.conn, &self.rows, agent_id)?
+        rotation::targets(&self.store, &self.rows, agent_id)?
             .into_iter()
             .map(|t| {
                 Ok(TargetInfo {
@@ -257,7 +258,7 @@ impl Vault {
     /// Unregisters a target (the file is left as it is).
     pub fn remove_target(&mut self, actor: &Principal, target_id: i64) -> Result<()> {
         require_operator(actor, "remove targets")?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         if !rotation::delete_target(&tx, target_id)? {
             return Err(not_found("target", target_id));
         }

@@ -9,6 +9,7 @@ use crate::crypto::kdf::KdfParams;
 use crate::names::SecretPath;
 use crate::secret::SecretBytes;
 use crate::store::{self};
+use crate::{ApprovalKind, ApprovalState, AuditAction, RotationReason};
 
 const OP: &Principal = &Principal::Operator;
 
@@ -664,7 +665,9 @@ mod rotation {
             None,
         )
         .unwrap();
-        let report = v.rotate_key(OP, "hermes-key", "manual").unwrap();
+        let report = v
+            .rotate_key(OP, "hermes-key", RotationReason::Manual)
+            .unwrap();
         assert_eq!(report.state, RotationState::Done);
         assert_eq!(report.written.len(), 2);
         assert!(report.new_key.is_none());
@@ -720,13 +723,17 @@ mod rotation {
             )
             .unwrap();
         let before = std::fs::read_to_string(&main_file).unwrap();
-        let report = v.rotate_key_printed(OP, "tmp-key", "manual", true).unwrap();
+        let report = v
+            .rotate_key_printed(OP, "tmp-key", RotationReason::Manual, true)
+            .unwrap();
         assert!(report.written.is_empty(), "{:?}", report.written);
         assert_eq!(std::fs::read_to_string(&main_file).unwrap(), before);
         assert!(v.authenticate_key(tmp.key.expose_secret()).is_err());
         v.authenticate_key(main.key.expose_secret()).unwrap();
         // and the main key's rotation still reaches its file
-        let report = v.rotate_key(OP, "hermes-key", "manual").unwrap();
+        let report = v
+            .rotate_key(OP, "hermes-key", RotationReason::Manual)
+            .unwrap();
         assert_eq!(report.written, std::slice::from_ref(&main_file));
     }
 
@@ -798,7 +805,7 @@ mod rotation {
         let (dir, mut first) = new_vault();
         let key = with_key(&mut first);
         let mut second = Vault::unlock(&dir.path().join("v"), &pass("pw")).unwrap();
-        let stale = crate::store::keys::find(&second.conn, &second.rows, "hermes-key")
+        let stale = crate::store::keys::find(second.conn(), &second.rows, "hermes-key")
             .unwrap()
             .unwrap();
         assert!(matches!(
@@ -807,7 +814,9 @@ mod rotation {
                 .unwrap(),
             LeakAction::KeyRotated(_)
         ));
-        let again = second.rotate_from(OP, stale, "leak", false).unwrap();
+        let again = second
+            .rotate_from(OP, stale, RotationReason::Leak, false)
+            .unwrap();
         assert!(
             again.is_none(),
             "a stale view must not mint a second successor"
@@ -842,10 +851,14 @@ mod rotation {
         )
         .unwrap();
         std::fs::remove_dir(&sub).unwrap();
-        assert!(v.rotate_key(OP, "hermes-key", "manual").is_err());
+        assert!(v
+            .rotate_key(OP, "hermes-key", RotationReason::Manual)
+            .is_err());
         v.authenticate_key(old.key.expose_secret()).unwrap();
         // a leak rotates anyway: the leaked key must die even if a file can't be written
-        let report = v.rotate_key(OP, "hermes-key", "leak").unwrap();
+        let report = v
+            .rotate_key(OP, "hermes-key", RotationReason::Leak)
+            .unwrap();
         assert_eq!(report.state, RotationState::Done);
         assert_eq!(report.errors.len(), 1);
         assert!(v.authenticate_key(old.key.expose_secret()).is_err());
@@ -940,7 +953,7 @@ mod rotation {
         // nothing happened yet: draft only
         assert_eq!(get(&v, OP, "hermes/API_KEY").unwrap(), "old-value-1");
         let pending = v.approvals(OP).unwrap();
-        assert_eq!(pending[0].state, "pending");
+        assert_eq!(pending[0].state, ApprovalState::Pending);
         assert!(
             pending[0].summary.contains("chat.jsonl:3") && pending[0].summary.contains("rot.sh")
         );
@@ -954,7 +967,7 @@ mod rotation {
         };
         assert_eq!(again, approval_id);
         let done = v.approve(OP, &approval_id).unwrap();
-        assert_eq!(done.state, "done", "{:?}", done.result);
+        assert_eq!(done.state, ApprovalState::Done, "{:?}", done.result);
         assert_eq!(get(&v, OP, "hermes/API_KEY").unwrap(), "new-value-2");
         assert_eq!(
             envfile::value_of(&env_file, "API_KEY")
@@ -990,7 +1003,7 @@ mod rotation {
         )
         .unwrap();
         let id = open(&mut v);
-        assert_eq!(v.deny(OP, &id).unwrap().state, "denied");
+        assert_eq!(v.deny(OP, &id).unwrap().state, ApprovalState::Denied);
         assert!(v.approve(OP, &id).is_err());
         let id = open(&mut v);
         v.conn()
@@ -1007,7 +1020,7 @@ mod rotation {
                 .find(|a| a.approval_id == id)
                 .unwrap()
                 .state,
-            "expired"
+            ApprovalState::Expired
         );
         for (name, body, timeout, why) in [
             ("fail.sh", "echo oops >&2; exit 4", 5_000, "failed"),
@@ -1024,7 +1037,7 @@ mod rotation {
             .unwrap();
             let id = open(&mut v);
             let result = v.approve(OP, &id).unwrap();
-            assert_eq!(result.state, "failed", "{name}");
+            assert_eq!(result.state, ApprovalState::Failed, "{name}");
             assert!(
                 result.result.as_deref().unwrap().contains(why),
                 "{name}: {:?}",
@@ -1179,10 +1192,13 @@ fn a_runaway_loop_is_rate_limited_then_suspended_alone_until_approved() {
         .approvals(OP)
         .unwrap()
         .into_iter()
-        .find(|a| a.kind == "reinstate_key")
+        .find(|a| a.kind == ApprovalKind::ReinstateKey)
         .unwrap();
     assert!(approval.summary.contains("runaway-key"));
-    assert_eq!(v.approve(OP, &approval.approval_id).unwrap().state, "done");
+    assert_eq!(
+        v.approve(OP, &approval.approval_id).unwrap().state,
+        ApprovalState::Done
+    );
     v.authenticate_key(loop_key.key.expose_secret()).unwrap();
 }
 
@@ -1303,7 +1319,7 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         other => panic!("{other:?}"),
     };
     let mark = |v: &Vault, pid: u32, at: i64| {
-        v.conn
+        v.conn()
             .execute(
                 "UPDATE approvals SET state = 'approved', result = ?2, decided_at = ?3 WHERE approval_id = ?1",
                 params![id, format!("running:pid={pid}"), at],
@@ -1320,21 +1336,21 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
     };
     // carried out right now by a live process: left alone
     mark(&v, std::process::id(), store::now());
-    assert_eq!(state(&v), "approved");
+    assert_eq!(state(&v), ApprovalState::Approved);
     // by a live process, but for longer than any command may run: interrupted
     mark(&v, std::process::id(), store::now() - 3600);
-    assert_eq!(state(&v), "pending");
+    assert_eq!(state(&v), ApprovalState::Pending);
     // by a process that has exited: interrupted at once
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
     mark(&v, dead, store::now());
-    assert_eq!(state(&v), "pending");
+    assert_eq!(state(&v), ApprovalState::Pending);
     let reopened = v
         .audit_log(None, None)
         .unwrap()
         .iter()
-        .filter(|r| r.action == "approval.reopen")
+        .filter(|r| r.action == AuditAction::ApprovalReopen)
         .count();
     assert_eq!(reopened, 2);
 }

@@ -3,6 +3,7 @@
 //! status and epoch and the revoked-token list; [`RevocationSnapshot`] is the
 //! same check for a server that holds the lists in memory.
 
+use crate::store::Store as _;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -236,9 +237,9 @@ impl Vault {
     fn check_token(&self, token: &str) -> Result<TokenClaims> {
         let signer = self.existing_signer()?;
         let claims = signer.verify(token, store::now() as u64)?;
-        let row = keys::by_id(&self.conn, &self.rows, &claims.key_id)?
+        let row = keys::by_id(&self.store, &self.rows, &claims.key_id)?
             .ok_or_else(|| bad(Denial::KeyRevoked, "the token's key no longer exists"))?;
-        let revoked = keys::revoked_tokens_of(&self.conn, &self.rows, &row)?;
+        let revoked = keys::revoked_tokens_of(&self.store, &self.rows, &row)?;
         let info = key_info(row, store::now())?;
         check_key_state(info.status, info.epoch, &claims, |id| revoked.contains(id))?;
         Ok(claims)
@@ -256,7 +257,7 @@ impl Vault {
             }
         }
         let now = store::now();
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         keys::revoke_token(
             &tx,
             &self.rows,
@@ -285,7 +286,7 @@ impl Vault {
         }
         let key = Key256::from_array(rand::array()?);
         let blob = aead::seal(&self.dek, &signing_aad(&self.vault_id), key.expose_secret())?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         super::count_encryption(&tx, &self.rows)?;
         if keys::vault_key(&tx, SIGNING_PURPOSE)?.is_none() {
             keys::insert_vault_key(&tx, SIGNING_PURPOSE, &blob, store::now())?;
@@ -301,8 +302,8 @@ impl Vault {
     pub fn revocation_snapshot(&self) -> Result<RevocationSnapshot> {
         let now = store::now();
         let mut snapshot = RevocationSnapshot::default();
-        let rows = keys::list(&self.conn, &self.rows, None)?;
-        snapshot.revoked_tokens = keys::all_revoked(&self.conn, &self.rows, &rows)?;
+        let rows = keys::list(&self.store, &self.rows, None)?;
+        snapshot.revoked_tokens = keys::all_revoked(&self.store, &self.rows, &rows)?;
         for row in rows {
             let info = key_info(row, now)?;
             snapshot.keys.insert(info.key_id, (info.status, info.epoch));
@@ -376,7 +377,7 @@ impl Vault {
     }
 
     pub(super) fn load_signer(&self) -> Result<Option<TokenSigner>> {
-        let Some(blob) = keys::vault_key(&self.conn, SIGNING_PURPOSE)? else {
+        let Some(blob) = keys::vault_key(&self.store, SIGNING_PURPOSE)? else {
             return Ok(None);
         };
         let bytes =

@@ -2,6 +2,7 @@
 //! broker hands records over in batches from its writer; reports price the
 //! stored token counts with the table in force when they are asked for.
 
+use crate::store::Store as _;
 use std::collections::BTreeMap;
 
 use super::{require_operator, Principal, Vault};
@@ -17,7 +18,7 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub fn record_usage(&mut self, records: &[UsageRecord], dropped: u64) -> Result<()> {
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(&Principal::Operator)?;
         usage::insert(&tx, records)?;
         usage::insert_dropped(&tx, store::now_ms(), dropped)?;
         tx.commit()
@@ -33,7 +34,7 @@ impl Vault {
         filter: &UsageFilter,
     ) -> Result<Vec<UsageBucket>> {
         require_operator(actor, "read egress usage")?;
-        usage::buckets(&self.conn, filter)
+        usage::buckets(&self.store, filter)
     }
 
     /// Usage per named key (and per host, model or day), priced with `prices`.
@@ -89,7 +90,7 @@ impl Vault {
         }
         Ok(UsageReport {
             rows: rows.into_values().collect(),
-            dropped_records: usage::dropped_since(&self.conn, filter.since_ms.unwrap_or(0))?,
+            dropped_records: usage::dropped_since(&self.store, filter.since_ms.unwrap_or(0))?,
             prices_as_of: prices.as_of().to_owned(),
         })
     }

@@ -68,9 +68,16 @@ pub(crate) fn overview(v: &mut Vault, prices: &PriceTable) -> Result<Overview, A
     let agents = v.list_agents(OP)?;
     let keys = v.list_keys(OP, None)?;
     let secrets = v.list_secrets(OP, None)?;
-    let minted = v.audit_count_by_key(OP, "token.mint", midnight_ms(now_secs()))?;
+    let minted = v.audit_count_by_key(
+        OP,
+        vault_core::AuditAction::TokenMint,
+        midnight_ms(now_secs()),
+    )?;
     let approvals = v.approvals(OP)?;
-    let open_approvals = approvals.iter().filter(|a| a.state == "pending").count();
+    let open_approvals = approvals
+        .iter()
+        .filter(|a| a.state == vault_core::ApprovalState::Pending)
+        .count();
     let last_leak = leaks(v, 1)?.into_iter().next();
     let spend = spend::agent_spend(v, prices, now_secs())?;
     let mut rows = Vec::with_capacity(agents.len());
@@ -140,7 +147,7 @@ pub(crate) fn leaks(v: &mut Vault, limit: usize) -> Result<Vec<Leak>, ApiError> 
                 let (agent, name) = path.split_once('/').unwrap_or(("", path.as_str()));
                 // the approval opened for it, if one was (opened in the same second or later)
                 let approval = approvals.iter().rev().find(|a| {
-                    a.kind == "rotate_secret"
+                    a.kind == vault_core::ApprovalKind::RotateSecret
                         && a.agent == agent
                         && a.subject == name
                         && a.created_at * 1000 + 999 >= r.at_ms
@@ -227,7 +234,7 @@ pub(crate) fn approvals(v: &mut Vault) -> Result<Approvals, ApiError> {
     let mut pending = Vec::new();
     let mut decided = Vec::new();
     for a in all.iter().rev() {
-        if a.state == "pending" {
+        if a.state == vault_core::ApprovalState::Pending {
             pending.push(ApprovalView::from(a));
         } else if decided.len() < 50 {
             decided.push(ApprovalView::from(a));
@@ -301,7 +308,11 @@ pub(crate) struct Spend {
 
 pub(crate) fn spend(v: &mut Vault, prices: &PriceTable, bucket: Bucket) -> Result<Spend, ApiError> {
     let report = spend::spend(v, prices, now_secs(), bucket)?;
-    let minted = v.audit_count_by_key(OP, "token.mint", midnight_ms(now_secs()))?;
+    let minted = v.audit_count_by_key(
+        OP,
+        vault_core::AuditAction::TokenMint,
+        midnight_ms(now_secs()),
+    )?;
     let mut per_agent: BTreeMap<String, u64> = v
         .list_agents(OP)?
         .into_iter()

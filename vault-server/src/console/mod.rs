@@ -294,7 +294,7 @@ async fn confirm_page(
         );
     };
     match as_console(&state, move |v| data::approval(v, &id)).await {
-        Ok(Some(a)) if a.state == "pending" => show(
+        Ok(Some(a)) if a.state == vault_core::ApprovalState::Pending => show(
             if decision == Decision::Approve {
                 "Approve?"
             } else {
@@ -367,7 +367,7 @@ async fn decide(
     .await;
     match outcome {
         Ok(Ok(a)) => show(
-            if a.state == "failed" {
+            if a.state == vault_core::ApprovalState::Failed {
                 "Approval failed"
             } else {
                 "Done"

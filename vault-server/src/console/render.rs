@@ -7,6 +7,7 @@
 use maud::{html, Markup, DOCTYPE};
 use vault_core::view::ApprovalView;
 use vault_core::AuditVerdict;
+use vault_core::{ApprovalKind, ApprovalState, KeyStatus};
 
 use super::chart;
 use super::data::{Approvals, Audit, Leak, Overview, Spend};
@@ -81,11 +82,21 @@ pub(crate) fn message(text: &str, hint: Option<&str>) -> Markup {
     }
 }
 
-fn status_class(status: &str) -> &'static str {
+/// The pill colour of a key's state.
+fn key_class(status: KeyStatus) -> &'static str {
     match status {
-        "active" | "done" | "ok" => "good",
-        "suspended" | "pending" | "retiring" | "approved" => "warn",
-        _ => "bad",
+        KeyStatus::Active => "good",
+        KeyStatus::Suspended | KeyStatus::Retiring => "warn",
+        KeyStatus::Expired | KeyStatus::Revoked => "bad",
+    }
+}
+
+/// The pill colour of an approval's state.
+fn approval_class(state: ApprovalState) -> &'static str {
+    match state {
+        ApprovalState::Done => "good",
+        ApprovalState::Pending | ApprovalState::Approved => "warn",
+        ApprovalState::Denied | ApprovalState::Expired | ApprovalState::Failed => "bad",
     }
 }
 
@@ -122,7 +133,7 @@ pub(crate) fn overview(o: &Overview) -> Markup {
                                 div.key {
                                     code { (k.name) } " "
                                     small.id { (k.key_id) } " "
-                                    span class=(format!("pill {}", status_class(k.status))) { (k.status) }
+                                    span class=(format!("pill {}", key_class(k.status))) { (k.status) }
                                     br;
                                     small {
                                         "created " (k.created_at) " · last used "
@@ -212,22 +223,22 @@ pub(crate) fn spend(s: &Spend) -> Markup {
     }
 }
 
-fn kind_label(kind: &str) -> String {
+fn kind_label(kind: ApprovalKind) -> String {
     match kind {
-        "rotate_secret" => "Rotate a leaked secret".into(),
-        "reinstate_key" => "Reinstate a suspended key".into(),
-        other => other.replace('_', " "),
+        ApprovalKind::RotateSecret => "Rotate a leaked secret".into(),
+        ApprovalKind::ReinstateKey => "Reinstate a suspended key".into(),
+        other => other.as_str().replace('_', " "),
     }
 }
 
 fn approval_card(a: &ApprovalView, actions: bool) -> Markup {
     html! {
         article.approval id=(format!("approval-{}", a.id)) data-kind=(a.kind) {
-            h3 { (kind_label(&a.kind)) " · " code { (a.agent) "/" (a.subject) } }
+            h3 { (kind_label(a.kind)) " · " code { (a.agent) "/" (a.subject) } }
             p { (a.summary) }
             p.meta {
                 "id " code { (a.id) } " · "
-                span class=(format!("pill {}", status_class(&a.state))) { (a.state) }
+                span class=(format!("pill {}", approval_class(a.state))) { (a.state) }
                 " · opened " (a.created_at) " · expires " (a.expires_at)
             }
             @if let Some(r) = &a.result { p.result { "Result: " (r) } }
@@ -340,7 +351,7 @@ pub(crate) fn audit(a: &Audit, agent: Option<&str>, action: Option<&str>) -> Mar
                         td { small { (r.key_id.as_deref().unwrap_or("")) } }
                         td { code { (r.action) } }
                         td { (r.target.as_deref().unwrap_or("")) }
-                        td class=(status_class(if r.outcome == "ok" { "ok" } else { "bad" })) { (r.outcome) }
+                        td class=(if r.outcome == "ok" { "good" } else { "bad" }) { (r.outcome) }
                         td { small { (r.origin.as_deref().unwrap_or("")) } }
                     }
                 }
@@ -413,14 +424,14 @@ mod tests {
     // issue 17: approvals render by kind, so a kind added later (held egress
     // requests) shows with its text and the approve/deny buttons
     #[test]
-    fn an_approval_of_a_kind_added_later_shows_with_its_buttons() {
+    fn an_approval_without_its_own_label_shows_its_kind_and_buttons() {
         let a = ApprovalView {
             id: "ab12cd34".into(),
-            kind: "egress_hold".into(),
+            kind: vault_core::ApprovalKind::EgressRequest,
             agent: "codex-ci".into(),
             subject: "POST api.example.com/v1/send".into(),
             summary: "A held request <b>waits</b>.".into(),
-            state: "pending".into(),
+            state: vault_core::ApprovalState::Pending,
             result: None,
             created_at: "2026-12-01T00:00:00Z".into(),
             expires_at: "2026-12-02T00:00:00Z".into(),
@@ -430,7 +441,7 @@ mod tests {
             decided: vec![],
         })
         .into_string();
-        assert!(html.contains("egress hold"), "{html}");
+        assert!(html.contains("egress request"), "{html}");
         assert!(html.contains("&lt;b&gt;waits&lt;/b&gt;"), "{html}");
         assert!(html.contains("/ui/approvals/ab12cd34/confirm?decision=approve"));
         assert!(html.contains("/ui/approvals/ab12cd34/confirm?decision=deny"));

@@ -70,7 +70,7 @@ fn a_session_row_edited_in_the_file_is_refused() {
     let s = v
         .console_session_open(&Principal::Operator, Duration::from_secs(60))
         .unwrap();
-    v.conn
+    v.conn()
         .execute(
             "UPDATE console_sessions SET expires_at = expires_at + 86400",
             [],
@@ -81,7 +81,7 @@ fn a_session_row_edited_in_the_file_is_refused() {
         .unwrap()
         .is_none());
     let planted = format!("{CONSOLE_SESSION_PREFIX}{}", "ab".repeat(32));
-    v.conn
+    v.conn()
         .execute(
             "INSERT INTO console_sessions VALUES (?1, 0, 9999999999, zeroblob(32))",
             [sha256(planted.as_bytes()).to_vec()],
@@ -103,7 +103,7 @@ fn verifying_from_a_checkpoint_agrees_with_the_full_walk() {
     assert_eq!(verdict, v.verify_audit().unwrap());
     assert_eq!(cp2.unwrap().seq(), cp.seq() + 1);
     // a record after the checkpoint edited in the file is found
-    v.conn
+    v.conn()
         .execute(
             "UPDATE audit_log SET target = 'forged' WHERE seq = ?1",
             [cp.seq() + 1],
