@@ -4,9 +4,10 @@ use std::path::{Component, Path, PathBuf};
 
 use ignore::gitignore::GitignoreBuilder;
 
+use crate::context;
 use crate::engine::Scanner;
 use crate::finding::{Report, ScanError, SkipKind, Skipped};
-use crate::input::{scan_file, ScanOptions};
+use crate::input::{scan_file_in, ScanOptions};
 use crate::known::KnownSecrets;
 
 /// Name of the per-directory file listing paths never to scan (gitignore syntax).
@@ -61,15 +62,15 @@ fn scan_paths_inner(
         Some(p) => {
             let sizes: Vec<u64> = files
                 .iter()
-                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .map(|(f, _)| std::fs::metadata(f).map_or(0, |m| m.len()))
                 .collect();
             p.planned(files.len() as u64, sizes.iter().sum());
             sizes
         }
         None => Vec::new(),
     };
-    for (i, file) in files.iter().enumerate() {
-        report.merge(scan_file(scanner, known, file, options));
+    for (i, (file, rel)) in files.iter().enumerate() {
+        report.merge(scan_file_in(scanner, known, file, rel, options));
         if let Some(p) = progress.as_deref_mut() {
             p.scanned(sizes[i]);
         }
@@ -77,8 +78,9 @@ fn scan_paths_inner(
     report
 }
 
-/// Every file to scan under `paths`, in walk order; walk errors go to `report`.
-fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<PathBuf> {
+/// Every file to scan under `paths`, in walk order, with its path relative to its root (the
+/// path context, `context.rs`); walk errors go to `report`.
+fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<(PathBuf, PathBuf)> {
     let mut files = Vec::new();
     for root in paths {
         if !root.exists() {
@@ -98,7 +100,7 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
             continue;
         }
         if root.is_file() {
-            files.push(root.clone());
+            files.push((root.clone(), context::named(root).to_path_buf()));
             continue;
         }
         let mut walk = ignore::WalkBuilder::new(root);
@@ -117,7 +119,9 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
         for entry in walk.build() {
             match entry {
                 Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                    files.push(e.into_path());
+                    let path = e.into_path();
+                    let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                    files.push((path, rel));
                 }
                 Ok(_) => {}
                 Err(e) => report.errors.push(ScanError {
