@@ -36,6 +36,9 @@ pub struct ScanOptions {
     /// paths (which lower every finding to `low`; see `context.rs`). Vault-managed values
     /// are always shown.
     pub min_confidence: Confidence,
+    /// Threads scanning the files of a walk (`None`: one per core). The report is in walk
+    /// order whatever the number.
+    pub threads: Option<usize>,
 }
 
 impl Default for ScanOptions {
@@ -46,6 +49,7 @@ impl Default for ScanOptions {
             max_decode_size: 64 << 20,
             include_invalid: false,
             min_confidence: Confidence::Medium,
+            threads: None,
         }
     }
 }
