@@ -4,7 +4,10 @@
 # Corpus: the CPython standard library on this machine (*.py, no site-packages), copied to
 # target/bench-corpus so every tool reads the same bytes from the page cache.
 # Peers: Kingfisher (pip kingfisher-bin, --no-validate) and detect-secrets, installed into
-# target/bench-venv; ripsecrets if `ripsecrets` is on PATH. One core via `taskset -c 0`.
+# target/bench-venv; ripsecrets if `ripsecrets` is on PATH. One core via `taskset -c 0`,
+# then vault-scan and Kingfisher on 1 and 2 cores (`taskset -c 0` / `-c 0,1`) over the
+# stdlib corpus and over a larger tree (LARGE=DIR..., default: the stdlib with its
+# site-packages and ~/.cargo/registry/src, binaries included as they are found).
 # Usage: bench/scan-peers.sh            (from the repository root; RUNS=N runs per tool,
 #                                        SKIP_DETECT_SECRETS=1 to leave out the slow one)
 set -euo pipefail
@@ -41,7 +44,7 @@ run() { # name, command...
   local best="" rss t0 t1 s
   for _ in $(seq "$RUNS"); do
     t0=$(date +%s.%N)
-    /usr/bin/time -f '%M' -o /tmp/scan-peers.rss taskset -c 0 "$@" > /tmp/scan-peers.out 2>/dev/null || true
+    /usr/bin/time -f '%M' -o /tmp/scan-peers.rss taskset -c "${CPUS:-0}" "$@" > /tmp/scan-peers.out 2>/dev/null || true
     t1=$(date +%s.%N)
     s=$(awk -v a="$t0" -v z="$t1" 'BEGIN {print z-a}')
     if [ -z "$best" ] || awk -v s="$s" -v b="$best" 'BEGIN {exit !(s < b)}'; then best=$s; fi
@@ -59,3 +62,20 @@ if command -v ripsecrets > /dev/null; then run ripsecrets ripsecrets "$CORPUS"; 
 if [ -z "${SKIP_DETECT_SECRETS:-}" ]; then RUNS=1 run detect-secrets "$VENV/bin/detect-secrets" scan --all-files "$CORPUS"; fi
 awk -v v="$(cat /tmp/scan-peers.vault-scan.best)" -v k="$(cat /tmp/scan-peers.kingfisher.best)" \
   'BEGIN {printf "vault-scan is %.1fx Kingfisher (same run, best of each)\n", k/v}'
+
+# 1 core vs 2 cores, vault-scan and Kingfisher in the same run, on the stdlib corpus and on
+# the larger tree. vault-scan takes one thread per core it may run on.
+read -r -a LARGE <<< "${LARGE:-$STDLIB ${HOME}/.cargo/registry/src}"
+LARGE_BYTES=$(find "${LARGE[@]}" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+find "${LARGE[@]}" -type f -print0 | xargs -0 cat > /dev/null 2>&1 || true
+echo "larger tree: ${LARGE[*]}, $((LARGE_BYTES / 1000000)) MB on disk"
+for cpus in 0 0,1; do
+  CPUS=$cpus run "vault-scan@$cpus" "$VS" --no-ignore "$CORPUS"
+  CPUS=$cpus run "kingfisher@$cpus" "$VENV/bin/kingfisher" scan "$CORPUS" --no-validate --format json
+  BYTES=$LARGE_BYTES CPUS=$cpus RUNS=${LARGE_RUNS:-2} run "vault-large@$cpus" "$VS" --no-ignore "${LARGE[@]}"
+  BYTES=$LARGE_BYTES CPUS=$cpus RUNS=${LARGE_RUNS:-2} run "kf-large@$cpus" "$VENV/bin/kingfisher" scan "${LARGE[@]}" --no-validate --format json
+done
+for t in vault-scan kingfisher vault-large kf-large; do
+  awk -v n="$t" -v a="$(cat "/tmp/scan-peers.$t@0.best")" -v b="$(cat "/tmp/scan-peers.$t@0,1.best")" \
+    'BEGIN {printf "%-12s 2 cores / 1 core: %.2fx\n", n, a/b}'
+done

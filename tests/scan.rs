@@ -686,3 +686,87 @@ fn the_longest_token_the_vault_mints_is_found_in_a_transcript() {
     assert_eq!(f[0]["rule"], "vault.token");
     assert_eq!(f[0]["managed"]["label"], "vault token format, unverified");
 }
+
+/// A fresh base62 value of `n` characters, drawn at test time (never a real secret).
+fn fresh(n: usize) -> String {
+    use ring::rand::SecureRandom as _;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = vec![0u8; n];
+    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
+}
+
+// issue 18, item 1: the default shows what a person should act on. A generic password in
+// source is shown (medium); a PEM fixture under tests/ and a generic key in a README are
+// lowered to low and hidden unless --confidence low; a call assigned to `private_key` is
+// never a finding.
+#[test]
+fn scan_default_confidence_hides_fixtures_and_docs_and_code_is_never_a_finding() {
+    let env = Env::new();
+    let tree = env.dir.path().join("proj");
+    std::fs::create_dir_all(tree.join("src")).unwrap();
+    std::fs::create_dir_all(tree.join("tests/fixtures")).unwrap();
+    let password = format!("{}-{}", fresh(10), fresh(8));
+    std::fs::write(
+        tree.join("src/settings.py"),
+        format!("DB_PASSWORD = \"{password}\"\nprivate_key = rsa.PrivateKey.load_pkcs1(data)\nprivate_key: x25519.X25519PrivateKey = make()\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("tests/fixtures/key.pem"),
+        format!(
+            "-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----\n",
+            fresh(64),
+            fresh(64)
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("README.md"),
+        format!("Configure it:\n\n    api_key = \"{}\"\n", fresh(32)),
+    )
+    .unwrap();
+    let scan = |extra: &[&str], code: i32| {
+        let mut args = vec!["scan", tree.to_str().unwrap(), "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = env.vault(&args).assert().code(code);
+        let v = json(&out);
+        let mut got: Vec<(String, String, String)> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let path = f["path"].as_str().unwrap();
+                let rel = path.rsplit("proj/").next().unwrap().to_owned();
+                (
+                    rel,
+                    f["rule"].as_str().unwrap().to_owned(),
+                    f["confidence"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        got.sort();
+        got
+    };
+    let t = |p: &str, r: &str, c: &str| (p.to_owned(), r.to_owned(), c.to_owned());
+    assert_eq!(
+        scan(&[], 1),
+        vec![t(
+            "src/settings.py",
+            "generic.password-assignment",
+            "medium"
+        )]
+    );
+    assert_eq!(
+        scan(&["--confidence", "low"], 1),
+        vec![
+            t("README.md", "generic.api-key-assignment", "low"),
+            t("src/settings.py", "generic.password-assignment", "medium"),
+            t("tests/fixtures/key.pem", "private-key.pem", "low"),
+        ]
+    );
+    assert!(scan(&["--confidence", "high"], 0).is_empty());
+}

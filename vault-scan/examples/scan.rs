@@ -1,5 +1,6 @@
 //! Minimal command-line driver used by bench/scan-peers.sh until `vault scan` exists:
-//! `scan [--no-ignore] [--json] [--staged] PATH...`; exit 0 clean, 1 findings, 2 errors.
+//! `scan [--no-ignore] [--json] [--staged] [--confidence=low|medium|high] PATH...`; exit 0
+//! clean, 1 findings, 2 errors.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,6 +17,15 @@ fn main() {
             "--no-ignore" => options.respect_ignore = false,
             "--json" => json = true,
             "--staged" => staged = true,
+            _ if a.starts_with("--confidence=") => {
+                match vault_scan::Confidence::parse(&a["--confidence=".len()..]) {
+                    Some(c) => options.min_confidence = c,
+                    None => {
+                        eprintln!("error: --confidence takes low, medium or high");
+                        std::process::exit(2);
+                    }
+                }
+            }
             _ => paths.push(PathBuf::from(a)),
         }
     }

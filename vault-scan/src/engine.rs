@@ -14,6 +14,14 @@ use crate::error::Error;
 use crate::known::{is_delimiter, KnownSecrets, ManagedInfo};
 use crate::redact::{fingerprint, redact};
 use crate::rule::{crc32_base62_ok, entropy, ChecksumPolicy, Confidence, Rule, Validator};
+use crate::shape::{
+    allowed_inline, generic_value_is_code, is_documentation_jwt, is_placeholder,
+    is_placeholder_url_credential,
+};
+
+/// Provider of the generic assignment rules (`generic.*`), which get value-shape checks
+/// and are off in test and documentation paths by default.
+pub(crate) const GENERIC: &str = "generic";
 
 /// Id of the synthetic rule for stored third-party secrets recognised by the matcher.
 pub const STORED_SECRET_RULE: &str = "vault.stored-secret";
@@ -179,6 +187,11 @@ impl Scanner {
         Ok(())
     }
 
+    /// The rule with id `id`.
+    pub(crate) fn rule(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().map(|c| &c.rule).find(|r| r.id == id)
+    }
+
     /// The rules, in load order.
     pub fn rules(&self) -> impl Iterator<Item = &Rule> {
         self.rules.iter().map(|c| &c.rule)
@@ -221,6 +234,7 @@ impl Scanner {
             self.scan_known(data, known, &mut hits);
         }
         hits.sort_by(|a, b| (a.start, &a.rule_id).cmp(&(b.start, &b.rule_id)));
+        drop_generic_duplicates(&mut hits);
         hits
     }
 
@@ -428,10 +442,11 @@ impl Scanner {
                 return None;
             }
             // Generic assignments: a bare identifier (`self.password`) is code, not a secret.
-            if rule.provider == "generic"
-                && secret
+            if rule.provider == GENERIC
+                && (secret
                     .iter()
                     .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
+                    || generic_value_is_code(data, start, end))
             {
                 return None;
             }
@@ -513,6 +528,33 @@ impl Scanner {
     }
 }
 
+/// One value, one finding: a generic hit (an assignment, a header, prose) whose value
+/// overlaps a provider's hit, or an earlier generic hit, says nothing the other does not
+/// (`API_KEY="sk-proj-..."` is an OpenAI key, not also a generic one). `hits` is sorted
+/// by start.
+fn drop_generic_duplicates(hits: &mut Vec<Hit>) {
+    if !hits.iter().any(|h| h.provider == GENERIC) {
+        return;
+    }
+    let specific: Vec<(usize, usize)> = hits
+        .iter()
+        .filter(|h| h.provider != GENERIC)
+        .map(|h| (h.start, h.end))
+        .collect();
+    let mut generic_end = 0;
+    hits.retain(|h| {
+        if h.provider != GENERIC {
+            return true;
+        }
+        let overlaps = |&(s, e): &(usize, usize)| s < h.end && h.start < e;
+        if specific.iter().any(overlaps) || h.start < generic_end {
+            return false;
+        }
+        generic_end = h.end;
+        true
+    });
+}
+
 /// Independent DFA walks interleaved by [`Scanner::keywords`].
 const LANES: usize = 4;
 /// Inputs shorter than `LANES * LANE_MIN` bytes are walked in one lane.
@@ -533,140 +575,6 @@ fn extend_to_boundary(data: &[u8], mut to: usize) -> usize {
         to += 1;
     }
     to
-}
-
-/// Values that are examples or references, not secrets.
-fn is_placeholder(secret: &[u8]) -> bool {
-    const MARKERS: &[&[u8]] = &[
-        b"example",
-        b"xxxx",
-        b"****",
-        b"...",
-        "…".as_bytes(),
-        b"<",
-        b">",
-        b"${",
-        b"{{",
-        b"your_",
-        b"your-",
-        b"placeholder",
-        b"redacted",
-        b"changeme",
-        b"os.environ",
-        b"process.env",
-        b"getenv",
-    ];
-    let lower = secret.to_ascii_lowercase();
-    if MARKERS
-        .iter()
-        .any(|m| lower.windows(m.len()).any(|w| w == *m))
-    {
-        return true;
-    }
-    // A body of one repeated character (`sk-aaaaaaaa`).
-    let body = match lower.iter().rposition(|&b| b == b'_' || b == b'-') {
-        Some(p) if p + 1 < lower.len() => &lower[p + 1..],
-        _ => &lower[..],
-    };
-    body.len() >= 8 && body.iter().all(|&b| b == body[0])
-}
-
-/// Whether `token` is jwt.io's documentation example (any signature): its payload's
-/// `sub` and `name` claims. Published in every JWT tutorial, it authenticates nothing.
-fn is_documentation_jwt(token: &[u8]) -> bool {
-    use base64::Engine as _;
-    let Some(payload) = token.split(|&b| b == b'.').nth(1) else {
-        return false;
-    };
-    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let Ok(json) = engine.decode(payload) else {
-        return false;
-    };
-    let Ok(serde_json::Value::Object(claims)) = serde_json::from_slice(&json) else {
-        return false;
-    };
-    claims.get("sub").and_then(|v| v.as_str()) == Some("1234567890")
-        && claims.get("name").and_then(|v| v.as_str()) == Some("John Doe")
-}
-
-/// Whether the password at `data[start..end]` of a `scheme://user:password@host` URL is a
-/// placeholder credential on a local or documentation host. Both must hold: a real-looking
-/// password on `localhost`, or a placeholder on a real host, is still reported.
-fn is_placeholder_url_credential(data: &[u8], start: usize, end: usize) -> bool {
-    const PLACEHOLDER_PASSWORDS: &[&str] = &[
-        "pass",
-        "password",
-        "passwd",
-        "pwd",
-        "secret",
-        "bar",
-        "foo",
-        "test",
-        "changeme",
-        "example",
-        "pass123",
-        "password123",
-        "mypassword",
-        "yourpassword",
-        "p@ssw0rd",
-        "p4ssw0rd",
-        "admin",
-        "root",
-        "dbpass",
-        "dbpassword",
-    ];
-    let password = data[start..end].to_ascii_lowercase();
-    // The user: back from the `:` before the password to the `//` of the scheme.
-    let user_end = start.saturating_sub(1);
-    let user_start = data[..user_end]
-        .iter()
-        .rposition(|&b| b == b'/')
-        .map_or(0, |p| p + 1);
-    let user = data[user_start..user_end].to_ascii_lowercase();
-    let placeholder = PLACEHOLDER_PASSWORDS
-        .iter()
-        .any(|p| password == p.as_bytes())
-        || (!user.is_empty() && password == user);
-    if !placeholder || data.get(end) != Some(&b'@') {
-        return false;
-    }
-    let rest = &data[end + 1..];
-    let host_len = rest
-        .iter()
-        .position(|&b| !(b.is_ascii_alphanumeric() || b"-.[]".contains(&b)))
-        .unwrap_or(rest.len());
-    let host = String::from_utf8_lossy(&rest[..host_len]).to_ascii_lowercase();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    const LOCAL: &[&str] = &[
-        "localhost",
-        "127.0.0.1",
-        "::1",
-        "0.0.0.0",
-        "host",
-        "hostname",
-    ];
-    const DOC_DOMAINS: &[&str] = &["example.com", "example.org", "example.net"];
-    const DOC_SUFFIXES: &[&str] = &[".localhost", ".example", ".test", ".invalid", ".local"];
-    LOCAL.contains(&host)
-        || host.starts_with("127.")
-        || DOC_DOMAINS
-            .iter()
-            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
-        || DOC_SUFFIXES.iter().any(|s| host.ends_with(s))
-        || host == "example"
-}
-
-/// Whether the line holding `at` carries an inline `vault:allow` marker.
-fn allowed_inline(data: &[u8], at: usize) -> bool {
-    let ls = data[..at]
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |p| p + 1);
-    let le = data[at..]
-        .iter()
-        .position(|&b| b == b'\n')
-        .map_or(data.len(), |p| at + p);
-    data[ls..le].windows(11).any(|w| w == b"vault:allow")
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod baseline;
+mod context;
 mod engine;
 mod error;
 mod finding;
@@ -31,6 +32,7 @@ mod known;
 pub mod output;
 mod redact;
 mod rule;
+mod shape;
 mod span;
 mod stream;
 
@@ -40,7 +42,8 @@ pub use error::Error;
 pub use finding::{Finding, Report, ScanError, SkipKind, Skipped, SqliteLocation};
 pub use input::staged::scan_staged;
 pub use input::{
-    scan_bytes, scan_file, scan_paths, scan_paths_with_progress, scan_reader, Progress, ScanOptions,
+    scan_bytes, scan_file, scan_paths, scan_paths_with_progress, scan_reader, scan_reader_with,
+    Progress, ScanOptions,
 };
 pub use known::{KnownSecrets, ManagedInfo};
 pub use redact::redact;

@@ -102,20 +102,34 @@ pub enum ChecksumPolicy {
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Confidence {
-    /// High-entropy assignment or a failed advisory checksum.
+    /// Worth a look, not an alarm: a failed advisory checksum, or any finding in a test,
+    /// fixture, example or documentation path (published test keys live there). Shown
+    /// only with `--confidence low`.
     Low,
+    /// A generic assignment (`password = "..."`) whose value passed the shape checks: a
+    /// secret by its look, with no provider format to confirm it.
+    Medium,
     /// A provider-specific format.
     #[default]
     High,
 }
 
 impl Confidence {
+    /// Every level, lowest first.
+    pub const ALL: [Confidence; 3] = [Confidence::Low, Confidence::Medium, Confidence::High];
+
     /// Lowercase name used in JSON and SARIF.
     pub fn as_str(self) -> &'static str {
         match self {
             Confidence::High => "high",
+            Confidence::Medium => "medium",
             Confidence::Low => "low",
         }
+    }
+
+    /// The level named `name` (`low`, `medium`, `high`).
+    pub fn parse(name: &str) -> Option<Confidence> {
+        Confidence::ALL.into_iter().find(|c| c.as_str() == name)
     }
 }
 

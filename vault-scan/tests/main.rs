@@ -4,7 +4,9 @@ mod equivalence;
 mod escapes;
 mod known;
 mod malformed;
+mod misses;
 mod output;
+mod parallel;
 mod rules;
 mod samples;
 mod sqlite;
@@ -22,4 +24,16 @@ pub fn data(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(rel)
+}
+
+/// A fresh base62 value of `n` characters drawn at test time (never a real secret).
+pub fn fresh(n: usize) -> String {
+    use ring::rand::SecureRandom as _;
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    let mut bytes = vec![0u8; n];
+    ring::rand::SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect()
 }

@@ -24,7 +24,7 @@ fn every_example_is_found_by_its_rule() {
             let r = scan_bytes(
                 scanner(),
                 None,
-                "example.txt",
+                "snippet.txt",
                 ex.as_bytes(),
                 &ScanOptions::default(),
             );
@@ -48,7 +48,7 @@ fn no_negative_example_is_found_by_its_rule() {
             let r = scan_bytes(
                 scanner(),
                 None,
-                "example.txt",
+                "snippet.txt",
                 ex.as_bytes(),
                 &ScanOptions::default(),
             );

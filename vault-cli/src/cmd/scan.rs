@@ -47,6 +47,11 @@ pub struct ScanArgs {
     /// confidence, `invalid_checksum`); they are not tokens, so they are left out by default.
     #[arg(long)]
     include_invalid: bool,
+    /// Show findings at this confidence or above: `medium` (provider formats and generic
+    /// assignments outside test, fixture, example and documentation paths), `high`
+    /// (provider formats only) or `low` (everything, published test keys included).
+    #[arg(long, value_name = "LEVEL", default_value = "medium", value_parser = ["low", "medium", "high"])]
+    confidence: String,
     /// Act on vault-managed findings: rotate leaked keys, revoke leaked tokens,
     /// open approvals for leaked stored secrets (needs the passphrase).
     #[arg(long)]
@@ -105,12 +110,16 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         respect_ignore: !args.no_ignore,
         max_file_size: Some(args.max_file_size),
         include_invalid: args.include_invalid,
+        // The parser admits only the three names.
+        min_confidence: vault_scan::Confidence::parse(&args.confidence)
+            .unwrap_or(vault_scan::Confidence::Medium),
         ..ScanOptions::default()
     };
     let mut report: Report = if args.staged {
         vault_scan::scan_staged(&scanner, known, Path::new("."), &options)
     } else if args.stdin {
-        vault_scan::scan_reader(&scanner, known, "<stdin>", &mut std::io::stdin().lock())
+        let stdin = &mut std::io::stdin().lock();
+        vault_scan::scan_reader_with(&scanner, known, "<stdin>", stdin, &options)
     } else {
         let paths = if args.paths.is_empty() {
             vec![PathBuf::from(".")]

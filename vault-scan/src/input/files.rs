@@ -1,12 +1,14 @@
 //! Files and directories, walked with the `ignore` crate (ripgrep's walker).
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ignore::gitignore::GitignoreBuilder;
 
+use crate::context;
 use crate::engine::Scanner;
 use crate::finding::{Report, ScanError, SkipKind, Skipped};
-use crate::input::{scan_file, ScanOptions};
+use crate::input::{scan_file_in, ScanOptions};
 use crate::known::KnownSecrets;
 
 /// Name of the per-directory file listing paths never to scan (gitignore syntax).
@@ -61,24 +63,69 @@ fn scan_paths_inner(
         Some(p) => {
             let sizes: Vec<u64> = files
                 .iter()
-                .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+                .map(|(f, _)| std::fs::metadata(f).map_or(0, |m| m.len()))
                 .collect();
             p.planned(files.len() as u64, sizes.iter().sum());
             sizes
         }
         None => Vec::new(),
     };
-    for (i, file) in files.iter().enumerate() {
-        report.merge(scan_file(scanner, known, file, options));
+    let threads = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, files.len().max(1));
+    let mut done = |i: usize| {
         if let Some(p) = progress.as_deref_mut() {
             p.scanned(sizes[i]);
         }
+    };
+    if threads == 1 {
+        for (i, (file, rel)) in files.iter().enumerate() {
+            report.merge(scan_file_in(scanner, known, file, rel, options));
+            done(i);
+        }
+        return report;
+    }
+    // A work queue: each worker takes the next file by index and keeps its report under
+    // that index, so the merged report is in walk order whatever finished first. Files
+    // vary in size by orders of magnitude, which a fixed split would leave one core idle on.
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = std::sync::mpsc::channel::<(usize, Report)>();
+    let mut slots: Vec<Option<Report>> = Vec::new();
+    slots.resize_with(files.len(), || None);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, files) = (&next, &files);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some((file, rel)) = files.get(i) else {
+                    break;
+                };
+                if tx
+                    .send((i, scan_file_in(scanner, known, file, rel, options)))
+                    .is_err()
+                {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        // The progress callback is not `Send`: it is told here, on the caller's thread.
+        for (i, r) in rx {
+            done(i);
+            slots[i] = Some(r);
+        }
+    });
+    for r in slots.into_iter().flatten() {
+        report.merge(r);
     }
     report
 }
 
-/// Every file to scan under `paths`, in walk order; walk errors go to `report`.
-fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<PathBuf> {
+/// Every file to scan under `paths`, in walk order, with its path relative to its root (the
+/// path context, `context.rs`); walk errors go to `report`.
+fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<(PathBuf, PathBuf)> {
     let mut files = Vec::new();
     for root in paths {
         if !root.exists() {
@@ -98,7 +145,7 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
             continue;
         }
         if root.is_file() {
-            files.push(root.clone());
+            files.push((root.clone(), context::named(root).to_path_buf()));
             continue;
         }
         let mut walk = ignore::WalkBuilder::new(root);
@@ -117,7 +164,9 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<Pa
         for entry in walk.build() {
             match entry {
                 Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                    files.push(e.into_path());
+                    let path = e.into_path();
+                    let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+                    files.push((path, rel));
                 }
                 Ok(_) => {}
                 Err(e) => report.errors.push(ScanError {

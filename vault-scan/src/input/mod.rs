@@ -8,9 +8,11 @@ pub mod staged;
 use std::io::Read;
 use std::path::Path;
 
+use crate::context;
 use crate::engine::Scanner;
 use crate::finding::{Finding, Report, ScanError, SkipKind, Skipped};
 use crate::known::KnownSecrets;
+use crate::rule::Confidence;
 use crate::stream::{Located, StreamScanner};
 
 pub use files::{scan_paths, scan_paths_with_progress, Progress};
@@ -28,6 +30,15 @@ pub struct ScanOptions {
     /// at low confidence and marked `invalid_checksum`; by default they are not findings,
     /// since every real token of those formats passes it (issue 18, item 2).
     pub include_invalid: bool,
+    /// Findings below this level are left out (`--confidence`). The default, `medium`,
+    /// shows what a person should act on: provider formats and generic assignments that
+    /// pass the value-shape checks, outside test, fixture, example and documentation
+    /// paths (which lower every finding to `low`; see `context.rs`). Vault-managed values
+    /// are always shown.
+    pub min_confidence: Confidence,
+    /// Threads scanning the files of a walk (`None`: one per core). The report is in walk
+    /// order whatever the number.
+    pub threads: Option<usize>,
 }
 
 impl Default for ScanOptions {
@@ -37,6 +48,8 @@ impl Default for ScanOptions {
             max_file_size: Some(256 << 20),
             max_decode_size: 64 << 20,
             include_invalid: false,
+            min_confidence: Confidence::Medium,
+            threads: None,
         }
     }
 }
@@ -48,8 +61,23 @@ pub fn scan_reader(
     name: &str,
     reader: &mut dyn Read,
 ) -> Report {
-    let options = ScanOptions::default();
-    keep_valid(scan_reader_all(scanner, known, name, reader), &options)
+    scan_reader_with(scanner, known, name, reader, &ScanOptions::default())
+}
+
+/// [`scan_reader`] with `options` (the confidence filter, `include_invalid`).
+pub fn scan_reader_with(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    name: &str,
+    reader: &mut dyn Read,
+    options: &ScanOptions,
+) -> Report {
+    settle(
+        scanner,
+        scan_reader_all(scanner, known, name, reader),
+        None,
+        options,
+    )
 }
 
 /// [`scan_reader`] keeping matches with a failed checksum.
@@ -86,11 +114,19 @@ fn scan_reader_all(
     report
 }
 
-/// Drops findings that fail a guaranteed checksum unless `options` asks for them.
-fn keep_valid(mut report: Report, options: &ScanOptions) -> Report {
+/// Drops findings that fail a guaranteed checksum unless `options` asks for them, lowers
+/// those of a test or documentation path `rel`, and keeps those at `options`'
+/// confidence or above.
+pub(crate) fn settle(
+    scanner: &Scanner,
+    mut report: Report,
+    rel: Option<&Path>,
+    options: &ScanOptions,
+) -> Report {
     if !options.include_invalid {
         report.findings.retain(|f| !f.invalid_checksum);
     }
+    context::settle(scanner, &mut report.findings, rel, options.min_confidence);
     report
 }
 
@@ -103,7 +139,13 @@ pub fn scan_bytes(
     data: &[u8],
     options: &ScanOptions,
 ) -> Report {
-    keep_valid(scan_bytes_all(scanner, known, name, data, options), options)
+    let report = scan_bytes_all(scanner, known, name, data, options);
+    settle(
+        scanner,
+        report,
+        Some(context::named(Path::new(name))),
+        options,
+    )
 }
 
 /// [`scan_bytes`] keeping matches with a failed checksum.
@@ -166,10 +208,26 @@ pub fn scan_file(
     path: &Path,
     options: &ScanOptions,
 ) -> Report {
-    keep_valid(scan_file_all(scanner, known, path, options), options)
+    scan_file_in(scanner, known, path, context::named(path), options)
 }
 
-/// [`scan_file`] keeping matches with a failed checksum ([`scan_reader`] drops them itself).
+/// [`scan_file`] of a file whose path relative to the scanned root is `rel`.
+pub(crate) fn scan_file_in(
+    scanner: &Scanner,
+    known: Option<&dyn KnownSecrets>,
+    path: &Path,
+    rel: &Path,
+    options: &ScanOptions,
+) -> Report {
+    settle(
+        scanner,
+        scan_file_all(scanner, known, path, options),
+        Some(rel),
+        options,
+    )
+}
+
+/// [`scan_file`] before [`settle`].
 fn scan_file_all(
     scanner: &Scanner,
     known: Option<&dyn KnownSecrets>,
@@ -232,7 +290,7 @@ fn scan_file_all(
         || is_json_name(&name);
     if structured && meta.len() <= options.max_decode_size {
         return match std::fs::read(path) {
-            Ok(data) => scan_bytes(scanner, known, &name, &data, options),
+            Ok(data) => scan_bytes_all(scanner, known, &name, &data, options),
             Err(e) => fail(e.to_string()),
         };
     }
@@ -250,7 +308,7 @@ fn scan_file_all(
         if let Err(e) = file.read_to_end(&mut data) {
             return fail(e.to_string());
         }
-        return scan_bytes(scanner, known, &name, &data, options);
+        return scan_bytes_all(scanner, known, &name, &data, options);
     }
     // Plain text (or a JSON file too large to decode): stream it with bounded memory.
     let mut chained = std::io::Cursor::new(head.to_vec()).chain(file);
