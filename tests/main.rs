@@ -27,3 +27,4 @@ mod tamper;
 mod untrusted_files;
 mod upstream;
 mod watch_events;
+mod wording;

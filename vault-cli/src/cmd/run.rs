@@ -382,9 +382,16 @@ impl Running {
         if masking {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| exit::usage(format!("cannot run {:?}: {e}", args.command[0])))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            // as shells and `op run` answer: 127 not found, 126 not executable
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => exit::COMMAND_NOT_FOUND,
+                std::io::ErrorKind::PermissionDenied => exit::COMMAND_NOT_EXECUTABLE,
+                _ => exit::USAGE,
+            };
+            eprintln!("vault: error: cannot run {:?}: {e}", args.command[0]);
+            exit::with_code(code)
+        })?;
         let pid = Pid::from_raw(child.id() as i32);
         forwarder.follow(pid);
         let mut pumps = Vec::new();
