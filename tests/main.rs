@@ -8,6 +8,7 @@ mod broker_clients;
 mod children;
 mod common;
 mod console;
+mod everyday;
 mod foundation;
 mod front_ends;
 mod governance;

@@ -94,7 +94,11 @@ enum Command {
     #[command(subcommand)]
     Rotation(cmd::rotate::RotationCommand),
     /// List approvals waiting for a person (and past ones).
-    Approvals,
+    Approvals {
+        /// Only those still waiting for a decision.
+        #[arg(long)]
+        pending: bool,
+    },
     /// Approve a drafted action (e.g. rotating a leaked third-party secret).
     Approve {
         /// The approval id.
