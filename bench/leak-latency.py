@@ -30,8 +30,8 @@ transcript = os.path.join(sessions, "chat.jsonl")
 open(transcript, "w").write('{"role":"user","content":"hi"}\n')
 run("init", "--kdf-memory-mib", "64", "--kdf-iterations", "3")
 run("agent", "add", "hermes")
+# --write-env registers the file as the key's target (issue 19)
 run("issue", "hermes-key", "--write-env", target)
-run("target", "add", "--agent", "hermes", "--env-file", target)
 
 server = subprocess.Popen([VAULT, "server", "--listen", "127.0.0.1:0", "--admin-token-file", os.path.join(tmp, "admin")],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
