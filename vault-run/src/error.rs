@@ -17,6 +17,16 @@ pub enum Error {
     /// Input this cannot use: a command, a signal name, a broker address.
     #[error("{0}")]
     Invalid(String),
+    /// The child could not be started; the front end picks the code shells use
+    /// (127 not found, 126 not executable).
+    #[error("cannot run {program:?}: {source}")]
+    Spawn {
+        /// The command as given (a program name, never a value).
+        program: String,
+        /// Why the spawn failed.
+        #[source]
+        source: std::io::Error,
+    },
     /// The broker's CA could not be loaded or created.
     #[error(transparent)]
     Ca(#[from] vault_broker::CaError),

@@ -46,11 +46,17 @@ impl Listen {
     /// # Errors
     /// [`ServerError::Usage`] for anything else.
     pub fn parse(text: &str) -> Result<Listen, ServerError> {
+        // `localhost:PORT` as people write it: IPv4 loopback, not whatever a
+        // resolver answers (issue 19)
+        let localhost = text.strip_prefix("localhost:");
+        if let Some(port) = localhost.and_then(|p| p.parse::<u16>().ok()) {
+            return Ok(Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], port))));
+        }
         match text.strip_prefix("unix:") {
             Some(path) if !path.is_empty() => Ok(Listen::Unix(PathBuf::from(path))),
             _ => text.parse().map(Listen::Tcp).map_err(|_| {
                 ServerError::Usage(format!(
-                    "--listen {text:?} is not an address like 127.0.0.1:8200 or unix:/path/to/socket"
+                    "--listen {text:?} is not an address like 127.0.0.1:8200, localhost:8200 or unix:/path/to/socket"
                 ))
             }),
         }

@@ -19,6 +19,12 @@ pub enum AuditCommand {
         /// Only records since T: an RFC 3339 time or an age like 1h or 7d.
         #[arg(long, value_name = "T")]
         since: Option<String>,
+        /// Only records of this action (e.g. key.revoke, secret.read).
+        #[arg(long, value_name = "ACTION")]
+        action: Option<String>,
+        /// Only the newest N records (still printed oldest first).
+        #[arg(long, value_name = "N")]
+        limit: Option<usize>,
     },
     /// Check the hash chain and MACs; exit 1 naming the first bad record.
     Verify,
@@ -33,10 +39,32 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
     match command {
         AuditCommand::Prune(args) => super::audit_prune::prune(ctx, &mut vault, args),
         AuditCommand::Retention(args) => super::audit_prune::retention(ctx, &mut vault, args),
-        AuditCommand::Log { agent, since } => {
+        AuditCommand::Log {
+            agent,
+            since,
+            action,
+            limit,
+        } => {
             let agent = agent.as_deref().map(AgentName::parse).transpose()?;
             let since_ms = since.as_deref().map(parse_since).transpose()?;
-            let records = vault.audit_log(agent.as_ref(), since_ms)?;
+            let action = action
+                .as_deref()
+                .map(|a| {
+                    vault_core::AuditAction::parse(a).ok_or_else(|| {
+                        exit::usage(format!(
+                            "--action {a:?} is not an audit action; `vault audit log` shows them \
+                             (e.g. key.revoke, secret.read, token.mint)"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let mut records = vault.audit_log(agent.as_ref(), since_ms)?;
+            if let Some(action) = action {
+                records.retain(|r| r.action == action);
+            }
+            if let Some(n) = limit {
+                records.drain(..records.len().saturating_sub(n));
+            }
             if ctx.json {
                 let items: Vec<_> = records
                     .iter()

@@ -290,9 +290,21 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
     Ok(())
 }
 
-pub fn approvals(ctx: &Context) -> Result<()> {
+pub fn approvals(ctx: &Context, pending: bool) -> Result<()> {
     let vault = ctx.unlock()?;
-    let list = vault.approvals(OP)?;
+    let mut list = vault.approvals(OP)?;
+    if pending {
+        list.retain(|a| a.state == "pending");
+    }
+    if list.is_empty() && !ctx.json {
+        // an empty listing says what would fill it (issue 19)
+        eprintln!(
+            "no {}approvals: leaks of stored secrets, suspended keys and held egress requests \
+             open one here; `vault approve ID` or `vault deny ID` decides it",
+            if pending { "pending " } else { "" }
+        );
+        return Ok(());
+    }
     if ctx.json {
         let items: Vec<_> = list
             .iter()

@@ -57,8 +57,7 @@ impl Vault {
                 self.read_value(&actor, &path)
             },
         );
-        self.suspend_on_scope_violation(claims, &read)?;
-        let (value, version) = read?;
+        let (value, version) = self.suspend_on_scope_violation(claims, read)?;
         Ok((path, value, version))
     }
 
@@ -81,8 +80,7 @@ impl Vault {
                 self.env_values(&claims.agent)
             },
         );
-        self.suspend_on_scope_violation(claims, &read)?;
-        read
+        self.suspend_on_scope_violation(claims, read)
     }
 
     /// Admits one message scan for a verified token (`POST /v1/scan`) and

@@ -15,6 +15,23 @@ use crate::AuditAction;
 use crate::Denial;
 use crate::Principal;
 
+/// Requests outside the policy within [`ANOMALY_WINDOW_MS`] that suspend a
+/// key whose policy has `suspend_on_anomaly` but no `anomaly_threshold`.
+pub const DEFAULT_ANOMALY_THRESHOLD: u32 = 3;
+/// The window those requests are counted in: ten minutes.
+pub const ANOMALY_WINDOW_MS: i64 = 10 * 60_000;
+
+/// The refusal of the request that suspended its key: what happened and how
+/// to lift it.
+pub(super) fn suspended_now() -> Error {
+    Error::BadCredential {
+        code: Denial::OutOfScope,
+        message: "the request is outside the key's policy, and after repeated such requests the \
+                  key is now suspended (policy suspend_on_anomaly): `vault approvals` lists the \
+                  approval that reinstates it (`vault approve ID`); other keys are untouched",
+    }
+}
+
 /// Which per-minute limit a request counts against.
 #[derive(Clone, Copy)]
 pub(super) enum Limit {
@@ -92,24 +109,65 @@ impl Vault {
         self.within_limit(&key, &policy, Limit::Reads)
     }
 
+    /// After a read: an out-of-scope refusal counts towards suspension
+    /// ([`Vault::suspend_on_pattern`]); when it suspends, the refusal says so.
     pub(super) fn suspend_on_scope_violation<T>(
         &self,
         claims: &TokenClaims,
-        result: &Result<T>,
-    ) -> Result<()> {
+        result: Result<T>,
+    ) -> Result<T> {
         if let Err(Error::BadCredential {
             code: Denial::OutOfScope,
             ..
-        }) = result
+        }) = &result
         {
             let policy = self.policy_of(&claims.agent)?;
-            self.suspend_if_anomalous(
+            if self.suspend_on_pattern(
                 &claims.key_id,
                 &policy,
-                "asked for a secret outside its token's scopes",
-            )?;
+                "kept asking for secrets outside its token's scopes",
+            )? {
+                return Err(suspended_now());
+            }
         }
-        Ok(())
+        result
+    }
+
+    /// Suspends the key (with `suspend_on_anomaly`) once its requests outside
+    /// the policy within [`ANOMALY_WINDOW_MS`] reach the policy's
+    /// `anomaly_threshold` (default [`DEFAULT_ANOMALY_THRESHOLD`]): one miss,
+    /// such as a mistyped name, is not a pattern. The refusal being counted
+    /// is already in the audit trail. Returns whether the key was suspended now.
+    pub(super) fn suspend_on_pattern(
+        &self,
+        key_id: &str,
+        policy: &Policy,
+        reason: &str,
+    ) -> Result<bool> {
+        if !policy.doc().suspend_on_anomaly {
+            return Ok(false);
+        }
+        let threshold = policy
+            .doc()
+            .anomaly_threshold
+            .unwrap_or(DEFAULT_ANOMALY_THRESHOLD)
+            .max(1);
+        let (misses, _) = crate::store::audit::count_recent(
+            &self.conn,
+            key_id,
+            store::now_ms() - ANOMALY_WINDOW_MS,
+            &[
+                AuditAction::TokenMint,
+                AuditAction::TokenAttenuate,
+                AuditAction::SecretRead,
+                AuditAction::EnvRead,
+            ],
+            "denied:out_of_scope",
+        )?;
+        if misses < i64::from(threshold) {
+            return Ok(false);
+        }
+        Ok(self.suspend_key(key_id, reason)?.is_some())
     }
 
     pub(super) fn suspend_if_anomalous(

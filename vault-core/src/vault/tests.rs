@@ -1206,7 +1206,8 @@ fn a_runaway_loop_is_rate_limited_then_suspended_alone_until_approved() {
 fn a_request_outside_policy_suspends_the_key_when_asked_to() {
     use std::time::Duration;
     let (_dir, mut v) = new_vault();
-    let policy = Policy::from_toml("suspend_on_anomaly = true\n").unwrap();
+    // the policy says one miss is enough
+    let policy = Policy::from_toml("suspend_on_anomaly = true\nanomaly_threshold = 1\n").unwrap();
     v.add_agent(OP, &agent("hermes"), &policy).unwrap();
     set(&mut v, "hermes/A", "a");
     let key = v
@@ -1364,4 +1365,74 @@ fn key_states_have_one_wire_name_and_only_three_are_stored() {
     assert_eq!(KeyStatus::parse_stored("suspended"), None);
     assert_eq!(KeyStatus::parse_stored("expired"), None);
     assert_eq!(KeyStatus::parse_stored("Active"), None);
+}
+
+/// hermes with a policy reading only `A*`, suspending on a pattern; its key.
+fn narrow_hermes(v: &mut Vault) -> (KeyInfo, crate::credential::NamedKey) {
+    use std::time::Duration;
+    let policy = Policy::from_toml("secrets = [\"A*\"]\nsuspend_on_anomaly = true\n").unwrap();
+    v.add_agent(OP, &agent("hermes"), &policy).unwrap();
+    set(v, "hermes/A", "a");
+    set(v, "hermes/B", "b");
+    let key = v
+        .issue_key(
+            OP,
+            &agent("hermes-key"),
+            &agent("hermes"),
+            Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    (
+        v.authenticate_key(key.key.expose_secret()).unwrap(),
+        key.key,
+    )
+}
+
+fn one_secret(name: &str) -> TokenRequest {
+    TokenRequest {
+        scopes: Some(vec![crate::token::Scope::Secret(name.into())]),
+        ttl: None,
+    }
+}
+
+#[test]
+fn one_request_outside_policy_does_not_suspend_a_pattern_does_and_says_how_to_lift_it() {
+    // issue 19, Misleading: a `vault get NOPE` typo suspended a production agent
+    let (_dir, mut v) = new_vault();
+    let (info, key) = narrow_hermes(&mut v);
+    for _ in 0..2 {
+        let Err(Error::BadCredential { code, message }) = v.mint_token(&info, &one_secret("B"))
+        else {
+            panic!("a read outside the policy must be refused");
+        };
+        assert_eq!(code, Denial::OutOfScope);
+        assert!(!message.contains("suspended"), "{message}");
+        v.authenticate_key(key.expose_secret())
+            .expect("one miss does not suspend the key");
+    }
+    let Err(Error::BadCredential { message, .. }) = v.mint_token(&info, &one_secret("B")) else {
+        panic!("the third miss must be refused");
+    };
+    assert!(message.contains("now suspended"), "{message}");
+    assert!(message.contains("vault approve"), "{message}");
+    assert!(matches!(
+        v.authenticate_key(key.expose_secret()),
+        Err(Error::BadCredential {
+            code: Denial::KeySuspended,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn a_mistyped_secret_name_is_never_an_anomaly() {
+    // issue 19, Misleading: a read of a secret that does not exist is not an anomaly
+    let (_dir, mut v) = new_vault();
+    let (info, key) = narrow_hermes(&mut v);
+    for _ in 0..5 {
+        assert!(v.mint_token(&info, &one_secret("NOPE")).is_err());
+    }
+    v.authenticate_key(key.expose_secret())
+        .expect("five typos do not suspend the key");
 }

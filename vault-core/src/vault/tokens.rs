@@ -142,9 +142,43 @@ impl Vault {
                 None,
                 &format!("denied:{}", e.code()),
             )?;
-            self.suspend_if_anomalous(&key.key_id, &policy, "asked for scopes outside its policy")?;
+            // a name that does not exist is a typo, not an anomaly (issue 19)
+            let names_missing = request.scopes.iter().flatten().any(|s| match s {
+                Scope::Secret(target) => !self.secret_exists_for(key, target),
+                _ => false,
+            });
+            if !names_missing
+                && self.suspend_on_pattern(
+                    &key.key_id,
+                    &policy,
+                    "kept asking for scopes outside its policy",
+                )?
+            {
+                return Err(super::limits::suspended_now());
+            }
         }
         minted
+    }
+
+    /// Whether the secret a one-secret scope names (`NAME` of the key's
+    /// agent, or `AGENT/NAME`) is stored.
+    fn secret_exists_for(&self, key: &KeyInfo, target: &str) -> bool {
+        let path = match target.split_once('/') {
+            Some(_) => SecretPath::parse(target).ok(),
+            None => SecretName::parse(target).ok().map(|name| SecretPath {
+                agent: key.agent.clone(),
+                name,
+            }),
+        };
+        let Some(path) = path else { return false };
+        let Ok(Some(agent_id)) = store::agents::id_of(&self.conn, &self.rows, path.agent.as_str())
+        else {
+            return false;
+        };
+        matches!(
+            store::secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str()),
+            Ok(Some(_))
+        )
     }
 
     fn mint_within_policy(

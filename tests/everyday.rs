@@ -1,0 +1,114 @@
+//! Issue 19, "Missing": the small everyday commands users of op, Doppler,
+//! Infisical and Vault look for first.
+
+use crate::common::*;
+
+fn json_of(out: &assert_cmd::assert::Assert) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(out)).unwrap()
+}
+
+#[test]
+fn audit_log_limit_and_action_narrow_the_listing() {
+    // issue 19, Missing: `audit log --limit --action`
+    let env = Env::new();
+    for a in ["hermes", "openclaw", "codex"] {
+        env.vault(&["agent", "add", a]).assert().success();
+    }
+    let out = env
+        .vault(&["audit", "log", "--json", "--action", "agent.add"])
+        .assert()
+        .success();
+    let records = json_of(&out)["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records.iter().all(|r| r["action"] == "agent.add"));
+    let out = env
+        .vault(&[
+            "audit",
+            "log",
+            "--json",
+            "--action",
+            "agent.add",
+            "--limit",
+            "1",
+        ])
+        .assert()
+        .success();
+    let records = json_of(&out)["records"].as_array().unwrap().clone();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["target"], "codex", "the newest one");
+    let out = env
+        .vault(&["audit", "log", "--action", "agent.added"])
+        .assert()
+        .code(2);
+    assert!(stderr_of(&out).contains("not an audit action"));
+}
+
+#[test]
+fn approvals_pending_lists_only_open_ones_and_an_empty_listing_says_what_fills_it() {
+    // issue 19, Missing: `approvals --pending`, next steps in empty listings
+    let env = Env::new();
+    let out = env.vault(&["approvals"]).assert().success();
+    assert!(stdout_of(&out).is_empty());
+    assert!(
+        stderr_of(&out).contains("vault approve ID"),
+        "{}",
+        stderr_of(&out)
+    );
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let value = "stored-value-7f3a9c2e5b1d8f4a6c0e";
+    env.set("hermes/API_TOKEN", value);
+    set_rotation_script(
+        &env,
+        "hermes/API_TOKEN",
+        "cat >/dev/null; echo fresh-value-2\n",
+    );
+    let leak = env.dir.path().join("chat.log");
+    std::fs::write(&leak, format!("the token is {value}\n")).unwrap();
+    let _ = env
+        .vault(&["scan", "--rotate", leak.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let all = json_of(&env.vault(&["approvals", "--json"]).assert().success());
+    let all = all["approvals"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 1, "{all:?}");
+    let id = all[0]["id"].as_str().unwrap().to_owned();
+    let pending = json_of(
+        &env.vault(&["approvals", "--pending", "--json"])
+            .assert()
+            .success(),
+    );
+    assert_eq!(pending["approvals"].as_array().unwrap().len(), 1);
+    env.vault(&["deny", &id]).assert().success();
+    let pending = json_of(
+        &env.vault(&["approvals", "--pending", "--json"])
+            .assert()
+            .success(),
+    );
+    assert!(pending["approvals"].as_array().unwrap().is_empty());
+    let all = json_of(&env.vault(&["approvals", "--json"]).assert().success());
+    assert_eq!(
+        all["approvals"].as_array().unwrap().len(),
+        1,
+        "past ones stay listed"
+    );
+}
+
+#[test]
+fn real_packages_script_looks_for_vault_under_cargo_target_dir() {
+    // issue 19, Missing: tests/real-packages.sh ignored CARGO_TARGET_DIR
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/real-packages.sh");
+    let missing = tempfile::tempdir().unwrap();
+    let target = missing.path().join("elsewhere");
+    let out = assert_cmd::Command::new("bash")
+        .arg(&script)
+        .env_remove("VAULT_BIN")
+        .env("CARGO_TARGET_DIR", &target)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .code(2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains(&format!("{}/debug/vault", target.display())),
+        "{err}"
+    );
+}
