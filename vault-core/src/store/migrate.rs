@@ -19,6 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../../schema/011_usage.sql")),
     (12, include_str!("../../../schema/012_egress_holds.sql")),
     (13, include_str!("../../../schema/013_console.sql")),
+    (14, include_str!("../../../schema/014_usage_daily.sql")),
 ];
 
 /// The schema version this build writes.
@@ -101,6 +102,7 @@ mod tests {
                 "audit_log",
                 "console_sessions",
                 "egress_usage",
+                "egress_usage_daily",
                 "egress_usage_dropped",
                 "key_suspensions",
                 "revoked_tokens",

@@ -36,6 +36,21 @@ impl Vault {
         usage::buckets(&self.conn, filter)
     }
 
+    /// [`Vault::usage_buckets`] from the daily rollup (schema 014): whole
+    /// UTC days from the one holding `filter.since_ms` (an hour grouping is
+    /// summed per day). What the console's day views read.
+    ///
+    /// # Errors
+    /// [`crate::Error::Refused`] for an agent; database errors.
+    pub fn usage_daily_buckets(
+        &self,
+        actor: &Principal,
+        filter: &UsageFilter,
+    ) -> Result<Vec<UsageBucket>> {
+        require_operator(actor, "read egress usage")?;
+        usage::daily_buckets(&self.conn, filter)
+    }
+
     /// Usage per named key (and per host, model or day), priced with `prices`.
     ///
     /// # Errors
