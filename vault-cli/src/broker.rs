@@ -296,6 +296,12 @@ pub struct ServerArgs {
     /// Record no usage and enforce no [budget] (for measuring what accounting costs).
     #[arg(long, requires = "broker")]
     no_usage_accounting: bool,
+    /// Client connections the broker serves at once; more get 503 broker_busy.
+    #[arg(long, value_name = "N", default_value_t = vault_broker::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536), requires = "broker")]
+    broker_max_connections: u32,
+    /// Close a relayed WebSocket after this long with no traffic, e.g. 10m.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = crate::cmd::parse_duration_flag, requires = "broker")]
+    broker_ws_idle_timeout: std::time::Duration,
 }
 
 /// The price table: the shipped one with the operator's file (`flag`, else
@@ -391,6 +397,8 @@ pub fn prepare(args: &ServerArgs, vault: &mut Vault) -> Result<Option<Prepared>>
             ca: Arc::new(ca),
             dialer: vault_broker::dial::Dialer::new(tls, allow),
             accounting,
+            max_connections: args.broker_max_connections as usize,
+            ws_idle_timeout: args.broker_ws_idle_timeout,
         },
     }))
 }
