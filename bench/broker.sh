@@ -13,6 +13,10 @@
 # client is not the bottleneck. Release build. 2 cores are shared by the
 # client, the proxy and the upstream: figures are for comparison in one run.
 # Usage: bench/broker.sh     (SECS=5 CONNS=16 IDLE=1000 PYTHON=... MITM_VERSION=...)
+#   BIN=PATH    a vault binary to measure instead of building this tree's
+#               (run an older build and this one back to back to compare);
+#   PERF=FILE   record the broker's CPU profile (perf record -g) during its
+#               keep-alive load into FILE (`perf report -i FILE`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECS:-5}
@@ -23,9 +27,9 @@ mitm_version=${MITM_VERSION:-11.0.2}
 python=${PYTHON:-python3}
 
 export CARGO_INCREMENTAL=0
-cargo build --release -q -p vault-cli
+[ -n "${BIN:-}" ] || cargo build --release -q -p vault-cli
 cargo build --release -q -p vault-broker --example broker-load
-bin=$PWD/target/release/vault
+bin=${BIN:-$PWD/target/release/vault}
 load=$PWD/target/release/examples/broker-load
 venv=$PWD/target/bench-broker-venv
 if ! "$venv/bin/mitmdump" --version >/dev/null 2>&1; then
@@ -153,8 +157,14 @@ via() { # via direct|broker|mitm: the client arguments for that path
 echo "== keep-alive GET /v1/health (small JSON), $conns connections, ${secs}s each"
 declare -A p50 p99
 for path in direct broker mitm; do
+    perf_pid=
+    if [ "$path" = broker ] && [ -n "${PERF:-}" ]; then
+        perf record -q -g -o "$PERF" -p "$broker_pid" -- sleep "$secs" 2>/dev/null &
+        perf_pid=$!
+    fi
     # shellcheck disable=SC2046
     out=$(run mode=load target="$json_target" path=/v1/health conns="$conns" secs="$secs" $(via $path))
+    [ -z "$perf_pid" ] || wait "$perf_pid" || true
     echo "$path: $out"
     p50[$path]=$(sed -n 's/.*p50_us \([0-9]*\).*/\1/p' <<<"$out")
     p99[$path]=$(sed -n 's/.*p99_us \([0-9]*\).*/\1/p' <<<"$out")

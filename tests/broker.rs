@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use crate::common::{stdout_of, terminate, wait_bounded, write_private, Env};
 use crate::upstream::{
-    now_micros, python_with_http_clients, start_broker_server, stream_or_ok, Conn, Req, Upstream,
+    now_micros, python_with_http_clients, start_broker_server, start_broker_server_with,
+    stream_or_ok, Conn, Req, Upstream,
 };
 
 pub(crate) const REAL_KEY: &str = "sk-real-upstream-key-0123456789";
@@ -894,4 +895,62 @@ console.log("ENV", JSON.stringify(Object.values(process.env).filter(v => v.inclu
         authorizations(&s.upstream.heads()),
         vec![format!("authorization: Bearer {REAL_KEY}")]
     );
+}
+
+// issue 15 remainder: the broker's listener has a connection cap; a client
+// over it gets a clear 503 broker_busy and the broker keeps serving the others
+#[test]
+fn connections_over_the_cap_get_broker_busy_and_the_broker_keeps_serving() {
+    let env = Env::new();
+    let (mut server, broker, _api) =
+        start_broker_server_with(&env, None, &[], &["--broker-max-connections", "2"]);
+    let addr = broker.trim_start_matches("http://").to_owned();
+    let answer_of = |stream: &mut TcpStream| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    };
+    // two connections held open, idle: the cap is reached
+    let held: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(&addr).unwrap()).collect();
+    // the broker counts a connection once its accept loop took it
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let over = loop {
+        let mut third = TcpStream::connect(&addr).unwrap();
+        third
+            .write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let text = answer_of(&mut third);
+        if text.contains("broker_busy") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(over.starts_with("HTTP/1.1 503 "), "{over}");
+    assert!(over.contains("\"broker_busy\""), "{over}");
+    assert!(over.contains("--broker-max-connections"), "{over}");
+    assert!(
+        over.to_ascii_lowercase()
+            .contains("x-vault-broker: refused"),
+        "{over}"
+    );
+    // one closed: the next is served again (407: it sent no credential)
+    drop(held);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let served = loop {
+        let mut again = TcpStream::connect(&addr).unwrap();
+        again
+            .write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let text = answer_of(&mut again);
+        if !text.contains("broker_busy") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(served.starts_with("HTTP/1.1 407 "), "{served}");
+    terminate(&server);
+    wait_bounded(&env, &mut server);
 }

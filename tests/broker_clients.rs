@@ -497,6 +497,60 @@ except InvalidStatus as e:
     assert!(!lower.contains("proxy-authorization"), "{}", heads[0]);
 }
 
+// issue 15 remainder: a relayed WebSocket with no traffic either way for
+// --broker-ws-idle-timeout is closed by the broker; one with traffic is not
+#[test]
+fn an_idle_websocket_is_closed_after_the_idle_timeout() {
+    let env = Env::new();
+    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(websocket_upstream));
+    let policy = format!(
+        "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        upstream.port
+    );
+    let rig = Rig::start_with(
+        env,
+        upstream,
+        &policy,
+        &["127.0.0.0/8"],
+        &["--broker-ws-idle-timeout", "1s"],
+    );
+    // traffic every 0.4 s for 2 s keeps it open; then silence closes it
+    // well before the client's own 15 s wait (pings off: they are traffic)
+    let script = format!(
+        r#"
+import time
+from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+with connect("wss://{host}:{port}/v1/realtime", open_timeout=20, ping_interval=None) as ws:
+    for i in range(5):
+        ws.send("tick")
+        ws.recv(timeout=20)
+        time.sleep(0.4)
+    print("busy kept open")
+    start = time.monotonic()
+    try:
+        ws.recv(timeout=15)
+        print("idle got a message")
+    except ConnectionClosed:
+        print("idle closed after", round(time.monotonic() - start, 1))
+    except TimeoutError:
+        print("idle never closed")
+"#,
+        host = UPSTREAM_HOST,
+        port = rig.upstream.port,
+    );
+    let text = rig.python(&script);
+    assert!(text.contains("busy kept open"), "{text}");
+    let after: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("idle closed after "))
+        .unwrap_or_else(|| panic!("{text}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(after < 5.0, "{text}");
+}
+
 /// Answers `/v1/redirect-*` with a 302 to a private address, `/v1/landing` with `landed`.
 fn redirecting_upstream(port: u16) -> Handler {
     Arc::new(move |req: &Req, conn: &mut Conn| match req.path() {

@@ -501,3 +501,52 @@ fn a_held_request_whose_agent_hangs_up_is_closed_and_never_sent() {
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(s.upstream.count("POST /v1/charges "), 0);
 }
+
+// issue 16 remainder: an agent may have MAX_HELD_PER_AGENT (16) requests held
+// at once; the next is refused with approval_queue_full at once, opens no
+// approval and reaches nobody, and a place frees when one is decided
+#[test]
+fn held_requests_past_the_per_agent_cap_are_refused_at_once() {
+    let s = Setup::start("");
+    let key = s.issue("hermes-key", "hermes");
+    let held: Vec<_> = (0..16)
+        .map(|_| spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges")))
+        .collect();
+    let pending = s.pending_holds(16);
+    let started = Instant::now();
+    let over = s.curl(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges");
+    assert!(
+        over.contains("403") && over.contains("\"approval_queue_full\""),
+        "{over}"
+    );
+    assert!(over.contains("vault approvals"), "{over}");
+    assert!(started.elapsed() < Duration::from_secs(10), "not held");
+    assert_eq!(
+        s.pending_holds(16).len(),
+        16,
+        "the refused one opened no approval"
+    );
+    // a decision frees a place: the next one is held again
+    let id = pending[0]["id"].as_str().unwrap().to_owned();
+    s.env.vault(&["deny", &id]).assert().success();
+    // held again (curl gives up waiting after 3 s), not refused
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = s.curl(
+            &key,
+            &["--max-time", "3", "-X", "POST", "--data", CHARGE],
+            "/v1/charges",
+        );
+        if !text.contains("approval_queue_full") {
+            assert!(!text.contains("x-vault-broker: refused"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no place freed: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for mut child in held {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+}

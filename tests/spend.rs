@@ -352,8 +352,11 @@ impl Setup {
 
 impl Drop for Setup {
     fn drop(&mut self) {
-        terminate(&self.server);
-        wait_bounded(&self.env, &mut self.server);
+        // a test may have stopped it already
+        if matches!(self.server.try_wait(), Ok(None)) {
+            terminate(&self.server);
+            wait_bounded(&self.env, &mut self.server);
+        }
     }
 }
 
@@ -748,4 +751,60 @@ fn a_price_file_with_an_unknown_field_is_refused_and_the_home_one_is_read() {
     ))
     .unwrap();
     assert_eq!(v["egress"]["prices_as_of"], "2026-12-01", "{v}");
+}
+
+// issue 16 remainder: the usage records still waiting to fill a batch (the
+// writer waits up to 100 ms for more) are stored when the server stops
+// cleanly, not lost with the process
+#[test]
+fn usage_of_the_last_requests_is_stored_at_a_clean_stop() {
+    let mut s = Setup::start("");
+    let key = stdout_of(
+        &s.env
+            .vault(&["issue", "hermes-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let pem = ureq::get(&format!("{}/v1/broker/ca.pem", s.api_url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let ca = s.env.dir.path().join("vault-ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    let proxy = s
+        .broker
+        .replacen("http://", &format!("http://agent:{key}@"), 1);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sS",
+            "-i",
+            "--max-time",
+            "20",
+            "--proxy",
+            &proxy,
+            "--cacert",
+        ])
+        .arg(&ca)
+        .args(["-H", "content-type: application/json", "--data"])
+        .arg(format!(r#"{{"model":"{GPT}","messages":[]}}"#))
+        .arg(format!("https://{HOST}:{}/v1/chat/completions", s.api.port))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    // stopped at once: the record is still in the writer's batch window
+    terminate(&s.server);
+    assert!(wait_bounded(&s.env, &mut s.server).success());
+    let v = s.usage(&[]);
+    let rows = v["egress"]["rows"].as_array().unwrap();
+    let requests: u64 = rows.iter().map(|r| r["requests"].as_u64().unwrap()).sum();
+    assert_eq!(requests, 1, "{v}");
+    // 1200 prompt tokens of which 200 cached (stored apart)
+    assert_eq!(rows[0]["input_tokens"], 1000, "{v}");
+    assert_eq!(rows[0]["cache_read_tokens"], 200, "{v}");
 }

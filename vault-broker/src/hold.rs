@@ -7,7 +7,8 @@
 //! method, host, path, a redacted preview), so a stopped server cannot send it
 //! later by surprise.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vault_core::{HoldOutcome, SecretString};
@@ -23,6 +24,59 @@ const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// The preview of a held body shown to the person deciding, at most.
 pub(crate) const PREVIEW_CHARS: usize = 600;
+
+/// Requests one agent may have held at once. Past it a new one is refused
+/// (`approval_queue_full`): a looping agent can neither fill the broker's
+/// memory with held bodies nor bury the approvals a person reads.
+pub const MAX_HELD_PER_AGENT: usize = 16;
+
+/// How many requests each agent has held now.
+#[derive(Default)]
+pub(crate) struct HeldCounts(Mutex<HashMap<String, usize>>);
+
+/// One held request's place in its agent's count, given back when dropped.
+pub(crate) struct HeldSlot {
+    counts: Arc<HeldCounts>,
+    agent: String,
+}
+
+impl HeldCounts {
+    /// A place for one more held request of `agent`, or the refusal past
+    /// [`MAX_HELD_PER_AGENT`].
+    pub(crate) fn take(self: &Arc<Self>, agent: &str) -> Result<HeldSlot, Refusal> {
+        let full = || {
+            Refusal::new(
+                Code::ApprovalQueueFull,
+                format!(
+                    "agent {agent} already has {MAX_HELD_PER_AGENT} requests waiting for a person's                      approval; this one was not held nor sent (the operator decides the waiting ones                      with: vault approvals, vault approve ID, vault deny ID)"
+                ),
+            )
+        };
+        let mut counts = self.0.lock().map_err(|_| full())?;
+        let n = counts.entry(agent.to_owned()).or_insert(0);
+        if *n >= MAX_HELD_PER_AGENT {
+            return Err(full());
+        }
+        *n += 1;
+        Ok(HeldSlot {
+            counts: self.clone(),
+            agent: agent.to_owned(),
+        })
+    }
+}
+
+impl Drop for HeldSlot {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.counts.0.lock() {
+            if let Some(n) = counts.get_mut(&self.agent) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    counts.remove(&self.agent);
+                }
+            }
+        }
+    }
+}
 
 /// What the approval of a held request shows.
 #[derive(Clone, Debug)]

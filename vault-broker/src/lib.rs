@@ -38,9 +38,9 @@ use vault_core::usage::UsageRecord;
 use vault_core::{EgressGrant, EgressMeta, HoldOutcome, SecretString};
 
 pub use crate::ca::{upstream_roots, CaError, LocalCa, LEAF_LIFETIME};
-pub use crate::hold::{HeldRequest, MAX_HELD_BODY};
+pub use crate::hold::{HeldRequest, MAX_HELD_BODY, MAX_HELD_PER_AGENT};
 pub use crate::outbound::{Leak, Leaked, Outbound, MAX_SCANNED_BODY};
-pub use crate::proxy::{serve, Config};
+pub use crate::proxy::{serve, Config, DEFAULT_MAX_CONNECTIONS, DEFAULT_WS_IDLE_TIMEOUT};
 pub use crate::refusal::{Code, ErrorShape, Refusal, REFUSAL_HEADER};
 pub use crate::usage::Accounting;
 pub use ipnet::IpNet;

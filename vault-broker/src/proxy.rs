@@ -51,11 +51,28 @@ pub struct Config {
     pub dialer: Dialer,
     /// Usage accounting and budgets (None: off).
     pub accounting: Option<Arc<Accounting>>,
+    /// Client connections served at once; past it a new one is answered 503
+    /// `broker_busy` and closed ([`DEFAULT_MAX_CONNECTIONS`]).
+    pub max_connections: usize,
+    /// A relayed WebSocket with no byte either way for this long is closed
+    /// ([`DEFAULT_WS_IDLE_TIMEOUT`]).
+    pub ws_idle_timeout: Duration,
 }
+
+/// [`Config::max_connections`] unless the operator says otherwise: 1,000
+/// streams with room to spare, well under the fd limit a server raises to.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// [`Config::ws_idle_timeout`] unless the operator says otherwise: longer
+/// than the ping interval of common WebSocket clients (20-60 s).
+pub const DEFAULT_WS_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long an over-the-cap client may take to read its refusal.
+const BUSY_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(crate) struct Shared<B> {
     backend: Arc<B>,
     pub(crate) config: Config,
+    /// Requests held for a person, per agent.
+    holds: Arc<crate::hold::HeldCounts>,
 }
 
 /// Serves the broker on `listener` until `shutdown` completes.
@@ -71,7 +88,12 @@ pub async fn serve<B: Backend>(
     if let Some(accounting) = &config.accounting {
         tokio::spawn(crate::usage::writer(accounting.clone(), backend.clone()));
     }
-    let shared = Arc::new(Shared { backend, config });
+    let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
+    let shared = Arc::new(Shared {
+        backend,
+        config,
+        holds: Arc::default(),
+    });
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -83,8 +105,15 @@ pub async fn serve<B: Backend>(
             () = &mut shutdown => return Ok(()),
         };
         let _ = stream.set_nodelay(true);
+        // Over the cap: a clear refusal, then close (tunnels inside an
+        // accepted connection are not counted again: they are its requests).
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tokio::spawn(refuse_busy(stream));
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| {
                 let shared = shared.clone();
                 async move { Ok::<_, Infallible>(outer(shared, req).await) }
@@ -98,6 +127,40 @@ pub async fn serve<B: Backend>(
                 .await;
         });
     }
+}
+
+/// Answers a connection over [`Config::max_connections`] with 503
+/// `broker_busy` (its request unread) and closes it.
+async fn refuse_busy(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt as _;
+    tracing::warn!("broker: refused a connection over --broker-max-connections");
+    let refusal = Refusal::new(
+        Code::BrokerBusy,
+        "the broker already serves as many connections as it takes (--broker-max-connections); \
+         retry shortly, or the operator can raise the limit",
+    );
+    let (parts, body) = refusal.response().into_parts();
+    let mut head = format!(
+        "HTTP/1.1 {} {}\r\nconnection: close\r\nretry-after: 1\r\n",
+        parts.status.as_u16(),
+        parts.status.canonical_reason().unwrap_or("")
+    );
+    for (name, value) in &parts.headers {
+        if let Ok(v) = value.to_str() {
+            head.push_str(&format!("{name}: {v}\r\n"));
+        }
+    }
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    head.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let _ = tokio::time::timeout(BUSY_WRITE_TIMEOUT, async {
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(&body).await?;
+        stream.shutdown().await
+    })
+    .await;
 }
 
 /// A request to the proxy itself: only an authenticated CONNECT goes further.
@@ -256,6 +319,7 @@ impl<B: Backend> Tunnel<B> {
             accounting.admit(&meta, &asked)?;
         }
         let meta_governance = meta.governance();
+        let agent = meta.agent.clone();
         let mut meter = Meter::new(accounting, Some(meta), &asked);
         let (mut parts, body) = req.into_parts();
         let websocket = crate::websocket::take_upgrade(&mut parts);
@@ -273,6 +337,8 @@ impl<B: Backend> Tunnel<B> {
                 host: &self.host,
                 port: self.port,
                 governance: meta_governance,
+                agent: agent.as_str(),
+                holds: &self.shared.holds,
                 bound: attach.as_ref().map(|(_, secret, _)| secret),
                 replaced: attach
                     .as_ref()

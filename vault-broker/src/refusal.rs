@@ -19,10 +19,14 @@ pub enum Code {
     ApprovalBodyTooLarge,
     /// A person denied the held request (or its approval did not verify).
     ApprovalDenied,
+    /// The agent already has [`crate::MAX_HELD_PER_AGENT`] requests held.
+    ApprovalQueueFull,
     /// Nobody decided on the held request within the policy's `approval_wait`.
     ApprovalTimeout,
     /// A CONNECT target that is not `host:port`, or a request the proxy does not take.
     BadProxyRequest,
+    /// The broker already serves its `max_connections` client connections.
+    BrokerBusy,
     /// The agent is over its `[budget]` `budget_usd_per_day` or `budget_usd_per_month`.
     BudgetExceeded,
     /// No rule of the agent's policy covers the host and path.
@@ -62,8 +66,10 @@ impl Code {
         match self {
             Code::ApprovalBodyTooLarge => "approval_body_too_large",
             Code::ApprovalDenied => "approval_denied",
+            Code::ApprovalQueueFull => "approval_queue_full",
             Code::ApprovalTimeout => "approval_timeout",
             Code::BadProxyRequest => "bad_proxy_request",
+            Code::BrokerBusy => "broker_busy",
             Code::BudgetExceeded => "budget_exceeded",
             Code::EgressDenied => "egress_denied",
             Code::EgressBodyEncoded => "egress_body_encoded",
@@ -91,7 +97,9 @@ impl Code {
             | Code::EgressPrivateAddress
             | Code::ApprovalDenied
             | Code::ApprovalTimeout
+            | Code::ApprovalQueueFull
             | Code::ExfiltrationBlocked => StatusCode::FORBIDDEN,
+            Code::BrokerBusy => StatusCode::SERVICE_UNAVAILABLE,
             Code::ApprovalBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Code::EgressBodyEncoded => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::EgressMethodDenied => StatusCode::METHOD_NOT_ALLOWED,

@@ -6,7 +6,9 @@
 //!
 //! Why a fresh connection: an upgraded connection is consumed by the socket,
 //! so it cannot be the tunnel's kept-alive one. Frames are not inspected or
-//! rewritten: the credential travels in the handshake only.
+//! rewritten: the credential travels in the handshake only. A relay with no
+//! byte either way for [`crate::Config::ws_idle_timeout`] is closed, so
+//! abandoned sockets do not hold connections and memory forever.
 
 use http_body_util::Either;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -14,6 +16,7 @@ use hyper::http::request::Parts;
 use hyper::upgrade::OnUpgrade;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use crate::headers::strip_hop_by_hop;
 use crate::proxy::{Body, Tunnel, RESPONSE_HEADER_TIMEOUT};
@@ -85,16 +88,15 @@ pub(crate) async fn forward<B: Backend>(
     if switched {
         let upstream = hyper::upgrade::on(&mut response);
         let host = tunnel.host.clone();
+        let idle = tunnel.shared.config.ws_idle_timeout;
         tokio::spawn(async move {
             let (Ok(upstream), Ok(client)) = tokio::join!(upstream, client) else {
                 tracing::info!(%host, "broker: a WebSocket upgrade did not complete");
                 return;
             };
-            let _ = tokio::io::copy_bidirectional(
-                &mut TokioIo::new(client),
-                &mut TokioIo::new(upstream),
-            )
-            .await;
+            if relay(TokioIo::new(client), TokioIo::new(upstream), idle).await {
+                tracing::info!(%host, "broker: closed a WebSocket idle for {}s", idle.as_secs());
+            }
         });
     }
     let (mut parts, body) = response.into_parts();
@@ -106,4 +108,50 @@ pub(crate) async fn forward<B: Backend>(
     // The handshake is counted like any request; the relayed frames are not.
     let body = meter.response(parts.status.as_u16(), &mut parts.headers, body);
     Ok(Response::from_parts(parts, Either::Left(body)))
+}
+
+/// Copies bytes both ways until both sides are done, or until nothing moved
+/// either way for `idle` (then true). A side's end is passed on as a
+/// half-close, and the other direction goes on.
+async fn relay<C, U>(client: C, upstream: U, idle: std::time::Duration) -> bool
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    U: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut client_read, mut client_write) = tokio::io::split(client);
+    let (mut up_read, mut up_write) = tokio::io::split(upstream);
+    let mut up_buf = vec![0u8; 16 * 1024];
+    let mut down_buf = vec![0u8; 16 * 1024];
+    let (mut up_open, mut down_open) = (true, true);
+    while up_open || down_open {
+        // Reads are cancel-safe: the one that loses the race is retried.
+        tokio::select! {
+            read = client_read.read(&mut up_buf), if up_open => match read {
+                Ok(n) if n > 0 => {
+                    let sent = tokio::time::timeout(idle, up_write.write_all(&up_buf[..n])).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return sent.is_err();
+                    }
+                }
+                _ => {
+                    up_open = false;
+                    let _ = up_write.shutdown().await;
+                }
+            },
+            read = up_read.read(&mut down_buf), if down_open => match read {
+                Ok(n) if n > 0 => {
+                    let sent = tokio::time::timeout(idle, client_write.write_all(&down_buf[..n])).await;
+                    if !matches!(sent, Ok(Ok(()))) {
+                        return sent.is_err();
+                    }
+                }
+                _ => {
+                    down_open = false;
+                    let _ = client_write.shutdown().await;
+                }
+            },
+            () = tokio::time::sleep(idle) => return true,
+        }
+    }
+    false
 }

@@ -33,7 +33,7 @@ pub fn guard(message: &str, sensitive: &[String]) -> Option<String> {
     let hit = sensitive.iter().find(|w| {
         message.contains(w.as_str())
             || matches!(w.split_once('='), Some((name, value))
-                if !value.is_empty() && is_name(name) && message.contains(value))
+                if !value.is_empty() && vault_guard::redact::is_name(name) && message.contains(value))
     })?;
     let hint = match hit.split_once('=') {
         Some((name, _)) if vault_guard::redact::is_name(name) => format!(

@@ -132,29 +132,58 @@ async fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64;
-    for (name, by, days) in [
-        ("usage by day, 30 days", vault_core::usage::GroupBy::Day, 30),
-        ("usage by key, 30 days", vault_core::usage::GroupBy::Key, 30),
+    // (name, grouping, days, from the daily rollup of schema 014)
+    for (name, by, days, daily) in [
         (
-            "usage by host, 30 days",
+            "usage by day, 30 days (rollup)",
+            vault_core::usage::GroupBy::Day,
+            30,
+            true,
+        ),
+        (
+            "usage by key, 30 days (rollup)",
+            vault_core::usage::GroupBy::Key,
+            30,
+            true,
+        ),
+        (
+            "usage by host, 30 days (rollup)",
             vault_core::usage::GroupBy::Host,
             30,
+            true,
         ),
-        ("usage by hour, 1 day", vault_core::usage::GroupBy::Hour, 1),
-        ("usage by key, 1 day", vault_core::usage::GroupBy::Key, 1),
+        (
+            "usage by day, 30 days (request rows)",
+            vault_core::usage::GroupBy::Day,
+            30,
+            false,
+        ),
+        (
+            "usage by hour, 1 day",
+            vault_core::usage::GroupBy::Hour,
+            1,
+            false,
+        ),
+        (
+            "usage by key, 1 day",
+            vault_core::usage::GroupBy::Key,
+            1,
+            false,
+        ),
     ] {
+        let filter = vault_core::usage::UsageFilter {
+            agent: None,
+            since_ms: Some(now_ms - days * 86_400_000),
+            by,
+        };
         let t = Instant::now();
-        let n = v
-            .usage_buckets(
-                OP,
-                &vault_core::usage::UsageFilter {
-                    agent: None,
-                    since_ms: Some(now_ms - days * 86_400_000),
-                    by,
-                },
-            )
-            .expect("usage")
-            .len();
+        let n = if daily {
+            v.usage_daily_buckets(OP, &filter)
+        } else {
+            v.usage_buckets(OP, &filter)
+        }
+        .expect("usage")
+        .len();
         println!(
             "  {name:<40} {:>8.1}  ({n} buckets)",
             t.elapsed().as_secs_f64() * 1000.0

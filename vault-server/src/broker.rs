@@ -1,7 +1,8 @@
 //! The broker's side of the server: the [`vault_broker::Backend`] over the
 //! server's one vault thread (every brokered request checks its credential and
 //! reads its secret there, so revocation and rotation apply on the next
-//! request). `GET /v1/broker/ca.pem` is in routes/broker.rs.
+//! request; the checks and their audit records run in the worker's group
+//! commit, so concurrent requests share one transaction and one fsync). `GET /v1/broker/ca.pem` is in routes/broker.rs.
 //!
 //! Also what issue 16's governance needs of the vault: held requests'
 //! approvals (opened, polled, closed through the vault, so `vault approve` in
@@ -76,9 +77,14 @@ fn load_matcher(state: &AppState) -> Option<Arc<Matcher>> {
 
 impl Backend for VaultBackend {
     async fn authenticate(&self, credential: Arc<SecretString>) -> Result<(), Refusal> {
+        // In the next group commit, like the API's reads: the credential is
+        // checked against the store now, and what the check writes (a
+        // failed-attempt count) shares one fsync with the requests beside it.
         let answer = self
             .0
-            .with_vault(move |vault| Ok(vault.egress_authenticate(credential.expose_secret())))
+            .with_vault_batched(move |vault| {
+                Ok(vault.egress_authenticate(credential.expose_secret()))
+            })
             .await
             .map_err(|_| internal())?;
         answer.map(|_| ()).map_err(refusal)
@@ -99,9 +105,15 @@ impl Backend for VaultBackend {
         credential: Arc<SecretString>,
         request: OwnedRequest,
     ) -> Result<(EgressGrant, EgressMeta), Refusal> {
+        // In the next group commit: the decision reads the store now (a
+        // revoked, suspended or rotated credential or secret applies to this
+        // very request) and its audit record commits before the request
+        // leaves, sharing the commit (and its fsync) with up to
+        // `worker::MAX_BATCH` requests queued beside it, where each one
+        // alone paid a transaction, a file lock and an fsync.
         let answer = self
             .0
-            .with_vault(move |vault| {
+            .with_vault_batched(move |vault| {
                 Ok(vault.egress_grant_with_meta(credential.expose_secret(), &request.as_request()))
             })
             .await

@@ -14,8 +14,10 @@ use vault_core::{Principal, Vault};
 
 use crate::{AppState, ServerError};
 
+pub use vault_broker::{DEFAULT_MAX_CONNECTIONS, DEFAULT_WS_IDLE_TIMEOUT};
+
 /// What the broker is asked to be.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BrokerOptions {
     /// The loopback address to listen on (`127.0.0.1:0` picks a free port).
     pub addr: String,
@@ -26,6 +28,10 @@ pub struct BrokerOptions {
     /// The price table usage is accounted with; `None`: no usage recorded
     /// and no `[budget]` enforced.
     pub prices: Option<PriceTable>,
+    /// Client connections served at once; more get 503 `broker_busy`.
+    pub max_connections: usize,
+    /// A relayed WebSocket with no traffic for this long is closed.
+    pub ws_idle_timeout: std::time::Duration,
 }
 
 /// A broker ready to start once the runtime runs.
@@ -105,6 +111,8 @@ pub fn prepare(options: BrokerOptions, vault: &mut Vault) -> Result<Prepared, Se
             ca: Arc::new(ca),
             dialer: vault_broker::dial::Dialer::new(tls, allow),
             accounting,
+            max_connections: options.max_connections,
+            ws_idle_timeout: options.ws_idle_timeout,
         },
     })
 }

@@ -370,6 +370,10 @@ impl Bound {
         };
         refresher.abort();
         state.flush_denials(true).await;
+        // the broker's usage records still waiting to fill a batch (issue 16)
+        if let Some(accounting) = &state.inner.accounting {
+            accounting.flush(std::time::Duration::from_secs(5)).await;
+        }
         let stopped = state
             .with_vault(move |v| {
                 // requests still held die with this process

@@ -102,6 +102,9 @@ pub(crate) struct Outgoing<'a, B> {
     pub host: &'a str,
     pub port: u16,
     pub governance: EgressGovernance,
+    /// The agent, and its count of held requests (for [`hold::MAX_HELD_PER_AGENT`]).
+    pub agent: &'a str,
+    pub holds: &'a Arc<hold::HeldCounts>,
     /// The secret this request's rule attaches: it may go to this host.
     pub bound: Option<&'a SecretPath>,
     /// The header the attached credential replaces (the client's is dropped).
@@ -178,6 +181,14 @@ pub(crate) async fn prepare<B: Backend>(
                 matches.clear();
             }
         }
+        // JSON may spell a value's bytes as `\u` escapes; the upstream reads them decoded.
+        if matches.is_empty() && has_json_escape(&buf) {
+            let decoded = json_unescape(&buf);
+            let more = blocking(ob, o.bound, &decoded);
+            if !more.is_empty() {
+                found.add(&decoded, &more, true);
+            }
+        }
         if !matches.is_empty() {
             // past the bound the body streams: it cannot be rewritten
             found.add(&buf, &matches, !whole || !redact);
@@ -244,6 +255,7 @@ pub(crate) async fn prepare<B: Backend>(
                 preview(outbound.as_ref(), &buf)
             },
         };
+        let _slot = o.holds.take(o.agent)?;
         hold::wait_for_person(o.backend, o.credential.clone(), held, wait).await?;
     }
     let body = match rest {

@@ -230,9 +230,87 @@ pub(super) fn percent_decode(data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Whether `data` holds a JSON string escape that can hide a value's bytes
+/// (`\u0067hp_...`, `\/`): agents' JSON encoders emit them for `/`, `+`,
+/// `<` or anything non-ASCII, and a prompt can ask for them on purpose.
+pub(super) fn has_json_escape(data: &[u8]) -> bool {
+    data.windows(2)
+        .any(|w| w[0] == b'\\' && matches!(w[1], b'u' | b'/' | b'\\'))
+}
+
+/// `data` with JSON string escapes decoded (`\uXXXX`, surrogate pairs
+/// included, `\/`, `\\`, `\"`), everything else kept: what a JSON parser
+/// upstream would read out of the strings, for the scanner.
+pub(super) fn json_unescape(data: &[u8]) -> Vec<u8> {
+    let hex4 = |at: usize| -> Option<u16> {
+        let digits = std::str::from_utf8(data.get(at..at + 4)?).ok()?;
+        u16::from_str_radix(digits, 16).ok()
+    };
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i] != b'\\' || i + 1 >= data.len() {
+            out.push(data[i]);
+            i += 1;
+            continue;
+        }
+        match data[i + 1] {
+            b'u' => {
+                let Some(unit) = hex4(i + 2) else {
+                    out.push(b'\\');
+                    i += 1;
+                    continue;
+                };
+                let mut units = vec![unit];
+                let mut used = 6;
+                // a high surrogate takes the low one after it
+                if (0xD800..0xDC00).contains(&unit) && data.get(i + 6..i + 8) == Some(b"\\u") {
+                    if let Some(low) = hex4(i + 8) {
+                        units.push(low);
+                        used = 12;
+                    }
+                }
+                for c in char::decode_utf16(units) {
+                    let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
+                i += used;
+            }
+            b @ (b'/' | b'\\' | b'"') => {
+                out.push(b);
+                i += 2;
+            }
+            _ => {
+                out.push(data[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // issue 16 remainder: JSON `\u` escapes are decoded before the egress scan
+    #[test]
+    fn json_escapes_are_decoded_so_an_escaped_value_is_still_found() {
+        let ob = outbound();
+        // ghp_... with its first letters and an underscore written as \u escapes
+        let text = br#"{"prompt":"deploy with \u0067hp\u005fFAKE0000000000000000000000DEMO44l4WV please"}"#;
+        assert!(has_json_escape(text));
+        assert!(
+            blocking(&ob, None, text).is_empty(),
+            "escaped: the raw scan misses it"
+        );
+        let m = blocking(&ob, None, &json_unescape(text));
+        assert_eq!(m.len(), 1, "{m:?}");
+        assert_eq!(
+            json_unescape(br#"a\/b \ud83d\ude00 \"q\" \\ \n \u12"#),
+            "a/b \u{1F600} \"q\" \\ \\n \\u12".as_bytes()
+        );
+    }
 
     fn outbound() -> Outbound {
         Outbound {

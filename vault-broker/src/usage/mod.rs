@@ -64,6 +64,9 @@ pub struct Accounting {
     receiver: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
     actions: mpsc::Sender<Action>,
     action_receiver: Mutex<Option<mpsc::Receiver<Action>>>,
+    /// Asks the writer to store everything queued now (at a clean stop).
+    flushes: mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    flush_receiver: Mutex<Option<mpsc::Receiver<tokio::sync::oneshot::Sender<()>>>>,
     /// Records dropped since start (for /metrics).
     dropped_total: AtomicU64,
     /// Dropped and not yet written to the vault.
@@ -144,16 +147,30 @@ impl Accounting {
     pub fn with_queue(prices: PriceTable, capacity: usize) -> Arc<Accounting> {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
         let (actions, action_receiver) = mpsc::channel(256);
+        let (flushes, flush_receiver) = mpsc::channel(4);
         Arc::new(Accounting {
             prices,
             queue,
             receiver: Mutex::new(Some(receiver)),
             actions,
             action_receiver: Mutex::new(Some(action_receiver)),
+            flushes,
+            flush_receiver: Mutex::new(Some(flush_receiver)),
             dropped_total: AtomicU64::new(0),
             dropped_pending: AtomicU64::new(0),
             tally: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Stores every record and action queued so far (the writer otherwise
+    /// waits up to [`BATCH_WAIT`] to fill a batch), and returns when they
+    /// are; a server calls it at a clean stop, so the last answers' usage is
+    /// not lost. Bounded by `within`; without a running writer, returns at once.
+    pub async fn flush(&self, within: Duration) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.flushes.send(done).await.is_ok() {
+            let _ = tokio::time::timeout(within, flushed).await;
+        }
     }
 
     /// The price table.
@@ -491,13 +508,10 @@ fn over_limit(
 /// dropped, and runs suspensions and notifications. Ends when the
 /// accounting is dropped (or its receivers were already taken).
 pub async fn writer<B: Backend>(accounting: Arc<Accounting>, backend: Arc<B>) {
-    let (Some(mut records), Some(mut actions)) = (
-        accounting.receiver.lock().ok().and_then(|mut r| r.take()),
-        accounting
-            .action_receiver
-            .lock()
-            .ok()
-            .and_then(|mut r| r.take()),
+    let (Some(mut records), Some(mut actions), Some(mut flushes)) = (
+        take(&accounting.receiver),
+        take(&accounting.action_receiver),
+        take(&accounting.flush_receiver),
     ) else {
         return;
     };
@@ -521,10 +535,43 @@ pub async fn writer<B: Backend>(accounting: Arc<Accounting>, backend: Arc<B>) {
                 backend.record_usage(batch, dropped).await;
             }
             action = actions.recv() => match action {
-                Some(Action::Suspend { key_id, reason }) => backend.suspend_key(key_id, reason).await,
-                Some(Action::Notify(event)) => backend.notify(event).await,
+                Some(action) => run_action(&*backend, action).await,
                 None => return,
             },
+            Some(done) = flushes.recv() => {
+                while let Ok(action) = actions.try_recv() {
+                    run_action(&*backend, action).await;
+                }
+                loop {
+                    let mut batch = Vec::new();
+                    while batch.len() < BATCH {
+                        match records.try_recv() {
+                            Ok(r) => batch.push(r),
+                            Err(_) => break,
+                        }
+                    }
+                    let dropped = weak
+                        .upgrade()
+                        .map_or(0, |a| a.dropped_pending.swap(0, Ordering::Relaxed));
+                    if batch.is_empty() && dropped == 0 {
+                        break;
+                    }
+                    backend.record_usage(batch, dropped).await;
+                }
+                let _ = done.send(());
+            }
         }
+    }
+}
+
+/// What a mutex-held slot holds, taken (once).
+fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
+    slot.lock().ok().and_then(|mut r| r.take())
+}
+
+async fn run_action<B: Backend>(backend: &B, action: Action) {
+    match action {
+        Action::Suspend { key_id, reason } => backend.suspend_key(key_id, reason).await,
+        Action::Notify(event) => backend.notify(event).await,
     }
 }

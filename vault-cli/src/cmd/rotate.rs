@@ -294,7 +294,7 @@ pub fn approvals(ctx: &Context, pending: bool) -> Result<()> {
     let vault = ctx.unlock()?;
     let mut list = vault.approvals(OP)?;
     if pending {
-        list.retain(|a| a.state == "pending");
+        list.retain(|a| a.state == vault_core::ApprovalState::Pending);
     }
     if list.is_empty() && !ctx.json {
         // an empty listing says what would fill it (issue 19)

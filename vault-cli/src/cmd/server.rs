@@ -73,6 +73,12 @@ pub struct BrokerArgs {
     /// Record no usage and enforce no [budget] (for measuring what accounting costs).
     #[arg(long, requires = "broker")]
     no_usage_accounting: bool,
+    /// Client connections the broker serves at once; more get 503 broker_busy.
+    #[arg(long, value_name = "N", default_value_t = egress::DEFAULT_MAX_CONNECTIONS as u32, value_parser = clap::value_parser!(u32).range(1..=65_536), requires = "broker")]
+    broker_max_connections: u32,
+    /// Close a relayed WebSocket after this long with no traffic, e.g. 10m.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::parse_duration_flag, requires = "broker")]
+    broker_ws_idle_timeout: std::time::Duration,
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
@@ -128,6 +134,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
                 upstream_ca: args.broker.broker_upstream_ca,
                 allow_private: args.broker.broker_allow_private,
                 prices,
+                max_connections: args.broker.broker_max_connections as usize,
+                ws_idle_timeout: args.broker.broker_ws_idle_timeout,
             };
             Some(egress::prepare(options, &mut vault).map_err(server_error)?)
         }

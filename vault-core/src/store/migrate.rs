@@ -19,7 +19,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../../../schema/011_usage.sql")),
     (12, include_str!("../../../schema/012_egress_holds.sql")),
     (13, include_str!("../../../schema/013_console.sql")),
-    // 014 is another branch's; numbers are kept in order when they meet
+    (14, include_str!("../../../schema/014_usage_daily.sql")),
     (15, include_str!("../../../schema/015_audit_prune.sql")),
 ];
 
@@ -104,6 +104,7 @@ mod tests {
                 "audit_pruned",
                 "console_sessions",
                 "egress_usage",
+                "egress_usage_daily",
                 "egress_usage_dropped",
                 "key_suspensions",
                 "revoked_tokens",

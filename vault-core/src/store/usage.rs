@@ -115,3 +115,169 @@ pub(crate) fn buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<Usa
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+/// The UTC midnight (unix ms) starting the day that holds `ms`.
+pub(crate) fn day_start_ms(ms: i64) -> i64 {
+    ms.div_euclid(86_400_000) * 86_400_000
+}
+
+/// The SQL of [`daily_buckets`] for one grouping (also for `EXPLAIN QUERY
+/// PLAN` in the console's bench).
+pub(crate) fn daily_buckets_sql(by: GroupBy) -> String {
+    let group = match by {
+        GroupBy::Key | GroupBy::Model => "NULL",
+        GroupBy::Host => "d.host",
+        GroupBy::Day => "strftime('%Y-%m-%d', d.day / 1000, 'unixepoch')",
+        // the rollup has no hours: summed per day
+        GroupBy::Hour => "CAST(d.day AS TEXT)",
+    };
+    format!(
+        "SELECT d.agent, d.key_id, (SELECT k.name FROM agent_keys k WHERE k.key_id = d.key_id),
+                {group} AS g, nullif(d.model, ''), sum(d.requests), sum(d.estimated), sum(d.cut),
+                sum(d.input_tokens), sum(d.output_tokens), sum(d.cache_read_tokens),
+                sum(d.cache_write_tokens), sum(d.bytes_up), sum(d.bytes_down)
+         FROM egress_usage_daily d
+         WHERE d.day >= ?1 AND (?2 IS NULL OR d.agent = ?2)
+         GROUP BY d.agent, d.key_id, g, d.model
+         ORDER BY d.agent, d.key_id, g, d.model"
+    )
+}
+
+/// [`buckets`] from the daily rollup (schema 014): whole UTC days from the
+/// one holding `filter.since_ms`, one row read per day, agent, key, host
+/// and model rather than one per request.
+pub(crate) fn daily_buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
+    let sql = daily_buckets_sql(filter.by);
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    let rows = stmt.query_map(
+        params![
+            day_start_ms(filter.since_ms.unwrap_or(0)),
+            filter.agent.as_ref().map(|a| a.as_str())
+        ],
+        |r| {
+            Ok(UsageBucket {
+                agent: r.get(0)?,
+                key_id: r.get(1)?,
+                key: r.get(2)?,
+                group: r.get(3)?,
+                model: r.get(4)?,
+                requests: u(r.get(5)?),
+                estimated_requests: u(r.get(6)?),
+                cut_requests: u(r.get(7)?),
+                tokens: Tokens {
+                    input: u(r.get(8)?),
+                    output: u(r.get(9)?),
+                    cache_read: u(r.get(10)?),
+                    cache_write: u(r.get(11)?),
+                },
+                bytes_up: u(r.get(12)?),
+                bytes_down: u(r.get(13)?),
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::AgentName;
+    use crate::usage::Provider;
+
+    fn record(at_ms: i64, agent: &str, model: Option<&str>, input: u64) -> UsageRecord {
+        UsageRecord {
+            at_ms,
+            agent: AgentName::parse(agent).unwrap(),
+            key_id: format!("{agent}-key"),
+            host: "api.openai.com:443".into(),
+            method: "POST".into(),
+            path: "/v1/chat/completions".into(),
+            rule: Some(0),
+            status: 200,
+            bytes_up: 10,
+            bytes_down: 20,
+            latency_ms: 1,
+            duration_ms: 2,
+            provider: Some(Provider::OpenAi),
+            model: model.map(str::to_owned),
+            tokens: Tokens {
+                input,
+                output: 3,
+                cache_read: 1,
+                cache_write: 0,
+            },
+            estimated: model.is_none(),
+            cut: false,
+        }
+    }
+
+    // issue 17 remainder: the daily rollup (schema 014) holds exactly what
+    // summing the request rows by day gives, through inserts and deletes,
+    // for rows that existed before the migration too
+    #[test]
+    fn the_daily_rollup_matches_the_request_rows_by_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::create(&dir.path().join("v.db")).unwrap();
+        let day = 86_400_000;
+        let t0 = 20_000 * day + 5_000;
+        let mut rows = Vec::new();
+        for i in 0..60 {
+            let agent = if i % 3 == 0 { "hermes" } else { "codex" };
+            let model = if i % 4 == 0 { None } else { Some("gpt-4o") };
+            rows.push(record(
+                t0 + (i % 5) * day + i * 1000,
+                agent,
+                model,
+                100 + i as u64,
+            ));
+        }
+        insert(&conn, &rows).unwrap();
+        conn.execute("DELETE FROM egress_usage WHERE usage_id % 7 = 0", [])
+            .unwrap();
+        // the migration's own backfill: rebuilt from the rows as they are now
+        let from_rows = |by| {
+            let f = UsageFilter {
+                agent: None,
+                since_ms: Some(t0 + day),
+                by,
+            };
+            let mut raw = buckets(
+                &conn,
+                &UsageFilter {
+                    since_ms: Some(day_start_ms(t0 + day)),
+                    ..f.clone()
+                },
+            )
+            .unwrap();
+            let mut daily = daily_buckets(&conn, &f).unwrap();
+            raw.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+            daily.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+            (raw, daily)
+        };
+        for by in [GroupBy::Day, GroupBy::Host, GroupBy::Key] {
+            let (raw, daily) = from_rows(by);
+            assert!(!raw.is_empty());
+            assert_eq!(raw, daily, "{by:?}");
+        }
+        let backfill = |conn: &Connection| -> Vec<(i64, String, i64, i64)> {
+            conn.prepare("SELECT day, agent || model, requests, input_tokens FROM egress_usage_daily ORDER BY 1, 2")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect()
+        };
+        let kept = backfill(&conn);
+        conn.execute_batch(
+            "DELETE FROM egress_usage_daily;
+             INSERT INTO egress_usage_daily
+             SELECT (at / 86400000) * 86400000, agent, key_id, host, coalesce(model, ''), count(*),
+                    sum(estimated), sum(cut), sum(input_tokens), sum(output_tokens),
+                    sum(cache_read_tokens), sum(cache_write_tokens), sum(bytes_up), sum(bytes_down)
+             FROM egress_usage GROUP BY 1, 2, 3, 4, 5;",
+        )
+        .unwrap();
+        assert_eq!(kept, backfill(&conn), "triggers and the backfill agree");
+    }
+}

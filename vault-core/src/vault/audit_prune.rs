@@ -14,6 +14,7 @@ use ring::hmac;
 use super::audit::AuditVerdict;
 use super::{require_operator, Vault};
 use crate::error::{Error, Result};
+use crate::store::Store as _;
 use crate::store::{self, audit_pruned, settings};
 use crate::{AuditAction, Principal};
 
@@ -88,7 +89,7 @@ impl Vault {
             });
         }
         let key = self.audit_key_existing()?;
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         let base = audit_pruned::get(&tx)?.map_or(0, |p| p.through_seq);
         let through = audit_pruned::prefix_before(&tx, base, before_ms)?;
         let removed = if through > base {
@@ -141,7 +142,7 @@ impl Vault {
 
     /// The checkpoint and the chain hash the first kept record chains from.
     pub(super) fn audit_base(&self) -> Result<Option<(AuditPruned, Vec<u8>)>> {
-        let Some(row) = audit_pruned::get(&self.conn)? else {
+        let Some(row) = audit_pruned::get(&self.store)? else {
             return Ok(None);
         };
         let key = self.audit_key_existing()?;
@@ -171,7 +172,7 @@ impl Vault {
     /// # Errors
     /// The setting's row tag does not verify, or it does not parse.
     pub fn audit_retention(&self) -> Result<Option<Duration>> {
-        let Some(text) = settings::get(&self.conn, &self.rows, RETENTION)? else {
+        let Some(text) = settings::get(&self.store, &self.rows, RETENTION)? else {
             return Ok(None);
         };
         crate::policy::parse_duration(&text)
@@ -199,7 +200,7 @@ impl Vault {
                 }
             }
         }
-        let tx = store::write_tx(&self.conn)?;
+        let tx = self.store.write(actor)?;
         settings::set(&tx, &self.rows, RETENTION, age)?;
         self.audit_in(&tx, actor, None, AuditAction::AuditRetention, age, "ok")?;
         tx.commit()

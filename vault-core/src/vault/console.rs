@@ -367,17 +367,24 @@ impl Vault {
                 console::query_plan(&self.store, console::COUNT_BY_KEY_SQL)?,
             ),
             (
-                "spend chart (usage since a time, by day)".into(),
+                "spend chart by day (daily rollup since a day)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Day),
+                    &crate::store::usage::daily_buckets_sql(crate::usage::GroupBy::Day),
                 )?,
             ),
             (
-                "spend chart (usage since a time, by host)".into(),
+                "spend by host (daily rollup since a day)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Host),
+                    &crate::store::usage::daily_buckets_sql(crate::usage::GroupBy::Host),
+                )?,
+            ),
+            (
+                "spend chart by hour (request rows since a time)".into(),
+                console::query_plan(
+                    &self.store,
+                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Hour),
                 )?,
             ),
         ])

@@ -153,7 +153,7 @@ impl Vault {
             .unwrap_or(DEFAULT_ANOMALY_THRESHOLD)
             .max(1);
         let (misses, _) = crate::store::audit::count_recent(
-            &self.conn,
+            &self.store,
             key_id,
             store::now_ms() - ANOMALY_WINDOW_MS,
             &[

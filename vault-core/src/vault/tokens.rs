@@ -171,12 +171,12 @@ impl Vault {
             }),
         };
         let Some(path) = path else { return false };
-        let Ok(Some(agent_id)) = store::agents::id_of(&self.conn, &self.rows, path.agent.as_str())
+        let Ok(Some(agent_id)) = store::agents::id_of(&self.store, &self.rows, path.agent.as_str())
         else {
             return false;
         };
         matches!(
-            store::secrets::find(&self.conn, &self.rows, agent_id, path.name.as_str()),
+            store::secrets::find(&self.store, &self.rows, agent_id, path.name.as_str()),
             Ok(Some(_))
         )
     }

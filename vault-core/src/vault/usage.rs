@@ -37,6 +37,21 @@ impl Vault {
         usage::buckets(&self.store, filter)
     }
 
+    /// [`Vault::usage_buckets`] from the daily rollup (schema 014): whole
+    /// UTC days from the one holding `filter.since_ms` (an hour grouping is
+    /// summed per day). What the console's day views read.
+    ///
+    /// # Errors
+    /// [`crate::Error::Refused`] for an agent; database errors.
+    pub fn usage_daily_buckets(
+        &self,
+        actor: &Principal,
+        filter: &UsageFilter,
+    ) -> Result<Vec<UsageBucket>> {
+        require_operator(actor, "read egress usage")?;
+        usage::daily_buckets(&self.store, filter)
+    }
+
     /// Usage per named key (and per host, model or day), priced with `prices`.
     ///
     /// # Errors

@@ -58,6 +58,11 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/login", get(login))
         .route("/ui/logout", post(logout))
         .route("/ui/assets/{name}", get(asset))
+        // browsers ask the origin's root for it whatever the page links
+        .route(
+            "/favicon.ico",
+            get(|| async { asset(Path("favicon.svg".into())).await }),
+        )
         .route(
             "/ui/{*rest}",
             get(|| async { html_error(StatusCode::NOT_FOUND, "not_found", "No such page.", None) }),

@@ -136,26 +136,30 @@ pub(crate) fn spend(
     now_secs: i64,
     bucket: Bucket,
 ) -> Result<SpendReport, ApiError> {
-    let since_ms = (now_secs - bucket.range_secs()) * 1000;
-    let timed = vault.usage_buckets(
-        OP,
-        &UsageFilter {
+    // By day: whole UTC days (today and the 29 before), read from the daily
+    // rollup (schema 014); by hour: the last 24 hours of request rows.
+    let since_ms = match bucket {
+        Bucket::Hour => (now_secs - bucket.range_secs()) * 1000,
+        Bucket::Day => {
+            (now_secs - now_secs.rem_euclid(86_400) - bucket.range_secs() + 86_400) * 1000
+        }
+    };
+    let sums = |by: GroupBy| {
+        let filter = UsageFilter {
             agent: None,
             since_ms: Some(since_ms),
-            by: match bucket {
-                Bucket::Hour => GroupBy::Hour,
-                Bucket::Day => GroupBy::Day,
-            },
-        },
-    )?;
-    let hosts = vault.usage_buckets(
-        OP,
-        &UsageFilter {
-            agent: None,
-            since_ms: Some(since_ms),
-            by: GroupBy::Host,
-        },
-    )?;
+            by,
+        };
+        match bucket {
+            Bucket::Hour => vault.usage_buckets(OP, &filter),
+            Bucket::Day => vault.usage_daily_buckets(OP, &filter),
+        }
+    };
+    let timed = sums(match bucket {
+        Bucket::Hour => GroupBy::Hour,
+        Bucket::Day => GroupBy::Day,
+    })?;
+    let hosts = sums(GroupBy::Host)?;
     let mut over_time = BTreeMap::new();
     let mut by_agent = BTreeMap::new();
     let mut by_key = BTreeMap::new();
@@ -211,7 +215,7 @@ pub(crate) fn spend(
 
 /// Spend today and this month (UTC) of every agent with brokered requests:
 /// two sums per key and model (no per-day grouping), from midnight and from
-/// the first of the month.
+/// the first of the month, both whole days of the daily rollup.
 pub(crate) fn agent_spend(
     vault: &Vault,
     prices: &PriceTable,
@@ -223,7 +227,7 @@ pub(crate) fn agent_spend(
         .unwrap_or(1);
     let month_start = midnight - (day_of_month - 1) * 86_400;
     let sums = |since: i64| {
-        vault.usage_buckets(
+        vault.usage_daily_buckets(
             OP,
             &UsageFilter {
                 agent: None,

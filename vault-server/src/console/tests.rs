@@ -281,6 +281,24 @@ async fn a_foreign_host_is_refused_on_every_console_route() {
     }
 }
 
+// issue 17 remainder: the browser's own /favicon.ico (outside /ui/) is
+// served, not a 404 in the log, behind the same Host check and headers
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_favicon_at_the_root_is_served_behind_the_host_check() {
+    let w = world();
+    let a = send(&w.app, get("/favicon.ico", None)).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_eq!(a.headers["content-type"], "image/svg+xml");
+    assert!(a.body.starts_with("<svg"), "{}", a.body);
+    assert_eq!(a.headers["x-frame-options"], "DENY");
+    let mut foreign = get("/favicon.ico", None);
+    foreign
+        .headers_mut()
+        .insert("host", "attacker.example:8200".parse().unwrap());
+    let a = send(&w.app, foreign).await;
+    assert_eq!(a.status, StatusCode::MISDIRECTED_REQUEST);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signed_out_pages_say_how_to_sign_in() {
     let w = world();

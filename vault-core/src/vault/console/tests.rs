@@ -134,6 +134,7 @@ fn the_console_queries_use_indexes() {
         assert!(
             text.contains("USING INDEX")
                 || text.contains("USING INTEGER PRIMARY KEY")
+                || text.contains("USING PRIMARY KEY")
                 || text.contains("USING COVERING INDEX"),
             "{name}: {text}"
         );
