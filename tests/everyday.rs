@@ -112,3 +112,21 @@ fn real_packages_script_looks_for_vault_under_cargo_target_dir() {
         "{err}"
     );
 }
+
+#[test]
+fn init_and_an_empty_listing_say_what_to_do_next() {
+    // issue 19, Missing: next steps after init and in empty listings
+    let env = Env::empty();
+    let out = env
+        .vault(&["init", "--kdf-memory-mib", "64", "--kdf-iterations", "3"])
+        .assert()
+        .success();
+    let err = stderr_of(&out);
+    assert!(err.contains("next: `vault agent add NAME`"), "{err}");
+    let out = env.vault(&["ls"]).assert().success();
+    assert!(
+        stdout_of(&out).is_empty(),
+        "scripts read stdout: it stays empty"
+    );
+    insta::assert_snapshot!("empty_ls", stderr_of(&out));
+}

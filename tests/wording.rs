@@ -96,3 +96,17 @@ fn listen_localhost_is_accepted_as_loopback() {
         server.base
     );
 }
+
+#[test]
+fn a_missing_key_names_the_flag_that_gives_it() {
+    // issue 19, Misleading: "the file option" should name `--key-file`
+    let env = Env::new();
+    let out = env.vault(&["token"]).assert().code(2);
+    insta::assert_snapshot!("no_named_key", stderr_of(&out));
+    let out = env.vault(&["token", "--from-token"]).assert().code(2);
+    assert!(
+        stderr_of(&out).contains("--token-file FILE"),
+        "{}",
+        stderr_of(&out)
+    );
+}

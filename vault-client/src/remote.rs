@@ -145,8 +145,14 @@ pub fn credential_from(var: &str, file: Option<&Path>, what: &str) -> Result<Sec
             source,
         })?,
         None => std::env::var(var).map_err(|_| {
+            // the flag as spelled, not "the file option" (issue 19)
+            let flag = match var {
+                "VAULT_TOKEN" => "--token-file FILE",
+                "VAULT_ADMIN_TOKEN" => "--admin-token-file FILE",
+                _ => "--key-file FILE",
+            };
             invalid(format!(
-                "no {what}: set {var} or pass the file option (never an argument)"
+                "no {what}: set {var} or give {flag} (never the {what} itself as an argument)"
             ))
         })?,
     };

@@ -4,6 +4,8 @@
 use anyhow::Result;
 use vault_core::{AgentName, AuditVerdict, Principal};
 
+mod prune;
+
 use super::{rfc3339, Context};
 use crate::exit;
 use crate::output::safe;
@@ -29,16 +31,16 @@ pub enum AuditCommand {
     /// Check the hash chain and MACs; exit 1 naming the first bad record.
     Verify,
     /// Remove the oldest records, keeping a MAC'd checkpoint so the rest still verifies.
-    Prune(super::audit_prune::PruneArgs),
+    Prune(prune::PruneArgs),
     /// Set (or with `off` clear) the age `vault audit prune` removes by default.
-    Retention(super::audit_prune::RetentionArgs),
+    Retention(prune::RetentionArgs),
 }
 
 pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
     let mut vault = ctx.unlock()?;
     match command {
-        AuditCommand::Prune(args) => super::audit_prune::prune(ctx, &mut vault, args),
-        AuditCommand::Retention(args) => super::audit_prune::retention(ctx, &mut vault, args),
+        AuditCommand::Prune(args) => prune::prune(ctx, &mut vault, args),
+        AuditCommand::Retention(args) => prune::retention(ctx, &mut vault, args),
         AuditCommand::Log {
             agent,
             since,
@@ -101,12 +103,12 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                     ctx.print_json(&serde_json::json!({
                         "intact": true, "records": records,
                         "starts_at_seq": pruned.as_ref().map_or(1, |p| p.through_seq + 1),
-                        "pruned": pruned.as_ref().map(super::audit_prune::pruned_json),
+                        "pruned": pruned.as_ref().map(prune::pruned_json),
                     }))?;
                 } else {
                     println!("audit trail intact: {records} record(s)");
                     if let Some(p) = pruned {
-                        println!("{}", super::audit_prune::pruned_line(&p));
+                        println!("{}", prune::pruned_line(&p));
                     }
                 }
                 Ok(())

@@ -58,6 +58,11 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             kdf.iterations,
             kdf.lanes
         );
+        // what a new vault needs next (issue 19)
+        eprintln!(
+            "next: `vault agent add NAME`, `vault set NAME/SECRET` (the value on stdin or at the \
+             prompt) and `vault issue NAME-key --agent NAME --write-env FILE` for the agent's key"
+        );
     }
     Ok(())
 }

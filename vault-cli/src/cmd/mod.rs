@@ -4,7 +4,6 @@
 
 pub mod agent;
 pub mod audit;
-pub mod audit_prune;
 pub mod backup;
 pub mod demo;
 pub mod doctor;

@@ -110,6 +110,17 @@ pub fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
             .collect();
         ctx.print_json(&serde_json::json!({ "secrets": items }))?;
     } else {
+        if list.is_empty() {
+            // an empty listing says what would fill it (issue 19); stdout stays empty
+            eprintln!(
+                "no secrets{}: store one with `vault set AGENT/NAME` (the value on stdin or at \
+                 the prompt), or a dotenv file with `vault import --agent AGENT FILE`",
+                agent
+                    .as_ref()
+                    .map(|a| format!(" for {a}"))
+                    .unwrap_or_default()
+            );
+        }
         let mut out = std::io::stdout().lock();
         for s in list {
             writeln!(

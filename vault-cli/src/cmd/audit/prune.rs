@@ -5,7 +5,7 @@
 use anyhow::Result;
 use vault_core::{AuditPruned, Principal, PruneCutoff, Vault};
 
-use super::{rfc3339, Context};
+use crate::cmd::{rfc3339, Context};
 use crate::exit;
 
 /// `vault audit prune`.
