@@ -86,34 +86,37 @@ pub(crate) fn buckets_sql(by: GroupBy) -> String {
 pub(crate) fn buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
     let sql = buckets_sql(filter.by);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let rows = stmt.query_map(
         params![
             filter.since_ms.unwrap_or(0),
             filter.agent.as_ref().map(|a| a.as_str())
         ],
-        |r| {
-            Ok(UsageBucket {
-                agent: r.get(0)?,
-                key_id: r.get(1)?,
-                key: r.get(2)?,
-                group: r.get(3)?,
-                model: r.get(4)?,
-                requests: u(r.get(5)?),
-                estimated_requests: u(r.get(6)?),
-                cut_requests: u(r.get(7)?),
-                tokens: Tokens {
-                    input: u(r.get(8)?),
-                    output: u(r.get(9)?),
-                    cache_read: u(r.get(10)?),
-                    cache_write: u(r.get(11)?),
-                },
-                bytes_up: u(r.get(12)?),
-                bytes_down: u(r.get(13)?),
-            })
-        },
+        bucket_of,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// One row of [`buckets_sql`] or [`daily_buckets_sql`] (the same columns).
+fn bucket_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageBucket> {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    Ok(UsageBucket {
+        agent: r.get(0)?,
+        key_id: r.get(1)?,
+        key: r.get(2)?,
+        group: r.get(3)?,
+        model: r.get(4)?,
+        requests: u(r.get(5)?),
+        estimated_requests: u(r.get(6)?),
+        cut_requests: u(r.get(7)?),
+        tokens: Tokens {
+            input: u(r.get(8)?),
+            output: u(r.get(9)?),
+            cache_read: u(r.get(10)?),
+            cache_write: u(r.get(11)?),
+        },
+        bytes_up: u(r.get(12)?),
+        bytes_down: u(r.get(13)?),
+    })
 }
 
 /// The UTC midnight (unix ms) starting the day that holds `ms`.
@@ -122,59 +125,57 @@ pub(crate) fn day_start_ms(ms: i64) -> i64 {
 }
 
 /// The SQL of [`daily_buckets`] for one grouping (also for `EXPLAIN QUERY
-/// PLAN` in the console's bench).
+/// PLAN` in the console's bench). Unlike [`buckets_sql`], a day or host
+/// grouping is summed over every agent and key (per model, which prices
+/// it): a chart over time or a table by host wants one row per day or host,
+/// not one per agent, key, day and model.
 pub(crate) fn daily_buckets_sql(by: GroupBy) -> String {
-    let group = match by {
-        GroupBy::Key | GroupBy::Model => "NULL",
-        GroupBy::Host => "d.host",
-        GroupBy::Day => "strftime('%Y-%m-%d', d.day / 1000, 'unixepoch')",
-        // the rollup has no hours: summed per day
-        GroupBy::Hour => "CAST(d.day AS TEXT)",
+    let (agent, key_id, key, group, by_cols) = match by {
+        GroupBy::Key | GroupBy::Model => (
+            "d.agent",
+            "d.key_id",
+            "(SELECT k.name FROM agent_keys k WHERE k.key_id = d.key_id)",
+            "NULL",
+            "d.agent, d.key_id, d.model",
+        ),
+        GroupBy::Host => ("''", "''", "NULL", "d.host", "d.host, d.model"),
+        // the rollup has no hours: an hour grouping is summed per day
+        GroupBy::Day | GroupBy::Hour => (
+            "''",
+            "''",
+            "NULL",
+            if by == GroupBy::Day {
+                "strftime('%Y-%m-%d', d.day / 1000, 'unixepoch')"
+            } else {
+                "CAST(d.day AS TEXT)"
+            },
+            "d.day, d.model",
+        ),
     };
     format!(
-        "SELECT d.agent, d.key_id, (SELECT k.name FROM agent_keys k WHERE k.key_id = d.key_id),
-                {group} AS g, nullif(d.model, ''), sum(d.requests), sum(d.estimated), sum(d.cut),
-                sum(d.input_tokens), sum(d.output_tokens), sum(d.cache_read_tokens),
-                sum(d.cache_write_tokens), sum(d.bytes_up), sum(d.bytes_down)
+        "SELECT {agent}, {key_id}, {key}, {group} AS g, nullif(d.model, ''), sum(d.requests),
+                sum(d.estimated), sum(d.cut), sum(d.input_tokens), sum(d.output_tokens),
+                sum(d.cache_read_tokens), sum(d.cache_write_tokens), sum(d.bytes_up), sum(d.bytes_down)
          FROM egress_usage_daily d
          WHERE d.day >= ?1 AND (?2 IS NULL OR d.agent = ?2)
-         GROUP BY d.agent, d.key_id, g, d.model
-         ORDER BY d.agent, d.key_id, g, d.model"
+         GROUP BY {by_cols}
+         ORDER BY {by_cols}"
     )
 }
 
-/// [`buckets`] from the daily rollup (schema 014): whole UTC days from the
-/// one holding `filter.since_ms`, one row read per day, agent, key, host
-/// and model rather than one per request.
+/// Sums from the daily rollup (schema 014): whole UTC days from the one
+/// holding `filter.since_ms`, one row read per day, agent, key, host and
+/// model rather than one per request; grouped as [`daily_buckets_sql`] says
+/// (a day or host grouping has empty agent and key).
 pub(crate) fn daily_buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
     let sql = daily_buckets_sql(filter.by);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let rows = stmt.query_map(
         params![
             day_start_ms(filter.since_ms.unwrap_or(0)),
             filter.agent.as_ref().map(|a| a.as_str())
         ],
-        |r| {
-            Ok(UsageBucket {
-                agent: r.get(0)?,
-                key_id: r.get(1)?,
-                key: r.get(2)?,
-                group: r.get(3)?,
-                model: r.get(4)?,
-                requests: u(r.get(5)?),
-                estimated_requests: u(r.get(6)?),
-                cut_requests: u(r.get(7)?),
-                tokens: Tokens {
-                    input: u(r.get(8)?),
-                    output: u(r.get(9)?),
-                    cache_read: u(r.get(10)?),
-                    cache_write: u(r.get(11)?),
-                },
-                bytes_up: u(r.get(12)?),
-                bytes_down: u(r.get(13)?),
-            })
-        },
+        bucket_of,
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -255,10 +256,31 @@ mod tests {
             daily.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
             (raw, daily)
         };
-        for by in [GroupBy::Day, GroupBy::Host, GroupBy::Key] {
+        // by key: the same buckets; by day or host: the same sums over agents and keys
+        let (raw, daily) = from_rows(GroupBy::Key);
+        assert!(!raw.is_empty());
+        assert_eq!(raw, daily);
+        for by in [GroupBy::Day, GroupBy::Host] {
             let (raw, daily) = from_rows(by);
-            assert!(!raw.is_empty());
-            assert_eq!(raw, daily, "{by:?}");
+            let mut summed: Vec<(Option<String>, Option<String>, u64, u64)> = Vec::new();
+            for b in &raw {
+                match summed.iter_mut().find(|s| s.0 == b.group && s.1 == b.model) {
+                    Some(s) => {
+                        s.2 += b.requests;
+                        s.3 += b.tokens.input;
+                    }
+                    None => {
+                        summed.push((b.group.clone(), b.model.clone(), b.requests, b.tokens.input))
+                    }
+                }
+            }
+            let mut got: Vec<_> = daily
+                .iter()
+                .map(|b| (b.group.clone(), b.model.clone(), b.requests, b.tokens.input))
+                .collect();
+            summed.sort();
+            got.sort();
+            assert_eq!(summed, got, "{by:?}");
         }
         let backfill = |conn: &Connection| -> Vec<(i64, String, i64, i64)> {
             conn.prepare("SELECT day, agent || model, requests, input_tokens FROM egress_usage_daily ORDER BY 1, 2")

@@ -160,6 +160,13 @@ pub(crate) fn spend(
         Bucket::Day => GroupBy::Day,
     })?;
     let hosts = sums(GroupBy::Host)?;
+    // By day the time and host sums cover every agent and key at once
+    // (see `usage_daily_buckets`); the agent and key tables come from a
+    // sum per key.
+    let keyed = match bucket {
+        Bucket::Hour => None,
+        Bucket::Day => Some(sums(GroupBy::Key)?),
+    };
     let mut over_time = BTreeMap::new();
     let mut by_agent = BTreeMap::new();
     let mut by_key = BTreeMap::new();
@@ -182,15 +189,23 @@ pub(crate) fn spend(
             Bucket::Day => when,
         };
         add(&mut over_time, when, b, c);
-        add(&mut by_agent, b.agent.clone(), b, c);
-        let key = b.key.clone().unwrap_or_else(|| b.key_id.clone());
-        add(&mut by_key, format!("{}/{key}", b.agent), b, c);
         add(
             &mut by_model,
             b.model.clone().unwrap_or_else(|| "(no model)".into()),
             b,
             c,
         );
+        if keyed.is_none() {
+            add(&mut by_agent, b.agent.clone(), b, c);
+            let key = b.key.clone().unwrap_or_else(|| b.key_id.clone());
+            add(&mut by_key, format!("{}/{key}", b.agent), b, c);
+        }
+    }
+    for b in keyed.iter().flatten() {
+        let c = cost(prices, b);
+        add(&mut by_agent, b.agent.clone(), b, c);
+        let key = b.key.clone().unwrap_or_else(|| b.key_id.clone());
+        add(&mut by_key, format!("{}/{key}", b.agent), b, c);
     }
     for b in &hosts {
         add(
