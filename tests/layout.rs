@@ -92,9 +92,11 @@ const CLI_SRC_GOAL: usize = 3_500;
 
 /// What vault-cli/src may not grow past meanwhile: after every flow moved
 /// into its library, what is left is flags (clap's definitions and help
-/// texts, about a third), printing and exit codes. Lower it as commands thin
+/// texts, about a third), printing and exit codes. Set when issue 19's new
+/// commands (audit prune and retention, approvals --pending, next steps)
+/// landed with their flags and printing only. Lower it as commands thin
 /// further, down to [`CLI_SRC_GOAL`]; never raise it to fit new logic.
-const CLI_SRC_CEILING: usize = 4_600;
+const CLI_SRC_CEILING: usize = 4_900;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {
