@@ -419,7 +419,7 @@ fn main() {
     for ex in doc["examples"].as_array().into_iter().flatten() {
         let provider = ex["provider"].as_str().unwrap_or("?").to_string();
         let body = ex["text"].as_str().unwrap_or("");
-        let found = !scan_bytes(&scanner, None, "example", body.as_bytes(), &opts)
+        let found = !scan_bytes(&scanner, None, "snippet.txt", body.as_bytes(), &opts)
             .findings
             .is_empty();
         let e = per.entry(provider).or_default();

@@ -234,7 +234,7 @@ impl Scanner {
             self.scan_known(data, known, &mut hits);
         }
         hits.sort_by(|a, b| (a.start, &a.rule_id).cmp(&(b.start, &b.rule_id)));
-        drop_generic_duplicates(&mut hits);
+        crate::dedup::drop_generic_duplicates(&mut hits);
         hits
     }
 
@@ -526,33 +526,6 @@ impl Scanner {
             }
         }
     }
-}
-
-/// One value, one finding: a generic hit (an assignment, a header, prose) whose value
-/// overlaps a provider's hit, or an earlier generic hit, says nothing the other does not
-/// (`API_KEY="sk-proj-..."` is an OpenAI key, not also a generic one). `hits` is sorted
-/// by start.
-fn drop_generic_duplicates(hits: &mut Vec<Hit>) {
-    if !hits.iter().any(|h| h.provider == GENERIC) {
-        return;
-    }
-    let specific: Vec<(usize, usize)> = hits
-        .iter()
-        .filter(|h| h.provider != GENERIC)
-        .map(|h| (h.start, h.end))
-        .collect();
-    let mut generic_end = 0;
-    hits.retain(|h| {
-        if h.provider != GENERIC {
-            return true;
-        }
-        let overlaps = |&(s, e): &(usize, usize)| s < h.end && h.start < e;
-        if specific.iter().any(overlaps) || h.start < generic_end {
-            return false;
-        }
-        generic_end = h.end;
-        true
-    });
 }
 
 /// Independent DFA walks interleaved by [`Scanner::keywords`].

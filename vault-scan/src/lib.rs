@@ -24,6 +24,7 @@
 
 mod baseline;
 mod context;
+mod dedup;
 mod engine;
 mod error;
 mod finding;

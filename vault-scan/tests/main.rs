@@ -1,5 +1,7 @@
 //! vault-scan integration tests: one binary, topic modules (ripgrep's layout).
 
+mod badinput;
+mod corpus;
 mod equivalence;
 mod escapes;
 mod known;
