@@ -266,3 +266,50 @@ fn write_baseline_and_hook_install_replace_a_symlink_instead_of_writing_through_
         .unwrap()
         .contains("vault pre-commit hook"));
 }
+
+// issue 18, path context: a test path lowers the scanner's noise, never the gate. A
+// provider-format key staged under tests/ blocks the commit as it would under src/.
+#[test]
+fn a_provider_key_staged_under_a_test_path_still_blocks_the_commit() {
+    let repo = Repo::new();
+    // fresh each run: the Stripe live-key format, no checksum to confirm it by
+    let body: String = {
+        use std::collections::hash_map::RandomState;
+        use std::hash::{BuildHasher, Hasher};
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+        (0..32)
+            .map(|i| {
+                let mut h = RandomState::new().build_hasher();
+                h.write_usize(i);
+                alphabet[(h.finish() % alphabet.len() as u64) as usize] as char
+            })
+            .collect()
+    };
+    let key = format!("sk_live_{body}");
+    repo.write(
+        "tests/fixtures/settings.py",
+        format!("STRIPE_KEY = \"{key}\"\n").as_bytes(),
+    );
+    repo.git(&["add", "tests/fixtures/settings.py"]);
+    let out = repo.commit();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "the commit went through: {said}");
+    assert!(said.contains("stripe"), "the finding was not named: {said}");
+    assert!(!said.contains(&key), "the hook printed the key: {said}");
+
+    // the same file scanned as a tree is lowered below the default (noise, not a gate)
+    let tree = repo
+        .env
+        .vault(&["scan", "tests/fixtures/settings.py"])
+        .current_dir(&repo.dir)
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&tree.stdout).contains("stripe"),
+        "a tree scan showed a test fixture at the default confidence: {tree:?}"
+    );
+}

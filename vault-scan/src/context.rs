@@ -12,6 +12,11 @@
 //! vault-managed value (the caller's matcher recognised it) and a token whose provider's
 //! checksum passed (GitHub, npm, the vault's own): a valid checksum is a real-format token.
 //!
+//! The pre-commit gate (`--staged`) lowers only the generic rules there: a provider-format
+//! credential about to be committed is blocked wherever it sits, since a real key pasted
+//! into a test file leaks as surely as one in `src/` (`vault:allow` or `.vaultignore` let
+//! a published test key through on purpose).
+//!
 //! The context is read from the path relative to what was scanned (the walked root, the
 //! repository for `--staged`), never from the directories above it: a project checked out
 //! under `~/tests/` is not a test suite.
@@ -100,16 +105,30 @@ pub(crate) fn settle(
     findings: &mut Vec<Finding>,
     rel: Option<&Path>,
     min: Confidence,
+    gate: Gate,
 ) {
     if rel.is_some_and(is_test_or_docs) {
         for f in findings.iter_mut() {
-            if !keeps_level(scanner, f) {
+            let kept = match gate {
+                Gate::Tree => keeps_level(scanner, f),
+                Gate::Commit => f.managed.is_some() || f.provider != GENERIC,
+            };
+            if !kept {
                 f.confidence = Confidence::Low;
             }
         }
     }
     // An invalid-checksum match is here only because `--include-invalid` asked for it.
     findings.retain(|f| f.managed.is_some() || f.invalid_checksum || f.confidence >= min);
+}
+
+/// What a scan is for, which decides how much a test or documentation path lowers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// A tree, a file or a stream: every finding there but the two kinds above is lowered.
+    Tree,
+    /// A commit about to be made (`--staged`): only the generic rules are lowered.
+    Commit,
 }
 
 /// A vault-managed value, or a token whose provider checksum passed.

@@ -126,7 +126,34 @@ pub(crate) fn settle(
     if !options.include_invalid {
         report.findings.retain(|f| !f.invalid_checksum);
     }
-    context::settle(scanner, &mut report.findings, rel, options.min_confidence);
+    context::settle(
+        scanner,
+        &mut report.findings,
+        rel,
+        options.min_confidence,
+        context::Gate::Tree,
+    );
+    report
+}
+
+/// [`settle`] for a blob about to be committed: a provider-format credential in a test or
+/// documentation path keeps its level (see `context.rs`).
+pub(crate) fn settle_commit(
+    scanner: &Scanner,
+    mut report: Report,
+    rel: &Path,
+    options: &ScanOptions,
+) -> Report {
+    if !options.include_invalid {
+        report.findings.retain(|f| !f.invalid_checksum);
+    }
+    context::settle(
+        scanner,
+        &mut report.findings,
+        Some(rel),
+        options.min_confidence,
+        context::Gate::Commit,
+    );
     report
 }
 

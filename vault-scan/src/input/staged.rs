@@ -178,7 +178,12 @@ fn scan_blob(
         }
         return r;
     }
-    let mut r = scan_bytes(scanner, known, path, new, options);
+    let mut r = super::settle_commit(
+        scanner,
+        super::scan_bytes_all(scanner, known, path, new, options),
+        Path::new(path),
+        options,
+    );
     let old_lines: HashSet<&[u8]> = old.split(|&b| b == b'\n').collect();
     let new_lines: Vec<&[u8]> = new.split(|&b| b == b'\n').collect();
     r.findings
