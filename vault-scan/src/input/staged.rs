@@ -27,7 +27,7 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use crate::engine::Scanner;
 use crate::finding::{Finding, Report, ScanError, SkipKind, Skipped};
 use crate::input::files::VAULTIGNORE;
-use crate::input::{scan_binary, scan_bytes, ScanOptions};
+use crate::input::{scan_binary, ScanOptions};
 use crate::known::KnownSecrets;
 
 /// Scans what is staged in the repository containing `repo` (its work tree or a subdir).
