@@ -19,7 +19,7 @@ pub enum Error {
     Invalid(String),
     /// The child could not be started; the front end picks the code shells use
     /// (127 not found, 126 not executable).
-    #[error("cannot run {program:?}: {source}")]
+    #[error("cannot run {program:?}")]
     Spawn {
         /// The command as given (a program name, never a value).
         program: String,
