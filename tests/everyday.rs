@@ -130,3 +130,42 @@ fn init_and_an_empty_listing_say_what_to_do_next() {
     );
     insta::assert_snapshot!("empty_ls", stderr_of(&out));
 }
+
+#[test]
+fn a_mistyped_agent_key_or_secret_name_says_did_you_mean_with_the_same_exit_code() {
+    // issue 19, Missing: "did you mean" for agent and key names
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.vault(&["agent", "add", "openclaw"]).assert().success();
+    env.set("hermes/API_TOKEN", "stored-value-did-you-mean-4c1e");
+    env.vault(&["issue", "hermes-key"]).assert().success();
+    let out = env.vault(&["ls", "hremes"]).assert().code(4);
+    assert!(
+        stderr_of(&out).contains(r#"agent not found: hremes (did you mean "hermes"?)"#),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = env
+        .vault(&["keys", "revoke", "hermes-kye"])
+        .assert()
+        .code(4);
+    assert!(
+        stderr_of(&out).contains(r#"did you mean "hermes-key"?"#),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = env
+        .vault(&["--json", "get", "hremes/API_TOKEN"])
+        .assert()
+        .code(4);
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["error"]["code"], "not_found");
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(r#"did you mean "hermes/API_TOKEN"?"#),
+        "{v}"
+    );
+    // nothing close: no guess
+    let out = env.vault(&["ls", "zzzzzz"]).assert().code(4);
+    assert!(!stderr_of(&out).contains("did you mean"));
+}

@@ -106,12 +106,15 @@ pub enum Error {
         supported: i64,
     },
     /// Something named does not exist (or is not visible to the actor).
-    #[error("{what} not found: {name}")]
+    #[error("{what} not found: {name}{}", crate::suggest::shown(.suggestion.as_deref()))]
     NotFound {
         /// Kind of thing ("agent", "secret").
         what: &'static str,
         /// Its name.
         name: String,
+        /// An existing name close to it, told only to the operator
+        /// ([`crate::suggest::NameHints`]).
+        suggestion: Option<String>,
     },
     /// Creating something that exists already.
     #[error("{what} already exists: {name}")]

@@ -41,6 +41,7 @@ pub mod process;
 mod rotation_step;
 mod secret;
 mod store;
+pub mod suggest;
 pub mod token;
 pub mod usage;
 mod vault;

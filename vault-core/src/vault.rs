@@ -166,6 +166,7 @@ fn not_found(what: &'static str, name: impl std::fmt::Display) -> Error {
     Error::NotFound {
         what,
         name: name.to_string(),
+        suggestion: None,
     }
 }
 

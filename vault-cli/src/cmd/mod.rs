@@ -42,6 +42,8 @@ pub struct Context {
     pub passphrase_file: Option<PathBuf>,
     /// Print JSON.
     pub json: bool,
+    /// Names for "did you mean", read at unlock (the operator's view only).
+    pub hints: std::cell::OnceCell<vault_core::suggest::NameHints>,
 }
 
 impl Context {
@@ -56,6 +58,9 @@ impl Context {
         let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
         let mut vault = Vault::unlock(&self.home, &pass)?;
         vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
+        let _ = self
+            .hints
+            .set(vault_core::suggest::NameHints::of(&vault).unwrap_or_default());
         // A rotation a crash interrupted is finished before anything else runs.
         // Notified as the server notifies its own resumes (issue 14).
         let resumed = vault_guard::notify::resume_rotations(&mut vault)?;
@@ -131,8 +136,9 @@ pub fn run(cli: Cli) -> Result<()> {
         // `--passphrase-file ""` means no file, like an empty VAULT_PASSPHRASE_FILE
         passphrase_file: cli.passphrase_file.filter(|p| !p.as_os_str().is_empty()),
         json: cli.json,
+        hints: Default::default(),
     };
-    match command {
+    let result = match command {
         Command::Init(args) => init::run(&ctx, args),
         Command::Agent(c) => agent::run(&ctx, c),
         Command::Set(args) => secret::set(&ctx, args),
@@ -172,7 +178,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => backup::restore(&ctx, args),
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
-    }
+    };
+    result.map_err(|mut e| {
+        if let (Some(hints), Some(core)) = (ctx.hints.get(), e.downcast_mut()) {
+            hints.attach(core);
+        }
+        e
+    })
 }
 
 /// VAULT_HOME, else the platform data directory + `vault`.
