@@ -169,3 +169,46 @@ fn a_mistyped_agent_key_or_secret_name_says_did_you_mean_with_the_same_exit_code
     let out = env.vault(&["ls", "zzzzzz"]).assert().code(4);
     assert!(!stderr_of(&out).contains("did you mean"));
 }
+
+#[test]
+fn get_version_prints_that_stored_version_audited_and_names_the_kept_ones_when_missing() {
+    // issue 19, Missing: `vault get --version N`
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/API_TOKEN", "first-value-5e2b9d");
+    env.set("hermes/API_TOKEN", "second-value-8a1f3c");
+    let reads = |env: &Env| {
+        let out = env
+            .vault(&["audit", "log", "--json", "--action", "secret.read"])
+            .assert()
+            .success();
+        serde_json::from_str::<serde_json::Value>(&stdout_of(&out)).unwrap()["records"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let out = env
+        .vault(&["get", "hermes/API_TOKEN", "--version", "1"])
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out), "first-value-5e2b9d\n");
+    let out = env
+        .vault(&["--json", "get", "hermes/API_TOKEN", "--version", "2"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["value"], "second-value-8a1f3c");
+    assert_eq!(v["version"], 2);
+    assert_eq!(reads(&env), 2, "each versioned read is audited like a get");
+    let out = env
+        .vault(&["get", "hermes/API_TOKEN", "--version", "7"])
+        .assert()
+        .code(4);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("hermes/API_TOKEN version 7") && err.contains("stored versions: 1, 2"),
+        "{err}"
+    );
+    assert!(!err.contains("value-"), "{err}");
+    assert_eq!(env.get("hermes/API_TOKEN"), "second-value-8a1f3c");
+}

@@ -24,6 +24,9 @@ pub struct SetArgs {
 pub struct GetArgs {
     /// AGENT/NAME whose value to print (with VAULT_ADDR: NAME or AGENT/NAME, as the agent).
     path: String,
+    /// Print this stored version (see `vault history`), not the current one; local only.
+    #[arg(long, value_name = "N")]
+    version: Option<i64>,
 }
 
 /// `vault ls [AGENT]`.
@@ -69,6 +72,14 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
+        if args.version.is_some() {
+            let reason = "reads the local vault as the operator; unset VAULT_ADDR".into();
+            return Err(vault_core::Error::InvalidInput {
+                what: "--version",
+                reason,
+            }
+            .into());
+        }
         let (value, version) = remote.get(&args.path)?;
         let mut out = std::io::stdout().lock();
         if ctx.json {
@@ -81,7 +92,10 @@ pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     }
     let path = SecretPath::parse(&args.path)?;
     let vault = ctx.unlock()?;
-    let (value, version) = vault.get_secret(OP, &path)?;
+    let (value, version) = match args.version {
+        Some(n) => (vault.get_secret_version(OP, &path, n)?, n),
+        None => vault.get_secret(OP, &path)?,
+    };
     let mut out = std::io::stdout().lock();
     if ctx.json {
         // The value is valid UTF-8: `set` refuses anything else.

@@ -137,6 +137,33 @@ impl Vault {
         )
     }
 
+    /// Reads one stored version of a secret (operator only), audited as a
+    /// read like [`Vault::get_secret`]: looking back at what an agent was given
+    /// before a rotation or a mistaken `set` (issue 19).
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for an agent; [`Error::NotFound`] for a missing
+    /// secret or a version it does not have (the message lists the ones kept);
+    /// [`Error::Integrity`] when the stored ciphertext fails authentication.
+    pub fn get_secret_version(
+        &self,
+        actor: &Principal,
+        path: &SecretPath,
+        version: i64,
+    ) -> Result<SecretBytes> {
+        require_operator(actor, "read old versions of secrets")?;
+        self.audited_read(
+            actor,
+            None,
+            AuditAction::SecretRead,
+            &path.to_string(),
+            || {
+                let row = self.visible_secret(actor, path)?;
+                self.open_version(&row, path, version)
+            },
+        )
+    }
+
     /// Runs a read, then records it (or its refusal) before handing the value
     /// over: no audit record, no value.
     pub(super) fn audited_read<T>(
@@ -178,17 +205,53 @@ impl Vault {
             .ok_or_else(|| Error::Integrity {
                 what: path.to_string(),
             })?;
+        Ok((
+            self.decrypt(&row, path, row.current_version, &blob)?,
+            row.current_version,
+        ))
+    }
+
+    /// One stored version's value; a version not kept is named with the ones that are.
+    fn open_version(
+        &self,
+        row: &secrets::SecretRow,
+        path: &SecretPath,
+        version: i64,
+    ) -> Result<SecretBytes> {
+        let Some(blob) = secrets::current_ciphertext(&self.store, row.secret_id, version)? else {
+            let kept: Vec<String> = secrets::versions(&self.store, row.secret_id)?
+                .into_iter()
+                .map(|(v, _)| v.to_string())
+                .collect();
+            return Err(not_found(
+                "secret version",
+                format!(
+                    "{path} version {version} (stored versions: {})",
+                    kept.join(", ")
+                ),
+            ));
+        };
+        self.decrypt(row, path, version, &blob)
+    }
+
+    /// Opens a version's ciphertext, bound to its secret, name and version number.
+    fn decrypt(
+        &self,
+        row: &secrets::SecretRow,
+        path: &SecretPath,
+        version: i64,
+        blob: &[u8],
+    ) -> Result<SecretBytes> {
         let aad = value_aad(
             &self.vault_id,
             row.secret_id,
             &row.agent,
             &row.name,
-            row.current_version,
+            version,
         );
-        let value = aead::open(&self.dek, &aad, &blob).ok_or_else(|| Error::Integrity {
+        aead::open(&self.dek, &aad, blob).ok_or_else(|| Error::Integrity {
             what: path.to_string(),
-        })?;
-        Ok((value, row.current_version))
+        })
     }
 
     /// Lists secrets (metadata only) the actor may see, optionally of one agent.
