@@ -321,3 +321,85 @@ fn ctrl_c_at_a_passphrase_prompt_leaves_the_terminal_echoing() {
     );
     assert!(report.contains("code=130"), "{report}");
 }
+
+/// Runs `vault ARGS` on a pseudo-terminal, typing the lines of `PTY_ANSWERS`
+/// one per passphrase prompt, and reports how many prompts showed and the exit code.
+const PTY_ANSWERS: &str = r#"
+import os, pty, sys, time
+answers = os.environ["PTY_ANSWERS"].split("\n")
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+seen = b""
+typed = 0
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if typed < len(answers) and seen.count(b"Vault passphrase:") > typed:
+        time.sleep(0.05)
+        os.write(fd, answers[typed].encode() + b"\r")
+        typed += 1
+_, status = os.waitpid(pid, 0)
+print("prompts=%d code=%d" % (seen.count(b"Vault passphrase:"),
+      os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
+sys.stdout.write(seen.decode(errors="replace"))
+"#;
+
+/// `vault agent ls` at a terminal prompt with these answers typed; None when no pty.
+fn at_prompt(env: &Env, answers: &[&str]) -> Option<String> {
+    let python = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(PTY_ANSWERS)
+        .arg(assert_cmd::cargo::cargo_bin("vault"))
+        .args(["agent", "ls"])
+        .env("VAULT_HOME", &env.home)
+        .env("PTY_ANSWERS", answers.join("\n"))
+        .env_remove("VAULT_PASSPHRASE_FILE")
+        .env_remove("VAULT_ADDR")
+        .output();
+    match python {
+        Ok(out) if out.status.success() => Some(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Ok(out) => {
+            skip_or_fail_in_ci(&format!(
+                "no pseudo-terminal: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            None
+        }
+        Err(e) => {
+            skip_or_fail_in_ci(&format!("python3 is needed to drive a pty: {e}"));
+            None
+        }
+    }
+}
+
+#[test]
+fn a_wrong_passphrase_at_the_prompt_is_asked_again_three_tries_in_all() {
+    // issue 19, Missing: three tries at an interactive passphrase prompt
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let Some(report) = at_prompt(&env, &["wrong one", "wrong two", PASSPHRASE]) else {
+        return;
+    };
+    assert!(report.starts_with("prompts=3 code=0"), "{report}");
+    assert!(report.contains("hermes"), "{report}");
+    assert!(report.contains("1 left"), "{report}");
+    let Some(report) = at_prompt(&env, &["wrong one", "wrong two", "wrong three"]) else {
+        return;
+    };
+    assert!(report.starts_with("prompts=3 code=3"), "{report}");
+    // from a file: one try, no prompt
+    write_private(&env.passfile, "wrong wrong wrong\n");
+    let out = env.vault(&["agent", "ls"]).assert().code(3);
+    assert!(
+        !stderr_of(&out).contains("try again"),
+        "{}",
+        stderr_of(&out)
+    );
+}

@@ -55,8 +55,19 @@ impl Context {
             }
             .into());
         }
-        let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
-        let mut vault = Vault::unlock(&self.home, &pass)?;
+        // A typo at the prompt is asked again, three tries in all (issue 19);
+        // a passphrase from a file is tried once.
+        let mut tries = if self.passphrase_file.is_some() { 1 } else { 3 };
+        let mut vault = loop {
+            let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
+            tries -= 1;
+            match Vault::unlock(&self.home, &pass) {
+                Err(vault_core::Error::WrongPassphrase) if tries > 0 => {
+                    eprintln!("vault: wrong passphrase, try again ({tries} left)");
+                }
+                other => break other?,
+            }
+        };
         vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
         let _ = self
             .hints
