@@ -191,7 +191,17 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error::Database(StoreError { inner: e })
+        Error::Database(StoreError {
+            inner: Backend::Sqlite(e),
+        })
+    }
+}
+
+impl From<postgres::Error> for Error {
+    fn from(e: postgres::Error) -> Error {
+        Error::Database(StoreError {
+            inner: Backend::Postgres(e),
+        })
     }
 }
 
@@ -202,13 +212,38 @@ impl From<rusqlite::Error> for Error {
 /// nothing, and says so. The backend's error is its [`std::error::Error::source`].
 #[derive(Debug)]
 pub struct StoreError {
-    inner: rusqlite::Error,
+    inner: Backend,
+}
+
+/// Which backend failed, with its own error.
+#[derive(Debug)]
+enum Backend {
+    Sqlite(rusqlite::Error),
+    // issue 20: the PostgreSQL backend (store/pg.rs)
+    Postgres(postgres::Error),
 }
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use rusqlite::ErrorCode;
-        match self.inner.sqlite_error_code() {
+        let sqlite = match &self.inner {
+            Backend::Sqlite(e) => e,
+            // the server's message without its DETAIL, which can quote a
+            // failing row's values (ciphertexts, hashes)
+            Backend::Postgres(e) => {
+                return match e.as_db_error() {
+                    Some(db) => write!(
+                        f,
+                        "PostgreSQL: {}: {} ({})",
+                        db.severity(),
+                        db.message(),
+                        db.code().code()
+                    ),
+                    None => write!(f, "PostgreSQL: {e}"),
+                }
+            }
+        };
+        match sqlite.sqlite_error_code() {
             Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => f.write_str(
                 "the vault database could not be written (disk full or failing); \
                  nothing was changed",
@@ -216,13 +251,16 @@ impl std::fmt::Display for StoreError {
             Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => f.write_str(
                 "the vault database is read-only or cannot be opened for writing; nothing was changed",
             ),
-            _ => write!(f, "{}", self.inner),
+            _ => write!(f, "{sqlite}"),
         }
     }
 }
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.inner)
+        match &self.inner {
+            Backend::Sqlite(e) => Some(e),
+            Backend::Postgres(e) => Some(e),
+        }
     }
 }
