@@ -191,7 +191,9 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
-        Error::Database(StoreError { inner: e })
+        Error::Database(StoreError {
+            inner: Backend::Sqlite(e),
+        })
     }
 }
 
@@ -202,13 +204,20 @@ impl From<rusqlite::Error> for Error {
 /// nothing, and says so. The backend's error is its [`std::error::Error::source`].
 #[derive(Debug)]
 pub struct StoreError {
-    inner: rusqlite::Error,
+    inner: Backend,
+}
+
+/// The backend's own error, one variant per backend.
+#[derive(Debug)]
+enum Backend {
+    Sqlite(rusqlite::Error),
 }
 
 impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         use rusqlite::ErrorCode;
-        match self.inner.sqlite_error_code() {
+        let Backend::Sqlite(inner) = &self.inner;
+        match inner.sqlite_error_code() {
             Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => f.write_str(
                 "the vault database could not be written (disk full or failing); \
                  nothing was changed",
@@ -216,13 +225,15 @@ impl std::fmt::Display for StoreError {
             Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen) => f.write_str(
                 "the vault database is read-only or cannot be opened for writing; nothing was changed",
             ),
-            _ => write!(f, "{}", self.inner),
+            _ => write!(f, "{inner}"),
         }
     }
 }
 
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.inner)
+        match &self.inner {
+            Backend::Sqlite(e) => Some(e),
+        }
     }
 }
