@@ -60,6 +60,7 @@ pub(crate) mod pg;
 pub(crate) mod rotation;
 pub(crate) mod secrets;
 pub(crate) mod settings;
+pub(crate) mod sql;
 pub(crate) mod tags;
 pub(crate) mod usage;
 mod vocab;
@@ -72,13 +73,10 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 pub use migrate::LATEST_SCHEMA_VERSION;
+pub(crate) use sql::Handle;
 
 use crate::error::{Error, Result};
 use crate::Principal;
-
-/// The handle the table families take: for SQLite, its connection. Named
-/// here so the vault's own files never name the backend's type.
-pub(crate) type Handle = Connection;
 
 /// The storage backend as the vault holds it: transactions owned by the
 /// store, each knowing who acts, and the server's group commit.
@@ -107,7 +105,7 @@ pub(crate) trait Store {
 
 /// The SQLite backend: the vault's one connection to `vault.db`.
 pub(crate) struct Sqlite {
-    conn: Connection,
+    conn: Handle,
 }
 
 impl Sqlite {
@@ -163,66 +161,59 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Whether `conn` is inside a batch ([`begin_batch`]) or another open
 /// transaction: then the enclosing commit decides durability.
-pub(crate) fn in_batch(conn: &Connection) -> bool {
-    !conn.is_autocommit()
+pub(crate) fn in_batch(conn: &Handle) -> bool {
+    conn.in_transaction()
 }
 
 /// Starts a batch (the server's group commit): later write transactions
 /// nest in it as savepoints. `false` when one is already open or it cannot
 /// start; the caller then runs unbatched.
-pub(crate) fn begin_batch(conn: &Connection) -> bool {
+pub(crate) fn begin_batch(conn: &Handle) -> bool {
     !in_batch(conn) && conn.execute_batch("BEGIN IMMEDIATE").is_ok()
 }
 
 /// Commits the batch, or rolls it back and says why it failed.
-pub(crate) fn commit_batch(conn: &Connection) -> Result<()> {
+pub(crate) fn commit_batch(conn: &Handle) -> Result<()> {
     match conn.execute_batch("COMMIT") {
         Ok(()) => Ok(()),
         Err(e) => {
             rollback_batch(conn);
-            Err(e.into())
+            Err(e)
         }
     }
 }
 
 /// Rolls the batch back (after a panic or a failed commit); best effort.
-pub(crate) fn rollback_batch(conn: &Connection) {
+pub(crate) fn rollback_batch(conn: &Handle) {
     let _ = conn.execute_batch("ROLLBACK");
 }
 
 /// Whether a commit waits for the disk (`synchronous = full`, the default
 /// that rotation relies on) or not (`normal`, for read audit records).
-pub(crate) fn set_durable(conn: &Connection, durable: bool) -> Result<()> {
-    let level = if durable { "full" } else { "normal" };
-    conn.pragma_update(None, "synchronous", level)?;
-    Ok(())
+pub(crate) fn set_durable(conn: &Handle, durable: bool) -> Result<()> {
+    conn.set_durable(durable)
 }
 
 /// Copies the WAL back into the database and truncates it, so pages written
 /// under an old key do not linger there. Best effort: a reader holding an old
 /// snapshot only delays it.
-pub(crate) fn checkpoint_wal(conn: &Connection) {
-    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+pub(crate) fn checkpoint_wal(conn: &Handle) {
+    let _ = conn.checkpoint();
 }
 
 /// Opens an existing database read-only, without migrating it: for readers
 /// that need no passphrase (the scanner's view of the vault's credentials).
-pub(crate) fn open_read_only(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    Ok(conn)
+pub(crate) fn open_read_only(path: &Path) -> Result<Handle> {
+    Handle::sqlite_read_only(path)
 }
 
 /// The last migration applied (`PRAGMA user_version`).
-pub(crate) fn schema_version(conn: &Connection) -> Result<i64> {
-    Ok(conn.pragma_query_value(None, "user_version", |r| r.get(0))?)
+pub(crate) fn schema_version(conn: &Handle) -> Result<i64> {
+    conn.schema_version()
 }
 
 /// Creates a new database file (0600, refusing to reuse one) and migrates it.
-pub(crate) fn create(path: &Path) -> Result<Connection> {
+pub(crate) fn create(path: &Path) -> Result<Handle> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -234,7 +225,7 @@ pub(crate) fn create(path: &Path) -> Result<Connection> {
 
 /// Opens an existing database, sets the pragmas every connection needs and
 /// brings the schema up to date.
-pub(crate) fn open(path: &Path) -> Result<Connection> {
+pub(crate) fn open(path: &Path) -> Result<Handle> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
@@ -247,6 +238,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "synchronous", "full")?;
     conn.pragma_update(None, "foreign_keys", "on")?;
     conn.pragma_update(None, "secure_delete", "on")?;
+    let conn = Handle::sqlite(conn);
     migrate::run(&conn)?;
     Ok(conn)
 }
@@ -258,11 +250,11 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
 /// Takes the connection shared (rusqlite's own `Transaction` wants it
 /// exclusively), so code inside the transaction can still call `&self`
 /// helpers such as the audit writer. Rolls back unless committed.
-pub(crate) fn write_tx(conn: &Connection) -> Result<WriteTx<'_>> {
+pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
     // Inside a batch (see `Vault::in_one_transaction`) the write becomes a
     // savepoint: it can still fail and roll back alone, but it is made
     // durable only with the whole batch.
-    let nested = !conn.is_autocommit();
+    let nested = conn.in_transaction();
     conn.execute_batch(if nested {
         "SAVEPOINT vault_nested"
     } else {
@@ -279,7 +271,7 @@ pub(crate) fn write_tx(conn: &Connection) -> Result<WriteTx<'_>> {
 /// An open `BEGIN IMMEDIATE` transaction (or a savepoint inside a batch);
 /// rolls back on drop unless committed.
 pub(crate) struct WriteTx<'a> {
-    conn: &'a Connection,
+    conn: &'a Handle,
     nested: bool,
     done: bool,
     /// Who the transaction acts for (SQLite needs it for nothing; a backend
@@ -303,7 +295,7 @@ impl WriteTx<'_> {
         };
         if let Err(e) = self.conn.execute_batch(sql) {
             self.rollback();
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }
@@ -318,8 +310,8 @@ impl WriteTx<'_> {
 }
 
 impl std::ops::Deref for WriteTx<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
         self.conn
     }
 }

@@ -352,7 +352,7 @@ mod tests {
     fn postgres_tables_and_columns_mirror_sqlite() {
         // issue 20, schema: the same tables with the same columns, in order
         let Some(db) = migrated() else { return };
-        let sqlite = rusqlite::Connection::open_in_memory().unwrap();
+        let sqlite = super::super::Handle::sqlite(rusqlite::Connection::open_in_memory().unwrap());
         super::super::migrate::run(&sqlite).unwrap();
         let mut want = Vec::new();
         let mut tables = sqlite

@@ -234,8 +234,11 @@ mod tests {
             ));
         }
         insert(&conn, &rows).unwrap();
-        conn.execute("DELETE FROM egress_usage WHERE usage_id % 7 = 0", [])
-            .unwrap();
+        conn.execute(
+            "DELETE FROM egress_usage WHERE usage_id % 7 = 0",
+            crate::store::sql::args![],
+        )
+        .unwrap();
         // the migration's own backfill: rebuilt from the rows as they are now
         let from_rows = |by| {
             let f = UsageFilter {

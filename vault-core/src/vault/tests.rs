@@ -1,5 +1,3 @@
-use rusqlite::params;
-
 use crate::vault::AuditVerdict;
 use crate::Denial;
 use tempfile::TempDir;
@@ -8,6 +6,7 @@ use super::*;
 use crate::crypto::kdf::KdfParams;
 use crate::names::SecretPath;
 use crate::secret::SecretBytes;
+use crate::store::sql::args;
 use crate::store::{self};
 use crate::{ApprovalKind, ApprovalState, AuditAction, RotationReason};
 
@@ -126,7 +125,7 @@ fn every_byte_of_a_stored_ciphertext_is_authenticated() {
         let mut bad = blob.clone();
         bad[i] ^= 0x01;
         v.conn()
-            .execute("UPDATE secret_versions SET ciphertext = ?1", [&bad])
+            .execute("UPDATE secret_versions SET ciphertext = ?1", args![&bad])
             .unwrap();
         assert!(
             matches!(get(&v, OP, "hermes/A"), Err(Error::Integrity { .. })),
@@ -154,7 +153,7 @@ fn a_ciphertext_moved_to_another_row_fails() {
             WHERE a.name = 'hermes' AND s.name = 'A' AND v.version = 2)
          WHERE secret_id = (SELECT secret_id FROM secrets s JOIN agents a USING (agent_id)
             WHERE a.name = 'finance' AND s.name = 'A')",
-        [],
+        args![],
     )
     .unwrap();
     assert!(matches!(
@@ -167,7 +166,7 @@ fn a_ciphertext_moved_to_another_row_fails() {
             AND secret_id = (SELECT secret_id FROM secrets WHERE name = 'A' AND agent_id =
             (SELECT agent_id FROM agents WHERE name = 'hermes')))
          WHERE version = 2",
-        [],
+        args![],
     )
     .unwrap();
     assert!(matches!(
@@ -175,7 +174,7 @@ fn a_ciphertext_moved_to_another_row_fails() {
         Err(Error::Integrity { .. })
     ));
     // row renamed: B's ciphertext now answers to C
-    c.execute("UPDATE secrets SET name = 'C' WHERE name = 'B'", [])
+    c.execute("UPDATE secrets SET name = 'C' WHERE name = 'B'", args![])
         .unwrap();
     assert!(matches!(
         get(&v, OP, "hermes/C"),
@@ -189,7 +188,7 @@ fn a_weakened_header_does_not_unlock() {
     let c = v.conn();
     c.execute(
         "UPDATE vault_header SET kdf_iterations = kdf_iterations + 1",
-        [],
+        args![],
     )
     .unwrap();
     drop(v);
@@ -1009,7 +1008,7 @@ mod rotation {
         v.conn()
             .execute(
                 "UPDATE approvals SET expires_at = 0 WHERE approval_id = ?1",
-                [&id],
+                args![&id],
             )
             .unwrap();
         assert!(v.approve(OP, &id).is_err());
@@ -1323,7 +1322,7 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         v.conn()
             .execute(
                 "UPDATE approvals SET state = 'approved', result = ?2, decided_at = ?3 WHERE approval_id = ?1",
-                params![id, format!("running:pid={pid}"), at],
+                args![&id, &format!("running:pid={pid}"), at],
             )
             .unwrap();
     };

@@ -73,7 +73,7 @@ fn a_session_row_edited_in_the_file_is_refused() {
     v.conn()
         .execute(
             "UPDATE console_sessions SET expires_at = expires_at + 86400",
-            [],
+            crate::store::sql::args![],
         )
         .unwrap();
     assert!(v
@@ -84,7 +84,7 @@ fn a_session_row_edited_in_the_file_is_refused() {
     v.conn()
         .execute(
             "INSERT INTO console_sessions VALUES (?1, 0, 9999999999, zeroblob(32))",
-            [sha256(planted.as_bytes()).to_vec()],
+            crate::store::sql::args![&sha256(planted.as_bytes())[..]],
         )
         .unwrap();
     assert!(v.console_session_check(&planted).unwrap().is_none());
@@ -106,7 +106,7 @@ fn verifying_from_a_checkpoint_agrees_with_the_full_walk() {
     v.conn()
         .execute(
             "UPDATE audit_log SET target = 'forged' WHERE seq = ?1",
-            [cp.seq() + 1],
+            crate::store::sql::args![cp.seq() + 1],
         )
         .unwrap();
     let (verdict, none) = v.verify_audit_since(op, Some(&cp)).unwrap();
