@@ -45,3 +45,31 @@ CREATE POLICY operator ON revoked_tokens USING (vault_is_operator()) WITH CHECK 
 CREATE POLICY own ON revoked_tokens
     USING (key_id IN (SELECT k.key_id FROM agent_keys k WHERE k.agent_id = vault_agent_id()))
     WITH CHECK (key_id IN (SELECT k.key_id FROM agent_keys k WHERE k.agent_id = vault_agent_id()));
+
+-- Authentication runs before anyone is known to act: whose is this named key
+-- (by its SHA-256) or this key id (a token names it)? Each function answers
+-- one exact match with the agent's name and nothing else; the request then
+-- runs scoped to that agent. The operator setting is put back before each
+-- returns (and an error rolls it back with the transaction).
+CREATE FUNCTION vault_agent_of_key_hash(hash BYTEA) RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+    prev TEXT := coalesce(current_setting('vault.operator', true), '');
+    who  TEXT;
+BEGIN
+    PERFORM set_config('vault.operator', 'on', true);
+    SELECT a.name INTO who FROM agent_keys k JOIN agents a ON a.agent_id = k.agent_id
+        WHERE k.key_hash = hash;
+    PERFORM set_config('vault.operator', prev, true);
+    RETURN who;
+END $$;
+CREATE FUNCTION vault_agent_of_key_id(id TEXT) RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+    prev TEXT := coalesce(current_setting('vault.operator', true), '');
+    who  TEXT;
+BEGIN
+    PERFORM set_config('vault.operator', 'on', true);
+    SELECT a.name INTO who FROM agent_keys k JOIN agents a ON a.agent_id = k.agent_id
+        WHERE k.key_id = id;
+    PERFORM set_config('vault.operator', prev, true);
+    RETURN who;
+END $$;

@@ -133,9 +133,7 @@ impl Store for Sqlite {
     type Tx<'a> = WriteTx<'a>;
 
     fn write(&self, actor: &Principal) -> Result<WriteTx<'_>> {
-        let mut tx = write_tx(&self.conn)?;
-        tx.actor = Some(actor.clone());
-        Ok(tx)
+        write_tx_as(&self.conn, actor)
     }
 
     fn begin_batch(&self) -> bool {
@@ -169,7 +167,7 @@ pub(crate) fn in_batch(conn: &Handle) -> bool {
 /// nest in it as savepoints. `false` when one is already open or it cannot
 /// start; the caller then runs unbatched.
 pub(crate) fn begin_batch(conn: &Handle) -> bool {
-    !in_batch(conn) && conn.execute_batch("BEGIN IMMEDIATE").is_ok()
+    !in_batch(conn) && conn.begin_immediate().is_ok()
 }
 
 /// Commits the batch, or rolls it back and says why it failed.
@@ -255,17 +253,26 @@ pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
     // savepoint: it can still fail and roll back alone, but it is made
     // durable only with the whole batch.
     let nested = conn.in_transaction();
-    conn.execute_batch(if nested {
-        "SAVEPOINT vault_nested"
+    if nested {
+        conn.execute_batch("SAVEPOINT vault_nested")?;
     } else {
-        "BEGIN IMMEDIATE"
-    })?;
+        conn.begin_immediate()?;
+    }
     Ok(WriteTx {
         conn,
         nested,
         done: false,
         actor: None,
     })
+}
+
+/// [`write_tx`] on behalf of `actor`: a backend with row-level security
+/// scopes the transaction (or savepoint) to it before anything runs.
+pub(crate) fn write_tx_as<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
+    let mut tx = write_tx(conn)?;
+    conn.scope_to(actor)?;
+    tx.actor = Some(actor.clone());
+    Ok(tx)
 }
 
 /// An open `BEGIN IMMEDIATE` transaction (or a savepoint inside a batch);

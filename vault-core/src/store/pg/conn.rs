@@ -1,0 +1,221 @@
+//! The PostgreSQL arm of the store's handle: `?N` placeholders rewritten,
+//! statements prepared with the parameters' own types, a `RefCell` around
+//! the blocking client, and the writer lock and actor scoping of a write.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+
+use ::postgres::types::{ToSql, Type};
+use ::postgres::{Client, Statement};
+
+use crate::error::Result;
+use crate::store::sql::Value;
+use crate::Principal;
+
+/// `sql` with SQLite's `?N` placeholders as PostgreSQL's `$N`, outside
+/// string literals, quoted identifiers and comments (the store writes its SQL
+/// once, for both).
+pub(crate) fn rewrite_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' | '"' => {
+                out.push(c);
+                // a doubled quote inside is an escaped quote: the loop
+                // closes and reopens, which copies it unchanged
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == c {
+                        break;
+                    }
+                }
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                out.push(c);
+                for d in chars.by_ref() {
+                    out.push(d);
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '?' if chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A PostgreSQL connection as the store's [`super::Handle`] holds it. The
+/// blocking client wants `&mut`; the handle's methods take `&self` (the
+/// families nest calls inside a transaction), hence the `RefCell`: a borrow
+/// lasts one statement, and a row callback runs after it ends.
+pub(crate) struct PgConn {
+    client: RefCell<Client>,
+    // prepared statements by (SQL, parameter types): the parameter types come
+    // from the typed `Value`s, so `?1 + 1` is BIGINT arithmetic, never INT4
+    statements: RefCell<HashMap<(String, Vec<Type>), Statement>>,
+    in_transaction: Cell<bool>,
+}
+
+impl PgConn {
+    pub(crate) fn new(client: Client) -> PgConn {
+        PgConn {
+            client: RefCell::new(client),
+            statements: RefCell::new(HashMap::new()),
+            in_transaction: Cell::new(false),
+        }
+    }
+
+    fn statement(&self, sql: &str, args: &[Value<'_>]) -> Result<Statement> {
+        let types: Vec<Type> = args.iter().map(pg_type).collect();
+        let key = (sql.to_owned(), types);
+        if let Some(stmt) = self.statements.borrow().get(&key) {
+            return Ok(stmt.clone());
+        }
+        let stmt = self
+            .client
+            .borrow_mut()
+            .prepare_typed(&rewrite_placeholders(sql), &key.1)?;
+        self.statements.borrow_mut().insert(key, stmt.clone());
+        Ok(stmt)
+    }
+
+    pub(crate) fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<usize> {
+        let stmt = self.statement(sql, args)?;
+        let params = params(args);
+        let n = self.client.borrow_mut().execute(&stmt, &params)?;
+        // an UPDATE of billions of rows is not a vault's
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
+    }
+
+    pub(crate) fn insert_returning(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        id_column: &str,
+    ) -> Result<i64> {
+        let sql = format!("{sql} RETURNING {id_column}");
+        let stmt = self.statement(&sql, args)?;
+        let params = params(args);
+        let row = self.client.borrow_mut().query_one(&stmt, &params)?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Every row of the statement, fetched before the callbacks run (so a
+    /// callback may issue statements of its own on the same connection).
+    pub(crate) fn query(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<::postgres::Row>> {
+        let stmt = self.statement(sql, args)?;
+        let params = params(args);
+        let rows = self.client.borrow_mut().query(&stmt, &params)?;
+        Ok(rows)
+    }
+
+    pub(crate) fn query_one_row(&self, sql: &str, args: &[Value<'_>]) -> Result<::postgres::Row> {
+        let stmt = self.statement(sql, args)?;
+        let params = params(args);
+        let row = self.client.borrow_mut().query_one(&stmt, &params)?;
+        Ok(row)
+    }
+
+    /// Statements without parameters (simple query protocol). Tracks
+    /// whether a transaction is open, which SQLite reports itself.
+    pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
+        self.client.borrow_mut().batch_execute(sql)?;
+        let head = sql.trim_start().to_ascii_uppercase();
+        if head.starts_with("BEGIN") || head.starts_with("START TRANSACTION") {
+            self.in_transaction.set(true);
+        } else if head.starts_with("COMMIT")
+            || head.starts_with("END")
+            || (head.starts_with("ROLLBACK") && !head.starts_with("ROLLBACK TO"))
+        {
+            self.in_transaction.set(false);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.in_transaction.get()
+    }
+
+    /// Opens a writer transaction: one writer at a time across every
+    /// server on the database (an advisory lock held to commit), the same
+    /// guarantee SQLite's `BEGIN IMMEDIATE` gives the vault's writers.
+    pub(crate) fn begin_write(&self) -> Result<()> {
+        self.execute_batch("BEGIN")?;
+        let locked = self.execute(
+            "SELECT pg_advisory_xact_lock(?1)",
+            &[Value::Int(Some(WRITER_LOCK))],
+        );
+        if let Err(e) = locked {
+            let _ = self.execute_batch("ROLLBACK");
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Says who acts for the rest of the transaction: row-level security
+    /// sees the principal the vault's own checks do. `set_config(.., true)`
+    /// is transaction-local (and undone with a rolled-back savepoint).
+    pub(crate) fn scope_to(&self, actor: &Principal) -> Result<()> {
+        let (agent, operator) = match actor {
+            Principal::Operator => ("", "on"),
+            Principal::Agent(name) => (name.as_str(), ""),
+        };
+        self.execute(
+            "SELECT set_config('vault.agent', ?1, true), set_config('vault.operator', ?2, true)",
+            &[Value::Text(Some(agent)), Value::Text(Some(operator))],
+        )?;
+        Ok(())
+    }
+
+    /// The client, for migrations and the role check at open.
+    pub(crate) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
+        f(&mut self.client.borrow_mut())
+    }
+}
+
+/// The advisory lock every writer transaction holds ("vwrt").
+const WRITER_LOCK: i64 = 0x7677_7274;
+
+fn pg_type(v: &Value<'_>) -> Type {
+    match v {
+        Value::Int(_) => Type::INT8,
+        Value::Text(_) => Type::TEXT,
+        Value::Blob(_) => Type::BYTEA,
+    }
+}
+
+fn params<'a>(args: &'a [Value<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    args.iter()
+        .map(|v| -> &(dyn ToSql + Sync) {
+            match v {
+                Value::Int(i) => i,
+                Value::Text(t) => t,
+                Value::Blob(b) => b,
+            }
+        })
+        .collect()
+}
+
+/// An integer column of any width as i64 (`length()` is INT4, `count(*)`
+/// INT8; a boolean expression reads as 0/1, as SQLite gives it).
+pub(crate) fn int(row: &::postgres::Row, idx: usize) -> Result<Option<i64>> {
+    let ty = row.columns().get(idx).map(|c| c.type_().clone());
+    Ok(match ty {
+        Some(Type::INT2) => row.try_get::<_, Option<i16>>(idx)?.map(i64::from),
+        Some(Type::INT4) => row.try_get::<_, Option<i32>>(idx)?.map(i64::from),
+        Some(Type::BOOL) => row.try_get::<_, Option<bool>>(idx)?.map(i64::from),
+        _ => row.try_get::<_, Option<i64>>(idx)?,
+    })
+}
+
+/// As [`int`], a NULL being an error (the backend's own "was null").
+pub(crate) fn int_not_null(row: &::postgres::Row, idx: usize) -> Result<i64> {
+    match int(row, idx)? {
+        Some(v) => Ok(v),
+        // let the client say it: a NULL read as a non-null type
+        None => Ok(row.try_get::<_, i64>(idx)?),
+    }
+}

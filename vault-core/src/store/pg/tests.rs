@@ -1,0 +1,658 @@
+//! The PostgreSQL backend against a real throwaway cluster (vault-testpg):
+//! schema, row-level security, the handle, and the refusals at open.
+
+use super::conn::rewrite_placeholders;
+use super::*;
+use crate::store::sql::Value;
+use vault_testpg::TestDb;
+
+/// A migrated test database; `None` when PostgreSQL is missing (skipped,
+/// or failed under CI=true).
+fn migrated() -> Option<TestDb> {
+    let db = TestDb::create()?;
+    migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
+    Some(db)
+}
+
+/// Two agents with a secret each, written as the operator.
+fn seed(db: &TestDb) {
+    let mut owner = db.owner_client();
+    owner
+        .batch_execute(
+            "BEGIN;
+             SELECT set_config('vault.operator', 'on', true);
+             INSERT INTO agents (name, created_at) VALUES ('a', 1), ('b', 1);
+             INSERT INTO secrets (agent_id, name, current_version, created_at, updated_at)
+                 SELECT agent_id, 'TOKEN', 1, 1, 1 FROM agents;
+             INSERT INTO secret_versions (secret_id, version, ciphertext, created_at)
+                 SELECT secret_id, 1, decode(repeat('00', 29), 'hex'), 1 FROM secrets;
+             COMMIT;",
+        )
+        .unwrap();
+}
+
+fn agents_of_visible_secrets(client: &mut impl ::postgres::GenericClient) -> Vec<String> {
+    // no WHERE on the agent: the filter is the database's
+    client
+        .query(
+            "SELECT a.name FROM secrets s JOIN agents a USING (agent_id) ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[test]
+fn rls_shows_an_agent_only_its_own_secrets_without_a_where_clause() {
+    // issue 20, RLS: as the server's role with vault.agent = 'a', a SELECT
+    // with no filter returns a's rows only; with no setting, none
+    let Some(db) = migrated() else { return };
+    seed(&db);
+    let mut server = db.server_client();
+    let mut tx = server.transaction().unwrap();
+    tx.execute("SELECT set_config('vault.agent', 'a', true)", &[])
+        .unwrap();
+    let seen: Vec<String> = tx
+        .query(
+            "SELECT a.name FROM secrets s JOIN agents a USING (agent_id)",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(seen, ["a"]);
+    let all: i64 = tx
+        .query_one("SELECT count(*) FROM secrets", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(all, 1, "b's secret is invisible to a");
+    let versions: i64 = tx
+        .query_one("SELECT count(*) FROM secret_versions", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1, "b's versions are invisible to a");
+    // a cannot write a row for b either
+    let b_id: Option<i64> = tx
+        .query_opt("SELECT agent_id FROM agents WHERE name = 'b'", &[])
+        .unwrap()
+        .map(|r| r.get(0));
+    assert_eq!(b_id, None, "b's agent row is invisible to a");
+    tx.commit().unwrap();
+    // the setting ended with the transaction: nothing is visible now
+    assert!(agents_of_visible_secrets(&mut server).is_empty());
+    // the operator sees both
+    let mut tx = server.transaction().unwrap();
+    tx.execute("SELECT set_config('vault.operator', 'on', true)", &[])
+        .unwrap();
+    assert_eq!(agents_of_visible_secrets(&mut tx), ["a", "b"]);
+}
+
+#[test]
+fn an_agent_cannot_insert_a_secret_for_another_agent() {
+    // issue 20, RLS: WITH CHECK refuses a write outside the acting agent
+    let Some(db) = migrated() else { return };
+    seed(&db);
+    let mut owner = db.owner_client();
+    let mut op = owner.transaction().unwrap();
+    op.execute("SELECT set_config('vault.operator', 'on', true)", &[])
+        .unwrap();
+    let b: i64 = op
+        .query_one("SELECT agent_id FROM agents WHERE name = 'b'", &[])
+        .unwrap()
+        .get(0);
+    drop(op);
+    let mut server = db.server_client();
+    let mut tx = server.transaction().unwrap();
+    tx.execute("SELECT set_config('vault.agent', 'a', true)", &[])
+        .unwrap();
+    let err = tx
+        .execute(
+            "INSERT INTO secrets (agent_id, name, current_version, created_at, updated_at)
+             VALUES ($1, 'PLANTED', 1, 1, 1)",
+            &[&b],
+        )
+        .unwrap_err();
+    let message = err.as_db_error().map(|e| e.message().to_owned());
+    assert!(
+        message
+            .as_deref()
+            .is_some_and(|m| m.contains("row-level security")),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_new_table_with_forced_rls_and_no_policy_returns_no_rows() {
+    // issue 20, RLS: a table created the way the migrations create them
+    // refuses every row until a policy says otherwise, even to its owner
+    let Some(db) = migrated() else { return };
+    let mut owner = db.owner_client();
+    owner
+        .batch_execute(
+            "CREATE TABLE later (agent_id BIGINT, x TEXT);
+             ALTER TABLE later ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+             GRANT SELECT, INSERT ON later TO PUBLIC;",
+        )
+        .unwrap();
+    assert!(owner
+        .execute("INSERT INTO later VALUES (1, 'x')", &[])
+        .is_err());
+    let mut admin = db.admin_client();
+    admin
+        .execute("INSERT INTO later VALUES (1, 'x')", &[])
+        .unwrap();
+    for client in [&mut owner, &mut db.server_client()] {
+        let mut tx = client.transaction().unwrap();
+        tx.execute("SELECT set_config('vault.operator', 'on', true)", &[])
+            .unwrap();
+        let n: i64 = tx
+            .query_one("SELECT count(*) FROM later", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0);
+    }
+}
+
+#[test]
+fn every_table_forces_rls_has_a_policy_and_belongs_to_the_owner() {
+    // issue 20, RLS: no table of the schema is outside the wall, and the
+    // server's role owns none of them
+    let Some(db) = migrated() else { return };
+    let rows = db
+        .admin_client()
+        .query(
+            "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity,
+                    (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid),
+                    pg_get_userbyid(c.relowner)::text
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 1",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        23,
+        "the 22 tables of SQLite's schema and vault_schema"
+    );
+    for row in rows {
+        let (name, on, forced, policies, owner): (String, bool, bool, i64, String) =
+            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4));
+        assert!(on && forced, "{name}: row-level security not forced");
+        assert!(policies > 0, "{name}: no policy");
+        assert_eq!(owner, db.owner, "{name}");
+    }
+}
+
+#[test]
+fn postgres_tables_and_columns_mirror_sqlite() {
+    // issue 20, schema: the same tables with the same columns, in order
+    let Some(db) = migrated() else { return };
+    let sqlite = super::super::Handle::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+    super::super::migrate::run(&sqlite).unwrap();
+    let mut want = Vec::new();
+    let mut tables = sqlite
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+        .unwrap();
+    let names: Vec<String> = tables
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .filter(|n: &String| !n.starts_with("sqlite_"))
+        .collect();
+    for table in names {
+        let mut cols = sqlite
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+            ))
+            .unwrap();
+        let cols: Vec<String> = cols
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        want.push((table, cols));
+    }
+    let mut admin = db.admin_client();
+    let mut got = Vec::new();
+    for (table, _) in &want {
+        let cols: Vec<String> = admin
+            .query(
+                "SELECT column_name::text FROM information_schema.columns
+                 WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                &[table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        got.push((table.clone(), cols));
+    }
+    assert_eq!(got, want);
+}
+
+#[test]
+fn a_database_at_a_newer_schema_version_is_refused() {
+    // issue 20, bad input: a newer schema is not migrated down or used
+    let Some(db) = migrated() else { return };
+    let mut owner = db.owner_client();
+    owner
+        .batch_execute(&format!(
+            "BEGIN; SELECT set_config('vault.operator', 'on', true);
+             UPDATE vault_schema SET version = {}; COMMIT;",
+            super::super::LATEST_SCHEMA_VERSION + 1
+        ))
+        .unwrap();
+    assert!(matches!(
+        migrate(&mut owner, None),
+        Err(Error::SchemaTooNew { .. })
+    ));
+    // the server's role reads the version without saying who acts
+    assert_eq!(
+        schema_version(&mut db.server_client()).unwrap(),
+        super::super::LATEST_SCHEMA_VERSION + 1
+    );
+    // and cannot change it
+    let mut server = db.server_client();
+    let mut tx = server.transaction().unwrap();
+    tx.execute("SELECT set_config('vault.operator', 'on', true)", &[])
+        .unwrap();
+    assert!(tx
+        .execute("UPDATE vault_schema SET version = 1", &[])
+        .is_err());
+}
+
+#[test]
+fn migrating_twice_is_a_no_op() {
+    // issue 20, schema: a second server starting on a migrated database
+    let Some(db) = migrated() else { return };
+    migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
+    assert_eq!(
+        schema_version(&mut db.server_client()).unwrap(),
+        super::super::LATEST_SCHEMA_VERSION
+    );
+}
+
+#[test]
+fn a_role_with_bypassrls_or_superuser_is_refused_with_the_fix() {
+    // issue 20, bad input: a role RLS does not bind is refused at open
+    let Some(db) = migrated() else { return };
+    check_role(&mut db.server_client()).unwrap();
+    db.admin_client()
+        .batch_execute(&format!("ALTER ROLE {} BYPASSRLS", db.server))
+        .unwrap();
+    let err = check_role(&mut db.server_client()).unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("ALTER ROLE \"{}\" NOBYPASSRLS", db.server)),
+        "{err}"
+    );
+    let err = check_role(&mut db.admin_client()).unwrap_err().to_string();
+    assert!(err.contains("NOSUPERUSER"), "{err}");
+}
+
+fn agent(name: &str) -> Principal {
+    Principal::Agent(crate::AgentName::parse(name).unwrap())
+}
+
+#[test]
+fn placeholders_are_rewritten_outside_quotes_and_comments() {
+    // issue 20, the handle: SQL written once with ?N runs on PostgreSQL
+    assert_eq!(
+        rewrite_placeholders(
+            "SELECT '?1', \"a?2\", x FROM t -- ?3\nWHERE a = ?1 AND b = ?12 AND c = 'it''s ?4'"
+        ),
+        "SELECT '?1', \"a?2\", x FROM t -- ?3\nWHERE a = $1 AND b = $12 AND c = 'it''s ?4'"
+    );
+}
+
+#[test]
+fn the_handle_runs_every_query_shape_on_postgres() {
+    // issue 20, the handle: typed values, typed nulls, RETURNING ids,
+    // narrow integer columns and booleans read as the families read them
+    let Some(db) = TestDb::create() else { return };
+    let h = Handle::Postgres(Box::new(PgConn::new(db.owner_client())));
+    h.execute_batch(
+        "CREATE TEMP TABLE t (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+                              n BIGINT, s TEXT, b BYTEA)",
+    )
+    .unwrap();
+    let blob = vec![1u8, 2, 3];
+    let id = h
+        .insert_returning(
+            "INSERT INTO t (n, s, b) VALUES (?1, ?2, ?3)",
+            crate::store::sql::args![7i64, "seven", &blob],
+            "id",
+        )
+        .unwrap();
+    assert_eq!(id, 1);
+    let id2 = h
+        .insert_returning(
+            "INSERT INTO t (n, s, b) VALUES (?1, ?2, ?3)",
+            crate::store::sql::args![None::<i64>, None::<&str>, None::<&[u8]>],
+            "id",
+        )
+        .unwrap();
+    assert_eq!(id2, 2);
+    let row = h
+        .query_one(
+            "SELECT n, s, b, length(b), n > 1 FROM t WHERE id = ?1",
+            crate::store::sql::args![id],
+            |r| {
+                Ok((
+                    r.get::<i64>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<Vec<u8>>(2)?,
+                    r.get::<i64>(3)?,
+                    r.get::<bool>(4)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(row, (7, "seven".to_owned(), blob.clone(), 3, true));
+    let nulls = h
+        .query_one(
+            "SELECT n, s, b FROM t WHERE id = ?1",
+            crate::store::sql::args![id2],
+            |r| {
+                Ok((
+                    r.get::<Option<i64>>(0)?,
+                    r.get::<Option<String>>(1)?,
+                    r.get::<Option<Vec<u8>>>(2)?,
+                ))
+            },
+        )
+        .unwrap();
+    assert_eq!(nulls, (None, None, None));
+    // a NULL read as a non-null type is an error, not a zero
+    assert!(h
+        .query_one(
+            "SELECT n FROM t WHERE id = ?1",
+            crate::store::sql::args![id2],
+            |r| r.get::<i64>(0)
+        )
+        .is_err());
+    assert!(h
+        .query_opt(
+            "SELECT n FROM t WHERE id = ?1",
+            crate::store::sql::args![99i64],
+            |r| r.get::<i64>(0)
+        )
+        .unwrap()
+        .is_none());
+    assert!(h
+        .query_one(
+            "SELECT n FROM t WHERE id = ?1",
+            crate::store::sql::args![99i64],
+            |r| r.get::<i64>(0)
+        )
+        .is_err());
+    // ?1 + 1 is BIGINT arithmetic: the parameter's type is the value's
+    let next = h
+        .query_one(
+            "SELECT ?1 + 1",
+            crate::store::sql::args![i64::MAX - 1],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(next, i64::MAX);
+    let all = h
+        .query_all(
+            "SELECT id FROM t ORDER BY id",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(all, [1, 2]);
+    // a callback may run statements of its own on the same handle
+    let mut seen = 0;
+    h.query_each("SELECT id FROM t", crate::store::sql::args![], |r| {
+        let id: i64 = r.get(0)?;
+        h.execute(
+            "UPDATE t SET n = ?1 WHERE id = ?2",
+            crate::store::sql::args![true, id],
+        )?;
+        seen += 1;
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seen, 2);
+    assert_eq!(
+        h.execute(
+            "UPDATE t SET n = ?1 WHERE n = 1",
+            crate::store::sql::args![false]
+        )
+        .unwrap(),
+        2
+    );
+    assert_eq!(h.backend(), super::super::sql::Backend::Postgres);
+    assert!(!h.in_transaction());
+    h.execute_batch("BEGIN").unwrap();
+    assert!(h.in_transaction());
+    h.execute_batch("ROLLBACK").unwrap();
+    assert!(!h.in_transaction());
+}
+
+#[test]
+fn a_write_as_an_agent_sees_only_its_rows_even_with_the_vaults_filter_removed() {
+    // issue 20, RLS through the store: a transaction the store opens for
+    // agent a is scoped to a; a query naming b's rows returns nothing
+    let Some(db) = migrated() else { return };
+    seed(&db);
+    let store = Postgres::open(&db.url(), None).unwrap();
+    let tx = store.write(&agent("a")).unwrap();
+    let names =
+        |sql: &str, args: &[Value<'_>]| tx.query_all(sql, args, |r| r.get::<String>(0)).unwrap();
+    assert_eq!(
+        names("SELECT name FROM secrets", crate::store::sql::args![]),
+        ["TOKEN"]
+    );
+    // the vault's own filter, pointed at b: the database still says no
+    let for_b = names(
+        "SELECT s.name FROM secrets s JOIN agents a USING (agent_id) WHERE a.name = ?1",
+        crate::store::sql::args!["b"],
+    );
+    assert!(for_b.is_empty());
+    tx.commit().unwrap();
+    // the operator, in a batch of writes by two principals (group commit)
+    assert!(store.begin_batch());
+    let tx = store.write(&agent("b")).unwrap();
+    let n = tx
+        .query_one(
+            "SELECT count(*) FROM secret_versions",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1, "b's version only");
+    tx.commit().unwrap();
+    let tx = store.write(&Principal::Operator).unwrap();
+    let n = tx
+        .query_one(
+            "SELECT count(*) FROM secrets",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(n, 2, "the operator sees both");
+    tx.commit().unwrap();
+    store.commit_batch().unwrap();
+    // outside a transaction nobody acts: nothing is visible
+    let n = store
+        .query_one(
+            "SELECT count(*) FROM secrets",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn a_second_writer_waits_for_the_first_across_connections() {
+    // issue 20, several servers: writers exclude each other as SQLite's
+    // BEGIN IMMEDIATE makes them, so the vault's read-then-write steps hold
+    let Some(db) = migrated() else { return };
+    let first = Postgres::open(&db.url(), None).unwrap();
+    let tx = first.write(&Principal::Operator).unwrap();
+    let url = db.url();
+    let second = std::thread::spawn(move || {
+        let store = Postgres::open(&url, None).unwrap();
+        let tx = store.write(&Principal::Operator).unwrap();
+        tx.commit().unwrap();
+    });
+    // bounded: until the second writer is seen waiting on the lock
+    let mut admin = db.admin_client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if waiting == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second writer never waited"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!second.is_finished());
+    tx.commit().unwrap();
+    second.join().unwrap();
+}
+
+fn header(db: &TestDb, vault_id: [u8; 16]) {
+    let mut owner = db.owner_client();
+    let mut tx = owner.transaction().unwrap();
+    tx.execute("SELECT set_config('vault.operator', 'on', true)", &[])
+        .unwrap();
+    tx.execute(
+        "INSERT INTO vault_header (singleton, vault_id, format_version, kdf_algorithm,
+             kdf_memory_kib, kdf_iterations, kdf_lanes, kdf_salt, dek_id, wrapped_dek, created_at)
+         VALUES (1, $1, 1, 'argon2id', 65536, 3, 1, $2, $2, $2, 1)",
+        &[&vault_id.as_slice(), &[0u8; 16].as_slice()],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
+#[test]
+fn opening_a_database_of_another_vault_is_refused() {
+    // issue 20, bad input: the header's vault id is checked at open
+    let Some(db) = migrated() else { return };
+    header(&db, [7; 16]);
+    Postgres::open(&db.url(), Some(&[7; 16])).unwrap();
+    let err = Postgres::open(&db.url(), Some(&[8; 16])).err().unwrap();
+    assert!(err.to_string().contains("another vault"), "{err}");
+    assert_eq!(err.code(), "refused");
+}
+
+#[test]
+fn opening_refuses_bypassrls_a_newer_or_unmigrated_schema_and_a_password_in_the_url() {
+    // issue 20, bad input: each refused at open with what to do
+    let Some(db) = TestDb::create() else { return };
+    let err = Postgres::open(&db.url(), None).err().unwrap();
+    assert!(
+        err.to_string()
+            .contains("migrate it as the database's owner"),
+        "{err}"
+    );
+    migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
+    Postgres::open(&db.url(), None).unwrap();
+
+    let with_password = db.url().replacen('@', ":hunter2@", 1);
+    let err = Postgres::open(&with_password, None).err().unwrap();
+    assert!(err.to_string().contains("passfile"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+    let err = Postgres::open("mysql://x@127.0.0.1/db", None)
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "invalid_input");
+
+    // a passfile others can read is refused, as libpq refuses it
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(db.passfile(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = Postgres::open(&db.url(), None).err().unwrap();
+    assert!(matches!(err, Error::LoosePermissions { .. }), "{err}");
+    std::fs::set_permissions(db.passfile(), std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // no password for this role in the passfile: the server says no
+    let other = db.url().replace(&db.server, "nobody_here");
+    let err = Postgres::open(&other, None).err().unwrap();
+    assert_eq!(err.code(), "database", "{err}");
+
+    db.admin_client()
+        .batch_execute(&format!("ALTER ROLE {} BYPASSRLS", db.server))
+        .unwrap();
+    let err = Postgres::open(&db.url(), None).err().unwrap();
+    assert!(err.to_string().contains("NOBYPASSRLS"), "{err}");
+    db.admin_client()
+        .batch_execute(&format!("ALTER ROLE {} NOBYPASSRLS", db.server))
+        .unwrap();
+
+    let mut owner = db.owner_client();
+    owner
+        .batch_execute(&format!(
+            "BEGIN; SELECT set_config('vault.operator', 'on', true);
+             UPDATE vault_schema SET version = {}; COMMIT;",
+            super::super::LATEST_SCHEMA_VERSION + 1
+        ))
+        .unwrap();
+    let err = Postgres::open(&db.url(), None).err().unwrap();
+    assert!(matches!(err, Error::SchemaTooNew { .. }), "{err}");
+}
+
+#[test]
+fn authentication_learns_the_agent_of_a_key_and_nothing_more() {
+    // issue 20, RLS: before anyone acts, a key's hash or id names its
+    // agent (so the request can be scoped to it); the rows stay hidden
+    let Some(db) = migrated() else { return };
+    seed(&db);
+    let mut owner = db.owner_client();
+    owner
+        .batch_execute(
+            "BEGIN; SELECT set_config('vault.operator', 'on', true);
+             INSERT INTO agent_keys (key_id, name, agent_id, key_hash, status, created_at, expires_at)
+                 SELECT '00112233445566ff', 'a-key', agent_id, decode(repeat('ab', 32), 'hex'),
+                        'active', 1, 9 FROM agents WHERE name = 'a';
+             COMMIT;",
+        )
+        .unwrap();
+    let mut server = db.server_client();
+    let hash = [0xabu8; 32];
+    let who: Option<String> = server
+        .query_one("SELECT vault_agent_of_key_hash($1)", &[&hash.as_slice()])
+        .unwrap()
+        .get(0);
+    assert_eq!(who.as_deref(), Some("a"));
+    let who: Option<String> = server
+        .query_one("SELECT vault_agent_of_key_id($1)", &[&"00112233445566ff"])
+        .unwrap()
+        .get(0);
+    assert_eq!(who.as_deref(), Some("a"));
+    let unknown: Option<String> = server
+        .query_one(
+            "SELECT vault_agent_of_key_hash($1)",
+            &[&[0u8; 32].as_slice()],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(unknown, None);
+    // the function's operator setting did not outlive it
+    let rows: i64 = server
+        .query_one("SELECT count(*) FROM agent_keys", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+    let setting: Option<String> = server
+        .query_one("SELECT current_setting('vault.operator', true)", &[])
+        .unwrap()
+        .get(0);
+    assert_ne!(setting.as_deref(), Some("on"));
+}
