@@ -574,6 +574,11 @@ fn opening_refuses_bypassrls_a_newer_or_unmigrated_schema_and_a_password_in_the_
         .err()
         .unwrap();
     assert_eq!(err.code(), "invalid_input");
+    // TLS is not wired: a URL asking for it fails rather than going clear
+    let err = Postgres::open(&format!("{}&sslmode=require", db.url()), None)
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), "database", "{err}");
 
     // a passfile others can read is refused, as libpq refuses it
     use std::os::unix::fs::PermissionsExt;
@@ -655,4 +660,62 @@ fn authentication_learns_the_agent_of_a_key_and_nothing_more() {
         .unwrap()
         .get(0);
     assert_ne!(setting.as_deref(), Some("on"));
+}
+
+#[test]
+fn the_usage_rollup_triggers_run_under_the_writers_row_level_security() {
+    // issue 20, schema 014: the daily rollup is kept by triggers, which run
+    // as the writer and so stay inside the acting agent's rows
+    let Some(db) = migrated() else { return };
+    let store = Postgres::open(&db.url(), None).unwrap();
+    let insert = "INSERT INTO egress_usage (at, agent, key_id, host, method, path, status,
+                      bytes_up, bytes_down, latency_ms, duration_ms, input_tokens, estimated, cut)
+                  VALUES (?1, ?2, 'k', 'api.example:443', 'POST', '/v1', 200, 10, 20, 1, 2, ?3, 0, 0)";
+    let tx = store.write(&agent("a")).unwrap();
+    for tokens in [5i64, 7] {
+        tx.execute(
+            insert,
+            crate::store::sql::args![86_400_000i64 + 1, "a", tokens],
+        )
+        .unwrap();
+    }
+    // not for another agent
+    assert!(tx
+        .execute(insert, crate::store::sql::args![1i64, "b", 1i64])
+        .is_err());
+    drop(tx);
+    let tx = store.write(&agent("a")).unwrap();
+    for tokens in [5i64, 7] {
+        tx.execute(
+            insert,
+            crate::store::sql::args![86_400_000i64 + 1, "a", tokens],
+        )
+        .unwrap();
+    }
+    let day = |tx: &WriteTx<'_>| {
+        tx.query_opt(
+            "SELECT day, requests, input_tokens FROM egress_usage_daily WHERE agent = ?1",
+            crate::store::sql::args!["a"],
+            |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(day(&tx), Some((86_400_000, 2, 12)));
+    tx.execute(
+        "DELETE FROM egress_usage WHERE input_tokens = ?1",
+        crate::store::sql::args![5i64],
+    )
+    .unwrap();
+    assert_eq!(day(&tx), Some((86_400_000, 1, 7)));
+    tx.commit().unwrap();
+    // the operator sees the same rollup; agent b sees none of it
+    let tx = store.write(&agent("b")).unwrap();
+    let n = tx
+        .query_one(
+            "SELECT count(*) FROM egress_usage_daily",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(n, 0);
 }
