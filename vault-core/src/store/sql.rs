@@ -13,10 +13,6 @@
 //! the schema version) are methods here that match on the backend, so no
 //! family file names rusqlite (the seam test checks).
 
-// Transitional: the families move onto this API one per commit (issue 14);
-// until the last one does, parts of it have no caller yet.
-#![allow(dead_code, unused_macros, unused_imports)]
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -173,27 +169,41 @@ impl Row<'_> {
     /// Column `idx` (from 0) as `T`; a NULL, a wrong type or a missing
     /// column is an error.
     pub(crate) fn get<T: Column>(&self, idx: usize) -> Result<T> {
+        T::from_row(self, idx)
+    }
+
+    /// The error for column `idx` holding a value of the right type that is
+    /// not a valid `T` (an unknown state name): the backend's conversion
+    /// error, as a wrong type would be.
+    pub(crate) fn bad_value(&self, idx: usize, what: String) -> crate::error::Error {
         match &self.inner {
-            RowInner::Sqlite(r) => Ok(T::from_sqlite(r, idx)?),
+            RowInner::Sqlite(_) => rusqlite::Error::FromSqlConversionFailure(
+                idx,
+                rusqlite::types::Type::Text,
+                what.into(),
+            )
+            .into(),
         }
     }
 }
 
-/// A Rust type a column can be read as. Each backend has its own reader.
+/// A Rust type a column can be read as.
 pub(crate) trait Column: Sized {
-    fn from_sqlite(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Self>;
+    fn from_row(row: &Row<'_>, idx: usize) -> Result<Self>;
 }
 
-macro_rules! column_via_rusqlite {
+macro_rules! column_via_backend {
     ($($t:ty),+) => {$(
         impl Column for $t {
-            fn from_sqlite(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Self> {
-                row.get(idx)
+            fn from_row(row: &Row<'_>, idx: usize) -> Result<Self> {
+                match &row.inner {
+                    RowInner::Sqlite(r) => Ok(r.get(idx)?),
+                }
             }
         }
     )+};
 }
-column_via_rusqlite!(
+column_via_backend!(
     i64,
     Option<i64>,
     String,
@@ -219,6 +229,26 @@ impl Handle {
     pub(crate) fn sqlite(conn: Connection) -> Handle {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Handle::Sqlite(conn)
+    }
+
+    /// Opens an existing SQLite database for reading and writing (never
+    /// through a symlink) with the pragmas every connection of the vault
+    /// needs; the caller migrates it.
+    pub(crate) fn sqlite_open(path: &Path, busy_timeout: Duration) -> Result<Handle> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(busy_timeout)?;
+        // WAL: readers never block the writer. FULL: a commit that returned
+        // survives power loss, which rotation relies on (SECURITY.md). The
+        // journal mode is persistent, so setting it is a no-op after the
+        // first open.
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "full")?;
+        conn.pragma_update(None, "foreign_keys", "on")?;
+        conn.pragma_update(None, "secure_delete", "on")?;
+        Ok(Handle::sqlite(conn))
     }
 
     /// Opens a SQLite database read-only, without migrating it.
@@ -399,24 +429,57 @@ impl Handle {
         }
     }
 
-    /// The SQLite connection, for the SQLite-only paths of this module
-    /// (backup, open, migrations' pragmas).
-    #[allow(dead_code)] // used as the families move off the transitional Deref
+    /// SQLite: whether foreign keys are enforced (off around a migration
+    /// that rebuilds a referenced table, SQLite's documented procedure).
+    pub(crate) fn set_foreign_keys(&self, on: bool) -> Result<()> {
+        match self {
+            Handle::Sqlite(c) => Ok(c.pragma_update(None, "foreign_keys", on)?),
+        }
+    }
+
+    /// How many rows reference a row that does not exist (after a migration).
+    pub(crate) fn dangling_references(&self) -> Result<i64> {
+        match self {
+            Handle::Sqlite(c) => Ok(c.query_row(
+                "SELECT count(*) FROM pragma_foreign_key_check",
+                [],
+                |r| r.get(0),
+            )?),
+        }
+    }
+
+    /// A fresh in-memory SQLite database (tests).
+    #[cfg(test)]
+    pub(crate) fn sqlite_in_memory() -> Result<Handle> {
+        Ok(Handle::sqlite(Connection::open_in_memory()?))
+    }
+
+    /// The engine's plan for `sql` (SQLite: `EXPLAIN QUERY PLAN`, every
+    /// parameter NULL), one line per step: for the console's bench.
+    pub(crate) fn query_plan(&self, sql: &str) -> Result<Vec<String>> {
+        match self {
+            Handle::Sqlite(c) => {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+                let rows =
+                    stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+        }
+    }
+
+    /// The SQLite connection, for the SQLite-only paths of the store
+    /// (backup and restore, opening, migrations' pragmas).
     pub(crate) fn as_sqlite(&self) -> Option<&Connection> {
         match self {
             Handle::Sqlite(c) => Some(c),
         }
     }
-}
 
-/// Transitional: lets the families not yet converted keep calling rusqlite
-/// on the handle. Removed when the last family speaks through the methods
-/// above.
-impl std::ops::Deref for Handle {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
+    /// As [`Handle::as_sqlite`], for the online backup's destination.
+    pub(crate) fn as_sqlite_mut(&mut self) -> Option<&mut Connection> {
         match self {
-            Handle::Sqlite(c) => c,
+            Handle::Sqlite(c) => Some(c),
         }
     }
 }
