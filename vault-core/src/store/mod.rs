@@ -48,10 +48,14 @@
 //! # The trait, so far
 //!
 //! [`Store`] is the backend as the vault holds it: it opens write
-//! transactions that carry the acting principal ([`WriteTx::actor`]; a
-//! PostgreSQL backend sets `SET LOCAL vault.agent` from it, so row-level
-//! security sees the same principal the vault's own checks do), and it owns
-//! group commit ([`Store::begin_batch`]) and durability ([`Store::set_durable`]).
+//! transactions and reads that carry the acting principal ([`WriteTx::actor`],
+//! [`ReadTx::actor`]; a PostgreSQL backend sets `SET LOCAL vault.agent` from
+//! it, so row-level security sees the same principal the vault's own checks
+//! do), and it owns group commit ([`Store::begin_batch`]) and durability
+//! ([`Store::set_durable`]). The agent-side reads (secret get and list, token
+//! verification) run in [`Store::read`]; on SQLite it begins nothing (each
+//! statement reads one snapshot and every row it combines is tag-checked), so
+//! reads cost what they did.
 //! The API is synchronous: a backend on an async client runs it on its own
 //! thread. [`Sqlite`] is the one implementation; the vault holds it, never a
 //! bare connection, and names no rusqlite type (the seam test checks).
@@ -97,6 +101,18 @@ pub(crate) trait Store {
     /// a batch). A backend with row-level security scopes it to `actor`.
     fn write(&self, actor: &Principal) -> Result<Self::Tx<'_>>;
 
+    /// An open read on behalf of `actor`; ends on drop.
+    type Read<'a>: std::ops::Deref<Target = Handle>
+    where
+        Self: 'a;
+
+    /// Opens a read on behalf of `actor`: the agent-side reads (secret get
+    /// and list, token verification) run in it, so a backend with row-level
+    /// security sees the same principal as the vault's own checks (issue 20:
+    /// `BEGIN READ ONLY` with `vault.agent` set). Only reads run in it; a
+    /// read opened while a write transaction or batch is open joins that.
+    fn read(&self, actor: &Principal) -> Result<Self::Read<'_>>;
+
     /// Starts a batch (group commit); `false` when one is open or it cannot start.
     fn begin_batch(&self) -> bool;
 
@@ -138,6 +154,18 @@ impl std::ops::Deref for Sqlite {
 
 impl Store for Sqlite {
     type Tx<'a> = WriteTx<'a>;
+    type Read<'a> = ReadTx<'a>;
+
+    fn read(&self, actor: &Principal) -> Result<ReadTx<'_>> {
+        // Nothing to begin: each SQLite statement reads one snapshot, and the
+        // rows a read combines are each checked by their tag (a ciphertext is
+        // bound to its secret and version), so a read needs no transaction
+        // and pays for none (the server's reads run inside its group commit).
+        Ok(ReadTx {
+            conn: &self.conn,
+            actor: actor.clone(),
+        })
+    }
 
     fn write(&self, actor: &Principal) -> Result<WriteTx<'_>> {
         let mut tx = write_tx(&self.conn)?;
@@ -261,6 +289,29 @@ pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
         done: false,
         actor: None,
     })
+}
+
+/// A read on behalf of a principal ([`Store::read`]).
+pub(crate) struct ReadTx<'a> {
+    conn: &'a Handle,
+    /// Who reads (SQLite needs it for nothing; a backend with row-level
+    /// security scopes the read to it).
+    actor: Principal,
+}
+
+impl ReadTx<'_> {
+    /// Who this read acts for.
+    #[allow(dead_code)] // read by a backend with row-level security (issue 20)
+    pub(crate) fn actor(&self) -> &Principal {
+        &self.actor
+    }
+}
+
+impl std::ops::Deref for ReadTx<'_> {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        self.conn
+    }
 }
 
 /// An open `BEGIN IMMEDIATE` transaction (or a savepoint inside a batch);
@@ -460,5 +511,38 @@ mod seam_tests {
             }
         }
         assert!(found.is_empty(), "{found:#?}");
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+    use crate::store::sql::args;
+    use crate::AgentName;
+
+    #[test]
+    fn an_agents_read_carries_its_principal_and_holds_no_lock() {
+        // issue 14, step 3 of the store seam (prerequisite of issue 20): the
+        // agent-side reads run in `Store::read`, which knows who reads; on
+        // SQLite it begins nothing, so a writer elsewhere is never held up
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v.db");
+        let store = Sqlite::create(&path).unwrap();
+        let agent = Principal::Agent(AgentName::parse("hermes").unwrap());
+        let rx = store.read(&agent).unwrap();
+        assert_eq!(rx.actor(), &agent);
+        assert!(!rx.in_transaction());
+        let other = Sqlite::open(&path).unwrap();
+        let tx = other.write(&Principal::Operator).unwrap();
+        tx.execute(
+            "INSERT INTO settings (name, value) VALUES ('audit.retention', '30d')",
+            args![],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let n: i64 = rx
+            .query_one("SELECT count(*) FROM settings", args![], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1, "the read sees what was committed before it read");
     }
 }
