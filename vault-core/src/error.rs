@@ -219,8 +219,23 @@ pub struct StoreError {
 #[derive(Debug)]
 enum Backend {
     Sqlite(rusqlite::Error),
-    // issue 20: the PostgreSQL backend (store/pg.rs)
+    // issue 20: the PostgreSQL backend (store/pg)
     Postgres(postgres::Error),
+    /// A column of the right type holding no valid value (PostgreSQL's
+    /// client has no public constructor for its conversion error).
+    BadValue {
+        idx: usize,
+        what: String,
+    },
+}
+
+impl StoreError {
+    /// The error for column `idx` holding a value that is not a valid `what`.
+    pub(crate) fn bad_value(idx: usize, what: String) -> Error {
+        Error::Database(StoreError {
+            inner: Backend::BadValue { idx, what },
+        })
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -228,6 +243,9 @@ impl std::fmt::Display for StoreError {
         use rusqlite::ErrorCode;
         let sqlite = match &self.inner {
             Backend::Sqlite(e) => e,
+            Backend::BadValue { idx, what } => {
+                return write!(f, "column {idx} holds an invalid value: {what}")
+            }
             // the server's message without its DETAIL, which can quote a
             // failing row's values (ciphertexts, hashes)
             Backend::Postgres(e) => {
@@ -261,6 +279,7 @@ impl std::error::Error for StoreError {
         match &self.inner {
             Backend::Sqlite(e) => Some(e),
             Backend::Postgres(e) => Some(e),
+            Backend::BadValue { .. } => None,
         }
     }
 }

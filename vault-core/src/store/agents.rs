@@ -1,6 +1,6 @@
 //! Rows of `agents`. Each row's tag covers its id, name and policy.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
@@ -26,7 +26,7 @@ impl AgentRow {
         ]
     }
 
-    fn check(&self, conn: &Connection, rk: &RowKey) -> Result<()> {
+    fn check(&self, conn: &Handle, rk: &RowKey) -> Result<()> {
         tags::check(
             conn,
             rk,
@@ -39,7 +39,7 @@ impl AgentRow {
 }
 
 pub(crate) fn insert(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     name: &str,
     policy: &str,
@@ -48,7 +48,7 @@ pub(crate) fn insert(
     let n = conn.execute(
         "INSERT INTO agents (name, policy, created_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO NOTHING",
-        params![name, policy, now],
+        args![name, policy, now],
     )?;
     if n == 1 {
         retag(conn, rk, name)?;
@@ -57,16 +57,16 @@ pub(crate) fn insert(
 }
 
 /// The agent's id, after checking its row.
-pub(crate) fn id_of(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<i64>> {
+pub(crate) fn id_of(conn: &Handle, rk: &RowKey, name: &str) -> Result<Option<i64>> {
     Ok(one(conn, rk, name)?.map(|r| r.agent_id))
 }
 
 /// The agent's policy JSON, after checking its row.
-pub(crate) fn policy(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<String>> {
+pub(crate) fn policy(conn: &Handle, rk: &RowKey, name: &str) -> Result<Option<String>> {
     Ok(one(conn, rk, name)?.map(|r| r.policy))
 }
 
-pub(crate) fn list(conn: &Connection, rk: &RowKey, only: Option<&str>) -> Result<Vec<AgentRow>> {
+pub(crate) fn list(conn: &Handle, rk: &RowKey, only: Option<&str>) -> Result<Vec<AgentRow>> {
     let rows = query(conn, only)?;
     for row in &rows {
         row.check(conn, rk)?;
@@ -75,42 +75,34 @@ pub(crate) fn list(conn: &Connection, rk: &RowKey, only: Option<&str>) -> Result
 }
 
 /// Every row, unchecked: only for re-tagging the whole database.
-pub(crate) fn list_raw(conn: &Connection) -> Result<Vec<AgentRow>> {
+pub(crate) fn list_raw(conn: &Handle) -> Result<Vec<AgentRow>> {
     query(conn, None)
 }
 
-pub(crate) fn delete(conn: &Connection, agent_id: i64) -> Result<()> {
-    conn.execute("DELETE FROM agents WHERE agent_id = ?1", [agent_id])?;
+pub(crate) fn delete(conn: &Handle, agent_id: i64) -> Result<()> {
+    conn.execute("DELETE FROM agents WHERE agent_id = ?1", args![agent_id])?;
     Ok(())
 }
 
-pub(crate) fn set_policy(
-    conn: &Connection,
-    rk: &RowKey,
-    agent_id: i64,
-    policy: &str,
-) -> Result<()> {
-    let name: Option<String> = conn
-        .query_row(
-            "SELECT name FROM agents WHERE agent_id = ?1",
-            [agent_id],
-            |r| r.get(0),
-        )
-        .optional()?;
+pub(crate) fn set_policy(conn: &Handle, rk: &RowKey, agent_id: i64, policy: &str) -> Result<()> {
+    let name: Option<String> = conn.query_opt(
+        "SELECT name FROM agents WHERE agent_id = ?1",
+        args![agent_id],
+        |r| r.get(0),
+    )?;
     let Some(name) = name else { return Ok(()) };
     conn.execute(
         "UPDATE agents SET policy = ?2 WHERE agent_id = ?1",
-        params![agent_id, policy],
+        args![agent_id, policy],
     )?;
     retag(conn, rk, &name)
 }
 
-fn one(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<AgentRow>> {
-    let row = conn
-        .prepare_cached(
-            "SELECT agent_id, name, policy, created_at, tag FROM agents WHERE name = ?1",
-        )?
-        .query_row([name], |r| {
+fn one(conn: &Handle, rk: &RowKey, name: &str) -> Result<Option<AgentRow>> {
+    let row = conn.query_opt(
+        "SELECT agent_id, name, policy, created_at, tag FROM agents WHERE name = ?1",
+        args![name],
+        |r| {
             Ok(AgentRow {
                 agent_id: r.get(0)?,
                 name: r.get(1)?,
@@ -119,35 +111,35 @@ fn one(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<AgentRow>> {
                 secret_count: 0,
                 tag: r.get(4)?,
             })
-        })
-        .optional()?;
+        },
+    )?;
     if let Some(row) = &row {
         row.check(conn, rk)?;
     }
     Ok(row)
 }
 
-fn query(conn: &Connection, only: Option<&str>) -> Result<Vec<AgentRow>> {
-    let mut stmt = conn.prepare_cached(
+fn query(conn: &Handle, only: Option<&str>) -> Result<Vec<AgentRow>> {
+    conn.query_all(
         "SELECT a.agent_id, a.name, a.policy, a.created_at,
                 (SELECT count(*) FROM secrets s WHERE s.agent_id = a.agent_id), a.tag
          FROM agents a WHERE ?1 IS NULL OR a.name = ?1 ORDER BY a.name",
-    )?;
-    let rows = stmt.query_map([only], |r| {
-        Ok(AgentRow {
-            agent_id: r.get(0)?,
-            name: r.get(1)?,
-            policy: r.get(2)?,
-            created_at: r.get(3)?,
-            secret_count: r.get(4)?,
-            tag: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![only],
+        |r| {
+            Ok(AgentRow {
+                agent_id: r.get(0)?,
+                name: r.get(1)?,
+                policy: r.get(2)?,
+                created_at: r.get(3)?,
+                secret_count: r.get(4)?,
+                tag: r.get(5)?,
+            })
+        },
+    )
 }
 
 /// Re-tags a row this process just wrote (never one read from disk unchecked).
-fn retag(conn: &Connection, rk: &RowKey, name: &str) -> Result<()> {
+fn retag(conn: &Handle, rk: &RowKey, name: &str) -> Result<()> {
     let Some(row) = query(conn, Some(name))?.pop() else {
         return Ok(());
     };

@@ -14,23 +14,38 @@ use rusqlite::backup::Backup;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
+use crate::store::sql::{args, Handle};
 use crate::KeyStatus;
 
 /// Opens a database file as-is: no migrations, no pragmas beyond a busy
 /// timeout, never through a symlink.
-pub(crate) fn open_raw(path: &Path) -> Result<Connection> {
+pub(crate) fn open_raw(path: &Path) -> Result<Handle> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_secs(30))?;
-    Ok(conn)
+    Ok(Handle::sqlite(conn))
+}
+
+/// The SQLite connection of `h`, or a refusal: the online backup API and the
+/// file-level steps here exist for SQLite only.
+fn sqlite(h: &Handle) -> Result<&Connection> {
+    h.as_sqlite().ok_or_else(|| Error::Refused {
+        reason: "this operation copies a SQLite file; the vault is not stored in one".into(),
+    })
 }
 
 /// Copies everything `src` holds into `dst` in one step (one consistent
 /// snapshot of the source; one transaction on the destination).
-pub(crate) fn copy(src: &Connection, dst: &mut Connection) -> Result<()> {
+pub(crate) fn copy(src: &Handle, dst: &mut Handle) -> Result<()> {
     use rusqlite::backup::StepResult;
+    let src = sqlite(src)?;
+    let Some(dst) = dst.as_sqlite_mut() else {
+        return Err(Error::Refused {
+            reason: "a restore writes into a SQLite file; the vault is not stored in one".into(),
+        });
+    };
     let backup = Backup::new(src, dst)?;
     // -1: all pages in one step, so the copy is one snapshot. Busy and Locked
     // (another writer on the destination) are waited out, within the same
@@ -54,7 +69,7 @@ pub(crate) fn copy(src: &Connection, dst: &mut Connection) -> Result<()> {
 /// another file), checked with `PRAGMA integrity_check`, left as one
 /// self-contained file (rollback journal mode, no `-wal` beside it) and
 /// fsynced with its directory. A failed backup leaves no file behind.
-pub(crate) fn snapshot_to_new_file(src: &Connection, dest: &Path) -> Result<u64> {
+pub(crate) fn snapshot_to_new_file(src: &Handle, dest: &Path) -> Result<u64> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -66,7 +81,7 @@ pub(crate) fn snapshot_to_new_file(src: &Connection, dest: &Path) -> Result<u64>
         {
             let mut dst = open_raw(dest)?;
             copy(src, &mut dst)?;
-            dst.pragma_update(None, "journal_mode", "delete")?;
+            sqlite(&dst)?.pragma_update(None, "journal_mode", "delete")?;
             let problems = integrity_problems(&dst)?;
             if let Some(first) = problems.first() {
                 return Err(Error::Integrity {
@@ -97,19 +112,17 @@ pub(crate) fn snapshot_to_new_file(src: &Connection, dest: &Path) -> Result<u64>
 }
 
 /// What `PRAGMA integrity_check` reports; empty when the file is sound.
-pub(crate) fn integrity_problems(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(lines.into_iter().filter(|l| l != "ok").collect())
+pub(crate) fn integrity_problems(conn: &Handle) -> Result<Vec<String>> {
+    conn.integrity_problems()
 }
 
 /// Token revocations still in force: (token id, key id).
-pub(crate) fn revoked_tokens(conn: &Connection, now: i64) -> Result<Vec<(String, String)>> {
-    let mut stmt =
-        conn.prepare("SELECT token_id, key_id FROM revoked_tokens WHERE expires_at >= ?1")?;
-    let rows = stmt.query_map([now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+pub(crate) fn revoked_tokens(conn: &Handle, now: i64) -> Result<Vec<(String, String)>> {
+    conn.query_all(
+        "SELECT token_id, key_id FROM revoked_tokens WHERE expires_at >= ?1",
+        args![now],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// A key's state as stored, read from the vault a restore replaces.
@@ -125,46 +138,45 @@ pub(crate) struct KeyState {
 }
 
 /// Every key's state, read without unlocking (these columns are not encrypted).
-pub(crate) fn key_states(conn: &Connection) -> Result<Vec<KeyState>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn key_states(conn: &Handle) -> Result<Vec<KeyState>> {
+    conn.query_all(
         "SELECT k.key_id, k.name, a.name, k.status, k.epoch, k.created_at, k.expires_at,
                 EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id)
          FROM agent_keys k JOIN agents a USING (agent_id)",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(KeyState {
-            key_id: r.get(0)?,
-            name: r.get(1)?,
-            agent: r.get(2)?,
-            status: super::keys::stored_status(r, 3)?,
-            epoch: r.get(4)?,
-            created_at: r.get(5)?,
-            expires_at: r.get(6)?,
-            suspended: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![],
+        |r| {
+            Ok(KeyState {
+                key_id: r.get(0)?,
+                name: r.get(1)?,
+                agent: r.get(2)?,
+                status: r.get(3)?,
+                epoch: r.get(4)?,
+                created_at: r.get(5)?,
+                expires_at: r.get(6)?,
+                suspended: r.get(7)?,
+            })
+        },
+    )
 }
 
 /// `AGENT/NAME` and current version of every secret, read without unlocking.
-pub(crate) fn secret_versions(conn: &Connection) -> Result<Vec<(String, i64)>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn secret_versions(conn: &Handle) -> Result<Vec<(String, i64)>> {
+    conn.query_all(
         "SELECT a.name || '/' || s.name, s.current_version
          FROM secrets s JOIN agents a USING (agent_id)",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Folds the WAL back into the main file and empties it, so the file can be
 /// moved alone.
-pub(crate) fn checkpoint(conn: &Connection) -> Result<()> {
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
+pub(crate) fn checkpoint(conn: &Handle) -> Result<()> {
+    conn.checkpoint()
 }
 
 /// Puts a database back in WAL mode (after a restore copied into it).
-pub(crate) fn set_wal(conn: &Connection) -> Result<()> {
-    conn.pragma_update(None, "journal_mode", "wal")?;
+pub(crate) fn set_wal(conn: &Handle) -> Result<()> {
+    sqlite(conn)?.pragma_update(None, "journal_mode", "wal")?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! trail queries the console's pages make. Only hashes of session ids are
 //! stored; the tag check is the caller's ([`crate::vault`]).
 
-use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle, Value};
 
 use crate::error::Result;
 use crate::store::audit::{self, AuditRow};
@@ -15,48 +15,48 @@ pub(crate) struct SessionRow {
     pub tag: Vec<u8>,
 }
 
-pub(crate) fn insert_session(conn: &Connection, row: &SessionRow) -> Result<()> {
-    conn.prepare_cached(
+pub(crate) fn insert_session(conn: &Handle, row: &SessionRow) -> Result<()> {
+    conn.execute(
         "INSERT INTO console_sessions (id_hash, created_at, expires_at, tag) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute(params![row.id_hash, row.created_at, row.expires_at, row.tag])?;
+        args![&row.id_hash, row.created_at, row.expires_at, &row.tag],
+    )?;
     Ok(())
 }
 
-pub(crate) fn session(conn: &Connection, id_hash: &[u8]) -> Result<Option<SessionRow>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT id_hash, created_at, expires_at, tag FROM console_sessions WHERE id_hash = ?1",
-        )?
-        .query_row([id_hash], |r| {
+pub(crate) fn session(conn: &Handle, id_hash: &[u8]) -> Result<Option<SessionRow>> {
+    conn.query_opt(
+        "SELECT id_hash, created_at, expires_at, tag FROM console_sessions WHERE id_hash = ?1",
+        args![id_hash],
+        |r| {
             Ok(SessionRow {
                 id_hash: r.get(0)?,
                 created_at: r.get(1)?,
                 expires_at: r.get(2)?,
                 tag: r.get(3)?,
             })
-        })
-        .optional()?)
+        },
+    )
 }
 
 /// Deletes one session; whether it existed.
-pub(crate) fn delete_session(conn: &Connection, id_hash: &[u8]) -> Result<bool> {
-    Ok(conn
-        .prepare_cached("DELETE FROM console_sessions WHERE id_hash = ?1")?
-        .execute([id_hash])?
-        > 0)
+pub(crate) fn delete_session(conn: &Handle, id_hash: &[u8]) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM console_sessions WHERE id_hash = ?1",
+        args![id_hash],
+    )? > 0)
 }
 
 /// Deletes every session; how many there were.
-pub(crate) fn delete_all_sessions(conn: &Connection) -> Result<usize> {
-    Ok(conn.execute("DELETE FROM console_sessions", [])?)
+pub(crate) fn delete_all_sessions(conn: &Handle) -> Result<usize> {
+    conn.execute("DELETE FROM console_sessions", args![])
 }
 
 /// Deletes sessions past their expiry.
-pub(crate) fn delete_expired_sessions(conn: &Connection, now: i64) -> Result<usize> {
-    Ok(conn
-        .prepare_cached("DELETE FROM console_sessions WHERE expires_at <= ?1")?
-        .execute([now])?)
+pub(crate) fn delete_expired_sessions(conn: &Handle, now: i64) -> Result<usize> {
+    conn.execute(
+        "DELETE FROM console_sessions WHERE expires_at <= ?1",
+        args![now],
+    )
 }
 
 /// The SQL of [`search`]: only the filters given, so SQLite picks the index
@@ -66,7 +66,7 @@ pub(crate) fn delete_expired_sessions(conn: &Connection, now: i64) -> Result<usi
 pub(crate) fn search_sql(actor: bool, before: bool, actions: usize) -> String {
     let mut sql = String::from(
         "SELECT seq, at_ms, actor, key_id, action, target, outcome, request_id, origin, chain, mac
-         FROM audit_log WHERE 1",
+         FROM audit_log WHERE 1 = 1",
     );
     let mut n = 1;
     if actor {
@@ -88,24 +88,22 @@ pub(crate) fn search_sql(actor: bool, before: bool, actions: usize) -> String {
 /// Records newest first: of one actor (`agent:NAME`, `operator`), before a
 /// seq (paging), with one of `actions`, at most `limit`.
 pub(crate) fn search(
-    conn: &Connection,
+    conn: &Handle,
     actor: Option<&str>,
     before_seq: Option<i64>,
     actions: &[&str],
     limit: i64,
 ) -> Result<Vec<AuditRow>> {
-    let mut values: Vec<rusqlite::types::Value> = vec![limit.into()];
+    let mut values: Vec<Value<'_>> = vec![limit.into()];
     if let Some(a) = actor {
-        values.push(a.to_owned().into());
+        values.push(a.into());
     }
     if let Some(b) = before_seq {
         values.push(b.into());
     }
-    values.extend(actions.iter().map(|a| (*a).to_owned().into()));
+    values.extend(actions.iter().map(|a| Value::from(*a)));
     let sql = search_sql(actor.is_some(), before_seq.is_some(), actions.len());
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params_from_iter(values), audit::audit_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    conn.query_all(&sql, &values, audit::audit_row)
 }
 
 /// The SQL of [`count_by_key`].
@@ -114,13 +112,13 @@ pub(crate) const COUNT_BY_KEY_SQL: &str = "SELECT key_id, count(*) FROM audit_lo
 
 /// How many `ok` records of `action` each key has from seq `from_seq` on.
 pub(crate) fn count_by_key(
-    conn: &Connection,
+    conn: &Handle,
     action: &str,
     from_seq: i64,
 ) -> Result<Vec<(String, i64)>> {
-    let mut stmt = conn.prepare_cached(COUNT_BY_KEY_SQL)?;
-    let rows = stmt.query_map(params![action, from_seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    conn.query_all(COUNT_BY_KEY_SQL, args![action, from_seq], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
 }
 
 /// The first seq whose record is at or after `at_ms` (one past the last
@@ -128,15 +126,20 @@ pub(crate) fn count_by_key(
 /// since records are appended in time order. A wall clock set back makes
 /// this approximate by the records written meanwhile; callers use it for
 /// counts shown, never for a decision.
-pub(crate) fn first_seq_at(conn: &Connection, at_ms: i64) -> Result<i64> {
-    let mut at = conn.prepare_cached("SELECT at_ms FROM audit_log WHERE seq = ?1")?;
-    let last: i64 = conn
-        .prepare_cached("SELECT coalesce(max(seq), 0) FROM audit_log")?
-        .query_row([], |r| r.get(0))?;
+pub(crate) fn first_seq_at(conn: &Handle, at_ms: i64) -> Result<i64> {
+    let last: i64 = conn.query_one(
+        "SELECT coalesce(max(seq), 0) FROM audit_log",
+        args![],
+        |r| r.get(0),
+    )?;
     let (mut lo, mut hi) = (1, last + 1);
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let t: Option<i64> = at.query_row([mid], |r| r.get(0)).optional()?;
+        let t: Option<i64> = conn.query_opt(
+            "SELECT at_ms FROM audit_log WHERE seq = ?1",
+            args![mid],
+            |r| r.get(0),
+        )?;
         match t {
             Some(t) if t >= at_ms => hi = mid,
             _ => lo = mid + 1,
@@ -146,16 +149,15 @@ pub(crate) fn first_seq_at(conn: &Connection, at_ms: i64) -> Result<i64> {
 }
 
 /// Every action name in the trail (for the audit page's filter).
-pub(crate) fn distinct_actions(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached("SELECT DISTINCT action FROM audit_log ORDER BY action")?;
-    let rows = stmt.query_map([], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub(crate) fn distinct_actions(conn: &Handle) -> Result<Vec<String>> {
+    conn.query_all(
+        "SELECT DISTINCT action FROM audit_log ORDER BY action",
+        args![],
+        |r| r.get(0),
+    )
 }
 
-/// `EXPLAIN QUERY PLAN` of `sql`, one line per step (for the bench).
-pub(crate) fn query_plan(conn: &Connection, sql: &str) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
-    let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
-    let rows = stmt.query_map(params_from_iter(nulls), |r| r.get::<_, String>(3))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// The engine's plan for `sql`, one line per step (for the bench).
+pub(crate) fn query_plan(conn: &Handle, sql: &str) -> Result<Vec<String>> {
+    conn.query_plan(sql)
 }

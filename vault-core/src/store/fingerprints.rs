@@ -1,27 +1,27 @@
 //! Rows of `scan_key` and `secret_fingerprints`.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle};
 
 use crate::error::Result;
 
-pub(crate) fn scan_key(conn: &Connection) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .query_row("SELECT key FROM scan_key WHERE singleton = 1", [], |r| {
-            r.get(0)
-        })
-        .optional()?)
+pub(crate) fn scan_key(conn: &Handle) -> Result<Option<Vec<u8>>> {
+    conn.query_opt(
+        "SELECT key FROM scan_key WHERE singleton = 1",
+        args![],
+        |r| r.get(0),
+    )
 }
 
-pub(crate) fn insert_scan_key(conn: &Connection, key: &[u8; 32]) -> Result<()> {
+pub(crate) fn insert_scan_key(conn: &Handle, key: &[u8; 32]) -> Result<()> {
     conn.execute(
         "INSERT INTO scan_key (singleton, key) VALUES (1, ?1) ON CONFLICT (singleton) DO NOTHING",
-        [key.as_slice()],
+        args![key],
     )?;
     Ok(())
 }
 
 pub(crate) fn upsert(
-    conn: &Connection,
+    conn: &Handle,
     secret_id: i64,
     fingerprint: &[u8; 32],
     len: usize,
@@ -29,16 +29,16 @@ pub(crate) fn upsert(
     conn.execute(
         "INSERT INTO secret_fingerprints (secret_id, fingerprint, value_len) VALUES (?1, ?2, ?3)
          ON CONFLICT (secret_id) DO UPDATE SET fingerprint = ?2, value_len = ?3",
-        params![secret_id, fingerprint.as_slice(), len as i64],
+        args![secret_id, fingerprint, len as i64],
     )?;
     Ok(())
 }
 
 /// Forgets a secret's fingerprint (its current value is too weak to be recognised).
-pub(crate) fn delete(conn: &Connection, secret_id: i64) -> Result<()> {
+pub(crate) fn delete(conn: &Handle, secret_id: i64) -> Result<()> {
     conn.execute(
         "DELETE FROM secret_fingerprints WHERE secret_id = ?1",
-        [secret_id],
+        args![secret_id],
     )?;
     Ok(())
 }
@@ -49,22 +49,20 @@ pub(crate) type FingerprintRow = (String, String, Vec<u8>, i64);
 pub(crate) type KeyHashRow = (Vec<u8>, String, String, String, String);
 
 /// Every current value's fingerprint.
-pub(crate) fn all(conn: &Connection) -> Result<Vec<FingerprintRow>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn all(conn: &Handle) -> Result<Vec<FingerprintRow>> {
+    conn.query_all(
         "SELECT a.name, s.name, f.fingerprint, f.value_len
          FROM secret_fingerprints f JOIN secrets s USING (secret_id) JOIN agents a USING (agent_id)",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )
 }
 
 /// Every named key's hash and public facts.
-pub(crate) fn key_hashes(conn: &Connection) -> Result<Vec<KeyHashRow>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn key_hashes(conn: &Handle) -> Result<Vec<KeyHashRow>> {
+    conn.query_all(
         "SELECT k.key_hash, k.key_id, k.name, a.name, k.status FROM agent_keys k JOIN agents a USING (agent_id)",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )
 }

@@ -3,7 +3,7 @@
 //! associated data; the counter is tagged (lowering it would let nonces
 //! repeat past the GCM bound).
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle};
 
 use crate::crypto::kdf::KdfParams;
 use crate::crypto::rowtag::{Field, RowKey, Table};
@@ -35,30 +35,30 @@ impl Header {
     }
 }
 
-pub(crate) fn insert(conn: &Connection, rk: &RowKey, h: &Header, now: i64) -> Result<()> {
+pub(crate) fn insert(conn: &Handle, rk: &RowKey, h: &Header, now: i64) -> Result<()> {
     conn.execute(
         "INSERT INTO vault_header (singleton, vault_id, format_version, kdf_algorithm,
             kdf_memory_kib, kdf_iterations, kdf_lanes, kdf_salt, dek_id, wrapped_dek,
             dek_encryptions, created_at, row_tags, tag)
          VALUES (1, ?1, 1, 'argon2id', ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 1, ?10)",
-        params![
-            h.vault_id,
+        args![
+            &h.vault_id,
             h.kdf.memory_kib,
             h.kdf.iterations,
             h.kdf.lanes,
-            h.salt,
-            h.dek_id,
-            h.wrapped_dek,
+            &h.salt,
+            &h.dek_id,
+            &h.wrapped_dek,
             h.dek_encryptions,
             now,
-            rk.tag(Table::Header, &h.fields()),
+            &rk.tag(Table::Header, &h.fields()),
         ],
     )?;
     Ok(())
 }
 
 /// The header as stored, unchecked: what unlocking needs before any key exists.
-pub(crate) fn read(conn: &Connection) -> Result<Header> {
+pub(crate) fn read(conn: &Handle) -> Result<Header> {
     type Raw = (
         Vec<u8>,
         i64,
@@ -72,13 +72,12 @@ pub(crate) fn read(conn: &Connection) -> Result<Header> {
         Option<Vec<u8>>,
     );
     let row: Raw = conn
-        .prepare_cached(
+        .query_opt(
             "SELECT vault_id, kdf_memory_kib, kdf_iterations, kdf_lanes, kdf_salt, dek_id,
                     wrapped_dek, dek_encryptions, row_tags, tag
              FROM vault_header WHERE singleton = 1",
-        )
-        .and_then(|mut s| {
-            s.query_row([], |r| {
+            args![],
+            |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -91,10 +90,13 @@ pub(crate) fn read(conn: &Connection) -> Result<Header> {
                     r.get(8)?,
                     r.get(9)?,
                 ))
-            })
-            .optional()
-        })
-        .map_err(|e| corrupt(e.to_string()))?
+            },
+        )
+        // the backend's own words, as the reason the header is unreadable
+        .map_err(|e| match e {
+            Error::Database(e) => corrupt(e.to_string()),
+            e => corrupt(e.to_string()),
+        })?
         .ok_or_else(|| corrupt("no header row".into()))?;
     let (vault_id, m, t, p, salt, dek_id, wrapped_dek, dek_encryptions, row_tags, tag) = row;
     let to_u32 =
@@ -117,7 +119,7 @@ pub(crate) fn read(conn: &Connection) -> Result<Header> {
 
 /// The header, its tag checked under the unlocked data key's row key.
 /// [`Error::Rekeyed`] when another process replaced the data key.
-pub(crate) fn read_checked(conn: &Connection, rk: &RowKey) -> Result<Header> {
+pub(crate) fn read_checked(conn: &Handle, rk: &RowKey) -> Result<Header> {
     let h = read(conn)?;
     if &h.dek_id != rk.dek_id() {
         return Err(Error::Rekeyed);
@@ -135,11 +137,15 @@ pub(crate) fn read_checked(conn: &Connection, rk: &RowKey) -> Result<Header> {
 
 /// The one-time upgrade to row tags: the DEK rewrapped with associated data
 /// that says tags exist, and the header tagged.
-pub(crate) fn establish_row_tags(conn: &Connection, rk: &RowKey, h: &Header) -> Result<()> {
+pub(crate) fn establish_row_tags(conn: &Handle, rk: &RowKey, h: &Header) -> Result<()> {
     let n = conn.execute(
         "UPDATE vault_header SET wrapped_dek = ?1, row_tags = 1, tag = ?2
          WHERE singleton = 1 AND dek_id = ?3 AND row_tags = 0",
-        params![h.wrapped_dek, rk.tag(Table::Header, &h.fields()), h.dek_id],
+        args![
+            &h.wrapped_dek,
+            &rk.tag(Table::Header, &h.fields()),
+            &h.dek_id
+        ],
     )?;
     if n == 1 {
         Ok(())
@@ -149,18 +155,18 @@ pub(crate) fn establish_row_tags(conn: &Connection, rk: &RowKey, h: &Header) -> 
 }
 
 /// Replaces the wrapping (new salt/params) of the same DEK: `vault passwd`.
-pub(crate) fn rewrap(conn: &Connection, h: &Header) -> Result<()> {
+pub(crate) fn rewrap(conn: &Handle, h: &Header) -> Result<()> {
     let n = conn.execute(
         "UPDATE vault_header SET kdf_memory_kib = ?1, kdf_iterations = ?2, kdf_lanes = ?3,
              kdf_salt = ?4, wrapped_dek = ?5
          WHERE singleton = 1 AND dek_id = ?6",
-        params![
+        args![
             h.kdf.memory_kib,
             h.kdf.iterations,
             h.kdf.lanes,
-            h.salt,
-            h.wrapped_dek,
-            h.dek_id
+            &h.salt,
+            &h.wrapped_dek,
+            &h.dek_id
         ],
     )?;
     if n == 1 {
@@ -173,7 +179,7 @@ pub(crate) fn rewrap(conn: &Connection, h: &Header) -> Result<()> {
 /// Installs a new DEK (with its own counter, tagged under the new DEK's row
 /// key `rk`): `vault rekey`.
 pub(crate) fn replace_dek(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     old_dek_id: &[u8; 16],
     h: &Header,
@@ -183,16 +189,16 @@ pub(crate) fn replace_dek(
              kdf_salt = ?4, kdf_memory_kib = ?5, kdf_iterations = ?6, kdf_lanes = ?7,
              row_tags = 1, tag = ?9
          WHERE singleton = 1 AND dek_id = ?8",
-        params![
-            h.dek_id,
-            h.wrapped_dek,
+        args![
+            &h.dek_id,
+            &h.wrapped_dek,
             h.dek_encryptions,
-            h.salt,
+            &h.salt,
             h.kdf.memory_kib,
             h.kdf.iterations,
             h.kdf.lanes,
             old_dek_id,
-            rk.tag(Table::Header, &h.fields()),
+            &rk.tag(Table::Header, &h.fields()),
         ],
     )?;
     if n == 1 {
@@ -207,21 +213,20 @@ pub(crate) fn replace_dek(
 /// stale key never writes.
 /// The stored count is checked first: a counter lowered behind the vault's
 /// back is an integrity error, not a fresh nonce budget.
-pub(crate) fn count_encryptions(conn: &Connection, rk: &RowKey, n: i64) -> Result<i64> {
+pub(crate) fn count_encryptions(conn: &Handle, rk: &RowKey, n: i64) -> Result<i64> {
     let mut h = read_checked(conn, rk)?;
     let was = h.dek_encryptions;
     h.dek_encryptions = was.saturating_add(n);
-    let changed = conn
-        .prepare_cached(
-            "UPDATE vault_header SET dek_encryptions = ?1, tag = ?2
+    let changed = conn.execute(
+        "UPDATE vault_header SET dek_encryptions = ?1, tag = ?2
              WHERE singleton = 1 AND dek_id = ?3 AND dek_encryptions = ?4",
-        )?
-        .execute(params![
+        args![
             h.dek_encryptions,
-            rk.tag(Table::Header, &h.fields()),
-            h.dek_id,
+            &rk.tag(Table::Header, &h.fields()),
+            &h.dek_id,
             was
-        ])?;
+        ],
+    )?;
     if changed != 1 {
         return Err(Error::Rekeyed);
     }

@@ -5,7 +5,7 @@
 //! sends only on an `approved` row whose tag checks. A state written into
 //! `vault.db` without the passphrase therefore never sends anything.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle, Row};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
@@ -43,28 +43,17 @@ impl HoldRow {
 }
 
 /// The held request's row, if `approval_id` is one.
-pub(crate) fn get(conn: &Connection, approval_id: &str) -> Result<Option<HoldRow>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT approval_id, agent_id, subject, summary, state, expires_at, tag
+pub(crate) fn get(conn: &Handle, approval_id: &str) -> Result<Option<HoldRow>> {
+    conn.query_opt(
+        "SELECT approval_id, agent_id, subject, summary, state, expires_at, tag
              FROM approvals WHERE approval_id = ?1 AND kind = 'egress_request'",
-        )?
-        .query_row([approval_id], |r| {
-            Ok(HoldRow {
-                approval_id: r.get(0)?,
-                agent_id: r.get(1)?,
-                subject: r.get(2)?,
-                summary: r.get(3)?,
-                state: r.get(4)?,
-                expires_at: r.get(5)?,
-                tag: r.get(6)?,
-            })
-        })
-        .optional()?)
+        args![approval_id],
+        hold_row,
+    )
 }
 
 /// Checks the row's tag for its current state.
-pub(crate) fn check(conn: &Connection, rk: &RowKey, row: &HoldRow) -> Result<()> {
+pub(crate) fn check(conn: &Handle, rk: &RowKey, row: &HoldRow) -> Result<()> {
     tags::check(
         conn,
         rk,
@@ -78,7 +67,7 @@ pub(crate) fn check(conn: &Connection, rk: &RowKey, row: &HoldRow) -> Result<()>
 /// Moves a held request from `from` to `to` (only if it is still `from`),
 /// tagging the new state; returns whether it moved.
 pub(crate) fn transition(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     row: &HoldRow,
     from: ApprovalState,
@@ -89,7 +78,7 @@ pub(crate) fn transition(
     let moved = conn.execute(
         "UPDATE approvals SET state = ?3, result = ?4, decided_at = ?5
          WHERE approval_id = ?1 AND kind = 'egress_request' AND state = ?2",
-        params![row.approval_id, from, to, result, now],
+        args![&row.approval_id, from, to, result, now],
     )? == 1;
     if moved {
         let next = HoldRow {
@@ -108,7 +97,7 @@ pub(crate) fn transition(
 }
 
 /// Tags a freshly inserted held request (state `pending`).
-pub(crate) fn tag_new(conn: &Connection, rk: &RowKey, row: &HoldRow) -> Result<()> {
+pub(crate) fn tag_new(conn: &Handle, rk: &RowKey, row: &HoldRow) -> Result<()> {
     tags::set(
         conn,
         rk,
@@ -119,21 +108,23 @@ pub(crate) fn tag_new(conn: &Connection, rk: &RowKey, row: &HoldRow) -> Result<(
 }
 
 /// Held requests still open (pending or approved, not yet sent).
-pub(crate) fn open(conn: &Connection) -> Result<Vec<HoldRow>> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn open(conn: &Handle) -> Result<Vec<HoldRow>> {
+    conn.query_all(
         "SELECT approval_id, agent_id, subject, summary, state, expires_at, tag FROM approvals
          WHERE kind = 'egress_request' AND state IN ('pending', 'approved')",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(HoldRow {
-            approval_id: r.get(0)?,
-            agent_id: r.get(1)?,
-            subject: r.get(2)?,
-            summary: r.get(3)?,
-            state: r.get(4)?,
-            expires_at: r.get(5)?,
-            tag: r.get(6)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![],
+        hold_row,
+    )
+}
+
+fn hold_row(r: &Row<'_>) -> Result<HoldRow> {
+    Ok(HoldRow {
+        approval_id: r.get(0)?,
+        agent_id: r.get(1)?,
+        subject: r.get(2)?,
+        summary: r.get(3)?,
+        state: r.get(4)?,
+        expires_at: r.get(5)?,
+        tag: r.get(6)?,
+    })
 }

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle, Row};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::{Error, Result};
@@ -51,7 +51,7 @@ impl KeyRow {
         ]
     }
 
-    fn check(&self, conn: &Connection, rk: &RowKey) -> Result<()> {
+    fn check(&self, conn: &Handle, rk: &RowKey) -> Result<()> {
         tags::check(
             conn,
             rk,
@@ -88,25 +88,13 @@ const KEY_COLUMNS: &str =
      k.agent_id, k.key_hash, \
      (SELECT count(*) FROM revoked_tokens r WHERE r.key_id = k.key_id), k.tag";
 
-/// The stored state in column `i`; a name this build does not know is an
-/// error, never read as some other state.
-pub(crate) fn stored_status(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<KeyStatus> {
-    let name: String = r.get(i)?;
-    KeyStatus::parse_stored(&name).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            i,
-            rusqlite::types::Type::Text,
-            format!("unknown key status {name:?}").into(),
-        )
-    })
-}
-
-fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
+fn key_row(r: &Row<'_>) -> Result<KeyRow> {
     Ok(KeyRow {
         key_id: r.get(0)?,
         name: r.get(1)?,
         agent: r.get(2)?,
-        status: stored_status(r, 3)?,
+        // a name this build does not know is an error, never another state
+        status: r.get(3)?,
         epoch: r.get(4)?,
         created_at: r.get(5)?,
         expires_at: r.get(6)?,
@@ -120,7 +108,7 @@ fn key_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyRow> {
     })
 }
 
-fn checked(conn: &Connection, rk: &RowKey, row: Option<KeyRow>) -> Result<Option<KeyRow>> {
+fn checked(conn: &Handle, rk: &RowKey, row: Option<KeyRow>) -> Result<Option<KeyRow>> {
     if let Some(row) = &row {
         row.check(conn, rk)?;
     }
@@ -136,11 +124,11 @@ pub(crate) struct NewKey<'a> {
     pub expires_at: i64,
 }
 
-pub(crate) fn insert(conn: &Connection, rk: &RowKey, k: &NewKey<'_>) -> Result<()> {
+pub(crate) fn insert(conn: &Handle, rk: &RowKey, k: &NewKey<'_>) -> Result<()> {
     conn.execute(
         "INSERT INTO agent_keys (key_id, name, agent_id, key_hash, status, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6)",
-        params![
+        args![
             k.key_id,
             k.name,
             k.agent_id,
@@ -153,44 +141,35 @@ pub(crate) fn insert(conn: &Connection, rk: &RowKey, k: &NewKey<'_>) -> Result<(
 }
 
 /// The active key with this name, or the key with this id (any status).
-pub(crate) fn find(conn: &Connection, rk: &RowKey, name_or_id: &str) -> Result<Option<KeyRow>> {
+pub(crate) fn find(conn: &Handle, rk: &RowKey, name_or_id: &str) -> Result<Option<KeyRow>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id)
          WHERE (k.name = ?1 AND k.status = 'active') OR k.key_id = ?1
          ORDER BY k.key_id = ?1 DESC LIMIT 1"
     );
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row([name_or_id], key_row)
-        .optional()?;
+    let row = conn.query_opt(&sql, args![name_or_id], key_row)?;
     checked(conn, rk, row)
 }
 
-pub(crate) fn by_hash(conn: &Connection, rk: &RowKey, hash: &[u8; 32]) -> Result<Option<KeyRow>> {
+pub(crate) fn by_hash(conn: &Handle, rk: &RowKey, hash: &[u8; 32]) -> Result<Option<KeyRow>> {
     let sql = format!("SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id) WHERE k.key_hash = ?1");
-    let row = conn
-        .prepare_cached(&sql)?
-        .query_row([hash], key_row)
-        .optional()?;
+    let row = conn.query_opt(&sql, args![hash], key_row)?;
     checked(conn, rk, row)
 }
 
-pub(crate) fn by_id(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<Option<KeyRow>> {
+pub(crate) fn by_id(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<Option<KeyRow>> {
     let row = by_id_raw(conn, key_id)?;
     checked(conn, rk, row)
 }
 
-fn by_id_raw(conn: &Connection, key_id: &str) -> Result<Option<KeyRow>> {
+fn by_id_raw(conn: &Handle, key_id: &str) -> Result<Option<KeyRow>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id) WHERE k.key_id = ?1"
     );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([key_id], key_row)
-        .optional()?)
+    conn.query_opt(&sql, args![key_id], key_row)
 }
 
-pub(crate) fn list(conn: &Connection, rk: &RowKey, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
+pub(crate) fn list(conn: &Handle, rk: &RowKey, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
     let rows = query(conn, agent_id)?;
     for row in &rows {
         row.check(conn, rk)?;
@@ -199,24 +178,22 @@ pub(crate) fn list(conn: &Connection, rk: &RowKey, agent_id: Option<i64>) -> Res
 }
 
 /// Every row, unchecked: only for re-tagging the whole database.
-pub(crate) fn list_raw(conn: &Connection) -> Result<Vec<KeyRow>> {
+pub(crate) fn list_raw(conn: &Handle) -> Result<Vec<KeyRow>> {
     query(conn, None)
 }
 
-fn query(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
+fn query(conn: &Handle, agent_id: Option<i64>) -> Result<Vec<KeyRow>> {
     let sql = format!(
         "SELECT {KEY_COLUMNS} FROM agent_keys k JOIN agents a USING (agent_id)
          WHERE ?1 IS NULL OR k.agent_id = ?1 ORDER BY a.name, k.name, k.created_at"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([agent_id], key_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    conn.query_all(&sql, args![agent_id], key_row)
 }
 
 /// Checks the key's row, runs `update` on it, and tags the result: a change
 /// never re-tags (and so launders) a row that was edited behind our back.
 fn update_key(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     key_id: &str,
     update: impl FnOnce() -> Result<usize>,
@@ -231,7 +208,7 @@ fn update_key(
     Ok(n > 0)
 }
 
-fn retag(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
+fn retag(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<()> {
     let Some(row) = by_id_raw(conn, key_id)? else {
         return Ok(());
     };
@@ -244,36 +221,36 @@ fn retag(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
     )
 }
 
-pub(crate) fn revoke(conn: &Connection, rk: &RowKey, key_id: &str, now: i64) -> Result<bool> {
+pub(crate) fn revoke(conn: &Handle, rk: &RowKey, key_id: &str, now: i64) -> Result<bool> {
     update_key(conn, rk, key_id, || {
-        Ok(conn.execute(
+        conn.execute(
             "UPDATE agent_keys SET status = 'revoked', revoked_at = ?2
              WHERE key_id = ?1 AND status IN ('active', 'retiring')",
-            params![key_id, now],
-        )?)
+            args![key_id, now],
+        )
     })
 }
 
-pub(crate) fn bump_epoch(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
+pub(crate) fn bump_epoch(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<()> {
     update_key(conn, rk, key_id, || {
-        Ok(conn.execute(
+        conn.execute(
             "UPDATE agent_keys SET epoch = epoch + 1 WHERE key_id = ?1",
-            [key_id],
-        )?)
+            args![key_id],
+        )
     })?;
     Ok(())
 }
 
-pub(crate) fn touch(conn: &Connection, key_id: &str, now: i64) -> Result<()> {
+pub(crate) fn touch(conn: &Handle, key_id: &str, now: i64) -> Result<()> {
     conn.execute(
         "UPDATE agent_keys SET last_used_at = ?2 WHERE key_id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
-        params![key_id, now],
+        args![key_id, now],
     )?;
     Ok(())
 }
 
 pub(crate) fn revoke_token(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     token_id: &str,
     key_id: &str,
@@ -282,19 +259,23 @@ pub(crate) fn revoke_token(
 ) -> Result<()> {
     // Pruning changes the counts in the owning keys' tags: check each key
     // first, prune, then re-tag them.
-    let mut owners: Vec<String> = conn
-        .prepare_cached("SELECT DISTINCT key_id FROM revoked_tokens WHERE expires_at < ?1")?
-        .query_map([now], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let mut owners: Vec<String> = conn.query_all(
+        "SELECT DISTINCT key_id FROM revoked_tokens WHERE expires_at < ?1",
+        args![now],
+        |r| r.get(0),
+    )?;
     owners.push(key_id.to_owned());
     for owner in &owners {
         by_id(conn, rk, owner)?;
     }
-    conn.execute("DELETE FROM revoked_tokens WHERE expires_at < ?1", [now])?;
+    conn.execute(
+        "DELETE FROM revoked_tokens WHERE expires_at < ?1",
+        args![now],
+    )?;
     let n = conn.execute(
         "INSERT INTO revoked_tokens (token_id, key_id, expires_at, revoked_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (token_id) DO NOTHING",
-        params![token_id, key_id, expires_at, now],
+        args![token_id, key_id, expires_at, now],
     )?;
     if n == 1 {
         let row = RevokedRow {
@@ -321,16 +302,15 @@ pub(crate) fn revoke_token(
 /// tag checked, and their number matching the count the key's tag covers,
 /// so neither an edited nor a deleted revocation goes unnoticed.
 pub(crate) fn revoked_tokens_of(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     key: &KeyRow,
 ) -> Result<HashSet<String>> {
-    let mut stmt = conn.prepare_cached(
+    let rows = conn.query_all(
         "SELECT token_id, key_id, expires_at, tag FROM revoked_tokens WHERE key_id = ?1",
+        args![&key.key_id],
+        revoked_row,
     )?;
-    let rows = stmt
-        .query_map([&key.key_id], revoked_row)?
-        .collect::<Result<Vec<_>, _>>()?;
     if rows.len() as i64 != key.revoked_tokens {
         return Err(Error::Integrity {
             what: format!("the revoked tokens of key {}", key.key_id),
@@ -342,11 +322,7 @@ pub(crate) fn revoked_tokens_of(
 }
 
 /// Every revoked token id, checked against every key's count.
-pub(crate) fn all_revoked(
-    conn: &Connection,
-    rk: &RowKey,
-    keys: &[KeyRow],
-) -> Result<HashSet<String>> {
+pub(crate) fn all_revoked(conn: &Handle, rk: &RowKey, keys: &[KeyRow]) -> Result<HashSet<String>> {
     let rows = revoked_raw(conn)?;
     let counts: std::collections::HashMap<&str, i64> = keys
         .iter()
@@ -362,7 +338,7 @@ pub(crate) fn all_revoked(
 }
 
 fn checked_set(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     rows: Vec<RevokedRow>,
     expected: impl Fn(&str) -> Option<i64>,
@@ -391,7 +367,7 @@ fn checked_set(
     Ok(set)
 }
 
-fn revoked_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevokedRow> {
+fn revoked_row(r: &Row<'_>) -> Result<RevokedRow> {
     Ok(RevokedRow {
         token_id: r.get(0)?,
         key_id: r.get(1)?,
@@ -401,63 +377,62 @@ fn revoked_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RevokedRow> {
 }
 
 /// Every revoked-token row, unchecked.
-pub(crate) fn revoked_raw(conn: &Connection) -> Result<Vec<RevokedRow>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT token_id, key_id, expires_at, tag FROM revoked_tokens")?;
-    let rows = stmt.query_map([], revoked_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub(crate) fn revoked_raw(conn: &Handle) -> Result<Vec<RevokedRow>> {
+    conn.query_all(
+        "SELECT token_id, key_id, expires_at, tag FROM revoked_tokens",
+        args![],
+        revoked_row,
+    )
 }
 
-pub(crate) fn vault_key(conn: &Connection, purpose: &str) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .query_row(
-            "SELECT ciphertext FROM vault_keys WHERE purpose = ?1",
-            [purpose],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub(crate) fn vault_key(conn: &Handle, purpose: &str) -> Result<Option<Vec<u8>>> {
+    conn.query_opt(
+        "SELECT ciphertext FROM vault_keys WHERE purpose = ?1",
+        args![purpose],
+        |r| r.get(0),
+    )
 }
 
 pub(crate) fn insert_vault_key(
-    conn: &Connection,
+    conn: &Handle,
     purpose: &str,
     ciphertext: &[u8],
     now: i64,
 ) -> Result<()> {
     conn.execute(
         "INSERT INTO vault_keys (purpose, ciphertext, created_at) VALUES (?1, ?2, ?3)",
-        params![purpose, ciphertext, now],
+        args![purpose, ciphertext, now],
     )?;
     Ok(())
 }
 
-pub(crate) fn all_vault_keys(conn: &Connection) -> Result<Vec<(String, Vec<u8>)>> {
-    let mut stmt = conn.prepare("SELECT purpose, ciphertext FROM vault_keys")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub(crate) fn all_vault_keys(conn: &Handle) -> Result<Vec<(String, Vec<u8>)>> {
+    conn.query_all("SELECT purpose, ciphertext FROM vault_keys", args![], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
 }
 
-pub(crate) fn replace_vault_key(conn: &Connection, purpose: &str, ciphertext: &[u8]) -> Result<()> {
+pub(crate) fn replace_vault_key(conn: &Handle, purpose: &str, ciphertext: &[u8]) -> Result<()> {
     conn.execute(
         "UPDATE vault_keys SET ciphertext = ?2 WHERE purpose = ?1",
-        params![purpose, ciphertext],
+        args![purpose, ciphertext],
     )?;
     Ok(())
 }
 
-pub(crate) fn set_retiring(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<()> {
+pub(crate) fn set_retiring(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<()> {
     update_key(conn, rk, key_id, || {
-        Ok(conn.execute(
+        conn.execute(
             "UPDATE agent_keys SET status = 'retiring' WHERE key_id = ?1 AND status = 'active'",
-            [key_id],
-        )?)
+            args![key_id],
+        )
     })?;
     Ok(())
 }
 
 /// Full row facts needed to create a successor: (agent_id, created_at, expires_at).
 pub(crate) fn lifetime(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     key_id: &str,
 ) -> Result<Option<(i64, i64, i64)>> {
@@ -465,23 +440,26 @@ pub(crate) fn lifetime(
 }
 
 pub(crate) fn suspend(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     key_id: &str,
     reason: &str,
     now: i64,
 ) -> Result<bool> {
     update_key(conn, rk, key_id, || {
-        Ok(conn.execute(
+        conn.execute(
             "INSERT INTO key_suspensions (key_id, suspended_at, reason) VALUES (?1, ?2, ?3)
              ON CONFLICT (key_id) DO NOTHING",
-            params![key_id, now, reason],
-        )?)
+            args![key_id, now, reason],
+        )
     })
 }
 
-pub(crate) fn reinstate(conn: &Connection, rk: &RowKey, key_id: &str) -> Result<bool> {
+pub(crate) fn reinstate(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<bool> {
     update_key(conn, rk, key_id, || {
-        Ok(conn.execute("DELETE FROM key_suspensions WHERE key_id = ?1", [key_id])?)
+        conn.execute(
+            "DELETE FROM key_suspensions WHERE key_id = ?1",
+            args![key_id],
+        )
     })
 }

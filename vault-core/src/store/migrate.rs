@@ -1,9 +1,9 @@
 //! Numbered migrations from `schema/`, embedded in the binary and applied in
-//! order, each in its own transaction; `PRAGMA user_version` records the last.
-
-use rusqlite::Connection;
+//! order, each in its own transaction; the schema version
+//! ([`Handle::schema_version`], SQLite's `user_version`) records the last.
 
 use crate::error::{Error, Result};
+use crate::store::sql::Handle;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../../schema/001_init.sql")),
@@ -26,8 +26,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The schema version this build writes.
 pub const LATEST_SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
-pub(super) fn run(conn: &Connection) -> Result<()> {
-    let current: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+pub(super) fn run(conn: &Handle) -> Result<()> {
+    let current = conn.schema_version()?;
     if current > LATEST_SCHEMA_VERSION {
         return Err(Error::SchemaTooNew {
             found: current,
@@ -40,34 +40,31 @@ pub(super) fn run(conn: &Connection) -> Result<()> {
         // Foreign keys off around the transaction, so a migration can rebuild a
         // table others reference (SQLite's documented ALTER TABLE procedure);
         // foreign_key_check below proves nothing was left dangling.
-        conn.pragma_update(None, "foreign_keys", "off")?;
+        conn.set_foreign_keys(false)?;
         conn.execute_batch("BEGIN IMMEDIATE")?;
         let result = (|| {
-            let now: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            let now = conn.schema_version()?;
             if now >= *version {
                 return Ok(());
             }
             conn.execute_batch(sql)?;
-            let dangling: i64 =
-                conn.query_row("SELECT count(*) FROM pragma_foreign_key_check", [], |r| {
-                    r.get(0)
-                })?;
+            let dangling = conn.dangling_references()?;
             if dangling > 0 {
                 return Err(Error::CorruptHeader {
                     reason: format!("migration {version} left {dangling} dangling reference(s)"),
                 });
             }
-            conn.pragma_update(None, "user_version", version)?;
+            conn.set_schema_version(*version)?;
             Ok::<_, Error>(())
         })();
         let result = match result {
-            Ok(()) => conn.execute_batch("COMMIT").map_err(Error::from),
+            Ok(()) => conn.execute_batch("COMMIT"),
             Err(e) => {
                 let _ = conn.execute_batch("ROLLBACK");
                 Err(e)
             }
         };
-        conn.pragma_update(None, "foreign_keys", "on")?;
+        conn.set_foreign_keys(true)?;
         result?;
     }
     Ok(())
@@ -76,23 +73,21 @@ pub(super) fn run(conn: &Connection) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::sql::args;
 
     #[test]
     fn empty_to_latest_matches_golden_schema() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = Handle::sqlite_in_memory().unwrap();
         run(&conn).unwrap();
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
+        let v = conn.schema_version().unwrap();
         assert_eq!(v, LATEST_SCHEMA_VERSION);
-        let mut stmt = conn
-            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        let tables: Vec<String> = conn
+            .query_all(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                args![],
+                |r| r.get(0),
+            )
             .unwrap();
-        let tables: Vec<String> = stmt
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
         assert_eq!(
             tables,
             [
@@ -126,11 +121,11 @@ mod tests {
 
     #[test]
     fn rebuilding_tables_keeps_their_rows_and_references() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "foreign_keys", "on").unwrap();
+        let conn = Handle::sqlite_in_memory().unwrap();
+        conn.set_foreign_keys(true).unwrap();
         for (version, sql) in &MIGRATIONS[..3] {
             conn.execute_batch(sql).unwrap();
-            conn.pragma_update(None, "user_version", version).unwrap();
+            conn.set_schema_version(*version).unwrap();
         }
         conn.execute_batch(
             "INSERT INTO agents (name, created_at) VALUES ('hermes', 1);
@@ -141,26 +136,25 @@ mod tests {
         .unwrap();
         run(&conn).unwrap();
         let n: i64 = conn
-            .query_row(
+            .query_one(
                 "SELECT count(*) FROM revoked_tokens JOIN agent_keys USING (key_id)",
-                [],
+                args![],
                 |r| r.get(0),
             )
             .unwrap();
         assert_eq!(n, 1);
-        conn.execute("UPDATE agent_keys SET status = 'retiring'", [])
+        conn.execute("UPDATE agent_keys SET status = 'retiring'", args![])
             .unwrap();
         let fk: bool = conn
-            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .query_one("PRAGMA foreign_keys", args![], |r| r.get(0))
             .unwrap();
         assert!(fk);
     }
 
     #[test]
     fn newer_schema_is_refused() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", LATEST_SCHEMA_VERSION + 1)
-            .unwrap();
+        let conn = Handle::sqlite_in_memory().unwrap();
+        conn.set_schema_version(LATEST_SCHEMA_VERSION + 1).unwrap();
         assert!(matches!(run(&conn), Err(Error::SchemaTooNew { .. })));
     }
 }

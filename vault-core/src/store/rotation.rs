@@ -2,7 +2,7 @@
 //! Targets (where a key is written) and rotation commands (what runs) are
 //! tagged; a command is only ever returned after its tag checks.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
@@ -32,38 +32,42 @@ impl TargetRow {
     }
 }
 
+/// Registers a target; its new id, or `None` when the agent already has a
+/// target at `path`.
 pub(crate) fn insert_target(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     agent_id: i64,
     path: &str,
     key_var: &str,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<i64>> {
     let n = conn.execute(
         "INSERT INTO targets (agent_id, path, key_var, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (agent_id, path) DO NOTHING",
-        params![agent_id, path, key_var, now],
+        args![agent_id, path, key_var, now],
     )?;
-    if n == 1 {
-        let id = conn.last_insert_rowid();
-        if let Some(row) = query_targets(conn, Some(agent_id))?
-            .into_iter()
-            .find(|t| t.target_id == id)
-        {
-            tags::set(conn, rk, Table::Targets, id.into(), &row.fields())?;
-        }
+    if n != 1 {
+        return Ok(None);
     }
-    Ok(n == 1)
+    // the row just inserted, found by its unique key (no rowid: portable)
+    let id: i64 = conn.query_one(
+        "SELECT target_id FROM targets WHERE agent_id = ?1 AND path = ?2",
+        args![agent_id, path],
+        |r| r.get(0),
+    )?;
+    if let Some(row) = query_targets(conn, Some(agent_id))?
+        .into_iter()
+        .find(|t| t.target_id == id)
+    {
+        tags::set(conn, rk, Table::Targets, id.into(), &row.fields())?;
+    }
+    Ok(Some(id))
 }
 
 /// Registered targets, each checked: a key is never written to a path
 /// someone added to the database without the passphrase.
-pub(crate) fn targets(
-    conn: &Connection,
-    rk: &RowKey,
-    agent_id: Option<i64>,
-) -> Result<Vec<TargetRow>> {
+pub(crate) fn targets(conn: &Handle, rk: &RowKey, agent_id: Option<i64>) -> Result<Vec<TargetRow>> {
     let rows = query_targets(conn, agent_id)?;
     for row in &rows {
         tags::check(
@@ -79,31 +83,31 @@ pub(crate) fn targets(
 }
 
 /// Every target, unchecked: only for re-tagging the whole database.
-pub(crate) fn targets_raw(conn: &Connection) -> Result<Vec<TargetRow>> {
+pub(crate) fn targets_raw(conn: &Handle) -> Result<Vec<TargetRow>> {
     query_targets(conn, None)
 }
 
-fn query_targets(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<TargetRow>> {
-    let mut stmt = conn.prepare_cached(
+fn query_targets(conn: &Handle, agent_id: Option<i64>) -> Result<Vec<TargetRow>> {
+    conn.query_all(
         "SELECT t.target_id, a.name, t.path, t.key_var, t.agent_id, t.tag
          FROM targets t JOIN agents a USING (agent_id)
          WHERE ?1 IS NULL OR t.agent_id = ?1 ORDER BY a.name, t.path",
-    )?;
-    let rows = stmt.query_map([agent_id], |r| {
-        Ok(TargetRow {
-            target_id: r.get(0)?,
-            agent: r.get(1)?,
-            path: r.get(2)?,
-            key_var: r.get(3)?,
-            agent_id: r.get(4)?,
-            tag: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![agent_id],
+        |r| {
+            Ok(TargetRow {
+                target_id: r.get(0)?,
+                agent: r.get(1)?,
+                path: r.get(2)?,
+                key_var: r.get(3)?,
+                agent_id: r.get(4)?,
+                tag: r.get(5)?,
+            })
+        },
+    )
 }
 
-pub(crate) fn delete_target(conn: &Connection, target_id: i64) -> Result<bool> {
-    Ok(conn.execute("DELETE FROM targets WHERE target_id = ?1", [target_id])? == 1)
+pub(crate) fn delete_target(conn: &Handle, target_id: i64) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM targets WHERE target_id = ?1", args![target_id])? == 1)
 }
 
 /// An open or finished key rotation.
@@ -130,42 +134,42 @@ pub(crate) struct NewRotation<'a> {
     pub now: i64,
 }
 
-pub(crate) fn insert_rotation(conn: &Connection, r: &NewRotation<'_>) -> Result<i64> {
-    conn.execute(
+pub(crate) fn insert_rotation(conn: &Handle, r: &NewRotation<'_>) -> Result<i64> {
+    conn.insert_returning(
         "INSERT INTO rotations (kind, agent_id, subject, old_key_id, new_key_id, pending_secret, state,
             reason, started_at, updated_at)
          VALUES ('key', ?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7, ?7)",
-        params![r.agent_id, r.subject, r.old_key_id, r.new_key_id, r.pending_secret, r.reason, r.now],
-    )?;
-    Ok(conn.last_insert_rowid())
+        args![r.agent_id, r.subject, r.old_key_id, r.new_key_id, r.pending_secret, r.reason, r.now],
+        "rotation_id",
+    )
 }
 
-pub(crate) fn open_rotations(conn: &Connection) -> Result<Vec<RotationRow>> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn open_rotations(conn: &Handle) -> Result<Vec<RotationRow>> {
+    conn.query_all(
         "SELECT r.rotation_id, a.name, r.agent_id, r.subject, r.old_key_id, r.new_key_id,
                 r.pending_secret, r.state, r.reason
          FROM rotations r JOIN agents a USING (agent_id)
          WHERE r.state IN ('pending', 'written') ORDER BY r.rotation_id",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(RotationRow {
-            rotation_id: r.get(0)?,
-            agent: r.get(1)?,
-            agent_id: r.get(2)?,
-            subject: r.get(3)?,
-            old_key_id: r.get(4)?,
-            new_key_id: r.get(5)?,
-            pending_secret: r.get(6)?,
-            state: r.get(7)?,
-            reason: r.get(8)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![],
+        |r| {
+            Ok(RotationRow {
+                rotation_id: r.get(0)?,
+                agent: r.get(1)?,
+                agent_id: r.get(2)?,
+                subject: r.get(3)?,
+                old_key_id: r.get(4)?,
+                new_key_id: r.get(5)?,
+                pending_secret: r.get(6)?,
+                state: r.get(7)?,
+                reason: r.get(8)?,
+            })
+        },
+    )
 }
 
 /// Moves a rotation to `state`; finishing states drop the pending secret.
 pub(crate) fn set_rotation_state(
-    conn: &Connection,
+    conn: &Handle,
     id: i64,
     state: RotationStep,
     error: Option<&str>,
@@ -175,7 +179,7 @@ pub(crate) fn set_rotation_state(
         "UPDATE rotations SET state = ?2, error = ?3, updated_at = ?4,
             pending_secret = CASE WHEN ?2 IN ('done', 'rolled_back') THEN NULL ELSE pending_secret END
          WHERE rotation_id = ?1",
-        params![id, state, error, now],
+        args![id, state, error, now],
     )?;
     Ok(())
 }
@@ -207,7 +211,7 @@ impl CommandRow {
 }
 
 pub(crate) fn set_rotation_command(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     secret_id: i64,
     c: &RotationCommand,
@@ -215,7 +219,7 @@ pub(crate) fn set_rotation_command(
     conn.execute(
         "INSERT INTO secret_rotation (secret_id, command, mode, timeout_ms) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (secret_id) DO UPDATE SET command = ?2, mode = ?3, timeout_ms = ?4",
-        params![secret_id, c.command, c.mode, c.timeout_ms],
+        args![secret_id, &c.command, &c.mode, c.timeout_ms],
     )?;
     let row = CommandRow {
         secret_id,
@@ -234,7 +238,7 @@ pub(crate) fn set_rotation_command(
 /// A secret's rotation command, only after its tag checks: a command is
 /// never run from storage the passphrase did not authenticate.
 pub(crate) fn rotation_command(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     secret_id: i64,
 ) -> Result<Option<RotationCommand>> {
@@ -253,49 +257,44 @@ pub(crate) fn rotation_command(
 }
 
 /// Every rotation command, unchecked: only for re-tagging the whole database.
-pub(crate) fn rotation_commands_raw(conn: &Connection) -> Result<Vec<CommandRow>> {
+pub(crate) fn rotation_commands_raw(conn: &Handle) -> Result<Vec<CommandRow>> {
     query_commands(conn, None)
 }
 
-fn query_commands(conn: &Connection, secret_id: Option<i64>) -> Result<Vec<CommandRow>> {
-    let mut stmt = conn.prepare_cached(
+fn query_commands(conn: &Handle, secret_id: Option<i64>) -> Result<Vec<CommandRow>> {
+    conn.query_all(
         "SELECT secret_id, command, mode, timeout_ms, tag FROM secret_rotation
          WHERE ?1 IS NULL OR secret_id = ?1",
-    )?;
-    let rows = stmt.query_map([secret_id], |r| {
-        Ok(CommandRow {
-            secret_id: r.get(0)?,
-            command: RotationCommand {
-                command: r.get(1)?,
-                mode: r.get(2)?,
-                timeout_ms: r.get(3)?,
-            },
-            tag: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![secret_id],
+        |r| {
+            Ok(CommandRow {
+                secret_id: r.get(0)?,
+                command: RotationCommand {
+                    command: r.get(1)?,
+                    mode: r.get(2)?,
+                    timeout_ms: r.get(3)?,
+                },
+                tag: r.get(4)?,
+            })
+        },
+    )
 }
 
-pub(crate) fn mark_compromised(
-    conn: &Connection,
-    rk: &RowKey,
-    secret_id: i64,
-    now: i64,
-) -> Result<()> {
+pub(crate) fn mark_compromised(conn: &Handle, rk: &RowKey, secret_id: i64, now: i64) -> Result<()> {
     secrets::update(conn, rk, secret_id, || {
-        Ok(conn.execute(
+        conn.execute(
             "UPDATE secrets SET compromised_at = ?2 WHERE secret_id = ?1 AND compromised_at IS NULL",
-            params![secret_id, now],
-        )?)
+            args![secret_id, now],
+        )
     })
 }
 
-pub(crate) fn clear_compromised(conn: &Connection, rk: &RowKey, secret_id: i64) -> Result<()> {
+pub(crate) fn clear_compromised(conn: &Handle, rk: &RowKey, secret_id: i64) -> Result<()> {
     secrets::update(conn, rk, secret_id, || {
-        Ok(conn.execute(
+        conn.execute(
             "UPDATE secrets SET compromised_at = NULL WHERE secret_id = ?1",
-            [secret_id],
-        )?)
+            args![secret_id],
+        )
     })
 }
 
@@ -315,7 +314,7 @@ pub(crate) struct ApprovalRow {
 
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_approval(
-    conn: &Connection,
+    conn: &Handle,
     id: &str,
     kind: ApprovalKind,
     agent_id: i64,
@@ -327,56 +326,56 @@ pub(crate) fn insert_approval(
     conn.execute(
         "INSERT INTO approvals (approval_id, kind, agent_id, subject, summary, state, created_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
-        params![id, kind, agent_id, subject, summary, now, expires_at],
+        args![id, kind, agent_id, subject, summary, now, expires_at],
     )?;
     Ok(())
 }
 
 /// Marks pending approvals past their time as expired; returns how many.
-pub(crate) fn expire_approvals(conn: &Connection, now: i64) -> Result<usize> {
-    Ok(conn.execute(
+pub(crate) fn expire_approvals(conn: &Handle, now: i64) -> Result<usize> {
+    conn.execute(
         "UPDATE approvals SET state = 'expired', decided_at = ?1 WHERE state = 'pending' AND expires_at <= ?1",
-        [now],
-    )?)
+        args![now],
+    )
 }
 
 /// An approval being carried out: (id, result note, decided_at).
 pub(crate) type Unfinished = (String, Option<String>, Option<i64>);
 
 /// Approvals being carried out.
-pub(crate) fn approved_unfinished(conn: &Connection) -> Result<Vec<Unfinished>> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn approved_unfinished(conn: &Handle) -> Result<Vec<Unfinished>> {
+    conn.query_all(
         // A held egress request is carried out by the server holding it, not
         // by the approving process: it is never reopened (see store/holds.rs).
         "SELECT approval_id, result, decided_at FROM approvals WHERE state = 'approved' AND kind <> 'egress_request'",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
 }
 
 /// Puts an approval whose execution was interrupted back to pending, if it
 /// is still the same interrupted execution (`result` unchanged).
 pub(crate) fn reopen_approval(
-    conn: &Connection,
+    conn: &Handle,
     id: &str,
     was: Option<&str>,
     note: &str,
 ) -> Result<bool> {
     Ok(conn.execute(
         "UPDATE approvals SET state = 'pending', result = ?3, decided_at = NULL
-         WHERE approval_id = ?1 AND state = 'approved' AND result IS ?2",
-        params![id, was, note],
+         WHERE approval_id = ?1 AND state = 'approved' AND result IS NOT DISTINCT FROM ?2",
+        args![id, was, note],
     )? == 1)
 }
 
-pub(crate) fn approvals(conn: &Connection, id: Option<&str>) -> Result<Vec<ApprovalRow>> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn approvals(conn: &Handle, id: Option<&str>) -> Result<Vec<ApprovalRow>> {
+    conn.query_all(
         "SELECT p.approval_id, p.kind, a.name, p.subject, p.summary, p.state, p.result, p.created_at, p.expires_at
          FROM approvals p JOIN agents a USING (agent_id)
          WHERE ?1 IS NULL OR p.approval_id = ?1 ORDER BY p.created_at, p.approval_id",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(ApprovalRow {
+        args![id],
+        |r| {
+            Ok(ApprovalRow {
             approval_id: r.get(0)?,
             kind: r.get(1)?,
             agent: r.get(2)?,
@@ -387,27 +386,25 @@ pub(crate) fn approvals(conn: &Connection, id: Option<&str>) -> Result<Vec<Appro
             created_at: r.get(7)?,
             expires_at: r.get(8)?,
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        },
+    )
 }
 
 pub(crate) fn pending_approval_for(
-    conn: &Connection,
+    conn: &Handle,
     kind: ApprovalKind,
     agent_id: i64,
     subject: &str,
 ) -> Result<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT approval_id FROM approvals WHERE kind = ?1 AND agent_id = ?2 AND subject = ?3 AND state = 'pending'",
-            params![kind, agent_id, subject],
-            |r| r.get(0),
-        )
-        .optional()?)
+    conn.query_opt(
+        "SELECT approval_id FROM approvals WHERE kind = ?1 AND agent_id = ?2 AND subject = ?3 AND state = 'pending'",
+        args![kind, agent_id, subject],
+        |r| r.get(0),
+    )
 }
 
 pub(crate) fn decide_approval(
-    conn: &Connection,
+    conn: &Handle,
     id: &str,
     from: ApprovalState,
     to: ApprovalState,
@@ -416,7 +413,7 @@ pub(crate) fn decide_approval(
 ) -> Result<bool> {
     Ok(conn.execute(
         "UPDATE approvals SET state = ?3, result = ?4, decided_at = ?5 WHERE approval_id = ?1 AND state = ?2",
-        params![id, from, to, result, now],
+        args![id, from, to, result, now],
     )? == 1)
 }
 
@@ -425,21 +422,19 @@ pub(crate) fn decide_approval(
 
 /// `(target_id, key_name)` of an agent's targets; `None` for a target
 /// registered before targets named their key.
-pub(crate) fn target_key_names(
-    conn: &Connection,
-    agent_id: i64,
-) -> Result<Vec<(i64, Option<String>)>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT target_id, key_name FROM targets WHERE agent_id = ?1")?;
-    let rows = stmt.query_map([agent_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub(crate) fn target_key_names(conn: &Handle, agent_id: i64) -> Result<Vec<(i64, Option<String>)>> {
+    conn.query_all(
+        "SELECT target_id, key_name FROM targets WHERE agent_id = ?1",
+        args![agent_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
 /// Records that a target holds the key named `key_name`.
-pub(crate) fn bind_target_key(conn: &Connection, target_id: i64, key_name: &str) -> Result<()> {
+pub(crate) fn bind_target_key(conn: &Handle, target_id: i64, key_name: &str) -> Result<()> {
     conn.execute(
         "UPDATE targets SET key_name = ?2 WHERE target_id = ?1",
-        params![target_id, key_name],
+        args![target_id, key_name],
     )?;
     Ok(())
 }

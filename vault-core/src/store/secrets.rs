@@ -2,7 +2,7 @@
 //! owner, name, current version and compromise mark; versions are AES-GCM
 //! sealed to their row.
 
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::store::sql::{args, Handle, Row};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
@@ -34,7 +34,7 @@ impl SecretRow {
         ]
     }
 
-    fn check(&self, conn: &Connection, rk: &RowKey) -> Result<()> {
+    fn check(&self, conn: &Handle, rk: &RowKey) -> Result<()> {
         tags::check(
             conn,
             rk,
@@ -58,7 +58,7 @@ pub(crate) struct VersionRow {
 const SECRET_COLUMNS: &str = "s.secret_id, a.name, s.name, s.current_version, s.created_at, \
      s.updated_at, s.agent_id, s.compromised_at, s.tag";
 
-fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
+fn secret_row(r: &Row<'_>) -> Result<SecretRow> {
     Ok(SecretRow {
         secret_id: r.get(0)?,
         agent: r.get(1)?,
@@ -73,7 +73,7 @@ fn secret_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
 }
 
 pub(crate) fn find(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     agent_id: i64,
     name: &str,
@@ -85,29 +85,23 @@ pub(crate) fn find(
     Ok(row)
 }
 
-fn find_raw(conn: &Connection, agent_id: i64, name: &str) -> Result<Option<SecretRow>> {
+fn find_raw(conn: &Handle, agent_id: i64, name: &str) -> Result<Option<SecretRow>> {
     let sql = format!(
         "SELECT {SECRET_COLUMNS} FROM secrets s JOIN agents a USING (agent_id)
          WHERE s.agent_id = ?1 AND s.name = ?2"
     );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row(params![agent_id, name], secret_row)
-        .optional()?)
+    conn.query_opt(&sql, args![agent_id, name], secret_row)
 }
 
-fn by_id_raw(conn: &Connection, secret_id: i64) -> Result<Option<SecretRow>> {
+fn by_id_raw(conn: &Handle, secret_id: i64) -> Result<Option<SecretRow>> {
     let sql = format!(
         "SELECT {SECRET_COLUMNS} FROM secrets s JOIN agents a USING (agent_id)
          WHERE s.secret_id = ?1"
     );
-    Ok(conn
-        .prepare_cached(&sql)?
-        .query_row([secret_id], secret_row)
-        .optional()?)
+    conn.query_opt(&sql, args![secret_id], secret_row)
 }
 
-fn retag(conn: &Connection, rk: &RowKey, secret_id: i64) -> Result<()> {
+fn retag(conn: &Handle, rk: &RowKey, secret_id: i64) -> Result<()> {
     let Some(row) = by_id_raw(conn, secret_id)? else {
         return Ok(());
     };
@@ -116,7 +110,7 @@ fn retag(conn: &Connection, rk: &RowKey, secret_id: i64) -> Result<()> {
 
 /// Checks the secret's row, runs `update`, and tags the result.
 pub(crate) fn update(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     secret_id: i64,
     update: impl FnOnce() -> Result<usize>,
@@ -134,7 +128,7 @@ pub(crate) fn update(
 /// Creates the secret row at version 0 if missing and reserves the next
 /// version number; returns (secret_id, version).
 pub(crate) fn next_version(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     agent_id: i64,
     name: &str,
@@ -147,11 +141,11 @@ pub(crate) fn next_version(
          VALUES (?1, ?2, 1, ?3, ?3)
          ON CONFLICT (agent_id, name) DO UPDATE
             SET current_version = current_version + 1, updated_at = ?3",
-        params![agent_id, name, now],
+        args![agent_id, name, now],
     )?;
-    let (secret_id, version) = conn.query_row(
+    let (secret_id, version) = conn.query_one(
         "SELECT secret_id, current_version FROM secrets WHERE agent_id = ?1 AND name = ?2",
-        params![agent_id, name],
+        args![agent_id, name],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     retag(conn, rk, secret_id)?;
@@ -159,7 +153,7 @@ pub(crate) fn next_version(
 }
 
 pub(crate) fn insert_version(
-    conn: &Connection,
+    conn: &Handle,
     secret_id: i64,
     version: i64,
     ciphertext: &[u8],
@@ -168,29 +162,24 @@ pub(crate) fn insert_version(
     conn.execute(
         "INSERT INTO secret_versions (secret_id, version, ciphertext, created_at)
          VALUES (?1, ?2, ?3, ?4)",
-        params![secret_id, version, ciphertext, now],
+        args![secret_id, version, ciphertext, now],
     )?;
     Ok(())
 }
 
 pub(crate) fn current_ciphertext(
-    conn: &Connection,
+    conn: &Handle,
     secret_id: i64,
     version: i64,
 ) -> Result<Option<Vec<u8>>> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT ciphertext FROM secret_versions WHERE secret_id = ?1 AND version = ?2",
-        )?
-        .query_row(params![secret_id, version], |r| r.get(0))
-        .optional()?)
+    conn.query_opt(
+        "SELECT ciphertext FROM secret_versions WHERE secret_id = ?1 AND version = ?2",
+        args![secret_id, version],
+        |r| r.get(0),
+    )
 }
 
-pub(crate) fn list(
-    conn: &Connection,
-    rk: &RowKey,
-    agent_id: Option<i64>,
-) -> Result<Vec<SecretRow>> {
+pub(crate) fn list(conn: &Handle, rk: &RowKey, agent_id: Option<i64>) -> Result<Vec<SecretRow>> {
     let rows = query(conn, agent_id)?;
     for row in &rows {
         row.check(conn, rk)?;
@@ -199,62 +188,60 @@ pub(crate) fn list(
 }
 
 /// Every row, unchecked: only for re-tagging the whole database.
-pub(crate) fn list_raw(conn: &Connection) -> Result<Vec<SecretRow>> {
+pub(crate) fn list_raw(conn: &Handle) -> Result<Vec<SecretRow>> {
     query(conn, None)
 }
 
-fn query(conn: &Connection, agent_id: Option<i64>) -> Result<Vec<SecretRow>> {
+fn query(conn: &Handle, agent_id: Option<i64>) -> Result<Vec<SecretRow>> {
     let sql = format!(
         "SELECT {SECRET_COLUMNS} FROM secrets s JOIN agents a USING (agent_id)
          WHERE ?1 IS NULL OR s.agent_id = ?1 ORDER BY a.name, s.name"
     );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map([agent_id], secret_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    conn.query_all(&sql, args![agent_id], secret_row)
 }
 
 /// (version, created_at) of every stored version, oldest first.
-pub(crate) fn versions(conn: &Connection, secret_id: i64) -> Result<Vec<(i64, i64)>> {
-    let mut stmt = conn.prepare_cached(
+pub(crate) fn versions(conn: &Handle, secret_id: i64) -> Result<Vec<(i64, i64)>> {
+    conn.query_all(
         "SELECT version, created_at FROM secret_versions WHERE secret_id = ?1 ORDER BY version",
-    )?;
-    let rows = stmt.query_map([secret_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![secret_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
-pub(crate) fn delete(conn: &Connection, secret_id: i64) -> Result<()> {
-    conn.execute("DELETE FROM secrets WHERE secret_id = ?1", [secret_id])?;
+pub(crate) fn delete(conn: &Handle, secret_id: i64) -> Result<()> {
+    conn.execute("DELETE FROM secrets WHERE secret_id = ?1", args![secret_id])?;
     Ok(())
 }
 
 /// Every version of every secret, for `rekey`.
-pub(crate) fn all_versions(conn: &Connection) -> Result<Vec<VersionRow>> {
-    let mut stmt = conn.prepare(
+pub(crate) fn all_versions(conn: &Handle) -> Result<Vec<VersionRow>> {
+    conn.query_all(
         "SELECT v.secret_id, a.name, s.name, v.version, v.ciphertext
          FROM secret_versions v JOIN secrets s USING (secret_id) JOIN agents a USING (agent_id)
          ORDER BY v.secret_id, v.version",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok(VersionRow {
-            secret_id: r.get(0)?,
-            agent: r.get(1)?,
-            name: r.get(2)?,
-            version: r.get(3)?,
-            ciphertext: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        args![],
+        |r| {
+            Ok(VersionRow {
+                secret_id: r.get(0)?,
+                agent: r.get(1)?,
+                name: r.get(2)?,
+                version: r.get(3)?,
+                ciphertext: r.get(4)?,
+            })
+        },
+    )
 }
 
 pub(crate) fn replace_ciphertext(
-    conn: &Connection,
+    conn: &Handle,
     secret_id: i64,
     version: i64,
     ciphertext: &[u8],
 ) -> Result<()> {
     conn.execute(
         "UPDATE secret_versions SET ciphertext = ?3 WHERE secret_id = ?1 AND version = ?2",
-        params![secret_id, version, ciphertext],
+        args![secret_id, version, ciphertext],
     )?;
     Ok(())
 }

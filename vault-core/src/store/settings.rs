@@ -1,10 +1,9 @@
 //! Rows of `settings`, each tagged: the notify command runs as the vault's
 //! user, so it is only ever read after its tag checks.
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
+use crate::store::sql::{args, Handle, Row};
 use crate::store::tags;
 
 /// One setting as stored.
@@ -20,11 +19,12 @@ impl SettingRow {
     }
 }
 
-pub(crate) fn get(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<String>> {
-    let row = conn
-        .prepare_cached("SELECT name, value, tag FROM settings WHERE name = ?1")?
-        .query_row([name], setting_row)
-        .optional()?;
+pub(crate) fn get(conn: &Handle, rk: &RowKey, name: &str) -> Result<Option<String>> {
+    let row = conn.query_opt(
+        "SELECT name, value, tag FROM settings WHERE name = ?1",
+        args![name],
+        setting_row,
+    )?;
     let Some(row) = row else { return Ok(None) };
     tags::check(
         conn,
@@ -37,12 +37,12 @@ pub(crate) fn get(conn: &Connection, rk: &RowKey, name: &str) -> Result<Option<S
     Ok(Some(row.value))
 }
 
-pub(crate) fn set(conn: &Connection, rk: &RowKey, name: &str, value: Option<&str>) -> Result<()> {
+pub(crate) fn set(conn: &Handle, rk: &RowKey, name: &str, value: Option<&str>) -> Result<()> {
     match value {
         Some(v) => {
             conn.execute(
                 "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = ?2",
-                params![name, v],
+                args![name, v],
             )?;
             let row = SettingRow {
                 name: name.to_owned(),
@@ -52,20 +52,22 @@ pub(crate) fn set(conn: &Connection, rk: &RowKey, name: &str, value: Option<&str
             tags::set(conn, rk, Table::Settings, Field::Text(name), &row.fields())?;
         }
         None => {
-            conn.execute("DELETE FROM settings WHERE name = ?1", [name])?;
+            conn.execute("DELETE FROM settings WHERE name = ?1", args![name])?;
         }
     };
     Ok(())
 }
 
 /// Every setting, unchecked: only for re-tagging the whole database.
-pub(crate) fn all_raw(conn: &Connection) -> Result<Vec<SettingRow>> {
-    let mut stmt = conn.prepare_cached("SELECT name, value, tag FROM settings")?;
-    let rows = stmt.query_map([], setting_row)?;
-    Ok(rows.collect::<Result<_, _>>()?)
+pub(crate) fn all_raw(conn: &Handle) -> Result<Vec<SettingRow>> {
+    conn.query_all(
+        "SELECT name, value, tag FROM settings",
+        args![],
+        setting_row,
+    )
 }
 
-fn setting_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SettingRow> {
+fn setting_row(r: &Row<'_>) -> Result<SettingRow> {
     Ok(SettingRow {
         name: r.get(0)?,
         value: r.get(1)?,

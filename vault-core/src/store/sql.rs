@@ -13,10 +13,6 @@
 //! the schema version) are methods here that match on the backend, so no
 //! family file names rusqlite (the seam test checks).
 
-// Transitional: the families move onto this API one per commit (issue 14);
-// until the last one does, parts of it have no caller yet.
-#![allow(dead_code, unused_macros, unused_imports)]
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -182,33 +178,44 @@ impl Row<'_> {
     /// Column `idx` (from 0) as `T`; a NULL, a wrong type or a missing
     /// column is an error.
     pub(crate) fn get<T: Column>(&self, idx: usize) -> Result<T> {
+        T::from_row(self, idx)
+    }
+
+    /// The error for column `idx` holding a value of the right type that is
+    /// not a valid `T` (an unknown state name): the backend's conversion
+    /// error, as a wrong type would be.
+    pub(crate) fn bad_value(&self, idx: usize, what: String) -> crate::error::Error {
         match &self.inner {
-            RowInner::Sqlite(r) => Ok(T::from_sqlite(r, idx)?),
-            RowInner::Postgres(r) => T::from_pg(r, idx),
+            RowInner::Sqlite(_) => rusqlite::Error::FromSqlConversionFailure(
+                idx,
+                rusqlite::types::Type::Text,
+                what.into(),
+            )
+            .into(),
+            RowInner::Postgres(_) => crate::error::StoreError::bad_value(idx, what),
         }
     }
 }
 
-/// A Rust type a column can be read as. Each backend has its own reader.
+/// A Rust type a column can be read as.
 pub(crate) trait Column: Sized {
-    fn from_sqlite(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Self>;
-    fn from_pg(row: &postgres::Row, idx: usize) -> Result<Self>;
+    fn from_row(row: &Row<'_>, idx: usize) -> Result<Self>;
 }
 
-macro_rules! column_via_rusqlite {
+macro_rules! column_via_backend {
     ($($t:ty => $pg:expr),+ $(,)?) => {$(
         impl Column for $t {
-            fn from_sqlite(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<Self> {
-                row.get(idx)
-            }
-            fn from_pg(row: &postgres::Row, idx: usize) -> Result<Self> {
-                $pg(row, idx)
+            fn from_row(row: &Row<'_>, idx: usize) -> Result<Self> {
+                match &row.inner {
+                    RowInner::Sqlite(r) => Ok(r.get(idx)?),
+                    RowInner::Postgres(r) => $pg(r, idx),
+                }
             }
         }
     )+};
 }
 // integers and booleans are BIGINT columns (0/1) on both backends
-column_via_rusqlite!(
+column_via_backend!(
     i64 => super::pg::int_not_null,
     Option<i64> => super::pg::int,
     String => |r: &postgres::Row, i| Ok(r.try_get(i)?),
@@ -236,6 +243,26 @@ impl Handle {
     pub(crate) fn sqlite(conn: Connection) -> Handle {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Handle::Sqlite(conn)
+    }
+
+    /// Opens an existing SQLite database for reading and writing (never
+    /// through a symlink) with the pragmas every connection of the vault
+    /// needs; the caller migrates it.
+    pub(crate) fn sqlite_open(path: &Path, busy_timeout: Duration) -> Result<Handle> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(busy_timeout)?;
+        // WAL: readers never block the writer. FULL: a commit that returned
+        // survives power loss, which rotation relies on (SECURITY.md). The
+        // journal mode is persistent, so setting it is a no-op after the
+        // first open.
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "full")?;
+        conn.pragma_update(None, "foreign_keys", "on")?;
+        conn.pragma_update(None, "secure_delete", "on")?;
+        Ok(Handle::sqlite(conn))
     }
 
     /// Opens a SQLite database read-only, without migrating it.
@@ -478,10 +505,62 @@ impl Handle {
         }
     }
 
-    /// The SQLite connection, for the SQLite-only paths of this module
-    /// (backup, open, migrations' pragmas).
-    #[allow(dead_code)] // used as the families move off the transitional Deref
+    /// SQLite: whether foreign keys are enforced (off around a migration
+    /// that rebuilds a referenced table, SQLite's documented procedure).
+    pub(crate) fn set_foreign_keys(&self, on: bool) -> Result<()> {
+        match self {
+            Handle::Sqlite(c) => Ok(c.pragma_update(None, "foreign_keys", on)?),
+            // PostgreSQL alters tables in place and never turns them off
+            Handle::Postgres(_) => Ok(()),
+        }
+    }
+
+    /// How many rows reference a row that does not exist (after a migration).
+    pub(crate) fn dangling_references(&self) -> Result<i64> {
+        match self {
+            Handle::Sqlite(c) => Ok(c.query_row(
+                "SELECT count(*) FROM pragma_foreign_key_check",
+                [],
+                |r| r.get(0),
+            )?),
+            // enforced by every statement: none can be left dangling
+            Handle::Postgres(_) => Ok(0),
+        }
+    }
+
+    /// A fresh in-memory SQLite database (tests).
+    #[cfg(test)]
+    pub(crate) fn sqlite_in_memory() -> Result<Handle> {
+        Ok(Handle::sqlite(Connection::open_in_memory()?))
+    }
+
+    /// The engine's plan for `sql` (SQLite: `EXPLAIN QUERY PLAN`, every
+    /// parameter NULL), one line per step: for the console's bench.
+    pub(crate) fn query_plan(&self, sql: &str) -> Result<Vec<String>> {
+        match self {
+            Handle::Sqlite(c) => {
+                let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?;
+                let nulls = vec![rusqlite::types::Value::Null; stmt.parameter_count()];
+                let rows =
+                    stmt.query_map(rusqlite::params_from_iter(nulls), |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            }
+            // the console's bench measures the SQLite plan only
+            Handle::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The SQLite connection, for the SQLite-only paths of the store
+    /// (backup and restore, opening, migrations' pragmas).
     pub(crate) fn as_sqlite(&self) -> Option<&Connection> {
+        match self {
+            Handle::Sqlite(c) => Some(c),
+            Handle::Postgres(_) => None,
+        }
+    }
+
+    /// As [`Handle::as_sqlite`], for the online backup's destination.
+    pub(crate) fn as_sqlite_mut(&mut self) -> Option<&mut Connection> {
         match self {
             Handle::Sqlite(c) => Some(c),
             Handle::Postgres(_) => None,
@@ -489,104 +568,6 @@ impl Handle {
     }
 }
 
-/// Transitional: lets the families not yet converted keep calling rusqlite
-/// on the handle. Removed when the last family speaks through the methods
-/// above.
-impl std::ops::Deref for Handle {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        match self {
-            Handle::Sqlite(c) => c,
-            // Invariant: the vault opens PostgreSQL only once no family
-            // calls rusqlite through this Deref (it is removed then); until
-            // then a PostgreSQL handle exists only in the backend's tests.
-            Handle::Postgres(_) => {
-                unreachable!("a PostgreSQL handle reached a family still on rusqlite")
-            }
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn handle() -> Handle {
-        Handle::sqlite(Connection::open_in_memory().unwrap())
-    }
-
-    #[test]
-    fn typed_values_round_trip_through_every_query_shape() {
-        // issue 14, the store seam: the handle's API as the families use it
-        let h = handle();
-        h.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, b BLOB)")
-            .unwrap();
-        let blob = vec![1u8, 2, 3];
-        let id = h
-            .insert_returning(
-                "INSERT INTO t (n, s, b) VALUES (?1, ?2, ?3)",
-                args![7i64, "seven", &blob],
-                "id",
-            )
-            .unwrap();
-        assert_eq!(id, 1);
-        let id2 = h
-            .insert_returning(
-                "INSERT INTO t (n, s, b) VALUES (?1, ?2, ?3)",
-                args![None::<i64>, None::<&str>, None::<&[u8]>],
-                "id",
-            )
-            .unwrap();
-        assert_eq!(id2, 2);
-        let row = h
-            .query_one("SELECT n, s, b FROM t WHERE id = ?1", args![id], |r| {
-                Ok((r.get::<i64>(0)?, r.get::<String>(1)?, r.get::<Vec<u8>>(2)?))
-            })
-            .unwrap();
-        assert_eq!(row, (7, "seven".to_owned(), blob.clone()));
-        let nulls = h
-            .query_one("SELECT n, s, b FROM t WHERE id = ?1", args![id2], |r| {
-                Ok((
-                    r.get::<Option<i64>>(0)?,
-                    r.get::<Option<String>>(1)?,
-                    r.get::<Option<Vec<u8>>>(2)?,
-                ))
-            })
-            .unwrap();
-        assert_eq!(nulls, (None, None, None));
-        assert!(h
-            .query_opt("SELECT n FROM t WHERE id = ?1", args![99i64], |r| r
-                .get::<i64>(0))
-            .unwrap()
-            .is_none());
-        assert!(h
-            .query_one("SELECT n FROM t WHERE id = ?1", args![99i64], |r| r
-                .get::<i64>(0))
-            .is_err());
-        let all = h
-            .query_all("SELECT id FROM t ORDER BY id", args![], |r| r.get::<i64>(0))
-            .unwrap();
-        assert_eq!(all, [1, 2]);
-        let mut seen = 0;
-        h.query_each("SELECT id FROM t", args![], |_| {
-            seen += 1;
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(seen, 2);
-        assert_eq!(
-            h.execute("UPDATE t SET n = ?1 WHERE n IS NULL", args![true])
-                .unwrap(),
-            1
-        );
-        assert!(h
-            .query_one("SELECT n FROM t WHERE id = 2", args![], |r| r
-                .get::<bool>(0))
-            .unwrap());
-        assert_eq!(h.backend(), Backend::Sqlite);
-        assert!(!h.in_transaction());
-        h.execute_batch("BEGIN").unwrap();
-        assert!(h.in_transaction());
-        h.execute_batch("ROLLBACK").unwrap();
-    }
-}
+#[path = "sql_tests.rs"]
+mod tests;

@@ -2,16 +2,15 @@
 //! place that knows which column holds each tagged table's id, and the
 //! whole-database re-tag that the upgrade and `rekey` need.
 
-use rusqlite::{params, Connection};
-
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::{Error, Result};
+use crate::store::sql::{args, Handle, Value};
 use crate::store::{agents, audit, keys, rotation, secrets, settings};
 
 /// Checks a row's tag. A mismatch after another process replaced the data
 /// key (and so re-tagged everything) is [`Error::Rekeyed`], not tampering.
 pub(crate) fn check(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     table: Table,
     fields: &[Field<'_>],
@@ -20,8 +19,11 @@ pub(crate) fn check(
 ) -> Result<()> {
     rk.check(table, fields, stored, what).map_err(|e| {
         let current: Option<Vec<u8>> = conn
-            .prepare_cached("SELECT dek_id FROM vault_header WHERE singleton = 1")
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .query_one(
+                "SELECT dek_id FROM vault_header WHERE singleton = 1",
+                args![],
+                |r| r.get(0),
+            )
             .ok();
         match current {
             Some(id) if id.as_slice() != rk.dek_id() => Error::Rekeyed,
@@ -32,7 +34,7 @@ pub(crate) fn check(
 
 /// Stores the tag of the row of `table` whose id is `id`.
 pub(crate) fn set(
-    conn: &Connection,
+    conn: &Handle,
     rk: &RowKey,
     table: Table,
     id: Field<'_>,
@@ -44,13 +46,14 @@ pub(crate) fn set(
         table.as_str(),
         id_column(table)
     );
-    let id: rusqlite::types::Value = match id {
-        Field::Blob(b) => b.to_vec().into(),
-        Field::Int(v) => v.into(),
-        Field::Null => rusqlite::types::Value::Null,
-        Field::Text(s) => s.to_owned().into(),
+    let id = match id {
+        Field::Blob(b) => Value::Blob(Some(b)),
+        Field::Int(v) => Value::Int(Some(v)),
+        // no id column is nullable; a NULL id matches no row, as before
+        Field::Null => Value::Int(None),
+        Field::Text(s) => Value::Text(Some(s)),
     };
-    conn.prepare_cached(&sql)?.execute(params![tag, id])?;
+    conn.execute(&sql, &[Value::from(&tag), id])?;
     Ok(())
 }
 
@@ -59,7 +62,7 @@ pub(crate) fn set(
 /// must first verify under it (rekey: nothing tampered is laundered); without
 /// it (the one-time upgrade of a vault from before tags) the current state is
 /// trusted as it is. Returns how many rows were tagged.
-pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -> Result<usize> {
+pub(crate) fn retag_all(conn: &Handle, old: Option<&RowKey>, new: &RowKey) -> Result<usize> {
     let mut n = 0;
     walk(conn, &mut |table, id, fields, tag, what| {
         if let Some(old) = old {
@@ -74,7 +77,7 @@ pub(crate) fn retag_all(conn: &Connection, old: Option<&RowKey>, new: &RowKey) -
 
 /// Checks every tagged row, the header included: what `vault audit verify`
 /// adds to the chain walk, so an edit no read has touched yet is found too.
-pub(crate) fn check_all(conn: &Connection, rk: &RowKey) -> Result<()> {
+pub(crate) fn check_all(conn: &Handle, rk: &RowKey) -> Result<()> {
     crate::store::header::read_checked(conn, rk)?;
     walk(conn, &mut |table, _, fields, tag, what| {
         check(conn, rk, table, fields, tag, what)
@@ -86,7 +89,7 @@ pub(crate) fn check_all(conn: &Connection, rk: &RowKey) -> Result<()> {
 type Visit<'v> = dyn FnMut(Table, Field<'_>, &[Field<'_>], Option<&[u8]>, &dyn Fn() -> String) -> Result<()>
     + 'v;
 
-fn walk(conn: &Connection, visit: &mut Visit<'_>) -> Result<()> {
+fn walk(conn: &Handle, visit: &mut Visit<'_>) -> Result<()> {
     for row in agents::list_raw(conn)? {
         visit(
             Table::Agents,

@@ -1,60 +1,61 @@
 //! Rows of `egress_usage` and `egress_usage_dropped` (not authorization
 //! state: untagged, see schema/011_usage.sql).
 
-use rusqlite::{params, Connection};
+use crate::store::sql::{args, Backend, Handle, Row};
 
 use crate::error::Result;
 use crate::usage::{GroupBy, Tokens, UsageBucket, UsageFilter, UsageRecord};
 
-pub(crate) fn insert(conn: &Connection, records: &[UsageRecord]) -> Result<()> {
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO egress_usage (at, agent, key_id, host, method, path, rule, status, bytes_up,
+pub(crate) fn insert(conn: &Handle, records: &[UsageRecord]) -> Result<()> {
+    let sql = "INSERT INTO egress_usage (at, agent, key_id, host, method, path, rule, status, bytes_up,
             bytes_down, latency_ms, duration_ms, provider, model, input_tokens, output_tokens,
             cache_read_tokens, cache_write_tokens, estimated, cut)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
-    )?;
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)";
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     for r in records {
-        stmt.execute(params![
-            r.at_ms,
-            r.agent.as_str(),
-            r.key_id,
-            r.host,
-            r.method,
-            r.path,
-            r.rule,
-            r.status,
-            n(r.bytes_up),
-            n(r.bytes_down),
-            n(r.latency_ms),
-            n(r.duration_ms),
-            r.provider.map(|p| p.as_str()),
-            r.model,
-            n(r.tokens.input),
-            n(r.tokens.output),
-            n(r.tokens.cache_read),
-            n(r.tokens.cache_write),
-            r.estimated,
-            r.cut,
-        ])?;
-    }
-    Ok(())
-}
-
-pub(crate) fn insert_dropped(conn: &Connection, at_ms: i64, count: u64) -> Result<()> {
-    if count > 0 {
         conn.execute(
-            "INSERT INTO egress_usage_dropped (at, count) VALUES (?1, ?2)",
-            params![at_ms, i64::try_from(count).unwrap_or(i64::MAX)],
+            sql,
+            args![
+                r.at_ms,
+                r.agent.as_str(),
+                &r.key_id,
+                &r.host,
+                &r.method,
+                &r.path,
+                r.rule.map(i64::from),
+                i64::from(r.status),
+                n(r.bytes_up),
+                n(r.bytes_down),
+                n(r.latency_ms),
+                n(r.duration_ms),
+                r.provider.map(|p| p.as_str()),
+                &r.model,
+                n(r.tokens.input),
+                n(r.tokens.output),
+                n(r.tokens.cache_read),
+                n(r.tokens.cache_write),
+                r.estimated,
+                r.cut,
+            ],
         )?;
     }
     Ok(())
 }
 
-pub(crate) fn dropped_since(conn: &Connection, since_ms: i64) -> Result<u64> {
-    let n: i64 = conn.query_row(
-        "SELECT coalesce(sum(count), 0) FROM egress_usage_dropped WHERE at >= ?1",
-        [since_ms],
+pub(crate) fn insert_dropped(conn: &Handle, at_ms: i64, count: u64) -> Result<()> {
+    if count > 0 {
+        conn.execute(
+            "INSERT INTO egress_usage_dropped (at, count) VALUES (?1, ?2)",
+            args![at_ms, i64::try_from(count).unwrap_or(i64::MAX)],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn dropped_since(conn: &Handle, since_ms: i64) -> Result<u64> {
+    let n: i64 = conn.query_one(
+        "SELECT CAST(coalesce(sum(count), 0) AS BIGINT) FROM egress_usage_dropped WHERE at >= ?1",
+        args![since_ms],
         |r| r.get(0),
     )?;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -62,42 +63,65 @@ pub(crate) fn dropped_since(conn: &Connection, since_ms: i64) -> Result<u64> {
 
 /// The SQL of [`buckets`] for one grouping (also for `EXPLAIN QUERY PLAN`
 /// in the console's bench).
-pub(crate) fn buckets_sql(by: GroupBy) -> String {
+pub(crate) fn buckets_sql(backend: Backend, by: GroupBy) -> String {
+    let day = day_of(backend, "u.at");
     let group = match by {
         GroupBy::Key | GroupBy::Model => "NULL",
         GroupBy::Host => "u.host",
-        GroupBy::Day => "strftime('%Y-%m-%d', u.at / 1000, 'unixepoch')",
+        GroupBy::Day => day.as_str(),
         GroupBy::Hour => "CAST((u.at / 3600000) * 3600000 AS TEXT)",
     };
     format!(
         "SELECT u.agent, u.key_id, (SELECT k.name FROM agent_keys k WHERE k.key_id = u.key_id),
-                {group} AS g, u.model, count(*), sum(u.estimated), sum(u.cut),
-                sum(u.input_tokens), sum(u.output_tokens), sum(u.cache_read_tokens),
-                sum(u.cache_write_tokens), sum(u.bytes_up), sum(u.bytes_down)
+                {group} AS g, u.model, count(*), {}, {}, {}, {}, {}, {}, {}, {}
          FROM egress_usage u
          WHERE u.at >= ?1 AND (?2 IS NULL OR u.agent = ?2)
          GROUP BY u.agent, u.key_id, g, u.model
-         ORDER BY u.agent, u.key_id, g, u.model"
+         ORDER BY u.agent, u.key_id, g, u.model",
+        sum("u.estimated"),
+        sum("u.cut"),
+        sum("u.input_tokens"),
+        sum("u.output_tokens"),
+        sum("u.cache_read_tokens"),
+        sum("u.cache_write_tokens"),
+        sum("u.bytes_up"),
+        sum("u.bytes_down"),
     )
+}
+
+/// `SUM(col)` as a 64-bit integer on every backend (PostgreSQL sums
+/// integers to NUMERIC).
+fn sum(col: &str) -> String {
+    format!("CAST(sum({col}) AS BIGINT)")
+}
+
+/// The UTC day (`YYYY-MM-DD`) of a unix-ms column: the one date function
+/// the store needs, which each backend spells its own way.
+fn day_of(backend: Backend, ms: &str) -> String {
+    match backend {
+        Backend::Sqlite => format!("strftime('%Y-%m-%d', {ms} / 1000, 'unixepoch')"),
+        Backend::Postgres => {
+            format!("to_char(to_timestamp({ms} / 1000) AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+        }
+    }
 }
 
 /// Sums per agent, key, group and model. The group expression is chosen from
 /// a closed set (never text from the caller).
-pub(crate) fn buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
-    let sql = buckets_sql(filter.by);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![
+pub(crate) fn buckets(conn: &Handle, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
+    let sql = buckets_sql(conn.backend(), filter.by);
+    conn.query_all(
+        &sql,
+        args![
             filter.since_ms.unwrap_or(0),
             filter.agent.as_ref().map(|a| a.as_str())
         ],
         bucket_of,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    )
 }
 
 /// One row of [`buckets_sql`] or [`daily_buckets_sql`] (the same columns).
-fn bucket_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<UsageBucket> {
+fn bucket_of(r: &Row<'_>) -> Result<UsageBucket> {
     let u = |v: i64| u64::try_from(v).unwrap_or(0);
     Ok(UsageBucket {
         agent: r.get(0)?,
@@ -129,7 +153,8 @@ pub(crate) fn day_start_ms(ms: i64) -> i64 {
 /// grouping is summed over every agent and key (per model, which prices
 /// it): a chart over time or a table by host wants one row per day or host,
 /// not one per agent, key, day and model.
-pub(crate) fn daily_buckets_sql(by: GroupBy) -> String {
+pub(crate) fn daily_buckets_sql(backend: Backend, by: GroupBy) -> String {
+    let day = day_of(backend, "d.day");
     let (agent, key_id, key, group, by_cols) = match by {
         GroupBy::Key | GroupBy::Model => (
             "d.agent",
@@ -145,7 +170,7 @@ pub(crate) fn daily_buckets_sql(by: GroupBy) -> String {
             "''",
             "NULL",
             if by == GroupBy::Day {
-                "strftime('%Y-%m-%d', d.day / 1000, 'unixepoch')"
+                day.as_str()
             } else {
                 "CAST(d.day AS TEXT)"
             },
@@ -153,13 +178,21 @@ pub(crate) fn daily_buckets_sql(by: GroupBy) -> String {
         ),
     };
     format!(
-        "SELECT {agent}, {key_id}, {key}, {group} AS g, nullif(d.model, ''), sum(d.requests),
-                sum(d.estimated), sum(d.cut), sum(d.input_tokens), sum(d.output_tokens),
-                sum(d.cache_read_tokens), sum(d.cache_write_tokens), sum(d.bytes_up), sum(d.bytes_down)
+        "SELECT {agent}, {key_id}, {key}, {group} AS g, nullif(d.model, ''), {}, {}, {}, {}, {},
+                {}, {}, {}, {}
          FROM egress_usage_daily d
          WHERE d.day >= ?1 AND (?2 IS NULL OR d.agent = ?2)
          GROUP BY {by_cols}
-         ORDER BY {by_cols}"
+         ORDER BY {by_cols}",
+        sum("d.requests"),
+        sum("d.estimated"),
+        sum("d.cut"),
+        sum("d.input_tokens"),
+        sum("d.output_tokens"),
+        sum("d.cache_read_tokens"),
+        sum("d.cache_write_tokens"),
+        sum("d.bytes_up"),
+        sum("d.bytes_down"),
     )
 }
 
@@ -167,17 +200,16 @@ pub(crate) fn daily_buckets_sql(by: GroupBy) -> String {
 /// holding `filter.since_ms`, one row read per day, agent, key, host and
 /// model rather than one per request; grouped as [`daily_buckets_sql`] says
 /// (a day or host grouping has empty agent and key).
-pub(crate) fn daily_buckets(conn: &Connection, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
-    let sql = daily_buckets_sql(filter.by);
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(
-        params![
+pub(crate) fn daily_buckets(conn: &Handle, filter: &UsageFilter) -> Result<Vec<UsageBucket>> {
+    let sql = daily_buckets_sql(conn.backend(), filter.by);
+    conn.query_all(
+        &sql,
+        args![
             day_start_ms(filter.since_ms.unwrap_or(0)),
             filter.agent.as_ref().map(|a| a.as_str())
         ],
         bucket_of,
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    )
 }
 
 #[cfg(test)]
@@ -234,11 +266,8 @@ mod tests {
             ));
         }
         insert(&conn, &rows).unwrap();
-        conn.execute(
-            "DELETE FROM egress_usage WHERE usage_id % 7 = 0",
-            crate::store::sql::args![],
-        )
-        .unwrap();
+        conn.execute("DELETE FROM egress_usage WHERE usage_id % 7 = 0", args![])
+            .unwrap();
         // the migration's own backfill: rebuilt from the rows as they are now
         let from_rows = |by| {
             let f = UsageFilter {
@@ -285,13 +314,13 @@ mod tests {
             got.sort();
             assert_eq!(summed, got, "{by:?}");
         }
-        let backfill = |conn: &Connection| -> Vec<(i64, String, i64, i64)> {
-            conn.prepare("SELECT day, agent || model, requests, input_tokens FROM egress_usage_daily ORDER BY 1, 2")
-                .unwrap()
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-                .unwrap()
-                .map(|r| r.unwrap())
-                .collect()
+        let backfill = |conn: &Handle| -> Vec<(i64, String, i64, i64)> {
+            conn.query_all(
+                "SELECT day, agent || model, requests, input_tokens FROM egress_usage_daily ORDER BY 1, 2",
+                args![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .unwrap()
         };
         let kept = backfill(&conn);
         conn.execute_batch(

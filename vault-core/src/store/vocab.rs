@@ -3,30 +3,31 @@
 //! the strings older files hold (no migration). An unknown name in a column
 //! is an error naming the column's type, never a silent default.
 
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
-
-use crate::{ApprovalKind, ApprovalState, RotationReason, RotationStep};
+use crate::error::Result;
+use crate::store::sql::{Column, Row, Value};
+use crate::{ApprovalKind, ApprovalState, KeyStatus, RotationReason, RotationStep};
 
 macro_rules! column {
-    ($($ty:ident),+) => {$(
-        impl ToSql for $ty {
-            fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
-                Ok(ToSqlOutput::from(self.as_str()))
+    ($($ty:ident => $parse:path, $what:literal;)+) => {$(
+        impl From<$ty> for Value<'static> {
+            fn from(v: $ty) -> Self {
+                Value::Text(Some(v.as_str()))
             }
         }
 
-        impl FromSql for $ty {
-            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
-                let name = value.as_str()?;
-                $ty::parse(name).ok_or_else(|| {
-                    FromSqlError::Other(
-                        format!(concat!("unknown ", stringify!($ty), " {:?} (a newer vault?)"), name)
-                            .into(),
-                    )
-                })
+        impl Column for $ty {
+            fn from_row(row: &Row<'_>, idx: usize) -> Result<Self> {
+                let name: String = row.get(idx)?;
+                $parse(&name).ok_or_else(|| row.bad_value(idx, format!($what, name)))
             }
         }
     )+};
 }
 
-column!(ApprovalKind, ApprovalState, RotationReason, RotationStep);
+column! {
+    ApprovalKind => ApprovalKind::parse, "unknown ApprovalKind {:?} (a newer vault?)";
+    ApprovalState => ApprovalState::parse, "unknown ApprovalState {:?} (a newer vault?)";
+    RotationReason => RotationReason::parse, "unknown RotationReason {:?} (a newer vault?)";
+    RotationStep => RotationStep::parse, "unknown RotationStep {:?} (a newer vault?)";
+    KeyStatus => KeyStatus::parse_stored, "unknown key status {:?}";
+}

@@ -205,7 +205,16 @@ impl Vault {
     }
 
     pub(super) fn policy_of(&self, agent: &AgentName) -> Result<std::sync::Arc<Policy>> {
-        let json = agents::policy(&self.store, &self.rows, agent.as_str())?
+        self.policy_in(&self.store, agent)
+    }
+
+    /// As [`Vault::policy_of`], read through `conn` (an agent's read).
+    pub(super) fn policy_in(
+        &self,
+        conn: &crate::store::Handle,
+        agent: &AgentName,
+    ) -> Result<std::sync::Arc<Policy>> {
+        let json = agents::policy(conn, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         if let Some((text, policy)) = self.policies.borrow().get(agent.as_str()) {
             if *text == json {

@@ -370,21 +370,30 @@ impl Vault {
                 "spend chart by day (daily rollup since a day)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::daily_buckets_sql(crate::usage::GroupBy::Day),
+                    &crate::store::usage::daily_buckets_sql(
+                        self.store.backend(),
+                        crate::usage::GroupBy::Day,
+                    ),
                 )?,
             ),
             (
                 "spend by host (daily rollup since a day)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::daily_buckets_sql(crate::usage::GroupBy::Host),
+                    &crate::store::usage::daily_buckets_sql(
+                        self.store.backend(),
+                        crate::usage::GroupBy::Host,
+                    ),
                 )?,
             ),
             (
                 "spend chart by hour (request rows since a time)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::buckets_sql(crate::usage::GroupBy::Hour),
+                    &crate::store::usage::buckets_sql(
+                        self.store.backend(),
+                        crate::usage::GroupBy::Hour,
+                    ),
                 )?,
             ),
         ])

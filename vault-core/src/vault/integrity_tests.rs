@@ -344,6 +344,8 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
     let (dir, mut v, _key) = vault();
     let old_header: Vec<u8> = v
         .conn()
+        .as_sqlite()
+        .unwrap()
         .query_row("SELECT wrapped_dek FROM vault_header", [], |r| r.get(0))
         .unwrap();
     let old_row = |conn: &rusqlite::Connection| {
@@ -361,7 +363,7 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
         )
         .unwrap()
     };
-    let (salt, dek_id, tag, count) = old_row(v.conn());
+    let (salt, dek_id, tag, count) = old_row(v.conn().as_sqlite().unwrap());
     // a leaked secret makes a new data key the default for `vault passwd`
     assert!(!v.has_open_compromise().unwrap());
     v.report_secret_leak(&path("hermes/A"), "notes:1").unwrap();

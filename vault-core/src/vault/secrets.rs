@@ -158,7 +158,7 @@ impl Vault {
             AuditAction::SecretRead,
             &path.to_string(),
             || {
-                let row = self.visible_secret(actor, path)?;
+                let row = self.visible_secret(&self.store, actor, path)?;
                 self.open_version(&row, path, version)
             },
         )
@@ -200,8 +200,9 @@ impl Vault {
         actor: &Principal,
         path: &SecretPath,
     ) -> Result<(SecretBytes, i64)> {
-        let row = self.visible_secret(actor, path)?;
-        let blob = secrets::current_ciphertext(&self.store, row.secret_id, row.current_version)?
+        let rx = self.store.read(actor)?;
+        let row = self.visible_secret(&rx, actor, path)?;
+        let blob = secrets::current_ciphertext(&rx, row.secret_id, row.current_version)?
             .ok_or_else(|| Error::Integrity {
                 what: path.to_string(),
             })?;
@@ -266,14 +267,14 @@ impl Vault {
             (Principal::Agent(me), Some(a)) if a == me => Some(me),
             (Principal::Agent(_), Some(_)) => return Ok(Vec::new()),
         };
+        let rx = self.store.read(actor)?;
         let agent_id = match agent {
             Some(a) => Some(
-                agents::id_of(&self.store, &self.rows, a.as_str())?
-                    .ok_or_else(|| not_found("agent", a))?,
+                agents::id_of(&rx, &self.rows, a.as_str())?.ok_or_else(|| not_found("agent", a))?,
             ),
             None => None,
         };
-        secrets::list(&self.store, &self.rows, agent_id)?
+        secrets::list(&rx, &self.rows, agent_id)?
             .into_iter()
             .map(|row| {
                 Ok(SecretInfo {
@@ -309,7 +310,7 @@ impl Vault {
 
     /// The versions of a secret, oldest first, without values.
     pub fn history(&self, actor: &Principal, path: &SecretPath) -> Result<Vec<VersionInfo>> {
-        let row = self.visible_secret(actor, path)?;
+        let row = self.visible_secret(&self.store, actor, path)?;
         Ok(secrets::versions(&self.store, row.secret_id)?
             .into_iter()
             .map(|(version, created_at)| VersionInfo {
@@ -320,16 +321,23 @@ impl Vault {
             .collect())
     }
 
-    fn visible_secret(&self, actor: &Principal, path: &SecretPath) -> Result<secrets::SecretRow> {
+    /// The secret's row if `actor` may see it, read through `conn` (the
+    /// actor's read, or the store itself on the operator's paths).
+    fn visible_secret(
+        &self,
+        conn: &store::Handle,
+        actor: &Principal,
+        path: &SecretPath,
+    ) -> Result<secrets::SecretRow> {
         if let Principal::Agent(me) = actor {
-            if !self.policy_of(me)?.may_read(me, path) {
+            if !self.policy_in(conn, me)?.may_read(me, path) {
                 // Indistinguishable from a missing secret (same error, same text).
                 return Err(not_found("secret", path));
             }
         }
-        let agent_id = agents::id_of(&self.store, &self.rows, path.agent.as_str())?
+        let agent_id = agents::id_of(conn, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
-        secrets::find(&self.store, &self.rows, agent_id, path.name.as_str())?
+        secrets::find(conn, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))
     }
 }

@@ -127,21 +127,21 @@ impl Vault {
             .ok_or_else(|| not_found("agent", agent))?;
         let key_name = agent_key_name(&tx, &self.rows, agent, agent_id, key_name)?;
         let text = path.to_string_lossy().into_owned();
-        if !rotation::insert_target(
+        let Some(id) = rotation::insert_target(
             &tx,
             &self.rows,
             agent_id,
             &text,
             key_var.as_str(),
             store::now(),
-        )? {
+        )?
+        else {
             return Err(Error::AlreadyExists {
                 what: "target",
                 name: text,
             });
-        }
+        };
         if let Some(name) = &key_name {
-            let id = tx.last_insert_rowid();
             rotation::bind_target_key(&tx, id, name)?;
         }
         self.audit_in(
@@ -193,17 +193,20 @@ impl Vault {
                 });
             }
             Some(t) => t.target_id,
-            None => {
-                rotation::insert_target(
-                    &tx,
-                    &self.rows,
-                    agent_id,
-                    &text,
-                    key_var.as_str(),
-                    store::now(),
-                )?;
-                tx.last_insert_rowid()
-            }
+            // the agent has no target at `text` (just looked up, inside
+            // this write transaction), so the insert makes one
+            None => rotation::insert_target(
+                &tx,
+                &self.rows,
+                agent_id,
+                &text,
+                key_var.as_str(),
+                store::now(),
+            )?
+            .ok_or_else(|| Error::AlreadyExists {
+                what: "target",
+                name: text.clone(),
+            })?,
         };
         rotation::bind_target_key(&tx, target_id, &key_name)?;
         self.audit_in(

@@ -119,6 +119,8 @@ fn every_byte_of_a_stored_ciphertext_is_authenticated() {
     set(&mut v, "hermes/A", "value-a");
     let blob: Vec<u8> = v
         .conn()
+        .as_sqlite()
+        .unwrap()
         .query_row("SELECT ciphertext FROM secret_versions", [], |r| r.get(0))
         .unwrap();
     for i in 0..blob.len() {
@@ -309,6 +311,8 @@ fn agent_removal_needs_force_while_it_owns_secrets() {
     set(&mut v, "hermes/A", "new");
     let ids: Vec<i64> = v
         .conn()
+        .as_sqlite()
+        .unwrap()
         .prepare("SELECT secret_id FROM secrets")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -334,6 +338,8 @@ fn files_are_private() {
 
 fn blobs(v: &Vault) -> Vec<Vec<u8>> {
     v.conn()
+        .as_sqlite()
+        .unwrap()
         .prepare("SELECT ciphertext FROM secret_versions ORDER BY secret_id, version")
         .unwrap()
         .query_map([], |r| r.get(0))
@@ -509,6 +515,8 @@ fn the_audit_trail_records_changes_and_reads_without_values() {
     );
     let dump: Vec<u8> = v
         .conn()
+        .as_sqlite()
+        .unwrap()
         .prepare("SELECT * FROM audit_log")
         .unwrap()
         .query_map([], |r| {

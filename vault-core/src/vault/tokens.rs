@@ -271,9 +271,11 @@ impl Vault {
     fn check_token(&self, token: &str) -> Result<TokenClaims> {
         let signer = self.existing_signer()?;
         let claims = signer.verify(token, store::now() as u64)?;
-        let row = keys::by_id(&self.store, &self.rows, &claims.key_id)?
+        // the signature checked: the rest is read as the token's agent
+        let rx = self.store.read(&Principal::Agent(claims.agent.clone()))?;
+        let row = keys::by_id(&rx, &self.rows, &claims.key_id)?
             .ok_or_else(|| bad(Denial::KeyRevoked, "the token's key no longer exists"))?;
-        let revoked = keys::revoked_tokens_of(&self.store, &self.rows, &row)?;
+        let revoked = keys::revoked_tokens_of(&rx, &self.rows, &row)?;
         let info = key_info(row, store::now())?;
         check_key_state(info.status, info.epoch, &claims, |id| revoked.contains(id))?;
         Ok(claims)

@@ -259,8 +259,51 @@ impl std::ops::Deref for Postgres {
     }
 }
 
+/// A read on behalf of a principal: `BEGIN READ ONLY` scoped to it, or a
+/// savepoint inside an open transaction (the server's batch), rolled back on
+/// drop so the enclosing transaction's actor is back in force.
+pub(crate) struct PgRead<'a> {
+    conn: &'a Handle,
+    nested: bool,
+}
+
+impl std::ops::Deref for PgRead<'_> {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        self.conn
+    }
+}
+
+impl Drop for PgRead<'_> {
+    fn drop(&mut self) {
+        // a read changed nothing: rolling back ends it and its scope
+        let _ = self.conn.execute_batch(if self.nested {
+            "ROLLBACK TO vault_read; RELEASE vault_read"
+        } else {
+            "ROLLBACK"
+        });
+    }
+}
+
 impl Store for Postgres {
     type Tx<'a> = WriteTx<'a>;
+    type Read<'a> = PgRead<'a>;
+
+    fn read(&self, actor: &Principal) -> Result<PgRead<'_>> {
+        let nested = self.conn.in_transaction();
+        self.conn.execute_batch(if nested {
+            "SAVEPOINT vault_read"
+        } else {
+            "BEGIN READ ONLY"
+        })?;
+        // from here the guard ends the read whatever happens next
+        let read = PgRead {
+            conn: &self.conn,
+            nested,
+        };
+        self.conn.scope_to(actor)?;
+        Ok(read)
+    }
 
     fn write(&self, actor: &Principal) -> Result<WriteTx<'_>> {
         let tx = super::write_tx_as(&self.conn, actor)?;

@@ -190,29 +190,24 @@ fn every_table_forces_rls_has_a_policy_and_belongs_to_the_owner() {
 fn postgres_tables_and_columns_mirror_sqlite() {
     // issue 20, schema: the same tables with the same columns, in order
     let Some(db) = migrated() else { return };
-    let sqlite = super::super::Handle::sqlite(rusqlite::Connection::open_in_memory().unwrap());
+    let sqlite = super::super::Handle::sqlite_in_memory().unwrap();
     super::super::migrate::run(&sqlite).unwrap();
     let mut want = Vec::new();
-    let mut tables = sqlite
-        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+    let names = sqlite
+        .query_all(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name",
+            crate::store::sql::args![],
+            |r| r.get::<String>(0),
+        )
         .unwrap();
-    let names: Vec<String> = tables
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .filter(|n: &String| !n.starts_with("sqlite_"))
-        .collect();
-    for table in names {
-        let mut cols = sqlite
-            .prepare(&format!(
-                "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
-            ))
+    for table in names.into_iter().filter(|n| !n.starts_with("sqlite_")) {
+        let cols = sqlite
+            .query_all(
+                "SELECT name FROM pragma_table_info(?1) ORDER BY cid",
+                crate::store::sql::args![&table],
+                |r| r.get::<String>(0),
+            )
             .unwrap();
-        let cols: Vec<String> = cols
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
         want.push((table, cols));
     }
     let mut admin = db.admin_client();
@@ -718,4 +713,44 @@ fn the_usage_rollup_triggers_run_under_the_writers_row_level_security() {
         )
         .unwrap();
     assert_eq!(n, 0);
+}
+
+#[test]
+fn a_read_is_scoped_to_its_reader_alone_and_inside_a_batch() {
+    // issue 20, Store::read: agent-side reads see the reader's rows only,
+    // and a read inside the server's batch leaves the batch as it was
+    let Some(db) = migrated() else { return };
+    seed(&db);
+    let store = Postgres::open(&db.url(), None).unwrap();
+    let count = |h: &Handle| {
+        h.query_one(
+            "SELECT count(*) FROM secrets",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap()
+    };
+    {
+        let read = store.read(&agent("a")).unwrap();
+        assert_eq!(count(&read), 1);
+        // read only
+        assert!(read
+            .execute(
+                "UPDATE secrets SET updated_at = 2",
+                crate::store::sql::args![]
+            )
+            .is_err());
+    }
+    assert!(!store.in_transaction());
+    assert!(store.begin_batch());
+    let write = store.write(&Principal::Operator).unwrap();
+    assert_eq!(count(&write), 2);
+    {
+        let read = store.read(&agent("b")).unwrap();
+        assert_eq!(count(&read), 1);
+    }
+    // the write's operator scope is back after the nested read
+    assert_eq!(count(&write), 2);
+    write.commit().unwrap();
+    store.commit_batch().unwrap();
 }
