@@ -140,7 +140,7 @@ pub(crate) fn next_version(
         "INSERT INTO secrets (agent_id, name, current_version, created_at, updated_at)
          VALUES (?1, ?2, 1, ?3, ?3)
          ON CONFLICT (agent_id, name) DO UPDATE
-            SET current_version = current_version + 1, updated_at = ?3",
+            SET current_version = secrets.current_version + 1, updated_at = ?3",
         args![agent_id, name, now],
     )?;
     let (secret_id, version) = conn.query_one(

@@ -754,3 +754,67 @@ fn a_read_is_scoped_to_its_reader_alone_and_inside_a_batch() {
     write.commit().unwrap();
     store.commit_batch().unwrap();
 }
+
+#[test]
+fn the_table_families_run_their_sql_on_postgres() {
+    // issue 20, the seam: the families' SQL, written once, runs on
+    // PostgreSQL as it does on SQLite (agents, secrets and their versions,
+    // row tags, settings, fingerprints, the audit chain's rows), scoped to
+    // the operator by the write that holds it
+    use crate::crypto::rowtag::RowKey;
+    use crate::secret::Key256;
+    use crate::store::{agents, audit, fingerprints, secrets, settings};
+    let Some(db) = migrated() else { return };
+    let store = Postgres::open(&db.url(), None).unwrap();
+    let rk = RowKey::derive(&Key256::from_array([3; 32]), &[1; 16], &[2; 16]);
+    let tx = store.write(&Principal::Operator).unwrap();
+    assert!(agents::insert(&tx, &rk, "hermes", "{}", 1).unwrap());
+    assert!(
+        !agents::insert(&tx, &rk, "hermes", "{}", 1).unwrap(),
+        "ON CONFLICT"
+    );
+    let agent_id = agents::id_of(&tx, &rk, "hermes").unwrap().unwrap();
+    let (secret_id, v1) = secrets::next_version(&tx, &rk, agent_id, "TOKEN", 2).unwrap();
+    secrets::insert_version(&tx, secret_id, v1, &[9; 29], 2).unwrap();
+    let (same, v2) = secrets::next_version(&tx, &rk, agent_id, "TOKEN", 3).unwrap();
+    assert_eq!((same, v1, v2), (secret_id, 1, 2));
+    secrets::insert_version(&tx, secret_id, v2, &[8; 29], 3).unwrap();
+    assert!(secrets::find(&tx, &rk, agent_id, "TOKEN")
+        .unwrap()
+        .is_some());
+    assert_eq!(secrets::versions(&tx, secret_id).unwrap().len(), 2);
+    settings::set(&tx, &rk, "notify.command", Some("true")).unwrap();
+    assert_eq!(
+        settings::get(&tx, &rk, "notify.command")
+            .unwrap()
+            .as_deref(),
+        Some("true")
+    );
+    fingerprints::insert_scan_key(&tx, &[5; 32]).unwrap();
+    fingerprints::insert_scan_key(&tx, &[6; 32]).unwrap();
+    assert_eq!(fingerprints::scan_key(&tx).unwrap(), Some(vec![5; 32]));
+    let row = audit::AuditRow {
+        seq: 1,
+        at_ms: 1,
+        actor: "operator".into(),
+        key_id: None,
+        action: "secret.set".into(),
+        target: Some("hermes/TOKEN".into()),
+        outcome: "ok".into(),
+        request_id: None,
+        origin: Some("cli".into()),
+        chain: vec![0; 32],
+        mac: vec![1; 32],
+    };
+    audit::insert(&tx, &row).unwrap();
+    assert_eq!(audit::list_after(&tx, 0, 10).unwrap().len(), 1);
+    tx.commit().unwrap();
+    // the agent sees its own secret through the same family functions
+    let read = store.read(&agent("hermes")).unwrap();
+    assert_eq!(secrets::list(&read, &rk, Some(agent_id)).unwrap().len(), 1);
+    drop(read);
+    let read = store.read(&agent("other")).unwrap();
+    assert!(secrets::list(&read, &rk, Some(agent_id))
+        .unwrap()
+        .is_empty());
+}
