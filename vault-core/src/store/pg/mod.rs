@@ -10,6 +10,16 @@
 //! the one row of `vault_schema`. The role the servers log in as is then
 //! granted row access only: it owns nothing, and [`check_role`] refuses one
 //! that is a superuser or has BYPASSRLS, which would switch the wall off.
+//!
+//! [`Postgres`] is the [`Store`]: writes take one advisory lock (writers on
+//! every server exclude each other, as `BEGIN IMMEDIATE` does on SQLite) and
+//! are scoped to their principal, reads are `BEGIN READ ONLY` scoped to their
+//! reader. The client is the blocking `postgres` crate: the server calls the
+//! vault on its own worker thread (vault-server/src/worker.rs), never on the
+//! async runtime, so blocking is right there. Where it would not be:
+//! `known::Matcher::load` opens the database from the broker's async path on
+//! first use (vault-server/src/broker.rs), which must move to
+//! `spawn_blocking` or the worker before it reads PostgreSQL.
 
 mod config;
 mod conn;
