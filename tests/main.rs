@@ -22,6 +22,7 @@ mod operator_output;
 mod ops;
 mod precommit;
 mod rotation;
+mod rotation_journal;
 mod scan;
 mod server;
 mod spend;

@@ -166,6 +166,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Target(c) => rotate::target(&ctx, c),
         Command::Rotate(args) => rotate::rotate(&ctx, args),
         Command::Rotation(c) => rotate::rotation(&ctx, c),
+        Command::Rollback(args) => rotate::rollback(&ctx, args),
         Command::Approvals { pending } => rotate::approvals(&ctx, pending),
         Command::Approve { id } => rotate::decide(&ctx, &id, true),
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
