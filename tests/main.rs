@@ -19,6 +19,7 @@ mod layout;
 mod listen;
 mod operator_day;
 mod operator_output;
+mod operator_rest;
 mod ops;
 mod precommit;
 mod rotation;

@@ -175,10 +175,7 @@ impl Vault {
         let (current, version) = self.read_value(actor, path)?;
         let row = self.visible_secret(actor, path)?;
         let value = self.open_version(&row, path, to)?;
-        if bool::from(subtle::ConstantTimeEq::ct_eq(
-            value.expose_secret(),
-            current.expose_secret(),
-        )) {
+        if value.ct_eq(current.expose_secret()) {
             return Err(Error::Refused {
                 reason: format!(
                     "{path} version {to} holds the current value (version {version}); nothing to roll back"
