@@ -285,11 +285,7 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
         .ok_or_else(|| exit::usage(format!("--timeout {timeout:?} is not a duration like 30s")))?;
     ctx.unlock()?
         .set_rotation_command(OP, &path, &command, auto, timeout)?;
-    let when = if auto {
-        "at once when it leaks (--auto)"
-    } else {
-        "after `vault approve`"
-    };
+    let when = ["after `vault approve`", "at once when it leaks (--auto)"][usize::from(auto)];
     eprintln!("{path} rotates with its command {when}");
     Ok(())
 }
@@ -299,16 +295,12 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
 pub fn rollback(ctx: &Context, args: RollbackArgs) -> Result<()> {
     let path = SecretPath::parse(&args.path)?;
     let mut vault = ctx.unlock()?;
-    let version = vault.rollback_secret(OP, &path, args.to)?;
+    let (version, from) = (vault.rollback_secret(OP, &path, args.to)?, args.to);
     if ctx.json {
-        let body =
-            serde_json::json!({"name": path.to_string(), "version": version, "from": args.to});
+        let body = serde_json::json!({"name": path.to_string(), "version": version, "from": from});
         return ctx.print_json(&body);
     }
-    eprintln!(
-        "{path} version {version} now holds the value of version {}",
-        args.to
-    );
+    eprintln!("{path} version {version} now holds the value of version {from}");
     Ok(())
 }
 

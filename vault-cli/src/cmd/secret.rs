@@ -74,12 +74,8 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
         if args.version.is_some() {
-            let reason = "reads the local vault as the operator; unset VAULT_ADDR".into();
-            return Err(vault_core::Error::InvalidInput {
-                what: "--version",
-                reason,
-            }
-            .into());
+            let why = "--version reads the local vault as the operator; unset VAULT_ADDR";
+            return Err(crate::exit::usage(why));
         }
         let (value, version) = remote.get(&args.path)?;
         let mut out = std::io::stdout().lock();
