@@ -102,3 +102,44 @@ fn with_stdin_not_a_terminal_a_wrong_passphrase_is_tried_once_and_is_wrong_passp
     assert!(report.contains("\"wrong_passphrase\""), "{report}");
     assert!(!report.contains("try again"), "{report}");
 }
+
+#[test]
+fn remote_get_reuses_its_token_so_tokens_per_minute_does_not_cap_reads_in_one_process() {
+    // issue 19, Misleading: remote `vault get` minted a token per call
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/API_TOKEN", "value-9d3e7a");
+    let policy = env.dir.path().join("policy.toml");
+    std::fs::write(&policy, "tokens_per_minute = 2\nreads_per_minute = 100\n").unwrap();
+    env.vault(&[
+        "agent",
+        "set-policy",
+        "hermes",
+        "--policy",
+        policy.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let out = env
+        .vault(&["issue", "hermes-key", "--json"])
+        .assert()
+        .success();
+    let issued: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let key = vault_core::SecretString::new(issued["key"].as_str().unwrap().to_owned());
+    let server = crate::server::start_with(&env, &["--listen", "127.0.0.1:0"]);
+    let transport = vault_client::Transport::from_addr(&server.base).unwrap();
+    let remote = vault_client::Remote::new(transport, key);
+    for read in 0..5 {
+        let (value, version) = remote
+            .get("API_TOKEN")
+            .unwrap_or_else(|e| panic!("read {read}: {e}"));
+        assert_eq!((value.expose_secret(), version), ("value-9d3e7a", 1));
+    }
+    drop(server);
+    let out = env
+        .vault(&["audit", "log", "--json", "--action", "token.mint"])
+        .assert()
+        .success();
+    let mints: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(mints["records"].as_array().unwrap().len(), 1, "{mints}");
+}
