@@ -143,3 +143,83 @@ fn remote_get_reuses_its_token_so_tokens_per_minute_does_not_cap_reads_in_one_pr
     let mints: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
     assert_eq!(mints["records"].as_array().unwrap().len(), 1, "{mints}");
 }
+
+#[test]
+fn in_remote_mode_local_only_commands_say_so_and_from_token_attenuates_over_the_server() {
+    // issue 19, Misleading: remote-mode wording; `--from-token` and VAULT_TOKEN over the server
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/API_TOKEN", "value-31c0de");
+    env.set("hermes/OTHER", "other-5aa4e1");
+    let out = env
+        .vault(&["issue", "hermes-key", "--json"])
+        .assert()
+        .success();
+    let issued: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let key = issued["key"].as_str().unwrap().to_owned();
+    let server = crate::server::start_with(&env, &["--listen", "127.0.0.1:0"]);
+
+    let nowhere = env.dir.path().join("no-vault-here");
+    let out = env
+        .vault(&["ls"])
+        .env("VAULT_HOME", &nowhere)
+        .env("VAULT_ADDR", &server.base)
+        .assert()
+        .code(2);
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("remote mode") && !err.contains("vault init"),
+        "{err}"
+    );
+
+    let remote = |args: &[&str]| {
+        let mut cmd = env.vault(args);
+        cmd.env("VAULT_ADDR", &server.base)
+            .env_remove("VAULT_PASSPHRASE_FILE");
+        cmd
+    };
+    let out = remote(&["token", "--scope", "secrets:read"])
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .success();
+    let parent = stdout_of(&out).trim().to_owned();
+    let out = remote(&[
+        "--json",
+        "token",
+        "--from-token",
+        "--scope",
+        "secret:API_TOKEN",
+    ])
+    .env("VAULT_TOKEN", &parent)
+    .assert()
+    .success();
+    let child: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(
+        child["scopes"],
+        serde_json::json!(["secret:API_TOKEN"]),
+        "{child}"
+    );
+    let child = child["token"].as_str().unwrap().to_owned();
+    // wider than its parent: refused
+    remote(&["token", "--from-token", "--scope", "env:read"])
+        .env("VAULT_TOKEN", &parent)
+        .assert()
+        .failure();
+    let get = |token: &str, name: &str| {
+        let url = format!("{}/v1/secrets/{name}", server.base);
+        match ureq::get(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .call()
+        {
+            Ok(r) => r.into_string().unwrap(),
+            Err(ureq::Error::Status(code, _)) => code.to_string(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(get(&child, "API_TOKEN").contains("value-31c0de"));
+    assert_eq!(
+        get(&child, "OTHER"),
+        "403",
+        "the child holds only its own scope"
+    );
+}

@@ -218,7 +218,8 @@ impl Remote {
         }
     }
 
-    /// Mints a token: `POST /v1/auth/token`.
+    /// Mints a token: `POST /v1/auth/token` with a named key, or
+    /// `POST /v1/auth/attenuate` when the credential is itself a token.
     pub fn mint(
         &self,
         scopes: Option<Vec<String>>,
@@ -231,9 +232,15 @@ impl Remote {
         if let Some(t) = ttl_seconds {
             body.insert("ttl_seconds".into(), serde_json::json!(t));
         }
+        // A token as the credential (`--from-token`) attenuates itself.
+        let token_credential = self
+            .key
+            .expose_secret()
+            .starts_with(vault_core::credential::TOKEN_PREFIX);
+        let path = ["/v1/auth/token", "/v1/auth/attenuate"][usize::from(token_credential)];
         let reply = self.call(
             "POST",
-            "/v1/auth/token",
+            path,
             &self.key,
             Some(serde_json::Value::Object(body)),
         )?;

@@ -50,6 +50,9 @@ impl Context {
     /// Unlocks the vault, prompting if no passphrase file was given.
     pub fn unlock(&self) -> Result<Vault> {
         if !Vault::exists(&self.home) {
+            if vault_client::addr_from_env().is_some() {
+                return Err(exit::usage(vault_client::LOCAL_ONLY));
+            }
             return Err(vault_core::Error::NoVault {
                 path: self.home.clone(),
             }
