@@ -223,3 +223,66 @@ fn in_remote_mode_local_only_commands_say_so_and_from_token_attenuates_over_the_
         "the child holds only its own scope"
     );
 }
+
+#[test]
+fn doctor_advises_rotating_and_scrubbing_a_key_in_a_transcript_and_only_deleting_a_revoked_one() {
+    // issue 19, Misleading: `doctor --file TRANSCRIPT` advised registering the transcript,
+    // and a key already revoked was advised like a live one
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let live = stdout_of(&env.vault(&["issue", "hermes-key"]).assert().success())
+        .trim()
+        .to_owned();
+    let dead = stdout_of(
+        &env.vault(&["issue", "old-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    env.vault(&["keys", "revoke", "old-key"]).assert().success();
+    let transcript = env.dir.path().join("session.jsonl");
+    write_private(
+        &transcript,
+        &format!("{{\"role\":\"tool\",\"content\":\"VAULT_AGENT_KEY={live}\"}}\n"),
+    );
+    let stale = env.dir.path().join("stale.env");
+    write_private(&stale, &format!("VAULT_AGENT_KEY={dead}\n"));
+    let out = env
+        .vault(&[
+            "--json",
+            "doctor",
+            "--file",
+            transcript.to_str().unwrap(),
+            "--file",
+            stale.to_str().unwrap(),
+        ])
+        .assert();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let of = |file: &std::path::Path| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| {
+                f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(file.to_str().unwrap())
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no finding for {}: {v}", file.display()))
+    };
+    let t = of(&transcript);
+    assert_eq!(t["check"], "leaked-key-in-file", "{t}");
+    let fix = t["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("vault rotate hermes-key") && fix.contains("vault scrub"),
+        "{t}"
+    );
+    assert!(!fix.contains("target add"), "{t}");
+    let s = of(&stale);
+    assert_eq!(s["check"], "dead-key-in-file", "{s}");
+    assert!(!s["fix"].as_str().unwrap().contains("target add"), "{s}");
+    assert!(!stdout_of(&out).contains(&live), "never the key itself");
+}
