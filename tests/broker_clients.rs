@@ -682,6 +682,7 @@ fn remote_mode_vault_run_and_env_broker_work_with_only_vault_addr_and_an_agent_k
          token=${{HTTPS_PROXY#http://agent:}}; token=${{token%@*}}; echo \"TOKEN=$token\"; \
          echo API-ENV $(curl -s -o /dev/null -w '%{{http_code}}' -H \"Authorization: Bearer $token\" {api}/v1/env); \
          echo API-MINT $(curl -s -o /dev/null -w '%{{http_code}}' -X POST -H \"Authorization: Bearer $token\" {api}/v1/auth/token); \
+         echo API-ATTENUATE $(curl -s -o /dev/null -w '%{{http_code}}' -X POST -H \"Authorization: Bearer $token\" {api}/v1/auth/attenuate); \
          echo ENV-START; tr '\\0' '\\n' < /proc/self/environ",
         base = rig.base(),
         api = rig.api,
@@ -707,6 +708,8 @@ fn remote_mode_vault_run_and_env_broker_work_with_only_vault_addr_and_an_agent_k
     assert!(token.starts_with("avt_"), "{text}");
     assert!(text.contains("API-ENV 403"), "{text}");
     assert!(text.contains("API-MINT 401"), "{text}");
+    // issue 19: nor can it attenuate itself into an API token
+    assert!(text.contains("API-ATTENUATE 401"), "{text}");
     let (_, child_env) = text.split_once("ENV-START").unwrap();
     assert!(!child_env.contains(REAL_KEY), "{child_env}");
     assert!(!child_env.contains(&key), "the named key reached the child");

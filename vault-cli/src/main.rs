@@ -86,9 +86,11 @@ enum Command {
     /// Rotate a named key (successor written to every target, then the old one
     /// revoked) or a stored secret with its rotation command.
     Rotate(cmd::rotate::RotateArgs),
-    /// Configure how stored secrets rotate.
+    /// Configure how stored secrets rotate; list, show or remove key rotations.
     #[command(subcommand)]
     Rotation(cmd::rotate::RotationCommand),
+    /// Store a kept version of AGENT/NAME again as its current value.
+    Rollback(cmd::rotate::RollbackArgs),
     /// List approvals waiting for a person (and past ones).
     Approvals {
         /// Only those still waiting for a decision.

@@ -55,6 +55,15 @@ impl<T: fmt::Display> fmt::Display for Safe<T> {
     }
 }
 
+/// A library's tab-separated listing line with every column passed through [`safe`].
+pub fn columns(line: impl fmt::Display) -> String {
+    let line = line.to_string();
+    line.split('\t')
+        .map(|c| escape(c).into_owned())
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
 /// The last component of `path`, for messages that must not give a path.
 pub fn file_name(path: &std::path::Path) -> String {
     path.file_name()

@@ -20,6 +20,13 @@ pub mod openclaw;
 mod remote;
 
 pub use crate::error::{Error, Result};
+
+/// What a command that needs the local vault says when there is none and
+/// `VAULT_ADDR` is set: remote mode serves the agent's commands only (issue
+/// 19; "run `vault init` first" misled there).
+pub const LOCAL_ONLY: &str = "this command works on the local vault as the operator, and there \
+    is none here (VAULT_HOME); with VAULT_ADDR set (remote mode) only `vault token`, `get`, \
+    `env`, `run` and `resolve` go to the server, as the agent: run it where the vault is";
 pub use crate::remote::{
     addr_findings, addr_from_env, credential_from, parse_addr, Addr, Remote, Transport,
     AGENT_KEY_VAR, DEFAULT_ADDR,

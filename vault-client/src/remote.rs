@@ -51,6 +51,10 @@ pub enum Transport {
 pub struct Remote {
     transport: Transport,
     key: SecretString,
+    /// Tokens [`Remote::get`] minted, by secret name, with their expiry
+    /// (Unix seconds): reused for their lifetime, so `tokens_per_minute`
+    /// does not cap how often one process reads a secret (issue 19).
+    read_tokens: std::sync::Mutex<std::collections::HashMap<String, (SecretString, u64)>>,
 }
 
 /// What `VAULT_ADDR` names, once checked.
@@ -177,13 +181,18 @@ impl Remote {
         };
         let transport = Transport::from_addr(&addr)?;
         let key = credential_from(key_var, key_file, "named key")?;
-        Ok(Some(Remote { transport, key }))
+        Ok(Some(Remote::new(transport, key)))
     }
 
     /// A server at `transport`, as the holder of `key` (an agent's named
     /// key, or the admin token).
     pub fn new(transport: Transport, key: SecretString) -> Remote {
-        Remote { transport, key }
+        let read_tokens = Default::default();
+        Remote {
+            transport,
+            key,
+            read_tokens,
+        }
     }
 
     /// The server at `VAULT_ADDR` (default: `vault server`'s default
@@ -193,10 +202,7 @@ impl Remote {
             .ok()
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| DEFAULT_ADDR.to_owned());
-        Ok(Remote {
-            transport: Transport::from_addr(&addr)?,
-            key: admin_token,
-        })
+        Ok(Remote::new(Transport::from_addr(&addr)?, admin_token))
     }
 
     /// An admin call with an empty JSON body: `POST path`.
@@ -212,7 +218,8 @@ impl Remote {
         }
     }
 
-    /// Mints a token: `POST /v1/auth/token`.
+    /// Mints a token: `POST /v1/auth/token` with a named key, or
+    /// `POST /v1/auth/attenuate` when the credential is itself a token.
     pub fn mint(
         &self,
         scopes: Option<Vec<String>>,
@@ -225,9 +232,15 @@ impl Remote {
         if let Some(t) = ttl_seconds {
             body.insert("ttl_seconds".into(), serde_json::json!(t));
         }
+        // A token as the credential (`--from-token`) attenuates itself.
+        let token_credential = self
+            .key
+            .expose_secret()
+            .starts_with(vault_core::credential::TOKEN_PREFIX);
+        let path = ["/v1/auth/token", "/v1/auth/attenuate"][usize::from(token_credential)];
         let reply = self.call(
             "POST",
-            "/v1/auth/token",
+            path,
             &self.key,
             Some(serde_json::Value::Object(body)),
         )?;
@@ -239,14 +252,34 @@ impl Remote {
 
     /// One secret's value and version, through a token scoped to it alone.
     /// `name` is `NAME` or a granted `AGENT/NAME`, sent as one path segment.
+    /// The token is minted once and reused until shortly before it expires.
     pub fn get(&self, name: &str) -> Result<(SecretString, i64)> {
-        let (token, _) = self.mint(Some(vec![format!("secret:{name}")]), Some(60))?;
+        // A poisoned lock only means another reader panicked: the map is still whole.
+        let mut tokens = self.read_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if tokens
+            .get(name)
+            .is_none_or(|(_, expires)| *expires <= now + 5)
+        {
+            let (token, public) = self.mint(Some(vec![format!("secret:{name}")]), Some(60))?;
+            let expires = public["expires_at"].as_u64().unwrap_or(now);
+            tokens.insert(name.to_owned(), (token, expires));
+        }
+        // present: found fresh above, or inserted just now
+        let token = &tokens[name].0;
         let reply = self.call(
             "GET",
             &format!("/v1/secrets/{}", encode_path(name)),
-            &token,
+            token,
             None,
-        )?;
+        );
+        if reply.is_err() {
+            // revoked, expired early, refused: the next read mints afresh
+            tokens.remove(name);
+        }
+        let reply = reply?;
         Ok((
             SecretString::new(reply["value"].as_str().unwrap_or_default().to_owned()),
             reply["version"].as_i64().unwrap_or(0),

@@ -72,6 +72,8 @@ pub enum AuditAction {
     RotationConfigure,
     /// `rotation.done`
     RotationDone,
+    /// `rotation.remove`: a finished rotation's journal row deleted (`vault rotation rm`).
+    RotationRemove,
     /// `rotation.stalled`
     RotationStalled,
     /// `rotation.start`
@@ -84,6 +86,8 @@ pub enum AuditAction {
     SecretRead,
     /// `secret.remove`
     SecretRemove,
+    /// `secret.rollback`: a kept version stored again as the current one.
+    SecretRollback,
     /// `secret.rotate`
     SecretRotate,
     /// `secret.set`
@@ -152,12 +156,14 @@ impl AuditAction {
         AuditAction::PolicySet,
         AuditAction::RotationConfigure,
         AuditAction::RotationDone,
+        AuditAction::RotationRemove,
         AuditAction::RotationStalled,
         AuditAction::RotationStart,
         AuditAction::Scan,
         AuditAction::SecretLeaked,
         AuditAction::SecretRead,
         AuditAction::SecretRemove,
+        AuditAction::SecretRollback,
         AuditAction::SecretRotate,
         AuditAction::SecretSet,
         AuditAction::ServerStart,
@@ -210,12 +216,14 @@ impl AuditAction {
             AuditAction::PolicySet => "policy.set",
             AuditAction::RotationConfigure => "rotation.configure",
             AuditAction::RotationDone => "rotation.done",
+            AuditAction::RotationRemove => "rotation.remove",
             AuditAction::RotationStalled => "rotation.stalled",
             AuditAction::RotationStart => "rotation.start",
             AuditAction::Scan => "scan",
             AuditAction::SecretLeaked => "secret.leaked",
             AuditAction::SecretRead => "secret.read",
             AuditAction::SecretRemove => "secret.remove",
+            AuditAction::SecretRollback => "secret.rollback",
             AuditAction::SecretRotate => "secret.rotate",
             AuditAction::SecretSet => "secret.set",
             AuditAction::ServerStart => "server.start",

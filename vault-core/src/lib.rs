@@ -70,7 +70,7 @@ pub use crate::vault::{
     AuditVerdict, BackupInfo, ConsoleSession, DekUsage, EgressGovernance, EgressGrant, EgressMeta,
     HeldRequest, HoldOutcome, IssuedKey, KeyInfo, KeyStatus, KeyUsage, LeakAction, MintedToken,
     NotifyConfig, Origin, Principal, PruneCutoff, PruneOutcome, RestoreDelta, RevocationSnapshot,
-    RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo, TokenRequest, UsageTally,
-    Vault, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE,
-    DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+    RotationInfo, RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo,
+    TokenRequest, UsageTally, Vault, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX,
+    CONSOLE_SESSION_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

@@ -22,6 +22,7 @@ mod broker;
 mod console;
 mod data_key;
 mod holds;
+mod journal;
 mod leaks;
 mod limits;
 mod named_keys;
@@ -50,6 +51,7 @@ pub use console::{
 };
 pub use data_key::{DekUsage, DEK_LIMIT, DEK_WARN_AT};
 pub use holds::{HeldRequest, HoldOutcome};
+pub use journal::RotationInfo;
 pub use leaks::LeakAction;
 pub use named_keys::{IssuedKey, KeyInfo, KeyStatus};
 pub use notify::{parse_loopback_url, NotifyConfig};

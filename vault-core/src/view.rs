@@ -4,7 +4,11 @@
 
 use serde::Serialize;
 
-use crate::{AgentInfo, ApprovalInfo, ApprovalKind, ApprovalState, KeyInfo, KeyStatus};
+use crate::{
+    AgentInfo, ApprovalInfo, ApprovalKind, ApprovalState, KeyInfo, KeyStatus, RotationInfo,
+    RotationReason, RotationReport, RotationState, RotationStep, SecretInfo, TargetInfo,
+    VersionInfo,
+};
 
 /// Unix seconds as RFC 3339, e.g. `2026-12-01T07:37:26Z`.
 pub fn rfc3339(secs: i64) -> String {
@@ -105,6 +109,228 @@ impl From<&ApprovalInfo> for ApprovalView {
             created_at: rfc3339(a.created_at),
             expires_at: rfc3339(a.expires_at),
         }
+    }
+}
+
+impl std::fmt::Display for ApprovalView {
+    /// Its first listing line: id, state, agent/subject, kind, expiry, tab-separated.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\t{}\t{}/{}\t{}\texpires {}",
+            self.id, self.state, self.agent, self.subject, self.kind, self.expires_at
+        )
+    }
+}
+
+/// A key rotation in the journal: `vault rotation ls|show --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RotationView {
+    /// Journal id.
+    pub rotation_id: i64,
+    /// Whose key.
+    pub agent: String,
+    /// The key's name.
+    pub key: String,
+    /// The replaced key's id.
+    pub old_key_id: String,
+    /// The successor's id, once created.
+    pub new_key_id: Option<String>,
+    /// pending, written, done or rolled_back.
+    pub state: RotationStep,
+    /// manual or leak.
+    pub reason: RotationReason,
+    /// What went wrong on the way, if anything (never a value).
+    pub error: Option<String>,
+    /// RFC 3339.
+    pub started_at: String,
+    /// RFC 3339, its last step.
+    pub updated_at: String,
+}
+
+impl From<&RotationInfo> for RotationView {
+    fn from(r: &RotationInfo) -> RotationView {
+        RotationView {
+            rotation_id: r.rotation_id,
+            agent: r.agent.clone(),
+            key: r.key_name.clone(),
+            old_key_id: r.old_key_id.clone(),
+            new_key_id: r.new_key_id.clone(),
+            state: r.step,
+            reason: r.reason,
+            error: r.error.clone(),
+            started_at: rfc3339(r.started_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
+}
+
+impl std::fmt::Display for RotationView {
+    /// One tab-separated line: id, state, agent/key, old -> new, reason, started.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\t{}\t{}/{}\t{} -> {}\t{}\t{}",
+            self.rotation_id,
+            self.state,
+            self.agent,
+            self.key,
+            self.old_key_id,
+            self.new_key_id.as_deref().unwrap_or("-"),
+            self.reason,
+            self.started_at
+        )
+    }
+}
+
+/// What a key rotation did, without the successor key: the JSON of `vault
+/// rotate` (the caller adds `new_key` only when it must show it once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RotationReportView {
+    /// Journal id.
+    pub rotation_id: i64,
+    /// Whose key.
+    pub agent: String,
+    /// The key's name.
+    pub key: String,
+    /// The replaced key's id.
+    pub old_key_id: String,
+    /// The successor's id.
+    pub new_key_id: String,
+    /// done or stalled.
+    pub state: &'static str,
+    /// Env files now holding the successor.
+    pub written: Vec<std::path::PathBuf>,
+    /// Targets that could not be written, with why.
+    pub errors: Vec<String>,
+    /// Where the successor was kept when no target took it (a 0600 file).
+    #[serde(rename = "new_key_file", skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<std::path::PathBuf>,
+}
+
+impl From<&RotationReport> for RotationReportView {
+    fn from(r: &RotationReport) -> RotationReportView {
+        RotationReportView {
+            rotation_id: r.rotation_id,
+            agent: r.agent.as_str().to_owned(),
+            key: r.key_name.clone(),
+            old_key_id: r.old_key_id.clone(),
+            new_key_id: r.new_key_id.clone(),
+            state: match r.state {
+                RotationState::Done => "done",
+                RotationState::Stalled => "stalled",
+            },
+            written: r.written.clone(),
+            errors: r.errors.clone(),
+            key_file: r.key_file.clone(),
+        }
+    }
+}
+
+/// A registered env-file target: `vault target ls|add --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetView {
+    /// Id for `vault target rm`.
+    pub target_id: i64,
+    /// Whose file it is.
+    pub agent: String,
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// The variable holding the key.
+    pub var: String,
+    /// The key's name, once known.
+    pub key: Option<String>,
+}
+
+impl From<&TargetInfo> for TargetView {
+    fn from(t: &TargetInfo) -> TargetView {
+        TargetView {
+            target_id: t.target_id,
+            agent: t.agent.as_str().to_owned(),
+            path: t.path.clone(),
+            var: t.key_var.clone(),
+            key: t.key_name.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for TargetView {
+    /// One tab-separated line: id, agent, path, variable, key. The key
+    /// column comes last so scripts reading the first four keep working.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\t{}\t{}\t{}\t{}",
+            self.target_id,
+            self.agent,
+            self.path.display(),
+            self.var,
+            self.key.as_deref().unwrap_or("(key not yet known)")
+        )
+    }
+}
+
+/// A secret as listed (never its value): `vault ls --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SecretView {
+    /// `AGENT/NAME`.
+    pub name: String,
+    /// Whose.
+    pub agent: String,
+    /// The current version.
+    pub version: i64,
+    /// RFC 3339 of the last `set`.
+    pub updated_at: String,
+}
+
+impl From<&SecretInfo> for SecretView {
+    fn from(s: &SecretInfo) -> SecretView {
+        SecretView {
+            name: s.path.to_string(),
+            agent: s.path.agent.as_str().to_owned(),
+            version: s.version,
+            updated_at: rfc3339(s.updated_at),
+        }
+    }
+}
+
+impl std::fmt::Display for SecretView {
+    /// `AGENT/NAME`, `vN`, `updated TIME`, tab-separated.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\tv{}\tupdated {}",
+            self.name, self.version, self.updated_at
+        )
+    }
+}
+
+/// One version in a secret's history: `vault history --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VersionView {
+    /// From 1.
+    pub version: i64,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Whether `get` returns it.
+    pub current: bool,
+}
+
+impl From<&VersionInfo> for VersionView {
+    fn from(v: &VersionInfo) -> VersionView {
+        VersionView {
+            version: v.version,
+            created_at: rfc3339(v.created_at),
+            current: v.current,
+        }
+    }
+}
+
+impl std::fmt::Display for VersionView {
+    /// `vN`, a tab, the time, and `(current)` on the current one.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = if self.current { "  (current)" } else { "" };
+        write!(f, "v{}\t{}{mark}", self.version, self.created_at)
     }
 }
 

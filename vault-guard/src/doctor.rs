@@ -10,7 +10,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use vault_core::doctor::{Finding, Severity};
-use vault_core::{Principal, Vault};
+use vault_core::{KeyStatus, Principal, Vault};
 use vault_scan::{KnownSecrets, ScanOptions, Scanner};
 
 use crate::error::{invalid, Context as _, Result};
@@ -56,10 +56,10 @@ pub fn env_file_findings(
 ) -> Result<Vec<Finding>> {
     let op = &Principal::Operator;
     let targets = vault.list_targets(op, None)?;
-    let key_agent: BTreeMap<String, String> = vault
+    let key_agent: BTreeMap<String, (String, KeyStatus, String)> = vault
         .list_keys(op, None)?
         .into_iter()
-        .map(|k| (k.key_id, k.agent.to_string()))
+        .map(|k| (k.key_id, (k.agent.to_string(), k.status, k.name)))
         .collect();
     let mut files: Vec<PathBuf> = named.to_vec();
     files.extend(targets.iter().map(|t| t.path.clone()));
@@ -97,7 +97,14 @@ pub fn env_file_findings(
                     ),
                 },
                 Some(m) => {
-                    let agent = key_agent.get(&m.id).cloned().unwrap_or_default();
+                    let (agent, status, name) = key_agent
+                        .get(&m.id)
+                        .cloned()
+                        .unwrap_or((String::new(), KeyStatus::Active, String::new()));
+                    if let Some(finding) = leaked_key_finding(&at, file, &m.label, status, &name) {
+                        findings.push(finding);
+                        continue;
+                    }
                     let registered = targets.iter().any(|t| {
                         t.agent.as_str() == agent && same_file(&t.path, file)
                     });
@@ -133,6 +140,58 @@ pub fn env_file_findings(
         }
     }
     Ok(findings)
+}
+
+/// A vault key found where registering the file as a target is the wrong
+/// advice (issue 19): a key already dead only needs its line gone, and a
+/// file that is no env file (a transcript, a log) is a leak, not a place a
+/// runtime loads its key from.
+fn leaked_key_finding(
+    at: &str,
+    file: &Path,
+    label: &str,
+    status: KeyStatus,
+    name: &str,
+) -> Option<Finding> {
+    let scrub = format!("vault scrub {}", file.display());
+    if status == KeyStatus::Revoked {
+        return Some(Finding {
+            check: "dead-key-in-file",
+            severity: Severity::Low,
+            message: format!("{at} holds {label}, which is revoked and works nowhere"),
+            fix: format!("delete the line, or `{scrub}`; nothing needs rotating"),
+        });
+    }
+    if is_env_file(file) {
+        return None;
+    }
+    Some(Finding {
+        check: "leaked-key-in-file",
+        severity: Severity::High,
+        message: format!(
+            "{at} holds {label} and is no env file (a transcript or a log?): the key has leaked"
+        ),
+        fix: format!("vault rotate {name}  (its targets get the successor), then {scrub}"),
+    })
+}
+
+/// Whether every line that is not blank or a comment is `NAME=value` (or
+/// `export NAME=value`): what dotenv loaders read. A transcript is JSON or text.
+fn is_env_file(file: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return true;
+    };
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .all(|l| {
+            let l = l.strip_prefix("export ").unwrap_or(l);
+            l.split_once('=').is_some_and(|(k, _)| {
+                !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+            })
+        })
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {

@@ -138,6 +138,31 @@ pub struct RuntimeTarget {
     pub missing_state: Option<(String, PathBuf)>,
 }
 
+/// The env file and key variable `vault target add` registers: a file named
+/// directly (under [`DEFAULT_KEY_VAR`]), or worked out from a Hermes profile
+/// or an OpenClaw agent id the way those runtimes find their own files.
+///
+/// # Errors
+/// None of the three given, or as [`hermes_target`] and [`openclaw_target`].
+pub fn target_of(
+    env_file: Option<PathBuf>,
+    hermes_profile: Option<&str>,
+    openclaw_agent: Option<&str>,
+) -> Result<RuntimeTarget> {
+    match (hermes_profile, openclaw_agent, env_file) {
+        (Some(profile), _, _) => hermes_target(profile),
+        (None, Some(id), _) => openclaw_target(id),
+        (None, None, Some(env_file)) => Ok(RuntimeTarget {
+            env_file,
+            key_var: DEFAULT_KEY_VAR.into(),
+            missing_state: None,
+        }),
+        (None, None, None) => Err(invalid(
+            "name the env file: --env-file, --hermes-profile or --openclaw-agent",
+        )),
+    }
+}
+
 /// A Hermes profile's `.env`, under [`DEFAULT_KEY_VAR`].
 ///
 /// # Errors

@@ -33,6 +33,20 @@ pub struct Spec {
     pub masking: Masking,
     /// The agent's own env file, checked for variables that would shadow the injected ones.
     pub env_file: Option<PathBuf>,
+    /// The agent's registered env files (`vault target ls`), checked too; see
+    /// [`registered_env_files`].
+    pub registered: Vec<PathBuf>,
+}
+
+/// The env files registered for `agent`: a runtime loads them over the
+/// environment just as Hermes loads its `.env`, so `vault run` checks them
+/// for variables that would shadow what it injects (issue 19).
+///
+/// # Errors
+/// The vault cannot be read.
+pub fn registered_env_files(vault: &vault_core::Vault, agent: &AgentName) -> Result<Vec<PathBuf>> {
+    let targets = vault.list_targets(&Principal::Operator, Some(agent))?;
+    Ok(targets.into_iter().map(|t| t.path).collect())
 }
 
 /// Whether secret values are masked in the child's output.
@@ -356,23 +370,40 @@ impl Forwarder {
 
 /// Hermes loads `$HERMES_HOME/.env` with override=True, so a variable defined
 /// there beats the one we inject; say so rather than let it silently win.
+/// A registered env file is rewritten by every rotation of the secrets it
+/// carries, so there only a value other than the injected one shadows it.
 fn warn_shadowed(
     spec: &Spec,
     env: &[(SecretName, SecretBytes)],
     notice: &mut dyn FnMut(Notice<'_>),
 ) {
-    let mut files: Vec<PathBuf> = spec.env_file.iter().cloned().collect();
+    let mut files: Vec<(PathBuf, bool)> =
+        spec.env_file.iter().map(|f| (f.clone(), false)).collect();
     if !spec.no_inherit {
         if let Some(home) = std::env::var_os("HERMES_HOME") {
-            files.push(Path::new(&home).join(".env"));
+            files.push((Path::new(&home).join(".env"), false));
         }
     }
-    for file in files {
+    files.extend(spec.registered.iter().map(|f| (f.clone(), true)));
+    let mut seen = std::collections::HashSet::new();
+    for (file, registered) in files {
+        if !seen.insert(file.clone()) {
+            continue;
+        }
         let Ok(defined) = envfile::defined_names(&file) else {
             continue;
         };
-        for (k, _) in env {
-            if defined.iter().any(|d| d == k.as_str()) {
+        for (k, v) in env {
+            if !defined.iter().any(|d| d == k.as_str()) {
+                continue;
+            }
+            let same = || {
+                envfile::value_of(&file, k.as_str())
+                    .ok()
+                    .flatten()
+                    .is_some_and(|in_file| v.ct_eq(in_file.as_bytes()))
+            };
+            if !(registered && same()) {
                 notice(Notice::Shadowed {
                     file: &file,
                     name: k.as_str(),

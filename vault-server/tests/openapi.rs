@@ -238,6 +238,13 @@ async fn every_documented_operation_answers_as_documented() {
             Some(json!({"scopes": ["secrets:read"], "ttl_seconds": 60})),
         ),
         (
+            "POST",
+            "/v1/auth/attenuate",
+            "/v1/auth/attenuate".into(),
+            Some(token.clone()),
+            Some(json!({"ttl_seconds": 60})),
+        ),
+        (
             "GET",
             "/v1/auth/whoami",
             "/v1/auth/whoami".into(),

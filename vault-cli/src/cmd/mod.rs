@@ -26,13 +26,13 @@ pub mod token;
 pub mod ui;
 pub mod watch;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use vault_core::Vault;
 
-use crate::{input, Cli, Command};
+use crate::{exit, input, Cli, Command};
 
 /// What every subcommand may need.
 pub struct Context {
@@ -50,16 +50,30 @@ impl Context {
     /// Unlocks the vault, prompting if no passphrase file was given.
     pub fn unlock(&self) -> Result<Vault> {
         if !Vault::exists(&self.home) {
+            if vault_client::addr_from_env().is_some() {
+                return Err(exit::usage(vault_client::LOCAL_ONLY));
+            }
             return Err(vault_core::Error::NoVault {
                 path: self.home.clone(),
             }
             .into());
         }
         // A typo at the prompt is asked again, three tries in all (issue 19);
-        // a passphrase from a file is tried once.
-        let mut tries = if self.passphrase_file.is_some() { 1 } else { 3 };
+        // a passphrase from a file, or with stdin not a terminal (a script),
+        // is tried once. A retry that cannot read the prompt ends as what it
+        // is, a wrong passphrase, not a read error.
+        let interactive = self.passphrase_file.is_none() && std::io::stdin().is_terminal();
+        let (mut tries, file) = (
+            if interactive { 3 } else { 1 },
+            self.passphrase_file.as_deref(),
+        );
         let mut vault = loop {
-            let pass = input::passphrase(self.passphrase_file.as_deref(), "Vault passphrase: ")?;
+            let pass = match input::passphrase(file, "Vault passphrase: ") {
+                Err(e) if interactive && tries < 3 && exit::code_of(&e) != Some(130) => {
+                    return Err(vault_core::Error::WrongPassphrase.into())
+                }
+                other => other?,
+            };
             tries -= 1;
             match Vault::unlock(&self.home, &pass) {
                 Err(vault_core::Error::WrongPassphrase) if tries > 0 => {
@@ -166,6 +180,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Target(c) => rotate::target(&ctx, c),
         Command::Rotate(args) => rotate::rotate(&ctx, args),
         Command::Rotation(c) => rotate::rotation(&ctx, c),
+        Command::Rollback(args) => rotate::rollback(&ctx, args),
         Command::Approvals { pending } => rotate::approvals(&ctx, pending),
         Command::Approve { id } => rotate::decide(&ctx, &id, true),
         Command::Deny { id } => rotate::decide(&ctx, &id, false),
@@ -234,10 +249,7 @@ pub fn load_prices(
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
             Ok(vault_core::prices::PriceTable::shipped())
         }
-        Err(e) => Err(crate::exit::usage(format!(
-            "--prices {}: {e}",
-            path.display()
-        ))),
+        Err(e) => Err(exit::usage(format!("--prices {}: {e}", path.display()))),
     }
 }
 

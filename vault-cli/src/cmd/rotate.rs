@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use vault_core::{
-    policy::parse_duration, AgentName, Principal, RotationReport, RotationState, SecretName,
-    SecretPath,
+    policy::parse_duration,
+    view::{ApprovalView, RotationView, TargetView},
+    AgentName, Principal, RotationReport, RotationState, SecretName, SecretPath,
 };
 
-use super::{rfc3339, Context};
+use super::Context;
 use crate::exit;
-use crate::output::safe;
+use crate::output::{columns, safe};
 
 const OP: &Principal = &Principal::Operator;
 
@@ -88,6 +89,28 @@ pub enum RotationCommand {
         #[arg(long, default_value = "30s")]
         timeout: String,
     },
+    /// List key rotations in the journal: id, state, agent/key, old -> new, reason, start.
+    Ls,
+    /// Show one rotation, with what went wrong on the way if anything.
+    Show {
+        /// The id `rotation ls` shows.
+        id: i64,
+    },
+    /// Remove a finished rotation from the journal (never one still running).
+    Rm {
+        /// The id `rotation ls` shows.
+        id: i64,
+    },
+}
+
+/// `vault rollback`.
+#[derive(clap::Args, Debug)]
+pub struct RollbackArgs {
+    /// AGENT/NAME.
+    path: String,
+    /// The kept version (see `vault history`) whose value becomes current again.
+    #[arg(long, value_name = "N")]
+    to: i64,
 }
 
 pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
@@ -102,51 +125,41 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
             key,
         } => {
             let agent = AgentName::parse(&agent)?;
-            let (env_file, default_var) = target_file(
+            let found = vault_guard::runtimes::target_of(
                 env_file,
                 hermes_profile.as_deref(),
                 openclaw_agent.as_deref(),
             )?;
-            let var = SecretName::parse(var.as_deref().unwrap_or(&default_var))?;
-            let t = vault.add_target(OP, &agent, &env_file, &var, key.as_deref())?;
-            if ctx.json {
-                ctx.print_json(&serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var, "key": t.key_name}))?;
-            } else {
-                let holds = match &t.key_name {
-                    Some(k) => format!("key {k}"),
-                    None => "whichever of its keys the file holds".into(),
-                };
+            if let Some((id, own)) = &found.missing_state {
+                let own = own.display();
                 eprintln!(
-                    "registered {} (target {}) for {}; {holds} goes in {}",
-                    safe(t.path.display()),
-                    t.target_id,
-                    t.agent,
-                    t.key_var
+                    "vault: note: OpenClaw has no state for agent {id} yet ({own} is missing)"
                 );
             }
+            let var = SecretName::parse(var.as_deref().unwrap_or(&found.key_var))?;
+            let env_file = found.env_file;
+            let t = vault.add_target(OP, &agent, &env_file, &var, key.as_deref())?;
+            if ctx.json {
+                return ctx.print_json(&serde_json::to_value(TargetView::from(&t))?);
+            }
+            let holds = match &t.key_name {
+                Some(k) => format!("key {k}"),
+                None => "whichever of its keys the file holds".into(),
+            };
+            let (path, id, var) = (safe(t.path.display()), t.target_id, safe(&t.key_var));
+            eprintln!(
+                "registered {path} (target {id}) for {}; {holds} goes in {var}",
+                t.agent
+            );
         }
         TargetCommand::Ls { agent } => {
             let agent = agent.as_deref().map(AgentName::parse).transpose()?;
             let list = vault.list_targets(OP, agent.as_ref())?;
+            let views: Vec<TargetView> = list.iter().map(TargetView::from).collect();
             if ctx.json {
-                let items: Vec<_> = list
-                    .iter()
-                    .map(|t| serde_json::json!({"target_id": t.target_id, "agent": t.agent.as_str(), "path": t.path, "var": t.key_var, "key": t.key_name}))
-                    .collect();
-                ctx.print_json(&serde_json::json!({ "targets": items }))?;
-            } else {
-                for t in list {
-                    // The key column comes last so scripts reading the first four keep working.
-                    println!(
-                        "{}\t{}\t{}\t{}\t{}",
-                        t.target_id,
-                        t.agent,
-                        safe(t.path.display()),
-                        safe(&t.key_var),
-                        t.key_name.as_deref().unwrap_or("(key not yet known)")
-                    );
-                }
+                return ctx.print_json(&serde_json::json!({ "targets": views }));
             }
+            views.iter().for_each(|v| println!("{}", columns(v)));
         }
         TargetCommand::Rm { id } => {
             vault.remove_target(OP, id)?;
@@ -154,34 +167,6 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// The env file and default key variable of `target add`: named directly,
-/// or worked out from a Hermes profile or an OpenClaw agent id the way those
-/// runtimes find their own files (see [`vault_guard::runtimes`]).
-fn target_file(
-    env_file: Option<PathBuf>,
-    hermes_profile: Option<&str>,
-    openclaw_agent: Option<&str>,
-) -> Result<(PathBuf, String)> {
-    use vault_guard::runtimes;
-    let found = match (hermes_profile, openclaw_agent, env_file) {
-        (Some(profile), _, _) => runtimes::hermes_target(profile)?,
-        (None, Some(id), _) => runtimes::openclaw_target(id)?,
-        (None, None, Some(path)) => return Ok((path, runtimes::DEFAULT_KEY_VAR.into())),
-        (None, None, None) => {
-            return Err(exit::usage(
-                "name the env file: --env-file, --hermes-profile or --openclaw-agent",
-            ))
-        }
-    };
-    if let Some((id, own)) = &found.missing_state {
-        eprintln!(
-            "vault: note: OpenClaw has no state for agent {id} yet ({} is missing)",
-            own.display()
-        );
-    }
-    Ok((found.env_file, found.key_var))
 }
 
 pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
@@ -224,69 +209,98 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
 }
 
 /// Prints a rotation's outcome; the new key only when no target received it.
-pub fn print_rotation(ctx: &Context, r: &RotationReport) -> Result<()> {
-    let state = match r.state {
-        RotationState::Done => "done",
-        RotationState::Stalled => "stalled",
-    };
+fn print_rotation(ctx: &Context, r: &RotationReport) -> Result<()> {
+    let view = vault_core::view::RotationReportView::from(r);
     if ctx.json {
-        let mut body = serde_json::json!({
-            "rotation_id": r.rotation_id, "agent": r.agent.as_str(), "key": r.key_name,
-            "old_key_id": r.old_key_id, "new_key_id": r.new_key_id, "state": state,
-            "written": r.written, "errors": r.errors,
-        });
+        let mut body = serde_json::to_value(&view)?;
         if let Some(k) = &r.new_key {
             body["new_key"] = serde_json::Value::String(k.expose_secret().to_owned());
         }
-        if let Some(f) = &r.key_file {
-            body["new_key_file"] = serde_json::json!(f);
-        }
-        ctx.print_json(&body)?;
-    } else {
-        eprintln!(
-            "rotation {} of {} ({}): {state}; old key {} -> new key {}",
-            r.rotation_id, r.key_name, r.agent, r.old_key_id, r.new_key_id
-        );
-        for w in &r.written {
-            eprintln!("  wrote the new key to {}", safe(w.display()));
-        }
-        for e in &r.errors {
-            eprintln!("  could not write: {}", safe(e));
-        }
-        if let Some(k) = &r.new_key {
-            println!("{}", k.expose_secret());
-            eprintln!("  no target is registered, so the new key is shown once above");
-        }
-        if let Some(f) = &r.key_file {
-            eprintln!(
-                "  no target is registered; the new key is in {} (mode 0600)",
-                safe(f.display())
-            );
-        }
+        return ctx.print_json(&body);
+    }
+    eprintln!(
+        "rotation {} of {} ({}): {}; old key {} -> new key {}",
+        r.rotation_id, r.key_name, r.agent, view.state, r.old_key_id, r.new_key_id
+    );
+    for w in &r.written {
+        eprintln!("  wrote the new key to {}", safe(w.display()));
+    }
+    for e in &r.errors {
+        eprintln!("  could not write: {}", safe(e));
+    }
+    if let Some(k) = &r.new_key {
+        println!("{}", k.expose_secret());
+        eprintln!("  no target is registered, so the new key is shown once above");
+    }
+    if let Some(f) = &r.key_file {
+        let f = safe(f.display());
+        eprintln!("  no target is registered; the new key is in {f} (mode 0600)");
     }
     Ok(())
 }
 
 pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
-    let RotationCommand::Set {
-        path,
-        command,
-        auto,
-        timeout,
-    } = command;
+    let (path, command, auto, timeout) = match command {
+        RotationCommand::Set {
+            path,
+            command,
+            auto,
+            timeout,
+        } => (path, command, auto, timeout),
+        RotationCommand::Ls => {
+            let list = ctx.unlock()?.rotations(OP)?;
+            let views: Vec<RotationView> = list.iter().map(RotationView::from).collect();
+            if ctx.json {
+                return ctx.print_json(&serde_json::json!({ "rotations": views }));
+            }
+            if views.is_empty() {
+                eprintln!("no rotations yet: `vault rotate KEY` or a leaked key starts one");
+            }
+            views.iter().for_each(|v| println!("{}", columns(v)));
+            return Ok(());
+        }
+        RotationCommand::Show { id } | RotationCommand::Rm { id } => {
+            let mut vault = ctx.unlock()?;
+            let info = match command {
+                RotationCommand::Rm { .. } => vault.remove_rotation(OP, id)?,
+                _ => vault.rotation(OP, id)?,
+            };
+            let view = RotationView::from(&info);
+            if ctx.json {
+                return ctx.print_json(&serde_json::to_value(&view)?);
+            }
+            match command {
+                RotationCommand::Rm { .. } => eprintln!("removed rotation {id} from the journal"),
+                _ => println!(
+                    "{}\n    {}",
+                    columns(&view),
+                    safe(view.error.as_deref().unwrap_or("-"))
+                ),
+            }
+            return Ok(());
+        }
+    };
     let path = SecretPath::parse(&path)?;
     let timeout = parse_duration(&timeout)
         .ok_or_else(|| exit::usage(format!("--timeout {timeout:?} is not a duration like 30s")))?;
+    ctx.unlock()?
+        .set_rotation_command(OP, &path, &command, auto, timeout)?;
+    let when = ["after `vault approve`", "at once when it leaks (--auto)"][usize::from(auto)];
+    eprintln!("{path} rotates with its command {when}");
+    Ok(())
+}
+
+/// `vault rollback AGENT/NAME --to N`: store kept version N again as the
+/// current one (a new version; the history keeps all).
+pub fn rollback(ctx: &Context, args: RollbackArgs) -> Result<()> {
+    let path = SecretPath::parse(&args.path)?;
     let mut vault = ctx.unlock()?;
-    vault.set_rotation_command(OP, &path, &command, auto, timeout)?;
-    eprintln!(
-        "{path} rotates with its command {}",
-        if auto {
-            "at once when it leaks (--auto)"
-        } else {
-            "after `vault approve`"
-        }
-    );
+    let (version, from) = (vault.rollback_secret(OP, &path, args.to)?, args.to);
+    if ctx.json {
+        let body = serde_json::json!({"name": path.to_string(), "version": version, "from": from});
+        return ctx.print_json(&body);
+    }
+    eprintln!("{path} version {version} now holds the value of version {from}");
     Ok(())
 }
 
@@ -305,28 +319,15 @@ pub fn approvals(ctx: &Context, pending: bool) -> Result<()> {
         );
         return Ok(());
     }
+    let views: Vec<ApprovalView> = list.iter().map(ApprovalView::from).collect();
     if ctx.json {
-        let items: Vec<_> = list
-            .iter()
-            .map(vault_core::view::ApprovalView::from)
-            .collect();
-        ctx.print_json(&serde_json::json!({ "approvals": items }))?;
-    } else {
-        // one approval is exactly these lines: its text cannot add any
-        for a in list {
-            println!(
-                "{}\t{}\t{}/{}\t{}\texpires {}",
-                safe(&a.approval_id),
-                safe(&a.state),
-                safe(&a.agent),
-                safe(&a.subject),
-                safe(&a.kind),
-                rfc3339(a.expires_at)
-            );
-            println!("    {}", safe(&a.summary));
-            if let Some(r) = a.result {
-                println!("    result: {}", safe(&r));
-            }
+        return ctx.print_json(&serde_json::json!({ "approvals": views }));
+    }
+    // one approval is exactly these lines: its text cannot add any
+    for a in &views {
+        println!("{}\n    {}", columns(a), safe(&a.summary));
+        if let Some(r) = &a.result {
+            println!("    result: {}", safe(r));
         }
     }
     Ok(())

@@ -96,7 +96,7 @@ pub enum EnvFormat {
 }
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
-    let spec = spec(&args);
+    let mut spec = spec(&args);
     if args.broker && args.agent.is_none() {
         if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
             // Remote mode: the child holds an `egress` token, revoked at exit.
@@ -140,6 +140,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     if args.watch {
         // Watching keeps the vault (and its data key) open for the child's life.
         let vault = ctx.unlock()?;
+        spec.registered = child::registered_env_files(&vault, &agent)?;
         let how = child::Watch {
             poll: std::time::Duration::from_millis(args.poll_ms),
             reload_signal: args.reload_signal.clone(),
@@ -150,6 +151,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     }
     let env = {
         let vault = ctx.unlock()?;
+        spec.registered = child::registered_env_files(&vault, &agent)?;
         vault.env_of(&Principal::Operator, &agent)?
         // the vault (and its data key) is dropped here, before the child starts
     };
@@ -171,6 +173,7 @@ fn spec(args: &RunArgs) -> Spec {
             Masking::Auto
         },
         env_file: args.env_file.clone(),
+        registered: Vec::new(),
     }
 }
 

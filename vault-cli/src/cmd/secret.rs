@@ -4,9 +4,10 @@ use std::io::Write;
 
 use anyhow::Result;
 use vault_client::{Remote, AGENT_KEY_VAR};
+use vault_core::view::{SecretView, VersionView};
 use vault_core::{validate_value, AgentName, Principal, SecretPath};
 
-use super::{rfc3339, Context};
+use super::Context;
 use crate::input;
 
 const OP: &Principal = &Principal::Operator;
@@ -73,12 +74,8 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
 pub fn get(ctx: &Context, args: GetArgs) -> Result<()> {
     if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
         if args.version.is_some() {
-            let reason = "reads the local vault as the operator; unset VAULT_ADDR".into();
-            return Err(vault_core::Error::InvalidInput {
-                what: "--version",
-                reason,
-            }
-            .into());
+            let why = "--version reads the local vault as the operator; unset VAULT_ADDR";
+            return Err(crate::exit::usage(why));
         }
         let (value, version) = remote.get(&args.path)?;
         let mut out = std::io::stdout().lock();
@@ -114,38 +111,23 @@ pub fn ls(ctx: &Context, args: LsArgs) -> Result<()> {
     let agent = args.agent.as_deref().map(AgentName::parse).transpose()?;
     let vault = ctx.unlock()?;
     let list = vault.list_secrets(OP, agent.as_ref())?;
+    let views: Vec<SecretView> = list.iter().map(SecretView::from).collect();
     if ctx.json {
-        let items: Vec<_> = list
-            .iter()
-            .map(|s| {
-                serde_json::json!({"name": s.path.to_string(), "agent": s.path.agent.as_str(),
-                                   "version": s.version, "updated_at": rfc3339(s.updated_at)})
-            })
-            .collect();
-        ctx.print_json(&serde_json::json!({ "secrets": items }))?;
-    } else {
-        if list.is_empty() {
-            // an empty listing says what would fill it (issue 19); stdout stays empty
-            eprintln!(
-                "no secrets{}: store one with `vault set AGENT/NAME` (the value on stdin or at \
-                 the prompt), or a dotenv file with `vault import --agent AGENT FILE`",
-                agent
-                    .as_ref()
-                    .map(|a| format!(" for {a}"))
-                    .unwrap_or_default()
-            );
-        }
-        let mut out = std::io::stdout().lock();
-        for s in list {
-            writeln!(
-                out,
-                "{}\tv{}\tupdated {}",
-                s.path,
-                s.version,
-                rfc3339(s.updated_at)
-            )?;
-        }
+        return ctx.print_json(&serde_json::json!({ "secrets": views }));
     }
+    if list.is_empty() {
+        // an empty listing says what would fill it (issue 19); stdout stays empty
+        let of = agent
+            .as_ref()
+            .map(|a| format!(" for {a}"))
+            .unwrap_or_default();
+        eprintln!(
+            "no secrets{of}: store one with `vault set AGENT/NAME` (the value on stdin or at \
+             the prompt), or a dotenv file with `vault import --agent AGENT FILE`"
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    views.iter().try_for_each(|v| writeln!(out, "{v}"))?;
     Ok(())
 }
 
@@ -165,18 +147,11 @@ pub fn history(ctx: &Context, args: HistoryArgs) -> Result<()> {
     let path = SecretPath::parse(&args.path)?;
     let vault = ctx.unlock()?;
     let versions = vault.history(OP, &path)?;
+    let views: Vec<VersionView> = versions.iter().map(VersionView::from).collect();
     if ctx.json {
-        let items: Vec<_> = versions
-            .iter()
-            .map(|v| serde_json::json!({"version": v.version, "created_at": rfc3339(v.created_at), "current": v.current}))
-            .collect();
-        ctx.print_json(&serde_json::json!({"name": path.to_string(), "versions": items}))?;
-    } else {
-        let mut out = std::io::stdout().lock();
-        for v in versions {
-            let mark = if v.current { "  (current)" } else { "" };
-            writeln!(out, "v{}\t{}{mark}", v.version, rfc3339(v.created_at))?;
-        }
+        return ctx.print_json(&serde_json::json!({"name": path.to_string(), "versions": views}));
     }
+    let mut out = std::io::stdout().lock();
+    views.iter().try_for_each(|v| writeln!(out, "{v}"))?;
     Ok(())
 }

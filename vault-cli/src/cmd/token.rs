@@ -77,23 +77,26 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         },
         ttl: args.ttl.as_deref().map(parse_ttl).transpose()?,
     };
-    if !args.from_token {
-        if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, args.key_file.as_deref())? {
-            let ttl = request.ttl.map(|t| t.as_secs());
-            let scopes = request
-                .scopes
-                .as_ref()
-                .map(|s| s.iter().map(ToString::to_string).collect());
-            let (token, public) = remote.mint(scopes, ttl)?;
-            if ctx.json {
-                let mut body = public;
-                body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
-                ctx.print_json(&body)?;
-            } else {
-                println!("{}", token.expose_secret());
-            }
-            return Ok(());
+    // Remote mode: the server mints from the key, or attenuates the token (--from-token).
+    let (var, file) = match args.from_token {
+        true => ("VAULT_TOKEN", args.token_file.as_deref()),
+        false => (AGENT_KEY_VAR, args.key_file.as_deref()),
+    };
+    if let Some(remote) = Remote::from_env(var, file)? {
+        let ttl = request.ttl.map(|t| t.as_secs());
+        let scopes = request
+            .scopes
+            .as_ref()
+            .map(|s| s.iter().map(ToString::to_string).collect());
+        let (token, public) = remote.mint(scopes, ttl)?;
+        if ctx.json {
+            let mut body = public;
+            body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
+            ctx.print_json(&body)?;
+        } else {
+            println!("{}", token.expose_secret());
         }
+        return Ok(());
     }
     let minted = if args.from_token {
         let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;

@@ -438,3 +438,54 @@ pub(crate) fn bind_target_key(conn: &Handle, target_id: i64, key_name: &str) -> 
     )?;
     Ok(())
 }
+
+// The journal as the operator reads it (`vault rotation ls|show|rm`, issue
+// 19). Kept apart from the resume queries above, which only see open rows.
+
+/// A journal row with its times and error, for listing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct JournalRow {
+    pub rotation_id: i64,
+    pub agent: String,
+    pub subject: String,
+    pub old_key_id: String,
+    pub new_key_id: Option<String>,
+    pub state: RotationStep,
+    pub reason: RotationReason,
+    pub error: Option<String>,
+    pub started_at: i64,
+    pub updated_at: i64,
+}
+
+/// Every journal row (or the one with `id`), oldest first; never the pending secret.
+pub(crate) fn journal(conn: &Handle, id: Option<i64>) -> Result<Vec<JournalRow>> {
+    conn.query_all(
+        "SELECT r.rotation_id, a.name, r.subject, r.old_key_id, r.new_key_id, r.state, r.reason,
+                r.error, r.started_at, r.updated_at
+         FROM rotations r JOIN agents a USING (agent_id)
+         WHERE ?1 IS NULL OR r.rotation_id = ?1 ORDER BY r.rotation_id",
+        args![id],
+        |r| {
+            Ok(JournalRow {
+                rotation_id: r.get(0)?,
+                agent: r.get(1)?,
+                subject: r.get(2)?,
+                old_key_id: r.get(3)?,
+                new_key_id: r.get(4)?,
+                state: r.get(5)?,
+                reason: r.get(6)?,
+                error: r.get(7)?,
+                started_at: r.get(8)?,
+                updated_at: r.get(9)?,
+            })
+        },
+    )
+}
+
+/// Deletes a finished journal row; an open one (still to resume) is never deleted.
+pub(crate) fn delete_finished_rotation(conn: &Handle, id: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM rotations WHERE rotation_id = ?1 AND state IN (?2, ?3)",
+        args![id, RotationStep::Done, RotationStep::RolledBack],
+    )? == 1)
+}

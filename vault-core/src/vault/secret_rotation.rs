@@ -149,8 +149,59 @@ impl Vault {
             "ok",
         )?;
         tx.commit()?;
-        // Env files that carry this secret get the new value.
-        let text = new.as_str().unwrap_or_default();
+        self.write_to_targets(agent_id, path, &new)?;
+        Ok(version)
+    }
+
+    /// Stores kept version `to` of a secret again, as a new current version
+    /// (operator only); the history keeps every version, so a rollback is
+    /// itself undone by another. Like a rotation's successor, the value goes
+    /// to the registered env files that carry the variable, and it is
+    /// audited (`secret.rollback`, naming both versions). A compromise mark
+    /// stays: only a rotation retires the leaked value where it is accepted.
+    /// Returns the new version.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing secret or a version not kept (the
+    /// message lists the kept ones); [`Error::Refused`] when version `to`
+    /// holds the current value already.
+    pub fn rollback_secret(
+        &mut self,
+        actor: &Principal,
+        path: &SecretPath,
+        to: i64,
+    ) -> Result<i64> {
+        require_operator(actor, "roll back secrets")?;
+        let (current, version) = self.read_value(actor, path)?;
+        let row = self.visible_secret(&self.store, actor, path)?;
+        let value = self.open_version(&row, path, to)?;
+        if value.ct_eq(current.expose_secret()) {
+            return Err(Error::Refused {
+                reason: format!(
+                    "{path} version {to} holds the current value (version {version}); nothing to roll back"
+                ),
+            });
+        }
+        let new_version = self.set_secret(actor, path, &value)?;
+        self.audit(
+            actor,
+            None,
+            AuditAction::SecretRollback,
+            Some(&format!("{path} v{new_version} (from v{to})")),
+            "ok",
+        )?;
+        self.write_to_targets(row.agent_id, path, &value)?;
+        Ok(new_version)
+    }
+
+    /// Env files of the agent that carry this secret's variable get `value`.
+    fn write_to_targets(
+        &self,
+        agent_id: i64,
+        path: &SecretPath,
+        value: &SecretBytes,
+    ) -> Result<()> {
+        let text = value.as_str().unwrap_or_default();
         for t in rotation::targets(&self.store, &self.rows, Some(agent_id))? {
             let file = Path::new(&t.path);
             if envfile::defined_names(file)?
@@ -160,7 +211,7 @@ impl Vault {
                 envfile::upsert_var(file, path.name.as_str(), text)?;
             }
         }
-        Ok(version)
+        Ok(())
     }
 
     pub(super) fn secret_ids(&self, path: &SecretPath) -> Result<(i64, i64)> {

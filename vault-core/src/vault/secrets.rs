@@ -138,7 +138,8 @@ impl Vault {
     }
 
     /// Reads one stored version of a secret (operator only), audited as a
-    /// read like [`Vault::get_secret`]: looking back at what an agent was given
+    /// read like [`Vault::get_secret`] with the version in the record's
+    /// target (`AGENT/NAME vN`): looking back at what an agent was given
     /// before a rotation or a mistaken `set` (issue 19).
     ///
     /// # Errors
@@ -152,11 +153,13 @@ impl Vault {
         version: i64,
     ) -> Result<SecretBytes> {
         require_operator(actor, "read old versions of secrets")?;
+        // The record names the version read, as `secret.rotate` names the
+        // one it made: a read of a rotated-away value is told apart.
         self.audited_read(
             actor,
             None,
             AuditAction::SecretRead,
-            &path.to_string(),
+            &format!("{path} v{version}"),
             || {
                 let row = self.visible_secret(&self.store, actor, path)?;
                 self.open_version(&row, path, version)
@@ -213,7 +216,7 @@ impl Vault {
     }
 
     /// One stored version's value; a version not kept is named with the ones that are.
-    fn open_version(
+    pub(super) fn open_version(
         &self,
         row: &secrets::SecretRow,
         path: &SecretPath,
@@ -323,7 +326,7 @@ impl Vault {
 
     /// The secret's row if `actor` may see it, read through `conn` (the
     /// actor's read, or the store itself on the operator's paths).
-    fn visible_secret(
+    pub(super) fn visible_secret(
         &self,
         conn: &store::Handle,
         actor: &Principal,

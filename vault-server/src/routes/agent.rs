@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/auth/token", post(mint))
+        .route("/v1/auth/attenuate", post(attenuate))
         .route("/v1/auth/whoami", get(whoami))
         .route("/v1/auth/revoke", post(revoke))
         .route("/v1/secrets/{name}", get(secret))
@@ -176,6 +177,52 @@ async fn mint(
         }
     }
     let minted = minted?;
+    Ok(Json(serde_json::json!({
+        "token": minted.token.expose_secret(),
+        "expires_at": minted.claims.expires_at,
+        "token_id": minted.claims.token_id,
+        "scopes": minted.claims.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })))
+}
+
+/// `POST /v1/auth/attenuate` with a token as the bearer: a child token with
+/// at most its scopes and lifetime (`vault token --from-token` in remote
+/// mode, issue 19). Kept apart from `/v1/auth/token`, where a token never
+/// mints; an egress token is the broker's alone and attenuates nothing here.
+async fn attenuate(
+    State(state): State<AppState>,
+    Extension(caller): Extension<CallerSlot>,
+    headers: HeaderMap,
+    body: Option<Json<MintBody>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let rid = caller.request_id();
+    let parent = bearer(&headers)?.to_owned();
+    let claims = state.check_token(&parent)?;
+    if claims.scopes.contains(&Scope::Egress) {
+        return Err(ApiError::unauthorized(
+            "an egress token cannot mint tokens; send a token for the vault's API",
+        ));
+    }
+    caller.set(claims.agent.as_str(), &claims.key_id);
+    let body = body.map(|Json(b)| b).unwrap_or_default();
+    let scopes = match body.scopes {
+        Some(list) => Some(
+            list.iter()
+                .map(|s| Scope::parse(s))
+                .collect::<vault_core::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let request = TokenRequest {
+        scopes,
+        ttl: body.ttl_seconds.map(Duration::from_secs),
+    };
+    let minted = state
+        .with_vault_batched(move |vault| {
+            tag(vault, &rid);
+            Ok(vault.attenuate_token(&parent, &request)?)
+        })
+        .await?;
     Ok(Json(serde_json::json!({
         "token": minted.token.expose_secret(),
         "expires_at": minted.claims.expires_at,
