@@ -54,6 +54,48 @@ pub(crate) fn generic_value_is_code(data: &[u8], start: usize, end: usize) -> bo
     SELF_NAMING.iter().any(|m| contains(m))
 }
 
+/// Whether the name a value is assigned to (the word before `=`, `:` or the blank in front
+/// of `data[start..]`) ends in a word for an identifier: `twilioApiKeySid`, `AUTH0_CLIENT_ID`,
+/// `okta_domain`. A rule keyed by a provider's name alone would otherwise report the
+/// account's id or hostname beside its key (issue 18: identifiers are not secrets).
+pub(crate) fn named_as_identifier(data: &[u8], start: usize) -> bool {
+    let head = &data[..start];
+    let name_end = head
+        .iter()
+        .rposition(|b| {
+            !matches!(
+                b,
+                b' ' | b'\t' | b'"' | b'\'' | b'`' | b'=' | b':' | b'>' | b']'
+            )
+        })
+        .map_or(0, |i| i + 1);
+    let name = &head[..name_end];
+    let word_start = name
+        .iter()
+        .rposition(|b| !b.is_ascii_alphanumeric())
+        .map_or(0, |i| i + 1);
+    let word = name[word_start..].to_ascii_lowercase();
+    const ID_WORDS: &[&[u8]] = &[
+        b"sid",
+        b"id",
+        b"ids",
+        b"name",
+        b"user",
+        b"username",
+        b"url",
+        b"uri",
+        b"host",
+        b"hostname",
+        b"domain",
+        b"email",
+        b"region",
+        b"account",
+        b"endpoint",
+        b"org",
+    ];
+    ID_WORDS.iter().any(|w| word.ends_with(w))
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_identifier(s: &[u8]) -> bool {
     s.first()

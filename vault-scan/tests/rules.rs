@@ -29,11 +29,12 @@ fn every_example_is_found_by_its_rule() {
                 &ScanOptions::default(),
             );
             // One value, one finding (issue 18): a keyed rule's example that is also the
-            // same provider's documented format is reported by the format rule.
+            // same provider's documented format, or matches its other keyed rule, is
+            // reported once, by the other rule.
             let keyed_twin = rule.id.ends_with("keyed")
                 && r.findings
                     .iter()
-                    .any(|f| f.provider == rule.provider && !f.rule.ends_with("keyed"));
+                    .any(|f| f.provider == rule.provider && f.rule != rule.id);
             if !keyed_twin && !r.findings.iter().any(|f| f.rule == rule.id) {
                 failures.push(format!("{}: {ex}", rule.id));
             }
@@ -342,4 +343,76 @@ fn documentation_examples_are_not_findings_but_fresh_values_in_their_place_are()
     let write_key = random_chars(BASE62, 32);
     let found = rules_found(&format!("SEGMENT_WRITE_KEY={write_key}"));
     assert!(found.contains(&"segment.keyed".to_string()));
+}
+
+// issue 18, item 3: identifier-only rules are gone. A Twilio account SID (AC...) or API key
+// SID (SK...) names an account or key; the secret is its auth token or key secret.
+#[test]
+fn a_twilio_account_or_key_sid_alone_is_not_a_finding() {
+    let hex = random_chars(b"0123456789abcdef", 32);
+    for text in [
+        format!("TWILIO_ACCOUNT_SID=AC{hex}\n"),
+        format!("const twilioApiKeySid = 'SK{hex}'\n"),
+    ] {
+        let r = scan_bytes(
+            scanner(),
+            None,
+            "src/app.js",
+            text.as_bytes(),
+            &ScanOptions::default(),
+        );
+        assert!(r.findings.is_empty(), "{text}: {:?}", r.findings);
+    }
+    let rules = builtin_rules().unwrap();
+    assert!(!rules.iter().any(|r| r.id == "twilio.account-sid"));
+}
+
+// issue 18, breadth: a credential named after its provider (`MAILERLITE_API_KEY=`,
+// `bugsnag secret ...`) is found whatever its shape, once, at medium confidence; what sits
+// there but is code or an identifier is not (the generic rules' value-shape checks).
+#[test]
+fn a_credential_named_for_its_provider_is_found_and_code_under_that_name_is_not() {
+    let value = random_chars(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        32,
+    );
+    for (text, rule) in [
+        (
+            format!("MAILERLITE_API_KEY=\"{value}\"\n"),
+            "mailerlite.name-keyed",
+        ),
+        (format!("bugsnag secret {value}\n"), "bugsnag.name-keyed"),
+        (
+            format!("paydirtapp SECRET key {value}\n"),
+            "paydirt.name-keyed",
+        ),
+        (format!("  deepgramKEY: '{value}'\n"), "deepgram.name-keyed"),
+    ] {
+        let r = scan_bytes(
+            scanner(),
+            None,
+            "config/app.env",
+            text.as_bytes(),
+            &ScanOptions::default(),
+        );
+        assert_eq!(r.findings.len(), 1, "{text}: {:?}", r.findings);
+        assert_eq!(r.findings[0].rule, rule, "{text}");
+        assert_eq!(r.findings[0].confidence.as_str(), "medium", "{text}");
+    }
+    for text in [
+        "mailerlite_api_key = settings.mailerlite_api_key\n",
+        "MAILERLITE_API_KEY=\"${MAILERLITE_API_KEY}\"\n",
+        "bugsnag_api_key = os.environ.get('BUGSNAG_API_KEY')\n",
+        "let datadogApiKey = loadDatadogApiKeyFromEnvironment(config)\n",
+        "the bugsnag token is described in docs/bugsnag_configuration_reference\n",
+    ] {
+        let r = scan_bytes(
+            scanner(),
+            None,
+            "config/app.env",
+            text.as_bytes(),
+            &ScanOptions::default(),
+        );
+        assert!(r.findings.is_empty(), "{text}: {:?}", r.findings);
+    }
 }
