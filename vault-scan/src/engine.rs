@@ -443,11 +443,22 @@ impl Scanner {
                 return None;
             }
             // Generic assignments: a bare identifier (`self.password`) is code, not a secret.
-            if (rule.provider == GENERIC || rule.value_checks)
+            if rule.provider == GENERIC
                 && (secret
                     .iter()
                     .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
                     || generic_value_is_code(data, start, end))
+            {
+                return None;
+            }
+            // Keyed by a provider's name alone: the value has no documented shape, so what is
+            // code (a call, a path, `snake_case` or `kebab-case` words) is not a secret; a
+            // run of random letters (`DjayBenyJrtpvydFCzAphcqc`) may be.
+            if rule.value_checks
+                && (generic_value_is_code(data, start, end)
+                    || secret
+                        .split(|b| *b == b'-')
+                        .all(|w| w.iter().all(|b| b.is_ascii_lowercase() || *b == b'_')))
             {
                 return None;
             }

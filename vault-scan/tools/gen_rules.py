@@ -607,24 +607,28 @@ NAME_KEYED = [
     "asana", "notion", "zendesk", "hubspot", "freshdesk", "trello", "clickup", "mapbox", "contentful",
     "figma", "miro", "calendly", "typeform", "docusign", "dropbox", "mixpanel", "amplitude",
     "segment_", "pusher", "ably", "algolia", "firebase", "auth0", "clerk", "workos",
+    # short names and spellings that are the provider's own abbreviation (NAME:provider)
+    "dd_:datadog", "dd-:datadog", "pd_:pagerduty", "fb:facebook", "ibm:ibmcloud",
+    "azure devops:azuredevops", "azure_search:azuresearch",
 ]
 CRED = "key|secret|token|passwd|password|pass|pwd|access|private|auth|credential|apikey|pat"
 groups = {}
 for name in NAME_KEYED:
-    prov = name.strip("_").replace("_", "").replace(".", "")
+    name, _, prov = name.partition(":")
+    prov = prov or name.strip("_").replace("_", "").replace(".", "")
     groups.setdefault(prov, [])
     if name not in groups[prov]:
         groups[prov].append(name)
 for prov, names in groups.items():
     rid = prov + ".name-keyed"
     kw = "|".join(n.replace(".", r"\.") for n in names)
-    pattern = (r"(?:^|[^A-Za-z])(?i:" + kw + r")[\w.-]{0,20}?\s{0,2}(?i:" + CRED + r")[\w.-]{0,20}"
-               + r"(?:\s{1,2}(?i:key|token|code|secret)\b)?['\"\]]*"
-               + r"(?:\s{0,3}(?::=|=>|=|:)\s{0,3}|\s{1,3})['\"`]?([A-Za-z0-9_+/=.-]{16,256})(?:[^A-Za-z0-9_+/=.-]|$)")
-    name = names[0]
-    up = name.strip("_").upper() if "." not in name else name
+    pattern = (r"(?:^|[^A-Za-z])(?i:" + kw + r")[\w. \t-]{0,24}?(?i:" + CRED + r")[\w.-]{0,20}?"
+               + r"(?:\s{1,2}(?i:key|token|code|secret)\b)?[\\'\"\]]*"
+               + r"(?:\s{0,3}(?::=|=>|=|:)\s{0,3}|\s{1,3}|-)[\\'\"`]{0,2}([A-Za-z0-9_+/=.%-]{16,256})(?:[^A-Za-z0-9_+/=.%-]|$)")
+    name = names[0].partition(":")[0]
+    up = name.strip("_").upper().replace(" ", "_") if "." not in name else name
     ex = "FAKE0demo1Zx7wLp2Vb8Nc4Rs6Yh1Ju5"
-    emit("saas", rid, prov, f"{name.strip('_')} credential by its name", pattern, names,
+    emit("saas", rid, prov, f"{name.strip('_-')} credential by its name", pattern, names,
          [f'{up}_API_KEY="{ex}"', f"{name} secret {ex}"],
          [f'{up}_API_KEY="${{{up}_API_KEY}}"', f"{up}_TOKEN={up.lower()}_token_value_here",
           f"{name}_key = config.get_secret_value()", f"{name} token abcdefabcdefabcdefab",
