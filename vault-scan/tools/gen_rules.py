@@ -624,7 +624,7 @@ for prov, names in groups.items():
     kw = "|".join(n.replace(".", r"\.") for n in names)
     pattern = (r"(?:^|[^A-Za-z])(?i:" + kw + r")[\w. \t-]{0,24}?(?i:" + CRED + r")[\w.-]{0,20}?"
                + r"(?:\s{1,2}(?i:key|token|code|secret)\b)?[\\'\"\]]*"
-               + r"(?:\s{0,3}(?::=|=>|=|:)\s{0,3}|\s{1,3}|-)[\\'\"`]{0,2}([A-Za-z0-9_+/=.%-]{16,256})(?:[^A-Za-z0-9_+/=.%-]|$)")
+               + r"(?:\s{0,3}(?::=|=>|=|:)\s{0,16}|\s{1,3}|-)[\\'\"`]{0,2}([A-Za-z0-9_+/=.%-]{16,1024})(?:[^A-Za-z0-9_+/=.%-]|$)")
     name = names[0].partition(":")[0]
     up = name.strip("_").upper().replace(" ", "_") if "." not in name else name
     ex = "FAKE0demo1Zx7wLp2Vb8Nc4Rs6Yh1Ju5"
@@ -633,7 +633,7 @@ for prov, names in groups.items():
          [f'{up}_API_KEY="${{{up}_API_KEY}}"', f"{up}_TOKEN={up.lower()}_token_value_here",
           f"{name}_key = config.get_secret_value()", f"{name} token abcdefabcdefabcdefab",
           f"{up}_CLIENT_ID={ex}"],
-         entropy=3.0, confidence="medium", window=360, before=2, ignore_case=True, value_checks=True)
+         entropy=3.0, confidence="medium", window=1100, before=2, ignore_case=True, value_checks=True)
 
 for f, rules in out.items():
     with open(f"rules/{f}.toml", "w") as fh:
