@@ -452,13 +452,14 @@ impl Scanner {
                 return None;
             }
             // Keyed by a provider's name alone: the value has no documented shape, so what is
-            // code (a call, a path, `snake_case` or `kebab-case` words) is not a secret; a
-            // run of random letters (`DjayBenyJrtpvydFCzAphcqc`) may be.
+            // code (a call, a path, `snake_case`, `kebab-case` or file names without a digit:
+            // `gl-code-quality-report.json`) is not a secret; a run of random letters
+            // (`DjayBenyJrtpvydFCzAphcqc`) may be.
             if rule.value_checks
                 && (generic_value_is_code(data, start, end)
                     || secret
-                        .split(|b| *b == b'-')
-                        .all(|w| w.iter().all(|b| b.is_ascii_lowercase() || *b == b'_')))
+                        .iter()
+                        .all(|b| b.is_ascii_lowercase() || b"_-.".contains(b)))
             {
                 return None;
             }

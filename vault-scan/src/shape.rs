@@ -217,7 +217,7 @@ pub(crate) fn is_placeholder_url_credential(data: &[u8], start: usize, end: usiz
         .iter()
         .any(|p| password == p.as_bytes())
         || (!user.is_empty() && password == user);
-    if !placeholder || data.get(end) != Some(&b'@') {
+    if data.get(end) != Some(&b'@') {
         return false;
     }
     let rest = &data[end + 1..];
@@ -237,13 +237,21 @@ pub(crate) fn is_placeholder_url_credential(data: &[u8], start: usize, end: usiz
     ];
     const DOC_DOMAINS: &[&str] = &["example.com", "example.org", "example.net"];
     const DOC_SUFFIXES: &[&str] = &[".localhost", ".example", ".test", ".invalid", ".local"];
-    LOCAL.contains(&host)
-        || host.starts_with("127.")
-        || DOC_DOMAINS
-            .iter()
-            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
-        || DOC_SUFFIXES.iter().any(|s| host.ends_with(s))
+    // A documentation domain (RFC 2606) holds no accounts: any password there is an
+    // example (`ftp://rms:secret123@example.com` in the url crate's docs).
+    if DOC_DOMAINS
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || host.ends_with(".example")
+        || host.ends_with(".invalid")
         || host == "example"
+    {
+        return true;
+    }
+    placeholder
+        && (LOCAL.contains(&host)
+            || host.starts_with("127.")
+            || DOC_SUFFIXES.iter().any(|s| host.ends_with(s)))
 }
 
 /// Whether the line holding `at` carries an inline `vault:allow` marker.

@@ -405,11 +405,54 @@ fn a_credential_named_for_its_provider_is_found_and_code_under_that_name_is_not(
         "bugsnag_api_key = os.environ.get('BUGSNAG_API_KEY')\n",
         "let datadogApiKey = loadDatadogApiKeyFromEnvironment(config)\n",
         "the bugsnag token is described in docs/bugsnag_configuration_reference\n",
+        // Seen on real code (a crate's .gitlab-ci.yml): `path` is no `pat`, a file no value.
+        "    - cargo codeclimate --clippy --codeclimate-path gl-code-quality-report.json\n",
+        "    - gitlab-cargo-audit --output-path gl-dep-report.json\n",
     ] {
         let r = scan_bytes(
             scanner(),
             None,
             "config/app.env",
+            text.as_bytes(),
+            &ScanOptions::default(),
+        );
+        assert!(r.findings.is_empty(), "{text}: {:?}", r.findings);
+    }
+}
+
+// issue 18, breadth: URL passwords are read for FTP, SMB, LDAP and postgis too, and a
+// password may hold `@`; on a documentation domain (RFC 2606) no password is real, whatever
+// it looks like (the url crate's docs: `ftp://rms:secret123@example.com`).
+#[test]
+fn url_passwords_are_found_for_more_schemes_but_not_on_documentation_domains() {
+    let pw = random_chars(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+        16,
+    );
+    for text in [
+        format!("ftp://deploy:{pw}@ftp.fake-corp.net/in"),
+        format!("CONNECTION_URI=\"postgis://gis:{pw}@x@db.fake-corp.net:5434/geo\""),
+        format!("ldaps://cn=admin:{pw}@ldap.fake-corp.net"),
+    ] {
+        let r = scan_bytes(
+            scanner(),
+            None,
+            "src/app.rs",
+            text.as_bytes(),
+            &ScanOptions::default(),
+        );
+        assert_eq!(r.findings.len(), 1, "{text}: {:?}", r.findings);
+        assert_eq!(r.findings[0].rule, "database.url-with-password", "{text}");
+    }
+    for text in [
+        format!("/// let url = Url::parse(\"ftp://rms:{pw}@example.com\")?;"),
+        format!("ftp://user1:{pw}@files.example.org/"),
+        "ftp://rms:secret123@example.com".to_string(),
+    ] {
+        let r = scan_bytes(
+            scanner(),
+            None,
+            "src/lib.rs",
             text.as_bytes(),
             &ScanOptions::default(),
         );

@@ -611,7 +611,7 @@ NAME_KEYED = [
     "dd_:datadog", "dd-:datadog", "pd_:pagerduty", "fb:facebook", "ibm:ibmcloud",
     "azure devops:azuredevops", "azure_search:azuresearch",
 ]
-CRED = "key|secret|token|passwd|password|pass|pwd|access|private|auth|credential|apikey|pat"
+CRED = r"key|secret|token|passwd|password|pass|pwd|access|private|auth|credential|apikey|pat\b"
 groups = {}
 for name in NAME_KEYED:
     name, _, prov = name.partition(":")
@@ -632,7 +632,7 @@ for prov, names in groups.items():
          [f'{up}_API_KEY="{ex}"', f"{name} secret {ex}"],
          [f'{up}_API_KEY="${{{up}_API_KEY}}"', f"{up}_TOKEN={up.lower()}_token_value_here",
           f"{name}_key = config.get_secret_value()", f"{name} token abcdefabcdefabcdefab",
-          f"{up}_CLIENT_ID={ex}"],
+          f"{up}_CLIENT_ID={ex}", f"cargo {name} --clippy --{name}-path gl-code-quality-report.json"],
          entropy=3.0, confidence="medium", window=1100, before=2, ignore_case=True, value_checks=True)
 
 for f, rules in out.items():
