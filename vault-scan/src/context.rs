@@ -12,7 +12,8 @@
 //! vault-managed value (the caller's matcher recognised it) and a token whose provider's
 //! checksum passed (GitHub, npm, the vault's own): a valid checksum is a real-format token.
 //!
-//! The pre-commit gate (`--staged`) lowers only the generic rules there: a provider-format
+//! The pre-commit gate (`--staged`) lowers only the generic rules there (and those keyed by
+//! a provider's name alone, which have no format either): a provider-format
 //! credential about to be committed is blocked wherever it sits, since a real key pasted
 //! into a test file leaks as surely as one in `src/` (`vault:allow` or `.vaultignore` let
 //! a published test key through on purpose).
@@ -111,7 +112,13 @@ pub(crate) fn settle(
         for f in findings.iter_mut() {
             let kept = match gate {
                 Gate::Tree => keeps_level(scanner, f),
-                Gate::Commit => f.managed.is_some() || f.provider != GENERIC,
+                // A rule keyed by a provider's name alone has no format to confirm its
+                // value by, as the generic rules have none: lowered there like them.
+                Gate::Commit => {
+                    f.managed.is_some()
+                        || (f.provider != GENERIC
+                            && !scanner.rule(&f.rule).is_some_and(|r| r.value_checks))
+                }
             };
             if !kept {
                 f.confidence = Confidence::Low;

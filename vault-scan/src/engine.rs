@@ -16,7 +16,7 @@ use crate::redact::{fingerprint, redact};
 use crate::rule::{crc32_base62_ok, entropy, ChecksumPolicy, Confidence, Rule, Validator};
 use crate::shape::{
     allowed_inline, generic_value_is_code, is_documentation_jwt, is_placeholder,
-    is_placeholder_url_credential,
+    is_placeholder_url_credential, named_as_identifier,
 };
 
 /// Provider of the generic assignment rules (`generic.*`), which get value-shape checks
@@ -160,6 +160,7 @@ impl Scanner {
             window_before: None,
             ignore_case: false,
             confidence: Confidence::High,
+            value_checks: false,
             examples: Vec::new(),
             negative_examples: Vec::new(),
         };
@@ -448,6 +449,23 @@ impl Scanner {
                     .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
                     || generic_value_is_code(data, start, end))
             {
+                return None;
+            }
+            // Keyed by a provider's name alone: the value has no documented shape, so what is
+            // code (a call, a path, `snake_case`, `kebab-case` or file names without a digit:
+            // `gl-code-quality-report.json`) is not a secret; a run of random letters
+            // (`DjayBenyJrtpvydFCzAphcqc`) may be.
+            if rule.value_checks
+                && (generic_value_is_code(data, start, end)
+                    || secret
+                        .iter()
+                        .all(|b| b.is_ascii_lowercase() || b"_-.".contains(b)))
+            {
+                return None;
+            }
+            // Keyed by a provider's name alone: `okta_domain` or `twilioApiKeySid` is named
+            // for an identifier, whatever the value.
+            if rule.value_checks && named_as_identifier(data, start) {
                 return None;
             }
             if let Some(floor) = rule.entropy {

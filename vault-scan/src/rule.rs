@@ -18,6 +18,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("social", include_str!("../rules/social.toml")),
     ("hashes", include_str!("../rules/hashes.toml")),
     ("keyed", include_str!("../rules/keyed.toml")),
+    ("saas", include_str!("../rules/saas.toml")),
 ];
 
 /// One detection rule.
@@ -56,6 +57,11 @@ pub struct Rule {
     /// How sure a match is.
     #[serde(default)]
     pub confidence: Confidence,
+    /// Whether the matched value gets the generic rules' value-shape checks (not code, not
+    /// an identifier): set on rules keyed by a provider's name alone, whose value has no
+    /// documented shape to check instead.
+    #[serde(default)]
+    pub value_checks: bool,
     /// Texts that must produce a finding for this rule.
     pub examples: Vec<String>,
     /// Texts that must not produce a finding for this rule.

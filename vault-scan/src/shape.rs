@@ -54,6 +54,48 @@ pub(crate) fn generic_value_is_code(data: &[u8], start: usize, end: usize) -> bo
     SELF_NAMING.iter().any(|m| contains(m))
 }
 
+/// Whether the name a value is assigned to (the word before `=`, `:` or the blank in front
+/// of `data[start..]`) ends in a word for an identifier: `twilioApiKeySid`, `AUTH0_CLIENT_ID`,
+/// `okta_domain`. A rule keyed by a provider's name alone would otherwise report the
+/// account's id or hostname beside its key (issue 18: identifiers are not secrets).
+pub(crate) fn named_as_identifier(data: &[u8], start: usize) -> bool {
+    let head = &data[..start];
+    let name_end = head
+        .iter()
+        .rposition(|b| {
+            !matches!(
+                b,
+                b' ' | b'\t' | b'"' | b'\'' | b'`' | b'=' | b':' | b'>' | b']'
+            )
+        })
+        .map_or(0, |i| i + 1);
+    let name = &head[..name_end];
+    let word_start = name
+        .iter()
+        .rposition(|b| !b.is_ascii_alphanumeric())
+        .map_or(0, |i| i + 1);
+    let word = name[word_start..].to_ascii_lowercase();
+    const ID_WORDS: &[&[u8]] = &[
+        b"sid",
+        b"id",
+        b"ids",
+        b"name",
+        b"user",
+        b"username",
+        b"url",
+        b"uri",
+        b"host",
+        b"hostname",
+        b"domain",
+        b"email",
+        b"region",
+        b"account",
+        b"endpoint",
+        b"org",
+    ];
+    ID_WORDS.iter().any(|w| word.ends_with(w))
+}
+
 /// `[A-Za-z_][A-Za-z0-9_]*`.
 fn is_identifier(s: &[u8]) -> bool {
     s.first()
@@ -175,7 +217,7 @@ pub(crate) fn is_placeholder_url_credential(data: &[u8], start: usize, end: usiz
         .iter()
         .any(|p| password == p.as_bytes())
         || (!user.is_empty() && password == user);
-    if !placeholder || data.get(end) != Some(&b'@') {
+    if data.get(end) != Some(&b'@') {
         return false;
     }
     let rest = &data[end + 1..];
@@ -195,13 +237,21 @@ pub(crate) fn is_placeholder_url_credential(data: &[u8], start: usize, end: usiz
     ];
     const DOC_DOMAINS: &[&str] = &["example.com", "example.org", "example.net"];
     const DOC_SUFFIXES: &[&str] = &[".localhost", ".example", ".test", ".invalid", ".local"];
-    LOCAL.contains(&host)
-        || host.starts_with("127.")
-        || DOC_DOMAINS
-            .iter()
-            .any(|d| host == *d || host.ends_with(&format!(".{d}")))
-        || DOC_SUFFIXES.iter().any(|s| host.ends_with(s))
+    // A documentation domain (RFC 2606) holds no accounts: any password there is an
+    // example (`ftp://rms:secret123@example.com` in the url crate's docs).
+    if DOC_DOMAINS
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
+        || host.ends_with(".example")
+        || host.ends_with(".invalid")
         || host == "example"
+    {
+        return true;
+    }
+    placeholder
+        && (LOCAL.contains(&host)
+            || host.starts_with("127.")
+            || DOC_SUFFIXES.iter().any(|s| host.ends_with(s)))
 }
 
 /// Whether the line holding `at` carries an inline `vault:allow` marker.

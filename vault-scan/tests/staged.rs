@@ -138,3 +138,31 @@ fn honours_git_index_file() {
 }
 
 static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+// issue 18, breadth: a value found only by its provider's name (`MAILERLITE_API_KEY=...`),
+// with no format to confirm it, is lowered in a test path at the pre-commit gate as the
+// generic rules are; a provider-format token there still blocks.
+#[test]
+fn a_name_keyed_value_in_a_test_path_does_not_block_but_a_provider_format_token_does() {
+    let d = repo();
+    let p = d.path();
+    std::fs::create_dir(p.join("tests")).unwrap();
+    std::fs::write(
+        p.join("tests/fixture.env"),
+        "MAILERLITE_API_KEY=FAKE0demo1Zx7wLp2Vb8Nc4Rs6Yh1Ju5\n",
+    )
+    .unwrap();
+    git(p, &["add", "."]);
+    let r = staged(p);
+    assert!(r.findings.is_empty(), "{:?}", r.findings);
+    std::fs::write(p.join("tests/token.env"), format!("T={TOKEN}\n")).unwrap();
+    std::fs::write(
+        p.join("app.env"),
+        "MAILERLITE_API_KEY=FAKE0demo1Zx7wLp2Vb8Nc4Rs6Yh1Ju5\n",
+    )
+    .unwrap();
+    git(p, &["add", "."]);
+    let mut rules: Vec<_> = staged(p).findings.into_iter().map(|f| f.rule).collect();
+    rules.sort();
+    assert_eq!(rules, ["github.pat-classic", "mailerlite.name-keyed"]);
+}

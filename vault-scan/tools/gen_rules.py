@@ -48,7 +48,8 @@ def esc(s):
 out = {}
 
 def emit(file, rid, provider, name, pattern, keywords, examples, negatives, validator=None,
-         entropy=None, confidence="high", window=None, before=None, ignore_case=False):
+         entropy=None, confidence="high", window=None, before=None, ignore_case=False,
+         value_checks=False):
     lines = ["[[rule]]", f'id = "{rid}"', f'provider = "{provider}"', f'name = "{esc(name)}"',
              f"pattern = {q(pattern)}", "keywords = [" + ", ".join(f'"{esc(k)}"' for k in keywords) + "]"]
     if validator:
@@ -57,6 +58,10 @@ def emit(file, rid, provider, name, pattern, keywords, examples, negatives, vali
         lines.append('checksum = "guarantee"')
     if entropy:
         lines.append(f"entropy = {entropy}")
+    if confidence != "high":
+        lines.append(f'confidence = "{confidence}"')
+    if value_checks:
+        lines.append("value_checks = true")
     if window:
         lines.append(f"window = {window}")
     if before is not None:
@@ -109,8 +114,8 @@ PREFIX = [
     ("chat", "slack.bot-token", "slack", "Slack bot token", r"xoxb-[0-9A-Za-z]{8,13}-[0-9A-Za-z]{8,13}-", "xoxb-000000000000-0000000000000-", "alnum", "20,48"),
     ("chat", "slack.user-token", "slack", "Slack user token", r"xoxp-[0-9]{10,13}-[0-9]{10,13}-[0-9]{10,13}-", "xoxp-000000000000-0000000000000-0000000000000-", "hex", 32),
     ("chat", "slack.app-token", "slack", "Slack app-level token", r"xapp-[0-9]-[A-Z0-9]{9,11}-[0-9]{10,13}-", "xapp-1-A00000000FA-0000000000000-", "hex", 64),
-    ("chat", "slack.config-access-token", "slack", "Slack configuration access token", r"xoxe\.xox[bp]-[0-9]-", "xoxe.xoxp-1-", "alnum", 163),
-    ("chat", "slack.config-refresh-token", "slack", "Slack configuration refresh token", r"xoxe-[0-9]-", "xoxe-1-", "alnum", 146),
+    ("chat", "slack.config-access-token", "slack", "Slack configuration access token", r"xoxe\.xox[bp]-[0-9]-", "xoxe.xoxp-1-", "alnum", "100,400"),
+    ("chat", "slack.config-refresh-token", "slack", "Slack configuration refresh token", r"xoxe-[0-9]-", "xoxe-1-", "alnum", "100,400"),
     ("chat", "slack.legacy-workspace-token", "slack", "Slack legacy workspace token", r"xoxa-[0-9]-", "xoxa-2-", "alnum", 40),
     ("chat", "slack.legacy-token", "slack", "Slack legacy token", r"xoxs-[0-9]{10,13}-", "xoxs-000000000000-", "alnum", 40),
     ("chat", "discord.webhook", "discord", "Discord webhook URL", r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/", "https://discord.com/api/webhooks/000000000000000000/", "alnum-", 68),
@@ -141,13 +146,15 @@ PREFIX = [
     ("mail", "mailgun.api-key", "mailgun", "Mailgun API key", "key-", "key-", "hex", 32),
     ("mail", "mailchimp.api-key", "mailchimp", "Mailchimp API key", None, None, None, 0),
     ("mail", "postmark.none", None, None, None, None, None, 0),
-    ("mail", "sendinblue.api-key", "brevo", "Brevo (Sendinblue) API key", "xkeysib-", "xkeysib-", "hex", 64),
-    ("mail", "sendinblue.smtp-key", "brevo", "Brevo SMTP key", "xsmtpsib-", "xsmtpsib-", "hex", 64),
+    # Brevo v3 keys: 64 hex characters, then (on keys issued since 2020) -<16 alphanumerics>.
+    ("mail", "sendinblue.api-key", "brevo", "Brevo (Sendinblue) API key", "xkeysib-", "xkeysib-", "brevo", 64),
+    ("mail", "sendinblue.smtp-key", "brevo", "Brevo SMTP key", "xsmtpsib-", "xsmtpsib-", "brevo", 64),
     ("mail", "mailersend.api-key", "mailersend", "MailerSend API token", "mlsn.", "mlsn.", "hex", 64),
     ("mail", "resend.api-key", "resend", "Resend API key", "re_", "re_", "alnum", 32),
     ("mail", "loops.none", None, None, None, None, None, 0),
-    ("comms", "twilio.api-key", "twilio", "Twilio API key SID", "SK", "SK", "hex", 32),
-    ("comms", "twilio.account-sid", "twilio", "Twilio account SID", "AC", "AC", "hex", 32),
+    # Twilio's account SID (AC...) and API key SID (SK...) are identifiers (the SID is the
+    # username; the auth token or key secret is the password): no rule (issue 18). The
+    # secret is found by twilio.keyed-credential.
     ("comms", "telnyx.api-key", "telnyx", "Telnyx API key", "KEY0", "KEY0", "HEX", 60),
     ("comms", "messagebird.none", None, None, None, None, None, 0),
     ("comms", "line.none", None, None, None, None, None, 0),
@@ -271,6 +278,19 @@ PREFIX = [
     ("devtools", "sonarqube.user-token", "sonarqube", "SonarQube user token", "squ_", "squ_", "hex", 40),
     ("devtools", "grafana.legacy-api-key", "grafana", "Grafana API key (legacy, base64 JSON)", "eyJrIjoi", "eyJrIjoi", "b64", "40,200"),
     ("devtools", "okta.ssws-token", "okta", "Okta API token in an SSWS header", "SSWS 00", "SSWS 00", "alnum-", 40),
+    # issue 18, breadth: documented prefixed formats
+    ("cloud", "adafruit.io-key", "adafruit", "Adafruit IO key", "aio_", "aio_", "alnum", 28),
+    ("cloud", "ubidots.token", "ubidots", "Ubidots API token", "BBFF-", "BBFF-", "alnum", 30),
+    ("devtools", "dependency-track.api-key", "dependency-track", "Dependency-Track API key", "odt_", "odt_", "alnum_", "32,48"),
+    ("devtools", "ionic.pat", "ionic", "Ionic personal access token", "ion_", "ion_", "alnum", 42),
+    ("devtools", "stackhawk.api-key", "stackhawk", "StackHawk API key", r"hawk\.[A-Za-z0-9_-]{20}\.", "hawk.FAKE000000000000DEMO.", "alnum-", 20),
+    ("devtools", "segment.public-api-token", "segment", "Segment Public API token", "sgp_", "sgp_", "alnum", 64),
+    ("devtools", "nightfall.api-key", "nightfall", "Nightfall API key", "NF-", "NF-", "alnum", 32),
+    ("ai", "voiceflow.api-key", "voiceflow", "Voiceflow API key", r"VF\.(?:DM|WS)\.[a-f0-9]{24}\.", "VF.DM.deadbeef0000000000000000.", "alnum", 16),
+    ("pay", "pagarme.api-key", "pagarme", "Pagar.me API key", "ak_live_", "ak_live_", "alnum", 30),
+    ("pay", "pagarme.test-api-key", "pagarme", "Pagar.me test API key", "ak_test_", "ak_test_", "alnum", 30),
+    ("chat", "pubnub.publish-key", "pubnub", "PubNub publish key", "pub-c-", "pub-c-", "uuid", 36),
+    ("chat", "pubnub.secret-key", "pubnub", "PubNub secret key", "sec-c-", "sec-c-", "b64", "40,64"),
     ("chat", "microsoft-teams.legacy-webhook", "microsoft", "Microsoft Teams legacy incoming webhook", r"https://outlook\.office(?:365)?\.com/webhook/[a-f0-9-]{36}@[a-f0-9-]{36}/IncomingWebhook/[a-f0-9]{32}/", "https://outlook.office.com/webhook/00000000-0000-4000-8000-00000000dead@00000000-0000-4000-8000-00000000dead/IncomingWebhook/deadbeef00000000000000000000beef/", "uuid", 36),
 ]
 
@@ -281,6 +301,8 @@ def cls_regex(cls, n):
         return "[a-f0-9]{8}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12}"
     if cls == "npm":
         return "[A-Za-z0-9]{36}"
+    if cls == "brevo":
+        return "[a-f0-9]{64}(?:-[A-Za-z0-9]{16})?"
     if cls == "alnum%":
         return f"[A-Za-z0-9%]{{{n}}}"
     return CLASSES[cls] + "{" + str(n) + "}"
@@ -292,7 +314,7 @@ def example_body(cls, n):
         return "00000000-0000-4000-8000-00000000dead"
     if cls == "bech32":
         return "FAKE" + "0" * (n - 7) + "XYZ"
-    if cls == "hexi":
+    if cls in ("hexi", "brevo"):
         return fake_body(n, "hex")
     if cls == "npm":
         body = "FAKE" + "0" * 22 + "DEMO"
@@ -517,7 +539,7 @@ for (prov, kws, spec, example) in KEYED:
     else:
         value_re, ex = s
     kw_alt = "|".join(k.replace(".", r"\.") for k in kws)
-    pattern = (r"(?i:" + kw_alt + r")[\w.-]{0,24}(?:['\"\]])*\s{0,3}(?::=|=>|=|:)\s{0,3}['\"`]?(" + value_re
+    pattern = (r"(?i:" + kw_alt + r")[\w.-]{0,24}(?:['\"\]])*(?:\s{0,3}(?::=|=>|=|:)\s{0,3}|\s{1,3})['\"`]?(" + value_re
                + r")(?:[^A-Za-z0-9_+/-]|$)")
     rid = prov + ".keyed"
     name = prov.replace("-", " ").title() + " credential in an assignment"
@@ -527,6 +549,91 @@ for (prov, kws, spec, example) in KEYED:
          [f'{k0}_KEY="${{{k0}_KEY}}"', f"# set {kws[0]} key here: <YOUR_API_KEY>"]
          + EXTRA_NEGATIVES.get(prov, []),
          window=400, before=2, ignore_case=True)
+
+# --- name-keyed credentials (issue 18, breadth): most SaaS APIs document their key only as "an
+# API key" (a random string of no fixed shape), so what marks one is where it sits: a name
+# that says both the provider and that it is a credential (`MAILERLITE_API_KEY=`,
+# `bugsnag secret ...`), then a value that passes the generic rules' shape checks (not code,
+# not a placeholder, entropy). Medium confidence: nothing confirms the format. Names that are
+# also common English or programming words (line, front, column, daily, square, box, ...)
+# are left out: their keyed rules above, if any, need the provider's own value shape.
+NAME_KEYED = [
+    # AI / LLM APIs
+    "assemblyai", "clarifai", "cohere", "deepai", "deepgram", "deepseek", "detectlanguage", "edenai",
+    "elevenlabs", "fireworks", "groq", "huggingface", "langchain", "langsmith", "mistral",
+    "monkeylearn", "paralleldots", "perplexity", "pinecone", "replicate", "sigopt", "speechtext",
+    "voicegain", "wandb", "happyscribe", "dandelion", "uclassify", "lexigram", "nightfall",
+    "azure_openai", "azureopenai", "openrouter", "anthropic", "tavily", "cerebras",
+    # cloud & hosting
+    "alibaba", "aliyun", "anypoint", "auth0", "borgbase", "buddyns", "cloudflare", "cloudimage",
+    "digitalocean", "doppler", "ecostruxure", "eagleeye", "gcp", "heroku", "ibmcloud", "imagekit",
+    "jumpcloud", "loginradius", "netlify", "okta", "salesforce", "scaleway", "tencent", "thingsboard",
+    "vercel", "vultr", "yandex", "zerotier", "linode", "databricks", "adobe", "adafruit", "blynk",
+    "ngrok", "pulumi", "terraform", "truenas",
+    # source hosting & CI/CD
+    "atlassian", "bitbucket", "bitbar", "blazemeter", "buildkite", "circleci", "codacy", "codeclimate",
+    "codemagic", "coveralls", "detectify", "droneci", "gitlab", "gitter", "jenkins", "jira",
+    "jupiterone", "knapsack", "launchdarkly", "loadmill", "optimizely", "postman", "qase",
+    "scrutinizer", "sonar", "sourcegraph", "stackhawk", "travis", "azure_devops", "azuredevops",
+    "snyk", "runscope", "dockerhub", "sentry",
+    # databases & data
+    "aiven", "airtable", "algolia", "confluent", "kafka", "fulcrum", "impala", "qubole", "rockset",
+    "snowflake", "stitchdata", "swiftype", "planetscale", "supabase", "mongodb", "redis", "datagov",
+    "data.gov",
+    # payments & commerce
+    "baremetrics", "braintree", "chartmogul", "coinbase", "commercejs", "gocardless", "gumroad",
+    "lemonsqueezy", "loyverse", "lunchmoney", "moonclerk", "oanda", "paydirt", "paymongo", "paypal",
+    "paystack", "plaid", "razorpay", "requestfinance", "snipcart", "storecove", "stripe", "taxjar",
+    "tradier", "transferwise", "youneedabudget", "ynab", "finicity", "shopify", "pagarme",
+    # messaging & chat
+    "apifonica", "ayrshare", "d7network", "discord", "disqus", "documo", "flickr", "helpcrunch",
+    "instabot", "intercom", "linenotify", "mailjet", "mesibo", "messagebird", "nexmo", "onesignal",
+    "plivo", "pushbullet", "pubnub", "sendbird", "sinch", "slack", "telegram", "telnyx", "twilio",
+    "twitch", "twitter", "tyntec", "vonage", "voodoosms", "zapier", "linkedin", "facebook",
+    # email
+    "convertkit", "debounce", "dyspatch", "elasticemail", "getemail", "getresponse", "kickbox",
+    "lemlist", "mailboxlayer", "mailchimp", "mailerlite", "mailgun", "mailmodo", "mailsac",
+    "mandrill", "mixmax", "moosend", "omnisend", "pepipost", "postageapp", "postmark", "reachmail",
+    "sendgrid", "sendinblue", "brevo", "sparkpost", "verimail", "zerobounce", "netcore",
+    # observability & ops
+    "airbrake", "appoptics", "atera", "betterstack", "bugsnag", "checkly", "databox", "datadog",
+    "dareboost", "dynatrace", "fullstory", "geckoboard", "grafana", "gtmetrix", "honeycomb",
+    "klipfolio", "loggly", "logz", "newrelic", "new_relic", "opsgenie", "pagerduty", "rollbar",
+    "splunk", "statuscake", "statuspal", "statuspage", "uptimerobot", "apimetrics", "sumologic",
+    # package registries
+    "artifactory", "cloudsmith", "crowdin", "gradle", "lokalise", "nuget", "packagecloud", "pypi",
+    "rubygems", "versioneye", "jfrog",
+    # other SaaS agents are often given keys for
+    "asana", "notion", "zendesk", "hubspot", "freshdesk", "trello", "clickup", "mapbox", "contentful",
+    "figma", "miro", "calendly", "typeform", "docusign", "dropbox", "mixpanel", "amplitude",
+    "segment_", "pusher", "ably", "algolia", "firebase", "auth0", "clerk", "workos",
+    # short names and spellings that are the provider's own abbreviation (NAME:provider)
+    "dd_:datadog", "dd-:datadog", "pd_:pagerduty", "fb:facebook", "ibm:ibmcloud",
+    "azure devops:azuredevops", "azure_search:azuresearch",
+]
+CRED = r"key|secret|token|passwd|password|pass|pwd|access|private|auth|credential|apikey|pat\b"
+groups = {}
+for name in NAME_KEYED:
+    name, _, prov = name.partition(":")
+    prov = prov or name.strip("_").replace("_", "").replace(".", "")
+    groups.setdefault(prov, [])
+    if name not in groups[prov]:
+        groups[prov].append(name)
+for prov, names in groups.items():
+    rid = prov + ".name-keyed"
+    kw = "|".join(n.replace(".", r"\.") for n in names)
+    pattern = (r"(?:^|[^A-Za-z])(?i:" + kw + r")[\w. \t-]{0,24}?(?i:" + CRED + r")[\w.-]{0,20}?"
+               + r"(?:\s{1,2}(?i:key|token|code|secret)\b)?[\\'\"\]]*"
+               + r"(?:\s{0,3}(?::=|=>|=|:)\s{0,16}|\s{1,3}|-)[\\'\"`]{0,2}([A-Za-z0-9_+/=.%-]{16,1024})(?:[^A-Za-z0-9_+/=.%-]|$)")
+    name = names[0].partition(":")[0]
+    up = name.strip("_").upper().replace(" ", "_") if "." not in name else name
+    ex = "FAKE0demo1Zx7wLp2Vb8Nc4Rs6Yh1Ju5"
+    emit("saas", rid, prov, f"{name.strip('_-')} credential by its name", pattern, names,
+         [f'{up}_API_KEY="{ex}"', f"{name} secret {ex}"],
+         [f'{up}_API_KEY="${{{up}_API_KEY}}"', f"{up}_TOKEN={up.lower()}_token_value_here",
+          f"{name}_key = config.get_secret_value()", f"{name} token abcdefabcdefabcdefab",
+          f"{up}_CLIENT_ID={ex}", f"cargo {name} --clippy --{name}-path gl-code-quality-report.json"],
+         entropy=3.0, confidence="medium", window=1100, before=2, ignore_case=True, value_checks=True)
 
 for f, rules in out.items():
     with open(f"rules/{f}.toml", "w") as fh:
