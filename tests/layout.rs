@@ -43,16 +43,10 @@ fn crate_sources() -> Vec<PathBuf> {
     files
 }
 
-/// Lines of `text` before a `#[cfg(test)] mod tests` block at the file's end.
-fn lines_outside_tests(text: &str) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
-    let tests_at = lines
-        .windows(2)
-        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].starts_with("mod tests"));
-    tests_at.unwrap_or(lines.len())
-}
-
-// issue 14, "no source file outside tests is over 600 lines"
+// issue 14, "no source file outside tests is over 600 lines": the whole file
+// counts, its own `#[cfg(test)] mod tests` too (a reader opens the file, not
+// its first half); big unit tests go to a sibling `tests.rs`, as STYLE.md says.
+// This failed on vault-client/src/remote.rs (602 lines with its tests).
 #[test]
 fn no_source_file_outside_tests_is_over_600_lines() {
     let root = root();
@@ -67,7 +61,7 @@ fn no_source_file_outside_tests_is_over_600_lines() {
         if in_tests || rel.ends_with("tests.rs") {
             continue;
         }
-        let n = lines_outside_tests(&std::fs::read_to_string(&path).unwrap());
+        let n = std::fs::read_to_string(&path).unwrap().lines().count();
         if n > 600 {
             over.push(format!("{rel}: {n} lines"));
         }

@@ -15,12 +15,13 @@
 #![deny(missing_docs)]
 
 pub mod console;
+mod credential;
 mod error;
 pub mod openclaw;
 mod remote;
 
+pub use crate::credential::credential_from;
 pub use crate::error::{Error, Result};
 pub use crate::remote::{
-    addr_findings, addr_from_env, credential_from, parse_addr, Addr, Remote, Transport,
-    AGENT_KEY_VAR, DEFAULT_ADDR,
+    addr_findings, addr_from_env, parse_addr, Addr, Remote, Transport, AGENT_KEY_VAR, DEFAULT_ADDR,
 };
