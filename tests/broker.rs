@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{stdout_of, terminate, wait_bounded, write_private, Env};
+use crate::common::{stdout_of, terminate, wait_bounded, Env};
 use crate::upstream::{
     now_micros, python_with_http_clients, start_broker_server, start_broker_server_with,
     stream_or_ok, Conn, Req, Upstream,
@@ -45,25 +45,14 @@ impl Setup {
     fn start() -> Setup {
         let env = Env::new();
         let upstream = start_upstream(env.dir.path());
-        let policy = env.dir.path().join("hermes.toml");
-        std::fs::write(
-            &policy,
-            format!(
-                "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nmethods = [\"GET\", \"POST\"]\n\
-                 secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
-                upstream.port
-            ),
-        )
-        .unwrap();
-        env.vault(&[
-            "agent",
-            "add",
+        env.add_agent_with_policy(
             "hermes",
-            "--policy",
-            policy.to_str().unwrap(),
-        ])
-        .assert()
-        .success();
+            &format!(
+                    "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nmethods = [\"GET\", \"POST\"]\n\
+                     secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+                    upstream.port
+                ),
+        );
         env.vault(&["agent", "add", "finance"]).assert().success();
         env.set("hermes/OPENAI_API_KEY", REAL_KEY);
         env.set("hermes/PLAIN_SETTING", "not-brokered-value");
@@ -411,23 +400,13 @@ fn malformed_proxy_input_is_refused_clearly_and_the_broker_keeps_serving() {
 fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
     let env = Env::new();
     let upstream = start_upstream(env.dir.path());
-    let policy = env.dir.path().join("p.toml");
-    write_private(
-        &policy,
+    env.add_agent_with_policy(
+        "hermes",
         &format!(
             "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
             upstream.port
         ),
     );
-    env.vault(&[
-        "agent",
-        "add",
-        "hermes",
-        "--policy",
-        policy.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
     env.set("hermes/OPENAI_API_KEY", REAL_KEY);
     // no --broker-upstream-ca: the upstream's private CA is not trusted
     let (mut server, broker, _api) = start_broker_server(&env, None, &["127.0.0.0/8", "::1/128"]);

@@ -53,11 +53,7 @@ impl Rig {
         allow_private: &[&str],
         extra: &[&str],
     ) -> Rig {
-        let file = env.dir.path().join("hermes.toml");
-        std::fs::write(&file, policy).unwrap();
-        env.vault(&["agent", "add", "hermes", "--policy", file.to_str().unwrap()])
-            .assert()
-            .success();
+        env.add_agent_with_policy("hermes", policy);
         env.set("hermes/OPENAI_API_KEY", REAL_KEY);
         env.set("hermes/ANTHROPIC_API_KEY", ANTHROPIC_KEY);
         let (server, broker, api) =

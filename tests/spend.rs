@@ -252,17 +252,7 @@ impl Setup {
     fn start(extra: &str) -> Setup {
         let env = Env::new();
         let api = ModelApi::start(env.dir.path());
-        std::fs::write(env.dir.path().join("hermes.toml"), policy(api.port, extra)).unwrap();
-        let policy = env.dir.path().join("hermes.toml");
-        env.vault(&[
-            "agent",
-            "add",
-            "hermes",
-            "--policy",
-            policy.to_str().unwrap(),
-        ])
-        .assert()
-        .success();
+        env.add_agent_with_policy("hermes", &policy(api.port, extra));
         env.set("hermes/OPENAI_API_KEY", OPENAI_KEY);
         env.set("hermes/ANTHROPIC_API_KEY", ANTHROPIC_KEY);
         let events = env.dir.path().join("events.jsonl");

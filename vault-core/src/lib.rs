@@ -30,6 +30,7 @@ pub mod doctor;
 pub mod dotenv;
 pub mod envfile;
 mod error;
+mod error_context;
 mod failpoint;
 pub mod import;
 pub mod known;
