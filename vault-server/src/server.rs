@@ -253,7 +253,7 @@ impl Server {
             None,
             AuditAction::ServerStart,
             Some(&address),
-            "ok",
+            vault_core::AuditOutcome::Ok,
         )?;
         let admin = new_admin_token()?;
         if let Some(path) = &self.config.admin_token_file {
@@ -383,7 +383,7 @@ impl Bound {
                     None,
                     AuditAction::ServerStop,
                     Some(&address),
-                    "ok",
+                    vault_core::AuditOutcome::Ok,
                 )?)
             })
             .await;
