@@ -76,9 +76,11 @@ const CLI_SRC_GOAL: usize = 3_500;
 /// into its library, what is left is flags (clap's definitions and help
 /// texts, about a third), printing and exit codes. Set when issue 19's new
 /// commands (audit prune and retention, approvals --pending, next steps)
-/// landed with their flags and printing only. Lower it as commands thin
-/// further, down to [`CLI_SRC_GOAL`]; never raise it to fit new logic.
-const CLI_SRC_CEILING: usize = 4_900;
+/// landed with their flags and printing only; lowered when the audit record's
+/// and the token's JSON views and `--since` moved to `vault_core::view`.
+/// Lower it as commands thin further, down to [`CLI_SRC_GOAL`]; never raise
+/// it to fit new logic.
+const CLI_SRC_CEILING: usize = 4_860;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {
