@@ -7,9 +7,9 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::common::{stdout_of, terminate, wait_bounded, write_private, Env};
+use crate::common::{stdout_of, terminate, wait_bounded, Env};
 use crate::upstream::{
-    now_micros, python_with_http_clients, start_broker_server, start_broker_server_with,
+    ack_file, now_micros, python_with_http_clients, start_broker_server, start_broker_server_with,
     stream_or_ok, Conn, Req, Upstream,
 };
 
@@ -18,18 +18,19 @@ pub(crate) use crate::upstream::UPSTREAM_HOST;
 const ROTATED_KEY: &str = "sk-rotated-upstream-key-9876543210";
 
 /// The upstream of these tests: server-sent events at `GET /v1/stream`
-/// (one chunk each, with gaps: the test times each event's arrival against
-/// when it was sent), "upstream-ok" with a cookie for anything else.
+/// (one chunk each, the next once the client acks the last in `dir`: the
+/// test times each event's arrival against when it was sent), "upstream-ok"
+/// with a cookie for anything else.
 fn start_upstream(dir: &std::path::Path) -> Upstream {
+    let acks = dir.to_path_buf();
     Upstream::serve(
         dir,
         true,
-        Arc::new(|req: &Req, conn: &mut Conn| stream_or_ok(req, conn, STREAM_EVENTS, STREAM_GAP)),
+        Arc::new(move |req: &Req, conn: &mut Conn| stream_or_ok(req, conn, STREAM_EVENTS, &acks)),
     )
 }
 
 const STREAM_EVENTS: usize = 5;
-const STREAM_GAP: Duration = Duration::from_millis(300);
 
 /// A vault with agents hermes (one egress rule for the upstream) and finance
 /// (none), and a server running the broker.
@@ -45,25 +46,14 @@ impl Setup {
     fn start() -> Setup {
         let env = Env::new();
         let upstream = start_upstream(env.dir.path());
-        let policy = env.dir.path().join("hermes.toml");
-        std::fs::write(
-            &policy,
-            format!(
-                "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nmethods = [\"GET\", \"POST\"]\n\
-                 secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
-                upstream.port
-            ),
-        )
-        .unwrap();
-        env.vault(&[
-            "agent",
-            "add",
+        env.add_agent_with_policy(
             "hermes",
-            "--policy",
-            policy.to_str().unwrap(),
-        ])
-        .assert()
-        .success();
+            &format!(
+                    "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nmethods = [\"GET\", \"POST\"]\n\
+                     secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+                    upstream.port
+                ),
+        );
         env.vault(&["agent", "add", "finance"]).assert().success();
         env.set("hermes/OPENAI_API_KEY", REAL_KEY);
         env.set("hermes/PLAIN_SETTING", "not-brokered-value");
@@ -411,23 +401,13 @@ fn malformed_proxy_input_is_refused_clearly_and_the_broker_keeps_serving() {
 fn an_upstream_with_an_unverifiable_certificate_gets_upstream_tls() {
     let env = Env::new();
     let upstream = start_upstream(env.dir.path());
-    let policy = env.dir.path().join("p.toml");
-    write_private(
-        &policy,
+    env.add_agent_with_policy(
+        "hermes",
         &format!(
             "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
             upstream.port
         ),
     );
-    env.vault(&[
-        "agent",
-        "add",
-        "hermes",
-        "--policy",
-        policy.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
     env.set("hermes/OPENAI_API_KEY", REAL_KEY);
     // no --broker-upstream-ca: the upstream's private CA is not trusted
     let (mut server, broker, _api) = start_broker_server(&env, None, &["127.0.0.0/8", "::1/128"]);
@@ -529,11 +509,13 @@ fn server_sent_events_flow_through_the_broker_event_by_event() {
         if let Some(rest) = line.trim().strip_prefix("data: event ") {
             let sent: u128 = rest.rsplit(' ').next().unwrap().parse().unwrap();
             lags.push(now_micros().saturating_sub(sent));
+            std::fs::write(ack_file(s.env.dir.path(), sent), "").unwrap();
         }
     }
-    // Buffered until the end, the first event would lag by the whole answer
-    // (4 gaps of 300 ms); forwarded as it arrives, each lags by little (the
-    // bound is loose for a loaded CI machine, still under one gap).
+    // The upstream sends each event only once the last one is acked (or 5 s
+    // on): held back until more arrived or until the end, an event would lag
+    // by seconds; forwarded as it arrives, each lags by little (the bound is
+    // loose for a loaded CI machine).
     for (i, lag) in lags.iter().enumerate() {
         assert!(
             *lag < 150_000,

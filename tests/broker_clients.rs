@@ -18,13 +18,6 @@ use crate::upstream::{
 
 const ANTHROPIC_KEY: &str = "sk-ant-real-upstream-key-5555";
 
-/// Writes server-sent events, one chunk each, [`EVENT_GAP`] apart. `event(i,
-/// sent)` renders the i-th event carrying its send time (microseconds).
-pub(crate) fn sse(conn: &mut Conn, count: usize, event: impl Fn(usize, u128) -> String) -> Flow {
-    sse_events(conn, count, EVENT_GAP, event)
-}
-
-const EVENT_GAP: Duration = Duration::from_millis(150);
 const STREAMED_EVENTS: usize = 5;
 /// The most an event may lag behind its send time at the SDK, in a debug
 /// build on a loaded 2-core machine (measured figures are printed).
@@ -53,11 +46,7 @@ impl Rig {
         allow_private: &[&str],
         extra: &[&str],
     ) -> Rig {
-        let file = env.dir.path().join("hermes.toml");
-        std::fs::write(&file, policy).unwrap();
-        env.vault(&["agent", "add", "hermes", "--policy", file.to_str().unwrap()])
-            .assert()
-            .success();
+        env.add_agent_with_policy("hermes", policy);
         env.set("hermes/OPENAI_API_KEY", REAL_KEY);
         env.set("hermes/ANTHROPIC_API_KEY", ANTHROPIC_KEY);
         let (server, broker, api) =
@@ -113,8 +102,14 @@ fn lags_of(text: &str, label: &str) -> Vec<u64> {
 }
 
 /// Answers the OpenAI chat completions and Anthropic messages wire formats,
-/// plain or streamed (each streamed text carries its send time).
-fn provider_upstream(req: &Req, conn: &mut Conn) -> Flow {
+/// plain or streamed (each streamed text carries its send time; the client
+/// acks it in `acks`, see [`sse_events`]).
+fn provider_upstream(acks: &std::path::Path) -> Handler {
+    let acks = acks.to_path_buf();
+    Arc::new(move |req: &Req, conn: &mut Conn| provider_answer(req, conn, &acks))
+}
+
+fn provider_answer(req: &Req, conn: &mut Conn, acks: &std::path::Path) -> Flow {
     let streamed = req.json()["stream"] == serde_json::Value::Bool(true);
     let json = "content-type: application/json\r\n";
     match (req.path(), streamed) {
@@ -124,7 +119,7 @@ fn provider_upstream(req: &Req, conn: &mut Conn) -> Flow {
             json,
             r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"upstream-ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}"#,
         ),
-        ("/v1/chat/completions", true) => sse(conn, STREAMED_EVENTS + 1, |i, sent| {
+        ("/v1/chat/completions", true) => sse_events(conn, STREAMED_EVENTS + 1, acks, |i, sent| {
             if i == STREAMED_EVENTS {
                 return "data: [DONE]\n\n".to_owned();
             }
@@ -139,7 +134,7 @@ fn provider_upstream(req: &Req, conn: &mut Conn) -> Flow {
             json,
             r#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"upstream-ok"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":1}}"#,
         ),
-        ("/v1/messages", true) => sse(conn, STREAMED_EVENTS + 4, |i, sent| {
+        ("/v1/messages", true) => sse_events(conn, STREAMED_EVENTS + 4, acks, |i, sent| {
             let (name, data) = match i {
                 0 => ("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":1,"output_tokens":0}}}"#.to_owned()),
                 1 => ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_owned()),
@@ -162,7 +157,7 @@ fn provider_upstream(req: &Req, conn: &mut Conn) -> Flow {
 #[test]
 fn openai_and_anthropic_sdks_under_vault_run_broker_stream_event_by_event_with_real_keys() {
     let env = Env::new();
-    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(provider_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, provider_upstream(env.dir.path()));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{port}\"\npath_prefix = \"/v1/chat/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n\n\
          [[egress]]\nhost = \"{UPSTREAM_HOST}:{port}\"\npath_prefix = \"/v1/messages\"\nsecret = \"ANTHROPIC_API_KEY\"\nauth = \"header:x-api-key\"\n",
@@ -175,6 +170,7 @@ import os, json, time, openai, anthropic
 assert os.environ["OPENAI_API_KEY"] == "vault-brokered"
 assert os.environ["ANTHROPIC_API_KEY"] == "vault-brokered"
 now = lambda: time.time_ns() // 1000
+ack = lambda sent: open(os.path.join("{acks}", "ack-" + str(sent)), "w").close()
 msgs = [{{"role": "user", "content": "hi"}}]
 o = openai.OpenAI(base_url="{base}/v1", max_retries=0, timeout=20)
 r = o.chat.completions.create(model="m", messages=msgs)
@@ -183,6 +179,7 @@ lags = []
 for chunk in o.chat.completions.create(model="m", messages=msgs, stream=True):
     if chunk.choices and chunk.choices[0].delta.content:
         lags.append(now() - int(chunk.choices[0].delta.content))
+        ack(chunk.choices[0].delta.content)
 print("openai-lags", json.dumps(lags))
 a = anthropic.Anthropic(base_url="{base}", max_retries=0, timeout=20)
 m = a.messages.create(model="m", max_tokens=10, messages=msgs)
@@ -191,10 +188,12 @@ lags = []
 for ev in a.messages.create(model="m", max_tokens=10, messages=msgs, stream=True):
     if ev.type == "content_block_delta":
         lags.append(now() - int(ev.delta.text))
+        ack(ev.delta.text)
 print("anthropic-lags", json.dumps(lags))
 print("ENV", sorted(v for v in os.environ.values() if "{real}" in v or "{ant}" in v))
 "#,
         base = rig.base(),
+        acks = rig.env.dir.path().display(),
         real = REAL_KEY,
         ant = ANTHROPIC_KEY,
     );
@@ -207,8 +206,8 @@ print("ENV", sorted(v for v in os.environ.values() if "{real}" in v or "{ant}" i
         assert_eq!(lags.len(), STREAMED_EVENTS, "{label}: {text}");
         let max = lags.iter().max().copied().unwrap_or(0);
         eprintln!("{label}: per-event lag {lags:?} us, max {max} us");
-        // Buffered, the first event would lag by the whole answer (4 gaps of
-        // 150 ms); forwarded as it arrives, each lags by little.
+        // Each event is sent once the SDK acked the last (or 5 s on): held
+        // back, an event would lag by seconds; forwarded, each lags by little.
         for (i, lag) in lags.iter().enumerate() {
             assert!(
                 *lag < MAX_EVENT_LAG_US,
@@ -246,10 +245,11 @@ print("ENV", sorted(v for v in os.environ.values() if "{real}" in v or "{ant}" i
     }
 }
 
-/// A plain (or TLS) upstream answering `/v1/stream` with timed events and
-/// anything else with `upstream-ok`, a cookie and a hop-by-hop header.
-fn plain_upstream(req: &Req, conn: &mut Conn) -> Flow {
-    stream_or_ok(req, conn, STREAMED_EVENTS, EVENT_GAP)
+/// A plain (or TLS) upstream answering `/v1/stream` with timed events (acked
+/// in `acks`) and anything else with `upstream-ok`, a cookie and a hop-by-hop header.
+fn plain_upstream(acks: &std::path::Path) -> Handler {
+    let acks = acks.to_path_buf();
+    Arc::new(move |req: &Req, conn: &mut Conn| stream_or_ok(req, conn, STREAMED_EVENTS, &acks))
 }
 
 // issue 15 remainder, item 2: plain http:// through HTTP_PROXY (curl and
@@ -259,7 +259,7 @@ fn plain_upstream(req: &Req, conn: &mut Conn) -> Flow {
 #[test]
 fn plain_http_through_http_proxy_is_brokered_like_https() {
     let env = Env::new();
-    let upstream = Upstream::serve(env.dir.path(), false, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), false, plain_upstream(env.dir.path()));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nscheme = \"http\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -281,6 +281,7 @@ with requests.get("{base}/v1/stream", stream=True, timeout=20) as s:
     for line in s.iter_lines(chunk_size=1):
         if line.startswith(b"data: event "):
             lags.append(now() - int(line.rsplit(b" ", 1)[1]))
+            open(os.path.join("{acks}", "ack-" + line.rsplit(b" ", 1)[1].decode()), "w").close()
 print("plain-lags", json.dumps(lags))
 d = requests.get("http://127.0.0.3:{port}/v1/x", timeout=20)
 print("denied", d.status_code, d.headers.get("x-vault-broker"), d.json()["error"]["code"])
@@ -289,6 +290,7 @@ print("tls-port", t.status_code, t.json()["error"]["code"])
 "#,
         port = rig.upstream.port,
         host = UPSTREAM_HOST,
+        acks = rig.env.dir.path().display(),
     );
     let text = rig.python(&script);
     let curl_line = text.lines().find_map(|l| l.strip_prefix("curl ")).unwrap();
@@ -334,7 +336,7 @@ print("tls-port", t.status_code, t.json()["error"]["code"])
 #[test]
 fn rule_without_scheme_never_attaches_its_credential_to_plain_http() {
     let env = Env::new();
-    let upstream = Upstream::serve(env.dir.path(), false, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), false, plain_upstream(env.dir.path()));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -663,7 +665,7 @@ fn remote_vault(rig: &Rig, key: &str, args: &[&str]) -> assert_cmd::Command {
 #[test]
 fn remote_mode_vault_run_and_env_broker_work_with_only_vault_addr_and_an_agent_key() {
     let env = Env::new();
-    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, plain_upstream(env.dir.path()));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port
@@ -836,7 +838,7 @@ fn integrate_openclaw_broker_sets_the_proxy_settings_and_run_sets_the_proxy_url(
         .assert()
         .failure();
 
-    let upstream = Upstream::serve(env.dir.path(), true, Arc::new(plain_upstream));
+    let upstream = Upstream::serve(env.dir.path(), true, plain_upstream(env.dir.path()));
     let policy = format!(
         "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
         upstream.port

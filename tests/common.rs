@@ -63,6 +63,17 @@ impl Env {
             .success();
     }
 
+    /// Writes `policy` to `AGENT.toml` in the test's directory and runs
+    /// `vault agent add AGENT --policy` with it; asserts success.
+    pub fn add_agent_with_policy(&self, agent: &str, policy: &str) -> PathBuf {
+        let file = self.dir.path().join(format!("{agent}.toml"));
+        write_private(&file, policy);
+        self.vault(&["agent", "add", agent, "--policy", file.to_str().unwrap()])
+            .assert()
+            .success();
+        file
+    }
+
     /// `vault get PATH`, asserting success; the value without its newline.
     pub fn get(&self, path: &str) -> String {
         let out = self.vault(&["get", path]).assert().success();

@@ -250,25 +250,16 @@ fn an_embedded_server_sees_a_revocation_made_by_another_vault_process_within_a_s
     let vault =
         vault_core::Vault::unlock(&env.home, &vault_core::SecretString::new(PASSPHRASE.into()))
             .unwrap();
-    let bound = vault_server::Server::builder()
+    let serving = vault_server::Server::builder()
         .listen(vault_server::Listen::parse("127.0.0.1:0").unwrap())
         .admin_token_file(env.dir.path().join("embedded-admin-token"))
         .build()
         .unwrap()
         .bind(vault)
+        .unwrap()
+        .spawn()
         .unwrap();
-    let base = bound.address().to_owned();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(bound.serve(async {
-            let _ = stopped.await;
-        }))
-    });
+    let base = serving.address().to_owned();
     let (status, minted) = post(&format!("{base}/v1/auth/token"), &mkey, "{}");
     assert_eq!(status, 200, "{minted}");
     let token = minted["token"].as_str().unwrap().to_owned();
@@ -300,6 +291,5 @@ fn an_embedded_server_sees_a_revocation_made_by_another_vault_process_within_a_s
         seen <= std::time::Duration::from_secs(1),
         "seen after {seen:?}"
     );
-    let _ = stop.send(());
-    thread.join().unwrap().unwrap();
+    serving.stop().unwrap();
 }

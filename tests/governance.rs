@@ -59,9 +59,35 @@ fn a_held_post_waits_for_approval_and_reaches_the_upstream_exactly_once() {
     );
     // approving again is refused and sends nothing more
     s.env.vault(&["approve", id]).assert().failure();
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(s.upstream.count("POST /v1/charges "), 1);
-    assert_eq!(s.approval(id)["state"], "done");
+    assert_sent_times(&s, id, "done", 1);
+}
+
+/// Proves, without waiting, that the held request `id` went to the upstream
+/// exactly `times` times and never will again (issue 14: no sleep stands in
+/// for "never sent"). Call it once the request's waiter has answered (the
+/// agent got its reply, or the server holding it is gone) and a later
+/// `vault approve` was refused. The broker sends a held request only from that
+/// waiter, and only after claiming its approval from `approved`, which records
+/// `egress.hold.send` in the same transaction. So an approval still in `state`
+/// (an approve that had taken effect would have left it `approved` or `done`)
+/// with `times` such records, and the upstream's own log, close every way out.
+fn assert_sent_times(s: &Setup, id: &str, state: &str, times: usize) {
+    let hold = s.approval(id);
+    assert_eq!(hold["state"], state, "{hold}");
+    let log: serde_json::Value = serde_json::from_str(&stdout_of(
+        &s.env.vault(&["--json", "audit", "log"]).assert().success(),
+    ))
+    .unwrap();
+    let sends = log["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "egress.hold.send" && r["target"].as_str().unwrap_or("").contains(id)
+        })
+        .count();
+    assert_eq!(sends, times, "{log}");
+    assert_eq!(s.upstream.count("POST /v1/charges "), times);
 }
 
 // issue 16, draft-only: a denied request never reaches the upstream, and the
@@ -82,8 +108,7 @@ fn a_denied_held_request_never_reaches_the_upstream() {
     assert_eq!(s.upstream.count("POST /v1/charges "), 0);
     // approving after the denial sends nothing either
     s.env.vault(&["approve", &id]).assert().failure();
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+    assert_sent_times(&s, &id, "denied", 0);
 }
 
 // issue 16, draft-only: nobody decides within approval_wait: approval_timeout,
@@ -113,8 +138,7 @@ fn a_held_request_nobody_decides_times_out_and_is_never_sent() {
         .vault(&["approve", hold["id"].as_str().unwrap()])
         .assert()
         .failure();
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+    assert_sent_times(&s, hold["id"].as_str().unwrap(), "expired", 0);
 }
 
 // issue 16, draft-only: a held request survives nothing: the server killed
@@ -140,8 +164,7 @@ fn a_request_held_when_the_server_dies_is_never_sent_later() {
         "{hold}"
     );
     s.env.vault(&["approve", &id]).assert().failure();
-    std::thread::sleep(Duration::from_millis(1200));
-    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+    assert_sent_times(&s, &id, "expired", 0);
     let log = stdout_of(&s.env.vault(&["--json", "audit", "log"]).assert().success());
     assert!(
         log.contains("approval.expire") && log.contains("the server holding it stopped"),
@@ -498,8 +521,7 @@ fn a_held_request_whose_agent_hangs_up_is_closed_and_never_sent() {
         "{hold}"
     );
     s.env.vault(&["approve", &id]).assert().failure();
-    std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(s.upstream.count("POST /v1/charges "), 0);
+    assert_sent_times(&s, &id, "expired", 0);
 }
 
 // issue 16 remainder: an agent may have MAX_HELD_PER_AGENT (16) requests held
@@ -542,7 +564,7 @@ fn held_requests_past_the_per_agent_cap_are_refused_at_once() {
             break;
         }
         assert!(Instant::now() < deadline, "no place freed: {text}");
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(100));
     }
     for mut child in held {
         let _ = child.kill();

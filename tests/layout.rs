@@ -43,16 +43,10 @@ fn crate_sources() -> Vec<PathBuf> {
     files
 }
 
-/// Lines of `text` before a `#[cfg(test)] mod tests` block at the file's end.
-fn lines_outside_tests(text: &str) -> usize {
-    let lines: Vec<&str> = text.lines().collect();
-    let tests_at = lines
-        .windows(2)
-        .position(|w| w[0].trim() == "#[cfg(test)]" && w[1].starts_with("mod tests"));
-    tests_at.unwrap_or(lines.len())
-}
-
-// issue 14, "no source file outside tests is over 600 lines"
+// issue 14, "no source file outside tests is over 600 lines": the whole file
+// counts, its own `#[cfg(test)] mod tests` too (a reader opens the file, not
+// its first half); big unit tests go to a sibling `tests.rs`, as STYLE.md says.
+// This failed on vault-client/src/remote.rs (602 lines with its tests).
 #[test]
 fn no_source_file_outside_tests_is_over_600_lines() {
     let root = root();
@@ -67,7 +61,7 @@ fn no_source_file_outside_tests_is_over_600_lines() {
         if in_tests || rel.ends_with("tests.rs") {
             continue;
         }
-        let n = lines_outside_tests(&std::fs::read_to_string(&path).unwrap());
+        let n = std::fs::read_to_string(&path).unwrap().lines().count();
         if n > 600 {
             over.push(format!("{rel}: {n} lines"));
         }
@@ -82,9 +76,11 @@ const CLI_SRC_GOAL: usize = 3_500;
 /// into its library, what is left is flags (clap's definitions and help
 /// texts, about a third), printing and exit codes. Set when issue 19's new
 /// commands (audit prune and retention, approvals --pending, next steps)
-/// landed with their flags and printing only. Lower it as commands thin
-/// further, down to [`CLI_SRC_GOAL`]; never raise it to fit new logic.
-const CLI_SRC_CEILING: usize = 4_900;
+/// landed with their flags and printing only; lowered when the audit record's
+/// and the token's JSON views and `--since` moved to `vault_core::view`.
+/// Lower it as commands thin further, down to [`CLI_SRC_GOAL`]; never raise
+/// it to fit new logic.
+const CLI_SRC_CEILING: usize = 4_865;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {

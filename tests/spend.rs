@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{stdout_of, terminate, wait_bounded, Env};
-use crate::upstream::{python_with_http_clients, start_broker_server, Conn, Flow, Req, Upstream};
+use crate::upstream::{
+    python_with_http_clients, start_broker_server, wait_for_file, Conn, Flow, Req, Upstream,
+};
 
 /// Loopback, but not the 127.0.0.1 that `vault run --broker` puts in NO_PROXY.
 const HOST: &str = "127.0.0.2";
@@ -34,7 +36,13 @@ struct ModelApi {
 
 impl ModelApi {
     fn start(dir: &std::path::Path) -> ModelApi {
-        let upstream = Upstream::serve_on(dir, HOST, true, Arc::new(serve));
+        let cut = cut_file(dir);
+        let upstream = Upstream::serve_on(
+            dir,
+            HOST,
+            true,
+            Arc::new(move |req: &Req, conn: &mut Conn| serve(req, conn, &cut)),
+        );
         ModelApi {
             port: upstream.port,
             ca_file: upstream.ca_file.clone(),
@@ -54,8 +62,16 @@ impl ModelApi {
     }
 }
 
+/// The file a client writes once it has cut a stream (`x-test-slow: 1`) and
+/// closed its connection.
+fn cut_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("client-cut")
+}
+
 /// Answers in OpenAI's and Anthropic's shapes, plain or streamed, with usage.
-fn serve(req: &Req, conn: &mut Conn) -> Flow {
+/// A stream asked with `x-test-slow: 1` stops after its first event until the
+/// client has cut it (`cut`).
+fn serve(req: &Req, conn: &mut Conn, cut: &std::path::Path) -> Flow {
     let head = &req.head;
     let json = req.json();
     {
@@ -118,7 +134,7 @@ fn serve(req: &Req, conn: &mut Conn) -> Flow {
                     })));
                 }
                 events.push("data: [DONE]\n\n".into());
-                sse(out, &events, slow)
+                sse(out, &events, slow.then_some(cut))
             }
             (true, true) => {
                 let ev = |name: &str, data: serde_json::Value| {
@@ -156,7 +172,7 @@ fn serve(req: &Req, conn: &mut Conn) -> Flow {
                         ),
                         ev("message_stop", serde_json::json!({"type": "message_stop"})),
                     ],
-                    slow,
+                    slow.then_some(cut),
                 )
             }
         };
@@ -180,8 +196,12 @@ fn whole(out: &mut impl Write, body: &serde_json::Value) -> bool {
 }
 
 /// Each event as its own chunk, every one split in two TCP writes with a
-/// pause between, so the broker sees SSE lines cut mid-way.
-fn sse(out: &mut impl Write, events: &[String], slow: bool) -> bool {
+/// pause between, so the broker sees SSE lines cut mid-way. With `cut`, the
+/// rest waits after the first event until the client says it has cut the
+/// stream, then goes on as SSE comments until the broker closes this
+/// connection (issue 14: events, not a 300 ms pause, order the cut before the
+/// stream's end).
+fn sse(out: &mut impl Write, events: &[String], cut: Option<&std::path::Path>) -> bool {
     let start =
         "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
     if out.write_all(start.as_bytes()).is_err() {
@@ -200,9 +220,32 @@ fn sse(out: &mut impl Write, events: &[String], slow: bool) -> bool {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        if slow {
-            std::thread::sleep(Duration::from_millis(300));
+        if let Some(cut) = cut {
+            // bounded; a client that never cuts fails its own assertions
+            wait_for_file(cut);
+            return until_closed(out);
         }
+    }
+    out.write_all(b"0\r\n\r\n")
+        .and_then(|()| out.flush())
+        .is_ok()
+}
+
+/// Writes SSE comments (which every reader skips) until a write fails: the
+/// broker closed this connection. Bounded: after 10 s the stream ends.
+fn until_closed(out: &mut impl Write) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let ping = ": still here\n\n";
+        let chunk = format!("{:x}\r\n{ping}\r\n", ping.len());
+        if out
+            .write_all(chunk.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     out.write_all(b"0\r\n\r\n")
         .and_then(|()| out.flush())
@@ -252,17 +295,7 @@ impl Setup {
     fn start(extra: &str) -> Setup {
         let env = Env::new();
         let api = ModelApi::start(env.dir.path());
-        std::fs::write(env.dir.path().join("hermes.toml"), policy(api.port, extra)).unwrap();
-        let policy = env.dir.path().join("hermes.toml");
-        env.vault(&[
-            "agent",
-            "add",
-            "hermes",
-            "--policy",
-            policy.to_str().unwrap(),
-        ])
-        .assert()
-        .success();
+        env.add_agent_with_policy("hermes", &policy(api.port, extra));
         env.set("hermes/OPENAI_API_KEY", OPENAI_KEY);
         env.set("hermes/ANTHROPIC_API_KEY", ANTHROPIC_KEY);
         let events = env.dir.path().join("events.jsonl");
@@ -643,7 +676,7 @@ refused("suspending", lambda: oa.chat.completions.create(model="gpt-4o", message
 fn compressed_answers_and_cut_streams_are_recorded_without_breaking_the_client() {
     let s = Setup::start("");
     let text = s.python(
-        r#"
+        &r#"
 r = oa.chat.completions.create(model="gpt-4o", messages=MSG, extra_headers={"x-test-gzip": "1"})
 print("zipped", r.choices[0].message.content, r.usage.total_tokens)
 with an.messages.stream(model="claude-sonnet-4-20250514", max_tokens=10, messages=MSG,
@@ -652,7 +685,12 @@ with an.messages.stream(model="claude-sonnet-4-20250514", max_tokens=10, message
         if event.type == "message_start":
             print("cut after", event.type)
             break
-"#,
+open(CUT, "w").close()
+"#
+        .replace(
+            "CUT",
+            &format!("{:?}", cut_file(s.env.dir.path()).display().to_string()),
+        ),
     );
     assert!(text.contains("zipped Zipped 14"), "{text}");
     assert!(text.contains("cut after message_start"), "{text}");

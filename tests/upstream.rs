@@ -263,12 +263,39 @@ pub(crate) fn now_micros() -> u128 {
         .as_micros()
 }
 
-/// Writes server-sent events, one chunk each, `gap` apart. `event(i, sent)`
-/// renders the i-th event carrying its send time (microseconds).
+/// The file a streaming client writes (empty) once it has received the
+/// event stamped `sent`, in the directory its upstream was given.
+pub(crate) fn ack_file(acks: &Path, sent: u128) -> PathBuf {
+    acks.join(format!("ack-{sent}"))
+}
+
+/// How long an upstream waits for a client's ack before it sends on anyway:
+/// past it the event is late, and the client's lag check fails.
+const ACK_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits (bounded by [`ACK_WAIT`]) for `file` to exist.
+pub(crate) fn wait_for_file(file: &Path) -> bool {
+    let deadline = Instant::now() + ACK_WAIT;
+    while !file.exists() {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Writes server-sent events, one chunk each. `event(i, sent)` renders the
+/// i-th event, carrying its send time (microseconds) when the client times
+/// it. After an event carrying its time, the next waits for the client's
+/// [`ack_file`] in `acks`, not for a pause (issue 14: no test sleeps longer
+/// than needed). Lock-step is the sharper test of forwarding: a broker that
+/// held an event back until more arrived would get no more until the ack
+/// wait ran out, and the event would lag by seconds.
 pub(crate) fn sse_events(
     conn: &mut Conn,
     count: usize,
-    gap: Duration,
+    acks: &Path,
     event: impl Fn(usize, u128) -> String,
 ) -> Flow {
     let start = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n";
@@ -276,10 +303,8 @@ pub(crate) fn sse_events(
         return Flow::Close;
     }
     for i in 0..count {
-        if i > 0 {
-            std::thread::sleep(gap);
-        }
-        let text = event(i, now_micros());
+        let sent = now_micros();
+        let text = event(i, sent);
         let chunk = format!("{:x}\r\n{text}\r\n", text.len());
         if conn
             .get_mut()
@@ -289,6 +314,9 @@ pub(crate) fn sse_events(
         {
             return Flow::Close;
         }
+        if text.contains(&sent.to_string()) {
+            wait_for_file(&ack_file(acks, sent));
+        }
     }
     match conn.get_mut().write_all(b"0\r\n\r\n") {
         Ok(()) => Flow::KeepAlive,
@@ -296,12 +324,12 @@ pub(crate) fn sse_events(
     }
 }
 
-/// Timed server-sent events (`count`, `gap` apart, each carrying its send
-/// time) for `/v1/stream`, and `upstream-ok` with a cookie and a vendor
+/// Timed server-sent events (`count`, each carrying its send time, acked in
+/// `acks`) for `/v1/stream`, and `upstream-ok` with a cookie and a vendor
 /// header for anything else.
-pub(crate) fn stream_or_ok(req: &Req, conn: &mut Conn, count: usize, gap: Duration) -> Flow {
+pub(crate) fn stream_or_ok(req: &Req, conn: &mut Conn, count: usize, acks: &Path) -> Flow {
     if req.path().starts_with("/v1/stream") {
-        return sse_events(conn, count, gap, |i, sent| {
+        return sse_events(conn, count, acks, |i, sent| {
             format!("data: event {i} sent {sent}\n\n")
         });
     }

@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::Uri;
-use vault_core::policy::egress::{EgressAuth, PLACEHOLDER};
+use vault_core::policy::egress::{EgressAuth, HOP_BY_HOP_HEADERS, PLACEHOLDER};
 use vault_core::{SecretBytes, SecretPath, SecretString};
 
 use crate::refusal::{Code, Refusal};
@@ -112,22 +112,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in HOP_BY_HOP_HEADERS {
         headers.remove(name);
     }
 }
-
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// Puts the secret where the rule says. The attached value always replaces
 /// whatever the client sent there.

@@ -15,10 +15,12 @@
 #![deny(missing_docs)]
 
 pub mod console;
+mod credential;
 mod error;
 pub mod openclaw;
 mod remote;
 
+pub use crate::credential::credential_from;
 pub use crate::error::{Error, Result};
 
 /// What a command that needs the local vault says when there is none and
@@ -28,6 +30,5 @@ pub const LOCAL_ONLY: &str = "this command works on the local vault as the opera
     is none here (VAULT_HOME); with VAULT_ADDR set (remote mode) only `vault token`, `get`, \
     `env`, `run` and `resolve` go to the server, as the agent: run it where the vault is";
 pub use crate::remote::{
-    addr_findings, addr_from_env, credential_from, parse_addr, Addr, Remote, Transport,
-    AGENT_KEY_VAR, DEFAULT_ADDR,
+    addr_findings, addr_from_env, parse_addr, Addr, Remote, Transport, AGENT_KEY_VAR, DEFAULT_ADDR,
 };

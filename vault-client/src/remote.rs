@@ -20,6 +20,7 @@ use std::time::Duration;
 use vault_core::doctor::{Finding, Severity};
 use vault_core::{SecretBytes, SecretName, SecretString};
 
+use crate::credential::credential_from;
 use crate::error::{invalid, Error, Result};
 
 /// The variable that holds an agent's named key unless told otherwise.
@@ -134,38 +135,6 @@ pub fn parse_addr(addr: &str, insecure: bool) -> Result<Addr> {
 /// `VAULT_ADDR`, when set and not empty: then a program acts through a server.
 pub fn addr_from_env() -> Option<String> {
     std::env::var("VAULT_ADDR").ok().filter(|a| !a.is_empty())
-}
-
-/// A credential (`what`: a named key, a token) from `file`, else from the
-/// environment variable `var`; never from an argument. Surrounding
-/// whitespace is dropped.
-///
-/// # Errors
-/// Neither is there, the file cannot be read, or the credential is empty.
-pub fn credential_from(var: &str, file: Option<&Path>, what: &str) -> Result<SecretString> {
-    let text = match file {
-        Some(path) => std::fs::read_to_string(path).map_err(|source| Error::Read {
-            context: format!("reading the {what} from {}", path.display()),
-            source,
-        })?,
-        None => std::env::var(var).map_err(|_| {
-            // the flag as spelled, not "the file option" (issue 19)
-            let flag = match var {
-                "VAULT_TOKEN" => "--token-file FILE",
-                "VAULT_ADMIN_TOKEN" => "--admin-token-file FILE",
-                _ => "--key-file FILE",
-            };
-            invalid(format!(
-                "no {what}: set {var} or give {flag} (never the {what} itself as an argument)"
-            ))
-        })?,
-    };
-    let text = SecretString::new(text);
-    let trimmed = text.expose_secret().trim();
-    if trimmed.is_empty() {
-        return Err(invalid(format!("the {what} is empty")));
-    }
-    Ok(SecretString::new(trimmed.to_owned()))
 }
 
 impl Remote {

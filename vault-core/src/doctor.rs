@@ -254,8 +254,8 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
         op,
         None,
         AuditAction::DoctorRun,
-        None,
-        &format!("ok:{} finding(s)", findings.len()),
+        Some(&format!("{} finding(s)", findings.len())),
+        crate::AuditOutcome::Ok,
     )?;
     Ok(findings)
 }

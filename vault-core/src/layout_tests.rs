@@ -53,7 +53,8 @@ fn no_source_file_of_vault_core_is_over_600_lines() {
 #[test]
 fn no_vocabulary_word_is_compared_as_a_string_literal_outside_its_enum() {
     // issue 14, done-when 7: denial codes, key states, audit actions (and the
-    // approval, rotation words since) are compared as enums, never as text
+    // approval, rotation words since, and audit outcomes) are compared as
+    // enums, never as text
     let mut words: Vec<(&str, &str)> = Vec::new();
     words.extend(
         crate::AuditAction::ALL
@@ -136,6 +137,43 @@ fn no_vocabulary_word_is_compared_as_a_string_literal_outside_its_enum() {
                 if compared.iter().any(|c| code.contains(c.as_str())) {
                     found.push(format!("{}:{}: {code}", path.display(), n + 1));
                 }
+            }
+        }
+    }
+    // Audit outcomes (issue 14): written as an `AuditOutcome`, read through
+    // `OutcomeKind::of`; no `"denied:CODE"` spelled, nor `outcome == "ok"`.
+    for path in files.iter().filter(|p| !is_test_file(p)) {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let in_store = path.components().any(|c| c.as_os_str() == "store");
+        if name == "audit_outcome.rs" || in_store {
+            continue;
+        }
+        let text = std::fs::read_to_string(path).unwrap();
+        for (n, line) in without_unit_tests(&text).lines().enumerate() {
+            let code = line.trim_start();
+            if code.starts_with("//") || !code.contains('"') {
+                continue;
+            }
+            let spelled = crate::OutcomeKind::ALL.iter().any(|kind| {
+                let literal = format!("\"{}:", kind.as_str());
+                code.match_indices(&literal).any(|(at, _)| {
+                    let next = code[at + literal.len()..].chars().next();
+                    next.is_some_and(|c| c.is_ascii_lowercase())
+                        || (next == Some('{') && code.contains("code()"))
+                })
+            });
+            let compared = code.contains("outcome")
+                && [
+                    "== \"ok\"",
+                    "!= \"ok\"",
+                    "starts_with(\"ok",
+                    "starts_with(\"denied",
+                    "starts_with(\"error",
+                ]
+                .iter()
+                .any(|c| code.contains(c));
+            if spelled || compared {
+                found.push(format!("{}:{}: {code}", path.display(), n + 1));
             }
         }
     }

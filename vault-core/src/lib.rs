@@ -22,6 +22,7 @@
 
 mod approval_state;
 mod audit_action;
+mod audit_outcome;
 mod clock;
 pub mod credential;
 mod crypto;
@@ -30,6 +31,7 @@ pub mod doctor;
 pub mod dotenv;
 pub mod envfile;
 mod error;
+mod error_context;
 mod failpoint;
 pub mod import;
 pub mod known;
@@ -53,6 +55,7 @@ mod layout_tests;
 
 pub use crate::approval_state::{ApprovalKind, ApprovalState};
 pub use crate::audit_action::AuditAction;
+pub use crate::audit_outcome::{AuditOutcome, OutcomeKind};
 pub use crate::credential::{KeyHash, NamedKey};
 pub use crate::crypto::kdf::KdfParams;
 /// Random bytes from the OS, for credentials made outside core (the server's admin token).

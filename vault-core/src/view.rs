@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use crate::{
-    AgentInfo, ApprovalInfo, ApprovalKind, ApprovalState, KeyInfo, KeyStatus, RotationInfo,
-    RotationReason, RotationReport, RotationState, RotationStep, SecretInfo, TargetInfo,
-    VersionInfo,
+    AgentInfo, ApprovalInfo, ApprovalKind, ApprovalState, AuditRecord, KeyInfo, KeyStatus,
+    RotationInfo, RotationReason, RotationReport, RotationState, RotationStep, SecretInfo,
+    TargetInfo, TokenClaims, VersionInfo,
 };
 
 /// Unix seconds as RFC 3339, e.g. `2026-12-01T07:37:26Z`.
@@ -334,11 +334,125 @@ impl std::fmt::Display for VersionView {
     }
 }
 
+/// An audit record as listed by `vault audit log --json` (names and ids,
+/// never values: a record holds none).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditRecordView {
+    /// Its place in the trail.
+    pub seq: i64,
+    /// When (RFC 3339).
+    pub at: String,
+    /// `operator` or `agent:NAME`.
+    pub actor: String,
+    /// The named key acting, if any.
+    pub key_id: Option<String>,
+    /// What happened (an audit action's wire name).
+    pub action: String,
+    /// What it happened to, by name.
+    pub target: Option<String>,
+    /// How it ended (`ok`, `denied:CODE`, ...).
+    pub outcome: String,
+    /// The server request id, if any.
+    pub request_id: Option<String>,
+    /// Where it came from.
+    pub origin: Option<String>,
+}
+
+impl From<&AuditRecord> for AuditRecordView {
+    fn from(r: &AuditRecord) -> AuditRecordView {
+        AuditRecordView {
+            seq: r.seq,
+            at: rfc3339(r.at_ms / 1000),
+            actor: r.actor.clone(),
+            key_id: r.key_id.clone(),
+            action: r.action.clone(),
+            target: r.target.clone(),
+            outcome: r.outcome.clone(),
+            request_id: r.request_id.clone(),
+            origin: r.origin.clone(),
+        }
+    }
+}
+
+/// `--since T`: an RFC 3339 time, or an age like `1h` back from now, as unix
+/// milliseconds; `None` for neither.
+pub fn since_ms(text: &str) -> Option<i64> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let at = match crate::policy::parse_duration(text) {
+        Some(age) => now.saturating_sub(age),
+        None => humantime::parse_rfc3339_weak(text)
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?,
+    };
+    i64::try_from(at.as_millis()).ok()
+}
+
+/// A token's public claims (never the token): `vault token --json` and
+/// `vault token verify --json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TokenView {
+    /// Its id.
+    pub token_id: String,
+    /// The named key it was minted from.
+    pub key_id: String,
+    /// The agent it acts as.
+    pub agent: String,
+    /// What it allows.
+    pub scopes: Vec<String>,
+    /// When it was minted (RFC 3339).
+    pub issued_at: String,
+    /// When it stops working (RFC 3339).
+    pub expires_at: String,
+    /// The tokens it was attenuated from, nearest first.
+    pub parents: Vec<String>,
+}
+
+impl TokenView {
+    /// Its scopes as one line, space-separated.
+    pub fn scopes_line(&self) -> String {
+        self.scopes.join(" ")
+    }
+}
+
+impl From<&TokenClaims> for TokenView {
+    fn from(c: &TokenClaims) -> TokenView {
+        TokenView {
+            token_id: c.token_id.clone(),
+            key_id: c.key_id.clone(),
+            agent: c.agent.as_str().to_owned(),
+            scopes: c.scopes.iter().map(ToString::to_string).collect(),
+            issued_at: rfc3339(i64::try_from(c.issued_at).unwrap_or(i64::MAX)),
+            expires_at: rfc3339(i64::try_from(c.expires_at).unwrap_or(i64::MAX)),
+            parents: c.parents.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn times_are_rfc3339_utc_seconds() {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(-5), "1970-01-01T00:00:00Z");
+    }
+
+    // issue 14, "a thin CLI": `--since` is read here, for every front end
+    #[test]
+    fn since_reads_an_rfc3339_time_or_an_age_and_nothing_else() {
+        assert_eq!(
+            super::since_ms("2026-12-01T00:00:00Z"),
+            Some(1_796_083_200_000)
+        );
+        let second_ago = super::since_ms("1s").unwrap();
+        let hour_ago = super::since_ms("1h").unwrap();
+        let apart = second_ago - hour_ago - 3_599_000;
+        assert!((0..5_000).contains(&apart), "{second_ago} {hour_ago}");
+        // a zero age is no age (as `parse_duration` says)
+        for bad in ["", "0s", "soon", "2026-13-01T00:00:00Z"] {
+            assert_eq!(super::since_ms(bad), None, "{bad}");
+        }
     }
 }

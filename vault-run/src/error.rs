@@ -50,29 +50,7 @@ pub enum Error {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Says what was being done when an error happened, as `anyhow::Context` does.
-pub(crate) trait Context<T> {
-    /// Wraps the error with `context`.
-    fn context(self, context: impl Into<String>) -> Result<T>;
-    /// Wraps the error with the text `f` makes, only on error.
-    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
-}
-
-impl<T, E: Into<Error>> Context<T> for std::result::Result<T, E> {
-    fn context(self, context: impl Into<String>) -> Result<T> {
-        self.map_err(|e| Error::Context {
-            context: context.into(),
-            source: Box::new(e.into()),
-        })
-    }
-
-    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|e| Error::Context {
-            context: f().into(),
-            source: Box::new(e.into()),
-        })
-    }
-}
+vault_core::error_context!(Error);
 
 pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::Invalid(message.into())

@@ -68,7 +68,7 @@ async fn main() {
                 Some(key_id),
                 action,
                 Some("SECRET_0"),
-                "ok",
+                vault_core::AuditOutcome::Ok,
             )
             .expect("audit");
         }

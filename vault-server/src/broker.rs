@@ -236,9 +236,9 @@ impl Backend for VaultBackend {
                         leak.rules.join(",")
                     )),
                     if leak.redacted {
-                        "ok:redacted"
+                        vault_core::AuditOutcome::REDACTED
                     } else {
-                        "denied:exfiltration_blocked"
+                        vault_core::AuditOutcome::EXFILTRATION_BLOCKED
                     },
                 )?;
                 let seen = leak

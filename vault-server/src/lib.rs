@@ -31,7 +31,9 @@ use axum::Router;
 use tower::limit::ConcurrencyLimitLayer;
 
 pub use crate::error::ApiError;
-pub use crate::server::{Bound, Listen, Server, ServerBuilder, ServerError, REFRESH_EVERY};
+pub use crate::server::{
+    Bound, Listen, Server, ServerBuilder, ServerError, Serving, REFRESH_EVERY,
+};
 pub use crate::state::AppState;
 
 /// Largest request body accepted.

@@ -253,7 +253,7 @@ impl Server {
             None,
             AuditAction::ServerStart,
             Some(&address),
-            "ok",
+            vault_core::AuditOutcome::Ok,
         )?;
         let admin = new_admin_token()?;
         if let Some(path) = &self.config.admin_token_file {
@@ -383,7 +383,7 @@ impl Bound {
                     None,
                     AuditAction::ServerStop,
                     Some(&address),
-                    "ok",
+                    vault_core::AuditOutcome::Ok,
                 )?)
             })
             .await;
@@ -391,6 +391,76 @@ impl Bound {
             tracing::error!("could not record the stop in the audit trail");
         }
         served.map_err(io("serving"))
+    }
+
+    /// Serves on a thread of its own, with a runtime of its own, for a
+    /// program that has no tokio runtime (a CLI, a test, a sync daemon).
+    /// [`Serving::stop`] ends it as [`Bound::serve`]'s shutdown does.
+    ///
+    /// # Errors
+    /// The runtime or the thread could not be started.
+    pub fn spawn(self) -> Result<Serving, ServerError> {
+        let address = self.address.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(io("starting the server's runtime"))?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("vault-server".into())
+            .spawn(move || {
+                runtime.block_on(self.serve(async {
+                    let _ = stopped.await;
+                }))
+            })
+            .map_err(io("starting the server's thread"))?;
+        Ok(Serving {
+            address,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A server serving on its own thread ([`Bound::spawn`]); dropping it stops it too.
+pub struct Serving {
+    address: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+}
+
+impl Serving {
+    /// Where clients reach it, as [`Bound::address`].
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Stops accepting, lets requests in flight finish, records `server.stop`
+    /// and waits for all of it. A panic on the server's thread goes on here.
+    ///
+    /// # Errors
+    /// What serving failed with.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        match self.finish() {
+            Some(Ok(served)) => served,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Option<std::thread::Result<Result<(), ServerError>>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.thread.take().map(std::thread::JoinHandle::join)
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        // already stopped by `stop`, or dropped while unwinding: nothing to report to
+        let _ = self.finish();
     }
 }
 

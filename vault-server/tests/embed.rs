@@ -12,7 +12,7 @@ use vault_core::{
     AgentName, KdfParams, Policy, Principal, RotationState, SecretBytes, SecretName, SecretPath,
     SecretString, Vault,
 };
-use vault_server::{Listen, Server, ServerError};
+use vault_server::{Listen, Server, ServerError, Serving};
 
 const OP: &Principal = &Principal::Operator;
 const KEY: &str = "hermes-marketing-key";
@@ -45,11 +45,10 @@ fn vault_in(home: &Path) -> (Vault, String) {
     (vault, issued.key.expose_secret().to_owned())
 }
 
-/// A served vault: its address, and a way to stop it and wait.
+/// A served vault (on the library's own thread): its address, and a way to stop it and wait.
 struct Running {
     addr: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<Result<(), ServerError>>>,
+    serving: Serving,
 }
 
 impl Running {
@@ -61,31 +60,14 @@ impl Running {
             .unwrap()
             .bind(vault)
             .unwrap();
-        let addr = bound.address().to_owned();
         let resumed = bound
             .resumed()
             .iter()
             .map(|r| (r.state == RotationState::Done, r.new_key_id.clone()))
             .collect();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(bound.serve(async {
-                let _ = stopped.await;
-            }))
-        });
-        (
-            Running {
-                addr,
-                stop: Some(stop),
-                thread: Some(thread),
-            },
-            resumed,
-        )
+        let serving = bound.spawn().unwrap();
+        let addr = serving.address().to_owned();
+        (Running { addr, serving }, resumed)
     }
 
     fn host(&self) -> &str {
@@ -110,9 +92,8 @@ impl Running {
         (status, serde_json::from_str(body).unwrap_or_default())
     }
 
-    fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.thread.take().unwrap().join().unwrap().unwrap();
+    fn stop(self) {
+        self.serving.stop().unwrap();
     }
 }
 

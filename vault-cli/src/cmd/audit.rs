@@ -2,6 +2,7 @@
 //! which key.
 
 use anyhow::Result;
+use vault_core::view::AuditRecordView;
 use vault_core::{AgentName, AuditVerdict, Principal};
 
 mod prune;
@@ -68,16 +69,7 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                 records.drain(..records.len().saturating_sub(n));
             }
             if ctx.json {
-                let items: Vec<_> = records
-                    .iter()
-                    .map(|r| {
-                        serde_json::json!({
-                            "seq": r.seq, "at": rfc3339(r.at_ms / 1000), "actor": r.actor,
-                            "key_id": r.key_id, "action": r.action, "target": r.target,
-                            "outcome": r.outcome, "request_id": r.request_id, "origin": r.origin,
-                        })
-                    })
-                    .collect();
+                let items: Vec<AuditRecordView> = records.iter().map(Into::into).collect();
                 ctx.print_json(&serde_json::json!({ "records": items }))?;
             } else {
                 // every field but seq and time is text a record's writer chose
@@ -306,16 +298,11 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
     Ok(())
 }
 
-/// An RFC 3339 time, or an age like `1h`, as unix milliseconds.
+/// `--since T` ([`vault_core::view::since_ms`]), a usage error when it is neither form.
 pub(super) fn parse_since(s: &str) -> Result<i64> {
-    if let Some(age) = vault_core::policy::parse_duration(s) {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
-        return Ok(now.saturating_sub(age).as_millis() as i64);
-    }
-    let t = humantime::parse_rfc3339_weak(s).map_err(|_| {
+    vault_core::view::since_ms(s).ok_or_else(|| {
         exit::usage(format!(
             "--since {s:?} is neither an RFC 3339 time nor an age like 1h"
         ))
-    })?;
-    Ok(t.duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64)
+    })
 }

@@ -8,11 +8,10 @@ use std::time::Duration;
 
 use anyhow::Result;
 use vault_client::{credential_from, Remote, AGENT_KEY_VAR};
-use vault_core::{
-    policy::parse_duration, Principal, Scope, SecretString, TokenClaims, TokenRequest,
-};
+use vault_core::view::TokenView;
+use vault_core::{policy::parse_duration, Principal, Scope, SecretString, TokenRequest};
 
-use super::{rfc3339, Context};
+use super::Context;
 use crate::exit;
 
 /// `vault token`.
@@ -110,18 +109,19 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         let info = vault.authenticate_key(key.expose_secret())?;
         vault.mint_token(&info, &request)?
     };
+    let view = TokenView::from(&minted.claims);
     if ctx.json {
-        let mut body = claims_json(&minted.claims);
+        let mut body = serde_json::to_value(&view)?;
         body["token"] = serde_json::Value::String(minted.token.expose_secret().to_owned());
         ctx.print_json(&body)?;
     } else {
         println!("{}", minted.token.expose_secret());
         eprintln!(
             "token {} for agent {} ({}), expires {}",
-            minted.claims.token_id,
-            minted.claims.agent,
-            scopes_text(&minted.claims),
-            rfc3339(minted.claims.expires_at as i64)
+            view.token_id,
+            view.agent,
+            view.scopes_line(),
+            view.expires_at
         );
     }
     Ok(())
@@ -130,17 +130,17 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
 fn verify(ctx: &Context) -> Result<()> {
     let token = stdin_credential("token")?;
     let vault = ctx.unlock()?;
-    let claims = vault.verify_token(token.expose_secret())?;
+    let view = TokenView::from(&vault.verify_token(token.expose_secret())?);
     if ctx.json {
-        ctx.print_json(&claims_json(&claims))?;
+        ctx.print_json(&serde_json::to_value(&view)?)?;
     } else {
         println!(
             "valid: token {} of key {} for agent {} ({}), expires {}",
-            claims.token_id,
-            claims.key_id,
-            claims.agent,
-            scopes_text(&claims),
-            rfc3339(claims.expires_at as i64)
+            view.token_id,
+            view.key_id,
+            view.agent,
+            view.scopes_line(),
+            view.expires_at
         );
     }
     Ok(())
@@ -157,24 +157,6 @@ fn revoke(ctx: &Context) -> Result<()> {
         eprintln!("revoked token {}", claims.token_id);
     }
     Ok(())
-}
-
-/// Public fields of a token, for output.
-pub fn claims_json(c: &TokenClaims) -> serde_json::Value {
-    serde_json::json!({
-        "token_id": c.token_id, "key_id": c.key_id, "agent": c.agent.as_str(),
-        "scopes": c.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "issued_at": rfc3339(c.issued_at as i64), "expires_at": rfc3339(c.expires_at as i64),
-        "parents": c.parents,
-    })
-}
-
-fn scopes_text(c: &TokenClaims) -> String {
-    c.scopes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn parse_ttl(s: &str) -> Result<Duration> {

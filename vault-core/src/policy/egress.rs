@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 mod fields;
 mod service;
 
-pub use fields::{EgressAuth, HostPattern, Method, PathPrefix, SecretRef};
+pub use fields::{EgressAuth, HostPattern, Method, PathPrefix, SecretRef, HOP_BY_HOP_HEADERS};
 pub use service::{Service, ServiceSpec};
 
 /// What a placeholder for a brokered secret looks like in the agent's env and,

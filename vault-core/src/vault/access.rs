@@ -15,6 +15,7 @@ use crate::secret::SecretBytes;
 use crate::store::{agents, secrets};
 use crate::token::{scopes_within, Scope, TokenClaims};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Denial;
 use crate::Principal;
 
@@ -116,7 +117,13 @@ impl Vault {
             }
         }
         let actor = Principal::Agent(claims.agent.clone());
-        self.audit(&actor, Some(&claims.key_id), AuditAction::Scan, None, "ok")?;
+        self.audit(
+            &actor,
+            Some(&claims.key_id),
+            AuditAction::Scan,
+            None,
+            AuditOutcome::Ok,
+        )?;
         Ok(readable)
     }
 
@@ -187,7 +194,7 @@ impl Vault {
             None,
             AuditAction::PolicySet,
             Some(agent.as_str()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(())

@@ -7,6 +7,7 @@ use crate::policy::Policy;
 use crate::store::Store as _;
 use crate::store::{self, agents};
 use crate::AuditAction;
+use crate::AuditOutcome;
 
 use super::*;
 
@@ -53,7 +54,7 @@ impl Vault {
             None,
             AuditAction::AgentAdd,
             Some(name.as_str()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(())
@@ -105,7 +106,7 @@ impl Vault {
             None,
             AuditAction::AgentRemove,
             Some(name.as_str()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         self.checkpoint_after_erasure()?;

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::names::SecretPath;
 use crate::store::{self, rotation};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Principal;
 use crate::{ApprovalKind, ApprovalState};
 
@@ -116,7 +117,7 @@ impl Vault {
             None,
             AuditAction::ApprovalApprove,
             Some(approval_id),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         let (state, result) = match row.kind {
@@ -189,7 +190,7 @@ impl Vault {
                     None,
                     AuditAction::ApprovalReopen,
                     Some(&id),
-                    "ok",
+                    AuditOutcome::Ok,
                 )?;
             }
             tx.commit()?;
@@ -217,7 +218,7 @@ impl Vault {
             None,
             AuditAction::ApprovalDeny,
             Some(approval_id),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(approval_info(
@@ -251,7 +252,7 @@ impl Vault {
                 None,
                 AuditAction::ApprovalExpire,
                 Some(&format!("{n} approval(s)")),
-                "ok",
+                AuditOutcome::Ok,
             )?;
         }
         tx.commit()

@@ -19,6 +19,7 @@ use crate::secret::Key256;
 use crate::store::{self, audit, keys};
 use crate::AuditAction;
 use crate::Principal;
+use crate::{AuditOutcome, OutcomeKind};
 
 const AUDIT_PURPOSE: &str = "audit_mac";
 
@@ -108,7 +109,7 @@ impl Vault {
         key_id: Option<&str>,
         action: AuditAction,
         target: Option<&str>,
-        outcome: &str,
+        outcome: AuditOutcome,
     ) -> Result<()> {
         self.audit_raw(&actor_text(actor), key_id, action, target, outcome)
     }
@@ -121,7 +122,7 @@ impl Vault {
         key_id: Option<&str>,
         action: AuditAction,
         target: Option<&str>,
-        outcome: &str,
+        outcome: AuditOutcome,
     ) -> Result<()> {
         // Inside a batch the batch's own commit decides durability.
         let alone = !store::in_batch(&self.store);
@@ -148,7 +149,7 @@ impl Vault {
         key_id: Option<&str>,
         action: AuditAction,
         target: Option<&str>,
-        outcome: &str,
+        outcome: AuditOutcome,
     ) -> Result<()> {
         self.append(
             tx,
@@ -170,7 +171,7 @@ impl Vault {
         action: AuditAction,
         target: Option<&str>,
     ) -> Result<()> {
-        self.append(tx, "operator", None, action, target, "ok", true)
+        self.append(tx, "operator", None, action, target, AuditOutcome::Ok, true)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -181,7 +182,7 @@ impl Vault {
         key_id: Option<&str>,
         action: AuditAction,
         target: Option<&str>,
-        outcome: &str,
+        outcome: AuditOutcome,
         genesis: bool,
     ) -> Result<()> {
         let key = self.audit_key(tx)?;
@@ -204,7 +205,7 @@ impl Vault {
             key_id: key_id.map(str::to_owned),
             action: action.as_str().to_owned(),
             target: target.map(str::to_owned),
-            outcome: outcome.to_owned(),
+            outcome: outcome.as_str().into_owned(),
             request_id: self.audit_request_id.clone(),
             origin: self.audit_origin.clone(),
         };
@@ -338,13 +339,15 @@ impl Vault {
                     continue;
                 };
                 let u = tally.keys.entry(key_id).or_default();
-                let ok = row.outcome == "ok";
+                let kind = OutcomeKind::of(&row.outcome);
+                // plain `ok`: a mint or read changed on the way is none
+                let ok = row.outcome == AuditOutcome::Ok.as_str();
                 match AuditAction::parse(&row.action) {
                     Some(AuditAction::TokenMint) if ok => u.tokens_minted += 1,
                     Some(AuditAction::SecretRead | AuditAction::EnvRead) if ok => u.reads += 1,
                     _ => {}
                 }
-                if row.outcome.starts_with("denied:") {
+                if kind == Some(OutcomeKind::Denied) {
                     u.denials += 1;
                 }
                 let minute = row.at_ms / 60_000;

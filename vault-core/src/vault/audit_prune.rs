@@ -16,6 +16,7 @@ use super::{require_operator, Vault};
 use crate::error::{Error, Result};
 use crate::store::Store as _;
 use crate::store::{self, audit_pruned, settings};
+use crate::AuditOutcome;
 use crate::{AuditAction, Principal};
 
 /// The setting holding the default age `vault audit prune` removes.
@@ -119,7 +120,7 @@ impl Vault {
                 None,
                 AuditAction::AuditPrune,
                 Some(&target),
-                "ok",
+                AuditOutcome::Ok,
             )?;
             n
         } else {
@@ -202,7 +203,14 @@ impl Vault {
         }
         let tx = self.store.write(actor)?;
         settings::set(&tx, &self.rows, RETENTION, age)?;
-        self.audit_in(&tx, actor, None, AuditAction::AuditRetention, age, "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::AuditRetention,
+            age,
+            AuditOutcome::Ok,
+        )?;
         tx.commit()
     }
 }

@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::secret::SecretString;
 use crate::store::{self, backup};
 use crate::AuditAction;
+use crate::AuditOutcome;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -95,7 +96,7 @@ impl Vault {
             None,
             AuditAction::VaultBackup,
             Some(&dest.display().to_string()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         Ok(BackupInfo {
             path: dest.to_owned(),
@@ -335,7 +336,13 @@ impl StagedRestore {
             .vault
             .take()
             .expect("staged vault present until install");
-        vault.audit(OP, None, AuditAction::VaultRestore, Some(source), "ok")?;
+        vault.audit(
+            OP,
+            None,
+            AuditAction::VaultRestore,
+            Some(source),
+            AuditOutcome::Ok,
+        )?;
         let live = self.home.join(DB_FILE);
         if live.exists() {
             let mut dst = backup::open_raw(&live).map_err(|e| Error::Refused {

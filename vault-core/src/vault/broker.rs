@@ -15,6 +15,7 @@ use crate::store::Store as _;
 use crate::store::{self, keys};
 use crate::token::{Scope, TokenClaims};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Denial;
 
 use super::tokens::vault_key_aad;
@@ -164,17 +165,17 @@ impl Vault {
             }
             EgressDecision::Tunnel => (
                 AuditAction::EgressTunnel,
-                "ok",
+                AuditOutcome::Ok,
                 EgressGrant::Tunnel(agent.clone()),
             ),
             EgressDecision::Deny => (
                 AuditAction::EgressDeny,
-                "denied:egress_denied",
+                AuditOutcome::EGRESS_DENIED,
                 EgressGrant::Deny(agent.clone()),
             ),
             EgressDecision::MethodDenied => (
                 AuditAction::EgressDeny,
-                "denied:egress_method_denied",
+                AuditOutcome::EGRESS_METHOD_DENIED,
                 EgressGrant::MethodDenied(agent.clone()),
             ),
         };
@@ -219,16 +220,13 @@ impl Vault {
                 };
                 let actor = Principal::Agent(agent.clone());
                 let read = self.read_value(&actor, &path);
-                let outcome = match &read {
-                    Ok(_) => "ok".to_owned(),
-                    Err(e) => format!("denied:{}", e.code()),
-                };
+                let outcome = AuditOutcome::of(&read);
                 self.audit(
                     &actor,
                     Some(&key_id),
                     AuditAction::EgressAttach,
                     Some(&path.to_string()),
-                    &outcome,
+                    outcome,
                 )?;
                 (path, read?.0)
             }
@@ -282,7 +280,7 @@ impl Vault {
                 None,
                 AuditAction::BrokerCaCreate,
                 None,
-                "ok",
+                AuditOutcome::Ok,
             )?;
         }
         tx.commit()?;

@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::secret::SecretString;
 use crate::store::{self, console};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::{AuditRecord, AuditVerdict, Principal};
 
 /// Where an audit record came from, for the front ends that name
@@ -122,7 +123,7 @@ impl Vault {
             None,
             AuditAction::ConsoleLogin,
             Some(&format!("session {}", &hex(&id_hash)[..12])),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(ConsoleSession { id, expires_at })
@@ -166,7 +167,7 @@ impl Vault {
                 None,
                 AuditAction::ConsoleLogout,
                 Some(&format!("session {}", &hex(&id_hash)[..12])),
-                "ok",
+                AuditOutcome::Ok,
             )?;
         }
         tx.commit()?;
@@ -188,7 +189,7 @@ impl Vault {
             None,
             AuditAction::ConsoleLogoutAll,
             Some(&format!("{n} session(s)")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(n)

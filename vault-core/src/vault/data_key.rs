@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::secret::{Key256, SecretString};
 use crate::store::{self, header, keys, secrets, tags};
 use crate::AuditAction;
+use crate::AuditOutcome;
 
 use super::*;
 
@@ -73,7 +74,14 @@ impl Vault {
             self.dek.expose_secret(),
         )?;
         let tx = self.store.write(actor)?;
-        self.audit_in(&tx, actor, None, AuditAction::VaultPasswd, None, "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::VaultPasswd,
+            None,
+            AuditOutcome::Ok,
+        )?;
         let current = header::read_checked(&tx, &self.rows)?;
         crate::failpoint::hit("passwd:before-commit");
         header::rewrap(
@@ -151,7 +159,7 @@ impl Vault {
         let h = header::read_checked(&tx, &self.rows)?;
         // Recorded first: the audit key is re-encrypted below with the others,
         // and the head re-tagged.
-        self.audit_in(&tx, actor, None, action, None, "ok")?;
+        self.audit_in(&tx, actor, None, action, None, AuditOutcome::Ok)?;
         let rows = secrets::all_versions(&tx)?;
         for row in &rows {
             let aad = value_aad(

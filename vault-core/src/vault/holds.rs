@@ -18,6 +18,7 @@ use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::store::{self, agents, holds, rotation};
 use crate::AuditAction;
+use crate::AuditOutcome;
 
 /// What the approval of a held request shows the person deciding.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +131,7 @@ impl Vault {
             Some(&key_id),
             AuditAction::ApprovalOpen,
             Some(&format!("{approval_id} egress {subject}")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(approval_id)
@@ -167,7 +168,7 @@ impl Vault {
                         None,
                         AuditAction::ApprovalExpire,
                         Some(&format!("{approval_id} egress {}", row.subject)),
-                        "ok",
+                        AuditOutcome::Ok,
                     )?;
                 }
                 tx.commit()?;
@@ -210,11 +211,7 @@ impl Vault {
                         None,
                         action,
                         Some(&format!("{approval_id} egress {}", row.subject)),
-                        if verified.is_ok() {
-                            "ok"
-                        } else {
-                            "denied:integrity"
-                        },
+                        AuditOutcome::of(&verified),
                     )?;
                 }
                 tx.commit()?;
@@ -291,7 +288,7 @@ impl Vault {
                     "{} egress {} ({why})",
                     row.approval_id, row.subject
                 )),
-                "ok",
+                AuditOutcome::Ok,
             )?;
         }
         tx.commit()?;
@@ -331,7 +328,7 @@ impl Vault {
             None,
             AuditAction::ApprovalApprove,
             Some(approval_id),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()
     }

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::store::rotation;
 use crate::store::Store as _;
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Principal;
 use crate::{RotationReason, RotationStep};
 
@@ -104,7 +105,7 @@ impl Vault {
                 "rotation {id} of {} ({})",
                 info.key_name, info.step
             )),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(info)

@@ -14,6 +14,7 @@ use crate::names::SecretPath;
 use crate::store::Store as _;
 use crate::store::{self, keys, rotation};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Denial;
 use crate::Principal;
 
@@ -120,7 +121,7 @@ impl Vault {
             None,
             AuditAction::SecretLeaked,
             Some(&format!("{path} at {location}")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         let Some(command) = command else {
@@ -166,7 +167,7 @@ impl Vault {
             None,
             AuditAction::ApprovalOpen,
             Some(&format!("{approval_id} rotate {path}")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(LeakAction::ApprovalOpened { approval_id })

@@ -12,6 +12,7 @@ use crate::store::Store as _;
 use crate::store::{self, agents, keys};
 use crate::token::TokenClaims;
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Denial;
 use crate::Principal;
 
@@ -80,7 +81,7 @@ impl Vault {
             Some(key_id),
             AuditAction::KeySuspend,
             Some(&row.name),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(Some(approval_id))
@@ -98,7 +99,7 @@ impl Vault {
             Some(key_id),
             AuditAction::KeyReinstate,
             None,
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()
     }
@@ -162,7 +163,7 @@ impl Vault {
                 AuditAction::SecretRead,
                 AuditAction::EnvRead,
             ],
-            "denied:out_of_scope",
+            &AuditOutcome::denial(crate::Denial::OutOfScope).as_str(),
         )?;
         if misses < i64::from(threshold) {
             return Ok(false);
@@ -211,28 +212,29 @@ impl Vault {
         let Some(max) = max else { return Ok(()) };
         let now_ms = store::now_ms();
         let window = now_ms - 60_000;
-        let (used, oldest) =
-            crate::store::audit::count_recent(&self.store, &key.key_id, window, actions, "ok")?;
+        let (used, oldest) = crate::store::audit::count_recent(
+            &self.store,
+            &key.key_id,
+            window,
+            actions,
+            &AuditOutcome::Ok.as_str(),
+        )?;
         if used < max as i64 {
             return Ok(());
         }
         let retry_after_secs = oldest
             .map(|t| ((t + 60_000 - now_ms).max(1000) / 1000) as u64)
             .unwrap_or(60);
+        let refusal = Error::RateLimited { retry_after_secs };
         let actor = Principal::Agent(key.agent.clone());
-        self.audit(
-            &actor,
-            Some(&key.key_id),
-            actions[0],
-            None,
-            "denied:rate_limited",
-        )?;
+        let outcome = AuditOutcome::denied_by(&refusal);
+        self.audit(&actor, Some(&key.key_id), actions[0], None, outcome)?;
         let (refused, _) = crate::store::audit::count_recent(
             &self.store,
             &key.key_id,
             window,
             actions,
-            "denied:rate_limited",
+            &outcome.as_str(),
         )?;
         if refused >= 3 {
             self.suspend_if_anomalous(
@@ -241,6 +243,6 @@ impl Vault {
                 &format!("kept exceeding {max} {what} per minute"),
             )?;
         }
-        Err(Error::RateLimited { retry_after_secs })
+        Err(refusal)
     }
 }

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::names::AgentName;
 use crate::store::{self, agents, keys};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Denial;
 use crate::Principal;
 
@@ -178,7 +179,7 @@ impl Vault {
                 Some(&old.key_id),
                 AuditAction::KeyRevoke,
                 Some(&old.name),
-                "ok",
+                AuditOutcome::Ok,
             )?;
         }
         self.audit_in(
@@ -187,7 +188,7 @@ impl Vault {
             Some(&key_id),
             AuditAction::KeyIssue,
             Some(name.as_str()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         let info =
             keys::by_id(&tx, &self.rows, &key_id)?.ok_or_else(|| not_found("key", &key_id))?;
@@ -244,7 +245,7 @@ impl Vault {
             Some(&row.key_id),
             AuditAction::KeyRevoke,
             Some(&row.name),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         let row = keys::by_id(&tx, &self.rows, &row.key_id)?
             .ok_or_else(|| not_found("key", name_or_id))?;
@@ -265,7 +266,7 @@ impl Vault {
             Some(&row.key_id),
             AuditAction::KeyRevokeTokens,
             Some(&row.name),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         let row = keys::by_id(&tx, &self.rows, &row.key_id)?
             .ok_or_else(|| not_found("key", name_or_id))?;
@@ -318,7 +319,7 @@ impl Vault {
             None,
             AuditAction::KeyAuth,
             Some(&target),
-            "denied:unknown_key",
+            AuditOutcome::denial(Denial::UnknownKey),
         )
     }
 
@@ -332,7 +333,7 @@ impl Vault {
                     None,
                     AuditAction::KeyAuth,
                     None,
-                    "denied:unknown_key",
+                    AuditOutcome::denial(Denial::UnknownKey),
                 )?;
             }
             return Err(bad(
@@ -357,7 +358,7 @@ impl Vault {
                 Some(&info.key_id),
                 AuditAction::KeyAuth,
                 Some(&info.name),
-                &format!("denied:{}", e.code()),
+                AuditOutcome::denied_by(&e),
             )?;
             return Err(e);
         }

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 use crate::store::settings;
 use crate::store::Store as _;
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Principal;
 
 /// Where notifications go.
@@ -41,7 +42,14 @@ impl Vault {
         let tx = self.store.write(actor)?;
         settings::set(&tx, &self.rows, "notify.command", config.command.as_deref())?;
         settings::set(&tx, &self.rows, "notify.webhook", config.webhook.as_deref())?;
-        self.audit_in(&tx, actor, None, AuditAction::NotifyConfigure, None, "ok")?;
+        self.audit_in(
+            &tx,
+            actor,
+            None,
+            AuditAction::NotifyConfigure,
+            None,
+            AuditOutcome::Ok,
+        )?;
         tx.commit()
     }
 }

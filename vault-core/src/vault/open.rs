@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::secret::{Key256, SecretString};
 use crate::store::{self, header, tags};
 use crate::AuditAction;
+use crate::AuditOutcome;
 
 use super::*;
 
@@ -184,7 +185,7 @@ impl Vault {
                 None,
                 AuditAction::VaultIntegrityUpgrade,
                 Some(&target),
-                "ok",
+                AuditOutcome::Ok,
             )?;
         } else {
             self.audit_genesis(&tx, AuditAction::VaultIntegrityUpgrade, Some(&target))?;

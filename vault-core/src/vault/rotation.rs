@@ -25,6 +25,7 @@ use crate::failpoint;
 use crate::names::AgentName;
 use crate::store::{self, keys, rotation};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Principal;
 use crate::{RotationReason, RotationStep};
 
@@ -208,7 +209,7 @@ impl Vault {
             Some(&old.key_id),
             AuditAction::RotationStart,
             Some(&format!("{} ({reason})", old.name)),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         failpoint::hit("rotate:created");
@@ -312,7 +313,7 @@ impl Vault {
                     Some(&row.old_key_id),
                     AuditAction::RotationStalled,
                     Some(&row.subject),
-                    "error:target",
+                    AuditOutcome::TARGET_FAILED,
                 )?;
                 tx.commit()?;
                 return Ok(self.report(&row, written, errors, RotationState::Stalled, None, None));
@@ -359,7 +360,7 @@ impl Vault {
             Some(&row.old_key_id),
             AuditAction::KeyRevoke,
             Some(&row.subject),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         self.audit_in(
             &tx,
@@ -367,7 +368,7 @@ impl Vault {
             Some(&new_key_id),
             AuditAction::RotationDone,
             Some(&format!("{} ({})", row.subject, row.reason)),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         failpoint::hit("rotate:done");

@@ -16,6 +16,7 @@ use crate::process;
 use crate::secret::SecretBytes;
 use crate::store::{agents, rotation, secrets};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Principal;
 
 /// Longest a rotation command may run unless configured otherwise.
@@ -102,7 +103,7 @@ impl Vault {
             None,
             AuditAction::RotationConfigure,
             Some(&path.to_string()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()
     }
@@ -128,7 +129,7 @@ impl Vault {
                 None,
                 AuditAction::SecretRotate,
                 Some(&path.to_string()),
-                &format!("error:{}", e.code()),
+                AuditOutcome::failed_with(e),
             );
         })?;
         if new.expose_secret() == old.expose_secret() {
@@ -146,7 +147,7 @@ impl Vault {
             None,
             AuditAction::SecretRotate,
             Some(&format!("{path} v{version}")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         self.write_to_targets(agent_id, path, &new)?;
@@ -188,7 +189,7 @@ impl Vault {
             None,
             AuditAction::SecretRollback,
             Some(&format!("{path} v{new_version} (from v{to})")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         self.write_to_targets(row.agent_id, path, &value)?;
         Ok(new_version)

@@ -9,6 +9,7 @@ use crate::secret::SecretBytes;
 use crate::store::Store as _;
 use crate::store::{self, agents, secrets};
 use crate::AuditAction;
+use crate::AuditOutcome;
 
 use super::*;
 
@@ -116,7 +117,7 @@ impl Vault {
             None,
             AuditAction::SecretSet,
             Some(&path.to_string()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(version)
@@ -179,7 +180,7 @@ impl Vault {
     ) -> Result<T> {
         match read() {
             Ok(value) => {
-                self.audit(actor, key_id, action, Some(target), "ok")?;
+                self.audit(actor, key_id, action, Some(target), AuditOutcome::Ok)?;
                 Ok(value)
             }
             Err(e) => {
@@ -189,7 +190,7 @@ impl Vault {
                         key_id,
                         action,
                         Some(target),
-                        &format!("denied:{}", e.code()),
+                        AuditOutcome::denied_by(&e),
                     )?;
                 }
                 Err(e)
@@ -305,7 +306,7 @@ impl Vault {
             None,
             AuditAction::SecretRemove,
             Some(&path.to_string()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         self.checkpoint_after_erasure()

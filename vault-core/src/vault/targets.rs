@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretName};
 use crate::store::{self, agents, keys, rotation};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Principal;
 
 /// A registered env file.
@@ -150,7 +151,7 @@ impl Vault {
             None,
             AuditAction::TargetAdd,
             Some(&format!("{agent} {text}")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         self.list_targets(actor, Some(agent))?
@@ -215,7 +216,7 @@ impl Vault {
             None,
             AuditAction::TargetAdd,
             Some(&format!("{agent} {text} holds {key_name}")),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         self.list_targets(actor, Some(agent))?
@@ -271,7 +272,7 @@ impl Vault {
             None,
             AuditAction::TargetRemove,
             Some(&target_id.to_string()),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()
     }

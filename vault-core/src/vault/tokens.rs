@@ -20,6 +20,7 @@ use crate::secret::{Key256, SecretString};
 use crate::store::{self, keys};
 use crate::token::{scopes_within, Scope, TokenClaims, TokenSigner};
 use crate::AuditAction;
+use crate::AuditOutcome;
 use crate::Denial;
 use crate::Principal;
 
@@ -140,7 +141,7 @@ impl Vault {
                 Some(&key.key_id),
                 AuditAction::TokenMint,
                 None,
-                &format!("denied:{}", e.code()),
+                AuditOutcome::denied_by(e),
             )?;
             // a name that does not exist is a typo, not an anomaly (issue 19)
             let names_missing = request.scopes.iter().flatten().any(|s| match s {
@@ -263,7 +264,7 @@ impl Vault {
                 None,
                 AuditAction::TokenVerify,
                 None,
-                &format!("denied:{}", e.code()),
+                AuditOutcome::denied_by(e),
             );
         })
     }
@@ -308,7 +309,7 @@ impl Vault {
             Some(&claims.key_id),
             AuditAction::TokenRevoke,
             Some(&claims.token_id),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         tx.commit()?;
         Ok(())
@@ -398,7 +399,7 @@ impl Vault {
             Some(&claims.key_id),
             action,
             Some(&claims.token_id),
-            "ok",
+            AuditOutcome::Ok,
         )?;
         Ok(MintedToken {
             token: SecretString::new(token),

@@ -190,7 +190,8 @@ pub(crate) fn leaks(v: &mut Vault, limit: usize) -> Result<Vec<Leak>, ApiError> 
                     .map_or(target.clone(), |(host, _)| {
                         format!("outbound request to {host}")
                     }),
-                did: if r.outcome.starts_with("ok") {
+                did: if vault_core::OutcomeKind::of(&r.outcome) == Some(vault_core::OutcomeKind::Ok)
+                {
                     "redacted before it left; handed to the leak flow".to_owned()
                 } else {
                     "request refused before it left; handed to the leak flow".to_owned()

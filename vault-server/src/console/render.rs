@@ -351,7 +351,7 @@ pub(crate) fn audit(a: &Audit, agent: Option<&str>, action: Option<&str>) -> Mar
                         td { small { (r.key_id.as_deref().unwrap_or("")) } }
                         td { code { (r.action) } }
                         td { (r.target.as_deref().unwrap_or("")) }
-                        td class=(if r.outcome == "ok" { "good" } else { "bad" }) { (r.outcome) }
+                        td class=(if r.outcome == vault_core::AuditOutcome::Ok.as_str() { "good" } else { "bad" }) { (r.outcome) }
                         td { small { (r.origin.as_deref().unwrap_or("")) } }
                     }
                 }

@@ -111,7 +111,7 @@ fn world() -> World {
         Some(&issued.info.key_id),
         vault_core::AuditAction::EgressExfiltration,
         Some("paste.example.com:443 rules=vault-key"),
-        "denied:exfiltration_blocked",
+        vault_core::AuditOutcome::EXFILTRATION_BLOCKED,
     )
     .unwrap();
     let state = crate::AppState::new(v, SecretString::new(ADMIN.into())).unwrap();

@@ -251,7 +251,7 @@ impl TryFrom<String> for EgressAuth {
                 let lower = name.to_ascii_lowercase();
                 // The broker owns framing and routing headers; a credential
                 // there would let a rule rewrite where or how the request goes.
-                if FORBIDDEN_AUTH_HEADERS.contains(&lower.as_str()) {
+                if reserved_header(&lower) {
                     return Err(format!("egress auth {text:?}: {lower} cannot carry a credential"));
                 }
                 Ok(EgressAuth::Header(lower))
@@ -264,11 +264,11 @@ impl TryFrom<String> for EgressAuth {
     }
 }
 
-const FORBIDDEN_AUTH_HEADERS: [&str; 12] = [
+/// Headers that describe one hop, not the request (RFC 9110 section 7.6.1):
+/// the broker drops them, and every header `Connection` names, before it
+/// sends a request on, so a credential put there would never arrive.
+pub const HOP_BY_HOP_HEADERS: [&str; 9] = [
     "connection",
-    "content-length",
-    "cookie",
-    "host",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
@@ -278,6 +278,13 @@ const FORBIDDEN_AUTH_HEADERS: [&str; 12] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// Whether `lower` (a lowercase header name) may not carry a credential: the
+/// hop-by-hop headers the broker drops, and the framing and routing headers
+/// it owns (a value there would change where or how the request goes).
+fn reserved_header(lower: &str) -> bool {
+    HOP_BY_HOP_HEADERS.contains(&lower) || ["content-length", "cookie", "host"].contains(&lower)
+}
 
 impl From<EgressAuth> for String {
     fn from(a: EgressAuth) -> String {

@@ -412,3 +412,19 @@ fn bad_egress_schemes_are_refused_at_load() {
     }
     assert!(Policy::from_toml("[[egress]]\nservice = \"openai\"\nscheme = \"https\"\n").is_ok());
 }
+
+// issue 14, "written twice": the broker strips exactly this list, so a rule
+// may put a credential in none of them (one list, two users)
+#[test]
+fn no_header_the_broker_strips_may_carry_a_credential() {
+    for name in HOP_BY_HOP_HEADERS {
+        for spelled in [name.to_owned(), name.to_ascii_uppercase()] {
+            let refused = EgressAuth::try_from(format!("header:{spelled}"));
+            assert!(
+                refused.as_ref().is_err_and(|e| e.contains("cannot carry")),
+                "{spelled}: {refused:?}"
+            );
+        }
+    }
+    assert!(EgressAuth::try_from("header:x-api-key".to_owned()).is_ok());
+}
