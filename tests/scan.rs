@@ -802,3 +802,28 @@ fn scan_staged_outside_a_repository_says_so_instead_of_gits_usage() {
     assert!(message.contains("not inside a git repository"), "{message}");
     assert!(!message.contains("usage: git"), "{message}");
 }
+
+#[test]
+fn hook_uninstall_with_no_hook_says_none_is_installed() {
+    // issue 19, Misleading: `hook uninstall` with no hook said it was not vault's hook
+    let env = Env::new();
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    let (code, error) = json_error_in(&env, &repo, &["hook", "uninstall"]);
+    assert_eq!(code, 4, "{error}");
+    assert_eq!(error["code"], "not_found", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("pre-commit hook not found"), "{message}");
+    assert!(!message.contains("not vault's hook"), "{message}");
+    // and outside a repository, the one clear word for that
+    let (code, error) = json_error_in(&env, env.dir.path(), &["hook", "uninstall"]);
+    assert_eq!(code, 2, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not inside a git repository"),
+        "{error}"
+    );
+}

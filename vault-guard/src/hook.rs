@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::doctor::{register_repo, HOOK_MARKER};
-use crate::error::{invalid, refused, Context as _, Result};
+use crate::error::{invalid, refused, Context as _, Error, Result};
 
 /// Where the hook lives and where a chained one is kept.
 struct Hooks {
@@ -87,9 +87,18 @@ pub struct Uninstalled {
 /// Removes vault's hook (restoring a chained one) and forgets the repository.
 ///
 /// # Errors
-/// Not in a git repository, or the hook there is not vault's (left alone).
+/// Not in a git repository, no hook there (`not_found`), or the hook there is not
+/// vault's (left alone).
 pub fn uninstall(home: &Path) -> Result<Uninstalled> {
     let Hooks { hook, chained } = hooks_dir()?;
+    // Nothing there is not a foreign hook: say what is missing (issue 19).
+    if hook.symlink_metadata().is_err() {
+        return Err(Error::Vault(vault_core::Error::NotFound {
+            what: "pre-commit hook",
+            name: hook.display().to_string(),
+            suggestion: None,
+        }));
+    }
     if !ours(&hook) {
         return Err(refused(format!(
             "{} is not vault's hook; leaving it",
