@@ -770,3 +770,60 @@ fn scan_default_confidence_hides_fixtures_and_docs_and_code_is_never_a_finding()
     );
     assert!(scan(&["--confidence", "high"], 0).is_empty());
 }
+
+/// `vault --json ARGS` run in `dir` with git kept from looking above it; its exit code
+/// and the JSON error's code.
+fn json_error_in(env: &Env, dir: &std::path::Path, args: &[&str]) -> (i32, serde_json::Value) {
+    let mut full = vec!["--json"];
+    full.extend_from_slice(args);
+    let out = env
+        .vault(&full)
+        .current_dir(dir)
+        .env("GIT_CEILING_DIRECTORIES", env.dir.path())
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .output()
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    (out.status.code().unwrap(), body["error"].clone())
+}
+
+#[test]
+fn scan_staged_outside_a_repository_says_so_instead_of_gits_usage() {
+    // issue 19, Misleading: `scan --staged` outside a repository printed git's usage
+    let env = Env::new();
+    let dir = env.dir.path().join("not-a-repo");
+    std::fs::create_dir(&dir).unwrap();
+    let (code, error) = json_error_in(&env, &dir, &["scan", "--staged"]);
+    assert_eq!(code, 2, "{error}");
+    assert_eq!(error["code"], "usage", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("not inside a git repository"), "{message}");
+    assert!(!message.contains("usage: git"), "{message}");
+}
+
+#[test]
+fn hook_uninstall_with_no_hook_says_none_is_installed() {
+    // issue 19, Misleading: `hook uninstall` with no hook said it was not vault's hook
+    let env = Env::new();
+    let repo = env.dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    let (code, error) = json_error_in(&env, &repo, &["hook", "uninstall"]);
+    assert_eq!(code, 4, "{error}");
+    assert_eq!(error["code"], "not_found", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("pre-commit hook not found"), "{message}");
+    assert!(!message.contains("not vault's hook"), "{message}");
+    // and outside a repository, the one clear word for that
+    let (code, error) = json_error_in(&env, env.dir.path(), &["hook", "uninstall"]);
+    assert_eq!(code, 2, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("not inside a git repository"),
+        "{error}"
+    );
+}

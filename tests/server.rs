@@ -1207,3 +1207,34 @@ fn the_canary_crosses_http_only_in_the_agents_own_reads() {
         CANARY.as_bytes()
     ));
 }
+
+#[test]
+fn server_start_and_stop_are_audited_with_the_port_really_bound() {
+    // issue 19, Misleading: `server.start` was audited with port 0, the port asked for (fixed
+    // in the server library, b55d6f7; this proves it through the real binary)
+    let env = Env::new();
+    let mut server = start(&env);
+    let port = server.base.rsplit(':').next().unwrap().to_owned();
+    assert_ne!(port, "0", "{}", server.base);
+    // one answered request: the server is serving (and handles SIGTERM) from here
+    let (_, health) = call("GET", &format!("{}/v1/health", server.base), None, None);
+    assert_eq!(health["status"], "ok");
+    terminate(&server.child);
+    assert!(wait_bounded(&env, &mut server.child).success());
+    let out = env.vault(&["--json", "audit", "log"]).assert().success();
+    let log: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    for action in ["server.start", "server.stop"] {
+        let rec = log["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|r| r["action"] == action)
+            .unwrap_or_else(|| panic!("no {action} in {log}"));
+        assert_eq!(
+            rec["target"].as_str(),
+            Some(server.base.as_str()),
+            "{action}: {rec}"
+        );
+    }
+}

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::doctor::{register_repo, HOOK_MARKER};
-use crate::error::{invalid, refused, Context as _, Result};
+use crate::error::{invalid, refused, Context as _, Error, Result};
 
 /// Where the hook lives and where a chained one is kept.
 struct Hooks {
@@ -14,13 +14,18 @@ struct Hooks {
     chained: PathBuf,
 }
 
+/// Said wherever a command needs a repository and the current directory is in none
+/// (git's own answer there, for `diff --cached`, is a usage text naming no vault flag).
+const NOT_A_REPO: &str =
+    "not inside a git repository: run this in a repository's working tree (`git init` makes one)";
+
 fn hooks_dir() -> Result<Hooks> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--git-path", "hooks"])
         .output()
         .context("running git")?;
     if !out.status.success() {
-        return Err(invalid("not inside a git repository"));
+        return Err(invalid(NOT_A_REPO));
     }
     let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -82,9 +87,18 @@ pub struct Uninstalled {
 /// Removes vault's hook (restoring a chained one) and forgets the repository.
 ///
 /// # Errors
-/// Not in a git repository, or the hook there is not vault's (left alone).
+/// Not in a git repository, no hook there (`not_found`), or the hook there is not
+/// vault's (left alone).
 pub fn uninstall(home: &Path) -> Result<Uninstalled> {
     let Hooks { hook, chained } = hooks_dir()?;
+    // Nothing there is not a foreign hook: say what is missing (issue 19).
+    if hook.symlink_metadata().is_err() {
+        return Err(Error::Vault(vault_core::Error::NotFound {
+            what: "pre-commit hook",
+            name: hook.display().to_string(),
+            suggestion: None,
+        }));
+    }
     if !ours(&hook) {
         return Err(refused(format!(
             "{} is not vault's hook; leaving it",
@@ -103,6 +117,31 @@ pub fn uninstall(home: &Path) -> Result<Uninstalled> {
         hook,
         restored_chained,
     })
+}
+
+/// Scans what is staged in the repository the current directory is in (`vault scan
+/// --staged`); outside one, a clear error rather than git's usage text.
+///
+/// # Errors
+/// Not in a git repository, or git cannot be run.
+pub fn scan_staged(
+    scanner: &vault_scan::Scanner,
+    known: Option<&dyn vault_scan::KnownSecrets>,
+    options: &vault_scan::ScanOptions,
+) -> Result<vault_scan::Report> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--git-dir"])
+        .output()
+        .context("running git")?;
+    if !out.status.success() {
+        return Err(invalid(NOT_A_REPO));
+    }
+    Ok(vault_scan::scan_staged(
+        scanner,
+        known,
+        Path::new("."),
+        options,
+    ))
 }
 
 /// The working tree's top directory, when inside one.

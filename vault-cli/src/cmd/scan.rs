@@ -4,7 +4,7 @@
 //! open approvals for leaked third-party secrets.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use vault_guard::leak::Matcher;
@@ -116,7 +116,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         ..ScanOptions::default()
     };
     let mut report: Report = if args.staged {
-        vault_scan::scan_staged(&scanner, known, Path::new("."), &options)
+        vault_guard::hook::scan_staged(&scanner, known, &options)?
     } else if args.stdin {
         let stdin = &mut std::io::stdin().lock();
         vault_scan::scan_reader_with(&scanner, known, "<stdin>", stdin, &options)
