@@ -1209,6 +1209,29 @@ fn the_canary_crosses_http_only_in_the_agents_own_reads() {
 }
 
 #[test]
+fn a_sigterm_sent_as_soon_as_the_address_is_printed_stops_the_server_cleanly() {
+    // the signal handlers were installed only when serving began, after the
+    // address was printed: a SIGTERM in between killed the server with no
+    // `server.stop` record (found by ops5's test, which had to wait for a request)
+    let env = Env::new();
+    for trial in 0..3 {
+        let mut server = start(&env);
+        terminate(&server.child);
+        let status = wait_bounded(&env, &mut server.child);
+        assert!(status.success(), "trial {trial}: {status:?}");
+    }
+    let out = env.vault(&["--json", "audit", "log"]).assert().success();
+    let log: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let stops = log["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "server.stop")
+        .count();
+    assert_eq!(stops, 3, "{log}");
+}
+
+#[test]
 fn server_start_and_stop_are_audited_with_the_port_really_bound() {
     // issue 19, Misleading: `server.start` was audited with port 0, the port asked for (fixed
     // in the server library, b55d6f7; this proves it through the real binary)

@@ -1,7 +1,6 @@
-//! `vault server`: unlock once, then serve agents over HTTP on loopback.
-
-//! The server's rules (loopback, TLS, admin token, audit, refresher) are
-//! the library's, [`vault_server::Server`]; this is flags and the printed line.
+//! `vault server`: unlock once, then serve agents over HTTP on loopback. The server's rules
+//! (loopback, TLS, admin token, audit, refresher) are the library's, [`vault_server::Server`];
+//! this is flags and the printed line.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -166,10 +165,12 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             println!("broker listening on http://{local}");
             std::io::stdout().flush()?;
         }
-        // The socket is listening from here on: only now say where.
+        // Handlers first (a SIGTERM right after the address stops cleanly); the
+        // socket is listening from here on: only now say where.
+        let shutdown = shutdown_signal()?;
         println!("listening on {}", bound.address());
         std::io::stdout().flush()?;
-        bound.serve(shutdown_signal()).await.map_err(server_error)
+        bound.serve(shutdown).await.map_err(server_error)
     })?;
     // The state (and the vault's keys) dropped with the runtime's tasks: zeroized.
     eprintln!("vault: stopped");
@@ -186,12 +187,13 @@ fn server_error(e: ServerError) -> anyhow::Error {
     }
 }
 
-/// Completes on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-    }
-    eprintln!("vault: shutting down: finishing requests in flight");
+/// Completes on SIGTERM or SIGINT; both handlers are installed when this returns.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        eprintln!("vault: shutting down: finishing requests in flight");
+    })
 }
