@@ -254,3 +254,43 @@ pub fn skip_or_fail_in_ci(why: &str) {
     assert!(!in_ci, "cannot run under CI=true: {why}");
     eprintln!("SKIP: {why}");
 }
+
+/// Runs `vault ARGS` on a pseudo-terminal, typing the lines of `PTY_ANSWERS`
+/// one per passphrase prompt, and prints how many prompts showed, the exit
+/// code and what the terminal saw. With `PTY_STDIN_PIPE=1` the child's stdin
+/// is a pipe (a script feeding it) while its terminal stays the pty.
+pub const PTY_ANSWERS: &str = r#"
+import os, pty, sys, time
+answers = os.environ["PTY_ANSWERS"].split("\n")
+pipe = os.environ.get("PTY_STDIN_PIPE") == "1"
+if pipe:
+    r, w = os.pipe()
+pid, fd = pty.fork()
+if pid == 0:
+    if pipe:
+        os.dup2(r, 0)
+    os.execv(sys.argv[1], sys.argv[1:])
+if pipe:
+    os.close(r)
+seen = b""
+typed = 0
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    seen += chunk
+    if typed < len(answers) and seen.count(b"Vault passphrase:") > typed:
+        time.sleep(0.05)
+        os.write(fd, answers[typed].encode() + b"\r")
+        typed += 1
+if pipe:
+    os.close(w)
+_, status = os.waitpid(pid, 0)
+print("prompts=%d code=%d" % (seen.count(b"Vault passphrase:"),
+      os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
+sys.stdout.write(seen.decode(errors="replace"))
+"#;

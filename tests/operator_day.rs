@@ -322,35 +322,6 @@ fn ctrl_c_at_a_passphrase_prompt_leaves_the_terminal_echoing() {
     assert!(report.contains("code=130"), "{report}");
 }
 
-/// Runs `vault ARGS` on a pseudo-terminal, typing the lines of `PTY_ANSWERS`
-/// one per passphrase prompt, and reports how many prompts showed and the exit code.
-const PTY_ANSWERS: &str = r#"
-import os, pty, sys, time
-answers = os.environ["PTY_ANSWERS"].split("\n")
-pid, fd = pty.fork()
-if pid == 0:
-    os.execv(sys.argv[1], sys.argv[1:])
-seen = b""
-typed = 0
-deadline = time.time() + 30
-while time.time() < deadline:
-    try:
-        chunk = os.read(fd, 1024)
-    except OSError:
-        break
-    if not chunk:
-        break
-    seen += chunk
-    if typed < len(answers) and seen.count(b"Vault passphrase:") > typed:
-        time.sleep(0.05)
-        os.write(fd, answers[typed].encode() + b"\r")
-        typed += 1
-_, status = os.waitpid(pid, 0)
-print("prompts=%d code=%d" % (seen.count(b"Vault passphrase:"),
-      os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
-sys.stdout.write(seen.decode(errors="replace"))
-"#;
-
 /// `vault agent ls` at a terminal prompt with these answers typed; None when no pty.
 fn at_prompt(env: &Env, answers: &[&str]) -> Option<String> {
     let python = std::process::Command::new("python3")

@@ -42,39 +42,6 @@ fn run_warns_when_a_registered_env_file_shadows_an_injected_variable_with_anothe
     assert!(!err.contains("value-"), "never a value: {err}");
 }
 
-/// Runs `vault ARGS` on a pseudo-terminal with its stdin a pipe (a script
-/// feeding it), typing the lines of `PTY_ANSWERS` one per passphrase prompt.
-const PTY_PIPED_STDIN: &str = r#"
-import os, pty, sys, time
-answers = os.environ["PTY_ANSWERS"].split("\n")
-r, w = os.pipe()
-pid, fd = pty.fork()
-if pid == 0:
-    os.dup2(r, 0)
-    os.execv(sys.argv[1], sys.argv[1:])
-os.close(r)
-seen = b""
-typed = 0
-deadline = time.time() + 30
-while time.time() < deadline:
-    try:
-        chunk = os.read(fd, 1024)
-    except OSError:
-        break
-    if not chunk:
-        break
-    seen += chunk
-    if typed < len(answers) and seen.count(b"Vault passphrase:") > typed:
-        time.sleep(0.05)
-        os.write(fd, answers[typed].encode() + b"\r")
-        typed += 1
-os.close(w)
-_, status = os.waitpid(pid, 0)
-print("prompts=%d code=%d" % (seen.count(b"Vault passphrase:"),
-      os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
-sys.stdout.write(seen.decode(errors="replace"))
-"#;
-
 #[test]
 fn with_stdin_not_a_terminal_a_wrong_passphrase_is_tried_once_and_is_wrong_passphrase() {
     // issue 19, ops3's leftover: piped stdin, no passphrase file: one try, exit 3
@@ -82,11 +49,12 @@ fn with_stdin_not_a_terminal_a_wrong_passphrase_is_tried_once_and_is_wrong_passp
     env.vault(&["agent", "add", "hermes"]).assert().success();
     let python = std::process::Command::new("python3")
         .arg("-c")
-        .arg(PTY_PIPED_STDIN)
+        .arg(PTY_ANSWERS)
         .arg(assert_cmd::cargo::cargo_bin("vault"))
         .args(["--json", "agent", "ls"])
         .env("VAULT_HOME", &env.home)
         .env("PTY_ANSWERS", "wrong one\nwrong two\nwrong three")
+        .env("PTY_STDIN_PIPE", "1")
         .env_remove("VAULT_PASSPHRASE_FILE")
         .env_remove("VAULT_ADDR")
         .output();
