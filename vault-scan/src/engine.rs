@@ -23,6 +23,10 @@ use crate::shape::{
 /// and are off in test and documentation paths by default.
 pub(crate) const GENERIC: &str = "generic";
 
+/// Provider name of the vault's own credentials (`avk_` keys, `avt_` tokens) and
+/// of stored-secret findings.
+pub const VAULT_PROVIDER: &str = "vault";
+
 /// Id of the synthetic rule for stored third-party secrets recognised by the matcher.
 pub const STORED_SECRET_RULE: &str = "vault.stored-secret";
 
@@ -149,7 +153,7 @@ impl Scanner {
         let keyword_rules = keywords;
         let stored_rule = Rule {
             id: STORED_SECRET_RULE.into(),
-            provider: "vault".into(),
+            provider: VAULT_PROVIDER.into(),
             name: "secret stored in the vault".into(),
             pattern: String::new(),
             keywords: Vec::new(),
@@ -434,7 +438,7 @@ impl Scanner {
         // an entropy floor), since nothing in the scanned text may vouch for it (issue 13,
         // finding 4).
         let managed = match known {
-            Some(k) if rule.provider == "vault" && checksum_ok => k.credential(secret),
+            Some(k) if rule.provider == VAULT_PROVIDER && checksum_ok => k.credential(secret),
             Some(k) if k.lengths().contains(&secret.len()) => k.matches(secret),
             _ => None,
         };

@@ -38,7 +38,7 @@ mod span;
 mod stream;
 
 pub use baseline::Baseline;
-pub use engine::{Match, Scanner, STORED_SECRET_RULE};
+pub use engine::{Match, Scanner, STORED_SECRET_RULE, VAULT_PROVIDER};
 pub use error::Error;
 pub use finding::{Finding, Report, ScanError, SkipKind, Skipped, SqliteLocation};
 pub use input::staged::scan_staged;

@@ -13,13 +13,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vault_core::Vault;
-use vault_scan::{KnownSecrets, Report, ScanOptions, Scanner};
+use vault_scan::{KnownSecrets, Report, ScanOptions, Scanner, VAULT_PROVIDER};
 
-use crate::error::{invalid, refused, Context as _, Result};
+use crate::error::{invalid, Result};
 use crate::leak::{self, Acted, Matcher};
 
 mod events;
+mod lock;
 pub use events::{Events, Wake};
+pub use lock::{lock, Lock};
 
 /// What a pass noticed, for the front end to say.
 #[derive(Debug)]
@@ -135,11 +137,16 @@ impl Watcher {
     }
 
     fn reload_if_changed(&mut self) {
-        let now = db_stamp(&self.home);
-        if now != self.stamp {
-            self.reload();
-            self.stamp = now;
+        if db_stamp(&self.home) != self.stamp {
+            self.refresh();
         }
+    }
+
+    /// Reloads what the vault holds, stamped *before* the read, so a write
+    /// landing during the reload is seen next time, not hidden by the stamp.
+    fn refresh(&mut self) {
+        self.stamp = db_stamp(&self.home);
+        self.reload();
     }
 
     fn pass_over<E: From<crate::Error>>(
@@ -161,10 +168,13 @@ impl Watcher {
             // in the text but unknown to it: if the vault changed meanwhile, know what it
             // holds now and read the same bytes again, so such a key is not passed over
             // as an unmanaged finding and left live.
-            let now = db_stamp(&self.home);
-            if report.is_some() && now != self.stamp {
-                self.reload();
-                self.stamp = now;
+            // The stamp can miss a write (coarse mtime, a WAL of the same size): an
+            // unknown vault credential is reason enough to look again.
+            let stale = report.as_ref().is_some_and(|r| {
+                db_stamp(&self.home) != self.stamp || has_unknown_vault_credential(r)
+            });
+            if stale {
+                self.refresh();
                 match before {
                     Some(entry) => self.state.files.insert(key, entry),
                     None => self.state.files.remove(&key),
@@ -194,8 +204,7 @@ impl Watcher {
                 let acted = leak::act(vault, m.take_seen(), &report).map_err(crate::Error::from)?;
                 on(Happened::Acted(acted))?;
                 // New keys exist now: know them too.
-                self.reload();
-                self.stamp = db_stamp(&self.home);
+                self.refresh();
             }
         }
         if changed {
@@ -225,19 +234,6 @@ impl Watcher {
             &mut self.state,
         )
     }
-}
-
-/// Held while a watcher runs: one watcher per vault ([`lock`]).
-pub struct Lock {
-    _file: nix::fcntl::Flock<std::fs::File>,
-}
-
-/// Takes the vault's watcher lock, or says who holds it.
-///
-/// # Errors
-/// [`crate::Error::Refused`] when another watcher holds it; I/O errors.
-pub fn lock(home: &Path) -> Result<Lock> {
-    lock_watcher(home).map(|file| Lock { _file: file })
 }
 
 type Stamp = Vec<Option<(u64, std::time::SystemTime)>>;
@@ -293,53 +289,6 @@ const STATE_FILE: &str = "watch-state.json";
 /// Most new bytes read from one file per pass; the rest waits for the next.
 const MAX_CHUNK: u64 = 16 << 20;
 
-const LOCK_FILE: &str = "watch.lock";
-
-/// One watcher per vault: two would both act on one leak. An exclusive
-/// `flock` on `watch.lock` in the vault directory, which the kernel drops
-/// when the holder exits in any way (kill -9 included), so a stale lock
-/// never blocks the next watcher. The pid written inside is only for the
-/// message; the lock, not the pid, decides.
-fn lock_watcher(home: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    use nix::fcntl::{Flock, FlockArg};
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = home.join(LOCK_FILE);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&path)
-        .with_context(|| format!("opening the watcher lock {}", path.display()))?;
-    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(locked) => locked,
-        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            let who = match text.trim().parse::<u32>() {
-                Ok(pid) => format!("pid {pid}"),
-                Err(_) => "another process".into(),
-            };
-            return Err(refused(format!(
-                "another `vault watch` ({who}) is already watching this vault; one watcher per \
-                 vault, so a leak is acted on once. Stop it first, or add these paths to it"
-            )));
-        }
-        Err((_, e)) => {
-            return Err(crate::Error::from(std::io::Error::from(e)))
-                .with_context(|| format!("locking the watcher lock {}", path.display()))
-        }
-    };
-    file.set_len(0)
-        .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
-        .and_then(|()| writeln!(file, "{}", std::process::id()))
-        .with_context(|| format!("writing the watcher lock {}", path.display()))?;
-    Ok(file)
-}
-
 /// What the vault database looked like (size and mtime of it and its WAL),
 /// so the watcher knows when to reload what it recognises: a secret rotated
 /// by another process must not be recognised by its old value's fingerprint
@@ -353,6 +302,15 @@ fn db_stamp(home: &Path) -> Stamp {
                 .and_then(|m| Some((m.len(), m.modified().ok()?)))
         })
         .collect()
+}
+
+/// A vault key or token in `report` that the matcher did not recognise: one
+/// issued after the matcher was loaded, or one of another vault.
+fn has_unknown_vault_credential(report: &Report) -> bool {
+    report
+        .findings
+        .iter()
+        .any(|f| f.provider == VAULT_PROVIDER && f.managed.is_none())
 }
 
 /// Regular files named or under the named directories (3 levels deep).
@@ -581,3 +539,6 @@ fn scan_new(
     state.files.insert(key, entry);
     Some(report)
 }
+
+#[cfg(test)]
+mod tests;
