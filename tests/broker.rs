@@ -759,6 +759,38 @@ fn vault_env_broker_writes_a_working_env_file_that_key_rotation_rewrites() {
         authorizations(&s.upstream.heads()),
         vec![format!("authorization: Bearer {REAL_KEY}")]
     );
+    // Whoever reads the gateway's file holds an egress-only key: through the
+    // API it mints nothing that reads, so the brokered value stays out of
+    // reach (the file's key could otherwise mint `secrets:read`).
+    let file_key = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
+            .unwrap()
+            .to_owned()
+    };
+    let gateway_key = file_key(&text);
+    for scope in ["secrets:read", "secret:OPENAI_API_KEY", "env:read"] {
+        let out = s
+            .env
+            .vault(&["token", "--json", "--scope", scope])
+            .env("VAULT_ADDR", &s.api)
+            .env("VAULT_AGENT_KEY", &gateway_key)
+            .assert()
+            .failure();
+        let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(stdout.contains("\"out_of_scope\""), "{scope}: {stdout}");
+        assert!(!stdout.contains("avt_"), "{scope}: {stdout}");
+    }
+    let read = s
+        .env
+        .vault(&["get", "OPENAI_API_KEY"])
+        .env("VAULT_ADDR", &s.api)
+        .env("VAULT_AGENT_KEY", &gateway_key)
+        .assert()
+        .failure();
+    let said = read.get_output();
+    assert!(!String::from_utf8_lossy(&said.stdout).contains(REAL_KEY));
+    assert!(!String::from_utf8_lossy(&said.stderr).contains(REAL_KEY));
 
     s.env.vault(&["rotate", "hermes-broker"]).assert().success();
     let text = std::fs::read_to_string(&file).unwrap();
@@ -774,11 +806,18 @@ fn vault_env_broker_writes_a_working_env_file_that_key_rotation_rewrites() {
     ] {
         assert!(text.contains(&format!("{var}={after}\n")), "{var}: {text}");
     }
-    let key = text
-        .lines()
-        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY="))
-        .unwrap();
-    assert!(after.contains(key), "{after}");
+    let key = file_key(&text);
+    assert!(after.contains(&key), "{after}");
+    // the rotated successor is egress-only too
+    let out = s
+        .env
+        .vault(&["token", "--json", "--scope", "secrets:read"])
+        .env("VAULT_ADDR", &s.api)
+        .env("VAULT_AGENT_KEY", &key)
+        .assert()
+        .failure();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.contains("\"out_of_scope\""), "{stdout}");
     let ok = curl_with_env_file(&file, &s.url(UPSTREAM_HOST, "/v1/models"));
     assert!(ok.contains("upstream-ok"), "{ok}");
     // the key the file held before the rotation is refused

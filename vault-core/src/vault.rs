@@ -173,6 +173,8 @@ fn not_found(what: &'static str, name: impl std::fmt::Display) -> Error {
 }
 
 #[cfg(test)]
+mod egress_key_tests;
+#[cfg(test)]
 mod integrity_tests;
 #[cfg(test)]
 mod tests;

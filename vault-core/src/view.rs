@@ -56,6 +56,8 @@ pub struct KeyView {
     pub expires_at: String,
     /// RFC 3339, if it was ever used.
     pub last_used_at: Option<String>,
+    /// It mints only `egress` tokens (a brokered gateway's key).
+    pub egress_only: bool,
 }
 
 impl From<&KeyInfo> for KeyView {
@@ -69,6 +71,7 @@ impl From<&KeyInfo> for KeyView {
             created_at: rfc3339(k.created_at),
             expires_at: rfc3339(k.expires_at),
             last_used_at: k.last_used_at.map(rfc3339),
+            egress_only: k.egress_only,
         }
     }
 }

@@ -81,7 +81,8 @@ pub fn prepare_run(
         base.trim_end_matches('-'),
         std::process::id()
     ))?;
-    let issued = vault.issue_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
+    let issued =
+        vault.issue_egress_key(&Principal::Operator, &key_name, agent, RUN_KEY_TTL, true)?;
     // The child holds an `egress` token minted from the run's key, not the
     // key: the API refuses to read or mint with it, so a child that finds the
     // API cannot fetch a brokered value. Revoking the key at exit ends it.
@@ -462,7 +463,10 @@ pub fn env_settings(
     let mut base = agent.as_str().to_owned();
     base.truncate(50);
     let key_name = AgentName::parse(&format!("{}-broker", base.trim_end_matches('-')))?;
-    let issued = vault.issue_key(&Principal::Operator, &key_name, agent, ENV_KEY_TTL, true)?;
+    // egress-only: the file's key gets requests brokered, but mints no token
+    // that reads, so whoever reads the file learns no brokered value
+    let issued =
+        vault.issue_egress_key(&Principal::Operator, &key_name, agent, ENV_KEY_TTL, true)?;
     let key_id = issued.info.key_id.clone();
     let result = (|| {
         let credential = SecretString::new(issued.key.expose_secret().to_owned());

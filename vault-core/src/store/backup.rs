@@ -135,13 +135,15 @@ pub(crate) struct KeyState {
     pub created_at: i64,
     pub expires_at: i64,
     pub suspended: bool,
+    pub egress_only: bool,
 }
 
 /// Every key's state, read without unlocking (these columns are not encrypted).
 pub(crate) fn key_states(conn: &Handle) -> Result<Vec<KeyState>> {
     conn.query_all(
         "SELECT k.key_id, k.name, a.name, k.status, k.epoch, k.created_at, k.expires_at,
-                EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id)
+                EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id),
+                k.egress_only
          FROM agent_keys k JOIN agents a USING (agent_id)",
         args![],
         |r| {
@@ -154,6 +156,7 @@ pub(crate) fn key_states(conn: &Handle) -> Result<Vec<KeyState>> {
                 created_at: r.get(5)?,
                 expires_at: r.get(6)?,
                 suspended: r.get(7)?,
+                egress_only: r.get(8)?,
             })
         },
     )

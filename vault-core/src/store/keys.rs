@@ -29,13 +29,17 @@ pub(crate) struct KeyRow {
     pub key_hash: Vec<u8>,
     /// Rows in `revoked_tokens` for this key.
     pub revoked_tokens: i64,
+    /// Mints only `egress` tokens (schema 017).
+    pub egress_only: bool,
     pub tag: Option<Vec<u8>>,
 }
 
 impl KeyRow {
     /// What the tag covers; `last_used_at` is bookkeeping and left out.
-    pub(crate) fn fields(&self) -> [Field<'_>; 12] {
-        [
+    /// `egress_only` is covered only when set, so the tags of keys written
+    /// before schema 017 stay valid, and clearing the flag breaks the tag.
+    pub(crate) fn fields(&self) -> Vec<Field<'_>> {
+        let mut fields = vec![
             (&self.key_id).into(),
             (&self.name).into(),
             self.agent_id.into(),
@@ -48,7 +52,11 @@ impl KeyRow {
             self.revoked_at.into(),
             self.suspended.into(),
             self.revoked_tokens.into(),
-        ]
+        ];
+        if self.egress_only {
+            fields.push("egress-only".into());
+        }
+        fields
     }
 
     fn check(&self, conn: &Handle, rk: &RowKey) -> Result<()> {
@@ -86,7 +94,7 @@ const KEY_COLUMNS: &str =
      k.last_used_at, k.revoked_at, \
      EXISTS (SELECT 1 FROM key_suspensions s WHERE s.key_id = k.key_id), \
      k.agent_id, k.key_hash, \
-     (SELECT count(*) FROM revoked_tokens r WHERE r.key_id = k.key_id), k.tag";
+     (SELECT count(*) FROM revoked_tokens r WHERE r.key_id = k.key_id), k.tag, k.egress_only";
 
 fn key_row(r: &Row<'_>) -> Result<KeyRow> {
     Ok(KeyRow {
@@ -105,6 +113,7 @@ fn key_row(r: &Row<'_>) -> Result<KeyRow> {
         key_hash: r.get(11)?,
         revoked_tokens: r.get(12)?,
         tag: r.get(13)?,
+        egress_only: r.get(14)?,
     })
 }
 
@@ -122,19 +131,22 @@ pub(crate) struct NewKey<'a> {
     pub key_hash: &'a [u8; 32],
     pub created_at: i64,
     pub expires_at: i64,
+    pub egress_only: bool,
 }
 
 pub(crate) fn insert(conn: &Handle, rk: &RowKey, k: &NewKey<'_>) -> Result<()> {
     conn.execute(
-        "INSERT INTO agent_keys (key_id, name, agent_id, key_hash, status, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6)",
+        "INSERT INTO agent_keys
+             (key_id, name, agent_id, key_hash, status, created_at, expires_at, egress_only)
+         VALUES (?1, ?2, ?3, ?4, 'active', ?5, ?6, ?7)",
         args![
             k.key_id,
             k.name,
             k.agent_id,
             k.key_hash,
             k.created_at,
-            k.expires_at
+            k.expires_at,
+            k.egress_only
         ],
     )?;
     retag(conn, rk, k.key_id)

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../../../schema/013_console.sql")),
     (14, include_str!("../../../schema/014_usage_daily.sql")),
     (15, include_str!("../../../schema/015_audit_prune.sql")),
+    (17, include_str!("../../../schema/017_egress_only_keys.sql")),
 ];
 
 /// The schema version this build writes.

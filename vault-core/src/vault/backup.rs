@@ -394,6 +394,7 @@ fn key_info(k: backup::KeyState, now: i64) -> Option<KeyInfo> {
         created_at: k.created_at,
         expires_at: k.expires_at,
         last_used_at: None,
+        egress_only: k.egress_only,
     })
 }
 

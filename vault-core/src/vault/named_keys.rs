@@ -35,6 +35,9 @@ pub struct KeyInfo {
     pub expires_at: i64,
     /// Unix seconds of the last authentication, if any.
     pub last_used_at: Option<i64>,
+    /// Mints only `egress` tokens: the broker attaches for it, the API
+    /// reads nothing for it ([`Vault::issue_egress_key`]).
+    pub egress_only: bool,
 }
 
 /// A key's state.
@@ -114,6 +117,7 @@ pub(super) fn key_info(row: keys::KeyRow, now: i64) -> Result<KeyInfo> {
         created_at: row.created_at,
         expires_at: row.expires_at,
         last_used_at: row.last_used_at,
+        egress_only: row.egress_only,
     })
 }
 
@@ -131,6 +135,35 @@ impl Vault {
         agent: &AgentName,
         ttl: Duration,
         rotate: bool,
+    ) -> Result<IssuedKey> {
+        self.issue_key_of(actor, name, agent, ttl, rotate, false)
+    }
+
+    /// [`Vault::issue_key`] for a key that mints only `egress` tokens: what
+    /// a brokered gateway holds in its env file, so it can have requests
+    /// brokered for it but never read a secret through the API (issue 15).
+    ///
+    /// # Errors
+    /// As [`Vault::issue_key`].
+    pub fn issue_egress_key(
+        &mut self,
+        actor: &Principal,
+        name: &AgentName,
+        agent: &AgentName,
+        ttl: Duration,
+        rotate: bool,
+    ) -> Result<IssuedKey> {
+        self.issue_key_of(actor, name, agent, ttl, rotate, true)
+    }
+
+    fn issue_key_of(
+        &mut self,
+        actor: &Principal,
+        name: &AgentName,
+        agent: &AgentName,
+        ttl: Duration,
+        rotate: bool,
+        egress_only: bool,
     ) -> Result<IssuedKey> {
         require_operator(actor, "issue keys")?;
         if ttl.is_zero() || ttl > Duration::from_secs(10 * 365 * 86_400) {
@@ -170,6 +203,9 @@ impl Vault {
                 key_hash: &key.hash().0,
                 created_at: now,
                 expires_at: now.saturating_add(ttl.as_secs() as i64),
+                // replacing a key never widens it: `--rotate` of an egress-only
+                // key stays egress-only (revoke it and issue anew to widen)
+                egress_only: egress_only || replaced.as_ref().is_some_and(|k| k.egress_only),
             },
         )?;
         if let Some(old) = &replaced {

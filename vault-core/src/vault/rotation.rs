@@ -173,10 +173,11 @@ impl Vault {
         )?;
         let tx = self.store.write(actor)?;
         // Read again under the write lock: what the caller saw may be stale.
-        if keys::by_id(&tx, &self.rows, &old.key_id)?.is_none_or(|k| k.status != KeyStatus::Active)
-        {
+        let Some(current) =
+            keys::by_id(&tx, &self.rows, &old.key_id)?.filter(|k| k.status == KeyStatus::Active)
+        else {
             return Ok(None);
-        }
+        };
         count_encryption(&tx, &self.rows)?;
         keys::set_retiring(&tx, &self.rows, &old.key_id)?;
         keys::insert(
@@ -189,6 +190,8 @@ impl Vault {
                 key_hash: &new_key.hash().0,
                 created_at: now,
                 expires_at: now + ttl,
+                // a successor is never wider than the key it replaces
+                egress_only: current.egress_only,
             },
         )?;
         let rotation_id = rotation::insert_rotation(

@@ -188,6 +188,28 @@ impl Vault {
         policy: &Policy,
         request: &TokenRequest,
     ) -> Result<MintedToken> {
+        if key.egress_only {
+            // What it holds may be brokered, never read: `egress` or nothing.
+            if request.scopes.iter().flatten().any(|s| *s != Scope::Egress) {
+                return Err(bad(
+                    Denial::OutOfScope,
+                    "this key is egress-only (written by `vault env --broker`): it mints only \
+                     `egress` tokens, so its requests are brokered and no secret is read with it",
+                ));
+            }
+            let request = TokenRequest {
+                scopes: Some(vec![Scope::Egress]),
+                ttl: request.ttl,
+            };
+            return self.sign_new_token(
+                key,
+                &[Scope::Egress],
+                HARD_MAX_TOKEN_TTL,
+                key.expires_at,
+                Vec::new(),
+                &request,
+            );
+        }
         // A one-secret scope must also name a secret the policy lets it read.
         for scope in request.scopes.iter().flatten() {
             if let Scope::Secret(target) = scope {
