@@ -23,4 +23,5 @@ pub mod rotation;
 pub mod scan;
 pub mod scrub;
 pub mod text;
+pub mod token;
 pub mod usage;

@@ -72,3 +72,23 @@ pub fn resumed_lines(r: &RotationReport) -> Vec<String> {
     }
     lines
 }
+
+/// What `vault target add` says once the file is registered.
+pub fn target_registered_line(t: &vault_core::TargetInfo) -> String {
+    let holds = match &t.key_name {
+        Some(k) => format!("key {k}"),
+        None => "whichever of its keys the file holds".into(),
+    };
+    let (path, id, var) = (safe(t.path.display()), t.target_id, safe(&t.key_var));
+    format!(
+        "registered {path} (target {id}) for {}; {holds} goes in {var}",
+        t.agent
+    )
+}
+
+/// `vault rotation show` for a person: the journal's columns, then what went
+/// wrong on the way (`-` for nothing).
+pub fn shown_lines(view: &vault_core::view::RotationView) -> String {
+    let error = safe(view.error.as_deref().unwrap_or("-"));
+    format!("{}\n    {error}", crate::text::columns(view))
+}

@@ -12,7 +12,7 @@ use vault_core::{
 
 use super::Context;
 use crate::exit;
-use vault_present::text::{columns, safe};
+use vault_present::text::columns;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -142,15 +142,7 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
             if ctx.json {
                 return ctx.print_json(&serde_json::to_value(TargetView::from(&t))?);
             }
-            let holds = match &t.key_name {
-                Some(k) => format!("key {k}"),
-                None => "whichever of its keys the file holds".into(),
-            };
-            let (path, id, var) = (safe(t.path.display()), t.target_id, safe(&t.key_var));
-            eprintln!(
-                "registered {path} (target {id}) for {}; {holds} goes in {var}",
-                t.agent
-            );
+            eprintln!("{}", vault_present::rotation::target_registered_line(&t));
         }
         TargetCommand::Ls { agent } => {
             let agent = agent.as_deref().map(AgentName::parse).transpose()?;
@@ -249,11 +241,7 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
             }
             match command {
                 RotationCommand::Rm { .. } => eprintln!("removed rotation {id} from the journal"),
-                _ => println!(
-                    "{}\n    {}",
-                    columns(&view),
-                    safe(view.error.as_deref().unwrap_or("-"))
-                ),
+                _ => println!("{}", vault_present::rotation::shown_lines(&view)),
             }
             return Ok(());
         }
