@@ -289,6 +289,7 @@ pub fn approvals(ctx: &Context, pending: bool) -> Result<()> {
 }
 
 pub fn decide(ctx: &Context, id: &str, approve: bool) -> Result<()> {
+    let id = &vault_core::ApprovalId::parse(id)?;
     let mut vault = ctx.unlock()?;
     let a = if approve {
         vault.approve(OP, id)?
