@@ -77,10 +77,13 @@ const CLI_SRC_GOAL: usize = 3_500;
 /// texts, about a third), printing and exit codes. Set when issue 19's new
 /// commands (audit prune and retention, approvals --pending, next steps)
 /// landed with their flags and printing only; lowered when the audit record's
-/// and the token's JSON views and `--since` moved to `vault_core::view`.
+/// and the token's JSON views and `--since` moved to `vault_core::view`;
+/// lowered again when the renderings of views (tables, sentences, JSON
+/// bodies) moved to `vault_present` and the issue-into-env-file flow, the
+/// watch loop and the argv redaction message to `vault_guard`.
 /// Lower it as commands thin further, down to [`CLI_SRC_GOAL`]; never raise
 /// it to fit new logic.
-const CLI_SRC_CEILING: usize = 4_867;
+const CLI_SRC_CEILING: usize = 3_993;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {
@@ -122,4 +125,63 @@ fn vault_cli_uses_vault_server_only_from_the_server_command() {
         .map(|p| p.display().to_string())
         .collect();
     assert!(users.is_empty(), "{users:#?}");
+}
+
+/// vault-cli/src's files with their text, sorted.
+fn cli_src() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    rust_files(&root().join("vault-cli/src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+// issue 14, item 2: commands return their exit status, so destructors that zeroize run
+// (moved here from vault-cli/src/exit.rs with the rest of the workspace's shape)
+#[test]
+fn only_main_ends_the_process() {
+    let needle = ["std::process::", "exit("].concat();
+    let sites: Vec<String> = cli_src()
+        .iter()
+        .flat_map(|(p, text)| {
+            text.lines()
+                .filter(|l| l.contains(&needle) && !l.trim_start().starts_with("//"))
+                .map(move |l| format!("{}: {}", p.display(), l.trim()))
+        })
+        .collect();
+    assert_eq!(sites.len(), 1, "{sites:#?}");
+    assert!(sites[0].contains("main.rs"), "{sites:#?}");
+}
+
+// issue 14, item 2: what two commands share lives in a module named for what it does
+#[test]
+fn no_command_module_imports_another() {
+    let commands: Vec<String> = std::fs::read_dir(root().join("vault-cli/src/cmd"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".rs")
+                .filter(|n| *n != "mod")
+                .map(str::to_owned)
+        })
+        .collect();
+    let mut found = Vec::new();
+    for (path, text) in cli_src() {
+        if path.ends_with("cmd/mod.rs") {
+            continue;
+        }
+        for c in &commands {
+            for pattern in [format!("super::{c}::"), format!("crate::cmd::{c}::")] {
+                if text.contains(&pattern) {
+                    found.push(format!("{}: {pattern}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
 }

@@ -10,7 +10,8 @@
 //! prompt, and a value that was typed on a command line is in the shell
 //! history and must be rotated.
 //!
-//! "Looks like a credential" is [`vault_guard::redact`]'s judgement. A
+//! "Looks like a credential", and the message said instead, are
+//! [`vault_guard::redact`]'s. A
 //! surplus positional word (clap's "unexpected argument" that is not a
 //! flag) is hidden whatever it looks like: there, a short value such as
 //! `hunter2` is the likely case.
@@ -24,29 +25,4 @@ pub fn sensitive(args: &[OsString]) -> Vec<String> {
             .skip(1)
             .map(|a| a.to_string_lossy().into_owned()),
     )
-}
-
-/// The replacement message if `message` quotes any of `sensitive`.
-pub fn guard(message: &str, sensitive: &[String]) -> Option<String> {
-    // An error may quote part of a word (`invalid secret name "KEY=value"` for
-    // `AGENT/KEY=value`): the value part counts on its own.
-    let hit = sensitive.iter().find(|w| {
-        message.contains(w.as_str())
-            || matches!(w.split_once('='), Some((name, value))
-                if !value.is_empty() && vault_guard::redact::is_name(name) && message.contains(value))
-    })?;
-    let hint = match hit.split_once('=') {
-        Some((name, _)) if vault_guard::redact::is_name(name) => format!(
-            " To store {name}: `vault set AGENT/{leaf}`, then give the value on stdin or at the prompt.",
-            leaf = name.rsplit('/').next().unwrap_or(name)
-        ),
-        _ => String::new(),
-    };
-    Some(format!(
-        "an argument that may be a secret value (it looks like a credential or NAME=value, or it \
-         is a surplus word where no more arguments go) was given on the command line; it is not \
-         shown here. vault never takes values from arguments: they come \
-         from stdin or a no-echo prompt (`vault set AGENT/NAME`).{hint} A value typed on a command \
-         line is in your shell history: treat it as leaked and rotate it. See `vault --help`."
-    ))
 }

@@ -7,7 +7,6 @@ mod cmd;
 mod exit;
 mod input;
 mod leaks;
-mod output;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -217,7 +216,7 @@ fn try_main() -> i32 {
                         }
                     }
                 }
-                let guarded = argv_guard::guard(&e.to_string(), &sensitive);
+                let guarded = vault_guard::redact::guard_message(&e.to_string(), &sensitive);
                 if json_asked {
                     let text = guarded.unwrap_or_else(|| e.to_string());
                     let body = serde_json::json!({"error": {
@@ -247,7 +246,8 @@ fn try_main() -> i32 {
             let (code, name) = exit::classify(&err);
             let message = exit::message(&err);
             let message =
-                argv_guard::guard(&message, &argv_guard::sensitive(&argv)).unwrap_or(message);
+                vault_guard::redact::guard_message(&message, &argv_guard::sensitive(&argv))
+                    .unwrap_or(message);
             if json {
                 let body = serde_json::json!({"error": {"code": name, "message": message}});
                 let _ = writeln!(std::io::stdout(), "{body}");
@@ -256,7 +256,7 @@ fn try_main() -> i32 {
                 let _ = writeln!(
                     std::io::stderr(),
                     "vault: error: {}",
-                    output::safe(&message)
+                    vault_present::text::safe(&message)
                 );
             }
             code

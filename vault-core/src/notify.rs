@@ -123,7 +123,7 @@ impl Event {
         match action {
             LeakAction::KeyRotated(r) => events.push(Event::rotation(r)),
             LeakAction::ApprovalOpened { approval_id } => events.push(Event::ApprovalNeeded {
-                approval_id: approval_id.clone(),
+                approval_id: approval_id.to_string(),
             }),
             _ => {}
         }

@@ -80,7 +80,7 @@ impl From<&KeyInfo> for KeyView {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ApprovalView {
     /// The id `vault approve` takes.
-    pub id: String,
+    pub id: crate::ApprovalId,
     /// What approving it carries out.
     pub kind: ApprovalKind,
     /// Whose.

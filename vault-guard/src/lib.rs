@@ -7,6 +7,7 @@
 //! resumed rotations and suspended keys), [`scrub`] (taking leaked values out
 //! of JSONL transcripts and agents' SQLite stores), [`watch`] (following
 //! transcripts as they grow), [`doctor`] (the checks that need the scanner),
+//! [`issue`] (a named key written into an env file, or revoked),
 //! [`runtimes`] (where Hermes and OpenClaw keep their files), [`integrate`]
 //! (wiring vault into those runtimes and into agent CLIs' hooks), [`hook`]
 //! (the git pre-commit hook), [`redact`] (whether a typed word may be a
@@ -25,6 +26,7 @@ mod error;
 pub mod fs;
 pub mod hook;
 pub mod integrate;
+pub mod issue;
 pub mod leak;
 pub mod notify;
 pub mod redact;

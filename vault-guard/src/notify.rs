@@ -128,7 +128,7 @@ fn suspension(vault: &Vault, key_id: &str) -> Event {
             .map(|a| a.agent.clone())
             .unwrap_or_default(),
         key_id: key_id.to_owned(),
-        approval_id: approval.map(|a| a.approval_id),
+        approval_id: approval.map(|a| a.approval_id.to_string()),
     }
 }
 

@@ -26,6 +26,33 @@ pub fn sensitive_words(words: impl IntoIterator<Item = String>) -> Vec<String> {
         .collect()
 }
 
+/// The message to show instead of `message` when it quotes any of
+/// `sensitive` (an error quoting the argument back), naming no value and
+/// saying what to do; None when it quotes none. An error may quote part of a
+/// word (`invalid secret name "KEY=value"` for `AGENT/KEY=value`): the value
+/// part counts on its own.
+pub fn guard_message(message: &str, sensitive: &[String]) -> Option<String> {
+    let hit = sensitive.iter().find(|w| {
+        message.contains(w.as_str())
+            || matches!(w.split_once('='), Some((name, value))
+                if !value.is_empty() && is_name(name) && message.contains(value))
+    })?;
+    let hint = match hit.split_once('=') {
+        Some((name, _)) if is_name(name) => format!(
+            " To store {name}: `vault set AGENT/{leaf}`, then give the value on stdin or at the prompt.",
+            leaf = name.rsplit('/').next().unwrap_or(name)
+        ),
+        _ => String::new(),
+    };
+    Some(format!(
+        "an argument that may be a secret value (it looks like a credential or NAME=value, or it \
+         is a surplus word where no more arguments go) was given on the command line; it is not \
+         shown here. vault never takes values from arguments: they come \
+         from stdin or a no-echo prompt (`vault set AGENT/NAME`).{hint} A value typed on a command \
+         line is in your shell history: treat it as leaked and rotate it. See `vault --help`."
+    ))
+}
+
 /// Whether `s` is `NAME` or `AGENT/NAME` as the vault names secrets.
 pub fn is_name(s: &str) -> bool {
     let leaf = match s.split_once('/') {

@@ -6,8 +6,9 @@
 //! its output masked with [`mask`], signals forwarded, restarted or
 //! signalled when the agent's secrets rotate), [`broker`] (a run through the
 //! egress broker, local or through a server: the child gets proxy and CA
-//! settings and placeholders, never a brokered secret's value) and
-//! [`render`] (an env as dotenv, JSON or shell text). What must not:
+//! settings and placeholders, never a brokered secret's value),
+//! [`render`] (an env as dotenv, JSON or shell text) and [`source`] (which
+//! of remote, local and brokered a run or env uses). What must not:
 //! terminal prompts, argument parsing, printing: what a person should read
 //! comes back as a [`child::Notice`] or a value, and the front end says it.
 //!
@@ -21,5 +22,6 @@ pub mod child;
 mod error;
 pub mod mask;
 pub mod render;
+pub mod source;
 
 pub use crate::error::{Error, Result};

@@ -192,7 +192,10 @@ impl Backend for VaultBackend {
     async fn hold_poll(&self, approval_id: String, give_up: bool) -> Result<HoldOutcome, Refusal> {
         let answer = self
             .0
-            .with_vault(move |vault| Ok(vault.egress_hold_poll(&approval_id, give_up)))
+            .with_vault(move |vault| {
+                let id = vault_core::ApprovalId::parse(&approval_id);
+                Ok(id.and_then(|id| vault.egress_hold_poll(&id, give_up)))
+            })
             .await
             .map_err(|_| internal())?;
         answer.map_err(refusal)
@@ -201,7 +204,10 @@ impl Backend for VaultBackend {
     async fn hold_close(&self, approval_id: String) {
         let closed = self
             .0
-            .with_vault(move |vault| Ok(vault.egress_hold_close(&approval_id)?))
+            .with_vault(move |vault| {
+                let id = vault_core::ApprovalId::parse(&approval_id)?;
+                Ok(vault.egress_hold_close(&id)?)
+            })
             .await;
         if closed.is_err() {
             tracing::warn!("broker: could not close a held request's approval");

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 use vault_core::view::AgentView;
 use vault_core::{AgentName, Policy, Principal};
 
-use super::{rfc3339, Context};
+use super::Context;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -73,14 +73,9 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
                 let list: Vec<AgentView> = agents.iter().map(AgentView::from).collect();
                 ctx.print_json(&serde_json::json!({ "agents": list }))?;
             } else {
-                for a in agents {
-                    println!(
-                        "{}\t{} secret(s)\tcreated {}",
-                        a.name,
-                        a.secret_count,
-                        rfc3339(a.created_at)
-                    );
-                }
+                agents
+                    .iter()
+                    .for_each(|a| println!("{}", vault_present::agent::list_line(a)));
             }
         }
         Command::Show { name } => {
@@ -89,33 +84,16 @@ pub fn run(ctx: &Context, command: Command) -> Result<()> {
             let policy = vault.policy(OP, &name)?;
             let secrets = vault.list_secrets(OP, Some(&name))?;
             let keys = vault.list_keys(OP, Some(&name))?;
+            let shown = vault_present::agent::Shown {
+                name: &name,
+                policy: &policy,
+                secrets: &secrets,
+                keys: &keys,
+            };
             if ctx.json {
-                ctx.print_json(&serde_json::json!({
-                    "name": name.as_str(),
-                    "policy": policy.doc(),
-                    "secrets": secrets.iter().map(|s| s.path.name.to_string()).collect::<Vec<_>>(),
-                    "keys": keys.iter().map(vault_core::view::KeyView::from).collect::<Vec<_>>(),
-                }))?;
+                ctx.print_json(&shown.json())?;
             } else {
-                let doc = policy.doc();
-                println!("agent {name}");
-                println!(
-                    "  may read:      {}",
-                    crate::output::safe(doc.secrets.join(", "))
-                );
-                println!("  token scopes:  {}", doc.scopes.join(", "));
-                println!("  max token ttl: {}", doc.max_token_ttl);
-                println!(
-                    "  secrets:       {}",
-                    secrets
-                        .iter()
-                        .map(|s| s.path.name.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                for k in keys {
-                    println!("  key {} ({}) {}", k.name, k.key_id, k.status.as_str());
-                }
+                print!("{}", shown.human());
             }
         }
         Command::SetPolicy { name, policy } => {

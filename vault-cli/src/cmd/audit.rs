@@ -7,9 +7,9 @@ use vault_core::{AgentName, AuditVerdict, Principal};
 
 mod prune;
 
-use super::{rfc3339, Context};
+use super::Context;
 use crate::exit;
-use crate::output::safe;
+use vault_present::text::safe;
 
 /// `vault audit ...`.
 #[derive(clap::Subcommand, Debug)]
@@ -72,18 +72,8 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                 let items: Vec<AuditRecordView> = records.iter().map(Into::into).collect();
                 ctx.print_json(&serde_json::json!({ "records": items }))?;
             } else {
-                // every field but seq and time is text a record's writer chose
-                for r in records {
-                    println!(
-                        "{}\t{}\t{}{}\t{}\t{}\t{}",
-                        r.seq,
-                        rfc3339(r.at_ms / 1000),
-                        safe(&r.actor),
-                        safe(r.key_id.map(|k| format!(" key {k}")).unwrap_or_default()),
-                        safe(&r.action),
-                        safe(r.target.unwrap_or_default()),
-                        safe(&r.outcome)
-                    );
+                for r in &records {
+                    println!("{}", vault_present::audit::record_line(r));
                 }
             }
             Ok(())
@@ -95,12 +85,12 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                     ctx.print_json(&serde_json::json!({
                         "intact": true, "records": records,
                         "starts_at_seq": pruned.as_ref().map_or(1, |p| p.through_seq + 1),
-                        "pruned": pruned.as_ref().map(prune::pruned_json),
+                        "pruned": pruned.as_ref().map(vault_present::audit::pruned_json),
                     }))?;
                 } else {
                     println!("audit trail intact: {records} record(s)");
                     if let Some(p) = pruned {
-                        println!("{}", prune::pruned_line(&p));
+                        println!("{}", vault_present::audit::pruned_line(&p));
                     }
                 }
                 Ok(())
@@ -156,7 +146,6 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
         .into_iter()
         .filter(|k| agent.as_ref().is_none_or(|a| k.agent == *a))
         .collect();
-    let usage = vault.usage()?;
     let by = match args.by {
         None => GroupBy::Key,
         Some(UsageBy::Host) => GroupBy::Host,
@@ -181,120 +170,18 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
             &prices,
         )?)
     };
-    let per_key = per_key.as_ref().unwrap_or(&report);
-    let egress_of = |key_id: &str| per_key.rows.iter().find(|r| r.key_id == key_id);
-    let cost = |micro: u64| micro as f64 / 1e6;
-    let row_json = |r: &vault_core::usage::UsageRow| {
-        serde_json::json!({
-            "agent": r.agent, "key": r.key, "key_id": r.key_id, "group": r.group,
-            "requests": r.requests, "estimated_requests": r.estimated_requests,
-            "cut_requests": r.cut_requests,
-            "input_tokens": r.tokens.input, "output_tokens": r.tokens.output,
-            "cache_read_tokens": r.tokens.cache_read, "cache_write_tokens": r.tokens.cache_write,
-            "bytes_up": r.bytes_up, "bytes_down": r.bytes_down,
-            "cost_micro_usd": r.cost_micro_usd, "cost_usd": cost(r.cost_micro_usd),
-            "unpriced_models": r.unpriced_models,
-        })
+    let shown = vault_present::usage::Usage {
+        keys: &keys,
+        counts: &vault.usage()?,
+        per_key: per_key.as_ref().unwrap_or(&report),
+        report: &report,
+        by,
+        since_ms,
     };
     if ctx.json {
-        let items: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                let u = usage.get(&k.key_id).cloned().unwrap_or_default();
-                serde_json::json!({
-                    "agent": k.agent.as_str(), "key": k.name, "key_id": k.key_id,
-                    "status": k.status.as_str(), "tokens_minted": u.tokens_minted,
-                    "reads": u.reads, "denials": u.denials,
-                    "last_used_at": u.last_used_ms.map(|ms| rfc3339(ms / 1000)),
-                    "last_origin": u.last_origin,
-                    "per_minute": u.per_minute.iter()
-                        .map(|(m, n)| serde_json::json!({"minute": rfc3339(m * 60), "requests": n}))
-                        .collect::<Vec<_>>(),
-                    "egress": egress_of(&k.key_id).map(row_json),
-                })
-            })
-            .collect();
-        let rows: Vec<_> = report.rows.iter().map(row_json).collect();
-        ctx.print_json(&serde_json::json!({
-            "keys": items,
-            "egress": {
-                "by": by.as_str(),
-                "since": since_ms.map(|ms| rfc3339(ms / 1000)),
-                "prices_as_of": report.prices_as_of,
-                "dropped_records": report.dropped_records,
-                "rows": rows,
-            },
-        }))?;
-        return Ok(());
+        return ctx.print_json(&shown.json());
     }
-    println!("AGENT\tKEY\tKEY ID\tSTATUS\tTOKENS\tREADS\tDENIALS\tLAST USED");
-    for k in &keys {
-        let u = usage.get(&k.key_id).cloned().unwrap_or_default();
-        println!(
-            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            k.agent,
-            k.name,
-            k.key_id,
-            k.status.as_str(),
-            u.tokens_minted,
-            u.reads,
-            u.denials,
-            u.last_used_ms
-                .map(|ms| rfc3339(ms / 1000))
-                .unwrap_or_else(|| "never".into())
-        );
-    }
-    if report.rows.is_empty() {
-        return Ok(());
-    }
-    println!();
-    println!(
-        "brokered egress{} (prices as of {}):",
-        since_ms
-            .map(|ms| format!(" since {}", rfc3339(ms / 1000)))
-            .unwrap_or_default(),
-        report.prices_as_of
-    );
-    let group = if by == GroupBy::Key {
-        String::new()
-    } else {
-        format!("{}\t", by.as_str().to_uppercase())
-    };
-    println!("AGENT\tKEY\t{group}REQUESTS\tINPUT\tOUTPUT\tCACHE READ\tCACHE WRITE\tCOST USD");
-    for r in &report.rows {
-        let group = r
-            .group
-            .as_deref()
-            .map(|g| format!("{}\t", safe(g)))
-            .unwrap_or_default();
-        let estimated = if r.estimated_requests > 0 {
-            format!(" ({} estimated)", r.estimated_requests)
-        } else {
-            String::new()
-        };
-        let unpriced = if r.unpriced_models.is_empty() {
-            String::new()
-        } else {
-            format!(" (not priced: {})", safe(&r.unpriced_models.join(", ")))
-        };
-        println!(
-            "{}\t{}\t{group}{}{estimated}\t{}\t{}\t{}\t{}\t{:.4}{unpriced}",
-            r.agent,
-            r.key.as_deref().unwrap_or(&r.key_id),
-            r.requests,
-            r.tokens.input,
-            r.tokens.output,
-            r.tokens.cache_read,
-            r.tokens.cache_write,
-            cost(r.cost_micro_usd),
-        );
-    }
-    if report.dropped_records > 0 {
-        println!(
-            "{} record(s) were dropped by a broker that fell behind; the figures above miss them",
-            report.dropped_records
-        );
-    }
+    print!("{}", shown.human());
     Ok(())
 }
 

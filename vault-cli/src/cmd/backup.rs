@@ -9,9 +9,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use vault_core::{KeyInfo, RestoreDelta, Vault};
+use vault_core::Vault;
 
-use super::{rfc3339, Context};
+use super::Context;
 use crate::{exit, input};
 
 /// `vault backup FILE`.
@@ -114,109 +114,19 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     let newest = staged.newest_change_ms;
     let records = staged.audit_records;
     staged.install(&args.file.display().to_string())?;
-    let newest_text = newest.map(|ms| rfc3339(ms / 1000));
-    if ctx.json {
-        let names = |keys: &[KeyInfo]| -> Vec<serde_json::Value> {
-            keys.iter()
-                .map(|k| serde_json::json!({"name": k.name, "key_id": k.key_id, "agent": k.agent.as_str()}))
-                .collect()
-        };
-        let mut body = serde_json::json!({
-            "restored": args.file.display().to_string(),
-            "vault": ctx.home.display().to_string(),
-            "audit_records": records,
-            "newest_change": newest_text,
-            "compared_with_current": delta.is_some(),
-            "live_keys": names(&live),
-        });
-        if let Some(d) = &delta {
-            body["revoked_again"] = names(&d.revoked_again).into();
-            body["gone_revoked"] = names(&d.gone_revoked).into();
-            body["suspended_again"] = names(&d.suspended_again).into();
-            body["tokens_revoked_again"] = names(&d.tokens_revoked_again).into();
-            body["issued_since_unknown"] = names(&d.issued_since).into();
-            body["secrets_changed"] = d
-                .secrets_changed
-                .iter()
-                .map(|(n, b, c)| serde_json::json!({"name": n, "backup_version": b, "lost_version": c}))
-                .collect::<Vec<_>>()
-                .into();
-        }
-        if let Some(note) = &compare_note {
-            body["compare_note"] = note.clone().into();
-        }
-        ctx.print_json(&body)?;
-        return Ok(());
-    }
-    eprintln!(
-        "restored {} into {} ({records} audit records; nothing after {} is in it)",
-        args.file.display(),
-        ctx.home.display(),
-        newest_text.as_deref().unwrap_or("its creation")
-    );
-    match &delta {
-        Some(d) => print_delta(d),
-        None => {
-            if let Some(note) = &compare_note {
-                eprintln!("vault: warning: {note}");
-            }
-            eprintln!(
-                "vault: warning: there was no current vault to compare with, so keys revoked after \
-                 this backup was taken may be live again. Keys live in the restored vault:"
-            );
-            for k in &live {
-                eprintln!("  {} ({}, {})", k.name, k.agent, k.key_id);
-            }
-            eprintln!(
-                "  revoke any of them that were revoked or leaked since: `vault keys revoke NAME`. \
-                 Keys issued after the backup are unknown to it: issue their agents new keys."
-            );
-        }
-    }
-    eprintln!(
-        "restart any running `vault server` and `vault watch`: they hold the old vault's keys in memory"
-    );
-    Ok(())
-}
-
-fn print_delta(d: &RestoreDelta) {
-    let list = |what: &str, keys: &[KeyInfo]| {
-        if !keys.is_empty() {
-            let names: Vec<String> = keys
-                .iter()
-                .map(|k| format!("{} ({})", k.name, k.agent))
-                .collect();
-            eprintln!("vault: {what}: {}", names.join(", "));
-        }
+    let restored = vault_present::restore::Restored {
+        file: &args.file,
+        home: &ctx.home,
+        audit_records: records,
+        newest_change_ms: newest,
+        delta: delta.as_ref(),
+        compare_note: compare_note.as_deref(),
+        live: &live,
     };
-    list(
-        "revoked after the backup, revoked again (never live)",
-        &d.revoked_again,
-    );
-    list(
-        "gone from the current vault, revoked in the restored one",
-        &d.gone_revoked,
-    );
-    list(
-        "suspended after the backup, suspended again",
-        &d.suspended_again,
-    );
-    list(
-        "tokens revoked after the backup: every token of these keys minted before now is revoked",
-        &d.tokens_revoked_again,
-    );
-    if !d.issued_since.is_empty() {
-        list(
-            "warning: issued after the backup, now UNKNOWN (their agents are refused; issue new keys)",
-            &d.issued_since,
-        );
+    if ctx.json {
+        return ctx.print_json(&restored.json());
     }
-    for (name, backup, lost) in &d.secrets_changed {
-        let v = |x: &Option<i64>| x.map_or("none".to_owned(), |v| format!("v{v}"));
-        eprintln!(
-            "vault: warning: {name}: back to {} (the current vault had {}; that value is lost)",
-            v(backup),
-            v(lost)
-        );
-    }
+    let lines = restored.human_lines();
+    lines.iter().for_each(|l| eprintln!("{l}"));
+    Ok(())
 }

@@ -52,8 +52,8 @@ pub fn doctor(ctx: &Context, args: DoctorArgs) -> Result<()> {
                 "[{}] {}: {}\n    fix: {}",
                 f.severity.as_str(),
                 f.check,
-                crate::output::safe(&f.message),
-                crate::output::safe(&f.fix)
+                vault_present::text::safe(&f.message),
+                vault_present::text::safe(&f.fix)
             );
         }
     }

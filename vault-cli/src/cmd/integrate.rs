@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use vault_guard::integrate::openclaw::{self, Change};
+use vault_guard::integrate::openclaw;
 use vault_guard::integrate::{self, HookedCli};
+use vault_present::integrate as present;
 
 use super::Context;
 
@@ -102,43 +103,11 @@ fn hermes(
     key_env: &str,
 ) -> Result<()> {
     let done = integrate::hermes(profile, addr, vault_bin, key_env)?;
-    let (dir, plugin_dir, config, changed, notes, key_present) = (
-        done.profile_dir,
-        done.plugin_dir,
-        done.config,
-        done.changed_config,
-        done.notes,
-        done.key_in_env_file,
-    );
     if ctx.json {
-        ctx.print_json(&serde_json::json!({
-            "profile_dir": dir, "plugin_dir": plugin_dir, "config": config,
-            "changed_config": changed, "notes": notes, "key_in_env_file": key_present,
-        }))?;
-    } else {
-        eprintln!(
-            "installed the vault secret source in {}",
-            plugin_dir.display()
-        );
-        if changed {
-            eprintln!("enabled it in {}", config.display());
-        }
-        for n in &notes {
-            eprintln!("note: {n}");
-        }
-        if !key_present {
-            eprintln!(
-                "next: put the agent's key in {} (`vault issue NAME-key --write-env {}`, \
-                 var {key_env}), or in the service environment",
-                dir.join(".env").display(),
-                dir.join(".env").display()
-            );
-        }
-        eprintln!(
-            "Hermes applies plugin secret sources to processes started after plugin \
-             discovery (the gateway's sessions, cron, subagents)"
-        );
+        return ctx.print_json(&present::hermes_json(&done));
     }
+    let lines = present::hermes_lines(&done, key_env);
+    lines.iter().for_each(|l| eprintln!("{l}"));
     Ok(())
 }
 
@@ -150,18 +119,10 @@ fn install_hooks(
     vault_bin: Option<PathBuf>,
 ) -> Result<()> {
     let done = integrate::install_hooks(cli, settings, project, vault_bin)?;
-    let (path, command, added) = (done.settings, done.command, done.added);
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"settings": path, "command": command, "added": added}))?;
-    } else if added > 0 {
-        eprintln!(
-            "added {added} hook(s) to {}: {command} (exit 2 blocks a prompt or tool call \
-             holding a secret)",
-            path.display()
-        );
-    } else {
-        eprintln!("{} already runs {command}", path.display());
+        return ctx.print_json(&present::hooks_json(&done));
     }
+    eprintln!("{}", present::hooks_line(&done));
     Ok(())
 }
 
@@ -173,34 +134,9 @@ fn openclaw(json: bool, config: Option<PathBuf>) -> Result<()> {
     };
     let changes = openclaw::apply(&path)?;
     if json {
-        let list: Vec<_> = changes
-            .iter()
-            .map(|(key, c)| match c {
-                Change::Set(before) => {
-                    serde_json::json!({"key": key, "changed": true, "before": before, "after": true})
-                }
-                Change::Unchanged => serde_json::json!({"key": key, "changed": false, "after": true}),
-            })
-            .collect();
-        println!(
-            "{}",
-            serde_json::json!({"config": path.display().to_string(), "keys": list, "env": ["OPENCLAW_PROXY_URL"]})
-        );
-        return Ok(());
+        println!("{}", present::openclaw_json(&path, &changes));
+    } else {
+        print!("{}", present::openclaw_text(&path, &changes));
     }
-    for (key, change) in &changes {
-        match change {
-            Change::Set(None) => println!("{}: set {key} = true (was unset)", path.display()),
-            Change::Set(Some(v)) => println!("{}: set {key} = true (was {v})", path.display()),
-            Change::Unchanged => println!("{}: {key} is already true", path.display()),
-        }
-    }
-    println!(
-        "OPENCLAW_PROXY_URL: set by `vault run --broker` and written by `vault env --broker`, \
-         beside HTTPS_PROXY\n\
-         next: vault run --broker --agent AGENT -- openclaw gateway\n\
-         note: these settings persist; OpenClaw started without the broker's variables will not \
-         reach its proxy (set proxy.enabled false to go back)"
-    );
     Ok(())
 }

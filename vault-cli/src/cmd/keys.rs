@@ -3,10 +3,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
-use vault_core::{envfile, policy::parse_duration, AgentName, KeyInfo, Principal};
+use anyhow::Result;
+use vault_core::{policy::parse_duration, AgentName, KeyInfo, Principal};
+use vault_guard::issue::EnvTarget;
+use vault_present::keys::key_json;
 
-use super::{rfc3339, Context};
+use super::Context;
 use crate::exit;
 
 const OP: &Principal = &Principal::Operator;
@@ -86,29 +88,18 @@ pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
         ))
     })?;
     let var = vault_core::SecretName::parse(&args.var)?;
-    if let Some(path) = &args.write_env {
-        // Refuse a bad target before a key exists that nobody could receive.
-        check_env_target(path)?;
+    let into = args.write_env.as_deref().map(|path| EnvTarget {
+        path,
+        var: &var,
+        register: !args.no_target,
+    });
+    if let Some(t) = &into {
+        // Refuse a bad target before the passphrase is asked for.
+        vault_guard::issue::check_env_target(t.path)?;
     }
     let mut vault = ctx.unlock()?;
-    let issued = vault.issue_key(OP, &name, &agent, ttl, args.rotate)?;
-    if let Some(path) = &args.write_env {
-        if !args.no_target {
-            // Registered before the file is written: a file vault wrote is
-            // always one the next rotation of this key rewrites.
-            if let Err(e) = vault.hold_key_in(OP, &agent, path, &var, name.as_str()) {
-                let _ = vault.revoke_key(OP, &issued.info.key_id);
-                return Err(anyhow::Error::from(e)
-                    .context("registering the env file as a target (the new key was revoked)"));
-            }
-        }
-        if let Err(e) = envfile::upsert_var(path, var.as_str(), issued.key.expose_secret()) {
-            // Nobody holds the new key: revoke it rather than leave it dangling.
-            let _ = vault.revoke_key(OP, &issued.info.key_id);
-            return Err(anyhow::Error::from(e)
-                .context("writing the key into the env file (the new key was revoked)"));
-        }
-    }
+    let issued =
+        vault_guard::issue::issue_key(&mut vault, OP, (&name, &agent), (ttl, args.rotate), into)?;
     if let Some(old) = &issued.replaced {
         eprintln!("revoked the previous key {} ({})", old.name, old.key_id);
     }
@@ -122,28 +113,11 @@ pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
         }
         ctx.print_json(&body)?;
     } else if let Some(path) = &args.write_env {
-        eprintln!(
-            "issued {} ({}) for agent {} and wrote it to {} as {}; it is not shown{}",
-            info.name,
-            info.key_id,
-            info.agent,
-            crate::output::safe(path.display()),
-            var,
-            if args.no_target {
-                " (not a target: rotate it with --print and update the file yourself)"
-            } else {
-                "; the file is a target, so rotations of this key rewrite it"
-            }
-        );
+        let written = Some((path.as_path(), &var, !args.no_target));
+        eprintln!("{}", vault_present::keys::issued_line(info, written));
     } else {
         println!("{}", issued.key.expose_secret());
-        eprintln!(
-            "issued {} ({}) for agent {}, expires {}; this is the only time it is shown",
-            info.name,
-            info.key_id,
-            info.agent,
-            rfc3339(info.expires_at)
-        );
+        eprintln!("{}", vault_present::keys::issued_line(info, None));
     }
     Ok(())
 }
@@ -158,21 +132,8 @@ pub fn keys(ctx: &Context, command: KeysCommand) -> Result<()> {
                 let items: Vec<_> = list.iter().map(key_json).collect();
                 ctx.print_json(&serde_json::json!({ "keys": items }))?;
             } else {
-                for k in list {
-                    let used = k
-                        .last_used_at
-                        .map(rfc3339)
-                        .unwrap_or_else(|| "never".into());
-                    println!(
-                        "{}\t{}\t{}\t{}\texpires {}\tlast used {}",
-                        k.name,
-                        k.key_id,
-                        k.agent,
-                        k.status.as_str(),
-                        rfc3339(k.expires_at),
-                        used
-                    );
-                }
+                list.iter()
+                    .for_each(|k| println!("{}", vault_present::keys::key_line(k)));
             }
         }
         KeysCommand::Revoke { key } => {
@@ -196,25 +157,4 @@ fn report(ctx: &Context, info: &KeyInfo, what: &str) -> Result<()> {
         eprintln!("{what} {} ({})", info.name, info.key_id);
         Ok(())
     }
-}
-
-pub fn key_json(k: &KeyInfo) -> serde_json::Value {
-    serde_json::to_value(vault_core::view::KeyView::from(k)).unwrap_or_default()
-}
-
-fn check_env_target(path: &std::path::Path) -> Result<()> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if meta.file_type().is_symlink() || !meta.is_file() {
-            return Err(exit::refused(format!(
-                "{} is not a regular file (symlink or directory); refusing to write an env file there",
-                path.display()
-            )));
-        }
-    }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(dir) = dir {
-        std::fs::metadata(dir)
-            .with_context(|| format!("the env file's directory {}", dir.display()))?;
-    }
-    Ok(())
 }

@@ -92,19 +92,9 @@ impl Context {
         for err in &resumed.undelivered {
             eprintln!("vault: warning: {err}");
         }
-        for r in resumed.reports {
-            eprintln!(
-                "vault: finished interrupted rotation {} of {} ({}): {:?}, new key {}",
-                r.rotation_id, r.key_name, r.agent, r.state, r.new_key_id
-            );
-            // Never the key itself, nor the path to it: this may be any
-            // command's stderr (a hook's, a log's); core kept it in a 0600 file.
-            if let Some(file) = &r.key_file {
-                eprintln!(
-                    "vault: no target holds the new key; it is in the vault directory, {}",
-                    crate::output::safe(crate::output::file_name(file))
-                );
-            }
+        for r in &resumed.reports {
+            let lines = vault_present::rotation::resumed_lines(r);
+            lines.iter().for_each(|l| eprintln!("{l}"));
         }
         Ok(vault)
     }
@@ -251,9 +241,4 @@ pub fn load_prices(
         }
         Err(e) => Err(exit::usage(format!("--prices {}: {e}", path.display()))),
     }
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp.
-pub fn rfc3339(secs: i64) -> String {
-    vault_core::view::rfc3339(secs)
 }

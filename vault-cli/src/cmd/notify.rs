@@ -45,7 +45,7 @@ pub fn run(ctx: &Context, command: NotifyCommand) -> Result<()> {
                 ctx.print_json(&serde_json::json!({"command": c.command, "webhook": c.webhook}))?;
             } else {
                 let show = |v: &Option<String>| {
-                    crate::output::safe(v.as_deref().unwrap_or("(none)")).to_string()
+                    vault_present::text::safe(v.as_deref().unwrap_or("(none)")).to_string()
                 };
                 println!("command: {}", show(&c.command));
                 println!("webhook: {}", show(&c.webhook));

@@ -12,7 +12,7 @@ use vault_core::{
 
 use super::Context;
 use crate::exit;
-use crate::output::{columns, safe};
+use vault_present::text::columns;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -142,15 +142,7 @@ pub fn target(ctx: &Context, command: TargetCommand) -> Result<()> {
             if ctx.json {
                 return ctx.print_json(&serde_json::to_value(TargetView::from(&t))?);
             }
-            let holds = match &t.key_name {
-                Some(k) => format!("key {k}"),
-                None => "whichever of its keys the file holds".into(),
-            };
-            let (path, id, var) = (safe(t.path.display()), t.target_id, safe(&t.key_var));
-            eprintln!(
-                "registered {path} (target {id}) for {}; {holds} goes in {var}",
-                t.agent
-            );
+            eprintln!("{}", vault_present::rotation::target_registered_line(&t));
         }
         TargetCommand::Ls { agent } => {
             let agent = agent.as_deref().map(AgentName::parse).transpose()?;
@@ -210,33 +202,11 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
 
 /// Prints a rotation's outcome; the new key only when no target received it.
 fn print_rotation(ctx: &Context, r: &RotationReport) -> Result<()> {
-    let view = vault_core::view::RotationReportView::from(r);
     if ctx.json {
-        let mut body = serde_json::to_value(&view)?;
-        if let Some(k) = &r.new_key {
-            body["new_key"] = serde_json::Value::String(k.expose_secret().to_owned());
-        }
-        return ctx.print_json(&body);
+        return ctx.print_json(&vault_present::rotation::report_json(r));
     }
-    eprintln!(
-        "rotation {} of {} ({}): {}; old key {} -> new key {}",
-        r.rotation_id, r.key_name, r.agent, view.state, r.old_key_id, r.new_key_id
-    );
-    for w in &r.written {
-        eprintln!("  wrote the new key to {}", safe(w.display()));
-    }
-    for e in &r.errors {
-        eprintln!("  could not write: {}", safe(e));
-    }
-    if let Some(k) = &r.new_key {
-        println!("{}", k.expose_secret());
-        eprintln!("  no target is registered, so the new key is shown once above");
-    }
-    if let Some(f) = &r.key_file {
-        let f = safe(f.display());
-        eprintln!("  no target is registered; the new key is in {f} (mode 0600)");
-    }
-    Ok(())
+    let (out, err) = (&mut std::io::stdout().lock(), &mut std::io::stderr());
+    Ok(vault_present::rotation::write_report(r, out, err)?)
 }
 
 pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
@@ -271,11 +241,7 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
             }
             match command {
                 RotationCommand::Rm { .. } => eprintln!("removed rotation {id} from the journal"),
-                _ => println!(
-                    "{}\n    {}",
-                    columns(&view),
-                    safe(view.error.as_deref().unwrap_or("-"))
-                ),
+                _ => println!("{}", vault_present::rotation::shown_lines(&view)),
             }
             return Ok(());
         }
@@ -311,29 +277,19 @@ pub fn approvals(ctx: &Context, pending: bool) -> Result<()> {
         list.retain(|a| a.state == vault_core::ApprovalState::Pending);
     }
     if list.is_empty() && !ctx.json {
-        // an empty listing says what would fill it (issue 19)
-        eprintln!(
-            "no {}approvals: leaks of stored secrets, suspended keys and held egress requests \
-             open one here; `vault approve ID` or `vault deny ID` decides it",
-            if pending { "pending " } else { "" }
-        );
+        eprintln!("{}", vault_present::approval::empty_note(pending));
         return Ok(());
     }
     let views: Vec<ApprovalView> = list.iter().map(ApprovalView::from).collect();
     if ctx.json {
         return ctx.print_json(&serde_json::json!({ "approvals": views }));
     }
-    // one approval is exactly these lines: its text cannot add any
-    for a in &views {
-        println!("{}\n    {}", columns(a), safe(&a.summary));
-        if let Some(r) = &a.result {
-            println!("    result: {}", safe(r));
-        }
-    }
+    print!("{}", vault_present::approval::listing(&views));
     Ok(())
 }
 
 pub fn decide(ctx: &Context, id: &str, approve: bool) -> Result<()> {
+    let id = &vault_core::ApprovalId::parse(id)?;
     let mut vault = ctx.unlock()?;
     let a = if approve {
         vault.approve(OP, id)?
@@ -341,21 +297,9 @@ pub fn decide(ctx: &Context, id: &str, approve: bool) -> Result<()> {
         vault.deny(OP, id)?
     };
     if ctx.json {
-        ctx.print_json(
-            &serde_json::json!({"id": a.approval_id, "state": a.state, "result": a.result}),
-        )?;
+        ctx.print_json(&vault_present::approval::decided_json(&a))?;
     } else {
-        eprintln!(
-            "approval {}: {}{}",
-            safe(&a.approval_id),
-            safe(&a.state),
-            safe(
-                a.result
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default()
-            )
-        );
+        eprintln!("{}", vault_present::approval::decided_line(&a));
     }
     if a.state == vault_core::ApprovalState::Failed {
         return Err(exit::refused(format!(

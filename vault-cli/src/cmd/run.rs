@@ -7,10 +7,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use vault_client::{Remote, AGENT_KEY_VAR};
-use vault_core::{envfile, AgentName, Principal, SecretBytes, SecretName};
+use vault_core::{envfile, Principal, SecretBytes, SecretName};
 use vault_run::child::{self, Masking, Notice, Spec};
-use vault_run::{broker, render::Format};
+use vault_run::{broker, render::Format, source::Source};
 
 use super::Context;
 use crate::exit;
@@ -97,10 +96,11 @@ pub enum EnvFormat {
 
 pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
     let mut spec = spec(&args);
-    if args.broker && args.agent.is_none() {
-        if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
+    let addr = args.broker_addr.as_deref();
+    let code = match Source::choose(args.agent.as_deref(), args.broker, addr)? {
+        Source::RemoteBroker(remote) => {
             // Remote mode: the child holds an `egress` token, revoked at exit.
-            let remote = broker::prepare_remote(remote, args.broker_addr.as_deref(), None)?;
+            let remote = broker::prepare_remote(remote, addr, None)?;
             remote.child.apply_to_process();
             let spawned = child::spawn_with_env(&spec, &remote.env, &mut say);
             if let Err(e) = remote.revoke() {
@@ -108,54 +108,43 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<()> {
                     "vault: could not revoke the run's egress token ({e}); it expires on its own"
                 );
             }
-            return Err(exit::with_code(spawned?));
+            spawned?
         }
-    }
-    if args.broker {
-        let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-            exit::usage("--broker needs --agent, or VAULT_ADDR and VAULT_AGENT_KEY (remote mode)")
-        })?)?;
-        let addr = broker::broker_addr(args.broker_addr.as_deref())?;
-        let (env, child, run_key) = broker::prepare_run(ctx.unlock()?, &agent, &addr)?;
-        child.apply_to_process();
-        let spawned = child::spawn_with_env(&spec, &env, &mut say);
-        // The child is gone (or never started): its key goes with it.
-        let (name, key_id) = (run_key.key().0.to_owned(), run_key.key().1.to_owned());
-        if let Err(e) = run_key.revoke() {
-            eprintln!(
-                "vault: could not revoke the run's key {name} ({key_id}): {e}; revoke it with `vault keys revoke {key_id}`"
-            );
+        Source::LocalBroker { agent, addr } => {
+            let (env, child, run_key) = broker::prepare_run(ctx.unlock()?, &agent, &addr)?;
+            child.apply_to_process();
+            let spawned = child::spawn_with_env(&spec, &env, &mut say);
+            // The child is gone (or never started): its key goes with it.
+            let (name, key_id) = (run_key.key().0.to_owned(), run_key.key().1.to_owned());
+            if let Err(e) = run_key.revoke() {
+                eprintln!(
+                    "vault: could not revoke the run's key {name} ({key_id}): {e}; revoke it with `vault keys revoke {key_id}`"
+                );
+            }
+            drop(child); // the private CA directory goes with the run
+            spawned?
         }
-        drop(child); // the private CA directory goes with the run
-        return Err(exit::with_code(spawned?));
-    }
-    if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
-        let env = remote.env_vars()?;
-        let code = child::spawn_with_env(&spec, &env, &mut say)?;
-        return Err(exit::with_code(code));
-    }
-    let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-        exit::usage("--agent is required (or set VAULT_ADDR and VAULT_AGENT_KEY)")
-    })?)?;
-    if args.watch {
-        // Watching keeps the vault (and its data key) open for the child's life.
-        let vault = ctx.unlock()?;
-        spec.registered = child::registered_env_files(&vault, &agent)?;
-        let how = child::Watch {
-            poll: std::time::Duration::from_millis(args.poll_ms),
-            reload_signal: args.reload_signal.clone(),
-        };
-        let code = child::watch(&spec, &how, &vault, &agent, &mut say)?;
-        drop(vault);
-        return Err(exit::with_code(code));
-    }
-    let env = {
-        let vault = ctx.unlock()?;
-        spec.registered = child::registered_env_files(&vault, &agent)?;
-        vault.env_of(&Principal::Operator, &agent)?
-        // the vault (and its data key) is dropped here, before the child starts
+        Source::Remote(remote) => child::spawn_with_env(&spec, &remote.env_vars()?, &mut say)?,
+        Source::Local(agent) if args.watch => {
+            // Watching keeps the vault (and its data key) open for the child's life.
+            let vault = ctx.unlock()?;
+            spec.registered = child::registered_env_files(&vault, &agent)?;
+            let how = child::Watch {
+                poll: std::time::Duration::from_millis(args.poll_ms),
+                reload_signal: args.reload_signal.clone(),
+            };
+            child::watch(&spec, &how, &vault, &agent, &mut say)?
+        }
+        Source::Local(agent) => {
+            let env = {
+                let vault = ctx.unlock()?;
+                spec.registered = child::registered_env_files(&vault, &agent)?;
+                vault.env_of(&Principal::Operator, &agent)?
+                // the vault (and its data key) is dropped here, before the child starts
+            };
+            child::spawn_with_env(&spec, &env, &mut say)?
+        }
     };
-    let code = child::spawn_with_env(&spec, &env, &mut say)?;
     Err(exit::with_code(code))
 }
 
@@ -202,77 +191,54 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
         EnvFormat::Json => Format::Json,
         EnvFormat::Shell => Format::Shell,
     };
-    if args.broker && args.agent.is_none() {
-        if let Some(remote) = Remote::from_env(AGENT_KEY_VAR, None)? {
-            let (text, expires_at) = broker::remote_env_settings(
-                remote,
-                args.broker_addr.as_deref(),
-                &ctx.home.join("broker"),
-                format,
-            )?;
-            let until = humantime::format_rfc3339_seconds(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
-            );
-            match &args.write {
-                Some(path) => {
-                    envfile::write_private_atomic(path, text.as_bytes())?;
-                    eprintln!(
-                        "wrote the broker settings to {}; its egress token expires at {until} \
-                         (run this again to renew it)",
+    let addr = args.broker_addr.as_deref();
+    let (agent, env): (String, Vec<(SecretName, SecretBytes)>) =
+        match Source::choose(args.agent.as_deref(), args.broker, addr)? {
+            Source::RemoteBroker(remote) => {
+                let home = ctx.home.join("broker");
+                let (text, expires_at) = broker::remote_env_settings(remote, addr, &home, format)?;
+                let until = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
+                );
+                return match &args.write {
+                    Some(path) => {
+                        envfile::write_private_atomic(path, text.as_bytes())?;
+                        eprintln!(
+                            "wrote the broker settings to {}; its egress token expires at {until} \
+                             (run this again to renew it)",
+                            path.display()
+                        );
+                        Ok(())
+                    }
+                    None => {
+                        eprintln!("the egress token in these settings expires at {until}");
+                        write_out(&text)
+                    }
+                };
+            }
+            Source::LocalBroker { agent, addr } => {
+                let mut vault = ctx.unlock()?;
+                let to = args.write.as_deref();
+                let settings =
+                    broker::env_settings(&mut vault, &ctx.home, &agent, &addr, to, format)?;
+                if let Some(old) = &settings.replaced {
+                    let (name, id) = (&old.name, &old.key_id);
+                    eprintln!("revoked the previous broker key {name} ({id})");
+                }
+                let text = settings.text?;
+                return match &args.write {
+                    Some(path) => {
+                        eprintln!(
+                        "wrote the broker settings for {agent} to {} and registered it as a target",
                         path.display()
                     );
-                }
-                None => {
-                    eprintln!("the egress token in these settings expires at {until}");
-                    let mut out = std::io::stdout().lock();
-                    out.write_all(text.as_bytes())?;
-                    out.flush()?;
-                }
+                        Ok(())
+                    }
+                    None => write_out(&text),
+                };
             }
-            return Ok(());
-        }
-    }
-    if args.broker {
-        let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-            exit::usage("--broker needs --agent, or VAULT_ADDR and VAULT_AGENT_KEY (remote mode)")
-        })?)?;
-        let addr = broker::broker_addr(args.broker_addr.as_deref())?;
-        let mut vault = ctx.unlock()?;
-        let settings = broker::env_settings(
-            &mut vault,
-            &ctx.home,
-            &agent,
-            &addr,
-            args.write.as_deref(),
-            format,
-        )?;
-        if let Some(old) = &settings.replaced {
-            eprintln!(
-                "revoked the previous broker key {} ({})",
-                old.name, old.key_id
-            );
-        }
-        let text = settings.text?;
-        match &args.write {
-            Some(path) => eprintln!(
-                "wrote the broker settings for {agent} to {} and registered it as a target",
-                path.display()
-            ),
-            None => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(text.as_bytes())?;
-                out.flush()?;
-            }
-        }
-        return Ok(());
-    }
-    let (agent, env): (String, Vec<(SecretName, SecretBytes)>) =
-        match Remote::from_env(AGENT_KEY_VAR, None)? {
-            Some(remote) => ("this agent".to_owned(), remote.env_vars()?),
-            None => {
-                let agent = AgentName::parse(args.agent.as_deref().ok_or_else(|| {
-                    exit::usage("--agent is required (or set VAULT_ADDR and VAULT_AGENT_KEY)")
-                })?)?;
+            Source::Remote(remote) => ("this agent".to_owned(), remote.env_vars()?),
+            Source::Local(agent) => {
                 let vault = ctx.unlock()?;
                 let env = vault.env_of(&Principal::Operator, &agent)?;
                 (agent.to_string(), env)
@@ -287,12 +253,16 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
                 env.len(),
                 path.display()
             );
+            Ok(())
         }
-        None => {
-            let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
-        }
+        None => write_out(&text),
     }
+}
+
+/// Writes env text to stdout, flushed.
+fn write_out(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(())
 }

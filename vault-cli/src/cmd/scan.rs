@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use vault_guard::leak::Matcher;
+use vault_present::progress::show_progress;
 use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
 
 use super::Context;
@@ -128,7 +129,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         };
         let machine = ctx.json || args.format != Format::Human;
         if show_progress(std::io::stderr().is_terminal(), machine) {
-            let mut bar = Bar::default();
+            let mut bar = vault_present::progress::Bar::default();
             let report =
                 vault_scan::scan_paths_with_progress(&scanner, known, &paths, &options, &mut bar);
             bar.finish();
@@ -169,35 +170,18 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         (Format::Human, _) => {
             output::write_human(&mut out, &report, std::io::stdout().is_terminal())?;
             if args.staged && !report.findings.is_empty() {
-                eprintln!(
-                    "\nvault: the commit is blocked: remove the secret from the staged files \
-                     (then `git add` them again), rotate it if it was real (`vault rotate`), or, \
-                     for a false positive, add `vault:allow` on its line (a vault-managed \
-                     credential is never allowed). `git commit --no-verify` skips this check; \
-                     don't."
-                );
+                eprintln!("{}", vault_present::scan::COMMIT_BLOCKED);
             }
         }
     }
     drop(out);
     // A file the check could not read may hold anything: in a commit it blocks unless the
     // user accepts that by name (issue 13, finding 4).
-    let unscanned: Vec<_> = report.unscanned().collect();
-    let blocked_by_skips = args.staged && !args.allow_skipped && !unscanned.is_empty();
+    let blocked_by_skips =
+        args.staged && !args.allow_skipped && report.unscanned().next().is_some();
     if blocked_by_skips {
-        for s in &unscanned {
-            eprintln!(
-                "vault: not scanned: {}: {}",
-                s.path.escape_debug(),
-                s.reason
-            );
-        }
-        eprintln!(
-            "vault: the commit is blocked: {} staged file(s) could not be scanned. To commit \
-             them unscanned: `VAULT_SCAN_ALLOW_SKIPPED=1 git commit` (or `vault scan --staged \
-             --allow-skipped`).",
-            unscanned.len()
-        );
+        let lines = vault_present::scan::unscanned_lines(&report);
+        lines.iter().for_each(|l| eprintln!("{l}"));
     }
     if args.rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
@@ -215,52 +199,6 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     Ok(())
 }
 
-/// Whether `vault scan` draws a progress bar: only for a person watching stderr, and never
-/// beside machine-readable output (a script reading JSON or SARIF wants quiet stderr too).
-fn show_progress(stderr_is_terminal: bool, machine_output: bool) -> bool {
-    stderr_is_terminal && !machine_output
-}
-
-/// A byte-counting progress bar on stderr, drawn after the walk has sized the scan.
-#[derive(Default)]
-struct Bar(Option<indicatif::ProgressBar>);
-
-impl vault_scan::Progress for Bar {
-    fn planned(&mut self, files: u64, bytes: u64) {
-        let bar = indicatif::ProgressBar::with_draw_target(
-            Some(bytes),
-            indicatif::ProgressDrawTarget::stderr(),
-        );
-        // The template is a constant; it only fails to parse if edited badly.
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "scanning {files} files {wide_bar} {binary_bytes}/{binary_total_bytes} {eta}",
-        ) {
-            bar.set_style(style.with_key(
-                "files",
-                move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{files}");
-                },
-            ));
-        }
-        self.0 = Some(bar);
-    }
-
-    fn scanned(&mut self, bytes: u64) {
-        if let Some(bar) = &self.0 {
-            bar.inc(bytes);
-        }
-    }
-}
-
-impl Bar {
-    /// Removes the bar so the findings print on a clean screen.
-    fn finish(self) {
-        if let Some(bar) = self.0 {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 /// Claude Code blocks a prompt or tool call only on exit 2 and shows stderr as
 /// the reason; JSON on stdout is read only on exit 0, and on exit 0 a
 /// UserPromptSubmit hook's stdout is added to the prompt, so nothing goes
@@ -273,36 +211,16 @@ fn hook_answer(
     report: &Report,
     rotate: bool,
 ) -> Result<()> {
-    if !report.errors.is_empty() {
-        eprintln!(
-            "vault: blocked: the secret scan could not run ({}), so this is not let through",
-            report.errors[0].message
-        );
-        return Err(exit::with_code(2));
-    }
-    if report.findings.is_empty() {
+    let Some(reason) = vault_present::scan::hook_block_reason(report) else {
         if mode == HookMode::Gemini {
             println!("{{}}");
         }
         return Ok(());
-    }
-    let mut reason = format!(
-        "vault: blocked: this holds {} secret(s), which would be kept in the transcript:",
-        report.findings.len()
-    );
-    for f in &report.findings {
-        let whose = f
-            .managed
-            .as_ref()
-            .map(|m| format!(" ({})", m.label))
-            .unwrap_or_default();
-        reason.push_str(&format!("\n  {} {}{whose}", f.rule, f.redacted));
-    }
-    reason.push_str(
-        "\nRemove the secret and refer to it by name instead (the agent gets it from its \
-         environment). If it was real, rotate it: `vault rotate`.",
-    );
+    };
     eprintln!("{reason}");
+    if !report.errors.is_empty() {
+        return Err(exit::with_code(2));
+    }
     if rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
             let mut vault = ctx.unlock()?;
@@ -329,17 +247,4 @@ pub fn hook(ctx: &Context, command: HookCommand) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::show_progress;
-
-    #[test]
-    fn progress_only_on_a_terminal_and_never_with_machine_output() {
-        assert!(show_progress(true, false));
-        assert!(!show_progress(false, false));
-        assert!(!show_progress(true, true));
-        assert!(!show_progress(false, true));
-    }
 }

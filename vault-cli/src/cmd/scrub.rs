@@ -71,45 +71,10 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
 
 fn report(ctx: &Context, outcomes: &[Outcome]) -> Result<()> {
     if ctx.json {
-        let files: Vec<_> = outcomes
-            .iter()
-            .map(|o| {
-                let (status, message) = match &o.status {
-                    Status::Clean => ("clean", None),
-                    Status::Scrubbed => ("scrubbed", None),
-                    Status::Refused(m) => ("refused", Some(m.as_str())),
-                    Status::Failed(m) => ("error", Some(m.as_str())),
-                };
-                let mut v = serde_json::json!({
-                    "path": o.path, "kind": o.kind, "status": status, "replaced": o.replaced,
-                });
-                if let Some(b) = &o.backup {
-                    v["backup"] = serde_json::json!(b);
-                }
-                if let Some(m) = message {
-                    v["message"] = serde_json::json!(m);
-                }
-                v
-            })
-            .collect();
-        let total: usize = outcomes.iter().map(|o| o.replaced).sum();
-        return ctx.print_json(&serde_json::json!({"files": files, "replaced": total}));
+        return ctx.print_json(&vault_present::scrub::json(outcomes));
     }
     for o in outcomes {
-        let p = o.path.display();
-        match &o.status {
-            Status::Clean => eprintln!("{p}: nothing to scrub"),
-            Status::Scrubbed => match &o.backup {
-                Some(b) => eprintln!(
-                    "{p}: replaced {} value(s) (backup {})",
-                    o.replaced,
-                    b.display()
-                ),
-                None => eprintln!("{p}: replaced {} value(s)", o.replaced),
-            },
-            Status::Refused(m) => eprintln!("{p}: refused: {m}"),
-            Status::Failed(m) => eprintln!("{p}: error: {m}"),
-        }
+        eprintln!("{}", vault_present::scrub::line(o));
     }
     Ok(())
 }

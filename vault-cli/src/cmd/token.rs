@@ -116,13 +116,7 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         ctx.print_json(&body)?;
     } else {
         println!("{}", minted.token.expose_secret());
-        eprintln!(
-            "token {} for agent {} ({}), expires {}",
-            view.token_id,
-            view.agent,
-            view.scopes_line(),
-            view.expires_at
-        );
+        eprintln!("{}", vault_present::token::minted_line(&view));
     }
     Ok(())
 }
@@ -134,14 +128,7 @@ fn verify(ctx: &Context) -> Result<()> {
     if ctx.json {
         ctx.print_json(&serde_json::to_value(&view)?)?;
     } else {
-        println!(
-            "valid: token {} of key {} for agent {} ({}), expires {}",
-            view.token_id,
-            view.key_id,
-            view.agent,
-            view.scopes_line(),
-            view.expires_at
-        );
+        println!("{}", vault_present::token::verified_line(&view));
     }
     Ok(())
 }

@@ -1,14 +1,14 @@
 //! `vault watch`: flags and printing over [`vault_guard::watch`], which
-//! follows the transcripts and acts on leaks; here the loop, its signals and
-//! what a person reads.
+//! follows the transcripts (its loop too) and acts on leaks; here the
+//! signals that stop it and what a person reads.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Result;
-use vault_guard::watch::{self, Happened, Wake, Watcher};
+use vault_guard::watch::{self, Follow, Happened, Started, Watcher};
 use vault_scan::output;
 
 use super::Context;
@@ -41,67 +41,23 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
-    let interval = Duration::from_millis(args.interval_ms.max(20));
-    let events = match (args.once, args.poll) {
-        (true, _) => None,
-        (false, true) => {
-            eprintln!(
-                "vault: watching {} path(s) for leaks, polling every {} ms",
-                watcher.path_count(),
-                interval.as_millis()
-            );
-            None
-        }
-        (false, false) => match watcher.events() {
-            Ok(events) => {
-                eprintln!(
-                    "vault: watching {} path(s) for leaks (file events)",
-                    watcher.path_count()
-                );
-                Some(events)
-            }
-            Err(why) => {
-                eprintln!(
-                    "vault: watching {} path(s) for leaks, polling every {} ms: {why}",
-                    watcher.path_count(),
-                    interval.as_millis()
-                );
-                None
-            }
-        },
+    let how = Follow {
+        once: args.once,
+        poll: args.poll,
+        interval: Duration::from_millis(args.interval_ms.max(20)),
     };
-    // what was there before the first event
-    watcher.pass(&mut vault, say)?;
-    let mut last_full = Instant::now();
-    loop {
-        if args.once || stop.load(Ordering::SeqCst) {
-            return Ok(());
+    let (n, ms) = (watcher.path_count(), how.interval.as_millis());
+    let started = |s: Started| match s {
+        Started::Events => eprintln!("vault: watching {n} path(s) for leaks (file events)"),
+        Started::Polling(None) => {
+            eprintln!("vault: watching {n} path(s) for leaks, polling every {ms} ms")
         }
-        match &events {
-            Some(events) => {
-                // short waits so a signal is seen soon; a full pass now and then
-                // for writes no event reported
-                let mut wake = events.wait(STOP_CHECK.min(interval));
-                if matches!(wake, Wake::Nothing) && last_full.elapsed() >= FULL_PASS_EVERY {
-                    wake = Wake::Everything;
-                }
-                if matches!(wake, Wake::Everything) {
-                    last_full = Instant::now();
-                }
-                watcher.pass_woken(&mut vault, wake, say)?;
-            }
-            None => {
-                std::thread::sleep(interval);
-                watcher.pass(&mut vault, say)?;
-            }
+        Started::Polling(Some(why)) => {
+            eprintln!("vault: watching {n} path(s) for leaks, polling every {ms} ms: {why}")
         }
-    }
+    };
+    watcher.follow(&mut vault, how, &stop, started, say)
 }
-
-/// How long a watcher on file events waits before looking at its stop flag.
-const STOP_CHECK: Duration = Duration::from_millis(200);
-/// With file events, a full pass this often catches writes no event reported.
-const FULL_PASS_EVERY: Duration = Duration::from_secs(5);
 
 /// Prints what a pass noticed.
 fn say(happened: Happened<'_>) -> Result<()> {

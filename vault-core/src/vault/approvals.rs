@@ -13,7 +13,7 @@ use crate::store::{self, rotation};
 use crate::AuditAction;
 use crate::AuditOutcome;
 use crate::Principal;
-use crate::{ApprovalKind, ApprovalState};
+use crate::{ApprovalId, ApprovalKind, ApprovalState};
 
 /// How long an approval waits for a person.
 pub const APPROVAL_TTL: Duration = Duration::from_secs(72 * 3600);
@@ -29,7 +29,7 @@ const RUNNING_PREFIX: &str = "running:pid=";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApprovalInfo {
     /// 8-character id for `vault approve`.
-    pub approval_id: String,
+    pub approval_id: ApprovalId,
     /// What approving it carries out.
     pub kind: ApprovalKind,
     /// Whose.
@@ -60,7 +60,7 @@ impl ApprovalInfo {
 
 fn approval_info(r: rotation::ApprovalRow) -> ApprovalInfo {
     ApprovalInfo {
-        approval_id: r.approval_id,
+        approval_id: ApprovalId::from_store(r.approval_id),
         kind: r.kind,
         agent: r.agent,
         subject: r.subject,
@@ -85,7 +85,8 @@ impl Vault {
     }
 
     /// Gives an approval and carries out what it drafted.
-    pub fn approve(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
+    pub fn approve(&mut self, actor: &Principal, id: &ApprovalId) -> Result<ApprovalInfo> {
+        let approval_id = id.as_str();
         require_operator(actor, "approve")?;
         self.expire_approvals()?;
         self.reopen_interrupted_approvals()?;
@@ -199,7 +200,8 @@ impl Vault {
     }
 
     /// Refuses an approval; nothing it drafted happens.
-    pub fn deny(&mut self, actor: &Principal, approval_id: &str) -> Result<ApprovalInfo> {
+    pub fn deny(&mut self, actor: &Principal, id: &ApprovalId) -> Result<ApprovalInfo> {
+        let approval_id = id.as_str();
         require_operator(actor, "deny")?;
         self.expire_approvals()?;
         self.pending_approval(approval_id)?;

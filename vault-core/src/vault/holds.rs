@@ -8,7 +8,7 @@
 //! `approved` to `done` in one statement before it sends.
 
 use crate::store::Store as _;
-use crate::ApprovalState;
+use crate::{ApprovalId, ApprovalState};
 use std::time::Duration;
 
 use super::broker::EgressActor;
@@ -144,7 +144,8 @@ impl Vault {
     ///
     /// # Errors
     /// [`Error::NotFound`] for an id that is not a held request; database errors.
-    pub fn egress_hold_poll(&mut self, approval_id: &str, give_up: bool) -> Result<HoldOutcome> {
+    pub fn egress_hold_poll(&mut self, id: &ApprovalId, give_up: bool) -> Result<HoldOutcome> {
+        let approval_id = id.as_str();
         let row = holds::get(&self.store, approval_id)?
             .ok_or_else(|| not_found("held request", approval_id))?;
         let now = store::now();
@@ -174,7 +175,7 @@ impl Vault {
                 tx.commit()?;
                 if !moved {
                     // decided in the meantime: answer that decision
-                    return self.egress_hold_poll(approval_id, false);
+                    return self.egress_hold_poll(id, false);
                 }
                 HoldOutcome::TimedOut
             }
@@ -250,7 +251,8 @@ impl Vault {
     ///
     /// # Errors
     /// Database errors.
-    pub fn egress_hold_close(&mut self, approval_id: &str) -> Result<bool> {
+    pub fn egress_hold_close(&mut self, id: &ApprovalId) -> Result<bool> {
+        let approval_id = id.as_str();
         match holds::get(&self.store, approval_id)? {
             Some(row) if matches!(row.state, ApprovalState::Pending | ApprovalState::Approved) => {
                 self.close_hold(&row, "the agent stopped waiting")

@@ -7,8 +7,7 @@ use super::named_keys::KeyStatus;
 use super::rotation::*;
 use super::secret_rotation::command_argv;
 use super::{not_found, Vault};
-use crate::credential::{hex, NamedKey};
-use crate::crypto::rand;
+use crate::credential::NamedKey;
 use crate::error::{Error, Result};
 use crate::names::SecretPath;
 use crate::store::Store as _;
@@ -38,7 +37,7 @@ pub enum LeakAction {
     /// A stored secret: marked compromised, an approval opened.
     ApprovalOpened {
         /// The approval to give or deny.
-        approval_id: String,
+        approval_id: crate::ApprovalId,
     },
     /// A stored secret rotated at once (its mode is `auto`).
     SecretRotated {
@@ -138,7 +137,9 @@ impl Vault {
             agent_id,
             path.name.as_str(),
         )? {
-            return Ok(LeakAction::ApprovalOpened { approval_id: id });
+            return Ok(LeakAction::ApprovalOpened {
+                approval_id: crate::ApprovalId::from_store(id),
+            });
         }
         let targets = rotation::targets(&self.store, &self.rows, Some(agent_id))?.len();
         let summary = format!(
@@ -148,12 +149,12 @@ impl Vault {
              file(s) that define it.",
             command_argv(&command.command)
         );
-        let approval_id = hex(&rand::array::<4>()?);
+        let approval_id = crate::ApprovalId::generate()?;
         let now = store::now();
         let tx = self.store.write(&Principal::Operator)?;
         rotation::insert_approval(
             &tx,
-            &approval_id,
+            approval_id.as_str(),
             crate::ApprovalKind::RotateSecret,
             agent_id,
             path.name.as_str(),

@@ -1016,7 +1016,7 @@ mod rotation {
         v.conn()
             .execute(
                 "UPDATE approvals SET expires_at = 0 WHERE approval_id = ?1",
-                args![&id],
+                args![id.as_str()],
             )
             .unwrap();
         assert!(v.approve(OP, &id).is_err());
@@ -1330,7 +1330,7 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         v.conn()
             .execute(
                 "UPDATE approvals SET state = 'approved', result = ?2, decided_at = ?3 WHERE approval_id = ?1",
-                args![&id, &format!("running:pid={pid}"), at],
+                args![id.as_str(), &format!("running:pid={pid}"), at],
             )
             .unwrap();
     };

@@ -19,8 +19,10 @@ use crate::error::{invalid, Result};
 use crate::leak::{self, Acted, Matcher};
 
 mod events;
+mod follow;
 mod lock;
 pub use events::{Events, Wake};
+pub use follow::{Follow, Started};
 pub use lock::{lock, Lock};
 
 /// What a pass noticed, for the front end to say.

@@ -355,10 +355,10 @@ async fn decide(
     };
     let st = state.clone();
     let outcome = as_console(&state, move |v| {
-        let done = match decision {
+        let done = vault_core::ApprovalId::parse(&id).and_then(|id| match decision {
             Decision::Approve => v.approve(OP, &id),
             Decision::Deny => v.deny(OP, &id),
-        };
+        });
         // a reinstated key works again at once
         st.refresh_snapshot(v)?;
         match done {

@@ -426,7 +426,7 @@ mod tests {
     #[test]
     fn an_approval_without_its_own_label_shows_its_kind_and_buttons() {
         let a = ApprovalView {
-            id: "ab12cd34".into(),
+            id: vault_core::ApprovalId::parse("ab12cd34").unwrap(),
             kind: vault_core::ApprovalKind::EgressRequest,
             agent: "codex-ci".into(),
             subject: "POST api.example.com/v1/send".into(),

@@ -16,7 +16,7 @@ const ORIGIN: &str = "http://127.0.0.1:8200";
 
 struct World {
     app: axum::Router,
-    approval: String,
+    approval: vault_core::ApprovalId,
     _dir: tempfile::TempDir,
 }
 

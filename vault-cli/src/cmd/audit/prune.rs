@@ -3,9 +3,9 @@
 //! keeps the checkpoint `vault audit verify` starts from.
 
 use anyhow::Result;
-use vault_core::{AuditPruned, Principal, PruneCutoff, Vault};
+use vault_core::{Principal, PruneCutoff, Vault};
 
-use crate::cmd::{rfc3339, Context};
+use crate::cmd::Context;
 use crate::exit;
 
 /// `vault audit prune`.
@@ -50,7 +50,7 @@ pub fn prune(ctx: &Context, vault: &mut Vault, args: PruneArgs) -> Result<()> {
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "removed": outcome.removed,
-            "pruned": outcome.pruned.as_ref().map(pruned_json),
+            "pruned": outcome.pruned.as_ref().map(vault_present::audit::pruned_json),
         }))?;
         return Ok(());
     }
@@ -60,7 +60,7 @@ pub fn prune(ctx: &Context, vault: &mut Vault, args: PruneArgs) -> Result<()> {
         println!("pruned {} audit record(s)", outcome.removed);
     }
     if let Some(p) = &outcome.pruned {
-        println!("{}", pruned_line(p));
+        println!("{}", vault_present::audit::pruned_line(p));
     }
     Ok(())
 }
@@ -86,24 +86,4 @@ pub fn retention(ctx: &Context, vault: &mut Vault, args: RetentionArgs) -> Resul
         }
     }
     Ok(())
-}
-
-/// The checkpoint as `audit verify --json` and `audit prune --json` give it.
-pub fn pruned_json(p: &AuditPruned) -> serde_json::Value {
-    serde_json::json!({
-        "through_seq": p.through_seq,
-        "through_at": rfc3339(p.through_at_ms / 1000),
-        "pruned_at": rfc3339(p.pruned_at_ms / 1000),
-    })
-}
-
-/// Where the trail starts, for a person.
-pub fn pruned_line(p: &AuditPruned) -> String {
-    format!(
-        "starts at record {}: records 1..={} (to {}) were pruned at {}; the checkpoint verifies",
-        p.through_seq + 1,
-        p.through_seq,
-        rfc3339(p.through_at_ms / 1000),
-        rfc3339(p.pruned_at_ms / 1000)
-    )
 }

@@ -1,4 +1,4 @@
-//! Text for a person's terminal. Much of what the CLI prints was written by
+//! Text for a person's terminal. Much of what the vault prints was written by
 //! someone else (file names, rotation commands, audit targets, agent names
 //! from a synced vault); a newline in it would forge a line of `vault
 //! approvals` or `vault audit log`, an ANSI escape could repaint the screen.
