@@ -6,14 +6,14 @@
 //! wire format the client expects.
 
 use std::io::{Read, Write};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::broker::{authorizations, REAL_KEY};
-use crate::common::{stdout_of, terminate, wait_bounded, Env};
+use crate::common::{set_rotation_script, stdout_of, terminate, wait_bounded, Env};
 use crate::upstream::{
     python_with_http_clients, reply, sse_events, start_broker_server_with, stream_or_ok, Conn,
-    Flow, Handler, Req, Upstream, UPSTREAM_HOST,
+    Flow, Handler, Req, Upstream, FINANCE_SECRET, UPSTREAM_HOST,
 };
 
 const ANTHROPIC_KEY: &str = "sk-ant-real-upstream-key-5555";
@@ -412,6 +412,15 @@ fn ws_write(conn: &mut Conn, opcode: u8, payload: &[u8]) -> bool {
 /// A WebSocket echo server: answers the handshake, then echoes each text
 /// frame with what the handshake's Authorization header was.
 fn websocket_upstream(req: &Req, conn: &mut Conn) -> Flow {
+    websocket_serve(req, conn, None)
+}
+
+/// [`websocket_upstream`] that also records each data frame's payload it got.
+fn websocket_recorder(frames: Arc<Mutex<Vec<Vec<u8>>>>) -> Handler {
+    Arc::new(move |req: &Req, conn: &mut Conn| websocket_serve(req, conn, Some(&frames)))
+}
+
+fn websocket_serve(req: &Req, conn: &mut Conn, record: Option<&Mutex<Vec<Vec<u8>>>>) -> Flow {
     let Some(key) = req.header("sec-websocket-key") else {
         return reply(conn, "400 Bad Request", "", "not a websocket");
     };
@@ -434,6 +443,9 @@ fn websocket_upstream(req: &Req, conn: &mut Conn) -> Flow {
         return Flow::Close;
     }
     while let Some((opcode, payload)) = ws_read(conn) {
+        if let (Some(record), 0x0..=0x2) = (record, opcode) {
+            record.lock().unwrap().push(payload.clone());
+        }
         match opcode {
             0x1 => {
                 let text = format!("echo {} auth={auth}", String::from_utf8_lossy(&payload));
@@ -452,6 +464,156 @@ fn websocket_upstream(req: &Req, conn: &mut Conn) -> Flow {
         }
     }
     Flow::Close
+}
+
+/// A rig whose hermes may open WebSockets to the upstream, which records
+/// frames; finance holds FINANCE_SECRET. `top` goes before the rule.
+fn websocket_rig(top: &str) -> (Rig, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let env = Env::new();
+    env.vault(&["agent", "add", "finance"]).assert().success();
+    env.set("finance/DB_PASSWORD", FINANCE_SECRET);
+    set_rotation_script(&env, "finance/DB_PASSWORD", "echo Rotated9vK2mW9xR4tB8nL\n");
+    let frames = Arc::new(Mutex::new(Vec::new()));
+    let upstream = Upstream::serve(env.dir.path(), true, websocket_recorder(frames.clone()));
+    let policy = format!(
+        "{top}[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"/v1/\"\nsecret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+        upstream.port
+    );
+    (Rig::start(env, upstream, &policy, &["127.0.0.0/8"]), frames)
+}
+
+/// Python: `closed(send)` opens a socket, checks an echo, runs `send(ws)`
+/// and says how the broker closed it (code and reason), or what came back.
+const WS_CLOSED_PY: &str = r#"
+import os
+from websockets.sync.client import connect
+from websockets.exceptions import ConnectionClosed
+def closed(url, send):
+    headers = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+    with connect(url, additional_headers=headers, open_timeout=20, ping_interval=None) as ws:
+        ws.send("hello")
+        assert ws.recv(timeout=20).startswith("echo hello")
+        try:
+            send(ws)
+            return "answered " + str(ws.recv(timeout=20))[:60]
+        except ConnectionClosed as e:
+            return "closed %s %s" % (e.rcvd.code, e.rcvd.reason) if e.rcvd else "dropped"
+"#;
+
+// issue 16, websocket frames: what an agent sends over a WebSocket is
+// scanned like a body. A stored secret split across continuation frames, the
+// agent's own vault key, or a secret in a binary frame closes the socket
+// with 1008 and `exfiltration_blocked` before any byte of that message
+// reaches the upstream, and goes to the leak flow (the secret gets an
+// approval, the key rotates); a message over the bound is refused with 1009
+#[test]
+fn websocket_frames_carrying_a_credential_are_stopped_before_the_upstream_and_leak() {
+    let (rig, frames) = websocket_rig("");
+    let key = stdout_of(
+        &rig.env
+            .vault(&["issue", "hermes-leaky", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let script = format!(
+        r#"{WS_CLOSED_PY}
+url = "wss://{UPSTREAM_HOST}:{port}/v1/realtime"
+secret, key = "{FINANCE_SECRET}", "{key}"
+print("secret", closed(url, lambda ws: ws.send(["the db password is ", secret[:8], secret[8:] + " ok"])))
+print("key", closed(url, lambda ws: ws.send("my vault key is " + key)))
+print("binary", closed(url, lambda ws: ws.send(("pw " + secret).encode())))
+print("big", closed(url, lambda ws: ws.send(["a" * 700000, "b" * 700000])))
+"#,
+        port = rig.upstream.port,
+    );
+    let text = rig.python(&script);
+    for case in ["secret", "key", "binary"] {
+        assert!(
+            text.contains(&format!("{case} closed 1008 exfiltration_blocked: ")),
+            "{case}: {text}"
+        );
+    }
+    assert!(
+        text.contains("big closed 1009 websocket_message_too_large: "),
+        "{text}"
+    );
+    assert!(
+        !text.contains(FINANCE_SECRET) && !text.contains(&key),
+        "{text}"
+    );
+    // only the four clean hellos reached the upstream, not a fragment more
+    assert_eq!(*frames.lock().unwrap(), vec![b"hello".to_vec(); 4]);
+    // no compression was negotiated: the frames stay readable
+    for head in rig.upstream.heads() {
+        assert!(
+            !head
+                .to_ascii_lowercase()
+                .contains("sec-websocket-extensions"),
+            "{head}"
+        );
+    }
+    let approvals = stdout_of(&rig.env.vault(&["--json", "approvals"]).assert().success());
+    assert!(
+        approvals.contains("\"rotate_secret\"") && approvals.contains("DB_PASSWORD"),
+        "{approvals}"
+    );
+    let keys = stdout_of(&rig.env.vault(&["--json", "keys", "ls"]).assert().success());
+    let keys: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    let leaky: Vec<&serde_json::Value> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["name"] == "hermes-leaky")
+        .collect();
+    assert!(leaky.iter().any(|k| k["status"] == "revoked"), "{keys}");
+    assert!(leaky.iter().any(|k| k["status"] == "active"), "{keys}");
+    let log = stdout_of(
+        &rig.env
+            .vault(&["--json", "audit", "log"])
+            .assert()
+            .success(),
+    );
+    assert!(log.contains("egress.exfiltration"), "{log}");
+    assert!(!log.contains(FINANCE_SECRET) && !log.contains(&key));
+}
+
+// issue 16, websocket frames: with egress_scan = "redact" a text message
+// goes on with each value replaced (and still leaks to the vault); a binary
+// one cannot be rewritten faithfully and is blocked
+#[test]
+fn redact_mode_rewrites_websocket_text_frames_and_blocks_binary_ones() {
+    let (rig, frames) = websocket_rig("egress_scan = \"redact\"\n");
+    let script = format!(
+        r#"{WS_CLOSED_PY}
+url = "wss://{UPSTREAM_HOST}:{port}/v1/realtime"
+secret = "{FINANCE_SECRET}"
+print("text", closed(url, lambda ws: ws.send(["password ", secret + " ok"])))
+print("binary", closed(url, lambda ws: ws.send(("pw " + secret).encode())))
+"#,
+        port = rig.upstream.port,
+    );
+    let text = rig.python(&script);
+    assert!(
+        text.contains("text answered echo password <redacted:vault.stored-secret> ok"),
+        "{text}"
+    );
+    assert!(
+        text.contains("binary closed 1008 exfiltration_blocked: "),
+        "{text}"
+    );
+    let got = frames.lock().unwrap().clone();
+    assert_eq!(
+        got,
+        vec![
+            b"hello".to_vec(),
+            b"password <redacted:vault.stored-secret> ok".to_vec(),
+            b"hello".to_vec()
+        ]
+    );
+    let approvals = stdout_of(&rig.env.vault(&["--json", "approvals"]).assert().success());
+    assert!(approvals.contains("DB_PASSWORD"), "{approvals}");
 }
 
 // issue 15 remainder, item 3, acceptance: a real WebSocket client (Python
@@ -514,27 +676,29 @@ fn an_idle_websocket_is_closed_after_the_idle_timeout() {
         upstream,
         &policy,
         &["127.0.0.0/8"],
-        &["--broker-ws-idle-timeout", "1s"],
+        &["--broker-ws-idle-timeout", "300ms"],
     );
-    // traffic every 0.4 s for 2 s keeps it open; then silence closes it
-    // well before the client's own 15 s wait (pings off: they are traffic)
+    // traffic every 50 ms for longer than the timeout keeps it open; then
+    // silence closes it, waited on as an event with the client's 15 s
+    // deadline, not a fixed sleep (pings off: they are traffic)
     let script = format!(
         r#"
 import time
 from websockets.sync.client import connect
 from websockets.exceptions import ConnectionClosed
 with connect("wss://{host}:{port}/v1/realtime", open_timeout=20, ping_interval=None) as ws:
-    for i in range(5):
+    busy = time.monotonic()
+    while time.monotonic() - busy < 0.6:
         ws.send("tick")
         ws.recv(timeout=20)
-        time.sleep(0.4)
+        time.sleep(0.05)
     print("busy kept open")
     start = time.monotonic()
     try:
         ws.recv(timeout=15)
         print("idle got a message")
     except ConnectionClosed:
-        print("idle closed after", round(time.monotonic() - start, 1))
+        print("idle closed after", round(time.monotonic() - start, 3))
     except TimeoutError:
         print("idle never closed")
 "#,
@@ -550,7 +714,7 @@ with connect("wss://{host}:{port}/v1/realtime", open_timeout=20, ping_interval=N
         .trim()
         .parse()
         .unwrap();
-    assert!(after < 5.0, "{text}");
+    assert!((0.2..5.0).contains(&after), "{text}");
 }
 
 /// Answers `/v1/redirect-*` with a 302 to a private address, `/v1/landing` with `landed`.

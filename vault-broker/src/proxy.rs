@@ -19,6 +19,7 @@ use hyper::{Method, Request, Response, Uri, Version};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+use vault_core::policy::egress::EgressScan;
 use vault_core::{EgressGrant, SecretString};
 
 use crate::ca::LocalCa;
@@ -323,6 +324,22 @@ impl<B: Backend> Tunnel<B> {
         let mut meter = Meter::new(accounting, Some(meta), &asked);
         let (mut parts, body) = req.into_parts();
         let websocket = crate::websocket::take_upgrade(&mut parts);
+        // A WebSocket's frames are egress too: scanned as the body would be.
+        let frame_scan = match meta_governance.scan {
+            _ if websocket.is_none() => None,
+            EgressScan::Off => None,
+            scan => self
+                .shared
+                .backend
+                .outbound()
+                .map(|outbound| crate::websocket::FrameScan {
+                    backend: self.shared.backend.clone(),
+                    credential: self.credential.clone(),
+                    outbound,
+                    bound: attach.as_ref().map(|(_, secret, _)| secret.clone()),
+                    redact: scan == EgressScan::Redact,
+                }),
+        };
         strip_hop_by_hop(&mut parts.headers);
         let mut path_and_query = parts
             .uri
@@ -373,7 +390,7 @@ impl<B: Backend> Tunnel<B> {
             .map_err(|_| Refusal::new(Code::BadProxyRequest, "the request target is not a path"))?;
         parts.version = Version::HTTP_11;
         if let Some(client) = websocket {
-            return crate::websocket::forward(self, client, parts, body, meter).await;
+            return crate::websocket::forward(self, client, parts, body, meter, frame_scan).await;
         }
         let upstream_req = Request::from_parts(parts, body);
         let pending = {

@@ -58,6 +58,8 @@ pub enum Code {
     UpstreamUnreachable,
     /// The upstream's TLS certificate did not verify, or the handshake failed.
     UpstreamTls,
+    /// A WebSocket message longer than the broker holds to scan (sent as a close reason).
+    WebsocketMessageTooLarge,
 }
 
 impl Code {
@@ -85,6 +87,7 @@ impl Code {
             Code::ProxyAuthRequired => "proxy_auth_required",
             Code::UpstreamUnreachable => "upstream_unreachable",
             Code::UpstreamTls => "upstream_tls",
+            Code::WebsocketMessageTooLarge => "websocket_message_too_large",
         }
     }
 
@@ -100,7 +103,9 @@ impl Code {
             | Code::ApprovalQueueFull
             | Code::ExfiltrationBlocked => StatusCode::FORBIDDEN,
             Code::BrokerBusy => StatusCode::SERVICE_UNAVAILABLE,
-            Code::ApprovalBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Code::ApprovalBodyTooLarge | Code::WebsocketMessageTooLarge => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             Code::EgressBodyEncoded => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Code::EgressMethodDenied => StatusCode::METHOD_NOT_ALLOWED,
             Code::EgressPlaceholderMissing => StatusCode::BAD_REQUEST,

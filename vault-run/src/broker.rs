@@ -12,8 +12,8 @@ use vault_broker::LocalCa;
 use vault_client::Remote;
 use vault_core::policy::egress::PLACEHOLDER;
 use vault_core::{
-    AgentName, KeyInfo, Principal, Scope, SecretBytes, SecretName, SecretString, TokenRequest,
-    Vault,
+    AgentName, KeyInfo, KeyStatus, Principal, Scope, SecretBytes, SecretName, SecretString,
+    TokenRequest, Vault,
 };
 
 use crate::error::{invalid, refused, Context as _, Error, Result};
@@ -39,6 +39,8 @@ pub struct RunKey {
     vault: Vault,
     key_id: String,
     name: String,
+    agent: AgentName,
+    created_at: i64,
 }
 
 impl RunKey {
@@ -47,13 +49,34 @@ impl RunKey {
         (&self.name, &self.key_id)
     }
 
-    /// Revokes the run's key. A failure is for the caller to report, not
-    /// fatal (the child's exit code is what it passes on): the key then expires.
+    /// Revokes the run's key, and any successor it got during the run. A
+    /// failure is for the caller to report, not fatal (the child's exit code
+    /// is what it passes on): the key then expires.
+    ///
+    /// Why successors: when the run's key (or a token of it) is found leaked,
+    /// the leak flow rotates it, and the successor keeps the name and the
+    /// 24 h lifetime. Revoking only the id issued at start would leave that
+    /// successor alive long after the run it belonged to. A successor is a
+    /// key of the run's name and agent created since the run's key was.
     ///
     /// # Errors
-    /// The vault could not revoke it.
+    /// The vault could not list or revoke them.
     pub fn revoke(mut self) -> Result<()> {
-        self.vault.revoke_key(&Principal::Operator, &self.key_id)?;
+        let op = &Principal::Operator;
+        let live = self
+            .vault
+            .list_keys(op, Some(&self.agent))?
+            .into_iter()
+            .filter(|k| {
+                (k.key_id == self.key_id
+                    || (k.name == self.name && k.created_at >= self.created_at))
+                    && !matches!(k.status, KeyStatus::Revoked | KeyStatus::Expired)
+            })
+            .map(|k| k.key_id)
+            .collect::<Vec<_>>();
+        for key_id in live {
+            self.vault.revoke_key(op, &key_id)?;
+        }
         Ok(())
     }
 }
@@ -117,6 +140,8 @@ pub fn prepare_run(
     let run_key = RunKey {
         key_id: issued.info.key_id.clone(),
         name: issued.info.name.to_string(),
+        agent: agent.clone(),
+        created_at: issued.info.created_at,
         vault,
     };
     Ok((env, child, run_key))
@@ -530,3 +555,43 @@ pub struct EnvSettings {
 /// The variable that carries the agent's key in a broker env file (the
 /// target's key variable, as `vault target add` defaults it).
 const KEY_VAR: &str = "VAULT_AGENT_KEY";
+
+#[cfg(test)]
+mod tests {
+    use vault_core::{KdfParams, Policy, RotationReason};
+
+    use super::*;
+
+    // issue 16 remainder, item 4: the run's key leaks and is rotated during
+    // the run; the successor is revoked with it when the run ends
+    #[test]
+    fn a_leaked_run_keys_successor_is_revoked_when_the_run_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = SecretString::new("correct horse battery staple".into());
+        let mut vault = Vault::init(&dir.path().join("vault"), &pass, KdfParams::FLOOR).unwrap();
+        let agent = AgentName::parse("hermes").unwrap();
+        let op = &Principal::Operator;
+        vault.add_agent(op, &agent, &Policy::default()).unwrap();
+        let (_, _child, mut run) = prepare_run(vault, &agent, "http://127.0.0.1:9").unwrap();
+        let (name, old_id) = (run.name.clone(), run.key_id.clone());
+        // what the leak flow does with a leaked key (vault_guard::leak::act)
+        let report = run
+            .vault
+            .rotate_key(op, &old_id, RotationReason::Leak)
+            .unwrap();
+        assert_ne!(report.new_key_id, old_id);
+        let live = |vault: &Vault| {
+            vault
+                .list_keys(op, Some(&agent))
+                .unwrap()
+                .into_iter()
+                .filter(|k| k.name == name && k.status == KeyStatus::Active)
+                .count()
+        };
+        assert_eq!(live(&run.vault), 1, "the successor is live during the run");
+        let home = dir.path().join("vault");
+        run.revoke().unwrap();
+        let vault = Vault::unlock(&home, &pass).unwrap();
+        assert_eq!(live(&vault), 0, "no key of the run outlives it");
+    }
+}

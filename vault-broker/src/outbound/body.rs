@@ -79,10 +79,7 @@ impl hyper::body::Body for Chained {
 pub(super) struct ScanningBody<B: Backend> {
     /// Scanned bytes ready to send.
     ready: Option<Bytes>,
-    /// Scanned, not yet sent (at most [`HOLDBACK`] once streaming).
-    carry: Vec<u8>,
-    /// The last bytes sent, scanned again with the next chunk.
-    sent_tail: Vec<u8>,
+    window: Window,
     inner: Incoming,
     outbound: Outbound,
     backend: Arc<B>,
@@ -103,12 +100,10 @@ impl<B: Backend> ScanningBody<B> {
         o: Outgoing<'_, B>,
         cut: Cut,
     ) -> Self {
-        let keep = head.len().saturating_sub(HOLDBACK);
-        let ready = Bytes::copy_from_slice(&head[..keep]);
+        let (ready, window) = Window::new(&head);
         ScanningBody {
-            sent_tail: ready[ready.len().saturating_sub(CONTEXT)..].to_vec(),
             ready: Some(ready),
-            carry: head[keep..].to_vec(),
+            window,
             inner,
             outbound,
             backend: o.backend.clone(),
@@ -121,41 +116,94 @@ impl<B: Backend> ScanningBody<B> {
         }
     }
 
-    /// Scans `sent_tail + carry + data`; on a finding touching unsent bytes,
-    /// hands it to the leak flow and returns the refusal.
+    /// Scans the next chunk; on a finding, hands it to the leak flow and
+    /// returns the refusal.
     fn take(&mut self, data: &[u8]) -> Result<Bytes, Refusal> {
+        let found = match self.window.take(&self.outbound, self.bound.as_ref(), data) {
+            Ok(out) => return Ok(out),
+            Err(found) => found,
+        };
+        let refusal = Refusal::new(
+            Code::ExfiltrationBlocked,
+            format!(
+                "the request body carried a credential ({}) past the first {} bytes; the broker \
+                 cut the request before the value left, and the vault now treats it as leaked",
+                found.rules.join(", "),
+                MAX_SCANNED_BODY
+            ),
+        );
+        let backend = self.backend.clone();
+        let credential = self.credential.clone();
+        let leak = Leak {
+            host: self.host.clone(),
+            port: self.port,
+            rules: found.rules,
+            items: found.items,
+            redacted: false,
+        };
+        tokio::spawn(async move { backend.leaked(credential, leak).await });
+        Err(refusal)
+    }
+}
+
+/// The held-back window of a streamed body, apart from the body and the
+/// vault so it can be tested on its own: what has been scanned but not sent
+/// (`carry`, at most [`HOLDBACK`]) and the last bytes sent (`sent_tail`,
+/// [`CONTEXT`]), scanned again with each chunk.
+pub(super) struct Window {
+    carry: Vec<u8>,
+    sent_tail: Vec<u8>,
+}
+
+impl Window {
+    /// For a body whose `head` was scanned whole: what may go now, and the window.
+    pub(super) fn new(head: &[u8]) -> (Bytes, Window) {
+        let keep = head.len().saturating_sub(HOLDBACK);
+        let ready = Bytes::copy_from_slice(&head[..keep]);
+        let window = Window {
+            sent_tail: ready[ready.len().saturating_sub(CONTEXT)..].to_vec(),
+            carry: head[keep..].to_vec(),
+        };
+        (ready, window)
+    }
+
+    /// Scans `sent_tail + carry + data`, raw and with JSON escapes decoded
+    /// (an escaped value is at most 12 bytes a character, so one up to 680
+    /// characters is still whole inside the window when its last byte
+    /// arrives). A finding touching unsent bytes is returned; else the bytes
+    /// that may go now.
+    pub(super) fn take(
+        &mut self,
+        ob: &Outbound,
+        bound: Option<&SecretPath>,
+        data: &[u8],
+    ) -> Result<Bytes, Found> {
         let mut hay = Vec::with_capacity(self.sent_tail.len() + self.carry.len() + data.len());
         hay.extend_from_slice(&self.sent_tail);
         hay.extend_from_slice(&self.carry);
         hay.extend_from_slice(data);
         let fresh = self.sent_tail.len();
-        let matches: Vec<Match> = blocking(&self.outbound, self.bound.as_ref(), &hay)
+        let matches: Vec<Match> = blocking(ob, bound, &hay)
             .into_iter()
             .filter(|m| m.end > fresh)
             .collect();
+        let mut found = Found::default();
         if !matches.is_empty() {
-            let mut found = Found::default();
             found.add(&hay, &matches, true);
-            let refusal = Refusal::new(
-                Code::ExfiltrationBlocked,
-                format!(
-                    "the request body carried a credential ({}) past the first {} bytes; the broker \
-                     cut the request before the value left, and the vault now treats it as leaked",
-                    found.rules.join(", "),
-                    MAX_SCANNED_BODY
-                ),
-            );
-            let backend = self.backend.clone();
-            let credential = self.credential.clone();
-            let leak = Leak {
-                host: self.host.clone(),
-                port: self.port,
-                rules: found.rules,
-                items: found.items,
-                redacted: false,
-            };
-            tokio::spawn(async move { backend.leaked(credential, leak).await });
-            return Err(refusal);
+            return Err(found);
+        }
+        if has_json_escape(&hay[fresh.saturating_sub(1)..]) {
+            let decoded = json_unescape(&hay);
+            // the sent tail decoded alone is never shorter than its part of `decoded`
+            let fresh_decoded = json_unescape(&hay[..fresh]).len();
+            let more: Vec<Match> = blocking(ob, bound, &decoded)
+                .into_iter()
+                .filter(|m| m.end > fresh_decoded)
+                .collect();
+            if !more.is_empty() {
+                found.add(&decoded, &more, true);
+                return Err(found);
+            }
         }
         let unsent = &hay[fresh..];
         let keep = unsent.len().saturating_sub(HOLDBACK);
@@ -165,6 +213,11 @@ impl<B: Backend> ScanningBody<B> {
         tail.extend_from_slice(&out);
         self.sent_tail = tail[tail.len().saturating_sub(CONTEXT)..].to_vec();
         Ok(out)
+    }
+
+    /// What is still unsent when the body ends (scanned with the last chunk).
+    pub(super) fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.carry)
     }
 }
 
@@ -189,7 +242,7 @@ impl<B: Backend> hyper::body::Body for ScanningBody<B> {
                 Poll::Ready(None) => {
                     // the carry was scanned with the last chunk
                     this.done = true;
-                    let last = std::mem::take(&mut this.carry);
+                    let last = this.window.finish();
                     if last.is_empty() {
                         return Poll::Ready(None);
                     }
@@ -220,5 +273,51 @@ impl<B: Backend> hyper::body::Body for ScanningBody<B> {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "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";
+
+    // issue 16, finding: JSON `\u` escapes in a body streamed past 1 MiB are
+    // decoded too, wherever a chunk boundary cuts the escaped value
+    #[test]
+    fn an_escaped_value_in_a_streamed_body_is_found_at_every_chunk_boundary() {
+        let ob = Outbound {
+            scanner: Arc::new(vault_scan::Scanner::builtin().unwrap()),
+            known: None,
+        };
+        // every character of the key escaped: no raw byte of it to match
+        let escaped: String = KEY
+            .chars()
+            .map(|c| format!("\\u{:04x}", c as u32))
+            .collect();
+        let head = vec![b' '; MAX_SCANNED_BODY + 10];
+        let body = format!("{{\"prompt\":\"key {escaped} ok\"}}");
+        let start = body.find("\\u").unwrap();
+        for cut in start..start + escaped.len() {
+            let (ready, mut window) = Window::new(&head);
+            let mut sent = ready.len();
+            let first = window.take(&ob, None, &body.as_bytes()[..cut]);
+            let Ok(out) = first else {
+                panic!("cut {cut}: found before the value was whole");
+            };
+            sent += out.len();
+            let second = window.take(&ob, None, &body.as_bytes()[cut..]);
+            let found = second.err().unwrap_or_else(|| panic!("cut {cut}: missed"));
+            assert_eq!(
+                found.rules,
+                vec!["github.pat-classic".to_owned()],
+                "cut {cut}"
+            );
+            // nothing of the value had left
+            assert!(sent <= head.len() + start, "cut {cut}");
+        }
+        // a clean escaped body streams on
+        let (_, mut window) = Window::new(&head);
+        assert!(window.take(&ob, None, br#"{"a":"caf\u00e9"}"#).is_ok());
     }
 }

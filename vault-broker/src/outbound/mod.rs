@@ -275,6 +275,47 @@ pub(crate) async fn prepare<B: Backend>(
     Ok((body, cut))
 }
 
+/// What [`scan_message`] found in one WebSocket message.
+pub(crate) struct MessageFinding {
+    /// The rules that matched (never a value).
+    pub(crate) rules: Vec<String>,
+    /// What the vault can act on.
+    pub(crate) items: Vec<Leaked>,
+    /// The message with each value redacted, when it may be sent so.
+    pub(crate) replacement: Option<Vec<u8>>,
+}
+
+/// Scans one WebSocket message (or control payload) like a request body:
+/// raw, then JSON-unescaped. `None`: nothing blocking in it. A finding is
+/// redacted only when `redactable` and the raw scan found it.
+pub(crate) fn scan_message(
+    ob: &Outbound,
+    bound: Option<&SecretPath>,
+    data: &[u8],
+    redactable: bool,
+) -> Option<MessageFinding> {
+    let mut found = Found::default();
+    let matches = blocking(ob, bound, data);
+    if !matches.is_empty() {
+        found.add(data, &matches, !redactable);
+    } else if has_json_escape(data) {
+        let decoded = json_unescape(data);
+        let more = blocking(ob, bound, &decoded);
+        if !more.is_empty() {
+            found.add(&decoded, &more, true);
+        }
+    }
+    if found.rules.is_empty() {
+        return None;
+    }
+    let replacement = (!found.unredactable).then(|| redact_bytes(data, &matches));
+    Some(MessageFinding {
+        rules: found.rules,
+        items: found.items,
+        replacement,
+    })
+}
+
 /// The scan [`prepare`] runs in `block` mode, without the request around it.
 pub(crate) fn scan_for_bench(
     ob: &Outbound,
