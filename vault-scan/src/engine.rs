@@ -170,6 +170,7 @@ impl Scanner {
             ignore_case: false,
             confidence: Confidence::High,
             value_checks: false,
+            overlaps: Vec::new(),
             examples: Vec::new(),
             negative_examples: Vec::new(),
         };

@@ -58,11 +58,25 @@ pub struct Rule {
     /// documented shape to check instead.
     #[serde(default)]
     pub value_checks: bool,
+    /// Other rules that may match the same value, each with why (a Gemini key is also a
+    /// Google API key: both name who rotates it). Any other overlap fails tests/rules.rs.
+    #[serde(default)]
+    pub overlaps: Vec<Overlap>,
     /// Texts that must produce a finding for this rule.
     pub examples: Vec<String>,
     /// Texts that must not produce a finding for this rule.
     #[serde(default)]
     pub negative_examples: Vec<String>,
+}
+
+/// A declared overlap: `rule` may report the same bytes, for `reason`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Overlap {
+    /// The other rule's id.
+    pub rule: String,
+    /// Why both are right.
+    pub reason: String,
 }
 
 /// A structural validator.

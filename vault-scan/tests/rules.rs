@@ -573,3 +573,106 @@ fn the_longest_vault_token_is_found_through_its_derived_window() {
     assert_eq!(r.findings[0].rule, "vault.token");
     assert_eq!(r.findings[0].column, 13);
 }
+
+// issue 18, rules as data: no two rules claim one provider format. Every example's value is
+// reported by its own rule alone, unless the rules declare the overlap with a reason.
+#[test]
+fn no_two_rules_claim_one_value_unless_the_overlap_is_declared() {
+    let rules = builtin_rules().unwrap();
+    let declared = |a: &str, b: &str| {
+        let says = |x: &str, y: &str| {
+            rules.iter().any(|r| {
+                r.id == x
+                    && r.overlaps
+                        .iter()
+                        .any(|o| o.rule == y && !o.reason.is_empty())
+            })
+        };
+        says(a, b) || says(b, a)
+    };
+    let mut failures = std::collections::BTreeSet::new();
+    for rule in &rules {
+        for ex in &rule.examples {
+            let found = scanner().find(ex.as_bytes(), None);
+            for own in found.iter().filter(|m| m.rule == rule.id) {
+                for other in &found {
+                    let overlapping = other.start < own.end && own.start < other.end;
+                    if other.rule != rule.id && overlapping && !declared(&rule.id, &other.rule) {
+                        failures.insert(format!("{} and {}: {ex}", rule.id, other.rule));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "values claimed by two rules (declare `overlaps` with a reason, or narrow one):\n{}",
+        failures.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+// issue 18, rules as data: every rule that claims a format names the provider's
+// documentation of it (an https URL, or for the vault's own formats a file of this
+// repository). Name-keyed rules (`*.keyed`, `*.name-keyed`) claim no format, only that a
+// value sits under the provider's name; those without a reference are counted, not hidden.
+#[test]
+fn every_format_rule_names_the_providers_documentation() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut failures = Vec::new();
+    let mut keyed_without = 0;
+    for rule in builtin_rules().unwrap() {
+        for r in &rule.references {
+            if !(r.starts_with("https://") || repo.join(r).is_file()) {
+                failures.push(format!(
+                    "{}: {r} is neither an https URL nor a file here",
+                    rule.id
+                ));
+            }
+        }
+        if rule.references.is_empty() {
+            if rule.id.ends_with("keyed") {
+                keyed_without += 1;
+            } else {
+                failures.push(format!("{}: no reference", rule.id));
+            }
+        }
+        assert!(
+            !rule.description.trim().is_empty(),
+            "{}: no description",
+            rule.id
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Each one given a reference lowers this; none may be added without one.
+    assert!(
+        keyed_without <= 295,
+        "{keyed_without} name-keyed rules without a reference"
+    );
+}
+
+// issue 18, rules as data (found by the overlap check above): a provider's name inside a
+// longer name is not that provider. `box` in DROPBOX_API_KEY, MAPBOX_API_KEY or
+// KICKBOX_API_KEY named Box; keyed rules now start their name at a word's start, as the
+// name-keyed ones do.
+#[test]
+fn a_providers_name_inside_a_longer_name_is_not_that_provider() {
+    let value = random_chars(BASE64URL, 32).replace(['-', '_'], "x");
+    for name in [
+        "DROPBOX_TOKEN",
+        "MAPBOX_API_KEY",
+        "KICKBOX_API_KEY",
+        "DATABOX_API_KEY",
+    ] {
+        let text = format!("{name}=\"{value}\"");
+        assert!(
+            !rules_found(&text).iter().any(|r| r == "box.keyed"),
+            "{text}: {:?}",
+            rules_found(&text)
+        );
+    }
+    let text = format!("BOX_TOKEN=\"{value}\"");
+    assert!(
+        rules_found(&text).iter().any(|r| r == "box.keyed"),
+        "{text}"
+    );
+}

@@ -18,6 +18,9 @@ use crate::exit;
 pub struct ScanArgs {
     /// Files and directories (default: the current directory). .gitignore is respected.
     paths: Vec<PathBuf>,
+    /// List the rules (id, confidence, name, the provider's documentation) and scan nothing.
+    #[arg(long, conflicts_with_all = ["paths", "staged", "stdin"])]
+    rules: bool,
     /// Scan what is staged for commit (the index, not the working tree).
     #[arg(long, conflicts_with_all = ["paths", "stdin"])]
     staged: bool,
@@ -104,6 +107,15 @@ pub enum HookCommand {
 pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let scanner =
         Scanner::builtin().map_err(|e| exit::usage(format!("loading the scan rules: {e}")))?;
+    if args.rules {
+        let rows = output::rule_rows(&scanner);
+        let out = &mut std::io::stdout().lock();
+        match (args.format, ctx.json) {
+            (Format::Json, _) | (_, true) => output::write_rules_json(out, &rows)?,
+            _ => output::write_rules_human(out, &rows)?,
+        }
+        return Ok(());
+    }
     let matcher = ctx.matcher();
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
