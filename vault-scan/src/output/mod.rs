@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use crate::finding::Report;
 
 pub use human::write_human;
-pub use rules::{rule_rows, write_rules_human, write_rules_json, RuleRow};
+pub use rules::{print_rules, rule_rows, write_rules_human, write_rules_json, RuleRow};
 pub use sarif::write_sarif;
 
 /// Writes `{"findings":[...],"errors":[...],"skipped":[...]}` (the scriptable contract).

@@ -66,3 +66,17 @@ pub fn write_rules_human(out: &mut dyn Write, rows: &[RuleRow]) -> io::Result<()
     }
     writeln!(out, "{} rules", rows.len())
 }
+
+/// Prints every rule of `scanner` on stdout, as JSON or for a person (`vault scan --rules`).
+///
+/// # Errors
+/// If writing fails.
+pub fn print_rules(scanner: &Scanner, json: bool) -> io::Result<()> {
+    let rows = rule_rows(scanner);
+    let out = &mut io::stdout().lock();
+    if json {
+        write_rules_json(out, &rows)
+    } else {
+        write_rules_human(out, &rows)
+    }
+}
