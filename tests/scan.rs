@@ -827,3 +827,38 @@ fn hook_uninstall_with_no_hook_says_none_is_installed() {
         "{error}"
     );
 }
+
+// issue 18, rules as data: `vault scan --rules` lists every rule with its confidence and the
+// provider's documentation, for a person (snapshot: a rule added, removed or renamed is a
+// reviewed diff) and as JSON for scripts; it needs no vault and scans nothing.
+#[test]
+fn scan_rules_lists_every_rule_with_its_confidence_and_reference() {
+    let env = Env::empty();
+    let human = env.vault(&["scan", "--rules"]).assert().success();
+    let human = stdout_of(&human);
+    insta::assert_snapshot!("scan_rules", human);
+    let out = env.vault(&["scan", "--rules", "--json"]).assert().success();
+    let v = json(&out);
+    let rules = v["rules"].as_array().unwrap();
+    assert_eq!(
+        human.lines().last().unwrap(),
+        format!("{} rules", rules.len())
+    );
+    let ids: Vec<&str> = rules.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    assert_eq!(ids, sorted);
+    let openai = rules
+        .iter()
+        .find(|r| r["id"] == "openai.project-key")
+        .unwrap();
+    assert_eq!(openai["confidence"], "high");
+    assert_eq!(openai["provider"], "openai");
+    assert!(openai["references"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("https://"));
+    assert!(rules.iter().all(|r| r.get("pattern").is_none()));
+    // Scanning alongside the listing is refused, not silently ignored.
+    env.vault(&["scan", "--rules", "."]).assert().code(2);
+}

@@ -13,7 +13,7 @@ use regex::bytes::Regex;
 use crate::error::Error;
 use crate::known::{is_delimiter, KnownSecrets, ManagedInfo};
 use crate::redact::{fingerprint, redact};
-use crate::rule::{crc32_base62_ok, entropy, ChecksumPolicy, Confidence, Rule, Validator};
+use crate::rule::{crc32_base62_ok, entropy, ChecksumPolicy, Confidence, Rule, Validator, Windows};
 use crate::shape::{
     allowed_inline, generic_value_is_code, is_documentation_jwt, is_placeholder,
     is_placeholder_url_credential, named_as_identifier,
@@ -49,10 +49,14 @@ pub struct Scanner {
 struct Compiled {
     rule: Rule,
     /// Compiled on first use, so a small input (a pre-commit) pays only for rules whose
-    /// keywords occur in it.
-    regex: OnceLock<Option<Regex>>,
-    before: usize,
-    after: usize,
+    /// keywords occur in it; `None` if the pattern does not compile.
+    confirm: OnceLock<Option<Confirm>>,
+}
+
+/// A rule's regex and the window around a keyword hit that holds every match of it.
+struct Confirm {
+    regex: Regex,
+    windows: Windows,
 }
 
 /// A keyword (lowercased) and the rules using it, each with its exact bytes when the rule
@@ -128,10 +132,8 @@ impl Scanner {
                 }
             }
             compiled.push(Compiled {
-                before: rule.window_before.unwrap_or(64),
-                after: rule.window.unwrap_or(512),
                 rule,
-                regex: OnceLock::new(),
+                confirm: OnceLock::new(),
             });
         }
         let prefilter_error = |message: String| Error::Rule {
@@ -155,6 +157,8 @@ impl Scanner {
             id: STORED_SECRET_RULE.into(),
             provider: VAULT_PROVIDER.into(),
             name: "secret stored in the vault".into(),
+            description: "A value stored in the vault, found by the matcher.".into(),
+            references: Vec::new(),
             pattern: String::new(),
             keywords: Vec::new(),
             validator: None,
@@ -162,9 +166,11 @@ impl Scanner {
             entropy: None,
             window: None,
             window_before: None,
+            keyword_distance: None,
             ignore_case: false,
             confidence: Confidence::High,
             value_checks: false,
+            overlaps: Vec::new(),
             examples: Vec::new(),
             negative_examples: Vec::new(),
         };
@@ -188,6 +194,7 @@ impl Scanner {
                 id: c.rule.id.clone(),
                 message: e.to_string(),
             })?;
+            c.rule.windows()?;
         }
         Ok(())
     }
@@ -351,10 +358,14 @@ impl Scanner {
                 if kw.end() <= searched_to[ri] {
                     continue;
                 }
-                let from = kw.start().saturating_sub(c.before).max(searched_to[ri]);
-                let to = extend_to_boundary(data, (kw.end() + c.after).min(data.len()));
+                let Some(confirm) = c.confirm.get_or_init(|| Confirm::new(&c.rule)) else {
+                    continue;
+                };
+                let w = confirm.windows;
+                let from = kw.start().saturating_sub(w.before).max(searched_to[ri]);
+                let to = extend_to_boundary(data, (kw.end() + w.after).min(data.len()));
                 searched_to[ri] = to;
-                self.confirm_window(ri, data, from, to, known, seen, hits);
+                self.confirm_window(ri, &confirm.regex, data, from, to, known, seen, hits);
             }
         }
     }
@@ -363,6 +374,7 @@ impl Scanner {
     fn confirm_window(
         &self,
         ri: usize,
+        regex: &Regex,
         data: &[u8],
         from: usize,
         to: usize,
@@ -371,9 +383,6 @@ impl Scanner {
         hits: &mut Vec<Hit>,
     ) {
         let c = &self.rules[ri];
-        let Some(regex) = c.regex.get_or_init(|| compile(&c.rule.pattern).ok()) else {
-            return;
-        };
         let hay = &data[..to];
         let mut at = from;
         while at < to {
@@ -557,6 +566,15 @@ const LANE_MIN: usize = 256;
 
 /// Compiles a rule pattern: bytes, ASCII classes (`\w`, `\s`), which is faster to build
 /// and to run than Unicode classes and is what secrets are made of.
+impl Confirm {
+    fn new(rule: &Rule) -> Option<Confirm> {
+        Some(Confirm {
+            regex: compile(&rule.pattern).ok()?,
+            windows: rule.windows().ok()?,
+        })
+    }
+}
+
 fn compile(pattern: &str) -> Result<Regex, regex::Error> {
     regex::bytes::RegexBuilder::new(pattern)
         .unicode(false)

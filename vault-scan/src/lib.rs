@@ -50,7 +50,7 @@ pub use known::{KnownSecrets, ManagedInfo};
 pub use redact::redact;
 pub use rule::{
     builtin_rules, crc32_base62, crc32_base62_ok, parse_rules, ChecksumPolicy, Confidence, Rule,
-    Validator, VAULT_TOKEN_MAX_LEN,
+    Validator, Windows, VAULT_TOKEN_MAX_LEN,
 };
 pub use span::Span;
 

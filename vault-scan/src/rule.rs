@@ -4,22 +4,9 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
-/// The built-in rule files, embedded at build time (Nosey Parker keeps rules as data too).
-const BUILTIN: &[(&str, &str)] = &[
-    ("core", include_str!("../rules/core.toml")),
-    ("vcs", include_str!("../rules/vcs.toml")),
-    ("ai", include_str!("../rules/ai.toml")),
-    ("chat", include_str!("../rules/chat.toml")),
-    ("pay", include_str!("../rules/pay.toml")),
-    ("mail", include_str!("../rules/mail.toml")),
-    ("comms", include_str!("../rules/comms.toml")),
-    ("cloud", include_str!("../rules/cloud.toml")),
-    ("devtools", include_str!("../rules/devtools.toml")),
-    ("social", include_str!("../rules/social.toml")),
-    ("hashes", include_str!("../rules/hashes.toml")),
-    ("keyed", include_str!("../rules/keyed.toml")),
-    ("saas", include_str!("../rules/saas.toml")),
-];
+/// The built-in rule files, one per provider plus the name-keyed rules, embedded at build
+/// time (build.rs lists `rules/*.toml`).
+const BUILTIN: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 
 /// One detection rule.
 #[derive(Clone, Debug, Deserialize)]
@@ -31,6 +18,10 @@ pub struct Rule {
     pub provider: String,
     /// Human-readable name.
     pub name: String,
+    /// What the credential is and what its documented format looks like.
+    pub description: String,
+    /// The provider's documentation of the format (URLs).
+    pub references: Vec<String>,
     /// Confirm regex; capture group 1 (if present) is the secret, else the whole match.
     pub pattern: String,
     /// Literals (ASCII case-insensitive) of which at least one occurs near every match.
@@ -44,12 +35,17 @@ pub struct Rule {
     /// Minimum Shannon entropy (bits per byte) of the secret.
     #[serde(default)]
     pub entropy: Option<f64>,
-    /// Bytes searched after a keyword hit (default 512).
+    /// Bytes searched after a keyword hit, stated only for a pattern with no longest match
+    /// (`+`, `*`; default 512): a bounded pattern's windows are derived ([`Rule::windows`]).
     #[serde(default)]
     pub window: Option<usize>,
-    /// Bytes searched before a keyword hit (default 64; matches start at or near it).
+    /// Bytes searched before a keyword hit, as `window` (default 64).
     #[serde(default)]
     pub window_before: Option<usize>,
+    /// Set when the keywords are context near the match, not part of it (`Bot ` before a
+    /// Discord token): a match lies within this many bytes of a keyword, on either side.
+    #[serde(default)]
+    pub keyword_distance: Option<usize>,
     /// Whether keywords match regardless of ASCII case (names like `aws_secret` do; token
     /// prefixes like `SK` or `ghp_` do not, which keeps short prefixes cheap).
     #[serde(default)]
@@ -62,11 +58,25 @@ pub struct Rule {
     /// documented shape to check instead.
     #[serde(default)]
     pub value_checks: bool,
+    /// Other rules that may match the same value, each with why (a Gemini key is also a
+    /// Google API key: both name who rotates it). Any other overlap fails tests/rules.rs.
+    #[serde(default)]
+    pub overlaps: Vec<Overlap>,
     /// Texts that must produce a finding for this rule.
     pub examples: Vec<String>,
     /// Texts that must not produce a finding for this rule.
     #[serde(default)]
     pub negative_examples: Vec<String>,
+}
+
+/// A declared overlap: `rule` may report the same bytes, for `reason`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Overlap {
+    /// The other rule's id.
+    pub rule: String,
+    /// Why both are right.
+    pub reason: String,
 }
 
 /// A structural validator.
@@ -156,16 +166,10 @@ pub fn builtin_rules() -> Result<Vec<Rule>, Error> {
             "VAULT_TOKEN_MAX_BODY",
             &(VAULT_TOKEN_MAX_LEN - VAULT_TOKEN_PREFIX.len()).to_string(),
         );
-        let mut rules = parse_rules(&text).map_err(|e| Error::Rule {
+        let rules = parse_rules(&text).map_err(|e| Error::Rule {
             id: format!("<{name}.toml>"),
             message: e.to_string(),
         })?;
-        for rule in &mut rules {
-            if rule.id == VAULT_TOKEN_RULE {
-                // The confirm regex must see the whole of the longest token after its prefix.
-                rule.window = Some(VAULT_TOKEN_MAX_LEN);
-            }
-        }
         out.extend(rules);
     }
     Ok(out)
@@ -178,7 +182,78 @@ pub fn builtin_rules() -> Result<Vec<Rule>, Error> {
 pub const VAULT_TOKEN_MAX_LEN: usize = 2048;
 
 const VAULT_TOKEN_PREFIX: &str = "avt_";
-const VAULT_TOKEN_RULE: &str = "vault.token";
+
+/// Where a rule's regex is run around a keyword hit: from `before` bytes ahead of the
+/// keyword's start to `after` bytes past its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Windows {
+    /// Bytes searched before the keyword.
+    pub before: usize,
+    /// Bytes searched after the keyword.
+    pub after: usize,
+    /// Whether they come from the pattern's longest match (else stated, or the defaults).
+    pub derived: bool,
+}
+
+impl Rule {
+    /// The longest match of the pattern in bytes, if it has one (regex-syntax's HIR, parsed
+    /// as the engine compiles it: bytes, no Unicode classes).
+    ///
+    /// # Errors
+    /// If the pattern does not parse.
+    pub fn max_match_len(&self) -> Result<Option<usize>, Error> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .unicode(false)
+            .utf8(false)
+            .build()
+            .parse(&self.pattern)
+            .map_err(|e| Error::Rule {
+                id: self.id.clone(),
+                message: e.to_string(),
+            })?;
+        Ok(hir.properties().maximum_len())
+    }
+
+    /// The windows searched around a keyword hit. Every match contains one of the rule's
+    /// keywords (tests/rules.rs checks each example), so a pattern whose matches are at most
+    /// `L` bytes starts at most `L - k` bytes before a keyword of `k` bytes and ends at most
+    /// `L - k` after it: both windows are that, derived, never written by hand. A rule
+    /// whose keywords are context states only how far they may be (`keyword_distance`, `D`):
+    /// its windows are `D + L`. A pattern
+    /// with no longest match (`+`, `*`: PEM blocks, generic assignments) keeps what the rule
+    /// states, or 64 bytes before and 512 after; a match longer than that is not seen whole.
+    ///
+    /// # Errors
+    /// If the pattern does not parse, or a bounded pattern states a window (it would go
+    /// stale when the pattern changes).
+    pub fn windows(&self) -> Result<Windows, Error> {
+        match self.max_match_len()? {
+            Some(_) if self.window.is_some() || self.window_before.is_some() => Err(Error::Rule {
+                id: self.id.clone(),
+                message: "a window is stated for a pattern whose longest match is known: \
+                          remove it, it is derived"
+                    .into(),
+            }),
+            Some(max) => {
+                let shortest = self.keywords.iter().map(String::len).min().unwrap_or(0);
+                let reach = match self.keyword_distance {
+                    Some(distance) => distance + max,
+                    None => max.saturating_sub(shortest),
+                };
+                Ok(Windows {
+                    before: reach,
+                    after: reach,
+                    derived: true,
+                })
+            }
+            None => Ok(Windows {
+                before: self.window_before.unwrap_or(64),
+                after: self.window.unwrap_or(512),
+                derived: false,
+            }),
+        }
+    }
+}
 
 /// Parses a TOML document of `[[rule]]` tables.
 ///

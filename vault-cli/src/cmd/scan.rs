@@ -17,8 +17,12 @@ use crate::exit;
 /// `vault scan`.
 #[derive(clap::Args, Debug)]
 pub struct ScanArgs {
-    /// Files and directories (default: the current directory). .gitignore is respected.
+    /// Files and directories. .gitignore is respected.
+    #[arg(default_value = ".")]
     paths: Vec<PathBuf>,
+    /// List the rules (id, confidence, name, documentation) and scan nothing.
+    #[arg(long, conflicts_with_all = ["paths", "staged", "stdin"])]
+    rules: bool,
     /// Scan what is staged for commit (the index, not the working tree).
     #[arg(long, conflicts_with_all = ["paths", "stdin"])]
     staged: bool,
@@ -105,6 +109,10 @@ pub enum HookCommand {
 pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     let scanner =
         Scanner::builtin().map_err(|e| exit::usage(format!("loading the scan rules: {e}")))?;
+    if args.rules {
+        output::print_rules(&scanner, ctx.json || args.format == Format::Json)?;
+        return Ok(());
+    }
     let matcher = ctx.matcher();
     let known: Option<&dyn KnownSecrets> = matcher.as_ref().map(|m| m as &dyn KnownSecrets);
     let options = ScanOptions {
@@ -122,20 +130,16 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         let stdin = &mut std::io::stdin().lock();
         vault_scan::scan_reader_with(&scanner, known, "<stdin>", stdin, &options)
     } else {
-        let paths = if args.paths.is_empty() {
-            vec![PathBuf::from(".")]
-        } else {
-            args.paths.clone()
-        };
+        let paths = &args.paths;
         let machine = ctx.json || args.format != Format::Human;
         if show_progress(std::io::stderr().is_terminal(), machine) {
             let mut bar = vault_present::progress::Bar::default();
             let report =
-                vault_scan::scan_paths_with_progress(&scanner, known, &paths, &options, &mut bar);
+                vault_scan::scan_paths_with_progress(&scanner, known, paths, &options, &mut bar);
             bar.finish();
             report
         } else {
-            vault_scan::scan_paths(&scanner, known, &paths, &options)
+            vault_scan::scan_paths(&scanner, known, paths, &options)
         }
     };
     if let Some(file) = &args.baseline {
@@ -148,11 +152,8 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     }
     if let Some(file) = &args.write_baseline {
         let baseline = Baseline::from_findings(&report.findings);
-        vault_guard::fs::write_atomic(
-            file,
-            serde_json::to_string_pretty(&baseline)?.as_bytes(),
-            0o644,
-        )?;
+        let json = serde_json::to_string_pretty(&baseline)?;
+        vault_guard::fs::write_atomic(file, json.as_bytes(), 0o644)?;
         eprintln!(
             "wrote {} accepted finding(s) to {}",
             report.findings.len(),
@@ -185,8 +186,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
     }
     if args.rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
-            let mut vault = ctx.unlock()?;
-            crate::leaks::act_on_leaks(&mut vault, m, &report)?;
+            crate::leaks::act_on_leaks(&mut ctx.unlock()?, m, &report)?;
         }
     }
     let mut code = report.exit_code();
@@ -223,8 +223,7 @@ fn hook_answer(
     }
     if rotate {
         if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
-            let mut vault = ctx.unlock()?;
-            crate::leaks::act_on_leaks(&mut vault, m, report)?;
+            crate::leaks::act_on_leaks(&mut ctx.unlock()?, m, report)?;
         }
     }
     Err(exit::with_code(2))

@@ -1,6 +1,7 @@
 //! Report formats. Findings are already redacted; nothing here sees a secret.
 
 mod human;
+mod rules;
 mod sarif;
 
 use std::io::{self, Write};
@@ -8,6 +9,7 @@ use std::io::{self, Write};
 use crate::finding::Report;
 
 pub use human::write_human;
+pub use rules::{print_rules, rule_rows, write_rules_human, write_rules_json, RuleRow};
 pub use sarif::write_sarif;
 
 /// Writes `{"findings":[...],"errors":[...],"skipped":[...]}` (the scriptable contract).
