@@ -107,6 +107,22 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
                     .entry(s.path.to_string())
                     .or_default()
                     .push(a.name.to_string());
+            } else if s.path.agent == a.name {
+                // stored for the agent, yet `vault run` and `env` never give it
+                findings.push(Finding {
+                    check: "secret-outside-policy",
+                    severity: Severity::Medium,
+                    message: format!(
+                        "{} is outside agent {}'s policy (secrets = {:?}): it is never injected",
+                        s.path, a.name, doc.secrets
+                    ),
+                    fix: format!(
+                        "vault agent set-policy {} --policy FILE  (add {:?} to secrets), or vault rm {}",
+                        a.name,
+                        s.path.name.as_str(),
+                        s.path
+                    ),
+                });
             }
         }
     }

@@ -171,7 +171,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
             if args.staged && !report.findings.is_empty() {
                 eprintln!(
                     "\nvault: the commit is blocked: remove the secret from the staged files \
-                     (then `git add` them again), rotate it if it was real (`vault rotate`), or, \
+                     (then `git add` them again), rotate it if it was real (at its provider, then `vault set`; a vault key with `vault rotate`), or, \
                      for a false positive, add `vault:allow` on its line (a vault-managed \
                      credential is never allowed). `git commit --no-verify` skips this check; \
                      don't."
@@ -300,7 +300,7 @@ fn hook_answer(
     }
     reason.push_str(
         "\nRemove the secret and refer to it by name instead (the agent gets it from its \
-         environment). If it was real, rotate it: `vault rotate`.",
+         environment). If it was real, rotate it: at its provider, then `vault set` the new value (a vault key: `vault rotate`).",
     );
     eprintln!("{reason}");
     if rotate {

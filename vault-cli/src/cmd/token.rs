@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use vault_client::{credential_from, Remote, AGENT_KEY_VAR};
-use vault_core::view::TokenView;
+use vault_core::view::{TokenView, TtlCapped};
 use vault_core::{policy::parse_duration, Principal, Scope, SecretString, TokenRequest};
 
 use super::Context;
@@ -88,8 +88,22 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
             .as_ref()
             .map(|s| s.iter().map(ToString::to_string).collect());
         let (token, public) = remote.mint(scopes, ttl)?;
+        let at = |k: &str| {
+            public[k]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let capped = TtlCapped::of(request.ttl, at("issued_at"), at("expires_at"));
+        if let Some(c) = &capped {
+            eprintln!("{}", c.note());
+        }
         if ctx.json {
             let mut body = public;
+            if let Some(c) = capped {
+                body["ttl_capped"] = serde_json::to_value(c)?;
+            }
             body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
             ctx.print_json(&body)?;
         } else {
@@ -110,8 +124,19 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         vault.mint_token(&info, &request)?
     };
     let view = TokenView::from(&minted.claims);
+    let capped = TtlCapped::of(
+        request.ttl,
+        minted.claims.issued_at,
+        minted.claims.expires_at,
+    );
+    if let Some(c) = &capped {
+        eprintln!("{}", c.note());
+    }
     if ctx.json {
         let mut body = serde_json::to_value(&view)?;
+        if let Some(c) = capped {
+            body["ttl_capped"] = serde_json::to_value(c)?;
+        }
         body["token"] = serde_json::Value::String(minted.token.expose_secret().to_owned());
         ctx.print_json(&body)?;
     } else {
