@@ -98,8 +98,6 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
             return client_code(e);
         }
         if let Some(e) = cause.downcast_ref::<vault_run::Error>() {
-            // a context's cause is boxed, so the chain never yields it as a
-            // `vault_run::Error`: classify what is under every context
             match e.root() {
                 vault_run::Error::Vault(e) => return (core_code(e), e.code().into()),
                 vault_run::Error::Client(e) => return client_code(e),
@@ -115,7 +113,7 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
                         _ => (USAGE, "usage".into()),
                     }
                 }
-                vault_run::Error::Io(e) => return io_code(e),
+                vault_run::Error::Io(_) => return (USAGE, "io".into()),
                 _ => return (USAGE, "error".into()),
             }
         }
@@ -124,18 +122,12 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
                 vault_guard::Error::Vault(e) => return (core_code(e), e.code().into()),
                 vault_guard::Error::Refused(_) => return (REFUSED, "refused".into()),
                 vault_guard::Error::Invalid(_) => return (USAGE, "usage".into()),
-                vault_guard::Error::Io(e) => return io_code(e),
+                vault_guard::Error::Io(_) => return (USAGE, "io".into()),
                 _ => return (USAGE, "error".into()),
             }
         }
     }
     (USAGE, "error".into())
-}
-
-/// A file the front end could not read or write is an input error with the
-/// code the vault's own I/O errors carry (`io`), whichever crate met it.
-fn io_code(_: &std::io::Error) -> (i32, Cow<'static, str>) {
-    (USAGE, "io".into())
 }
 
 /// A server's answer keeps its own code; its status picks the exit code.

@@ -415,6 +415,17 @@ impl TokenView {
     pub fn scopes_line(&self) -> String {
         self.scopes.join(" ")
     }
+
+    /// The line `vault token` writes to stderr after the token.
+    pub fn summary(&self) -> String {
+        format!(
+            "token {} for agent {} ({}), expires {}",
+            self.token_id,
+            self.agent,
+            self.scopes_line(),
+            self.expires_at
+        )
+    }
 }
 
 impl From<&TokenClaims> for TokenView {
@@ -455,6 +466,25 @@ impl TtlCapped {
             requested_secs,
             granted_secs,
         })
+    }
+
+    /// For a token's JSON view (its RFC 3339 `issued_at` and `expires_at`,
+    /// local or from the server): adds `ttl_capped` when the lifetime was
+    /// shortened, and returns the note for stderr.
+    pub fn mark(
+        requested: Option<std::time::Duration>,
+        view: &mut serde_json::Value,
+    ) -> Option<String> {
+        let at = |k: &str| {
+            view[k]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let capped = TtlCapped::of(requested, at("issued_at"), at("expires_at"))?;
+        view["ttl_capped"] = serde_json::json!(capped);
+        Some(capped.note())
     }
 
     /// The note for stderr.

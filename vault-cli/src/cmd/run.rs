@@ -197,12 +197,7 @@ fn say(notice: Notice<'_>) {
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
-    // `--json` asks for JSON output, as it does on every other command
-    let json = if ctx.json {
-        EnvFormat::Json
-    } else {
-        EnvFormat::Dotenv
-    };
+    let json = [EnvFormat::Dotenv, EnvFormat::Json][usize::from(ctx.json)];
     let format = match args.format.unwrap_or(json) {
         EnvFormat::Dotenv => Format::Dotenv,
         EnvFormat::Json => Format::Json,

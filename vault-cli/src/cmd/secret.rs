@@ -62,22 +62,12 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
     if let Some(why) = vault_core::known::unscannable(value.expose_secret()) {
         eprintln!("vault: warning: {path} will not be found if it leaks: {why}");
     }
-    // the policy decides what `vault run` injects: say so now, not at the agent's failure
-    let outside = !vault.policy(OP, &path.agent)?.may_read(&path.agent, &path);
-    if outside {
-        eprintln!(
-            "vault: warning: {path} is outside agent {}'s policy, so `vault run` and `vault env` \
-             never give it; add {:?} to its secrets (`vault agent set-policy`)",
-            path.agent,
-            path.name.as_str()
-        );
-    }
+    let outside = vault_core::doctor::outside_policy(&vault, &path)?;
+    outside.iter().for_each(|w| eprintln!("{w}"));
     super::warn_dek_usage(&vault);
     if ctx.json {
-        let mut body = serde_json::json!({"name": path.to_string(), "version": version});
-        if outside {
-            body["outside_policy"] = true.into();
-        }
+        let body = serde_json::json!({"name": path.to_string(), "version": version,
+            "outside_policy": outside.is_some()});
         ctx.print_json(&body)?;
     } else {
         eprintln!("stored {path} version {version}");

@@ -81,73 +81,41 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         true => ("VAULT_TOKEN", args.token_file.as_deref()),
         false => (AGENT_KEY_VAR, args.key_file.as_deref()),
     };
-    if let Some(remote) = Remote::from_env(var, file)? {
+    let (token, mut body, view) = if let Some(remote) = Remote::from_env(var, file)? {
         let ttl = request.ttl.map(|t| t.as_secs());
         let scopes = request
             .scopes
             .as_ref()
             .map(|s| s.iter().map(ToString::to_string).collect());
-        let (token, public) = remote.mint(scopes, ttl)?;
-        let at = |k: &str| {
-            public[k]
-                .as_str()
-                .and_then(|t| humantime::parse_rfc3339(t).ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_secs())
-        };
-        let capped = TtlCapped::of(request.ttl, at("issued_at"), at("expires_at"));
-        if let Some(c) = &capped {
-            eprintln!("{}", c.note());
-        }
-        if ctx.json {
-            let mut body = public;
-            if let Some(c) = capped {
-                body["ttl_capped"] = serde_json::to_value(c)?;
-            }
-            body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
-            ctx.print_json(&body)?;
-        } else {
-            println!("{}", token.expose_secret());
-        }
-        return Ok(());
-    }
-    let minted = if args.from_token {
-        let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
-        let mut vault = ctx.unlock()?;
-        vault.attenuate_token(parent.expose_secret(), &request)?
+        remote
+            .mint(scopes, ttl)
+            .map(|(token, body)| (token, body, None))?
     } else {
-        let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
-        // Check the key's shape before asking for a passphrase.
-        vault_core::NamedKey::parse(key.expose_secret())?;
-        let mut vault = ctx.unlock()?;
-        let info = vault.authenticate_key(key.expose_secret())?;
-        vault.mint_token(&info, &request)?
+        let minted = if args.from_token {
+            let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
+            let mut vault = ctx.unlock()?;
+            vault.attenuate_token(parent.expose_secret(), &request)?
+        } else {
+            let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
+            // Check the key's shape before asking for a passphrase.
+            vault_core::NamedKey::parse(key.expose_secret())?;
+            let mut vault = ctx.unlock()?;
+            let info = vault.authenticate_key(key.expose_secret())?;
+            vault.mint_token(&info, &request)?
+        };
+        let view = TokenView::from(&minted.claims);
+        (minted.token, serde_json::to_value(&view)?, Some(view))
     };
-    let view = TokenView::from(&minted.claims);
-    let capped = TtlCapped::of(
-        request.ttl,
-        minted.claims.issued_at,
-        minted.claims.expires_at,
-    );
-    if let Some(c) = &capped {
-        eprintln!("{}", c.note());
+    if let Some(note) = TtlCapped::mark(request.ttl, &mut body) {
+        eprintln!("{note}");
     }
     if ctx.json {
-        let mut body = serde_json::to_value(&view)?;
-        if let Some(c) = capped {
-            body["ttl_capped"] = serde_json::to_value(c)?;
-        }
-        body["token"] = serde_json::Value::String(minted.token.expose_secret().to_owned());
-        ctx.print_json(&body)?;
-    } else {
-        println!("{}", minted.token.expose_secret());
-        eprintln!(
-            "token {} for agent {} ({}), expires {}",
-            view.token_id,
-            view.agent,
-            view.scopes_line(),
-            view.expires_at
-        );
+        body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
+        return ctx.print_json(&body);
+    }
+    println!("{}", token.expose_secret());
+    if let Some(view) = view {
+        eprintln!("{}", view.summary());
     }
     Ok(())
 }
