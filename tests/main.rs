@@ -18,6 +18,7 @@ mod keys;
 mod layout;
 mod listen;
 mod operator_day;
+mod operator_last;
 mod operator_output;
 mod operator_rest;
 mod ops;

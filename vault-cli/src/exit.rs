@@ -98,7 +98,7 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
             return client_code(e);
         }
         if let Some(e) = cause.downcast_ref::<vault_run::Error>() {
-            match e {
+            match e.root() {
                 vault_run::Error::Vault(e) => return (core_code(e), e.code().into()),
                 vault_run::Error::Client(e) => return client_code(e),
                 vault_run::Error::Refused(_) => return (REFUSED, "refused".into()),
@@ -113,17 +113,16 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
                         _ => (USAGE, "usage".into()),
                     }
                 }
-                vault_run::Error::Context { .. } => {}
+                vault_run::Error::Io(_) => return (USAGE, "io".into()),
                 _ => return (USAGE, "error".into()),
             }
         }
         if let Some(e) = cause.downcast_ref::<vault_guard::Error>() {
-            match e {
+            match e.root() {
                 vault_guard::Error::Vault(e) => return (core_code(e), e.code().into()),
                 vault_guard::Error::Refused(_) => return (REFUSED, "refused".into()),
                 vault_guard::Error::Invalid(_) => return (USAGE, "usage".into()),
-                // the cause is further down the chain
-                vault_guard::Error::Context { .. } => {}
+                vault_guard::Error::Io(_) => return (USAGE, "io".into()),
                 _ => return (USAGE, "error".into()),
             }
         }

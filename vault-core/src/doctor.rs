@@ -58,6 +58,21 @@ pub const LONG_TOKEN_TTL: Duration = Duration::from_secs(3600);
 /// How to serve local agents so that only the vault gets their keys.
 pub const PLAIN_LOOPBACK_FIX: &str = "serve local agents on a private socket: vault server --listen unix:$XDG_RUNTIME_DIR/vault.sock, and VAULT_ADDR=unix:$XDG_RUNTIME_DIR/vault.sock; or serve TLS on loopback and pin its certificate with VAULT_CACERT";
 
+/// The warning `vault set` gives when `path` is outside its agent's policy:
+/// the policy decides what `vault run` injects, so say so now, not at the
+/// agent's failure (issue 19).
+pub fn outside_policy(vault: &Vault, path: &SecretPath) -> Result<Option<String>> {
+    let policy = vault.policy(&Principal::Operator, &path.agent)?;
+    Ok((!policy.may_read(&path.agent, path)).then(|| {
+        format!(
+            "vault: warning: {path} is outside agent {}'s policy, so `vault run` and `vault env` \
+             never give it; add {:?} to its secrets (`vault agent set-policy`)",
+            path.agent,
+            path.name.as_str()
+        )
+    }))
+}
+
 /// Runs every check. `extra_files` are files the caller wants checked for
 /// loose permissions (the passphrase file, env files).
 pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
@@ -107,6 +122,22 @@ pub fn review(vault: &Vault, extra_files: &[&Path]) -> Result<Vec<Finding>> {
                     .entry(s.path.to_string())
                     .or_default()
                     .push(a.name.to_string());
+            } else if s.path.agent == a.name {
+                // stored for the agent, yet `vault run` and `env` never give it
+                findings.push(Finding {
+                    check: "secret-outside-policy",
+                    severity: Severity::Medium,
+                    message: format!(
+                        "{} is outside agent {}'s policy (secrets = {:?}): it is never injected",
+                        s.path, a.name, doc.secrets
+                    ),
+                    fix: format!(
+                        "vault agent set-policy {} --policy FILE  (add {:?} to secrets), or vault rm {}",
+                        a.name,
+                        s.path.name.as_str(),
+                        s.path
+                    ),
+                });
             }
         }
     }

@@ -35,7 +35,7 @@ pub fn parse(text: &str, format: Format) -> std::result::Result<Vec<Entry>, Stri
             .collect()),
         Format::Json => {
             // serde_json's messages quote the offending input; only its position is kept.
-            let map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
+            let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_str(text)
                 .map_err(|e| {
                     format!(
                         "line {} column {}: not a JSON object of \"NAME\": \"value\" strings",
@@ -43,6 +43,12 @@ pub fn parse(text: &str, format: Format) -> std::result::Result<Vec<Entry>, Stri
                         e.column()
                     )
                 })?;
+            // what `vault env --format json` writes: {"env": {"NAME": "value"}}
+            if map.len() == 1 && map.get("env").is_some_and(serde_json::Value::is_object) {
+                if let Some(serde_json::Value::Object(inner)) = map.remove("env") {
+                    map = inner;
+                }
+            }
             map.into_iter()
                 .enumerate()
                 .map(|(i, (name, value))| match value {

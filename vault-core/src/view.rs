@@ -434,6 +434,63 @@ impl From<&TokenClaims> for TokenView {
     }
 }
 
+/// A requested token lifetime that was shortened, said rather than applied
+/// silently (issue 19): by the agent's `max_token_ttl`, the 24 h maximum, or
+/// the expiry of the key or parent token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct TtlCapped {
+    /// What `--ttl` asked for, in seconds.
+    pub requested_secs: u64,
+    /// What the token got, in seconds.
+    pub granted_secs: u64,
+}
+
+impl TtlCapped {
+    /// `Some` when `requested` is longer than `expires_at - issued_at` (Unix seconds).
+    pub fn of(
+        requested: Option<std::time::Duration>,
+        issued_at: u64,
+        expires_at: u64,
+    ) -> Option<Self> {
+        let requested_secs = requested?.as_secs();
+        let granted_secs = expires_at.saturating_sub(issued_at);
+        (granted_secs < requested_secs).then_some(TtlCapped {
+            requested_secs,
+            granted_secs,
+        })
+    }
+
+    /// For a token's JSON view (its RFC 3339 `issued_at` and `expires_at`,
+    /// local or from the server): adds `ttl_capped` when the lifetime was
+    /// shortened, and returns the note for stderr.
+    pub fn mark(
+        requested: Option<std::time::Duration>,
+        view: &mut serde_json::Value,
+    ) -> Option<String> {
+        let at = |k: &str| {
+            view[k]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339(t).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs())
+        };
+        let capped = TtlCapped::of(requested, at("issued_at"), at("expires_at"))?;
+        view["ttl_capped"] = serde_json::json!(capped);
+        Some(capped.note())
+    }
+
+    /// The note for stderr.
+    pub fn note(&self) -> String {
+        let d = |s: u64| humantime::format_duration(std::time::Duration::from_secs(s)).to_string();
+        format!(
+            "vault: note: --ttl {} was capped to {} (the agent's max_token_ttl, the 24h maximum, \
+             or the key's or parent token's expiry)",
+            d(self.requested_secs),
+            d(self.granted_secs)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -129,16 +129,26 @@ impl KnownSecrets for Matcher {
             ManagedInfo {
                 label: format!("agent {} / key {}", k.agent, k.name),
                 id: k.key_id.clone(),
+                advice: Some(key_advice(k, "rotate it (`vault rotate NAME`)")),
             }
         } else if let Some(t) = self.known.identify_token(text, self.signer.as_ref()) {
             match t {
                 TokenIdentity::Verified(k) => ManagedInfo {
                     label: format!("agent {} / token of key {}", k.agent, k.name),
                     id: k.key_id.clone(),
+                    advice: Some(key_advice(
+                        k,
+                        "revoke it (`vault scan --rotate` on this file)",
+                    )),
                 },
                 TokenIdentity::Unverified => ManagedInfo {
                     label: "vault token format, unverified".into(),
                     id: "token:unverified".into(),
+                    advice: Some(
+                        "not verified as this vault's (no unlocked vault): rerun the scan \
+                         unlocked to know"
+                            .into(),
+                    ),
                 },
             }
         } else {
@@ -169,6 +179,10 @@ impl KnownSecrets for Matcher {
         let info = ManagedInfo {
             label: format!("secret {path}"),
             id: format!("secret:{path}"),
+            advice: Some(format!(
+                "rotate it at its provider, then store the new value with `vault set {path}` \
+                 (or `vault scan --rotate` with a rotation command set)"
+            )),
         };
         if let Ok(mut seen) = self.seen.lock() {
             if !seen
@@ -179,6 +193,18 @@ impl KnownSecrets for Matcher {
             }
         }
         Some(info)
+    }
+}
+
+/// What to do about a vault key (or a token of it) found in text: a revoked
+/// key works nowhere, so only the line needs deleting.
+fn key_advice(k: &vault_core::known::KnownKey, live: &str) -> String {
+    if k.status == vault_core::KeyStatus::Revoked.as_str() {
+        "revoked, it works nowhere: delete the line (or `vault scrub FILE`); nothing needs rotating"
+            .into()
+    } else {
+        let live = live.replace("NAME", &k.name);
+        format!("live: {live}, then `vault scrub FILE`")
     }
 }
 

@@ -6,8 +6,8 @@ use vault_scan::Report;
 
 /// After the findings of a blocked commit: how to get past it honestly.
 pub const COMMIT_BLOCKED: &str = "\nvault: the commit is blocked: remove the secret from the \
-    staged files (then `git add` them again), rotate it if it was real (`vault rotate`), or, \
-    for a false positive, add `vault:allow` on its line (a vault-managed credential is never \
+    staged files (then `git add` them again), rotate it if it was real (at its provider, then \
+    `vault set`; a vault key with `vault rotate`), or, for a false positive, add `vault:allow` on its line (a vault-managed credential is never \
     allowed). `git commit --no-verify` skips this check; don't.";
 
 /// A commit blocked because files could not be scanned: one line per file,
@@ -55,7 +55,8 @@ pub fn hook_block_reason(report: &Report) -> Option<String> {
     }
     reason.push_str(
         "\nRemove the secret and refer to it by name instead (the agent gets it from its \
-         environment). If it was real, rotate it: `vault rotate`.",
+         environment). If it was real, rotate it: at its provider, then `vault set` the new \
+         value (a vault key: `vault rotate`).",
     );
     Some(reason)
 }

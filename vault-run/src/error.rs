@@ -52,6 +52,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 vault_core::error_context!(Error);
 
+impl Error {
+    /// The error under every [`Error::Context`].
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Context { source, .. } => source.root(),
+            other => other,
+        }
+    }
+}
+
 pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::Invalid(message.into())
 }

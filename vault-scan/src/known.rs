@@ -21,6 +21,10 @@ pub struct ManagedInfo {
     pub label: String,
     /// A public identifier of the value (key hash or fingerprint id), never the value.
     pub id: String,
+    /// What to do about it, from the caller who knows its state (a live key
+    /// rotates, a revoked one only needs deleting); `None`: rotate it with the vault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advice: Option<String>,
 }
 
 /// Implemented by the caller to recognise vault-managed values.

@@ -2,12 +2,22 @@
 
 use ring::digest;
 
-/// A secret shown as `ghp_Ab…9xQz`: at most a quarter of it (six bytes) at the head and a
-/// quarter (four bytes) at the tail, so at least half, the hidden middle, never appears.
+/// Values shorter than this are shown as `…` alone: a few characters of a
+/// short value are a large part of what a guess has to find.
+pub const SHORTEST_SHOWN: usize = 16;
+
+/// A secret shown as `ghp_FA…l4WV`: a head of at most six bytes and a tail of
+/// at most four, together never more than a quarter of the value, and nothing
+/// of a value shorter than [`SHORTEST_SHOWN`] bytes.
 pub fn redact(secret: &[u8]) -> String {
     let len = secret.len();
-    let head = (len / 4).min(6);
-    let tail = (len / 4).min(4);
+    let shown = if len < SHORTEST_SHOWN {
+        0
+    } else {
+        (len / 4).min(10)
+    };
+    let tail = (shown / 2).min(4);
+    let head = (shown - tail).min(6);
     let mut out = String::with_capacity(head + tail + 3);
     out.push_str(&String::from_utf8_lossy(&secret[..head]));
     out.push('…');
@@ -42,5 +52,8 @@ mod tests {
             "ghp_FA…l4WV"
         );
         assert_eq!(redact(b"abc"), "…");
+        // issue 19, finding 7: a 19-character value showed 8 of its characters
+        assert_eq!(redact(b"s3cr3t-v4lue-19-chr"), "s3…hr");
+        assert_eq!(redact(b"fifteen-chars-x"), "…");
     }
 }

@@ -45,6 +45,7 @@ impl KnownSecrets for TestMatcher {
         self.issued.get(&h).map(|l| ManagedInfo {
             label: l.clone(),
             id: format!("{h:016x}"),
+            advice: None,
         })
     }
     fn lengths(&self) -> &[usize] {
@@ -55,6 +56,7 @@ impl KnownSecrets for TestMatcher {
         self.fingerprints.get(&h).map(|l| ManagedInfo {
             label: l.clone(),
             id: format!("{h:016x}"),
+            advice: None,
         })
     }
 }

@@ -23,7 +23,7 @@ pub struct ImportArgs {
     #[arg(long, value_enum, default_value_t = ImportFormat::Dotenv)]
     format: ImportFormat,
     /// A dotenv file (as `vault env --format dotenv` writes it), or with
-    /// `--format json` a JSON object {"NAME": "value"}.
+    /// `--format json` a JSON object {"NAME": "value"} or {"env": {...}}.
     #[arg(value_name = "FILE")]
     file: PathBuf,
 }

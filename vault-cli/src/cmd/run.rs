@@ -67,9 +67,9 @@ pub struct EnvArgs {
     /// The agent whose secrets to print (not needed with VAULT_ADDR).
     #[arg(long)]
     agent: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = EnvFormat::Dotenv)]
-    format: EnvFormat,
+    /// Output format [default: dotenv, or json with --json].
+    #[arg(long, value_enum)]
+    format: Option<EnvFormat>,
     /// Write to FILE (atomically, mode 0600) instead of stdout. With --broker,
     /// FILE is also registered as a target, so key rotation rewrites it.
     #[arg(long, value_name = "FILE")]
@@ -88,7 +88,7 @@ pub struct EnvArgs {
 pub enum EnvFormat {
     /// NAME=value lines for python-dotenv, Hermes, Node dotenv, Compose.
     Dotenv,
-    /// {"NAME": "value"}.
+    /// {"env": {"NAME": "value"}}.
     Json,
     /// export NAME='value' lines for `eval` in a POSIX shell.
     Shell,
@@ -186,7 +186,8 @@ fn say(notice: Notice<'_>) {
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
-    let format = match args.format {
+    let json = [EnvFormat::Dotenv, EnvFormat::Json][usize::from(ctx.json)];
+    let format = match args.format.unwrap_or(json) {
         EnvFormat::Dotenv => Format::Dotenv,
         EnvFormat::Json => Format::Json,
         EnvFormat::Shell => Format::Shell,

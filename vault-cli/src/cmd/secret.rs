@@ -62,9 +62,13 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
     if let Some(why) = vault_core::known::unscannable(value.expose_secret()) {
         eprintln!("vault: warning: {path} will not be found if it leaks: {why}");
     }
+    let outside = vault_core::doctor::outside_policy(&vault, &path)?;
+    outside.iter().for_each(|w| eprintln!("{w}"));
     super::warn_dek_usage(&vault);
     if ctx.json {
-        ctx.print_json(&serde_json::json!({"name": path.to_string(), "version": version}))?;
+        let body = serde_json::json!({"name": path.to_string(), "version": version,
+            "outside_policy": outside.is_some()});
+        ctx.print_json(&body)?;
     } else {
         eprintln!("stored {path} version {version}");
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use vault_client::{credential_from, Remote, AGENT_KEY_VAR};
-use vault_core::view::TokenView;
+use vault_core::view::{TokenView, TtlCapped};
 use vault_core::{policy::parse_duration, Principal, Scope, SecretString, TokenRequest};
 
 use super::Context;
@@ -81,41 +81,40 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
         true => ("VAULT_TOKEN", args.token_file.as_deref()),
         false => (AGENT_KEY_VAR, args.key_file.as_deref()),
     };
-    if let Some(remote) = Remote::from_env(var, file)? {
+    let (token, mut body, view) = if let Some(remote) = Remote::from_env(var, file)? {
         let ttl = request.ttl.map(|t| t.as_secs());
         let scopes = request
             .scopes
             .as_ref()
             .map(|s| s.iter().map(ToString::to_string).collect());
-        let (token, public) = remote.mint(scopes, ttl)?;
-        if ctx.json {
-            let mut body = public;
-            body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
-            ctx.print_json(&body)?;
+        remote
+            .mint(scopes, ttl)
+            .map(|(token, body)| (token, body, None))?
+    } else {
+        let minted = if args.from_token {
+            let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
+            let mut vault = ctx.unlock()?;
+            vault.attenuate_token(parent.expose_secret(), &request)?
         } else {
-            println!("{}", token.expose_secret());
-        }
-        return Ok(());
-    }
-    let minted = if args.from_token {
-        let parent = credential_from("VAULT_TOKEN", args.token_file.as_deref(), "token")?;
-        let mut vault = ctx.unlock()?;
-        vault.attenuate_token(parent.expose_secret(), &request)?
-    } else {
-        let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
-        // Check the key's shape before asking for a passphrase.
-        vault_core::NamedKey::parse(key.expose_secret())?;
-        let mut vault = ctx.unlock()?;
-        let info = vault.authenticate_key(key.expose_secret())?;
-        vault.mint_token(&info, &request)?
+            let key = credential_from("VAULT_AGENT_KEY", args.key_file.as_deref(), "named key")?;
+            // Check the key's shape before asking for a passphrase.
+            vault_core::NamedKey::parse(key.expose_secret())?;
+            let mut vault = ctx.unlock()?;
+            let info = vault.authenticate_key(key.expose_secret())?;
+            vault.mint_token(&info, &request)?
+        };
+        let view = TokenView::from(&minted.claims);
+        (minted.token, serde_json::to_value(&view)?, Some(view))
     };
-    let view = TokenView::from(&minted.claims);
+    if let Some(note) = TtlCapped::mark(request.ttl, &mut body) {
+        eprintln!("{note}");
+    }
     if ctx.json {
-        let mut body = serde_json::to_value(&view)?;
-        body["token"] = serde_json::Value::String(minted.token.expose_secret().to_owned());
-        ctx.print_json(&body)?;
-    } else {
-        println!("{}", minted.token.expose_secret());
+        body["token"] = serde_json::Value::String(token.expose_secret().to_owned());
+        return ctx.print_json(&body);
+    }
+    println!("{}", token.expose_secret());
+    if let Some(view) = view {
         eprintln!("{}", vault_present::token::minted_line(&view));
     }
     Ok(())

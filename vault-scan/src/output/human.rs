@@ -34,12 +34,21 @@ pub fn write_human(out: &mut dyn Write, report: &Report, color: bool) -> io::Res
             extra.push_str(&format!(" · json {p}"));
         }
         writeln!(out, "  {dim}{extra}{reset}")?;
-        if let Some(m) = &f.managed {
-            writeln!(
+        match &f.managed {
+            Some(m) => writeln!(
                 out,
-                "  vault-managed: {} ({}); rotate it with the vault",
-                m.label, m.id
-            )?;
+                "  vault-managed: {} ({}); {}",
+                m.label,
+                m.id,
+                m.advice.as_deref().unwrap_or("rotate it with the vault")
+            )?,
+            // not this vault's: only its provider can replace it
+            None => writeln!(
+                out,
+                "  not in this vault: if it is real, rotate it at {} and store the new \
+                 value with `vault set AGENT/NAME`",
+                f.provider
+            )?,
         }
     }
     for s in &report.skipped {
