@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../../../schema/013_console.sql")),
     (14, include_str!("../../../schema/014_usage_daily.sql")),
     (15, include_str!("../../../schema/015_audit_prune.sql")),
+    (16, include_str!("../../../schema/016_audit_verified.sql")),
 ];
 
 /// The schema version this build writes.
@@ -97,6 +98,7 @@ mod tests {
                 "audit_head",
                 "audit_log",
                 "audit_pruned",
+                "audit_verified",
                 "console_sessions",
                 "egress_usage",
                 "egress_usage_daily",

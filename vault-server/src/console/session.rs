@@ -29,8 +29,8 @@ pub(crate) const COOKIE: &str = "vault_console";
 pub(crate) struct ConsoleState {
     codes: Mutex<Vec<([u8; 32], Instant)>>,
     failures: Mutex<VecDeque<Instant>>,
-    /// How far the audit page has verified the chain in this server's life.
-    pub(crate) checkpoint: Mutex<Option<vault_core::AuditCheckpoint>>,
+    /// How far the audit page has verified the chain, and any walk running.
+    pub(crate) chain: Mutex<super::chain::ChainState>,
 }
 
 /// Why a login was refused.

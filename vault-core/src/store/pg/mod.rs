@@ -88,6 +88,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../../../schema/postgres/015_audit_prune.sql"),
     ),
+    (
+        16,
+        include_str!("../../../../schema/postgres/016_audit_verified.sql"),
+    ),
 ];
 
 // SQLite's and PostgreSQL's schemas move together: one version number.
