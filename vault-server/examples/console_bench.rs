@@ -246,7 +246,8 @@ async fn main() {
             fetch(audit_get()).await
         } else {
             let (_, page) = fetch(audit_get()).await;
-            let at = page.find("name=\"csrf\" value=\"").expect("csrf") + 20;
+            let mark = "name=\"csrf\" value=\"";
+            let at = page.find(mark).expect("csrf") + mark.len();
             let csrf = page[at..at + 64].to_owned();
             fetch(
                 Request::builder()

@@ -202,8 +202,13 @@ pub(crate) fn spend(s: &Spend) -> Markup {
                 p.notice.bad { "No price for: " (r.unpriced.join(", ")) " (add them to VAULT_HOME/prices.toml); their cost is not in these sums." }
             }
             div.pair { (chart::bars("Spend over time", &series(&r.over_time), usd)) (spend_table("Over time", &r.over_time)) }
-            div.pair { (chart::bars("Spend by agent", &series(&r.by_agent), usd)) (spend_table("By agent", &r.by_agent)) }
-            div.pair { (chart::bars("Spend by key", &series(&r.by_key), usd)) (spend_table("By key", &r.by_key)) }
+            @let (agents, keys) = match s.bucket {
+                Bucket::Hour => ("By agent", "By key"),
+                // the per-key rollup is by calendar month (schema 016)
+                Bucket::Day => ("By agent, this month (UTC)", "By key, this month (UTC)"),
+            };
+            div.pair { (chart::bars("Spend by agent", &series(&r.by_agent), usd)) (spend_table(agents, &r.by_agent)) }
+            div.pair { (chart::bars("Spend by key", &series(&r.by_key), usd)) (spend_table(keys, &r.by_key)) }
             div.pair { (chart::bars("Spend by host", &series(&r.by_host), usd)) (spend_table("By host", &r.by_host)) }
             div.pair { (chart::bars("Spend by model", &series(&r.by_model), usd)) (spend_table("By model", &r.by_model)) }
         }

@@ -90,7 +90,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (
         16,
-        include_str!("../../../../schema/postgres/016_audit_verified.sql"),
+        include_str!("../../../../schema/postgres/016_console_speed.sql"),
     ),
 ];
 
