@@ -133,23 +133,46 @@ async fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64;
+    let since = now_ms - 29 * 86_400_000;
+    let month = vault_core::view::rfc3339(now_ms / 1000);
+    for (name, by) in [
+        (
+            "spend by day, 30 days (016 rollup)",
+            vault_core::usage::PageSums::Day,
+        ),
+        (
+            "spend by host, 30 days (016 rollup)",
+            vault_core::usage::PageSums::Host,
+        ),
+    ] {
+        let t = Instant::now();
+        let n = v.usage_page_buckets(OP, by, since).expect("usage").len();
+        println!(
+            "  {name:<40} {:>8.1}  ({n} buckets)",
+            t.elapsed().as_secs_f64() * 1000.0
+        );
+    }
+    let midnight = now_ms - now_ms.rem_euclid(86_400_000);
+    let day_of_month: i64 = month[8..10].parse().unwrap_or(1);
+    let t = Instant::now();
+    let n = v
+        .usage_page_buckets(
+            OP,
+            vault_core::usage::PageSums::Key,
+            midnight - (day_of_month - 1) * 86_400_000,
+        )
+        .expect("usage")
+        .len();
+    println!(
+        "  {:<40} {:>8.1}  ({n} buckets)",
+        "spend by key, this month (016 rollup)",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
     // (name, grouping, days, from the daily rollup of schema 014)
     for (name, by, days, daily) in [
         (
-            "usage by day, 30 days (rollup)",
-            vault_core::usage::GroupBy::Day,
-            30,
-            true,
-        ),
-        (
-            "usage by key, 30 days (rollup)",
+            "usage by key, 30 days (014 rollup)",
             vault_core::usage::GroupBy::Key,
-            30,
-            true,
-        ),
-        (
-            "usage by host, 30 days (rollup)",
-            vault_core::usage::GroupBy::Host,
             30,
             true,
         ),
@@ -162,12 +185,6 @@ async fn main() {
         (
             "usage by hour, 1 day",
             vault_core::usage::GroupBy::Hour,
-            1,
-            false,
-        ),
-        (
-            "usage by key, 1 day",
-            vault_core::usage::GroupBy::Key,
             1,
             false,
         ),

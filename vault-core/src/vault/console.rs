@@ -268,22 +268,42 @@ impl Vault {
                 console::query_plan(&self.store, console::COUNT_BY_KEY_SQL)?,
             ),
             (
-                "spend chart by day (daily rollup since a day)".into(),
+                "spend chart by day (day/host rollup since a day)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::daily_buckets_sql(
+                    &crate::store::usage::page_buckets_sql(
                         self.store.backend(),
-                        crate::usage::GroupBy::Day,
+                        crate::usage::PageSums::Day,
                     ),
                 )?,
             ),
             (
-                "spend by host (daily rollup since a day)".into(),
+                "spend by host (day/host rollup since a day)".into(),
+                console::query_plan(
+                    &self.store,
+                    &crate::store::usage::page_buckets_sql(
+                        self.store.backend(),
+                        crate::usage::PageSums::Host,
+                    ),
+                )?,
+            ),
+            (
+                "spend by agent and key (month/key rollup, this month)".into(),
+                console::query_plan(
+                    &self.store,
+                    &crate::store::usage::page_buckets_sql(
+                        self.store.backend(),
+                        crate::usage::PageSums::Key,
+                    ),
+                )?,
+            ),
+            (
+                "overview spend today (daily rollup since midnight)".into(),
                 console::query_plan(
                     &self.store,
                     &crate::store::usage::daily_buckets_sql(
                         self.store.backend(),
-                        crate::usage::GroupBy::Host,
+                        crate::usage::GroupBy::Key,
                     ),
                 )?,
             ),
