@@ -197,6 +197,27 @@ mod tests {
         assert_eq!(st.redeem(code.expose_secret()), Err(LoginRefusal::BadCode));
     }
 
+    // issue 17, item 3: the one-time URL expires in minutes (LOGIN_CODE_TTL):
+    // a code whose time has passed is refused like a used one
+    #[test]
+    fn a_login_code_expires_after_its_minutes() {
+        let st = ConsoleState::default();
+        let before = Instant::now();
+        let code = st.new_code().unwrap();
+        {
+            let mut codes = st.codes.lock().unwrap();
+            let until = codes[0].1;
+            assert!(until <= Instant::now() + LOGIN_CODE_TTL && until >= before + LOGIN_CODE_TTL);
+            assert!(
+                LOGIN_CODE_TTL <= Duration::from_secs(600),
+                "minutes, not hours"
+            );
+            // its five minutes are up
+            codes[0].1 = Instant::now();
+        }
+        assert_eq!(st.redeem(code.expose_secret()), Err(LoginRefusal::BadCode));
+    }
+
     // issue 17: login attempts are rate limited, a good code included once over the limit
     #[test]
     fn login_attempts_are_rate_limited() {
