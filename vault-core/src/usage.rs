@@ -8,6 +8,8 @@
 use serde::Serialize;
 
 use crate::names::AgentName;
+/// The spend page's rollups (schema 016), by what they sum.
+pub use crate::store::usage::PageSums;
 
 /// A model API the broker reads token usage from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

@@ -46,8 +46,8 @@ pub use audit_prune::{AuditPruned, PruneCutoff, PruneOutcome};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::{EgressGovernance, EgressGrant, EgressMeta};
 pub use console::{
-    AuditCheckpoint, AuditQuery, ConsoleSession, Origin, CONSOLE_SESSION_PREFIX,
-    CONSOLE_SESSION_TTL,
+    AuditCheckpoint, AuditQuery, AuditVerified, ConsoleSession, Origin, VerifyStep,
+    CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL,
 };
 pub use data_key::{DekUsage, DEK_LIMIT, DEK_WARN_AT};
 pub use holds::{HeldRequest, HoldOutcome};

@@ -161,3 +161,44 @@ pub(crate) fn distinct_actions(conn: &Handle) -> Result<Vec<String>> {
 pub(crate) fn query_plan(conn: &Handle, sql: &str) -> Result<Vec<String>> {
     conn.query_plan(sql)
 }
+
+/// The row of `audit_verified` (schema 016): where the last complete walk of
+/// the chain ended. Its MAC is the vault's to check (it holds the audit key).
+#[derive(Clone, Debug)]
+pub(crate) struct VerifiedRow {
+    pub through_seq: i64,
+    pub chain: Vec<u8>,
+    pub verified_at_ms: i64,
+    pub mac: Vec<u8>,
+}
+
+pub(crate) fn verified(conn: &Handle) -> Result<Option<VerifiedRow>> {
+    conn.query_opt(
+        "SELECT through_seq, chain, verified_at_ms, mac FROM audit_verified WHERE singleton = 1",
+        args![],
+        |r| {
+            Ok(VerifiedRow {
+                through_seq: r.get(0)?,
+                chain: r.get(1)?,
+                verified_at_ms: r.get(2)?,
+                mac: r.get(3)?,
+            })
+        },
+    )
+}
+
+pub(crate) fn set_verified(conn: &Handle, row: &VerifiedRow) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit_verified (singleton, through_seq, chain, verified_at_ms, mac)
+         VALUES (1, ?1, ?2, ?3, ?4)
+         ON CONFLICT (singleton) DO UPDATE SET through_seq = ?1, chain = ?2,
+            verified_at_ms = ?3, mac = ?4",
+        args![row.through_seq, &row.chain, row.verified_at_ms, &row.mac],
+    )?;
+    Ok(())
+}
+
+/// Forgets the checkpoint (the chain was found broken); whether there was one.
+pub(crate) fn delete_verified(conn: &Handle) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM audit_verified", args![])? > 0)
+}

@@ -21,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (13, include_str!("../../../schema/013_console.sql")),
     (14, include_str!("../../../schema/014_usage_daily.sql")),
     (15, include_str!("../../../schema/015_audit_prune.sql")),
+    (16, include_str!("../../../schema/016_console_speed.sql")),
     (17, include_str!("../../../schema/017_egress_only_keys.sql")),
 ];
 
@@ -98,10 +99,13 @@ mod tests {
                 "audit_head",
                 "audit_log",
                 "audit_pruned",
+                "audit_verified",
                 "console_sessions",
                 "egress_usage",
                 "egress_usage_daily",
+                "egress_usage_day_host",
                 "egress_usage_dropped",
+                "egress_usage_month_key",
                 "key_suspensions",
                 "revoked_tokens",
                 "rotations",

@@ -212,6 +212,86 @@ pub(crate) fn daily_buckets(conn: &Handle, filter: &UsageFilter) -> Result<Vec<U
     )
 }
 
+/// Which of the spend page's rollups (schema 016) to sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageSums {
+    /// Per UTC day and model, over every host (the chart over time).
+    Day,
+    /// Per host and model (the host table).
+    Host,
+    /// Per agent, key and model over calendar months (the agent and key tables).
+    Key,
+}
+
+/// The SQL of [`page_buckets`] (also for `EXPLAIN QUERY PLAN`): each reads
+/// one rollup by its primary key's leading column, a few hundred rows a
+/// month for a day or host and one per key and model for a month.
+pub(crate) fn page_buckets_sql(backend: Backend, by: PageSums) -> String {
+    let day = day_of(backend, "d.day");
+    let (table, start, agent, key_id, key, group, by_cols) = match by {
+        PageSums::Day => (
+            "egress_usage_day_host",
+            "day",
+            "''",
+            "''",
+            "NULL",
+            day.as_str(),
+            "d.day, d.model",
+        ),
+        PageSums::Host => (
+            "egress_usage_day_host",
+            "day",
+            "''",
+            "''",
+            "NULL",
+            "d.host",
+            "d.host, d.model",
+        ),
+        PageSums::Key => (
+            "egress_usage_month_key",
+            "month",
+            "d.agent",
+            "d.key_id",
+            "(SELECT k.name FROM agent_keys k WHERE k.key_id = d.key_id)",
+            "NULL",
+            "d.agent, d.key_id, d.model",
+        ),
+    };
+    format!(
+        "SELECT {agent}, {key_id}, {key}, {group} AS g, nullif(d.model, ''), {}, {}, {}, {}, {},
+                {}, {}, {}, {}
+         FROM {table} d
+         WHERE d.{start} >= ?1
+         GROUP BY {by_cols}
+         ORDER BY {by_cols}",
+        sum("d.requests"),
+        sum("d.estimated"),
+        sum("d.cut"),
+        sum("d.input_tokens"),
+        sum("d.output_tokens"),
+        sum("d.cache_read_tokens"),
+        sum("d.cache_write_tokens"),
+        sum("d.bytes_up"),
+        sum("d.bytes_down"),
+    )
+}
+
+/// Sums of every agent's usage from the spend page's rollups: from the UTC
+/// day holding `since_ms` (a day or host grouping), or from the calendar
+/// month starting at `since_ms` (a key grouping; `since_ms` must be a
+/// month's first midnight, else the month it falls in is left out).
+pub(crate) fn page_buckets(conn: &Handle, by: PageSums, since_ms: i64) -> Result<Vec<UsageBucket>> {
+    let since = match by {
+        PageSums::Day | PageSums::Host => day_start_ms(since_ms),
+        PageSums::Key => since_ms,
+    };
+    conn.query_all(
+        &page_buckets_sql(conn.backend(), by),
+        args![since],
+        bucket_of,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,5 +413,146 @@ mod tests {
         )
         .unwrap();
         assert_eq!(kept, backfill(&conn), "triggers and the backfill agree");
+    }
+
+    // issue 17, item 1: the spend page's rollups (schema 016) hold what
+    // summing the request rows gives, by day, by host and by key over a
+    // calendar month, through inserts and deletes, and the migration's
+    // backfill builds the same rows the triggers keep
+    #[test]
+    fn the_page_rollups_match_the_request_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = crate::store::create(&dir.path().join("v.db")).unwrap();
+        let day = 86_400_000;
+        // 2026-11-27T00:00Z: rows over five days across a month's end
+        let t0 = 1_795_737_600_000;
+        let mut rows = Vec::new();
+        for i in 0..80 {
+            let agent = ["hermes", "codex", "openclaw"][i % 3];
+            let model = if i % 5 == 0 {
+                None
+            } else {
+                Some(["gpt-4o", "o3-mini"][i % 2])
+            };
+            let mut r = record(
+                t0 + (i as i64 % 5) * day + i as i64 * 1000,
+                agent,
+                model,
+                100 + i as u64,
+            );
+            r.host = ["api.openai.com:443", "openrouter.ai:443"][i % 2].into();
+            r.key_id = format!("{agent}-key-{}", i % 2);
+            rows.push(r);
+        }
+        insert(&conn, &rows).unwrap();
+        conn.execute("DELETE FROM egress_usage WHERE usage_id % 7 = 0", args![])
+            .unwrap();
+        type Sum = (Option<String>, String, Option<String>, u64, u64, u64);
+        let key = |b: &UsageBucket, g: Option<String>| -> Sum {
+            (
+                g,
+                format!("{}/{}", b.agent, b.key_id),
+                b.model.clone(),
+                b.requests,
+                b.tokens.input,
+                b.bytes_down,
+            )
+        };
+        let fold = |v: Vec<Sum>| -> Vec<Sum> {
+            let mut out: Vec<Sum> = Vec::new();
+            for s in v {
+                match out
+                    .iter_mut()
+                    .find(|o| o.0 == s.0 && o.1 == s.1 && o.2 == s.2)
+                {
+                    Some(o) => {
+                        o.3 += s.3;
+                        o.4 += s.4;
+                        o.5 += s.5;
+                    }
+                    None => out.push(s),
+                }
+            }
+            out.sort();
+            out
+        };
+        let raw = |since: i64, by: GroupBy| {
+            buckets(
+                &conn,
+                &UsageFilter {
+                    agent: None,
+                    since_ms: Some(since),
+                    by,
+                },
+            )
+            .unwrap()
+        };
+        let check = |conn: &Handle| {
+            let since = t0 + day;
+            for (by, group) in [
+                (PageSums::Day, GroupBy::Day),
+                (PageSums::Host, GroupBy::Host),
+            ] {
+                let want = fold(
+                    raw(since, group)
+                        .iter()
+                        .map(|b| {
+                            let mut s = key(b, b.group.clone());
+                            s.1 = String::new();
+                            s
+                        })
+                        .collect(),
+                );
+                let got = fold(
+                    page_buckets(conn, by, since)
+                        .unwrap()
+                        .iter()
+                        .map(|b| {
+                            let mut s = key(b, b.group.clone());
+                            s.1 = String::new();
+                            s
+                        })
+                        .collect(),
+                );
+                assert!(!got.is_empty());
+                assert_eq!(want, got, "{by:?}");
+            }
+            // December: the month's first midnight on
+            let december = t0 + 4 * day;
+            let want = fold(
+                raw(december, GroupBy::Key)
+                    .iter()
+                    .map(|b| key(b, None))
+                    .collect(),
+            );
+            let got = fold(
+                page_buckets(conn, PageSums::Key, december)
+                    .unwrap()
+                    .iter()
+                    .map(|b| key(b, None))
+                    .collect(),
+            );
+            assert!(!got.is_empty());
+            assert_eq!(want, got, "by key this month");
+        };
+        check(&conn);
+        // the migration's backfill, run over the rows as they are now
+        let sql = include_str!("../../../schema/016_console_speed.sql");
+        let backfill: Vec<&str> = sql
+            .split(';')
+            .filter(|s| {
+                s.trim_start().starts_with("INSERT INTO egress_usage_")
+                    && s.contains("FROM egress_usage u")
+            })
+            .collect();
+        assert_eq!(backfill.len(), 2);
+        conn.execute_batch(
+            "DELETE FROM egress_usage_day_host; DELETE FROM egress_usage_month_key;",
+        )
+        .unwrap();
+        for b in backfill {
+            conn.execute_batch(b).unwrap();
+        }
+        check(&conn);
     }
 }

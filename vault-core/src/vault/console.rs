@@ -10,7 +10,7 @@ use crate::store::Store as _;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::audit::{chain_hash, head_input, to_record};
+use super::audit::to_record;
 use super::{require_operator, Vault};
 use crate::credential::{hex, sha256};
 use crate::crypto::rand;
@@ -20,7 +20,7 @@ use crate::secret::SecretString;
 use crate::store::{self, console};
 use crate::AuditAction;
 use crate::AuditOutcome;
-use crate::{AuditRecord, AuditVerdict, Principal};
+use crate::{AuditRecord, Principal};
 
 /// Where an audit record came from, for the front ends that name
 /// themselves with a fixed word (the CLI adds its pid to `cli`).
@@ -55,22 +55,6 @@ pub struct ConsoleSession {
     pub id: SecretString,
     /// Unix seconds.
     pub expires_at: i64,
-}
-
-/// How far an incremental verification of the audit trail got: the last
-/// record it checked and its chain hash. Kept in memory by whoever verifies
-/// (the console); see [`Vault::verify_audit_since`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditCheckpoint {
-    seq: i64,
-    chain: Vec<u8>,
-}
-
-impl AuditCheckpoint {
-    /// The last record verified.
-    pub fn seq(&self) -> i64 {
-        self.seq
-    }
 }
 
 /// Which audit records to read, newest first.
@@ -226,90 +210,6 @@ impl Vault {
         .collect())
     }
 
-    /// [`Vault::verify_audit`] from a checkpoint on: the records after it
-    /// are chained from its hash and MAC-checked, the head must match the
-    /// last of them, and every tagged row is checked. So a page can show the
-    /// chain's state in milliseconds on a long trail; what the checkpoint
-    /// covers was verified when it was made (an edit of those records since
-    /// shows on the next full walk, `vault audit verify`). `None` walks all.
-    /// Returns the verdict and, when intact, the new checkpoint.
-    ///
-    /// # Errors
-    /// The actor is not the operator, or the read fails.
-    pub fn verify_audit_since(
-        &self,
-        actor: &Principal,
-        from: Option<&AuditCheckpoint>,
-    ) -> Result<(AuditVerdict, Option<AuditCheckpoint>)> {
-        require_operator(actor, "verify the audit trail")?;
-        let broken = |seq: i64, reason: &str| {
-            Ok((
-                AuditVerdict::Broken {
-                    seq,
-                    reason: reason.to_owned(),
-                },
-                None,
-            ))
-        };
-        let Some(head) = store::audit::head(&self.store)? else {
-            return broken(1, "audit head missing (the trail was wiped or cut short)");
-        };
-        if head.check(&self.store, &self.rows).is_err() {
-            return broken(head.seq, "audit head tag invalid (edited or replaced)");
-        }
-        let key = self.audit_key_existing()?;
-        let (mut last, mut prev) = match from {
-            Some(c) => (c.seq, c.chain.clone()),
-            // a pruned trail starts after its checkpoint (issue 19)
-            None => match self.audit_base() {
-                Ok(Some((pruned, chain))) => (pruned.through_seq, chain),
-                Ok(None) => (0, vec![0u8; 32]),
-                Err(crate::Error::Integrity { what }) => return broken(1, &what),
-                Err(e) => return Err(e),
-            },
-        };
-        loop {
-            let rows = store::audit::list_after(&self.store, last, 10_000)?;
-            if rows.is_empty() {
-                break;
-            }
-            for row in rows {
-                if row.seq != last + 1 {
-                    return broken(last + 1, "record missing (a gap in the sequence)");
-                }
-                let chain = chain_hash(&prev, &to_record(row.clone()));
-                if chain.as_slice() != row.chain.as_slice() {
-                    return broken(row.seq, "record modified, reordered or re-chained");
-                }
-                if ring::hmac::verify(&key, &chain, &row.mac).is_err() {
-                    return broken(row.seq, "record MAC invalid (forged or inserted)");
-                }
-                last = row.seq;
-                prev = chain.to_vec();
-            }
-        }
-        if ring::hmac::verify(&key, &head_input(head.seq, &head.chain), &head.mac).is_err() {
-            return broken(head.seq, "audit head MAC invalid");
-        }
-        if head.seq != last || head.chain != prev {
-            return broken(last + 1, "records missing from the end of the log");
-        }
-        match store::tags::check_all(&self.store, &self.rows) {
-            Ok(()) => Ok((
-                AuditVerdict::Intact { records: last },
-                Some(AuditCheckpoint {
-                    seq: last,
-                    chain: prev,
-                }),
-            )),
-            Err(crate::Error::Integrity { what }) => broken(
-                last,
-                &format!("{what} was edited without the passphrase (its row tag is invalid)"),
-            ),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Every action name in the trail.
     ///
     /// # Errors
@@ -368,22 +268,42 @@ impl Vault {
                 console::query_plan(&self.store, console::COUNT_BY_KEY_SQL)?,
             ),
             (
-                "spend chart by day (daily rollup since a day)".into(),
+                "spend chart by day (day/host rollup since a day)".into(),
                 console::query_plan(
                     &self.store,
-                    &crate::store::usage::daily_buckets_sql(
+                    &crate::store::usage::page_buckets_sql(
                         self.store.backend(),
-                        crate::usage::GroupBy::Day,
+                        crate::usage::PageSums::Day,
                     ),
                 )?,
             ),
             (
-                "spend by host (daily rollup since a day)".into(),
+                "spend by host (day/host rollup since a day)".into(),
+                console::query_plan(
+                    &self.store,
+                    &crate::store::usage::page_buckets_sql(
+                        self.store.backend(),
+                        crate::usage::PageSums::Host,
+                    ),
+                )?,
+            ),
+            (
+                "spend by agent and key (month/key rollup, this month)".into(),
+                console::query_plan(
+                    &self.store,
+                    &crate::store::usage::page_buckets_sql(
+                        self.store.backend(),
+                        crate::usage::PageSums::Key,
+                    ),
+                )?,
+            ),
+            (
+                "overview spend today (daily rollup since midnight)".into(),
                 console::query_plan(
                     &self.store,
                     &crate::store::usage::daily_buckets_sql(
                         self.store.backend(),
-                        crate::usage::GroupBy::Host,
+                        crate::usage::GroupBy::Key,
                     ),
                 )?,
             ),
@@ -403,3 +323,6 @@ impl Vault {
 
 #[cfg(test)]
 mod tests;
+mod verify;
+
+pub use verify::{AuditCheckpoint, AuditVerified, VerifyStep};

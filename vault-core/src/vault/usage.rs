@@ -52,6 +52,22 @@ impl Vault {
         usage::daily_buckets(&self.store, filter)
     }
 
+    /// Every agent's usage summed from the spend page's rollups (schema
+    /// 016): by day or host from the UTC day holding `since_ms`, by key from
+    /// the calendar month starting at `since_ms`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Refused`] for an agent; database errors.
+    pub fn usage_page_buckets(
+        &self,
+        actor: &Principal,
+        by: crate::usage::PageSums,
+        since_ms: i64,
+    ) -> Result<Vec<UsageBucket>> {
+        require_operator(actor, "read egress usage")?;
+        usage::page_buckets(&self.store, by, since_ms)
+    }
+
     /// Usage per named key (and per host, model or day), priced with `prices`.
     ///
     /// # Errors

@@ -6,10 +6,9 @@ use std::collections::BTreeMap;
 
 use vault_core::doctor::{self, Finding};
 use vault_core::view::{rfc3339, ApprovalView, KeyView};
-use vault_core::{
-    AuditAction, AuditCheckpoint, AuditQuery, AuditRecord, AuditVerdict, Principal, Vault,
-};
+use vault_core::{AuditAction, AuditQuery, AuditRecord, Principal, Vault};
 
+use super::chain::{self, ChainView};
 use super::spend::{self, AgentSpend, Bucket, SpendReport};
 use crate::error::ApiError;
 use vault_core::prices::PriceTable;
@@ -255,22 +254,20 @@ pub(crate) struct Audit {
     pub records: Vec<AuditRecord>,
     pub agents: Vec<String>,
     pub actions: Vec<String>,
-    pub verdict: AuditVerdict,
-    /// The record up to which an earlier check had verified the chain
-    /// (`None`: this check walked it all).
-    pub verified_before: Option<i64>,
+    pub chain: ChainView,
 }
 
-/// The audit page. The chain is verified from where this server last
-/// verified it (`from`), or from the start; the new checkpoint comes back.
+/// The audit page: the records asked for, and the chain's state (checked
+/// here as far as [`chain::look`] does in one page; a longer walk comes back
+/// to be started in the background).
 pub(crate) fn audit(
     v: &mut Vault,
+    chain_state: &std::sync::Mutex<chain::ChainState>,
     agent: Option<String>,
     action: Option<String>,
     before: Option<i64>,
-    from: Option<AuditCheckpoint>,
-) -> Result<(Audit, Option<AuditCheckpoint>), ApiError> {
-    let (verdict, checkpoint) = v.verify_audit_since(OP, from.as_ref())?;
+) -> Result<(Audit, Option<chain::Start>), ApiError> {
+    let (chain, start) = chain::look(v, chain_state)?;
     let records = v.audit_search(
         OP,
         &AuditQuery {
@@ -288,10 +285,9 @@ pub(crate) fn audit(
             .map(|a| a.name.as_str().to_owned())
             .collect(),
         actions: v.audit_actions(OP)?,
-        verdict,
-        verified_before: from.map(|c| c.seq()),
+        chain,
     };
-    Ok((audit, checkpoint))
+    Ok((audit, start))
 }
 
 pub(crate) fn doctor(v: &mut Vault) -> Result<Vec<Finding>, ApiError> {

@@ -13,6 +13,7 @@
 //! the session's CSRF token, and goes through the same vault-core call as
 //! the CLI, recorded with `origin: console`. No page reads a value.
 
+mod chain;
 mod chart;
 mod data;
 mod render;
@@ -54,6 +55,7 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/approvals/{id}/decide", post(decide))
         .route("/ui/leaks", get(leaks_page))
         .route("/ui/audit", get(audit_page))
+        .route("/ui/audit/verify", post(verify_all))
         .route("/ui/doctor", get(doctor_page))
         .route("/ui/login", get(login))
         .route("/ui/logout", post(logout))
@@ -411,8 +413,6 @@ struct AuditQueryForm {
     agent: Option<String>,
     action: Option<String>,
     before: Option<i64>,
-    /// `all`: walk the whole chain again, not only what is new.
-    verify: Option<String>,
 }
 
 async fn audit_page(
@@ -427,35 +427,47 @@ async fn audit_page(
     let agent = q.agent.filter(|a| !a.is_empty());
     let action = q.action.filter(|a| !a.is_empty());
     let (a2, act2) = (agent.clone(), action.clone());
-    let from = match q.verify.as_deref() {
-        Some("all") => None,
-        _ => state
-            .inner
-            .console
-            .checkpoint
-            .lock()
-            .ok()
-            .and_then(|c| c.clone()),
-    };
     let st = state.clone();
     let page = as_console(&state, move |v| {
-        let (audit, checkpoint) = data::audit(v, a2, act2, q.before, from)?;
-        if let Ok(mut c) = st.inner.console.checkpoint.lock() {
-            // a broken chain forgets the checkpoint: every later look walks it all
-            *c = checkpoint;
-        }
-        Ok(audit)
+        data::audit(v, &st.inner.console.chain, a2, act2, q.before)
     })
     .await;
     match page {
-        Ok(a) => show(
-            "Audit trail",
-            Nav::Audit,
-            &s,
-            render::audit(&a, agent.as_deref(), action.as_deref()),
-        ),
+        Ok((a, start)) => {
+            if let Some(start) = start {
+                chain::spawn(state.clone(), start);
+            }
+            show(
+                "Audit trail",
+                Nav::Audit,
+                &s,
+                render::audit(&a, agent.as_deref(), action.as_deref(), &s.csrf),
+            )
+        }
         Err(r) => r,
     }
+}
+
+#[derive(Deserialize)]
+struct VerifyForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// "Verify all again": starts a walk of the whole chain in the background
+/// (one at a time) and goes back to the audit page, which says it runs.
+async fn verify_all(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<VerifyForm>,
+) -> Response {
+    if let Err(r) = changing(&state, &headers, &form.csrf).await {
+        return r;
+    }
+    if let Some(start) = chain::start_full(&state.inner.console.chain) {
+        chain::spawn(state.clone(), start);
+    }
+    redirect("/ui/audit")
 }
 
 async fn doctor_page(State(state): State<AppState>, headers: HeaderMap) -> Response {

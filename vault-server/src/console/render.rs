@@ -9,6 +9,7 @@ use vault_core::view::ApprovalView;
 use vault_core::AuditVerdict;
 use vault_core::{ApprovalKind, ApprovalState, KeyStatus};
 
+use super::chain::{ChainView, Checked};
 use super::chart;
 use super::data::{Approvals, Audit, Leak, Overview, Spend};
 use super::spend::{dollars, Bucket, SpendLine};
@@ -201,8 +202,13 @@ pub(crate) fn spend(s: &Spend) -> Markup {
                 p.notice.bad { "No price for: " (r.unpriced.join(", ")) " (add them to VAULT_HOME/prices.toml); their cost is not in these sums." }
             }
             div.pair { (chart::bars("Spend over time", &series(&r.over_time), usd)) (spend_table("Over time", &r.over_time)) }
-            div.pair { (chart::bars("Spend by agent", &series(&r.by_agent), usd)) (spend_table("By agent", &r.by_agent)) }
-            div.pair { (chart::bars("Spend by key", &series(&r.by_key), usd)) (spend_table("By key", &r.by_key)) }
+            @let (agents, keys) = match s.bucket {
+                Bucket::Hour => ("By agent", "By key"),
+                // the per-key rollup is by calendar month (schema 016)
+                Bucket::Day => ("By agent, this month (UTC)", "By key, this month (UTC)"),
+            };
+            div.pair { (chart::bars("Spend by agent", &series(&r.by_agent), usd)) (spend_table(agents, &r.by_agent)) }
+            div.pair { (chart::bars("Spend by key", &series(&r.by_key), usd)) (spend_table(keys, &r.by_key)) }
             div.pair { (chart::bars("Spend by host", &series(&r.by_host), usd)) (spend_table("By host", &r.by_host)) }
             div.pair { (chart::bars("Spend by model", &series(&r.by_model), usd)) (spend_table("By model", &r.by_model)) }
         }
@@ -310,23 +316,73 @@ pub(crate) fn leaks(list: &[Leak]) -> Markup {
     }
 }
 
-pub(crate) fn audit(a: &Audit, agent: Option<&str>, action: Option<&str>) -> Markup {
+fn when(ms: i64) -> String {
+    vault_core::view::rfc3339(ms / 1000)
+}
+
+/// The chain's state in words that say what was verified, how and when: a
+/// walk from a checkpoint does not re-check the records before it.
+fn chain_status(c: &ChainView, csrf: &str) -> Markup {
     html! {
-        @match &a.verdict {
-            AuditVerdict::Intact { records } => {
-                p.notice.good id="chain" {
-                    "Chain verified: " (records) " records, every one chained and authenticated"
-                    @if let Some(seq) = a.verified_before {
-                        " (records up to #" (seq) " were verified earlier by this server; "
-                        a href="/ui/audit?verify=all" { "verify all again" } ")"
+        div id="chain" {
+            @match &c.last {
+                Some(Checked { verdict: AuditVerdict::Intact { records }, at_ms, from_seq, full }) => {
+                    p.notice.good {
+                        "Chain verified through record #" (records) " at " (when(*at_ms)) ". "
+                        @if *full {
+                            "A full walk: every record from the start chained and authenticated, and every row tag checked."
+                        } @else {
+                            @if records > from_seq {
+                                "Records #" (from_seq + 1) " to #" (records) " were chained from the checkpoint at #"
+                                (from_seq) " and authenticated"
+                            } @else {
+                                "No record was added since the checkpoint at #" (from_seq)
+                            }
+                            ", and every row tag was checked. Records up to #" (from_seq)
+                            " were verified earlier; an edit of those since shows on the next full walk."
+                        }
                     }
-                    "."
+                }
+                Some(Checked { verdict: AuditVerdict::Broken { seq, reason }, at_ms, .. }) => {
+                    p.notice.bad {
+                        "Chain BROKEN"
+                        @if *seq > 0 { " at record #" (seq) }
+                        ": " (reason) " (found at " (when(*at_ms))
+                        "). This stays shown until a full walk finds the chain intact."
+                    }
+                }
+                None => {
+                    p.notice { "The chain has not been verified yet by this server." }
                 }
             }
-            AuditVerdict::Broken { seq, reason } => {
-                p.notice.bad id="chain" { "Chain BROKEN at record " (seq) ": " (reason) }
+            p {
+                @if let Some((through, at)) = c.full_walk {
+                    "Last full walk from the start: through record #" (through) ", finished at " (when(at)) "."
+                } @else {
+                    "No full walk from the start has finished yet."
+                }
+            }
+            @if let Some(r) = &c.running {
+                p.notice.running {
+                    @if r.full { "A full walk of the chain from the start" }
+                    @else { "A check of the records after #" (r.from_seq) }
+                    " is running in the background (started " (when(r.started_ms))
+                    ", through #" (r.at_seq) " so far). This page shows its result when it is done."
+                }
+            } @else {
+                form.inline method="post" action="/ui/audit/verify" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button type="submit" { "Verify all again" }
+                    " walks every record from the start, in the background."
+                }
             }
         }
+    }
+}
+
+pub(crate) fn audit(a: &Audit, agent: Option<&str>, action: Option<&str>, csrf: &str) -> Markup {
+    html! {
+        (chain_status(&a.chain, csrf))
         form.filter method="get" action="/ui/audit" {
             label { "Agent " select name="agent" {
                 option value="" { "any" }

@@ -29,8 +29,8 @@ pub(crate) const COOKIE: &str = "vault_console";
 pub(crate) struct ConsoleState {
     codes: Mutex<Vec<([u8; 32], Instant)>>,
     failures: Mutex<VecDeque<Instant>>,
-    /// How far the audit page has verified the chain in this server's life.
-    pub(crate) checkpoint: Mutex<Option<vault_core::AuditCheckpoint>>,
+    /// How far the audit page has verified the chain, and any walk running.
+    pub(crate) chain: Mutex<super::chain::ChainState>,
 }
 
 /// Why a login was refused.
@@ -194,6 +194,27 @@ mod tests {
         let st = ConsoleState::default();
         let code = st.new_code().unwrap();
         assert_eq!(st.redeem(code.expose_secret()), Ok(()));
+        assert_eq!(st.redeem(code.expose_secret()), Err(LoginRefusal::BadCode));
+    }
+
+    // issue 17, item 3: the one-time URL expires in minutes (LOGIN_CODE_TTL):
+    // a code whose time has passed is refused like a used one
+    #[test]
+    fn a_login_code_expires_after_its_minutes() {
+        let st = ConsoleState::default();
+        let before = Instant::now();
+        let code = st.new_code().unwrap();
+        {
+            let mut codes = st.codes.lock().unwrap();
+            let until = codes[0].1;
+            assert!(until <= Instant::now() + LOGIN_CODE_TTL && until >= before + LOGIN_CODE_TTL);
+            assert!(
+                LOGIN_CODE_TTL <= Duration::from_secs(600),
+                "minutes, not hours"
+            );
+            // its five minutes are up
+            codes[0].1 = Instant::now();
+        }
         assert_eq!(st.redeem(code.expose_secret()), Err(LoginRefusal::BadCode));
     }
 

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use vault_core::prices::PriceTable;
-use vault_core::usage::{GroupBy, UsageBucket, UsageFilter};
+use vault_core::usage::{GroupBy, PageSums, UsageBucket, UsageFilter};
 use vault_core::{Principal, Vault};
 
 use crate::error::ApiError;
@@ -144,28 +144,29 @@ pub(crate) fn spend(
             (now_secs - now_secs.rem_euclid(86_400) - bucket.range_secs() + 86_400) * 1000
         }
     };
-    let sums = |by: GroupBy| {
-        let filter = UsageFilter {
-            agent: None,
-            since_ms: Some(since_ms),
-            by,
-        };
-        match bucket {
-            Bucket::Hour => vault.usage_buckets(OP, &filter),
-            Bucket::Day => vault.usage_daily_buckets(OP, &filter),
+    // By hour: the last 24 hours of request rows, every grouping at once.
+    // By day: the page's own rollups (schema 016): per day and per host over
+    // the 30 days, per agent and key over this calendar month, a few hundred
+    // rows each rather than one per day, key, host and model.
+    let (timed, hosts, keyed) = match bucket {
+        Bucket::Hour => {
+            let sums = |by: GroupBy| {
+                vault.usage_buckets(
+                    OP,
+                    &UsageFilter {
+                        agent: None,
+                        since_ms: Some(since_ms),
+                        by,
+                    },
+                )
+            };
+            (sums(GroupBy::Hour)?, sums(GroupBy::Host)?, None)
         }
-    };
-    let timed = sums(match bucket {
-        Bucket::Hour => GroupBy::Hour,
-        Bucket::Day => GroupBy::Day,
-    })?;
-    let hosts = sums(GroupBy::Host)?;
-    // By day the time and host sums cover every agent and key at once
-    // (see `usage_daily_buckets`); the agent and key tables come from a
-    // sum per key.
-    let keyed = match bucket {
-        Bucket::Hour => None,
-        Bucket::Day => Some(sums(GroupBy::Key)?),
+        Bucket::Day => (
+            vault.usage_page_buckets(OP, PageSums::Day, since_ms)?,
+            vault.usage_page_buckets(OP, PageSums::Host, since_ms)?,
+            Some(vault.usage_page_buckets(OP, PageSums::Key, month_start(now_secs) * 1000)?),
+        ),
     };
     let mut over_time = BTreeMap::new();
     let mut by_agent = BTreeMap::new();
@@ -228,37 +229,40 @@ pub(crate) fn spend(
     })
 }
 
+/// The UTC midnight (unix seconds) starting the month that holds `now_secs`.
+pub(crate) fn month_start(now_secs: i64) -> i64 {
+    let midnight = now_secs - now_secs.rem_euclid(86_400);
+    let day_of_month: i64 = vault_core::view::rfc3339(now_secs)[8..10]
+        .parse()
+        .unwrap_or(1);
+    midnight - (day_of_month - 1) * 86_400
+}
+
 /// Spend today and this month (UTC) of every agent with brokered requests:
-/// two sums per key and model (no per-day grouping), from midnight and from
-/// the first of the month, both whole days of the daily rollup.
+/// this month from the per-month rollup (one row per key and model), today
+/// from the daily one (schema 014) since midnight.
 pub(crate) fn agent_spend(
     vault: &Vault,
     prices: &PriceTable,
     now_secs: i64,
 ) -> Result<BTreeMap<String, AgentSpend>, ApiError> {
     let midnight = now_secs - now_secs.rem_euclid(86_400);
-    let day_of_month: i64 = vault_core::view::rfc3339(now_secs)[8..10]
-        .parse()
-        .unwrap_or(1);
-    let month_start = midnight - (day_of_month - 1) * 86_400;
-    let sums = |since: i64| {
-        vault.usage_daily_buckets(
-            OP,
-            &UsageFilter {
-                agent: None,
-                since_ms: Some(since * 1000),
-                by: GroupBy::Key,
-            },
-        )
-    };
     let mut out: BTreeMap<String, AgentSpend> = BTreeMap::new();
-    for b in &sums(month_start)? {
+    for b in &vault.usage_page_buckets(OP, PageSums::Key, month_start(now_secs) * 1000)? {
         *out.entry(b.agent.clone())
             .or_default()
             .month
             .get_or_insert(0) += cost(prices, b);
     }
-    for b in &sums(midnight)? {
+    let today = vault.usage_daily_buckets(
+        OP,
+        &UsageFilter {
+            agent: None,
+            since_ms: Some(midnight * 1000),
+            by: GroupBy::Key,
+        },
+    )?;
+    for b in &today {
         *out.entry(b.agent.clone())
             .or_default()
             .today
@@ -287,6 +291,13 @@ mod tests {
         assert_eq!(super::dollars(1), "<$0.01");
         assert_eq!(super::dollars(1_234_567), "$1.23");
         assert_eq!(super::dollars(1_995_000), "$2.00");
+    }
+
+    #[test]
+    fn a_month_starts_at_its_first_utc_midnight() {
+        // 2026-12-01T13:00Z and 2026-11-30T23:59Z
+        assert_eq!(super::month_start(1_796_130_000), 1_796_083_200);
+        assert_eq!(super::month_start(1_796_083_199), 1_793_491_200);
     }
 
     #[test]

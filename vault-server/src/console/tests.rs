@@ -21,6 +21,11 @@ struct World {
 }
 
 fn world() -> World {
+    world_with(0)
+}
+
+/// [`world`] with `extra` more audit records (a long trail).
+fn world_with(extra: usize) -> World {
     let dir = tempfile::tempdir().unwrap();
     let mut v = Vault::init(
         &dir.path().join("vault"),
@@ -114,6 +119,19 @@ fn world() -> World {
         vault_core::AuditOutcome::EXFILTRATION_BLOCKED,
     )
     .unwrap();
+    let (_, committed) = v.in_one_transaction(|v| {
+        for i in 0..extra {
+            v.audit(
+                OP,
+                None,
+                vault_core::AuditAction::SecretRead,
+                Some(&format!("codex-ci/SECRET_{i}")),
+                vault_core::AuditOutcome::Ok,
+            )
+            .unwrap();
+        }
+    });
+    committed.unwrap();
     let state = crate::AppState::new(v, SecretString::new(ADMIN.into())).unwrap();
     World {
         app: crate::app(state),
@@ -206,7 +224,6 @@ const PAGES: &[&str] = &[
     "/ui/leaks",
     "/ui/audit",
     "/ui/audit?agent=codex-ci&action=key.issue",
-    "/ui/audit?verify=all",
     "/ui/doctor",
 ];
 
@@ -414,4 +431,80 @@ async fn logout_and_logout_all_end_sessions() {
         .body(Body::empty())
         .unwrap();
     assert_eq!(send(&w.app, req).await.status, StatusCode::UNAUTHORIZED);
+}
+
+/// Reloads the audit page until `done` holds (at most 20 s).
+async fn audit_until(w: &World, cookie: &str, done: impl Fn(&str) -> bool) -> String {
+    for _ in 0..400 {
+        let a = send(&w.app, get("/ui/audit", Some(cookie))).await;
+        assert_eq!(a.status, StatusCode::OK);
+        if done(&a.body) {
+            return a.body;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the audit page did not reach the state wanted");
+}
+
+// issue 17, item 1: a page never walks a long trail itself: it checks at
+// most INLINE_RECORDS records, says a walk runs in the background, and
+// shows the walk's result, with what it covered, when it is done; "verify
+// all again" is a POST (Origin and CSRF) that starts one walk and returns
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_page_hands_a_long_walk_to_the_background_and_shows_its_result() {
+    let w = world_with(3 * super::chain::INLINE_RECORDS);
+    let cookie = sign_in(&w).await;
+    let first = send(&w.app, get("/ui/audit", Some(&cookie))).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(
+        first
+            .body
+            .contains("A full walk of the chain from the start")
+            && first.body.contains("is running in the background"),
+        "{}",
+        first.body
+    );
+    assert!(
+        !first.body.contains("Chain verified"),
+        "nothing claimed yet"
+    );
+    let done = audit_until(&w, &cookie, |b| !b.contains("is running")).await;
+    assert!(done.contains("Chain verified through record #"), "{done}");
+    assert!(
+        done.contains("Last full walk from the start: through record #"),
+        "{done}"
+    );
+    // the next look goes on from that walk's checkpoint and says so
+    let next = send(&w.app, get("/ui/audit", Some(&cookie))).await.body;
+    assert!(
+        next.contains("from the checkpoint at #") || next.contains("since the checkpoint at #"),
+        "{next}"
+    );
+    // verify all again: refused from elsewhere, started from the page
+    let csrf = csrf_of(&next);
+    let refused = send(
+        &w.app,
+        post_form(
+            "/ui/audit/verify",
+            &cookie,
+            Some("http://evil.example"),
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let started = send(
+        &w.app,
+        post_form(
+            "/ui/audit/verify",
+            &cookie,
+            Some(ORIGIN),
+            &format!("csrf={csrf}"),
+        ),
+    )
+    .await;
+    assert_eq!(started.status, StatusCode::SEE_OTHER, "{}", started.body);
+    let again = audit_until(&w, &cookie, |b| !b.contains("is running")).await;
+    assert!(again.contains("Chain verified through record #"), "{again}");
+    assert!(again.contains("Verify all again"));
 }

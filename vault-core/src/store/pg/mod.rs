@@ -89,6 +89,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../../schema/postgres/015_audit_prune.sql"),
     ),
     (
+        16,
+        include_str!("../../../../schema/postgres/016_console_speed.sql"),
+    ),
+    (
         17,
         include_str!("../../../../schema/postgres/017_egress_only_keys.sql"),
     ),

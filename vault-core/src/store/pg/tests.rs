@@ -174,8 +174,8 @@ fn every_table_forces_rls_has_a_policy_and_belongs_to_the_owner() {
         .unwrap();
     assert_eq!(
         rows.len(),
-        23,
-        "the 22 tables of SQLite's schema and vault_schema"
+        26,
+        "the 25 tables of SQLite's schema and vault_schema"
     );
     for row in rows {
         let (name, on, forced, policies, owner): (String, bool, bool, i64, String) =

@@ -1,5 +1,5 @@
 use super::*;
-use crate::{AgentName, KdfParams};
+use crate::{AgentName, AuditVerdict, KdfParams};
 
 fn new_vault() -> (tempfile::TempDir, Vault) {
     let dir = tempfile::TempDir::new().unwrap();
