@@ -21,6 +21,7 @@ mod operator_day;
 mod operator_output;
 mod operator_rest;
 mod ops;
+mod postgres;
 mod precommit;
 mod rotation;
 mod rotation_journal;
