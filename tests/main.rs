@@ -22,6 +22,7 @@ mod operator_last;
 mod operator_output;
 mod operator_rest;
 mod ops;
+mod postgres;
 mod precommit;
 mod rotation;
 mod rotation_journal;

@@ -161,6 +161,7 @@ pub fn message(err: &anyhow::Error) -> String {
 fn core_code(e: &CoreError) -> i32 {
     match e {
         CoreError::WrongPassphrase | CoreError::BadCredential { .. } => AUTH,
+        CoreError::DatabaseAuth { .. } => AUTH,
         CoreError::NotFound { .. } | CoreError::NoVault { .. } => NOT_FOUND,
         CoreError::Refused { .. }
         | CoreError::AlreadyExists { .. }

@@ -35,6 +35,9 @@ pub struct Cli {
     )]
     passphrase_file: Option<PathBuf>,
 
+    /// The vault's PostgreSQL database, postgres://USER@HOST:PORT/DB (also VAULT_DATABASE_URL).
+    #[arg(long, global = true, value_name = "URL", env = "VAULT_DATABASE_URL")]
+    database: Option<String>,
     /// Print machine-readable JSON (errors too, as {"error": {"code", "message"}}).
     #[arg(long, global = true)]
     json: bool,

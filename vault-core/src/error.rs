@@ -137,6 +137,19 @@ pub enum Error {
     /// the store's seam: see [`StoreError`]).
     #[error("database error: {0}")]
     Database(StoreError),
+    /// The PostgreSQL server named by `--database` did not answer (or has no
+    /// such database); nothing was read or changed.
+    #[error("the database cannot be reached: {reason}")]
+    DatabaseUnreachable {
+        /// Where, and the client's own words (no password: URLs hold none).
+        reason: String,
+    },
+    /// The PostgreSQL server refused the login (a wrong password, no such role).
+    #[error("the database refused the login: {reason}")]
+    DatabaseAuth {
+        /// Where, the server's words, and where the password is read from.
+        reason: String,
+    },
     /// A filesystem operation failed.
     #[error("{}: {source}", .path.display())]
     Io {
@@ -176,6 +189,8 @@ impl Error {
             Error::Refused { .. } => "refused",
             Error::Rekeyed => "rekeyed",
             Error::Database(_) => "database",
+            Error::DatabaseUnreachable { .. } => "database_unreachable",
+            Error::DatabaseAuth { .. } => "database_auth",
             Error::Io { .. } => "io",
             Error::Random => "random",
         }

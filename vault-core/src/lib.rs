@@ -74,7 +74,7 @@ pub use crate::vault::{
     validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditPruned, AuditQuery, AuditRecord,
     AuditVerdict, AuditVerified, BackupInfo, ConsoleSession, DekUsage, EgressGovernance,
     EgressGrant, EgressMeta, HeldRequest, HoldOutcome, IssuedKey, KeyInfo, KeyStatus, KeyUsage,
-    LeakAction, MintedToken, NotifyConfig, Origin, Principal, PruneCutoff, PruneOutcome,
+    LeakAction, Location, MintedToken, NotifyConfig, Origin, Principal, PruneCutoff, PruneOutcome,
     RestoreDelta, RevocationSnapshot, RotationInfo, RotationReport, RotationState, SecretInfo,
     StagedRestore, TargetInfo, TokenRequest, UsageTally, Vault, VerifyStep, VersionInfo,
     APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT,

@@ -3,7 +3,7 @@
 //! can forget an access check. Another agent's secret is indistinguishable
 //! from a missing one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::crypto::rowtag::RowKey;
 use crate::error::{Error, Result};
@@ -25,6 +25,7 @@ mod holds;
 mod journal;
 mod leaks;
 mod limits;
+mod location;
 mod named_keys;
 mod notify;
 mod open;
@@ -53,6 +54,7 @@ pub use data_key::{DekUsage, DEK_LIMIT, DEK_WARN_AT};
 pub use holds::{HeldRequest, HoldOutcome};
 pub use journal::RotationInfo;
 pub use leaks::LeakAction;
+pub use location::Location;
 pub use named_keys::{IssuedKey, KeyInfo, KeyStatus};
 pub use notify::{parse_loopback_url, NotifyConfig};
 pub use rotation::{RotationReport, RotationState};
@@ -74,8 +76,9 @@ pub enum Principal {
 
 /// An unlocked vault.
 pub struct Vault {
-    store: store::Sqlite,
-    dir: PathBuf,
+    store: store::Backing,
+    /// Where the data is; its directory holds this host's state.
+    location: Location,
     vault_id: [u8; 16],
     dek_id: [u8; 16],
     dek: Key256,
@@ -101,7 +104,7 @@ pub struct Vault {
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("dir", &self.dir)
+            .field("dir", &self.location.dir())
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +112,12 @@ impl std::fmt::Debug for Vault {
 impl Vault {
     /// The vault directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.location.dir()
+    }
+
+    /// Where the vault's data is (SQLite in the directory, or PostgreSQL).
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     /// Runs `f` inside one write transaction, so many small audited

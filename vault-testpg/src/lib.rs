@@ -200,7 +200,8 @@ impl Drop for Cluster {
     }
 }
 
-fn free_port() -> u16 {
+/// A loopback port free when asked (nothing listens there once it returns).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -317,6 +318,21 @@ impl TestDb {
             self.name,
             self.passfile().display()
         )
+    }
+
+    /// Grants the server role row access to the vault's tables, as README's
+    /// "Running on PostgreSQL" tells the operator to after `vault init
+    /// --database` (run as the owner): rows only, never ownership, and only
+    /// reads of the schema version.
+    pub fn grant_server(&self) {
+        let role = &self.server;
+        self.owner_client()
+            .batch_execute(&format!(
+                "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};
+                 REVOKE INSERT, UPDATE, DELETE ON vault_schema FROM {role};
+                 GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};"
+            ))
+            .expect("grant the server role row access");
     }
 
     /// A client connected as the owner.

@@ -23,7 +23,7 @@ pub struct Args {
 const CALIBRATION_MAX_KIB: u32 = 1024 * 1024;
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
-    if Vault::exists(&ctx.home) {
+    if !ctx.location.is_postgres() && Vault::exists(&ctx.home) {
         return Err(vault_core::Error::VaultExists {
             path: ctx.home.clone(),
         }
@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     // Checked before prompting, so a typo costs no typing.
     kdf.check().map_err(|e| exit::usage(e.to_string()))?;
     let pass = input::new_passphrase(ctx.passphrase_file.as_deref())?;
-    Vault::init(&ctx.home, &pass, kdf)?;
+    Vault::init_at(&ctx.location, &pass, kdf)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
             "home": ctx.home,
@@ -53,7 +53,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     } else {
         eprintln!(
             "created a vault in {} (argon2id m={} MiB, t={}, p={})",
-            ctx.home.display(),
+            ctx.location,
             kdf.memory_kib / 1024,
             kdf.iterations,
             kdf.lanes

@@ -29,7 +29,7 @@ pub mod watch;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use vault_core::Vault;
 
 use crate::{exit, input, Cli, Command};
@@ -38,6 +38,8 @@ use crate::{exit, input, Cli, Command};
 pub struct Context {
     /// The vault directory.
     pub home: PathBuf,
+    /// Where the vault is: `home`, and the `--database` when one is named.
+    pub location: vault_core::Location,
     /// Where the passphrase comes from, when not prompted.
     pub passphrase_file: Option<PathBuf>,
     /// Print JSON.
@@ -49,7 +51,7 @@ pub struct Context {
 impl Context {
     /// Unlocks the vault, prompting if no passphrase file was given.
     pub fn unlock(&self) -> Result<Vault> {
-        if !Vault::exists(&self.home) {
+        if !self.location.may_hold_vault() {
             if vault_client::addr_from_env().is_some() {
                 return Err(exit::usage(vault_client::LOCAL_ONLY));
             }
@@ -75,7 +77,7 @@ impl Context {
                 other => other?,
             };
             tries -= 1;
-            match Vault::unlock(&self.home, &pass) {
+            match Vault::unlock_at(&self.location, &pass) {
                 Err(vault_core::Error::WrongPassphrase) if tries > 0 => {
                     eprintln!("vault: wrong passphrase, try again ({tries} left)");
                 }
@@ -146,8 +148,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man => return shell::man(),
         other => other,
     };
+    let location = vault_core::Location::from_env(cli.database)?;
     let ctx = Context {
-        home: vault_home()?,
+        home: location.dir().to_owned(),
+        location,
         // `--passphrase-file ""` means no file, like an empty VAULT_PASSPHRASE_FILE
         passphrase_file: cli.passphrase_file.filter(|p| !p.as_os_str().is_empty()),
         json: cli.json,
@@ -201,16 +205,6 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         e
     })
-}
-
-/// VAULT_HOME, else the platform data directory + `vault`.
-fn vault_home() -> Result<PathBuf> {
-    if let Some(home) = std::env::var_os("VAULT_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(home));
-    }
-    dirs::data_dir()
-        .map(|d| d.join("vault"))
-        .context("no data directory on this system: set VAULT_HOME")
 }
 
 /// clap's parser for a duration flag: the same grammar as policy files (vault-core's

@@ -69,7 +69,7 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
 
 pub fn rekey(ctx: &Context, _args: RekeyArgs) -> Result<()> {
     let pass = input::passphrase(ctx.passphrase_file.as_deref(), "Vault passphrase: ")?;
-    let mut vault = vault_core::Vault::unlock(&ctx.home, &pass)?;
+    let mut vault = vault_core::Vault::unlock_at(&ctx.location, &pass)?;
     let count = vault.rekey(&Principal::Operator, &pass)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({"reencrypted": count}))?;

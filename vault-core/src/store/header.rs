@@ -57,6 +57,17 @@ pub(crate) fn insert(conn: &Handle, rk: &RowKey, h: &Header, now: i64) -> Result
     Ok(())
 }
 
+/// Whether the database holds a vault (its header row).
+pub(crate) fn exists(conn: &Handle) -> Result<bool> {
+    Ok(conn
+        .query_opt(
+            "SELECT 1 FROM vault_header WHERE singleton = 1",
+            args![],
+            |r| r.get::<i64>(0),
+        )?
+        .is_some())
+}
+
 /// The header as stored, unchecked: what unlocking needs before any key exists.
 pub(crate) fn read(conn: &Handle) -> Result<Header> {
     type Raw = (

@@ -57,12 +57,16 @@
 //! statement reads one snapshot and every row it combines is tag-checked), so
 //! reads cost what they did.
 //! The API is synchronous: a backend on an async client runs it on its own
-//! thread. [`Sqlite`] is the one implementation; the vault holds it, never a
-//! bare connection, and names no rusqlite type (the seam test checks).
+//! thread. [`Sqlite`] and [`pg::Postgres`] implement it; the vault holds a
+//! [`Backing`] (either one, chosen by `vault::Location`), never a bare
+//! connection, and names no rusqlite type (the seam test checks). On
+//! PostgreSQL a statement run outside both (the operator's listings, `audit
+//! verify`) runs as the operator in a read-only transaction (`pg::conn`).
 
 pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod audit_pruned;
+mod backing;
 pub(crate) mod backup;
 pub(crate) mod console;
 pub(crate) mod fingerprints;
@@ -70,9 +74,8 @@ pub(crate) mod header;
 pub(crate) mod holds;
 pub(crate) mod keys;
 mod migrate;
-// issue 20: the PostgreSQL schema and role checks; opened by the vault once
-// the table families run on the backend-neutral handle
-#[cfg_attr(not(test), allow(dead_code))]
+// issue 20: the PostgreSQL backend, opened by `Vault::unlock_at` for a
+// `Location::Postgres`
 pub(crate) mod pg;
 pub(crate) mod rotation;
 pub(crate) mod secrets;
@@ -87,6 +90,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
+pub(crate) use backing::Backing;
 pub use migrate::LATEST_SCHEMA_VERSION;
 pub(crate) use sql::Handle;
 

@@ -3,7 +3,6 @@
 //! process.
 
 use crate::store::Store as _;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
 use crate::crypto::aead::{self, RowAad};
@@ -82,22 +81,24 @@ impl Vault {
     /// [`Error::VaultExists`] if there is one; [`Error::WeakKdf`] for parameters
     /// outside the floor and ceiling; I/O and database errors.
     pub fn init(dir: &Path, passphrase: &SecretString, kdf: KdfParams) -> Result<Vault> {
+        Vault::init_at(&Location::Dir(dir.to_owned()), passphrase, kdf)
+    }
+
+    /// Creates a vault at `location` protected by `passphrase`: a new
+    /// `vault.db` in the directory, or the schema and the vault in a
+    /// PostgreSQL database that holds none yet (issue 20).
+    ///
+    /// # Errors
+    /// As [`Vault::init`]; for PostgreSQL also [`Error::DatabaseUnreachable`],
+    /// [`Error::DatabaseAuth`], and [`Error::Refused`] for a role row-level
+    /// security does not bind or one that may not create the schema.
+    pub fn init_at(
+        location: &Location,
+        passphrase: &SecretString,
+        kdf: KdfParams,
+    ) -> Result<Vault> {
         kdf.check()?;
-        let db_path = dir.join(DB_FILE);
-        if db_path.exists() {
-            return Err(Error::VaultExists {
-                path: dir.to_owned(),
-            });
-        }
-        if !dir.exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| Error::io(dir, e))?;
-        }
-        store::check_private(dir, 0o700)?;
-        let conn = store::Sqlite::create(&db_path)?;
+        let conn = location.create_store()?;
         let vault_id: [u8; 16] = rand::array()?;
         let dek_id: [u8; 16] = rand::array()?;
         let dek = Key256::from_array(rand::array()?);
@@ -118,10 +119,13 @@ impl Vault {
             row_tags: true,
             tag: None,
         };
-        let mut vault = Vault::assemble(conn, dir, vault_id, dek_id, dek);
+        let mut vault = Vault::assemble(conn, location, vault_id, dek_id, dek);
         vault.passphrase = Some(SecretString::new(passphrase.expose_secret().to_owned()));
-        header::insert(&vault.store, &vault.rows, &h, store::now())?;
+        // the header and the chain's first record in one transaction: a
+        // database holds a whole vault or none (two inits on one PostgreSQL
+        // database: the second fails on the header's key and leaves nothing)
         let tx = vault.store.write(&Principal::Operator)?;
+        header::insert(&tx, &vault.rows, &h, store::now())?;
         vault.audit_genesis(&tx, AuditAction::VaultInit, None)?;
         tx.commit()?;
         Ok(vault)
@@ -134,10 +138,19 @@ impl Vault {
     /// [`Error::SchemaTooNew`], [`Error::WeakKdf`] (checked before deriving),
     /// [`Error::WrongPassphrase`].
     pub fn unlock(dir: &Path, passphrase: &SecretString) -> Result<Vault> {
-        let conn = Self::open_locked(dir)?;
+        Vault::unlock_at(&Location::Dir(dir.to_owned()), passphrase)
+    }
+
+    /// Opens and unlocks the vault at `location` ([`Vault::unlock`]).
+    ///
+    /// # Errors
+    /// As [`Vault::unlock`]; for PostgreSQL also those of [`Vault::init_at`]
+    /// and a schema older than this build's.
+    pub fn unlock_at(location: &Location, passphrase: &SecretString) -> Result<Vault> {
+        let conn = location.open_store()?;
         let h = header::read(&conn)?;
         let (kek, dek) = unwrap_dek(passphrase, &h)?.ok_or(Error::WrongPassphrase)?;
-        let mut vault = Vault::assemble(conn, dir, h.vault_id, h.dek_id, dek);
+        let mut vault = Vault::assemble(conn, location, h.vault_id, h.dek_id, dek);
         if !h.row_tags {
             vault.establish_row_tags(&kek)?;
         }
@@ -217,8 +230,8 @@ impl Vault {
     }
 
     fn assemble(
-        store: store::Sqlite,
-        dir: &Path,
+        store: store::Backing,
+        location: &Location,
         vault_id: [u8; 16],
         dek_id: [u8; 16],
         dek: Key256,
@@ -226,7 +239,7 @@ impl Vault {
         let rows = RowKey::derive(&dek, &dek_id, &vault_id);
         Vault {
             store,
-            dir: dir.to_owned(),
+            location: location.clone(),
             vault_id,
             dek_id,
             dek,
@@ -242,19 +255,5 @@ impl Vault {
     /// Whether `dir` holds a vault database.
     pub fn exists(dir: &Path) -> bool {
         dir.join(DB_FILE).exists()
-    }
-
-    fn open_locked(dir: &Path) -> Result<store::Sqlite> {
-        let db_path = dir.join(DB_FILE);
-        if !db_path.exists() {
-            return Err(Error::NoVault {
-                path: dir.to_owned(),
-            });
-        }
-        store::check_private(dir, 0o700)?;
-        for file in [DB_FILE, "vault.db-wal", "vault.db-shm"] {
-            store::check_private(&dir.join(file), 0o600)?;
-        }
-        store::Sqlite::open(&db_path)
     }
 }

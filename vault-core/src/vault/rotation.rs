@@ -439,7 +439,7 @@ impl Vault {
     fn write_key_file(&self, new_key_id: &str, key: &NamedKey) -> Result<PathBuf> {
         use std::io::Write;
         use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-        let path = self.dir.join(format!("new-key-{new_key_id}.txt"));
+        let path = self.dir().join(format!("new-key-{new_key_id}.txt"));
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)

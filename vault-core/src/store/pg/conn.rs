@@ -82,10 +82,35 @@ impl PgConn {
         Ok(stmt)
     }
 
+    /// Runs `f` in the open transaction, or, with none open, in a read-only
+    /// transaction as the operator: the vault's operator-side reads (listings,
+    /// `audit verify`, the header) run outside [`crate::store::Store::read`]
+    /// and `write`, and row-level security shows no row to a statement that
+    /// says nobody acts. Only the operator holds an unlocked vault, and every
+    /// agent-side read and every write carries its own principal, so this is
+    /// the operator's path; read-only, so a write that forgot its transaction
+    /// fails here instead of committing unscoped.
+    fn in_scope<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        if self.in_transaction.get() {
+            return f();
+        }
+        self.client
+            .borrow_mut()
+            .batch_execute("BEGIN READ ONLY; SELECT set_config('vault.operator', 'on', true)")?;
+        self.in_transaction.set(true);
+        let out = f();
+        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.client.borrow_mut().batch_execute(end);
+        self.in_transaction.set(false);
+        let out = out?;
+        ended?;
+        Ok(out)
+    }
+
     pub(crate) fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<usize> {
         let stmt = self.statement(sql, args)?;
         let params = params(args);
-        let n = self.client.borrow_mut().execute(&stmt, &params)?;
+        let n = self.in_scope(|| Ok(self.client.borrow_mut().execute(&stmt, &params)?))?;
         // an UPDATE of billions of rows is not a vault's
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
@@ -99,7 +124,7 @@ impl PgConn {
         let sql = format!("{sql} RETURNING {id_column}");
         let stmt = self.statement(&sql, args)?;
         let params = params(args);
-        let row = self.client.borrow_mut().query_one(&stmt, &params)?;
+        let row = self.in_scope(|| Ok(self.client.borrow_mut().query_one(&stmt, &params)?))?;
         Ok(row.try_get(0)?)
     }
 
@@ -108,15 +133,13 @@ impl PgConn {
     pub(crate) fn query(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<::postgres::Row>> {
         let stmt = self.statement(sql, args)?;
         let params = params(args);
-        let rows = self.client.borrow_mut().query(&stmt, &params)?;
-        Ok(rows)
+        self.in_scope(|| Ok(self.client.borrow_mut().query(&stmt, &params)?))
     }
 
     pub(crate) fn query_one_row(&self, sql: &str, args: &[Value<'_>]) -> Result<::postgres::Row> {
         let stmt = self.statement(sql, args)?;
         let params = params(args);
-        let row = self.client.borrow_mut().query_one(&stmt, &params)?;
-        Ok(row)
+        self.in_scope(|| Ok(self.client.borrow_mut().query_one(&stmt, &params)?))
     }
 
     /// Statements without parameters (simple query protocol). Tracks

@@ -204,6 +204,63 @@ pub(crate) fn check_role(client: &mut Client) -> Result<()> {
     })
 }
 
+/// Connects to `database_url` (its password from a passfile, [`config`]),
+/// saying which of the two usual mistakes it is: a server that does not
+/// answer (or no such database) or a login it refuses.
+pub(crate) fn connect(database_url: &str) -> Result<Client> {
+    let config = config(database_url)?;
+    config.connect(::postgres::NoTls).map_err(|e| {
+        // SQLSTATE class 28: invalid authorization (a wrong password, no such role)
+        let auth = e
+            .as_db_error()
+            .is_some_and(|db| db.code().code().starts_with("28"));
+        // the client's own refusal to log in without the password the server asked for
+        let reason = match (e.as_db_error(), std::error::Error::source(&e)) {
+            (Some(db), _) => db.message().to_owned(),
+            // the client's words are in the source ("invalid configuration:
+            // password missing", "error connecting to server: refused")
+            (None, Some(source)) => format!("{e}: {source}"),
+            (None, None) => e.to_string(),
+        };
+        let no_password = reason.contains("password missing");
+        let place = match (config.get_hosts().first(), config.get_ports().first()) {
+            (Some(::postgres::config::Host::Tcp(h)), Some(p)) => format!("{h}:{p}"),
+            (Some(::postgres::config::Host::Tcp(h)), None) => h.clone(),
+            _ => "the database".to_owned(),
+        };
+        if auth || no_password {
+            Error::DatabaseAuth {
+                reason: format!(
+                    "{place}: {reason}; the password comes from the passfile named by \
+                     ?passfile= or PGPASSFILE (host:port:db:user:password, mode 0600)"
+                ),
+            }
+        } else {
+            Error::DatabaseUnreachable {
+                reason: format!("{place}: {reason}"),
+            }
+        }
+    })
+}
+
+/// Prepares a database for `vault init --database`: refuses a role RLS does
+/// not bind, then creates (or brings up to date) the schema as this role,
+/// which must be allowed to create tables (the database's owner).
+pub(crate) fn prepare_for_init(database_url: &str) -> Result<()> {
+    let mut client = connect(database_url)?;
+    check_role(&mut client)?;
+    migrate(&mut client, None).map_err(|e| match e {
+        Error::Database(db) => Error::Refused {
+            reason: format!(
+                "the schema could not be created ({db}); run `vault init --database` as a role \
+                 that may create tables in the database (its owner), then let the servers \
+                 log in as a role that owns nothing (README, Running on PostgreSQL)"
+            ),
+        },
+        other => other,
+    })
+}
+
 /// The PostgreSQL backend: the vault's connection to a shared database,
 /// as the role the servers log in as.
 pub(crate) struct Postgres {
@@ -215,13 +272,18 @@ impl Postgres {
     /// a role RLS does not bind, a schema newer (or older) than this build's,
     /// and, when `vault_id` is given, a database holding another vault.
     pub(crate) fn open(database_url: &str, vault_id: Option<&[u8; 16]>) -> Result<Postgres> {
-        let mut client = config(database_url)?.connect(::postgres::NoTls)?;
+        let mut client = connect(database_url)?;
         check_role(&mut client)?;
         let version = schema_version(&mut client)?;
         if version > super::LATEST_SCHEMA_VERSION {
             return Err(Error::SchemaTooNew {
                 found: version,
                 supported: super::LATEST_SCHEMA_VERSION,
+            });
+        }
+        if version == 0 {
+            return Err(Error::NoVault {
+                path: database_url.into(),
             });
         }
         if version < super::LATEST_SCHEMA_VERSION {

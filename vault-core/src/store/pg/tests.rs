@@ -473,7 +473,9 @@ fn a_write_as_an_agent_sees_only_its_rows_even_with_the_vaults_filter_removed() 
     assert_eq!(n, 2, "the operator sees both");
     tx.commit().unwrap();
     store.commit_batch().unwrap();
-    // outside a transaction nobody acts: nothing is visible
+    // outside a transaction the handle reads as the operator, read-only
+    // (the operator's path; a bare connection with no setting sees nothing,
+    // rls_shows_an_agent_only_its_own_secrets_without_a_where_clause)
     let n = store
         .query_one(
             "SELECT count(*) FROM secrets",
@@ -481,7 +483,7 @@ fn a_write_as_an_agent_sees_only_its_rows_even_with_the_vaults_filter_removed() 
             |r| r.get::<i64>(0),
         )
         .unwrap();
-    assert_eq!(n, 0);
+    assert_eq!(n, 2);
 }
 
 #[test]
@@ -552,12 +554,9 @@ fn opening_a_database_of_another_vault_is_refused() {
 fn opening_refuses_bypassrls_a_newer_or_unmigrated_schema_and_a_password_in_the_url() {
     // issue 20, bad input: each refused at open with what to do
     let Some(db) = TestDb::create() else { return };
+    // an empty database holds no vault yet (`vault init --database`)
     let err = Postgres::open(&db.url(), None).err().unwrap();
-    assert!(
-        err.to_string()
-            .contains("migrate it as the database's owner"),
-        "{err}"
-    );
+    assert_eq!(err.code(), "no_vault", "{err}");
     migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
     Postgres::open(&db.url(), None).unwrap();
 
@@ -573,7 +572,8 @@ fn opening_refuses_bypassrls_a_newer_or_unmigrated_schema_and_a_password_in_the_
     let err = Postgres::open(&format!("{}&sslmode=require", db.url()), None)
         .err()
         .unwrap();
-    assert_eq!(err.code(), "database", "{err}");
+    assert_eq!(err.code(), "database_unreachable", "{err}");
+    assert!(err.to_string().contains("TLS"), "{err}");
 
     // a passfile others can read is refused, as libpq refuses it
     use std::os::unix::fs::PermissionsExt;
@@ -582,10 +582,20 @@ fn opening_refuses_bypassrls_a_newer_or_unmigrated_schema_and_a_password_in_the_
     assert!(matches!(err, Error::LoosePermissions { .. }), "{err}");
     std::fs::set_permissions(db.passfile(), std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    // no password for this role in the passfile: the server says no
+    // no password for this role in the passfile: the server says no, and
+    // the error says where the password is read from
     let other = db.url().replace(&db.server, "nobody_here");
     let err = Postgres::open(&other, None).err().unwrap();
-    assert_eq!(err.code(), "database", "{err}");
+    assert_eq!(err.code(), "database_auth", "{err}");
+    assert!(err.to_string().contains("PGPASSFILE"), "{err}");
+    // nothing listens there
+    let port = db.port();
+    let dead = db.url().replace(
+        &format!(":{port}/"),
+        &format!(":{}/", vault_testpg::free_port()),
+    );
+    let err = Postgres::open(&dead, None).err().unwrap();
+    assert_eq!(err.code(), "database_unreachable", "{err}");
 
     db.admin_client()
         .batch_execute(&format!("ALTER ROLE {} BYPASSRLS", db.server))
@@ -817,4 +827,72 @@ fn the_table_families_run_their_sql_on_postgres() {
     assert!(secrets::list(&read, &rk, Some(agent_id))
         .unwrap()
         .is_empty());
+}
+
+/// A vault made with `init_at` as the database's owner, the server role
+/// granted row access as README says, and the vault opened again as that role.
+fn vault_on(db: &TestDb) -> (tempfile::TempDir, crate::Vault) {
+    use crate::{KdfParams, Location, SecretString, Vault};
+    let dir = tempfile::tempdir().unwrap();
+    let pass = SecretString::new("pw".into());
+    let owner = Location::new(dir.path().join("v"), Some(db.owner_url()));
+    drop(Vault::init_at(&owner, &pass, KdfParams::TEST_ONLY).unwrap());
+    migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
+    let server = Location::new(dir.path().join("v"), Some(db.url()));
+    let vault = Vault::unlock_at(&server, &pass).unwrap();
+    (dir, vault)
+}
+
+#[test]
+fn the_operators_reads_outside_a_transaction_see_the_rows_on_postgres() {
+    // issue 20, the open path: the operator's listings, reads and `audit
+    // verify` run outside Store::read/write; on PostgreSQL, row-level
+    // security showed them no row (nobody acting) until they ran as the
+    // operator in a read-only transaction
+    use crate::{AgentName, AuditVerdict, Policy, SecretBytes, SecretPath};
+    let Some(db) = migrated() else { return };
+    let (_dir, mut vault) = vault_on(&db);
+    let op = Principal::Operator;
+    let hermes = AgentName::parse("hermes").unwrap();
+    vault.add_agent(&op, &hermes, &Policy::default()).unwrap();
+    let path = SecretPath::parse("hermes/TOKEN").unwrap();
+    vault
+        .set_secret(&op, &path, &SecretBytes::from_slice(b"value-1"))
+        .unwrap();
+    assert_eq!(vault.list_agents(&op).unwrap().len(), 1);
+    assert_eq!(vault.list_secrets(&op, None).unwrap().len(), 1);
+    let (value, version) = vault.get_secret(&op, &path).unwrap();
+    assert_eq!((value.expose_secret(), version), (&b"value-1"[..], 1));
+    // the agent reads its own through Store::read
+    let (value, _) = vault.get_secret(&agent("hermes"), &path).unwrap();
+    assert_eq!(value.expose_secret(), b"value-1");
+    match vault.verify_audit().unwrap() {
+        AuditVerdict::Intact { records } => assert!(records >= 3, "{records}"),
+        other => panic!("{other:?}"),
+    }
+    // nothing is left open, and a write outside a transaction is refused
+    // by the read-only scope instead of running unscoped
+    assert!(!vault.conn().in_transaction());
+    assert!(vault
+        .conn()
+        .execute("DELETE FROM settings", crate::store::sql::args![])
+        .is_err());
+}
+
+#[test]
+fn init_at_refuses_a_database_that_holds_a_vault_and_unlock_at_one_that_holds_none() {
+    // issue 20, bad input: a second `vault init --database` on one database,
+    // and a command pointed at an empty database
+    use crate::{Error, KdfParams, Location, SecretString, Vault};
+    let Some(db) = TestDb::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let pass = SecretString::new("pw".into());
+    let at = Location::new(dir.path().join("v"), Some(db.owner_url()));
+    let err = Vault::unlock_at(&at, &pass).unwrap_err();
+    assert!(matches!(err, Error::NoVault { .. }), "{err:?}");
+    drop(Vault::init_at(&at, &pass, KdfParams::TEST_ONLY).unwrap());
+    let err = Vault::init_at(&at, &pass, KdfParams::TEST_ONLY).unwrap_err();
+    assert!(matches!(err, Error::VaultExists { .. }), "{err:?}");
+    let err = Vault::unlock_at(&at, &SecretString::new("nope".into())).unwrap_err();
+    assert!(matches!(err, Error::WrongPassphrase), "{err:?}");
 }

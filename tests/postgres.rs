@@ -1,0 +1,293 @@
+//! Issue 20: the real `vault` binary on PostgreSQL (a throwaway cluster from
+//! vault-testpg): `--database` / `VAULT_DATABASE_URL` for init and the
+//! everyday commands, two `vault server`s sharing one database, and the bad
+//! inputs each with its exit code and JSON code.
+
+use std::io::BufRead;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use vault_testpg::TestDb;
+
+use crate::common::*;
+
+/// A database with a vault made by `vault init --database` as its owner,
+/// and the server role granted row access (README, Running on PostgreSQL).
+fn pg_vault() -> Option<(TestDb, Env)> {
+    let db = TestDb::create()?;
+    let env = Env::empty();
+    env.vault(&["init", "--database", &db.owner_url()])
+        .args(["--kdf-memory-mib", "64", "--kdf-iterations", "3"])
+        .assert()
+        .success();
+    db.grant_server();
+    Some((db, env))
+}
+
+/// `vault ARGS` on the database as the server role, through the variable.
+fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = env.vault(args);
+    cmd.env("VAULT_DATABASE_URL", db.url());
+    cmd
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `vault server --database URL` with its own vault directory (`host`), as
+/// a second host would run it.
+fn server(env: &Env, db: &TestDb, host: &str) -> Server {
+    let home = env.dir.path().join(host);
+    let admin_file = env.dir.path().join(format!("{host}-admin"));
+    let stderr = env.dir.path().join(format!("{host}.stderr"));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+        .args(["server", "--database", &db.url(), "--listen", "127.0.0.1:0"])
+        .args(["--admin-token-file", admin_file.to_str().unwrap()])
+        .env_remove("VAULT_DATABASE_URL")
+        .env("VAULT_HOME", &home)
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| {
+            panic!(
+                "{line:?}: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            )
+        })
+        .to_owned();
+    let admin = std::fs::read_to_string(&admin_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    Server { child, base, admin }
+}
+
+fn call(method: &str, url: &str, bearer: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let req = ureq::request(method, url)
+        .set("Authorization", &format!("Bearer {bearer}"))
+        .timeout(Duration::from_secs(10));
+    let result = match body {
+        Some(b) => req.set("Content-Type", "application/json").send_string(b),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+fn mint(base: &str, key: &str) -> (u16, serde_json::Value) {
+    call(
+        "POST",
+        &format!("{base}/v1/auth/token"),
+        key,
+        Some(r#"{"scopes": ["secrets:read"], "ttl_seconds": 300}"#),
+    )
+}
+
+#[test]
+fn init_issue_set_get_and_audit_verify_run_on_postgres() {
+    // issue 20, item 2/3: every command that opens the vault takes the
+    // database from --database or VAULT_DATABASE_URL; no vault.db is made
+    let Some((db, env)) = pg_vault() else { return };
+    on_db(&env, &db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    let key = stdout_of(
+        &on_db(&env, &db, &["issue", "hermes-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    );
+    assert!(key.trim().starts_with("avk_"), "{key}");
+    on_db(&env, &db, &["set", "hermes/TOKEN"])
+        .write_stdin("pg-value-7c1d")
+        .assert()
+        .success();
+    let out = on_db(&env, &db, &["get", "hermes/TOKEN"])
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out), "pg-value-7c1d\n");
+    let out = on_db(&env, &db, &["--json", "audit", "verify"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert!(v.to_string().contains("intact"), "{v}");
+    assert!(
+        !env.db().exists(),
+        "the data is in the database, not vault.db"
+    );
+    // the same database through the flag as through the variable
+    let out = env
+        .vault(&["--database", &db.url(), "ls"])
+        .assert()
+        .success();
+    assert!(stdout_of(&out).contains("TOKEN"));
+    // and without either, this directory holds no vault
+    env.vault(&["ls"]).assert().code(4);
+}
+
+#[test]
+fn two_servers_on_one_database_share_tokens_and_revocations_within_a_second() {
+    // issue 20, several servers: a token minted through one is read through
+    // the other; a key revoked through one is refused by the other in < 1 s
+    let Some((db, env)) = pg_vault() else { return };
+    on_db(&env, &db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    on_db(&env, &db, &["set", "hermes/TOKEN"])
+        .write_stdin("shared-value-91ab")
+        .assert()
+        .success();
+    let key = stdout_of(
+        &on_db(&env, &db, &["issue", "hermes-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned();
+    let a = server(&env, &db, "host-a");
+    let b = server(&env, &db, "host-b");
+    let (status, v) = mint(&a.base, &key);
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let (status, v) = call("GET", &format!("{}/v1/secrets/TOKEN", b.base), &token, None);
+    assert_eq!(
+        (status, v["value"].as_str()),
+        (200, Some("shared-value-91ab")),
+        "{v}"
+    );
+    assert_eq!(
+        mint(&b.base, &key).0,
+        200,
+        "b takes the key before the revocation"
+    );
+
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/admin/keys/hermes-key/revoke", a.base),
+        &a.admin,
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{v}");
+    let revoked = Instant::now();
+    // bounded: the refresher polls every 500 ms; 5 s is a failure, not a wait
+    let refused_after = loop {
+        let (status, _) = mint(&b.base, &key);
+        if status == 401 {
+            break revoked.elapsed();
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(5),
+            "b still takes the key"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        refused_after < Duration::from_secs(1),
+        "b refused the revoked key only after {refused_after:?}"
+    );
+    drop((a, b));
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+}
+
+#[test]
+fn bad_database_input_is_a_clear_error_with_a_stable_code() {
+    // issue 20, bad input: a wrong URL, an unreachable server, a wrong
+    // password, a role with BYPASSRLS; each refused before any prompt is
+    // answered wrongly, with its exit code and JSON code
+    let Some((db, env)) = pg_vault() else { return };
+    let json_error = |url: &str| {
+        let out = env.vault(&["--json", "--database", url, "ls"]).assert();
+        let code = out.get_output().status.code();
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        (
+            code,
+            v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    };
+    let (code, name, message) = json_error("mysql://nobody@127.0.0.1/db");
+    assert_eq!(
+        (code, name.as_str()),
+        (Some(2), "invalid_input"),
+        "{message}"
+    );
+    let (code, name, message) = json_error(&db.url().replacen('@', ":hunter2@", 1));
+    assert_eq!(
+        (code, name.as_str()),
+        (Some(2), "invalid_input"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("hunter2") && message.contains("passfile"),
+        "{message}"
+    );
+
+    let port = db.port().to_string();
+    let dead_port = vault_testpg::free_port().to_string();
+    let (code, name, message) = json_error(&db.url().replace(&port, &dead_port));
+    assert_eq!(
+        (code, name.as_str()),
+        (Some(2), "database_unreachable"),
+        "{message}"
+    );
+
+    // a wrong password in the passfile
+    let wrong = env.dir.path().join("wrong-pgpass");
+    write_private(
+        &wrong,
+        &format!(
+            "127.0.0.1:{port}:{}:{}:not-the-password\n",
+            db.name, db.server
+        ),
+    );
+    let url = format!(
+        "postgres://{}@127.0.0.1:{port}/{}?passfile={}",
+        db.server,
+        db.name,
+        wrong.display()
+    );
+    let (code, name, message) = json_error(&url);
+    assert_eq!(
+        (code, name.as_str()),
+        (Some(3), "database_auth"),
+        "{message}"
+    );
+    assert!(message.contains("passfile"), "{message}");
+
+    db.admin_client()
+        .batch_execute(&format!("ALTER ROLE {} BYPASSRLS", db.server))
+        .unwrap();
+    let (code, name, message) = json_error(&db.url());
+    assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
+    assert!(message.contains("NOBYPASSRLS"), "{message}");
+}

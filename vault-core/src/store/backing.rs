@@ -1,0 +1,77 @@
+//! The backend a vault holds, SQLite or PostgreSQL (issue 20): one enum
+//! over the two [`Store`]s, so the vault's methods are written once.
+
+use super::{
+    begin_batch, commit_batch, pg, rollback_batch, set_durable, Handle, ReadTx, Sqlite, Store,
+    WriteTx,
+};
+use crate::error::Result;
+use crate::Principal;
+
+/// The backend a vault holds: the one place the vault chooses between them,
+/// so every method above is written once against [`Store`] and [`Handle`].
+pub(crate) enum Backing {
+    Sqlite(Sqlite),
+    Postgres(pg::Postgres),
+}
+
+/// A read on either backend ([`Store::read`]).
+pub(crate) enum AnyRead<'a> {
+    Sqlite(ReadTx<'a>),
+    Postgres(pg::PgRead<'a>),
+}
+
+impl std::ops::Deref for AnyRead<'_> {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        match self {
+            AnyRead::Sqlite(r) => r,
+            AnyRead::Postgres(r) => r,
+        }
+    }
+}
+
+impl std::ops::Deref for Backing {
+    type Target = Handle;
+    fn deref(&self) -> &Handle {
+        match self {
+            Backing::Sqlite(s) => s,
+            Backing::Postgres(p) => p,
+        }
+    }
+}
+
+impl Store for Backing {
+    type Tx<'a> = WriteTx<'a>;
+    type Read<'a> = AnyRead<'a>;
+
+    fn write(&self, actor: &Principal) -> Result<WriteTx<'_>> {
+        match self {
+            Backing::Sqlite(s) => s.write(actor),
+            Backing::Postgres(p) => p.write(actor),
+        }
+    }
+
+    fn read(&self, actor: &Principal) -> Result<AnyRead<'_>> {
+        Ok(match self {
+            Backing::Sqlite(s) => AnyRead::Sqlite(s.read(actor)?),
+            Backing::Postgres(p) => AnyRead::Postgres(p.read(actor)?),
+        })
+    }
+
+    fn begin_batch(&self) -> bool {
+        begin_batch(self)
+    }
+
+    fn commit_batch(&self) -> Result<()> {
+        commit_batch(self)
+    }
+
+    fn rollback_batch(&self) {
+        rollback_batch(self)
+    }
+
+    fn set_durable(&self, durable: bool) -> Result<()> {
+        set_durable(self, durable)
+    }
+}
