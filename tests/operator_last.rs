@@ -262,3 +262,48 @@ fn a_secret_stored_outside_its_agents_policy_is_warned_at_set_and_in_doctor() {
     assert_eq!(checks.len(), 1, "{doctor}");
     assert!(checks[0].1.contains("hermes/STRIPE_KEY"), "{doctor}");
 }
+
+#[test]
+fn a_failed_rotation_command_run_by_hand_shows_its_stderr_redacted() {
+    // issue 19, finding 5: `vault rotate AGENT/NAME` said only "failed (exit status: 1)".
+    // The rule: a manual run shows the tail of the command's stderr (terminal or not),
+    // with the old value, what it printed and anything credential-like redacted; the
+    // audit trail records only how it ended.
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/DB_PASSWORD", "old-db-password-7f3a9c");
+    set_rotation_script(
+        &env,
+        "hermes/DB_PASSWORD",
+        "old=$(cat)\necho \"rotating $old\" >&2\necho half-new-value\n\
+         echo 'half-new-value was refused' >&2\n\
+         echo 'auth header ghp_1234567890abcdefghijABCDEFGHIJ012345' >&2\n\
+         echo 'psql: FATAL: permission denied for role rotator' >&2\nexit 7\n",
+    );
+    let out = env
+        .vault(&["rotate", "hermes/DB_PASSWORD"])
+        .assert()
+        .code(1);
+    let err = stderr_of(&out);
+    assert!(err.contains("exit status: 7"), "{err}");
+    assert!(
+        err.contains("psql: FATAL: permission denied for role rotator"),
+        "{err}"
+    );
+    for hidden in ["old-db-password-7f3a9c", "half-new-value", "ghp_1234567890"] {
+        assert!(!err.contains(hidden), "{hidden} shown: {err}");
+    }
+    assert!(err.contains("rotating [value]"), "{err}");
+    let (code, name) = json_error(
+        &env.vault(&["rotate", "hermes/DB_PASSWORD", "--json"])
+            .assert()
+            .failure(),
+    );
+    assert_eq!((code, name.as_str()), (1, "refused"));
+    let audit = stdout_of(&env.vault(&["audit", "log", "--json"]).assert().success());
+    assert!(audit.contains("secret.rotate"), "{audit}");
+    assert!(!audit.contains("permission denied"), "{audit}");
+    // the value stayed
+    let got = env.vault(&["get", "hermes/DB_PASSWORD"]).assert().success();
+    assert_eq!(stdout_of(&got).trim_end(), "old-db-password-7f3a9c");
+}
