@@ -307,3 +307,95 @@ fn a_failed_rotation_command_run_by_hand_shows_its_stderr_redacted() {
     let got = env.vault(&["get", "hermes/DB_PASSWORD"]).assert().success();
     assert_eq!(stdout_of(&got).trim_end(), "old-db-password-7f3a9c");
 }
+
+/// Makes a file look old enough not to be "being written".
+fn backdate(path: &std::path::Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(old).unwrap();
+}
+
+#[test]
+fn scrub_takes_a_directory_and_an_immediate_rerun_is_not_refused() {
+    // issue 19: `vault scrub DIR` failed ("not a regular file") though `scan` and `watch`
+    // take directories, and a rerun right after was refused as "modified 30 ms ago"
+    // because of scrub's own rewrite
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let key = issue_key(&env, "hermes-key");
+    let dir = env.dir.path().join("transcripts");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let line = |s: &str| format!("{}\n", serde_json::json!({"content": s}));
+    let (a, b, c) = (
+        dir.join("a.jsonl"),
+        dir.join("sub/b.jsonl"),
+        dir.join("c.jsonl"),
+    );
+    std::fs::write(&a, line(&format!("my key is {key}"))).unwrap();
+    std::fs::write(&b, line(&format!("curl -H 'X: {key}'"))).unwrap();
+    std::fs::write(&c, line("nothing here")).unwrap();
+    std::os::unix::fs::symlink(&a, dir.join("link.jsonl")).unwrap();
+    for f in [&a, &b, &c] {
+        backdate(f);
+    }
+    let scrub = |code: i32| {
+        let out = env
+            .vault(&["scrub", "--json", dir.to_str().unwrap()])
+            .assert()
+            .code(code);
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        let files: Vec<(String, String)> = v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let path = f["path"].as_str().unwrap();
+                let rel = path.strip_prefix(dir.to_str().unwrap()).unwrap();
+                (rel.to_owned(), f["status"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        files
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        scrub(0),
+        pairs(&[
+            ("/a.jsonl", "scrubbed"),
+            ("/c.jsonl", "clean"),
+            ("/sub/b.jsonl", "scrubbed")
+        ])
+    );
+    for f in [&a, &b] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains(&key) && text.contains("<redacted:"),
+            "{text}"
+        );
+    }
+    // at once again: nothing left to replace, so nothing is refused
+    assert_eq!(
+        scrub(0),
+        pairs(&[
+            ("/a.jsonl", "clean"),
+            ("/c.jsonl", "clean"),
+            ("/sub/b.jsonl", "clean")
+        ])
+    );
+    // a file just written that does hold a key is still left to its agent
+    let d = dir.join("d.jsonl");
+    std::fs::write(&d, line(&format!("again {key}"))).unwrap();
+    assert_eq!(
+        scrub(1),
+        pairs(&[
+            ("/a.jsonl", "clean"),
+            ("/c.jsonl", "clean"),
+            ("/d.jsonl", "refused"),
+            ("/sub/b.jsonl", "clean")
+        ])
+    );
+    assert!(std::fs::read_to_string(&d).unwrap().contains(&key));
+}
