@@ -399,3 +399,37 @@ fn scrub_takes_a_directory_and_an_immediate_rerun_is_not_refused() {
     );
     assert!(std::fs::read_to_string(&d).unwrap().contains(&key));
 }
+
+#[test]
+fn no_color_turns_off_the_colour_of_help_and_usage_errors() {
+    // issue 19, "NO_COLOR": the CLI's only colour is clap's, in help and usage
+    // errors on a terminal. CLICOLOR_FORCE stands in for the terminal here, so
+    // the test shows colour is on without NO_COLOR and off with it (NO_COLOR wins,
+    // as no-color.org asks); set but empty, it is unset.
+    let env = Env::new();
+    let run = |args: &[&str], no_color: Option<&str>| {
+        let mut cmd = env.vault(args);
+        cmd.env("CLICOLOR_FORCE", "1").env("TERM", "xterm-256color");
+        match no_color {
+            Some(v) => cmd.env("NO_COLOR", v),
+            None => cmd.env_remove("NO_COLOR"),
+        };
+        let out = cmd.output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for args in [&["--help"][..], &["ls", "--no-such-flag"][..]] {
+        let coloured = run(args, None);
+        assert!(coloured.contains("\u{1b}["), "{args:?}: {coloured:?}");
+        let plain = run(args, Some("1"));
+        assert!(!plain.contains('\u{1b}'), "{args:?}: {plain:?}");
+        assert!(
+            plain.contains("Usage") || plain.contains("usage"),
+            "{plain}"
+        );
+        assert!(run(args, Some("")).contains("\u{1b}["), "{args:?}");
+    }
+}
