@@ -262,3 +262,174 @@ fn a_secret_stored_outside_its_agents_policy_is_warned_at_set_and_in_doctor() {
     assert_eq!(checks.len(), 1, "{doctor}");
     assert!(checks[0].1.contains("hermes/STRIPE_KEY"), "{doctor}");
 }
+
+#[test]
+fn a_failed_rotation_command_run_by_hand_shows_its_stderr_redacted() {
+    // issue 19, finding 5: `vault rotate AGENT/NAME` said only "failed (exit status: 1)".
+    // The rule: a manual run shows the tail of the command's stderr (terminal or not),
+    // with the old value, what it printed and anything credential-like redacted; the
+    // audit trail records only how it ended.
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/DB_PASSWORD", "old-db-password-7f3a9c");
+    set_rotation_script(
+        &env,
+        "hermes/DB_PASSWORD",
+        "old=$(cat)\necho \"rotating $old\" >&2\necho half-new-value\n\
+         echo 'half-new-value was refused' >&2\n\
+         echo 'auth header ghp_1234567890abcdefghijABCDEFGHIJ012345' >&2\n\
+         echo 'psql: FATAL: permission denied for role rotator' >&2\nexit 7\n",
+    );
+    let out = env
+        .vault(&["rotate", "hermes/DB_PASSWORD"])
+        .assert()
+        .code(1);
+    let err = stderr_of(&out);
+    assert!(err.contains("exit status: 7"), "{err}");
+    assert!(
+        err.contains("psql: FATAL: permission denied for role rotator"),
+        "{err}"
+    );
+    for hidden in ["old-db-password-7f3a9c", "half-new-value", "ghp_1234567890"] {
+        assert!(!err.contains(hidden), "{hidden} shown: {err}");
+    }
+    assert!(err.contains("rotating [value]"), "{err}");
+    let (code, name) = json_error(
+        &env.vault(&["rotate", "hermes/DB_PASSWORD", "--json"])
+            .assert()
+            .failure(),
+    );
+    assert_eq!((code, name.as_str()), (1, "refused"));
+    let audit = stdout_of(&env.vault(&["audit", "log", "--json"]).assert().success());
+    assert!(audit.contains("secret.rotate"), "{audit}");
+    assert!(!audit.contains("permission denied"), "{audit}");
+    // the value stayed
+    let got = env.vault(&["get", "hermes/DB_PASSWORD"]).assert().success();
+    assert_eq!(stdout_of(&got).trim_end(), "old-db-password-7f3a9c");
+}
+
+/// Makes a file look old enough not to be "being written".
+fn backdate(path: &std::path::Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(old).unwrap();
+}
+
+#[test]
+fn scrub_takes_a_directory_and_an_immediate_rerun_is_not_refused() {
+    // issue 19: `vault scrub DIR` failed ("not a regular file") though `scan` and `watch`
+    // take directories, and a rerun right after was refused as "modified 30 ms ago"
+    // because of scrub's own rewrite
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let key = issue_key(&env, "hermes-key");
+    let dir = env.dir.path().join("transcripts");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let line = |s: &str| format!("{}\n", serde_json::json!({"content": s}));
+    let (a, b, c) = (
+        dir.join("a.jsonl"),
+        dir.join("sub/b.jsonl"),
+        dir.join("c.jsonl"),
+    );
+    std::fs::write(&a, line(&format!("my key is {key}"))).unwrap();
+    std::fs::write(&b, line(&format!("curl -H 'X: {key}'"))).unwrap();
+    std::fs::write(&c, line("nothing here")).unwrap();
+    std::os::unix::fs::symlink(&a, dir.join("link.jsonl")).unwrap();
+    for f in [&a, &b, &c] {
+        backdate(f);
+    }
+    let scrub = |code: i32| {
+        let out = env
+            .vault(&["scrub", "--json", dir.to_str().unwrap()])
+            .assert()
+            .code(code);
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        let files: Vec<(String, String)> = v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let path = f["path"].as_str().unwrap();
+                let rel = path.strip_prefix(dir.to_str().unwrap()).unwrap();
+                (rel.to_owned(), f["status"].as_str().unwrap().to_owned())
+            })
+            .collect();
+        files
+    };
+    let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+        list.iter()
+            .map(|(p, s)| (p.to_string(), s.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        scrub(0),
+        pairs(&[
+            ("/a.jsonl", "scrubbed"),
+            ("/c.jsonl", "clean"),
+            ("/sub/b.jsonl", "scrubbed")
+        ])
+    );
+    for f in [&a, &b] {
+        let text = std::fs::read_to_string(f).unwrap();
+        assert!(
+            !text.contains(&key) && text.contains("<redacted:"),
+            "{text}"
+        );
+    }
+    // at once again: nothing left to replace, so nothing is refused
+    assert_eq!(
+        scrub(0),
+        pairs(&[
+            ("/a.jsonl", "clean"),
+            ("/c.jsonl", "clean"),
+            ("/sub/b.jsonl", "clean")
+        ])
+    );
+    // a file just written that does hold a key is still left to its agent
+    let d = dir.join("d.jsonl");
+    std::fs::write(&d, line(&format!("again {key}"))).unwrap();
+    assert_eq!(
+        scrub(1),
+        pairs(&[
+            ("/a.jsonl", "clean"),
+            ("/c.jsonl", "clean"),
+            ("/d.jsonl", "refused"),
+            ("/sub/b.jsonl", "clean")
+        ])
+    );
+    assert!(std::fs::read_to_string(&d).unwrap().contains(&key));
+}
+
+#[test]
+fn no_color_turns_off_the_colour_of_help_and_usage_errors() {
+    // issue 19, "NO_COLOR": the CLI's only colour is clap's, in help and usage
+    // errors on a terminal. CLICOLOR_FORCE stands in for the terminal here, so
+    // the test shows colour is on without NO_COLOR and off with it (NO_COLOR wins,
+    // as no-color.org asks); set but empty, it is unset.
+    let env = Env::new();
+    let run = |args: &[&str], no_color: Option<&str>| {
+        let mut cmd = env.vault(args);
+        cmd.env("CLICOLOR_FORCE", "1").env("TERM", "xterm-256color");
+        match no_color {
+            Some(v) => cmd.env("NO_COLOR", v),
+            None => cmd.env_remove("NO_COLOR"),
+        };
+        let out = cmd.output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for args in [&["--help"][..], &["ls", "--no-such-flag"][..]] {
+        let coloured = run(args, None);
+        assert!(coloured.contains("\u{1b}["), "{args:?}: {coloured:?}");
+        let plain = run(args, Some("1"));
+        assert!(!plain.contains('\u{1b}'), "{args:?}: {plain:?}");
+        assert!(
+            plain.contains("Usage") || plain.contains("usage"),
+            "{plain}"
+        );
+        assert!(run(args, Some("")).contains("\u{1b}["), "{args:?}");
+    }
+}

@@ -1261,3 +1261,33 @@ fn server_start_and_stop_are_audited_with_the_port_really_bound() {
         );
     }
 }
+
+#[test]
+fn a_running_server_sees_a_rekey_and_keeps_answering() {
+    // issue 19: `vault rekey` while a server ran made it answer 500 on every token
+    // request, with a log line that read like tampering
+    let (env, key, _) = setup();
+    let s = start(&env);
+    let read = || {
+        let (status, v) = call(
+            "POST",
+            &format!("{}/v1/auth/token", s.base),
+            Some(&key),
+            Some(r#"{"scopes": ["secrets:read"], "ttl_seconds": 300}"#),
+        );
+        assert_eq!(status, 200, "{v}");
+        let token = v["token"].as_str().unwrap().to_owned();
+        call(
+            "GET",
+            &format!("{}/v1/secrets/GITHUB_TOKEN", s.base),
+            Some(&token),
+            None,
+        )
+    };
+    assert_eq!(read().0, 200);
+    env.vault(&["rekey"]).assert().success();
+    let (status, v) = read();
+    assert_eq!((status, v["value"].as_str()), (200, Some(CANARY)), "{v}");
+    let log = std::fs::read_to_string(&s.stderr).unwrap();
+    assert!(!log.contains("tamper"), "{log}");
+}

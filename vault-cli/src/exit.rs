@@ -164,6 +164,7 @@ fn core_code(e: &CoreError) -> i32 {
         CoreError::DatabaseAuth { .. } => AUTH,
         CoreError::NotFound { .. } | CoreError::NoVault { .. } => NOT_FOUND,
         CoreError::Refused { .. }
+        | CoreError::CommandFailed { .. }
         | CoreError::AlreadyExists { .. }
         | CoreError::VaultExists { .. }
         | CoreError::Rekeyed

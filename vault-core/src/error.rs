@@ -130,6 +130,17 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A configured command (a secret's rotation command) failed. The
+    /// message names only how it ended; what it wrote to stderr is kept
+    /// apart, for a front end to show a person who ran it by hand (after
+    /// redacting it), never logged or audited.
+    #[error("refused: {reason}")]
+    CommandFailed {
+        /// How it ended.
+        reason: String,
+        /// The tail of its stderr.
+        stderr: CommandStderr,
+    },
     /// Another process replaced the data key while we held the old one.
     #[error("the vault was rekeyed by another process; run the command again")]
     Rekeyed,
@@ -186,7 +197,7 @@ impl Error {
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::NotFound { .. } => "not_found",
             Error::AlreadyExists { .. } => "already_exists",
-            Error::Refused { .. } => "refused",
+            Error::Refused { .. } | Error::CommandFailed { .. } => "refused",
             Error::Rekeyed => "rekeyed",
             Error::Database(_) => "database",
             Error::DatabaseUnreachable { .. } => "database_unreachable",
@@ -217,6 +228,29 @@ impl From<postgres::Error> for Error {
         Error::Database(StoreError {
             inner: Backend::Postgres(e),
         })
+    }
+}
+
+/// The last bytes a failed command wrote to stderr, the values it was given
+/// and printed already cut out (see [`Error::CommandFailed`]). It may still
+/// hold a secret of its own: its Debug shows only its length, and it is
+/// zeroized on drop.
+pub struct CommandStderr(zeroize::Zeroizing<Vec<u8>>);
+
+impl CommandStderr {
+    pub(crate) fn new(bytes: zeroize::Zeroizing<Vec<u8>>) -> Self {
+        CommandStderr(bytes)
+    }
+
+    /// The bytes, for a front end that redacts them before showing them.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for CommandStderr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CommandStderr({} bytes)", self.0.len())
     }
 }
 

@@ -62,7 +62,7 @@ pub use crate::crypto::kdf::KdfParams;
 /// Random bytes from the OS, for credentials made outside core (the server's admin token).
 pub use crate::crypto::rand::fill as fill_random;
 pub use crate::denial::Denial;
-pub use crate::error::{Error, Result, StoreError};
+pub use crate::error::{CommandStderr, Error, Result, StoreError};
 pub use crate::ids::ApprovalId;
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
 pub use crate::policy::{Policy, PolicyDoc};

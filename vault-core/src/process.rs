@@ -100,17 +100,23 @@ pub struct Outcome {
     pub status: ExitStatus,
     /// At most the requested number of bytes of stdout (zeroized on drop).
     pub stdout: Zeroizing<Vec<u8>>,
+    /// The last bytes of stderr, at most the requested number (zeroized on
+    /// drop); empty unless asked for.
+    pub stderr: Zeroizing<Vec<u8>>,
 }
 
 /// Runs `/bin/sh -c COMMAND` in its own process group with the allow-listed
 /// environment and `stdin` on its standard input. With `capture = Some(n)`,
-/// up to `n` bytes of stdout are kept; otherwise stdout is discarded. stderr
-/// is always discarded unread (it may hold a value). After `timeout`, or as
-/// soon as the shell exits, every process left in the group is killed.
+/// up to `n` bytes of stdout are kept; otherwise stdout is discarded. With
+/// `stderr_tail = Some(n)`, stderr is read to its end and its last `n` bytes
+/// kept (it may hold a value: the caller decides who sees them); otherwise it
+/// is discarded unread. After `timeout`, or as soon as the shell exits, every
+/// process left in the group is killed.
 pub fn run_shell(
     command: &str,
     stdin: &[u8],
     capture: Option<u64>,
+    stderr_tail: Option<usize>,
     timeout: Duration,
 ) -> Result<Outcome, RunError> {
     let mut cmd = Command::new("/bin/sh");
@@ -124,7 +130,11 @@ pub fn run_shell(
         } else {
             Stdio::null()
         })
-        .stderr(Stdio::null())
+        .stderr(if stderr_tail.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         // its own group, so the timeout reaches whatever it started
         .process_group(0);
     let mut child = cmd.spawn().map_err(RunError::Start)?;
@@ -147,6 +157,14 @@ pub fn run_shell(
         });
     } else {
         let _ = tx.send(Zeroizing::new(Vec::new()));
+    }
+    let (etx, erx) = mpsc::channel();
+    if let (Some(limit), Some(err)) = (stderr_tail, child.stderr.take()) {
+        std::thread::spawn(move || {
+            let _ = etx.send(read_tail(err, limit));
+        });
+    } else {
+        let _ = etx.send(Zeroizing::new(Vec::new()));
     }
     let start = Instant::now();
     let timed_out = loop {
@@ -179,7 +197,31 @@ pub fn run_shell(
     let stdout = rx
         .recv_timeout(Duration::from_secs(1))
         .unwrap_or_else(|_| Zeroizing::new(Vec::new()));
-    Ok(Outcome { status, stdout })
+    let stderr = erx
+        .recv_timeout(Duration::from_secs(1))
+        .unwrap_or_else(|_| Zeroizing::new(Vec::new()));
+    Ok(Outcome {
+        status,
+        stdout,
+        stderr,
+    })
+}
+
+/// Everything `from` gives until its end, keeping only the last `limit`
+/// bytes (a chatty command is drained, so it never blocks on a full pipe).
+fn read_tail(mut from: impl Read, limit: usize) -> Zeroizing<Vec<u8>> {
+    let mut kept = Zeroizing::new(Vec::with_capacity(limit * 2 + 4096));
+    let mut chunk = Zeroizing::new([0u8; 4096]);
+    while let Ok(n @ 1..) = from.read(&mut chunk[..]) {
+        kept.extend_from_slice(&chunk[..n]);
+        if kept.len() > limit * 2 {
+            let cut = kept.len() - limit;
+            kept.drain(..cut);
+        }
+    }
+    let cut = kept.len().saturating_sub(limit);
+    kept.drain(..cut);
+    kept
 }
 
 fn kill_group(pgid: Pid) {
@@ -202,15 +244,37 @@ mod tests {
 
     #[test]
     fn stdout_is_captured_up_to_the_limit() {
-        let out = run_shell("cat", b"hello world", Some(5), Duration::from_secs(10)).unwrap();
+        let out = run_shell(
+            "cat",
+            b"hello world",
+            Some(5),
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap();
         assert!(out.status.success());
         assert_eq!(&out.stdout[..], b"hello");
+        assert!(out.stderr.is_empty());
+    }
+
+    #[test]
+    fn the_tail_of_stderr_is_kept_when_asked_for() {
+        let out = run_shell(
+            "seq 1 5000 >&2; echo last >&2; exit 3",
+            b"",
+            None,
+            Some(16),
+            Duration::from_secs(20),
+        )
+        .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(&out.stderr[..], b"\n4999\n5000\nlast\n");
     }
 
     #[test]
     fn a_hanging_command_times_out() {
         let start = Instant::now();
-        let err = run_shell("sleep 30", b"", None, Duration::from_millis(200)).unwrap_err();
+        let err = run_shell("sleep 30", b"", None, None, Duration::from_millis(200)).unwrap_err();
         assert!(matches!(err, RunError::TimedOut(_)), "{err}");
         assert!(start.elapsed() < Duration::from_secs(5));
     }
@@ -223,6 +287,7 @@ mod tests {
             "sleep 30 & echo new",
             b"",
             Some(64),
+            None,
             Duration::from_secs(20),
         )
         .unwrap();

@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod command_stderr;
 pub mod doctor;
 mod error;
 pub mod fs;

@@ -42,7 +42,7 @@ pub fn send(vault: &Vault, event: &Event) -> Vec<String> {
 /// Through vault-core's runner: allow-listed environment, own process group
 /// killed at the timeout.
 fn run_command(cmd: &str, body: &str) -> Result<(), String> {
-    let outcome = vault_core::process::run_shell(cmd, body.as_bytes(), None, TIMEOUT)
+    let outcome = vault_core::process::run_shell(cmd, body.as_bytes(), None, None, TIMEOUT)
         .map_err(|e| e.to_string())?;
     if outcome.status.success() {
         Ok(())

@@ -185,19 +185,12 @@ fn scrub_one(pick: &Pick<'_>, path: &Path, args: &Options) -> Outcome {
     }
     let sqlite = is_sqlite(path);
     outcome.kind = if sqlite { "sqlite" } else { "text" };
-    if !args.force {
-        if let Some(age) = busy(path, sqlite) {
-            outcome.status = Status::Refused(format!(
-                "modified {} ms ago: an agent may still be writing it (wait, or pass --force)",
-                age.as_millis()
-            ));
-            return outcome;
-        }
-    }
+    // read before the store is opened: opening it touches its WAL
+    let busy = busy(path, sqlite).filter(|_| !args.force);
     let result = if sqlite {
-        scrub_sqlite(pick, path, args.backup)
+        scrub_sqlite(pick, path, args.backup, busy)
     } else {
-        scrub_text(pick, path, &meta, args.backup)
+        scrub_text(pick, path, &meta, args.backup, busy)
     };
     match result {
         Ok((0, _)) => {}
@@ -206,9 +199,67 @@ fn scrub_one(pick: &Pick<'_>, path: &Path, args: &Options) -> Outcome {
             outcome.replaced = n;
             outcome.backup = backup;
         }
+        Err(crate::Error::Refused(why)) => outcome.status = Status::Refused(why),
         Err(e) => outcome.status = Status::Failed(e.message()),
     }
     outcome
+}
+
+/// Refuses to change a file modified `busy` ago, within the busy window
+/// (None with `force`): its agent may still be writing it. Checked only once
+/// there is something to replace, so a file that scrub itself just rewrote
+/// (clean now) is not refused on an immediate rerun: reading it changes nothing.
+pub(super) fn refuse_if_busy(busy: Option<Duration>) -> Result<()> {
+    match busy {
+        Some(age) => Err(refused(format!(
+            "modified {} ms ago: an agent may still be writing it (wait, or pass --force)",
+            age.as_millis()
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Every file `vault scrub PATH...` names: a file as it is; a directory's
+/// regular files, all the way down (as `scan` and `watch` take directories),
+/// without following symlinks and leaving out executables, scrub's own
+/// backups and the temp files of an atomic rewrite in flight. Sorted.
+pub fn expand(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in paths {
+        let is_dir = std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            out.push(path.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = walk(path);
+        found.sort();
+        out.extend(found);
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if meta.is_dir() {
+            out.extend(walk(&path));
+        } else if meta.is_file()
+            && meta.permissions().mode() & 0o111 == 0
+            && !name.contains(".vault-backup-")
+            && !crate::fs::is_temp(&path)
+        {
+            out.push(path);
+        }
+    }
+    out
 }
 
 /// How long ago the file (or its SQLite WAL) changed, if within the window.
@@ -247,12 +298,14 @@ fn scrub_text(
     path: &Path,
     meta: &std::fs::Metadata,
     backup: bool,
+    busy: Option<Duration>,
 ) -> Result<(usize, Option<PathBuf>)> {
     let data = Zeroizing::new(std::fs::read(path).with_context(|| "reading it".to_owned())?);
     let (new, n) = pick.replace(&data);
     if n == 0 {
         return Ok((0, None));
     }
+    refuse_if_busy(busy)?;
     check_json_lines(&data, &new)?;
     let backup = if backup {
         Some(write_backup(path, &data)?)

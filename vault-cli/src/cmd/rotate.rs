@@ -3,15 +3,14 @@
 
 use std::path::PathBuf;
 
+use super::Context;
+use crate::exit;
 use anyhow::Result;
 use vault_core::{
     policy::parse_duration,
     view::{ApprovalView, RotationView, TargetView},
     AgentName, Principal, RotationReport, RotationState, SecretName, SecretPath,
 };
-
-use super::Context;
-use crate::exit;
 use vault_present::text::columns;
 
 const OP: &Principal = &Principal::Operator;
@@ -165,7 +164,7 @@ pub fn rotate(ctx: &Context, args: RotateArgs) -> Result<()> {
     let mut vault = ctx.unlock()?;
     if args.what.contains('/') {
         let path = SecretPath::parse(&args.what)?;
-        let version = vault.rotate_secret(OP, &path)?;
+        let version = vault_guard::command_stderr::rotate_by_hand(&mut vault, &path)?;
         super::send_notice(
             &vault,
             &vault_core::notify::Event::SecretRotation {

@@ -13,8 +13,8 @@ use crate::exit;
 /// `vault scrub`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Transcript files: JSONL (rewritten atomically) or SQLite stores
-    /// (rewritten in one transaction).
+    /// Transcript files or directories (their files, all the way down): JSONL
+    /// (rewritten atomically) or SQLite stores (rewritten in one transaction).
     #[arg(required = true)]
     paths: Vec<PathBuf>,
     /// Also replace every provider finding, not only vault-managed credentials.
@@ -44,9 +44,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         backup: args.backup,
         force: args.force,
     };
-    let outcomes: Vec<Outcome> = args
-        .paths
-        .iter()
+    let outcomes: Vec<Outcome> = (scrub::expand(&args.paths).iter())
         .map(|path| scrub::scrub_path(&scanner, known, path, &options))
         .collect();
     report(ctx, &outcomes)?;

@@ -35,8 +35,10 @@ pub(super) fn command_argv(command: &str) -> String {
 
 /// Runs `sh -c COMMAND` (through [`crate::process`]: allow-listed
 /// environment, own process group) with the old value on stdin; stdout (one
-/// trailing newline removed) is the new value. stderr is discarded unread: it
-/// may hold either value. The whole group is killed after `timeout`.
+/// trailing newline removed) is the new value. When it fails, the tail of its
+/// stderr, with the old value and whatever it printed cut out, goes with the
+/// error ([`Error::CommandFailed`]) for a person who ran it by hand; it is
+/// never audited. The whole group is killed after `timeout`.
 fn run_rotation_command(
     command: &str,
     old: &SecretBytes,
@@ -47,14 +49,23 @@ fn run_rotation_command(
         command,
         old.expose_secret(),
         Some(crate::vault::MAX_VALUE_LEN as u64 + 2),
+        Some(STDERR_TAIL),
         timeout,
     )
     .map_err(|e| fail(format!("the rotation command {e}")))?;
     if !outcome.status.success() {
-        return Err(fail(format!(
-            "the rotation command failed ({})",
-            outcome.status
-        )));
+        let mut stderr = outcome.stderr;
+        for value in [
+            old.expose_secret(),
+            &outcome.stdout[..],
+            outcome.stdout.trim_ascii_end(),
+        ] {
+            cut_out(&mut stderr, value);
+        }
+        return Err(Error::CommandFailed {
+            reason: format!("the rotation command failed ({})", outcome.status),
+            stderr: crate::CommandStderr::new(stderr),
+        });
     }
     let mut out = outcome.stdout;
     if out.ends_with(b"\n") {
@@ -64,6 +75,28 @@ fn run_rotation_command(
     validate_value(&new)
         .map_err(|e| fail(format!("the rotation command's output was refused: {e}")))?;
     Ok(new)
+}
+
+/// How much of a failed rotation command's stderr is kept (its end).
+const STDERR_TAIL: usize = 4096;
+
+/// Replaces every occurrence of `value` in `text` with `[value]`.
+fn cut_out(text: &mut zeroize::Zeroizing<Vec<u8>>, value: &[u8]) {
+    if value.is_empty() {
+        return;
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(text.len() * 2 + 8));
+    let mut i = 0;
+    while i < text.len() {
+        if text[i..].starts_with(value) {
+            out.extend_from_slice(b"[value]");
+            i += value.len();
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    *text = out;
 }
 
 impl Vault {

@@ -42,6 +42,7 @@ pub(super) fn scrub_sqlite(
     pick: &Pick<'_>,
     path: &Path,
     backup: bool,
+    busy: Option<Duration>,
 ) -> Result<(usize, Option<PathBuf>)> {
     let mut conn = Connection::open(path).context("opening the SQLite store")?;
     conn.busy_timeout(Duration::from_secs(5))?;
@@ -53,6 +54,7 @@ pub(super) fn scrub_sqlite(
     if plan(pick, &conn, &tables)?.is_empty() {
         return Ok((0, None));
     }
+    super::refuse_if_busy(busy)?;
     let backup = if backup {
         Some(backup_sqlite(&conn, path)?)
     } else {
