@@ -106,55 +106,34 @@ pub(crate) fn search(
     conn.query_all(&sql, &values, audit::audit_row)
 }
 
-/// The SQL of [`count_by_key`].
-pub(crate) const COUNT_BY_KEY_SQL: &str = "SELECT key_id, count(*) FROM audit_log
-     WHERE action = ?1 AND seq >= ?2 AND outcome = 'ok' AND key_id IS NOT NULL GROUP BY key_id";
+/// The SQL of [`count_by_key`]: the day rollup of schema 018, read from
+/// `day` on through its primary key (the sum cast back to an integer:
+/// PostgreSQL sums BIGINT as NUMERIC).
+pub(crate) const COUNT_BY_KEY_SQL: &str =
+    "SELECT key_id, CAST(sum(records) AS BIGINT) FROM audit_daily_ok
+     WHERE day >= ?2 AND action = ?1 GROUP BY key_id";
 
-/// How many `ok` records of `action` each key has from seq `from_seq` on.
+/// [`COUNT_BY_KEY_SQL`] per actor.
+pub(crate) const COUNT_BY_ACTOR_SQL: &str =
+    "SELECT actor, CAST(sum(records) AS BIGINT) FROM audit_daily_ok
+     WHERE day >= ?2 AND action = ?1 GROUP BY actor";
+
+/// How many `ok` records with a key of `action` each key (`by_actor`: each
+/// actor) has in the UTC days from the one starting at `from_day_ms` on.
 pub(crate) fn count_by_key(
     conn: &Handle,
+    by_actor: bool,
     action: &str,
-    from_seq: i64,
+    from_day_ms: i64,
 ) -> Result<Vec<(String, i64)>> {
-    conn.query_all(COUNT_BY_KEY_SQL, args![action, from_seq], |r| {
+    let sql = if by_actor {
+        COUNT_BY_ACTOR_SQL
+    } else {
+        COUNT_BY_KEY_SQL
+    };
+    conn.query_all(sql, args![action, from_day_ms], |r| {
         Ok((r.get(0)?, r.get(1)?))
     })
-}
-
-/// The first seq whose record is at or after `at_ms` (one past the last
-/// record when none is): a binary search over seq by primary-key lookups,
-/// since records are appended in time order. A wall clock set back makes
-/// this approximate by the records written meanwhile; callers use it for
-/// counts shown, never for a decision.
-pub(crate) fn first_seq_at(conn: &Handle, at_ms: i64) -> Result<i64> {
-    let last: i64 = conn.query_one(
-        "SELECT coalesce(max(seq), 0) FROM audit_log",
-        args![],
-        |r| r.get(0),
-    )?;
-    let (mut lo, mut hi) = (1, last + 1);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let t: Option<i64> = conn.query_opt(
-            "SELECT at_ms FROM audit_log WHERE seq = ?1",
-            args![mid],
-            |r| r.get(0),
-        )?;
-        match t {
-            Some(t) if t >= at_ms => hi = mid,
-            _ => lo = mid + 1,
-        }
-    }
-    Ok(lo)
-}
-
-/// Every action name in the trail (for the audit page's filter).
-pub(crate) fn distinct_actions(conn: &Handle) -> Result<Vec<String>> {
-    conn.query_all(
-        "SELECT DISTINCT action FROM audit_log ORDER BY action",
-        args![],
-        |r| r.get(0),
-    )
 }
 
 /// The engine's plan for `sql`, one line per step (for the bench).

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (15, include_str!("../../../schema/015_audit_prune.sql")),
     (16, include_str!("../../../schema/016_console_speed.sql")),
     (17, include_str!("../../../schema/017_egress_only_keys.sql")),
+    (18, include_str!("../../../schema/018_audit_daily.sql")),
 ];
 
 /// The schema version this build writes.
@@ -96,6 +97,7 @@ mod tests {
                 "agent_keys",
                 "agents",
                 "approvals",
+                "audit_daily_ok",
                 "audit_head",
                 "audit_log",
                 "audit_pruned",

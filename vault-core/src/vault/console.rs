@@ -210,19 +210,10 @@ impl Vault {
         .collect())
     }
 
-    /// Every action name in the trail.
-    ///
-    /// # Errors
-    /// The actor is not the operator, or the read fails.
-    pub fn audit_actions(&self, actor: &Principal) -> Result<Vec<String>> {
-        require_operator(actor, "read the audit trail")?;
-        console::distinct_actions(&self.store)
-    }
-
-    /// How many successful `action` records each key id has since
-    /// `since_ms` (the overview's tokens minted today; records are found
-    /// by seq, so a clock set back shifts the count by what was written
-    /// meanwhile).
+    /// How many successful `action` records each key id has in the UTC
+    /// days from the one holding `since_ms` on (the overview's tokens minted
+    /// today), from the per-day rollup of schema 018 (kept by triggers on the
+    /// trail, so it is one row per key and day to read however long the trail).
     ///
     /// # Errors
     /// The actor is not the operator, or the read fails.
@@ -232,12 +223,42 @@ impl Vault {
         action: crate::AuditAction,
         since_ms: i64,
     ) -> Result<BTreeMap<String, u64>> {
-        require_operator(actor, "read the audit trail")?;
-        let from = console::first_seq_at(&self.store, since_ms)?;
-        Ok(console::count_by_key(&self.store, action.as_str(), from)?
+        self.audit_count(actor, false, action, since_ms)
+    }
+
+    /// [`Vault::audit_count_by_key`] per acting agent, by name (records of
+    /// the operator or of no agent are not counted).
+    ///
+    /// # Errors
+    /// The actor is not the operator, or the read fails.
+    pub fn audit_count_by_agent(
+        &self,
+        actor: &Principal,
+        action: crate::AuditAction,
+        since_ms: i64,
+    ) -> Result<BTreeMap<String, u64>> {
+        let counts = self.audit_count(actor, true, action, since_ms)?;
+        Ok(counts
             .into_iter()
-            .map(|(k, n)| (k, n.max(0) as u64))
+            .filter_map(|(a, n)| Some((a.strip_prefix("agent:")?.to_owned(), n)))
             .collect())
+    }
+
+    fn audit_count(
+        &self,
+        actor: &Principal,
+        by_actor: bool,
+        action: crate::AuditAction,
+        since_ms: i64,
+    ) -> Result<BTreeMap<String, u64>> {
+        require_operator(actor, "read the audit trail")?;
+        let day = since_ms - since_ms.rem_euclid(86_400_000);
+        Ok(
+            console::count_by_key(&self.store, by_actor, action.as_str(), day)?
+                .into_iter()
+                .map(|(k, n)| (k, n.max(0) as u64))
+                .collect(),
+        )
     }
 
     /// `EXPLAIN QUERY PLAN` of the console's audit queries, by name (the
@@ -264,8 +285,12 @@ impl Vault {
                 console::query_plan(&self.store, &console::search_sql(false, false, 1))?,
             ),
             (
-                "tokens minted today per key".into(),
+                "tokens minted today per key (018 rollup)".into(),
                 console::query_plan(&self.store, console::COUNT_BY_KEY_SQL)?,
+            ),
+            (
+                "tokens minted today per agent (018 rollup)".into(),
+                console::query_plan(&self.store, console::COUNT_BY_ACTOR_SQL)?,
             ),
             (
                 "spend chart by day (day/host rollup since a day)".into(),

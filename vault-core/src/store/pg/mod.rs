@@ -96,6 +96,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../../../schema/postgres/017_egress_only_keys.sql"),
     ),
+    (
+        18,
+        include_str!("../../../../schema/postgres/018_audit_daily.sql"),
+    ),
 ];
 
 // SQLite's and PostgreSQL's schemas move together: one version number.

@@ -174,8 +174,8 @@ fn every_table_forces_rls_has_a_policy_and_belongs_to_the_owner() {
         .unwrap();
     assert_eq!(
         rows.len(),
-        26,
-        "the 25 tables of SQLite's schema and vault_schema"
+        27,
+        "the 26 tables of SQLite's schema and vault_schema"
     );
     for row in rows {
         let (name, on, forced, policies, owner): (String, bool, bool, i64, String) =
@@ -723,6 +723,63 @@ fn the_usage_rollup_triggers_run_under_the_writers_row_level_security() {
         )
         .unwrap();
     assert_eq!(n, 0);
+}
+
+#[test]
+fn the_audit_day_count_triggers_run_under_the_writers_row_level_security() {
+    // issue 17, schema 018: an agent appending its own ok records keeps the
+    // per-day count of its rows; it cannot count for another agent
+    let Some(db) = migrated() else { return };
+    let store = Postgres::open(&db.url(), None).unwrap();
+    let insert = "INSERT INTO audit_log (seq, at_ms, actor, key_id, action, outcome, chain, mac)
+                  VALUES (?1, ?2, ?3, 'k', 'token.mint', ?4, ?5, ?5)";
+    let mac = vec![0u8; 32];
+    let tx = store.write(&agent("a")).unwrap();
+    for (seq, outcome) in [(1i64, "ok"), (2, "ok"), (3, "denied:key_revoked")] {
+        tx.execute(
+            insert,
+            crate::store::sql::args![seq, 86_400_000i64 + seq, "agent:a", outcome, &mac],
+        )
+        .unwrap();
+    }
+    assert!(tx
+        .execute(
+            insert,
+            crate::store::sql::args![4i64, 86_400_000i64, "agent:b", "ok", &mac]
+        )
+        .is_err());
+    drop(tx);
+    let tx = store.write(&agent("a")).unwrap();
+    for seq in [1i64, 2] {
+        tx.execute(
+            insert,
+            crate::store::sql::args![seq, 86_400_000i64 + seq, "agent:a", "ok", &mac],
+        )
+        .unwrap();
+    }
+    tx.commit().unwrap();
+    let tx = store.write(&Principal::Operator).unwrap();
+    let counts = tx
+        .query_all(
+            crate::store::console::COUNT_BY_KEY_SQL,
+            crate::store::sql::args!["token.mint", 86_400_000i64],
+            |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
+        )
+        .unwrap();
+    assert_eq!(counts, [("k".to_owned(), 2)]);
+    tx.execute(
+        "DELETE FROM audit_log WHERE seq = ?1",
+        crate::store::sql::args![1i64],
+    )
+    .unwrap();
+    let left = tx
+        .query_one(
+            "SELECT CAST(sum(records) AS BIGINT) FROM audit_daily_ok",
+            crate::store::sql::args![],
+            |r| r.get::<i64>(0),
+        )
+        .unwrap();
+    assert_eq!(left, 1);
 }
 
 #[test]

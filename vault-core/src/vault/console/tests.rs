@@ -1,5 +1,5 @@
 use super::*;
-use crate::{AgentName, AuditVerdict, KdfParams};
+use crate::{AgentName, AuditOutcome, AuditVerdict, KdfParams};
 
 fn new_vault() -> (tempfile::TempDir, Vault) {
     let dir = tempfile::TempDir::new().unwrap();
@@ -143,4 +143,65 @@ fn the_console_queries_use_indexes() {
             "{name} reads the whole trail: {text}"
         );
     }
+}
+
+// issue 17: tokens minted today come from the day rollup (schema 018), which
+// counts only successful records with a key, per key, and loses pruned ones
+#[test]
+fn tokens_minted_today_are_counted_per_key_from_the_rollup() {
+    let (_dir, mut v) = new_vault();
+    let op = &Principal::Operator;
+    let agent = Principal::Agent(AgentName::parse("a").unwrap());
+    let mint = |v: &mut Vault, key: &str, action, outcome| {
+        v.audit(&agent, Some(key), action, Some("a"), outcome)
+            .unwrap();
+    };
+    for _ in 0..3 {
+        mint(&mut v, "key_a", AuditAction::TokenMint, AuditOutcome::Ok);
+    }
+    mint(&mut v, "key_b", AuditAction::TokenMint, AuditOutcome::Ok);
+    mint(&mut v, "key_a", AuditAction::SecretRead, AuditOutcome::Ok);
+    mint(
+        &mut v,
+        "key_a",
+        AuditAction::TokenMint,
+        AuditOutcome::Denied("key_revoked"),
+    );
+    let now_ms = crate::clock::now_ms();
+    let counts = v
+        .audit_count_by_key(op, AuditAction::TokenMint, now_ms)
+        .unwrap();
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        [("key_a".to_owned(), 3), ("key_b".to_owned(), 1)]
+    );
+    let tomorrow = now_ms + 86_400_000;
+    assert!(v
+        .audit_count_by_key(op, AuditAction::TokenMint, tomorrow)
+        .unwrap()
+        .is_empty());
+    // records leaving the trail (pruning) leave the count
+    v.conn()
+        .execute(
+            "DELETE FROM audit_log WHERE key_id = 'key_b'",
+            crate::store::sql::args![],
+        )
+        .unwrap();
+    let counts = v
+        .audit_count_by_key(op, AuditAction::TokenMint, now_ms)
+        .unwrap();
+    assert_eq!(
+        counts.into_iter().collect::<Vec<_>>(),
+        [("key_a".to_owned(), 3)]
+    );
+    let per_agent = v
+        .audit_count_by_agent(op, AuditAction::TokenMint, now_ms)
+        .unwrap();
+    assert_eq!(
+        per_agent.into_iter().collect::<Vec<_>>(),
+        [("a".to_owned(), 3)]
+    );
+    assert!(v
+        .audit_count_by_key(&agent, AuditAction::TokenMint, now_ms)
+        .is_err());
 }
