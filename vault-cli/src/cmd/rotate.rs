@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use vault_core::{
-    policy::parse_duration,
     view::{ApprovalView, RotationView, TargetView},
     AgentName, Principal, RotationReport, RotationState, SecretName, SecretPath,
 };
@@ -86,8 +85,8 @@ pub enum RotationCommand {
         #[arg(long)]
         auto: bool,
         /// Kill it after this long (s, m).
-        #[arg(long, default_value = "30s")]
-        timeout: String,
+        #[arg(long, default_value = "30s", value_parser = super::parse_duration_flag)]
+        timeout: std::time::Duration,
     },
     /// List key rotations in the journal: id, state, agent/key, old -> new, reason, start.
     Ls,
@@ -247,8 +246,6 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
         }
     };
     let path = SecretPath::parse(&path)?;
-    let timeout = parse_duration(&timeout)
-        .ok_or_else(|| exit::usage(format!("--timeout {timeout:?} is not a duration like 30s")))?;
     ctx.unlock()?
         .set_rotation_command(OP, &path, &command, auto, timeout)?;
     let when = ["after `vault approve`", "at once when it leaks (--auto)"][usize::from(auto)];
