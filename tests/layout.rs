@@ -80,10 +80,17 @@ const CLI_SRC_GOAL: usize = 3_500;
 /// and the token's JSON views and `--since` moved to `vault_core::view`;
 /// lowered again when the renderings of views (tables, sentences, JSON
 /// bodies) moved to `vault_present` and the issue-into-env-file flow, the
-/// watch loop and the argv redaction message to `vault_guard`.
+/// watch loop and the argv redaction message to `vault_guard`; lowered again
+/// when each library's error said its own class of failure (`class()`, so
+/// exit.rs maps classes, not other crates' variants), the checked
+/// passphrase-file read moved to `vault_core::secret_file`, the price table's
+/// loading to `PriceTable::load`, the server's timeout ranges, runtime and
+/// shutdown signal to `vault_server`, `vault run`'s notices to `vault_run`,
+/// `vault usage`'s queries to `Vault::usage_overview`, and every duration
+/// flag read by the one clap parser.
 /// Lower it as commands thin further, down to [`CLI_SRC_GOAL`]; never raise
 /// it to fit new logic.
-const CLI_SRC_CEILING: usize = 3_993;
+const CLI_SRC_CEILING: usize = 3_810;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use vault_core::Error as CoreError;
+use vault_core::{Class, Error as CoreError};
 
 /// Success.
 pub const OK: i32 = 0;
@@ -63,7 +63,7 @@ pub fn code_of(err: &anyhow::Error) -> Option<i32> {
 #[derive(Debug)]
 pub struct CliError {
     pub code: i32,
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     pub message: String,
 }
 
@@ -79,74 +79,62 @@ impl std::error::Error for CliError {}
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
     CliError {
         code: USAGE,
-        name: "usage",
+        name: "usage".into(),
         message: message.into(),
     }
     .into()
 }
 
-/// Exit code and stable error name for an error chain.
+/// Exit code and stable error name for an error chain: the first error in
+/// it that the CLI or a library classifies ([`vault_core::Class`]).
 pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
     for cause in err.chain() {
         if let Some(e) = cause.downcast_ref::<CliError>() {
-            return (e.code, e.name.into());
+            return (e.code, e.name.clone());
         }
-        if let Some(e) = cause.downcast_ref::<CoreError>() {
-            return (core_code(e), e.code().into());
-        }
-        if let Some(e) = cause.downcast_ref::<vault_client::Error>() {
-            return client_code(e);
-        }
-        if let Some(e) = cause.downcast_ref::<vault_run::Error>() {
-            match e.root() {
-                vault_run::Error::Vault(e) => return (core_code(e), e.code().into()),
-                vault_run::Error::Client(e) => return client_code(e),
-                vault_run::Error::Refused(_) => return (REFUSED, "refused".into()),
-                vault_run::Error::Invalid(_) => return (USAGE, "usage".into()),
-                // as shells and `op run` answer
-                vault_run::Error::Spawn { source, .. } => {
-                    return match source.kind() {
-                        std::io::ErrorKind::NotFound => (COMMAND_NOT_FOUND, "usage".into()),
-                        std::io::ErrorKind::PermissionDenied => {
-                            (COMMAND_NOT_EXECUTABLE, "usage".into())
-                        }
-                        _ => (USAGE, "usage".into()),
-                    }
-                }
-                vault_run::Error::Io(_) => return (USAGE, "io".into()),
-                _ => return (USAGE, "error".into()),
-            }
-        }
-        if let Some(e) = cause.downcast_ref::<vault_guard::Error>() {
-            match e.root() {
-                vault_guard::Error::Vault(e) => return (core_code(e), e.code().into()),
-                vault_guard::Error::Refused(_) => return (REFUSED, "refused".into()),
-                vault_guard::Error::Invalid(_) => return (USAGE, "usage".into()),
-                vault_guard::Error::Io(_) => return (USAGE, "io".into()),
-                _ => return (USAGE, "error".into()),
-            }
+        let class = if let Some(e) = cause.downcast_ref::<CoreError>() {
+            Some((e.class(), e.code().into()))
+        } else if let Some(e) = cause.downcast_ref::<vault_client::Error>() {
+            Some(e.class())
+        } else if let Some(e) = cause.downcast_ref::<vault_run::Error>() {
+            Some(e.class())
+        } else {
+            cause
+                .downcast_ref::<vault_guard::Error>()
+                .map(|e| e.class())
+        };
+        if let Some((class, name)) = class {
+            return (code(class), name);
         }
     }
     (USAGE, "error".into())
 }
 
-/// A server's answer keeps its own code; its status picks the exit code.
-fn client_code(e: &vault_client::Error) -> (i32, Cow<'static, str>) {
-    use vault_client::Error as E;
-    match e {
-        E::Server { status, code, .. } => {
-            let exit = match status {
-                401 | 403 => AUTH,
-                404 => NOT_FOUND,
-                429 => REFUSED,
-                _ => USAGE,
-            };
-            (exit, code.clone().into())
-        }
-        E::Invalid(_) | E::Unreachable { .. } => (USAGE, "usage".into()),
-        E::Refused(_) => (REFUSED, "refused".into()),
-        E::Vault(e) => (core_code(e), e.code().into()),
-        _ => (USAGE, "error".into()),
+/// An error of a library only one command uses (the server library's), as the
+/// class and name that library gives it.
+pub fn classified(
+    class: Class,
+    name: Cow<'static, str>,
+    err: &dyn std::error::Error,
+) -> anyhow::Error {
+    let (code, message) = (code(class), err.to_string());
+    CliError {
+        code,
+        name,
+        message,
+    }
+    .into()
+}
+
+/// The exit code of a class of failure (README "Exit codes").
+fn code(class: Class) -> i32 {
+    match class {
+        Class::Refused => REFUSED,
+        Class::Usage => USAGE,
+        Class::Auth => AUTH,
+        Class::NotFound => NOT_FOUND,
+        Class::NoProgram => COMMAND_NOT_FOUND,
+        Class::NotExecutable => COMMAND_NOT_EXECUTABLE,
     }
 }
 
@@ -156,21 +144,6 @@ pub fn message(err: &anyhow::Error) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(": ")
-}
-
-fn core_code(e: &CoreError) -> i32 {
-    match e {
-        CoreError::WrongPassphrase | CoreError::BadCredential { .. } => AUTH,
-        CoreError::DatabaseAuth { .. } => AUTH,
-        CoreError::NotFound { .. } | CoreError::NoVault { .. } => NOT_FOUND,
-        CoreError::Refused { .. }
-        | CoreError::CommandFailed { .. }
-        | CoreError::AlreadyExists { .. }
-        | CoreError::VaultExists { .. }
-        | CoreError::Rekeyed
-        | CoreError::RateLimited { .. } => REFUSED,
-        _ => USAGE,
-    }
 }
 
 /// A closed stdout (`vault ls | head`) is not an error (ripgrep does the same).
@@ -185,7 +158,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 pub fn refused(message: impl Into<String>) -> anyhow::Error {
     CliError {
         code: REFUSED,
-        name: "refused",
+        name: "refused".into(),
         message: message.into(),
     }
     .into()

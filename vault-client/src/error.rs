@@ -59,6 +59,27 @@ impl Error {
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Server { status: 404, .. })
     }
+
+    /// Which kind of failure this is, and its stable name: a server's
+    /// answer keeps its own code, and its status picks the class.
+    pub fn class(&self) -> (vault_core::Class, std::borrow::Cow<'static, str>) {
+        use vault_core::Class;
+        match self {
+            Error::Server { status, code, .. } => {
+                let class = match status {
+                    401 | 403 => Class::Auth,
+                    404 => Class::NotFound,
+                    429 => Class::Refused,
+                    _ => Class::Usage,
+                };
+                (class, code.clone().into())
+            }
+            Error::Invalid(_) | Error::Unreachable { .. } => (Class::Usage, "usage".into()),
+            Error::Refused(_) => (Class::Refused, "refused".into()),
+            Error::Vault(e) => (e.class(), e.code().into()),
+            _ => (Class::Usage, "error".into()),
+        }
+    }
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> Error {

@@ -91,6 +91,26 @@ pub enum Error {
         /// The mode we require.
         want: u32,
     },
+    /// A file named to hold a secret is not owned by the user reading it:
+    /// another user could change it, whatever its mode.
+    #[error("the {what} {} is owned by uid {uid}, not by you (uid {me}): another user could change it; use a file you own with mode 600", .path.display())]
+    ForeignOwner {
+        /// What the file was to hold ("passphrase file").
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// The reading user.
+        me: u32,
+    },
+    /// A file named to hold a secret cannot be one: a directory, a device,
+    /// empty, not text. A usage error: the person named the wrong file.
+    #[error("{reason}")]
+    UnfitFile {
+        /// What is wrong with it, naming the file (never its content).
+        reason: String,
+    },
     /// The vault header is missing or malformed.
     #[error("the vault header is corrupt: {reason}")]
     CorruptHeader {
@@ -177,6 +197,26 @@ pub enum Error {
 /// Shorthand used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an error is, for a front end that answers with a
+/// status (the CLI's exit codes, README "Exit codes"). Each library's error
+/// type says its own with a `class()` method, so no front end keeps a table
+/// of another crate's variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// The action was refused (policy, dependent rows, a stalled rotation).
+    Refused,
+    /// Bad input: arguments, names, values, files, a corrupt vault.
+    Usage,
+    /// A wrong passphrase or a bad credential.
+    Auth,
+    /// Something named does not exist.
+    NotFound,
+    /// A program asked to run does not exist.
+    NoProgram,
+    /// A program asked to run exists but cannot be executed.
+    NotExecutable,
+}
+
 impl Error {
     /// A stable, machine-readable name for this kind of error, shared by the
     /// CLI's `--json` output and the server's error bodies. Never renamed.
@@ -192,7 +232,8 @@ impl Error {
             Error::Integrity { .. } => "integrity",
             Error::NoVault { .. } => "no_vault",
             Error::VaultExists { .. } => "vault_exists",
-            Error::LoosePermissions { .. } => "loose_permissions",
+            Error::LoosePermissions { .. } | Error::ForeignOwner { .. } => "loose_permissions",
+            Error::UnfitFile { .. } => "usage",
             Error::CorruptHeader { .. } => "corrupt_header",
             Error::SchemaTooNew { .. } => "schema_too_new",
             Error::NotFound { .. } => "not_found",
@@ -204,6 +245,23 @@ impl Error {
             Error::DatabaseAuth { .. } => "database_auth",
             Error::Io { .. } => "io",
             Error::Random => "random",
+        }
+    }
+
+    /// Which kind of failure this is ([`Class`]).
+    pub fn class(&self) -> Class {
+        match self {
+            Error::WrongPassphrase | Error::BadCredential { .. } | Error::DatabaseAuth { .. } => {
+                Class::Auth
+            }
+            Error::NotFound { .. } | Error::NoVault { .. } => Class::NotFound,
+            Error::Refused { .. }
+            | Error::CommandFailed { .. }
+            | Error::AlreadyExists { .. }
+            | Error::VaultExists { .. }
+            | Error::Rekeyed
+            | Error::RateLimited { .. } => Class::Refused,
+            _ => Class::Usage,
         }
     }
 

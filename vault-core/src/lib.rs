@@ -43,6 +43,7 @@ pub mod prices;
 pub mod process;
 mod rotation_step;
 mod secret;
+pub mod secret_file;
 mod store;
 pub mod suggest;
 pub mod token;
@@ -62,7 +63,7 @@ pub use crate::crypto::kdf::KdfParams;
 /// Random bytes from the OS, for credentials made outside core (the server's admin token).
 pub use crate::crypto::rand::fill as fill_random;
 pub use crate::denial::Denial;
-pub use crate::error::{CommandStderr, Error, Result, StoreError};
+pub use crate::error::{Class, CommandStderr, Error, Result, StoreError};
 pub use crate::ids::ApprovalId;
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
 pub use crate::policy::{Policy, PolicyDoc};
@@ -76,7 +77,7 @@ pub use crate::vault::{
     EgressGrant, EgressMeta, HeldRequest, HoldOutcome, IssuedKey, KeyInfo, KeyStatus, KeyUsage,
     LeakAction, Location, MintedToken, NotifyConfig, Origin, Principal, PruneCutoff, PruneOutcome,
     RestoreDelta, RevocationSnapshot, RotationInfo, RotationReport, RotationState, SecretInfo,
-    StagedRestore, TargetInfo, TokenRequest, UsageTally, Vault, VerifyStep, VersionInfo,
-    APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT,
-    DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+    StagedRestore, TargetInfo, TokenRequest, UsageOverview, UsageTally, Vault, VerifyStep,
+    VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE,
+    DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
 };

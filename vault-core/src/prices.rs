@@ -83,6 +83,27 @@ impl PriceTable {
         Ok(table)
     }
 
+    /// The table a command prices with: the shipped one with the operator's
+    /// file laid over it, `file` if given (it must exist), else
+    /// `home/prices.toml` if that exists.
+    ///
+    /// # Errors
+    /// [`Error::Io`] for a named file that cannot be read; as
+    /// [`Self::with_overrides`] for one that does not parse.
+    pub fn load(file: Option<&std::path::Path>, home: &std::path::Path) -> Result<PriceTable> {
+        let (path, required) = match file {
+            Some(p) => (p.to_path_buf(), true),
+            None => (home.join("prices.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => PriceTable::with_overrides(&text, &path.display().to_string()),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(PriceTable::shipped())
+            }
+            Err(e) => Err(Error::io(path, e)),
+        }
+    }
+
     fn parse(text: &str, what: &str) -> Result<PriceTable> {
         let file: PriceFile = toml::from_str(text).map_err(|e| Error::InvalidInput {
             what: "price table",

@@ -62,6 +62,7 @@ pub use secret_rotation::DEFAULT_COMMAND_TIMEOUT;
 pub use secrets::{validate_value, SecretInfo, VersionInfo, MAX_VALUE_LEN};
 pub use targets::TargetInfo;
 pub use tokens::{MintedToken, RevocationSnapshot, TokenRequest};
+pub use usage::UsageOverview;
 
 /// The database file inside a vault directory.
 pub const DB_FILE: &str = "vault.db";

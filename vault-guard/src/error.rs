@@ -60,6 +60,18 @@ impl Error {
             other => other,
         }
     }
+
+    /// Which kind of failure this is, and its stable name.
+    pub fn class(&self) -> (vault_core::Class, std::borrow::Cow<'static, str>) {
+        use vault_core::Class;
+        match self.root() {
+            Error::Vault(e) => (e.class(), e.code().into()),
+            Error::Refused(_) => (Class::Refused, "refused".into()),
+            Error::Invalid(_) => (Class::Usage, "usage".into()),
+            Error::Io(_) => (Class::Usage, "io".into()),
+            _ => (Class::Usage, "error".into()),
+        }
+    }
 }
 
 pub(crate) fn refused(message: impl Into<String>) -> Error {

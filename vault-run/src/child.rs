@@ -88,6 +88,31 @@ pub enum Notice<'a> {
     },
 }
 
+/// What the person is told, as `vault run` says it (after `vault: `).
+impl std::fmt::Display for Notice<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Notice::Shadowed { file, name } => write!(
+                f,
+                "warning: {} defines {name}, which the agent may load over the injected value; \
+                 remove it there or write it with `vault env --write`",
+                file.display()
+            ),
+            Notice::Changed {
+                agent,
+                signal: Some(sig),
+            } => write!(
+                f,
+                "the secrets of {agent} changed; sending {sig} to the child"
+            ),
+            Notice::Changed {
+                agent,
+                signal: None,
+            } => write!(f, "the secrets of {agent} changed; restarting the child"),
+        }
+    }
+}
+
 /// Runs the child with `env` added, masking and forwarding signals; returns
 /// the exit code to pass on (128 + N when the child died of signal N).
 ///

@@ -60,6 +60,25 @@ impl Error {
             other => other,
         }
     }
+
+    /// Which kind of failure this is, and its stable name. A program that
+    /// cannot be started is told apart as shells and `op run` do (127, 126).
+    pub fn class(&self) -> (vault_core::Class, std::borrow::Cow<'static, str>) {
+        use vault_core::Class;
+        match self.root() {
+            Error::Vault(e) => (e.class(), e.code().into()),
+            Error::Client(e) => e.class(),
+            Error::Refused(_) => (Class::Refused, "refused".into()),
+            Error::Invalid(_) => (Class::Usage, "usage".into()),
+            Error::Spawn { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound => (Class::NoProgram, "usage".into()),
+                std::io::ErrorKind::PermissionDenied => (Class::NotExecutable, "usage".into()),
+                _ => (Class::Usage, "usage".into()),
+            },
+            Error::Io(_) => (Class::Usage, "io".into()),
+            _ => (Class::Usage, "error".into()),
+        }
+    }
 }
 
 pub(crate) fn invalid(message: impl Into<String>) -> Error {

@@ -47,6 +47,37 @@ pub const MAX_IN_FLIGHT: usize = 256;
 /// How long one request may take, body included, unless configured otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The runtime a server runs on. Blocking threads run only message scans
+/// (the vault has its own thread): a few suffice, and each extra thread would
+/// keep its own malloc arena, which shows up as memory that grows under load.
+///
+/// # Errors
+/// The runtime's threads could not be started.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(4)
+        .enable_all()
+        .build()
+}
+
+/// Completes on SIGTERM or SIGINT, calling `on_signal` first; both handlers
+/// are installed when this returns (so a signal right after cannot kill the
+/// process before requests in flight finish).
+///
+/// # Errors
+/// A handler could not be installed.
+pub fn shutdown_signal(
+    on_signal: impl FnOnce() + Send + 'static,
+) -> std::io::Result<impl Future<Output = ()> + Send> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        on_signal();
+    })
+}
+
 /// The whole API as a router over `state`.
 pub fn app(state: AppState) -> Router {
     routes::router(state).layer(ConcurrencyLimitLayer::new(MAX_IN_FLIGHT))

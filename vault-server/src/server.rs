@@ -85,6 +85,19 @@ pub enum ServerError {
     },
 }
 
+impl ServerError {
+    /// Which kind of failure this is, and its stable name.
+    pub fn class(&self) -> (vault_core::Class, std::borrow::Cow<'static, str>) {
+        use vault_core::Class;
+        match self {
+            ServerError::Usage(_) => (Class::Usage, "usage".into()),
+            ServerError::Refused(_) => (Class::Refused, "refused".into()),
+            ServerError::Vault(e) => (e.class(), e.code().into()),
+            ServerError::Io { .. } => (Class::Usage, "error".into()),
+        }
+    }
+}
+
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServerError {
     let what = what.into();
     move |source| ServerError::Io { what, source }
@@ -171,8 +184,20 @@ impl ServerBuilder {
     /// # Errors
     /// [`ServerError::Refused`] for clear text beyond loopback without
     /// [`Self::insecure_listen`], or a TLS key others can read;
-    /// [`ServerError::Usage`] for unusable PEM files or TLS on a Unix socket.
+    /// [`ServerError::Usage`] for unusable PEM files, TLS on a Unix socket,
+    /// or a request or header timeout of zero or over 10 minutes.
     pub fn build(self) -> Result<Server, ServerError> {
+        let in_range = |d: Duration| !d.is_zero() && d <= Duration::from_secs(600);
+        if !in_range(self.request_timeout) {
+            return Err(ServerError::Usage(
+                "--request-timeout must be between 1ms and 10m".into(),
+            ));
+        }
+        if !in_range(self.limits.header_timeout) {
+            return Err(ServerError::Usage(
+                "--header-timeout must be between 1ms and 10m".into(),
+            ));
+        }
         let tls = match &self.tls {
             Some((cert, key)) => {
                 check_key_file(key)?;

@@ -139,13 +139,7 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
     use vault_core::usage::{GroupBy, UsageFilter};
     let agent = args.agent.as_deref().map(AgentName::parse).transpose()?;
     let since_ms = args.since.as_deref().map(parse_since).transpose()?;
-    let prices = super::load_prices(args.prices.as_deref(), &ctx.home)?;
-    let vault = ctx.unlock()?;
-    let keys: Vec<_> = vault
-        .list_keys(&Principal::Operator, None)?
-        .into_iter()
-        .filter(|k| agent.as_ref().is_none_or(|a| k.agent == *a))
-        .collect();
+    let prices = vault_core::prices::PriceTable::load(args.prices.as_deref(), &ctx.home)?;
     let by = match args.by {
         None => GroupBy::Key,
         Some(UsageBy::Host) => GroupBy::Host,
@@ -153,28 +147,18 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
         Some(UsageBy::Day) => GroupBy::Day,
     };
     let filter = UsageFilter {
-        agent: agent.clone(),
+        agent,
         since_ms,
         by,
     };
-    let report = vault.usage_report(&Principal::Operator, &filter, &prices)?;
-    let per_key = if by == GroupBy::Key {
-        None
-    } else {
-        Some(vault.usage_report(
-            &Principal::Operator,
-            &UsageFilter {
-                by: GroupBy::Key,
-                ..filter.clone()
-            },
-            &prices,
-        )?)
-    };
+    let o = ctx
+        .unlock()?
+        .usage_overview(&Principal::Operator, &filter, &prices)?;
     let shown = vault_present::usage::Usage {
-        keys: &keys,
-        counts: &vault.usage()?,
-        per_key: per_key.as_ref().unwrap_or(&report),
-        report: &report,
+        keys: &o.keys,
+        counts: &o.counts,
+        per_key: o.per_key(),
+        report: &o.report,
         by,
         since_ms,
     };

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use vault_core::{policy::parse_duration, AgentName, KeyInfo, Principal};
+use vault_core::{AgentName, KeyInfo, Principal};
 use vault_guard::issue::EnvTarget;
 use vault_present::keys::key_json;
 
@@ -22,8 +22,8 @@ pub struct IssueArgs {
     #[arg(long)]
     agent: Option<String>,
     /// How long the key lives (s, m, h or d).
-    #[arg(long, default_value = "90d")]
-    ttl: String,
+    #[arg(long, default_value = "90d", value_parser = super::parse_duration_flag)]
+    ttl: std::time::Duration,
     /// Write the key into this env file (atomically, mode 0600) instead of printing it,
     /// and register the file as a target holding this key, so rotations rewrite it.
     #[arg(long, value_name = "FILE")]
@@ -81,12 +81,6 @@ pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
             AgentName::parse(stem)?
         }
     };
-    let ttl = parse_duration(&args.ttl).ok_or_else(|| {
-        exit::usage(format!(
-            "--ttl {:?} is not a duration like 30d or 12h",
-            args.ttl
-        ))
-    })?;
     let var = vault_core::SecretName::parse(&args.var)?;
     let into = args.write_env.as_deref().map(|path| EnvTarget {
         path,
@@ -98,8 +92,13 @@ pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
         vault_guard::issue::check_env_target(t.path)?;
     }
     let mut vault = ctx.unlock()?;
-    let issued =
-        vault_guard::issue::issue_key(&mut vault, OP, (&name, &agent), (ttl, args.rotate), into)?;
+    let issued = vault_guard::issue::issue_key(
+        &mut vault,
+        OP,
+        (&name, &agent),
+        (args.ttl, args.rotate),
+        into,
+    )?;
     if let Some(old) = &issued.replaced {
         eprintln!("revoked the previous key {} ({})", old.name, old.key_id);
     }

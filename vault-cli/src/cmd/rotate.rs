@@ -7,7 +7,6 @@ use super::Context;
 use crate::exit;
 use anyhow::Result;
 use vault_core::{
-    policy::parse_duration,
     view::{ApprovalView, RotationView, TargetView},
     AgentName, Principal, RotationReport, RotationState, SecretName, SecretPath,
 };
@@ -85,8 +84,8 @@ pub enum RotationCommand {
         #[arg(long)]
         auto: bool,
         /// Kill it after this long (s, m).
-        #[arg(long, default_value = "30s")]
-        timeout: String,
+        #[arg(long, default_value = "30s", value_parser = super::parse_duration_flag)]
+        timeout: std::time::Duration,
     },
     /// List key rotations in the journal: id, state, agent/key, old -> new, reason, start.
     Ls,
@@ -246,8 +245,6 @@ pub fn rotation(ctx: &Context, command: RotationCommand) -> Result<()> {
         }
     };
     let path = SecretPath::parse(&path)?;
-    let timeout = parse_duration(&timeout)
-        .ok_or_else(|| exit::usage(format!("--timeout {timeout:?} is not a duration like 30s")))?;
     ctx.unlock()?
         .set_rotation_command(OP, &path, &command, auto, timeout)?;
     let when = ["after `vault approve`", "at once when it leaks (--auto)"][usize::from(auto)];

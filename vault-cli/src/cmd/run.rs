@@ -168,21 +168,7 @@ fn spec(args: &RunArgs) -> Spec {
 
 /// Says what the running child's supervisor noticed.
 fn say(notice: Notice<'_>) {
-    match notice {
-        Notice::Shadowed { file, name } => eprintln!(
-            "vault: warning: {} defines {name}, which the agent may load over the injected value; \
-             remove it there or write it with `vault env --write`",
-            file.display()
-        ),
-        Notice::Changed {
-            agent,
-            signal: Some(sig),
-        } => eprintln!("vault: the secrets of {agent} changed; sending {sig} to the child"),
-        Notice::Changed {
-            agent,
-            signal: None,
-        } => eprintln!("vault: the secrets of {agent} changed; restarting the child"),
-    }
+    eprintln!("vault: {notice}");
 }
 
 pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {

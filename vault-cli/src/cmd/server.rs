@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
+use vault_core::prices::PriceTable;
 use vault_server::{egress, Listen, Server, ServerError};
 
 use super::{parse_duration_flag, Context};
@@ -81,13 +82,6 @@ pub struct BrokerArgs {
 }
 
 pub fn run(ctx: &Context, args: Args) -> Result<()> {
-    if args.request_timeout.is_zero() || args.request_timeout > std::time::Duration::from_secs(600)
-    {
-        return Err(exit::usage("--request-timeout must be between 1ms and 10m"));
-    }
-    if args.header_timeout.is_zero() || args.header_timeout > std::time::Duration::from_secs(600) {
-        return Err(exit::usage("--header-timeout must be between 1ms and 10m"));
-    }
     let mut builder = Server::builder()
         .listen(Listen::parse(&args.listen).map_err(server_error)?)
         .insecure_listen(args.insecure_listen)
@@ -123,10 +117,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             let prices = if args.broker.no_usage_accounting {
                 None
             } else {
-                Some(super::load_prices(
-                    args.broker.prices.as_deref(),
-                    vault.dir(),
-                )?)
+                let file = args.broker.prices.as_deref();
+                Some(PriceTable::load(file, vault.dir())?)
             };
             let options = egress::BrokerOptions {
                 addr,
@@ -148,14 +140,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             bound = bound.with_accounting(accounting);
         }
     }
-    // Blocking threads run only message scans (the vault has its own thread):
-    // a few suffice, and each extra thread would keep its own malloc arena,
-    // which shows up as memory that grows under load.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .max_blocking_threads(4)
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
+    vault_server::runtime()?.block_on(async move {
         // The broker announces itself first, then the API (the order scripts rely on).
         if let Some(b) = broker {
             let addr = b.addr();
@@ -167,7 +152,9 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
         }
         // Handlers first (a SIGTERM right after the address stops cleanly); the
         // socket is listening from here on: only now say where.
-        let shutdown = shutdown_signal()?;
+        let shutdown = vault_server::shutdown_signal(|| {
+            eprintln!("vault: shutting down: finishing requests in flight");
+        })?;
         println!("listening on {}", bound.address());
         std::io::stdout().flush()?;
         bound.serve(shutdown).await.map_err(server_error)
@@ -177,23 +164,8 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     Ok(())
 }
 
-/// The library's refusals keep the CLI's exit codes.
+/// The library's refusals keep the CLI's exit codes ([`ServerError::class`]).
 fn server_error(e: ServerError) -> anyhow::Error {
-    match e {
-        ServerError::Usage(m) => exit::usage(m),
-        ServerError::Refused(m) => exit::refused(m),
-        ServerError::Vault(v) => v.into(),
-        other => anyhow::Error::new(other),
-    }
-}
-
-/// Completes on SIGTERM or SIGINT; both handlers are installed when this returns.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-        eprintln!("vault: shutting down: finishing requests in flight");
-    })
+    let (class, name) = e.class();
+    exit::classified(class, name, &e)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use vault_client::{credential_from, Remote, AGENT_KEY_VAR};
 use vault_core::view::{TokenView, TtlCapped};
-use vault_core::{policy::parse_duration, Principal, Scope, SecretString, TokenRequest};
+use vault_core::{Principal, Scope, SecretString, TokenRequest};
 
 use super::Context;
 use crate::exit;
@@ -32,8 +32,8 @@ pub struct MintArgs {
     #[arg(long = "scope", value_name = "SCOPE")]
     scopes: Vec<String>,
     /// Lifetime (s, m or h); default 15m, capped by the agent's policy.
-    #[arg(long)]
-    ttl: Option<String>,
+    #[arg(long, value_parser = super::parse_duration_flag)]
+    ttl: Option<Duration>,
     /// Read the named key from FILE (default: the VAULT_AGENT_KEY variable).
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
@@ -74,7 +74,7 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
                     .collect::<vault_core::Result<_>>()?,
             )
         },
-        ttl: args.ttl.as_deref().map(parse_ttl).transpose()?,
+        ttl: args.ttl,
     };
     // Remote mode: the server mints from the key, or attenuates the token (--from-token).
     let (var, file) = match args.from_token {
@@ -143,11 +143,6 @@ fn revoke(ctx: &Context) -> Result<()> {
         eprintln!("revoked token {}", claims.token_id);
     }
     Ok(())
-}
-
-fn parse_ttl(s: &str) -> Result<Duration> {
-    parse_duration(s)
-        .ok_or_else(|| exit::usage(format!("--ttl {s:?} is not a duration like 15m or 1h")))
 }
 
 fn stdin_credential(what: &str) -> Result<SecretString> {

@@ -11,7 +11,62 @@ use crate::prices::PriceTable;
 use crate::store::{self, usage};
 use crate::usage::{UsageBucket, UsageFilter, UsageRecord, UsageReport, UsageRow};
 
+/// What `vault usage` shows: the keys (of `filter.agent` when it names one),
+/// their audit-trail counts, brokered egress grouped as `filter.by` asks,
+/// and, when that is not per key, the same egress per key beside it.
+#[derive(Debug)]
+pub struct UsageOverview {
+    /// The keys, in [`Vault::list_keys`] order.
+    pub keys: Vec<super::KeyInfo>,
+    /// Audit-trail counts by key id ([`Vault::usage`]).
+    pub counts: BTreeMap<String, super::KeyUsage>,
+    /// Brokered egress grouped as asked.
+    pub report: UsageReport,
+    /// Brokered egress per key, when `report` is grouped otherwise.
+    pub per_key: Option<UsageReport>,
+}
+
+impl UsageOverview {
+    /// Brokered egress per key: [`Self::per_key`], else the report itself.
+    pub fn per_key(&self) -> &UsageReport {
+        self.per_key.as_ref().unwrap_or(&self.report)
+    }
+}
+
 impl Vault {
+    /// The keys, counts and priced egress `vault usage` shows ([`UsageOverview`]).
+    ///
+    /// # Errors
+    /// [`crate::Error::Refused`] for an agent; database errors.
+    pub fn usage_overview(
+        &self,
+        actor: &Principal,
+        filter: &UsageFilter,
+        prices: &PriceTable,
+    ) -> Result<UsageOverview> {
+        let mut keys = self.list_keys(actor, None)?;
+        keys.retain(|k| filter.agent.as_ref().is_none_or(|a| k.agent == *a));
+        let report = self.usage_report(actor, filter, prices)?;
+        let per_key = match filter.by {
+            crate::usage::GroupBy::Key => None,
+            _ => {
+                let by = crate::usage::GroupBy::Key;
+                let per_key = UsageFilter {
+                    by,
+                    ..filter.clone()
+                };
+                Some(self.usage_report(actor, &per_key, prices)?)
+            }
+        };
+        let counts = self.usage()?;
+        Ok(UsageOverview {
+            keys,
+            counts,
+            report,
+            per_key,
+        })
+    }
+
     /// Stores `records` and a count of records the broker could not queue,
     /// in one transaction.
     ///
