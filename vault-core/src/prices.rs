@@ -83,6 +83,29 @@ impl PriceTable {
         Ok(table)
     }
 
+    /// The table a command uses: the shipped one with the operator's file
+    /// laid over it, `flag` (`--prices`, which must exist) or else
+    /// `home/prices.toml` when present.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a file that cannot be read or parsed.
+    pub fn load(flag: Option<&std::path::Path>, home: &std::path::Path) -> Result<PriceTable> {
+        let (path, required) = match flag {
+            Some(p) => (p.to_path_buf(), true),
+            None => (home.join("prices.toml"), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => PriceTable::with_overrides(&text, &path.display().to_string()),
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(PriceTable::shipped())
+            }
+            Err(e) => Err(Error::InvalidInput {
+                what: "price table",
+                reason: format!("--prices {}: {e}", path.display()),
+            }),
+        }
+    }
+
     fn parse(text: &str, what: &str) -> Result<PriceTable> {
         let file: PriceFile = toml::from_str(text).map_err(|e| Error::InvalidInput {
             what: "price table",

@@ -139,7 +139,7 @@ pub fn usage(ctx: &Context, args: UsageArgs) -> Result<()> {
     use vault_core::usage::{GroupBy, UsageFilter};
     let agent = args.agent.as_deref().map(AgentName::parse).transpose()?;
     let since_ms = args.since.as_deref().map(parse_since).transpose()?;
-    let prices = super::load_prices(args.prices.as_deref(), &ctx.home)?;
+    let prices = vault_core::prices::PriceTable::load(args.prices.as_deref(), &ctx.home)?;
     let vault = ctx.unlock()?;
     let keys: Vec<_> = vault
         .list_keys(&Principal::Operator, None)?

@@ -196,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import::import(&ctx, args),
         Command::Backup(args) => backup::backup(&ctx, args),
         Command::Restore(args) => backup::restore(&ctx, args),
+        Command::Migrate(args) => backup::migrate(&ctx, args),
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
     };
@@ -212,27 +213,4 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn parse_duration_flag(s: &str) -> std::result::Result<std::time::Duration, String> {
     vault_core::policy::parse_duration(s)
         .ok_or_else(|| format!("{s:?} is not a duration like 30s, 15m or 1h30m"))
-}
-
-/// The price table: the shipped one with the operator's file (`flag`, else
-/// `home/prices.toml` if present) laid over it.
-pub fn load_prices(
-    flag: Option<&std::path::Path>,
-    home: &std::path::Path,
-) -> Result<vault_core::prices::PriceTable> {
-    let default = home.join("prices.toml");
-    let (path, required) = match flag {
-        Some(p) => (p.to_path_buf(), true),
-        None => (default, false),
-    };
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(vault_core::prices::PriceTable::with_overrides(
-            &text,
-            &path.display().to_string(),
-        )?),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => {
-            Ok(vault_core::prices::PriceTable::shipped())
-        }
-        Err(e) => Err(exit::usage(format!("--prices {}: {e}", path.display()))),
-    }
 }

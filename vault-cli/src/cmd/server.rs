@@ -123,7 +123,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
             let prices = if args.broker.no_usage_accounting {
                 None
             } else {
-                Some(super::load_prices(
+                Some(vault_core::prices::PriceTable::load(
                     args.broker.prices.as_deref(),
                     vault.dir(),
                 )?)

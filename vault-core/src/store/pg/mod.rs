@@ -23,9 +23,11 @@
 
 mod config;
 mod conn;
+mod copy;
 
 pub(crate) use config::config;
 pub(crate) use conn::{int, int_not_null, PgConn};
+pub(crate) use copy::{pg_to_sqlite, sqlite_to_pg};
 
 use ::postgres::Client;
 
