@@ -360,3 +360,50 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
         .assert()
         .failure();
 }
+
+#[test]
+fn the_owner_a_newer_schema_and_another_vaults_database_are_refused_at_start() {
+    // issue 20, bad input at start: each refused with the fix in the message
+    // and a stable code, before any passphrase is tried on the database
+    let Some((db, env)) = pg_vault() else { return };
+    let json_error = |url: &str| {
+        let out = env.vault(&["--json", "--database", url, "ls"]).assert();
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        let e = &v["error"];
+        (
+            out.get_output().status.code(),
+            e["code"].as_str().unwrap_or_default().to_owned(),
+            e["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    // the role that owns the tables could switch row-level security off
+    let (code, name, message) = json_error(&db.owner_url());
+    assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
+    assert!(
+        message.contains("owns the vault's tables") && message.contains("GRANT"),
+        "{message}"
+    );
+    // the first open as the server role binds this directory to the vault
+    on_db(&env, &db, &["ls"]).assert().success();
+    let Some((other, other_env)) = pg_vault() else {
+        return;
+    };
+    drop(other_env);
+    let (code, name, message) = json_error(&other.url());
+    assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
+    assert!(
+        message.contains("was used with vault") && message.contains("VAULT_HOME"),
+        "{message}"
+    );
+    on_db(&env, &db, &["ls"]).assert().success();
+    // a database a newer build migrated
+    db.owner_client()
+        .batch_execute(
+            "BEGIN; SELECT set_config('vault.operator', 'on', true);
+             UPDATE vault_schema SET version = version + 1; COMMIT;",
+        )
+        .unwrap();
+    let (code, name, message) = json_error(&db.url());
+    assert_eq!(name, "schema_too_new", "{code:?} {message}");
+    assert!(message.contains("newer"), "{message}");
+}
