@@ -291,3 +291,119 @@ fn bad_database_input_is_a_clear_error_with_a_stable_code() {
     assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
     assert!(message.contains("NOBYPASSRLS"), "{message}");
 }
+
+#[test]
+fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
+    // issue 20, `vault migrate --to`: ciphertexts move as they are, the same
+    // passphrase unlocks the copy, its audit chain verifies there, and a
+    // target that holds anything is refused
+    let Some(db) = TestDb::create() else { return };
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/TOKEN", "sqlite-born-5e21");
+    env.vault(&["issue", "hermes-key", "--agent", "hermes"])
+        .assert()
+        .success();
+    let out = env
+        .vault(&["--json", "migrate", "--to", &db.owner_url()])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert!(v["rows"].as_u64().unwrap() > 4, "{v}");
+    db.grant_server();
+    let out = on_db(&env, &db, &["get", "hermes/TOKEN"])
+        .assert()
+        .success();
+    assert_eq!(stdout_of(&out), "sqlite-born-5e21\n");
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+    // new rows after the copy: the identity sequences start past the copied ids
+    on_db(&env, &db, &["agent", "add", "argus"])
+        .assert()
+        .success();
+    on_db(&env, &db, &["set", "argus/KEY"])
+        .write_stdin("pg-born-0a77")
+        .assert()
+        .success();
+    // the database now holds a vault: a second copy into it is refused
+    let out = env
+        .vault(&["--json", "migrate", "--to", &db.owner_url()])
+        .assert()
+        .code(1);
+    assert!(stdout_of(&out).contains("not empty"), "{}", stdout_of(&out));
+
+    // and back, into a new vault directory
+    let back = env.dir.path().join("back");
+    on_db(&env, &db, &["migrate", "--to", back.to_str().unwrap()])
+        .assert()
+        .success();
+    let in_back = |args: &[&str]| {
+        let mut cmd = env.vault(args);
+        cmd.env("VAULT_HOME", &back);
+        cmd
+    };
+    for (path, value) in [
+        ("hermes/TOKEN", "sqlite-born-5e21"),
+        ("argus/KEY", "pg-born-0a77"),
+    ] {
+        let out = in_back(&["get", path]).assert().success();
+        assert_eq!(stdout_of(&out), format!("{value}\n"));
+    }
+    in_back(&["audit", "verify"]).assert().success();
+    let out = in_back(&["keys", "ls"]).assert().success();
+    assert!(
+        stdout_of(&out).contains("hermes-key"),
+        "{}",
+        stdout_of(&out)
+    );
+    // an existing vault is never overwritten
+    on_db(&env, &db, &["migrate", "--to", back.to_str().unwrap()])
+        .assert()
+        .failure();
+}
+
+#[test]
+fn the_owner_a_newer_schema_and_another_vaults_database_are_refused_at_start() {
+    // issue 20, bad input at start: each refused with the fix in the message
+    // and a stable code, before any passphrase is tried on the database
+    let Some((db, env)) = pg_vault() else { return };
+    let json_error = |url: &str| {
+        let out = env.vault(&["--json", "--database", url, "ls"]).assert();
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        let e = &v["error"];
+        (
+            out.get_output().status.code(),
+            e["code"].as_str().unwrap_or_default().to_owned(),
+            e["message"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    // the role that owns the tables could switch row-level security off
+    let (code, name, message) = json_error(&db.owner_url());
+    assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
+    assert!(
+        message.contains("owns the vault's tables") && message.contains("GRANT"),
+        "{message}"
+    );
+    // the first open as the server role binds this directory to the vault
+    on_db(&env, &db, &["ls"]).assert().success();
+    let Some((other, other_env)) = pg_vault() else {
+        return;
+    };
+    drop(other_env);
+    let (code, name, message) = json_error(&other.url());
+    assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
+    assert!(
+        message.contains("was used with vault") && message.contains("VAULT_HOME"),
+        "{message}"
+    );
+    on_db(&env, &db, &["ls"]).assert().success();
+    // a database a newer build migrated
+    db.owner_client()
+        .batch_execute(
+            "BEGIN; SELECT set_config('vault.operator', 'on', true);
+             UPDATE vault_schema SET version = version + 1; COMMIT;",
+        )
+        .unwrap();
+    let (code, name, message) = json_error(&db.url());
+    assert_eq!(name, "schema_too_new", "{code:?} {message}");
+    assert!(message.contains("newer"), "{message}");
+}

@@ -162,6 +162,8 @@ enum Command {
     /// Replace the vault with a backup, after checking its integrity and audit
     /// chain; keys revoked since stay revoked.
     Restore(cmd::backup::RestoreArgs),
+    /// Copy the vault from SQLite into PostgreSQL, or back (`--to`), as stored.
+    Migrate(cmd::backup::MigrateArgs),
     /// Print a shell completion script: `vault completions bash|zsh|fish`.
     Completions(cmd::shell::CompletionsArgs),
     /// Print the vault(1) man page (roff).

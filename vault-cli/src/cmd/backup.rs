@@ -130,3 +130,22 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     lines.iter().for_each(|l| eprintln!("{l}"));
     Ok(())
 }
+
+/// `vault migrate --to TARGET`.
+#[derive(clap::Args, Debug)]
+pub struct MigrateArgs {
+    /// An empty postgres://OWNER@HOST:PORT/DB (its owner) for a SQLite vault,
+    /// or a new vault directory or .db file for a PostgreSQL one (--database).
+    #[arg(long, value_name = "URL|DIR")]
+    to: String,
+}
+
+pub fn migrate(ctx: &Context, args: MigrateArgs) -> Result<()> {
+    let target = ctx.location.migrate_target(&args.to);
+    let done = ctx.location.migrate_to(&target)?;
+    if ctx.json {
+        return ctx.print_json(&serde_json::json!({"tables": done.tables, "rows": done.rows}));
+    }
+    eprintln!("{done}");
+    Ok(())
+}

@@ -196,6 +196,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Import(args) => import::import(&ctx, args),
         Command::Backup(args) => backup::backup(&ctx, args),
         Command::Restore(args) => backup::restore(&ctx, args),
+        Command::Migrate(args) => backup::migrate(&ctx, args),
         Command::Completions(args) => shell::completions(args),
         Command::Man => shell::man(),
     };

@@ -154,8 +154,53 @@ impl Location {
                         path: PathBuf::from(url),
                     });
                 }
+                pg.refuse_owner()?;
+                self.bind_vault_id(&store::header::read(&pg)?.vault_id)?;
                 Ok(store::Backing::Postgres(pg))
             }
         }
+    }
+}
+
+/// The file in a vault directory naming the vault (by id) its database
+/// holds, written on the first open of a PostgreSQL vault from it.
+pub const DATABASE_VAULT_ID_FILE: &str = "database-vault-id";
+
+impl Location {
+    /// Binds this host's directory to the vault the database holds: the
+    /// first open records its id, later ones refuse a database holding
+    /// another vault (a `--database` URL or `VAULT_HOME` pointing elsewhere
+    /// than meant), before any passphrase is tried on it.
+    fn bind_vault_id(&self, found: &[u8; 16]) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.dir().join(DATABASE_VAULT_ID_FILE);
+        let found = store::pg::hex(found);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut f) => return writeln!(f, "{found}").map_err(|e| Error::io(&path, e)),
+            // recorded before (or by a process opening at the same time)
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+        let known = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        // a file being written by a concurrent first open reads empty
+        if known.trim() == found || known.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Refused {
+            reason: format!(
+                "the database holds vault {found}, but this vault directory ({}) was used \
+                 with vault {}; check --database / VAULT_DATABASE_URL and VAULT_HOME \
+                 (remove {} if the database was replaced on purpose)",
+                self.dir().display(),
+                known.trim(),
+                path.display()
+            ),
+        })
     }
 }

@@ -23,9 +23,11 @@
 
 mod config;
 mod conn;
+mod copy;
 
 pub(crate) use config::config;
 pub(crate) use conn::{int, int_not_null, PgConn};
+pub(crate) use copy::{pg_to_sqlite, sqlite_to_pg};
 
 use ::postgres::Client;
 
@@ -208,6 +210,29 @@ pub(crate) fn check_role(client: &mut Client) -> Result<()> {
     })
 }
 
+/// Refuses to serve as the role that owns the vault's tables: an owner may
+/// `ALTER TABLE .. NO FORCE ROW LEVEL SECURITY` and so switch the wall off.
+/// Only `vault init --database` and `vault migrate` run as the owner.
+pub(crate) fn refuse_owner(client: &mut Client) -> Result<()> {
+    let row = client.query_one(
+        "SELECT current_user::text, count(*) FROM pg_tables
+         WHERE schemaname = current_schema() AND tableowner = current_user",
+        &[],
+    )?;
+    let (role, owned): (String, i64) = (row.get(0), row.get(1));
+    if owned == 0 {
+        return Ok(());
+    }
+    Err(Error::Refused {
+        reason: format!(
+            "the database role {role:?} owns the vault's tables ({owned}), so it could switch \
+             row-level security off; connect as a role that owns nothing, granted rows only \
+             (as the owner: GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA \
+             public TO that_role; README, Running on PostgreSQL)"
+        ),
+    })
+}
+
 /// Connects to `database_url` (its password from a passfile, [`config`]),
 /// saying which of the two usual mistakes it is: a server that does not
 /// answer (or no such database) or a login it refuses.
@@ -332,7 +357,18 @@ impl Postgres {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+impl Postgres {
+    /// [`refuse_owner`] on this connection: the everyday commands' and the
+    /// servers' open.
+    pub(crate) fn refuse_owner(&self) -> Result<()> {
+        match &self.conn {
+            Handle::Postgres(c) => c.with_client(refuse_owner),
+            Handle::Sqlite(_) => Ok(()),
+        }
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

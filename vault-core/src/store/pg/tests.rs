@@ -950,6 +950,14 @@ fn init_at_refuses_a_database_that_holds_a_vault_and_unlock_at_one_that_holds_no
     drop(Vault::init_at(&at, &pass, KdfParams::TEST_ONLY).unwrap());
     let err = Vault::init_at(&at, &pass, KdfParams::TEST_ONLY).unwrap_err();
     assert!(matches!(err, Error::VaultExists { .. }), "{err:?}");
+    // the owner may make the vault, not serve it: it could switch RLS off
+    let err = Vault::unlock_at(&at, &pass).unwrap_err();
+    assert!(
+        matches!(&err, Error::Refused { reason } if reason.contains("owns the vault's tables")),
+        "{err:?}"
+    );
+    migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
+    let at = Location::new(dir.path().join("v"), Some(db.url()));
     let err = Vault::unlock_at(&at, &SecretString::new("nope".into())).unwrap_err();
     assert!(matches!(err, Error::WrongPassphrase), "{err:?}");
 }
