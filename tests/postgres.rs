@@ -208,6 +208,9 @@ fn two_servers_on_one_database_share_tokens_and_revocations_within_a_second() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
+    // the other server hears the revocation at commit (LISTEN vault_keys);
+    // its 500 ms refresh is only the fallback
+    eprintln!("revocation seen by the other server after {refused_after:?}");
     assert!(
         refused_after < Duration::from_secs(1),
         "b refused the revoked key only after {refused_after:?}"

@@ -69,6 +69,7 @@ pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRE
 pub use crate::policy::{Policy, PolicyDoc};
 pub use crate::rotation_step::{RotationReason, RotationStep};
 pub use crate::secret::{SecretBytes, SecretString};
+pub use crate::store::pg::KeyChanges;
 pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{

@@ -495,8 +495,23 @@ impl Drop for Serving {
 async fn refresh_loop(state: AppState) {
     let mut suspended: HashSet<String> = state.suspended_keys();
     let mut tick = tokio::time::interval(REFRESH_EVERY);
+    // on PostgreSQL, another server's key change wakes this loop at its commit
+    let changed = Arc::new(tokio::sync::Notify::new());
+    let wake = changed.clone();
+    let _listening = match state.with_vault(|v| Ok(v.location().clone())).await {
+        Ok(location) => location
+            .watch_key_changes(move || wake.notify_one())
+            .unwrap_or_else(|e| {
+                tracing::warn!("not listening for key changes ({}): polling", e.code());
+                None
+            }),
+        Err(_) => None,
+    };
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = changed.notified() => {}
+        }
         state.flush_denials(false).await;
         if let Err(e) = state.refresh().await {
             tracing::warn!("refreshing revocations failed: {}", e.code());

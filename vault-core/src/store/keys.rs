@@ -149,7 +149,8 @@ pub(crate) fn insert(conn: &Handle, rk: &RowKey, k: &NewKey<'_>) -> Result<()> {
             k.egress_only
         ],
     )?;
-    retag(conn, rk, k.key_id)
+    retag(conn, rk, k.key_id)?;
+    announce(conn)
 }
 
 /// The active key with this name, or the key with this id (any status).
@@ -216,8 +217,20 @@ fn update_key(
     let n = update()?;
     if n > 0 {
         retag(conn, rk, key_id)?;
+        announce(conn)?;
     }
     Ok(n > 0)
+}
+
+/// Tells the other servers on a PostgreSQL database that a key's state
+/// changed: delivered at commit, to every `LISTEN vault_keys`
+/// (store/pg/listen.rs), so a revocation or suspension takes effect there at
+/// once; their periodic refresh stays the fallback. Nothing on SQLite.
+fn announce(conn: &Handle) -> Result<()> {
+    if conn.as_sqlite().is_none() {
+        conn.execute("SELECT pg_notify('vault_keys', '')", args![])?;
+    }
+    Ok(())
 }
 
 fn retag(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<()> {
@@ -290,6 +303,7 @@ pub(crate) fn revoke_token(
         args![token_id, key_id, expires_at, now],
     )?;
     if n == 1 {
+        announce(conn)?;
         let row = RevokedRow {
             token_id: token_id.to_owned(),
             key_id: key_id.to_owned(),

@@ -204,3 +204,24 @@ impl Location {
         })
     }
 }
+
+impl Location {
+    /// On PostgreSQL, calls `on_change` (from a thread of its own) soon after
+    /// any process on the database commits a change to a key's state, and
+    /// after each reconnection; `None` on SQLite, where the servers poll.
+    /// Dropping the handle stops listening.
+    ///
+    /// # Errors
+    /// The errors of connecting to the database.
+    pub fn watch_key_changes(
+        &self,
+        on_change: impl Fn() + Send + 'static,
+    ) -> Result<Option<store::pg::KeyChanges>> {
+        match self {
+            Location::Dir(_) => Ok(None),
+            Location::Postgres { url, .. } => {
+                Ok(Some(store::pg::listen(url, Box::new(on_change))?))
+            }
+        }
+    }
+}

@@ -24,10 +24,13 @@
 mod config;
 mod conn;
 mod copy;
+mod listen;
 
 pub(crate) use config::config;
 pub(crate) use conn::{int, int_not_null, PgConn};
 pub(crate) use copy::{pg_to_sqlite, sqlite_to_pg};
+pub(crate) use listen::listen;
+pub use listen::KeyChanges;
 
 use ::postgres::Client;
 

@@ -961,3 +961,58 @@ fn init_at_refuses_a_database_that_holds_a_vault_and_unlock_at_one_that_holds_no
     let err = Vault::unlock_at(&at, &SecretString::new("nope".into())).unwrap_err();
     assert!(matches!(err, Error::WrongPassphrase), "{err:?}");
 }
+
+#[test]
+fn a_key_revoked_through_one_connection_is_announced_to_a_listener_at_commit() {
+    // issue 20, LISTEN/NOTIFY: a second process's listener hears the
+    // revocation (and the issue before it) from the database itself, with no
+    // polling; what it hears is counted, and nothing is heard before commit
+    use crate::{AgentName, Policy};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+    let Some(db) = migrated() else { return };
+    let (dir, mut vault) = vault_on(&db);
+    let heard = Arc::new(AtomicUsize::new(0));
+    let counter = heard.clone();
+    let other = crate::Location::new(dir.path().join("other-host"), Some(db.url()));
+    let listening = other
+        .watch_key_changes(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap()
+        .expect("a PostgreSQL location listens");
+    let wait_for = |n: usize| {
+        let start = Instant::now();
+        while heard.load(Ordering::SeqCst) < n {
+            // bounded: a failure, not a latency figure (bench/ measures that)
+            assert!(start.elapsed() < Duration::from_secs(10), "not heard");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    wait_for(1); // the catch-up call after connecting
+    let base = heard.load(Ordering::SeqCst);
+    let op = Principal::Operator;
+    let hermes = AgentName::parse("hermes").unwrap();
+    vault.add_agent(&op, &hermes, &Policy::default()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        base,
+        "an agent is no key change"
+    );
+    vault
+        .issue_key(
+            &op,
+            &AgentName::parse("hermes-key").unwrap(),
+            &hermes,
+            Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    wait_for(base + 1);
+    let before = heard.load(Ordering::SeqCst);
+    vault.revoke_key(&op, "hermes-key").unwrap();
+    wait_for(before + 1);
+    drop(listening);
+}
