@@ -67,6 +67,7 @@ await new Promise((r) => attacker.listen(0, "127.0.0.1", r));
 const attackerUrl = `http://localhost:${attacker.address().port}/`;
 
 let failed = false;
+let bare = null;
 try {
   const page = context.pages()[0] || (await context.newPage());
   const shot = (name) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
@@ -129,14 +130,29 @@ try {
   const after = await page.locator("tr.agent", { hasText: AGENT }).locator(".secret", { hasText: SECRET }).innerText();
   check(after.includes("v2"), `${AGENT}/${SECRET} is now at version 2 (once)`, after);
 
-  // deny the other one: nothing it drafted happens
-  await page.goto(`${BASE}/ui/approvals`);
-  await page.click(`#approval-${DENY} a.deny`);
-  await page.waitForURL(/\/confirm\?decision=deny/);
-  await page.click("form.confirm button[type=submit]");
-  await page.waitForSelector("#outcome");
-  check((await page.locator("#outcome").innerText()).includes("denied"), "denying shows the approval denied");
-  await shot("denied");
+  // deny the other one, in a browser with JavaScript off (reading and
+  // deciding are plain links and forms): nothing it drafted happens
+  bare = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+  });
+  const nojs = await bare.newContext({ javaScriptEnabled: false, viewport: { width: 1280, height: 860 } });
+  await nojs.addCookies(await context.cookies(`${BASE}/ui/`));
+  const plain = await nojs.newPage();
+  await plain.goto(`${BASE}/ui/`);
+  const plainOverview = await plain.content();
+  check(AGENTS.every((a) => plainOverview.includes(a)), "without JavaScript the overview shows every agent");
+  await plain.goto(`${BASE}/ui/approvals`);
+  await plain.click(`#approval-${DENY} a.deny`);
+  await plain.waitForURL(/\/confirm\?decision=deny/);
+  await plain.click("form.confirm button[type=submit]");
+  await plain.waitForSelector("#outcome");
+  check((await plain.locator("#outcome").innerText()).includes("denied"),
+    "without JavaScript, denying through the plain form shows the approval denied");
+  await plain.screenshot({ path: join(SHOTS, "denied.png"), fullPage: true });
+  await bare.close();
+  bare = null;
 
   // 5. every page renders, with the strict headers, and holds no value
   for (const [name, path] of [["overview", "/ui/"], ["spend", "/ui/spend"], ["approvals-after", "/ui/approvals"],
@@ -180,6 +196,7 @@ try {
   failed = true;
   console.log(`FAIL ${e && e.message}`);
 } finally {
+  if (bare) { await bare.close(); }
   await context.close();
   attacker.close();
   rmSync(profile, { recursive: true, force: true });

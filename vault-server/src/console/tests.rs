@@ -79,6 +79,19 @@ fn world_with(extra: usize) -> World {
             false,
         )
         .unwrap();
+    // a second key, suspended by a limit: its reinstatement waits for approval
+    let spare = v
+        .issue_key(
+            OP,
+            &AgentName::parse("codex-ci-spare").unwrap(),
+            &AgentName::parse("codex-ci").unwrap(),
+            std::time::Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    v.suspend_key(&spare.info.key_id, "spend limit reached")
+        .unwrap()
+        .expect("a reinstatement approval opens");
     // two brokered model calls today, as the broker records them
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -272,7 +285,8 @@ async fn every_page_renders_escaped_with_strict_headers_and_no_value() {
         "hermes-marketing",
         "codex-ci",
         "codex-ci-key",
-        ">1</span> open approvals",
+        // the leaked secret's rotation and the suspended key's reinstatement
+        ">2</span> open approvals",
     ] {
         assert!(overview.body.contains(want), "overview lacks {want}");
     }
@@ -507,4 +521,30 @@ async fn the_audit_page_hands_a_long_walk_to_the_background_and_shows_its_result
     let again = audit_until(&w, &cookie, |b| !b.contains("is running")).await;
     assert!(again.contains("Chain verified through record #"), "{again}");
     assert!(again.contains("Verify all again"));
+}
+
+// issue 17: a suspended key shows as suspended on the overview, and its
+// reinstatement is a pending approval saying what approving does
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_key_shows_and_its_reinstatement_waits_for_approval() {
+    let w = world();
+    let cookie = sign_in(&w).await;
+    let overview = send(&w.app, get("/ui/", Some(&cookie))).await;
+    let at = overview
+        .body
+        .find("codex-ci-spare")
+        .expect("the spare key is listed");
+    assert!(
+        overview.body[at..].contains("suspended"),
+        "{}",
+        overview.body
+    );
+    let approvals = send(&w.app, get("/ui/approvals", Some(&cookie))).await;
+    for want in [
+        "Reinstate a suspended key",
+        "spend limit reached",
+        "Approving reinstates the key",
+    ] {
+        assert!(approvals.body.contains(want), "{want}: {}", approvals.body);
+    }
 }
