@@ -134,21 +134,61 @@ fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
     .to_owned();
     // brokered spend today, as the broker records it (issue 16's table; its
     // rows are not authorization state, so a test may write them directly)
+    env.vault(&[
+        "issue",
+        "hermes-marketing-key",
+        "--agent",
+        "hermes-marketing",
+    ])
+    .assert()
+    .success();
     let keys = json_of(&env.vault(&["--json", "keys", "ls"]).assert().success());
-    let key_id = keys["keys"][0]["key_id"].as_str().unwrap().to_owned();
+    let key_of = |agent: &str| {
+        let keys = keys["keys"].as_array().unwrap();
+        let key = keys.iter().find(|k| k["agent"] == agent).unwrap();
+        key["key_id"].as_str().unwrap().to_owned()
+    };
+    // Priced by the shipped table: codex-ci $3.00 (gpt-4o) + $0.18 (gpt-4o-mini),
+    // hermes-marketing $0.60 (claude-sonnet-4-5), which browser.mjs checks.
+    let usage = [
+        (
+            "codex-ci",
+            "api.openai.com:443",
+            "openai",
+            "gpt-4o",
+            400_000,
+            200_000,
+        ),
+        (
+            "codex-ci",
+            "api.openai.com:443",
+            "openai",
+            "gpt-4o-mini",
+            400_000,
+            200_000,
+        ),
+        (
+            "hermes-marketing",
+            "api.anthropic.com:443",
+            "anthropic",
+            "claude-sonnet-4-5",
+            100_000,
+            20_000,
+        ),
+    ];
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
     let db = rusqlite::Connection::open(env.db()).unwrap();
-    for model in ["gpt-4o", "gpt-4o-mini"] {
+    for (agent, host, provider, model, input, output) in usage {
         db.execute(
             "INSERT INTO egress_usage (at, agent, key_id, host, method, path, rule, status, bytes_up,
                 bytes_down, latency_ms, duration_ms, provider, model, input_tokens, output_tokens,
                 cache_read_tokens, cache_write_tokens, estimated, cut)
-             VALUES (?1, 'codex-ci', ?2, 'api.openai.com:443', 'POST', '/v1/chat/completions', 0,
-                200, 100, 200, 5, 9, 'openai', ?3, 400000, 200000, 0, 0, 0, 0)",
-            rusqlite::params![now_ms - 1000, key_id, model],
+             VALUES (?1, ?2, ?3, ?4, 'POST', '/v1/chat/completions', 0,
+                200, 100, 200, 5, 9, ?5, ?6, ?7, ?8, 0, 0, 0, 0)",
+            rusqlite::params![now_ms - 1000, agent, key_of(agent), host, provider, model, input, output],
         )
         .unwrap();
     }

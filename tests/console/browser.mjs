@@ -86,8 +86,13 @@ try {
   for (const a of AGENTS) { check(overview.includes(a), `the overview shows agent ${a}`); }
   const minted = await page.locator("tr.agent", { hasText: "codex-ci" }).locator("td.num").first().innerText();
   check(minted.trim() === "2", "the overview counts the two tokens minted today", minted);
-  const spendToday = await page.locator("tr.agent", { hasText: "codex-ci" }).locator("td.num").nth(1).innerText();
-  check(spendToday.trim().startsWith("$"), "the overview shows codex-ci's spend today", spendToday);
+  // each agent's spend today and this month, as the shipped price table gives it
+  for (const [agent, spend] of [["codex-ci", "$3.18"], ["hermes-marketing", "$0.60"]]) {
+    const cells = page.locator("tr.agent", { hasText: agent }).locator("td.num");
+    const [today, month] = [(await cells.nth(1).innerText()).trim(), (await cells.nth(2).innerText()).trim()];
+    check(today === spend && month === spend, `the overview shows ${agent}'s spend today and this month`,
+      `${today} / ${month}`);
+  }
   const row = page.locator("tr.agent", { hasText: AGENT }).locator(".secret", { hasText: SECRET });
   check((await row.innerText()).includes("v1"), `${AGENT}/${SECRET} is at version 1`);
   await shot("overview");
