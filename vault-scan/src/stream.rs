@@ -70,20 +70,21 @@ impl<'a> StreamScanner<'a> {
         if (self.committed - self.base) as usize != len {
             self.scan_to(len);
         }
+        // a match confirmed late (see `scan_to`) goes back to its place
+        self.out.sort_by_key(|l| l.offset);
         self.out
     }
 
-    /// Scans `buf[..end]` and reports matches that end past the committed point.
+    /// Scans `buf[..end]` and reports matches not reported yet. A match may end
+    /// before the committed point and still be new: a rule whose keyword is
+    /// context (`keyword_distance`) confirms a value only once text after it,
+    /// on a later line, has arrived.
     fn scan_to(&mut self, end: usize) {
-        let committed_rel = (self.committed - self.base) as usize;
         let hits = self.scanner.scan(&self.buf[..end], self.known);
         let mut line = self.base_line;
         let mut col = self.base_col;
         let mut pos = 0usize;
         for hit in hits {
-            if hit.end <= committed_rel {
-                continue;
-            }
             let abs = self.base + hit.start as u64;
             if !self.reported.insert((hit.rule_id.clone(), abs)) {
                 continue;

@@ -14,6 +14,14 @@ fn corpus() -> Vec<Vec<u8>> {
             .to_vec(),
     ];
     out.push(std::fs::read(data("samples/openai-chat/messages.json")).unwrap());
+    // found by fuzz/scan_stream_chunks: a rule whose keyword is context within
+    // `keyword_distance` (Telegram's `bot`) names a value on the line before
+    // it, so the value is known only once a later line arrives
+    out.push(
+        b"the token for the new channel: 1234567890:FAKEfakeFAKEfakeFAKEfakeFAKEfakDEMO, \n\
+          keep it: the support bot uses it\n"
+            .to_vec(),
+    );
     out
 }
 
