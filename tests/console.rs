@@ -25,8 +25,16 @@ fn harness() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/console")
 }
 
-/// Whether this machine can run the browser test; why not, if it cannot.
+/// Whether this machine can run the browser test, after `tests/console/setup.sh`
+/// installed what is missing; why not, if it still cannot.
 fn browser_ready() -> Result<(), String> {
+    browser_found().or_else(|_| {
+        vault_testpg::run_setup("tests/console/setup.sh")?;
+        browser_found()
+    })
+}
+
+fn browser_found() -> Result<(), String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
         return Err(format!("{chromium} is missing; run tests/console/setup.sh"));

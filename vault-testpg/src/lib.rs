@@ -16,9 +16,9 @@
 //! BYPASSRLS, so row-level security applies to it. Both log in over TCP with
 //! scram-sha-256 passwords; the cluster's superuser logs in over the socket.
 //!
-//! When the binaries are missing, [`TestDb::create`] returns `None` after
-//! [`skip_or_fail_in_ci`] (which fails under `CI=true`; `.ci/run` installs
-//! them with `tests/pg/setup.sh`).
+//! When the binaries are missing, the cluster's first start runs
+//! `tests/pg/setup.sh` ([`run_setup`]); if that fails too, [`TestDb::create`]
+//! returns `None` after [`skip_or_fail_in_ci`] (which fails under `CI=true`).
 
 use std::fs;
 use std::io::Write;
@@ -39,6 +39,31 @@ pub fn skip_or_fail_in_ci(why: &str) {
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     assert!(!in_ci, "cannot run under CI=true: {why}");
     eprintln!("SKIP: {why}");
+}
+
+/// Runs one of the repository's setup scripts (`tests/pg/setup.sh`, ...), which
+/// install what a test needs from Debian or npm and do nothing when it is there,
+/// so a fresh machine's `cargo nextest run` installs its own tools. Test
+/// processes take turns (`flock`), as apt and npm do not share. `Err` says why
+/// it failed (no root, no registry).
+pub fn run_setup(script: &str) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(script);
+    let lock = std::env::temp_dir().join("vault-tests-setup.lock");
+    let out = Command::new("flock")
+        .arg(&lock)
+        .arg("bash")
+        .arg(&path)
+        .output()
+        .map_err(|e| format!("{script} did not start: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(format!("{script} failed: {}", tail.join(" / ")))
 }
 
 /// Where PostgreSQL's server binaries are: `$PG_BIN`, else the newest
@@ -81,7 +106,16 @@ impl Cluster {
         if let Some(cluster) = slot.upgrade() {
             return Some(cluster);
         }
-        let cluster = Arc::new(Cluster::start(pg_bin()?));
+        let bin = pg_bin().or_else(|| {
+            if std::env::var_os("PG_BIN").is_some() {
+                return None;
+            }
+            run_setup("tests/pg/setup.sh")
+                .map_err(|why| eprintln!("{why}"))
+                .ok()?;
+            pg_bin()
+        })?;
+        let cluster = Arc::new(Cluster::start(bin));
         *slot = Arc::downgrade(&cluster);
         Some(cluster)
     }
