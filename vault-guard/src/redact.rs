@@ -12,13 +12,23 @@
 //! character). A false positive only hides a harmless word from one message;
 //! a false negative would print a secret, so the check leans wide.
 
+/// The scanner's built-in rules, compiled once per process (hundreds of
+/// regexes: the redaction of every error message and stderr excerpt would
+/// otherwise build them again); None if they do not load.
+pub(crate) fn builtin_scanner() -> Option<&'static vault_scan::Scanner> {
+    static SCANNER: std::sync::OnceLock<Option<vault_scan::Scanner>> = std::sync::OnceLock::new();
+    SCANNER
+        .get_or_init(|| vault_scan::Scanner::builtin().ok())
+        .as_ref()
+}
+
 /// Words among `words` that may be secret values, in order.
 pub fn sensitive_words(words: impl IntoIterator<Item = String>) -> Vec<String> {
-    let scanner = vault_scan::Scanner::builtin().ok();
+    let scanner = builtin_scanner();
     words
         .into_iter()
         .filter(|w| {
-            is_name_value(w) || own_credential(w) || looks_random(w) || scanner_hit(scanner.as_ref(), w)
+            is_name_value(w) || own_credential(w) || looks_random(w) || scanner_hit(scanner, w)
         })
         .collect()
 }
