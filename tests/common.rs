@@ -290,3 +290,52 @@ print("prompts=%d code=%d" % (seen.count(b"Vault passphrase:"),
       os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
 sys.stdout.write(seen.decode(errors="replace"))
 "#;
+
+/// A running `vault server`, killed when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    /// What the server printed after `listening on `.
+    pub base: String,
+    /// The admin token it wrote.
+    pub admin: String,
+    /// Where its stderr (the request log) goes.
+    pub stderr: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `server` (a `vault server` command with its flags and environment)
+/// writing its admin token to `admin_file` and its stderr to `stderr`, waits
+/// for its `listening on` line.
+pub fn spawn_server(mut server: std::process::Command, admin_file: &Path, stderr: &Path) -> Server {
+    use std::io::BufRead;
+    let mut child = server
+        .args(["--admin-token-file", admin_file.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let Some(base) = line.trim().strip_prefix("listening on ") else {
+        let log = std::fs::read_to_string(stderr).unwrap_or_default();
+        panic!("{line:?}: {log}");
+    };
+    let admin = std::fs::read_to_string(admin_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+    Server {
+        child,
+        base: base.to_owned(),
+        admin,
+        stderr: stderr.to_owned(),
+    }
+}

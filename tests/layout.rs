@@ -87,10 +87,16 @@ const CLI_SRC_GOAL: usize = 3_500;
 /// loading to `PriceTable::load`, the server's timeout ranges, runtime and
 /// shutdown signal to `vault_server`, `vault run`'s notices to `vault_run`,
 /// `vault usage`'s queries to `Vault::usage_overview`, and every duration
-/// flag read by the one clap parser.
+/// flag read by the one clap parser; lowered below the goal when the prompts,
+/// the three tries at unlocking and reading a piped credential moved to
+/// `vault_prompt`, the argv guard of usage errors, baselines and a key's
+/// owner to `vault_guard`, a usage error's JSON line to `vault_present`, and
+/// the restore's comparison, the KDF floor on a passphrase change, the data
+/// key's warning, `audit log --action --limit` and `audit prune`'s cutoff to
+/// `vault_core`.
 /// Lower it as commands thin further, down to [`CLI_SRC_GOAL`]; never raise
 /// it to fit new logic.
-const CLI_SRC_CEILING: usize = 3_829;
+const CLI_SRC_CEILING: usize = 3_494;
 
 /// vault-cli/src's size, counted as `find vault-cli/src -name '*.rs' | xargs cat | wc -l`.
 fn cli_src_lines() -> usize {
@@ -112,9 +118,8 @@ fn vault_cli_src_does_not_grow_back() {
     );
 }
 
-// issue 14, "vault-cli/src is under 3,500 lines": not reached yet, see CLI_SRC_CEILING
+// issue 14, "vault-cli/src is under 3,500 lines with every feature still there"
 #[test]
-#[ignore = "issue 14: vault-cli/src is still over 3,500 lines (flags and printing); see CLI_SRC_CEILING"]
 fn vault_cli_src_is_under_3500_lines() {
     let n = cli_src_lines();
     assert!(n < CLI_SRC_GOAL, "vault-cli/src is {n} lines");

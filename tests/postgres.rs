@@ -3,8 +3,6 @@
 //! everyday commands, two `vault server`s sharing one database, and the bad
 //! inputs each with its exit code and JSON code.
 
-use std::io::BufRead;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use vault_testpg::TestDb;
@@ -31,54 +29,33 @@ fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Command {
     cmd
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// `vault server --database URL` with its own vault directory (`host`), as
 /// a second host would run it.
 fn server(env: &Env, db: &TestDb, host: &str) -> Server {
-    let home = env.dir.path().join(host);
-    let admin_file = env.dir.path().join(format!("{host}-admin"));
-    let stderr = env.dir.path().join(format!("{host}.stderr"));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
+    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"));
+    server
         .args(["server", "--database", &db.url(), "--listen", "127.0.0.1:0"])
-        .args(["--admin-token-file", admin_file.to_str().unwrap()])
         .env_remove("VAULT_DATABASE_URL")
-        .env("VAULT_HOME", &home)
-        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| {
-            panic!(
-                "{line:?}: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        })
-        .to_owned();
-    let admin = std::fs::read_to_string(&admin_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    Server { child, base, admin }
+        .env("VAULT_HOME", env.dir.path().join(host))
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile);
+    let admin_file = env.dir.path().join(format!("{host}-admin"));
+    spawn_server(
+        server,
+        &admin_file,
+        &env.dir.path().join(format!("{host}.stderr")),
+    )
+}
+
+/// `vault --json --database URL ls`: its exit code and the error's code and message.
+fn json_error(env: &Env, url: &str) -> (Option<i32>, String, String) {
+    let out = env.vault(&["--json", "--database", url, "ls"]).assert();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    let e = &v["error"];
+    (
+        out.get_output().status.code(),
+        e["code"].as_str().unwrap_or_default().to_owned(),
+        e["message"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 fn call(method: &str, url: &str, bearer: &str, body: Option<&str>) -> (u16, serde_json::Value) {
@@ -225,26 +202,13 @@ fn bad_database_input_is_a_clear_error_with_a_stable_code() {
     // password, a role with BYPASSRLS; each refused before any prompt is
     // answered wrongly, with its exit code and JSON code
     let Some((db, env)) = pg_vault() else { return };
-    let json_error = |url: &str| {
-        let out = env.vault(&["--json", "--database", url, "ls"]).assert();
-        let code = out.get_output().status.code();
-        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
-        (
-            code,
-            v["error"]["code"].as_str().unwrap_or_default().to_owned(),
-            v["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    };
-    let (code, name, message) = json_error("mysql://nobody@127.0.0.1/db");
+    let (code, name, message) = json_error(&env, "mysql://nobody@127.0.0.1/db");
     assert_eq!(
         (code, name.as_str()),
         (Some(2), "invalid_input"),
         "{message}"
     );
-    let (code, name, message) = json_error(&db.url().replacen('@', ":hunter2@", 1));
+    let (code, name, message) = json_error(&env, &db.url().replacen('@', ":hunter2@", 1));
     assert_eq!(
         (code, name.as_str()),
         (Some(2), "invalid_input"),
@@ -257,7 +221,7 @@ fn bad_database_input_is_a_clear_error_with_a_stable_code() {
 
     let port = db.port().to_string();
     let dead_port = vault_testpg::free_port().to_string();
-    let (code, name, message) = json_error(&db.url().replace(&port, &dead_port));
+    let (code, name, message) = json_error(&env, &db.url().replace(&port, &dead_port));
     assert_eq!(
         (code, name.as_str()),
         (Some(2), "database_unreachable"),
@@ -279,7 +243,7 @@ fn bad_database_input_is_a_clear_error_with_a_stable_code() {
         db.name,
         wrong.display()
     );
-    let (code, name, message) = json_error(&url);
+    let (code, name, message) = json_error(&env, &url);
     assert_eq!(
         (code, name.as_str()),
         (Some(3), "database_auth"),
@@ -290,7 +254,7 @@ fn bad_database_input_is_a_clear_error_with_a_stable_code() {
     db.admin_client()
         .batch_execute(&format!("ALTER ROLE {} BYPASSRLS", db.server))
         .unwrap();
-    let (code, name, message) = json_error(&db.url());
+    let (code, name, message) = json_error(&env, &db.url());
     assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
     assert!(message.contains("NOBYPASSRLS"), "{message}");
 }
@@ -369,18 +333,8 @@ fn the_owner_a_newer_schema_and_another_vaults_database_are_refused_at_start() {
     // issue 20, bad input at start: each refused with the fix in the message
     // and a stable code, before any passphrase is tried on the database
     let Some((db, env)) = pg_vault() else { return };
-    let json_error = |url: &str| {
-        let out = env.vault(&["--json", "--database", url, "ls"]).assert();
-        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
-        let e = &v["error"];
-        (
-            out.get_output().status.code(),
-            e["code"].as_str().unwrap_or_default().to_owned(),
-            e["message"].as_str().unwrap_or_default().to_owned(),
-        )
-    };
     // the role that owns the tables could switch row-level security off
-    let (code, name, message) = json_error(&db.owner_url());
+    let (code, name, message) = json_error(&env, &db.owner_url());
     assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
     assert!(
         message.contains("owns the vault's tables") && message.contains("GRANT"),
@@ -392,7 +346,7 @@ fn the_owner_a_newer_schema_and_another_vaults_database_are_refused_at_start() {
         return;
     };
     drop(other_env);
-    let (code, name, message) = json_error(&other.url());
+    let (code, name, message) = json_error(&env, &other.url());
     assert_eq!((code, name.as_str()), (Some(1), "refused"), "{message}");
     assert!(
         message.contains("was used with vault") && message.contains("VAULT_HOME"),
@@ -406,7 +360,7 @@ fn the_owner_a_newer_schema_and_another_vaults_database_are_refused_at_start() {
              UPDATE vault_schema SET version = version + 1; COMMIT;",
         )
         .unwrap();
-    let (code, name, message) = json_error(&db.url());
+    let (code, name, message) = json_error(&env, &db.url());
     assert_eq!(name, "schema_too_new", "{code:?} {message}");
     assert!(message.contains("newer"), "{message}");
 }

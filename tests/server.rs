@@ -1,27 +1,9 @@
 //! Issue 4: the real `vault server` on 127.0.0.1:0, the HTTP contract, and
 //! remote mode of the CLI with no passphrase.
 
-use std::io::BufRead;
-use std::process::{Child, Stdio};
-
 use crate::common::*;
 
 pub(crate) const CANARY: &str = "canary-server-5e1f0a77-never-log";
-
-pub(crate) struct Server {
-    pub child: Child,
-    /// What the server printed after `listening on `.
-    pub base: String,
-    pub admin: String,
-    pub stderr: std::path::PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn start(env: &Env) -> Server {
     start_with(env, &["--listen", "127.0.0.1:0"])
@@ -29,46 +11,21 @@ fn start(env: &Env) -> Server {
 
 /// Starts `vault server` with `args` and waits for its `listening on` line.
 pub(crate) fn start_with(env: &Env, args: &[&str]) -> Server {
-    let admin_file = env.dir.path().join("admin-token");
-    let stderr = env.dir.path().join("server.stderr");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
-        .args(["server", "--admin-token-file", admin_file.to_str().unwrap()])
+    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"));
+    server
+        .arg("server")
         .args(args)
         .env("VAULT_HOME", &env.home)
-        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| {
-            panic!(
-                "{line:?}: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        })
-        .to_owned();
-    let admin = std::fs::read_to_string(&admin_file)
-        .unwrap()
-        .trim()
-        .to_owned();
-    use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&admin_file).unwrap().permissions().mode() & 0o777,
-        0o600
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile);
+    let (admin_file, stderr) = (
+        env.dir.path().join("admin-token"),
+        env.dir.path().join("server.stderr"),
     );
-    Server {
-        child,
-        base,
-        admin,
-        stderr,
-    }
+    let started = spawn_server(server, &admin_file, &stderr);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&admin_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    started
 }
 
 /// (status, JSON body) of a request.
@@ -1262,32 +1219,62 @@ fn server_start_and_stop_are_audited_with_the_port_really_bound() {
     }
 }
 
+/// Mints a token from `key` on `s` and reads GITHUB_TOKEN with it.
+fn mint_and_read(s: &Server, key: &str) -> (u16, serde_json::Value) {
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/auth/token", s.base),
+        Some(key),
+        Some(r#"{"scopes": ["secrets:read"], "ttl_seconds": 300}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    call(
+        "GET",
+        &format!("{}/v1/secrets/GITHUB_TOKEN", s.base),
+        Some(&token),
+        None,
+    )
+}
+
 #[test]
 fn a_running_server_sees_a_rekey_and_keeps_answering() {
     // issue 19: `vault rekey` while a server ran made it answer 500 on every token
     // request, with a log line that read like tampering
     let (env, key, _) = setup();
     let s = start(&env);
-    let read = || {
-        let (status, v) = call(
-            "POST",
-            &format!("{}/v1/auth/token", s.base),
-            Some(&key),
-            Some(r#"{"scopes": ["secrets:read"], "ttl_seconds": 300}"#),
-        );
-        assert_eq!(status, 200, "{v}");
-        let token = v["token"].as_str().unwrap().to_owned();
-        call(
-            "GET",
-            &format!("{}/v1/secrets/GITHUB_TOKEN", s.base),
-            Some(&token),
-            None,
-        )
-    };
+    let read = || mint_and_read(&s, &key);
     assert_eq!(read().0, 200);
     env.vault(&["rekey"]).assert().success();
     let (status, v) = read();
     assert_eq!((status, v["value"].as_str()), (200, Some(CANARY)), "{v}");
+    let log = std::fs::read_to_string(&s.stderr).unwrap();
+    assert!(!log.contains("tamper"), "{log}");
+}
+
+// issue 19: "a rekey (and `passwd`) must be seen by running processes": a
+// passphrase change while a server runs rewraps the data key the server holds,
+// so it keeps answering; only the new passphrase opens the vault.
+#[test]
+fn a_running_server_sees_a_passwd_and_keeps_answering() {
+    let (env, key, _) = setup();
+    let s = start(&env);
+    assert_eq!(mint_and_read(&s, &key).0, 200);
+    let old = env.dir.path().join("oldpass");
+    std::fs::copy(&env.passfile, &old).unwrap();
+    let new = env.dir.path().join("newpass");
+    write_private(&new, "a brand new passphrase\n");
+    env.vault(&["passwd", "--new-passphrase-file", new.to_str().unwrap()])
+        .assert()
+        .success();
+    std::fs::copy(&new, &env.passfile).unwrap();
+    let (status, v) = mint_and_read(&s, &key);
+    assert_eq!((status, v["value"].as_str()), (200, Some(CANARY)), "{v}");
+    env.vault(&["ls"]).assert().success();
+    env.vault(&["ls"])
+        .env("VAULT_PASSPHRASE_FILE", &old)
+        .assert()
+        .code(3);
     let log = std::fs::read_to_string(&s.stderr).unwrap();
     assert!(!log.contains("tamper"), "{log}");
 }

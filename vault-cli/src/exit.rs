@@ -36,26 +36,17 @@ pub const COMMAND_NOT_FOUND: i32 = 127;
 /// A command `vault run` was asked to start exists but could not be executed.
 pub const COMMAND_NOT_EXECUTABLE: i32 = 126;
 
-/// The message of a clap usage error for JSON: its lines up to the usage
-/// line, without clap's `error: ` prefix and help footer.
-pub fn usage_message(text: &str) -> String {
-    text.lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_owned()
-}
-
 /// Ends the command with exit code `code` and no message ([`Code`]).
 pub fn with_code(code: i32) -> anyhow::Error {
     Code(code).into()
 }
 
-/// The exit code an outcome carries, if it is a [`Code`].
+/// The exit code an outcome carries, if it is a [`Code`], or 130 when the
+/// person gave up at a prompt (as a shell answers Ctrl-C), with no message.
 pub fn code_of(err: &anyhow::Error) -> Option<i32> {
+    if let Some(vault_prompt::Error::Interrupted) = err.downcast_ref() {
+        return Some(130);
+    }
     err.downcast_ref::<Code>().map(|c| c.0)
 }
 
@@ -97,6 +88,8 @@ pub fn classify(err: &anyhow::Error) -> (i32, Cow<'static, str>) {
         } else if let Some(e) = cause.downcast_ref::<vault_client::Error>() {
             Some(e.class())
         } else if let Some(e) = cause.downcast_ref::<vault_run::Error>() {
+            Some(e.class())
+        } else if let Some(e) = cause.downcast_ref::<vault_prompt::Error>() {
             Some(e.class())
         } else {
             cause

@@ -2,16 +2,14 @@
 //! passphrases and values from safe places, call the library, print. Exit
 //! codes live in one place, [`exit`].
 
-mod argv_guard;
 mod cmd;
 mod exit;
-mod input;
-mod leaks;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use vault_guard::redact;
 
 /// A local secrets vault for AI agents: one encrypted SQLite file, one named key
 /// per agent, only that agent's secrets in its environment.
@@ -209,23 +207,17 @@ fn try_main() -> i32 {
                     | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
             );
             if !shown {
-                let mut sensitive = argv_guard::sensitive(&argv);
-                // A surplus word that is not a flag is most often a value
-                // (`vault set A/NAME hunter2`), whatever it looks like.
-                if e.kind() == ErrorKind::UnknownArgument {
-                    if let Some(clap::error::ContextValue::String(arg)) =
-                        e.get(clap::error::ContextKind::InvalidArg)
-                    {
-                        if !arg.starts_with('-') {
-                            sensitive.push(arg.clone());
-                        }
+                let surplus = match (e.kind(), e.get(clap::error::ContextKind::InvalidArg)) {
+                    (ErrorKind::UnknownArgument, Some(clap::error::ContextValue::String(a))) => {
+                        Some(a.as_str())
                     }
-                }
-                let guarded = vault_guard::redact::guard_message(&e.to_string(), &sensitive);
+                    _ => None,
+                };
+                let guarded = redact::guard_usage(&e.to_string(), &argv, surplus);
                 if json_asked {
                     let text = guarded.unwrap_or_else(|| e.to_string());
                     let body = serde_json::json!({"error": {
-                        "code": "usage", "message": exit::usage_message(&text),
+                        "code": "usage", "message": vault_present::text::usage_message(&text),
                     }});
                     let _ = writeln!(std::io::stdout(), "{body}");
                     return exit::USAGE;
@@ -251,8 +243,7 @@ fn try_main() -> i32 {
             let (code, name) = exit::classify(&err);
             let message = exit::message(&err);
             let message =
-                vault_guard::redact::guard_message(&message, &argv_guard::sensitive(&argv))
-                    .unwrap_or(message);
+                redact::guard_message(&message, &redact::sensitive_args(&argv)).unwrap_or(message);
             if json {
                 let body = serde_json::json!({"error": {"code": name, "message": message}});
                 let _ = writeln!(std::io::stdout(), "{body}");

@@ -60,12 +60,10 @@ pub fn excerpt(stderr: &[u8]) -> Option<String> {
     if tail.is_empty() {
         return None;
     }
-    // a margin for the redaction markers, cut to size after redacting
-    let start = tail.len().saturating_sub(MAX_CHARS * 4);
-    let start = (start..tail.len())
-        .find(|i| tail.is_char_boundary(*i))
-        .unwrap_or(0);
-    let tail = redact(&tail[start..]);
+    // Redacted whole, then cut to size: a cut made first could fall inside a
+    // secret and leave a piece too short for any rule to know (issue 19).
+    // The tail is small (vault-core keeps the last 4 KiB of stderr).
+    let tail = redact(&tail);
     let n = tail.chars().count();
     Some(if n > MAX_CHARS {
         let kept: String = tail.chars().skip(n - MAX_CHARS).collect();
@@ -79,7 +77,7 @@ pub fn excerpt(stderr: &[u8]) -> Option<String> {
 /// `[redacted]` (one scanner, built once).
 fn redact(text: &str) -> String {
     let mut bytes = text.as_bytes().to_vec();
-    if let Ok(scanner) = vault_scan::Scanner::builtin() {
+    if let Some(scanner) = crate::redact::builtin_scanner() {
         let mut matches = scanner.find(&bytes, None);
         matches.sort_by_key(|m| std::cmp::Reverse(m.start));
         for m in matches {
@@ -122,6 +120,29 @@ mod tests {
         assert!(got.contains("error: 401 Unauthorized"), "{got}");
         assert!(got.starts_with("line 3 | "), "{got}");
         assert_eq!(got.matches("[redacted]").count(), 3, "{got}");
+    }
+
+    // issue 19: the excerpt was cut to 4 x 800 characters before redaction, so
+    // a secret across that edge lost its prefix and showed in part
+    #[test]
+    fn a_secret_across_the_old_cut_edge_is_redacted_whole() {
+        let body: String = "Qm7Xp2Lr9Tz4Wc8Yb1Nd6Vf3Hk5Js0Ga".repeat(2);
+        let secret = format!("avt_{}", &body[..60]);
+        let other = format!("avt_{}", "Rk3Lm8Np2Qs7Tv1Wx6Yz4Bc9Df5Gh0Jk".repeat(5));
+        let other = &other[..158];
+        // the old cut began 20 characters before the secret's end
+        let mut line = secret.clone();
+        for _ in 0..20 {
+            line.push(' ');
+            line.push_str(other);
+        }
+        assert_eq!(line.len() - MAX_CHARS * 4, secret.len() - 20);
+        let got = excerpt(line.as_bytes()).unwrap();
+        for piece in secret.as_bytes().windows(8) {
+            let piece = std::str::from_utf8(piece).unwrap();
+            assert!(!got.contains(piece), "{piece:?} shown in {got}");
+        }
+        assert_eq!(got.matches("[redacted]").count(), 21, "{got}");
     }
 
     #[test]

@@ -9,7 +9,25 @@ use std::time::Duration;
 
 use vault_core::{envfile, AgentName, IssuedKey, Principal, SecretName, Vault};
 
-use crate::error::{refused, Context as _, Result};
+use crate::error::{invalid, refused, Context as _, Result};
+
+/// The key's name and the agent it belongs to, from `vault issue NAME
+/// [--agent AGENT]`: without an agent, `X-key` belongs to agent X.
+pub fn key_and_owner(name: &str, agent: Option<&str>) -> Result<(AgentName, AgentName)> {
+    let key = AgentName::parse(name).map_err(|_| {
+        let rule = vault_core::AGENT_NAME_RULE.replace("hermes-marketing", "hermes-marketing-key");
+        invalid(format!("invalid key name {name:?}: {rule}"))
+    })?;
+    let agent = match agent {
+        Some(a) => a,
+        None => name.strip_suffix("-key").ok_or_else(|| {
+            invalid(format!(
+                "cannot tell the agent from {name:?}: name it AGENT-key or pass --agent"
+            ))
+        })?,
+    };
+    Ok((key, AgentName::parse(agent)?))
+}
 
 /// Where an issued key goes instead of being shown.
 pub struct EnvTarget<'a> {
@@ -69,4 +87,26 @@ pub fn issue_key(
         return Err(e).context("writing the key into the env file (the new key was revoked)");
     }
     Ok(issued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_named_agent_key_belongs_to_that_agent_unless_one_is_named() {
+        let (key, agent) = key_and_owner("hermes-marketing-key", None).unwrap();
+        assert_eq!(
+            (key.as_str(), agent.as_str()),
+            ("hermes-marketing-key", "hermes-marketing")
+        );
+        let (_, agent) = key_and_owner("laptop", Some("ops")).unwrap();
+        assert_eq!(agent.as_str(), "ops");
+        let e = key_and_owner("laptop", None).unwrap_err();
+        assert!(
+            e.to_string().contains("name it AGENT-key or pass --agent"),
+            "{e}"
+        );
+        assert!(key_and_owner("Bad Name", Some("ops")).is_err());
+    }
 }

@@ -7,7 +7,7 @@
 //! resumed rotations and suspended keys), [`scrub`] (taking leaked values out
 //! of JSONL transcripts and agents' SQLite stores), [`watch`] (following
 //! transcripts as they grow), [`doctor`] (the checks that need the scanner),
-//! [`issue`] (a named key written into an env file, or revoked),
+//! [`baseline`] (accepted findings), [`issue`] (a named key written into an env file, or revoked),
 //! [`runtimes`] (where Hermes and OpenClaw keep their files), [`integrate`]
 //! (wiring vault into those runtimes and into agent CLIs' hooks), [`hook`]
 //! (the git pre-commit hook), [`redact`] (whether a typed word may be a
@@ -21,6 +21,7 @@
 
 #![deny(missing_docs)]
 
+pub mod baseline;
 pub mod command_stderr;
 pub mod doctor;
 mod error;

@@ -12,18 +12,50 @@
 //! character). A false positive only hides a harmless word from one message;
 //! a false negative would print a secret, so the check leans wide.
 
+/// The scanner's built-in rules, compiled once per process (hundreds of
+/// regexes: the redaction of every error message and stderr excerpt would
+/// otherwise build them again); None if they do not load.
+pub(crate) fn builtin_scanner() -> Option<&'static vault_scan::Scanner> {
+    static SCANNER: std::sync::OnceLock<Option<vault_scan::Scanner>> = std::sync::OnceLock::new();
+    SCANNER
+        .get_or_init(|| vault_scan::Scanner::builtin().ok())
+        .as_ref()
+}
+
 /// Words among `words` that may be secret values, in order.
 pub fn sensitive_words(words: impl IntoIterator<Item = String>) -> Vec<String> {
-    let scanner = vault_scan::Scanner::builtin().ok();
+    let scanner = builtin_scanner();
     words
         .into_iter()
         .filter(|w| {
-            is_name_value(w)
-                || own_credential(w)
-                || looks_random(w)
-                || scanner_hit(scanner.as_ref(), w)
+            is_name_value(w) || own_credential(w) || looks_random(w) || scanner_hit(scanner, w)
         })
         .collect()
+}
+
+/// The words of a command line (`args[0]`, the program, left out) that must
+/// not be echoed: people paste a token where a name goes, or write `vault
+/// set A/NAME hunter2`, and an error quoting the argument back would show it.
+pub fn sensitive_args(args: &[std::ffi::OsString]) -> Vec<String> {
+    sensitive_words(
+        args.iter()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned()),
+    )
+}
+
+/// [`guard_message`] for a usage error of the parser over `args`: `surplus`,
+/// a positional word the parser found where no more arguments go, is hidden
+/// whatever it looks like (there, a short value such as `hunter2` is the
+/// likely case); a flag (`-x`) is not a value.
+pub fn guard_usage(
+    message: &str,
+    args: &[std::ffi::OsString],
+    surplus: Option<&str>,
+) -> Option<String> {
+    let mut sensitive = sensitive_args(args);
+    sensitive.extend(surplus.filter(|w| !w.starts_with('-')).map(str::to_owned));
+    guard_message(message, &sensitive)
 }
 
 /// The message to show instead of `message` when it quotes any of
@@ -133,5 +165,21 @@ mod tests {
                 "avt_08R7AbcdefGh"
             ]
         );
+    }
+
+    #[test]
+    fn a_surplus_word_is_hidden_whatever_it_looks_like_but_a_flag_is_not() {
+        let args: Vec<std::ffi::OsString> =
+            ["vault", "set", "a/N", "hunter2"].map(Into::into).into();
+        let msg = "error: unexpected argument 'hunter2' found";
+        assert!(guard_message(msg, &sensitive_args(&args)).is_none());
+        let guarded = guard_usage(msg, &args, Some("hunter2")).unwrap();
+        assert!(!guarded.contains("hunter2"), "{guarded}");
+        assert!(guard_usage(
+            "error: unexpected argument '--nope' found",
+            &args,
+            Some("--nope")
+        )
+        .is_none());
     }
 }

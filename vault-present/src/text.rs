@@ -71,6 +71,20 @@ pub fn file_name(path: &std::path::Path) -> String {
         .unwrap_or_default()
 }
 
+/// A command-line parser's usage error (clap's layout) as one line, for a JSON
+/// body: its lines up to the usage line, without the `error: ` prefix and help
+/// footer.
+pub fn usage_message(text: &str) -> String {
+    text.lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +99,14 @@ mod tests {
         );
         assert_eq!(escape("x\u{202e}y\u{2028}"), "x\\u{202e}y\\u{2028}");
         assert_eq!(safe(format_args!("{}", "1\n2")).to_string(), "1\\n2");
+    }
+
+    #[test]
+    fn a_usage_error_reads_as_one_line_without_its_footer() {
+        let clap = "error: unexpected argument 'x' found\n\n  tip: try '-- x'\n\nUsage: vault ls [AGENT]\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_message(clap),
+            "unexpected argument 'x' found tip: try '-- x'"
+        );
     }
 }

@@ -61,13 +61,7 @@ pub fn audit(ctx: &Context, command: AuditCommand) -> Result<()> {
                     })
                 })
                 .transpose()?;
-            let mut records = vault.audit_log(agent.as_ref(), since_ms)?;
-            if let Some(action) = action {
-                records.retain(|r| r.action == action);
-            }
-            if let Some(n) = limit {
-                records.drain(..records.len().saturating_sub(n));
-            }
+            let records = vault.audit_log_tail((agent.as_ref(), since_ms), action, limit)?;
             if ctx.json {
                 let items: Vec<AuditRecordView> = records.iter().map(Into::into).collect();
                 ctx.print_json(&serde_json::json!({ "records": items }))?;

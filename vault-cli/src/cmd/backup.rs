@@ -12,7 +12,7 @@ use anyhow::Result;
 use vault_core::Vault;
 
 use super::Context;
-use crate::{exit, input};
+use crate::exit;
 
 /// `vault backup FILE`.
 #[derive(clap::Args, Debug)]
@@ -91,25 +91,13 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
             args.file.display()
         )));
     }
-    let pass = input::passphrase(ctx.passphrase_file.as_deref(), "Passphrase of the backup: ")?;
+    let pass =
+        vault_prompt::passphrase(ctx.passphrase_file.as_deref(), "Passphrase of the backup: ")?;
     let mut staged = Vault::stage_restore(&ctx.home, &args.file, &pass)?;
     // The current vault is read (not unlocked, so another passphrase since
     // the backup does not matter); if it cannot be read at all, the warning
     // says what that means.
-    let mut compare_note = None;
-    let delta = if exists {
-        match staged.reconcile(&ctx.home.join(vault_core::DB_FILE)) {
-            Ok(delta) => Some(delta),
-            Err(e) => {
-                compare_note = Some(format!(
-                    "the current vault could not be read to compare ({e})"
-                ));
-                None
-            }
-        }
-    } else {
-        None
-    };
+    let (delta, compare_note) = staged.reconcile_home();
     let live = staged.live_keys()?;
     let newest = staged.newest_change_ms;
     let records = staged.audit_records;

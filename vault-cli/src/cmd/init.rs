@@ -6,7 +6,7 @@ use anyhow::Result;
 use vault_core::{KdfParams, Vault};
 
 use super::Context;
-use crate::{exit, input};
+use crate::exit;
 
 /// Arguments of `vault init`.
 #[derive(clap::Args, Debug)]
@@ -42,7 +42,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     };
     // Checked before prompting, so a typo costs no typing.
     kdf.check().map_err(|e| exit::usage(e.to_string()))?;
-    let pass = input::new_passphrase(ctx.passphrase_file.as_deref())?;
+    let pass = vault_prompt::new_passphrase(ctx.passphrase_file.as_deref())?;
     Vault::init_at(&ctx.location, &pass, kdf)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({

@@ -9,7 +9,6 @@ use vault_guard::issue::EnvTarget;
 use vault_present::keys::key_json;
 
 use super::Context;
-use crate::exit;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -62,25 +61,7 @@ pub enum KeysCommand {
 }
 
 pub fn issue(ctx: &Context, args: IssueArgs) -> Result<()> {
-    let name = AgentName::parse(&args.name).map_err(|_| {
-        exit::usage(format!(
-            "invalid key name {:?}: {}",
-            args.name,
-            vault_core::AGENT_NAME_RULE.replace("hermes-marketing", "hermes-marketing-key")
-        ))
-    })?;
-    let agent = match &args.agent {
-        Some(a) => AgentName::parse(a)?,
-        None => {
-            let stem = args.name.strip_suffix("-key").ok_or_else(|| {
-                exit::usage(format!(
-                    "cannot tell the agent from {:?}: name it AGENT-key or pass --agent",
-                    args.name
-                ))
-            })?;
-            AgentName::parse(stem)?
-        }
-    };
+    let (name, agent) = vault_guard::issue::key_and_owner(&args.name, args.agent.as_deref())?;
     let var = vault_core::SecretName::parse(&args.var)?;
     let into = args.write_env.as_deref().map(|path| EnvTarget {
         path,

@@ -26,13 +26,15 @@ pub mod token;
 pub mod ui;
 pub mod watch;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use vault_core::Vault;
+use vault_guard::leak::Matcher;
+use vault_scan::Report;
 
-use crate::{exit, input, Cli, Command};
+use crate::{exit, Cli, Command};
 
 /// What every subcommand may need.
 pub struct Context {
@@ -60,30 +62,11 @@ impl Context {
             }
             .into());
         }
-        // A typo at the prompt is asked again, three tries in all (issue 19);
-        // a passphrase from a file, or with stdin not a terminal (a script),
-        // is tried once. A retry that cannot read the prompt ends as what it
-        // is, a wrong passphrase, not a read error.
-        let interactive = self.passphrase_file.is_none() && std::io::stdin().is_terminal();
-        let (mut tries, file) = (
-            if interactive { 3 } else { 1 },
-            self.passphrase_file.as_deref(),
-        );
-        let mut vault = loop {
-            let pass = match input::passphrase(file, "Vault passphrase: ") {
-                Err(e) if interactive && tries < 3 && exit::code_of(&e) != Some(130) => {
-                    return Err(vault_core::Error::WrongPassphrase.into())
-                }
-                other => other?,
-            };
-            tries -= 1;
-            match Vault::unlock_at(&self.location, &pass) {
-                Err(vault_core::Error::WrongPassphrase) if tries > 0 => {
-                    eprintln!("vault: wrong passphrase, try again ({tries} left)");
-                }
-                other => break other?,
-            }
-        };
+        // three tries at a prompt (issue 19), one from a file or a script
+        let file = self.passphrase_file.as_deref();
+        let mut vault = vault_prompt::unlock(&self.location, file, |tries| {
+            eprintln!("vault: wrong passphrase, try again ({tries} left)");
+        })?;
         vault.set_audit_context(Some(format!("cli pid {}", std::process::id())), None);
         let _ = self
             .hints
@@ -111,6 +94,17 @@ impl Context {
         })
     }
 
+    /// Acts on every vault credential `matcher` recognised since the last call
+    /// ([`vault_guard::leak::act`]: rotate, revoke, open approvals, notify)
+    /// and says what it did; nothing, not even the unlock, when it saw none.
+    pub fn act_on_leaks(&self, matcher: &Option<Matcher>, report: &Report) -> Result<()> {
+        if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
+            let acted = vault_guard::leak::act(&mut self.unlock()?, m.take_seen(), report)?;
+            print_acted(&acted);
+        }
+        Ok(())
+    }
+
     /// Prints one JSON value and a newline on stdout.
     pub fn print_json(&self, value: &serde_json::Value) -> Result<()> {
         let mut out = std::io::stdout().lock();
@@ -121,14 +115,15 @@ impl Context {
 
 /// Tells the operator, well before the hard limit, that the data key needs replacing.
 pub fn warn_dek_usage(vault: &Vault) {
-    if let Ok(usage) = vault.dek_usage() {
-        if usage.should_warn() {
-            eprintln!(
-                "vault: warning: the data key has done {} of {} allowed encryptions; run `vault rekey` soon",
-                usage.encryptions, usage.limit
-            );
-        }
+    if let Some(w) = vault.dek_usage().ok().and_then(|u| u.warning()) {
+        eprintln!("vault: warning: {w}");
     }
+}
+
+/// One stderr line per action on a leak, and a warning per notification not delivered.
+pub fn print_acted(acted: &vault_guard::leak::Acted) {
+    let lines = vault_present::leak::acted_lines(acted);
+    lines.iter().for_each(|l| eprintln!("{l}"));
 }
 
 /// Sends an event, saying on stderr if a notifier failed.

@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use vault_core::{KdfParams, Principal};
+use vault_core::Principal;
 
 use super::Context;
-use crate::input;
 
 /// `vault passwd`: by default only the wrapping of the data key changes, so
 /// the old passphrase still opens any earlier copy of the vault (a backup, a
@@ -34,14 +33,8 @@ pub struct RekeyArgs {}
 
 pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
     let mut vault = ctx.unlock()?;
-    let new = input::new_passphrase(args.new_passphrase_file.as_deref())?;
-    // Keep the current cost, but never go below the floor.
-    let current = vault.kdf_params()?;
-    let kdf = KdfParams {
-        memory_kib: current.memory_kib.max(KdfParams::FLOOR.memory_kib),
-        iterations: current.iterations.max(KdfParams::FLOOR.iterations),
-        lanes: current.lanes,
-    };
+    let new = vault_prompt::new_passphrase(args.new_passphrase_file.as_deref())?;
+    let kdf = vault.kdf_params()?.raised_to_floor();
     let new_key = args.new_data_key || (!args.keep_data_key && vault.has_open_compromise()?);
     if new_key {
         let count = vault.change_passphrase_and_data_key(&Principal::Operator, &new, kdf)?;
@@ -68,7 +61,7 @@ pub fn passwd(ctx: &Context, args: PasswdArgs) -> Result<()> {
 }
 
 pub fn rekey(ctx: &Context, _args: RekeyArgs) -> Result<()> {
-    let pass = input::passphrase(ctx.passphrase_file.as_deref(), "Vault passphrase: ")?;
+    let pass = vault_prompt::passphrase(ctx.passphrase_file.as_deref(), "Vault passphrase: ")?;
     let mut vault = vault_core::Vault::unlock_at(&ctx.location, &pass)?;
     let count = vault.rekey(&Principal::Operator, &pass)?;
     if ctx.json {

@@ -178,7 +178,7 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
         EnvFormat::Json => Format::Json,
         EnvFormat::Shell => Format::Shell,
     };
-    let addr = args.broker_addr.as_deref();
+    let (addr, to) = (args.broker_addr.as_deref(), args.write.as_deref());
     let (agent, env): (String, Vec<(SecretName, SecretBytes)>) =
         match Source::choose(args.agent.as_deref(), args.broker, addr)? {
             Source::RemoteBroker(remote) => {
@@ -187,42 +187,35 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
                 let until = humantime::format_rfc3339_seconds(
                     std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires_at),
                 );
-                return match &args.write {
-                    Some(path) => {
-                        envfile::write_private_atomic(path, text.as_bytes())?;
-                        eprintln!(
-                            "wrote the broker settings to {}; its egress token expires at {until} \
-                             (run this again to renew it)",
-                            path.display()
-                        );
-                        Ok(())
-                    }
-                    None => {
-                        eprintln!("the egress token in these settings expires at {until}");
-                        write_out(&text)
-                    }
-                };
+                write_out(&text, to)?;
+                match to {
+                    Some(path) => eprintln!(
+                        "wrote the broker settings to {}; its egress token expires at {until} \
+                         (run this again to renew it)",
+                        path.display()
+                    ),
+                    None => eprintln!("the egress token in these settings expires at {until}"),
+                }
+                return Ok(());
             }
             Source::LocalBroker { agent, addr } => {
                 let mut vault = ctx.unlock()?;
-                let to = args.write.as_deref();
                 let settings =
                     broker::env_settings(&mut vault, &ctx.home, &agent, &addr, to, format)?;
                 if let Some(old) = &settings.replaced {
                     let (name, id) = (&old.name, &old.key_id);
                     eprintln!("revoked the previous broker key {name} ({id})");
                 }
+                // with a file, env_settings wrote and registered it
                 let text = settings.text?;
-                return match &args.write {
-                    Some(path) => {
-                        eprintln!(
+                match to {
+                    Some(path) => eprintln!(
                         "wrote the broker settings for {agent} to {} and registered it as a target",
                         path.display()
-                    );
-                        Ok(())
-                    }
-                    None => write_out(&text),
-                };
+                    ),
+                    None => write_out(&text, None)?,
+                }
+                return Ok(());
             }
             Source::Remote(remote) => ("this agent".to_owned(), remote.env_vars()?),
             Source::Local(agent) => {
@@ -232,22 +225,19 @@ pub fn env(ctx: &Context, args: EnvArgs) -> Result<()> {
             }
         };
     let text = zeroize::Zeroizing::new(vault_run::render::render(&env, format)?);
-    match &args.write {
-        Some(path) => {
-            envfile::write_private_atomic(path, text.as_bytes())?;
-            eprintln!(
-                "wrote {} variable(s) for {agent} to {}",
-                env.len(),
-                path.display()
-            );
-            Ok(())
-        }
-        None => write_out(&text),
+    write_out(&text, to)?;
+    if let Some(path) = to {
+        let (n, path) = (env.len(), path.display());
+        eprintln!("wrote {n} variable(s) for {agent} to {path}");
     }
+    Ok(())
 }
 
-/// Writes env text to stdout, flushed.
-fn write_out(text: &str) -> Result<()> {
+/// Writes env text to `to` (atomically, mode 0600), or to stdout, flushed.
+fn write_out(text: &str, to: Option<&std::path::Path>) -> Result<()> {
+    if let Some(path) = to {
+        return Ok(envfile::write_private_atomic(path, text.as_bytes())?);
+    }
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;

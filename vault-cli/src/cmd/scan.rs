@@ -6,10 +6,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use vault_guard::leak::Matcher;
 use vault_present::progress::show_progress;
-use vault_scan::{output, Baseline, KnownSecrets, Report, ScanOptions, Scanner};
+use vault_scan::{output, KnownSecrets, Report, ScanOptions, Scanner};
 
 use super::Context;
 use crate::exit;
@@ -143,22 +143,11 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         }
     };
     if let Some(file) = &args.baseline {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("reading the baseline {}", file.display()))?;
-        let baseline = Baseline::parse(&text).map_err(|e| {
-            exit::usage(format!("the baseline {} is not valid: {e}", file.display()))
-        })?;
-        baseline.filter(&mut report.findings);
+        vault_guard::baseline::apply(file, &mut report.findings)?;
     }
     if let Some(file) = &args.write_baseline {
-        let baseline = Baseline::from_findings(&report.findings);
-        let json = serde_json::to_string_pretty(&baseline)?;
-        vault_guard::fs::write_atomic(file, json.as_bytes(), 0o644)?;
-        eprintln!(
-            "wrote {} accepted finding(s) to {}",
-            report.findings.len(),
-            file.display()
-        );
+        let n = vault_guard::baseline::write(file, &report.findings)?;
+        eprintln!("wrote {n} accepted finding(s) to {}", file.display());
         return Ok(());
     }
     if let Some(mode) = args.hook {
@@ -185,9 +174,7 @@ pub fn scan(ctx: &Context, args: ScanArgs) -> Result<()> {
         lines.iter().for_each(|l| eprintln!("{l}"));
     }
     if args.rotate {
-        if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
-            crate::leaks::act_on_leaks(&mut ctx.unlock()?, m, &report)?;
-        }
+        ctx.act_on_leaks(&matcher, &report)?;
     }
     let mut code = report.exit_code();
     if code == 0 && blocked_by_skips {
@@ -222,9 +209,7 @@ fn hook_answer(
         return Err(exit::with_code(2));
     }
     if rotate {
-        if let Some(m) = matcher.as_ref().filter(|m| m.has_seen()) {
-            crate::leaks::act_on_leaks(&mut ctx.unlock()?, m, report)?;
-        }
+        ctx.act_on_leaks(matcher, report)?;
     }
     Err(exit::with_code(2))
 }

@@ -8,7 +8,6 @@ use vault_core::view::{SecretView, VersionView};
 use vault_core::{validate_value, AgentName, Principal, SecretPath};
 
 use super::Context;
-use crate::input;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -55,7 +54,7 @@ pub fn set(ctx: &Context, args: SetArgs) -> Result<()> {
     let path = SecretPath::parse(&args.path)?;
     // Read and check the value before unlocking: a bad value costs no KDF run,
     // and the vault is never touched.
-    let value = input::value(&format!("Value for {path}: "))?;
+    let value = vault_prompt::value(&format!("Value for {path}: "))?;
     validate_value(&value)?;
     let mut vault = ctx.unlock()?;
     let version = vault.set_secret(OP, &path, &value)?;

@@ -2,17 +2,15 @@
 //! scoped token; check or revoke tokens. Credentials come from the
 //! environment, a file or stdin, never from arguments.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
 use vault_client::{credential_from, Remote, AGENT_KEY_VAR};
 use vault_core::view::{TokenView, TtlCapped};
-use vault_core::{Principal, Scope, SecretString, TokenRequest};
+use vault_core::{Principal, Scope, TokenRequest};
 
 use super::Context;
-use crate::exit;
 
 /// `vault token`.
 #[derive(clap::Args, Debug)]
@@ -121,7 +119,7 @@ fn mint(ctx: &Context, args: MintArgs) -> Result<()> {
 }
 
 fn verify(ctx: &Context) -> Result<()> {
-    let token = stdin_credential("token")?;
+    let token = vault_prompt::stdin_credential("token")?;
     let vault = ctx.unlock()?;
     let view = TokenView::from(&vault.verify_token(token.expose_secret())?);
     if ctx.json {
@@ -133,7 +131,7 @@ fn verify(ctx: &Context) -> Result<()> {
 }
 
 fn revoke(ctx: &Context) -> Result<()> {
-    let token = stdin_credential("token")?;
+    let token = vault_prompt::stdin_credential("token")?;
     let mut vault = ctx.unlock()?;
     let claims = vault.verify_token(token.expose_secret())?;
     vault.revoke_token(&Principal::Operator, &claims)?;
@@ -143,15 +141,4 @@ fn revoke(ctx: &Context) -> Result<()> {
         eprintln!("revoked token {}", claims.token_id);
     }
     Ok(())
-}
-
-fn stdin_credential(what: &str) -> Result<SecretString> {
-    let mut buf = String::new();
-    std::io::stdin()
-        .lock()
-        .take(vault_core::credential::MAX_TOKEN_LEN as u64 * 2)
-        .read_to_string(&mut buf)
-        .map_err(|_| exit::usage(format!("the {what} on stdin is not UTF-8 text")))?;
-    let buf = SecretString::new(buf);
-    Ok(SecretString::new(buf.expose_secret().trim().to_owned()))
 }

@@ -67,7 +67,7 @@ fn say(happened: Happened<'_>) -> Result<()> {
                 output::write_human(&mut std::io::stdout().lock(), report, false)?;
             }
         }
-        Happened::Acted(acted) => crate::leaks::print_acted(&acted),
+        Happened::Acted(acted) => super::print_acted(&acted),
         Happened::Rekeyed(Ok(())) => {
             eprintln!("vault: the vault was rekeyed; watching on with the new data key")
         }

@@ -92,6 +92,16 @@ impl KdfParams {
         Ok(())
     }
 
+    /// These parameters, raised where they are below [`Self::FLOOR`] (a
+    /// passphrase change keeps the vault's cost, never less than the floor).
+    pub fn raised_to_floor(self) -> KdfParams {
+        KdfParams {
+            memory_kib: self.memory_kib.max(Self::FLOOR.memory_kib),
+            iterations: self.iterations.max(Self::FLOOR.iterations),
+            lanes: self.lanes,
+        }
+    }
+
     /// Picks parameters that take about `target` on this machine: starts at
     /// the floor, measures, and scales memory (never below the floor, never
     /// above `max_memory_kib`).
@@ -194,5 +204,27 @@ mod tests {
         assert_ne!(a.expose_secret(), b.expose_secret());
         assert_ne!(a.expose_secret(), c.expose_secret());
         assert_eq!(a.expose_secret(), a2.expose_secret());
+    }
+
+    #[test]
+    fn raised_to_floor_lifts_only_what_is_below_it() {
+        let low = KdfParams {
+            memory_kib: 8,
+            iterations: 1,
+            lanes: 4,
+        };
+        let r = low.raised_to_floor();
+        assert_eq!(
+            (r.memory_kib, r.iterations, r.lanes),
+            (KdfParams::FLOOR.memory_kib, KdfParams::FLOOR.iterations, 4)
+        );
+        let high = KdfParams {
+            memory_kib: KdfParams::FLOOR.memory_kib * 2,
+            ..r
+        };
+        assert_eq!(
+            high.raised_to_floor().memory_kib,
+            KdfParams::FLOOR.memory_kib * 2
+        );
     }
 }

@@ -249,6 +249,27 @@ impl Vault {
             .collect())
     }
 
+    /// [`Self::audit_log`] narrowed to one `action`, then to its last `limit`
+    /// records (`vault audit log --action --limit`).
+    ///
+    /// # Errors
+    /// As [`Self::audit_log`].
+    pub fn audit_log_tail(
+        &self,
+        (agent, since_ms): (Option<&AgentName>, Option<i64>),
+        action: Option<AuditAction>,
+        limit: Option<usize>,
+    ) -> Result<Vec<AuditRecord>> {
+        let mut records = self.audit_log(agent, since_ms)?;
+        if let Some(action) = action {
+            records.retain(|r| r.action == action);
+        }
+        if let Some(n) = limit {
+            records.drain(..records.len().saturating_sub(n));
+        }
+        Ok(records)
+    }
+
     /// Walks the whole chain: dense seq numbers, each chain hash recomputed
     /// from the previous one, each MAC checked, and the head, tagged under
     /// the passphrase's key, matching the last record. Every vault has at

@@ -44,6 +44,27 @@ pub enum PruneCutoff {
     Retention,
 }
 
+impl PruneCutoff {
+    /// The cutoff `vault audit prune` names: `--before DATE` (RFC 3339),
+    /// else `--older-than AGE` (the policy grammar, e.g. 90d), else the
+    /// configured retention. The error is the sentence to show.
+    pub fn from_flags(before: Option<&str>, older_than: Option<&str>) -> Result<Self, String> {
+        match (before, older_than) {
+            (Some(date), _) => humantime::parse_rfc3339_weak(date)
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| PruneCutoff::Before(d.as_millis() as i64))
+                .ok_or_else(|| {
+                    format!("--before {date:?} is not an RFC 3339 time (like 2026-09-01T00:00:00Z)")
+                }),
+            (None, Some(age)) => crate::policy::parse_duration(age)
+                .map(PruneCutoff::OlderThan)
+                .ok_or_else(|| format!("--older-than {age:?} is not an age like 90d")),
+            (None, None) => Ok(PruneCutoff::Retention),
+        }
+    }
+}
+
 /// What [`Vault::prune_audit`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PruneOutcome {
@@ -239,4 +260,27 @@ fn checkpoint_mac(
     )
     .as_ref()
     .to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PruneCutoff;
+
+    #[test]
+    fn the_prune_flags_pick_one_cutoff_and_name_a_bad_one() {
+        let before = PruneCutoff::from_flags(Some("1970-01-01T00:00:01Z"), Some("1d"));
+        assert!(matches!(before, Ok(PruneCutoff::Before(1000))));
+        let age = PruneCutoff::from_flags(None, Some("1h30m"));
+        assert!(matches!(age, Ok(PruneCutoff::OlderThan(d)) if d.as_secs() == 5400));
+        assert!(matches!(
+            PruneCutoff::from_flags(None, None),
+            Ok(PruneCutoff::Retention)
+        ));
+        let e = PruneCutoff::from_flags(Some("yesterday"), None).unwrap_err();
+        assert!(
+            e.contains("--before \"yesterday\" is not an RFC 3339 time"),
+            "{e}"
+        );
+        assert!(PruneCutoff::from_flags(None, Some("soon")).is_err());
+    }
 }

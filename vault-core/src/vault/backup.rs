@@ -220,6 +220,24 @@ impl StagedRestore {
             .expect("staged vault present until install")
     }
 
+    /// [`Self::reconcile`] with the vault in the home this restore replaces,
+    /// when there is one there: the delta, or a note saying why the current
+    /// vault could not be read to compare (no reason to stop the restore:
+    /// the restored vault then keeps the backup's key states).
+    pub fn reconcile_home(&mut self) -> (Option<RestoreDelta>, Option<String>) {
+        let current = self.home.join(DB_FILE);
+        if !current.exists() {
+            return (None, None);
+        }
+        match self.reconcile(&current) {
+            Ok(delta) => (Some(delta), None),
+            Err(e) => {
+                let note = format!("the current vault could not be read to compare ({e})");
+                (None, Some(note))
+            }
+        }
+    }
+
     /// Carries the security decisions of the vault at `current_db` into the
     /// staged copy (revocations, suspensions, token revocations, keys that
     /// no longer exist) and lists what cannot be carried (keys issued and

@@ -39,6 +39,17 @@ impl DekUsage {
     pub fn should_warn(&self) -> bool {
         self.encryptions >= self.warn_at
     }
+
+    /// The warning to give once a rekey should be planned (well before the
+    /// hard limit), else None.
+    pub fn warning(&self) -> Option<String> {
+        self.should_warn().then(|| {
+            format!(
+                "the data key has done {} of {} allowed encryptions; run `vault rekey` soon",
+                self.encryptions, self.limit
+            )
+        })
+    }
 }
 
 /// Counts one encryption under the current DEK inside the caller's write

@@ -30,22 +30,8 @@ pub struct RetentionArgs {
 }
 
 pub fn prune(ctx: &Context, vault: &mut Vault, args: PruneArgs) -> Result<()> {
-    let cutoff = match (&args.before, &args.older_than) {
-        (Some(date), _) => {
-            let t = humantime::parse_rfc3339_weak(date).map_err(|_| {
-                exit::usage(format!(
-                    "--before {date:?} is not an RFC 3339 time (like 2026-09-01T00:00:00Z)"
-                ))
-            })?;
-            PruneCutoff::Before(t.duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64)
-        }
-        (None, Some(age)) => {
-            PruneCutoff::OlderThan(vault_core::policy::parse_duration(age).ok_or_else(|| {
-                exit::usage(format!("--older-than {age:?} is not an age like 90d"))
-            })?)
-        }
-        (None, None) => PruneCutoff::Retention,
-    };
+    let cutoff = PruneCutoff::from_flags(args.before.as_deref(), args.older_than.as_deref())
+        .map_err(exit::usage)?;
     let outcome = vault.prune_audit(&Principal::Operator, cutoff)?;
     if ctx.json {
         ctx.print_json(&serde_json::json!({
