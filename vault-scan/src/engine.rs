@@ -44,6 +44,9 @@ pub struct Scanner {
     /// rule ignores case).
     keyword_rules: Vec<KeywordEntry>,
     stored_rule: Rule,
+    /// The vault's own rules alone, built on first use ([`Scanner::vault_only`]); `None`
+    /// if they could not be (then the whole set is used).
+    vault_only: OnceLock<Option<Box<Scanner>>>,
 }
 
 struct Compiled {
@@ -181,7 +184,26 @@ impl Scanner {
             max_keyword,
             keyword_rules,
             stored_rule,
+            vault_only: OnceLock::new(),
         })
+    }
+
+    /// A scanner of the vault's own rules (`avk_`, `avt_`) alone. A binary input is searched
+    /// for vault credentials and vault-managed values only; when no stored value can be
+    /// managed (no matcher, or one that knows no lengths) every other rule's hit would be
+    /// dropped, so this smaller set finds the same, without walking the whole keyword DFA
+    /// or confirming the many short keywords random bytes hold.
+    pub(crate) fn vault_only(&self) -> &Scanner {
+        let narrow = self.vault_only.get_or_init(|| {
+            let rules: Vec<Rule> = self
+                .rules
+                .iter()
+                .filter(|c| c.rule.provider == VAULT_PROVIDER)
+                .map(|c| c.rule.clone())
+                .collect();
+            Scanner::new(rules).ok().map(Box::new)
+        });
+        narrow.as_deref().unwrap_or(self)
     }
 
     /// Compiles every rule's pattern now (rules are otherwise compiled on first use).

@@ -611,15 +611,24 @@ fn no_two_rules_claim_one_value_unless_the_overlap_is_declared() {
     );
 }
 
-// issue 18, rules as data: every rule that claims a format names the provider's
-// documentation of it (an https URL, or for the vault's own formats a file of this
-// repository). Name-keyed rules (`*.keyed`, `*.name-keyed`) claim no format, only that a
-// value sits under the provider's name; those without a reference are counted, not hidden.
+// issue 18, rules as data: every rule names the provider's documentation of its format
+// (an https URL, or for the vault's own formats a file of this repository). Name-keyed
+// rules claim no format, only that a value sits under the provider's name; they cite the
+// provider's documentation of its API key. The few whose documentation page this project
+// could not name are listed here: the list may only shrink.
+const WITHOUT_REFERENCE: &[&str] = &[
+    "ecostruxure.name-keyed",
+    "getemail.name-keyed",
+    "instabot.name-keyed",
+    "runscope.name-keyed",
+    "speechtext.name-keyed",
+];
+
 #[test]
-fn every_format_rule_names_the_providers_documentation() {
+fn every_rule_names_the_providers_documentation() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut failures = Vec::new();
-    let mut keyed_without = 0;
+    let mut exempt = Vec::new();
     for rule in builtin_rules().unwrap() {
         for r in &rule.references {
             if !(r.starts_with("https://") || repo.join(r).is_file()) {
@@ -630,11 +639,16 @@ fn every_format_rule_names_the_providers_documentation() {
             }
         }
         if rule.references.is_empty() {
-            if rule.id.ends_with("keyed") {
-                keyed_without += 1;
+            if WITHOUT_REFERENCE.contains(&rule.id.as_str()) {
+                exempt.push(rule.id.clone());
             } else {
                 failures.push(format!("{}: no reference", rule.id));
             }
+        } else if WITHOUT_REFERENCE.contains(&rule.id.as_str()) {
+            failures.push(format!(
+                "{}: has a reference now; remove it from WITHOUT_REFERENCE",
+                rule.id
+            ));
         }
         assert!(
             !rule.description.trim().is_empty(),
@@ -643,11 +657,8 @@ fn every_format_rule_names_the_providers_documentation() {
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // Each one given a reference lowers this; none may be added without one.
-    assert!(
-        keyed_without <= 295,
-        "{keyed_without} name-keyed rules without a reference"
-    );
+    // Every listed id is a rule (a removed rule leaves the list too).
+    assert_eq!(exempt.len(), WITHOUT_REFERENCE.len(), "{exempt:?}");
 }
 
 // issue 18, rules as data (found by the overlap check above): a provider's name inside a

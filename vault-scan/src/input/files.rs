@@ -57,7 +57,10 @@ fn scan_paths_inner(
     mut progress: Option<&mut dyn Progress>,
 ) -> Report {
     let mut report = Report::default();
-    let files = walk(paths, options, &mut report);
+    let cores = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let files = walk(paths, options, cores, &mut report);
     // Sizes are only needed for the bar: without one, no extra stat per file.
     let sizes: Vec<u64> = match progress.as_deref_mut() {
         Some(p) => {
@@ -70,10 +73,7 @@ fn scan_paths_inner(
         }
         None => Vec::new(),
     };
-    let threads = options
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .clamp(1, files.len().max(1));
+    let threads = cores.clamp(1, files.len().max(1));
     let mut done = |i: usize| {
         if let Some(p) = progress.as_deref_mut() {
             p.scanned(sizes[i]);
@@ -124,8 +124,16 @@ fn scan_paths_inner(
 }
 
 /// Every file to scan under `paths`, in walk order, with its path relative to its root (the
-/// path context, `context.rs`); walk errors go to `report`.
-fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<(PathBuf, PathBuf)> {
+/// path context, `context.rs`); walk errors go to `report`. With more than one thread a
+/// directory is walked by `ignore`'s parallel walker and its files sorted after: a path
+/// sort (component by component) is the order of the one-thread walk, which visits each
+/// directory's entries sorted by path, depth first.
+fn walk(
+    paths: &[PathBuf],
+    options: &ScanOptions,
+    threads: usize,
+    report: &mut Report,
+) -> Vec<(PathBuf, PathBuf)> {
     let mut files = Vec::new();
     for root in paths {
         if !root.exists() {
@@ -159,22 +167,49 @@ fn walk(paths: &[PathBuf], options: &ScanOptions, report: &mut Report) -> Vec<(P
             .ignore(options.respect_ignore)
             .require_git(false)
             .add_custom_ignore_filename(VAULTIGNORE)
-            .sort_by_file_path(|a, b| a.cmp(b))
             .filter_entry(|e| e.file_name() != ".git");
-        for entry in walk.build() {
-            match entry {
-                Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                    let path = e.into_path();
-                    let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-                    files.push((path, rel));
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        if threads > 1 {
+            let out = std::sync::Mutex::new((Vec::new(), Vec::new()));
+            walk.threads(threads).build_parallel().run(|| {
+                let out = &out;
+                Box::new(move |entry| {
+                    let mut out = out.lock().unwrap_or_else(|e| e.into_inner());
+                    match entry {
+                        Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
+                            out.0.push(e.into_path());
+                        }
+                        Ok(_) => {}
+                        Err(e) => out.1.push(e.to_string()),
+                    }
+                    ignore::WalkState::Continue
+                })
+            });
+            (found, errors) = out.into_inner().unwrap_or_else(|e| e.into_inner());
+            found.sort_unstable();
+            errors.sort_unstable();
+        } else {
+            for entry in walk.sort_by_file_path(|a, b| a.cmp(b)).build() {
+                match entry {
+                    Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
+                        found.push(e.into_path());
+                    }
+                    Ok(_) => {}
+                    Err(e) => errors.push(e.to_string()),
                 }
-                Ok(_) => {}
-                Err(e) => report.errors.push(ScanError {
-                    path: root.display().to_string(),
-                    message: e.to_string(),
-                }),
             }
         }
+        for path in found {
+            let rel = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+            files.push((path, rel));
+        }
+        report
+            .errors
+            .extend(errors.into_iter().map(|message| ScanError {
+                path: root.display().to_string(),
+                message,
+            }));
     }
     files
 }

@@ -41,13 +41,19 @@ pub(crate) fn decoded_findings(
         escaped: HashMap::new(),
     };
     let mut errors = Vec::new();
-    if let Ok(v) = serde_json::from_slice::<Value>(data) {
-        escaped_literals(data, Literals::At(0), &mut ctx.escaped);
-        ctx.walk(&v, String::new(), 0, data.len(), 1);
-        return (ctx.out, errors);
-    }
+    // A document nested past the decoder's depth limit fails to parse whether valid or not;
+    // it is said so (below), not called invalid, and the raw pass has scanned every byte.
+    let deep_doc = match serde_json::from_slice::<Value>(data) {
+        Ok(v) => {
+            escaped_literals(data, Literals::At(0), &mut ctx.escaped);
+            ctx.walk(&v, String::new(), 0, data.len(), 1);
+            return (ctx.out, errors);
+        }
+        Err(e) => too_deep(&e),
+    };
     let mut offset = 0usize;
     let mut bad_lines = Vec::new();
+    let mut deep_lines = Vec::new();
     for (i, line) in data.split(|&b| b == b'\n').enumerate() {
         let start = offset;
         offset += line.len() + 1;
@@ -60,21 +66,50 @@ pub(crate) fn decoded_findings(
                 ctx.walk(&v, String::new(), start, start + line.len(), i as u64 + 1);
                 ctx.escaped.clear();
             }
+            Err(e) if too_deep(&e) => deep_lines.push(i + 1),
             Err(_) => bad_lines.push(i + 1),
         }
     }
+    let shown = |lines: &[usize]| -> String {
+        let s: Vec<String> = lines.iter().take(5).map(|n| n.to_string()).collect();
+        format!("{} line(s) ({})", lines.len(), s.join(", "))
+    };
     if !bad_lines.is_empty() {
-        let shown: Vec<String> = bad_lines.iter().take(5).map(|n| n.to_string()).collect();
         errors.push(ScanError {
             path: name.into(),
             message: format!(
-                "invalid JSON on {} line(s) ({}); those lines were scanned as plain text",
-                bad_lines.len(),
-                shown.join(", ")
+                "invalid JSON on {}; those lines were scanned as plain text",
+                shown(&bad_lines)
+            ),
+        });
+    }
+    if deep_doc && deep_lines.is_empty() {
+        errors.push(ScanError {
+            path: name.into(),
+            message: format!(
+                "JSON nested deeper than {MAX_DEPTH} levels: scanned as plain text, escapes \
+                 not decoded"
+            ),
+        });
+    }
+    if !deep_lines.is_empty() {
+        errors.push(ScanError {
+            path: name.into(),
+            message: format!(
+                "JSON nested deeper than {MAX_DEPTH} levels on {}: scanned as plain text, \
+                 escapes not decoded",
+                shown(&deep_lines)
             ),
         });
     }
     (ctx.out, errors)
+}
+
+/// serde_json's recursion limit: deeper documents fail to parse, so are not decoded.
+const MAX_DEPTH: usize = 128;
+
+fn too_deep(e: &serde_json::Error) -> bool {
+    e.to_string().starts_with("recursion limit exceeded")
 }
 
 struct Ctx<'a> {

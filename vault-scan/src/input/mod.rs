@@ -396,13 +396,24 @@ pub(crate) fn scan_binary(
             b' '
         }
     };
-    let ascii: Vec<u8> = data.iter().map(|&b| printable(b)).collect();
-    let utf16 = |offset: usize| -> Vec<u8> {
-        data.get(offset..)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .map(|p| if p[1] == 0 { printable(p[0]) } else { b' ' })
-            .collect()
+    let view = |which: usize| -> Vec<u8> {
+        match which {
+            0 => data.iter().map(|&b| printable(b)).collect(),
+            offset => data
+                .get(offset - 1..)
+                .unwrap_or_default()
+                .chunks_exact(2)
+                .map(|p| if p[1] == 0 { printable(p[0]) } else { b' ' })
+                .collect(),
+        }
+    };
+    // Only vault-provider hits and managed values are kept: with nothing that could be
+    // managed, the vault's rules alone find the same (`Scanner::vault_only`).
+    let narrow = known.is_none_or(|k| k.lengths().is_empty());
+    let scanner = if narrow {
+        scanner.vault_only()
+    } else {
+        scanner
     };
     let mut report = Report {
         files: 1,
@@ -410,7 +421,13 @@ pub(crate) fn scan_binary(
         ..Report::default()
     };
     let mut seen = std::collections::HashSet::new();
-    for view in [ascii, utf16(0), utf16(1)] {
+    // One view at a time: the input and one copy held, not three.
+    for which in 0..3 {
+        // The vault's rules need their keyword: a view that cannot hold one is not built.
+        if narrow && !view_may_hold_keyword(scanner, data, which) {
+            continue;
+        }
+        let view = view(which);
         let mut stream = StreamScanner::new(scanner, known);
         stream.push(&view);
         for l in stream.finish() {
@@ -421,6 +438,33 @@ pub(crate) fn scan_binary(
         }
     }
     report
+}
+
+/// Whether view `which` of [`scan_binary`] (0: the bytes, 1 and 2: UTF-16 at even and odd
+/// offsets) can hold a keyword of `scanner`, found in `data` itself: a printable keyword
+/// byte is itself in the ASCII view, and `b` in a UTF-16 view is `b, 0` in the input.
+/// `true` when that does not decide it (a rule that ignores case, a keyword with another
+/// byte).
+fn view_may_hold_keyword(scanner: &Scanner, data: &[u8], which: usize) -> bool {
+    let mut keywords = Vec::new();
+    for rule in scanner.rules() {
+        if rule.ignore_case {
+            return true;
+        }
+        for kw in &rule.keywords {
+            if !kw.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+                return true;
+            }
+            keywords.push(kw.as_bytes());
+        }
+    }
+    keywords.iter().any(|kw| match which {
+        0 => memchr::memmem::find(data, kw).is_some(),
+        _ => {
+            let wide: Vec<u8> = kw.iter().flat_map(|&b| [b, 0]).collect();
+            memchr::memmem::find_iter(data, &wide).any(|p| p % 2 == which - 1)
+        }
+    })
 }
 
 fn read_full(file: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
