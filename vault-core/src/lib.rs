@@ -64,7 +64,7 @@ pub use crate::crypto::kdf::KdfParams;
 pub use crate::crypto::rand::fill as fill_random;
 pub use crate::denial::Denial;
 pub use crate::error::{Class, CommandStderr, Error, Result, StoreError};
-pub use crate::ids::ApprovalId;
+pub use crate::ids::{ApprovalId, KeyId, TokenId};
 pub use crate::names::{AgentName, SecretName, SecretPath, AGENT_NAME_RULE, SECRET_NAME_RULE};
 pub use crate::policy::{Policy, PolicyDoc};
 pub use crate::rotation_step::{RotationReason, RotationStep};

@@ -15,6 +15,7 @@ use crate::credential::{self, hex};
 use crate::error::{Error, Result};
 use crate::names::{AgentName, SecretName};
 use crate::Denial;
+use crate::{KeyId, TokenId};
 
 const CLAIMS_VERSION: u8 = 1;
 const TAG_LEN: usize = 32;
@@ -101,9 +102,9 @@ pub fn scopes_within(wanted: &[Scope], held: &[Scope]) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenClaims {
     /// Random id, 16 hex characters.
-    pub token_id: String,
+    pub token_id: TokenId,
     /// The named key it was minted from.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// The key's epoch at minting; a bumped epoch revokes the token.
     pub epoch: u32,
     /// Unix seconds.
@@ -170,7 +171,7 @@ impl TokenSigner {
         }
         let (claims_bytes, tag) = payload.split_at(payload.len() - TAG_LEN);
         hmac::verify(&self.key, claims_bytes, tag).ok()?;
-        decode_claims(claims_bytes).map(|c| c.key_id)
+        decode_claims(claims_bytes).map(|c| c.key_id.into())
     }
 
     /// Checks shape, checksum, signature and lifetime at time `now` (unix
@@ -232,8 +233,9 @@ fn decode_claims(bytes: &[u8]) -> Option<TokenClaims> {
     if r.u8()? != CLAIMS_VERSION {
         return None;
     }
-    let token_id = hex(r.take(8)?);
-    let key_id = hex(r.take(8)?);
+    // 8 bytes each, as hex: the ids' own shape
+    let token_id = TokenId::from_store(hex(r.take(8)?));
+    let key_id = KeyId::from_store(hex(r.take(8)?));
     let epoch = u32::from_be_bytes(r.take(4)?.try_into().ok()?);
     let issued_at = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
     let expires_at = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
@@ -332,8 +334,8 @@ mod tests {
 
     fn claims() -> TokenClaims {
         TokenClaims {
-            token_id: "0123456789abcdef".into(),
-            key_id: "fedcba9876543210".into(),
+            token_id: TokenId::from_store("0123456789abcdef".into()),
+            key_id: KeyId::from_store("fedcba9876543210".into()),
             epoch: 3,
             issued_at: 1_000,
             expires_at: 1_900,

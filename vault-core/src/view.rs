@@ -65,7 +65,7 @@ impl From<&KeyInfo> for KeyView {
         KeyView {
             name: k.name.clone(),
             agent: k.agent.as_str().to_owned(),
-            key_id: k.key_id.clone(),
+            key_id: k.key_id.to_string(),
             status: k.status,
             epoch: k.epoch,
             created_at: rfc3339(k.created_at),
@@ -423,8 +423,8 @@ impl TokenView {
 impl From<&TokenClaims> for TokenView {
     fn from(c: &TokenClaims) -> TokenView {
         TokenView {
-            token_id: c.token_id.clone(),
-            key_id: c.key_id.clone(),
+            token_id: c.token_id.to_string(),
+            key_id: c.key_id.to_string(),
             agent: c.agent.as_str().to_owned(),
             scopes: c.scopes.iter().map(ToString::to_string).collect(),
             issued_at: rfc3339(i64::try_from(c.issued_at).unwrap_or(i64::MAX)),

@@ -59,7 +59,7 @@ pub fn env_file_findings(
     let key_agent: BTreeMap<String, (String, KeyStatus, String)> = vault
         .list_keys(op, None)?
         .into_iter()
-        .map(|k| (k.key_id, (k.agent.to_string(), k.status, k.name)))
+        .map(|k| (k.key_id.into(), (k.agent.to_string(), k.status, k.name)))
         .collect();
     let mut files: Vec<PathBuf> = named.to_vec();
     files.extend(targets.iter().map(|t| t.path.clone()));

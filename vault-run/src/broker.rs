@@ -138,7 +138,7 @@ pub fn prepare_run(
         }
     };
     let run_key = RunKey {
-        key_id: issued.info.key_id.clone(),
+        key_id: issued.info.key_id.to_string(),
         name: issued.info.name.to_string(),
         agent: agent.clone(),
         created_at: issued.info.created_at,

@@ -92,7 +92,7 @@ async fn main() {
         batch.push(vault_core::usage::UsageRecord {
             at_ms: now_ms - (i as i64 * year_ms / usage_rows.max(1) as i64),
             agent: agent.clone(),
-            key_id: key_id.clone(),
+            key_id: key_id.to_string(),
             host: hosts[i % hosts.len()].into(),
             method: "POST".into(),
             path: "/v1/chat/completions".into(),

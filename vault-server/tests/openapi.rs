@@ -127,7 +127,7 @@ fn world() -> World {
         app: vault_server::app(state),
         admin,
         key: issued.key.expose_secret().to_owned(),
-        key_id: issued.info.key_id,
+        key_id: issued.info.key_id.into(),
         _dir: dir,
     }
 }

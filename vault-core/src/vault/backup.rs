@@ -22,6 +22,7 @@ use crate::secret::SecretString;
 use crate::store::{self, backup};
 use crate::AuditAction;
 use crate::AuditOutcome;
+use crate::KeyId;
 
 const OP: &Principal = &Principal::Operator;
 
@@ -255,13 +256,13 @@ impl StagedRestore {
     pub fn reconcile(&mut self, current_db: &Path) -> Result<RestoreDelta> {
         let conn = backup::open_raw(current_db)?;
         let now_ts = store::now();
-        let now_keys: BTreeMap<String, KeyInfo> = backup::key_states(&conn)?
+        let now_keys: BTreeMap<KeyId, KeyInfo> = backup::key_states(&conn)?
             .into_iter()
             .filter_map(|k| key_info(k, now_ts))
             .map(|k| (k.key_id.clone(), k))
             .collect();
         let old_keys = self.vault().list_keys(OP, None)?;
-        let old_ids: BTreeSet<String> = old_keys.iter().map(|k| k.key_id.clone()).collect();
+        let old_ids: BTreeSet<KeyId> = old_keys.iter().map(|k| k.key_id.clone()).collect();
         let now_ts = store::now();
         let old_token_revoked: BTreeSet<(String, String)> =
             backup::revoked_tokens(&self.vault().store, now_ts)?
@@ -296,7 +297,8 @@ impl StagedRestore {
                         )?;
                         delta.suspended_again.push(old.clone());
                     }
-                    if now.epoch > old.epoch || new_token_revocations.contains(&old.key_id) {
+                    if now.epoch > old.epoch || new_token_revocations.contains(old.key_id.as_str())
+                    {
                         vault.revoke_key_tokens(OP, &old.key_id)?;
                         delta.tokens_revoked_again.push(old);
                     }
@@ -404,7 +406,7 @@ fn key_info(k: backup::KeyState, now: i64) -> Option<KeyInfo> {
         stored => stored,
     };
     Some(KeyInfo {
-        key_id: k.key_id,
+        key_id: KeyId::from_store(k.key_id),
         name: k.name,
         agent: crate::names::AgentName::parse(&k.agent).ok()?,
         status,

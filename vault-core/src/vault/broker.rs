@@ -137,7 +137,7 @@ impl Vault {
         };
         let key_id = match &actor {
             EgressActor::Key(_, key_id) => key_id.clone(),
-            EgressActor::Token(claims) => claims.key_id.clone(),
+            EgressActor::Token(claims) => claims.key_id.to_string(),
         };
         let policy = self.policy_of(&agent)?;
         let mut meta = EgressMeta {
@@ -201,7 +201,7 @@ impl Vault {
         // what their scopes could read.
         let reader = match &actor {
             EgressActor::Token(claims) if !claims.scopes.contains(&Scope::Egress) => Err(claims),
-            EgressActor::Token(claims) => Ok(claims.key_id.clone()),
+            EgressActor::Token(claims) => Ok(claims.key_id.to_string()),
             EgressActor::Key(_, key_id) => Ok(key_id.clone()),
         };
         let (secret, value) = match (reader, &rule.secret) {
@@ -245,7 +245,7 @@ impl Vault {
         }
         if credential.starts_with(KEY_PREFIX) {
             let key = self.authenticate_key(credential)?;
-            return Ok(EgressActor::Key(key.agent, key.key_id));
+            return Ok(EgressActor::Key(key.agent, key.key_id.into()));
         }
         Err(Error::BadCredential {
             code: Denial::MalformedKey,

@@ -68,7 +68,7 @@ impl Vault {
     ) -> Result<String> {
         let (agent, key_id) = match self.egress_actor(credential)? {
             EgressActor::Key(agent, key_id) => (agent, key_id),
-            EgressActor::Token(claims) => (claims.agent, claims.key_id),
+            EgressActor::Token(claims) => (claims.agent, claims.key_id.into()),
         };
         let agent_id = agents::id_of(&self.store, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", &agent))?;

@@ -92,7 +92,7 @@ impl Vault {
                 Ok(claims) => {
                     self.revoke_token(op, &claims)?;
                     Ok(LeakAction::TokenRevoked {
-                        token_id: claims.token_id,
+                        token_id: claims.token_id.into(),
                     })
                 }
                 Err(Error::BadCredential {

@@ -14,13 +14,14 @@ use crate::store::{self, agents, keys};
 use crate::AuditAction;
 use crate::AuditOutcome;
 use crate::Denial;
+use crate::KeyId;
 use crate::Principal;
 
 /// A named key's public facts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyInfo {
     /// Public id, 16 hex characters.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// The key's name, e.g. `hermes-marketing-key`.
     pub name: String,
     /// The agent it belongs to.
@@ -109,7 +110,7 @@ pub(super) fn key_info(row: keys::KeyRow, now: i64) -> Result<KeyInfo> {
         stored => stored,
     };
     Ok(KeyInfo {
-        key_id: row.key_id,
+        key_id: KeyId::from_store(row.key_id),
         name: row.name,
         agent: AgentName::parse(&row.agent)?,
         status,
@@ -173,7 +174,7 @@ impl Vault {
             });
         }
         let key = NamedKey::generate()?;
-        let key_id = random_id()?;
+        let key_id = KeyId::generate()?;
         let now = store::now();
         let tx = self.store.write(actor)?;
         let agent_id = agents::id_of(&tx, &self.rows, agent.as_str())?

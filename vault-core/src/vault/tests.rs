@@ -393,7 +393,7 @@ fn access_matrix() {
     let expired = {
         let now = store::now() as u64;
         let claims = TokenClaims {
-            token_id: "00000000000000aa".into(),
+            token_id: crate::TokenId::from_store("00000000000000aa".into()),
             key_id: hermes_key.info.key_id.clone(),
             epoch: 0,
             issued_at: now - 100,
@@ -622,7 +622,7 @@ fn usage_counts_match_the_requests_made() {
         assert!(v.read_with_token(&tokens[2], "NOPE").is_err());
     }
     let usage = v.usage().unwrap();
-    let u = &usage[&info.key_id];
+    let u = &usage[info.key_id.as_str()];
     assert_eq!((u.tokens_minted, u.reads, u.denials), (3, 6, 2));
     assert!(u.last_used_ms.is_some());
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use super::limits::*;
 use super::named_keys::*;
 use super::Vault;
-use crate::credential::hex;
 use crate::crypto::aead::{self, RowAad};
 use crate::crypto::rand;
 use crate::error::{Error, Result};
@@ -61,7 +60,7 @@ impl RevocationSnapshot {
     pub fn check(&self, claims: &TokenClaims) -> Result<()> {
         let (status, epoch) = self
             .keys
-            .get(&claims.key_id)
+            .get(claims.key_id.as_str())
             .copied()
             .ok_or_else(|| bad(Denial::KeyRevoked, "the token's key no longer exists"))?;
         check_key_state(status, epoch, claims, |id| self.revoked_tokens.contains(id))
@@ -109,10 +108,6 @@ fn check_key_state(
         return Err(bad(Denial::TokenRevoked, "the token has been revoked"));
     }
     Ok(())
-}
-
-pub(super) fn random_id() -> Result<String> {
-    Ok(hex(&rand::array::<8>()?))
 }
 
 pub(super) fn bad(code: Denial, message: &'static str) -> Error {
@@ -258,7 +253,7 @@ impl Vault {
     pub fn attenuate_token(&mut self, parent: &str, request: &TokenRequest) -> Result<MintedToken> {
         let parent = self.verify_token(parent)?;
         let key = self.key_by_id(&parent.key_id)?;
-        let mut parents = vec![parent.token_id.clone()];
+        let mut parents = vec![parent.token_id.to_string()];
         parents.extend(parent.parents.iter().cloned());
         if parents.len() > 4 {
             return Err(Error::Refused {
@@ -365,7 +360,9 @@ impl Vault {
         snapshot.revoked_tokens = keys::all_revoked(&self.store, &self.rows, &rows)?;
         for row in rows {
             let info = key_info(row, now)?;
-            snapshot.keys.insert(info.key_id, (info.status, info.epoch));
+            snapshot
+                .keys
+                .insert(info.key_id.into(), (info.status, info.epoch));
         }
         Ok(snapshot)
     }
@@ -401,7 +398,7 @@ impl Vault {
             return Err(bad(Denial::TokenExpired, "no lifetime left to grant"));
         }
         let claims = TokenClaims {
-            token_id: random_id()?,
+            token_id: crate::TokenId::generate()?,
             key_id: key.key_id.clone(),
             epoch: key.epoch,
             issued_at: now,

@@ -100,7 +100,7 @@ fn world_with(extra: usize) -> World {
     let call = |model: &str, input: u64| vault_core::usage::UsageRecord {
         at_ms: now_ms - 1000,
         agent: AgentName::parse("codex-ci").unwrap(),
-        key_id: issued.info.key_id.clone(),
+        key_id: issued.info.key_id.to_string(),
         host: "api.openai.com:443".into(),
         method: "POST".into(),
         path: "/v1/chat/completions".into(),

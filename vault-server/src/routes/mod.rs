@@ -313,7 +313,7 @@ async fn per_key_metrics(state: &AppState) -> Result<String, ApiError> {
             for (family, kind, value) in families {
                 out.push_str(&format!("# TYPE {family} {kind}\n"));
                 for key in &keys {
-                    let n = tally.keys.get(&key.key_id).map(value).unwrap_or(0);
+                    let n = tally.keys.get(key.key_id.as_str()).map(value).unwrap_or(0);
                     out.push_str(&format!(
                         "{family}{{key_id=\"{}\",key=\"{}\",agent=\"{}\"}} {n}\n",
                         key.key_id, key.name, key.agent
@@ -322,7 +322,11 @@ async fn per_key_metrics(state: &AppState) -> Result<String, ApiError> {
             }
             out.push_str("# TYPE vault_key_last_used_seconds gauge\n");
             for key in &keys {
-                if let Some(ms) = tally.keys.get(&key.key_id).and_then(|u| u.last_used_ms) {
+                if let Some(ms) = tally
+                    .keys
+                    .get(key.key_id.as_str())
+                    .and_then(|u| u.last_used_ms)
+                {
                     out.push_str(&format!(
                         "vault_key_last_used_seconds{{key_id=\"{}\",key=\"{}\",agent=\"{}\"}} {}\n",
                         key.key_id,
