@@ -13,7 +13,7 @@ use crate::common::*;
 
 /// A database with a vault made by `vault init --database` as its owner,
 /// and the server role granted row access (README, Running on PostgreSQL).
-fn pg_vault() -> Option<(TestDb, Env)> {
+pub(crate) fn pg_vault() -> Option<(TestDb, Env)> {
     let db = TestDb::create()?;
     let env = Env::empty();
     env.vault(&["init", "--database", &db.owner_url()])
@@ -25,16 +25,16 @@ fn pg_vault() -> Option<(TestDb, Env)> {
 }
 
 /// `vault ARGS` on the database as the server role, through the variable.
-fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Command {
+pub(crate) fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = env.vault(args);
     cmd.env("VAULT_DATABASE_URL", db.url());
     cmd
 }
 
-struct Server {
-    child: Child,
-    base: String,
-    admin: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) admin: String,
 }
 
 impl Drop for Server {
@@ -46,20 +46,10 @@ impl Drop for Server {
 
 /// `vault server --database URL` with its own vault directory (`host`), as
 /// a second host would run it.
-fn server(env: &Env, db: &TestDb, host: &str) -> Server {
-    let home = env.dir.path().join(host);
+pub(crate) fn server(env: &Env, db: &TestDb, host: &str) -> Server {
+    let mut child = spawn_server(env, db, host, None);
     let admin_file = env.dir.path().join(format!("{host}-admin"));
     let stderr = env.dir.path().join(format!("{host}.stderr"));
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
-        .args(["server", "--database", &db.url(), "--listen", "127.0.0.1:0"])
-        .args(["--admin-token-file", admin_file.to_str().unwrap()])
-        .env_remove("VAULT_DATABASE_URL")
-        .env("VAULT_HOME", &home)
-        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
     let mut line = String::new();
     std::io::BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
@@ -81,7 +71,33 @@ fn server(env: &Env, db: &TestDb, host: &str) -> Server {
     Server { child, base, admin }
 }
 
-fn call(method: &str, url: &str, bearer: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+/// The `vault server` process of [`server`], not yet waited for, with
+/// `VAULT_FAILPOINT` armed when `failpoint` is given.
+pub(crate) fn spawn_server(env: &Env, db: &TestDb, host: &str, failpoint: Option<&str>) -> Child {
+    let home = env.dir.path().join(host);
+    let admin_file = env.dir.path().join(format!("{host}-admin"));
+    let stderr = env.dir.path().join(format!("{host}.stderr"));
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"));
+    cmd.args(["server", "--database", &db.url(), "--listen", "127.0.0.1:0"])
+        .args(["--admin-token-file", admin_file.to_str().unwrap()])
+        .env_remove("VAULT_DATABASE_URL")
+        .env_remove("VAULT_FAILPOINT")
+        .env("VAULT_HOME", &home)
+        .env("VAULT_PASSPHRASE_FILE", &env.passfile)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap());
+    if let Some(point) = failpoint {
+        cmd.env("VAULT_FAILPOINT", point);
+    }
+    cmd.spawn().unwrap()
+}
+
+pub(crate) fn call(
+    method: &str,
+    url: &str,
+    bearer: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let req = ureq::request(method, url)
         .set("Authorization", &format!("Bearer {bearer}"))
         .timeout(Duration::from_secs(10));
@@ -102,7 +118,7 @@ fn call(method: &str, url: &str, bearer: &str, body: Option<&str>) -> (u16, serd
     )
 }
 
-fn mint(base: &str, key: &str) -> (u16, serde_json::Value) {
+pub(crate) fn mint(base: &str, key: &str) -> (u16, serde_json::Value) {
     call(
         "POST",
         &format!("{base}/v1/auth/token"),

@@ -152,7 +152,6 @@ pub(crate) use args;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
     Sqlite,
-    #[allow(dead_code)] // the PostgreSQL backend (issue 20)
     Postgres,
 }
 

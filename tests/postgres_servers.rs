@@ -1,0 +1,171 @@
+//! Issue 20, several servers on one PostgreSQL database: a rotation left by
+//! a server killed mid-way is finished by the other, exactly once.
+
+use std::time::{Duration, Instant};
+
+use vault_testpg::TestDb;
+
+use crate::common::*;
+use crate::postgres::{mint, on_db, pg_vault, server, spawn_server};
+
+/// The database's rows as the operator sees them (the owner is bound by the
+/// forced policies too), read without starting a `vault` process: every one
+/// resumes open rotations first.
+fn operator_query(db: &TestDb, sql: &str) -> Vec<vault_testpg::postgres::Row> {
+    let mut client = db.owner_client();
+    let mut tx = client.transaction().unwrap();
+    tx.execute("SELECT set_config('vault.operator', 'on', true)", &[])
+        .unwrap();
+    let rows = tx.query(sql, &[]).unwrap();
+    tx.commit().unwrap();
+    rows
+}
+
+fn open_rotations(db: &TestDb) -> i64 {
+    operator_query(
+        db,
+        "SELECT count(*) FROM rotations WHERE state IN ('pending', 'written')",
+    )[0]
+    .get(0)
+}
+
+/// Whether some session holds the claim of a rotation (the advisory-lock
+/// space vault-core's `rotation::claim` uses: "rot" in the top bytes).
+fn rotation_claimed(db: &TestDb) -> bool {
+    let mut admin = db.admin_client();
+    let n: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+             AND classid = x'726f7400'::int8::oid",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    n > 0
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "{what}: not after {limit:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn key_in(file: &std::path::Path) -> String {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY=").map(str::to_owned))
+        .unwrap()
+}
+
+#[test]
+fn a_rotation_left_by_a_server_killed_mid_way_is_finished_by_the_other_exactly_once() {
+    // issue 20: "one server killed with SIGKILL mid-rotation, the other
+    // finishes it, nothing lost"; rotations resume on whichever server
+    // starts first after a crash, exactly once
+    let Some((db, env)) = pg_vault() else { return };
+    on_db(&env, &db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    for i in 0..3 {
+        on_db(&env, &db, &["set", &format!("hermes/S{i}")])
+            .write_stdin(format!("kept-value-{i}"))
+            .assert()
+            .success();
+    }
+    let profile = env.dir.path().join("profile.env");
+    std::fs::write(&profile, "# hermes\n").unwrap();
+    on_db(
+        &env,
+        &db,
+        &["issue", "hermes-key", "--agent", "hermes", "--write-env"],
+    )
+    .arg(&profile)
+    .assert()
+    .success();
+    let old_key = key_in(&profile);
+
+    // a rotation a crash interrupted: its successor made, no target written yet
+    on_db(&env, &db, &["rotate", "hermes-key"])
+        .env("VAULT_FAILPOINT", "rotate:created")
+        .assert()
+        .failure();
+    assert_eq!(open_rotations(&db), 1);
+    assert!(!rotation_claimed(&db), "a dead process holds no claim");
+
+    // server A starts first and takes the rotation over: it stops inside it
+    let mut a = spawn_server(&env, &db, "host-a", Some("rotate:resume:pause"));
+    wait_for(
+        "server A claims the rotation",
+        Duration::from_secs(30),
+        || rotation_claimed(&db),
+    );
+    // server B starts meanwhile and keeps running beside it: it leaves the
+    // rotation alone while A lives, at its start and at every refresh
+    let b = server(&env, &db, "host-b");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        open_rotations(&db),
+        1,
+        "B took over a live server's rotation"
+    );
+    assert_eq!(key_in(&profile), old_key);
+
+    // A dies mid-rotation, as a kill -9 would have it
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let b_log = env.dir.path().join("host-b.stderr");
+    wait_for(
+        &format!(
+            "server B finishes the rotation ({:?}, claimed: {})",
+            std::fs::read_to_string(&b_log).unwrap_or_default(),
+            rotation_claimed(&db)
+        ),
+        Duration::from_secs(15),
+        || open_rotations(&db) == 0,
+    );
+
+    // exactly one successor, in the file, working; the old key dead
+    let new_key = key_in(&profile);
+    assert_ne!(new_key, old_key);
+    let keys = operator_query(
+        &db,
+        "SELECT status, count(*) FROM agent_keys WHERE name = 'hermes-key'
+         GROUP BY status ORDER BY status",
+    );
+    let keys: Vec<(String, i64)> = keys.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(
+        keys,
+        [("active".to_owned(), 1), ("revoked".to_owned(), 1)],
+        "one successor, the old key revoked"
+    );
+    let done: i64 = operator_query(
+        &db,
+        "SELECT count(*) FROM audit_log WHERE action = 'rotation.done'",
+    )[0]
+    .get(0);
+    assert_eq!(done, 1, "the rotation finished once");
+    // B's snapshot already knows: the successor mints, the old key is refused
+    wait_for("B refuses the old key", Duration::from_secs(5), || {
+        mint(&b.base, &old_key).0 == 401
+    });
+    let (status, v) = mint(&b.base, &new_key);
+    assert_eq!(status, 200, "{v}");
+    drop(b);
+
+    // nothing lost, and the one audit chain verifies
+    for i in 0..3 {
+        let out = on_db(&env, &db, &["get", &format!("hermes/S{i}")])
+            .assert()
+            .success();
+        assert_eq!(stdout_of(&out), format!("kept-value-{i}\n"));
+    }
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+    let stderr = std::fs::read_to_string(&b_log).unwrap();
+    assert!(
+        !stderr.contains(&new_key) && !stderr.contains(&old_key),
+        "{stderr}"
+    );
+}
