@@ -31,6 +31,20 @@ pub(crate) fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Comman
     cmd
 }
 
+/// Agent hermes added, and its key `hermes-key` issued: the key.
+pub(crate) fn hermes_with_key(env: &Env, db: &TestDb) -> String {
+    on_db(env, db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    stdout_of(
+        &on_db(env, db, &["issue", "hermes-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned()
+}
+
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) base: String,
@@ -173,20 +187,11 @@ fn two_servers_on_one_database_share_tokens_and_revocations_within_a_second() {
     // issue 20, several servers: a token minted through one is read through
     // the other; a key revoked through one is refused by the other in < 1 s
     let Some((db, env)) = pg_vault() else { return };
-    on_db(&env, &db, &["agent", "add", "hermes"])
-        .assert()
-        .success();
+    let key = hermes_with_key(&env, &db);
     on_db(&env, &db, &["set", "hermes/TOKEN"])
         .write_stdin("shared-value-91ab")
         .assert()
         .success();
-    let key = stdout_of(
-        &on_db(&env, &db, &["issue", "hermes-key", "--agent", "hermes"])
-            .assert()
-            .success(),
-    )
-    .trim()
-    .to_owned();
     let a = server(&env, &db, "host-a");
     let b = server(&env, &db, "host-b");
     let (status, v) = mint(&a.base, &key);

@@ -186,6 +186,20 @@ impl PgConn {
             Principal::Operator => ("", "on"),
             Principal::Agent(name) => (name.as_str(), ""),
         };
+        self.set_scope(agent, operator)
+    }
+
+    /// The settings [`PgConn::scope_to`] made (empty when unset).
+    pub(crate) fn scope(&self) -> Result<(String, String)> {
+        let row = self.query_one_row(
+            "SELECT coalesce(current_setting('vault.agent', true), ''),
+                    coalesce(current_setting('vault.operator', true), '')",
+            &[],
+        )?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    pub(crate) fn set_scope(&self, agent: &str, operator: &str) -> Result<()> {
         self.execute(
             "SELECT set_config('vault.agent', ?1, true), set_config('vault.operator', ?2, true)",
             &[Value::Text(Some(agent)), Value::Text(Some(operator))],
