@@ -259,3 +259,177 @@ fn sixty_four_clients_over_two_servers_lose_no_write_and_keep_one_audit_chain() 
     assert!(reads >= (CLIENTS * WRITES) as i64, "{reads} read records");
     on_db(&env, &db, &["audit", "verify"]).assert().success();
 }
+
+/// One request's answer, as the load of the restart test keeps it.
+fn outcome(status: u16, v: &serde_json::Value) -> String {
+    match status {
+        200 => "ok".to_owned(),
+        _ => format!("{status} {}", v["error"]["code"].as_str().unwrap_or("?")),
+    }
+}
+
+#[test]
+fn the_database_restarted_under_load_fails_requests_clearly_and_the_servers_reconnect() {
+    // issue 20: "the database restarted under load: servers reconnect,
+    // requests fail clearly during the outage, nothing is lost, nothing is
+    // served from a stale revocation list after it"
+    let Some(db) = TestDb::create_alone() else {
+        return;
+    };
+    let env = Env::empty();
+    env.vault(&["init", "--database", &db.owner_url()])
+        .args(["--kdf-memory-mib", "64", "--kdf-iterations", "3"])
+        .assert()
+        .success();
+    db.grant_server();
+    let key = hermes_with_key(&env, &db);
+    on_db(&env, &db, &["set", "hermes/TOKEN"])
+        .write_stdin("before-the-restart")
+        .assert()
+        .success();
+    let servers = [server(&env, &db, "host-a"), server(&env, &db, "host-b")];
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (outcomes, acknowledged) = std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..4)
+            .map(|i| {
+                let (s, key, stop) = (&servers[i % 2], key.as_str(), &stop);
+                scope.spawn(move || {
+                    let (status, v) = mint(&s.base, key);
+                    assert_eq!(status, 200, "{v}");
+                    let token = v["token"].as_str().unwrap().to_owned();
+                    let mut seen = Vec::new();
+                    // bounded: 20 s at most, whatever happens
+                    let start = Instant::now();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && start.elapsed() < Duration::from_secs(20)
+                    {
+                        let url = format!("{}/v1/secrets/TOKEN", s.base);
+                        let (status, v) = call("GET", &url, &token, None);
+                        seen.push(outcome(status, &v));
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let writer = scope.spawn(|| {
+            let mut acknowledged = Vec::new();
+            let start = Instant::now();
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < Duration::from_secs(20)
+            {
+                let s = &servers[n % 2];
+                let body =
+                    serde_json::json!({"path": format!("hermes/W{n}"), "value": format!("w{n}")});
+                let (status, v) = call(
+                    "POST",
+                    &format!("{}/v1/admin/secrets", s.base),
+                    &s.admin,
+                    Some(&body.to_string()),
+                );
+                if status == 200 {
+                    acknowledged.push(n);
+                }
+                n += 1;
+                let _ = v;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            acknowledged
+        });
+        std::thread::sleep(Duration::from_millis(1000));
+        db.restart_cluster();
+        // both servers answer again by themselves
+        for s in &servers {
+            let start = Instant::now();
+            let mut last = String::new();
+            loop {
+                let answer = match mint(&s.base, &key) {
+                    (200, v) => {
+                        let token = v["token"].as_str().unwrap().to_owned();
+                        let url = format!("{}/v1/secrets/TOKEN", s.base);
+                        call("GET", &url, &token, None)
+                    }
+                    other => other,
+                };
+                if answer.0 == 200 {
+                    break;
+                }
+                last = format!("{answer:?}");
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "{} does not read again: {last}; {}",
+                    s.base,
+                    ["host-a.stderr", "host-b.stderr"]
+                        .map(|f| std::fs::read_to_string(env.dir.path().join(f)).unwrap())
+                        .join("\n")
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = last;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let outcomes: Vec<String> = readers
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect();
+        (outcomes, writer.join().unwrap())
+    });
+    // every failure said what it was: the database, not an internal error
+    let failures: Vec<&String> = outcomes.iter().filter(|o| *o != "ok").collect();
+    let unclear: Vec<&&String> = failures
+        .iter()
+        .filter(|o| o.as_str() != "503 database_unreachable")
+        .collect();
+    let logs: String = ["host-a.stderr", "host-b.stderr"]
+        .iter()
+        .map(|f| std::fs::read_to_string(env.dir.path().join(f)).unwrap())
+        .collect();
+    assert!(unclear.is_empty(), "unclear failures: {unclear:?}; {logs}");
+    assert!(!logs.contains("panicked"), "{logs}");
+    assert!(
+        !failures.is_empty(),
+        "no request failed: the restart was not under load"
+    );
+    assert_eq!(outcomes.last().map(String::as_str), Some("ok"));
+    eprintln!(
+        "{} reads, {} failed during the restart; {} writes acknowledged",
+        outcomes.len(),
+        failures.len(),
+        acknowledged.len()
+    );
+
+    // nothing acknowledged is lost
+    let stored: Vec<String> =
+        operator_query(&db, "SELECT s.name FROM secrets s WHERE s.name LIKE 'W%'")
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+    for n in &acknowledged {
+        assert!(
+            stored.contains(&format!("W{n}")),
+            "write {n} was acknowledged and lost"
+        );
+    }
+
+    // a revocation made through one server after the restart is honoured by the other
+    let (a, b) = (&servers[0], &servers[1]);
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/admin/keys/hermes-key/revoke", a.base),
+        &a.admin,
+        Some("{}"),
+    );
+    assert_eq!(status, 200, "{v}");
+    let revoked = Instant::now();
+    wait_for("b refuses the revoked key", Duration::from_secs(5), || {
+        mint(&b.base, &key).0 == 401
+    });
+    eprintln!(
+        "revocation seen by the other server after {:?}",
+        revoked.elapsed()
+    );
+    drop(servers);
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+}
