@@ -3,6 +3,7 @@
 //! everyday commands, two `vault server`s sharing one database, and the bad
 //! inputs each with its exit code and JSON code.
 
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use vault_testpg::TestDb;
@@ -11,7 +12,7 @@ use crate::common::*;
 
 /// A database with a vault made by `vault init --database` as its owner,
 /// and the server role granted row access (README, Running on PostgreSQL).
-fn pg_vault() -> Option<(TestDb, Env)> {
+pub(crate) fn pg_vault() -> Option<(TestDb, Env)> {
     let db = TestDb::create()?;
     let env = Env::empty();
     env.vault(&["init", "--database", &db.owner_url()])
@@ -23,27 +24,52 @@ fn pg_vault() -> Option<(TestDb, Env)> {
 }
 
 /// `vault ARGS` on the database as the server role, through the variable.
-fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Command {
+pub(crate) fn on_db(env: &Env, db: &TestDb, args: &[&str]) -> assert_cmd::Command {
     let mut cmd = env.vault(args);
     cmd.env("VAULT_DATABASE_URL", db.url());
     cmd
 }
 
 /// `vault server --database URL` with its own vault directory (`host`), as
-/// a second host would run it.
-fn server(env: &Env, db: &TestDb, host: &str) -> Server {
-    let mut server = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"));
-    server
-        .args(["server", "--database", &db.url(), "--listen", "127.0.0.1:0"])
+/// a second host would run it, with `VAULT_FAILPOINT` armed when `failpoint` is given.
+fn server_command(
+    env: &Env,
+    db: &TestDb,
+    host: &str,
+    failpoint: Option<&str>,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"));
+    cmd.args(["server", "--database", &db.url(), "--listen", "127.0.0.1:0"])
         .env_remove("VAULT_DATABASE_URL")
+        .env_remove("VAULT_FAILPOINT")
         .env("VAULT_HOME", env.dir.path().join(host))
         .env("VAULT_PASSPHRASE_FILE", &env.passfile);
-    let admin_file = env.dir.path().join(format!("{host}-admin"));
+    if let Some(point) = failpoint {
+        cmd.env("VAULT_FAILPOINT", point);
+    }
+    cmd
+}
+
+/// A server of its own for `host`, listening.
+pub(crate) fn server(env: &Env, db: &TestDb, host: &str) -> Server {
     spawn_server(
-        server,
-        &admin_file,
+        server_command(env, db, host, None),
+        &env.dir.path().join(format!("{host}-admin")),
         &env.dir.path().join(format!("{host}.stderr")),
     )
+}
+
+/// The process of [`server`] with `failpoint` armed, not waited for: it may
+/// stop at its failpoint before it listens.
+pub(crate) fn server_stopping_at(env: &Env, db: &TestDb, host: &str, failpoint: &str) -> Child {
+    let admin_file = env.dir.path().join(format!("{host}-admin"));
+    let stderr = env.dir.path().join(format!("{host}.stderr"));
+    server_command(env, db, host, Some(failpoint))
+        .args(["--admin-token-file", admin_file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap()
 }
 
 /// `vault --json --database URL ls`: its exit code and the error's code and message.
@@ -58,7 +84,26 @@ fn json_error(env: &Env, url: &str) -> (Option<i32>, String, String) {
     )
 }
 
-fn call(method: &str, url: &str, bearer: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+/// Agent hermes added, and its key `hermes-key` issued: the key.
+pub(crate) fn hermes_with_key(env: &Env, db: &TestDb) -> String {
+    on_db(env, db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    stdout_of(
+        &on_db(env, db, &["issue", "hermes-key", "--agent", "hermes"])
+            .assert()
+            .success(),
+    )
+    .trim()
+    .to_owned()
+}
+
+pub(crate) fn call(
+    method: &str,
+    url: &str,
+    bearer: &str,
+    body: Option<&str>,
+) -> (u16, serde_json::Value) {
     let req = ureq::request(method, url)
         .set("Authorization", &format!("Bearer {bearer}"))
         .timeout(Duration::from_secs(10));
@@ -79,7 +124,7 @@ fn call(method: &str, url: &str, bearer: &str, body: Option<&str>) -> (u16, serd
     )
 }
 
-fn mint(base: &str, key: &str) -> (u16, serde_json::Value) {
+pub(crate) fn mint(base: &str, key: &str) -> (u16, serde_json::Value) {
     call(
         "POST",
         &format!("{base}/v1/auth/token"),
@@ -134,20 +179,11 @@ fn two_servers_on_one_database_share_tokens_and_revocations_within_a_second() {
     // issue 20, several servers: a token minted through one is read through
     // the other; a key revoked through one is refused by the other in < 1 s
     let Some((db, env)) = pg_vault() else { return };
-    on_db(&env, &db, &["agent", "add", "hermes"])
-        .assert()
-        .success();
+    let key = hermes_with_key(&env, &db);
     on_db(&env, &db, &["set", "hermes/TOKEN"])
         .write_stdin("shared-value-91ab")
         .assert()
         .success();
-    let key = stdout_of(
-        &on_db(&env, &db, &["issue", "hermes-key", "--agent", "hermes"])
-            .assert()
-            .success(),
-    )
-    .trim()
-    .to_owned();
     let a = server(&env, &db, "host-a");
     let b = server(&env, &db, "host-b");
     let (status, v) = mint(&a.base, &key);

@@ -283,6 +283,21 @@ impl From<rusqlite::Error> for Error {
 
 impl From<postgres::Error> for Error {
     fn from(e: postgres::Error) -> Error {
+        // the connection ended (a restart, a failover, the network) or the
+        // server is shutting down (SQLSTATE 08: connection exception; 57P:
+        // operator intervention): the next request connects again
+        let lost = e.is_closed()
+            // the socket itself failed (reset, refused): the client's io error
+            || std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>())
+            || e.code().is_some_and(|c| {
+                let c = c.code();
+                c.starts_with("08") || c.starts_with("57P")
+            });
+        if lost {
+            return Error::DatabaseUnreachable {
+                reason: format!("the connection to the database was lost ({e})"),
+            };
+        }
         Error::Database(StoreError {
             inner: Backend::Postgres(e),
         })

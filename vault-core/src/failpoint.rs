@@ -1,13 +1,22 @@
 //! Crash injection for tests: with the `failpoints` feature (on only in test
 //! builds), `VAULT_FAILPOINT=NAME` makes the process abort at the step named
 //! NAME, like a kill -9: no destructors, no flushes, no cleanup.
+//! `VAULT_FAILPOINT=NAME:pause` stops it there instead, for good, so a test
+//! can SIGKILL a process while it is known to be inside that step.
 
-/// Aborts here if this failpoint is armed; a no-op in normal builds.
+/// Aborts (or pauses) here if this failpoint is armed; a no-op in normal builds.
 #[inline]
 pub(crate) fn hit(name: &str) {
     #[cfg(feature = "failpoints")]
-    if std::env::var("VAULT_FAILPOINT").is_ok_and(|armed| armed == name) {
-        std::process::abort();
+    if let Ok(armed) = std::env::var("VAULT_FAILPOINT") {
+        if armed == name {
+            std::process::abort();
+        }
+        if armed.strip_suffix(":pause") == Some(name) {
+            loop {
+                std::thread::park();
+            }
+        }
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;

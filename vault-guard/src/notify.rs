@@ -99,7 +99,16 @@ pub struct Resumed {
 /// # Errors
 /// Vault errors; rotations finished before the error stay finished.
 pub fn resume_rotations(vault: &mut Vault) -> vault_core::Result<Resumed> {
-    let reports = vault.resume_rotations()?;
+    resume_rotations_except(vault, &[])
+}
+
+/// [`resume_rotations`] leaving the rotations `skip` names alone
+/// ([`Vault::resume_rotations_except`]).
+///
+/// # Errors
+/// As [`resume_rotations`].
+pub fn resume_rotations_except(vault: &mut Vault, skip: &[i64]) -> vault_core::Result<Resumed> {
+    let reports = vault.resume_rotations_except(skip)?;
     let mut undelivered = Vec::new();
     for r in &reports {
         undelivered.extend(send(vault, &Event::rotation(r)));

@@ -61,6 +61,8 @@ impl From<CoreError> for ApiError {
             } => StatusCode::FORBIDDEN,
             CoreError::BadCredential { .. } => StatusCode::UNAUTHORIZED,
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            // PostgreSQL down or restarting: the server connects again by itself
+            CoreError::DatabaseUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             CoreError::AlreadyExists { .. } => StatusCode::CONFLICT,
             CoreError::Refused { .. } => StatusCode::FORBIDDEN,
@@ -74,6 +76,10 @@ impl From<CoreError> for ApiError {
             // Internal causes go to the log, not the client.
             tracing::error!(error = %e, "internal error");
             "internal error".to_owned()
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
+            // where the database is stays in the log
+            tracing::warn!(error = %e, "database unreachable");
+            "the database cannot be reached; retry shortly".to_owned()
         } else {
             e.to_string()
         };

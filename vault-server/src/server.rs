@@ -490,21 +490,26 @@ impl Drop for Serving {
 }
 
 /// Every [`REFRESH_EVERY`]: coalesced denials recorded, revocations and key
-/// states reloaded (other `vault` processes write the same file), and each
-/// key newly suspended notified.
+/// states reloaded (other `vault` processes write the same file), rotations a
+/// dead server left finished (PostgreSQL), and each key newly suspended notified.
 async fn refresh_loop(state: AppState) {
     let mut suspended: HashSet<String> = state.suspended_keys();
     let mut tick = tokio::time::interval(REFRESH_EVERY);
+    let mut rotations_tried = Vec::new();
     // on PostgreSQL, another server's key change wakes this loop at its commit
     let changed = Arc::new(tokio::sync::Notify::new());
     let wake = changed.clone();
+    // connecting blocks (the postgres client runs its own runtime): not on this one
     let _listening = match state.with_vault(|v| Ok(v.location().clone())).await {
-        Ok(location) => location
-            .watch_key_changes(move || wake.notify_one())
-            .unwrap_or_else(|e| {
-                tracing::warn!("not listening for key changes ({}): polling", e.code());
-                None
-            }),
+        Ok(location) => tokio::task::spawn_blocking(move || {
+            location.watch_key_changes(move || wake.notify_one())
+        })
+        .await
+        .unwrap_or_else(|_| Ok(None))
+        .unwrap_or_else(|e| {
+            tracing::warn!("not listening for key changes ({}): polling", e.code());
+            None
+        }),
         Err(_) => None,
     };
     loop {
@@ -517,6 +522,7 @@ async fn refresh_loop(state: AppState) {
             tracing::warn!("refreshing revocations failed: {}", e.code());
             continue;
         }
+        state.resume_left_rotations(&mut rotations_tried).await;
         let now = state.suspended_keys();
         let new: Vec<String> = now.difference(&suspended).cloned().collect();
         suspended = now;

@@ -223,6 +223,34 @@ impl AppState {
             .await
     }
 
+    /// On PostgreSQL, finishes the rotations another server left open when
+    /// it died (each claimed by one process at a time, so exactly once),
+    /// notifying each; `tried` are the ones this server already finished or
+    /// found stalled, retried at its next start rather than every tick.
+    pub(crate) async fn resume_left_rotations(&self, tried: &mut Vec<i64>) {
+        let skip = tried.clone();
+        let st = self.clone();
+        let resumed = self
+            .with_vault(move |vault| {
+                if !vault.location().is_postgres() {
+                    return Ok(Vec::new());
+                }
+                let resumed = vault_guard::notify::resume_rotations_except(vault, &skip)?;
+                for err in &resumed.undelivered {
+                    tracing::warn!("notification failed: {err}");
+                }
+                if !resumed.reports.is_empty() {
+                    st.refresh_snapshot(vault)?;
+                }
+                Ok(resumed.reports.iter().map(|r| r.rotation_id).collect())
+            })
+            .await;
+        match resumed {
+            Ok(ids) => tried.extend(ids),
+            Err(e) => tracing::warn!("resuming rotations failed: {}", e.code()),
+        }
+    }
+
     /// Counts an unknown-key denial from `peer` and records what is due.
     pub(crate) async fn note_unknown_key(&self, peer: &str) {
         let due = match self.inner.unknown_keys.lock() {

@@ -119,7 +119,8 @@ fn serve(mut vault: Vault, queue: &mpsc::Receiver<Job>) {
             Ok(true) => {
                 tracing::info!("the vault was rekeyed by another process; data key reloaded")
             }
-            Ok(false) => {}
+            // the job that follows meets it too, and answers 503
+            Ok(false) | Err(vault_core::Error::DatabaseUnreachable { .. }) => {}
             Err(e) => {
                 tracing::error!(error = %e, "the vault was rekeyed and its new data key could not be loaded")
             }
@@ -169,9 +170,17 @@ fn run_batch(vault: &mut Vault, batch: Vec<BatchedJob>) {
         Err(e) => {
             // Fail closed: the reads' audit records are gone, so are the answers.
             tracing::error!(error = %e, "group commit failed");
-            delivers
-                .into_iter()
-                .for_each(|d| d(Some(ApiError::internal())));
+            // a database that went away says so (503), as an unbatched request would
+            let lost = matches!(e, vault_core::Error::DatabaseUnreachable { .. });
+            delivers.into_iter().for_each(|d| {
+                d(Some(if lost {
+                    ApiError::from(vault_core::Error::DatabaseUnreachable {
+                        reason: e.to_string(),
+                    })
+                } else {
+                    ApiError::internal()
+                }))
+            });
         }
     }
 }

@@ -265,6 +265,39 @@ impl TestDb {
             );
             return None;
         };
+        Some(TestDb::create_in(cluster))
+    }
+
+    /// As [`TestDb::create`], on a cluster of its own that no other test
+    /// shares: for a test that restarts it ([`TestDb::restart_cluster`]).
+    pub fn create_alone() -> Option<TestDb> {
+        let Some(bin) = pg_bin() else {
+            skip_or_fail_in_ci(
+                "PostgreSQL's binaries are missing (tests/pg/setup.sh installs them)",
+            );
+            return None;
+        };
+        Some(TestDb::create_in(Arc::new(Cluster::start(bin))))
+    }
+
+    /// Restarts the cluster (`pg_ctl restart -m fast`: every connection is
+    /// ended, the server is down until it is back), returning once it
+    /// accepts connections again.
+    pub fn restart_cluster(&self) {
+        let data = self.cluster.root.path().join("data");
+        let status = self
+            .cluster
+            .command("pg_ctl")
+            .args(["restart", "-m", "fast", "-w", "-t", "60", "-D"])
+            .arg(&data)
+            .arg("-l")
+            .arg(self.cluster.root.path().join("server.log"))
+            .status()
+            .expect("run pg_ctl restart");
+        assert!(status.success(), "pg_ctl restart failed");
+    }
+
+    fn create_in(cluster: Arc<Cluster>) -> TestDb {
         let n = cluster.next.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}_{n}", std::process::id());
         let name = format!("vault_{tag}");
@@ -322,7 +355,7 @@ impl TestDb {
             )
             .unwrap();
         }
-        Some(db)
+        db
     }
 
     pub fn port(&self) -> u16 {

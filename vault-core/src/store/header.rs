@@ -105,6 +105,8 @@ pub(crate) fn read(conn: &Handle) -> Result<Header> {
         )
         // the backend's own words, as the reason the header is unreadable
         .map_err(|e| match e {
+            // not the header's fault: the request that needs it says so
+            e @ Error::DatabaseUnreachable { .. } => e,
             Error::Database(e) => corrupt(e.to_string()),
             e => corrupt(e.to_string()),
         })?

@@ -210,7 +210,17 @@ pub(crate) fn in_batch(conn: &Handle) -> bool {
 /// nest in it as savepoints. `false` when one is already open or it cannot
 /// start; the caller then runs unbatched.
 pub(crate) fn begin_batch(conn: &Handle) -> bool {
-    !in_batch(conn) && conn.begin_immediate().is_ok()
+    if in_batch(conn) || conn.begin_immediate().is_err() {
+        return false;
+    }
+    // The batch's own statements run as the operator, as they do unbatched
+    // (PostgreSQL's operator path); each read and write in it scopes itself
+    // and gives the scope back when it ends.
+    if conn.scope_to(&Principal::Operator).is_err() {
+        rollback_batch(conn);
+        return false;
+    }
+    true
 }
 
 /// Commits the batch, or rolls it back and says why it failed.
@@ -294,6 +304,7 @@ pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
         nested,
         done: false,
         actor: None,
+        outer_scope: None,
     })
 }
 
@@ -301,6 +312,10 @@ pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
 /// scopes the transaction (or savepoint) to it before anything runs.
 pub(crate) fn write_tx_as<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
     let mut tx = write_tx(conn)?;
+    if tx.nested {
+        // the enclosing transaction's actor, back in force once this one is released
+        tx.outer_scope = conn.scope()?;
+    }
     conn.scope_to(actor)?;
     tx.actor = Some(actor.clone());
     Ok(tx)
@@ -338,6 +353,8 @@ pub(crate) struct WriteTx<'a> {
     /// Who the transaction acts for (SQLite needs it for nothing; a backend
     /// with row-level security scopes the transaction to it).
     actor: Option<Principal>,
+    /// A nested write's enclosing scope ([`Handle::scope`]), restored when it is released.
+    outer_scope: Option<(String, String)>,
 }
 
 impl WriteTx<'_> {
@@ -358,7 +375,10 @@ impl WriteTx<'_> {
             self.rollback();
             return Err(e);
         }
-        Ok(())
+        match &self.outer_scope {
+            Some(scope) => self.conn.restore_scope(scope),
+            None => Ok(()),
+        }
     }
 
     fn rollback(&self) {

@@ -2,7 +2,7 @@
 //! Targets (where a key is written) and rotation commands (what runs) are
 //! tagged; a command is only ever returned after its tag checks.
 
-use crate::store::sql::{args, Handle};
+use crate::store::sql::{args, Backend, Handle};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
 use crate::error::Result;
@@ -166,6 +166,41 @@ pub(crate) fn open_rotations(conn: &Handle) -> Result<Vec<RotationRow>> {
         },
     )
 }
+
+/// Claims rotation `id` for this process until [`release`] or the process's
+/// end: on PostgreSQL a session advisory lock, so of several servers on one
+/// database exactly one works on a rotation at a time, and a server killed
+/// mid-rotation lets go of it with its connection. `false` when another
+/// process holds it. On SQLite every claim succeeds: its processes share one
+/// file and resume at start only, as before (issue 20 concerns servers on
+/// PostgreSQL).
+pub(crate) fn claim(conn: &Handle, id: i64) -> Result<bool> {
+    if conn.backend() == Backend::Sqlite {
+        return Ok(true);
+    }
+    conn.query_one(
+        "SELECT CASE WHEN pg_try_advisory_lock(?1) THEN 1 ELSE 0 END",
+        args![ROTATION_LOCK + id],
+        |r| r.get(0),
+    )
+}
+
+/// Lets go of a [`claim`] (the session lock is counted: one release per claim).
+pub(crate) fn release(conn: &Handle, id: i64) -> Result<()> {
+    if conn.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    conn.query_one(
+        "SELECT CASE WHEN pg_advisory_unlock(?1) THEN 1 ELSE 0 END",
+        args![ROTATION_LOCK + id],
+        |r| r.get::<i64>(0),
+    )?;
+    Ok(())
+}
+
+/// The advisory-lock space of rotation claims ("rot" in the top bytes), far
+/// from the writer's and the migrations' locks.
+const ROTATION_LOCK: i64 = 0x726f_7400_0000_0000;
 
 /// Moves a rotation to `state`; finishing states drop the pending secret.
 pub(crate) fn set_rotation_state(

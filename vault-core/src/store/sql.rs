@@ -152,7 +152,6 @@ pub(crate) use args;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Backend {
     Sqlite,
-    #[allow(dead_code)] // the PostgreSQL backend (issue 20)
     Postgres,
 }
 
@@ -415,6 +414,24 @@ impl Handle {
         match self {
             Handle::Sqlite(_) => Ok(()),
             Handle::Postgres(p) => p.scope_to(actor),
+        }
+    }
+
+    /// Who acts in the open transaction, as [`Handle::restore_scope`] takes
+    /// it back (SQLite: nobody, it needs nothing).
+    pub(crate) fn scope(&self) -> Result<Option<(String, String)>> {
+        match self {
+            Handle::Sqlite(_) => Ok(None),
+            Handle::Postgres(p) => p.scope().map(Some),
+        }
+    }
+
+    /// Puts back a scope [`Handle::scope`] read: a savepoint's released
+    /// `set_config` would otherwise outlive it in the enclosing transaction.
+    pub(crate) fn restore_scope(&self, scope: &(String, String)) -> Result<()> {
+        match self {
+            Handle::Sqlite(_) => Ok(()),
+            Handle::Postgres(p) => p.set_scope(&scope.0, &scope.1),
         }
     }
 

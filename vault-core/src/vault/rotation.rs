@@ -214,27 +214,48 @@ impl Vault {
             Some(&format!("{} ({reason})", old.name)),
             AuditOutcome::Ok,
         )?;
+        // Claimed before it is visible to anyone: no other server resumes a
+        // rotation this process is still working on. A fresh id's claim is free.
+        rotation::claim(&tx, rotation_id)?;
         tx.commit()?;
         failpoint::hit("rotate:created");
-        let row = rotation::open_rotations(&self.store)?
-            .into_iter()
-            .find(|r| r.rotation_id == rotation_id)
-            .ok_or_else(|| not_found("rotation", rotation_id))?;
-        let handover = if reason == RotationReason::Leak {
-            Handover::File
-        } else {
-            Handover::Caller
-        };
-        self.finish_rotation(row, new_key, handover).map(Some)
+        let finished = (|| {
+            let row = rotation::open_rotations(&self.store)?
+                .into_iter()
+                .find(|r| r.rotation_id == rotation_id)
+                .ok_or_else(|| not_found("rotation", rotation_id))?;
+            let handover = if reason == RotationReason::Leak {
+                Handover::File
+            } else {
+                Handover::Caller
+            };
+            self.finish_rotation(row, new_key, handover)
+        })();
+        rotation::release(&self.store, rotation_id)?;
+        finished.map(Some)
     }
 
     /// Resumes every rotation a crash interrupted. Called when the CLI,
-    /// server or watcher starts.
+    /// server or watcher starts (and by a server on PostgreSQL while it
+    /// runs, for rotations another server left). A rotation another live
+    /// process is working on is left to it: on PostgreSQL each is finished by
+    /// exactly one process ([`rotation::claim`]).
     pub fn resume_rotations(&mut self) -> Result<Vec<RotationReport>> {
+        self.resume_rotations_except(&[])
+    }
+
+    /// [`Vault::resume_rotations`], leaving the rotations with the ids in
+    /// `skip` alone (a server's periodic resume retries a stalled rotation at
+    /// its next start, not every second).
+    pub fn resume_rotations_except(&mut self, skip: &[i64]) -> Result<Vec<RotationReport>> {
         let mut reports = Vec::new();
         for row in rotation::open_rotations(&self.store)? {
-            let key = self.pending_key(&row)?;
-            reports.push(self.finish_rotation(row, key, Handover::File)?);
+            if skip.contains(&row.rotation_id) {
+                continue;
+            }
+            if let Some(report) = self.resume_claimed(row.rotation_id)? {
+                reports.push(report);
+            }
         }
         Ok(reports)
     }
@@ -244,8 +265,36 @@ impl Vault {
             .into_iter()
             .find(|r| r.old_key_id == old_key_id)
             .ok_or_else(|| not_found("open rotation of key", old_key_id))?;
-        let key = self.pending_key(&row)?;
-        self.finish_rotation(row, key, Handover::File)
+        self.resume_claimed(row.rotation_id)?
+            .ok_or_else(|| Error::Refused {
+                reason: format!(
+                    "key {} ({old_key_id}) is being rotated by another vault process; \
+                     nothing more to do",
+                    row.subject
+                ),
+            })
+    }
+
+    /// Finishes open rotation `id` under its claim; `None` when another
+    /// process holds the claim or finished it meanwhile (its row is read
+    /// again once claimed, so a rotation is never finished twice).
+    fn resume_claimed(&mut self, id: i64) -> Result<Option<RotationReport>> {
+        if !rotation::claim(&self.store, id)? {
+            return Ok(None);
+        }
+        let finished = (|| {
+            let Some(row) = rotation::open_rotations(&self.store)?
+                .into_iter()
+                .find(|r| r.rotation_id == id)
+            else {
+                return Ok(None);
+            };
+            failpoint::hit("rotate:resume");
+            let key = self.pending_key(&row)?;
+            self.finish_rotation(row, key, Handover::File).map(Some)
+        })();
+        rotation::release(&self.store, id)?;
+        finished
     }
 
     pub(super) fn pending_key(&self, row: &rotation::RotationRow) -> Result<NamedKey> {

@@ -2,13 +2,13 @@
 //! statements prepared with the parameters' own types, a `RefCell` around
 //! the blocking client, and the writer lock and actor scoping of a write.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
 
 use ::postgres::types::{ToSql, Type};
 use ::postgres::{Client, Statement};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::sql::Value;
 use crate::Principal;
 
@@ -57,6 +57,9 @@ pub(crate) struct PgConn {
     // from the typed `Value`s, so `?1 + 1` is BIGINT arithmetic, never INT4
     statements: RefCell<HashMap<(String, Vec<Type>), Statement>>,
     in_transaction: Cell<bool>,
+    // where to connect again after the connection was lost (a database
+    // restarted, a failover): `None` for a connection made by a test
+    url: Option<String>,
 }
 
 impl PgConn {
@@ -65,18 +68,47 @@ impl PgConn {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
+            url: None,
         }
     }
 
+    /// As [`PgConn::new`], connecting to `url` again by itself when the
+    /// connection is lost.
+    pub(crate) fn reconnecting(client: Client, url: &str) -> PgConn {
+        PgConn {
+            url: Some(url.to_owned()),
+            ..PgConn::new(client)
+        }
+    }
+
+    /// The client, connected again first if the connection was lost and no
+    /// transaction was open on it (one that was is gone: it fails until the
+    /// vault rolls it back, never continues on a new connection). The
+    /// prepared statements died with the old connection.
+    fn live(&self) -> Result<RefMut<'_, Client>> {
+        let mut client = self.client.borrow_mut();
+        if !client.is_closed() {
+            return Ok(client);
+        }
+        let url = match (&self.url, self.in_transaction.get()) {
+            (Some(url), false) => url,
+            _ => return Err(lost()),
+        };
+        *client = super::connect(url)?;
+        self.statements.borrow_mut().clear();
+        Ok(client)
+    }
+
     fn statement(&self, sql: &str, args: &[Value<'_>]) -> Result<Statement> {
+        // first: a new connection starts with no prepared statements
+        drop(self.live()?);
         let types: Vec<Type> = args.iter().map(pg_type).collect();
         let key = (sql.to_owned(), types);
         if let Some(stmt) = self.statements.borrow().get(&key) {
             return Ok(stmt.clone());
         }
         let stmt = self
-            .client
-            .borrow_mut()
+            .live()?
             .prepare_typed(&rewrite_placeholders(sql), &key.1)?;
         self.statements.borrow_mut().insert(key, stmt.clone());
         Ok(stmt)
@@ -94,8 +126,7 @@ impl PgConn {
         if self.in_transaction.get() {
             return f();
         }
-        self.client
-            .borrow_mut()
+        self.live()?
             .batch_execute("BEGIN READ ONLY; SELECT set_config('vault.operator', 'on', true)")?;
         self.in_transaction.set(true);
         let out = f();
@@ -110,7 +141,7 @@ impl PgConn {
     pub(crate) fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<usize> {
         let stmt = self.statement(sql, args)?;
         let params = params(args);
-        let n = self.in_scope(|| Ok(self.client.borrow_mut().execute(&stmt, &params)?))?;
+        let n = self.in_scope(|| Ok(self.live()?.execute(&stmt, &params)?))?;
         // an UPDATE of billions of rows is not a vault's
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
@@ -124,7 +155,7 @@ impl PgConn {
         let sql = format!("{sql} RETURNING {id_column}");
         let stmt = self.statement(&sql, args)?;
         let params = params(args);
-        let row = self.in_scope(|| Ok(self.client.borrow_mut().query_one(&stmt, &params)?))?;
+        let row = self.in_scope(|| Ok(self.live()?.query_one(&stmt, &params)?))?;
         Ok(row.try_get(0)?)
     }
 
@@ -133,20 +164,29 @@ impl PgConn {
     pub(crate) fn query(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<::postgres::Row>> {
         let stmt = self.statement(sql, args)?;
         let params = params(args);
-        self.in_scope(|| Ok(self.client.borrow_mut().query(&stmt, &params)?))
+        self.in_scope(|| Ok(self.live()?.query(&stmt, &params)?))
     }
 
     pub(crate) fn query_one_row(&self, sql: &str, args: &[Value<'_>]) -> Result<::postgres::Row> {
         let stmt = self.statement(sql, args)?;
         let params = params(args);
-        self.in_scope(|| Ok(self.client.borrow_mut().query_one(&stmt, &params)?))
+        self.in_scope(|| Ok(self.live()?.query_one(&stmt, &params)?))
     }
 
     /// Statements without parameters (simple query protocol). Tracks
     /// whether a transaction is open, which SQLite reports itself.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
-        self.client.borrow_mut().batch_execute(sql)?;
         let head = sql.trim_start().to_ascii_uppercase();
+        let rollback = head.starts_with("ROLLBACK") && !head.starts_with("ROLLBACK TO");
+        let done = self
+            .live()
+            .and_then(|mut client| Ok(client.batch_execute(sql)?));
+        if rollback && done.is_err() && self.client.borrow().is_closed() {
+            // the server ended the transaction with the connection
+            self.in_transaction.set(false);
+            return Ok(());
+        }
+        done?;
         if head.starts_with("BEGIN") || head.starts_with("START TRANSACTION") {
             self.in_transaction.set(true);
         } else if head.starts_with("COMMIT")
@@ -186,6 +226,20 @@ impl PgConn {
             Principal::Operator => ("", "on"),
             Principal::Agent(name) => (name.as_str(), ""),
         };
+        self.set_scope(agent, operator)
+    }
+
+    /// The settings [`PgConn::scope_to`] made (empty when unset).
+    pub(crate) fn scope(&self) -> Result<(String, String)> {
+        let row = self.query_one_row(
+            "SELECT coalesce(current_setting('vault.agent', true), ''),
+                    coalesce(current_setting('vault.operator', true), '')",
+            &[],
+        )?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    pub(crate) fn set_scope(&self, agent: &str, operator: &str) -> Result<()> {
         self.execute(
             "SELECT set_config('vault.agent', ?1, true), set_config('vault.operator', ?2, true)",
             &[Value::Text(Some(agent)), Value::Text(Some(operator))],
@@ -195,7 +249,15 @@ impl PgConn {
 
     /// The client, for migrations and the role check at open.
     pub(crate) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
-        f(&mut self.client.borrow_mut())
+        f(&mut *self.live()?)
+    }
+}
+
+/// A statement on a connection the database (or the network) ended.
+fn lost() -> Error {
+    Error::DatabaseUnreachable {
+        reason: "the connection to the database was lost; the next request connects again"
+            .to_owned(),
     }
 }
 

@@ -355,7 +355,7 @@ impl Postgres {
             }
         }
         Ok(Postgres {
-            conn: Handle::Postgres(Box::new(PgConn::new(client))),
+            conn: Handle::Postgres(Box::new(PgConn::reconnecting(client, database_url))),
         })
     }
 }
