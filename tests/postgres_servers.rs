@@ -5,11 +5,9 @@ use std::time::{Duration, Instant};
 
 use vault_testpg::TestDb;
 
-use crate::common::*;
 use crate::common::Server;
-use crate::postgres::{
-    call, hermes_with_key, mint, on_db, pg_vault, server, server_stopping_at,
-};
+use crate::common::*;
+use crate::postgres::{call, hermes_with_key, mint, on_db, pg_vault, server, server_stopping_at};
 
 /// The database's rows as the operator sees them (the owner is bound by the
 /// forced policies too), read without starting a `vault` process: every one

@@ -15,7 +15,7 @@ use crate::known::{is_delimiter, KnownSecrets, ManagedInfo};
 use crate::redact::{fingerprint, redact};
 use crate::rule::{crc32_base62_ok, entropy, ChecksumPolicy, Confidence, Rule, Validator, Windows};
 use crate::shape::{
-    allowed_inline, generic_value_is_code, is_documentation_jwt, is_placeholder,
+    allowed_inline, counts, generic_value_is_code, is_documentation_jwt, is_placeholder,
     is_placeholder_url_credential, named_as_identifier,
 };
 
@@ -492,6 +492,7 @@ impl Scanner {
             // (`DjayBenyJrtpvydFCzAphcqc`) may be.
             if rule.value_checks
                 && (generic_value_is_code(data, start, end)
+                    || counts(secret)
                     || secret
                         .iter()
                         .all(|b| b.is_ascii_lowercase() || b"_-.".contains(b)))

@@ -161,6 +161,44 @@ pub(crate) fn is_placeholder(secret: &[u8]) -> bool {
     body.len() >= 8 && body.iter().all(|&b| b == body[0])
 }
 
+/// Whether `value` counts, as a person typing an example does:
+/// `123456`, `abcdef`, `9876543210` in a row, or, in a value of letters and digits mixed
+/// (`a1b2c3d4e5f6`, `abc123def456ghi789`), in its letters read apart. Random values rarely
+/// do: six in a row of a base62 key's characters, about 2 in 62^5 per position; a hex value
+/// needs seven (its 16 characters make six likelier), and its letters (a-f only) are not
+/// read apart; nor are those of a value over 64 characters (a PEM body), whose many
+/// letters would count by chance.
+pub(crate) fn counts(value: &[u8]) -> bool {
+    let lower = value.to_ascii_lowercase();
+    let run_of = |bytes: &mut dyn Iterator<Item = u8>, n: usize| -> bool {
+        let (mut len, mut step, mut prev) = (1usize, 0i16, None::<u8>);
+        for b in bytes {
+            let d = prev.map_or(0, |p| i16::from(b) - i16::from(p));
+            if b.is_ascii_alphanumeric() && (d == 1 || d == -1) {
+                len = if d == step { len + 1 } else { 2 };
+                step = d;
+            } else {
+                len = 1;
+                step = 0;
+            }
+            if len >= n {
+                return true;
+            }
+            prev = b.is_ascii_alphanumeric().then_some(b);
+        }
+        false
+    };
+    let hex = lower.iter().all(u8::is_ascii_hexdigit);
+    if run_of(&mut lower.iter().copied(), if hex { 7 } else { 6 }) {
+        return true;
+    }
+    !hex && lower.len() <= 64
+        && run_of(
+            &mut lower.iter().copied().filter(u8::is_ascii_alphabetic),
+            6,
+        )
+}
+
 /// Whether `token` is jwt.io's documentation example (any signature): its payload's
 /// `sub` and `name` claims. Published in every JWT tutorial, it authenticates nothing.
 pub(crate) fn is_documentation_jwt(token: &[u8]) -> bool {
@@ -313,6 +351,30 @@ mod tests {
             "password = \"no-password-required\"",
             "no-password-required"
         ));
+    }
+
+    // issue 18, breadth without placeholders: a counting value under a provider's name is
+    // an example.
+    #[test]
+    fn counting_values_are_placeholders_and_random_ones_are_not() {
+        for v in [
+            "1234567890abcdef1234567890abcdef",
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345",
+            "a1b2c3d4e5f6g7h8i9j0k1l2m3n4o5p6",
+            "abc123def456ghi789jkl012mno345pq",
+            "zyxwvutsrqponmlkjihg",
+            "9876543210fedcba",
+        ] {
+            assert!(counts(v.as_bytes()), "{v}");
+        }
+        for v in [
+            "Zx7wLp2Vb8Nc4Rs6Yh1Ju5Kq",
+            "FAKE0demo1Zx7wLp2Vb8Nc4Rs6Yh1Ju5",
+            "3f9a0c7e5b21d4a8e6f0",
+            "shwc7ighlfw9fcoul7ahojmf2sx2dabv",
+        ] {
+            assert!(!counts(v.as_bytes()), "{v}");
+        }
     }
 
     #[test]
