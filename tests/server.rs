@@ -1278,3 +1278,50 @@ fn a_running_server_sees_a_passwd_and_keeps_answering() {
     let log = std::fs::read_to_string(&s.stderr).unwrap();
     assert!(!log.contains("tamper"), "{log}");
 }
+
+#[test]
+fn a_passwd_with_a_new_data_key_tells_a_running_server_to_restart() {
+    // found by issue 19's passwd test: the new data key is wrapped under a
+    // passphrase the running server was not given, and it answered 500 "internal"
+    let (env, key, _) = setup();
+    let s = start(&env);
+    assert_eq!(mint_and_read(&s, &key).0, 200);
+    let new = env.dir.path().join("newpass");
+    write_private(&new, "a brand new passphrase\n");
+    env.vault(&[
+        "passwd",
+        "--new-passphrase-file",
+        new.to_str().unwrap(),
+        "--new-data-key",
+    ])
+    .assert()
+    .success();
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/auth/token", s.base),
+        Some(&key),
+        Some(r#"{"scopes": ["secrets:read"], "ttl_seconds": 300}"#),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (503, Some("rekeyed")),
+        "{v}"
+    );
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(message.contains("restart vault server"), "{message}");
+    let log = std::fs::read_to_string(&s.stderr).unwrap();
+    assert!(
+        log.contains("restart vault server with the new passphrase"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("tamper") && !log.contains("internal"),
+        "{log}"
+    );
+    drop(s);
+    // started again with the new passphrase, it serves the same secret
+    std::fs::copy(&new, &env.passfile).unwrap();
+    let s = start(&env);
+    let (status, v) = mint_and_read(&s, &key);
+    assert_eq!((status, v["value"].as_str()), (200, Some(CANARY)), "{v}");
+}

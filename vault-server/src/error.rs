@@ -52,6 +52,12 @@ impl ApiError {
     }
 }
 
+/// What a client is told, and the log says, when the vault's data key was
+/// replaced under a passphrase the server was not started with.
+pub(crate) const REKEYED_UNDER_NEW_PASSPHRASE: &str =
+    "the vault's data key was replaced under a new \
+     passphrase (vault passwd --new-data-key); restart vault server with the new passphrase";
+
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
         let status = match &e {
@@ -63,6 +69,9 @@ impl From<CoreError> for ApiError {
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // PostgreSQL down or restarting: the server connects again by itself
             CoreError::DatabaseUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // `vault passwd --new-data-key` elsewhere: the new data key is
+            // wrapped under a passphrase this server does not hold
+            CoreError::Rekeyed => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             CoreError::AlreadyExists { .. } => StatusCode::CONFLICT,
             CoreError::Refused { .. } => StatusCode::FORBIDDEN,
@@ -76,6 +85,8 @@ impl From<CoreError> for ApiError {
             // Internal causes go to the log, not the client.
             tracing::error!(error = %e, "internal error");
             "internal error".to_owned()
+        } else if matches!(e, CoreError::Rekeyed) {
+            REKEYED_UNDER_NEW_PASSPHRASE.to_owned()
         } else if status == StatusCode::SERVICE_UNAVAILABLE {
             // where the database is stays in the log
             tracing::warn!(error = %e, "database unreachable");

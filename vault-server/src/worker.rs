@@ -121,6 +121,9 @@ fn serve(mut vault: Vault, queue: &mpsc::Receiver<Job>) {
             }
             // the job that follows meets it too, and answers 503
             Ok(false) | Err(vault_core::Error::DatabaseUnreachable { .. }) => {}
+            Err(vault_core::Error::Rekeyed) => {
+                tracing::error!("{}", crate::error::REKEYED_UNDER_NEW_PASSPHRASE)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the vault was rekeyed and its new data key could not be loaded")
             }
