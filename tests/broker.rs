@@ -276,6 +276,42 @@ fn the_broker_refuses_unmatched_unauthenticated_foreign_and_revoked_and_follows_
     assert_eq!(authorizations(&s.upstream.heads()).len(), auths.len());
 }
 
+// issue 15, speed: the broker keeps a credential's check, policy and attached
+// value between requests; what the CLI changes while the server runs applies
+// to the very next request all the same: a narrowed policy refuses it, a
+// widened one attaches again, a secret set again is the one attached
+#[test]
+fn a_policy_edit_or_a_secret_set_by_the_cli_applies_to_the_next_brokered_request() {
+    let s = Setup::start();
+    let hermes = s.issue("hermes-key", "hermes");
+    for _ in 0..3 {
+        let ok = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/v1/chat"));
+        assert!(ok.contains("upstream-ok"), "{ok}");
+    }
+    let served = s.upstream.heads().len();
+    let rule = |prefix: &str| {
+        format!(
+            "[[egress]]\nhost = \"{UPSTREAM_HOST}:{}\"\npath_prefix = \"{prefix}\"\n\
+             secret = \"OPENAI_API_KEY\"\nauth = \"bearer\"\n",
+            s.upstream.port
+        )
+    };
+    let set_policy = |text: &str| s.env.set_policy("hermes", text);
+    set_policy(&rule("/v2/"));
+    let narrowed = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(narrowed.contains("\"egress_denied\""), "{narrowed}");
+    assert_eq!(s.upstream.heads().len(), served);
+
+    set_policy(&rule("/v1/"));
+    s.env.set("hermes/OPENAI_API_KEY", ROTATED_KEY);
+    let widened = s.curl(Some(&hermes), &s.url(UPSTREAM_HOST, "/v1/chat"));
+    assert!(widened.contains("upstream-ok"), "{widened}");
+    assert_eq!(
+        authorizations(&s.upstream.heads()).last().unwrap(),
+        &format!("authorization: Bearer {ROTATED_KEY}")
+    );
+}
+
 /// Sends `bytes` to the broker and returns what it answers (up to close or 5 s).
 fn raw(broker: &str, bytes: &[u8]) -> String {
     let mut stream = TcpStream::connect(broker.trim_start_matches("http://")).unwrap();

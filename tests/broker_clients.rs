@@ -314,6 +314,13 @@ print("tls-port", t.status_code, t.json()["error"]["code"])
     assert!(lags.iter().all(|l| *l < MAX_EVENT_LAG_US), "{lags:?}");
     let heads = rig.upstream.heads();
     assert_eq!(heads.len(), 3, "{heads:?}");
+    // one credential, one upstream: its plain connections are pooled, so
+    // three requests one after another did not each dial one
+    let dialed = rig
+        .upstream
+        .connections
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert!(dialed < 3, "{dialed} upstream connections for 3 requests");
     assert_eq!(
         authorizations(&heads),
         vec![format!("authorization: Bearer {REAL_KEY}"); 3]

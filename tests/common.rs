@@ -74,6 +74,22 @@ impl Env {
         file
     }
 
+    /// Writes `policy` to `AGENT.toml` and runs `vault agent set-policy
+    /// AGENT --policy` with it; asserts success.
+    pub fn set_policy(&self, agent: &str, policy: &str) {
+        let file = self.dir.path().join(format!("{agent}.toml"));
+        write_private(&file, policy);
+        self.vault(&[
+            "agent",
+            "set-policy",
+            agent,
+            "--policy",
+            file.to_str().unwrap(),
+        ])
+        .assert()
+        .success();
+    }
+
     /// `vault get PATH`, asserting success; the value without its newline.
     pub fn get(&self, path: &str) -> String {
         let out = self.vault(&["get", path]).assert().success();

@@ -109,6 +109,8 @@ pub(crate) struct Upstream {
     pub(crate) port: u16,
     pub(crate) ca_file: PathBuf,
     pub(crate) seen: Arc<Mutex<Vec<Seen>>>,
+    /// Connections accepted so far.
+    pub(crate) connections: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Upstream {
@@ -129,8 +131,11 @@ impl Upstream {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let recorded = seen.clone();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepted = connections.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().map_while(Result::ok) {
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let config = config.clone();
                 let recorded = recorded.clone();
                 let handler = handler.clone();
@@ -163,6 +168,7 @@ impl Upstream {
             port,
             ca_file,
             seen,
+            connections,
         }
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct Shared<B> {
     pub(crate) config: Config,
     /// Requests held for a person, per agent.
     holds: Arc<crate::hold::HeldCounts>,
+    /// Idle plain `http://` upstream connections.
+    pub(crate) plain_pool: crate::plain::Pool,
 }
 
 /// Serves the broker on `listener` until `shutdown` completes.
@@ -94,6 +96,7 @@ pub async fn serve<B: Backend>(
         backend,
         config,
         holds: Arc::default(),
+        plain_pool: crate::plain::Pool::default(),
     });
     tokio::pin!(shutdown);
     loop {

@@ -21,6 +21,7 @@ mod backup;
 mod broker;
 mod console;
 mod data_key;
+mod egress_cache;
 mod holds;
 mod journal;
 mod leaks;
@@ -102,6 +103,9 @@ pub struct Vault {
     /// Shared, not cloned: a cloned glob regex starts with a cold match cache.
     policies:
         std::cell::RefCell<std::collections::HashMap<String, (String, std::sync::Arc<Policy>)>>,
+    /// Brokered requests' credential checks and attached values, kept while
+    /// nothing changes (SQLite only; see `egress_cache`).
+    egress_cache: egress_cache::EgressCache,
 }
 
 impl std::fmt::Debug for Vault {
@@ -183,6 +187,8 @@ fn not_found(what: &'static str, name: impl std::fmt::Display) -> Error {
     }
 }
 
+#[cfg(test)]
+mod egress_cache_tests;
 #[cfg(test)]
 mod egress_key_tests;
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! The broker's side of the server: the [`vault_broker::Backend`] over the
 //! server's one vault thread (every brokered request checks its credential and
 //! reads its secret there, so revocation and rotation apply on the next
-//! request; the checks and their audit records run in the worker's group
-//! commit, so concurrent requests share one transaction and one fsync). `GET /v1/broker/ca.pem` is in routes/broker.rs.
+//! request: on SQLite from vault-core's cache, emptied by any change; the
+//! checks and their audit records run in the worker's group commit, so
+//! concurrent requests share one transaction and one fsync). `GET /v1/broker/ca.pem` is in routes/broker.rs.
 //!
 //! Also what issue 16's governance needs of the vault: held requests'
 //! approvals (opened, polled, closed through the vault, so `vault approve` in

@@ -31,6 +31,17 @@ impl std::ops::Deref for AnyRead<'_> {
     }
 }
 
+impl Backing {
+    /// [`Sqlite::change_stamp`]; `None` on PostgreSQL, where other servers'
+    /// changes are not seen this way (nothing there may be cached on it).
+    pub(crate) fn change_stamp(&self) -> Result<Option<(i64, u64)>> {
+        match self {
+            Backing::Sqlite(s) => s.change_stamp().map(Some),
+            Backing::Postgres(_) => Ok(None),
+        }
+    }
+}
+
 impl std::ops::Deref for Backing {
     type Target = Handle;
     fn deref(&self) -> &Handle {

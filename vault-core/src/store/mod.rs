@@ -84,6 +84,7 @@ pub(crate) mod sql;
 pub(crate) mod tags;
 pub(crate) mod usage;
 mod vocab;
+mod watch;
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -137,19 +138,46 @@ pub(crate) trait Store {
 /// The SQLite backend: the vault's one connection to `vault.db`.
 pub(crate) struct Sqlite {
     conn: Handle,
+    /// This connection's own writes ([`Handle::count_own_writes`]).
+    own_writes: std::sync::Arc<OwnWrites>,
+}
+
+/// Counts of one connection's own row changes.
+#[derive(Default)]
+pub(crate) struct OwnWrites {
+    /// To any table but the append-only trails (audit, usage, console
+    /// sessions): what an access decision reads.
+    pub(crate) access: std::sync::atomic::AtomicU64,
 }
 
 impl Sqlite {
     /// Opens an existing database ([`open`]).
     pub(crate) fn open(path: &Path) -> Result<Sqlite> {
-        Ok(Sqlite { conn: open(path)? })
+        Ok(Sqlite::watched(open(path)?))
     }
 
     /// Creates a new database ([`create`]).
     pub(crate) fn create(path: &Path) -> Result<Sqlite> {
-        Ok(Sqlite {
-            conn: create(path)?,
-        })
+        Ok(Sqlite::watched(create(path)?))
+    }
+
+    fn watched(conn: Handle) -> Sqlite {
+        let own_writes = std::sync::Arc::default();
+        conn.count_own_writes(std::sync::Arc::clone(&own_writes));
+        Sqlite { conn, own_writes }
+    }
+
+    /// Where the access-deciding state stands: (another connection's
+    /// commits, this connection's own writes). Equal stamps mean no key,
+    /// token, secret, policy or setting changed in between.
+    pub(crate) fn change_stamp(&self) -> Result<(i64, u64)> {
+        let foreign = self.conn.data_version()?.unwrap_or_default();
+        Ok((
+            foreign,
+            self.own_writes
+                .access
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ))
     }
 }
 

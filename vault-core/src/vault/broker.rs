@@ -18,10 +18,15 @@ use crate::AuditAction;
 use crate::AuditOutcome;
 use crate::Denial;
 
+use super::egress_cache::{credential_hash, CredentialHash};
 use super::tokens::vault_key_aad;
 use super::{Principal, Vault};
 
 const BROKER_CA_PURPOSE: &str = "broker_ca";
+
+/// A credential's check is read from the store again at least this often
+/// (its key's last-use time is written then), whatever else happens.
+const CACHE_MAX_AGE_SECS: i64 = 60;
 
 /// What the broker does with one request of an authenticated agent.
 #[derive(Debug)]
@@ -86,6 +91,7 @@ impl EgressMeta {
 }
 
 /// An agent authenticated for brokered egress.
+#[derive(Clone)]
 pub(super) enum EgressActor {
     Key(AgentName, String),
     Token(TokenClaims),
@@ -130,7 +136,7 @@ impl Vault {
         credential: &str,
         request: &EgressRequest<'_>,
     ) -> Result<(EgressGrant, EgressMeta)> {
-        let actor = self.egress_actor(credential)?;
+        let (actor, hash) = self.egress_actor_cached(credential)?;
         let agent = match &actor {
             EgressActor::Key(agent, _) => agent.clone(),
             EgressActor::Token(claims) => claims.agent.clone(),
@@ -139,7 +145,14 @@ impl Vault {
             EgressActor::Key(_, key_id) => key_id.clone(),
             EgressActor::Token(claims) => claims.key_id.to_string(),
         };
-        let policy = self.policy_of(&agent)?;
+        let policy = match self.egress_cache.policy(&hash) {
+            Some(policy) => policy,
+            None => {
+                let policy = self.policy_of(&agent)?;
+                self.egress_cache.keep_policy(&hash, &policy);
+                policy
+            }
+        };
         let mut meta = EgressMeta {
             agent: agent.clone(),
             key_id: key_id.clone(),
@@ -161,7 +174,7 @@ impl Vault {
                     .and_then(|i| u32::try_from(i).ok());
                 let rule = rule.clone();
                 meta.hold = rule.approval.then(|| policy.approval_wait());
-                return Ok((self.attach(actor, agent, rule)?, meta));
+                return Ok((self.attach(actor, &hash, agent, rule)?, meta));
             }
             EgressDecision::Tunnel => (
                 AuditAction::EgressTunnel,
@@ -193,6 +206,7 @@ impl Vault {
     fn attach(
         &mut self,
         actor: EgressActor,
+        hash: &CredentialHash,
         agent: AgentName,
         rule: crate::policy::egress::EgressRule,
     ) -> Result<EgressGrant> {
@@ -219,7 +233,14 @@ impl Vault {
                     SecretRef::Granted(path) => path.clone(),
                 };
                 let actor = Principal::Agent(agent.clone());
-                let read = self.read_value(&actor, &path);
+                // Kept between requests until anything changes (egress_cache).
+                let read = match self.egress_cache.value(hash, &path) {
+                    Some(value) => Ok(value),
+                    None => self.read_value(&actor, &path).map(|(value, _)| value),
+                };
+                if let Ok(value) = &read {
+                    self.egress_cache.keep_value(hash, &path, value);
+                }
                 let outcome = AuditOutcome::of(&read);
                 self.audit(
                     &actor,
@@ -228,7 +249,7 @@ impl Vault {
                     Some(&path.to_string()),
                     outcome,
                 )?;
-                (path, read?.0)
+                (path, read?)
             }
         };
         Ok(EgressGrant::Attach {
@@ -240,12 +261,49 @@ impl Vault {
     }
 
     pub(super) fn egress_actor(&mut self, credential: &str) -> Result<EgressActor> {
+        self.egress_actor_cached(credential).map(|(actor, _)| actor)
+    }
+
+    /// [`Vault::egress_actor`] through the cache ([`super::egress_cache`]):
+    /// the store is read only when something changed since the credential
+    /// was last checked; also the hash its attached values are kept under.
+    fn egress_actor_cached(&mut self, credential: &str) -> Result<(EgressActor, CredentialHash)> {
+        let hash = credential_hash(credential);
+        // Taken before the store is read: a commit during the read changes
+        // it, and what was read is not kept.
+        let before = self.store.change_stamp()?;
+        let now = store::now();
+        if let Some(actor) = self.egress_cache.actor(&hash, before, now) {
+            return Ok((actor, hash));
+        }
+        let (actor, expires_at) = self.egress_actor_from_store(credential)?;
+        let after = self.store.change_stamp()?;
+        self.egress_cache.insert(
+            hash,
+            actor.clone(),
+            expires_at.min(now + CACHE_MAX_AGE_SECS),
+            before,
+            after,
+        );
+        Ok((actor, hash))
+    }
+
+    /// The credential checked against the store, and when it expires.
+    fn egress_actor_from_store(&mut self, credential: &str) -> Result<(EgressActor, i64)> {
         if credential.starts_with(TOKEN_PREFIX) {
-            return Ok(EgressActor::Token(self.verify_token(credential)?));
+            let claims = self.verify_token(credential)?;
+            let key = self.key_by_id(&claims.key_id)?;
+            let expires_at = i64::try_from(claims.expires_at)
+                .unwrap_or(i64::MAX)
+                .min(key.expires_at);
+            return Ok((EgressActor::Token(claims), expires_at));
         }
         if credential.starts_with(KEY_PREFIX) {
             let key = self.authenticate_key(credential)?;
-            return Ok(EgressActor::Key(key.agent, key.key_id.into()));
+            return Ok((
+                EgressActor::Key(key.agent, key.key_id.into()),
+                key.expires_at,
+            ));
         }
         Err(Error::BadCredential {
             code: Denial::MalformedKey,

@@ -226,6 +226,7 @@ impl Vault {
         self.dek_id = h.dek_id;
         // Row tags are derived from the data key: the new key means new tags.
         self.rows = RowKey::derive(&self.dek, &self.dek_id, &self.vault_id);
+        self.egress_cache.clear();
         Ok(true)
     }
 
@@ -249,6 +250,7 @@ impl Vault {
             audit_origin: None,
             audit_request_id: None,
             policies: std::cell::RefCell::default(),
+            egress_cache: Default::default(),
         }
     }
 
