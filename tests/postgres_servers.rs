@@ -290,10 +290,22 @@ fn the_database_restarted_under_load_fails_requests_clearly_and_the_servers_reco
         .success();
     let servers = [server(&env, &db, "host-a"), server(&env, &db, "host-b")];
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // reads answered so far, so the test waits for load, not for a time
+    let reads = std::sync::atomic::AtomicUsize::new(0);
+    let reads_reach = |n: usize| {
+        let start = Instant::now();
+        while reads.load(std::sync::atomic::Ordering::Relaxed) < n {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the readers stalled"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
     let (outcomes, acknowledged) = std::thread::scope(|scope| {
         let readers: Vec<_> = (0..4)
             .map(|i| {
-                let (s, key, stop) = (&servers[i % 2], key.as_str(), &stop);
+                let (s, key, stop, reads) = (&servers[i % 2], key.as_str(), &stop, &reads);
                 scope.spawn(move || {
                     let (status, v) = mint(&s.base, key);
                     assert_eq!(status, 200, "{v}");
@@ -307,6 +319,7 @@ fn the_database_restarted_under_load_fails_requests_clearly_and_the_servers_reco
                         let url = format!("{}/v1/secrets/TOKEN", s.base);
                         let (status, v) = call("GET", &url, &token, None);
                         seen.push(outcome(status, &v));
+                        reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         std::thread::sleep(Duration::from_millis(5));
                     }
                     seen
@@ -338,7 +351,7 @@ fn the_database_restarted_under_load_fails_requests_clearly_and_the_servers_reco
             }
             acknowledged
         });
-        std::thread::sleep(Duration::from_millis(1000));
+        reads_reach(40);
         db.restart_cluster();
         // both servers answer again by themselves
         for s in &servers {
@@ -369,7 +382,8 @@ fn the_database_restarted_under_load_fails_requests_clearly_and_the_servers_reco
             }
             let _ = last;
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // the load goes on a while after both answer again
+        reads_reach(reads.load(std::sync::atomic::Ordering::Relaxed) + 40);
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let outcomes: Vec<String> = readers
             .into_iter()

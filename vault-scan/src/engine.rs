@@ -545,41 +545,6 @@ impl Scanner {
             invalid_checksum: false,
         }
     }
-
-    /// Tokenises `data` into candidates of the lengths the matcher knows and asks it about
-    /// each one not already covered by a rule match.
-    fn scan_known(&self, data: &[u8], known: &dyn KnownSecrets, hits: &mut Vec<Hit>) {
-        let lengths = known.lengths();
-        if lengths.is_empty() {
-            return;
-        }
-        let max = lengths.iter().copied().max().unwrap_or(0);
-        let mut i = 0;
-        while i < data.len() {
-            if is_delimiter(data[i]) {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < data.len() && !is_delimiter(data[i]) {
-                i += 1;
-            }
-            let len = i - start;
-            if len > max || !lengths.contains(&len) {
-                continue;
-            }
-            if hits.iter().any(|h| h.start <= start && i <= h.end) {
-                continue;
-            }
-            let candidate = &data[start..i];
-            // No `vault:allow` here: every hit of this pass is a vault-managed value.
-            if let Some(info) = known.matches(candidate) {
-                let rule = &self.stored_rule;
-                let h = self.hit(rule, Confidence::High, start, i, candidate, Some(info));
-                hits.push(h);
-            }
-        }
-    }
 }
 
 /// Independent DFA walks interleaved by [`Scanner::keywords`].
@@ -612,6 +577,9 @@ fn extend_to_boundary(data: &[u8], mut to: usize) -> usize {
     }
     to
 }
+
+#[path = "engine_known.rs"]
+mod known_pass;
 
 #[cfg(test)]
 #[path = "engine_tests.rs"]

@@ -94,6 +94,7 @@ use std::time::Duration;
 pub(crate) use backing::Backing;
 pub use migrate::LATEST_SCHEMA_VERSION;
 pub(crate) use sql::Handle;
+pub(crate) use watch::OwnWrites;
 
 use crate::error::{Error, Result};
 use crate::Principal;
@@ -142,14 +143,6 @@ pub(crate) struct Sqlite {
     own_writes: std::sync::Arc<OwnWrites>,
 }
 
-/// Counts of one connection's own row changes.
-#[derive(Default)]
-pub(crate) struct OwnWrites {
-    /// To any table but the append-only trails (audit, usage, console
-    /// sessions): what an access decision reads.
-    pub(crate) access: std::sync::atomic::AtomicU64,
-}
-
 impl Sqlite {
     /// Opens an existing database ([`open`]).
     pub(crate) fn open(path: &Path) -> Result<Sqlite> {
@@ -159,25 +152,6 @@ impl Sqlite {
     /// Creates a new database ([`create`]).
     pub(crate) fn create(path: &Path) -> Result<Sqlite> {
         Ok(Sqlite::watched(create(path)?))
-    }
-
-    fn watched(conn: Handle) -> Sqlite {
-        let own_writes = std::sync::Arc::default();
-        conn.count_own_writes(std::sync::Arc::clone(&own_writes));
-        Sqlite { conn, own_writes }
-    }
-
-    /// Where the access-deciding state stands: (another connection's
-    /// commits, this connection's own writes). Equal stamps mean no key,
-    /// token, secret, policy or setting changed in between.
-    pub(crate) fn change_stamp(&self) -> Result<(i64, u64)> {
-        let foreign = self.conn.data_version()?.unwrap_or_default();
-        Ok((
-            foreign,
-            self.own_writes
-                .access
-                .load(std::sync::atomic::Ordering::Relaxed),
-        ))
     }
 }
 

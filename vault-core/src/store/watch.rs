@@ -4,14 +4,44 @@
 
 use crate::error::Result;
 
-use super::Handle;
+use super::{Handle, Sqlite};
+
+/// Counts of one connection's own row changes.
+#[derive(Default)]
+pub(crate) struct OwnWrites {
+    /// To any table but the append-only trails (audit, usage, console
+    /// sessions): what an access decision reads.
+    pub(crate) access: std::sync::atomic::AtomicU64,
+}
+
+impl Sqlite {
+    /// `conn`, with its own writes counted ([`Handle::count_own_writes`]).
+    pub(super) fn watched(conn: Handle) -> Sqlite {
+        let own_writes = std::sync::Arc::default();
+        conn.count_own_writes(std::sync::Arc::clone(&own_writes));
+        Sqlite { conn, own_writes }
+    }
+
+    /// Where the access-deciding state stands: (another connection's
+    /// commits, this connection's own writes). Equal stamps mean no key,
+    /// token, secret, policy or setting changed in between.
+    pub(crate) fn change_stamp(&self) -> Result<(i64, u64)> {
+        let foreign = self.conn.data_version()?.unwrap_or_default();
+        Ok((
+            foreign,
+            self.own_writes
+                .access
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ))
+    }
+}
 
 impl Handle {
     /// Counts this connection's own changes to the rows that decide what an
     /// agent may do (keys, tokens, secrets, policies, settings: every table
     /// but the append-only trails below) in `counter`, so a cache of those
     /// decisions sees the vault's own writes. SQLite only (PostgreSQL: no-op).
-    pub(crate) fn count_own_writes(&self, counter: std::sync::Arc<super::OwnWrites>) {
+    pub(crate) fn count_own_writes(&self, counter: std::sync::Arc<OwnWrites>) {
         /// Written on every request, and read by no access decision.
         const TRAILS: &[&str] = &[
             "audit_log",
