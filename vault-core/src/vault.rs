@@ -161,6 +161,12 @@ impl Vault {
         &self.store
     }
 
+    /// Batches made durable by a WAL sync, and `synchronous` now.
+    #[cfg(test)]
+    pub(crate) fn durability_for_tests(&self) -> (u64, i64) {
+        self.store.durability_for_tests()
+    }
+
     /// Sets the encryption counter the way the vault itself would (tagged).
     #[cfg(test)]
     pub(crate) fn force_dek_encryptions(&self, n: i64) {

@@ -1,10 +1,7 @@
 //! The backend a vault holds, SQLite or PostgreSQL (issue 20): one enum
 //! over the two [`Store`]s, so the vault's methods are written once.
 
-use super::{
-    begin_batch, commit_batch, pg, rollback_batch, set_durable, Handle, ReadTx, Sqlite, Store,
-    WriteTx,
-};
+use super::{pg, set_durable, Handle, ReadTx, Sqlite, Store, WriteTx};
 use crate::error::Result;
 use crate::Principal;
 
@@ -42,6 +39,17 @@ impl Backing {
     }
 }
 
+impl Backing {
+    /// [`Sqlite::durability_for_tests`].
+    #[cfg(test)]
+    pub(crate) fn durability_for_tests(&self) -> (u64, i64) {
+        match self {
+            Backing::Sqlite(s) => s.durability_for_tests(),
+            Backing::Postgres(_) => unreachable!("a SQLite store"),
+        }
+    }
+}
+
 impl std::ops::Deref for Backing {
     type Target = Handle;
     fn deref(&self) -> &Handle {
@@ -71,15 +79,24 @@ impl Store for Backing {
     }
 
     fn begin_batch(&self) -> bool {
-        begin_batch(self)
+        match self {
+            Backing::Sqlite(s) => s.begin_batch(),
+            Backing::Postgres(p) => p.begin_batch(),
+        }
     }
 
     fn commit_batch(&self) -> Result<()> {
-        commit_batch(self)
+        match self {
+            Backing::Sqlite(s) => s.commit_batch(),
+            Backing::Postgres(p) => p.commit_batch(),
+        }
     }
 
     fn rollback_batch(&self) {
-        rollback_batch(self)
+        match self {
+            Backing::Sqlite(s) => s.rollback_batch(),
+            Backing::Postgres(p) => p.rollback_batch(),
+        }
     }
 
     fn set_durable(&self, durable: bool) -> Result<()> {

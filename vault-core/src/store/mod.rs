@@ -70,6 +70,7 @@ mod backing;
 pub(crate) mod backup;
 pub(crate) mod console;
 pub(crate) mod fingerprints;
+mod group_commit;
 pub(crate) mod header;
 pub(crate) mod holds;
 pub(crate) mod keys;
@@ -141,6 +142,12 @@ pub(crate) struct Sqlite {
     conn: Handle,
     /// This connection's own writes ([`Handle::count_own_writes`]).
     own_writes: std::sync::Arc<OwnWrites>,
+    /// `own_writes.access` when the open batch began (group_commit.rs).
+    writes_at_batch_start: std::sync::atomic::AtomicU64,
+    /// Whether the file is in WAL mode (a batch may then skip the fsync).
+    wal: bool,
+    /// How many batches were made durable by syncing the WAL.
+    wal_syncs: std::sync::atomic::AtomicU64,
 }
 
 impl Sqlite {
@@ -182,15 +189,15 @@ impl Store for Sqlite {
     }
 
     fn begin_batch(&self) -> bool {
-        begin_batch(&self.conn)
+        self.begin_group_commit()
     }
 
     fn commit_batch(&self) -> Result<()> {
-        commit_batch(&self.conn)
+        self.commit_group_commit()
     }
 
     fn rollback_batch(&self) {
-        rollback_batch(&self.conn)
+        self.rollback_group_commit()
     }
 
     fn set_durable(&self, durable: bool) -> Result<()> {

@@ -1283,6 +1283,50 @@ fn a_batch_commits_every_operation_once_and_each_can_fail_alone() {
     assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "two");
 }
 
+/// `synchronous = FULL`, the level every commit outside a batch runs at.
+const FULL: i64 = 2;
+
+#[test]
+fn a_batch_of_read_records_skips_the_fsync_and_one_that_changes_state_syncs_the_wal() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/TOKEN", "one");
+    let (syncs, level) = v.durability_for_tests();
+    assert_eq!(level, FULL);
+    // reads only: their audit records commit without waiting for the disk
+    let (reads, committed) = v.in_one_transaction(|v| {
+        (0..8)
+            .map(|_| get(v, OP, "hermes/TOKEN"))
+            .collect::<Vec<_>>()
+    });
+    committed.unwrap();
+    assert!(reads.iter().all(|r| matches!(r.as_deref(), Ok("one"))));
+    assert_eq!(
+        v.durability_for_tests(),
+        (syncs, FULL),
+        "no sync, FULL again after"
+    );
+    // a state change in the batch: the WAL is on disk before the batch returns
+    let (_, committed) = v.in_one_transaction(|v| {
+        get(v, OP, "hermes/TOKEN").unwrap();
+        set(v, "hermes/TOKEN", "two");
+    });
+    committed.unwrap();
+    assert_eq!(v.durability_for_tests(), (syncs + 1, FULL));
+    assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "two");
+    // a key suspended in a batch (as a mint past its policy's pattern does) syncs too
+    let day = std::time::Duration::from_secs(86_400);
+    let key = v
+        .issue_key(OP, &agent("hermes-key"), &agent("hermes"), day, false)
+        .unwrap();
+    let (_, committed) = v.in_one_transaction(|v| {
+        v.suspend_key(key.info.key_id.as_str(), "test").unwrap();
+    });
+    committed.unwrap();
+    assert_eq!(v.durability_for_tests(), (syncs + 2, FULL));
+}
+
 #[test]
 fn a_batch_that_panics_leaves_nothing_and_the_vault_usable() {
     let (_dir, mut v) = new_vault();
@@ -1299,6 +1343,11 @@ fn a_batch_that_panics_leaves_nothing_and_the_vault_usable() {
     }));
     assert!(caught.is_err());
     assert_eq!(audit_count(&v), before, "the batch's records rolled back");
+    assert_eq!(
+        v.durability_for_tests().1,
+        FULL,
+        "later commits wait for the disk"
+    );
     assert_eq!(get(&v, OP, "hermes/TOKEN").unwrap(), "one");
     assert!(matches!(
         v.verify_audit().unwrap(),
