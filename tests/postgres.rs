@@ -233,6 +233,54 @@ fn two_servers_on_one_database_share_tokens_and_revocations_within_a_second() {
 }
 
 #[test]
+fn a_key_leaked_in_a_message_posted_to_v1_scan_on_postgres_is_rotated() {
+    // issue 20: /v1/scan reads the vault's known credentials through the
+    // store, so on PostgreSQL (no vault.db) a leak it is shown rotates too
+    let Some((db, env)) = pg_vault() else { return };
+    let key = hermes_with_key(&env, &db);
+    let a = server(&env, &db, "host-a");
+    let b = server(&env, &db, "host-b");
+    let (status, v) = mint(&a.base, &key);
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let body =
+        serde_json::json!({"text": format!("about to log: {key}"), "rotate": true}).to_string();
+    let (status, v) = call("POST", &format!("{}/v1/scan", a.base), &token, Some(&body));
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["findings"][0]["managed"]["label"]
+            .as_str()
+            .is_some_and(|l| l.contains("hermes-key")),
+        "{v}"
+    );
+    assert!(
+        v["actions"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with("rotated key hermes-key")),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(&key[4..]), "{v}");
+    assert_eq!(mint(&a.base, &key).0, 401);
+    // revoked in the database: the other server refuses it too (at the
+    // NOTIFY, within its refresh at worst)
+    let since = Instant::now();
+    let (status, v) = loop {
+        let (status, v) = mint(&b.base, &key);
+        if status != 200 || since.elapsed() > Duration::from_secs(2) {
+            break (status, v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("key_revoked")),
+        "{v}"
+    );
+    drop((a, b));
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+}
+
+#[test]
 fn bad_database_input_is_a_clear_error_with_a_stable_code() {
     // issue 20, bad input: a wrong URL, an unreachable server, a wrong
     // password, a role with BYPASSRLS; each refused before any prompt is
