@@ -13,7 +13,15 @@ use crate::common::*;
 /// A database with a vault made by `vault init --database` as its owner,
 /// and the server role granted row access (README, Running on PostgreSQL).
 pub(crate) fn pg_vault() -> Option<(TestDb, Env)> {
-    let db = TestDb::create()?;
+    pg_vault_in(TestDb::create()?)
+}
+
+/// As [`pg_vault`], on a cluster of its own (a test that restarts it).
+pub(crate) fn pg_vault_alone() -> Option<(TestDb, Env)> {
+    pg_vault_in(TestDb::create_alone()?)
+}
+
+fn pg_vault_in(db: TestDb) -> Option<(TestDb, Env)> {
     let env = Env::empty();
     env.vault(&["init", "--database", &db.owner_url()])
         .args(["--kdf-memory-mib", "64", "--kdf-iterations", "3"])
