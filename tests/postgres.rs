@@ -363,6 +363,14 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
     env.vault(&["issue", "hermes-key", "--agent", "hermes"])
         .assert()
         .success();
+    // a wrong passphrase is refused before anything is copied
+    let wrong = env.dir.path().join("wrong-pass");
+    std::fs::write(&wrong, "not the passphrase\n").unwrap();
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.vault(&["--json", "migrate", "--to", &db.owner_url()])
+        .env("VAULT_PASSPHRASE_FILE", &wrong)
+        .assert()
+        .code(3);
     let out = env
         .vault(&["--json", "migrate", "--to", &db.owner_url()])
         .assert()
@@ -375,6 +383,14 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
         .success();
     assert_eq!(stdout_of(&out), "sqlite-born-5e21\n");
     on_db(&env, &db, &["audit", "verify"]).assert().success();
+    // the copy says where it came from, in its own chain; the source's is as it was
+    let migrations = |cmd: &mut assert_cmd::Command| {
+        let out = cmd.assert().success();
+        stdout_of(&out).matches("copied from").count()
+    };
+    let log = ["audit", "log", "--action", "vault.migrate"];
+    assert_eq!(migrations(&mut on_db(&env, &db, &log)), 1);
+    assert_eq!(migrations(&mut env.vault(&log)), 0);
     // new rows after the copy: the identity sequences start past the copied ids
     on_db(&env, &db, &["agent", "add", "argus"])
         .assert()
@@ -408,6 +424,7 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
         assert_eq!(stdout_of(&out), format!("{value}\n"));
     }
     in_back(&["audit", "verify"]).assert().success();
+    assert_eq!(migrations(&mut in_back(&log)), 2, "one record per copy");
     let out = in_back(&["keys", "ls"]).assert().success();
     assert!(
         stdout_of(&out).contains("hermes-key"),
