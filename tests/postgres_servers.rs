@@ -63,32 +63,39 @@ fn key_in(file: &std::path::Path) -> String {
         .unwrap()
 }
 
+/// Agent hermes, and its key `hermes-key` issued into a registered env
+/// file: the file and the key.
+fn hermes_key_in_profile(env: &Env, db: &TestDb) -> (std::path::PathBuf, String) {
+    on_db(env, db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    let profile = env.dir.path().join("profile.env");
+    std::fs::write(&profile, "# hermes\n").unwrap();
+    on_db(
+        env,
+        db,
+        &["issue", "hermes-key", "--agent", "hermes", "--write-env"],
+    )
+    .arg(&profile)
+    .assert()
+    .success();
+    let key = key_in(&profile);
+    (profile, key)
+}
+
 #[test]
 fn a_rotation_left_by_a_server_killed_mid_way_is_finished_by_the_other_exactly_once() {
     // issue 20: "one server killed with SIGKILL mid-rotation, the other
     // finishes it, nothing lost"; rotations resume on whichever server
     // starts first after a crash, exactly once
     let Some((db, env)) = pg_vault() else { return };
-    on_db(&env, &db, &["agent", "add", "hermes"])
-        .assert()
-        .success();
+    let (profile, old_key) = hermes_key_in_profile(&env, &db);
     for i in 0..3 {
         on_db(&env, &db, &["set", &format!("hermes/S{i}")])
             .write_stdin(format!("kept-value-{i}"))
             .assert()
             .success();
     }
-    let profile = env.dir.path().join("profile.env");
-    std::fs::write(&profile, "# hermes\n").unwrap();
-    on_db(
-        &env,
-        &db,
-        &["issue", "hermes-key", "--agent", "hermes", "--write-env"],
-    )
-    .arg(&profile)
-    .assert()
-    .success();
-    let old_key = key_in(&profile);
 
     // a rotation a crash interrupted: its successor made, no target written yet
     on_db(&env, &db, &["rotate", "hermes-key"])
@@ -206,20 +213,7 @@ fn a_rotation_whose_database_restarts_mid_way_finishes_exactly_once() {
     let Some((db, env)) = pg_vault_alone() else {
         return;
     };
-    on_db(&env, &db, &["agent", "add", "hermes"])
-        .assert()
-        .success();
-    let profile = env.dir.path().join("profile.env");
-    std::fs::write(&profile, "# hermes\n").unwrap();
-    on_db(
-        &env,
-        &db,
-        &["issue", "hermes-key", "--agent", "hermes", "--write-env"],
-    )
-    .arg(&profile)
-    .assert()
-    .success();
-    let first_key = key_in(&profile);
+    let (profile, first_key) = hermes_key_in_profile(&env, &db);
 
     // 1. alone: the database restarts while the CLI is between two steps;
     // it connects again, takes its claim again and finishes the rotation
