@@ -13,7 +13,15 @@ use crate::common::*;
 /// A database with a vault made by `vault init --database` as its owner,
 /// and the server role granted row access (README, Running on PostgreSQL).
 pub(crate) fn pg_vault() -> Option<(TestDb, Env)> {
-    let db = TestDb::create()?;
+    pg_vault_in(TestDb::create()?)
+}
+
+/// As [`pg_vault`], on a cluster of its own (a test that restarts it).
+pub(crate) fn pg_vault_alone() -> Option<(TestDb, Env)> {
+    pg_vault_in(TestDb::create_alone()?)
+}
+
+fn pg_vault_in(db: TestDb) -> Option<(TestDb, Env)> {
     let env = Env::empty();
     env.vault(&["init", "--database", &db.owner_url()])
         .args(["--kdf-memory-mib", "64", "--kdf-iterations", "3"])
@@ -233,6 +241,54 @@ fn two_servers_on_one_database_share_tokens_and_revocations_within_a_second() {
 }
 
 #[test]
+fn a_key_leaked_in_a_message_posted_to_v1_scan_on_postgres_is_rotated() {
+    // issue 20: /v1/scan reads the vault's known credentials through the
+    // store, so on PostgreSQL (no vault.db) a leak it is shown rotates too
+    let Some((db, env)) = pg_vault() else { return };
+    let key = hermes_with_key(&env, &db);
+    let a = server(&env, &db, "host-a");
+    let b = server(&env, &db, "host-b");
+    let (status, v) = mint(&a.base, &key);
+    assert_eq!(status, 200, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let body =
+        serde_json::json!({"text": format!("about to log: {key}"), "rotate": true}).to_string();
+    let (status, v) = call("POST", &format!("{}/v1/scan", a.base), &token, Some(&body));
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v["findings"][0]["managed"]["label"]
+            .as_str()
+            .is_some_and(|l| l.contains("hermes-key")),
+        "{v}"
+    );
+    assert!(
+        v["actions"][0]
+            .as_str()
+            .is_some_and(|a| a.starts_with("rotated key hermes-key")),
+        "{v}"
+    );
+    assert!(!v.to_string().contains(&key[4..]), "{v}");
+    assert_eq!(mint(&a.base, &key).0, 401);
+    // revoked in the database: the other server refuses it too (at the
+    // NOTIFY, within its refresh at worst)
+    let since = Instant::now();
+    let (status, v) = loop {
+        let (status, v) = mint(&b.base, &key);
+        if status != 200 || since.elapsed() > Duration::from_secs(2) {
+            break (status, v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("key_revoked")),
+        "{v}"
+    );
+    drop((a, b));
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+}
+
+#[test]
 fn bad_database_input_is_a_clear_error_with_a_stable_code() {
     // issue 20, bad input: a wrong URL, an unreachable server, a wrong
     // password, a role with BYPASSRLS; each refused before any prompt is
@@ -307,6 +363,14 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
     env.vault(&["issue", "hermes-key", "--agent", "hermes"])
         .assert()
         .success();
+    // a wrong passphrase is refused before anything is copied
+    let wrong = env.dir.path().join("wrong-pass");
+    std::fs::write(&wrong, "not the passphrase\n").unwrap();
+    std::fs::set_permissions(&wrong, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    env.vault(&["--json", "migrate", "--to", &db.owner_url()])
+        .env("VAULT_PASSPHRASE_FILE", &wrong)
+        .assert()
+        .code(3);
     let out = env
         .vault(&["--json", "migrate", "--to", &db.owner_url()])
         .assert()
@@ -319,6 +383,14 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
         .success();
     assert_eq!(stdout_of(&out), "sqlite-born-5e21\n");
     on_db(&env, &db, &["audit", "verify"]).assert().success();
+    // the copy says where it came from, in its own chain; the source's is as it was
+    let migrations = |cmd: &mut assert_cmd::Command| {
+        let out = cmd.assert().success();
+        stdout_of(&out).matches("copied from").count()
+    };
+    let log = ["audit", "log", "--action", "vault.migrate"];
+    assert_eq!(migrations(&mut on_db(&env, &db, &log)), 1);
+    assert_eq!(migrations(&mut env.vault(&log)), 0);
     // new rows after the copy: the identity sequences start past the copied ids
     on_db(&env, &db, &["agent", "add", "argus"])
         .assert()
@@ -352,6 +424,7 @@ fn migrate_copies_a_sqlite_vault_into_postgres_and_back() {
         assert_eq!(stdout_of(&out), format!("{value}\n"));
     }
     in_back(&["audit", "verify"]).assert().success();
+    assert_eq!(migrations(&mut in_back(&log)), 2, "one record per copy");
     let out = in_back(&["keys", "ls"]).assert().success();
     assert!(
         stdout_of(&out).contains("hermes-key"),

@@ -7,7 +7,9 @@ use vault_testpg::TestDb;
 
 use crate::common::Server;
 use crate::common::*;
-use crate::postgres::{call, hermes_with_key, mint, on_db, pg_vault, server, server_stopping_at};
+use crate::postgres::{
+    call, hermes_with_key, mint, on_db, pg_vault, pg_vault_alone, server, server_stopping_at,
+};
 
 /// The database's rows as the operator sees them (the owner is bound by the
 /// forced policies too), read without starting a `vault` process: every one
@@ -61,32 +63,39 @@ fn key_in(file: &std::path::Path) -> String {
         .unwrap()
 }
 
+/// Agent hermes, and its key `hermes-key` issued into a registered env
+/// file: the file and the key.
+fn hermes_key_in_profile(env: &Env, db: &TestDb) -> (std::path::PathBuf, String) {
+    on_db(env, db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    let profile = env.dir.path().join("profile.env");
+    std::fs::write(&profile, "# hermes\n").unwrap();
+    on_db(
+        env,
+        db,
+        &["issue", "hermes-key", "--agent", "hermes", "--write-env"],
+    )
+    .arg(&profile)
+    .assert()
+    .success();
+    let key = key_in(&profile);
+    (profile, key)
+}
+
 #[test]
 fn a_rotation_left_by_a_server_killed_mid_way_is_finished_by_the_other_exactly_once() {
     // issue 20: "one server killed with SIGKILL mid-rotation, the other
     // finishes it, nothing lost"; rotations resume on whichever server
     // starts first after a crash, exactly once
     let Some((db, env)) = pg_vault() else { return };
-    on_db(&env, &db, &["agent", "add", "hermes"])
-        .assert()
-        .success();
+    let (profile, old_key) = hermes_key_in_profile(&env, &db);
     for i in 0..3 {
         on_db(&env, &db, &["set", &format!("hermes/S{i}")])
             .write_stdin(format!("kept-value-{i}"))
             .assert()
             .success();
     }
-    let profile = env.dir.path().join("profile.env");
-    std::fs::write(&profile, "# hermes\n").unwrap();
-    on_db(
-        &env,
-        &db,
-        &["issue", "hermes-key", "--agent", "hermes", "--write-env"],
-    )
-    .arg(&profile)
-    .assert()
-    .success();
-    let old_key = key_in(&profile);
 
     // a rotation a crash interrupted: its successor made, no target written yet
     on_db(&env, &db, &["rotate", "hermes-key"])
@@ -169,6 +178,116 @@ fn a_rotation_left_by_a_server_killed_mid_way_is_finished_by_the_other_exactly_o
         !stderr.contains(&new_key) && !stderr.contains(&old_key),
         "{stderr}"
     );
+}
+
+/// The state of the one rotation of `hermes-key` still open, if any.
+fn open_rotation_state(db: &TestDb) -> Option<String> {
+    operator_query(
+        db,
+        "SELECT state FROM rotations WHERE state IN ('pending', 'written')",
+    )
+    .first()
+    .map(|r| r.get(0))
+}
+
+/// `vault rotate hermes-key` on the database, in a thread, stopping after
+/// its targets are written until `go` exists.
+fn rotation_paused_until(
+    env: &Env,
+    db: &TestDb,
+    go: &std::path::Path,
+) -> std::thread::JoinHandle<std::process::Output> {
+    let mut cmd = on_db(env, db, &["rotate", "hermes-key"]);
+    cmd.env(
+        "VAULT_FAILPOINT",
+        format!("rotate:written:pause-until={}", go.display()),
+    );
+    std::thread::spawn(move || cmd.output().unwrap())
+}
+
+#[test]
+fn a_rotation_whose_database_restarts_mid_way_finishes_exactly_once() {
+    // issue 20: a lost connection loses the rotation's claim (a session
+    // advisory lock): the process takes it again on its new connection, or,
+    // when another server finished the rotation meanwhile, gives up cleanly
+    let Some((db, env)) = pg_vault_alone() else {
+        return;
+    };
+    let (profile, first_key) = hermes_key_in_profile(&env, &db);
+
+    // 1. alone: the database restarts while the CLI is between two steps;
+    // it connects again, takes its claim again and finishes the rotation
+    let go = env.dir.path().join("go-1");
+    let cli = rotation_paused_until(&env, &db, &go);
+    wait_for(
+        "the rotation's targets are written",
+        Duration::from_secs(30),
+        || open_rotation_state(&db).as_deref() == Some("written") && rotation_claimed(&db),
+    );
+    db.restart_cluster();
+    assert!(!rotation_claimed(&db), "the claim died with the connection");
+    std::fs::write(&go, "").unwrap();
+    let out = cli.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(open_rotations(&db), 0);
+    let second_key = key_in(&profile);
+    assert_ne!(second_key, first_key);
+
+    // 2. with a server beside it: the database restarts while the CLI is
+    // between two steps; the server finishes the rotation (the claim was
+    // free), and the CLI, back on the database, finds it done and stops
+    let b = server(&env, &db, "host-b");
+    let go = env.dir.path().join("go-2");
+    let cli = rotation_paused_until(&env, &db, &go);
+    wait_for(
+        "the second rotation's targets are written",
+        Duration::from_secs(30),
+        || open_rotation_state(&db).as_deref() == Some("written") && rotation_claimed(&db),
+    );
+    db.restart_cluster();
+    wait_for(
+        "server B finishes the rotation",
+        Duration::from_secs(15),
+        || open_rotations(&db) == 0,
+    );
+    std::fs::write(&go, "").unwrap();
+    let out = cli.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("taken over by another vault process"),
+        "{stderr}"
+    );
+    let third_key = key_in(&profile);
+    assert_ne!(third_key, second_key);
+
+    // exactly once each: two rotations done, one live key, the one in the file
+    let done: i64 = operator_query(
+        &db,
+        "SELECT count(*) FROM audit_log WHERE action = 'rotation.done'",
+    )[0]
+    .get(0);
+    assert_eq!(done, 2, "each rotation finished once");
+    let keys = operator_query(
+        &db,
+        "SELECT status, count(*) FROM agent_keys WHERE name = 'hermes-key'
+         GROUP BY status ORDER BY status",
+    );
+    let keys: Vec<(String, i64)> = keys.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert_eq!(keys, [("active".to_owned(), 1), ("revoked".to_owned(), 2)]);
+    wait_for(
+        "B takes the key in the file",
+        Duration::from_secs(5),
+        || mint(&b.base, &third_key).0 == 200,
+    );
+    assert_eq!(mint(&b.base, &second_key).0, 401);
+    drop(b);
+    on_db(&env, &db, &["audit", "verify"]).assert().success();
+    assert!(!rotation_claimed(&db), "no claim outlives its rotation");
 }
 
 #[test]

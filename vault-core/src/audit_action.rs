@@ -114,6 +114,8 @@ pub enum AuditAction {
     VaultInit,
     /// `vault.integrity_upgrade`
     VaultIntegrityUpgrade,
+    /// `vault.migrate`
+    VaultMigrate,
     /// `vault.passwd`
     VaultPasswd,
     /// `vault.rekey`
@@ -177,6 +179,7 @@ impl AuditAction {
         AuditAction::VaultBackup,
         AuditAction::VaultInit,
         AuditAction::VaultIntegrityUpgrade,
+        AuditAction::VaultMigrate,
         AuditAction::VaultPasswd,
         AuditAction::VaultRekey,
         AuditAction::VaultRestore,
@@ -237,6 +240,7 @@ impl AuditAction {
             AuditAction::VaultBackup => "vault.backup",
             AuditAction::VaultInit => "vault.init",
             AuditAction::VaultIntegrityUpgrade => "vault.integrity_upgrade",
+            AuditAction::VaultMigrate => "vault.migrate",
             AuditAction::VaultPasswd => "vault.passwd",
             AuditAction::VaultRekey => "vault.rekey",
             AuditAction::VaultRestore => "vault.restore",

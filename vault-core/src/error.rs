@@ -175,6 +175,15 @@ pub enum Error {
         /// Where, and the client's own words (no password: URLs hold none).
         reason: String,
     },
+    /// The TLS the `--database` URL asks for could not be had: the server's
+    /// certificate does not chain to `sslrootcert`, does not name the host
+    /// (`verify-full`), or the server offers no TLS where it is required.
+    /// Nothing was sent to the server.
+    #[error("the database's TLS was refused: {reason}")]
+    DatabaseTls {
+        /// Where, and why (rustls' words).
+        reason: String,
+    },
     /// The PostgreSQL server refused the login (a wrong password, no such role).
     #[error("the database refused the login: {reason}")]
     DatabaseAuth {
@@ -243,6 +252,7 @@ impl Error {
             Error::Database(_) => "database",
             Error::DatabaseUnreachable { .. } => "database_unreachable",
             Error::DatabaseAuth { .. } => "database_auth",
+            Error::DatabaseTls { .. } => "database_tls",
             Error::Io { .. } => "io",
             Error::Random => "random",
         }

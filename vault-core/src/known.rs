@@ -126,11 +126,24 @@ impl KnownCredentials {
             // An older vault has no fingerprints yet; its keys are still known.
             return Ok(KnownCredentials::empty());
         }
-        let scan_key =
-            fingerprints::scan_key(&conn)?.map(|k| hmac::Key::new(hmac::HMAC_SHA256, &k));
+        KnownCredentials::from_store(&conn)
+    }
+
+    /// Loads from an open vault, through its store: what a server on
+    /// PostgreSQL scans with (it has no `vault.db` to open). The open vault's
+    /// schema is current; the reads run as the operator, who holds it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn of_vault(vault: &crate::Vault) -> Result<KnownCredentials> {
+        KnownCredentials::from_store(vault.conn())
+    }
+
+    fn from_store(conn: &store::Handle) -> Result<KnownCredentials> {
+        let scan_key = fingerprints::scan_key(conn)?.map(|k| hmac::Key::new(hmac::HMAC_SHA256, &k));
         let mut known = KnownCredentials::empty();
         known.scan_key = scan_key;
-        for (agent, name, fp, len) in fingerprints::all(&conn)? {
+        for (agent, name, fp, len) in fingerprints::all(conn)? {
             // A vault written before the floor may hold fingerprints of short values.
             if (len as usize) < MIN_SCANNABLE_LEN {
                 continue;
@@ -144,7 +157,7 @@ impl KnownCredentials {
             known.secrets.insert(fp, path);
             known.lengths.insert(len as usize);
         }
-        for (hash, key_id, name, agent, status) in fingerprints::key_hashes(&conn)? {
+        for (hash, key_id, name, agent, status) in fingerprints::key_hashes(conn)? {
             let Ok(hash) = <[u8; 32]>::try_from(hash.as_slice()) else {
                 continue;
             };

@@ -156,7 +156,8 @@ impl Vault {
         (out, committed)
     }
 
-    #[cfg(test)]
+    /// The store's handle, for a read outside the vault's own families
+    /// (the scanner's known credentials, [`crate::known`]).
     pub(crate) fn conn(&self) -> &store::Handle {
         &self.store
     }

@@ -59,15 +59,29 @@ impl Matcher {
     /// The vault's files exist but cannot be read.
     pub fn try_load(home: &Path) -> vault_core::Result<Option<Matcher>> {
         match KnownCredentials::load(home) {
-            Ok(known) => Ok(Some(Matcher {
-                lengths: known.secret_lengths().iter().copied().collect(),
-                known,
-                signer: None,
-                seen: Mutex::new(Vec::new()),
-                only: None,
-            })),
+            Ok(known) => Ok(Some(Matcher::of(known))),
             Err(vault_core::Error::NoVault { .. }) => Ok(None),
             Err(e) => Err(e),
+        }
+    }
+
+    /// The known credentials of an open vault, read through its store on
+    /// either backend (a server on PostgreSQL has no `vault.db` for
+    /// [`Matcher::load`]).
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub fn of_vault(vault: &Vault) -> vault_core::Result<Matcher> {
+        Ok(Matcher::of(KnownCredentials::of_vault(vault)?))
+    }
+
+    fn of(known: KnownCredentials) -> Matcher {
+        Matcher {
+            lengths: known.secret_lengths().iter().copied().collect(),
+            known,
+            signer: None,
+            seen: Mutex::new(Vec::new()),
+            only: None,
         }
     }
 

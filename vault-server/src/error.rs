@@ -69,6 +69,8 @@ impl From<CoreError> for ApiError {
             CoreError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             // PostgreSQL down or restarting: the server connects again by itself
             CoreError::DatabaseUnreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            // a reconnect whose certificate the URL's sslmode refuses
+            CoreError::DatabaseTls { .. } => StatusCode::SERVICE_UNAVAILABLE,
             // `vault passwd --new-data-key` elsewhere: the new data key is
             // wrapped under a passphrase this server does not hold
             CoreError::Rekeyed => StatusCode::SERVICE_UNAVAILABLE,

@@ -404,3 +404,39 @@ async fn documented_error_statuses_cover_what_the_routes_answer() {
         }
     }
 }
+
+#[test]
+fn the_503_response_names_the_codes_the_store_answers_with() {
+    // issue 20: on PostgreSQL a request can find the database gone, and on
+    // either backend the data key replaced under another passphrase; the
+    // operations that reach the vault document the 503 and its codes
+    let doc = openapi();
+    let unavailable = &doc["components"]["responses"]["Unavailable"];
+    let text = unavailable["description"].as_str().unwrap();
+    let examples = doc["components"]["schemas"]["Error"]["properties"]["error"]["properties"]
+        ["code"]["examples"]
+        .as_array()
+        .unwrap();
+    for e in [
+        vault_core::Error::DatabaseUnreachable { reason: "x".into() },
+        vault_core::Error::DatabaseTls { reason: "x".into() },
+        vault_core::Error::Rekeyed,
+    ] {
+        assert!(text.contains(&format!("`{}`", e.code())), "{text}");
+        assert!(examples.iter().any(|c| c == e.code()), "{examples:?}");
+    }
+    for (method, path) in [
+        ("post", "/v1/auth/token"),
+        ("get", "/v1/secrets/{name}"),
+        ("post", "/v1/scan"),
+        ("post", "/v1/admin/keys/{id}/revoke"),
+    ] {
+        assert_eq!(
+            doc["paths"][path][method]["responses"]["503"]["$ref"],
+            "#/components/responses/Unavailable",
+            "{method} {path}"
+        );
+    }
+    // those that never reach the vault do not
+    assert!(doc["paths"]["/v1/health"]["get"]["responses"]["503"].is_null());
+}

@@ -16,6 +16,10 @@
 //! BYPASSRLS, so row-level security applies to it. Both log in over TCP with
 //! scram-sha-256 passwords; the cluster's superuser logs in over the socket.
 //!
+//! [`TestDb::create_alone_tls`] starts a cluster with `ssl=on` and a server
+//! certificate for `127.0.0.1` signed by a test CA minted there ([`TestTls`]),
+//! for the tests of `sslmode`.
+//!
 //! When the binaries are missing, the cluster's first start runs
 //! `tests/pg/setup.sh` ([`run_setup`]); if that fails too, [`TestDb::create`]
 //! returns `None` after [`skip_or_fail_in_ci`] (which fails under `CI=true`).
@@ -121,6 +125,10 @@ impl Cluster {
     }
 
     fn start(bin: PathBuf) -> Cluster {
+        Cluster::start_with(bin, None)
+    }
+
+    fn start_with(bin: PathBuf, tls: Option<&TestTls>) -> Cluster {
         let as_postgres = nix::unistd::geteuid().is_root();
         let root = tempfile::Builder::new()
             .prefix("vault-pg-")
@@ -136,6 +144,28 @@ impl Cluster {
             for dir in [root.path(), &data] {
                 nix::unistd::chown(dir, Some(user.uid), Some(user.gid)).unwrap();
             }
+        }
+        let mut ssl = String::new();
+        if let Some(tls) = tls {
+            // the server refuses a key others can read; as root it reads it as `postgres`
+            let (cert, key) = (
+                root.path().join("server.crt"),
+                root.path().join("server.key"),
+            );
+            fs::write(&cert, &tls.server_cert_pem).unwrap();
+            fs::write(&key, &tls.server_key_pem).unwrap();
+            fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+            if as_postgres {
+                let user = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+                for f in [&cert, &key] {
+                    nix::unistd::chown(f, Some(user.uid), Some(user.gid)).unwrap();
+                }
+            }
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert.display(),
+                key.display()
+            );
         }
         let cluster = |port| Cluster {
             bin: bin.clone(),
@@ -164,7 +194,7 @@ impl Cluster {
             let opts = format!(
                 "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
                  -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-                 -c max_connections=200 -c shared_buffers=16MB",
+                 -c max_connections=200 -c shared_buffers=16MB{ssl}",
                 c.port,
                 c.root.path().display()
             );
@@ -280,6 +310,21 @@ impl TestDb {
         Some(TestDb::create_in(Arc::new(Cluster::start(bin))))
     }
 
+    /// As [`TestDb::create_alone`], the cluster serving TLS (`ssl=on`) with
+    /// `tls`'s server certificate; plain connections are still accepted.
+    pub fn create_alone_tls(tls: &TestTls) -> Option<TestDb> {
+        let Some(bin) = pg_bin() else {
+            skip_or_fail_in_ci(
+                "PostgreSQL's binaries are missing (tests/pg/setup.sh installs them)",
+            );
+            return None;
+        };
+        Some(TestDb::create_in(Arc::new(Cluster::start_with(
+            bin,
+            Some(tls),
+        ))))
+    }
+
     /// Restarts the cluster (`pg_ctl restart -m fast`: every connection is
     /// ended, the server is down until it is back), returning once it
     /// accepts connections again.
@@ -347,13 +392,10 @@ impl TestDb {
             (&db.owner, &db.owner_password),
             (&db.server, &db.server_password),
         ] {
-            writeln!(
-                pass,
-                "127.0.0.1:{}:{}:{role}:{password}",
-                db.port(),
-                db.name
-            )
-            .unwrap();
+            // `localhost` too: the TLS tests dial the name the certificate lacks
+            for host in ["127.0.0.1", "localhost"] {
+                writeln!(pass, "{host}:{}:{}:{role}:{password}", db.port(), db.name).unwrap();
+            }
         }
         db
     }
@@ -458,6 +500,47 @@ impl Drop for TestDb {
         // the cluster is stopped with its last user anyway; dropping the
         // database only keeps a long-lived cluster small
         let _ = self.drop_database();
+    }
+}
+
+/// A test CA, a server certificate it signed for `127.0.0.1` (an IP
+/// address SAN only, so `localhost` is a wrong host name for it), and a
+/// second CA that signed nothing: minted per test, no key in the repository.
+pub struct TestTls {
+    /// The CA that signed the server's certificate (PEM).
+    pub ca_pem: String,
+    /// A CA that did not (PEM).
+    pub other_ca_pem: String,
+    server_cert_pem: String,
+    server_key_pem: String,
+}
+
+impl TestTls {
+    pub fn mint() -> TestTls {
+        let ca = |name: &str| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let cert = params.self_signed(&key).unwrap();
+            (cert, key)
+        };
+        let (ca_cert, ca_key) = ca("vault test CA");
+        let (other, _) = ca("another test CA");
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "vault test database");
+        let cert = params.signed_by(&key, &ca_cert, &ca_key).unwrap();
+        TestTls {
+            ca_pem: ca_cert.pem(),
+            other_ca_pem: other.pem(),
+            server_cert_pem: cert.pem(),
+            server_key_pem: key.serialize_pem(),
+        }
     }
 }
 

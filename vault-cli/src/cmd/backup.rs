@@ -130,7 +130,8 @@ pub struct MigrateArgs {
 
 pub fn migrate(ctx: &Context, args: MigrateArgs) -> Result<()> {
     let target = ctx.location.migrate_target(&args.to);
-    let done = ctx.location.migrate_to(&target)?;
+    let pass = vault_prompt::passphrase(ctx.passphrase_file.as_deref(), "Passphrase: ")?;
+    let done = ctx.location.migrate_to(&target, &pass)?;
     if ctx.json {
         return ctx.print_json(&serde_json::json!({"tables": done.tables, "rows": done.rows}));
     }

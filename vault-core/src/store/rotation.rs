@@ -2,10 +2,10 @@
 //! Targets (where a key is written) and rotation commands (what runs) are
 //! tagged; a command is only ever returned after its tag checks.
 
-use crate::store::sql::{args, Backend, Handle};
+use crate::store::sql::{args, Handle};
 
 use crate::crypto::rowtag::{Field, RowKey, Table};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::store::{secrets, tags};
 use crate::{ApprovalKind, ApprovalState, RotationReason, RotationStep};
 
@@ -170,32 +170,51 @@ pub(crate) fn open_rotations(conn: &Handle) -> Result<Vec<RotationRow>> {
 /// Claims rotation `id` for this process until [`release`] or the process's
 /// end: on PostgreSQL a session advisory lock, so of several servers on one
 /// database exactly one works on a rotation at a time, and a server killed
-/// mid-rotation lets go of it with its connection. `false` when another
-/// process holds it. On SQLite every claim succeeds: its processes share one
-/// file and resume at start only, as before (issue 20 concerns servers on
-/// PostgreSQL).
+/// mid-rotation lets go of it with its connection. A lost connection loses
+/// the lock too: the reconnect takes it again, or, when another process took
+/// it meanwhile, [`check_claim`] says so and this one gives up. `false` when
+/// another process holds it. On SQLite every claim succeeds: its processes
+/// share one file and resume at start only, as before (issue 20 concerns
+/// servers on PostgreSQL).
 pub(crate) fn claim(conn: &Handle, id: i64) -> Result<bool> {
-    if conn.backend() == Backend::Sqlite {
-        return Ok(true);
+    match conn.as_postgres() {
+        None => Ok(true),
+        Some(pg) => pg.try_session_lock(ROTATION_LOCK + id),
     }
-    conn.query_one(
-        "SELECT CASE WHEN pg_try_advisory_lock(?1) THEN 1 ELSE 0 END",
-        args![ROTATION_LOCK + id],
-        |r| r.get(0),
-    )
 }
 
 /// Lets go of a [`claim`] (the session lock is counted: one release per claim).
 pub(crate) fn release(conn: &Handle, id: i64) -> Result<()> {
-    if conn.backend() == Backend::Sqlite {
+    match conn.as_postgres() {
+        None => Ok(()),
+        Some(pg) => pg.session_unlock(ROTATION_LOCK + id),
+    }
+}
+
+/// Before a step of rotation `id` commits (inside its write transaction,
+/// under the writer lock): this process still holds the claim and the
+/// rotation is still at `expected`, so no other process finished or moved
+/// it while this one's connection to the database was lost. Refused
+/// otherwise; the rotation is left to the process holding it.
+pub(crate) fn check_claim(conn: &Handle, id: i64, expected: &[RotationStep]) -> Result<()> {
+    let Some(pg) = conn.as_postgres() else {
+        return Ok(());
+    };
+    let state: Option<RotationStep> = conn.query_opt(
+        "SELECT state FROM rotations WHERE rotation_id = ?1",
+        args![id],
+        |r| r.get(0),
+    )?;
+    if pg.holds_session_lock(ROTATION_LOCK + id) && state.is_some_and(|s| expected.contains(&s)) {
         return Ok(());
     }
-    conn.query_one(
-        "SELECT CASE WHEN pg_advisory_unlock(?1) THEN 1 ELSE 0 END",
-        args![ROTATION_LOCK + id],
-        |r| r.get::<i64>(0),
-    )?;
-    Ok(())
+    Err(Error::Refused {
+        reason: format!(
+            "rotation {id} was taken over by another vault process while the connection to \
+             the database was lost (now {}); that process finishes it, nothing more to do here",
+            state.map_or("gone", RotationStep::as_str)
+        ),
+    })
 }
 
 /// The advisory-lock space of rotation claims ("rot" in the top bytes), far

@@ -274,6 +274,14 @@ impl Handle {
         Ok(Handle::sqlite(conn))
     }
 
+    /// The PostgreSQL connection, for what only it has (session locks).
+    pub(crate) fn as_postgres(&self) -> Option<&super::pg::PgConn> {
+        match self {
+            Handle::Postgres(p) => Some(p),
+            Handle::Sqlite(_) => None,
+        }
+    }
+
     pub(crate) fn backend(&self) -> Backend {
         match self {
             Handle::Sqlite(_) => Backend::Sqlite,

@@ -60,13 +60,13 @@ impl Vault {
                 return Ok(LeakAction::Unknown);
             };
             // The leaked key may be the successor of a rotation still open:
-            // finish that first, then rotate again.
+            // finish that first (under its claim: on PostgreSQL another
+            // server may be finishing it), then rotate again.
             if let Some(open) = rotation::open_rotations(&self.store)?
                 .into_iter()
                 .find(|r| r.new_key_id.as_deref() == Some(row.key_id.as_str()))
             {
-                let key = self.pending_key(&open)?;
-                self.finish_rotation(open, key, Handover::File)?;
+                self.resume_claimed(open.rotation_id)?;
             }
             let row = keys::by_id(&self.store, &self.rows, &row.key_id)?
                 .ok_or_else(|| not_found("key", &row.key_id))?;

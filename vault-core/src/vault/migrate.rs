@@ -1,13 +1,16 @@
 //! `vault migrate --to` (issue 20): the vault copied from SQLite into
 //! PostgreSQL or back, as stored (store/pg/copy.rs says what moves and why
-//! the same passphrase opens the copy).
+//! the same passphrase opens the copy). The copy's audit chain then gets a
+//! `vault.migrate` record of its own, saying where it came from.
 
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::store;
+use crate::secret::SecretString;
+use crate::store::{self, header};
+use crate::{AuditAction, AuditOutcome, Principal};
 
-use super::{Location, DB_FILE};
+use super::{Location, Vault, DB_FILE};
 
 /// What `vault migrate` copied.
 #[derive(Debug)]
@@ -53,14 +56,20 @@ impl Location {
     /// [`Error::Refused`] for a target that holds one (or any row), the
     /// errors of connecting and checking the database; nothing is written to
     /// the target on error.
-    pub fn migrate_to(&self, target: &Location) -> Result<Migrated> {
-        let copied = match (self, target) {
+    pub fn migrate_to(&self, target: &Location, passphrase: &SecretString) -> Result<Migrated> {
+        // the passphrase is checked before anything is written: the copy's
+        // own audit record needs it
+        drop(Vault::unlock_at(self, passphrase)?);
+        let (copied, copy) = match (self, target) {
             (Location::Dir(_), Location::Postgres { url, .. }) => {
                 let src = self.open_store()?;
                 let conn = src.as_sqlite().ok_or_else(|| not_sqlite(self))?;
                 store::pg::prepare_for_init(url)?;
                 let mut dst = store::pg::connect(url)?;
-                store::pg::sqlite_to_pg(conn, &mut dst, url)?
+                let copied = store::pg::sqlite_to_pg(conn, &mut dst, url)?;
+                // as the owner, who ran the copy (the servers' role is refused nothing here)
+                let copy = store::Backing::Postgres(store::pg::Postgres::open(url, None)?);
+                (copied, copy)
             }
             (Location::Postgres { url, .. }, Location::Dir(to)) => {
                 // the role, schema version and a vault being there, checked
@@ -80,7 +89,8 @@ impl Location {
                         let _ = std::fs::remove_file(format!("{}{f}", file.display()));
                     }
                 }
-                copied?
+                let copied = copied?;
+                (copied, store::Backing::Sqlite(store::Sqlite::open(&file)?))
             }
             _ => {
                 return Err(Error::Refused {
@@ -91,6 +101,18 @@ impl Location {
                 })
             }
         };
+        // the same header, so the same passphrase and keys: the record
+        // extends the copied chain, and `vault audit verify` there checks it
+        let h = header::read(&copy)?;
+        let (_, dek) = super::open::unwrap_dek(passphrase, &h)?.ok_or(Error::WrongPassphrase)?;
+        let vault = Vault::assemble(copy, target, h.vault_id, h.dek_id, dek);
+        vault.audit(
+            &Principal::Operator,
+            None,
+            AuditAction::VaultMigrate,
+            Some(&format!("copied from {self}")),
+            AuditOutcome::Ok,
+        )?;
         Ok(Migrated {
             tables: copied.tables,
             rows: copied.rows,

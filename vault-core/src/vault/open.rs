@@ -47,7 +47,10 @@ pub(super) fn dek_aad(
 /// one path `unlock` and `reload_if_rekeyed` share. `Ok(None)` when the key
 /// does not open (a wrong passphrase, or one changed since); the caller says
 /// which error that is.
-fn unwrap_dek(passphrase: &SecretString, h: &header::Header) -> Result<Option<(Key256, Key256)>> {
+pub(super) fn unwrap_dek(
+    passphrase: &SecretString,
+    h: &header::Header,
+) -> Result<Option<(Key256, Key256)>> {
     h.kdf.check()?;
     let kek = derive_kek(passphrase.expose_secret().as_bytes(), &h.salt, &h.kdf)?;
     let Some(dek_bytes) = aead::open(
@@ -230,7 +233,7 @@ impl Vault {
         Ok(true)
     }
 
-    fn assemble(
+    pub(super) fn assemble(
         store: store::Backing,
         location: &Location,
         vault_id: [u8; 16],

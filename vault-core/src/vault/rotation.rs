@@ -278,7 +278,7 @@ impl Vault {
     /// Finishes open rotation `id` under its claim; `None` when another
     /// process holds the claim or finished it meanwhile (its row is read
     /// again once claimed, so a rotation is never finished twice).
-    fn resume_claimed(&mut self, id: i64) -> Result<Option<RotationReport>> {
+    pub(super) fn resume_claimed(&mut self, id: i64) -> Result<Option<RotationReport>> {
         if !rotation::claim(&self.store, id)? {
             return Ok(None);
         }
@@ -324,6 +324,8 @@ impl Vault {
         let held_by = [row.old_key_id.as_str(), new_key_id.as_str()];
         let targets = self.targets_holding(row.agent_id, &row.subject, &held_by)?;
         if row.state == RotationStep::Pending {
+            // no file is written for a rotation another process took over
+            rotation::check_claim(&self.store, row.rotation_id, &[RotationStep::Pending])?;
             for t in &targets {
                 let file = Path::new(&t.path);
                 let result = envfile::upsert_var(file, &t.key_var, new_key.expose_secret())
@@ -352,6 +354,7 @@ impl Vault {
             }
             if !errors.is_empty() && row.reason != RotationReason::Leak {
                 let tx = self.store.write(&Principal::Operator)?;
+                rotation::check_claim(&tx, row.rotation_id, &[RotationStep::Pending])?;
                 rotation::set_rotation_state(
                     &tx,
                     row.rotation_id,
@@ -371,6 +374,7 @@ impl Vault {
                 return Ok(self.report(&row, written, errors, RotationState::Stalled, None, None));
             }
             let tx = self.store.write(&Principal::Operator)?;
+            rotation::check_claim(&tx, row.rotation_id, &[RotationStep::Pending])?;
             rotation::set_rotation_state(
                 &tx,
                 row.rotation_id,
@@ -397,6 +401,7 @@ impl Vault {
             None
         };
         let tx = self.store.write(&Principal::Operator)?;
+        rotation::check_claim(&tx, row.rotation_id, &[RotationStep::Written])?;
         keys::revoke(&tx, &self.rows, &row.old_key_id, store::now())?;
         let error = (!errors.is_empty()).then(|| errors.join("; "));
         rotation::set_rotation_state(

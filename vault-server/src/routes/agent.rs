@@ -52,24 +52,31 @@ async fn scan(
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
     let agent = claims.agent.to_string();
-    let readable = {
+    let (readable, known) = {
         let rid = rid.clone();
         state
             .with_vault_batched(move |vault| {
                 tag(vault, &rid);
-                Ok(vault.scan_with_token(&claims)?)
+                let readable = vault.scan_with_token(&claims)?;
+                // through the store, so a server on PostgreSQL (no vault.db)
+                // names its keys and secrets too; unreadable, the provider
+                // rules still apply
+                let known = vault_guard::leak::Matcher::of_vault(vault)
+                    .map_err(|e| {
+                        tracing::warn!("scanning without the vault's known credentials: {e}")
+                    })
+                    .ok();
+                Ok((readable, known))
             })
             .await?
     };
     // The scan itself needs neither the vault lock nor a fresh scanner: only
     // acting on what it found does.
     let scanner = state.scanner()?;
-    let home = state.home().to_owned();
     // Only a token whose signature verifies is named by its key (issue 13, finding 20).
     let signer = state.inner.signer.clone();
     let (report, matcher) = tokio::task::spawn_blocking(move || {
-        let matcher = vault_guard::leak::Matcher::load(&home)
-            .map(|m| m.only_secrets(readable).with_token_signer(signer));
+        let matcher = known.map(|m| m.only_secrets(readable).with_token_signer(signer));
         let known = matcher.as_ref().map(|m| m as &dyn vault_scan::KnownSecrets);
         let report = vault_scan::scan_bytes(
             &scanner,

@@ -1,13 +1,16 @@
 //! From a `--database` URL to the client's settings: the password comes
-//! from a libpq passfile, never from the URL (argv, the environment).
+//! from a libpq passfile, never from the URL (argv, the environment), and
+//! `sslmode` / `sslrootcert` mean what they mean to libpq ([`super::tls`]).
 
+use super::tls::{SslMode, Tls};
 use crate::error::{Error, Result};
 
 /// A `postgres://` URL's connection settings, its password read from a
 /// passfile: the URL's `passfile` parameter, else `$PGPASSFILE`, else
 /// `~/.pgpass` (libpq's order). A password in the URL itself is refused: the
-/// URL travels in argv and the environment.
-pub(crate) fn config(database_url: &str) -> Result<::postgres::Config> {
+/// URL travels in argv and the environment. `sslmode` and `sslrootcert` are
+/// taken out for [`Tls`] (the client knows neither `verify-*` nor roots).
+pub(crate) fn config(database_url: &str) -> Result<(::postgres::Config, Tls)> {
     let bad = |reason: String| Error::InvalidInput {
         what: "database URL",
         reason,
@@ -31,17 +34,16 @@ pub(crate) fn config(database_url: &str) -> Result<::postgres::Config> {
         ));
     }
     let mut passfile = None;
-    let kept: Vec<(String, String)> = parsed
-        .query_pairs()
-        .filter_map(|(k, v)| {
-            if k == "passfile" {
-                passfile = Some(std::path::PathBuf::from(v.as_ref()));
-                None
-            } else {
-                Some((k.into_owned(), v.into_owned()))
-            }
-        })
-        .collect();
+    let mut tls = Tls::default();
+    let mut kept: Vec<(String, String)> = Vec::new();
+    for (k, v) in parsed.query_pairs() {
+        match k.as_ref() {
+            "passfile" => passfile = Some(std::path::PathBuf::from(v.as_ref())),
+            "sslmode" => tls.mode = SslMode::parse(&v)?,
+            "sslrootcert" => tls.root_cert = Some(std::path::PathBuf::from(v.as_ref())),
+            _ => kept.push((k.into_owned(), v.into_owned())),
+        }
+    }
     parsed.set_query(None);
     if !kept.is_empty() {
         parsed.query_pairs_mut().extend_pairs(kept);
@@ -50,6 +52,7 @@ pub(crate) fn config(database_url: &str) -> Result<::postgres::Config> {
         .as_str()
         .parse()
         .map_err(|e: ::postgres::Error| bad(format!("{e}")))?;
+    config.ssl_mode(tls.client_mode());
     let passfile = passfile
         .or_else(|| std::env::var_os("PGPASSFILE").map(Into::into))
         .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".pgpass")));
@@ -58,7 +61,7 @@ pub(crate) fn config(database_url: &str) -> Result<::postgres::Config> {
             config.password(password);
         }
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// The password a libpq passfile gives `config`'s host, port, database and

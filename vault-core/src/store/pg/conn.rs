@@ -60,6 +60,13 @@ pub(crate) struct PgConn {
     // where to connect again after the connection was lost (a database
     // restarted, a failover): `None` for a connection made by a test
     url: Option<String>,
+    // the session advisory locks (rotation claims) this connection holds,
+    // once per take: they die with a lost connection, so a reconnect takes
+    // them again ...
+    session_locks: RefCell<Vec<i64>>,
+    // ... and those another process took meanwhile are lost: their holder
+    // gives up and leaves the work to that process
+    lost_locks: RefCell<Vec<i64>>,
 }
 
 impl PgConn {
@@ -69,6 +76,8 @@ impl PgConn {
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
             url: None,
+            session_locks: RefCell::new(Vec::new()),
+            lost_locks: RefCell::new(Vec::new()),
         }
     }
 
@@ -84,7 +93,8 @@ impl PgConn {
     /// The client, connected again first if the connection was lost and no
     /// transaction was open on it (one that was is gone: it fails until the
     /// vault rolls it back, never continues on a new connection). The
-    /// prepared statements died with the old connection.
+    /// prepared statements died with the old connection; the session locks
+    /// it held are taken again ([`PgConn::holds_session_lock`]).
     fn live(&self) -> Result<RefMut<'_, Client>> {
         let mut client = self.client.borrow_mut();
         if !client.is_closed() {
@@ -94,9 +104,75 @@ impl PgConn {
             (Some(url), false) => url,
             _ => return Err(lost()),
         };
-        *client = super::connect(url)?;
+        let mut fresh = super::connect(url)?;
+        // on the new connection before it is used: if this fails, the new
+        // connection is dropped (and any lock it took with it), the old one
+        // stays closed, and the next statement tries again
+        let mut kept = Vec::new();
+        let mut lost = Vec::new();
+        for &key in self.session_locks.borrow().iter() {
+            let taken: bool = fresh
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])?
+                .get(0);
+            if taken {
+                kept.push(key);
+            } else {
+                lost.push(key);
+            }
+        }
+        *client = fresh;
+        *self.session_locks.borrow_mut() = kept;
+        self.lost_locks.borrow_mut().extend(lost);
         self.statements.borrow_mut().clear();
         Ok(client)
+    }
+
+    /// `pg_try_advisory_lock(key)`, remembered so that a reconnect takes it
+    /// again; `false` when another session holds it.
+    pub(crate) fn try_session_lock(&self, key: i64) -> Result<bool> {
+        let taken = super::int_not_null(
+            &self.query_one_row(
+                "SELECT CASE WHEN pg_try_advisory_lock(?1) THEN 1 ELSE 0 END",
+                &[Value::Int(Some(key))],
+            )?,
+            0,
+        )? == 1;
+        if taken {
+            self.session_locks.borrow_mut().push(key);
+        }
+        Ok(taken)
+    }
+
+    /// Lets go of one take of `key` (a lost one is only forgotten: this
+    /// session does not hold it).
+    pub(crate) fn session_unlock(&self, key: i64) -> Result<()> {
+        let mut lost = self.lost_locks.borrow_mut();
+        if let Some(i) = lost.iter().position(|&k| k == key) {
+            lost.remove(i);
+            return Ok(());
+        }
+        drop(lost);
+        let held = {
+            let mut locks = self.session_locks.borrow_mut();
+            locks
+                .iter()
+                .position(|&k| k == key)
+                .map(|i| locks.remove(i))
+                .is_some()
+        };
+        if held {
+            self.query_one_row(
+                "SELECT CASE WHEN pg_advisory_unlock(?1) THEN 1 ELSE 0 END",
+                &[Value::Int(Some(key))],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Whether this session still holds `key`: `false` once a reconnect
+    /// found another process holding it.
+    pub(crate) fn holds_session_lock(&self, key: i64) -> bool {
+        !self.lost_locks.borrow().contains(&key) && self.session_locks.borrow().contains(&key)
     }
 
     fn statement(&self, sql: &str, args: &[Value<'_>]) -> Result<Statement> {
@@ -126,8 +202,7 @@ impl PgConn {
         if self.in_transaction.get() {
             return f();
         }
-        self.live()?
-            .batch_execute("BEGIN READ ONLY; SELECT set_config('vault.operator', 'on', true)")?;
+        self.begin("BEGIN READ ONLY; SELECT set_config('vault.operator', 'on', true)")?;
         self.in_transaction.set(true);
         let out = f();
         let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
@@ -178,9 +253,13 @@ impl PgConn {
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         let head = sql.trim_start().to_ascii_uppercase();
         let rollback = head.starts_with("ROLLBACK") && !head.starts_with("ROLLBACK TO");
-        let done = self
-            .live()
-            .and_then(|mut client| Ok(client.batch_execute(sql)?));
+        let begins = head.starts_with("BEGIN") || head.starts_with("START TRANSACTION");
+        let done = if begins {
+            self.begin(sql)
+        } else {
+            self.live()
+                .and_then(|mut client| Ok(client.batch_execute(sql)?))
+        };
         if rollback && done.is_err() && self.client.borrow().is_closed() {
             // the server ended the transaction with the connection
             self.in_transaction.set(false);
@@ -196,6 +275,22 @@ impl PgConn {
             self.in_transaction.set(false);
         }
         Ok(())
+    }
+
+    /// Opens a transaction with `sql`. A connection that died while idle is
+    /// found dead only by the statement sent on it: nothing was in flight,
+    /// so the BEGIN is sent again on a new connection (its session locks
+    /// taken again, [`PgConn::live`]) instead of failing the caller.
+    fn begin(&self, sql: &str) -> Result<()> {
+        let first = self
+            .live()
+            .and_then(|mut client| Ok(client.batch_execute(sql)?));
+        if first.is_err() && self.url.is_some() && self.client.borrow().is_closed() {
+            return self
+                .live()
+                .and_then(|mut client| Ok(client.batch_execute(sql)?));
+        }
+        first
     }
 
     pub(crate) fn in_transaction(&self) -> bool {

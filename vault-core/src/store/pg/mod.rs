@@ -25,6 +25,7 @@ mod config;
 mod conn;
 mod copy;
 mod listen;
+mod tls;
 
 pub(crate) use config::config;
 pub(crate) use conn::{int, int_not_null, PgConn};
@@ -236,12 +237,18 @@ pub(crate) fn refuse_owner(client: &mut Client) -> Result<()> {
     })
 }
 
-/// Connects to `database_url` (its password from a passfile, [`config`]),
-/// saying which of the two usual mistakes it is: a server that does not
-/// answer (or no such database) or a login it refuses.
+/// Connects to `database_url` (its password from a passfile, [`config`];
+/// TLS as its `sslmode` asks, [`tls`]), saying which of the usual mistakes it
+/// is: a server that does not answer (or no such database), a login it
+/// refuses, or a certificate the URL's `sslmode` does not accept.
 pub(crate) fn connect(database_url: &str) -> Result<Client> {
-    let config = config(database_url)?;
-    config.connect(::postgres::NoTls).map_err(|e| {
+    let (config, tls) = config(database_url)?;
+    let connected = if tls.mode == tls::SslMode::Disable {
+        config.connect(::postgres::NoTls)
+    } else {
+        config.connect(tls.connector()?)
+    };
+    connected.map_err(|e| {
         // SQLSTATE class 28: invalid authorization (a wrong password, no such role)
         let auth = e
             .as_db_error()
@@ -260,6 +267,26 @@ pub(crate) fn connect(database_url: &str) -> Result<Client> {
             (Some(::postgres::config::Host::Tcp(h)), None) => h.clone(),
             _ => "the database".to_owned(),
         };
+        if let Some(why) = tls::tls_failure(&e) {
+            return Error::DatabaseTls {
+                reason: format!(
+                    "{place}: {why} (sslmode={}{})",
+                    tls.mode.as_str(),
+                    tls.root_cert
+                        .as_ref()
+                        .map(|p| format!(", sslrootcert={}", p.display()))
+                        .unwrap_or_default()
+                ),
+            };
+        }
+        if reason.contains("server does not support TLS") {
+            return Error::DatabaseTls {
+                reason: format!(
+                    "{place}: the server does not offer TLS, and sslmode={} requires it",
+                    tls.mode.as_str()
+                ),
+            };
+        }
         if auth || no_password {
             Error::DatabaseAuth {
                 reason: format!(

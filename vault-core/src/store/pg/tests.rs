@@ -568,12 +568,12 @@ fn opening_refuses_bypassrls_a_newer_or_unmigrated_schema_and_a_password_in_the_
         .err()
         .unwrap();
     assert_eq!(err.code(), "invalid_input");
-    // TLS is not wired: a URL asking for it fails rather than going clear
+    // this cluster serves no TLS: a URL requiring it fails rather than going clear
     let err = Postgres::open(&format!("{}&sslmode=require", db.url()), None)
         .err()
         .unwrap();
-    assert_eq!(err.code(), "database_unreachable", "{err}");
-    assert!(err.to_string().contains("TLS"), "{err}");
+    assert_eq!(err.code(), "database_tls", "{err}");
+    assert!(err.to_string().contains("does not offer TLS"), "{err}");
 
     // a passfile others can read is refused, as libpq refuses it
     use std::os::unix::fs::PermissionsExt;
@@ -1015,4 +1015,122 @@ fn a_key_revoked_through_one_connection_is_announced_to_a_listener_at_commit() {
     vault.revoke_key(&op, "hermes-key").unwrap();
     wait_for(before + 1);
     drop(listening);
+}
+
+/// Whether this connection is encrypted, as the server sees it.
+fn encrypted(url: &str) -> bool {
+    connect(url)
+        .unwrap()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn sslmode_verify_full_checks_the_ca_and_the_host_name_and_require_encrypts() {
+    // issue 20, TLS to the database with libpq's sslmode semantics
+    let tls = vault_testpg::TestTls::mint();
+    let Some(db) = TestDb::create_alone_tls(&tls) else {
+        return;
+    };
+    migrate(&mut db.owner_client(), Some(&db.server)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, other) = (dir.path().join("ca.pem"), dir.path().join("other.pem"));
+    std::fs::write(&ca, &tls.ca_pem).unwrap();
+    std::fs::write(&other, &tls.other_ca_pem).unwrap();
+    let with = |url: &str, q: &str| format!("{url}&{q}");
+    let by_name = db.url().replace("@127.0.0.1:", "@localhost:");
+    let passwords: Vec<String> = std::fs::read_to_string(db.passfile())
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.rsplit(':').next().map(str::to_owned))
+        .collect();
+    let refused = |url: String, code: &str| {
+        let err = Postgres::open(&url, None).err().expect("refused");
+        assert_eq!(err.code(), code, "{err}");
+        for p in &passwords {
+            assert!(!err.to_string().contains(p.as_str()), "{err}");
+        }
+        err.to_string()
+    };
+
+    // the right CA, the host named in the certificate: encrypted and verified
+    let full = with(
+        &db.url(),
+        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+    );
+    Postgres::open(&full, None).unwrap();
+    assert!(encrypted(&full));
+
+    // a CA that did not sign it: refused before the login is sent
+    let err = refused(
+        with(
+            &db.url(),
+            &format!("sslmode=verify-full&sslrootcert={}", other.display()),
+        ),
+        "database_tls",
+    );
+    assert!(err.contains("UnknownIssuer"), "{err}");
+    assert!(err.contains("sslmode=verify-full"), "{err}");
+    // verify-ca checks the chain too, and `require` with a root CA is verify-ca
+    for mode in ["verify-ca", "require"] {
+        refused(
+            with(
+                &db.url(),
+                &format!("sslmode={mode}&sslrootcert={}", other.display()),
+            ),
+            "database_tls",
+        );
+    }
+
+    // a host the certificate does not name (it names 127.0.0.1 only)
+    let err = refused(
+        with(
+            &by_name,
+            &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
+        ),
+        "database_tls",
+    );
+    assert!(err.contains("localhost"), "{err}");
+    assert!(err.contains("not valid for name"), "{err}");
+    // verify-ca does not check the name, as libpq's does not
+    let ca_only = with(
+        &by_name,
+        &format!("sslmode=verify-ca&sslrootcert={}", ca.display()),
+    );
+    Postgres::open(&ca_only, None).unwrap();
+    assert!(encrypted(&ca_only));
+
+    // require without a CA: encrypted, unverified; prefer (libpq's default)
+    // takes TLS when offered; disable stays clear
+    let require = with(&db.url(), "sslmode=require");
+    Postgres::open(&require, None).unwrap();
+    assert!(encrypted(&require));
+    assert!(encrypted(&db.url()));
+    assert!(!encrypted(&with(&db.url(), "sslmode=disable")));
+
+    // bad input: an unknown mode, a CA file missing or not PEM
+    let err = refused(with(&db.url(), "sslmode=verify_full"), "invalid_input");
+    assert!(err.contains("verify-full"), "{err}");
+    let err = refused(
+        with(
+            &db.url(),
+            "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        ),
+        "invalid_input",
+    );
+    assert!(err.contains("sslrootcert"), "{err}");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let err = refused(
+        with(
+            &db.url(),
+            &format!("sslmode=verify-full&sslrootcert={}", junk.display()),
+        ),
+        "invalid_input",
+    );
+    assert!(err.contains("no PEM certificate"), "{err}");
 }
