@@ -1,5 +1,8 @@
 //! Embeds every `rules/*.toml` (one file per provider, Nosey Parker's layout) so a rule file
-//! added or removed needs no code change.
+//! added or removed needs no code change. Each file is parsed here and embedded as JSON:
+//! the TOML parser took 14 % of the CPU time of a 31 MB scan, at every start (issue 18), and
+//! JSON of the same tables parses an order of magnitude faster. A file that is not TOML fails
+//! the build, naming it.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -24,12 +27,11 @@ fn main() {
             .file_stem()
             .expect("a .toml file has a stem")
             .to_string_lossy();
-        writeln!(
-            out,
-            "    ({stem:?}, include_str!({:?})),",
-            path.display().to_string()
-        )
-        .expect("writing to a String");
+        let text = std::fs::read_to_string(path).expect("a rules file is readable");
+        let table: toml::Table = toml::from_str(&text)
+            .unwrap_or_else(|e| panic!("{} is not valid TOML: {e}", path.display()));
+        let json = serde_json::to_string(&table).expect("TOML values convert to JSON");
+        writeln!(out, "    ({stem:?}, {json:?}),").expect("writing to a String");
     }
     out.push_str("]\n");
     let dest =

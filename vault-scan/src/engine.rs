@@ -11,6 +11,7 @@ use aho_corasick::{Anchored, MatchKind};
 use regex::bytes::Regex;
 
 use crate::error::Error;
+use crate::guard::Guard;
 use crate::known::{is_delimiter, KnownSecrets, ManagedInfo};
 use crate::redact::{fingerprint, redact};
 use crate::rule::{crc32_base62_ok, entropy, ChecksumPolicy, Confidence, Rule, Validator, Windows};
@@ -54,6 +55,9 @@ struct Compiled {
     /// Compiled on first use, so a small input (a pre-commit) pays only for rules whose
     /// keywords occur in it; `None` if the pattern does not compile.
     confirm: OnceLock<Option<Confirm>>,
+    /// Which keyword hits can start a match ([`Guard`]), derived on first use before the
+    /// regex is compiled: a rule whose hits all sit inside identifiers is never compiled.
+    guard: OnceLock<Option<Guard>>,
 }
 
 /// A rule's regex and the window around a keyword hit that holds every match of it.
@@ -137,6 +141,7 @@ impl Scanner {
             compiled.push(Compiled {
                 rule,
                 confirm: OnceLock::new(),
+                guard: OnceLock::new(),
             });
         }
         let prefilter_error = |message: String| Error::Rule {
@@ -378,6 +383,14 @@ impl Scanner {
                 }
                 let c = &self.rules[ri];
                 if kw.end() <= searched_to[ri] {
+                    continue;
+                }
+                // `ion_` inside `function_`: no match of this rule starts there, and one
+                // holding it has a leading keyword of its own.
+                let guard = c.guard.get_or_init(|| {
+                    Guard::derive(&c.rule.pattern, &c.rule.keywords, c.rule.ignore_case)
+                });
+                if guard.as_ref().is_some_and(|g| !g.allows(data, kw.start())) {
                     continue;
                 }
                 let Some(confirm) = c.confirm.get_or_init(|| Confirm::new(&c.rule)) else {

@@ -28,6 +28,7 @@ mod dedup;
 mod engine;
 mod error;
 mod finding;
+mod guard;
 mod input;
 mod known;
 pub mod output;
