@@ -1325,3 +1325,51 @@ fn a_passwd_with_a_new_data_key_tells_a_running_server_to_restart() {
     let (status, v) = mint_and_read(&s, &key);
     assert_eq!((status, v["value"].as_str()), (200, Some(CANARY)), "{v}");
 }
+
+/// A token for `key` (secrets:read, 300 s).
+fn token_of(s: &Server, key: &str) -> String {
+    let (status, v) = call(
+        "POST",
+        &format!("{}/v1/auth/token", s.base),
+        Some(key),
+        Some(r#"{"scopes": ["secrets:read"], "ttl_seconds": 300}"#),
+    );
+    assert_eq!(status, 200, "{v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_revocation_by_another_process_refuses_the_token_at_the_next_request() {
+    // issue 19: the server checked tokens against a snapshot reloaded every
+    // 500 ms, so a token of a key `vault keys revoke` (or a watcher's
+    // rotation) had just revoked still read secrets until the next tick. Each
+    // request now compares the snapshot with the database's change stamp.
+    let (env, key, _) = setup();
+    let s = start(&env);
+    let read = |token: &str| {
+        call(
+            "GET",
+            &format!("{}/v1/secrets/GITHUB_TOKEN", s.base),
+            Some(token),
+            None,
+        )
+    };
+    let token = token_of(&s, &key);
+    assert_eq!(read(&token).0, 200);
+    env.vault(&["keys", "revoke-tokens", "hermes-marketing-key"])
+        .assert()
+        .success();
+    let (status, v) = read(&token);
+    assert_eq!(status, 401, "a revoked token still read: {v}");
+    let token = token_of(&s, &key);
+    assert_eq!(read(&token).0, 200);
+    env.vault(&["keys", "revoke", "hermes-marketing-key"])
+        .assert()
+        .success();
+    let (status, v) = read(&token);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("key_revoked")),
+        "{v}"
+    );
+}

@@ -20,6 +20,10 @@ pub(crate) struct Inner {
     pub worker: Worker,
     pub signer: TokenSigner,
     pub snapshot: RwLock<RevocationSnapshot>,
+    /// [`Vault::others_commits`] when the snapshot was read (SQLite): a
+    /// token is checked against a snapshot no other process has committed
+    /// since, so a revocation elsewhere counts at the next request.
+    pub snapshot_stamp: std::sync::atomic::AtomicI64,
     pub admin_token: SecretString,
     pub metrics: Mutex<Metrics>,
     /// Per-key counters from the audit trail, brought up to date at each
@@ -70,6 +74,7 @@ impl AppState {
     pub fn new(mut vault: Vault, admin_token: SecretString) -> vault_core::Result<AppState> {
         let signer = vault.token_signer()?;
         let home = vault.dir().to_owned();
+        let stamp = vault.others_commits()?.unwrap_or(NO_STAMP);
         let snapshot = vault.revocation_snapshot()?;
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -79,6 +84,7 @@ impl AppState {
                 })?,
                 signer,
                 snapshot: RwLock::new(snapshot),
+                snapshot_stamp: std::sync::atomic::AtomicI64::new(stamp),
                 admin_token,
                 metrics: Mutex::new(Metrics::default()),
                 usage: Mutex::new(UsageTally::default()),
@@ -178,7 +184,9 @@ impl AppState {
     }
 
     /// Checks a token in memory: checksum, HMAC, expiry, key status, epoch
-    /// and revocation. No database access.
+    /// and revocation. No database access: the snapshot may be a moment
+    /// old, so a route whose job runs on the vault checks again there
+    /// ([`AppState::recheck_token`]).
     pub(crate) fn check_token(&self, token: &str) -> Result<TokenClaims, ApiError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -298,8 +306,39 @@ impl AppState {
 
     /// Reloads key states and revoked token ids after a change to them.
     pub(crate) fn refresh_snapshot(&self, vault: &Vault) -> Result<(), ApiError> {
+        // Stamped before the read: a commit landing during it moves the
+        // stamp again, so the next check reads once more.
+        let stamp = vault.others_commits()?.unwrap_or(NO_STAMP);
         let fresh = vault.revocation_snapshot()?;
         *self.inner.snapshot.write().map_err(|_| poisoned())? = fresh;
+        self.inner
+            .snapshot_stamp
+            .store(stamp, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Checks `claims` again on the vault's thread, against a snapshot
+    /// reloaded first if another process committed since it was read
+    /// (SQLite's `data_version`, one pragma): a token revoked, or whose key
+    /// was revoked or suspended, by `vault revoke` or a watcher's rotation
+    /// is refused at the next request, not at the next refresh tick (issue
+    /// 19). On PostgreSQL the snapshot follows the database's notifications.
+    pub(crate) fn recheck_token(
+        &self,
+        vault: &Vault,
+        claims: &TokenClaims,
+    ) -> Result<(), ApiError> {
+        if let Some(now) = vault.others_commits()? {
+            let seen = self
+                .inner
+                .snapshot_stamp
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if now != seen {
+                self.refresh_snapshot(vault)?;
+            }
+        }
+        let snapshot = self.inner.snapshot.read().map_err(|_| poisoned())?;
+        snapshot.check(claims)?;
         Ok(())
     }
 }
@@ -315,6 +354,9 @@ where
         f(vault)
     }
 }
+
+/// The stamp of a snapshot no stamp was read for (PostgreSQL).
+const NO_STAMP: i64 = i64::MIN;
 
 fn poisoned() -> ApiError {
     ApiError::new(

@@ -49,19 +49,22 @@ fn run_rotation_command(
         command,
         old.expose_secret(),
         Some(crate::vault::MAX_VALUE_LEN as u64 + 2),
-        Some(STDERR_TAIL),
+        // more than is kept: a value straddling where the kept tail begins is
+        // still whole here, so it can be recognised and cut out
+        Some(STDERR_TAIL + STDERR_WINDOW),
         timeout,
     )
     .map_err(|e| fail(format!("the rotation command {e}")))?;
     if !outcome.status.success() {
-        let mut stderr = outcome.stderr;
-        for value in [
-            old.expose_secret(),
-            &outcome.stdout[..],
-            outcome.stdout.trim_ascii_end(),
-        ] {
-            cut_out(&mut stderr, value);
-        }
+        let stderr = redacted_tail(
+            &outcome.stderr,
+            &[
+                old.expose_secret(),
+                &outcome.stdout[..],
+                outcome.stdout.trim_ascii_end(),
+            ],
+            STDERR_TAIL,
+        );
         return Err(Error::CommandFailed {
             reason: format!("the rotation command failed ({})", outcome.status),
             stderr: crate::CommandStderr::new(stderr),
@@ -79,24 +82,52 @@ fn run_rotation_command(
 
 /// How much of a failed rotation command's stderr is kept (its end).
 const STDERR_TAIL: usize = 4096;
+/// How much more of it is read before the kept tail: as long as the longest
+/// value cut out of it (an old value, or what the command printed).
+const STDERR_WINDOW: usize = crate::vault::MAX_VALUE_LEN + 2;
 
-/// Replaces every occurrence of `value` in `text` with `[value]`.
-fn cut_out(text: &mut zeroize::Zeroizing<Vec<u8>>, value: &[u8]) {
-    if value.is_empty() {
-        return;
-    }
-    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(text.len() * 2 + 8));
+/// The last `keep` bytes (about) of `text` with every occurrence of each of
+/// `values` replaced by `[value]`, starting at a line boundary. The values
+/// are cut out of the whole of `text` before the tail is taken, so a value
+/// that straddles where the tail begins is cut whole, never left as a piece
+/// no one could recognise (issue 19); and the tail's first line, cut partway,
+/// is dropped, so a secret of the command's own (which only the front end's
+/// rules would know) never starts the tail as an unrecognisable fragment.
+fn redacted_tail(text: &[u8], values: &[&[u8]], keep: usize) -> zeroize::Zeroizing<Vec<u8>> {
+    // longest first: a value that holds another is cut whole
+    let mut values: Vec<&[u8]> = values.iter().copied().filter(|v| !v.is_empty()).collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    let from = text.len().saturating_sub(keep);
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(keep * 2 + 8));
     let mut i = 0;
     while i < text.len() {
-        if text[i..].starts_with(value) {
-            out.extend_from_slice(b"[value]");
-            i += value.len();
-        } else {
-            out.push(text[i]);
-            i += 1;
+        match values.iter().find(|v| text[i..].starts_with(v)) {
+            Some(v) => {
+                // kept whole if any of it falls in the tail
+                if i + v.len() > from {
+                    out.extend_from_slice(b"[value]");
+                }
+                i += v.len();
+            }
+            None => {
+                if i >= from {
+                    out.push(text[i]);
+                }
+                i += 1;
+            }
         }
     }
-    *text = out;
+    // Cut partway through a line: start at the next whole one. A tail that
+    // is one unbroken line starts at its next blank instead.
+    if from > 0 && text[from - 1] != b'\n' {
+        let next = out
+            .iter()
+            .position(|b| *b == b'\n')
+            .or_else(|| out.iter().position(u8::is_ascii_whitespace))
+            .map_or(out.len(), |at| at + 1);
+        out.drain(..next);
+    }
+    out
 }
 
 impl Vault {
@@ -254,5 +285,68 @@ impl Vault {
         let row = secrets::find(&self.store, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))?;
         Ok((row.secret_id, agent_id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether any 8 consecutive bytes of `secret` appear in `text`.
+    fn has_fragment(text: &[u8], secret: &[u8]) -> bool {
+        secret.windows(8).any(|w| text.windows(8).any(|t| t == w))
+    }
+
+    #[test]
+    fn a_value_straddling_the_kept_tail_is_cut_whole() {
+        let secret = b"straddling-secret-value-0123456789abcdef";
+        for tail_part in 1..secret.len() {
+            // the line with the secret, then enough after it that the tail
+            // begins `tail_part` bytes before the secret's end
+            let mut text = b"starting\nrotating ".to_vec();
+            text.extend_from_slice(secret);
+            text.push(b'\n');
+            let after = STDERR_TAIL - tail_part - 1;
+            text.extend(std::iter::repeat_n(b'x', after - 1));
+            text.push(b'\n');
+            let tail = redacted_tail(&text, &[secret], STDERR_TAIL);
+            assert!(!has_fragment(&tail, secret), "part {tail_part} survived");
+            assert!(tail.len() <= STDERR_TAIL + 7);
+            assert!(tail.ends_with(b"xx\n"));
+        }
+    }
+
+    #[test]
+    fn the_tail_starts_at_a_whole_line() {
+        // a credential the vault does not know (only the front end's rules
+        // would), cut by the tail: its line is dropped, not shown in part
+        let mut text = b"ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 rejected\n".to_vec();
+        text.extend_from_slice(b"psql: FATAL: permission denied\n");
+        let tail = redacted_tail(&text, &[], text.len() - 20);
+        assert_eq!(&tail[..], b"psql: FATAL: permission denied\n");
+        // short enough: kept whole, values cut
+        let tail = redacted_tail(b"old abc123 new abc1234\n", &[b"abc123", b"abc1234"], 4096);
+        assert_eq!(&tail[..], b"old [value] new [value]\n");
+    }
+
+    #[test]
+    fn a_failed_command_shows_no_piece_of_a_value_it_echoed_across_the_cut() {
+        let old = SecretBytes::new(b"old-secret-straddles-the-cut-9f8e7d6c5b4a".to_vec());
+        // the old value, then 4,075 bytes: the 4,096-byte tail begins 20 bytes
+        // into the value's end
+        let command = "cat >&2; printf '\\n' >&2; head -c 4074 /dev/zero | tr '\\0' x >&2; \
+                       printf '\\nfailed\\n' >&2; exit 3";
+        let Err(Error::CommandFailed { stderr, .. }) =
+            run_rotation_command(command, &old, Duration::from_secs(20))
+        else {
+            panic!("the command should fail");
+        };
+        let shown = stderr.expose();
+        assert!(
+            shown.ends_with(b"failed\n"),
+            "{}",
+            String::from_utf8_lossy(shown)
+        );
+        assert!(!has_fragment(shown, old.expose_secret()));
     }
 }

@@ -352,6 +352,20 @@ impl Vault {
         })
     }
 
+    /// Where other processes have left the database: SQLite's
+    /// `data_version`, which moves at every commit another connection makes
+    /// to the file (`vault revoke`, a watcher's rotation), and at no commit
+    /// of this handle's own. A cache of what they decide (the server's
+    /// [`RevocationSnapshot`]) is current while it stays equal. `None` on
+    /// PostgreSQL, where other servers' changes are announced instead
+    /// ([`crate::Location::watch_key_changes`]).
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub fn others_commits(&self) -> Result<Option<i64>> {
+        Ok(self.store.change_stamp()?.map(|(foreign, _)| foreign))
+    }
+
     /// Key states and revoked token ids, for in-memory token checks.
     pub fn revocation_snapshot(&self) -> Result<RevocationSnapshot> {
         let now = store::now();

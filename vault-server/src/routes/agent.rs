@@ -54,9 +54,11 @@ async fn scan(
     let agent = claims.agent.to_string();
     let (readable, known) = {
         let rid = rid.clone();
+        let st = state.clone();
         state
             .with_vault_batched(move |vault| {
                 tag(vault, &rid);
+                st.recheck_token(vault, &claims)?;
                 let readable = vault.scan_with_token(&claims)?;
                 // through the store, so a server on PostgreSQL (no vault.db)
                 // names its keys and secrets too; unreadable, the provider
@@ -224,9 +226,11 @@ async fn attenuate(
         scopes,
         ttl: body.ttl_seconds.map(Duration::from_secs),
     };
+    let st = state.clone();
     let minted = state
         .with_vault_batched(move |vault| {
             tag(vault, &rid);
+            st.recheck_token(vault, &claims)?;
             Ok(vault.attenuate_token(&parent, &request)?)
         })
         .await?;
@@ -281,9 +285,11 @@ async fn secret(
     let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
+    let st = state.clone();
     let (path, value, version) = state
         .with_vault_batched(move |vault| {
             tag(vault, &rid);
+            st.recheck_token(vault, &claims)?;
             Ok(vault.read_with_token(&claims, &name)?)
         })
         .await?;
@@ -302,9 +308,11 @@ async fn env(
     let rid = caller.request_id();
     let claims = state.check_token(bearer(&headers)?)?;
     caller.set(claims.agent.as_str(), &claims.key_id);
+    let st = state.clone();
     let env = state
         .with_vault_batched(move |vault| {
             tag(vault, &rid);
+            st.recheck_token(vault, &claims)?;
             Ok(vault.env_with_token(&claims)?)
         })
         .await?;
