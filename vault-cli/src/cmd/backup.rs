@@ -1,6 +1,5 @@
-//! `vault backup FILE` and `vault restore FILE`.
-//!
-//! Exists because `cp vault.db` loses what is still in the WAL, and because a
+//! `vault backup FILE`, `vault restore FILE` and `vault migrate`. Exists
+//! because `cp vault.db` loses what is still in the WAL, and because a
 //! restore is the one operation that can bring a revoked key back to life:
 //! the library stages and checks the backup and carries the current vault's
 //! revocations into it (see `vault_core::StagedRestore`); this module says
