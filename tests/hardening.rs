@@ -99,6 +99,24 @@ fn a_vault_owned_by_another_user_is_refused() {
     }
 }
 
+/// clap prints an `env =` argument's value in `--help`; a database URL may
+/// carry a password, so help names VAULT_DATABASE_URL and never shows it.
+#[test]
+fn help_never_prints_the_database_urls_password() {
+    let env = Env::new();
+    let url = format!("postgres://vault:{CANARY}@127.0.0.1:1/vault");
+    for args in [&["--help"][..], &["get", "--help"], &["server", "--help"]] {
+        let out = env
+            .vault(args)
+            .env("VAULT_DATABASE_URL", &url)
+            .assert()
+            .success();
+        let text = stdout_of(&out);
+        assert!(text.contains("[env: VAULT_DATABASE_URL]"), "{args:?}: {text}");
+        assert!(!text.contains(CANARY), "{args:?} printed the URL: {text}");
+    }
+}
+
 /// Every command path, success and failure: the canary value may appear only
 /// in the outputs whose job is to print it.
 #[test]

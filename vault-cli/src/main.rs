@@ -34,7 +34,13 @@ pub struct Cli {
     passphrase_file: Option<PathBuf>,
 
     /// The vault's PostgreSQL database, postgres://USER@HOST:PORT/DB (also VAULT_DATABASE_URL).
-    #[arg(long, global = true, value_name = "URL", env = "VAULT_DATABASE_URL")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "VAULT_DATABASE_URL",
+        hide_env_values = true
+    )]
     database: Option<String>,
     /// Print machine-readable JSON (errors too, as {"error": {"code", "message"}}).
     #[arg(long, global = true)]
@@ -180,10 +186,8 @@ fn try_main() -> i32 {
     // First thing: no core dump and no same-user ptrace of a process that may
     // hold the unlocked data key (children of `vault run` get it back at exec).
     let _ = nix::sys::prctl::set_dumpable(false);
-    // `VAULT_PASSPHRASE_FILE=` (set but empty) means no file, and so for every
-    // `VAULT_*` variable: set and empty is unset (issue 19), not an error
-    // about a flag nobody typed. Still one thread here, so changing the
-    // environment is sound.
+    // A `VAULT_*` variable set and empty is unset (issue 19), not an error about a flag
+    // nobody typed. Still one thread here, so changing the environment is sound.
     for (name, value) in std::env::vars_os() {
         if value.is_empty() && name.to_string_lossy().starts_with("VAULT_") {
             std::env::remove_var(name);
@@ -199,26 +203,21 @@ fn try_main() -> i32 {
     let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
-            use clap::error::ErrorKind;
+            use clap::error::{ContextKind, ContextValue, ErrorKind::*};
             let shown = matches!(
                 e.kind(),
-                ErrorKind::DisplayHelp
-                    | ErrorKind::DisplayVersion
-                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                DisplayHelp | DisplayVersion | DisplayHelpOnMissingArgumentOrSubcommand
             );
             if !shown {
-                let surplus = match (e.kind(), e.get(clap::error::ContextKind::InvalidArg)) {
-                    (ErrorKind::UnknownArgument, Some(clap::error::ContextValue::String(a))) => {
-                        Some(a.as_str())
-                    }
+                let surplus = match e.get(ContextKind::InvalidArg) {
+                    Some(ContextValue::String(a)) if e.kind() == UnknownArgument => Some(&a[..]),
                     _ => None,
                 };
                 let guarded = redact::guard_usage(&e.to_string(), &argv, surplus);
                 if json_asked {
                     let text = guarded.unwrap_or_else(|| e.to_string());
-                    let body = serde_json::json!({"error": {
-                        "code": "usage", "message": vault_present::text::usage_message(&text),
-                    }});
+                    let message = vault_present::text::usage_message(&text);
+                    let body = vault_present::text::error_json("usage", &message);
                     let _ = writeln!(std::io::stdout(), "{body}");
                     return exit::USAGE;
                 }
@@ -245,7 +244,7 @@ fn try_main() -> i32 {
             let message =
                 redact::guard_message(&message, &redact::sensitive_args(&argv)).unwrap_or(message);
             if json {
-                let body = serde_json::json!({"error": {"code": name, "message": message}});
+                let body = vault_present::text::error_json(name, &message);
                 let _ = writeln!(std::io::stdout(), "{body}");
             } else {
                 // messages quote file names and stored text: one line, no escapes

@@ -85,6 +85,11 @@ pub fn usage_message(text: &str) -> String {
         .to_owned()
 }
 
+/// The one shape of an error printed under `--json`: `{"error": {"code", "message"}}`.
+pub fn error_json(code: &str, message: &str) -> String {
+    serde_json::json!({"error": {"code": code, "message": message}}).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
