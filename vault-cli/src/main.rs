@@ -244,7 +244,7 @@ fn try_main() -> i32 {
             let message =
                 redact::guard_message(&message, &redact::sensitive_args(&argv)).unwrap_or(message);
             if json {
-                let body = vault_present::text::error_json(name, &message);
+                let body = vault_present::text::error_json(&name, &message);
                 let _ = writeln!(std::io::stdout(), "{body}");
             } else {
                 // messages quote file names and stored text: one line, no escapes
