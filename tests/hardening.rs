@@ -112,7 +112,10 @@ fn help_never_prints_the_database_urls_password() {
             .assert()
             .success();
         let text = stdout_of(&out);
-        assert!(text.contains("[env: VAULT_DATABASE_URL]"), "{args:?}: {text}");
+        assert!(
+            text.contains("[env: VAULT_DATABASE_URL]"),
+            "{args:?}: {text}"
+        );
         assert!(!text.contains(CANARY), "{args:?} printed the URL: {text}");
     }
 }
