@@ -178,3 +178,155 @@ fn a_broken_trail_is_never_pruned_and_a_future_cutoff_is_refused() {
         .unwrap();
     assert_eq!(before, after);
 }
+
+/// Each record's bytes as `vault audit prune --keep-size` counts them
+/// (README, Audit): 80 for the fixed columns and the others' own bytes.
+const RECORD_BYTES: &str =
+    "80 + octet_length(actor) + octet_length(action) + octet_length(outcome) \
+     + coalesce(octet_length(key_id), 0) + coalesce(octet_length(target), 0) \
+     + coalesce(octet_length(request_id), 0) + coalesce(octet_length(origin), 0)";
+
+/// (seq, bytes) of every record, oldest first, read from the file itself.
+fn record_sizes(env: &Env) -> Vec<(i64, i64)> {
+    let db = rusqlite::Connection::open(env.db()).unwrap();
+    let mut stmt = db
+        .prepare(&format!(
+            "SELECT seq, {RECORD_BYTES} FROM audit_log ORDER BY seq"
+        ))
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    rows
+}
+
+#[test]
+fn pruning_to_a_size_keeps_the_newest_records_that_fit_and_the_rest_verifies() {
+    // issue 19, Missing: retention by size that keeps the chain verifiable
+    let (env, _old) = vault_with_old_records();
+    for n in 0..3 {
+        env.set(
+            &format!("openclaw/TOKEN_{n}"),
+            "another-value-of-some-length",
+        );
+    }
+    let sizes = record_sizes(&env);
+    assert!(sizes.len() >= 8, "{sizes:?}");
+    // a bound the newest four records fit in and the newest five do not
+    let newest4: i64 = sizes.iter().rev().take(4).map(|s| s.1).sum();
+    let fifth = sizes[sizes.len() - 5];
+    let bound = newest4 + fifth.1 - 1;
+    let out = env
+        .vault(&[
+            "audit",
+            "prune",
+            "--keep-size",
+            &format!("{bound}B"),
+            "--json",
+        ])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["removed"], sizes.len() as i64 - 4, "{v}");
+    assert_eq!(v["pruned"]["through_seq"], fifth.0, "{v}");
+
+    let after = record_sizes(&env);
+    let kept: Vec<_> = after[..after.len() - 1].to_vec();
+    assert_eq!(
+        kept,
+        sizes[sizes.len() - 4..].to_vec(),
+        "the newest four kept"
+    );
+    let prune = log(&env).last().unwrap().clone();
+    assert_eq!(prune["action"], "audit.prune");
+    assert!(
+        prune["target"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("beyond the newest {bound} bytes")),
+        "{prune}"
+    );
+    let total: i64 = after.iter().map(|s| s.1).sum();
+    assert_eq!(
+        v["kept_bytes"], total,
+        "kept_bytes counts what is kept, the prune's record too"
+    );
+
+    let (code, verified) = verify(&env);
+    assert_eq!(code, 0, "{verified}");
+    assert_eq!(verified["starts_at_seq"], fifth.0 + 1, "{verified}");
+    let out = env.vault(&["audit", "verify"]).assert().success();
+    assert!(
+        stdout_of(&out).contains(&format!("starts at record {}", fifth.0 + 1)),
+        "{}",
+        stdout_of(&out)
+    );
+    // a bound everything kept fits in removes nothing more
+    let out = env
+        .vault(&["audit", "prune", "--keep-size", "1GB"])
+        .assert()
+        .success();
+    assert!(
+        stdout_of(&out).contains("nothing to prune"),
+        "{}",
+        stdout_of(&out)
+    );
+}
+
+#[test]
+fn a_size_of_zero_or_garbage_is_a_usage_error_and_a_size_retention_is_kept() {
+    let env = Env::new();
+    let before = record_sizes(&env);
+    for (args, says) in [
+        (vec!["audit", "prune", "--keep-size", "0"], "above zero"),
+        (vec!["audit", "prune", "--keep-size", "0MB"], "above zero"),
+        (
+            vec!["audit", "prune", "--keep-size", "lots"],
+            "is not a size like 100MB",
+        ),
+        (
+            vec!["audit", "prune", "--keep-size", "100"],
+            "is not a size like 100MB",
+        ),
+        (vec!["audit", "retention", "10kB"], "keep at least 1MB"),
+        (vec!["audit", "retention", "1GB", "2GB"], "at most one size"),
+        (
+            vec!["audit", "retention", "soon"],
+            "an age of a day or more",
+        ),
+    ] {
+        let out = env.vault(&args).assert().code(2);
+        assert!(
+            stderr_of(&out).contains(says),
+            "{args:?}: {}",
+            stderr_of(&out)
+        );
+        let out = env
+            .vault(&[&["--json"], &args[..]].concat())
+            .assert()
+            .code(2);
+        let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+        assert_eq!(v["error"]["code"], "usage", "{args:?}: {v}");
+    }
+    assert_eq!(record_sizes(&env), before, "nothing was pruned or recorded");
+    // an age and a size as the default; `prune` with no cutoff applies them
+    let out = env
+        .vault(&["--json", "audit", "retention", "90d", "200MB"])
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["retention_secs"], 90 * 86_400, "{v}");
+    assert_eq!(v["retention_bytes"], 200_000_000, "{v}");
+    let out = env.vault(&["audit", "retention"]).assert().success();
+    assert!(stdout_of(&out).contains("90d 200MB"), "{}", stdout_of(&out));
+    let out = env.vault(&["audit", "prune"]).assert().success();
+    assert!(
+        stdout_of(&out).contains("nothing to prune"),
+        "{}",
+        stdout_of(&out)
+    );
+    env.vault(&["audit", "retention", "off"]).assert().success();
+    env.vault(&["audit", "prune"]).assert().code(1);
+}

@@ -5,6 +5,7 @@ mod audit;
 mod audit_prune;
 mod broker;
 mod broker_clients;
+mod busy;
 mod children;
 mod common;
 mod console;

@@ -473,3 +473,42 @@ fn the_owner_a_newer_schema_and_another_vaults_database_are_refused_at_start() {
     assert_eq!(name, "schema_too_new", "{code:?} {message}");
     assert!(message.contains("newer"), "{message}");
 }
+
+#[test]
+fn audit_prune_by_size_runs_on_postgres_and_the_rest_verifies() {
+    // issue 19 on issue 20's backend: the size cut is the same SQL
+    let Some((db, env)) = pg_vault() else { return };
+    on_db(&env, &db, &["agent", "add", "hermes"])
+        .assert()
+        .success();
+    for n in 0..3 {
+        on_db(&env, &db, &["set", &format!("hermes/TOKEN_{n}")])
+            .write_stdin("pg-value-of-some-length")
+            .assert()
+            .success();
+    }
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = on_db(&env, &db, args).assert().success();
+        serde_json::from_str(&stdout_of(&out)).unwrap()
+    };
+    let records = json(&["--json", "audit", "log"])["records"]
+        .as_array()
+        .unwrap()
+        .len() as i64;
+    assert!(records >= 5, "{records}");
+    // one byte keeps no record: all are cut behind the checkpoint
+    let v = json(&["--json", "audit", "prune", "--keep-size", "1B"]);
+    assert_eq!(v["removed"], records, "{v}");
+    assert_eq!(v["pruned"]["through_seq"], records, "{v}");
+    assert!(
+        v["kept_bytes"].as_i64().unwrap() > 80,
+        "the prune's own record: {v}"
+    );
+    let v = json(&["--json", "audit", "verify"]);
+    assert_eq!(v["intact"], true, "{v}");
+    assert_eq!(v["starts_at_seq"], records + 1, "{v}");
+    assert_eq!(v["records"], 1, "{v}");
+    // a bound everything fits in removes nothing more
+    let v = json(&["--json", "audit", "prune", "--keep-size", "1GB"]);
+    assert_eq!(v["removed"], 0, "{v}");
+}

@@ -14,6 +14,9 @@ pub const USAGE: i32 = 2;
 pub const AUTH: i32 = 3;
 /// Something named does not exist.
 pub const NOT_FOUND: i32 = 4;
+/// The vault database stayed locked by another process past the wait
+/// (`store_busy`): nothing was changed, try again (sysexits' EX_TEMPFAIL).
+pub const BUSY: i32 = 75;
 
 /// An outcome that is no success but needs no more words: the findings or the
 /// hook's answer were printed, the child of `vault run` exited with this code.
@@ -128,6 +131,7 @@ fn code(class: Class) -> i32 {
         Class::NotFound => NOT_FOUND,
         Class::NoProgram => COMMAND_NOT_FOUND,
         Class::NotExecutable => COMMAND_NOT_EXECUTABLE,
+        Class::Busy => BUSY,
     }
 }
 

@@ -164,6 +164,20 @@ pub enum Error {
     /// Another process replaced the data key while we held the old one.
     #[error("the vault was rekeyed by another process; run the command again")]
     Rekeyed,
+    /// Another process (a server, a watcher, another `vault` command) held
+    /// the database's write lock past the bounded wait (store/busy.rs);
+    /// nothing was changed, and the same command can simply run again.
+    #[error(
+        "the vault database stayed locked by another process (a vault server, watcher or \
+             command writing to it) for {waited_ms} ms, past the wait of {wait_ms} ms; nothing \
+             was changed: run the command again, or wait longer with VAULT_BUSY_TIMEOUT (e.g. 2m)"
+    )]
+    StoreBusy {
+        /// How long this command waited.
+        waited_ms: u64,
+        /// The wait in force (30 s unless `VAULT_BUSY_TIMEOUT` says otherwise).
+        wait_ms: u64,
+    },
     /// The store failed (which backend, and its own error type, stay behind
     /// the store's seam: see [`StoreError`]).
     #[error("database error: {0}")]
@@ -224,6 +238,8 @@ pub enum Class {
     NoProgram,
     /// A program asked to run exists but cannot be executed.
     NotExecutable,
+    /// Another process held the store past the wait: try again later.
+    Busy,
 }
 
 impl Error {
@@ -249,6 +265,7 @@ impl Error {
             Error::AlreadyExists { .. } => "already_exists",
             Error::Refused { .. } | Error::CommandFailed { .. } => "refused",
             Error::Rekeyed => "rekeyed",
+            Error::StoreBusy { .. } => "store_busy",
             Error::Database(_) => "database",
             Error::DatabaseUnreachable { .. } => "database_unreachable",
             Error::DatabaseAuth { .. } => "database_auth",
@@ -265,6 +282,7 @@ impl Error {
                 Class::Auth
             }
             Error::NotFound { .. } | Error::NoVault { .. } => Class::NotFound,
+            Error::StoreBusy { .. } => Class::Busy,
             Error::Refused { .. }
             | Error::CommandFailed { .. }
             | Error::AlreadyExists { .. }
@@ -285,6 +303,14 @@ impl Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Error {
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+            // the busy handler (store/busy.rs) waited and gave up
+            let ms = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            return Error::StoreBusy {
+                waited_ms: ms(crate::store::busy::gave_up_after()),
+                wait_ms: ms(crate::store::busy::wait()),
+            };
+        }
         Error::Database(StoreError {
             inner: Backend::Sqlite(e),
         })

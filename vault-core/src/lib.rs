@@ -74,11 +74,12 @@ pub use crate::store::LATEST_SCHEMA_VERSION;
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
     validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditPruned, AuditQuery, AuditRecord,
-    AuditVerdict, AuditVerified, BackupInfo, ConsoleSession, DekUsage, EgressGovernance,
-    EgressGrant, EgressMeta, HeldRequest, HoldOutcome, IssuedKey, KeyInfo, KeyStatus, KeyUsage,
-    LeakAction, Location, Migrated, MintedToken, NotifyConfig, Origin, Principal, PruneCutoff,
-    PruneOutcome, RestoreDelta, RevocationSnapshot, RotationInfo, RotationReport, RotationState,
-    SecretInfo, StagedRestore, TargetInfo, TokenRequest, UsageOverview, UsageTally, Vault,
-    VerifyStep, VersionInfo, APPROVAL_TTL, CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE,
-    DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT, DEK_WARN_AT, MAX_VALUE_LEN,
+    AuditRetention, AuditVerdict, AuditVerified, BackupInfo, ByteSize, ConsoleSession, DekUsage,
+    EgressGovernance, EgressGrant, EgressMeta, HeldRequest, HoldOutcome, IssuedKey, KeyInfo,
+    KeyStatus, KeyUsage, LeakAction, Location, Migrated, MintedToken, NotifyConfig, Origin,
+    Principal, PruneCutoff, PruneOutcome, RestoreDelta, RevocationSnapshot, RotationInfo,
+    RotationReport, RotationState, SecretInfo, StagedRestore, TargetInfo, TokenRequest,
+    UsageOverview, UsageTally, Vault, VerifyStep, VersionInfo, APPROVAL_TTL,
+    CONSOLE_SESSION_PREFIX, CONSOLE_SESSION_TTL, DB_FILE, DEFAULT_COMMAND_TIMEOUT, DEK_LIMIT,
+    DEK_WARN_AT, MAX_VALUE_LEN, MIN_RETENTION_SIZE,
 };

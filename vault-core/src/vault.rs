@@ -17,6 +17,7 @@ mod agents;
 mod approvals;
 mod audit;
 mod audit_prune;
+mod audit_retention;
 mod backup;
 mod broker;
 mod console;
@@ -46,6 +47,7 @@ pub use agents::AgentInfo;
 pub use approvals::{ApprovalInfo, APPROVAL_TTL};
 pub use audit::{AuditRecord, AuditVerdict, KeyUsage, UsageTally};
 pub use audit_prune::{AuditPruned, PruneCutoff, PruneOutcome};
+pub use audit_retention::{AuditRetention, ByteSize, MIN_RETENTION_SIZE};
 pub use backup::{BackupInfo, RestoreDelta, StagedRestore};
 pub use broker::{EgressGovernance, EgressGrant, EgressMeta};
 pub use console::{

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use vault_core::view::rfc3339;
-use vault_core::{AuditPruned, AuditRecord};
+use vault_core::{AuditPruned, AuditRecord, AuditRetention, PruneOutcome};
 
 use crate::text::safe;
 
@@ -46,4 +46,47 @@ pub fn pruned_line(p: &AuditPruned) -> String {
         rfc3339(p.through_at_ms / 1000),
         rfc3339(p.pruned_at_ms / 1000)
     )
+}
+
+/// What `vault audit prune --json` prints.
+pub fn prune_json(outcome: &PruneOutcome) -> Value {
+    json!({
+        "removed": outcome.removed,
+        "kept_bytes": outcome.kept_bytes,
+        "pruned": outcome.pruned.as_ref().map(pruned_json),
+    })
+}
+
+/// What `vault audit prune` prints, one line each.
+pub fn prune_lines(outcome: &PruneOutcome) -> Vec<String> {
+    let done = match outcome.removed {
+        0 => "nothing to prune: no record is past the cutoff".to_owned(),
+        n => format!(
+            "pruned {n} audit record(s); the trail holds {} bytes",
+            outcome.kept_bytes
+        ),
+    };
+    std::iter::once(done)
+        .chain(outcome.pruned.as_ref().map(pruned_line))
+        .collect()
+}
+
+/// What `vault audit retention --json` prints.
+pub fn retention_json(now: Option<AuditRetention>) -> Value {
+    json!({
+        "retention_secs": now.and_then(|r| r.age).map(|d| d.as_secs()),
+        "retention_bytes": now.and_then(|r| r.size).map(|s| s.0),
+    })
+}
+
+/// What `vault audit retention` prints.
+pub fn retention_line(now: Option<AuditRetention>) -> String {
+    match now {
+        Some(r) => {
+            format!(
+                "audit retention: {r} (`vault audit prune` with no cutoff removes what is past it)"
+            )
+        }
+        None => "audit retention: off (records are kept until `vault audit prune`)".to_owned(),
+    }
 }

@@ -74,6 +74,8 @@ impl From<CoreError> for ApiError {
             // `vault passwd --new-data-key` elsewhere: the new data key is
             // wrapped under a passphrase this server does not hold
             CoreError::Rekeyed => StatusCode::SERVICE_UNAVAILABLE,
+            // another process held SQLite's write lock past the wait (busy.rs)
+            CoreError::StoreBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CoreError::NotFound { .. } => StatusCode::NOT_FOUND,
             CoreError::AlreadyExists { .. } => StatusCode::CONFLICT,
             CoreError::Refused { .. } => StatusCode::FORBIDDEN,
@@ -89,6 +91,10 @@ impl From<CoreError> for ApiError {
             "internal error".to_owned()
         } else if matches!(e, CoreError::Rekeyed) {
             REKEYED_UNDER_NEW_PASSPHRASE.to_owned()
+        } else if matches!(e, CoreError::StoreBusy { .. }) {
+            tracing::warn!(error = %e, "vault database busy");
+            "the vault database is busy (another process holds its write lock); retry shortly"
+                .to_owned()
         } else if status == StatusCode::SERVICE_UNAVAILABLE {
             // where the database is stays in the log
             tracing::warn!(error = %e, "database unreachable");
@@ -98,6 +104,7 @@ impl From<CoreError> for ApiError {
         };
         let retry_after = match e {
             CoreError::RateLimited { retry_after_secs } => Some(retry_after_secs),
+            CoreError::StoreBusy { .. } => Some(1),
             _ => None,
         };
         ApiError {

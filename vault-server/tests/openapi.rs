@@ -421,6 +421,10 @@ fn the_503_response_names_the_codes_the_store_answers_with() {
         vault_core::Error::DatabaseUnreachable { reason: "x".into() },
         vault_core::Error::DatabaseTls { reason: "x".into() },
         vault_core::Error::Rekeyed,
+        vault_core::Error::StoreBusy {
+            waited_ms: 1,
+            wait_ms: 1,
+        },
     ] {
         assert!(text.contains(&format!("`{}`", e.code())), "{text}");
         assert!(examples.iter().any(|c| c == e.code()), "{examples:?}");

@@ -53,6 +53,33 @@ pub(crate) fn prefix_before(conn: &Handle, after_seq: i64, before_ms: i64) -> Re
     })
 }
 
+/// What one record holds, as `vault audit prune --keep-size` counts it:
+/// the fixed columns (seq, time: 8 bytes each; chain hash, MAC: 32 each)
+/// and the bytes of the others.
+const RECORD_BYTES: &str = "CAST(80 + octet_length(actor) + octet_length(action) \
+     + octet_length(outcome) + coalesce(octet_length(key_id), 0) \
+     + coalesce(octet_length(target), 0) + coalesce(octet_length(request_id), 0) \
+     + coalesce(octet_length(origin), 0) AS BIGINT)";
+
+/// The seq of the newest record that does not fit when the newest records
+/// are kept up to `keep_bytes` (`after_seq` when all of them fit): pruning
+/// through it keeps at most `keep_bytes` of records.
+pub(crate) fn prefix_over_size(conn: &Handle, after_seq: i64, keep_bytes: i64) -> Result<i64> {
+    let sql = format!(
+        "SELECT CAST(coalesce(max(seq), ?1) AS BIGINT) FROM (
+             SELECT seq, CAST(SUM({RECORD_BYTES}) OVER (ORDER BY seq DESC) AS BIGINT) AS newer
+             FROM audit_log WHERE seq > ?1) AS sized
+         WHERE newer > ?2"
+    );
+    conn.query_one(&sql, args![after_seq, keep_bytes], |r| r.get(0))
+}
+
+/// The bytes the trail's records hold ([`RECORD_BYTES`] each).
+pub(crate) fn kept_bytes(conn: &Handle) -> Result<i64> {
+    let sql = format!("SELECT CAST(coalesce(SUM({RECORD_BYTES}), 0) AS BIGINT) FROM audit_log");
+    conn.query_one(&sql, args![], |r| r.get(0))
+}
+
 /// Replaces the checkpoint and deletes every record up to it; returns how
 /// many records were deleted.
 pub(crate) fn cut(conn: &Handle, row: &PrunedRow) -> Result<i64> {

@@ -68,6 +68,7 @@ pub(crate) mod audit;
 pub(crate) mod audit_pruned;
 mod backing;
 pub(crate) mod backup;
+pub(crate) mod busy;
 pub(crate) mod console;
 pub(crate) mod fingerprints;
 mod group_commit;
@@ -90,7 +91,6 @@ mod watch;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::time::Duration;
 
 pub(crate) use backing::Backing;
 pub use migrate::LATEST_SCHEMA_VERSION;
@@ -205,10 +205,6 @@ impl Store for Sqlite {
     }
 }
 
-/// How long a CLI writer waits for another writer before giving up. Writes are
-/// a few milliseconds; this only matters under heavy contention.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Whether `conn` is inside a batch ([`begin_batch`]) or another open
 /// transaction: then the enclosing commit decides durability.
 pub(crate) fn in_batch(conn: &Handle) -> bool {
@@ -286,14 +282,14 @@ pub(crate) fn create(path: &Path) -> Result<Handle> {
 /// Opens an existing database, sets the pragmas every connection needs and
 /// brings the schema up to date.
 pub(crate) fn open(path: &Path) -> Result<Handle> {
-    let conn = Handle::sqlite_open(path, BUSY_TIMEOUT)?;
+    let conn = Handle::sqlite_open(path)?;
     migrate::run(&conn)?;
     Ok(conn)
 }
 
 /// Begins a write transaction that takes the write lock at once, so two
 /// writers never deadlock upgrading read locks (the source of SQLITE_BUSY that
-/// busy_timeout cannot retry).
+/// no busy handler can retry); the lock itself is waited for ([`busy`]).
 ///
 /// Takes the connection shared (rusqlite's own `Transaction` wants it
 /// exclusively), so code inside the transaction can still call `&self`

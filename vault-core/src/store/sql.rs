@@ -14,7 +14,6 @@
 //! family file names rusqlite (the seam test checks).
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
@@ -247,12 +246,14 @@ impl Handle {
     /// Opens an existing SQLite database for reading and writing (never
     /// through a symlink) with the pragmas every connection of the vault
     /// needs; the caller migrates it.
-    pub(crate) fn sqlite_open(path: &Path, busy_timeout: Duration) -> Result<Handle> {
+    pub(crate) fn sqlite_open(path: &Path) -> Result<Handle> {
+        super::busy::configure()?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW;
         let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(busy_timeout)?;
+        // another process's write lock is waited for (busy.rs), a bounded time
+        conn.busy_handler(Some(super::busy::handler))?;
         // WAL: readers never block the writer. FULL: a commit that returned
         // survives power loss, which rotation relies on (SECURITY.md). The
         // journal mode is persistent, so setting it is a no-op after the
@@ -270,7 +271,8 @@ impl Handle {
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        super::busy::configure()?;
+        conn.busy_handler(Some(super::busy::handler))?;
         Ok(Handle::sqlite(conn))
     }
 

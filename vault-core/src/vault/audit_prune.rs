@@ -12,6 +12,7 @@ use std::time::Duration;
 use ring::hmac;
 
 use super::audit::AuditVerdict;
+use super::audit_retention::{AuditRetention, ByteSize};
 use super::{require_operator, Vault};
 use crate::error::{Error, Result};
 use crate::store::Store as _;
@@ -40,27 +41,38 @@ pub enum PruneCutoff {
     Before(i64),
     /// Records older than this age (by the vault's clock).
     OlderThan(Duration),
-    /// Records older than the configured retention ([`Vault::audit_retention`]).
+    /// The oldest records beyond this many bytes of the newest
+    /// ([`super::audit_retention`] says how a record is counted).
+    KeepSize(ByteSize),
+    /// What the configured retention says ([`Vault::audit_retention`]).
     Retention,
 }
 
 impl PruneCutoff {
     /// The cutoff `vault audit prune` names: `--before DATE` (RFC 3339),
-    /// else `--older-than AGE` (the policy grammar, e.g. 90d), else the
-    /// configured retention. The error is the sentence to show.
-    pub fn from_flags(before: Option<&str>, older_than: Option<&str>) -> Result<Self, String> {
-        match (before, older_than) {
-            (Some(date), _) => humantime::parse_rfc3339_weak(date)
+    /// `--older-than AGE` (the policy grammar, e.g. 90d) or `--keep-size
+    /// SIZE` (e.g. 100MB), else the configured retention. The error is the
+    /// sentence to show.
+    pub fn from_flags(
+        before: Option<&str>,
+        older_than: Option<&str>,
+        keep_size: Option<&str>,
+    ) -> Result<Self, String> {
+        match (before, older_than, keep_size) {
+            (Some(date), _, _) => humantime::parse_rfc3339_weak(date)
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| PruneCutoff::Before(d.as_millis() as i64))
                 .ok_or_else(|| {
                     format!("--before {date:?} is not an RFC 3339 time (like 2026-09-01T00:00:00Z)")
                 }),
-            (None, Some(age)) => crate::policy::parse_duration(age)
+            (None, Some(age), _) => crate::policy::parse_duration(age)
                 .map(PruneCutoff::OlderThan)
                 .ok_or_else(|| format!("--older-than {age:?} is not an age like 90d")),
-            (None, None) => Ok(PruneCutoff::Retention),
+            (None, None, Some(size)) => ByteSize::parse(size)
+                .map(PruneCutoff::KeepSize)
+                .map_err(|e| format!("--keep-size {e}")),
+            (None, None, None) => Ok(PruneCutoff::Retention),
         }
     }
 }
@@ -72,6 +84,9 @@ pub struct PruneOutcome {
     pub removed: i64,
     /// The checkpoint the trail now starts after, if it was ever pruned.
     pub pruned: Option<AuditPruned>,
+    /// The bytes the kept records hold now, the pruning's own record
+    /// included ([`super::audit_retention`] says how they are counted).
+    pub kept_bytes: i64,
 }
 
 impl Vault {
@@ -84,19 +99,24 @@ impl Vault {
     pub fn prune_audit(&mut self, actor: &Principal, cutoff: PruneCutoff) -> Result<PruneOutcome> {
         require_operator(actor, "prune the audit trail")?;
         let now = store::now_ms();
-        let before_ms = match cutoff {
-            PruneCutoff::Before(ms) => ms,
-            PruneCutoff::OlderThan(age) => now.saturating_sub(age.as_millis() as i64),
+        let (before_ms, keep) = match cutoff {
+            PruneCutoff::Before(ms) => (Some(ms), None),
+            PruneCutoff::OlderThan(age) => (Some(now.saturating_sub(age.as_millis() as i64)), None),
+            PruneCutoff::KeepSize(size) => (None, Some(size)),
             PruneCutoff::Retention => {
-                let age = self.audit_retention()?.ok_or_else(|| Error::Refused {
-                    reason: "no audit retention is set: give --before DATE or --older-than \
-                                 AGE, or set a default with `vault audit retention 90d`"
+                let policy = self.audit_retention()?.ok_or_else(|| Error::Refused {
+                    reason: "no audit retention is set: give --before DATE, --older-than \
+                                 AGE or --keep-size SIZE, or set a default with `vault audit \
+                                 retention 90d` (or 100MB)"
                         .into(),
                 })?;
-                now.saturating_sub(age.as_millis() as i64)
+                let before = policy
+                    .age
+                    .map(|age| now.saturating_sub(age.as_millis() as i64));
+                (before, policy.size)
             }
         };
-        if before_ms > now {
+        if before_ms.is_some_and(|ms| ms > now) {
             return Err(Error::Refused {
                 reason: "the cutoff is in the future; pruning removes only records already written"
                     .into(),
@@ -113,7 +133,15 @@ impl Vault {
         let key = self.audit_key_existing()?;
         let tx = self.store.write(actor)?;
         let base = audit_pruned::get(&tx)?.map_or(0, |p| p.through_seq);
-        let through = audit_pruned::prefix_before(&tx, base, before_ms)?;
+        let by_age = match before_ms {
+            Some(ms) => audit_pruned::prefix_before(&tx, base, ms)?,
+            None => base,
+        };
+        let by_size = match keep {
+            Some(size) => audit_pruned::prefix_over_size(&tx, base, clamp(size.0))?,
+            None => base,
+        };
+        let through = by_age.max(by_size);
         let removed = if through > base {
             let last = store::audit::list_after(&tx, through - 1, 1)?
                 .into_iter()
@@ -129,11 +157,18 @@ impl Vault {
                 pruned_at_ms: now,
             };
             let n = audit_pruned::cut(&tx, &row)?;
+            let why: Vec<String> = [
+                before_ms.map(|ms| format!("before {ms} ms")),
+                keep.map(|size| format!("beyond the newest {} bytes", size.0)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             let target = format!(
-                "records {}..={} (before {} ms)",
+                "records {}..={} ({})",
                 base + 1,
                 row.through_seq,
-                before_ms
+                why.join(", ")
             );
             self.audit_in(
                 &tx,
@@ -151,6 +186,7 @@ impl Vault {
         Ok(PruneOutcome {
             removed,
             pruned: self.audit_pruned()?,
+            kept_bytes: audit_pruned::kept_bytes(&self.store)?,
         })
     }
 
@@ -189,51 +225,49 @@ impl Vault {
         )))
     }
 
-    /// The default age `vault audit prune` removes, if one is set.
+    /// The default `vault audit prune` applies, if one is set.
     ///
     /// # Errors
     /// The setting's row tag does not verify, or it does not parse.
-    pub fn audit_retention(&self) -> Result<Option<Duration>> {
+    pub fn audit_retention(&self) -> Result<Option<AuditRetention>> {
         let Some(text) = settings::get(&self.store, &self.rows, RETENTION)? else {
             return Ok(None);
         };
-        crate::policy::parse_duration(&text)
+        AuditRetention::parse(&[&text])
             .map(Some)
-            .ok_or_else(|| Error::Integrity {
-                what: format!("the setting {RETENTION} ({text:?} is not an age)"),
+            .map_err(|_| Error::Integrity {
+                what: format!("the setting {RETENTION} ({text:?} is not an age or size)"),
             })
     }
 
-    /// Sets (or with `None` clears) the default age `vault audit prune` removes.
+    /// Sets (or with `None` clears) the default `vault audit prune` applies.
     ///
     /// # Errors
-    /// Not the operator; an age that does not parse or is under a day.
-    pub fn set_audit_retention(&mut self, actor: &Principal, age: Option<&str>) -> Result<()> {
+    /// Not the operator.
+    pub fn set_audit_retention(
+        &mut self,
+        actor: &Principal,
+        retention: Option<AuditRetention>,
+    ) -> Result<()> {
         require_operator(actor, "set the audit retention")?;
-        if let Some(text) = age {
-            match crate::policy::parse_duration(text) {
-                Some(d) if d >= Duration::from_secs(86_400) => {}
-                _ => {
-                    return Err(Error::Refused {
-                        reason: format!(
-                            "audit retention {text:?}: give an age of a day or more, like 90d"
-                        ),
-                    })
-                }
-            }
-        }
+        let text = retention.map(|r| r.to_string());
         let tx = self.store.write(actor)?;
-        settings::set(&tx, &self.rows, RETENTION, age)?;
+        settings::set(&tx, &self.rows, RETENTION, text.as_deref())?;
         self.audit_in(
             &tx,
             actor,
             None,
             AuditAction::AuditRetention,
-            age,
+            text.as_deref(),
             AuditOutcome::Ok,
         )?;
         tx.commit()
     }
+}
+
+/// A size as the store's signed 64-bit integers hold it.
+fn clamp(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
 fn checkpoint_input(seq: i64, chain: &[u8], through_at_ms: i64, pruned_at_ms: i64) -> Vec<u8> {
@@ -268,19 +302,25 @@ mod tests {
 
     #[test]
     fn the_prune_flags_pick_one_cutoff_and_name_a_bad_one() {
-        let before = PruneCutoff::from_flags(Some("1970-01-01T00:00:01Z"), Some("1d"));
+        let before = PruneCutoff::from_flags(Some("1970-01-01T00:00:01Z"), Some("1d"), None);
         assert!(matches!(before, Ok(PruneCutoff::Before(1000))));
-        let age = PruneCutoff::from_flags(None, Some("1h30m"));
+        let age = PruneCutoff::from_flags(None, Some("1h30m"), None);
         assert!(matches!(age, Ok(PruneCutoff::OlderThan(d)) if d.as_secs() == 5400));
         assert!(matches!(
-            PruneCutoff::from_flags(None, None),
+            PruneCutoff::from_flags(None, None, None),
             Ok(PruneCutoff::Retention)
         ));
-        let e = PruneCutoff::from_flags(Some("yesterday"), None).unwrap_err();
+        let e = PruneCutoff::from_flags(Some("yesterday"), None, None).unwrap_err();
         assert!(
             e.contains("--before \"yesterday\" is not an RFC 3339 time"),
             "{e}"
         );
-        assert!(PruneCutoff::from_flags(None, Some("soon")).is_err());
+        assert!(PruneCutoff::from_flags(None, Some("soon"), None).is_err());
+        let size = PruneCutoff::from_flags(None, None, Some("2MB"));
+        assert!(matches!(size, Ok(PruneCutoff::KeepSize(s)) if s.0 == 2_000_000));
+        for bad in ["0MB", "0", "lots", "12"] {
+            let e = PruneCutoff::from_flags(None, None, Some(bad)).unwrap_err();
+            assert!(e.starts_with("--keep-size "), "{bad}: {e}");
+        }
     }
 }
