@@ -226,3 +226,28 @@ fn a_pem_key_written_as_concatenated_string_literals_is_found() {
     assert_eq!(f.len(), 1, "{text}: {f:?}");
     assert_eq!(f[0].0, "private-key.pem");
 }
+
+// Azure DevOps PATs: the 84-character format carries the signature `AZDO` at positions
+// 77-80 and is found alone (Microsoft's published example, a counting run, is not); the
+// 52-character format (base32) only under a name for it, `personalAccessToken` included.
+#[test]
+fn azure_devops_pats_of_both_formats_are_found() {
+    let pat = format!(
+        "{}AZDO{}",
+        random_chars(BASE62, 76),
+        random_chars(BASE62, 4)
+    );
+    assert_only(
+        &format!("AZURE_DEVOPS_EXT_PAT={pat}\n"),
+        &pat,
+        "azure-devops.pat",
+    );
+    assert_none("PAT = \"abcdefghijklmnopqrstuvwxyz012345679ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnoAZDOabcd\"\n");
+    let legacy = random_chars(b"abcdefghijklmnopqrstuvwxyz234567", 52);
+    for text in [
+        format!("var personalAccessToken = \"{legacy}\";\n"),
+        format!("AZURE_DEVOPS_PAT={legacy}\n"),
+    ] {
+        assert_only(&text, &legacy, "azure-devops.keyed");
+    }
+}
