@@ -417,6 +417,9 @@ const IDENTIFIERS: &[&str] = &[
     "Snowflake Username",
     "SonarQube Host",
     "Spotify API ID",
+    // Square's `sq0idp-` application id: public, it is passed to the Web Payments SDK in the
+    // browser (the secrets are the `EAAA` access token and the `sq0csp-` OAuth secret).
+    "Squareup API Key",
     "Twilio API ID",
     "Twitter Client ID",
 ];

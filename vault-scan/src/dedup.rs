@@ -6,8 +6,10 @@ use crate::engine::{Hit, GENERIC};
 /// One value, one finding. A generic hit (an assignment, a header, prose) whose value
 /// overlaps a provider's hit, or an earlier generic hit, says nothing the other does not
 /// (`API_KEY="sk-proj-..."` is an OpenAI key, not also a generic one); of provider hits on
-/// the very same bytes (a format rule and a keyed rule), the format rule's is kept. `hits`
-/// is sorted by start.
+/// the same value (a format rule and a keyed rule), the format rule's is kept, and a keyed
+/// hit on part of a format hit of its provider is that value cut short (a Salesforce
+/// token's org id, where the keyed rule's value stops at its `!`). `hits` is sorted by
+/// start.
 pub(crate) fn drop_generic_duplicates(hits: &mut Vec<Hit>) {
     // Lower is preferred: a format rule, then a keyed one, then a generic one.
     let rank = |h: &Hit| match () {
@@ -29,9 +31,11 @@ pub(crate) fn drop_generic_duplicates(hits: &mut Vec<Hit>) {
             // Different providers on the same bytes (a Gemini key is a Google API key) are
             // each kept: each names who to rotate it with.
             let same = |s: usize, e: usize, p: &str| (s, e) == (h.start, h.end) && p == h.provider;
+            let within =
+                |s: usize, e: usize, p: &str| s <= h.start && h.end <= e && p == h.provider;
             let better = specific
                 .iter()
-                .any(|(s, e, k, p)| same(*s, *e, p) && *k < r);
+                .any(|(s, e, k, p)| within(*s, *e, p) && *k < r);
             if better || kept_spans.iter().any(|(s, e, p)| same(*s, *e, p)) {
                 return false;
             }

@@ -23,9 +23,16 @@ pub(crate) fn generic_value_is_code(data: &[u8], start: usize, end: usize) -> bo
         return true;
     }
     // A dotted path of identifiers: `self.password`, `base64.b64decode`,
-    // `x25519.X25519PrivateKey`, `config.db.password`.
+    // `x25519.X25519PrivateKey`, `config.db.password`. Not a token in dotted parts whose
+    // parts read as random (`<36 random>.<72 random>.<24 random>`, Eden AI's keys and
+    // JWT-like tokens): a long part that changes character class at about every other byte
+    // is no name.
     let segments: Vec<&[u8]> = v.split(|&b| b == b'.').collect();
-    if segments.len() >= 2 && segments.iter().all(|s| is_identifier(s)) {
+    let random_part = |s: &&[u8]| s.len() >= 16 && class_changes(s) * 4 >= s.len();
+    if segments.len() >= 2
+        && segments.iter().all(|s| is_identifier(s))
+        && !segments.iter().any(random_part)
+    {
         return true;
     }
     // One identifier in snake_case or CamelCase (`generate_private_key`,
@@ -379,6 +386,11 @@ mod tests {
 
     #[test]
     fn random_values_are_not_code() {
+        // Dotted, but every part random: a token, not a path.
+        assert!(!code(
+            "edenai_token = Zx7wLp2Vb8Nc4Rs6Yh1Ju5Kq9Tm3.Wd0Gf6Hs8Jk2Lq4Zp7Xc9Vb1",
+            "Zx7wLp2Vb8Nc4Rs6Yh1Ju5Kq9Tm3.Wd0Gf6Hs8Jk2Lq4Zp7Xc9Vb1"
+        ));
         assert!(!code(
             "api_key = \"Zx7wLp2Vb8Nc4Rs6Yh1Ju5Kq\"",
             "Zx7wLp2Vb8Nc4Rs6Yh1Ju5Kq"

@@ -4,6 +4,7 @@ mod badinput;
 mod corpus;
 mod equivalence;
 mod escapes;
+mod formats;
 mod known;
 mod malformed;
 mod misses;
