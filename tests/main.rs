@@ -23,6 +23,7 @@ mod operator_output;
 mod operator_rest;
 mod ops;
 mod postgres;
+mod postgres_known;
 mod postgres_servers;
 mod precommit;
 mod rotation;

@@ -133,7 +133,7 @@ impl Location {
 
     /// The existing store, migrated (SQLite) or checked to be at this
     /// build's schema (PostgreSQL).
-    pub(super) fn open_store(&self) -> Result<store::Backing> {
+    pub(crate) fn open_store(&self) -> Result<store::Backing> {
         match self {
             Location::Dir(dir) => {
                 let db_path = dir.join(DB_FILE);
