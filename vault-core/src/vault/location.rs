@@ -147,13 +147,14 @@ impl Location {
                 Ok(store::Backing::Sqlite(store::Sqlite::open(&db_path)?))
             }
             Location::Postgres { url, .. } => {
-                self.make_dir()?;
                 let pg = store::pg::Postgres::open(url, None)?;
                 if !store::header::exists(&pg)? {
                     return Err(Error::NoVault {
                         path: PathBuf::from(url),
                     });
                 }
+                // made once a vault is there: a failed open leaves no directory behind
+                self.make_dir()?;
                 pg.refuse_owner()?;
                 self.bind_vault_id(&store::header::read(&pg)?.vault_id)?;
                 Ok(store::Backing::Postgres(pg))
