@@ -12,6 +12,7 @@ fn json(out: &assert_cmd::assert::Assert) -> serde_json::Value {
 
 #[test]
 fn audit_log_and_verify_through_the_cli() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/A", "canary-audit-value");

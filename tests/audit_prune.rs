@@ -96,6 +96,7 @@ fn pruning_by_the_retention_default_keeps_the_rest_verifiable_and_says_where_it_
 
 #[test]
 fn a_moved_or_deleted_checkpoint_or_a_deleted_first_record_breaks_verify() {
+    sqlite_only!(SqliteOnly::Tamper);
     // issue 19, Missing: the prune checkpoint cannot hide deleted records
     let (env, old) = vault_with_old_records();
     env.vault(&["audit", "prune", "--older-than", "1d"])
@@ -151,6 +152,7 @@ fn a_moved_or_deleted_checkpoint_or_a_deleted_first_record_breaks_verify() {
 
 #[test]
 fn a_broken_trail_is_never_pruned_and_a_future_cutoff_is_refused() {
+    sqlite_only!(SqliteOnly::Tamper);
     // issue 19, Missing: pruning does not destroy evidence
     let (env, _old) = vault_with_old_records();
     let out = env

@@ -1,4 +1,11 @@
-//! A throwaway vault per test and a way to run the real binary against it.
+//! A throwaway vault per test and a way to run the real binary against it,
+//! on the backend of the test binary: `e2e` (main.rs) keeps each vault in its
+//! SQLite file, `e2e_pg` (main_pg.rs) runs the same tests with each [`Env`]
+//! on a PostgreSQL database of its own (issue 20: "the same tests,
+//! parametrised"), on one cluster shared by the whole run
+//! (`vault_testpg::TestDb::create_run_wide`). Every `vault` an Env runs then
+//! has `VAULT_DATABASE_URL` (the password in a passfile, never argv); a test
+//! about the SQLite file itself says so with [`sqlite_only!`].
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -8,11 +15,79 @@ use tempfile::TempDir;
 
 pub const PASSPHRASE: &str = "test passphrase, long enough";
 
-/// A temp dir holding a vault directory and a passphrase file.
+/// Where a test binary's vaults keep their data.
+#[allow(dead_code)] // each binary names one
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `vault.db` in the vault directory.
+    Sqlite,
+    /// A database of its own per [`Env`] on the run's cluster.
+    Postgres,
+}
+
+/// Whether this binary runs its vaults on PostgreSQL.
+pub fn on_postgres() -> bool {
+    crate::BACKEND == Backend::Postgres
+}
+
+/// Why a test runs on SQLite only: it is about the file itself.
+#[allow(dead_code)] // the reasons in use vary as tests move
+#[derive(Clone, Copy, Debug)]
+pub enum SqliteOnly {
+    /// It reads or changes `vault.db` (its bytes, modes, WAL) directly.
+    File,
+    /// A crash trial over SQLite's journal and fsync.
+    CrashTrial,
+    /// `vault backup|restore`: SQLite's online backup API and files.
+    Backup,
+    /// It edits rows under the vault with rusqlite to prove tamper checks.
+    Tamper,
+    /// It proves the in-process cache SQLite's change stamp keeps.
+    Cache,
+}
+
+impl std::fmt::Display for SqliteOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SqliteOnly::File => "it is about the SQLite file itself",
+            SqliteOnly::CrashTrial => "a crash trial of SQLite's journal",
+            SqliteOnly::Backup => "backup and restore of the SQLite file",
+            SqliteOnly::Tamper => "it edits the SQLite file's rows directly",
+            SqliteOnly::Cache => "it proves SQLite's change-stamp cache",
+        })
+    }
+}
+
+/// `true` (said on stderr) when this binary runs on PostgreSQL, where a test
+/// marked [`sqlite_only!`] does not apply.
+#[allow(dead_code)]
+pub fn skip_on_postgres(why: SqliteOnly) -> bool {
+    if on_postgres() {
+        eprintln!("NOT ON POSTGRESQL: {why}");
+    }
+    on_postgres()
+}
+
+/// Returns from the test on the PostgreSQL backend, saying why
+/// (`sqlite_only!(SqliteOnly::File)`).
+macro_rules! sqlite_only {
+    ($why:expr) => {
+        if $crate::common::skip_on_postgres($why) {
+            return;
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use sqlite_only;
+
+/// A temp dir holding a vault directory and a passphrase file, and on the
+/// PostgreSQL backend the vault's database.
 pub struct Env {
     pub dir: TempDir,
     pub home: PathBuf,
     pub passfile: PathBuf,
+    /// The database every `vault` of this Env uses (PostgreSQL backend).
+    pub pg: Option<vault_testpg::TestDb>,
 }
 
 impl Env {
@@ -22,10 +97,22 @@ impl Env {
         let home = dir.path().join("vault");
         let passfile = dir.path().join("pass");
         write_private(&passfile, &format!("{PASSPHRASE}\n"));
+        // without PostgreSQL (outside CI, where this fails) the Env stays on SQLite
+        let pg = on_postgres()
+            .then(|| vault_testpg::TestDb::create_run_wide(env!("CARGO_TARGET_TMPDIR")))
+            .flatten();
+        if let Some(db) = &pg {
+            // nextest runs each test in a process of its own: the first Env's
+            // database is the process's too, so a `vault` a test starts itself
+            // (with only VAULT_HOME set) reaches that Env's vault
+            static FIRST: std::sync::Once = std::sync::Once::new();
+            FIRST.call_once(|| std::env::set_var("VAULT_DATABASE_URL", db.url()));
+        }
         Env {
             dir,
             home,
             passfile,
+            pg,
         }
     }
 
@@ -35,7 +122,45 @@ impl Env {
         env.vault(&["init", "--kdf-memory-mib", "64", "--kdf-iterations", "3"])
             .assert()
             .success();
+        if let Some(db) = &env.pg {
+            // as README's "Running on PostgreSQL" says after `vault init --database`
+            db.grant_server();
+        }
         env
+    }
+
+    /// The `VAULT_DATABASE_URL` for `vault ARGS` on the PostgreSQL backend:
+    /// `vault init` runs as the database's owner (it creates the schema),
+    /// everything else as the server role, which owns nothing.
+    pub fn database_url(&self, args: &[&str]) -> Option<String> {
+        let db = self.pg.as_ref()?;
+        let mut rest = args.iter();
+        let command = loop {
+            match rest.next() {
+                Some(&"--passphrase-file" | &"--database") => {
+                    rest.next();
+                }
+                Some(a) if a.starts_with('-') => {}
+                other => break other,
+            }
+        };
+        Some(match command {
+            Some(&"init") => db.owner_url(),
+            _ => db.url(),
+        })
+    }
+
+    /// Where this Env's vault is, for a test opening it in-process.
+    pub fn location(&self) -> vault_core::Location {
+        vault_core::Location::new(self.home.clone(), self.pg.as_ref().map(|db| db.url()))
+    }
+
+    /// Points `cmd` (a `vault` with `args`) at this Env's database, if it has one.
+    pub fn on_backend<C: EnvSetter>(&self, cmd: &mut C, args: &[&str]) {
+        match self.database_url(args) {
+            Some(url) => cmd.set_env("VAULT_DATABASE_URL", &url),
+            None => cmd.remove_env("VAULT_DATABASE_URL"),
+        }
     }
 
     /// `vault ARGS` with this env's VAULT_HOME and passphrase file, and nothing
@@ -52,6 +177,7 @@ impl Env {
             .env_remove("HERMES_HOME")
             .env_remove("OPENCLAW_STATE_DIR")
             .timeout(std::time::Duration::from_secs(60));
+        self.on_backend(&mut cmd, args);
         cmd
     }
 
@@ -103,11 +229,34 @@ impl Env {
         self.home.join("vault.db")
     }
 
-    /// Bytes of every file in the vault directory, concatenated.
+    /// Bytes of every file in the vault directory, concatenated; on
+    /// PostgreSQL also every row of every table of the vault's database, as
+    /// `COPY ... (FORMAT binary)` gives them (bytea columns raw, not hex), so
+    /// "no byte of the vault holds X" reads what the database stores.
     pub fn all_bytes(&self) -> Vec<u8> {
+        use std::io::Read;
         let mut all = Vec::new();
         for entry in std::fs::read_dir(&self.home).unwrap() {
             all.extend(std::fs::read(entry.unwrap().path()).unwrap());
+        }
+        if let Some(db) = &self.pg {
+            let mut admin = db.admin_client();
+            let tables = admin
+                .query(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' ORDER BY 1",
+                    &[],
+                )
+                .unwrap();
+            assert!(!tables.is_empty(), "the vault's database has no tables");
+            for t in tables {
+                let table: String = t.get(0);
+                let copy = format!("COPY \"{table}\" TO STDOUT (FORMAT binary)");
+                admin
+                    .copy_out(copy.as_str())
+                    .unwrap()
+                    .read_to_end(&mut all)
+                    .unwrap();
+            }
         }
         all
     }
@@ -132,6 +281,7 @@ pub fn stderr_of(out: &assert_cmd::assert::Assert) -> String {
 
 /// A python3 that can `import dotenv`: the system one if it can, else a venv
 /// under the target dir with python-dotenv installed from PyPI (once per run).
+#[allow(dead_code)] // its tests are not all in e2e_pg
 pub fn python_with_dotenv() -> PathBuf {
     static PYTHON: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PYTHON
@@ -166,10 +316,35 @@ pub fn python_with_dotenv() -> PathBuf {
         .clone()
 }
 
+/// Setting a child's environment, for [`Env::on_backend`] on either kind of command.
+pub trait EnvSetter {
+    fn set_env(&mut self, key: &str, value: &str);
+    fn remove_env(&mut self, key: &str);
+}
+
+impl EnvSetter for std::process::Command {
+    fn set_env(&mut self, key: &str, value: &str) {
+        self.env(key, value);
+    }
+    fn remove_env(&mut self, key: &str) {
+        self.env_remove(key);
+    }
+}
+
+impl EnvSetter for Command {
+    fn set_env(&mut self, key: &str, value: &str) {
+        self.env(key, value);
+    }
+    fn remove_env(&mut self, key: &str) {
+        self.env_remove(key);
+    }
+}
+
 /// The real binary started in the background against this env, stdout piped.
 pub fn spawn_vault(env: &Env, args: &[&str]) -> std::process::Child {
-    std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"))
-        .args(args)
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("vault"));
+    env.on_backend(&mut cmd, args);
+    cmd.args(args)
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_AGENT_KEY")
         .env("VAULT_HOME", &env.home)

@@ -99,6 +99,7 @@ fn screenshots() -> PathBuf {
 
 #[test]
 fn the_console_works_in_a_real_browser_and_never_shows_a_value() {
+    sqlite_only!(SqliteOnly::File);
     // issue 17: "Proven in a real browser"
     if let Err(why) = browser_ready() {
         skip_or_fail_in_ci(&why);

@@ -50,6 +50,7 @@ fn round_trip_through_the_real_binary() {
 
 #[test]
 fn files_have_private_modes() {
+    sqlite_only!(SqliteOnly::File);
     let env = Env::new();
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&env.home), 0o700);
@@ -58,6 +59,7 @@ fn files_have_private_modes() {
 
 #[test]
 fn wrong_passphrase_exits_3_and_changes_nothing() {
+    sqlite_only!(SqliteOnly::File);
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/A", "kept");
@@ -112,6 +114,7 @@ fn offset_of(env: &Env, needle: &[u8]) -> usize {
 
 #[test]
 fn every_byte_of_the_stored_blob_flipped_on_disk_is_rejected() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.set("hermes/A", "flip-me");
@@ -141,6 +144,7 @@ fn every_byte_of_the_stored_blob_flipped_on_disk_is_rejected() {
 
 #[test]
 fn a_ciphertext_moved_to_another_row_is_rejected() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
     env.vault(&["agent", "add", "finance"]).assert().success();
@@ -163,11 +167,17 @@ fn a_ciphertext_moved_to_another_row_is_rejected() {
 fn no_file_in_the_vault_holds_the_passphrase_or_a_value() {
     let env = Env::new();
     env.vault(&["agent", "add", "hermes"]).assert().success();
-    // Hold a connection open so SQLite keeps the WAL file on disk between runs.
-    let holder = Connection::open(env.db()).unwrap();
-    holder
-        .query_row("SELECT count(*) FROM agents", [], |r| r.get::<_, i64>(0))
-        .unwrap();
+    // Hold a connection open so SQLite keeps the WAL file on disk between
+    // runs (on PostgreSQL all_bytes reads the database's rows instead).
+    let holder = env
+        .pg
+        .is_none()
+        .then(|| Connection::open(env.db()).unwrap());
+    if let Some(holder) = &holder {
+        holder
+            .query_row("SELECT count(*) FROM agents", [], |r| r.get::<_, i64>(0))
+            .unwrap();
+    }
     let values = ["canary-value-0001-ZXQ", "canary-value-0002-ZXQ"];
     for v in values {
         env.set("hermes/A", v);
@@ -185,7 +195,7 @@ fn no_file_in_the_vault_holds_the_passphrase_or_a_value() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert!(
-        files.iter().any(|f| f.to_string_lossy().ends_with("-wal")),
+        env.pg.is_some() || files.iter().any(|f| f.to_string_lossy().ends_with("-wal")),
         "{files:?}"
     );
     let all = env.all_bytes();
@@ -311,6 +321,7 @@ fn missing_vault_exits_4_with_a_hint() {
 
 #[test]
 fn corrupt_header_and_corrupt_file_are_clear_errors() {
+    sqlite_only!(SqliteOnly::File);
     let env = Env::new();
     let conn = Connection::open(env.db()).unwrap();
     conn.execute("UPDATE vault_header SET kdf_salt = x'00'", [])
@@ -346,6 +357,7 @@ fn corrupt_header_and_corrupt_file_are_clear_errors() {
 
 #[test]
 fn a_kdf_header_above_the_ceiling_is_refused_before_deriving() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = Env::new();
     let conn = Connection::open(env.db()).unwrap();
     conn.execute("UPDATE vault_header SET kdf_memory_kib = 1073741824", [])
@@ -357,6 +369,7 @@ fn a_kdf_header_above_the_ceiling_is_refused_before_deriving() {
 
 #[test]
 fn a_database_from_a_newer_schema_is_refused() {
+    sqlite_only!(SqliteOnly::File);
     let env = Env::new();
     let conn = Connection::open(env.db()).unwrap();
     conn.pragma_update(None, "user_version", 999).unwrap();
@@ -369,6 +382,7 @@ fn a_database_from_a_newer_schema_is_refused() {
 
 #[test]
 fn loose_permissions_are_refused_with_the_fix() {
+    sqlite_only!(SqliteOnly::File);
     let env = Env::new();
     std::fs::set_permissions(&env.home, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = env.vault(&["ls"]).assert().code(2);

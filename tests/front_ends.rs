@@ -247,9 +247,11 @@ fn a_rotation_the_cli_resumes_notifies_as_the_server_does() {
 fn an_embedded_server_sees_a_revocation_made_by_another_vault_process_within_a_second() {
     // issue 14, done-when 4: the library's refresher, against a real `vault keys revoke`
     let (env, mkey, _) = setup();
-    let vault =
-        vault_core::Vault::unlock(&env.home, &vault_core::SecretString::new(PASSPHRASE.into()))
-            .unwrap();
+    let vault = vault_core::Vault::unlock_at(
+        &env.location(),
+        &vault_core::SecretString::new(PASSPHRASE.into()),
+    )
+    .unwrap();
     let serving = vault_server::Server::builder()
         .listen(vault_server::Listen::parse("127.0.0.1:0").unwrap())
         .admin_token_file(env.dir.path().join("embedded-admin-token"))

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::common::{stdout_of, wait_bounded};
+use crate::common::{sqlite_only, stdout_of, wait_bounded, SqliteOnly};
 use crate::upstream::*;
 
 // issue 16, draft-only: a held POST waits, shows agent, method, host, path and
@@ -176,6 +176,7 @@ fn a_request_held_when_the_server_dies_is_never_sent_later() {
 // passphrase (no valid row tag) sends nothing
 #[test]
 fn an_approval_forged_in_the_database_sends_nothing() {
+    sqlite_only!(SqliteOnly::Tamper);
     let s = Setup::start("");
     let key = s.issue("hermes-key", "hermes");
     let held = spawn(s.curl_cmd(&key, &["-X", "POST", "--data", CHARGE], "/v1/charges"));

@@ -1,5 +1,9 @@
 //! End-to-end tests: the real `vault` binary, real vault directories, real
-//! SQLite files. One test binary, topic modules (ripgrep's layout).
+//! SQLite files. One test binary, topic modules (ripgrep's layout). The same
+//! modules run on PostgreSQL in `e2e_pg` (main_pg.rs).
+
+/// The backend every [`common::Env`] of this binary keeps its vault on.
+pub const BACKEND: common::Backend = common::Backend::Sqlite;
 
 mod audit;
 mod audit_prune;
@@ -24,6 +28,7 @@ mod operator_output;
 mod operator_rest;
 mod ops;
 mod postgres;
+mod postgres_known;
 mod postgres_servers;
 mod precommit;
 mod rotation;

@@ -131,6 +131,8 @@ fn in_remote_mode_local_only_commands_say_so_and_from_token_attenuates_over_the_
     let out = env
         .vault(&["ls"])
         .env("VAULT_HOME", &nowhere)
+        // nowhere means no vault at all, not the database (PostgreSQL backend)
+        .env_remove("VAULT_DATABASE_URL")
         .env("VAULT_ADDR", &server.base)
         .assert()
         .code(2);

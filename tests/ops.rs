@@ -30,6 +30,7 @@ fn issue(env: &Env, name: &str, agent: &str) -> String {
 // issue 19, backup and restore
 #[test]
 fn a_backup_taken_while_a_server_writes_restores_the_latest_committed_value() {
+    sqlite_only!(SqliteOnly::Backup);
     let (env, key, _) = crate::server::setup();
     let server = crate::server::start_with(&env, &["--listen", "127.0.0.1:0"]);
     // The server writes an audit record per mint the whole time.
@@ -101,6 +102,7 @@ fn a_backup_taken_while_a_server_writes_restores_the_latest_committed_value() {
 // issue 19, backup and restore
 #[test]
 fn restore_without_force_over_an_existing_vault_refuses_and_changes_nothing() {
+    sqlite_only!(SqliteOnly::Backup);
     let env = Env::new();
     env.vault(&["agent", "add", "a"]).assert().success();
     env.set("a/X", "before");
@@ -122,6 +124,7 @@ fn restore_without_force_over_an_existing_vault_refuses_and_changes_nothing() {
 // issue 19, backup and restore
 #[test]
 fn a_corrupted_or_tampered_backup_is_refused_with_exit_2_and_nothing_changes() {
+    sqlite_only!(SqliteOnly::Backup);
     let env = Env::new();
     env.vault(&["agent", "add", "a"]).assert().success();
     env.set("a/X", "current");
@@ -192,6 +195,7 @@ fn a_corrupted_or_tampered_backup_is_refused_with_exit_2_and_nothing_changes() {
 // issue 19, backup and restore: revoked since the backup comes back revoked, never live
 #[test]
 fn restore_keeps_keys_revoked_since_the_backup_revoked_and_names_what_was_lost() {
+    sqlite_only!(SqliteOnly::Backup);
     let env = Env::new();
     env.vault(&["agent", "add", "a"]).assert().success();
     env.set("a/X", "v1");
@@ -260,6 +264,7 @@ fn restore_keeps_keys_revoked_since_the_backup_revoked_and_names_what_was_lost()
 // issue 19, backup: a new 0600 file, never over a file or through a symlink
 #[test]
 fn backup_never_overwrites_a_file_or_writes_through_a_symlink() {
+    sqlite_only!(SqliteOnly::Backup);
     let env = Env::new();
     let existing = env.dir.path().join("existing");
     write_private(&existing, "keep me\n");
@@ -573,6 +578,7 @@ fn the_systemd_units_pass_systemd_analyze_verify() {
 // current vault's revocations from being carried over (it is read, not unlocked)
 #[test]
 fn restore_after_a_passphrase_change_still_keeps_revoked_keys_revoked() {
+    sqlite_only!(SqliteOnly::Backup);
     let env = Env::new();
     env.vault(&["agent", "add", "a"]).assert().success();
     let leaked = issue(&env, "leaked-key", "a");

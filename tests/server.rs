@@ -17,6 +17,7 @@ pub(crate) fn start_with(env: &Env, args: &[&str]) -> Server {
         .args(args)
         .env("VAULT_HOME", &env.home)
         .env("VAULT_PASSPHRASE_FILE", &env.passfile);
+    env.on_backend(&mut server, &["server"]);
     let (admin_file, stderr) = (
         env.dir.path().join("admin-token"),
         env.dir.path().join("server.stderr"),

@@ -44,6 +44,7 @@ fn refused_as_tampered(out: &assert_cmd::assert::Assert) {
 // issue 13, finding 2
 #[test]
 fn a_widened_policy_is_refused_and_serves_nothing() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     tamper(
         &env,
@@ -66,6 +67,7 @@ fn a_widened_policy_is_refused_and_serves_nothing() {
 // issue 13, finding 2
 #[test]
 fn a_reinstated_or_extended_key_is_refused() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     let key = stdout_of(&env.vault(&["issue", "hermes-key"]).assert().success())
         .trim()
@@ -108,6 +110,7 @@ fn a_reinstated_or_extended_key_is_refused() {
 // issue 13, finding 2
 #[test]
 fn a_rolled_back_current_version_serves_no_value() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     tamper(
         &env,
@@ -121,6 +124,7 @@ fn a_rolled_back_current_version_serves_no_value() {
 // issue 13, finding 2
 #[test]
 fn an_inserted_or_changed_rotation_command_never_runs() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     let marker = env.dir.path().join("ran");
     let evil = format!("touch {}", marker.display());
@@ -160,6 +164,7 @@ fn an_inserted_or_changed_rotation_command_never_runs() {
 // issue 13, finding 2
 #[test]
 fn a_changed_notify_command_never_runs() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     let marker = env.dir.path().join("notified");
     env.vault(&["notify", "set", "--command", "true"])
@@ -182,6 +187,7 @@ fn a_changed_notify_command_never_runs() {
 // issue 13, finding 2
 #[test]
 fn a_lowered_encryption_counter_refuses_writes() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     tamper(&env, "UPDATE vault_header SET dek_encryptions = 1");
     let out = env
@@ -196,6 +202,7 @@ fn a_lowered_encryption_counter_refuses_writes() {
 // issue 13, finding 8
 #[test]
 fn a_wiped_audit_trail_does_not_verify_and_no_fresh_chain_starts() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     tamper(&env, "DELETE FROM audit_log; DELETE FROM audit_head");
     let out = env.vault(&["audit", "verify"]).assert().code(1);
@@ -207,6 +214,7 @@ fn a_wiped_audit_trail_does_not_verify_and_no_fresh_chain_starts() {
 // issue 13, finding 8
 #[test]
 fn a_cut_audit_tail_does_not_verify() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     tamper(
         &env,
@@ -219,6 +227,7 @@ fn a_cut_audit_tail_does_not_verify() {
 // issue 13, finding 19
 #[test]
 fn after_passwd_new_data_key_an_old_copy_of_the_header_opens_nothing() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     let saved = env.dir.path().join("saved-header.db");
     tamper(&env, &format!("VACUUM INTO '{}'", saved.display()));
@@ -260,6 +269,7 @@ fn after_passwd_new_data_key_an_old_copy_of_the_header_opens_nothing() {
 // issue 13, finding 21
 #[test]
 fn after_rm_the_wal_holds_neither_the_name_nor_the_fingerprint() {
+    sqlite_only!(SqliteOnly::Tamper);
     let env = setup();
     env.set("hermes/DELETED_NAME_ZQ9", "a-value-to-forget-0001");
     let conn = Connection::open(env.db()).unwrap();

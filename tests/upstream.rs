@@ -584,6 +584,7 @@ impl Setup {
             .env("VAULT_PASSPHRASE_FILE", &self.env.passfile)
             .env("HOME", self.env.dir.path().join("home"))
             .env("VAULT_BROKER", &self.broker);
+        self.env.on_backend(&mut cmd, &["run"]);
         cmd
     }
 

@@ -129,6 +129,24 @@ impl KnownCredentials {
         KnownCredentials::from_store(&conn)
     }
 
+    /// Loads from the vault at `location`, without the passphrase: the
+    /// SQLite file read-only ([`KnownCredentials::load`]), or the PostgreSQL
+    /// database through its store, read as the operator (its fingerprints and
+    /// key hashes are not sealed, so no unlock is needed). A vault on
+    /// PostgreSQL has no `vault.db`: reading only the file saw no known
+    /// credentials there, so scans and the broker missed its leaks.
+    ///
+    /// # Errors
+    /// [`Error::NoVault`], permission, connection and database errors.
+    pub fn load_at(location: &crate::Location) -> Result<KnownCredentials> {
+        match location {
+            crate::Location::Dir(dir) => KnownCredentials::load(dir),
+            crate::Location::Postgres { .. } => {
+                KnownCredentials::from_store(&*location.open_store()?)
+            }
+        }
+    }
+
     /// Loads from an open vault, through its store: what a server on
     /// PostgreSQL scans with (it has no `vault.db` to open). The open vault's
     /// schema is current; the reads run as the operator, who holds it.

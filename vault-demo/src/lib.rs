@@ -99,6 +99,9 @@ impl Tour<'_> {
             .env("VAULT_PASSPHRASE_FILE", &self.passfile)
             .env_remove("VAULT_AGENT_KEY")
             .env_remove("VAULT_ADDR")
+            // the tour's vault is a throwaway SQLite file, never the
+            // operator's database (issue 20)
+            .env_remove("VAULT_DATABASE_URL")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if stdin.is_some() {
                 Stdio::piped()
@@ -334,6 +337,7 @@ pub fn tour(exe: PathBuf, keep: bool, out: &mut dyn Write) -> Result<Option<Path
         .args(["--broker", "127.0.0.1:0"])
         .env("VAULT_HOME", &home)
         .env("VAULT_PASSPHRASE_FILE", &tour.passfile)
+        .env_remove("VAULT_DATABASE_URL")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

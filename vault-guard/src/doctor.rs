@@ -45,7 +45,7 @@ fn runtime_env_files() -> Vec<PathBuf> {
 /// key in a file that is not one of its agent's registered targets will not
 /// be rewritten when the key rotates; a stored secret's value in a file
 /// defeats the vault; a provider secret the vault does not hold is unmanaged.
-/// `matcher` is the vault's ([`Matcher::try_load`]), if it could be read.
+/// `matcher` is the vault's ([`Matcher::try_load_at`]), if it could be read.
 ///
 /// # Errors
 /// Vault errors, or the scan rules do not load.

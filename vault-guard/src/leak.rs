@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use vault_core::known::{KnownCredentials, TokenIdentity};
-use vault_core::{LeakAction, SecretPath, SecretString, Vault};
+use vault_core::{LeakAction, Location, SecretPath, SecretString, Vault};
 use vault_scan::{KnownSecrets, ManagedInfo, Report};
 
 // The scanner looks for tokens as long as the vault mints: a shorter bound there lets a
@@ -45,9 +45,15 @@ impl Matcher {
     /// The vault's known credentials, read without the passphrase; `None`
     /// when there is no vault (provider rules still apply). A vault that
     /// cannot be read is logged (`tracing`) and scanned without; a front end
-    /// that tells a person so uses [`Matcher::try_load`].
+    /// that tells a person so uses [`Matcher::try_load_at`].
     pub fn load(home: &Path) -> Option<Matcher> {
-        Matcher::try_load(home).unwrap_or_else(|e| {
+        Matcher::load_at(&Location::Dir(home.to_owned()))
+    }
+
+    /// [`Matcher::load`] of the vault at `location`: its SQLite file, or its
+    /// PostgreSQL database (a vault there has no `vault.db`).
+    pub fn load_at(location: &Location) -> Option<Matcher> {
+        Matcher::try_load_at(location).unwrap_or_else(|e| {
             tracing::warn!("scanning without the vault's known credentials: {e}");
             None
         })
@@ -58,7 +64,16 @@ impl Matcher {
     /// # Errors
     /// The vault's files exist but cannot be read.
     pub fn try_load(home: &Path) -> vault_core::Result<Option<Matcher>> {
-        match KnownCredentials::load(home) {
+        Matcher::try_load_at(&Location::Dir(home.to_owned()))
+    }
+
+    /// [`Matcher::load_at`], with the reason a vault that exists could not
+    /// be read (a database that refuses the connection included).
+    ///
+    /// # Errors
+    /// The vault's files or database exist but cannot be read.
+    pub fn try_load_at(location: &Location) -> vault_core::Result<Option<Matcher>> {
+        match KnownCredentials::load_at(location) {
             Ok(known) => Ok(Some(Matcher::of(known))),
             Err(vault_core::Error::NoVault { .. }) => Ok(None),
             Err(e) => Err(e),

@@ -39,6 +39,34 @@ pub(crate) struct KnownCache {
     reloading: std::sync::atomic::AtomicBool,
 }
 
+impl KnownCache {
+    /// A cache holding the open vault's known credentials, read through its
+    /// store (either backend); empty when they cannot be read (the first
+    /// request then loads them).
+    pub(crate) fn loaded(
+        vault: &vault_core::Vault,
+        signer: &vault_core::TokenSigner,
+    ) -> KnownCache {
+        let m = Matcher::of_vault(vault)
+            .map_err(|e| {
+                tracing::warn!(
+                    "scanning outbound requests without the vault's known credentials: {e}"
+                )
+            })
+            .ok()
+            .map(|m| {
+                (
+                    Instant::now(),
+                    Arc::new(m.with_token_signer(signer.clone())),
+                )
+            });
+        KnownCache {
+            current: Mutex::new(m),
+            reloading: Default::default(),
+        }
+    }
+}
+
 impl VaultBackend {
     fn matcher(&self) -> Option<Arc<Matcher>> {
         let cache = &self.0.inner.egress_known;
@@ -72,8 +100,12 @@ impl VaultBackend {
     }
 }
 
+/// The vault's known credentials read on a connection of its own: its file,
+/// or its PostgreSQL database (a vault there has no `vault.db`, and reading
+/// only the file left the broker blind to its secrets and keys).
 fn load_matcher(state: &AppState) -> Option<Arc<Matcher>> {
-    Matcher::load(state.home()).map(|m| Arc::new(m.with_token_signer(state.inner.signer.clone())))
+    Matcher::load_at(&state.inner.location)
+        .map(|m| Arc::new(m.with_token_signer(state.inner.signer.clone())))
 }
 
 impl Backend for VaultBackend {

@@ -34,8 +34,9 @@ pub(crate) struct Inner {
     pub unknown_keys: Mutex<crate::denials::UnknownKeys>,
     /// Host names, besides loopback ones, that `/metrics` answers to.
     pub allowed_hosts: Vec<String>,
-    /// The vault directory (for the scanner's matcher, which reads it without the lock).
-    pub home: std::path::PathBuf,
+    /// Where the vault is (for the scanner's matcher, which reads its file or
+    /// database on a connection of its own, without the lock).
+    pub location: vault_core::Location,
     /// The built-in rules, compiled once on first use.
     pub scanner: std::sync::OnceLock<Arc<vault_scan::Scanner>>,
     /// The broker CA's certificate (PEM), when this server runs a broker.
@@ -74,6 +75,11 @@ impl AppState {
     pub fn new(mut vault: Vault, admin_token: SecretString) -> vault_core::Result<AppState> {
         let signer = vault.token_signer()?;
         let home = vault.dir().to_owned();
+        let location = vault.location().clone();
+        // Loaded here, off the async runtime: the broker's first request
+        // would otherwise open the database (PostgreSQL: a blocking connect)
+        // on it. Reloads run in `spawn_blocking` (broker.rs).
+        let known = crate::broker::KnownCache::loaded(&vault, &signer);
         let stamp = vault.others_commits()?.unwrap_or(NO_STAMP);
         let snapshot = vault.revocation_snapshot()?;
         Ok(AppState {
@@ -91,14 +97,14 @@ impl AppState {
                 request_timeout: crate::DEFAULT_REQUEST_TIMEOUT,
                 allowed_hosts: Vec::new(),
                 unknown_keys: Mutex::new(crate::denials::UnknownKeys::default()),
-                home,
+                location,
                 scanner: std::sync::OnceLock::new(),
                 broker_ca_pem: None,
                 console: crate::console::ConsoleState::default(),
                 tls: false,
                 accounting: None,
                 broker_addr: std::sync::OnceLock::new(),
-                egress_known: Default::default(),
+                egress_known: known,
             }),
         })
     }
@@ -166,7 +172,7 @@ impl AppState {
 
     /// The vault directory.
     pub(crate) fn home(&self) -> &std::path::Path {
-        &self.inner.home
+        self.inner.location.dir()
     }
 
     /// The compiled built-in scanner rules (compiled on first use: ~ms, not per request).

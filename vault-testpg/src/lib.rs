@@ -33,7 +33,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+mod run_wide;
 mod tls;
+use run_wide::Root;
 pub use tls::TestTls;
 
 pub use postgres;
@@ -96,8 +98,9 @@ pub fn pg_bin() -> Option<PathBuf> {
 /// A running throwaway cluster; stopped on drop.
 pub struct Cluster {
     bin: PathBuf,
-    // the data directory and the socket live under it; removed after the stop
-    root: tempfile::TempDir,
+    // the data directory and the socket live under it; a temporary one is
+    // removed after the stop, a run-wide one by its reaper (run_wide.rs)
+    root: Root,
     port: u16,
     as_postgres: bool,
     next: AtomicU32,
@@ -132,11 +135,15 @@ impl Cluster {
     }
 
     fn start_with(bin: PathBuf, tls: Option<&TestTls>) -> Cluster {
-        let as_postgres = nix::unistd::geteuid().is_root();
         let root = tempfile::Builder::new()
             .prefix("vault-pg-")
             .tempdir()
             .expect("temp dir for the cluster");
+        Cluster::start_in(bin, Root::Temp(root), tls)
+    }
+
+    fn start_in(bin: PathBuf, root: Root, tls: Option<&TestTls>) -> Cluster {
+        let as_postgres = nix::unistd::geteuid().is_root();
         let data = root.path().join("data");
         fs::create_dir(&data).unwrap();
         fs::set_permissions(&data, fs::Permissions::from_mode(0o700)).unwrap();
@@ -252,6 +259,9 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if matches!(self.root, Root::Shared { .. }) {
+            return; // other processes use it; its reaper stops it
+        }
         let data = self.root.path().join("data");
         let _ = self
             .command("pg_ctl")
@@ -286,6 +296,8 @@ pub struct TestDb {
     server_password: String,
     // holds the passfile
     dir: tempfile::TempDir,
+    // the run-wide cluster's roles serve every database: dropped with it
+    shared_roles: bool,
 }
 
 impl TestDb {
@@ -388,6 +400,7 @@ impl TestDb {
             owner_password,
             server_password,
             dir,
+            shared_roles: false,
         };
         let mut pass = fs::File::create(db.passfile()).unwrap();
         fs::set_permissions(db.passfile(), fs::Permissions::from_mode(0o600)).unwrap();
@@ -477,6 +490,12 @@ impl TestDb {
     /// drops it: a test's clients may still be closing when it ends.
     fn drop_database(&self) -> Result<(), postgres::Error> {
         let mut admin = self.cluster.admin();
+        if self.shared_roles {
+            return admin.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
         let deadline = Instant::now() + Duration::from_secs(5);
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1",

@@ -88,7 +88,7 @@ impl Context {
     /// passphrase; a vault that cannot be read is said on stderr and the scan
     /// goes on with the provider rules alone.
     pub fn matcher(&self) -> Option<vault_guard::leak::Matcher> {
-        vault_guard::leak::Matcher::try_load(&self.home).unwrap_or_else(|e| {
+        vault_guard::leak::Matcher::try_load_at(&self.location).unwrap_or_else(|e| {
             eprintln!("vault: warning: scanning without the vault's known credentials: {e}");
             None
         })

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, args: Args) -> Result<()> {
     // Held until this process ends, however it ends.
     let _lock = watch::lock(&ctx.home)?;
     let mut vault = ctx.unlock()?;
-    let mut watcher = Watcher::new(&ctx.home, &args.paths)?;
+    let mut watcher = Watcher::new(&ctx.location, &args.paths)?;
     let stop = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
     signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;

@@ -133,7 +133,7 @@ impl Location {
 
     /// The existing store, migrated (SQLite) or checked to be at this
     /// build's schema (PostgreSQL).
-    pub(super) fn open_store(&self) -> Result<store::Backing> {
+    pub(crate) fn open_store(&self) -> Result<store::Backing> {
         match self {
             Location::Dir(dir) => {
                 let db_path = dir.join(DB_FILE);
@@ -147,13 +147,14 @@ impl Location {
                 Ok(store::Backing::Sqlite(store::Sqlite::open(&db_path)?))
             }
             Location::Postgres { url, .. } => {
-                self.make_dir()?;
                 let pg = store::pg::Postgres::open(url, None)?;
                 if !store::header::exists(&pg)? {
                     return Err(Error::NoVault {
                         path: PathBuf::from(url),
                     });
                 }
+                // made once a vault is there: a failed open leaves no directory behind
+                self.make_dir()?;
                 pg.refuse_owner()?;
                 self.bind_vault_id(&store::header::read(&pg)?.vault_id)?;
                 Ok(store::Backing::Postgres(pg))

@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use vault_core::Vault;
+use vault_core::{Location, Vault};
 use vault_scan::{KnownSecrets, Report, ScanOptions, Scanner, VAULT_PROVIDER};
 
 use crate::error::{invalid, Result};
@@ -44,7 +44,7 @@ pub enum Happened<'a> {
 /// Follows the named paths across passes: what was read, what was said, and
 /// what the vault holds (reloaded when its file changes).
 pub struct Watcher {
-    home: PathBuf,
+    location: Location,
     scanner: Scanner,
     state_path: PathBuf,
     state: WatchState,
@@ -58,11 +58,13 @@ pub struct Watcher {
 
 impl Watcher {
     /// Starts following `paths` (files, or directories walked 3 deep) of the
-    /// vault at `home`, from where the last watcher of this vault stopped.
+    /// vault at `location` (its file or its PostgreSQL database), from where
+    /// the last watcher of this vault stopped.
     ///
     /// # Errors
     /// The scan rules do not load.
-    pub fn new(home: &Path, paths: &[PathBuf]) -> Result<Watcher> {
+    pub fn new(location: &Location, paths: &[PathBuf]) -> Result<Watcher> {
+        let home = location.dir();
         let scanner =
             Scanner::builtin().map_err(|e| invalid(format!("loading the scan rules: {e}")))?;
         let state_path = home.join(STATE_FILE);
@@ -71,13 +73,13 @@ impl Watcher {
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         let mut watcher = Watcher {
-            home: home.to_owned(),
+            location: location.clone(),
             scanner,
             state_path,
             state,
             reported: HashSet::new(),
             matcher: None,
-            stamp: db_stamp(home),
+            stamp: db_stamp(location),
             paths: resolve_named(paths),
             pending: Vec::new(),
         };
@@ -139,7 +141,7 @@ impl Watcher {
     }
 
     fn reload_if_changed(&mut self) {
-        if db_stamp(&self.home) != self.stamp {
+        if db_stamp(&self.location) != self.stamp {
             self.refresh();
         }
     }
@@ -147,7 +149,7 @@ impl Watcher {
     /// Reloads what the vault holds, stamped *before* the read, so a write
     /// landing during the reload is seen next time, not hidden by the stamp.
     fn refresh(&mut self) {
-        self.stamp = db_stamp(&self.home);
+        self.stamp = db_stamp(&self.location);
         self.reload();
     }
 
@@ -173,7 +175,7 @@ impl Watcher {
             // The stamp can miss a write (coarse mtime, a WAL of the same size): an
             // unknown vault credential is reason enough to look again.
             let stale = report.as_ref().is_some_and(|r| {
-                db_stamp(&self.home) != self.stamp || has_unknown_vault_credential(r)
+                db_stamp(&self.location) != self.stamp || has_unknown_vault_credential(r)
             });
             if stale {
                 self.refresh();
@@ -219,7 +221,7 @@ impl Watcher {
 
     /// Knows what the vault holds now; a vault that cannot be read is said on the next pass.
     fn reload(&mut self) {
-        self.matcher = match Matcher::try_load(&self.home) {
+        self.matcher = match Matcher::try_load_at(&self.location) {
             Ok(m) => m,
             Err(e) => {
                 self.pending.push(e.to_string());
@@ -294,8 +296,20 @@ const MAX_CHUNK: u64 = 16 << 20;
 /// What the vault database looked like (size and mtime of it and its WAL),
 /// so the watcher knows when to reload what it recognises: a secret rotated
 /// by another process must not be recognised by its old value's fingerprint
-/// and reported again as a leak of the new one.
-fn db_stamp(home: &Path) -> Stamp {
+/// and reported again as a leak of the new one. A PostgreSQL database has no
+/// file to look at: its stamp is the current second, so what it recognises
+/// is reloaded at most once a second (as the broker's outbound matcher is).
+fn db_stamp(location: &Location) -> Stamp {
+    let home = match location {
+        Location::Dir(home) => home,
+        Location::Postgres { .. } => {
+            let now = std::time::SystemTime::now();
+            let secs = now
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            return vec![Some((secs, std::time::UNIX_EPOCH))];
+        }
+    };
     ["vault.db", "vault.db-wal"]
         .iter()
         .map(|f| {

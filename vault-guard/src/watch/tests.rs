@@ -22,7 +22,11 @@ fn a_key_issued_behind_a_stamp_that_missed_it_is_still_recognised_and_rotated() 
     vault.add_agent(OP, &agent, &Policy::default()).unwrap();
     let watched = dir.path().join("chat.log");
     std::fs::write(&watched, "nothing yet\n").unwrap();
-    let mut watcher = Watcher::new(&home, std::slice::from_ref(&watched)).unwrap();
+    let mut watcher = Watcher::new(
+        &vault_core::Location::Dir(home.clone()),
+        std::slice::from_ref(&watched),
+    )
+    .unwrap();
 
     let issued = vault
         .issue_key(
@@ -33,7 +37,7 @@ fn a_key_issued_behind_a_stamp_that_missed_it_is_still_recognised_and_rotated() 
             false,
         )
         .unwrap();
-    watcher.stamp = db_stamp(&home); // the stamp that missed the write
+    watcher.stamp = db_stamp(&vault_core::Location::Dir(home.clone())); // the stamp that missed the write
     let mut text = std::fs::read_to_string(&watched).unwrap();
     text.push_str(&format!("{}\n", issued.key.expose_secret()));
     std::fs::write(&watched, text).unwrap();

@@ -16,10 +16,9 @@
 //! are scoped to their principal, reads are `BEGIN READ ONLY` scoped to their
 //! reader. The client is the blocking `postgres` crate: the server calls the
 //! vault on its own worker thread (vault-server/src/worker.rs), never on the
-//! async runtime, so blocking is right there. Where it would not be:
-//! `known::Matcher::load` opens the database from the broker's async path on
-//! first use (vault-server/src/broker.rs), which must move to
-//! `spawn_blocking` or the worker before it reads PostgreSQL.
+//! async runtime, so blocking is right there. The broker's outbound matcher
+//! (`Matcher::load_at`, vault-server/src/broker.rs) is loaded when the
+//! server starts and reloaded in `spawn_blocking`, never on the runtime.
 
 mod config;
 mod conn;
