@@ -188,14 +188,16 @@ const RECORD_BYTES: &str =
      + coalesce(octet_length(key_id), 0) + coalesce(octet_length(target), 0) \
      + coalesce(octet_length(request_id), 0) + coalesce(octet_length(origin), 0)";
 
-/// (seq, bytes) of every record, oldest first, read from the file itself.
+/// (seq, bytes) of every record, oldest first, read from the database itself
+/// (on PostgreSQL as the superuser, past row-level security).
 fn record_sizes(env: &Env) -> Vec<(i64, i64)> {
+    let sql = format!("SELECT seq, CAST({RECORD_BYTES} AS BIGINT) FROM audit_log ORDER BY seq");
+    if let Some(pg) = &env.pg {
+        let rows = pg.admin_client().query(&sql, &[]).unwrap();
+        return rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    }
     let db = rusqlite::Connection::open(env.db()).unwrap();
-    let mut stmt = db
-        .prepare(&format!(
-            "SELECT seq, {RECORD_BYTES} FROM audit_log ORDER BY seq"
-        ))
-        .unwrap();
+    let mut stmt = db.prepare(&sql).unwrap();
     let rows = stmt
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
