@@ -3,9 +3,9 @@
 //! documentation), drawn fresh at test time. Its precision and recall are printed and held
 //! to the goals (>= 0.97 / >= 0.95). Run with `--nocapture` to see the figures.
 
-use vault_scan::{crc32_base62, redact, scan_bytes, ScanOptions};
+use vault_scan::{crc32_base62, redact};
 
-use crate::{fresh, scanner};
+use crate::{fresh, scan_text};
 
 fn upper_digits(n: usize) -> String {
     fresh(n * 3)
@@ -151,13 +151,7 @@ fn labelled_corpus_precision_and_recall_meet_the_goal() {
     let mut misses = Vec::new();
     let mut false_alarms = Vec::new();
     for (name, text, secrets) in positives().into_iter().chain(negatives()) {
-        let r = scan_bytes(
-            scanner(),
-            None,
-            name,
-            text.as_bytes(),
-            &ScanOptions::default(),
-        );
+        let r = scan_text(name, &text);
         let reds: Vec<String> = secrets.iter().map(|s| redact(s.as_bytes())).collect();
         for (s, red) in secrets.iter().zip(&reds) {
             let n = r.findings.iter().filter(|f| &f.redacted == red).count();

@@ -3,10 +3,10 @@
 //! value at test time (never a real secret), checks it is found once, by its rule, as the
 //! value itself (not the name beside it), and checks the look-alikes around it are not.
 
-use vault_scan::{redact, scan_bytes, ScanOptions};
+use vault_scan::redact;
 
 use crate::rules::random_chars;
-use crate::scanner;
+use crate::scan_text;
 
 const LOWER_DIGITS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 const UPPER_DIGITS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
@@ -15,13 +15,7 @@ const HEX: &[u8] = b"0123456789abcdef";
 
 /// The (rule, redacted value) of every finding in `text`, scanned as a file `name`.
 fn findings(name: &str, text: &str) -> Vec<(String, String)> {
-    let r = scan_bytes(
-        scanner(),
-        None,
-        name,
-        text.as_bytes(),
-        &ScanOptions::default(),
-    );
+    let r = scan_text(name, text);
     r.findings
         .into_iter()
         .map(|f| (f.rule, f.redacted))

@@ -23,6 +23,17 @@ pub fn scanner() -> &'static Scanner {
     S.get_or_init(|| Scanner::builtin().unwrap())
 }
 
+/// `text` scanned as the file `name` with the built-in rules and default options.
+pub fn scan_text(name: &str, text: &str) -> vault_scan::Report {
+    vault_scan::scan_bytes(
+        scanner(),
+        None,
+        name,
+        text.as_bytes(),
+        &vault_scan::ScanOptions::default(),
+    )
+}
+
 pub fn data(rel: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")

@@ -1,19 +1,13 @@
 //! Issue 18, item 3: secrets in source and transcripts the scanner used to miss, each on a
 //! fresh value drawn at test time, found at the line a person opening the file sees.
 
-use vault_scan::{redact, scan_bytes, ScanOptions};
+use vault_scan::redact;
 
-use crate::{fresh, scanner};
+use crate::{fresh, scan_text};
 
 /// Scans `text` as the file `name` and returns the (line, rule) of findings of `secret`.
 fn found(name: &str, text: &str, secret: &str) -> Vec<(u64, String)> {
-    let r = scan_bytes(
-        scanner(),
-        None,
-        name,
-        text.as_bytes(),
-        &ScanOptions::default(),
-    );
+    let r = scan_text(name, text);
     assert!(r.errors.is_empty(), "{name}: {:?}", r.errors);
     let red = redact(secret.as_bytes());
     r.findings
