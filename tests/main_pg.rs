@@ -4,11 +4,9 @@
 //! (`vault_testpg::TestDb::create_run_wide`); tests about the SQLite file
 //! itself return early here (`sqlite_only!`, with the reason).
 //!
-//! Not here: `layout` (about the source tree, not a vault) and the
-//! `postgres*` modules, which choose their backend themselves and already
-//! run in `e2e`; `keys` and `listen`, each with a test reading a secret
-//! another agent's policy grants, which row-level security refuses on
-//! PostgreSQL (the policies know only the agent's own rows: open, issue 20).
+//! Not here: `layout` (about the source tree, not a vault), `busy` (SQLite's
+//! busy handler) and the `postgres*` modules, which choose their backend
+//! themselves and already run in `e2e`.
 
 /// The backend every [`common::Env`] of this binary keeps its vault on.
 pub const BACKEND: common::Backend = common::Backend::Postgres;
@@ -26,6 +24,8 @@ mod front_ends;
 mod governance;
 mod hardening;
 mod integrations;
+mod keys;
+mod listen;
 mod operator_day;
 mod operator_last;
 mod operator_output;

@@ -24,6 +24,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (16, include_str!("../../../schema/016_console_speed.sql")),
     (17, include_str!("../../../schema/017_egress_only_keys.sql")),
     (18, include_str!("../../../schema/018_audit_daily.sql")),
+    (19, include_str!("../../../schema/019_grants.sql")),
 ];
 
 /// The schema version this build writes.

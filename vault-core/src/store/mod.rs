@@ -79,6 +79,7 @@ mod migrate;
 // issue 20: the PostgreSQL backend, opened by `Vault::unlock_at` for a
 // `Location::Postgres`
 pub(crate) mod pg;
+mod rls;
 pub(crate) mod rotation;
 pub(crate) mod secrets;
 pub(crate) mod settings;
@@ -94,6 +95,7 @@ use std::path::Path;
 
 pub(crate) use backing::Backing;
 pub use migrate::LATEST_SCHEMA_VERSION;
+pub(crate) use pg::RlsScope;
 pub(crate) use sql::Handle;
 pub(crate) use watch::OwnWrites;
 
@@ -359,7 +361,7 @@ pub(crate) struct WriteTx<'a> {
     /// with row-level security scopes the transaction to it).
     actor: Option<Principal>,
     /// A nested write's enclosing scope ([`Handle::scope`]), restored when it is released.
-    outer_scope: Option<(String, String)>,
+    outer_scope: Option<RlsScope>,
 }
 
 impl WriteTx<'_> {

@@ -418,33 +418,6 @@ impl Handle {
         }
     }
 
-    /// Says who acts in the open transaction (PostgreSQL's row-level
-    /// security reads it; SQLite needs nothing).
-    pub(crate) fn scope_to(&self, actor: &crate::Principal) -> Result<()> {
-        match self {
-            Handle::Sqlite(_) => Ok(()),
-            Handle::Postgres(p) => p.scope_to(actor),
-        }
-    }
-
-    /// Who acts in the open transaction, as [`Handle::restore_scope`] takes
-    /// it back (SQLite: nobody, it needs nothing).
-    pub(crate) fn scope(&self) -> Result<Option<(String, String)>> {
-        match self {
-            Handle::Sqlite(_) => Ok(None),
-            Handle::Postgres(p) => p.scope().map(Some),
-        }
-    }
-
-    /// Puts back a scope [`Handle::scope`] read: a savepoint's released
-    /// `set_config` would otherwise outlive it in the enclosing transaction.
-    pub(crate) fn restore_scope(&self, scope: &(String, String)) -> Result<()> {
-        match self {
-            Handle::Sqlite(_) => Ok(()),
-            Handle::Postgres(p) => p.set_scope(&scope.0, &scope.1),
-        }
-    }
-
     /// Runs statements without parameters: transaction control and DDL.
     pub(crate) fn execute_batch(&self, sql: &str) -> Result<()> {
         match self {

@@ -338,6 +338,11 @@ impl Vault {
                 // Indistinguishable from a missing secret (same error, same text).
                 return Err(not_found("secret", path));
             }
+            if path.agent != *me {
+                // the grant checked above, and only it, opens that row to
+                // the database's row-level security
+                conn.grant_read(path)?;
+            }
         }
         let agent_id = agents::id_of(conn, &self.rows, path.agent.as_str())?
             .ok_or_else(|| not_found("secret", path))?;

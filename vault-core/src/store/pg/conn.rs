@@ -315,29 +315,62 @@ impl PgConn {
 
     /// Says who acts for the rest of the transaction: row-level security
     /// sees the principal the vault's own checks do. `set_config(.., true)`
-    /// is transaction-local (and undone with a rolled-back savepoint).
+    /// is transaction-local (and undone with a rolled-back savepoint). No
+    /// grant carries over from whoever acted before.
     pub(crate) fn scope_to(&self, actor: &Principal) -> Result<()> {
         let (agent, operator) = match actor {
             Principal::Operator => ("", "on"),
             Principal::Agent(name) => (name.as_str(), ""),
         };
-        self.set_scope(agent, operator)
+        self.set_scope(&RlsScope {
+            agent: agent.to_owned(),
+            operator: operator.to_owned(),
+            granted: String::new(),
+        })
     }
 
-    /// The settings [`PgConn::scope_to`] made (empty when unset).
-    pub(crate) fn scope(&self) -> Result<(String, String)> {
+    /// Lets the acting agent read another agent's secret `path`
+    /// (`AGENT/NAME`) for the rest of the transaction, after the vault's
+    /// own policy check allowed it (schema 019's `granted` policies read
+    /// `vault.granted`). Outside a transaction there is nothing to widen:
+    /// a statement there runs as the operator.
+    pub(crate) fn grant_read(&self, path: &str) -> Result<()> {
+        if !self.in_transaction.get() {
+            return Ok(());
+        }
+        self.execute(
+            "SELECT set_config('vault.granted',
+                concat_ws(',', nullif(current_setting('vault.granted', true), ''), ?1), true)",
+            &[Value::Text(Some(path))],
+        )?;
+        Ok(())
+    }
+
+    /// The settings [`PgConn::scope_to`] and [`PgConn::grant_read`] made
+    /// (empty when unset).
+    pub(crate) fn scope(&self) -> Result<RlsScope> {
         let row = self.query_one_row(
             "SELECT coalesce(current_setting('vault.agent', true), ''),
-                    coalesce(current_setting('vault.operator', true), '')",
+                    coalesce(current_setting('vault.operator', true), ''),
+                    coalesce(current_setting('vault.granted', true), '')",
             &[],
         )?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
+        Ok(RlsScope {
+            agent: row.try_get(0)?,
+            operator: row.try_get(1)?,
+            granted: row.try_get(2)?,
+        })
     }
 
-    pub(crate) fn set_scope(&self, agent: &str, operator: &str) -> Result<()> {
+    pub(crate) fn set_scope(&self, scope: &RlsScope) -> Result<()> {
         self.execute(
-            "SELECT set_config('vault.agent', ?1, true), set_config('vault.operator', ?2, true)",
-            &[Value::Text(Some(agent)), Value::Text(Some(operator))],
+            "SELECT set_config('vault.agent', ?1, true), set_config('vault.operator', ?2, true),
+                    set_config('vault.granted', ?3, true)",
+            &[
+                Value::Text(Some(&scope.agent)),
+                Value::Text(Some(&scope.operator)),
+                Value::Text(Some(&scope.granted)),
+            ],
         )?;
         Ok(())
     }
@@ -346,6 +379,17 @@ impl PgConn {
     pub(crate) fn with_client<T>(&self, f: impl FnOnce(&mut Client) -> Result<T>) -> Result<T> {
         f(&mut *self.live()?)
     }
+}
+
+/// What row-level security reads in a transaction: who acts (`vault.agent`,
+/// `vault.operator`) and the other agents' secrets the vault let that agent
+/// read (`vault.granted`, comma-separated `AGENT/NAME`). Not a credential:
+/// the vault's own checks decided each of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RlsScope {
+    pub(crate) agent: String,
+    pub(crate) operator: String,
+    pub(crate) granted: String,
 }
 
 /// A statement on a connection the database (or the network) ended.

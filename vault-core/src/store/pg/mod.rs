@@ -27,7 +27,7 @@ mod listen;
 mod tls;
 
 pub(crate) use config::config;
-pub(crate) use conn::{int, int_not_null, PgConn};
+pub(crate) use conn::{int, int_not_null, PgConn, RlsScope};
 pub(crate) use copy::{pg_to_sqlite, sqlite_to_pg};
 pub(crate) use listen::listen;
 pub use listen::KeyChanges;
@@ -104,6 +104,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         18,
         include_str!("../../../../schema/postgres/018_audit_daily.sql"),
+    ),
+    (
+        19,
+        include_str!("../../../../schema/postgres/019_grants.sql"),
     ),
 ];
 
@@ -478,3 +482,6 @@ impl Store for Postgres {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod grant_tests;

@@ -1,0 +1,4 @@
+-- 019_grants: nothing to change on SQLite, which has no row-level security.
+-- PostgreSQL's 019 (schema/postgres/019_grants.sql) lets an agent's
+-- transaction see another agent's secret its policy grants; the number is
+-- kept here so both schemas share one version.
