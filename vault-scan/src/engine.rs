@@ -178,6 +178,7 @@ impl Scanner {
             ignore_case: false,
             confidence: Confidence::High,
             value_checks: false,
+            literal: false,
             overlaps: Vec::new(),
             examples: Vec::new(),
             negative_examples: Vec::new(),
@@ -491,11 +492,10 @@ impl Scanner {
                 return None;
             }
             // Generic assignments: a bare identifier (`self.password`) is code, not a secret.
+            let letters = |b: &u8| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.';
             if rule.provider == GENERIC
-                && (secret
-                    .iter()
-                    .all(|b| b.is_ascii_alphabetic() || *b == b'_' || *b == b'.')
-                    || generic_value_is_code(data, start, end))
+                && (secret.iter().all(letters)
+                    || !rule.literal && generic_value_is_code(data, start, end))
             {
                 return None;
             }

@@ -58,6 +58,12 @@ pub struct Rule {
     /// documented shape to check instead.
     #[serde(default)]
     pub value_checks: bool,
+    /// Set on a generic rule whose pattern matches only a literal, never code (the value
+    /// of an `Authorization: Bearer` header): its value is not read as a variable name. A
+    /// random 40-character token has few enough changes of character class to read as a
+    /// CamelCase name about once in 400 draws (once in 50 at 20 characters).
+    #[serde(default)]
+    pub literal: bool,
     /// Other rules that may match the same value, each with why (a Gemini key is also a
     /// Google API key: both name who rotates it). Any other overlap fails tests/rules.rs.
     #[serde(default)]

@@ -165,3 +165,22 @@ fn fresh_digits(n: usize) -> String {
         .map(char::from)
         .collect()
 }
+
+// A value drawn by `fresh(40)` in a CI run that failed: nine changes of character class in
+// forty bytes read as a CamelCase name, so the header's token was taken for code.
+#[test]
+fn a_bearer_token_that_reads_as_a_camelcase_name_is_still_found() {
+    let v = "OGthcgxLSVGdyeWbVsbThzBMDMkoDXFSPmhn0et1";
+    assert_one(
+        "deploy.sh",
+        &format!("#!/bin/sh\ncurl -sf -H \"Authorization: Bearer {v}\" https://ci.internal/run\n"),
+        v,
+        2,
+        "generic.bearer",
+    );
+    // An assignment's value of that shape is still read as a name (`AuthToken: tokenValue`).
+    assert_eq!(
+        found("client.go", &format!("\tAuthToken: {v},\n"), v),
+        vec![]
+    );
+}
