@@ -42,8 +42,6 @@ pub enum SqliteOnly {
     Backup,
     /// It edits rows under the vault with rusqlite to prove tamper checks.
     Tamper,
-    /// It proves the in-process cache SQLite's change stamp keeps.
-    Cache,
 }
 
 impl std::fmt::Display for SqliteOnly {
@@ -53,7 +51,6 @@ impl std::fmt::Display for SqliteOnly {
             SqliteOnly::CrashTrial => "a crash trial of SQLite's journal",
             SqliteOnly::Backup => "backup and restore of the SQLite file",
             SqliteOnly::Tamper => "it edits the SQLite file's rows directly",
-            SqliteOnly::Cache => "it proves SQLite's change-stamp cache",
         })
     }
 }

@@ -329,6 +329,15 @@ impl From<postgres::Error> for Error {
                 let c = c.code();
                 c.starts_with("08") || c.starts_with("57P")
             });
+        // lock_not_available: a writer lock waited for past `lock_timeout`,
+        // which the writer transaction sets to the busy wait (pg/conn.rs)
+        if e.code().is_some_and(|c| c.code() == "55P03") {
+            let ms = u64::try_from(crate::store::busy::wait().as_millis()).unwrap_or(u64::MAX);
+            return Error::StoreBusy {
+                waited_ms: ms,
+                wait_ms: ms,
+            };
+        }
         if lost {
             return Error::DatabaseUnreachable {
                 reason: format!("the connection to the database was lost ({e})"),

@@ -256,6 +256,24 @@ impl KnownCredentials {
     }
 }
 
+/// Whether `value` is still the current value of secret `secret_id`, read in
+/// `conn`'s transaction: a scanner's view of the vault can be older than a
+/// rotation done elsewhere, and a value rotated away since is no leak of the
+/// new one. Compared by fingerprint, in constant time.
+pub(crate) fn is_current_value(
+    conn: &crate::store::Handle,
+    secret_id: i64,
+    value: &[u8],
+) -> Result<bool> {
+    let (Some(key), Some(fp)) = (
+        fingerprints::scan_key(conn)?,
+        fingerprints::of_secret(conn, secret_id)?,
+    ) else {
+        return Ok(false);
+    };
+    Ok(hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &key), value, &fp).is_ok())
+}
+
 /// Computes a value's fingerprint inside a write transaction, creating the
 /// scan key on first use. A value the scanner should not look for (see
 /// [`unscannable`]) has none, and loses the one of its previous value.

@@ -180,6 +180,10 @@ pub fn describe_leak(action: &LeakAction) -> String {
             "a leaked stored secret has no rotation command: store a new value with `vault set`"
                 .into()
         }
+        LeakAction::SecretAlreadyRotated => {
+            "a stored secret's value from before its last rotation: nothing to rotate; scrub it"
+                .into()
+        }
         LeakAction::Unknown => "not a credential of this vault".into(),
     }
 }

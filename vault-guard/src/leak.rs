@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use vault_core::known::{KnownCredentials, TokenIdentity};
-use vault_core::{LeakAction, Location, SecretPath, SecretString, Vault};
+use vault_core::{LeakAction, Location, SecretBytes, SecretPath, SecretString, Vault};
 use vault_scan::{KnownSecrets, ManagedInfo, Report};
 
 // The scanner looks for tokens as long as the vault mints: a shorter bound there lets a
@@ -37,8 +37,9 @@ pub struct Matcher {
 pub enum Seen {
     /// A named key or token (its text, zeroized on drop).
     Credential(SecretString),
-    /// A stored secret, by path.
-    Secret(SecretPath),
+    /// A stored secret, by path, with the value found (zeroized on drop):
+    /// the vault checks it is still the current one before acting.
+    Secret(SecretPath, SecretBytes),
 }
 
 impl Matcher {
@@ -126,7 +127,7 @@ impl Matcher {
         let mut left = Vec::new();
         for item in self.take_seen() {
             match &item {
-                Seen::Secret(path) if path.agent.as_str() != agent => left.push(format!(
+                Seen::Secret(path, _) if path.agent.as_str() != agent => left.push(format!(
                     "left alone: secret {path} belongs to agent {}; only its own agent's scans or the operator rotate it",
                     path.agent
                 )),
@@ -216,9 +217,9 @@ impl KnownSecrets for Matcher {
         if let Ok(mut seen) = self.seen.lock() {
             if !seen
                 .iter()
-                .any(|s| matches!(s, Seen::Secret(p) if *p == path))
+                .any(|s| matches!(s, Seen::Secret(p, v) if *p == path && v.ct_eq(candidate)))
             {
-                seen.push(Seen::Secret(path));
+                seen.push(Seen::Secret(path, SecretBytes::from_slice(candidate)));
             }
         }
         Some(info)
@@ -260,7 +261,7 @@ pub fn act(vault: &mut Vault, seen: Vec<Seen>, report: &Report) -> vault_core::R
     for item in seen {
         let action = match &item {
             Seen::Credential(text) => vault.handle_leaked_credential(text.expose_secret())?,
-            Seen::Secret(path) => {
+            Seen::Secret(path, value) => {
                 let id = format!("secret:{path}");
                 let location = report
                     .findings
@@ -268,12 +269,15 @@ pub fn act(vault: &mut Vault, seen: Vec<Seen>, report: &Report) -> vault_core::R
                     .find(|f| f.managed.as_ref().is_some_and(|m| m.id == id))
                     .map(|f| format!("{}:{}", f.path, f.line))
                     .unwrap_or_else(|| "a scanned input".into());
-                vault.report_secret_leak(path, &location)?
+                vault.report_secret_leak(path, value, &location)?
             }
         };
         if !matches!(action, LeakAction::Unknown) {
-            for event in vault_core::notify::Event::for_leak(&action) {
-                acted.undelivered.extend(crate::notify::send(vault, &event));
+            // A value rotated away already is said, not notified: nothing was done.
+            if !matches!(action, LeakAction::SecretAlreadyRotated) {
+                for event in vault_core::notify::Event::for_leak(&action) {
+                    acted.undelivered.extend(crate::notify::send(vault, &event));
+                }
             }
             acted.actions.push(action);
         }

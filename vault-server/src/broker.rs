@@ -285,7 +285,7 @@ impl Backend for VaultBackend {
                     .into_iter()
                     .map(|item| match item {
                         Leaked::Credential(text) => Seen::Credential(text),
-                        Leaked::Secret(path) => Seen::Secret(path),
+                        Leaked::Secret(path, value) => Seen::Secret(path, value),
                     })
                     .collect();
                 // act notifies each action itself (vault_guard::leak::act).

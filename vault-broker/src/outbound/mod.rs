@@ -91,8 +91,9 @@ pub struct Leak {
 pub enum Leaked {
     /// A vault key or token (its text, zeroized on drop): rotated or revoked.
     Credential(SecretString),
-    /// A stored secret, by path: marked compromised, an approval opened.
-    Secret(SecretPath),
+    /// A stored secret, by path, with the value sent (zeroized on drop):
+    /// marked compromised and an approval opened, if it is still current.
+    Secret(SecretPath, vault_core::SecretBytes),
 }
 
 /// What the pre-forward step needs to know of the request.

@@ -3,7 +3,7 @@
 //! means for the leak flow, redaction, and the held request's preview.
 
 use hyper::header::{self, HeaderName, HeaderValue};
-use vault_core::{SecretPath, SecretString};
+use vault_core::{SecretBytes, SecretPath, SecretString};
 use vault_scan::{Confidence, Match};
 
 use crate::hold::PREVIEW_CHARS;
@@ -29,7 +29,9 @@ impl Found {
             }
             if let Some(item) = leaked(data, m) {
                 let dup = self.items.iter().any(|i| match (i, &item) {
-                    (Leaked::Secret(a), Leaked::Secret(b)) => a == b,
+                    (Leaked::Secret(a, x), Leaked::Secret(b, y)) => {
+                        a == b && x.ct_eq(y.expose_secret())
+                    }
                     (Leaked::Credential(a), Leaked::Credential(b)) => {
                         a.expose_secret() == b.expose_secret()
                     }
@@ -51,7 +53,10 @@ pub(super) fn leaked(data: &[u8], m: &Match) -> Option<Leaked> {
         .as_ref()
         .and_then(|i| i.id.strip_prefix("secret:"))
     {
-        return SecretPath::parse(path).ok().map(Leaked::Secret);
+        let value = SecretBytes::from_slice(data.get(m.start..m.end)?);
+        return SecretPath::parse(path)
+            .ok()
+            .map(|p| Leaked::Secret(p, value));
     }
     if m.provider == "vault" {
         let text = std::str::from_utf8(data.get(m.start..m.end)?).ok()?;

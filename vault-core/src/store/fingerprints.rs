@@ -34,6 +34,15 @@ pub(crate) fn upsert(
     Ok(())
 }
 
+/// The fingerprint of a secret's current value (none when it is too weak to be recognised).
+pub(crate) fn of_secret(conn: &Handle, secret_id: i64) -> Result<Option<Vec<u8>>> {
+    conn.query_opt(
+        "SELECT fingerprint FROM secret_fingerprints WHERE secret_id = ?1",
+        args![secret_id],
+        |r| r.get(0),
+    )
+}
+
 /// Forgets a secret's fingerprint (its current value is too weak to be recognised).
 pub(crate) fn delete(conn: &Handle, secret_id: i64) -> Result<()> {
     conn.execute(

@@ -366,7 +366,12 @@ fn after_passwd_with_a_new_data_key_the_old_header_and_passphrase_open_nothing()
     let (salt, dek_id, tag, count) = old_row(v.conn().as_sqlite().unwrap());
     // a leaked secret makes a new data key the default for `vault passwd`
     assert!(!v.has_open_compromise().unwrap());
-    v.report_secret_leak(&path("hermes/A"), "notes:1").unwrap();
+    v.report_secret_leak(
+        &path("hermes/A"),
+        &SecretBytes::from_slice(b"hermes-value"),
+        "notes:1",
+    )
+    .unwrap();
     assert!(v.has_open_compromise().unwrap());
     v.change_passphrase_and_data_key(OP, &pass("new"), KdfParams::TEST_ONLY)
         .unwrap();

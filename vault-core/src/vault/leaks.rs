@@ -9,6 +9,7 @@ use super::secret_rotation::command_argv;
 use super::{not_found, Vault};
 use crate::credential::NamedKey;
 use crate::error::{Error, Result};
+use crate::known::is_current_value;
 use crate::names::SecretPath;
 use crate::store::Store as _;
 use crate::store::{self, keys, rotation};
@@ -16,6 +17,7 @@ use crate::AuditAction;
 use crate::AuditOutcome;
 use crate::Denial;
 use crate::Principal;
+use crate::SecretBytes;
 
 /// What handling a leaked credential did.
 #[derive(Debug)]
@@ -46,6 +48,9 @@ pub enum LeakAction {
     },
     /// A stored secret marked compromised with no rotation command to run.
     SecretNeedsManualRotation,
+    /// A value a stored secret held before it was rotated: nothing marked,
+    /// nothing opened (the rotation replaced it already).
+    SecretAlreadyRotated,
     /// Not a credential this vault knows.
     Unknown,
 }
@@ -105,14 +110,25 @@ impl Vault {
         Ok(LeakAction::Unknown)
     }
 
-    /// A stored secret was found leaked at `location` (a file and line, by
-    /// name): mark it compromised, then rotate it at once if its mode is
-    /// `auto`, else open an approval saying what rotating will do.
-    pub fn report_secret_leak(&mut self, path: &SecretPath, location: &str) -> Result<LeakAction> {
+    /// A stored secret's `value` was found leaked at `location` (a file and
+    /// line, by name): mark it compromised, then rotate it at once if its
+    /// mode is `auto`, else open an approval saying what rotating will do.
+    /// A value that is no longer the secret's current one (rotated since the
+    /// caller's view of the vault was loaded, maybe by another process or
+    /// server) changes nothing: [`LeakAction::SecretAlreadyRotated`].
+    pub fn report_secret_leak(
+        &mut self,
+        path: &SecretPath,
+        value: &SecretBytes,
+        location: &str,
+    ) -> Result<LeakAction> {
         let op = &Principal::Operator;
         let (secret_id, agent_id) = self.secret_ids(path)?;
         let command = rotation::rotation_command(&self.store, &self.rows, secret_id)?;
         let tx = self.store.write(&Principal::Operator)?;
+        if !is_current_value(&tx, secret_id, value.expose_secret())? {
+            return Ok(LeakAction::SecretAlreadyRotated);
+        }
         rotation::mark_compromised(&tx, &self.rows, secret_id, store::now())?;
         self.audit_in(
             &tx,
@@ -152,6 +168,11 @@ impl Vault {
         let approval_id = crate::ApprovalId::generate()?;
         let now = store::now();
         let tx = self.store.write(&Principal::Operator)?;
+        // Checked again where the approval is written: a rotation approved
+        // between the two transactions must not get a second approval.
+        if !is_current_value(&tx, secret_id, value.expose_secret())? {
+            return Ok(LeakAction::SecretAlreadyRotated);
+        }
         rotation::insert_approval(
             &tx,
             approval_id.as_str(),

@@ -952,7 +952,11 @@ mod rotation {
         )
         .unwrap();
         let LeakAction::ApprovalOpened { approval_id } = v
-            .report_secret_leak(&path("hermes/API_KEY"), "chat.jsonl:3")
+            .report_secret_leak(
+                &path("hermes/API_KEY"),
+                &SecretBytes::from_slice(b"old-value-1"),
+                "chat.jsonl:3",
+            )
             .unwrap()
         else {
             panic!("no approval");
@@ -967,7 +971,11 @@ mod rotation {
         assert!(!pending[0].summary.contains("old-value-1"));
         // a second report of the same leak reuses the open approval
         let LeakAction::ApprovalOpened { approval_id: again } = v
-            .report_secret_leak(&path("hermes/API_KEY"), "x:1")
+            .report_secret_leak(
+                &path("hermes/API_KEY"),
+                &SecretBytes::from_slice(b"old-value-1"),
+                "x:1",
+            )
             .unwrap()
         else {
             panic!();
@@ -995,9 +1003,12 @@ mod rotation {
         let (dir, mut v) = new_vault();
         v.add_agent(OP, &agent("hermes"), &Policy::default())
             .unwrap();
-        set(&mut v, "hermes/K", "keep-me");
+        set(&mut v, "hermes/K", "keep-me-7Qx2");
         let p = path("hermes/K");
-        let open = |v: &mut Vault| match v.report_secret_leak(&p, "t:1").unwrap() {
+        let open = |v: &mut Vault| match v
+            .report_secret_leak(&p, &SecretBytes::from_slice(b"keep-me-7Qx2"), "t:1")
+            .unwrap()
+        {
             LeakAction::ApprovalOpened { approval_id } => approval_id,
             other => panic!("{other:?}"),
         };
@@ -1054,7 +1065,7 @@ mod rotation {
                 !result.result.unwrap().contains("oops"),
                 "stderr is never kept"
             );
-            assert_eq!(get(&v, OP, "hermes/K").unwrap(), "keep-me", "{name}");
+            assert_eq!(get(&v, OP, "hermes/K").unwrap(), "keep-me-7Qx2", "{name}");
         }
         // auto mode rotates at once
         v.set_rotation_command(
@@ -1066,7 +1077,8 @@ mod rotation {
         )
         .unwrap();
         assert!(matches!(
-            v.report_secret_leak(&p, "t:2").unwrap(),
+            v.report_secret_leak(&p, &SecretBytes::from_slice(b"keep-me-7Qx2"), "t:2")
+                .unwrap(),
             LeakAction::SecretRotated { .. }
         ));
         assert_eq!(get(&v, OP, "hermes/K").unwrap(), "auto-new");
@@ -1139,6 +1151,38 @@ fn known_credentials_name_keys_tokens_and_secrets_without_the_passphrase() {
         .identify_key("avk_00000000000000000000000000000000000000")
         .is_none());
     assert!(!format!("{known:?}").contains("sk_live"));
+}
+
+// Issue 20: a watcher on another server reported a value its view of the vault still knew
+// after the secret was rotated, and opened a second approval for the new value.
+#[test]
+fn a_leak_of_a_value_that_is_no_longer_the_secrets_marks_and_opens_nothing() {
+    let (_dir, mut v) = new_vault();
+    v.add_agent(OP, &agent("hermes"), &Policy::default())
+        .unwrap();
+    set(&mut v, "hermes/K", "first-value-1");
+    set(&mut v, "hermes/K", "second-value-2");
+    let p = path("hermes/K");
+    for stale in ["first-value-1", "never-stored-3", "second-value-"] {
+        let action = v
+            .report_secret_leak(&p, &SecretBytes::from_slice(stale.as_bytes()), "t:1")
+            .unwrap();
+        assert!(
+            matches!(action, LeakAction::SecretAlreadyRotated),
+            "{stale}: {action:?}"
+        );
+    }
+    assert!(!v.has_open_compromise().unwrap());
+    assert!(v.approvals(OP).unwrap().is_empty());
+    // The current value is acted on.
+    let action = v
+        .report_secret_leak(&p, &SecretBytes::from_slice(b"second-value-2"), "t:2")
+        .unwrap();
+    assert!(
+        matches!(action, LeakAction::SecretNeedsManualRotation),
+        "{action:?}"
+    );
+    assert!(v.has_open_compromise().unwrap());
 }
 
 #[test]
@@ -1362,7 +1406,7 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
     let (_dir, mut v) = new_vault();
     v.add_agent(OP, &agent("hermes"), &Policy::default())
         .unwrap();
-    set(&mut v, "hermes/DB", "x-value");
+    set(&mut v, "hermes/DB", "x-value-1");
     v.set_rotation_command(
         OP,
         &path("hermes/DB"),
@@ -1371,7 +1415,14 @@ fn an_approval_interrupted_by_a_dead_process_reopens_but_a_running_one_does_not(
         std::time::Duration::from_secs(5),
     )
     .unwrap();
-    let id = match v.report_secret_leak(&path("hermes/DB"), "notes:1").unwrap() {
+    let id = match v
+        .report_secret_leak(
+            &path("hermes/DB"),
+            &SecretBytes::from_slice(b"x-value-1"),
+            "notes:1",
+        )
+        .unwrap()
+    {
         LeakAction::ApprovalOpened { approval_id } => approval_id,
         other => panic!("{other:?}"),
     };

@@ -64,7 +64,11 @@ fn world_with(extra: usize) -> World {
     .unwrap();
     // a finder's location is text from outside: it must show as text
     let approval = match v
-        .report_secret_leak(&db, "notes/<script>alert(1)</script>.md:2")
+        .report_secret_leak(
+            &db,
+            &SecretBytes::from_slice(b"db-old-value-x81"),
+            "notes/<script>alert(1)</script>.md:2",
+        )
         .unwrap()
     {
         vault_core::LeakAction::ApprovalOpened { approval_id } => approval_id,

@@ -300,12 +300,23 @@ impl PgConn {
     /// Opens a writer transaction: one writer at a time across every
     /// server on the database (an advisory lock held to commit), the same
     /// guarantee SQLite's `BEGIN IMMEDIATE` gives the vault's writers.
+    /// The lock is waited for as SQLite's busy handler waits (store/busy.rs):
+    /// `lock_timeout` for this transaction is the same bound, and a wait past
+    /// it is `store_busy`, never a writer stuck behind a hung one.
     pub(crate) fn begin_write(&self) -> Result<()> {
         self.execute_batch("BEGIN")?;
-        let locked = self.execute(
-            "SELECT pg_advisory_xact_lock(?1)",
-            &[Value::Int(Some(WRITER_LOCK))],
-        );
+        let wait_ms = crate::store::busy::wait().as_millis().max(1).to_string();
+        let locked = self
+            .execute(
+                "SELECT set_config('lock_timeout', ?1, true)",
+                &[Value::Text(Some(&wait_ms))],
+            )
+            .and_then(|_| {
+                self.execute(
+                    "SELECT pg_advisory_xact_lock(?1)",
+                    &[Value::Int(Some(WRITER_LOCK))],
+                )
+            });
         if let Err(e) = locked {
             let _ = self.execute_batch("ROLLBACK");
             return Err(e);

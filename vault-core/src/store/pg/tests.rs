@@ -524,6 +524,37 @@ fn a_second_writer_waits_for_the_first_across_connections() {
     second.join().unwrap();
 }
 
+#[test]
+fn a_writer_lock_held_past_the_wait_is_store_busy_and_the_next_write_goes_through() {
+    // issue 20: SQLite's busy handler bounds a writer's wait (store/busy.rs);
+    // on PostgreSQL `lock_timeout` does, with the same error
+    let Some(db) = migrated() else { return };
+    let first = Postgres::open(&db.url(), None).unwrap();
+    let second = Postgres::open(&db.url(), None).unwrap();
+    let held = first.write(&Principal::Operator).unwrap();
+    let start = std::time::Instant::now();
+    let wait = std::time::Duration::from_millis(400);
+    let err = match crate::store::busy::with_wait(wait, || second.write(&Principal::Operator)) {
+        Err(e) => e,
+        Ok(_) => panic!("the second writer got the lock the first holds"),
+    };
+    let took = start.elapsed();
+    assert!(took >= wait, "waited the bound: {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "then stopped: {took:?}"
+    );
+    assert_eq!(err.code(), "store_busy", "{err}");
+    assert!(err.to_string().contains("nothing was changed"), "{err}");
+    held.commit().unwrap();
+    // the refused connection is usable: its transaction was rolled back
+    second
+        .write(&Principal::Operator)
+        .unwrap()
+        .commit()
+        .unwrap();
+}
+
 fn header(db: &TestDb, vault_id: [u8; 16]) {
     let mut owner = db.owner_client();
     let mut tx = owner.transaction().unwrap();
