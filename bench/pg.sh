@@ -6,6 +6,7 @@
 # other (TRIALS revocations, p50/p99/max). The database is a throwaway cluster
 # (vault-testpg's hold-db example: initdb into a temp dir, its own port, the
 # same roles as e2e_pg) that shares the cores with the servers and wrk.
+# Last, the statements one read sends to the database, by kind.
 # Usage: bench/pg.sh [SECS] [CONN] [TRIALS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -154,3 +155,32 @@ pct = lambda p: lags[min(len(lags) - 1, int(len(lags) * p / 100))]
 print(f"revocation through A refused by B after: p50 {pct(50):.1f} ms   p99 {pct(99):.1f} ms   "
       f"max {lags[-1]:.1f} ms   ({trials} tokens)")
 PY
+
+# what one secret read sends to the database: every statement of READS reads
+# through A (the cluster logs them all from here on), per read and by kind
+echo log-statements >&3
+for _ in $(seq 1 100); do grep -q '^logging ' "$tmp/db-out" && break; sleep 0.1; done
+pg_log=$(sed -n 's/^logging //p' "$tmp/db-out")
+sleep 0.5 # the reload reaches every backend
+start=$(wc -c <"$pg_log")
+python3 - "$pg_a" "$pg_token" <<'PY'
+import sys, urllib.request
+base, token = sys.argv[1], sys.argv[2]
+for _ in range(20):
+    req = urllib.request.Request(base + "/v1/secrets/GITHUB_TOKEN",
+        headers={"Authorization": "Bearer " + token})
+    assert urllib.request.urlopen(req).status == 200
+PY
+sleep 1 # the group commit's audit batch
+tail -c +$((start + 1)) "$pg_log" | python3 -c '
+import collections, re, sys
+kinds = collections.Counter()
+for line in sys.stdin:
+    m = re.search(r"LOG:  (?:statement|execute [^:]*): (.*)", line)
+    if m:
+        kinds[" ".join(m.group(1).split())[:90]] += 1
+total = sum(kinds.values())
+print(f"statements per secret read: {total / 20:.1f} (20 reads; each is a round trip)")
+for text, n in kinds.most_common(12):
+    print(f"  {n / 20:5.2f}  {text}")
+'

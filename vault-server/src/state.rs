@@ -20,9 +20,10 @@ pub(crate) struct Inner {
     pub worker: Worker,
     pub signer: TokenSigner,
     pub snapshot: RwLock<RevocationSnapshot>,
-    /// [`Vault::others_commits`] when the snapshot was read (SQLite): a
-    /// token is checked against a snapshot no other process has committed
-    /// since, so a revocation elsewhere counts at the next request.
+    /// [`Vault::revocation_stamp`] when the snapshot was read: a token is
+    /// checked against a snapshot no key change has been committed since,
+    /// so a revocation by another process or server counts at the next
+    /// request.
     pub snapshot_stamp: std::sync::atomic::AtomicI64,
     pub admin_token: SecretString,
     pub metrics: Mutex<Metrics>,
@@ -80,7 +81,7 @@ impl AppState {
         // would otherwise open the database (PostgreSQL: a blocking connect)
         // on it. Reloads run in `spawn_blocking` (broker.rs).
         let known = crate::broker::KnownCache::loaded(&vault, &signer);
-        let stamp = vault.others_commits()?.unwrap_or(NO_STAMP);
+        let stamp = vault.revocation_stamp()?;
         let snapshot = vault.revocation_snapshot()?;
         Ok(AppState {
             inner: Arc::new(Inner {
@@ -314,7 +315,7 @@ impl AppState {
     pub(crate) fn refresh_snapshot(&self, vault: &Vault) -> Result<(), ApiError> {
         // Stamped before the read: a commit landing during it moves the
         // stamp again, so the next check reads once more.
-        let stamp = vault.others_commits()?.unwrap_or(NO_STAMP);
+        let stamp = vault.revocation_stamp()?;
         let fresh = vault.revocation_snapshot()?;
         *self.inner.snapshot.write().map_err(|_| poisoned())? = fresh;
         self.inner
@@ -324,24 +325,24 @@ impl AppState {
     }
 
     /// Checks `claims` again on the vault's thread, against a snapshot
-    /// reloaded first if another process committed since it was read
-    /// (SQLite's `data_version`, one pragma): a token revoked, or whose key
-    /// was revoked or suspended, by `vault revoke` or a watcher's rotation
-    /// is refused at the next request, not at the next refresh tick (issue
-    /// 19). On PostgreSQL the snapshot follows the database's notifications.
+    /// reloaded first if a key change was committed since it was read
+    /// ([`Vault::revocation_stamp`]: one pragma on SQLite, one read on
+    /// PostgreSQL): a token revoked, or whose key was revoked or suspended,
+    /// by `vault revoke`, a watcher's rotation or another server is refused
+    /// at the next request, not at the next refresh tick or notification
+    /// (issue 19, issue 20).
     pub(crate) fn recheck_token(
         &self,
         vault: &Vault,
         claims: &TokenClaims,
     ) -> Result<(), ApiError> {
-        if let Some(now) = vault.others_commits()? {
-            let seen = self
-                .inner
-                .snapshot_stamp
-                .load(std::sync::atomic::Ordering::SeqCst);
-            if now != seen {
-                self.refresh_snapshot(vault)?;
-            }
+        let now = vault.revocation_stamp()?;
+        let seen = self
+            .inner
+            .snapshot_stamp
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if now != seen {
+            self.refresh_snapshot(vault)?;
         }
         let snapshot = self.inner.snapshot.read().map_err(|_| poisoned())?;
         snapshot.check(claims)?;
@@ -360,9 +361,6 @@ where
         f(vault)
     }
 }
-
-/// The stamp of a snapshot no stamp was read for (PostgreSQL).
-const NO_STAMP: i64 = i64::MIN;
 
 fn poisoned() -> ApiError {
     ApiError::new(

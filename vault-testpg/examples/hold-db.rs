@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL database for a benchmark script (bench/pg.sh): the
 //! same cluster, roles and passfile the e2e_pg tests get, held until stdin
 //! closes. Protocol on stdout: `url-owner URL`, `url-server URL` (pg_ctl writes lines of its own); after the script
-//! writes `grant` (once `vault init` made the schema), `granted`.
+//! writes `grant` (once `vault init` made the schema), `granted`;
+//! after `log-statements`, `logging PATH` (the cluster logs every statement).
 
 use std::io::{BufRead, Write};
 
@@ -19,6 +20,17 @@ fn main() {
             Ok("grant") => {
                 db.grant_server();
                 writeln!(out, "granted").unwrap();
+                out.flush().unwrap();
+            }
+            Ok("log-statements") => {
+                // every statement the servers send, for counting a request's
+                // round trips (bench/pg-statements.sh)
+                db.admin_client()
+                    .batch_execute(
+                        "ALTER SYSTEM SET log_statement = 'all'; SELECT pg_reload_conf()",
+                    )
+                    .unwrap();
+                writeln!(out, "logging {}", db.cluster.log_path().display()).unwrap();
                 out.flush().unwrap();
             }
             Ok(_) => {}

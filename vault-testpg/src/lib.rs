@@ -208,18 +208,17 @@ impl Cluster {
                 c.port,
                 c.root.path().display()
             );
-            let log = c.root.path().join("server.log");
             let status = c
                 .command("pg_ctl")
                 .args(["start", "-w", "-t", "60", "-D", data.to_str().unwrap()])
-                .args(["-l", log.to_str().unwrap(), "-o", &opts])
+                .args(["-l", c.log_path().to_str().unwrap(), "-o", &opts])
                 .status()
                 .expect("run pg_ctl start");
             if status.success() {
                 return c;
             }
         }
-        let log = fs::read_to_string(c.root.path().join("server.log")).unwrap_or_default();
+        let log = fs::read_to_string(c.log_path()).unwrap_or_default();
         panic!("the test cluster did not start:\n{log}");
     }
 
@@ -234,6 +233,11 @@ impl Cluster {
         };
         cmd.env_remove("PGDATA").env("LC_ALL", "C");
         cmd
+    }
+
+    /// Its log file (pg_ctl -l).
+    pub fn log_path(&self) -> PathBuf {
+        self.root.path().join("server.log")
     }
 
     /// The TCP port the cluster listens on (127.0.0.1).
@@ -351,7 +355,7 @@ impl TestDb {
             .args(["restart", "-m", "fast", "-w", "-t", "60", "-D"])
             .arg(&data)
             .arg("-l")
-            .arg(self.cluster.root.path().join("server.log"))
+            .arg(self.cluster.log_path())
             .status()
             .expect("run pg_ctl restart");
         assert!(status.success(), "pg_ctl restart failed");

@@ -81,7 +81,8 @@ pub(crate) fn list_raw(conn: &Handle) -> Result<Vec<AgentRow>> {
 
 pub(crate) fn delete(conn: &Handle, agent_id: i64) -> Result<()> {
     conn.execute("DELETE FROM agents WHERE agent_id = ?1", args![agent_id])?;
-    Ok(())
+    // its keys went with it (ON DELETE CASCADE)
+    super::keys::announce(conn)
 }
 
 pub(crate) fn set_policy(conn: &Handle, rk: &RowKey, agent_id: i64, policy: &str) -> Result<()> {

@@ -222,15 +222,25 @@ fn update_key(
     Ok(n > 0)
 }
 
-/// Tells the other servers on a PostgreSQL database that a key's state
-/// changed: delivered at commit, to every `LISTEN vault_keys`
-/// (store/pg/listen.rs), so a revocation or suspension takes effect there at
-/// once; their periodic refresh stays the fallback. Nothing on SQLite.
-fn announce(conn: &Handle) -> Result<()> {
+/// Says, in the writer's transaction, that a key's state changed (or a
+/// token was revoked, or keys went with their agent): moves the counter
+/// [`changes`] reads, so every server sees the change at its next token
+/// check, exactly when the commit is visible (schema 020). On PostgreSQL it
+/// also notifies every `LISTEN vault_keys` (store/pg/listen.rs) at commit,
+/// so idle servers refresh, and tell of a suspension, without waiting for a
+/// request.
+pub(crate) fn announce(conn: &Handle) -> Result<()> {
+    conn.execute("UPDATE key_changes SET n = n + 1", args![])?;
     if conn.as_sqlite().is_none() {
         conn.execute("SELECT pg_notify('vault_keys', '')", args![])?;
     }
     Ok(())
+}
+
+/// How many key changes were announced ([`announce`]); equal counts mean
+/// no key state and no revoked token changed in between.
+pub(crate) fn changes(conn: &Handle) -> Result<i64> {
+    conn.query_one("SELECT n FROM key_changes", args![], |r| r.get::<i64>(0))
 }
 
 fn retag(conn: &Handle, rk: &RowKey, key_id: &str) -> Result<()> {

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("../../../schema/017_egress_only_keys.sql")),
     (18, include_str!("../../../schema/018_audit_daily.sql")),
     (19, include_str!("../../../schema/019_grants.sql")),
+    (20, include_str!("../../../schema/020_key_changes.sql")),
 ];
 
 /// The schema version this build writes.
@@ -109,6 +110,7 @@ mod tests {
                 "egress_usage_day_host",
                 "egress_usage_dropped",
                 "egress_usage_month_key",
+                "key_changes",
                 "key_suspensions",
                 "revoked_tokens",
                 "rotations",

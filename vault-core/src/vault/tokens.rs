@@ -352,18 +352,21 @@ impl Vault {
         })
     }
 
-    /// Where other processes have left the database: SQLite's
-    /// `data_version`, which moves at every commit another connection makes
-    /// to the file (`vault revoke`, a watcher's rotation), and at no commit
-    /// of this handle's own. A cache of what they decide (the server's
-    /// [`RevocationSnapshot`]) is current while it stays equal. `None` on
-    /// PostgreSQL, where other servers' changes are announced instead
-    /// ([`crate::Location::watch_key_changes`]).
+    /// A stamp of the state a [`RevocationSnapshot`] is read from: while it
+    /// stays equal, the snapshot is current. On SQLite, `data_version`,
+    /// which moves at every commit another connection makes to the file
+    /// (`vault revoke`, a watcher's rotation) and at none of this handle's
+    /// own. On PostgreSQL, the count of key changes every writer moves in
+    /// its transaction (schema 020), so another server's revocation is
+    /// visible here exactly when its commit is; one read per call.
     ///
     /// # Errors
     /// The database cannot be read.
-    pub fn others_commits(&self) -> Result<Option<i64>> {
-        Ok(self.store.change_stamp()?.map(|(foreign, _)| foreign))
+    pub fn revocation_stamp(&self) -> Result<i64> {
+        match self.store.change_stamp()? {
+            Some((foreign, _)) => Ok(foreign),
+            None => keys::changes(&self.store),
+        }
     }
 
     /// Key states and revoked token ids, for in-memory token checks.

@@ -18,11 +18,14 @@ use rusqlite::Connection;
 
 use crate::error::{Error, Result};
 
-/// Rebuilt by the target's triggers from `egress_usage`.
+/// Not copied: rebuilt by the target's triggers from `egress_usage`, or
+/// (`key_changes`) a stamp each database keeps for itself, whose seed row
+/// migration 020 wrote into the empty target too.
 const DERIVED: &[&str] = &[
     "egress_usage_daily",
     "egress_usage_day_host",
     "egress_usage_month_key",
+    "key_changes",
 ];
 
 /// How many rows moved, for the report.

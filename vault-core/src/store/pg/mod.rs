@@ -109,6 +109,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../../../schema/postgres/019_grants.sql"),
     ),
+    (
+        20,
+        include_str!("../../../../schema/postgres/020_key_changes.sql"),
+    ),
 ];
 
 // SQLite's and PostgreSQL's schemas move together: one version number.

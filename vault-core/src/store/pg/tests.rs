@@ -174,8 +174,8 @@ fn every_table_forces_rls_has_a_policy_and_belongs_to_the_owner() {
         .unwrap();
     assert_eq!(
         rows.len(),
-        27,
-        "the 26 tables of SQLite's schema and vault_schema"
+        28,
+        "the 27 tables of SQLite's schema and vault_schema"
     );
     for row in rows {
         let (name, on, forced, policies, owner): (String, bool, bool, i64, String) =
@@ -1046,6 +1046,57 @@ fn a_key_revoked_through_one_connection_is_announced_to_a_listener_at_commit() {
     vault.revoke_key(&op, "hermes-key").unwrap();
     wait_for(before + 1);
     drop(listening);
+}
+
+#[test]
+fn another_vaults_key_change_moves_the_revocation_stamp_at_its_commit() {
+    // issue 20: a server's token snapshot followed other servers only
+    // through LISTEN/NOTIFY, which arrives after the commit, so a request
+    // sent right after `vault keys revoke` could pass (a CI run did). The
+    // stamp is read from the database: moved by each key change the moment
+    // it commits, and by nothing else, so a server rereads no more than it
+    // must.
+    use crate::{AgentName, Location, Policy, SecretBytes, SecretPath, SecretString, Vault};
+    use std::time::Duration;
+    let Some(db) = migrated() else { return };
+    let (dir, mut vault) = vault_on(&db);
+    let other = Location::new(dir.path().join("other-host"), Some(db.url()));
+    let other = Vault::unlock_at(&other, &SecretString::new("pw".into())).unwrap();
+    let op = Principal::Operator;
+    let hermes = AgentName::parse("hermes").unwrap();
+    let mut seen = other.revocation_stamp().unwrap();
+    let mut moved = |what: &str, expected: bool| {
+        let now = other.revocation_stamp().unwrap();
+        assert_eq!(now != seen, expected, "{what}: {seen} -> {now}");
+        seen = now;
+    };
+    vault.add_agent(&op, &hermes, &Policy::default()).unwrap();
+    let path = SecretPath::parse("hermes/TOKEN").unwrap();
+    let value = SecretBytes::new(b"a-value-that-is-no-key-change-0193".to_vec());
+    vault.set_secret(&op, &path, &value).unwrap();
+    moved("an agent and a secret", false);
+    let key = AgentName::parse("hermes-key").unwrap();
+    vault
+        .issue_key(&op, &key, &hermes, Duration::from_secs(3600), false)
+        .unwrap();
+    moved("issue", true);
+    vault.revoke_key_tokens(&op, "hermes-key").unwrap();
+    moved("revoke the key's tokens", true);
+    vault.revoke_key(&op, "hermes-key").unwrap();
+    moved("revoke", true);
+    vault
+        .issue_key(
+            &op,
+            &AgentName::parse("hermes-key-2").unwrap(),
+            &hermes,
+            Duration::from_secs(3600),
+            false,
+        )
+        .unwrap();
+    moved("a second issue", true);
+    vault.remove_agent(&op, &hermes, true).unwrap();
+    moved("the agent and its keys removed", true);
+    moved("nothing since", false);
 }
 
 /// Whether this connection is encrypted, as the server sees it.
