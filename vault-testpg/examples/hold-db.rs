@@ -25,11 +25,12 @@ fn main() {
             Ok("log-statements") => {
                 // every statement the servers send, for counting a request's
                 // round trips (bench/pg-statements.sh)
-                db.admin_client()
-                    .batch_execute(
-                        "ALTER SYSTEM SET log_statement = 'all'; SELECT pg_reload_conf()",
-                    )
+                let mut admin = db.admin_client();
+                // one statement per call: ALTER SYSTEM refuses a batch's transaction
+                admin
+                    .batch_execute("ALTER SYSTEM SET log_statement = 'all'")
                     .unwrap();
+                admin.batch_execute("SELECT pg_reload_conf()").unwrap();
                 writeln!(out, "logging {}", db.cluster.log_path().display()).unwrap();
                 out.flush().unwrap();
             }

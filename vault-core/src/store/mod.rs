@@ -217,17 +217,10 @@ pub(crate) fn in_batch(conn: &Handle) -> bool {
 /// nest in it as savepoints. `false` when one is already open or it cannot
 /// start; the caller then runs unbatched.
 pub(crate) fn begin_batch(conn: &Handle) -> bool {
-    if in_batch(conn) || conn.begin_immediate().is_err() {
-        return false;
-    }
     // The batch's own statements run as the operator, as they do unbatched
     // (PostgreSQL's operator path); each read and write in it scopes itself
     // and gives the scope back when it ends.
-    if conn.scope_to(&Principal::Operator).is_err() {
-        rollback_batch(conn);
-        return false;
-    }
-    true
+    !in_batch(conn) && conn.begin_immediate_as(&Principal::Operator).is_ok()
 }
 
 /// Commits the batch, or rolls it back and says why it failed.
@@ -296,7 +289,8 @@ pub(crate) fn open(path: &Path) -> Result<Handle> {
 /// Takes the connection shared (rusqlite's own `Transaction` wants it
 /// exclusively), so code inside the transaction can still call `&self`
 /// helpers such as the audit writer. Rolls back unless committed.
-pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
+/// A transaction (not a savepoint) says who acts, `actor`, as it opens.
+fn write_tx<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
     // Inside a batch (see `Vault::in_one_transaction`) the write becomes a
     // savepoint: it can still fail and roll back alone, but it is made
     // durable only with the whole batch.
@@ -304,7 +298,7 @@ pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
     if nested {
         conn.execute_batch("SAVEPOINT vault_nested")?;
     } else {
-        conn.begin_immediate()?;
+        conn.begin_immediate_as(actor)?;
     }
     Ok(WriteTx {
         conn,
@@ -318,12 +312,12 @@ pub(crate) fn write_tx(conn: &Handle) -> Result<WriteTx<'_>> {
 /// [`write_tx`] on behalf of `actor`: a backend with row-level security
 /// scopes the transaction (or savepoint) to it before anything runs.
 pub(crate) fn write_tx_as<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
-    let mut tx = write_tx(conn)?;
+    let mut tx = write_tx(conn, actor)?;
     if tx.nested {
         // the enclosing transaction's actor, back in force once this one is released
         tx.outer_scope = conn.scope()?;
+        conn.scope_to(actor)?;
     }
-    conn.scope_to(actor)?;
     tx.actor = Some(actor.clone());
     Ok(tx)
 }

@@ -18,6 +18,25 @@ impl Handle {
         }
     }
 
+    /// [`Handle::begin_immediate`] and [`Handle::scope_to`] in one: on
+    /// PostgreSQL one round trip instead of two.
+    pub(crate) fn begin_immediate_as(&self, actor: &Principal) -> Result<()> {
+        match self {
+            Handle::Sqlite(_) => self.begin_immediate(),
+            Handle::Postgres(p) => p.begin_write(Some(actor)),
+        }
+    }
+
+    /// Opens a read for `actor`: a transaction, or inside one a savepoint
+    /// (`vault_read`); on PostgreSQL one round trip with who acts.
+    pub(crate) fn begin_read_as(&self, actor: &Principal, nested: bool) -> Result<()> {
+        match self {
+            Handle::Sqlite(_) if nested => self.execute_batch("SAVEPOINT vault_read"),
+            Handle::Sqlite(_) => self.execute_batch("BEGIN"),
+            Handle::Postgres(p) => p.begin_read(actor, nested),
+        }
+    }
+
     /// Who acts in the open transaction, as [`Handle::restore_scope`] takes
     /// it back (SQLite: nobody, it needs nothing).
     pub(crate) fn scope(&self) -> Result<Option<RlsScope>> {

@@ -414,7 +414,7 @@ impl Handle {
     pub(crate) fn begin_immediate(&self) -> Result<()> {
         match self {
             Handle::Sqlite(c) => Ok(c.execute_batch("BEGIN IMMEDIATE")?),
-            Handle::Postgres(p) => p.begin_write(),
+            Handle::Postgres(p) => p.begin_write(None),
         }
     }
 
@@ -443,14 +443,10 @@ impl Handle {
                 c.pragma_update(None, "synchronous", level)?;
                 Ok(())
             }
-            // transaction-local: a read's audit batch may skip the WAL
-            // flush, a rotation's commit waits for it (the server default)
+            // each writer transaction's own (`SET LOCAL`): a read's audit
+            // record may skip the WAL flush, a rotation's commit waits for it
             Handle::Postgres(p) => {
-                let level = if durable { "on" } else { "off" };
-                p.execute(
-                    "SELECT set_config('synchronous_commit', ?1, false)",
-                    &[Value::Text(Some(level))],
-                )?;
+                p.set_durable(durable);
                 Ok(())
             }
         }

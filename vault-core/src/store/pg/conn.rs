@@ -57,6 +57,9 @@ pub(crate) struct PgConn {
     // from the typed `Value`s, so `?1 + 1` is BIGINT arithmetic, never INT4
     statements: RefCell<HashMap<(String, Vec<Type>), Statement>>,
     in_transaction: Cell<bool>,
+    // whether the next writer transactions wait for the WAL flush
+    // ([`PgConn::set_durable`]; `SET LOCAL` in each, so nothing outlives one)
+    durable: Cell<bool>,
     // where to connect again after the connection was lost (a database
     // restarted, a failover): `None` for a connection made by a test
     url: Option<String>,
@@ -75,19 +78,22 @@ impl PgConn {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
             in_transaction: Cell::new(false),
+            durable: Cell::new(true),
             url: None,
             session_locks: RefCell::new(Vec::new()),
             lost_locks: RefCell::new(Vec::new()),
         }
     }
 
-    /// As [`PgConn::new`], connecting to `url` again by itself when the
-    /// connection is lost.
-    pub(crate) fn reconnecting(client: Client, url: &str) -> PgConn {
-        PgConn {
+    /// The vault's own connection: [`PgConn::new`] with the
+    /// [`VAULT_SESSION`] defaults, connecting to `url` again by itself (and
+    /// setting them again) when the connection is lost.
+    pub(crate) fn reconnecting(mut client: Client, url: &str) -> Result<PgConn> {
+        client.batch_execute(VAULT_SESSION)?;
+        Ok(PgConn {
             url: Some(url.to_owned()),
             ..PgConn::new(client)
-        }
+        })
     }
 
     /// The client, connected again first if the connection was lost and no
@@ -105,6 +111,7 @@ impl PgConn {
             _ => return Err(lost()),
         };
         let mut fresh = super::connect(url)?;
+        fresh.batch_execute(VAULT_SESSION)?;
         // on the new connection before it is used: if this fails, the new
         // connection is dropped (and any lock it took with it), the old one
         // stays closed, and the next statement tries again
@@ -190,33 +197,34 @@ impl PgConn {
         Ok(stmt)
     }
 
-    /// Runs `f` in the open transaction, or, with none open, in a read-only
-    /// transaction as the operator: the vault's operator-side reads (listings,
-    /// `audit verify`, the header) run outside [`crate::store::Store::read`]
-    /// and `write`, and row-level security shows no row to a statement that
-    /// says nobody acts. Only the operator holds an unlocked vault, and every
-    /// agent-side read and every write carries its own principal, so this is
-    /// the operator's path; read-only, so a write that forgot its transaction
-    /// fails here instead of committing unscoped.
-    fn in_scope<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        if self.in_transaction.get() {
-            return f();
+    /// Runs the prepared `sql` with `args` through `run`. Outside a
+    /// transaction it is one read-only autocommit statement
+    /// ([`VAULT_SESSION`]): if it found the connection dead (a database
+    /// restarted while the vault was idle), nothing was done, and it is sent
+    /// once more on a new connection instead of failing the caller.
+    fn run<T>(
+        &self,
+        sql: &str,
+        args: &[Value<'_>],
+        run: impl Fn(&mut Client, &Statement, &[&(dyn ToSql + Sync)]) -> Result<T>,
+    ) -> Result<T> {
+        let once = || {
+            let stmt = self.statement(sql, args)?;
+            run(&mut *self.live()?, &stmt, &params(args))
+        };
+        let first = once();
+        if first.is_err()
+            && !self.in_transaction.get()
+            && self.url.is_some()
+            && self.client.borrow().is_closed()
+        {
+            return once();
         }
-        self.begin("BEGIN READ ONLY; SELECT set_config('vault.operator', 'on', true)")?;
-        self.in_transaction.set(true);
-        let out = f();
-        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
-        let ended = self.client.borrow_mut().batch_execute(end);
-        self.in_transaction.set(false);
-        let out = out?;
-        ended?;
-        Ok(out)
+        first
     }
 
     pub(crate) fn execute(&self, sql: &str, args: &[Value<'_>]) -> Result<usize> {
-        let stmt = self.statement(sql, args)?;
-        let params = params(args);
-        let n = self.in_scope(|| Ok(self.live()?.execute(&stmt, &params)?))?;
+        let n = self.run(sql, args, |c, stmt, params| Ok(c.execute(stmt, params)?))?;
         // an UPDATE of billions of rows is not a vault's
         Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
@@ -228,24 +236,18 @@ impl PgConn {
         id_column: &str,
     ) -> Result<i64> {
         let sql = format!("{sql} RETURNING {id_column}");
-        let stmt = self.statement(&sql, args)?;
-        let params = params(args);
-        let row = self.in_scope(|| Ok(self.live()?.query_one(&stmt, &params)?))?;
+        let row = self.run(&sql, args, |c, stmt, params| Ok(c.query_one(stmt, params)?))?;
         Ok(row.try_get(0)?)
     }
 
     /// Every row of the statement, fetched before the callbacks run (so a
     /// callback may issue statements of its own on the same connection).
     pub(crate) fn query(&self, sql: &str, args: &[Value<'_>]) -> Result<Vec<::postgres::Row>> {
-        let stmt = self.statement(sql, args)?;
-        let params = params(args);
-        self.in_scope(|| Ok(self.live()?.query(&stmt, &params)?))
+        self.run(sql, args, |c, stmt, params| Ok(c.query(stmt, params)?))
     }
 
     pub(crate) fn query_one_row(&self, sql: &str, args: &[Value<'_>]) -> Result<::postgres::Row> {
-        let stmt = self.statement(sql, args)?;
-        let params = params(args);
-        self.in_scope(|| Ok(self.live()?.query_one(&stmt, &params)?))
+        self.run(sql, args, |c, stmt, params| Ok(c.query_one(stmt, params)?))
     }
 
     /// Statements without parameters (simple query protocol). Tracks
@@ -302,26 +304,57 @@ impl PgConn {
     /// guarantee SQLite's `BEGIN IMMEDIATE` gives the vault's writers.
     /// The lock is waited for as SQLite's busy handler waits (store/busy.rs):
     /// `lock_timeout` for this transaction is the same bound, and a wait past
-    /// it is `store_busy`, never a writer stuck behind a hung one.
-    pub(crate) fn begin_write(&self) -> Result<()> {
-        self.execute_batch("BEGIN")?;
-        let wait_ms = crate::store::busy::wait().as_millis().max(1).to_string();
-        let locked = self
-            .execute(
-                "SELECT set_config('lock_timeout', ?1, true)",
-                &[Value::Text(Some(&wait_ms))],
-            )
-            .and_then(|_| {
-                self.execute(
-                    "SELECT pg_advisory_xact_lock(?1)",
-                    &[Value::Int(Some(WRITER_LOCK))],
-                )
-            });
-        if let Err(e) = locked {
-            let _ = self.execute_batch("ROLLBACK");
+    /// it is `store_busy`, never a writer stuck behind a hung one. With
+    /// `actor`, the transaction says who acts from its first statement. One
+    /// round trip: every part is a constant or a [`literal`].
+    pub(crate) fn begin_write(&self, actor: Option<&Principal>) -> Result<()> {
+        let wait_ms = crate::store::busy::wait().as_millis().max(1);
+        let sync = if self.durable.get() { "on" } else { "off" };
+        let mut sql = format!(
+            // the session's default is read-only (VAULT_SESSION)
+            "BEGIN READ WRITE; SET LOCAL lock_timeout = {wait_ms}; \
+             SET LOCAL synchronous_commit = {sync}; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+        );
+        if let Some(actor) = actor {
+            sql.push_str("; ");
+            sql.push_str(&scope_sql(&RlsScope::of(actor)));
+        }
+        if let Err(e) = self.execute_batch(&sql) {
+            // the BEGIN may have run before the part that failed
+            let _ = self.live().map(|mut c| c.batch_execute("ROLLBACK"));
+            self.in_transaction.set(false);
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Opens a read for `actor` in one round trip: `BEGIN READ ONLY` (or,
+    /// inside a transaction, `SAVEPOINT vault_read`) and who acts.
+    pub(crate) fn begin_read(&self, actor: &Principal, nested: bool) -> Result<()> {
+        let begin = if nested {
+            "SAVEPOINT vault_read"
+        } else {
+            "BEGIN READ ONLY"
+        };
+        let sql = format!("{begin}; {}", scope_sql(&RlsScope::of(actor)));
+        let done = self.execute_batch(&sql);
+        if done.is_err() {
+            // the BEGIN or SAVEPOINT may have run before the part that failed
+            if nested {
+                let _ = self.execute_batch("ROLLBACK TO vault_read; RELEASE vault_read");
+            } else {
+                let _ = self.live().map(|mut c| c.batch_execute("ROLLBACK"));
+                self.in_transaction.set(false);
+            }
+        }
+        done
+    }
+
+    /// Whether the next writer transactions wait for the WAL flush at
+    /// commit (`synchronous_commit`, set in each one): a read's audit
+    /// record may skip it, a rotation's commit waits for it.
+    pub(crate) fn set_durable(&self, durable: bool) {
+        self.durable.set(durable);
     }
 
     /// Says who acts for the rest of the transaction: row-level security
@@ -329,15 +362,7 @@ impl PgConn {
     /// is transaction-local (and undone with a rolled-back savepoint). No
     /// grant carries over from whoever acted before.
     pub(crate) fn scope_to(&self, actor: &Principal) -> Result<()> {
-        let (agent, operator) = match actor {
-            Principal::Operator => ("", "on"),
-            Principal::Agent(name) => (name.as_str(), ""),
-        };
-        self.set_scope(&RlsScope {
-            agent: agent.to_owned(),
-            operator: operator.to_owned(),
-            granted: String::new(),
-        })
+        self.execute_batch(&scope_sql(&RlsScope::of(actor)))
     }
 
     /// Lets the acting agent read another agent's secret `path`
@@ -403,6 +428,44 @@ pub(crate) struct RlsScope {
     pub(crate) granted: String,
 }
 
+impl RlsScope {
+    /// `actor` acting, with no grant.
+    fn of(actor: &Principal) -> RlsScope {
+        let (agent, operator) = match actor {
+            Principal::Operator => ("", "on"),
+            Principal::Agent(name) => (name.as_str(), ""),
+        };
+        RlsScope {
+            agent: agent.to_owned(),
+            operator: operator.to_owned(),
+            granted: String::new(),
+        }
+    }
+}
+
+/// The statement that makes `scope` the transaction's, for a simple-query
+/// batch (so it shares the round trip of the BEGIN before it).
+fn scope_sql(scope: &RlsScope) -> String {
+    format!(
+        "SELECT set_config('vault.agent', {}, true), set_config('vault.operator', {}, true), \
+         set_config('vault.granted', {}, true)",
+        literal(&scope.agent),
+        literal(&scope.operator),
+        literal(&scope.granted)
+    )
+}
+
+/// `text` as an SQL string literal: quotes doubled, which is the whole
+/// escaping under `standard_conforming_strings` ([`VAULT_SESSION`]). Text
+/// with a NUL, which no literal can hold (and no name or path the vault
+/// accepts has), is the empty literal: the setting then names nobody.
+pub(super) fn literal(text: &str) -> String {
+    if text.contains('\0') {
+        return "''".to_owned();
+    }
+    format!("'{}'", text.replace('\'', "''"))
+}
+
 /// A statement on a connection the database (or the network) ended.
 fn lost() -> Error {
     Error::DatabaseUnreachable {
@@ -410,6 +473,21 @@ fn lost() -> Error {
             .to_owned(),
     }
 }
+
+/// Session defaults of the vault's own connection, set at connect and after
+/// every reconnect: a transaction is read-only unless it says `READ WRITE`
+/// (only [`PgConn::begin_write`] does), and a statement outside any
+/// transaction runs as the operator, in one round trip (it was three:
+/// `BEGIN READ ONLY` with the setting, the statement, `COMMIT`). That is
+/// the vault's operator-side path: its listings, `audit verify` and the
+/// header run outside [`crate::store::Store::read`] and `write`, only the
+/// operator holds an unlocked vault, and every agent-side read and every
+/// write opens a transaction that says who acts with `set_config(.., true)`,
+/// which overrides the session's value until it ends. Read-only, so a
+/// write that forgot its transaction fails instead of committing unscoped. `standard_conforming_strings` is PostgreSQL's default, made sure
+/// of: [`literal`] quotes by it.
+const VAULT_SESSION: &str = "SET default_transaction_read_only = on; \
+     SET vault.operator = 'on'; SET standard_conforming_strings = on";
 
 /// The advisory lock every writer transaction holds ("vwrt").
 const WRITER_LOCK: i64 = 0x7677_7274;

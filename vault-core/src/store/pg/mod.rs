@@ -389,7 +389,7 @@ impl Postgres {
             }
         }
         Ok(Postgres {
-            conn: Handle::Postgres(Box::new(PgConn::reconnecting(client, database_url))),
+            conn: Handle::Postgres(Box::new(PgConn::reconnecting(client, database_url)?)),
         })
     }
 }
@@ -448,18 +448,11 @@ impl Store for Postgres {
 
     fn read(&self, actor: &Principal) -> Result<PgRead<'_>> {
         let nested = self.conn.in_transaction();
-        self.conn.execute_batch(if nested {
-            "SAVEPOINT vault_read"
-        } else {
-            "BEGIN READ ONLY"
-        })?;
-        // from here the guard ends the read whatever happens next
-        let read = PgRead {
+        self.conn.begin_read_as(actor, nested)?;
+        Ok(PgRead {
             conn: &self.conn,
             nested,
-        };
-        self.conn.scope_to(actor)?;
-        Ok(read)
+        })
     }
 
     fn write(&self, actor: &Principal) -> Result<WriteTx<'_>> {

@@ -1216,3 +1216,26 @@ fn sslmode_verify_full_checks_the_ca_and_the_host_name_and_require_encrypts() {
     );
     assert!(err.contains("no PEM certificate"), "{err}");
 }
+
+#[test]
+fn who_acts_reaches_the_database_as_one_literal_and_a_nul_names_nobody() {
+    // the scope shares the BEGIN's round trip as SQL text, so a quote in it
+    // must stay inside its literal: PostgreSQL reads back exactly the text
+    use super::conn::literal;
+    let Some(db) = TestDb::create() else { return };
+    let mut client = db.server_client();
+    for text in [
+        "hermes",
+        "it's",
+        "'; SELECT pg_sleep(10); --",
+        "a''b",
+        r"back\slash",
+    ] {
+        let got: String = client
+            .query_one(&format!("SELECT {}", literal(text)), &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(got, text);
+    }
+    assert_eq!(literal("hermes\0finance"), "''");
+}
