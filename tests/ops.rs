@@ -99,6 +99,58 @@ fn a_backup_taken_while_a_server_writes_restores_the_latest_committed_value() {
     assert!(names.is_empty(), "left behind: {names:?}");
 }
 
+// issue 20: `vault backup` of a vault on PostgreSQL (on SQLite too) is a
+// file `vault restore` takes on another machine; a restore aimed at the
+// database is refused before anything is asked, with the way there
+#[test]
+fn a_backup_of_either_backend_restores_into_a_new_vault_directory() {
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    env.set("hermes/TOKEN", "value-kept-across-backends-5521");
+    issue(&env, "hermes-key", "hermes");
+    env.vault(&["keys", "revoke", "hermes-key"])
+        .assert()
+        .success();
+    let backup = env.dir.path().join("vault.backup");
+    let out = env
+        .vault(&["backup", backup.to_str().unwrap(), "--json"])
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert!(report["audit_records"].as_i64().unwrap() >= 3, "{report}");
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // another machine: a fresh vault directory, no database
+    let mut other = Env::empty();
+    other.pg = None;
+    std::fs::copy(&env.passfile, &other.passfile).unwrap();
+    other
+        .vault(&["restore", backup.to_str().unwrap()])
+        .assert()
+        .success();
+    assert_eq!(other.get("hermes/TOKEN"), "value-kept-across-backends-5521");
+    assert_eq!(key_status(&other, "hermes-key"), "revoked");
+    other.vault(&["audit", "verify"]).assert().success();
+    if env.pg.is_none() {
+        return;
+    }
+    env.set("hermes/TOKEN", "value-set-after-the-backup-7730");
+    let out = env
+        .vault(&["--json", "restore", backup.to_str().unwrap(), "--force"])
+        .assert()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&stdout_of(&out)).unwrap();
+    assert_eq!(v["error"]["code"], "refused", "{v}");
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("vault migrate --to postgres://"),
+        "{message}"
+    );
+    assert_eq!(env.get("hermes/TOKEN"), "value-set-after-the-backup-7730");
+}
+
 // issue 19, backup and restore
 #[test]
 fn restore_without_force_over_an_existing_vault_refuses_and_changes_nothing() {

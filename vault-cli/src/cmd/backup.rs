@@ -1,9 +1,8 @@
-//! `vault backup FILE`, `vault restore FILE` and `vault migrate`. Exists
-//! because `cp vault.db` loses what is still in the WAL, and because a
-//! restore is the one operation that can bring a revoked key back to life:
-//! the library stages and checks the backup and carries the current vault's
-//! revocations into it (see `vault_core::StagedRestore`); this module says
-//! plainly what came back and what the operator must do about it.
+//! `vault backup FILE` (SQLite or PostgreSQL, into a SQLite file), `vault
+//! restore FILE` and `vault migrate`. `cp vault.db` loses what is in the WAL,
+//! and a restore can bring a revoked key back: the library stages and checks
+//! the backup and carries the current revocations into it (`StagedRestore`);
+//! this module says what came back and what the operator must do about it.
 
 use std::path::PathBuf;
 
@@ -75,12 +74,13 @@ pub fn backup(ctx: &Context, args: BackupArgs) -> Result<()> {
 }
 
 pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
-    let exists = Vault::exists(&ctx.home);
+    let home = ctx.location.restore_home()?;
+    let exists = Vault::exists(home);
     if exists && !args.force {
         return Err(exit::refused(format!(
             "a vault already exists at {}; restoring {} would replace it. Nothing was changed. \
              Take a `vault backup` of it first, then rerun with --force",
-            ctx.home.display(),
+            home.display(),
             args.file.display()
         )));
     }
@@ -92,7 +92,7 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     }
     let pass =
         vault_prompt::passphrase(ctx.passphrase_file.as_deref(), "Passphrase of the backup: ")?;
-    let mut staged = Vault::stage_restore(&ctx.home, &args.file, &pass)?;
+    let mut staged = Vault::stage_restore(home, &args.file, &pass)?;
     // The current vault is read (not unlocked, so another passphrase since
     // the backup does not matter); if it cannot be read at all, the warning
     // says what that means.
@@ -103,7 +103,7 @@ pub fn restore(ctx: &Context, args: RestoreArgs) -> Result<()> {
     staged.install(&args.file.display().to_string())?;
     let restored = vault_present::restore::Restored {
         file: &args.file,
-        home: &ctx.home,
+        home,
         audit_records: records,
         newest_change_ms: newest,
         delta: delta.as_ref(),

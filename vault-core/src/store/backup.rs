@@ -1,4 +1,5 @@
-//! The SQLite side of `vault backup` and `vault restore`. A copy of `vault.db`
+//! The SQLite side of `vault backup` and `vault restore` (a vault on
+//! PostgreSQL is backed up into the same kind of file). A copy of `vault.db`
 //! made with `cp` misses whatever is still in `vault.db-wal` (a rotated-away
 //! value came back as current, a secret went missing); SQLite's online backup
 //! API reads through the WAL and copies one consistent snapshot while servers
@@ -70,6 +71,27 @@ pub(crate) fn copy(src: &Handle, dst: &mut Handle) -> Result<()> {
 /// self-contained file (rollback journal mode, no `-wal` beside it) and
 /// fsynced with its directory. A failed backup leaves no file behind.
 pub(crate) fn snapshot_to_new_file(src: &Handle, dest: &Path) -> Result<u64> {
+    new_file_from(dest, |dst| copy(src, dst))
+}
+
+/// [`snapshot_to_new_file`] of a vault on PostgreSQL at `url`: its rows,
+/// as stored (ciphertexts, tags and the audit chain unchanged), copied in
+/// one read-only snapshot into a new SQLite file at the current schema
+/// (store/pg/copy.rs). The file is a backup like any other: `vault
+/// restore` checks and installs it the same way.
+pub(crate) fn pg_snapshot_to_new_file(url: &str, dest: &Path) -> Result<u64> {
+    new_file_from(dest, |dst| {
+        super::migrate::run(dst)?;
+        let mut src = super::pg::connect(url)?;
+        super::pg::pg_to_sqlite(&mut src, sqlite(dst)?, &dest.display().to_string())?;
+        Ok(())
+    })
+}
+
+/// Creates `dest` (0600, never through a symlink, never over a file),
+/// lets `fill` write the vault into it, then checks it and makes it
+/// durable; on any error `dest` is removed again.
+fn new_file_from(dest: &Path, fill: impl FnOnce(&mut Handle) -> Result<()>) -> Result<u64> {
     OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -80,7 +102,7 @@ pub(crate) fn snapshot_to_new_file(src: &Handle, dest: &Path) -> Result<u64> {
     let result = (|| {
         {
             let mut dst = open_raw(dest)?;
-            copy(src, &mut dst)?;
+            fill(&mut dst)?;
             sqlite(&dst)?.pragma_update(None, "journal_mode", "delete")?;
             let problems = integrity_problems(&dst)?;
             if let Some(first) = problems.first() {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::{KeyInfo, KeyStatus, Principal, Vault, DB_FILE};
+use super::{KeyInfo, KeyStatus, Location, Principal, Vault, DB_FILE};
 use crate::crypto::rand;
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -80,17 +80,43 @@ pub struct RestoreDelta {
     pub secrets_changed: Vec<(String, Option<i64>, Option<i64>)>,
 }
 
+impl Location {
+    /// The vault directory `vault restore` installs into. A restore writes a
+    /// SQLite vault, so a vault on PostgreSQL is refused before anything is
+    /// asked or read, with the way there.
+    ///
+    /// # Errors
+    /// [`Error::Refused`] for a PostgreSQL location.
+    pub fn restore_home(&self) -> Result<&Path> {
+        match self {
+            Location::Dir(dir) => Ok(dir),
+            Location::Postgres { .. } => Err(Error::Refused {
+                reason: "`vault restore` writes a SQLite vault, and this one is on PostgreSQL; \
+                         nothing was changed. Restore the backup into a vault directory \
+                         (VAULT_HOME=DIR vault restore FILE, without --database), then copy \
+                         it into an empty database with `vault migrate --to postgres://...`"
+                    .into(),
+            }),
+        }
+    }
+}
+
 impl Vault {
     /// Writes a consistent snapshot of the whole vault (what is still in the
     /// WAL included) to `dest`, a new file created 0600; see
-    /// [`store::backup::snapshot_to_new_file`]. Audited as `vault.backup`
-    /// (the record is in the live vault, not in the copy).
+    /// [`store::backup::snapshot_to_new_file`]. A vault on PostgreSQL is
+    /// written as the same kind of SQLite file, from one read-only snapshot
+    /// of the database. Audited as `vault.backup` (the record is in the live
+    /// vault, not in the copy).
     ///
     /// # Errors
     /// [`Error::Io`] if `dest` exists (even as a symlink) or cannot be
     /// written; [`Error::Integrity`] if the copy fails SQLite's check.
     pub fn backup_to(&self, dest: &Path) -> Result<BackupInfo> {
-        let bytes = backup::snapshot_to_new_file(&self.store, dest)?;
+        let bytes = match &self.location {
+            Location::Postgres { url, .. } => backup::pg_snapshot_to_new_file(url, dest)?,
+            Location::Dir(_) => backup::snapshot_to_new_file(&self.store, dest)?,
+        };
         let audit_records = self.audit_log(None, None)?.len() as i64;
         self.audit(
             OP,
