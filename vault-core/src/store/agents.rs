@@ -61,9 +61,13 @@ pub(crate) fn id_of(conn: &Handle, rk: &RowKey, name: &str) -> Result<Option<i64
     Ok(one(conn, rk, name)?.map(|r| r.agent_id))
 }
 
-/// The agent's policy JSON, after checking its row.
-pub(crate) fn policy(conn: &Handle, rk: &RowKey, name: &str) -> Result<Option<String>> {
-    Ok(one(conn, rk, name)?.map(|r| r.policy))
+/// The agent's id and policy JSON, after checking its row.
+pub(crate) fn id_and_policy(
+    conn: &Handle,
+    rk: &RowKey,
+    name: &str,
+) -> Result<Option<(i64, String)>> {
+    Ok(one(conn, rk, name)?.map(|r| (r.agent_id, r.policy)))
 }
 
 pub(crate) fn list(conn: &Handle, rk: &RowKey, only: Option<&str>) -> Result<Vec<AgentRow>> {

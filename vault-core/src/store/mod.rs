@@ -289,37 +289,28 @@ pub(crate) fn open(path: &Path) -> Result<Handle> {
 /// Takes the connection shared (rusqlite's own `Transaction` wants it
 /// exclusively), so code inside the transaction can still call `&self`
 /// helpers such as the audit writer. Rolls back unless committed.
-/// A transaction (not a savepoint) says who acts, `actor`, as it opens.
-fn write_tx<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
+///
+/// On behalf of `actor`: a backend with row-level security scopes the
+/// transaction (or savepoint) to it as it opens, before anything runs.
+pub(crate) fn write_tx_as<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
     // Inside a batch (see `Vault::in_one_transaction`) the write becomes a
     // savepoint: it can still fail and roll back alone, but it is made
     // durable only with the whole batch.
     let nested = conn.in_transaction();
-    if nested {
-        conn.execute_batch("SAVEPOINT vault_nested")?;
+    let outer_scope = if nested {
+        // the enclosing transaction's actor, back in force once this one is released
+        conn.savepoint_as(actor)?
     } else {
         conn.begin_immediate_as(actor)?;
-    }
+        None
+    };
     Ok(WriteTx {
         conn,
         nested,
         done: false,
-        actor: None,
-        outer_scope: None,
+        actor: Some(actor.clone()),
+        outer_scope,
     })
-}
-
-/// [`write_tx`] on behalf of `actor`: a backend with row-level security
-/// scopes the transaction (or savepoint) to it before anything runs.
-pub(crate) fn write_tx_as<'a>(conn: &'a Handle, actor: &Principal) -> Result<WriteTx<'a>> {
-    let mut tx = write_tx(conn, actor)?;
-    if tx.nested {
-        // the enclosing transaction's actor, back in force once this one is released
-        tx.outer_scope = conn.scope()?;
-        conn.scope_to(actor)?;
-    }
-    tx.actor = Some(actor.clone());
-    Ok(tx)
 }
 
 /// A read on behalf of a principal ([`Store::read`]).
@@ -367,19 +358,16 @@ impl WriteTx<'_> {
 
     pub(crate) fn commit(mut self) -> Result<()> {
         self.done = true;
-        let sql = if self.nested {
-            "RELEASE vault_nested"
+        let done = if self.nested {
+            self.conn.release_savepoint(self.outer_scope.as_ref())
         } else {
-            "COMMIT"
+            self.conn.execute_batch("COMMIT")
         };
-        if let Err(e) = self.conn.execute_batch(sql) {
+        if let Err(e) = done {
             self.rollback();
             return Err(e);
         }
-        match &self.outer_scope {
-            Some(scope) => self.conn.restore_scope(scope),
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     fn rollback(&self) {

@@ -9,17 +9,8 @@ use crate::names::SecretPath;
 use crate::Principal;
 
 impl Handle {
-    /// Says who acts in the open transaction (PostgreSQL's row-level
-    /// security reads it; SQLite needs nothing).
-    pub(crate) fn scope_to(&self, actor: &Principal) -> Result<()> {
-        match self {
-            Handle::Sqlite(_) => Ok(()),
-            Handle::Postgres(p) => p.scope_to(actor),
-        }
-    }
-
-    /// [`Handle::begin_immediate`] and [`Handle::scope_to`] in one: on
-    /// PostgreSQL one round trip instead of two.
+    /// [`Handle::begin_immediate`], the transaction acting for `actor` from
+    /// its first statement (PostgreSQL: in the same round trip).
     pub(crate) fn begin_immediate_as(&self, actor: &Principal) -> Result<()> {
         match self {
             Handle::Sqlite(_) => self.begin_immediate(),
@@ -37,21 +28,24 @@ impl Handle {
         }
     }
 
-    /// Who acts in the open transaction, as [`Handle::restore_scope`] takes
-    /// it back (SQLite: nobody, it needs nothing).
-    pub(crate) fn scope(&self) -> Result<Option<RlsScope>> {
+    /// Opens the savepoint `vault_nested` in the open transaction, acting
+    /// for `actor`; returns who acted before, for
+    /// [`Handle::release_savepoint`] (SQLite: nobody, it needs nothing).
+    /// PostgreSQL: one round trip.
+    pub(crate) fn savepoint_as(&self, actor: &Principal) -> Result<Option<RlsScope>> {
         match self {
-            Handle::Sqlite(_) => Ok(None),
-            Handle::Postgres(p) => p.scope().map(Some),
+            Handle::Sqlite(_) => self.execute_batch("SAVEPOINT vault_nested").map(|()| None),
+            Handle::Postgres(p) => p.savepoint_as(actor).map(Some),
         }
     }
 
-    /// Puts back a scope [`Handle::scope`] read: a savepoint's released
-    /// `set_config` would otherwise outlive it in the enclosing transaction.
-    pub(crate) fn restore_scope(&self, scope: &RlsScope) -> Result<()> {
-        match self {
-            Handle::Sqlite(_) => Ok(()),
-            Handle::Postgres(p) => p.set_scope(scope),
+    /// Releases `vault_nested` and puts back the scope `outer` its opening
+    /// returned: a released savepoint's `set_config` would otherwise outlive
+    /// it in the enclosing transaction. PostgreSQL: one round trip.
+    pub(crate) fn release_savepoint(&self, outer: Option<&RlsScope>) -> Result<()> {
+        match (self, outer) {
+            (Handle::Postgres(p), Some(outer)) => p.release_savepoint(outer),
+            _ => self.execute_batch("RELEASE vault_nested"),
         }
     }
 

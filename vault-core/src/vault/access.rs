@@ -221,17 +221,26 @@ impl Vault {
         conn: &crate::store::Handle,
         agent: &AgentName,
     ) -> Result<std::sync::Arc<Policy>> {
-        let json = agents::policy(conn, &self.rows, agent.as_str())?
+        Ok(self.agent_and_policy_in(conn, agent)?.1)
+    }
+
+    /// The agent's id and its compiled policy, from one read of its row.
+    pub(super) fn agent_and_policy_in(
+        &self,
+        conn: &crate::store::Handle,
+        agent: &AgentName,
+    ) -> Result<(i64, std::sync::Arc<Policy>)> {
+        let (agent_id, json) = agents::id_and_policy(conn, &self.rows, agent.as_str())?
             .ok_or_else(|| not_found("agent", agent))?;
         if let Some((text, policy)) = self.policies.borrow().get(agent.as_str()) {
             if *text == json {
-                return Ok(policy.clone());
+                return Ok((agent_id, policy.clone()));
             }
         }
         let policy = std::sync::Arc::new(Policy::from_json(&json)?);
         self.policies
             .borrow_mut()
             .insert(agent.as_str().to_owned(), (json, policy.clone()));
-        Ok(policy)
+        Ok((agent_id, policy))
     }
 }

@@ -333,19 +333,27 @@ impl Vault {
         actor: &Principal,
         path: &SecretPath,
     ) -> Result<secrets::SecretRow> {
+        // the agent's own row, read once for its policy and its id
+        let mut own_id = None;
         if let Principal::Agent(me) = actor {
-            if !self.policy_in(conn, me)?.may_read(me, path) {
+            let (my_id, policy) = self.agent_and_policy_in(conn, me)?;
+            if !policy.may_read(me, path) {
                 // Indistinguishable from a missing secret (same error, same text).
                 return Err(not_found("secret", path));
             }
-            if path.agent != *me {
+            if path.agent == *me {
+                own_id = Some(my_id);
+            } else {
                 // the grant checked above, and only it, opens that row to
                 // the database's row-level security
                 conn.grant_read(path)?;
             }
         }
-        let agent_id = agents::id_of(conn, &self.rows, path.agent.as_str())?
-            .ok_or_else(|| not_found("secret", path))?;
+        let agent_id = match own_id {
+            Some(id) => id,
+            None => agents::id_of(conn, &self.rows, path.agent.as_str())?
+                .ok_or_else(|| not_found("secret", path))?,
+        };
         secrets::find(conn, &self.rows, agent_id, path.name.as_str())?
             .ok_or_else(|| not_found("secret", path))
     }

@@ -357,14 +357,6 @@ impl PgConn {
         self.durable.set(durable);
     }
 
-    /// Says who acts for the rest of the transaction: row-level security
-    /// sees the principal the vault's own checks do. `set_config(.., true)`
-    /// is transaction-local (and undone with a rolled-back savepoint). No
-    /// grant carries over from whoever acted before.
-    pub(crate) fn scope_to(&self, actor: &Principal) -> Result<()> {
-        self.execute_batch(&scope_sql(&RlsScope::of(actor)))
-    }
-
     /// Lets the acting agent read another agent's secret `path`
     /// (`AGENT/NAME`) for the rest of the transaction, after the vault's
     /// own policy check allowed it (schema 019's `granted` policies read
@@ -382,33 +374,32 @@ impl PgConn {
         Ok(())
     }
 
-    /// The settings [`PgConn::scope_to`] and [`PgConn::grant_read`] made
-    /// (empty when unset).
-    pub(crate) fn scope(&self) -> Result<RlsScope> {
-        let row = self.query_one_row(
+    /// [`super::super::Handle::savepoint_as`]: the current scope read,
+    /// the savepoint opened and `actor` made the scope, in one simple query.
+    pub(crate) fn savepoint_as(&self, actor: &Principal) -> Result<RlsScope> {
+        let sql = format!(
             "SELECT coalesce(current_setting('vault.agent', true), ''),
                     coalesce(current_setting('vault.operator', true), ''),
-                    coalesce(current_setting('vault.granted', true), '')",
-            &[],
-        )?;
+                    coalesce(current_setting('vault.granted', true), '');
+             SAVEPOINT vault_nested; {}",
+            scope_sql(&RlsScope::of(actor))
+        );
+        let messages = self.live()?.simple_query(&sql)?;
+        let row = messages.iter().find_map(|m| match m {
+            ::postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        });
+        let text = |i: usize| row.and_then(|r| r.get(i)).unwrap_or_default().to_owned();
         Ok(RlsScope {
-            agent: row.try_get(0)?,
-            operator: row.try_get(1)?,
-            granted: row.try_get(2)?,
+            agent: text(0),
+            operator: text(1),
+            granted: text(2),
         })
     }
 
-    pub(crate) fn set_scope(&self, scope: &RlsScope) -> Result<()> {
-        self.execute(
-            "SELECT set_config('vault.agent', ?1, true), set_config('vault.operator', ?2, true),
-                    set_config('vault.granted', ?3, true)",
-            &[
-                Value::Text(Some(&scope.agent)),
-                Value::Text(Some(&scope.operator)),
-                Value::Text(Some(&scope.granted)),
-            ],
-        )?;
-        Ok(())
+    /// [`super::super::Handle::release_savepoint`], in one simple query.
+    pub(crate) fn release_savepoint(&self, outer: &RlsScope) -> Result<()> {
+        self.execute_batch(&format!("RELEASE vault_nested; {}", scope_sql(outer)))
     }
 
     /// The client, for migrations and the role check at open.
@@ -443,8 +434,11 @@ impl RlsScope {
     }
 }
 
-/// The statement that makes `scope` the transaction's, for a simple-query
-/// batch (so it shares the round trip of the BEGIN before it).
+/// The statement that says who acts for the rest of the transaction, for a
+/// simple-query batch (so it shares the round trip of the BEGIN or SAVEPOINT
+/// before it): row-level security sees the principal the vault's own checks
+/// do. `set_config(.., true)` is transaction-local (and undone with a
+/// rolled-back savepoint); no grant carries over from whoever acted before.
 fn scope_sql(scope: &RlsScope) -> String {
     format!(
         "SELECT set_config('vault.agent', {}, true), set_config('vault.operator', {}, true), \
