@@ -19,12 +19,12 @@ pub struct AppState {
 pub(crate) struct Inner {
     pub worker: Worker,
     pub signer: TokenSigner,
-    pub snapshot: RwLock<RevocationSnapshot>,
-    /// [`Vault::revocation_stamp`] when the snapshot was read: a token is
-    /// checked against a snapshot no key change has been committed since,
-    /// so a revocation by another process or server counts at the next
-    /// request.
-    pub snapshot_stamp: std::sync::atomic::AtomicI64,
+    /// The snapshot, with [`Vault::revocation_stamp`] as it was before the
+    /// snapshot was read: a token is checked against a snapshot no key
+    /// change has been committed since, so a revocation by another process
+    /// or server counts at the next request. One lock over both, so no
+    /// reader sees a snapshot with another snapshot's stamp.
+    pub snapshot: RwLock<(i64, RevocationSnapshot)>,
     pub admin_token: SecretString,
     pub metrics: Mutex<Metrics>,
     /// Per-key counters from the audit trail, brought up to date at each
@@ -90,8 +90,7 @@ impl AppState {
                     source: e,
                 })?,
                 signer,
-                snapshot: RwLock::new(snapshot),
-                snapshot_stamp: std::sync::atomic::AtomicI64::new(stamp),
+                snapshot: RwLock::new((stamp, snapshot)),
                 admin_token,
                 metrics: Mutex::new(Metrics::default()),
                 usage: Mutex::new(UsageTally::default()),
@@ -201,7 +200,7 @@ impl AppState {
             .unwrap_or(0);
         let claims = self.inner.signer.verify(token, now)?;
         let snapshot = self.inner.snapshot.read().map_err(|_| poisoned())?;
-        snapshot.check(&claims)?;
+        snapshot.1.check(&claims)?;
         Ok(claims)
     }
 
@@ -306,7 +305,7 @@ impl AppState {
     /// Ids of the keys suspended in the current snapshot.
     pub(crate) fn suspended_keys(&self) -> std::collections::HashSet<String> {
         match self.inner.snapshot.read() {
-            Ok(s) => s.suspended_keys().map(str::to_owned).collect(),
+            Ok(s) => s.1.suspended_keys().map(str::to_owned).collect(),
             Err(_) => std::collections::HashSet::new(),
         }
     }
@@ -317,10 +316,7 @@ impl AppState {
         // stamp again, so the next check reads once more.
         let stamp = vault.revocation_stamp()?;
         let fresh = vault.revocation_snapshot()?;
-        *self.inner.snapshot.write().map_err(|_| poisoned())? = fresh;
-        self.inner
-            .snapshot_stamp
-            .store(stamp, std::sync::atomic::Ordering::SeqCst);
+        *self.inner.snapshot.write().map_err(|_| poisoned())? = (stamp, fresh);
         Ok(())
     }
 
@@ -337,15 +333,12 @@ impl AppState {
         claims: &TokenClaims,
     ) -> Result<(), ApiError> {
         let now = vault.revocation_stamp()?;
-        let seen = self
-            .inner
-            .snapshot_stamp
-            .load(std::sync::atomic::Ordering::SeqCst);
+        let seen = self.inner.snapshot.read().map_err(|_| poisoned())?.0;
         if now != seen {
             self.refresh_snapshot(vault)?;
         }
         let snapshot = self.inner.snapshot.read().map_err(|_| poisoned())?;
-        snapshot.check(claims)?;
+        snapshot.1.check(claims)?;
         Ok(())
     }
 }

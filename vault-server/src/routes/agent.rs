@@ -172,7 +172,7 @@ async fn mint(
                 .inner
                 .snapshot
                 .read()
-                .is_ok_and(|s| s.check(&minted.claims).is_ok());
+                .is_ok_and(|s| s.1.check(&minted.claims).is_ok());
             if !known {
                 st.refresh_snapshot(vault)?;
             }
