@@ -277,6 +277,49 @@ fn a_kill_at_every_step_of_a_rotation_resumes_with_the_invariants_intact() {
     }
 }
 
+// issue 19: leak -> refused p99 < 10 ms. A leaked key is refused from the
+// rotation's first commit, not once its successor is in every file.
+#[test]
+fn a_leaked_key_is_revoked_in_the_commit_that_stores_its_successor() {
+    sqlite_only!(SqliteOnly::CrashTrial);
+    let (env, files) = setup();
+    let old = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
+    let leak = env.dir.path().join("chat.md");
+    std::fs::write(&leak, format!("here is my key {old} thanks\n")).unwrap();
+    let out = env
+        .vault(&["scan", leak.to_str().unwrap(), "--rotate"])
+        .env("VAULT_FAILPOINT", "rotate:created")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the scan should have died (SIGABRT)"
+    );
+    // killed before any file was written: the files still hold the leaked
+    // key, and it is already dead
+    assert_eq!(
+        key_in(&files[0], "VAULT_AGENT_KEY").as_deref(),
+        Some(old.as_str())
+    );
+    assert_eq!(status_in_db(&env, &old).as_deref(), Some("revoked"));
+    let conn = Connection::open(env.db()).unwrap();
+    assert_eq!(open_rotations(&conn), 1);
+    drop(conn);
+    // the next start hands the agent its successor; one revocation on record
+    check_invariants(&env, &files, &old);
+    let new = key_in(&files[0], "VAULT_AGENT_KEY").unwrap();
+    assert_ne!(new, old);
+    assert!(mints(&env, &new) && !mints(&env, &old));
+    let out = env
+        .vault(&["--json", "audit", "log", "--action", "key.revoke"])
+        .assert()
+        .success();
+    let v = json(&out);
+    let revokes = v["records"].as_array().unwrap().len();
+    assert_eq!(revokes, 1, "{v}");
+}
+
 /// Open rotations (journal rows not yet done), read straight from the db.
 fn open_rotations(conn: &Connection) -> i64 {
     conn.query_row(

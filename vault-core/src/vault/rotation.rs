@@ -5,10 +5,11 @@
 //! a leak sets off), secret_rotation.rs (stored secrets' own commands) and
 //! approvals.rs (what waits for a person).
 //!
-//! Invariants, whatever crashes when: the agent's registered env files always
-//! hold a key that works (the old one stays valid until every file holds the
-//! new one), a revoked key never works again, and no value is lost (the old
-//! version of a secret stays in its history).
+//! Invariants, whatever crashes when: after a planned rotation's start the
+//! agent's registered env files always hold a key that works (the old one
+//! stays valid until every file holds the new one; a leaked one is revoked at
+//! the start instead), a revoked key never works again, and no value is lost
+//! (the old version of a secret stays in its history).
 
 use crate::store::Store as _;
 use std::path::{Path, PathBuf};
@@ -179,7 +180,16 @@ impl Vault {
             return Ok(None);
         };
         count_encryption(&tx, &self.rows)?;
-        keys::set_retiring(&tx, &self.rows, &old.key_id)?;
+        // A leaked key is refused from this commit on, before its successor
+        // reaches any file: whoever read the leak gets nothing meanwhile, and
+        // the agent waits the few milliseconds until its file holds the new
+        // key. A planned rotation keeps the old key working until then.
+        let revoked_now = reason == RotationReason::Leak;
+        if revoked_now {
+            keys::revoke(&tx, &self.rows, &old.key_id, now)?;
+        } else {
+            keys::set_retiring(&tx, &self.rows, &old.key_id)?;
+        }
         keys::insert(
             &tx,
             &self.rows,
@@ -214,6 +224,16 @@ impl Vault {
             Some(&format!("{} ({reason})", old.name)),
             AuditOutcome::Ok,
         )?;
+        if revoked_now {
+            self.audit_in(
+                &tx,
+                actor,
+                Some(&old.key_id),
+                AuditAction::KeyRevoke,
+                Some(&old.name),
+                AuditOutcome::Ok,
+            )?;
+        }
         // Claimed before it is visible to anyone: no other server resumes a
         // rotation this process is still working on. A fresh id's claim is free.
         rotation::claim(&tx, rotation_id)?;
@@ -402,7 +422,8 @@ impl Vault {
         };
         let tx = self.store.write(&Principal::Operator)?;
         rotation::check_claim(&tx, row.rotation_id, &[RotationStep::Written])?;
-        keys::revoke(&tx, &self.rows, &row.old_key_id, store::now())?;
+        // false when revoked already: a leak's rotation revokes at its start
+        let revoked_here = keys::revoke(&tx, &self.rows, &row.old_key_id, store::now())?;
         let error = (!errors.is_empty()).then(|| errors.join("; "));
         rotation::set_rotation_state(
             &tx,
@@ -411,14 +432,16 @@ impl Vault {
             error.as_deref(),
             store::now(),
         )?;
-        self.audit_in(
-            &tx,
-            op,
-            Some(&row.old_key_id),
-            AuditAction::KeyRevoke,
-            Some(&row.subject),
-            AuditOutcome::Ok,
-        )?;
+        if revoked_here {
+            self.audit_in(
+                &tx,
+                op,
+                Some(&row.old_key_id),
+                AuditAction::KeyRevoke,
+                Some(&row.subject),
+                AuditOutcome::Ok,
+            )?;
+        }
         self.audit_in(
             &tx,
             op,
