@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# What usage accounting costs the broker (issue 16): the same vault served by
-# two `vault server --broker` processes, one with accounting (the default) and
-# one with --no-usage-accounting, in the same run, against one local TLS model
-# API answering OpenAI-shaped JSON with usage. Each round sends REQS POSTs of
-# a 16 KiB body to /v1/chat/completions through each broker in turn (CONC
-# keep-alive client threads), so load on the machine hits both alike.
-# Prints throughput and p50/p99 latency per configuration and the difference.
+# What usage accounting and egress scanning cost the broker (issue 16): the
+# same vault served by two `vault server --broker` processes, one with
+# accounting (the default) and one with --no-usage-accounting, in the same
+# run, against one local TLS model API answering OpenAI-shaped JSON with
+# usage. Two agents with the same egress rule: hermes scans what it sends
+# (`egress_scan` at its default, block), plain does not (`egress_scan =
+# "off"`). Three configurations: neither (plain through the unaccounting
+# broker), accounting only (plain through the accounting one) and both
+# (hermes through the accounting one). Each round sends REQS POSTs of a
+# 16 KiB body to /v1/chat/completions through each in turn (CONC keep-alive
+# client threads), so load on the machine hits all alike. Prints throughput
+# and p50/p99 latency per configuration and each one's cost against neither.
 # Usage: bench/broker-usage.sh [REQS] [CONC] [ROUNDS]
+#   BIN=PATH  a vault binary to measure instead of building this tree's
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reqs=${1:-400}
 conc=${2:-4}
 rounds=${3:-3}
-cargo build --release -q -p vault-cli
-bin=$PWD/target/release/vault
+[ -n "${BIN:-}" ] || cargo build --release -q -p vault-cli
+bin=${BIN:-$PWD/target/release/vault}
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
@@ -67,8 +73,14 @@ printf '[[egress]]\nhost = "127.0.0.2:%s"\nsecret = "OPENAI_API_KEY"\nauth = "be
 "$bin" agent add hermes --policy "$tmp/p.toml" 2>/dev/null
 printf 'sk-benchmark-openai-value' | "$bin" set hermes/OPENAI_API_KEY 2>/dev/null
 key=$("$bin" issue hermes-key 2>/dev/null)
+{ printf 'egress_scan = "off"\n'; cat "$tmp/p.toml"; } >"$tmp/plain.toml"
+"$bin" agent add plain --policy "$tmp/plain.toml" 2>/dev/null
+printf 'sk-benchmark-openai-value' | "$bin" set plain/OPENAI_API_KEY 2>/dev/null
+plain_key=$("$bin" issue plain-key 2>/dev/null)
 
-start() { # name, extra flags...
+# Not in a command substitution: its subshell would keep the pid from the
+# cleanup, and the servers would outlive the bench.
+start() { # name, extra flags...; sets $addr to the broker's address
     local name=$1
     shift
     "$bin" server --listen 127.0.0.1:0 --admin-token-file "$tmp/admin-$name" \
@@ -76,20 +88,23 @@ start() { # name, extra flags...
         --broker-allow-private 127.0.0.0/8 "$@" >"$tmp/out-$name" 2>"$tmp/log-$name" &
     pids+=($!)
     for _ in $(seq 1 200); do grep -q '^listening' "$tmp/out-$name" 2>/dev/null && break; sleep 0.05; done
-    sed -n 's/^broker listening on http:\/\///p' "$tmp/out-$name"
+    addr=$(sed -n 's/^broker listening on http:\/\///p' "$tmp/out-$name")
 }
-on=$(start on)
-off=$(start off --no-usage-accounting)
+start on
+on=$addr
+start off --no-usage-accounting
+off=$addr
 "$bin" --json usage >/dev/null # the vault opens fine with both running
 
-python3 - "$on" "$off" "$key" "$port" "$reqs" "$conc" "$rounds" "$tmp" <<'PY'
+python3 - "$on" "$off" "$key" "$plain_key" "$port" "$reqs" "$conc" "$rounds" <<'PY'
 import base64, http.client, json, ssl, sys, threading, time
-on, off, key, port, reqs, conc, rounds, tmp = sys.argv[1:]
+on, off, key, plain_key, port, reqs, conc, rounds = sys.argv[1:]
 reqs, conc, rounds = int(reqs), int(conc), int(rounds)
-auth = "Basic " + base64.b64encode(("agent:" + key).encode()).decode()
+basic = lambda k: "Basic " + base64.b64encode(("agent:" + k).encode()).decode()
 body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "x" * 16340}]}).encode()
 assert len(body) >= 16 * 1024
-def run(broker):
+def run(broker, key):
+    auth = basic(key)
     host, bport = broker.rsplit(":", 1)
     lat, lock = [], threading.Lock()
     def worker(n):
@@ -116,19 +131,24 @@ def run(broker):
     wall = time.perf_counter() - t
     lat.sort()
     return len(lat) / wall, lat[len(lat) // 2] * 1000, lat[int(len(lat) * 0.99)] * 1000
-run(on); run(off)  # warm both: connections, leaves, the vault's caches
-res = {"on": [], "off": []}
+configs = [("neither", off, plain_key), ("accounting", on, plain_key), ("both", on, key)]
+for _, broker, k in configs:
+    run(broker, k)  # warm each: connections, leaves, the vault's caches
+res = {name: [] for name, _, _ in configs}
 for _ in range(rounds):
-    for name, broker in (("off", off), ("on", on)):
-        res[name].append(run(broker))
+    for name, broker, k in configs:
+        res[name].append(run(broker, k))
 def best(name):
     rs = res[name]
     return max(r[0] for r in rs), min(r[1] for r in rs), min(r[2] for r in rs)
-(ton, p50on, p99on), (toff, p50off, p99off) = best("on"), best("off")
 print(f"{reqs} requests x {rounds} rounds, {conc} connections, 16 KiB bodies; best round of each")
-print(f"accounting off: {toff:7.0f} req/s  p50 {p50off:6.2f} ms  p99 {p99off:6.2f} ms")
-print(f"accounting on:  {ton:7.0f} req/s  p50 {p50on:6.2f} ms  p99 {p99on:6.2f} ms")
-print(f"cost: {100 * (1 - ton / toff):+.1f} % throughput, {p99on - p99off:+.2f} ms p99")
+base = best("neither")
+for name, _, _ in configs:
+    t, p50, p99 = best(name)
+    line = f"{name + ':':12} {t:7.0f} req/s  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms"
+    if name != "neither":
+        line += f"  cost {100 * (1 - t / base[0]):+.1f} % throughput, {p99 - base[2]:+.2f} ms p99"
+    print(line)
 PY
 sleep 0.5 # the writer's last batch
 "$bin" --json usage | python3 -c 'import json,sys; v=json.load(sys.stdin); print("recorded:", sum(r["requests"] for r in v["egress"]["rows"]), "requests,", v["egress"]["dropped_records"], "dropped")'

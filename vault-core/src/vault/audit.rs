@@ -124,17 +124,26 @@ impl Vault {
         target: Option<&str>,
         outcome: AuditOutcome,
     ) -> Result<()> {
-        // Inside a batch the batch's own commit decides durability.
+        // The trail is the vault's own: appended with operator rights, whoever
+        // acted (the actor is a column of the record, not the transaction's).
+        self.trail_write(|| {
+            let tx = self.store.write(&Principal::Operator)?;
+            self.append(&tx, actor, key_id, action, target, outcome, false)?;
+            tx.commit()
+        })
+    }
+
+    /// Runs `write`, a trail record's own transaction (an audit record,
+    /// usage), without waiting for the disk, as a group commit of trail
+    /// records does (SECURITY.md, "Fail-closed"); inside a batch the batch's
+    /// commit decides. Without this a lone record's fsync holds the vault
+    /// thread, and every request queued behind it, for a disk flush.
+    pub(super) fn trail_write<T>(&self, write: impl FnOnce() -> Result<T>) -> Result<T> {
         let alone = !store::in_batch(&self.store);
         if alone {
             self.store.set_durable(false)?;
         }
-        // The trail is the vault's own: appended with operator rights, whoever
-        // acted (the actor is a column of the record, not the transaction's).
-        let result = self.store.write(&Principal::Operator).and_then(|tx| {
-            self.append(&tx, actor, key_id, action, target, outcome, false)?;
-            tx.commit()
-        });
+        let result = write();
         if alone {
             self.store.set_durable(true)?;
         }

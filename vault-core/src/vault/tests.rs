@@ -1372,6 +1372,38 @@ fn a_batch_of_read_records_skips_the_fsync_and_one_that_changes_state_syncs_the_
 }
 
 #[test]
+fn a_trail_record_written_alone_skips_the_fsync_and_in_a_batch_leaves_it_to_the_batch() {
+    // `synchronous = NORMAL`: what a trail record's own commit runs at
+    const NORMAL: i64 = 1;
+    let (_dir, mut v) = new_vault();
+    let (syncs, level) = v.durability_for_tests();
+    assert_eq!(level, FULL);
+    let inside = v.trail_write(|| Ok(v.durability_for_tests().1)).unwrap();
+    assert_eq!(
+        inside, NORMAL,
+        "a lone trail record waits for no disk flush"
+    );
+    assert_eq!(v.durability_for_tests(), (syncs, FULL), "and FULL after");
+    // a failing write gives the level back too
+    let failed: Result<()> = v.trail_write(|| Err(Error::Refused { reason: "x".into() }));
+    assert!(failed.is_err());
+    assert_eq!(v.durability_for_tests().1, FULL);
+    // in a batch the batch chose its level when it began; nothing changes it
+    let (inside, committed) = v.in_one_transaction(|v| {
+        let before = v.durability_for_tests().1;
+        (
+            before,
+            v.trail_write(|| Ok(v.durability_for_tests().1)).unwrap(),
+        )
+    });
+    committed.unwrap();
+    assert_eq!(inside.0, inside.1);
+    // and the broker's usage records go through it: stored, FULL after
+    v.record_usage(&[], 3).unwrap();
+    assert_eq!(v.durability_for_tests(), (syncs, FULL));
+}
+
+#[test]
 fn a_batch_that_panics_leaves_nothing_and_the_vault_usable() {
     let (_dir, mut v) = new_vault();
     v.add_agent(OP, &agent("hermes"), &Policy::default())

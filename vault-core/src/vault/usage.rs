@@ -73,10 +73,12 @@ impl Vault {
     /// # Errors
     /// Database errors.
     pub fn record_usage(&mut self, records: &[UsageRecord], dropped: u64) -> Result<()> {
-        let tx = self.store.write(&Principal::Operator)?;
-        usage::insert(&tx, records)?;
-        usage::insert_dropped(&tx, store::now_ms(), dropped)?;
-        tx.commit()
+        self.trail_write(|| {
+            let tx = self.store.write(&Principal::Operator)?;
+            usage::insert(&tx, records)?;
+            usage::insert_dropped(&tx, store::now_ms(), dropped)?;
+            tx.commit()
+        })
     }
 
     /// Stored usage summed per agent, key, group and model, unpriced.
