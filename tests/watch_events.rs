@@ -173,3 +173,78 @@ fn a_directory_created_under_a_watched_one_is_followed_with_what_it_already_hold
     terminate(&watcher);
     wait_bounded(&env, &mut watcher);
 }
+
+// A leak's rotation revokes the key in its first commit. One that a crash
+// left open right there is finished when the key is seen leaking again, here
+// by a watcher that ran all along (on SQLite rotations resume at a process's
+// start only), so the agent's file gets the successor without a restart.
+#[test]
+fn a_leak_rotation_a_crash_left_open_is_finished_when_a_running_watcher_sees_the_key_again() {
+    sqlite_only!(SqliteOnly::CrashTrial);
+    let env = Env::new();
+    env.vault(&["agent", "add", "hermes"]).assert().success();
+    let target = env.dir.path().join("agent.env");
+    env.vault(&[
+        "issue",
+        "hermes-key",
+        "--write-env",
+        target.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let key_in_target = || {
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("VAULT_AGENT_KEY=").map(str::to_owned))
+            .unwrap()
+    };
+    let key = key_in_target();
+    let sessions = env.dir.path().join("sessions");
+    std::fs::create_dir_all(&sessions).unwrap();
+    let chat = sessions.join("chat.jsonl");
+    append(&chat, "{\"role\":\"user\",\"content\":\"hi\"}\n");
+    let mut watcher = spawn_vault(
+        &env,
+        &[
+            "watch",
+            sessions.to_str().unwrap(),
+            "--interval-ms",
+            TEN_MINUTES,
+        ],
+    );
+    first_pass_done(&env);
+    // another process's rotation of the leaked key dies after its first commit
+    let note = env.dir.path().join("note.md");
+    std::fs::write(&note, format!("the key is {key}\n")).unwrap();
+    let out = env
+        .vault(&["scan", note.to_str().unwrap(), "--rotate"])
+        .env("VAULT_FAILPOINT", "rotate:created")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the scan should have died (SIGABRT)"
+    );
+    assert_eq!(key_in_target(), key, "no file was written before the crash");
+    // the watcher meets the key again: it finishes the open rotation
+    append(
+        &chat,
+        &format!("{{\"role\":\"user\",\"content\":\"again: {key}\"}}\n"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while key_in_target() == key && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let successor = key_in_target();
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_ne!(
+        successor,
+        key,
+        "the open rotation was left open: {}",
+        spawned_stderr(&env)
+    );
+    assert!(mints(&env, &successor) && !mints(&env, &key));
+}

@@ -66,10 +66,15 @@ impl Vault {
             };
             // The leaked key may be the successor of a rotation still open:
             // finish that first (under its claim: on PostgreSQL another
-            // server may be finishing it), then rotate again.
+            // server may be finishing it), then rotate again. Or the key a
+            // leak's rotation revoked at its start before a crash: finish
+            // that one, so its successor reaches the files now.
             if let Some(open) = rotation::open_rotations(&self.store)?
                 .into_iter()
-                .find(|r| r.new_key_id.as_deref() == Some(row.key_id.as_str()))
+                .find(|r| {
+                    r.new_key_id.as_deref() == Some(row.key_id.as_str())
+                        || (r.old_key_id == row.key_id && row.status == KeyStatus::Revoked)
+                })
             {
                 self.resume_claimed(open.rotation_id)?;
             }
