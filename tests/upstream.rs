@@ -420,6 +420,7 @@ pub(crate) fn python_venv(name: &str, imports: &str, packages: &[&str]) -> Optio
     };
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     let py = venv.join("bin/python3");
+    let _installing = crate::common::install_lock(name);
     if !ok(&py) {
         let made = std::process::Command::new("python3")
             .args(["-m", "venv"])
