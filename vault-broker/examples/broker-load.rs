@@ -5,7 +5,7 @@
 //!
 //! Modes (arguments are `key=value`):
 //! - `load`: `conns` connections send `GET path` back to back for `secs`
-//!   seconds; prints requests/s and latency p50/p99 in microseconds.
+//!   seconds; prints requests/s and latency p50/p90/p99/p99.9 in microseconds.
 //! - `idle`: opens `conns` tunnels, one request each, then holds them open
 //!   for `secs` seconds (the script reads the proxy's RSS meanwhile).
 //! - `stream`: one `GET path` whose answer is server-sent events carrying
@@ -213,11 +213,13 @@ async fn main() {
             }
             all.sort_unstable();
             println!(
-                "requests {} rps {:.0} p50_us {} p99_us {}",
+                "requests {} rps {:.0} p50_us {} p90_us {} p99_us {} p999_us {}",
                 all.len(),
                 all.len() as f64 / a.secs as f64,
                 percentile(&all, 0.50),
-                percentile(&all, 0.99)
+                percentile(&all, 0.90),
+                percentile(&all, 0.99),
+                percentile(&all, 0.999)
             );
         }
         "idle" => {

@@ -70,7 +70,7 @@ pub use crate::policy::{Policy, PolicyDoc};
 pub use crate::rotation_step::{RotationReason, RotationStep};
 pub use crate::secret::{SecretBytes, SecretString};
 pub use crate::store::pg::KeyChanges;
-pub use crate::store::LATEST_SCHEMA_VERSION;
+pub use crate::store::{WalCheckpointer, WalProgress, LATEST_SCHEMA_VERSION};
 pub use crate::token::{Scope, TokenClaims, TokenSigner};
 pub use crate::vault::{
     validate_value, AgentInfo, ApprovalInfo, AuditCheckpoint, AuditPruned, AuditQuery, AuditRecord,

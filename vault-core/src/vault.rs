@@ -158,6 +158,14 @@ impl Vault {
         (out, committed)
     }
 
+    /// Hands this vault's WAL checkpoints to the returned checkpointer, for a
+    /// server to run on a thread of its own, so that no request's commit
+    /// pays for one (store/wal_checkpoint.rs). `None` on PostgreSQL or a
+    /// file not in WAL mode, where there is nothing to hand over.
+    pub fn checkpoint_elsewhere(&self) -> Result<Option<store::WalCheckpointer>> {
+        self.store.checkpoint_elsewhere()
+    }
+
     /// The store's handle, for a read outside the vault's own families
     /// (the scanner's known credentials, [`crate::known`]).
     pub(crate) fn conn(&self) -> &store::Handle {
@@ -204,3 +212,5 @@ mod egress_key_tests;
 mod integrity_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wal_checkpoint_tests;

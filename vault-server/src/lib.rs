@@ -13,6 +13,7 @@
 #![deny(missing_docs)]
 
 pub mod broker;
+mod checkpoints;
 pub mod conn;
 mod console;
 mod denials;

@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use tokio::sync::oneshot;
 use vault_core::Vault;
 
+use crate::checkpoints::CheckpointThread;
 use crate::error::ApiError;
 
 /// Most jobs sharing one commit.
@@ -33,11 +34,14 @@ enum Job {
 pub(crate) struct Worker {
     jobs: Option<mpsc::Sender<Job>>,
     thread: Option<JoinHandle<()>>,
+    /// The WAL's checkpoints, off this thread (stopped after it).
+    _checkpoints: Option<CheckpointThread>,
 }
 
 impl Worker {
     /// Moves `vault` onto its own thread.
     pub(crate) fn start(vault: Vault) -> std::io::Result<Worker> {
+        let checkpoints = CheckpointThread::start(&vault);
         let (jobs, queue) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("vault".into())
@@ -45,6 +49,7 @@ impl Worker {
         Ok(Worker {
             jobs: Some(jobs),
             thread: Some(thread),
+            _checkpoints: checkpoints,
         })
     }
 

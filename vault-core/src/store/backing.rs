@@ -1,7 +1,7 @@
 //! The backend a vault holds, SQLite or PostgreSQL (issue 20): one enum
 //! over the two [`Store`]s, so the vault's methods are written once.
 
-use super::{pg, set_durable, Handle, ReadTx, Sqlite, Store, WriteTx};
+use super::{pg, set_durable, Handle, ReadTx, Sqlite, Store, WalCheckpointer, WriteTx};
 use crate::error::Result;
 use crate::Principal;
 
@@ -40,6 +40,15 @@ impl Backing {
 }
 
 impl Backing {
+    /// [`Sqlite::checkpoint_elsewhere`]; `None` on PostgreSQL, whose server
+    /// checkpoints by itself.
+    pub(crate) fn checkpoint_elsewhere(&self) -> Result<Option<WalCheckpointer>> {
+        match self {
+            Backing::Sqlite(s) => s.checkpoint_elsewhere(),
+            Backing::Postgres(_) => Ok(None),
+        }
+    }
+
     /// [`Sqlite::durability_for_tests`].
     #[cfg(test)]
     pub(crate) fn durability_for_tests(&self) -> (u64, i64) {

@@ -87,6 +87,7 @@ pub(crate) mod sql;
 pub(crate) mod tags;
 pub(crate) mod usage;
 mod vocab;
+mod wal_checkpoint;
 mod watch;
 
 use std::fs::OpenOptions;
@@ -97,6 +98,9 @@ pub(crate) use backing::Backing;
 pub use migrate::LATEST_SCHEMA_VERSION;
 pub(crate) use pg::RlsScope;
 pub(crate) use sql::Handle;
+#[cfg(test)]
+pub(crate) use wal_checkpoint::WRITER_BACKSTOP_PAGES;
+pub use wal_checkpoint::{WalCheckpointer, WalProgress};
 pub(crate) use watch::OwnWrites;
 
 use crate::error::{Error, Result};

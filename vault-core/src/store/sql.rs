@@ -265,6 +265,19 @@ impl Handle {
         Ok(Handle::sqlite(conn))
     }
 
+    /// A connection that only checkpoints the WAL (store/wal_checkpoint.rs):
+    /// no migrations, no busy handler (a `PASSIVE` checkpoint waits for no
+    /// one). FULL: the WAL is synced before it is copied from, the database
+    /// file after, before SQLite may reuse the WAL.
+    pub(crate) fn sqlite_checkpointer(path: &Path) -> Result<Handle> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.pragma_update(None, "synchronous", "full")?;
+        Ok(Handle::Sqlite(conn))
+    }
+
     /// Opens a SQLite database read-only, without migrating it.
     pub(crate) fn sqlite_read_only(path: &Path) -> Result<Handle> {
         let conn = Connection::open_with_flags(
