@@ -73,3 +73,68 @@ impl Drop for CheckpointThread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use vault_core::{
+        AgentName, KdfParams, Policy, Principal, SecretBytes, SecretPath, SecretString, Vault,
+        DB_FILE,
+    };
+
+    use crate::AppState;
+
+    /// Threads of this process with that name (nextest runs each test in a
+    /// process of its own).
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_server_on_sqlite_checkpoints_its_wal_on_a_thread_of_its_own_and_stops_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("v");
+        let pass = SecretString::new("pw".into());
+        let mut vault = Vault::init(&home, &pass, KdfParams::FLOOR).unwrap();
+        let hermes = AgentName::parse("hermes").unwrap();
+        vault
+            .add_agent(&Principal::Operator, &hermes, &Policy::default())
+            .unwrap();
+        let before = threads_named("wal-checkpoint");
+        let state = AppState::new(vault, SecretString::new("admin".into())).unwrap();
+        assert_eq!(threads_named("wal-checkpoint"), before + 1);
+        let db = home.join(DB_FILE);
+        let size = || std::fs::metadata(&db).unwrap().len();
+        let at_start = size();
+        // ~1,600 WAL pages: past SQLite's own autocheckpoint, short of the
+        // writer's backstop, so a vault.db that grows was checkpointed by
+        // the thread
+        state
+            .with_vault(|v| {
+                let path = SecretPath::parse("hermes/TOKEN").unwrap();
+                for i in 0..400 {
+                    let value = SecretBytes::new(format!("value {i}").into_bytes());
+                    v.set_secret(&Principal::Operator, &path, &value)?;
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while size() == at_start && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(size() > at_start, "vault.db never received the WAL's pages");
+        drop(state);
+        assert_eq!(
+            threads_named("wal-checkpoint"),
+            before,
+            "stopped with the server"
+        );
+    }
+}
