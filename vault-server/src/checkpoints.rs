@@ -95,6 +95,16 @@ mod tests {
             .count()
     }
 
+    /// Waits up to 10 s for `count` threads named `name`: a new thread
+    /// names itself once it runs, after `spawn` has returned.
+    async fn wait_for_threads(name: &str, count: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while threads_named(name) != count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        threads_named(name)
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_server_on_sqlite_checkpoints_its_wal_on_a_thread_of_its_own_and_stops_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -107,7 +117,10 @@ mod tests {
             .unwrap();
         let before = threads_named("wal-checkpoint");
         let state = AppState::new(vault, SecretString::new("admin".into())).unwrap();
-        assert_eq!(threads_named("wal-checkpoint"), before + 1);
+        assert_eq!(
+            wait_for_threads("wal-checkpoint", before + 1).await,
+            before + 1
+        );
         let db = home.join(DB_FILE);
         let size = || std::fs::metadata(&db).unwrap().len();
         let at_start = size();
