@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use vault_core::{Vault, WalCheckpointer};
 
-/// How often the WAL is looked at; a look that finds nothing new costs no
-/// disk flush. At 10,000 brokered requests a second this copies a few
-/// thousand pages at a time, well before the writer's backstop.
+/// How often the WAL is looked at; a look that finds nothing new copies and
+/// syncs nothing.
 pub(crate) const INTERVAL: Duration = Duration::from_millis(100);
 
 /// Handle to the checkpoint thread; dropping it stops the thread and waits.
